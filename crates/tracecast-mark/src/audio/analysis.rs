@@ -1,0 +1,189 @@
+//! Short-time spectra shared by embedding and detection: the mid signal, a
+//! log-magnitude spectrogram on the marked band, and its whitening.
+
+use std::sync::Arc;
+
+use realfft::{RealFftPlanner, RealToComplex};
+
+use super::layout::{FRAME, HOP};
+
+/// Half-width of the whitening box in bins.
+pub const WHITEN_BINS: usize = 16;
+/// Half-width of the whitening box in hops.
+pub const WHITEN_HOPS: usize = 12;
+/// Whitened values are clipped to ± this many dB so a transient or a codec's
+/// spectral hole cannot outvote many quiet cells.
+const CLIP_DB: f32 = 8.0;
+/// Power floor relative to the loudest bin of the frame (-60 dB).
+const RELATIVE_FLOOR: f32 = 1e-6;
+/// Power floor: about -90 dB below full scale in one bin.
+const FLOOR: f32 = 1e-9;
+
+/// The mid (mean of all channels) signal: what a mono downmix keeps.
+pub fn mid(channels: &[Vec<f32>]) -> Vec<f32> {
+    let n = channels.first().map_or(0, Vec::len);
+    let mut m = vec![0f32; n];
+    let scale = 1.0 / channels.len().max(1) as f32;
+    for ch in channels {
+        for (a, &b) in m.iter_mut().zip(ch) {
+            *a += b;
+        }
+    }
+    for a in &mut m {
+        *a *= scale;
+    }
+    m
+}
+
+/// Periodic Hann window.
+pub fn hann() -> Vec<f32> {
+    (0..FRAME)
+        .map(|n| {
+            let s = (std::f32::consts::PI * n as f32 / FRAME as f32).sin();
+            s * s
+        })
+        .collect()
+}
+
+/// Frames (hops) covering `len` samples: frame `t` reads `[t·HOP, t·HOP+FRAME)`.
+pub fn frame_count(len: usize) -> usize {
+    len.div_ceil(HOP)
+}
+
+/// A log-magnitude spectrogram of bins `[bin0, bin0 + bins)`, row per hop.
+pub struct Spectrogram {
+    pub hops: usize,
+    pub bin0: usize,
+    pub bins: usize,
+    pub db: Vec<f32>,
+}
+
+impl Spectrogram {
+    /// Computes the spectrogram of `signal` with a Hann window.
+    pub fn compute(signal: &[f32], bin0: usize, bins: usize) -> Self {
+        let hops = frame_count(signal.len());
+        let mut planner = RealFftPlanner::<f32>::new();
+        let fft: Arc<dyn RealToComplex<f32>> = planner.plan_fft_forward(FRAME);
+        let window = hann();
+        let mut input = fft.make_input_vec();
+        let mut output = fft.make_output_vec();
+        let mut scratch = fft.make_scratch_vec();
+        let mut db = vec![0f32; hops * bins];
+        for t in 0..hops {
+            let start = t * HOP;
+            let end = (start + FRAME).min(signal.len());
+            let n = end - start;
+            for i in 0..n {
+                input[i] = signal[start + i] * window[i];
+            }
+            input[n..].fill(0.0);
+            fft.process_with_scratch(&mut input, &mut output, &mut scratch)
+                .expect("buffer sizes come from the plan");
+            let row = &mut db[t * bins..(t + 1) * bins];
+            let band = &output[bin0..bin0 + bins];
+            // Bins far below the frame's loudest are floored: codecs discard
+            // them, and their wild level swings would only add noise.
+            let peak = band.iter().map(|c| c.re * c.re + c.im * c.im).fold(0.0, f32::max);
+            let floor = (peak * RELATIVE_FLOOR).max(FLOOR);
+            for (v, c) in row.iter_mut().zip(band) {
+                *v = 10.0 * (c.re * c.re + c.im * c.im + floor).log10();
+            }
+        }
+        Spectrogram {
+            hops,
+            bin0,
+            bins,
+            db,
+        }
+    }
+
+    /// Removes what the mark does not modulate: each frame's broadband
+    /// level (onsets, fades: a local mean across frequency) and then each
+    /// bin's sustained level (held notes: a local mean across time). What is
+    /// left is the fine time-frequency structure the mark lives in; it is
+    /// clipped so no single loud event outvotes many quiet cells.
+    pub fn whiten(&mut self) {
+        let (h, b) = (self.hops, self.bins);
+        if h == 0 || b == 0 {
+            return;
+        }
+        // Across frequency, per frame.
+        let mut prefix = vec![0f64; b + 1];
+        for t in 0..h {
+            let row = &mut self.db[t * b..(t + 1) * b];
+            for k in 0..b {
+                prefix[k + 1] = prefix[k] + f64::from(row[k]);
+            }
+            for (k, v) in row.iter_mut().enumerate() {
+                let lo = k.saturating_sub(WHITEN_BINS);
+                let hi = (k + WHITEN_BINS + 1).min(b);
+                *v -= ((prefix[hi] - prefix[lo]) / (hi - lo) as f64) as f32;
+            }
+        }
+        // Across time, per bin.
+        let mut col = vec![0f32; h];
+        let mut col_prefix = vec![0f64; h + 1];
+        for k in 0..b {
+            for t in 0..h {
+                col[t] = self.db[t * b + k];
+                col_prefix[t + 1] = col_prefix[t] + f64::from(col[t]);
+            }
+            for t in 0..h {
+                let lo = t.saturating_sub(WHITEN_HOPS);
+                let hi = (t + WHITEN_HOPS + 1).min(h);
+                let mean = ((col_prefix[hi] - col_prefix[lo]) / (hi - lo) as f64) as f32;
+                self.db[t * b + k] = (col[t] - mean).clamp(-CLIP_DB, CLIP_DB);
+            }
+        }
+    }
+
+    /// Value at hop `t`, absolute bin `bin` (0 outside the computed range).
+    #[inline]
+    pub fn at(&self, t: usize, bin: usize) -> f32 {
+        if t < self.hops && bin >= self.bin0 && bin < self.bin0 + self.bins {
+            self.db[t * self.bins + bin - self.bin0]
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Resamples a mono signal from `from` Hz to `to` Hz (band-limited, FFT
+/// based), keeping it aligned in time: output sample `i` is at time `i / to`.
+pub fn resample(signal: &[f32], from: u32, to: u32) -> Vec<f32> {
+    use rubato::{FftFixedIn, Resampler};
+    if from == to || signal.is_empty() {
+        return signal.to_vec();
+    }
+    const CHUNK: usize = 4096;
+    let Ok(mut r) = FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK, 2, 1) else {
+        return Vec::new();
+    };
+    let expected = (signal.len() as u64 * u64::from(to) / u64::from(from)) as usize;
+    let mut out = Vec::with_capacity(expected + CHUNK);
+    let mut pos = 0;
+    while pos < signal.len() {
+        let need = r.input_frames_next();
+        let result = if pos + need <= signal.len() {
+            r.process(&[&signal[pos..pos + need]], None)
+        } else {
+            r.process_partial(Some(&[&signal[pos..]]), None)
+        };
+        match result {
+            Ok(mut v) => out.append(&mut v[0]),
+            Err(_) => return Vec::new(),
+        }
+        pos += need;
+    }
+    // Flush what the filter still holds.
+    while out.len() < expected + r.output_delay() {
+        match r.process_partial::<&[f32]>(None, None) {
+            Ok(mut v) if !v[0].is_empty() => out.append(&mut v[0]),
+            _ => break,
+        }
+    }
+    let delay = r.output_delay().min(out.len());
+    out.drain(..delay);
+    out.truncate(expected);
+    out
+}

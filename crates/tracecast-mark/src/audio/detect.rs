@@ -1,0 +1,353 @@
+//! Finding and reading the mark, blind (without the original).
+//!
+//! 1. Whitened log spectrogram of the mid signal.
+//! 2. For a time scale τ (original hops per hop of the file) and a frequency
+//!    scale φ, every hop of the file is folded onto its phase within the
+//!    block: all repetitions of the block add up, so long files read far
+//!    above the noise and a 5-second excerpt still holds one block.
+//! 3. The sync cells are correlated at every block offset; the best offsets
+//!    are decoded (soft Viterbi) and kept only if the keyed tag verifies.
+//! 4. The plain scale (1, 1) is tried first; if it gives no verified mark,
+//!    speed changes (time and pitch together, as resampling does) and tempo
+//!    changes (time only) from -7% to +7% in 0.5% steps are searched.
+
+use super::analysis::{mid, resample, Spectrogram, WHITEN_BINS};
+use super::layout::{
+    bin_range, Layout, BANDS, BINS_PER_BAND, BLOCK_HOPS, CODED_BITS, FRAME, HOP, HOPS_PER_SLOT,
+};
+use super::{check_input, MarkError};
+use crate::code;
+use crate::key::MarkKey;
+use crate::payload::Payload;
+
+/// Largest speed or tempo change searched, as a fraction.
+pub const MAX_SCALE: f32 = 0.07;
+/// Step of the speed/tempo search.
+pub const SCALE_STEP: f32 = 0.005;
+/// Offsets decoded at the plain scale before the search.
+const PLAIN_CANDIDATES: usize = 3;
+/// Offsets decoded from the whole search.
+const SEARCH_CANDIDATES: usize = 8;
+/// Most payloads whose tag is checked per file; bounds the false-alarm
+/// probability (see [`false_alarm_probability`]).
+pub const MAX_TAG_CHECKS: usize = ANALYSIS_RATES * (PLAIN_CANDIDATES + SEARCH_CANDIDATES);
+/// Sample rates the mark is looked for at: the file's own, then 44.1 and
+/// 48 kHz (a lossy encoder may have resampled the copy, e.g. MP3 at 32 kbit/s
+/// is 16 kHz).
+const ANALYSIS_RATES: usize = 3;
+
+/// Probability that an unmarked file (or one marked under another key) is
+/// reported as marked: every checked payload must match a 4-bit version and
+/// a 24-bit keyed tag by chance.
+pub fn false_alarm_probability() -> f64 {
+    MAX_TAG_CHECKS as f64 * 2f64.powi(-28)
+}
+
+/// What detection found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// The ids, when a mark was found and its tag verified.
+    pub payload: Option<Payload>,
+    /// Whether the tag verified (a found mark always has `tag_ok`).
+    pub tag_ok: bool,
+    /// Share of coded bits that agree with the decoded payload, mapped to
+    /// 0 (chance) ..1 (all); 0 when nothing was found.
+    pub confidence: f32,
+    /// Sync correlation of the best candidate, in standard deviations.
+    pub sync_z: f32,
+    /// Speed factor of the best candidate (1.0 = unchanged).
+    pub speed: f32,
+    /// Tempo factor of the best candidate (1.0 = unchanged).
+    pub tempo: f32,
+    /// Block offset of the best candidate, in samples of the original.
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Scale {
+    /// Original hops per file hop.
+    time: f32,
+    /// File bin per original bin.
+    freq: f32,
+    speed: f32,
+    tempo: f32,
+}
+
+/// The block folded at one scale: cell sums for every block offset.
+struct Folded {
+    scale: Scale,
+    /// `cells[p * BANDS + band]`: sum of the cell starting at hop phase p.
+    cells: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    z: f32,
+    offset: usize,
+    scale_index: usize,
+}
+
+/// Detects a mark in `channels`. `progress(done, total)` is called as the
+/// search advances.
+pub fn detect(
+    channels: &[Vec<f32>],
+    sample_rate: u32,
+    key: &MarkKey,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Detection, MarkError> {
+    let first = channels.first().ok_or(MarkError::NoChannels)?;
+    if channels.iter().any(|c| c.len() != first.len()) {
+        return Err(MarkError::RaggedChannels);
+    }
+    if !(8_000..=192_000).contains(&sample_rate) {
+        return Err(MarkError::SampleRate(sample_rate));
+    }
+    if first.is_empty() {
+        return Err(MarkError::Empty);
+    }
+    let layout = Layout::new(key);
+    let signal = mid(channels);
+    let mut rates = Vec::with_capacity(ANALYSIS_RATES);
+    if check_input(channels, sample_rate).is_ok() {
+        rates.push(sample_rate);
+    }
+    for r in [44_100, 48_000] {
+        if !rates.contains(&r) {
+            rates.push(r);
+        }
+    }
+    rates.truncate(ANALYSIS_RATES);
+    let mut best: Option<Detection> = None;
+    for (i, &rate) in rates.iter().enumerate() {
+        let resampled;
+        let s = if rate == sample_rate {
+            &signal[..]
+        } else {
+            resampled = resample(&signal, sample_rate, rate);
+            &resampled[..]
+        };
+        let n = rates.len() as u64;
+        let d = detect_at(s, rate, &layout, key, &mut |done, total| {
+            progress(i as u64 * total + done, n * total)
+        });
+        if d.tag_ok {
+            return Ok(d);
+        }
+        if best.as_ref().is_none_or(|b| d.sync_z > b.sync_z) {
+            best = Some(d);
+        }
+    }
+    Ok(best.expect("at least one rate is tried"))
+}
+
+/// Detection on the mid signal at one analysis rate.
+fn detect_at(
+    signal: &[f32],
+    sample_rate: u32,
+    layout: &Layout,
+    key: &MarkKey,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Detection {
+    let (lo, hi) = bin_range(sample_rate);
+    let margin = ((hi as f32) * MAX_SCALE).ceil() as usize + 2;
+    let bin0 = lo.saturating_sub(WHITEN_BINS + margin).max(1);
+    let bins = (hi + WHITEN_BINS + margin).min(FRAME / 2) - bin0;
+    let mut spec = Spectrogram::compute(signal, bin0, bins);
+    spec.whiten();
+
+    let plain = Scale {
+        time: 1.0,
+        freq: 1.0,
+        speed: 1.0,
+        tempo: 1.0,
+    };
+    let mut scales = vec![plain];
+    let steps = (MAX_SCALE / SCALE_STEP).round() as i32;
+    for i in -steps..=steps {
+        if i == 0 {
+            continue;
+        }
+        let a = 1.0 + i as f32 * SCALE_STEP;
+        scales.push(Scale {
+            time: a,
+            freq: a,
+            speed: a,
+            tempo: 1.0,
+        });
+        scales.push(Scale {
+            time: a,
+            freq: 1.0,
+            speed: 1.0,
+            tempo: a,
+        });
+    }
+    let total = scales.len() as u64;
+
+    let mut best: Option<(Candidate, Detection)> = None;
+    let consider = |cand: Candidate, folded: &Folded, best: &mut Option<(Candidate, Detection)>| {
+        let d = decode_at(folded, cand, layout, key);
+        let better = match best {
+            None => true,
+            Some((_, b)) => (d.tag_ok && !b.tag_ok) || (d.tag_ok == b.tag_ok && d.sync_z > b.sync_z),
+        };
+        if better {
+            *best = Some((cand, d));
+        }
+    };
+
+    // The plain scale first: most copies are not time-scaled.
+    let folded = fold(&spec, lo, hi, plain);
+    let mut plain_cands = sync_candidates(&folded, layout, 0);
+    plain_cands.truncate(PLAIN_CANDIDATES);
+    for c in &plain_cands {
+        consider(*c, &folded, &mut best);
+        if best.as_ref().is_some_and(|(_, d)| d.tag_ok) {
+            progress(total, total);
+            return best.expect("just set").1;
+        }
+    }
+    progress(1, total);
+
+    // Search speed and tempo; keep the best offsets over all scales.
+    let mut all: Vec<Candidate> = Vec::new();
+    for (i, s) in scales.iter().enumerate().skip(1) {
+        let f = fold(&spec, lo, hi, *s);
+        let mut c = sync_candidates(&f, layout, i);
+        c.truncate(2);
+        all.extend(c);
+        progress(i as u64 + 1, total);
+    }
+    all.sort_by(|a, b| b.z.total_cmp(&a.z));
+    all.truncate(SEARCH_CANDIDATES);
+    for c in all {
+        let f = fold(&spec, lo, hi, scales[c.scale_index]);
+        consider(c, &f, &mut best);
+        if best.as_ref().is_some_and(|(_, d)| d.tag_ok) {
+            break;
+        }
+    }
+    best.map(|(_, d)| d).unwrap_or(Detection {
+        payload: None,
+        tag_ok: false,
+        confidence: 0.0,
+        sync_z: 0.0,
+        speed: 1.0,
+        tempo: 1.0,
+        offset: 0,
+    })
+}
+
+/// Folds the spectrogram onto one block at `scale`.
+fn fold(spec: &Spectrogram, lo: usize, hi: usize, scale: Scale) -> Folded {
+    // Bin of the file for each original marked bin.
+    let src_bins: Vec<usize> = (lo..hi)
+        .map(|b| ((b as f32 + 0.5) * scale.freq - 0.5).round() as usize)
+        .collect();
+    let mut phase_sum = vec![0f32; BLOCK_HOPS * BANDS];
+    for t in 0..spec.hops {
+        let p = ((t as f32 * scale.time).round() as usize) % BLOCK_HOPS;
+        let row = &mut phase_sum[p * BANDS..(p + 1) * BANDS];
+        for (k, &bin) in src_bins.iter().enumerate() {
+            row[k / BINS_PER_BAND] += spec.at(t, bin);
+        }
+    }
+    // A cell spans HOPS_PER_SLOT consecutive phases.
+    let mut cells = vec![0f32; BLOCK_HOPS * BANDS];
+    for p in 0..BLOCK_HOPS {
+        for i in 0..HOPS_PER_SLOT {
+            let q = (p + i) % BLOCK_HOPS;
+            for b in 0..BANDS {
+                cells[p * BANDS + b] += phase_sum[q * BANDS + b];
+            }
+        }
+    }
+    Folded { scale, cells }
+}
+
+#[inline]
+fn cell_at(f: &Folded, offset: usize, slot: u16, band: u16) -> f32 {
+    let p = (offset + slot as usize * HOPS_PER_SLOT) % BLOCK_HOPS;
+    f.cells[p * BANDS + band as usize]
+}
+
+/// Sync correlation at every block offset, best first.
+fn sync_candidates(f: &Folded, layout: &Layout, scale_index: usize) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = (0..BLOCK_HOPS)
+        .map(|offset| {
+            let mut score = 0.0f32;
+            let mut energy = 0.0f32;
+            for c in &layout.sync {
+                let v = cell_at(f, offset, c.slot, c.band);
+                score += f32::from(c.chip) * v;
+                energy += v * v;
+            }
+            let z = if energy > 0.0 { score / energy.sqrt() } else { 0.0 };
+            Candidate {
+                z,
+                offset,
+                scale_index,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.z.total_cmp(&a.z));
+    out
+}
+
+fn decode_at(f: &Folded, cand: Candidate, layout: &Layout, key: &MarkKey) -> Detection {
+    let mut soft = vec![0f32; CODED_BITS];
+    for (bit, cells) in layout.bits.iter().enumerate() {
+        soft[bit] = cells
+            .iter()
+            .map(|c| f32::from(c.chip) * cell_at(f, cand.offset, c.slot, c.band))
+            .sum();
+    }
+    let bits = code::decode(&soft);
+    let recoded = code::encode(&bits);
+    let agree = soft
+        .iter()
+        .zip(&recoded)
+        .filter(|(s, &r)| (**s > 0.0) == (r == 1))
+        .count();
+    let confidence = ((agree as f32 / CODED_BITS as f32 - 0.5) * 2.0).clamp(0.0, 1.0);
+    let (payload, ok) = match Payload::from_bits(&bits, key) {
+        Some((p, ok)) => (ok.then_some(p), ok),
+        None => (None, false),
+    };
+    // Offset in samples of the original timeline, for diagnostics.
+    let offset = (BLOCK_HOPS - cand.offset) % BLOCK_HOPS * HOP;
+    Detection {
+        payload,
+        tag_ok: ok,
+        confidence: if ok { confidence } else { 0.0 },
+        sync_z: cand.z,
+        speed: f.scale.speed,
+        tempo: f.scale.tempo,
+        offset,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod diag {
+    use super::*;
+
+    /// Reads at the true alignment: (sync z, share of coded bits right).
+    pub fn true_alignment(signal: &[f32], sr: u32, key: &MarkKey, payload: &Payload) -> (f32, f32) {
+        let layout = Layout::new(key);
+        let (lo, hi) = bin_range(sr);
+        let mut spec = Spectrogram::compute(signal, lo.saturating_sub(WHITEN_BINS), hi + WHITEN_BINS - lo.saturating_sub(WHITEN_BINS));
+        spec.whiten();
+        let plain = Scale { time: 1.0, freq: 1.0, speed: 1.0, tempo: 1.0 };
+        let f = fold(&spec, lo, hi, plain);
+        let cands = sync_candidates(&f, &layout, 0);
+        let z0 = cands.iter().find(|c| c.offset == 0).map(|c| c.z).unwrap_or(0.0);
+        let coded = code::encode(&payload.to_bits(key));
+        let mut right = 0;
+        for (bit, cells) in layout.bits.iter().enumerate() {
+            let s: f32 = cells.iter().map(|c| f32::from(c.chip) * cell_at(&f, 0, c.slot, c.band)).sum();
+            if (s > 0.0) == (coded[bit] == 1) {
+                right += 1;
+            }
+        }
+        (z0, right as f32 / CODED_BITS as f32)
+    }
+}

@@ -1,0 +1,92 @@
+//! Where and how the audio mark sits: the time-frequency grid of cells, and
+//! the key-derived assignment of cells to sync and payload bits.
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use crate::code;
+use crate::key::MarkKey;
+use crate::payload::PAYLOAD_BITS;
+
+/// STFT frame length in samples.
+pub const FRAME: usize = 1024;
+/// Hop between frames (half a frame).
+pub const HOP: usize = FRAME / 2;
+/// Frames (hops) per cell in time: a cell lasts 2048 samples (46 ms at 44.1 kHz).
+pub const HOPS_PER_SLOT: usize = 4;
+/// Cells per block in time; a block lasts 96 × 2048 samples (4.46 s at
+/// 44.1 kHz) so any 5-second excerpt holds one whole block, cyclically.
+pub const SLOTS: usize = 96;
+/// Hops per block.
+pub const BLOCK_HOPS: usize = SLOTS * HOPS_PER_SLOT;
+/// FFT bins per cell in frequency.
+pub const BINS_PER_BAND: usize = 6;
+/// Cells per block in frequency.
+pub const BANDS: usize = 36;
+/// Lowest marked frequency in Hz (below it music is too loud and tonal).
+pub const LOW_HZ: f32 = 300.0;
+/// Cells per block.
+pub const CELLS: usize = SLOTS * BANDS;
+/// Cells carrying the known sync pattern.
+pub const SYNC_CELLS: usize = 456;
+/// Coded payload bits per block.
+pub const CODED_BITS: usize = code::coded_len(PAYLOAD_BITS);
+
+/// One cell of the grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cell {
+    /// Time slot within the block, `0..SLOTS`.
+    pub slot: u16,
+    /// Band, `0..BANDS`.
+    pub band: u16,
+    /// Spreading chip: +1 or -1.
+    pub chip: i8,
+}
+
+/// The key's layout of one block.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Sync cells; their sign pattern is the chip alone.
+    pub sync: Vec<Cell>,
+    /// For each coded bit, its cells; a cell's sign is chip × bit (±1).
+    pub bits: Vec<Vec<Cell>>,
+}
+
+impl Layout {
+    /// Derives the layout from the key. Positions and chips are a
+    /// ChaCha20 stream seeded by a key-derived subkey.
+    pub fn new(key: &MarkKey) -> Self {
+        let mut rng = ChaCha20Rng::from_seed(key.derive(b"audio-layout/v1"));
+        let mut cells: Vec<Cell> = (0..SLOTS)
+            .flat_map(|slot| {
+                (0..BANDS).map(move |band| Cell {
+                    slot: slot as u16,
+                    band: band as u16,
+                    chip: 1,
+                })
+            })
+            .collect();
+        cells.shuffle(&mut rng);
+        for c in &mut cells {
+            c.chip = if rng.gen::<bool>() { 1 } else { -1 };
+        }
+        let sync = cells[..SYNC_CELLS].to_vec();
+        let mut bits = vec![Vec::new(); CODED_BITS];
+        for (i, c) in cells[SYNC_CELLS..].iter().enumerate() {
+            bits[i % CODED_BITS].push(*c);
+        }
+        Layout { sync, bits }
+    }
+}
+
+/// First FFT bin of the marked range at a sample rate.
+pub fn low_bin(sample_rate: u32) -> usize {
+    ((LOW_HZ * FRAME as f32 / sample_rate as f32).round() as usize).max(2)
+}
+
+/// Marked bins `[low, high)` at a sample rate, clipped below Nyquist.
+pub fn bin_range(sample_rate: u32) -> (usize, usize) {
+    let lo = low_bin(sample_rate);
+    (lo, (lo + BANDS * BINS_PER_BAND).min(FRAME / 2 - 1))
+}

@@ -1,0 +1,36 @@
+//! The audio mark: embedding into and detecting from PCM samples.
+
+mod analysis;
+mod detect;
+mod embed;
+pub mod layout;
+
+pub use detect::{detect, false_alarm_probability, Detection, MAX_SCALE, MAX_TAG_CHECKS};
+pub use embed::{embed, EmbedConfig, EmbedReport};
+
+/// Errors of the audio mark.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MarkError {
+    #[error("no audio channels")]
+    NoChannels,
+    #[error("channels differ in length")]
+    RaggedChannels,
+    #[error("sample rate {0} Hz is outside the supported 22050-96000 Hz")]
+    SampleRate(u32),
+    #[error("the audio is empty")]
+    Empty,
+}
+
+pub(crate) fn check_input(channels: &[Vec<f32>], sample_rate: u32) -> Result<(), MarkError> {
+    let first = channels.first().ok_or(MarkError::NoChannels)?;
+    if channels.iter().any(|c| c.len() != first.len()) {
+        return Err(MarkError::RaggedChannels);
+    }
+    if !(22_050..=96_000).contains(&sample_rate) {
+        return Err(MarkError::SampleRate(sample_rate));
+    }
+    if first.is_empty() {
+        return Err(MarkError::Empty);
+    }
+    Ok(())
+}

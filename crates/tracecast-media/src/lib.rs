@@ -1,0 +1,77 @@
+//! Reading and writing media files for tracecast.
+//!
+//! This crate is the I/O edge of the mark engine: it turns files into planar
+//! `f32` PCM ([`Pcm`]) and back. Decoding goes through symphonia (WAV, FLAC,
+//! MP3, Ogg Vorbis, AAC in MP4/M4A); encoding writes WAV (hound) or FLAC
+//! (flacenc) at the input's sample rate and channel count.
+//!
+//! Every failure is a typed [`MediaError`]; malformed or truncated input never
+//! panics (see the property tests in `tests/`).
+
+mod decode;
+mod encode;
+pub mod synth;
+
+pub use decode::{decode_bytes, decode_file};
+pub use encode::{encode_file, encode_to_vec, OutputFormat};
+
+use std::path::PathBuf;
+
+/// Planar PCM audio: one `Vec<f32>` per channel, samples nominally in [-1, 1].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pcm {
+    /// Samples per second per channel.
+    pub sample_rate: u32,
+    /// One vector per channel, all the same length.
+    pub channels: Vec<Vec<f32>>,
+    /// Bit depth of the source when it had one (PCM, FLAC); `None` for lossy
+    /// sources. Encoders keep 24-bit sources at 24 bits.
+    pub bits_per_sample: Option<u32>,
+}
+
+impl Pcm {
+    /// Samples per channel.
+    pub fn frames(&self) -> usize {
+        self.channels.first().map_or(0, Vec::len)
+    }
+
+    /// Duration in seconds.
+    pub fn duration_secs(&self) -> f64 {
+        if self.sample_rate == 0 {
+            return 0.0;
+        }
+        self.frames() as f64 / f64::from(self.sample_rate)
+    }
+}
+
+/// Progress of a long operation: units done and, when known, the total.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, Option<u64>);
+
+/// Errors from reading or writing media.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unsupported or unrecognised media format{}", hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    UnsupportedFormat { hint: Option<String> },
+    #[error("no audio track in the file")]
+    NoAudioTrack,
+    #[error("malformed media: {0}")]
+    Malformed(String),
+    #[error("the file holds no decodable audio")]
+    Empty,
+    #[error("unsupported output extension {0:?}: use .wav or .flac")]
+    UnsupportedOutput(String),
+    #[error("cannot encode: {0}")]
+    Encode(String),
+    #[error("audio parameters out of range: {0}")]
+    Parameters(String),
+}

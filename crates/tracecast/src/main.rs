@@ -1,0 +1,32 @@
+//! The tracecast command line: thin wiring over the library crates.
+
+mod cli;
+mod demo;
+mod mark;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    let quiet = cli.quiet;
+    match cli.command {
+        cli::Command::Keygen(args) => mark::keygen(&args).map(|()| ExitCode::SUCCESS),
+        cli::Command::Mark(cli::MarkCommand::Embed(args)) => {
+            mark::embed(&args, quiet).map(|()| ExitCode::SUCCESS)
+        }
+        cli::Command::Mark(cli::MarkCommand::Detect(args)) => mark::detect(&args, quiet),
+        cli::Command::Demo(args) => demo::run(&args, quiet).map(|()| ExitCode::SUCCESS),
+    }
+}

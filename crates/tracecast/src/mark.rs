@@ -1,0 +1,172 @@
+//! `tracecast keygen` and `tracecast mark embed|detect`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::RngCore;
+use serde::Serialize;
+use tracecast_mark::audio::{self, EmbedConfig};
+use tracecast_mark::{MarkKey, Payload, KEY_LEN};
+
+use crate::cli::{DetectArgs, EmbedArgs, KeygenArgs};
+
+pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
+    let mut key = [0u8; KEY_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(&args.out)
+        .with_context(|| format!("cannot create key file {}", args.out.display()))?;
+    f.write_all(&key)?;
+    f.sync_all()?;
+    let k = MarkKey::from_bytes(key);
+    eprintln!(
+        "wrote mark key {} (fingerprint {})",
+        args.out.display(),
+        k.fingerprint()
+    );
+    Ok(())
+}
+
+pub fn read_key(path: &Path) -> anyhow::Result<MarkKey> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?;
+    MarkKey::parse(&bytes).with_context(|| format!("bad key file {}", path.display()))
+}
+
+/// A progress bar, hidden when quiet or not on a terminal.
+pub fn bar(quiet: bool, message: &'static str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(0);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {percent:>3}% {elapsed}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(message);
+    pb
+}
+
+fn decode(path: &Path, quiet: bool) -> anyhow::Result<tracecast_media::Pcm> {
+    let pb = bar(quiet, "decoding");
+    let mut progress = |done: u64, total: Option<u64>| {
+        if let Some(t) = total {
+            pb.set_length(t);
+        }
+        pb.set_position(done);
+    };
+    let pcm = tracecast_media::decode_file(path, Some(&mut progress))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    pb.finish_and_clear();
+    Ok(pcm)
+}
+
+pub fn embed(args: &EmbedArgs, quiet: bool) -> anyhow::Result<()> {
+    let key = read_key(&args.key)?;
+    // Refuse a bad output name before the long work.
+    tracecast_media::OutputFormat::from_path(&args.output)?;
+    let payload = Payload {
+        content_server: args.content_server,
+        edge: args.edge,
+        home: args.home,
+        user: args.user,
+    };
+    let mut pcm = decode(&args.input, quiet)?;
+    let pb = bar(quiet, "marking");
+    let report = audio::embed(
+        &mut pcm.channels,
+        pcm.sample_rate,
+        &key,
+        &payload,
+        &EmbedConfig::default(),
+        &mut |done, total| {
+            pb.set_length(total);
+            pb.set_position(done);
+        },
+    )
+    .with_context(|| format!("cannot mark {}", args.input.display()))?;
+    pb.finish_and_clear();
+    tracecast_media::encode_file(&pcm, &args.output)?;
+    if !quiet {
+        eprintln!(
+            "marked {} -> {} ({:.1} s, {} blocks, SNR {:.1} dB)",
+            args.input.display(),
+            args.output.display(),
+            pcm.duration_secs(),
+            report.blocks,
+            report.snr_db
+        );
+    }
+    Ok(())
+}
+
+/// The JSON line other tools parse; field order is part of the interface.
+#[derive(Serialize)]
+struct DetectJson {
+    found: bool,
+    content_server: Option<u16>,
+    edge: Option<u16>,
+    home: Option<u16>,
+    user: Option<u32>,
+    tag_ok: bool,
+    confidence: f64,
+}
+
+pub fn detect(args: &DetectArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let key = read_key(&args.key)?;
+    let pcm = decode(&args.file, quiet || args.json)?;
+    if pcm.frames() == 0 {
+        bail!("{} holds no audio", args.file.display());
+    }
+    let pb = bar(quiet || args.json, "searching");
+    let d = audio::detect(&pcm.channels, pcm.sample_rate, &key, &mut |done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    })
+    .with_context(|| format!("cannot search {}", args.file.display()))?;
+    pb.finish_and_clear();
+    let found = d.payload.is_some();
+    if args.json {
+        let p = d.payload;
+        let out = DetectJson {
+            found,
+            content_server: p.map(|p| p.content_server),
+            edge: p.map(|p| p.edge),
+            home: p.map(|p| p.home),
+            user: p.map(|p| p.user),
+            tag_ok: d.tag_ok,
+            confidence: (f64::from(d.confidence) * 1000.0).round() / 1000.0,
+        };
+        println!("{}", serde_json::to_string(&out)?);
+    } else if let Some(p) = d.payload {
+        println!(
+            "mark found: user {} via edge {}{} from content server {} (tag verified, confidence {:.2}; sync {:.1} sd, speed {:.3}, tempo {:.3})",
+            p.user,
+            p.edge,
+            if p.home != 0 { format!(" and home {}", p.home) } else { String::new() },
+            p.content_server,
+            d.confidence,
+            d.sync_z,
+            d.speed,
+            d.tempo
+        );
+    } else {
+        println!("no mark found under this key (best sync {:.1} sd)", d.sync_z);
+    }
+    Ok(if found {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,162 @@
+//! Project chores. `cargo run --release -p xtask -- bench mark-audio [FILES...]`
+//! measures the audio mark: embed and detect speed, SNR, and a robustness
+//! table over the attacks done with the real tools.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use tracecast_attack::Attack;
+use tracecast_mark::audio::{self, EmbedConfig};
+use tracecast_mark::{MarkKey, Payload};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["bench", "mark-audio", files @ ..] => bench_mark_audio(files),
+        _ => {
+            eprintln!("usage: cargo run --release -p xtask -- bench mark-audio [AUDIO FILES...]");
+            std::process::exit(2)
+        }
+    }
+}
+
+/// Real music from Debian packages (asc-music), cut to 60 s from the middle,
+/// used when no files are named.
+fn default_tracks(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let sources = [
+        ("/usr/share/games/asc/music/frontiers.mp3", 30),
+        ("/usr/share/games/asc/music/machine_wars.mp3", 60),
+        ("/usr/share/games/asc/music/time_to_strike.mp3", 90),
+    ];
+    let mut out = Vec::new();
+    for (src, start) in sources {
+        if !Path::new(src).exists() {
+            bail!("{src} is missing: apt-get install asc-music (or name audio files)");
+        }
+        let name = Path::new(src).file_stem().unwrap_or_default().to_string_lossy();
+        let dst = dir.join(format!("{name}.wav"));
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-nostdin", "-ss", &start.to_string(), "-t", "60", "-i", src])
+            .args(["-ar", "44100", "-ac", "2"])
+            .arg(&dst)
+            .status()
+            .context("running ffmpeg")?;
+        if !status.success() {
+            bail!("ffmpeg could not convert {src}");
+        }
+        out.push(dst);
+    }
+    Ok(out)
+}
+
+fn bench_mark_audio(files: &[&str]) -> anyhow::Result<()> {
+    let missing = tracecast_attack::tools_missing();
+    if !missing.is_empty() {
+        bail!("missing tools: {missing:?} (apt-get install lame vorbis-tools ffmpeg sox)");
+    }
+    let work = tempfile::tempdir()?;
+    let tracks: Vec<PathBuf> = if files.is_empty() {
+        default_tracks(work.path())?
+    } else {
+        files.iter().map(PathBuf::from).collect()
+    };
+    let key = MarkKey::from_bytes(*b"tracecast-bench-key-0123456789ab");
+    let payload = Payload {
+        content_server: 7,
+        edge: 3,
+        home: 12,
+        user: 123_456,
+    };
+    let attacks = Attack::all();
+    let mut table: Vec<Vec<String>> = vec![Vec::new(); attacks.len()];
+    let (mut embed_rt, mut detect_rt) = (Vec::new(), Vec::new());
+    println!("tracecast audio mark benchmark (one core, release build)\n");
+    println!("{:<22} {:>7} {:>9} {:>12} {:>12}", "track", "secs", "SNR dB", "embed x RT", "detect x RT");
+    for (ti, track) in tracks.iter().enumerate() {
+        let mut pcm = tracecast_media::decode_file(track, None)
+            .with_context(|| format!("reading {}", track.display()))?;
+        let secs = pcm.duration_secs();
+        let t0 = Instant::now();
+        let report = audio::embed(
+            &mut pcm.channels,
+            pcm.sample_rate,
+            &key,
+            &payload,
+            &EmbedConfig::default(),
+            &mut |_, _| {},
+        )?;
+        let embed_s = t0.elapsed().as_secs_f64();
+        let marked = work.path().join(format!("marked{ti}.wav"));
+        tracecast_media::encode_file(&pcm, &marked)?;
+        // Detect on what a user would hold: the written file, decoded.
+        let back = tracecast_media::decode_file(&marked, None)?;
+        let t0 = Instant::now();
+        let d = audio::detect(&back.channels, back.sample_rate, &key, &mut |_, _| {})?;
+        let detect_s = t0.elapsed().as_secs_f64();
+        if d.payload != Some(payload) {
+            bail!("no mark read back from the unattacked copy of {}", track.display());
+        }
+        embed_rt.push(secs / embed_s);
+        detect_rt.push(secs / detect_s);
+        let name = track.file_name().unwrap_or_default().to_string_lossy();
+        println!(
+            "{:<22} {:>7.1} {:>9.1} {:>12.0} {:>12.0}",
+            name, secs, report.snr_db, secs / embed_s, secs / detect_s
+        );
+        let dir = work.path().join(format!("attacks{ti}"));
+        std::fs::create_dir_all(&dir)?;
+        for (ai, attack) in attacks.iter().enumerate() {
+            let cell = match attack.apply(&marked, &dir) {
+                Ok(path) => {
+                    let pcm = tracecast_media::decode_file(&path, None)?;
+                    let d = audio::detect(&pcm.channels, pcm.sample_rate, &key, &mut |_, _| {})?;
+                    match d.payload {
+                        Some(p) if p == payload => format!("ok {:.2}", d.confidence),
+                        Some(_) => "WRONG".to_string(),
+                        None => "miss".to_string(),
+                    }
+                }
+                Err(e) => format!("error: {e}"),
+            };
+            table[ai].push(cell);
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!(
+        "\nmean: embed {:.0}x real time (target 500x), detect {:.0}x real time (target 150x)",
+        mean(&embed_rt),
+        mean(&detect_rt)
+    );
+    println!("\nrobustness (exact payload recovered; 'ok' shows the coded-bit confidence)\n");
+    print!("{:<28}", "attack");
+    for i in 0..tracks.len() {
+        print!(" {:>10}", format!("track {}", i + 1));
+    }
+    println!();
+    let mut passed = 0;
+    let mut total = 0;
+    for (attack, row) in attacks.iter().zip(&table) {
+        print!("{:<28}", attack.name());
+        for cell in row {
+            total += 1;
+            if cell.starts_with("ok") {
+                passed += 1;
+            }
+            print!(" {cell:>10}");
+        }
+        println!();
+    }
+    println!("\n{passed} of {total} attacked copies gave the exact payload");
+    println!(
+        "false-alarm bound per file: {:.1e} (at most {} tag checks of 28 bits)",
+        audio::false_alarm_probability(),
+        audio::MAX_TAG_CHECKS
+    );
+    println!(
+        "\npeer: audiowmark is not packaged for Debian and cannot be fetched here; the issue's\n\
+         figures for it on this machine: SNR 29-36 dB, embed 350-465x, detect 62-70x real time,\n\
+         fails tempo change with pitch kept."
+    );
+    Ok(())
+}
