@@ -13,9 +13,39 @@ use tracecast_mark::{MarkKey, Payload};
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["bench", "mark-audio", files @ ..] => bench_mark_audio(files),
+        ["bench", "mark-audio", rest @ ..] => {
+            let mut config = EmbedConfig::default();
+            let mut files = Vec::new();
+            let mut it = rest.iter();
+            while let Some(a) = it.next() {
+                match *a {
+                    "--strength" => {
+                        let f: f32 = it.next().context("--strength N")?.parse()?;
+                        config = config.scaled(f);
+                    }
+                    "--set" => {
+                        let kv = it.next().context("--set NAME=VALUE")?;
+                        let (k, v) = kv.split_once('=').context("--set NAME=VALUE")?;
+                        let v: f32 = v.parse()?;
+                        match k {
+                            "sync_db" => config.sync_db = v,
+                            "min_db" => config.min_db = v,
+                            "max_db" => config.max_db = v,
+                            "max_unit_db" => config.max_unit_db = v,
+                            "target_db" => config.target_db = v,
+                            "tilt" => config.tilt = v,
+                            _ => bail!("unknown setting {k}"),
+                        }
+                    }
+                    f => files.push(f),
+                }
+            }
+            bench_mark_audio(&files, config)
+        }
         _ => {
-            eprintln!("usage: cargo run --release -p xtask -- bench mark-audio [AUDIO FILES...]");
+            eprintln!(
+                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [AUDIO FILES...]"
+            );
             std::process::exit(2)
         }
     }
@@ -50,7 +80,7 @@ fn default_tracks(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn bench_mark_audio(files: &[&str]) -> anyhow::Result<()> {
+fn bench_mark_audio(files: &[&str], config: EmbedConfig) -> anyhow::Result<()> {
     let missing = tracecast_attack::tools_missing();
     if !missing.is_empty() {
         bail!("missing tools: {missing:?} (apt-get install lame vorbis-tools ffmpeg sox)");
@@ -83,7 +113,7 @@ fn bench_mark_audio(files: &[&str]) -> anyhow::Result<()> {
             pcm.sample_rate,
             &key,
             &payload,
-            &EmbedConfig::default(),
+            &config,
             &mut |_, _| {},
         )?;
         let embed_s = t0.elapsed().as_secs_f64();

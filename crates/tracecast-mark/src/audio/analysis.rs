@@ -1,8 +1,10 @@
 //! Short-time spectra shared by embedding and detection: the mid signal, a
 //! log-magnitude spectrogram on the marked band, and its whitening.
 
+use std::ops::Range;
 use std::sync::Arc;
 
+use realfft::num_complex::Complex32;
 use realfft::{RealFftPlanner, RealToComplex};
 
 use super::layout::{FRAME, HOP};
@@ -35,19 +37,93 @@ pub fn mid(channels: &[Vec<f32>]) -> Vec<f32> {
     m
 }
 
-/// Periodic Hann window.
-pub fn hann() -> Vec<f32> {
+/// Square-root periodic Hann window, used for analysis and synthesis alike:
+/// its square sums to one at a hop of half a frame, so analysis followed by
+/// overlap-add synthesis is exact.
+pub fn sqrt_hann() -> Vec<f32> {
     (0..FRAME)
-        .map(|n| {
-            let s = (std::f32::consts::PI * n as f32 / FRAME as f32).sin();
-            s * s
-        })
+        .map(|n| (std::f32::consts::PI * n as f32 / FRAME as f32).sin())
         .collect()
 }
 
 /// Frames (hops) covering `len` samples: frame `t` reads `[t·HOP, t·HOP+FRAME)`.
 pub fn frame_count(len: usize) -> usize {
     len.div_ceil(HOP)
+}
+
+/// Complex STFT of bins `[bin0, bin0 + bins)`, row per hop.
+pub struct Stft {
+    pub hops: usize,
+    pub bin0: usize,
+    pub bins: usize,
+    pub data: Vec<Complex32>,
+}
+
+impl Stft {
+    /// Computes the STFT of `signal` (sqrt-Hann window).
+    pub fn compute(signal: &[f32], bin0: usize, bins: usize) -> Self {
+        let hops = frame_count(signal.len());
+        let mut planner = RealFftPlanner::<f32>::new();
+        let fft: Arc<dyn RealToComplex<f32>> = planner.plan_fft_forward(FRAME);
+        let window = sqrt_hann();
+        let mut input = fft.make_input_vec();
+        let mut output = fft.make_output_vec();
+        let mut scratch = fft.make_scratch_vec();
+        let mut data = vec![Complex32::default(); hops * bins];
+        for t in 0..hops {
+            let start = t * HOP;
+            let end = (start + FRAME).min(signal.len());
+            let n = end - start;
+            for i in 0..n {
+                input[i] = signal[start + i] * window[i];
+            }
+            input[n..].fill(0.0);
+            fft.process_with_scratch(&mut input, &mut output, &mut scratch)
+                .expect("buffer sizes come from the plan");
+            data[t * bins..(t + 1) * bins].copy_from_slice(&output[bin0..bin0 + bins]);
+        }
+        Stft {
+            hops,
+            bin0,
+            bins,
+            data,
+        }
+    }
+
+    /// Row of hop `t`.
+    pub fn row(&self, t: usize) -> &[Complex32] {
+        &self.data[t * self.bins..(t + 1) * self.bins]
+    }
+}
+
+/// Overlap-add synthesis of `len` samples from band-limited spectra:
+/// `fill(t, spectrum)` writes hop `t`'s full half-spectrum (zeroed before).
+pub fn synthesize(len: usize, mut fill: impl FnMut(usize, &mut [Complex32])) -> Vec<f32> {
+    let hops = frame_count(len);
+    let mut planner = RealFftPlanner::<f32>::new();
+    let inv = planner.plan_fft_inverse(FRAME);
+    let window = sqrt_hann();
+    let mut spectrum = inv.make_input_vec();
+    let mut out = inv.make_output_vec();
+    let mut scratch = inv.make_scratch_vec();
+    let mut signal = vec![0f32; hops * HOP + FRAME];
+    let norm = 1.0 / FRAME as f32;
+    for t in 0..hops {
+        spectrum.fill(Complex32::default());
+        fill(t, &mut spectrum);
+        // A real signal's DC and Nyquist bins are real.
+        spectrum[0].im = 0.0;
+        let last = spectrum.len() - 1;
+        spectrum[last].im = 0.0;
+        inv.process_with_scratch(&mut spectrum, &mut out, &mut scratch)
+            .expect("buffer sizes come from the plan");
+        let start = t * HOP;
+        for i in 0..FRAME {
+            signal[start + i] += out[i] * window[i] * norm;
+        }
+    }
+    signal.truncate(len);
+    signal
 }
 
 /// A log-magnitude spectrogram of bins `[bin0, bin0 + bins)`, row per hop.
@@ -59,39 +135,45 @@ pub struct Spectrogram {
 }
 
 impl Spectrogram {
-    /// Computes the spectrogram of `signal` with a Hann window.
-    pub fn compute(signal: &[f32], bin0: usize, bins: usize) -> Self {
-        let hops = frame_count(signal.len());
-        let mut planner = RealFftPlanner::<f32>::new();
-        let fft: Arc<dyn RealToComplex<f32>> = planner.plan_fft_forward(FRAME);
-        let window = hann();
-        let mut input = fft.make_input_vec();
-        let mut output = fft.make_output_vec();
-        let mut scratch = fft.make_scratch_vec();
-        let mut db = vec![0f32; hops * bins];
-        for t in 0..hops {
-            let start = t * HOP;
-            let end = (start + FRAME).min(signal.len());
-            let n = end - start;
-            for i in 0..n {
-                input[i] = signal[start + i] * window[i];
+    /// Computes the spectrogram of `signal`.
+    pub fn compute(signal: &[f32], bin0: usize, bins: usize, peak: Range<usize>) -> Self {
+        Self::from_stft(&Stft::compute(signal, bin0, bins), None, peak)
+    }
+
+    /// Levels in dB of `stft`, plus `extra` (same shape) when given. The
+    /// floor of each frame is set from its loudest bin in `peak` (absolute
+    /// bins: the marked range, so bass outside it does not raise the floor).
+    pub fn from_stft(stft: &Stft, extra: Option<&Stft>, peak: Range<usize>) -> Self {
+        let p0 = peak.start.saturating_sub(stft.bin0).min(stft.bins);
+        let p1 = peak.end.saturating_sub(stft.bin0).clamp(p0, stft.bins);
+        let bins = stft.bins;
+        let mut db = vec![0f32; stft.hops * bins];
+        let mut power = vec![0f32; bins];
+        for t in 0..stft.hops {
+            let row = stft.row(t);
+            match extra {
+                Some(e) => {
+                    for ((p, a), b) in power.iter_mut().zip(row).zip(e.row(t)) {
+                        *p = (a + b).norm_sqr();
+                    }
+                }
+                None => {
+                    for (p, a) in power.iter_mut().zip(row) {
+                        *p = a.norm_sqr();
+                    }
+                }
             }
-            input[n..].fill(0.0);
-            fft.process_with_scratch(&mut input, &mut output, &mut scratch)
-                .expect("buffer sizes come from the plan");
-            let row = &mut db[t * bins..(t + 1) * bins];
-            let band = &output[bin0..bin0 + bins];
             // Bins far below the frame's loudest are floored: codecs discard
             // them, and their wild level swings would only add noise.
-            let peak = band.iter().map(|c| c.re * c.re + c.im * c.im).fold(0.0, f32::max);
+            let peak = power[p0..p1].iter().copied().fold(0.0, f32::max);
             let floor = (peak * RELATIVE_FLOOR).max(FLOOR);
-            for (v, c) in row.iter_mut().zip(band) {
-                *v = 10.0 * (c.re * c.re + c.im * c.im + floor).log10();
+            for (v, p) in db[t * bins..(t + 1) * bins].iter_mut().zip(&power) {
+                *v = 10.0 * (p + floor).log10();
             }
         }
         Spectrogram {
-            hops,
-            bin0,
+            hops: stft.hops,
+            bin0: stft.bin0,
             bins,
             db,
         }

@@ -152,7 +152,7 @@ fn detect_at(
     let margin = ((hi as f32) * MAX_SCALE).ceil() as usize + 2;
     let bin0 = lo.saturating_sub(WHITEN_BINS + margin).max(1);
     let bins = (hi + WHITEN_BINS + margin).min(FRAME / 2) - bin0;
-    let mut spec = Spectrogram::compute(signal, bin0, bins);
+    let mut spec = Spectrogram::compute(signal, bin0, bins, lo..hi);
     spec.whiten();
 
     let plain = Scale {
@@ -276,7 +276,7 @@ fn sync_candidates(f: &Folded, layout: &Layout, scale_index: usize) -> Vec<Candi
         .map(|offset| {
             let mut score = 0.0f32;
             let mut energy = 0.0f32;
-            for c in &layout.sync {
+            for c in layout.sync.iter().flatten() {
                 let v = cell_at(f, offset, c.slot, c.band);
                 score += f32::from(c.chip) * v;
                 energy += v * v;
@@ -334,7 +334,7 @@ pub(crate) mod diag {
     pub fn true_alignment(signal: &[f32], sr: u32, key: &MarkKey, payload: &Payload) -> (f32, f32) {
         let layout = Layout::new(key);
         let (lo, hi) = bin_range(sr);
-        let mut spec = Spectrogram::compute(signal, lo.saturating_sub(WHITEN_BINS), hi + WHITEN_BINS - lo.saturating_sub(WHITEN_BINS));
+        let mut spec = Spectrogram::compute(signal, lo.saturating_sub(WHITEN_BINS), hi + WHITEN_BINS - lo.saturating_sub(WHITEN_BINS), lo..hi);
         spec.whiten();
         let plain = Scale { time: 1.0, freq: 1.0, speed: 1.0, tempo: 1.0 };
         let f = fold(&spec, lo, hi, plain);

@@ -8,11 +8,11 @@
 //! spirit of improved spread spectrum). Every channel gets the same gains,
 //! so a mono downmix carries the same mark.
 
-use realfft::RealFftPlanner;
+use realfft::num_complex::Complex32;
 
-use super::analysis::{frame_count, mid, Spectrogram, WHITEN_BINS};
+use super::analysis::{frame_count, mid, synthesize, Spectrogram, Stft, WHITEN_BINS};
 use super::layout::{
-    bin_range, Layout, BANDS, BINS_PER_BAND, BLOCK_HOPS, CELLS, FRAME, HOP, HOPS_PER_SLOT,
+    bin_range, Cell, Layout, BANDS, BINS_PER_BAND, BLOCK_HOPS, CELLS, FRAME, HOPS_PER_SLOT, SLOTS,
 };
 use super::{check_input, MarkError};
 use crate::code;
@@ -23,23 +23,46 @@ use crate::payload::Payload;
 /// attacks in the benchmark (see the crate docs).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EmbedConfig {
-    /// Gain of sync cells, dB.
+    /// Mean whitened level each slot's sync cells must read at, dB.
     pub sync_db: f32,
     /// Least gain of payload cells, dB.
     pub min_db: f32,
-    /// Most gain of payload cells, dB.
+    /// Most gain of any cell, dB.
     pub max_db: f32,
+    /// Most gain per unit of weight (a cell of mean level), dB: bounds what
+    /// a group that reads badly may take from loud cells.
+    pub max_unit_db: f32,
     /// Mean whitened level each coded bit must read at, per cell, dB.
     pub target_db: f32,
+    /// How much quieter cells are favoured: a cell's gain is scaled by
+    /// (reference level / cell level)^tilt, so the mark's energy goes where
+    /// it costs the least signal-to-noise (0 = same gain everywhere).
+    pub tilt: f32,
+}
+
+impl EmbedConfig {
+    /// Every dB figure scaled by `factor` (tilt unchanged).
+    pub fn scaled(&self, factor: f32) -> Self {
+        EmbedConfig {
+            sync_db: self.sync_db * factor,
+            min_db: self.min_db * factor,
+            max_db: self.max_db * factor,
+            max_unit_db: self.max_unit_db * factor,
+            target_db: self.target_db * factor,
+            tilt: self.tilt,
+        }
+    }
 }
 
 impl Default for EmbedConfig {
     fn default() -> Self {
         EmbedConfig {
             sync_db: 0.5,
-            min_db: 0.3,
+            min_db: 0.2,
             max_db: 1.6,
+            max_unit_db: 1.2,
             target_db: 1.0,
+            tilt: 0.5,
         }
     }
 }
@@ -52,6 +75,49 @@ pub struct EmbedReport {
     /// Signal-to-noise ratio of marked vs original, dB, over all channels.
     pub snr_db: f64,
 }
+
+/// Per-cell gain weights from the unwhitened spectrogram: a cell quieter
+/// than its slot's mean level gets more gain, a louder one less.
+fn cell_weights(spec: &Spectrogram, lo: usize, hi: usize, blocks: usize, tilt: f32) -> Vec<f32> {
+    let mut w = vec![1f32; blocks * CELLS];
+    if tilt == 0.0 {
+        return w;
+    }
+    let mut level = [0f32; BANDS];
+    for block in 0..blocks {
+        for slot in 0..SLOTS {
+            let t0 = block * BLOCK_HOPS + slot * HOPS_PER_SLOT;
+            if t0 >= spec.hops {
+                continue;
+            }
+            let t1 = (t0 + HOPS_PER_SLOT).min(spec.hops);
+            for (band, l) in level.iter_mut().enumerate() {
+                let mut sum = 0.0;
+                let mut n = 0;
+                for t in t0..t1 {
+                    for j in 0..BINS_PER_BAND {
+                        let bin = lo + band * BINS_PER_BAND + j;
+                        if bin < hi {
+                            sum += spec.at(t, bin);
+                            n += 1;
+                        }
+                    }
+                }
+                *l = if n > 0 { sum / n as f32 } else { 0.0 };
+            }
+            let mean = level.iter().sum::<f32>() / BANDS as f32;
+            for (band, l) in level.iter().enumerate() {
+                let x = 10f32.powf((mean - l) * tilt / 10.0);
+                w[block * CELLS + slot * BANDS + band] = x.clamp(1.0 / MAX_WEIGHT, MAX_WEIGHT);
+            }
+        }
+    }
+    w
+}
+
+/// Largest ratio of a cell's gain weight to the mean (and of the mean to the
+/// smallest).
+const MAX_WEIGHT: f32 = 4.0;
 
 /// Share of a cell's gain the detector sees after the STFT round trip and
 /// whitening (measured; edges of a cell leak into neighbours).
@@ -76,113 +142,97 @@ pub fn embed(
     let (lo, hi) = bin_range(sample_rate);
     let hops = frame_count(len);
     let blocks = hops.div_ceil(BLOCK_HOPS);
-    let total_work = (hops * (channels.len() + 1)) as u64;
+    let side_passes = match channels.len() {
+        1 => 0,
+        2 => 2,
+        n => 2 * n,
+    };
+    let total_work = (hops * (2 + side_passes)) as u64;
+    let mut done = 0u64;
 
-    // What the detector would read from the host alone.
+    // What the detector would read off the host alone.
     let bin0 = lo.saturating_sub(WHITEN_BINS);
     let bins = (hi + WHITEN_BINS).min(FRAME / 2 + 1) - bin0;
-    let mut spec = Spectrogram::compute(&mid(channels), bin0, bins);
+    let mid_signal = mid(channels);
+    let x_mid = Stft::compute(&mid_signal, bin0, bins);
+    let mut spec = Spectrogram::from_stft(&x_mid, None, lo..hi);
+    let weights = cell_weights(&spec, lo, hi, blocks, config.tilt);
     spec.whiten();
-    progress(hops as u64, total_work);
+    done += hops as u64;
+    progress(done, total_work);
 
-    let cell_value = |block: usize, slot: usize, band: usize| -> Option<f32> {
-        let t0 = block * BLOCK_HOPS + slot * HOPS_PER_SLOT;
-        if t0 >= hops {
-            return None;
-        }
-        let mut sum = 0.0;
-        let mut n = 0;
-        for t in t0..(t0 + HOPS_PER_SLOT).min(hops) {
-            for j in 0..BINS_PER_BAND {
-                let bin = lo + band * BINS_PER_BAND + j;
-                if bin < hi {
-                    sum += spec.at(t, bin);
-                    n += 1;
-                }
-            }
-        }
-        (n > 0).then(|| sum / n as f32)
-    };
-
-    let mut gains = vec![0f32; blocks * CELLS];
-    for block in 0..blocks {
-        let g = &mut gains[block * CELLS..(block + 1) * CELLS];
-        for c in &layout.sync {
-            g[c.slot as usize * BANDS + c.band as usize] = f32::from(c.chip) * config.sync_db;
-        }
-        for (bit, cells) in layout.bits.iter().enumerate() {
-            let sign = signs[bit];
-            let mut read = 0.0;
-            let mut n = 0usize;
-            for c in cells {
-                if let Some(v) = cell_value(block, c.slot as usize, c.band as usize) {
-                    read += f32::from(c.chip) * sign * v;
-                    n += 1;
-                }
-            }
-            if n == 0 {
-                continue;
-            }
-            let need = (config.target_db * n as f32 - read) / (SEEN * n as f32);
-            let gain = need.clamp(config.min_db, config.max_db);
-            for c in cells {
-                g[c.slot as usize * BANDS + c.band as usize] = f32::from(c.chip) * sign * gain;
-            }
-        }
-    }
-
-    // Per band linear factor minus one, per cell: the difference signal is
-    // X·(10^(g/20) − 1) in the cell's bins.
-    let factors: Vec<f32> = gains.iter().map(|g| 10f32.powf(g / 20.0) - 1.0).collect();
-
-    let mut planner = RealFftPlanner::<f32>::new();
-    let fwd = planner.plan_fft_forward(FRAME);
-    let inv = planner.plan_fft_inverse(FRAME);
-    let window: Vec<f32> = (0..FRAME)
-        .map(|n| (std::f32::consts::PI * n as f32 / FRAME as f32).sin())
+    // Groups of cells whose sums the detector reads: a slot's sync cells
+    // (sign +1) and each coded bit's cells (sign of the bit).
+    let groups: Vec<(&[Cell], f32, f32)> = layout
+        .sync
+        .iter()
+        .map(|cells| (&cells[..], 1.0, config.sync_db))
+        .chain(
+            layout
+                .bits
+                .iter()
+                .zip(&signs)
+                .map(|(cells, &s)| (&cells[..], s, config.target_db)),
+        )
         .collect();
-    let mut input = fwd.make_input_vec();
-    let mut spectrum = fwd.make_output_vec();
-    let mut fscratch = fwd.make_scratch_vec();
-    let mut iscratch = inv.make_scratch_vec();
-    let mut out = inv.make_output_vec();
+
+    // Pass 1: gains from the host reading (open loop).
+    let mut units = vec![0f32; blocks * groups.len()];
+    let host_reads = group_reads(&spec, lo, hi, blocks, &groups, &weights);
+    let cell_weights_of = |block: usize, gi: usize| -> Vec<f32> {
+        groups[gi]
+            .0
+            .iter()
+            .map(|c| weights[block * CELLS + c.slot as usize * BANDS + c.band as usize])
+            .collect()
+    };
+    for (i, r) in host_reads.iter().enumerate() {
+        let w = cell_weights_of(i / groups.len(), i % groups.len());
+        let need = (r.target * r.n as f32 - r.read) / SEEN;
+        units[i] = solve_unit(need, &w, config);
+    }
+    let factors = cell_factors(&units, &groups, &weights, blocks, config);
+
+    // Pass 2: mark the mid, read it as the detector would, and top up every
+    // group that still reads short (closed loop: the STFT round trip and the
+    // whitening move readings in ways no constant captures).
+
+    // Output: the mid's difference goes to every channel; each channel's
+    // own difference from the mid is marked too, so every channel carries
+    // the same gains on its own content.
+    let diff_mid = synthesize(len, |t, spectrum| fill(t, spectrum, &x_mid, &factors, lo, hi));
+    drop(x_mid);
+    done += hops as u64;
+    progress(done, total_work);
+    let residual_diffs: Vec<Vec<f32>> = match channels.len() {
+        1 => Vec::new(),
+        2 => {
+            let side: Vec<f32> = channels[0]
+                .iter()
+                .zip(&channels[1])
+                .map(|(l, r)| 0.5 * (l - r))
+                .collect();
+            let x_side = Stft::compute(&side, lo, hi - lo);
+            let ds = synthesize(len, |t, spectrum| fill(t, spectrum, &x_side, &factors, lo, hi));
+            let neg: Vec<f32> = ds.iter().map(|v| -v).collect();
+            vec![ds, neg]
+        }
+        _ => channels
+            .iter()
+            .map(|c| {
+                let own: Vec<f32> = c.iter().zip(&mid_signal).map(|(a, m)| a - m).collect();
+                let x = Stft::compute(&own, lo, hi - lo);
+                synthesize(len, |t, spectrum| fill(t, spectrum, &x, &factors, lo, hi))
+            })
+            .collect(),
+    };
     let mut signal_energy = 0f64;
     let mut diff_energy = 0f64;
-    let norm = 1.0 / FRAME as f32;
-    let mut done = hops as u64;
-    for ch in channels.iter_mut() {
-        let mut diff = vec![0f32; len + FRAME];
-        for t in 0..hops {
-            let start = t * HOP;
-            let end = (start + FRAME).min(len);
-            let n = end - start;
-            for i in 0..n {
-                input[i] = ch[start + i] * window[i];
-            }
-            input[n..].fill(0.0);
-            fwd.process_with_scratch(&mut input, &mut spectrum, &mut fscratch)
-                .expect("buffer sizes come from the plan");
-            let block = t / BLOCK_HOPS;
-            let slot = (t % BLOCK_HOPS) / HOPS_PER_SLOT;
-            let row = &factors[block * CELLS + slot * BANDS..block * CELLS + (slot + 1) * BANDS];
-            spectrum[..lo].fill(Default::default());
-            for (k, v) in spectrum[lo..hi].iter_mut().enumerate() {
-                *v *= row[k / BINS_PER_BAND];
-            }
-            spectrum[hi..].fill(Default::default());
-            inv.process_with_scratch(&mut spectrum, &mut out, &mut iscratch)
-                .expect("buffer sizes come from the plan");
-            for i in 0..FRAME {
-                diff[start + i] += out[i] * window[i] * norm;
-            }
-            done += 1;
-            if t % 1024 == 0 {
-                progress(done, total_work);
-            }
-        }
-        for (s, d) in ch.iter_mut().zip(&diff) {
+    for (c, ch) in channels.iter_mut().enumerate() {
+        for (i, s) in ch.iter_mut().enumerate() {
+            let d = diff_mid[i] + residual_diffs.get(c).map_or(0.0, |r| r[i]);
             signal_energy += f64::from(*s) * f64::from(*s);
-            diff_energy += f64::from(*d) * f64::from(*d);
+            diff_energy += f64::from(d) * f64::from(d);
             *s += d;
         }
     }
@@ -193,6 +243,127 @@ pub fn embed(
         f64::INFINITY
     };
     Ok(EmbedReport { blocks, snr_db })
+}
+
+/// A group's reading in one block.
+#[derive(Debug, Clone, Copy, Default)]
+struct GroupRead {
+    /// Sum of chip × sign × cell value.
+    read: f32,
+    /// Sum of the cells' gain weights.
+    weight: f32,
+    /// Cells present (the last block may be short).
+    n: usize,
+    /// The group's target per cell.
+    target: f32,
+}
+
+/// Sum of cell gains (dB) for a unit gain: each cell gets unit × weight,
+/// capped at `max_db`.
+fn total_gain(unit: f32, weights: &[f32], config: &EmbedConfig) -> f32 {
+    weights.iter().map(|w| (unit * w).min(config.max_db)).sum()
+}
+
+/// The unit gain whose total is `wanted` dB (bisection; the total is
+/// monotone in the unit), within `[min_db, max_unit_db]`.
+fn solve_unit(wanted: f32, weights: &[f32], config: &EmbedConfig) -> f32 {
+    let (mut a, mut b) = (config.min_db, config.max_unit_db);
+    if total_gain(a, weights, config) >= wanted {
+        return a;
+    }
+    if total_gain(b, weights, config) <= wanted {
+        return b;
+    }
+    for _ in 0..24 {
+        let m = 0.5 * (a + b);
+        if total_gain(m, weights, config) < wanted {
+            a = m;
+        } else {
+            b = m;
+        }
+    }
+    b
+}
+
+fn group_reads(
+    spec: &Spectrogram,
+    lo: usize,
+    hi: usize,
+    blocks: usize,
+    groups: &[(&[Cell], f32, f32)],
+    weights: &[f32],
+) -> Vec<GroupRead> {
+    let mut out = vec![GroupRead::default(); blocks * groups.len()];
+    for block in 0..blocks {
+        let w = &weights[block * CELLS..(block + 1) * CELLS];
+        for (gi, (cells, sign, target)) in groups.iter().enumerate() {
+            let r = &mut out[block * groups.len() + gi];
+            r.target = *target;
+            for c in cells.iter() {
+                if let Some(v) = cell_value(spec, lo, hi, block, c.slot as usize, c.band as usize) {
+                    r.read += f32::from(c.chip) * sign * v;
+                    r.weight += w[c.slot as usize * BANDS + c.band as usize];
+                    r.n += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Mean of a cell's whitened values, `None` past the end of the audio.
+fn cell_value(spec: &Spectrogram, lo: usize, hi: usize, block: usize, slot: usize, band: usize) -> Option<f32> {
+    let t0 = block * BLOCK_HOPS + slot * HOPS_PER_SLOT;
+    if t0 >= spec.hops {
+        return None;
+    }
+    let mut sum = 0.0;
+    let mut n = 0;
+    for t in t0..(t0 + HOPS_PER_SLOT).min(spec.hops) {
+        for j in 0..BINS_PER_BAND {
+            let bin = lo + band * BINS_PER_BAND + j;
+            if bin < hi {
+                sum += spec.at(t, bin);
+                n += 1;
+            }
+        }
+    }
+    (n > 0).then(|| sum / n as f32)
+}
+
+/// Linear factor minus one for every cell of every block: the difference
+/// signal is X·(10^(g/20) − 1) in the cell's bins.
+fn cell_factors(
+    units: &[f32],
+    groups: &[(&[Cell], f32, f32)],
+    weights: &[f32],
+    blocks: usize,
+    config: &EmbedConfig,
+) -> Vec<f32> {
+    let mut f = vec![0f32; blocks * CELLS];
+    for block in 0..blocks {
+        for (gi, (cells, sign, _)) in groups.iter().enumerate() {
+            let unit = units[block * groups.len() + gi];
+            for c in cells.iter() {
+                let i = block * CELLS + c.slot as usize * BANDS + c.band as usize;
+                let g = f32::from(c.chip) * sign * (unit * weights[i]).min(config.max_db);
+                f[i] = 10f32.powf(g / 20.0) - 1.0;
+            }
+        }
+    }
+    f
+}
+
+/// Writes hop `t`'s difference spectrum: the source's marked bins times
+/// their cell factor.
+fn fill(t: usize, spectrum: &mut [Complex32], x: &Stft, factors: &[f32], lo: usize, hi: usize) {
+    let block = t / BLOCK_HOPS;
+    let slot = (t % BLOCK_HOPS) / HOPS_PER_SLOT;
+    let row = &factors[block * CELLS + slot * BANDS..block * CELLS + (slot + 1) * BANDS];
+    let src = x.row(t);
+    for bin in lo..hi {
+        spectrum[bin] = src[bin - x.bin0] * row[(bin - lo) / BINS_PER_BAND];
+    }
 }
 
 #[cfg(test)]
@@ -211,17 +382,17 @@ mod tests {
         let bin0 = lo.saturating_sub(WHITEN_BINS);
         let bins = hi + WHITEN_BINS - bin0;
         let before = {
-            let mut s = Spectrogram::compute(&x, bin0, bins);
+            let mut s = Spectrogram::compute(&x, bin0, bins, lo..hi);
             s.whiten();
             s
         };
         let mut y = vec![x.clone()];
         let payload = Payload { content_server: 1, edge: 2, home: 3, user: 4 };
         let key = MarkKey::from_bytes([7; 32]);
-        let cfg = EmbedConfig { sync_db: 1.0, min_db: 1.0, max_db: 1.0, target_db: 0.0 };
+        let cfg = EmbedConfig { sync_db: 1.0, min_db: 1.0, max_db: 1.0, max_unit_db: 1.0, target_db: 0.0, tilt: 0.0 };
         embed(&mut y, sr, &key, &payload, &cfg, &mut |_, _| {}).unwrap();
         let after = {
-            let mut s = Spectrogram::compute(&y[0], bin0, bins);
+            let mut s = Spectrogram::compute(&y[0], bin0, bins, lo..hi);
             s.whiten();
             s
         };
@@ -229,7 +400,7 @@ mod tests {
         let mut sum = 0.0;
         let mut n = 0.0;
         for block in 0..3 {
-            for c in &layout.sync {
+            for c in layout.sync.iter().flatten() {
                 let t0 = block * BLOCK_HOPS + c.slot as usize * HOPS_PER_SLOT;
                 let mut d = 0.0;
                 for t in t0..t0 + HOPS_PER_SLOT {

@@ -28,8 +28,10 @@ pub const BANDS: usize = 36;
 pub const LOW_HZ: f32 = 300.0;
 /// Cells per block.
 pub const CELLS: usize = SLOTS * BANDS;
+/// Sync cells per slot.
+pub const SYNC_PER_SLOT: usize = 5;
 /// Cells carrying the known sync pattern.
-pub const SYNC_CELLS: usize = 456;
+pub const SYNC_CELLS: usize = SYNC_PER_SLOT * SLOTS;
 /// Coded payload bits per block.
 pub const CODED_BITS: usize = code::coded_len(PAYLOAD_BITS);
 
@@ -45,10 +47,16 @@ pub struct Cell {
 }
 
 /// The key's layout of one block.
+///
+/// Every coded bit's cells lie in one slot or two adjacent ones (spread over
+/// frequency), and the coded bits are placed in key order over the block.
+/// Keeping a bit short in time means that a window of one block length
+/// starting anywhere cuts through at most two bits: every other bit is read
+/// whole from one block, where the embedder made sure it reads right.
 #[derive(Debug, Clone)]
 pub struct Layout {
-    /// Sync cells; their sign pattern is the chip alone.
-    pub sync: Vec<Cell>,
+    /// Sync cells, grouped by slot; their sign is the chip alone.
+    pub sync: Vec<Vec<Cell>>,
     /// For each coded bit, its cells; a cell's sign is chip × bit (±1).
     pub bits: Vec<Vec<Cell>>,
 }
@@ -57,24 +65,34 @@ impl Layout {
     /// Derives the layout from the key. Positions and chips are a
     /// ChaCha20 stream seeded by a key-derived subkey.
     pub fn new(key: &MarkKey) -> Self {
-        let mut rng = ChaCha20Rng::from_seed(key.derive(b"audio-layout/v1"));
-        let mut cells: Vec<Cell> = (0..SLOTS)
-            .flat_map(|slot| {
-                (0..BANDS).map(move |band| Cell {
+        let mut rng = ChaCha20Rng::from_seed(key.derive(b"audio-layout/v2"));
+        let mut sync = Vec::with_capacity(SLOTS);
+        let mut payload_cells = Vec::with_capacity(CELLS - SYNC_CELLS);
+        for slot in 0..SLOTS {
+            let mut bands: Vec<u16> = (0..BANDS as u16).collect();
+            bands.shuffle(&mut rng);
+            let mut cells: Vec<Cell> = bands
+                .into_iter()
+                .map(|band| Cell {
                     slot: slot as u16,
-                    band: band as u16,
-                    chip: 1,
+                    band,
+                    chip: if rng.gen::<bool>() { 1 } else { -1 },
                 })
-            })
-            .collect();
-        cells.shuffle(&mut rng);
-        for c in &mut cells {
-            c.chip = if rng.gen::<bool>() { 1 } else { -1 };
+                .collect();
+            let rest = cells.split_off(SYNC_PER_SLOT);
+            sync.push(cells);
+            payload_cells.extend(rest);
         }
-        let sync = cells[..SYNC_CELLS].to_vec();
+        // Coded bits in a key-chosen order along the block, each taking a
+        // contiguous run of the slot-ordered payload cells.
+        let mut order: Vec<usize> = (0..CODED_BITS).collect();
+        order.shuffle(&mut rng);
         let mut bits = vec![Vec::new(); CODED_BITS];
-        for (i, c) in cells[SYNC_CELLS..].iter().enumerate() {
-            bits[i % CODED_BITS].push(*c);
+        let n = payload_cells.len();
+        for (rank, &bit) in order.iter().enumerate() {
+            let a = rank * n / CODED_BITS;
+            let b = (rank + 1) * n / CODED_BITS;
+            bits[bit] = payload_cells[a..b].to_vec();
         }
         Layout { sync, bits }
     }
