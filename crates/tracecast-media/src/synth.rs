@@ -1,5 +1,6 @@
 //! Generated music-like test material: chords of harmonic voices with
-//! attack/decay envelopes, a bass line and noise percussion, in stereo.
+//! attack/decay envelopes, a bass line and noise percussion, in stereo,
+//! with a little reverb.
 //! Deterministic for a seed, so tests and the demo need no downloaded media.
 
 use crate::Pcm;
@@ -42,7 +43,7 @@ pub fn music(seconds: f32, sample_rate: u32, seed: u64) -> Pcm {
                 let t = (i - start) as f32 / sr;
                 let env = (t * 40.0).min(1.0) * (-t * 2.5).exp();
                 let mut s = 0.0;
-                for h in 1..=6 {
+                for h in 1..=16 {
                     let hf = f * h as f32;
                     if hf < sr / 2.0 {
                         s += (phase[v] * h as f32).sin() / h as f32;
@@ -80,6 +81,23 @@ pub fn music(seconds: f32, sample_rate: u32, seed: u64) -> Pcm {
                 let x = 0.12 * (-t * 20.0).exp() * (rng.unit() * 2.0 - 1.0);
                 left[i] += x;
                 right[i] += x;
+            }
+        }
+    }
+    // A room: parallel feedback combs (a small Schroeder reverb) per side,
+    // so notes ring into each other as in a recording.
+    for (ch, delays) in [(&mut left, [1557usize, 1617, 1491, 1422]), (&mut right, [1277, 1356, 1188, 1116])] {
+        let dry = ch.clone();
+        let scale = sr / 44_100.0;
+        for d in delays {
+            let d = ((d as f32) * scale) as usize;
+            let mut buf = vec![0f32; n];
+            for i in 0..n {
+                let fb = if i >= d { buf[i - d] } else { 0.0 };
+                buf[i] = dry[i] + 0.8 * fb;
+            }
+            for (o, b) in ch.iter_mut().zip(&buf) {
+                *o += 0.06 * b;
             }
         }
     }

@@ -369,6 +369,7 @@ fn fill(t: usize, spectrum: &mut [Complex32], x: &Stft, factors: &[f32], lo: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::layout::HOP;
     use rand::{Rng, SeedableRng};
 
     /// Measures how much of a cell's gain the detector's reading sees.
@@ -416,29 +417,5 @@ mod tests {
         let seen = sum / n;
         eprintln!("seen fraction {seen}");
         assert!((seen - SEEN).abs() < 0.15, "seen {seen}");
-    }
-}
-
-#[cfg(test)]
-mod diag_tests {
-    use super::*;
-
-    #[test]
-    fn diag_synth() {
-        let key = MarkKey::from_bytes([7; 32]);
-        let payload = Payload { content_server: 1, edge: 2, home: 3, user: 4 };
-        for (name, mut ch, sr) in [
-            ("synth", tracecast_media::synth::music(40.0, 44100, 1).channels, 44100),
-            ("noise", {
-                use rand::{Rng, SeedableRng};
-                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-                vec![(0..44100 * 40).map(|_| rng.gen_range(-0.2f32..0.2)).collect::<Vec<f32>>()]
-            }, 44100),
-        ] {
-            let before = crate::audio::detect::diag::true_alignment(&mid(&ch), sr, &key, &payload);
-            let r = embed(&mut ch, sr, &key, &payload, &EmbedConfig::default(), &mut |_, _| {}).unwrap();
-            let after = crate::audio::detect::diag::true_alignment(&mid(&ch), sr, &key, &payload);
-            eprintln!("{name}: snr {:.1} before {before:?} after {after:?}", r.snr_db);
-        }
     }
 }

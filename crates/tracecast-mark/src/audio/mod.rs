@@ -19,6 +19,8 @@ pub enum MarkError {
     SampleRate(u32),
     #[error("the audio is empty")]
     Empty,
+    #[error("the audio holds non-finite samples (NaN or infinity)")]
+    NonFinite,
 }
 
 pub(crate) fn check_input(channels: &[Vec<f32>], sample_rate: u32) -> Result<(), MarkError> {
@@ -31,6 +33,9 @@ pub(crate) fn check_input(channels: &[Vec<f32>], sample_rate: u32) -> Result<(),
     }
     if first.is_empty() {
         return Err(MarkError::Empty);
+    }
+    if channels.iter().flatten().any(|s| !s.is_finite()) {
+        return Err(MarkError::NonFinite);
     }
     Ok(())
 }
