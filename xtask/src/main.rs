@@ -12,7 +12,12 @@ use tracecast_mark::{MarkKey, Payload};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["bench", "mark-audio", rest @ ..] => {
             let mut config = EmbedConfig::default();
             let mut files = Vec::new();
@@ -64,10 +69,24 @@ fn default_tracks(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         if !Path::new(src).exists() {
             bail!("{src} is missing: apt-get install asc-music (or name audio files)");
         }
-        let name = Path::new(src).file_stem().unwrap_or_default().to_string_lossy();
+        let name = Path::new(src)
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy();
         let dst = dir.join(format!("{name}.wav"));
         let status = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-nostdin", "-ss", &start.to_string(), "-t", "60", "-i", src])
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-nostdin",
+                "-ss",
+                &start.to_string(),
+                "-t",
+                "60",
+                "-i",
+                src,
+            ])
             .args(["-ar", "44100", "-ac", "2"])
             .arg(&dst)
             .status()
@@ -102,7 +121,10 @@ fn bench_mark_audio(files: &[&str], config: EmbedConfig) -> anyhow::Result<()> {
     let mut table: Vec<Vec<String>> = vec![Vec::new(); attacks.len()];
     let (mut embed_rt, mut detect_rt) = (Vec::new(), Vec::new());
     println!("tracecast audio mark benchmark (one core, release build)\n");
-    println!("{:<22} {:>7} {:>9} {:>12} {:>12}", "track", "secs", "SNR dB", "embed x RT", "detect x RT");
+    println!(
+        "{:<22} {:>7} {:>9} {:>12} {:>12}",
+        "track", "secs", "SNR dB", "embed x RT", "detect x RT"
+    );
     for (ti, track) in tracks.iter().enumerate() {
         let mut pcm = tracecast_media::decode_file(track, None)
             .with_context(|| format!("reading {}", track.display()))?;
@@ -125,14 +147,21 @@ fn bench_mark_audio(files: &[&str], config: EmbedConfig) -> anyhow::Result<()> {
         let d = audio::detect(&back.channels, back.sample_rate, &key, &mut |_, _| {})?;
         let detect_s = t0.elapsed().as_secs_f64();
         if d.payload != Some(payload) {
-            bail!("no mark read back from the unattacked copy of {}", track.display());
+            bail!(
+                "no mark read back from the unattacked copy of {}",
+                track.display()
+            );
         }
         embed_rt.push(secs / embed_s);
         detect_rt.push(secs / detect_s);
         let name = track.file_name().unwrap_or_default().to_string_lossy();
         println!(
             "{:<22} {:>7.1} {:>9.1} {:>12.0} {:>12.0}",
-            name, secs, report.snr_db, secs / embed_s, secs / detect_s
+            name,
+            secs,
+            report.snr_db,
+            secs / embed_s,
+            secs / detect_s
         );
         let dir = work.path().join(format!("attacks{ti}"));
         std::fs::create_dir_all(&dir)?;

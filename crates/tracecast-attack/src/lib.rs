@@ -119,28 +119,55 @@ impl Attack {
         match *self {
             Attack::Mp3(b) => {
                 let o = out("mp3");
-                run("lame", "lame", &["--quiet", "-b", &b.to_string(), &p(input), &p(&o)])?;
+                run(
+                    "lame",
+                    "lame",
+                    &["--quiet", "-b", &b.to_string(), &p(input), &p(&o)],
+                )?;
                 Ok(o)
             }
             Attack::Mp3Twice(a, b) => {
                 let first = dir.join(format!("{slug}.first.mp3"));
-                run("lame", "lame", &["--quiet", "-b", &a.to_string(), &p(input), &p(&first)])?;
+                run(
+                    "lame",
+                    "lame",
+                    &["--quiet", "-b", &a.to_string(), &p(input), &p(&first)],
+                )?;
                 let o = out("mp3");
                 run(
                     "lame",
                     "lame",
-                    &["--quiet", "--mp3input", "-b", &b.to_string(), &p(&first), &p(&o)],
+                    &[
+                        "--quiet",
+                        "--mp3input",
+                        "-b",
+                        &b.to_string(),
+                        &p(&first),
+                        &p(&o),
+                    ],
                 )?;
                 Ok(o)
             }
             Attack::Vorbis(q) => {
                 let o = out("ogg");
-                run("oggenc", "vorbis-tools", &["-Q", "-q", &q.to_string(), "-o", &p(&o), &p(input)])?;
+                run(
+                    "oggenc",
+                    "vorbis-tools",
+                    &["-Q", "-q", &q.to_string(), "-o", &p(&o), &p(input)],
+                )?;
                 Ok(o)
             }
             Attack::Aac(b) => {
                 let o = out("m4a");
-                ffmpeg(&["-i", &p(input), "-c:a", "aac", "-b:a", &format!("{b}k"), &p(&o)])?;
+                ffmpeg(&[
+                    "-i",
+                    &p(input),
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    &format!("{b}k"),
+                    &p(&o),
+                ])?;
                 Ok(o)
             }
             Attack::Resample(r) => {
@@ -153,7 +180,11 @@ impl Attack {
             }
             Attack::Volume(db) => {
                 let o = out("wav");
-                run("sox", "sox", &["-q", &p(input), &p(&o), "vol", &format!("{db}dB")])?;
+                run(
+                    "sox",
+                    "sox",
+                    &["-q", &p(input), &p(&o), "vol", &format!("{db}dB")],
+                )?;
                 Ok(o)
             }
             Attack::Noise(snr) => {
@@ -175,7 +206,11 @@ impl Attack {
             }
             Attack::Excerpt(s) => {
                 let o = out("wav");
-                run("sox", "sox", &[&p(input), &p(&o), "trim", "13.37", &s.to_string()])?;
+                run(
+                    "sox",
+                    "sox",
+                    &[&p(input), &p(&o), "trim", "13.37", &s.to_string()],
+                )?;
                 Ok(o)
             }
             Attack::Speed(pct) => {

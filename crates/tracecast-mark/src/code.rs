@@ -43,7 +43,7 @@ pub fn encode(bits: &[u8]) -> Vec<u8> {
 /// If `soft.len()` is not `coded_len(n)` for some `n`; callers size it from
 /// the same layout.
 pub fn decode(soft: &[f32]) -> Vec<u8> {
-    assert!(soft.len() % RATE_INV == 0 && soft.len() >= coded_len(0));
+    assert!(soft.len().is_multiple_of(RATE_INV) && soft.len() >= coded_len(0));
     let steps = soft.len() / RATE_INV;
     let n = steps - TAIL;
     // Expected coded symbols (±1) leaving each state for input 0 and 1.
@@ -104,7 +104,10 @@ mod tests {
         let bits: Vec<u8> = (0..108).map(|_| rng.gen_range(0..2)).collect();
         let coded = encode(&bits);
         assert_eq!(coded.len(), coded_len(108));
-        let soft: Vec<f32> = coded.iter().map(|&c| if c == 1 { 1.0 } else { -1.0 }).collect();
+        let soft: Vec<f32> = coded
+            .iter()
+            .map(|&c| if c == 1 { 1.0 } else { -1.0 })
+            .collect();
         assert_eq!(decode(&soft), bits);
     }
 

@@ -159,6 +159,15 @@ fn decode_source(
             "sample rate {sample_rate} Hz"
         )));
     }
+    // The container's sample count is authoritative: some encoders pad the
+    // last frame (flacenc pads to its block size) and report the true length.
+    if let Some(total) = total {
+        if (total as usize) < channels[0].len() && total > 0 {
+            for ch in &mut channels {
+                ch.truncate(total as usize);
+            }
+        }
+    }
     // Lossy codecs may produce out-of-range garbage on damaged input.
     for ch in &mut channels {
         for s in ch.iter_mut() {
@@ -167,13 +176,12 @@ fn decode_source(
             }
         }
     }
-    let bits_per_sample = if params.codec == symphonia::core::codecs::CODEC_TYPE_FLAC
-        || is_pcm(params.codec)
-    {
-        params.bits_per_sample
-    } else {
-        None
-    };
+    let bits_per_sample =
+        if params.codec == symphonia::core::codecs::CODEC_TYPE_FLAC || is_pcm(params.codec) {
+            params.bits_per_sample
+        } else {
+            None
+        };
     Ok(Pcm {
         sample_rate,
         channels,

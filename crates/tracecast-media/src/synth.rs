@@ -28,12 +28,17 @@ pub fn music(seconds: f32, sample_rate: u32, seed: u64) -> Pcm {
     let mut left = vec![0f32; n];
     let mut right = vec![0f32; n];
     let beat = (sr * 0.5) as usize; // 120 bpm
-    // Chord roots in semitones from A3 (220 Hz), a loop of four chords.
+                                    // Chord roots in semitones from A3 (220 Hz), a loop of four chords.
     let progression = [0i32, 5, 7, 3];
     let mut phase = [0f32; 16];
     for (b, start) in (0..n).step_by(beat.max(1)).enumerate() {
         let chord = progression[(b / 4) % progression.len()];
-        let notes = [chord, chord + 4, chord + 7, chord + 12 + (rng.next() % 3) as i32];
+        let notes = [
+            chord,
+            chord + 4,
+            chord + 7,
+            chord + 12 + (rng.next() % 3) as i32,
+        ];
         let end = (start + beat).min(n);
         let pan = rng.unit();
         for (v, &semi) in notes.iter().enumerate() {
@@ -86,7 +91,10 @@ pub fn music(seconds: f32, sample_rate: u32, seed: u64) -> Pcm {
     }
     // A room: parallel feedback combs (a small Schroeder reverb) per side,
     // so notes ring into each other as in a recording.
-    for (ch, delays) in [(&mut left, [1557usize, 1617, 1491, 1422]), (&mut right, [1277, 1356, 1188, 1116])] {
+    for (ch, delays) in [
+        (&mut left, [1557usize, 1617, 1491, 1422]),
+        (&mut right, [1277, 1356, 1188, 1116]),
+    ] {
         let dry = ch.clone();
         let scale = sr / 44_100.0;
         for d in delays {

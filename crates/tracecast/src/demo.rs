@@ -45,10 +45,7 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
     let key = if key_path.exists() {
         crate::mark::read_key(&key_path)?
     } else {
-        crate::mark::keygen(&crate::cli::KeygenArgs {
-            out: key_path.clone(),
-        })?;
-        crate::mark::read_key(&key_path)?
+        crate::mark::write_new_key(&key_path)?
     };
     say(format!(
         "2. mark key {} (fingerprint {})",
@@ -102,11 +99,20 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         let a = (from * sr as f32) as usize;
         let b = (a + (secs * sr as f32) as usize).min(leaked.frames());
         Pcm {
-            channels: leaked.channels.iter().map(|c| c[a.min(b)..b].to_vec()).collect(),
+            channels: leaked
+                .channels
+                .iter()
+                .map(|c| c[a.min(b)..b].to_vec())
+                .collect(),
             ..leaked.clone()
         }
     };
-    cases.push(("a 12 s excerpt from the middle", excerpt(11.3, 12.0), &key, true));
+    cases.push((
+        "a 12 s excerpt from the middle",
+        excerpt(11.3, 12.0),
+        &key,
+        true,
+    ));
     let mut noisy = leaked.clone();
     tracecast_attack::add_noise(&mut noisy.channels, 25.0, 1);
     cases.push(("with white noise at 25 dB SNR", noisy, &key, true));
@@ -118,7 +124,12 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
     cases.push(("mono downmix at -6 dB", mono, &key, true));
     cases.push(("the unmarked original", original.clone(), &key, false));
     let other = MarkKey::from_bytes([0x42; 32]);
-    cases.push(("the copy, read with another key", leaked.clone(), &other, false));
+    cases.push((
+        "the copy, read with another key",
+        leaked.clone(),
+        &other,
+        false,
+    ));
 
     say("4. tracing leaked copies:".into());
     let mut failures = 0;

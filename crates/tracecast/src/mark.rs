@@ -14,6 +14,18 @@ use tracecast_mark::{MarkKey, Payload, KEY_LEN};
 use crate::cli::{DetectArgs, EmbedArgs, KeygenArgs};
 
 pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
+    let k = write_new_key(&args.out)?;
+    eprintln!(
+        "wrote mark key {} (fingerprint {})",
+        args.out.display(),
+        k.fingerprint()
+    );
+    Ok(())
+}
+
+/// Writes a fresh random key to `path` (mode 0600; an existing file is never
+/// overwritten) and returns it.
+pub fn write_new_key(path: &Path) -> anyhow::Result<MarkKey> {
     let mut key = [0u8; KEY_LEN];
     rand::rngs::OsRng.fill_bytes(&mut key);
     let mut opts = std::fs::OpenOptions::new();
@@ -24,17 +36,11 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
         opts.mode(0o600);
     }
     let mut f = opts
-        .open(&args.out)
-        .with_context(|| format!("cannot create key file {}", args.out.display()))?;
+        .open(path)
+        .with_context(|| format!("cannot create key file {}", path.display()))?;
     f.write_all(&key)?;
     f.sync_all()?;
-    let k = MarkKey::from_bytes(key);
-    eprintln!(
-        "wrote mark key {} (fingerprint {})",
-        args.out.display(),
-        k.fingerprint()
-    );
-    Ok(())
+    Ok(MarkKey::from_bytes(key))
 }
 
 pub fn read_key(path: &Path) -> anyhow::Result<MarkKey> {
@@ -162,7 +168,10 @@ pub fn detect(args: &DetectArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             d.tempo
         );
     } else {
-        println!("no mark found under this key (best sync {:.1} sd)", d.sync_z);
+        println!(
+            "no mark found under this key (best sync {:.1} sd)",
+            d.sync_z
+        );
     }
     Ok(if found {
         ExitCode::SUCCESS

@@ -210,11 +210,11 @@ impl Spectrogram {
                 col[t] = self.db[t * b + k];
                 col_prefix[t + 1] = col_prefix[t] + f64::from(col[t]);
             }
-            for t in 0..h {
+            for (t, &v) in col.iter().enumerate() {
                 let lo = t.saturating_sub(WHITEN_HOPS);
                 let hi = (t + WHITEN_HOPS + 1).min(h);
                 let mean = ((col_prefix[hi] - col_prefix[lo]) / (hi - lo) as f64) as f32;
-                self.db[t * b + k] = (col[t] - mean).clamp(-CLIP_DB, CLIP_DB);
+                self.db[t * b + k] = (v - mean).clamp(-CLIP_DB, CLIP_DB);
             }
         }
     }

@@ -194,7 +194,9 @@ fn detect_at(
         let d = decode_at(folded, cand, layout, key);
         let better = match best {
             None => true,
-            Some((_, b)) => (d.tag_ok && !b.tag_ok) || (d.tag_ok == b.tag_ok && d.sync_z > b.sync_z),
+            Some((_, b)) => {
+                (d.tag_ok && !b.tag_ok) || (d.tag_ok == b.tag_ok && d.sync_z > b.sync_z)
+            }
         };
         if better {
             *best = Some((cand, d));
@@ -287,7 +289,11 @@ fn sync_candidates(f: &Folded, layout: &Layout, scale_index: usize) -> Vec<Candi
                 score += f32::from(c.chip) * v;
                 energy += v * v;
             }
-            let z = if energy > 0.0 { score / energy.sqrt() } else { 0.0 };
+            let z = if energy > 0.0 {
+                score / energy.sqrt()
+            } else {
+                0.0
+            };
             Candidate {
                 z,
                 offset,

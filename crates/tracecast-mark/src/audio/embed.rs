@@ -200,7 +200,9 @@ pub fn embed(
     // Output: the mid's difference goes to every channel; each channel's
     // own difference from the mid is marked too, so every channel carries
     // the same gains on its own content.
-    let diff_mid = synthesize(len, |t, spectrum| fill(t, spectrum, &x_mid, &factors, lo, hi));
+    let diff_mid = synthesize(len, |t, spectrum| {
+        fill(t, spectrum, &x_mid, &factors, lo, hi)
+    });
     drop(x_mid);
     done += hops as u64;
     progress(done, total_work);
@@ -213,7 +215,9 @@ pub fn embed(
                 .map(|(l, r)| 0.5 * (l - r))
                 .collect();
             let x_side = Stft::compute(&side, lo, hi - lo);
-            let ds = synthesize(len, |t, spectrum| fill(t, spectrum, &x_side, &factors, lo, hi));
+            let ds = synthesize(len, |t, spectrum| {
+                fill(t, spectrum, &x_side, &factors, lo, hi)
+            });
             let neg: Vec<f32> = ds.iter().map(|v| -v).collect();
             vec![ds, neg]
         }
@@ -312,7 +316,14 @@ fn group_reads(
 }
 
 /// Mean of a cell's whitened values, `None` past the end of the audio.
-fn cell_value(spec: &Spectrogram, lo: usize, hi: usize, block: usize, slot: usize, band: usize) -> Option<f32> {
+fn cell_value(
+    spec: &Spectrogram,
+    lo: usize,
+    hi: usize,
+    block: usize,
+    slot: usize,
+    band: usize,
+) -> Option<f32> {
     let t0 = block * BLOCK_HOPS + slot * HOPS_PER_SLOT;
     if t0 >= spec.hops {
         return None;
@@ -388,9 +399,21 @@ mod tests {
             s
         };
         let mut y = vec![x.clone()];
-        let payload = Payload { content_server: 1, edge: 2, home: 3, user: 4 };
+        let payload = Payload {
+            content_server: 1,
+            edge: 2,
+            home: 3,
+            user: 4,
+        };
         let key = MarkKey::from_bytes([7; 32]);
-        let cfg = EmbedConfig { sync_db: 1.0, min_db: 1.0, max_db: 1.0, max_unit_db: 1.0, target_db: 0.0, tilt: 0.0 };
+        let cfg = EmbedConfig {
+            sync_db: 1.0,
+            min_db: 1.0,
+            max_db: 1.0,
+            max_unit_db: 1.0,
+            target_db: 0.0,
+            tilt: 0.0,
+        };
         embed(&mut y, sr, &key, &payload, &cfg, &mut |_, _| {}).unwrap();
         let after = {
             let mut s = Spectrogram::compute(&y[0], bin0, bins, lo..hi);

@@ -14,13 +14,22 @@ fn key() -> MarkKey {
 }
 
 fn mark(channels: &mut [Vec<f32>], rate: u32) -> f64 {
-    embed(channels, rate, &key(), &BUYER, &EmbedConfig::default(), &mut |_, _| {})
-        .unwrap()
-        .snr_db
+    embed(
+        channels,
+        rate,
+        &key(),
+        &BUYER,
+        &EmbedConfig::default(),
+        &mut |_, _| {},
+    )
+    .unwrap()
+    .snr_db
 }
 
 fn read(channels: &[Vec<f32>], rate: u32) -> Option<Payload> {
-    detect(channels, rate, &key(), &mut |_, _| {}).unwrap().payload
+    detect(channels, rate, &key(), &mut |_, _| {})
+        .unwrap()
+        .payload
 }
 
 #[test]
@@ -66,7 +75,11 @@ fn survives_downmix_volume_noise_and_an_excerpt_done_in_code() {
         .zip(&pcm.channels[1])
         .map(|(l, r)| 0.5 * (l + r))
         .collect();
-    assert_eq!(read(&[mono.clone()], 44_100), Some(BUYER), "mono downmix");
+    assert_eq!(
+        read(std::slice::from_ref(&mono), 44_100),
+        Some(BUYER),
+        "mono downmix"
+    );
     let quiet: Vec<f32> = mono.iter().map(|s| s * 0.5).collect();
     assert_eq!(read(&[quiet], 44_100), Some(BUYER), "volume -6 dB");
     let loud: Vec<f32> = mono.iter().map(|s| (s * 2.0).clamp(-1.0, 1.0)).collect();
@@ -79,7 +92,15 @@ fn survives_downmix_volume_noise_and_an_excerpt_done_in_code() {
 fn a_copy_for_another_buyer_reads_as_that_buyer() {
     let mut pcm = synth::music(12.0, 44_100, 5);
     let other = Payload { user: 99, ..BUYER };
-    embed(&mut pcm.channels, 44_100, &key(), &other, &EmbedConfig::default(), &mut |_, _| {}).unwrap();
+    embed(
+        &mut pcm.channels,
+        44_100,
+        &key(),
+        &other,
+        &EmbedConfig::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert_eq!(read(&pcm.channels, 44_100), Some(other));
 }
 
@@ -88,27 +109,68 @@ fn bad_input_is_an_error_not_a_panic() {
     let k = key();
     let mut none: Vec<Vec<f32>> = Vec::new();
     assert_eq!(
-        embed(&mut none, 44_100, &k, &BUYER, &EmbedConfig::default(), &mut |_, _| {}).unwrap_err(),
+        embed(
+            &mut none,
+            44_100,
+            &k,
+            &BUYER,
+            &EmbedConfig::default(),
+            &mut |_, _| {}
+        )
+        .unwrap_err(),
         MarkError::NoChannels
     );
     let mut ragged = vec![vec![0.0; 10], vec![0.0; 9]];
     assert_eq!(
-        embed(&mut ragged, 44_100, &k, &BUYER, &EmbedConfig::default(), &mut |_, _| {}).unwrap_err(),
+        embed(
+            &mut ragged,
+            44_100,
+            &k,
+            &BUYER,
+            &EmbedConfig::default(),
+            &mut |_, _| {}
+        )
+        .unwrap_err(),
         MarkError::RaggedChannels
     );
     let mut nan = vec![vec![f32::NAN; 4410]];
     assert_eq!(
-        embed(&mut nan, 44_100, &k, &BUYER, &EmbedConfig::default(), &mut |_, _| {}).unwrap_err(),
+        embed(
+            &mut nan,
+            44_100,
+            &k,
+            &BUYER,
+            &EmbedConfig::default(),
+            &mut |_, _| {}
+        )
+        .unwrap_err(),
         MarkError::NonFinite
     );
     let mut low = vec![vec![0.0; 100]];
     assert_eq!(
-        embed(&mut low, 8_000, &k, &BUYER, &EmbedConfig::default(), &mut |_, _| {}).unwrap_err(),
+        embed(
+            &mut low,
+            8_000,
+            &k,
+            &BUYER,
+            &EmbedConfig::default(),
+            &mut |_, _| {}
+        )
+        .unwrap_err(),
         MarkError::SampleRate(8_000)
     );
-    assert_eq!(detect(&[Vec::new()], 44_100, &k, &mut |_, _| {}).unwrap_err(), MarkError::Empty);
+    assert_eq!(
+        detect(&[Vec::new()], 44_100, &k, &mut |_, _| {}).unwrap_err(),
+        MarkError::Empty
+    );
     // Damaged samples and tiny inputs are searched, found empty.
-    let d = detect(&[vec![f32::NAN, 1.0, f32::INFINITY]], 44_100, &k, &mut |_, _| {}).unwrap();
+    let d = detect(
+        &[vec![f32::NAN, 1.0, f32::INFINITY]],
+        44_100,
+        &k,
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert!(d.payload.is_none());
 }
 

@@ -32,15 +32,27 @@ fn unmarked(kind: usize, seed: u64, len: usize) -> Vec<f32> {
                 .map(|i| {
                     let t = i as f32 / 44_100.0;
                     let trem = 1.0 + 0.3 * (6.0 * t).sin();
-                    f.iter().map(|f| (std::f32::consts::TAU * f * t).sin()).sum::<f32>() * 0.05 * trem
+                    f.iter()
+                        .map(|f| (std::f32::consts::TAU * f * t).sin())
+                        .sum::<f32>()
+                        * 0.05
+                        * trem
                 })
                 .collect()
         }
         // Music-like material.
-        3 => synth::music(len as f32 / 44_100.0, 44_100, seed).channels.swap_remove(0),
+        3 => synth::music(len as f32 / 44_100.0, 44_100, seed)
+            .channels
+            .swap_remove(0),
         // Clicks in silence.
         _ => (0..len)
-            .map(|_| if rng.gen_bool(0.001) { rng.gen_range(-1.0f32..1.0) } else { 0.0 })
+            .map(|_| {
+                if rng.gen_bool(0.001) {
+                    rng.gen_range(-1.0f32..1.0)
+                } else {
+                    0.0
+                }
+            })
             .collect(),
     }
 }
@@ -57,11 +69,28 @@ fn alarms_in(range: std::ops::Range<u64>) -> Vec<String> {
         } else {
             // Marked for someone under another key.
             let mut x = vec![unmarked(3, 10_000 + i, len)];
-            let p = Payload { content_server: 1, edge: 2, home: 3, user: i as u32 };
-            embed(&mut x, 44_100, &foreign, &p, &EmbedConfig::default(), &mut |_, _| {}).unwrap();
+            let p = Payload {
+                content_server: 1,
+                edge: 2,
+                home: 3,
+                user: i as u32,
+            };
+            embed(
+                &mut x,
+                44_100,
+                &foreign,
+                &p,
+                &EmbedConfig::default(),
+                &mut |_, _| {},
+            )
+            .unwrap();
             (format!("foreign key #{i}"), x)
         };
-        if detect(&x, 44_100, &key, &mut |_, _| {}).unwrap().payload.is_some() {
+        if detect(&x, 44_100, &key, &mut |_, _| {})
+            .unwrap()
+            .payload
+            .is_some()
+        {
             alarms.push(name);
         }
     }

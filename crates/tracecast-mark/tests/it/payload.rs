@@ -72,7 +72,10 @@ fn keys_parse_from_raw_and_hex_and_never_print() {
     assert_eq!(MarkKey::parse(format!("{hex}\n").as_bytes()).unwrap(), k);
     assert_eq!(MarkKey::parse(b"zz").unwrap_err(), KeyError::Length(2));
     let bad_hex = "g".repeat(64);
-    assert_eq!(MarkKey::parse(bad_hex.as_bytes()).unwrap_err(), KeyError::Hex);
+    assert_eq!(
+        MarkKey::parse(bad_hex.as_bytes()).unwrap_err(),
+        KeyError::Hex
+    );
     let shown = format!("{k:?}");
     assert!(!shown.contains("abab"), "Debug leaked key bytes: {shown}");
     assert_eq!(k.fingerprint().len(), 12);

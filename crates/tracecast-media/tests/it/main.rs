@@ -1,0 +1,163 @@
+//! Media I/O: round trips and malformed input.
+
+use proptest::prelude::*;
+use tracecast_media::{
+    decode_bytes, decode_file, encode_file, encode_to_vec, synth, MediaError, OutputFormat, Pcm,
+};
+
+fn short_music() -> Pcm {
+    synth::music(1.5, 44_100, 7)
+}
+
+fn max_error(a: &Pcm, b: &Pcm) -> f32 {
+    a.channels
+        .iter()
+        .zip(&b.channels)
+        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn wav_round_trip_keeps_rate_channels_and_samples() {
+    let pcm = short_music();
+    let bytes = encode_to_vec(&pcm, OutputFormat::Wav).unwrap();
+    let back = decode_bytes(bytes, Some("wav")).unwrap();
+    assert_eq!(back.sample_rate, 44_100);
+    assert_eq!(back.channels.len(), 2);
+    assert_eq!(back.frames(), pcm.frames());
+    assert!(max_error(&pcm, &back) < 1.0 / 30_000.0);
+}
+
+#[test]
+fn flac_round_trip_at_16_and_24_bits() {
+    for bits in [16, 24] {
+        let pcm = Pcm {
+            bits_per_sample: Some(bits),
+            ..short_music()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.flac");
+        encode_file(&pcm, &path).unwrap();
+        let back = decode_file(&path, None).unwrap();
+        assert_eq!(back.bits_per_sample, Some(bits));
+        assert_eq!(back.frames(), pcm.frames());
+        let tolerance = 1.5 / (1u32 << (bits - 1)) as f32;
+        assert!(max_error(&pcm, &back) <= tolerance, "{bits} bits");
+    }
+}
+
+#[test]
+fn mono_48k_wav() {
+    let pcm = Pcm {
+        channels: vec![synth::music(1.0, 48_000, 1).channels.remove(0)],
+        ..synth::music(1.0, 48_000, 1)
+    };
+    let back = decode_bytes(encode_to_vec(&pcm, OutputFormat::Wav).unwrap(), Some("wav")).unwrap();
+    assert_eq!((back.sample_rate, back.channels.len()), (48_000, 1));
+}
+
+#[test]
+fn output_format_comes_from_the_extension() {
+    use std::path::Path;
+    assert_eq!(
+        OutputFormat::from_path(Path::new("a.WAV")).unwrap(),
+        OutputFormat::Wav
+    );
+    assert_eq!(
+        OutputFormat::from_path(Path::new("a.flac")).unwrap(),
+        OutputFormat::Flac
+    );
+    let err = OutputFormat::from_path(Path::new("a.mp3")).unwrap_err();
+    assert!(matches!(err, MediaError::UnsupportedOutput(ref e) if e == "mp3"));
+    assert!(err.to_string().contains(".wav or .flac"));
+}
+
+#[test]
+fn a_failed_write_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing-dir").join("x.wav");
+    assert!(matches!(
+        encode_file(&short_music(), &path),
+        Err(MediaError::Write { .. })
+    ));
+    assert!(!path.exists());
+}
+
+#[test]
+fn ragged_or_empty_pcm_is_refused() {
+    let ragged = Pcm {
+        sample_rate: 44_100,
+        channels: vec![vec![0.0; 3], vec![0.0; 2]],
+        bits_per_sample: None,
+    };
+    assert!(matches!(
+        encode_to_vec(&ragged, OutputFormat::Wav),
+        Err(MediaError::Parameters(_))
+    ));
+    let none = Pcm {
+        sample_rate: 44_100,
+        channels: vec![],
+        bits_per_sample: None,
+    };
+    assert!(matches!(
+        encode_to_vec(&none, OutputFormat::Flac),
+        Err(MediaError::Parameters(_))
+    ));
+}
+
+#[test]
+fn garbage_and_empty_files_are_clear_errors() {
+    assert!(decode_bytes(Vec::new(), None).is_err());
+    let err =
+        decode_bytes(b"this is not audio at all, just text".to_vec(), Some("txt")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MediaError::UnsupportedFormat { .. } | MediaError::Malformed(_)
+        ),
+        "{err}"
+    );
+    // A WAV header that promises data it does not have.
+    let wav = encode_to_vec(&short_music(), OutputFormat::Wav).unwrap();
+    let header_only = wav[..44].to_vec();
+    assert!(decode_bytes(header_only, Some("wav")).is_err());
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let err = decode_file(std::path::Path::new("/no/such/file.wav"), None).unwrap_err();
+    assert!(err.to_string().contains("/no/such/file.wav"));
+}
+
+fn valid_files() -> Vec<(Vec<u8>, &'static str)> {
+    let pcm = synth::music(0.5, 44_100, 3);
+    vec![
+        (encode_to_vec(&pcm, OutputFormat::Wav).unwrap(), "wav"),
+        (encode_to_vec(&pcm, OutputFormat::Flac).unwrap(), "flac"),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096), ext in prop_oneof![Just("wav"), Just("flac"), Just("mp3"), Just("ogg"), Just("m4a")]) {
+        let _ = decode_bytes(bytes, Some(ext));
+    }
+
+    #[test]
+    fn truncated_and_corrupted_files_never_panic(which in 0usize..2, cut in 0.0f64..1.0, flips in proptest::collection::vec((0.0f64..1.0, any::<u8>()), 0..8)) {
+        let (mut bytes, ext) = valid_files().swap_remove(which);
+        for (at, v) in flips {
+            let i = ((bytes.len() - 1) as f64 * at) as usize;
+            bytes[i] ^= v;
+        }
+        let keep = (bytes.len() as f64 * cut) as usize;
+        bytes.truncate(keep);
+        if let Ok(pcm) = decode_bytes(bytes, Some(ext)) {
+            prop_assert!(pcm.channels.iter().flatten().all(|s| s.is_finite()));
+            let n = pcm.frames();
+            prop_assert!(pcm.channels.iter().all(|c| c.len() == n));
+        }
+    }
+}
