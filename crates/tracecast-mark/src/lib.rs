@@ -47,7 +47,7 @@
 //!   per file, each passing by chance with probability 2^-28 (version and
 //!   tag), so an unmarked file, or one marked under another key, is reported
 //!   marked with probability at most [`audio::false_alarm_probability`]
-//!   (about 4.1e-8).
+//!   (about 1.8e-7).
 
 pub mod audio;
 pub mod code;

@@ -25,7 +25,7 @@ pub const MAX_SCALE: f32 = 0.07;
 /// Step of the speed/tempo search.
 pub const SCALE_STEP: f32 = 0.005;
 /// Offsets decoded at the plain scale before the search.
-const PLAIN_CANDIDATES: usize = 3;
+const PLAIN_CANDIDATES: usize = 8;
 /// Offsets decoded from the whole search.
 const SEARCH_CANDIDATES: usize = 8;
 /// Most payloads whose tag is checked per file; bounds the false-alarm

@@ -233,10 +233,11 @@ pub fn embed(
     let mut signal_energy = 0f64;
     let mut diff_energy = 0f64;
     for (c, ch) in channels.iter_mut().enumerate() {
-        for (i, s) in ch.iter_mut().enumerate() {
-            let d = diff_mid[i] + residual_diffs.get(c).map_or(0.0, |r| r[i]);
-            signal_energy += f64::from(*s) * f64::from(*s);
-            diff_energy += f64::from(d) * f64::from(d);
+        let own = residual_diffs.get(c);
+        for (i, (s, m)) in ch.iter_mut().zip(&diff_mid).enumerate() {
+            let d = m + own.map_or(0.0, |r| r[i]);
+            signal_energy += f64::from(*s * *s);
+            diff_energy += f64::from(d * d);
             *s += d;
         }
     }
