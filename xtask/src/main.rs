@@ -119,6 +119,10 @@ fn bench_mark_audio(files: &[&str], config: EmbedConfig) -> anyhow::Result<()> {
     };
     let attacks = Attack::all();
     let mut table: Vec<Vec<String>> = vec![Vec::new(); attacks.len()];
+    // Short excerpts depend on where they are cut: try many places.
+    const PLACES: u32 = 12;
+    let sweeps = [5u32, 8];
+    let mut sweep_table: Vec<Vec<String>> = vec![Vec::new(); sweeps.len()];
     let (mut embed_rt, mut detect_rt) = (Vec::new(), Vec::new());
     println!("tracecast audio mark benchmark (one core, release build)\n");
     println!(
@@ -126,26 +130,44 @@ fn bench_mark_audio(files: &[&str], config: EmbedConfig) -> anyhow::Result<()> {
         "track", "secs", "SNR dB", "embed x RT", "detect x RT"
     );
     for (ti, track) in tracks.iter().enumerate() {
-        let mut pcm = tracecast_media::decode_file(track, None)
+        let original = tracecast_media::decode_file(track, None)
             .with_context(|| format!("reading {}", track.display()))?;
-        let secs = pcm.duration_secs();
-        let t0 = Instant::now();
-        let report = audio::embed(
-            &mut pcm.channels,
-            pcm.sample_rate,
-            &key,
-            &payload,
-            &config,
-            &mut |_, _| {},
-        )?;
-        let embed_s = t0.elapsed().as_secs_f64();
+        let secs = original.duration_secs();
+        // Best of three runs: the least disturbed by the rest of the machine.
+        let mut embed_s = f64::INFINITY;
+        let mut pcm = original.clone();
+        let mut report = None;
+        for _ in 0..3 {
+            pcm = original.clone();
+            let t0 = Instant::now();
+            report = Some(audio::embed(
+                &mut pcm.channels,
+                pcm.sample_rate,
+                &key,
+                &payload,
+                &config,
+                &mut |_, _| {},
+            )?);
+            embed_s = embed_s.min(t0.elapsed().as_secs_f64());
+        }
+        let report = report.expect("ran three times");
         let marked = work.path().join(format!("marked{ti}.wav"));
         tracecast_media::encode_file(&pcm, &marked)?;
         // Detect on what a user would hold: the written file, decoded.
         let back = tracecast_media::decode_file(&marked, None)?;
-        let t0 = Instant::now();
-        let d = audio::detect(&back.channels, back.sample_rate, &key, &mut |_, _| {})?;
-        let detect_s = t0.elapsed().as_secs_f64();
+        let mut detect_s = f64::INFINITY;
+        let mut d = None;
+        for _ in 0..3 {
+            let t0 = Instant::now();
+            d = Some(audio::detect(
+                &back.channels,
+                back.sample_rate,
+                &key,
+                &mut |_, _| {},
+            )?);
+            detect_s = detect_s.min(t0.elapsed().as_secs_f64());
+        }
+        let d = d.expect("ran three times");
         if d.payload != Some(payload) {
             bail!(
                 "no mark read back from the unattacked copy of {}",
@@ -180,6 +202,20 @@ fn bench_mark_audio(files: &[&str], config: EmbedConfig) -> anyhow::Result<()> {
             };
             table[ai].push(cell);
         }
+        for (si, &len) in sweeps.iter().enumerate() {
+            let mut ok = 0;
+            for k in 0..PLACES {
+                let room = (secs - f64::from(len) - 0.5).max(0.0);
+                let at = (room * f64::from(k) / f64::from(PLACES) * 1000.0) as u32 + 137;
+                let path = Attack::ExcerptAt(len, at).apply(&marked, &dir)?;
+                let pcm = tracecast_media::decode_file(&path, None)?;
+                let d = audio::detect(&pcm.channels, pcm.sample_rate, &key, &mut |_, _| {})?;
+                if d.payload == Some(payload) {
+                    ok += 1;
+                }
+            }
+            sweep_table[si].push(format!("{ok}/{PLACES}"));
+        }
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     println!(
@@ -202,6 +238,13 @@ fn bench_mark_audio(files: &[&str], config: EmbedConfig) -> anyhow::Result<()> {
             if cell.starts_with("ok") {
                 passed += 1;
             }
+            print!(" {cell:>10}");
+        }
+        println!();
+    }
+    for (len, row) in sweeps.iter().zip(&sweep_table) {
+        print!("{:<28}", format!("excerpt {len} s, {PLACES} places"));
+        for cell in row {
             print!(" {cell:>10}");
         }
         println!();

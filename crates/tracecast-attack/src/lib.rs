@@ -50,6 +50,8 @@ pub enum Attack {
     CutStart(u32),
     /// Keep only an excerpt of this many seconds from an odd place (sox).
     Excerpt(u32),
+    /// An excerpt of `.0` seconds starting at `.1` milliseconds (sox).
+    ExcerptAt(u32, u32),
     /// Speed change, pitch with it, as resampling (sox speed), in percent.
     Speed(i32),
     /// Tempo change with pitch kept (sox tempo, WSOLA), in percent.
@@ -101,6 +103,9 @@ impl Attack {
             Attack::Mono => "mono downmix".into(),
             Attack::CutStart(s) => format!("cut first {s} s"),
             Attack::Excerpt(s) => format!("excerpt {s} s"),
+            Attack::ExcerptAt(s, at) => {
+                format!("excerpt {s} s at {:.1} s", f64::from(*at) / 1000.0)
+            }
             Attack::Speed(p) => format!("speed {p:+}%"),
             Attack::Tempo(p) => format!("tempo {p:+}% (pitch kept)"),
         }
@@ -204,12 +209,14 @@ impl Attack {
                 run("sox", "sox", &[&p(input), &p(&o), "trim", &s.to_string()])?;
                 Ok(o)
             }
-            Attack::Excerpt(s) => {
+            Attack::Excerpt(s) => Attack::ExcerptAt(s, 13_370).apply(input, dir),
+            Attack::ExcerptAt(s, at) => {
                 let o = out("wav");
+                let start = format!("{:.3}", f64::from(at) / 1000.0);
                 run(
                     "sox",
                     "sox",
-                    &[&p(input), &p(&o), "trim", "13.37", &s.to_string()],
+                    &[&p(input), &p(&o), "trim", &start, &s.to_string()],
                 )?;
                 Ok(o)
             }

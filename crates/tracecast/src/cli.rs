@@ -60,6 +60,10 @@ pub struct EmbedArgs {
     /// Home server id (0 = none).
     #[arg(long, default_value_t = 0)]
     pub home: u16,
+    /// Mark strength relative to the default (0.25-4): higher survives
+    /// harsher attacks and shorter excerpts at a lower signal-to-noise ratio.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_strength)]
+    pub strength: f32,
     /// Input media: WAV, FLAC, MP3, Ogg Vorbis, AAC (M4A).
     pub input: PathBuf,
     /// Output: .wav or .flac, same sample rate and channels as the input.
@@ -86,4 +90,13 @@ pub struct DemoArgs {
     /// Use this audio file instead of generated music.
     #[arg(long)]
     pub input: Option<PathBuf>,
+}
+
+fn parse_strength(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.25..=4.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("strength {v} is outside 0.25-4"))
+    }
 }

@@ -95,7 +95,7 @@ pub fn embed(args: &EmbedArgs, quiet: bool) -> anyhow::Result<()> {
         pcm.sample_rate,
         &key,
         &payload,
-        &EmbedConfig::default(),
+        &EmbedConfig::default().scaled(args.strength),
         &mut |done, total| {
             pb.set_length(total);
             pb.set_position(done);
