@@ -1,5 +1,5 @@
-//! Error correction: a terminated convolutional code (constraint length 7,
-//! rate 1/3, generators 133/171/165 octal) with a soft-decision Viterbi
+//! Error correction: a terminated convolutional code (constraint length 9,
+//! rate 1/3, generators 557/663/711 octal) with a soft-decision Viterbi
 //! decoder.
 //!
 //! Soft values are log-likelihood-like numbers: positive means "1 more
@@ -7,9 +7,9 @@
 //! path that agrees best with all the soft values at once.
 
 /// Constraint length.
-const K: usize = 7;
+const K: usize = 9;
 const STATES: usize = 1 << (K - 1);
-const GENERATORS: [u32; 3] = [0o133, 0o171, 0o165];
+const GENERATORS: [u32; 3] = [0o557, 0o663, 0o711];
 /// Coded bits per input bit.
 pub const RATE_INV: usize = GENERATORS.len();
 /// Zero bits appended so the trellis ends in state 0.

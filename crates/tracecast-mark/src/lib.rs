@@ -14,8 +14,8 @@
 //!
 //! # Error correction
 //!
-//! The 108 bits are terminated and coded with a rate-1/3, constraint-length-7
-//! convolutional code (342 coded bits) and decoded with soft-decision Viterbi
+//! The 108 bits are terminated and coded with a rate-1/3, constraint-length-9
+//! convolutional code (348 coded bits) and decoded with soft-decision Viterbi
 //! ([`code`]).
 //!
 //! # Audio mark (format version 1)

@@ -24,6 +24,8 @@ use crate::payload::Payload;
 pub const MAX_SCALE: f32 = 0.07;
 /// Step of the speed/tempo search.
 pub const SCALE_STEP: f32 = 0.005;
+/// Cell readings are limited to this many robust standard deviations.
+const CELL_LIMIT: f32 = 2.0;
 /// Offsets decoded at the plain scale before the search.
 const PLAIN_CANDIDATES: usize = 8;
 /// Offsets decoded from the whole search.
@@ -306,11 +308,24 @@ fn sync_candidates(f: &Folded, layout: &Layout, scale_index: usize) -> Vec<Candi
 }
 
 fn decode_at(f: &Folded, cand: Candidate, layout: &Layout, key: &MarkKey) -> Detection {
+    // A cell far louder than is typical is mostly host (a transient, a
+    // note that starts): limit how much any one cell can say.
+    let mut magnitudes: Vec<f32> = layout
+        .bits
+        .iter()
+        .flatten()
+        .map(|c| cell_at(f, cand.offset, c.slot, c.band).abs())
+        .collect();
+    let mid = magnitudes.len() / 2;
+    let median = *magnitudes.select_nth_unstable_by(mid, f32::total_cmp).1;
+    let limit = CELL_LIMIT * 1.4826 * median;
     let mut soft = vec![0f32; CODED_BITS];
     for (bit, cells) in layout.bits.iter().enumerate() {
         soft[bit] = cells
             .iter()
-            .map(|c| f32::from(c.chip) * cell_at(f, cand.offset, c.slot, c.band))
+            .map(|c| {
+                f32::from(c.chip) * cell_at(f, cand.offset, c.slot, c.band).clamp(-limit, limit)
+            })
             .sum();
     }
     let bits = code::decode(&soft);
