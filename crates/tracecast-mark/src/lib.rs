@@ -24,25 +24,39 @@
 //!   sample rate (22.05-96 kHz). The mark lives in the mid signal (mean of
 //!   channels; every channel gets the same gains, so a mono downmix keeps it).
 //! * Grid: a *block* is 96 time slots × 36 bands. A slot is 4 hops (2048
-//!   samples, 46 ms at 44.1 kHz); a band is 4 FFT bins starting at 300 Hz
-//!   (300 Hz-6.5 kHz at 44.1 kHz). A block lasts 196,608 samples (4.46 s at
+//!   samples, 46 ms at 44.1 kHz); a band is 6 FFT bins starting at 300 Hz
+//!   (300 Hz-9.6 kHz at 44.1 kHz). A block lasts 196,608 samples (4.46 s at
 //!   44.1 kHz) and repeats back to back over the whole file, so any stretch
 //!   of one block length holds every cell once, cyclically.
-//! * Layout: from a ChaCha20 stream seeded by a key-derived subkey, the 3,456
-//!   cells are shuffled; 456 carry a sync pattern (a ±1 chip each), the other
-//!   3,000 are dealt round-robin to the 342 coded bits (8-9 cells each), each
-//!   with its own ±1 chip. Without the key the cells and chips cannot be
-//!   told apart from noise.
+//! * Layout: from a ChaCha20 stream seeded by a key-derived subkey, each
+//!   slot's 36 bands are shuffled; 5 per slot carry a sync pattern (a ±1
+//!   chip each, 480 per block) and the other 2,976 are dealt, in slot order,
+//!   as contiguous runs of 8-9 cells to the 348 coded bits taken in a
+//!   key-chosen order. So each coded bit lies within one or two adjacent
+//!   slots (46-92 ms) and is spread over frequency: a window of one block
+//!   length starting anywhere cuts through at most two bits, and the coded
+//!   bits of one payload bit are far apart in time. Without the key the
+//!   cells and chips cannot be told from noise.
+//! * Reading: a cell's value is the mean of its bins' whitened levels: the
+//!   log power (floored 80 dB below the frame's loudest marked bin), minus a
+//!   local mean across ±16 bins (removes onsets and fades), minus a local
+//!   mean across ±12 hops (removes held notes), clipped to ±8 dB.
 //! * Embedding: every bin of a cell is scaled by ±g dB (sign = chip × coded
-//!   bit). g is chosen per coded bit and block from what the detector would
-//!   read off the host (informed embedding): enough for the bit to read at
-//!   `target_db` per cell, within `[min_db, max_db]`. See [`audio::EmbedConfig`].
-//! * Detection (blind): the whitened log spectrogram is folded onto one block
-//!   (all repetitions add up), the sync pattern is correlated at every
-//!   offset, the best offsets are decoded and accepted only if version and
-//!   tag verify. If the plain scale fails, speed (time and pitch, as
-//!   resampling) and tempo (time only, pitch kept) changes of ±7% are
-//!   searched in 0.5% steps.
+//!   bit, or chip for sync). g is informed by the host: for each coded bit
+//!   (and each slot's sync group) in each block, the embedder reads what
+//!   the detector will read off the unmarked audio and sets the gain that
+//!   lifts the group's reading to `target_db` per cell, between `min_db`
+//!   and `max_unit_db`; within a group, cells quieter than their slot get
+//!   proportionally more (`tilt`), capped at `max_db`. See
+//!   [`audio::EmbedConfig`].
+//! * Detection (blind): cell readings are folded onto one block (all
+//!   repetitions add up), the sync pattern is correlated at every hop
+//!   offset, and the best offsets are decoded (soft Viterbi, each cell's
+//!   say limited to 2 robust standard deviations) and accepted only if
+//!   version and tag verify. If the plain scale fails, speed (time and
+//!   pitch, as resampling) and tempo (time only, pitch kept) changes of ±7%
+//!   are searched in 0.5% steps. All of this runs at the file's own rate and
+//!   again at 44.1 and 48 kHz (an encoder may have resampled the copy).
 //! * False alarms: at most [`audio::MAX_TAG_CHECKS`] payloads are checked
 //!   per file, each passing by chance with probability 2^-28 (version and
 //!   tag), so an unmarked file, or one marked under another key, is reported
