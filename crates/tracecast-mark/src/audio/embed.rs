@@ -57,11 +57,11 @@ impl EmbedConfig {
 impl Default for EmbedConfig {
     fn default() -> Self {
         EmbedConfig {
-            sync_db: 0.5,
-            min_db: 0.2,
-            max_db: 1.6,
-            max_unit_db: 1.2,
-            target_db: 1.0,
+            sync_db: 0.6,
+            min_db: 0.24,
+            max_db: 1.9,
+            max_unit_db: 1.44,
+            target_db: 1.2,
             tilt: 0.5,
         }
     }
