@@ -15,7 +15,7 @@ use super::analysis::{mid, resample, Spectrogram, WHITEN_BINS};
 use super::layout::{
     bin_range, Layout, BANDS, BINS_PER_BAND, BLOCK_HOPS, CODED_BITS, FRAME, HOP, HOPS_PER_SLOT,
 };
-use super::MarkError;
+use super::{check_shape, MarkError, DETECT_RATES, EMBED_RATES};
 use crate::code;
 use crate::key::MarkKey;
 use crate::payload::Payload;
@@ -97,16 +97,7 @@ pub fn detect(
     key: &MarkKey,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Detection, MarkError> {
-    let first = channels.first().ok_or(MarkError::NoChannels)?;
-    if channels.iter().any(|c| c.len() != first.len()) {
-        return Err(MarkError::RaggedChannels);
-    }
-    if !(8_000..=192_000).contains(&sample_rate) {
-        return Err(MarkError::SampleRate(sample_rate));
-    }
-    if first.is_empty() {
-        return Err(MarkError::Empty);
-    }
+    check_shape(channels, sample_rate, DETECT_RATES)?;
     let layout = Layout::new(key);
     let mut signal = mid(channels);
     // Damaged input must not poison the whole search.
@@ -116,7 +107,7 @@ pub fn detect(
         }
     }
     let mut rates = Vec::with_capacity(ANALYSIS_RATES);
-    if (22_050..=96_000).contains(&sample_rate) {
+    if EMBED_RATES.contains(&sample_rate) {
         rates.push(sample_rate);
     }
     for r in [44_100, 48_000] {

@@ -23,17 +23,35 @@ pub enum MarkError {
     NonFinite,
 }
 
-pub(crate) fn check_input(channels: &[Vec<f32>], sample_rate: u32) -> Result<(), MarkError> {
+/// Sample rates the mark is written at.
+pub(crate) const EMBED_RATES: std::ops::RangeInclusive<u32> = 22_050..=96_000;
+/// Sample rates a copy is searched at (it is resampled as needed).
+pub(crate) const DETECT_RATES: std::ops::RangeInclusive<u32> = 8_000..=192_000;
+
+/// Checks channels are present, equally long and not empty, and the rate
+/// is in `rates`.
+pub(crate) fn check_shape(
+    channels: &[Vec<f32>],
+    sample_rate: u32,
+    rates: std::ops::RangeInclusive<u32>,
+) -> Result<(), MarkError> {
     let first = channels.first().ok_or(MarkError::NoChannels)?;
     if channels.iter().any(|c| c.len() != first.len()) {
         return Err(MarkError::RaggedChannels);
     }
-    if !(22_050..=96_000).contains(&sample_rate) {
+    if !rates.contains(&sample_rate) {
         return Err(MarkError::SampleRate(sample_rate));
     }
     if first.is_empty() {
         return Err(MarkError::Empty);
     }
+    Ok(())
+}
+
+/// What embedding accepts: [`check_shape`] at the embedding rates, and only
+/// finite samples.
+pub(crate) fn check_input(channels: &[Vec<f32>], sample_rate: u32) -> Result<(), MarkError> {
+    check_shape(channels, sample_rate, EMBED_RATES)?;
     if channels.iter().flatten().any(|s| !s.is_finite()) {
         return Err(MarkError::NonFinite);
     }

@@ -107,56 +107,28 @@ fn a_copy_for_another_buyer_reads_as_that_buyer() {
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
     let k = key();
-    let mut none: Vec<Vec<f32>> = Vec::new();
-    assert_eq!(
+    let embed_err = |mut channels: Vec<Vec<f32>>, rate: u32| {
         embed(
-            &mut none,
-            44_100,
+            &mut channels,
+            rate,
             &k,
             &BUYER,
             &EmbedConfig::default(),
-            &mut |_, _| {}
+            &mut |_, _| {},
         )
-        .unwrap_err(),
-        MarkError::NoChannels
-    );
-    let mut ragged = vec![vec![0.0; 10], vec![0.0; 9]];
+        .unwrap_err()
+    };
+    assert_eq!(embed_err(Vec::new(), 44_100), MarkError::NoChannels);
     assert_eq!(
-        embed(
-            &mut ragged,
-            44_100,
-            &k,
-            &BUYER,
-            &EmbedConfig::default(),
-            &mut |_, _| {}
-        )
-        .unwrap_err(),
+        embed_err(vec![vec![0.0; 10], vec![0.0; 9]], 44_100),
         MarkError::RaggedChannels
     );
-    let mut nan = vec![vec![f32::NAN; 4410]];
     assert_eq!(
-        embed(
-            &mut nan,
-            44_100,
-            &k,
-            &BUYER,
-            &EmbedConfig::default(),
-            &mut |_, _| {}
-        )
-        .unwrap_err(),
+        embed_err(vec![vec![f32::NAN; 4410]], 44_100),
         MarkError::NonFinite
     );
-    let mut low = vec![vec![0.0; 100]];
     assert_eq!(
-        embed(
-            &mut low,
-            8_000,
-            &k,
-            &BUYER,
-            &EmbedConfig::default(),
-            &mut |_, _| {}
-        )
-        .unwrap_err(),
+        embed_err(vec![vec![0.0; 100]], 8_000),
         MarkError::SampleRate(8_000)
     );
     assert_eq!(
