@@ -57,12 +57,12 @@ impl EmbedConfig {
 impl Default for EmbedConfig {
     fn default() -> Self {
         EmbedConfig {
-            sync_db: 0.6,
-            min_db: 0.24,
-            max_db: 1.9,
-            max_unit_db: 1.44,
-            target_db: 1.2,
-            tilt: 0.5,
+            sync_db: 0.77,
+            min_db: 0.31,
+            max_db: 2.4,
+            max_unit_db: 1.8,
+            target_db: 1.55,
+            tilt: 0.85,
         }
     }
 }
@@ -117,7 +117,7 @@ fn cell_weights(spec: &Spectrogram, lo: usize, hi: usize, blocks: usize, tilt: f
 
 /// Largest ratio of a cell's gain weight to the mean (and of the mean to the
 /// smallest).
-const MAX_WEIGHT: f32 = 4.0;
+const MAX_WEIGHT: f32 = 16.0;
 
 /// Share of a cell's gain the detector sees after the STFT round trip and
 /// whitening (measured; edges of a cell leak into neighbours).
