@@ -39,6 +39,7 @@ fn main() -> anyhow::Result<()> {
                             "max_unit_db" => config.max_unit_db = v,
                             "target_db" => config.target_db = v,
                             "tilt" => config.tilt = v,
+                            "max_weight" => config.max_weight = v,
                             _ => bail!("unknown setting {k}"),
                         }
                     }
@@ -56,23 +57,38 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Real music from Debian packages (asc-music), cut to 60 s from the middle,
-/// used when no files are named.
+/// Real music from Debian packages (asc-music: 22 kHz sources; singularity-
+/// music: full-band 48 kHz sources), cut to 60 s, used when no files are
+/// named.
 fn default_tracks(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let sources = [
         ("/usr/share/games/asc/music/frontiers.mp3", 30),
         ("/usr/share/games/asc/music/machine_wars.mp3", 60),
         ("/usr/share/games/asc/music/time_to_strike.mp3", 90),
+        ("/usr/share/games/singularity/music/Aberrations.ogg", 20),
+        ("/usr/share/games/singularity/music/Coherence.ogg", 20),
+        ("/usr/share/games/singularity/music/Media Threat.ogg", 20),
     ];
     let mut out = Vec::new();
     for (src, start) in sources {
         if !Path::new(src).exists() {
-            bail!("{src} is missing: apt-get install asc-music (or name audio files)");
+            bail!(
+                "{src} is missing: apt-get install asc-music singularity-music (or name audio files)"
+            );
         }
         let name = Path::new(src)
             .file_stem()
             .unwrap_or_default()
-            .to_string_lossy();
+            .to_string_lossy()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>();
         let dst = dir.join(format!("{name}.wav"));
         let status = std::process::Command::new("ffmpeg")
             .args([

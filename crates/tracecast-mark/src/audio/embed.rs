@@ -38,6 +38,8 @@ pub struct EmbedConfig {
     /// (reference level / cell level)^tilt, so the mark's energy goes where
     /// it costs the least signal-to-noise (0 = same gain everywhere).
     pub tilt: f32,
+    /// Largest factor by which tilt may raise (or lower) a cell's gain.
+    pub max_weight: f32,
 }
 
 impl EmbedConfig {
@@ -50,6 +52,7 @@ impl EmbedConfig {
             max_unit_db: self.max_unit_db * factor,
             target_db: self.target_db * factor,
             tilt: self.tilt,
+            max_weight: self.max_weight,
         }
     }
 }
@@ -63,6 +66,7 @@ impl Default for EmbedConfig {
             max_unit_db: 1.8,
             target_db: 1.55,
             tilt: 0.85,
+            max_weight: 16.0,
         }
     }
 }
@@ -78,7 +82,14 @@ pub struct EmbedReport {
 
 /// Per-cell gain weights from the unwhitened spectrogram: a cell quieter
 /// than its slot's mean level gets more gain, a louder one less.
-fn cell_weights(spec: &Spectrogram, lo: usize, hi: usize, blocks: usize, tilt: f32) -> Vec<f32> {
+fn cell_weights(
+    spec: &Spectrogram,
+    lo: usize,
+    hi: usize,
+    blocks: usize,
+    tilt: f32,
+    max_weight: f32,
+) -> Vec<f32> {
     let mut w = vec![1f32; blocks * CELLS];
     if tilt == 0.0 {
         return w;
@@ -108,16 +119,12 @@ fn cell_weights(spec: &Spectrogram, lo: usize, hi: usize, blocks: usize, tilt: f
             let mean = level.iter().sum::<f32>() / BANDS as f32;
             for (band, l) in level.iter().enumerate() {
                 let x = 10f32.powf((mean - l) * tilt / 10.0);
-                w[block * CELLS + slot * BANDS + band] = x.clamp(1.0 / MAX_WEIGHT, MAX_WEIGHT);
+                w[block * CELLS + slot * BANDS + band] = x.clamp(1.0 / max_weight, max_weight);
             }
         }
     }
     w
 }
-
-/// Largest ratio of a cell's gain weight to the mean (and of the mean to the
-/// smallest).
-const MAX_WEIGHT: f32 = 16.0;
 
 /// Share of a cell's gain the detector sees after the STFT round trip and
 /// whitening (measured; edges of a cell leak into neighbours).
@@ -156,7 +163,14 @@ pub fn embed(
     let mid_signal = mid(channels);
     let x_mid = Stft::compute(&mid_signal, bin0, bins);
     let mut spec = Spectrogram::from_stft(&x_mid, None, lo..hi);
-    let weights = cell_weights(&spec, lo, hi, blocks, config.tilt);
+    let weights = cell_weights(
+        &spec,
+        lo,
+        hi,
+        blocks,
+        config.tilt,
+        config.max_weight.max(1.0),
+    );
     spec.whiten();
     done += hops as u64;
     progress(done, total_work);
@@ -414,6 +428,7 @@ mod tests {
             max_unit_db: 1.0,
             target_db: 0.0,
             tilt: 0.0,
+            max_weight: 1.0,
         };
         embed(&mut y, sr, &key, &payload, &cfg, &mut |_, _| {}).unwrap();
         let after = {
