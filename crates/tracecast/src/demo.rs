@@ -11,6 +11,8 @@ use tracecast_mark::audio::{self, EmbedConfig};
 use tracecast_mark::{MarkKey, Payload};
 use tracecast_media::Pcm;
 
+use tracecast_attack::{Attack, AttackError};
+
 use crate::cli::DemoArgs;
 use crate::mark::bar;
 
@@ -122,6 +124,23 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         .collect();
     mono.channels = vec![mid];
     cases.push(("mono downmix at -6 dB", mono, &key, true));
+    // With Debian's encoders installed, leaks through real tools too.
+    let mut skipped = Vec::new();
+    for attack in [Attack::Mp3(64), Attack::Vorbis(0), Attack::Tempo(5)] {
+        match attack.apply(&copy_path_wav(&args.dir, &leaked)?, &args.dir) {
+            Ok(path) => {
+                let pcm = tracecast_media::decode_file(&path, None)?;
+                let name: &'static str = match attack {
+                    Attack::Mp3(_) => "re-encoded as MP3 at 64 kbit/s (lame)",
+                    Attack::Vorbis(_) => "re-encoded as Ogg Vorbis q0 (oggenc)",
+                    _ => "5% faster, pitch kept (sox tempo)",
+                };
+                cases.push((name, pcm, &key, true));
+            }
+            Err(AttackError::Missing { tool, .. }) => skipped.push(tool),
+            Err(e) => return Err(e.into()),
+        }
+    }
     cases.push(("the unmarked original", original.clone(), &key, false));
     let other = MarkKey::from_bytes([0x42; 32]);
     cases.push((
@@ -132,6 +151,12 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
     ));
 
     say("4. tracing leaked copies:".into());
+    if !skipped.is_empty() {
+        say(format!(
+            "   (not installed, so skipped: {}; apt-get install lame vorbis-tools sox)",
+            skipped.join(", ")
+        ));
+    }
     let mut failures = 0;
     for (what, pcm, k, expect_mark) in cases {
         let d = audio::detect(&pcm.channels, pcm.sample_rate, k, &mut |_, _| {})?;
@@ -150,7 +175,7 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
             failures += 1;
         }
         say(format!(
-            "   {} {:<34} -> {}",
+            "   {} {:<40} -> {}",
             if right { "ok " } else { "BAD" },
             what,
             verdict
@@ -165,4 +190,13 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         anyhow::bail!("{failures} case(s) traced wrongly");
     }
     Ok(())
+}
+
+/// The delivered copy as WAV, for the external tools.
+fn copy_path_wav(dir: &std::path::Path, pcm: &Pcm) -> anyhow::Result<std::path::PathBuf> {
+    let path = dir.join("copy-user-1000042.wav");
+    if !path.exists() {
+        tracecast_media::encode_file(pcm, &path)?;
+    }
+    Ok(path)
 }
