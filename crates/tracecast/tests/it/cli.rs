@@ -193,3 +193,89 @@ fn demo_runs_end_to_end() {
     assert!(!text.contains("BAD"));
     assert!(dir.path().join("copy-user-1000042.flac").exists());
 }
+
+/// Real sound-theme files from Debian (Ogg Vorbis): the longest carries a
+/// mark end to end; none of them, unmarked, reads as marked; short ones
+/// are marked without error.
+#[test]
+fn sound_theme_files() {
+    let dir_path = std::path::Path::new("/usr/share/sounds/freedesktop/stereo");
+    assert!(
+        dir_path.exists(),
+        "{} is missing: apt-get install sound-theme-freedesktop (.ci/run does)",
+        dir_path.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.key");
+    assert!(tracecast(&["keygen", "--out", p(&key)]).status.success());
+
+    let alarm = dir_path.join("alarm-clock-elapsed.oga");
+    let marked = dir.path().join("alarm.flac");
+    let out = tracecast(&[
+        "-q",
+        "mark",
+        "embed",
+        "--key",
+        p(&key),
+        "--content-server",
+        "9",
+        "--edge",
+        "8",
+        "--user",
+        "77",
+        p(&alarm),
+        p(&marked),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = tracecast(&["mark", "detect", "--key", p(&key), "--json", p(&marked)]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#""user":77"#));
+
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir_path).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "oga") {
+            continue;
+        }
+        let out = tracecast(&["mark", "detect", "--key", p(&key), "--json", p(&path)]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "unmarked {} read as marked or failed",
+            path.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} sound files");
+
+    let short = dir_path.join("service-login.oga");
+    let out = tracecast(&[
+        "-q",
+        "mark",
+        "embed",
+        "--key",
+        p(&key),
+        "--content-server",
+        "1",
+        "--edge",
+        "1",
+        "--user",
+        "1",
+        p(&short),
+        p(&dir.path().join("short.wav")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
