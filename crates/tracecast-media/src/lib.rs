@@ -50,12 +50,12 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, Option<u64>);
 /// Errors from reading or writing media.
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}")]
     Open {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
