@@ -78,7 +78,12 @@ fn every_crate_has_module_docs_and_no_placeholders() {
                 f.display()
             );
         }
-        for banned in ["todo!(", "unimplemented!(", "dbg!("] {
+        // Spelled in pieces so this file does not match itself.
+        for banned in [
+            concat!("todo", "!("),
+            concat!("unimplemented", "!("),
+            concat!("dbg", "!("),
+        ] {
             assert!(!text.contains(banned), "{} contains {banned}", f.display());
         }
     }

@@ -1,17 +1,56 @@
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
 use serde_json::Value;
 
 use crate::{music_wav, p, tracecast};
+
+/// Asserts the command succeeded, showing its stderr if not.
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn new_key(dir: &Path, name: &str) -> PathBuf {
+    let key = dir.join(name);
+    ok(&tracecast(&["keygen", "--out", p(&key)]));
+    key
+}
+
+/// `tracecast -q mark embed` for content server 7, edge 3, home 12 and `user`.
+fn embed(key: &Path, user: &str, input: &Path, output: &Path) -> Output {
+    tracecast(&[
+        "-q",
+        "mark",
+        "embed",
+        "--key",
+        p(key),
+        "--content-server",
+        "7",
+        "--edge",
+        "3",
+        "--home",
+        "12",
+        "--user",
+        user,
+        p(input),
+        p(output),
+    ])
+}
+
+fn detect_json(key: &Path, file: &Path) -> Output {
+    tracecast(&["mark", "detect", "--key", p(key), "--json", p(file)])
+}
 
 #[test]
 fn keygen_writes_32_private_bytes_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("k.key");
     let out = tracecast(&["keygen", "--out", p(&key)]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let bytes = std::fs::read(&key).unwrap();
     assert_eq!(bytes.len(), 32);
     #[cfg(unix)]
@@ -35,34 +74,12 @@ fn keygen_writes_32_private_bytes_and_never_overwrites() {
 #[test]
 fn embed_then_detect_json_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("k.key");
-    assert!(tracecast(&["keygen", "--out", p(&key)]).status.success());
+    let key = new_key(dir.path(), "k.key");
     let input = music_wav(dir.path(), 20.0);
     for ext in ["wav", "flac"] {
         let marked = dir.path().join(format!("marked.{ext}"));
-        let out = tracecast(&[
-            "--quiet",
-            "mark",
-            "embed",
-            "--key",
-            p(&key),
-            "--content-server",
-            "7",
-            "--edge",
-            "3",
-            "--user",
-            "123456",
-            "--home",
-            "12",
-            p(&input),
-            p(&marked),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = tracecast(&["mark", "detect", "--key", p(&key), "--json", p(&marked)]);
+        ok(&embed(&key, "123456", &input, &marked));
+        let out = detect_json(&key, &marked);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -71,111 +88,97 @@ fn embed_then_detect_json_and_exit_codes() {
         );
         let line = String::from_utf8(out.stdout).unwrap();
         assert_eq!(line.lines().count(), 1);
-        assert!(line.starts_with(r#"{"found":true,"content_server":7,"edge":3,"home":12,"user":123456,"tag_ok":true,"confidence":"#), "{line}");
+        assert!(
+            line.starts_with(r#"{"found":true,"content_server":7,"edge":3,"home":12,"user":123456,"tag_ok":true,"confidence":"#),
+            "{line}"
+        );
         let v: Value = serde_json::from_str(&line).unwrap();
         assert!(v["confidence"].as_f64().unwrap() > 0.5);
     }
     // The unmarked original: no mark, exit 1, null ids.
-    let out = tracecast(&["mark", "detect", "--key", p(&key), "--json", p(&input)]);
+    let out = detect_json(&key, &input);
     assert_eq!(out.status.code(), Some(1));
-    let line = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
-        line.trim(),
+        String::from_utf8(out.stdout).unwrap().trim(),
         r#"{"found":false,"content_server":null,"edge":null,"home":null,"user":null,"tag_ok":false,"confidence":0.0}"#
     );
     // Human-readable form names the user.
-    let marked = dir.path().join("marked.flac");
-    let out = tracecast(&["mark", "detect", "--key", p(&key), p(&marked)]);
+    let out = tracecast(&[
+        "mark",
+        "detect",
+        "--key",
+        p(&key),
+        p(&dir.path().join("marked.flac")),
+    ]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("user 123456"));
 }
 
 #[test]
 fn another_key_finds_no_mark() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a.key"), dir.path().join("b.key"));
-    assert!(tracecast(&["keygen", "--out", p(&a)]).status.success());
-    assert!(tracecast(&["keygen", "--out", p(&b)]).status.success());
+    let a = new_key(dir.path(), "a.key");
+    let b = new_key(dir.path(), "b.key");
     let input = music_wav(dir.path(), 10.0);
     let marked = dir.path().join("m.wav");
-    let out = tracecast(&[
-        "-q",
-        "mark",
-        "embed",
-        "--key",
-        p(&a),
-        "--content-server",
-        "1",
-        "--edge",
-        "2",
-        "--user",
-        "3",
-        p(&input),
-        p(&marked),
-    ]);
-    assert!(out.status.success());
-    let out = tracecast(&["mark", "detect", "--key", p(&b), "--json", p(&marked)]);
-    assert_eq!(out.status.code(), Some(1));
+    ok(&embed(&a, "3", &input, &marked));
+    assert_eq!(detect_json(&b, &marked).status.code(), Some(1));
 }
 
 #[test]
 fn bad_files_and_arguments_exit_2_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("k.key");
-    assert!(tracecast(&["keygen", "--out", p(&key)]).status.success());
+    let key = new_key(dir.path(), "k.key");
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
     let junk = dir.path().join("junk.mp3");
     std::fs::write(&junk, b"ID3 but then nothing useful at all").unwrap();
-    let out = tracecast(&["mark", "detect", "--key", p(&key), "--json", p(&junk)]);
+    let out = detect_json(&key, &junk);
     assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(err.contains("error:") && err.contains("junk.mp3"), "{err}");
     assert!(!err.contains("panicked"));
 
-    let missing = dir.path().join("nope.wav");
-    let out = tracecast(&["mark", "detect", "--key", p(&key), p(&missing)]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        detect_json(&key, &dir.path().join("nope.wav"))
+            .status
+            .code(),
+        Some(2)
+    );
 
     // Unsupported output extension is refused before any work.
     let input = music_wav(dir.path(), 2.0);
-    let out = tracecast(&[
-        "mark",
-        "embed",
-        "--key",
-        p(&key),
-        "--content-server",
-        "1",
-        "--edge",
-        "1",
-        "--user",
-        "1",
-        p(&input),
-        p(&dir.path().join("out.mp3")),
-    ]);
+    let out = embed(&key, "1", &input, &dir.path().join("out.mp3"));
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains(".wav or .flac"));
+    assert!(stderr(&out).contains(".wav or .flac"));
 
     // A bad key file.
     let bad_key = dir.path().join("bad.key");
     std::fs::write(&bad_key, b"short").unwrap();
-    let out = tracecast(&["mark", "detect", "--key", p(&bad_key), p(&input)]);
+    let out = detect_json(&bad_key, &input);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("32 raw bytes"));
+    assert!(stderr(&out).contains("32 raw bytes"));
 
-    // Ids out of range are refused by the parser.
+    // Ids and strengths out of range are refused by the parser.
+    let out = embed(&key, "4294967296", &input, &dir.path().join("o.wav"));
+    assert_eq!(out.status.code(), Some(2));
     let out = tracecast(&[
         "mark",
         "embed",
         "--key",
         p(&key),
         "--content-server",
-        "70000",
+        "1",
         "--edge",
         "1",
         "--user",
         "1",
+        "--strength",
+        "9",
         p(&input),
         p(&dir.path().join("o.wav")),
     ]);
     assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("0.25-4"));
 }
 
 #[test]
@@ -199,39 +202,23 @@ fn demo_runs_end_to_end() {
 /// are marked without error.
 #[test]
 fn sound_theme_files() {
-    let dir_path = std::path::Path::new("/usr/share/sounds/freedesktop/stereo");
+    let themes = Path::new("/usr/share/sounds/freedesktop/stereo");
     assert!(
-        dir_path.exists(),
+        themes.exists(),
         "{} is missing: apt-get install sound-theme-freedesktop (.ci/run does)",
-        dir_path.display()
+        themes.display()
     );
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("k.key");
-    assert!(tracecast(&["keygen", "--out", p(&key)]).status.success());
+    let key = new_key(dir.path(), "k.key");
 
-    let alarm = dir_path.join("alarm-clock-elapsed.oga");
     let marked = dir.path().join("alarm.flac");
-    let out = tracecast(&[
-        "-q",
-        "mark",
-        "embed",
-        "--key",
-        p(&key),
-        "--content-server",
-        "9",
-        "--edge",
-        "8",
-        "--user",
+    ok(&embed(
+        &key,
         "77",
-        p(&alarm),
-        p(&marked),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = tracecast(&["mark", "detect", "--key", p(&key), "--json", p(&marked)]);
+        &themes.join("alarm-clock-elapsed.oga"),
+        &marked,
+    ));
+    let out = detect_json(&key, &marked);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -241,14 +228,14 @@ fn sound_theme_files() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(r#""user":77"#));
 
     let mut checked = 0;
-    for entry in std::fs::read_dir(dir_path).unwrap() {
+    for entry in std::fs::read_dir(themes).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "oga") {
             continue;
         }
-        let out = tracecast(&["mark", "detect", "--key", p(&key), "--json", p(&path)]);
+        let code = detect_json(&key, &path).status.code();
         assert_eq!(
-            out.status.code(),
+            code,
             Some(1),
             "unmarked {} read as marked or failed",
             path.display()
@@ -257,25 +244,10 @@ fn sound_theme_files() {
     }
     assert!(checked >= 20, "only {checked} sound files");
 
-    let short = dir_path.join("service-login.oga");
-    let out = tracecast(&[
-        "-q",
-        "mark",
-        "embed",
-        "--key",
-        p(&key),
-        "--content-server",
+    ok(&embed(
+        &key,
         "1",
-        "--edge",
-        "1",
-        "--user",
-        "1",
-        p(&short),
-        p(&dir.path().join("short.wav")),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        &themes.join("service-login.oga"),
+        &dir.path().join("short.wav"),
+    ));
 }
