@@ -24,8 +24,9 @@
 //!   sample rate (22.05-96 kHz). The mark lives in the mid signal (mean of
 //!   channels; every channel gets the same gains, so a mono downmix keeps it).
 //! * Grid: a *block* is 96 time slots × 36 bands. A slot is 4 hops (2048
-//!   samples, 46 ms at 44.1 kHz); a band is 6 FFT bins starting at 300 Hz
-//!   (300 Hz-9.6 kHz at 44.1 kHz). A block lasts 196,608 samples (4.46 s at
+//!   samples, 46 ms at 44.1 kHz); a band is 5 FFT bins starting at 300 Hz
+//!   (300 Hz-8 kHz at 44.1 kHz: low enough that most of it survives MP3 at
+//!   32 kbit/s, which keeps 5.5 kHz). A block lasts 196,608 samples (4.46 s at
 //!   44.1 kHz) and repeats back to back over the whole file, so any stretch
 //!   of one block length holds every cell once, cyclically.
 //! * Layout: from a ChaCha20 stream seeded by a key-derived subkey, each

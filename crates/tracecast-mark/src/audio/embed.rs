@@ -60,11 +60,11 @@ impl EmbedConfig {
 impl Default for EmbedConfig {
     fn default() -> Self {
         EmbedConfig {
-            sync_db: 0.77,
-            min_db: 0.31,
-            max_db: 2.4,
-            max_unit_db: 1.8,
-            target_db: 1.55,
+            sync_db: 0.81,
+            min_db: 0.33,
+            max_db: 2.52,
+            max_unit_db: 1.89,
+            target_db: 1.63,
             tilt: 0.85,
             max_weight: 16.0,
         }

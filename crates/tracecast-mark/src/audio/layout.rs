@@ -21,7 +21,7 @@ pub const SLOTS: usize = 96;
 /// Hops per block.
 pub const BLOCK_HOPS: usize = SLOTS * HOPS_PER_SLOT;
 /// FFT bins per cell in frequency.
-pub const BINS_PER_BAND: usize = 6;
+pub const BINS_PER_BAND: usize = 5;
 /// Cells per block in frequency.
 pub const BANDS: usize = 36;
 /// Lowest marked frequency in Hz (below it music is too loud and tonal).
