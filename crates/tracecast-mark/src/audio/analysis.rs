@@ -56,25 +56,27 @@ impl Window {
     /// Moves the range to `[lo, hi)`; both ends only ever move forward.
     fn slide(&mut self, rows: &[f32], width: usize, lo: usize, hi: usize) {
         while self.to < hi {
-            for (s, v) in self
-                .sum
-                .iter_mut()
-                .zip(&rows[self.to * width..(self.to + 1) * width])
-            {
-                *s += f64::from(*v);
-            }
+            add_row(
+                &mut self.sum,
+                &rows[self.to * width..(self.to + 1) * width],
+                1.0,
+            );
             self.to += 1;
         }
         while self.from < lo {
-            for (s, v) in self
-                .sum
-                .iter_mut()
-                .zip(&rows[self.from * width..(self.from + 1) * width])
-            {
-                *s -= f64::from(*v);
-            }
+            add_row(
+                &mut self.sum,
+                &rows[self.from * width..(self.from + 1) * width],
+                -1.0,
+            );
             self.from += 1;
         }
+    }
+}
+
+fn add_row(sum: &mut [f64], row: &[f32], sign: f64) {
+    for (s, v) in sum.iter_mut().zip(row) {
+        *s += sign * f64::from(*v);
     }
 }
 
