@@ -2,6 +2,8 @@
 //! measures the audio mark: embed and detect speed, SNR, and a robustness
 //! table over the attacks done with the real tools.
 
+mod image_bench;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -48,9 +50,10 @@ fn main() -> anyhow::Result<()> {
             }
             bench_mark_audio(&files, config)
         }
+        ["bench", "mark-image", rest @ ..] => image_bench::run(&image_bench::parse(rest)?),
         _ => {
             eprintln!(
-                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [AUDIO FILES...]"
+                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [AUDIO FILES...]\n       cargo run --release -p xtask -- bench mark-image [--strength X] [--short-side N] [--set NAME=VALUE]... [PHOTOS...]"
             );
             std::process::exit(2)
         }

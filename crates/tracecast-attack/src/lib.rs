@@ -1,9 +1,12 @@
 //! The attacks a leaked copy may have gone through, done with the real tools
 //! where they exist (lame, oggenc, ffmpeg, sox from Debian) and in code
-//! otherwise (white noise). Used by the mark tests and by `xtask bench`.
+//! otherwise (white noise), and attacks on pictures ([`picture`]). Used by
+//! the mark tests and by `xtask bench`.
 //!
 //! Every attack reads a WAV file and writes a file that
 //! `tracecast_media::decode_file` can read (MP3, Ogg, M4A or WAV).
+
+pub mod picture;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -66,6 +66,7 @@
 
 pub mod audio;
 pub mod code;
+pub mod image;
 pub mod key;
 pub mod payload;
 

@@ -67,14 +67,19 @@ fn quantise(s: f32, bits: u32) -> i32 {
 pub fn encode_file(pcm: &Pcm, path: &Path) -> Result<(), MediaError> {
     let format = OutputFormat::from_path(path)?;
     let bytes = encode_to_vec(pcm, format)?;
-    // Write beside the target and rename, so a failure never leaves half a file.
+    write_atomic(path, &bytes)
+}
+
+/// Writes `bytes` beside `path` and renames, so a failure never leaves half
+/// a file (and never touches an existing one until the new one is whole).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MediaError> {
     let tmp = path.with_extension(format!(
         "{}.partial",
         path.extension().and_then(|e| e.to_str()).unwrap_or("out")
     ));
     let write = |p: &Path| -> std::io::Result<()> {
         let mut f = BufWriter::new(std::fs::File::create(p)?);
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.into_inner().map_err(|e| e.into_error())?.sync_all()
     };
     write(&tmp)

@@ -1,4 +1,4 @@
-//! Reading and writing media files for tracecast.
+//! Reading and writing media files for tracecast: audio and pictures.
 //!
 //! This crate is the I/O edge of the mark engine: it turns files into planar
 //! `f32` PCM ([`Pcm`]) and back. Decoding goes through symphonia (WAV, FLAC,
@@ -10,10 +10,17 @@
 
 mod decode;
 mod encode;
+mod picture;
 pub mod synth;
 
 pub use decode::{decode_bytes, decode_file};
 pub use encode::{encode_file, encode_to_vec, OutputFormat};
+/// The `image` crate's picture type, as read and written here.
+pub use image::DynamicImage;
+pub use picture::{
+    add_to_rows, decode_picture, encode_picture, is_picture, luma_rows, psnr, read_picture,
+    write_picture, PictureFormat, DEFAULT_JPEG_QUALITY, MAX_PICTURE_SIDE,
+};
 
 use std::path::PathBuf;
 
@@ -68,7 +75,7 @@ pub enum MediaError {
     Malformed(String),
     #[error("the file holds no decodable audio")]
     Empty,
-    #[error("unsupported output extension {0:?}: use .wav or .flac")]
+    #[error("unsupported output extension {0:?}: use .wav or .flac for audio, .png, .jpg or .jpeg for pictures")]
     UnsupportedOutput(String),
     #[error("cannot encode: {0}")]
     Encode(String),

@@ -61,12 +61,18 @@ pub struct EmbedArgs {
     #[arg(long, default_value_t = 0)]
     pub home: u16,
     /// Mark strength relative to the default (0.25-4): higher survives
-    /// harsher attacks and shorter excerpts at a lower signal-to-noise ratio.
+    /// harsher attacks and shorter excerpts at a lower signal-to-noise ratio
+    /// (for pictures, PSNR drops by 20·log10(strength) dB).
     #[arg(long, default_value_t = 1.0, value_parser = parse_strength)]
     pub strength: f32,
-    /// Input media: WAV, FLAC, MP3, Ogg Vorbis, AAC (M4A).
+    /// Quality of JPEG output (1-100).
+    #[arg(long, default_value_t = tracecast_media::DEFAULT_JPEG_QUALITY, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+    /// Input media: WAV, FLAC, MP3, Ogg Vorbis, AAC (M4A); or a PNG or JPEG
+    /// picture.
     pub input: PathBuf,
-    /// Output: .wav or .flac, same sample rate and channels as the input.
+    /// Output: .wav or .flac for audio (same sample rate and channels as the
+    /// input); .png, .jpg or .jpeg for a picture.
     pub output: PathBuf,
 }
 

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::RngCore;
 use serde::Serialize;
 use tracecast_mark::audio::{self, EmbedConfig};
+use tracecast_mark::image as picture_mark;
 use tracecast_mark::{MarkKey, Payload, KEY_LEN};
 
 use crate::cli::{DetectArgs, EmbedArgs, KeygenArgs};
@@ -78,16 +79,33 @@ fn decode(path: &Path, quiet: bool) -> anyhow::Result<tracecast_media::Pcm> {
     Ok(pcm)
 }
 
-pub fn embed(args: &EmbedArgs, quiet: bool) -> anyhow::Result<()> {
-    let key = read_key(&args.key)?;
-    // Refuse a bad output name before the long work.
-    tracecast_media::OutputFormat::from_path(&args.output)?;
-    let payload = Payload {
+/// Whether `path` holds a picture (PNG or JPEG), judged by its first bytes.
+fn is_picture_file(path: &Path) -> anyhow::Result<bool> {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let n = f.read(&mut head)?;
+    Ok(tracecast_media::is_picture(&head[..n]))
+}
+
+fn payload_of(args: &EmbedArgs) -> Payload {
+    Payload {
         content_server: args.content_server,
         edge: args.edge,
         home: args.home,
         user: args.user,
-    };
+    }
+}
+
+pub fn embed(args: &EmbedArgs, quiet: bool) -> anyhow::Result<()> {
+    let key = read_key(&args.key)?;
+    if is_picture_file(&args.input)? {
+        return embed_picture(args, &key, quiet);
+    }
+    // Refuse a bad output name before the long work.
+    tracecast_media::OutputFormat::from_path(&args.output)?;
+    let payload = payload_of(args);
     let mut pcm = decode(&args.input, quiet)?;
     let pb = bar(quiet, "marking");
     let report = audio::embed(
@@ -117,6 +135,53 @@ pub fn embed(args: &EmbedArgs, quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn embed_picture(args: &EmbedArgs, key: &MarkKey, quiet: bool) -> anyhow::Result<()> {
+    let format = tracecast_media::PictureFormat::from_path(&args.output, args.quality)
+        .context("a picture is written as .png, .jpg or .jpeg")?;
+    let mut img = tracecast_media::read_picture(&args.input)
+        .with_context(|| format!("cannot read {}", args.input.display()))?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut marker = picture_mark::Embedder::new(
+        w,
+        h,
+        key,
+        &payload_of(args),
+        &picture_mark::EmbedConfig::default().scaled(args.strength),
+    )
+    .with_context(|| format!("cannot mark {}", args.input.display()))?;
+    let pb = bar(quiet, "marking");
+    pb.set_length(2 * h as u64);
+    tracecast_media::luma_rows(&img, |y, row| {
+        pb.inc(1);
+        marker.observe_row(y, row)
+    })?;
+    let psnr = tracecast_media::add_to_rows(&mut img, |y, row| {
+        pb.inc(1);
+        marker.delta_row(y, row)
+    })?;
+    pb.finish_and_clear();
+    tracecast_media::write_picture(&img, &args.output, format)?;
+    if !quiet {
+        eprintln!(
+            "marked {} -> {} ({w}x{h}, PSNR {psnr:.1} dB)",
+            args.input.display(),
+            args.output.display(),
+        );
+    }
+    Ok(())
+}
+
+/// Reads a picture onto the mark's working grid and looks for the mark.
+pub fn detect_picture_file(path: &Path, key: &MarkKey) -> anyhow::Result<picture_mark::Detection> {
+    let img = tracecast_media::read_picture(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut reducer = picture_mark::Reducer::new(img.width() as usize, img.height() as usize)
+        .with_context(|| format!("cannot search {}", path.display()))?;
+    tracecast_media::luma_rows(&img, |y, row| reducer.push_row(y, row))?;
+    drop(img);
+    Ok(picture_mark::detect(&reducer.finish(), key)?)
+}
+
 /// The JSON line other tools parse; field order is part of the interface.
 #[derive(Serialize)]
 struct DetectJson {
@@ -131,6 +196,23 @@ struct DetectJson {
 
 pub fn detect(args: &DetectArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let key = read_key(&args.key)?;
+    if is_picture_file(&args.file)? {
+        let d = detect_picture_file(&args.file, &key)?;
+        let summary = Summary {
+            payload: d.payload,
+            tag_ok: d.tag_ok,
+            confidence: d.confidence,
+            details: format!(
+                "sync {:.1} sd, scale {:.3}, rotation {:.1} deg{}",
+                d.sync_z,
+                d.scale,
+                d.rotation_deg,
+                if d.mirrored { ", mirrored" } else { "" }
+            ),
+            sync_z: d.sync_z,
+        };
+        return report(&summary, args.json);
+    }
     let pcm = decode(&args.file, quiet || args.json)?;
     if pcm.frames() == 0 {
         bail!("{} holds no audio", args.file.display());
@@ -142,8 +224,31 @@ pub fn detect(args: &DetectArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     })
     .with_context(|| format!("cannot search {}", args.file.display()))?;
     pb.finish_and_clear();
+    let summary = Summary {
+        payload: d.payload,
+        tag_ok: d.tag_ok,
+        confidence: d.confidence,
+        details: format!(
+            "sync {:.1} sd, speed {:.3}, tempo {:.3}",
+            d.sync_z, d.speed, d.tempo
+        ),
+        sync_z: d.sync_z,
+    };
+    report(&summary, args.json)
+}
+
+/// What any detector found, for printing.
+struct Summary {
+    payload: Option<Payload>,
+    tag_ok: bool,
+    confidence: f32,
+    details: String,
+    sync_z: f32,
+}
+
+fn report(d: &Summary, json: bool) -> anyhow::Result<ExitCode> {
     let found = d.payload.is_some();
-    if args.json {
+    if json {
         let p = d.payload;
         let out = DetectJson {
             found,
@@ -157,15 +262,13 @@ pub fn detect(args: &DetectArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&out)?);
     } else if let Some(p) = d.payload {
         println!(
-            "mark found: user {} via edge {}{} from content server {} (tag verified, confidence {:.2}; sync {:.1} sd, speed {:.3}, tempo {:.3})",
+            "mark found: user {} via edge {}{} from content server {} (tag verified, confidence {:.2}; {})",
             p.user,
             p.edge,
             if p.home != 0 { format!(" and home {}", p.home) } else { String::new() },
             p.content_server,
             d.confidence,
-            d.sync_z,
-            d.speed,
-            d.tempo
+            d.details
         );
     } else {
         println!(

@@ -1,0 +1,209 @@
+//! `bench mark-image`: the image mark's speed, PSNR and robustness on real
+//! photos, side by side with the PyPI peers when they are installed.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use tracecast_attack::picture::PictureAttack;
+use tracecast_mark::image::{self as mark, EmbedConfig};
+use tracecast_mark::{MarkKey, Payload};
+use tracecast_media::DynamicImage;
+
+/// Photos from Debian's mate-backgrounds, used when no files are named.
+pub const DEFAULT_PHOTOS: [&str; 6] = [
+    "/usr/share/backgrounds/mate/nature/Aqua.jpg",
+    "/usr/share/backgrounds/mate/nature/Dune.jpg",
+    "/usr/share/backgrounds/mate/nature/FreshFlower.jpg",
+    "/usr/share/backgrounds/mate/nature/LadyBird.jpg",
+    "/usr/share/backgrounds/mate/nature/Storm.jpg",
+    "/usr/share/backgrounds/mate/nature/Wood.jpg",
+];
+
+pub struct Options {
+    pub config: EmbedConfig,
+    pub files: Vec<PathBuf>,
+    /// Scale photos down so their shorter side is this (0 = as they are).
+    pub max_side: u32,
+    /// Also run the harder attacks.
+    pub harder: bool,
+}
+
+pub fn parse(rest: &[&str]) -> anyhow::Result<Options> {
+    let mut o = Options {
+        config: EmbedConfig::default(),
+        files: Vec::new(),
+        max_side: 0,
+        harder: false,
+    };
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        match *a {
+            "--strength" => {
+                let f: f32 = it.next().context("--strength N")?.parse()?;
+                o.config = o.config.scaled(f);
+            }
+            "--harder" => o.harder = true,
+            "--short-side" => o.max_side = it.next().context("--short-side N")?.parse()?,
+            "--set" => {
+                let kv = it.next().context("--set NAME=VALUE")?;
+                let (k, v) = kv.split_once('=').context("--set NAME=VALUE")?;
+                let v: f32 = v.parse()?;
+                match k {
+                    "psnr_db" => o.config.psnr_db = v,
+                    "mask_floor" => o.config.mask_floor = v,
+                    "mask_exponent" => o.config.mask_exponent = v,
+                    "mask_cap" => o.config.mask_cap = v,
+                    _ => bail!("unknown setting {k}"),
+                }
+            }
+            f => o.files.push(PathBuf::from(f)),
+        }
+    }
+    if o.files.is_empty() {
+        for f in DEFAULT_PHOTOS {
+            if !Path::new(f).exists() {
+                bail!("{f} is missing: apt-get install mate-backgrounds (or name photos)");
+            }
+            o.files.push(PathBuf::from(f));
+        }
+    }
+    Ok(o)
+}
+
+/// Marks a picture in memory; returns the marked copy and its PSNR.
+pub fn embed(
+    img: &DynamicImage,
+    key: &MarkKey,
+    payload: &Payload,
+    config: &EmbedConfig,
+) -> anyhow::Result<(DynamicImage, f64)> {
+    let mut out = img.clone();
+    let mut m = mark::Embedder::new(
+        img.width() as usize,
+        img.height() as usize,
+        key,
+        payload,
+        config,
+    )?;
+    tracecast_media::luma_rows(img, |y, row| m.observe_row(y, row))?;
+    let psnr = tracecast_media::add_to_rows(&mut out, |y, row| m.delta_row(y, row))?;
+    Ok((out, psnr))
+}
+
+/// Looks for the mark in a picture in memory.
+pub fn detect(img: &DynamicImage, key: &MarkKey) -> anyhow::Result<mark::Detection> {
+    let mut r = mark::Reducer::new(img.width() as usize, img.height() as usize)?;
+    tracecast_media::luma_rows(img, |y, row| r.push_row(y, row))?;
+    Ok(mark::detect(&r.finish(), key)?)
+}
+
+fn best_of<T>(n: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {
+    let mut best = f64::INFINITY;
+    let mut out = None;
+    for _ in 0..n {
+        let t = Instant::now();
+        let v = f()?;
+        best = best.min(t.elapsed().as_secs_f64());
+        out = Some(v);
+    }
+    Ok((out.expect("n > 0"), best))
+}
+
+pub fn run(o: &Options) -> anyhow::Result<()> {
+    let key = MarkKey::from_bytes(*b"tracecast image benchmark key 01");
+    let payload = Payload {
+        content_server: 7,
+        edge: 301,
+        home: 12,
+        user: 4_000_123,
+    };
+    let mut attacks = PictureAttack::all();
+    if o.harder {
+        attacks.extend(PictureAttack::harder());
+    }
+    println!(
+        "{:<16} {:>9} {:>6} {:>9} {:>9} {}",
+        "photo",
+        "size",
+        "PSNR",
+        "emb MP/s",
+        "det MP/s",
+        attacks
+            .iter()
+            .map(|a| format!("{:>14}", a.name()))
+            .collect::<String>()
+    );
+    let mut passed = vec![0usize; attacks.len()];
+    let (mut emb_rates, mut det_rates, mut psnrs) = (Vec::new(), Vec::new(), Vec::new());
+    for file in &o.files {
+        let mut img = tracecast_media::read_picture(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        if o.max_side > 0 {
+            // Scale so the shorter side is `max_side`.
+            let f = o.max_side as f32 / img.width().min(img.height()) as f32;
+            if f < 1.0 {
+                img = img.resize_exact(
+                    (img.width() as f32 * f).round() as u32,
+                    (img.height() as f32 * f).round() as u32,
+                    image_filter(),
+                );
+            }
+        }
+        let mp = f64::from(img.width()) * f64::from(img.height()) / 1e6;
+        let ((marked, psnr), t_emb) = best_of(3, || embed(&img, &key, &payload, &o.config))?;
+        let (d, t_det) = best_of(3, || detect(&marked, &key))?;
+        let clean = if d.payload == Some(payload) {
+            ""
+        } else {
+            " (clean copy NOT read)"
+        };
+        let mut row = String::new();
+        for (i, a) in attacks.iter().enumerate() {
+            let attacked = a.apply(&marked, 17 + i as u64);
+            let d = detect(&attacked, &key)?;
+            let ok = d.payload == Some(payload);
+            if ok {
+                passed[i] += 1;
+            }
+            row += &format!(
+                "{:>14}",
+                format!("{} {:.1}", if ok { "ok" } else { "FAIL" }, d.sync_z)
+            );
+        }
+        let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or("?");
+        println!(
+            "{:<16} {:>9} {:>6.2} {:>9.1} {:>9.1} {row}{clean}",
+            name,
+            format!("{}x{}", img.width(), img.height()),
+            psnr,
+            mp / t_emb,
+            mp / t_det
+        );
+        emb_rates.push(mp / t_emb);
+        det_rates.push(mp / t_det);
+        psnrs.push(psnr);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    println!(
+        "mean: PSNR {:.2} dB (min {:.2}), embed {:.1} MP/s, detect {:.1} MP/s (one core, in memory, best of 3)",
+        mean(&psnrs),
+        psnrs.iter().cloned().fold(f64::INFINITY, f64::min),
+        mean(&emb_rates),
+        mean(&det_rates)
+    );
+    println!(
+        "recovered: {}",
+        attacks
+            .iter()
+            .zip(&passed)
+            .map(|(a, p)| format!("{} {}/{}", a.name(), p, o.files.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+fn image_filter() -> image::imageops::FilterType {
+    image::imageops::FilterType::CatmullRom
+}
