@@ -79,23 +79,13 @@ pub fn embed(
     config: &EmbedConfig,
 ) -> anyhow::Result<(DynamicImage, f64)> {
     let mut out = img.clone();
-    let mut m = mark::Embedder::new(
-        img.width() as usize,
-        img.height() as usize,
-        key,
-        payload,
-        config,
-    )?;
-    tracecast_media::luma_rows(img, |y, row| m.observe_row(y, row))?;
-    let psnr = tracecast_media::add_to_rows(&mut out, |y, row| m.delta_row(y, row))?;
+    let psnr = tracecast_media::mark_picture(&mut out, key, payload, config, &mut |_, _| {})?;
     Ok((out, psnr))
 }
 
 /// Looks for the mark in a picture in memory.
 pub fn detect(img: &DynamicImage, key: &MarkKey) -> anyhow::Result<mark::Detection> {
-    let mut r = mark::Reducer::new(img.width() as usize, img.height() as usize)?;
-    tracecast_media::luma_rows(img, |y, row| r.push_row(y, row))?;
-    Ok(mark::detect(&r.finish(), key)?)
+    Ok(tracecast_media::detect_picture(img, key)?)
 }
 
 fn best_of<T>(n: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {

@@ -18,8 +18,9 @@ pub use encode::{encode_file, encode_to_vec, OutputFormat};
 /// The `image` crate's picture type, as read and written here.
 pub use image::DynamicImage;
 pub use picture::{
-    add_to_rows, decode_picture, encode_picture, is_picture, luma_rows, psnr, read_picture,
-    write_picture, PictureFormat, DEFAULT_JPEG_QUALITY, MAX_PICTURE_SIDE,
+    add_to_rows, decode_picture, detect_picture, encode_picture, is_picture, luma_rows,
+    mark_picture, psnr, read_picture, write_picture, PictureFormat, PictureMarkError,
+    DEFAULT_JPEG_QUALITY, MAX_PICTURE_SIDE,
 };
 
 use std::path::PathBuf;

@@ -75,6 +75,13 @@ pub fn decode_picture(bytes: &[u8]) -> Result<DynamicImage, MediaError> {
             hint: Some("pictures must be PNG or JPEG".into()),
         });
     }
+    if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_is_complete(bytes) {
+        // The JPEG decoder fills a cut-off scan with grey and says nothing;
+        // marking that would hand a broken picture to a buyer.
+        return Err(MediaError::Malformed(
+            "the JPEG is truncated (no end-of-image marker after its scan)".into(),
+        ));
+    }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| MediaError::Malformed(e.to_string()))?;
@@ -91,6 +98,31 @@ pub fn decode_picture(bytes: &[u8]) -> Result<DynamicImage, MediaError> {
         return Err(MediaError::Malformed("the picture has no pixels".into()));
     }
     Ok(img)
+}
+
+/// Whether a JPEG holds an end-of-image marker after its first scan. The
+/// segments before the scan are skipped by their lengths (so an EXIF
+/// thumbnail's own markers do not count); inside entropy-coded data a 0xFF
+/// byte is always stuffed or a restart marker, so 0xFF 0xD9 there is EOI.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let mut i = 2;
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return false;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+        if marker == 0xDA {
+            let scan = (i + 2 + len).min(bytes.len());
+            return bytes[scan..].windows(2).any(|w| w == [0xFF, 0xD9]);
+        }
+        i += 2 + len;
+    }
+    false
 }
 
 fn malformed(e: image::ImageError) -> MediaError {
@@ -201,7 +233,7 @@ pub fn luma_rows<E>(
             for (r, p) in row.iter_mut().zip(px.chunks_exact(channels)) {
                 *r = to255
                     * if channels >= 3 {
-                        tracecast_luma(p[0].get(), p[1].get(), p[2].get())
+                        tracecast_mark::image::luma(p[0].get(), p[1].get(), p[2].get())
                     } else {
                         p[0].get()
                     };
@@ -225,11 +257,6 @@ pub fn luma_rows<E>(
         DynamicImage::ImageRgba32F(b) => go(b.as_raw(), w, c, &mut f),
         other => go(other.to_rgb8().as_raw(), w, 3, &mut f),
     }
-}
-
-/// BT.601 luma, the same weights as the mark engine's.
-fn tracecast_luma(r: f32, g: f32, b: f32) -> f32 {
-    0.299 * r + 0.587 * g + 0.114 * b
 }
 
 /// Adds to every colour channel (not alpha) of each row the change `f`
@@ -294,4 +321,44 @@ pub fn psnr(sum_sq: f64, n: u64) -> f64 {
         return f64::INFINITY;
     }
     10.0 * (255f64.powi(2) / (sum_sq / n as f64)).log10()
+}
+
+/// Errors of marking or searching a picture in memory.
+#[derive(Debug, thiserror::Error)]
+pub enum PictureMarkError {
+    #[error(transparent)]
+    Mark(#[from] tracecast_mark::image::ImageMarkError),
+}
+
+/// Marks a decoded picture in place with the image mark; returns the PSNR
+/// of the result.
+pub fn mark_picture(
+    img: &mut DynamicImage,
+    key: &tracecast_mark::MarkKey,
+    payload: &tracecast_mark::Payload,
+    config: &tracecast_mark::image::EmbedConfig,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<f64, PictureMarkError> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut m = tracecast_mark::image::Embedder::new(w, h, key, payload, config)?;
+    let total = 2 * h as u64;
+    luma_rows(img, |y, row| {
+        progress(y as u64 + 1, total);
+        m.observe_row(y, row)
+    })?;
+    Ok(add_to_rows(img, |y, row| {
+        progress((h + y) as u64 + 1, total);
+        m.delta_row(y, row)
+    })?)
+}
+
+/// Looks for the image mark in a decoded picture (scaled to the mark's
+/// working grid row by row).
+pub fn detect_picture(
+    img: &DynamicImage,
+    key: &tracecast_mark::MarkKey,
+) -> Result<tracecast_mark::image::Detection, PictureMarkError> {
+    let mut r = tracecast_mark::image::Reducer::new(img.width() as usize, img.height() as usize)?;
+    luma_rows(img, |y, row| r.push_row(y, row))?;
+    Ok(tracecast_mark::image::detect(&r.finish(), key)?)
 }

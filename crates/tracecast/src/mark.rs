@@ -140,25 +140,19 @@ fn embed_picture(args: &EmbedArgs, key: &MarkKey, quiet: bool) -> anyhow::Result
         .context("a picture is written as .png, .jpg or .jpeg")?;
     let mut img = tracecast_media::read_picture(&args.input)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let mut marker = picture_mark::Embedder::new(
-        w,
-        h,
+    let (w, h) = (img.width(), img.height());
+    let pb = bar(quiet, "marking");
+    let psnr = tracecast_media::mark_picture(
+        &mut img,
         key,
         &payload_of(args),
         &picture_mark::EmbedConfig::default().scaled(args.strength),
+        &mut |done, total| {
+            pb.set_length(total);
+            pb.set_position(done);
+        },
     )
     .with_context(|| format!("cannot mark {}", args.input.display()))?;
-    let pb = bar(quiet, "marking");
-    pb.set_length(2 * h as u64);
-    tracecast_media::luma_rows(&img, |y, row| {
-        pb.inc(1);
-        marker.observe_row(y, row)
-    })?;
-    let psnr = tracecast_media::add_to_rows(&mut img, |y, row| {
-        pb.inc(1);
-        marker.delta_row(y, row)
-    })?;
     pb.finish_and_clear();
     tracecast_media::write_picture(&img, &args.output, format)?;
     if !quiet {
@@ -175,11 +169,8 @@ fn embed_picture(args: &EmbedArgs, key: &MarkKey, quiet: bool) -> anyhow::Result
 pub fn detect_picture_file(path: &Path, key: &MarkKey) -> anyhow::Result<picture_mark::Detection> {
     let img = tracecast_media::read_picture(path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let mut reducer = picture_mark::Reducer::new(img.width() as usize, img.height() as usize)
-        .with_context(|| format!("cannot search {}", path.display()))?;
-    tracecast_media::luma_rows(&img, |y, row| reducer.push_row(y, row))?;
-    drop(img);
-    Ok(picture_mark::detect(&reducer.finish(), key)?)
+    tracecast_media::detect_picture(&img, key)
+        .with_context(|| format!("cannot search {}", path.display()))
 }
 
 /// The JSON line other tools parse; field order is part of the interface.

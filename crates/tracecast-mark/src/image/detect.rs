@@ -81,7 +81,8 @@ pub struct Detection {
     /// Size of the picture relative to the marked one (1.0 = unchanged),
     /// as seen on the working grid.
     pub scale: f32,
-    /// Rotation of the picture relative to the marked one, in degrees.
+    /// Rotation of the picture relative to the marked one, in degrees
+    /// counter-clockwise as viewed (mirror images: of the mirrored copy).
     pub rotation_deg: f32,
     /// Whether the picture is a mirror image of the marked one.
     pub mirrored: bool,
@@ -452,8 +453,10 @@ fn decode_at(
     };
     let mirrored = cand.orientation >= 4;
     let quarter_turns = (cand.orientation % 4) as f32;
-    let rotation =
-        (lattice.angle.to_degrees() + 90.0 * quarter_turns + 180.0).rem_euclid(360.0) - 180.0;
+    // The lattice angle turns x towards y, which points down: clockwise as
+    // viewed. Report counter-clockwise as positive (as `Rotate` attacks do).
+    let clockwise = lattice.angle.to_degrees() + 90.0 * quarter_turns;
+    let rotation = (180.0 - clockwise).rem_euclid(360.0) - 180.0;
     Detection {
         payload,
         tag_ok: ok,

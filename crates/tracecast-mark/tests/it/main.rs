@@ -3,4 +3,5 @@
 
 mod audio;
 mod false_alarm;
+mod image;
 mod payload;

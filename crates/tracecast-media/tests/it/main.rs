@@ -58,16 +58,15 @@ fn mono_48k_wav() {
 
 #[test]
 fn output_format_comes_from_the_extension() {
-    use std::path::Path;
     assert_eq!(
-        OutputFormat::from_path(Path::new("a.WAV")).unwrap(),
+        OutputFormat::from_path(std::path::Path::new("a.WAV")).unwrap(),
         OutputFormat::Wav
     );
     assert_eq!(
-        OutputFormat::from_path(Path::new("a.flac")).unwrap(),
+        OutputFormat::from_path(std::path::Path::new("a.flac")).unwrap(),
         OutputFormat::Flac
     );
-    let err = OutputFormat::from_path(Path::new("a.mp3")).unwrap_err();
+    let err = OutputFormat::from_path(std::path::Path::new("a.mp3")).unwrap_err();
     assert!(matches!(err, MediaError::UnsupportedOutput(ref e) if e == "mp3"));
     assert!(err.to_string().contains(".wav or .flac"));
 }
@@ -158,6 +157,75 @@ proptest! {
             prop_assert!(pcm.channels.iter().flatten().all(|s| s.is_finite()));
             let n = pcm.frames();
             prop_assert!(pcm.channels.iter().all(|c| c.len() == n));
+        }
+    }
+}
+
+/// A small real-looking picture as PNG and JPEG bytes.
+fn picture_files() -> Vec<Vec<u8>> {
+    let img = tracecast_media::DynamicImage::ImageRgb8(image::RgbImage::from_fn(96, 80, |x, y| {
+        image::Rgb([(x * 2) as u8, (y * 3) as u8, ((x * y) % 256) as u8])
+    }));
+    vec![
+        tracecast_media::encode_picture(&img, tracecast_media::PictureFormat::Png).unwrap(),
+        tracecast_media::encode_picture(&img, tracecast_media::PictureFormat::Jpeg(90)).unwrap(),
+    ]
+}
+
+#[test]
+fn picture_output_format_and_quality_are_checked() {
+    use tracecast_media::PictureFormat;
+    assert_eq!(
+        PictureFormat::from_path(std::path::Path::new("a.PNG"), 92).unwrap(),
+        PictureFormat::Png
+    );
+    assert_eq!(
+        PictureFormat::from_path(std::path::Path::new("a.jpeg"), 50).unwrap(),
+        PictureFormat::Jpeg(50)
+    );
+    assert!(PictureFormat::from_path(std::path::Path::new("a.jpg"), 0).is_err());
+    assert!(PictureFormat::from_path(std::path::Path::new("a.gif"), 92).is_err());
+}
+
+#[test]
+fn truncated_pictures_are_errors() {
+    // A PNG whose pixels are whole but whose end chunk is cut still reads
+    // (nothing is lost); a JPEG without its end marker does not.
+    for (i, bytes) in picture_files().into_iter().enumerate() {
+        let last = if i == 1 {
+            bytes.len() - 2
+        } else {
+            bytes.len() / 2
+        };
+        for cut in [0, 8, bytes.len() / 2, last] {
+            assert!(
+                tracecast_media::decode_picture(&bytes[..cut]).is_err(),
+                "cut at {cut} of {}",
+                bytes.len()
+            );
+        }
+        assert!(tracecast_media::decode_picture(&bytes).is_ok());
+    }
+}
+
+proptest! {
+    #[test]
+    fn random_bytes_never_panic_as_a_picture(mut bytes in proptest::collection::vec(any::<u8>(), 0..4096), png in any::<bool>()) {
+        let magic: &[u8] = if png { b"\x89PNG\r\n\x1a\n" } else { &[0xFF, 0xD8, 0xFF] };
+        bytes.splice(0..0, magic.iter().copied());
+        let _ = tracecast_media::decode_picture(&bytes);
+    }
+
+    #[test]
+    fn corrupted_pictures_never_panic(which in 0usize..2, cut in 0.0f64..1.0, flips in proptest::collection::vec((0.0f64..1.0, any::<u8>()), 0..8)) {
+        let mut bytes = picture_files().swap_remove(which);
+        for (at, v) in flips {
+            let i = (at * bytes.len() as f64) as usize % bytes.len();
+            bytes[i] = v;
+        }
+        bytes.truncate(((cut * bytes.len() as f64) as usize).max(1));
+        if let Ok(img) = tracecast_media::decode_picture(&bytes) {
+            prop_assert!(img.width() > 0 && img.height() > 0);
         }
     }
 }

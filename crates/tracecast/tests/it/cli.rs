@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::{music_wav, p, tracecast};
 
 /// Asserts the command succeeded, showing its stderr if not.
-fn ok(out: &Output) {
+pub fn ok(out: &Output) {
     assert!(
         out.status.success(),
         "{}",
@@ -14,14 +14,14 @@ fn ok(out: &Output) {
     );
 }
 
-fn new_key(dir: &Path, name: &str) -> PathBuf {
+pub fn new_key(dir: &Path, name: &str) -> PathBuf {
     let key = dir.join(name);
     ok(&tracecast(&["keygen", "--out", p(&key)]));
     key
 }
 
 /// `tracecast -q mark embed` for content server 7, edge 3, home 12 and `user`.
-fn embed(key: &Path, user: &str, input: &Path, output: &Path) -> Output {
+pub fn embed(key: &Path, user: &str, input: &Path, output: &Path) -> Output {
     tracecast(&[
         "-q",
         "mark",
@@ -41,7 +41,7 @@ fn embed(key: &Path, user: &str, input: &Path, output: &Path) -> Output {
     ])
 }
 
-fn detect_json(key: &Path, file: &Path) -> Output {
+pub fn detect_json(key: &Path, file: &Path) -> Output {
     tracecast(&["mark", "detect", "--key", p(key), "--json", p(file)])
 }
 

@@ -1,8 +1,11 @@
-//! End-to-end tests of the `tracecast` command line, and of the audio mark
-//! against attacks done with the real tools (lame, oggenc, ffmpeg, sox).
+//! End-to-end tests of the `tracecast` command line, of the audio mark
+//! against attacks done with the real tools (lame, oggenc, ffmpeg, sox), and
+//! of the image mark on real photos.
 
 mod attacks;
 mod cli;
+mod picture_false_alarm;
+mod pictures;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -24,4 +27,29 @@ pub fn music_wav(dir: &Path, seconds: f32) -> PathBuf {
     let pcm = tracecast_media::synth::music(seconds, 44_100, 11);
     tracecast_media::encode_file(&pcm, &path).unwrap();
     path
+}
+
+/// Photos from Debian's mate-backgrounds (`.ci/run` installs it).
+pub const PHOTOS: [&str; 6] = [
+    "/usr/share/backgrounds/mate/nature/Aqua.jpg",
+    "/usr/share/backgrounds/mate/nature/Dune.jpg",
+    "/usr/share/backgrounds/mate/nature/FreshFlower.jpg",
+    "/usr/share/backgrounds/mate/nature/LadyBird.jpg",
+    "/usr/share/backgrounds/mate/nature/Storm.jpg",
+    "/usr/share/backgrounds/mate/nature/Wood.jpg",
+];
+
+/// A photo scaled down so its shorter side is `short_side` pixels.
+pub fn photo(path: &str, short_side: u32) -> tracecast_media::DynamicImage {
+    let img = tracecast_media::read_picture(Path::new(path))
+        .unwrap_or_else(|e| panic!("{path}: {e} (apt-get install mate-backgrounds; .ci/run does)"));
+    let f = short_side as f32 / img.width().min(img.height()) as f32;
+    if f >= 1.0 {
+        return img;
+    }
+    img.resize_exact(
+        (img.width() as f32 * f).round() as u32,
+        (img.height() as f32 * f).round() as u32,
+        image::imageops::FilterType::CatmullRom,
+    )
 }
