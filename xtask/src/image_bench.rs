@@ -27,6 +27,8 @@ pub struct Options {
     pub max_side: u32,
     /// Also run the harder attacks.
     pub harder: bool,
+    /// Run the PyPI peers on the same photos and attacks.
+    pub peers: bool,
 }
 
 pub fn parse(rest: &[&str]) -> anyhow::Result<Options> {
@@ -35,6 +37,7 @@ pub fn parse(rest: &[&str]) -> anyhow::Result<Options> {
         files: Vec::new(),
         max_side: 0,
         harder: false,
+        peers: false,
     };
     let mut it = rest.iter();
     while let Some(a) = it.next() {
@@ -44,6 +47,7 @@ pub fn parse(rest: &[&str]) -> anyhow::Result<Options> {
                 o.config = o.config.scaled(f);
             }
             "--harder" => o.harder = true,
+            "--peers" => o.peers = true,
             "--short-side" => o.max_side = it.next().context("--short-side N")?.parse()?,
             "--set" => {
                 let kv = it.next().context("--set NAME=VALUE")?;
@@ -126,6 +130,8 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     );
     let mut passed = vec![0usize; attacks.len()];
     let (mut emb_rates, mut det_rates, mut psnrs) = (Vec::new(), Vec::new(), Vec::new());
+    let work = tempfile::tempdir()?;
+    let mut originals = Vec::new();
     for file in &o.files {
         let mut img = tracecast_media::read_picture(file)
             .with_context(|| format!("cannot read {}", file.display()))?;
@@ -141,6 +147,12 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             }
         }
         let mp = f64::from(img.width()) * f64::from(img.height()) / 1e6;
+        if o.peers {
+            let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("photo");
+            let path = work.path().join(format!("{stem}.png"));
+            tracecast_media::write_picture(&img, &path, tracecast_media::PictureFormat::Png)?;
+            originals.push(path);
+        }
         let ((marked, psnr), t_emb) = best_of(3, || embed(&img, &key, &payload, &o.config))?;
         let (d, t_det) = best_of(3, || detect(&marked, &key))?;
         let clean = if d.payload == Some(payload) {
@@ -191,6 +203,148 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if o.peers {
+        let ours = Peer {
+            name: "tracecast".into(),
+            psnr: mean(&psnrs),
+            embed_mp_s: mean(&emb_rates),
+            detect_mp_s: mean(&det_rates),
+            recovered: passed,
+        };
+        peers_table(&attacks, &originals, work.path(), ours)?;
+    }
+    Ok(())
+}
+
+/// One row of the side-by-side table.
+struct Peer {
+    name: String,
+    psnr: f64,
+    embed_mp_s: f64,
+    detect_mp_s: f64,
+    recovered: Vec<usize>,
+}
+
+/// The Python that has invisible-watermark and blind-watermark installed:
+/// `$TRACECAST_PEERS_PYTHON`, else `target/peers/bin/python` (see README).
+fn peers_python() -> anyhow::Result<PathBuf> {
+    let p = std::env::var_os("TRACECAST_PEERS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/peers/bin/python"));
+    if !p.exists() {
+        bail!(
+            "{} is missing: python3 -m venv target/peers && target/peers/bin/pip install invisible-watermark blind-watermark",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+fn run_peers(args: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/image_peers.py");
+    let out = std::process::Command::new(peers_python()?)
+        .arg(&script)
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        bail!("peers failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // The peers print banners of their own; keep the JSON lines.
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+fn peers_table(
+    attacks: &[PictureAttack],
+    originals: &[PathBuf],
+    dir: &Path,
+    ours: Peer,
+) -> anyhow::Result<()> {
+    let mut args = vec!["embed", dir.to_str().context("temp dir is UTF-8")?];
+    args.extend(originals.iter().filter_map(|p| p.to_str()));
+    let embedded = run_peers(&args)?;
+    let mut rows = vec![ours];
+    for method in ["dwtDct", "dwtDctSvd", "blind"] {
+        let mine: Vec<&serde_json::Value> =
+            embedded.iter().filter(|v| v["method"] == method).collect();
+        let num = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        let n = mine.len().max(1) as f64;
+        // Attack each peer-marked photo exactly as ours were attacked.
+        let mut files: Vec<(usize, String)> = Vec::new();
+        for v in &mine {
+            let marked =
+                tracecast_media::read_picture(Path::new(v["file"].as_str().context("file")?))?;
+            for (i, a) in attacks.iter().enumerate() {
+                let path = dir.join(format!("{}.{method}.{i}.png", files.len()));
+                let attacked = a.apply(&marked, 17 + i as u64);
+                tracecast_media::write_picture(
+                    &attacked,
+                    &path,
+                    tracecast_media::PictureFormat::Png,
+                )?;
+                files.push((i, path.to_string_lossy().into_owned()));
+            }
+        }
+        let mut dargs = vec!["decode", method];
+        dargs.extend(files.iter().map(|(_, f)| f.as_str()));
+        let decoded = run_peers(&dargs)?;
+        let mut recovered = vec![0usize; attacks.len()];
+        for ((i, _), v) in files.iter().zip(&decoded) {
+            if v["bits_ok"].as_u64() == Some(32) {
+                recovered[*i] += 1;
+            }
+        }
+        let det =
+            decoded.iter().map(|v| num(v, "mp_per_s")).sum::<f64>() / decoded.len().max(1) as f64;
+        rows.push(Peer {
+            name: method.into(),
+            psnr: mine.iter().map(|v| num(v, "psnr")).sum::<f64>() / n,
+            embed_mp_s: mine.iter().map(|v| num(v, "mp_per_s")).sum::<f64>() / n,
+            detect_mp_s: det,
+            recovered,
+        });
+    }
+    println!();
+    println!(
+        "side by side ({} photos; peers carry 32 bits and count only when all 32 come back; tracecast carries 108 with its tag):",
+        originals.len()
+    );
+    println!(
+        "{:<10} {:>6} {:>9} {:>9} {}",
+        "method",
+        "PSNR",
+        "emb MP/s",
+        "det MP/s",
+        attacks
+            .iter()
+            .map(|a| format!("{:>14}", a.name()))
+            .collect::<String>()
+    );
+    for r in &rows {
+        println!(
+            "{:<10} {:>6.2} {:>9.2} {:>9.2} {}",
+            r.name,
+            r.psnr,
+            r.embed_mp_s,
+            r.detect_mp_s,
+            r.recovered
+                .iter()
+                .map(|k| format!("{:>14}", format!("{k}/{}", originals.len())))
+                .collect::<String>()
+        );
+    }
+    let base = &rows[0];
+    for r in &rows[1..] {
+        println!(
+            "tracecast / {}: embed speed x{:.0}, detect speed x{:.0}",
+            r.name,
+            base.embed_mp_s / r.embed_mp_s,
+            base.detect_mp_s / r.detect_mp_s
+        );
+    }
     Ok(())
 }
 

@@ -1,8 +1,8 @@
 //! tracecast's forensic mark: a keyed, invisible mark of who received a copy
 //! and which servers it passed through.
 //!
-//! This crate is pure: it works on samples in memory and does no file or
-//! network I/O (decoding lives in `tracecast-media`).
+//! This crate is pure: it works on samples and pixel rows in memory and does
+//! no file or network I/O (decoding lives in `tracecast-media`).
 //!
 //! # Payload (format version 1)
 //!
@@ -63,6 +63,37 @@
 //!   tag), so an unmarked file, or one marked under another key, is reported
 //!   marked with probability at most [`audio::false_alarm_probability`]
 //!   (about 1.8e-7).
+
+//!
+//! # Image mark (format version 1)
+//!
+//! * Working grid: the picture's luma (BT.601; the change is added to R, G
+//!   and B alike) on a grid whose shorter side is 512 pixels for larger
+//!   pictures (so the mark scales with the picture and survives
+//!   downscaling), the picture itself for smaller ones.
+//! * Tile: 32×32 cells of 4×4 working pixels (128 px), interpolated
+//!   bilinearly between cell centres so the pattern is smooth (it lives
+//!   below 1/8 cycle per pixel, which JPEG at quality 50 and halving keep).
+//!   From a ChaCha20 stream seeded by a key-derived subkey, 192 cells carry
+//!   ±1 sync chips and the other 832 are dealt to the 348 coded bits (2-3
+//!   cells each, scattered), each with a ±1 chip. The tile repeats over the
+//!   whole picture. See [`image::layout`].
+//! * Embedding: pattern × texture mask (per 8×8 block, the mean absolute
+//!   difference to neighbours, plus a floor, to the power 0.6, capped at
+//!   2.5× the mean) × a gain that puts the picture at 39 dB PSNR. Two passes
+//!   over rows, so memory stays small beside the decoded picture.
+//! * Detection (blind): the working grid's band-pass residual (3×3 box
+//!   minus a σ≈4.5 blur), divided by its local RMS; its autocorrelation
+//!   with the power spectrum whitened (and JPEG's 8-pixel grid notched
+//!   out); the tile lattice (period 56-256 working px, any angle) that
+//!   collects the most autocorrelation, plus the unchanged geometry; every
+//!   pixel folded onto one tile per lattice hypothesis; the sync pattern
+//!   correlated at every cyclic shift in all eight orientations (90°
+//!   turns and mirror images); the best three hypotheses' best four shifts
+//!   decoded (soft Viterbi) and accepted only if version and tag verify.
+//! * False alarms: at most [`image::MAX_TAG_CHECKS`] (12) payloads are
+//!   checked per picture, so the bound is 12 × 2^-28 ≈ 4.5e-8
+//!   ([`image::false_alarm_probability`]).
 
 pub mod audio;
 pub mod code;

@@ -115,3 +115,58 @@ pub fn music(seconds: f32, sample_rate: u32, seed: u64) -> Pcm {
         bits_per_sample: Some(16),
     }
 }
+
+/// A generated photo-like picture (`width`×`height`, RGB): soft colour
+/// gradients, clouds of detail at several scales and a few sharp-edged
+/// shapes, for the demo when no photo is at hand. Deterministic per `seed`.
+pub fn picture(width: u32, height: u32, seed: u64) -> image::DynamicImage {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    // Value noise at three scales, one grid per scale.
+    let grids: Vec<(u32, u32, Vec<f32>)> = [7u32, 23, 71]
+        .iter()
+        .map(|&s| {
+            let (gw, gh) = (width / s + 2, height / s + 2);
+            (
+                s,
+                gw,
+                (0..gw * gh).map(|_| rng.gen_range(-1.0f32..1.0)).collect(),
+            )
+        })
+        .collect();
+    let discs: Vec<(f32, f32, f32, [f32; 3])> = (0..6)
+        .map(|_| {
+            (
+                rng.gen_range(0.0..width as f32),
+                rng.gen_range(0.0..height as f32),
+                rng.gen_range(0.05..0.2) * width.min(height) as f32,
+                [
+                    rng.gen_range(0.0..255.0),
+                    rng.gen_range(0.0..255.0),
+                    rng.gen_range(0.0..255.0),
+                ],
+            )
+        })
+        .collect();
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        let mut detail = 0.0;
+        for (i, (s, gw, g)) in grids.iter().enumerate() {
+            let (fx, fy) = (x as f32 / *s as f32, y as f32 / *s as f32);
+            let (x0, y0) = (fx as u32, fy as u32);
+            let (tx, ty) = (fx - x0 as f32, fy - y0 as f32);
+            let at = |i: u32, j: u32| g[(j * gw + i) as usize];
+            let v = (at(x0, y0) * (1.0 - tx) + at(x0 + 1, y0) * tx) * (1.0 - ty)
+                + (at(x0, y0 + 1) * (1.0 - tx) + at(x0 + 1, y0 + 1) * tx) * ty;
+            detail += v * [14.0, 22.0, 30.0][i];
+        }
+        let (u, v) = (x as f32 / width as f32, y as f32 / height as f32);
+        let mut c = [60.0 + 140.0 * u, 90.0 + 100.0 * v, 170.0 - 90.0 * u * v];
+        for (cx, cy, r, col) in &discs {
+            if (x as f32 - cx).hypot(y as f32 - cy) < *r {
+                c = *col;
+            }
+        }
+        image::Rgb(c.map(|ch| (ch + detail).clamp(0.0, 255.0) as u8))
+    });
+    image::DynamicImage::ImageRgb8(img)
+}
