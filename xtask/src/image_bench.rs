@@ -10,15 +10,7 @@ use tracecast_mark::image::{self as mark, EmbedConfig};
 use tracecast_mark::{MarkKey, Payload};
 use tracecast_media::DynamicImage;
 
-/// Photos from Debian's mate-backgrounds, used when no files are named.
-pub const DEFAULT_PHOTOS: [&str; 6] = [
-    "/usr/share/backgrounds/mate/nature/Aqua.jpg",
-    "/usr/share/backgrounds/mate/nature/Dune.jpg",
-    "/usr/share/backgrounds/mate/nature/FreshFlower.jpg",
-    "/usr/share/backgrounds/mate/nature/LadyBird.jpg",
-    "/usr/share/backgrounds/mate/nature/Storm.jpg",
-    "/usr/share/backgrounds/mate/nature/Wood.jpg",
-];
+use tracecast_attack::picture::PHOTOS as DEFAULT_PHOTOS;
 
 pub struct Options {
     pub config: EmbedConfig,
@@ -125,7 +117,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         "det MP/s",
         attacks
             .iter()
-            .map(|a| format!("{:>14}", a.name()))
+            .map(|a| format!("{:>16}", a.name()))
             .collect::<String>()
     );
     let mut passed = vec![0usize; attacks.len()];
@@ -169,7 +161,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
                 passed[i] += 1;
             }
             row += &format!(
-                "{:>14}",
+                "{:>16}",
                 format!("{} {:.1}", if ok { "ok" } else { "FAIL" }, d.sync_z)
             );
         }
@@ -320,7 +312,7 @@ fn peers_table(
         "det MP/s",
         attacks
             .iter()
-            .map(|a| format!("{:>14}", a.name()))
+            .map(|a| format!("{:>16}", a.name()))
             .collect::<String>()
     );
     for r in &rows {
@@ -332,7 +324,7 @@ fn peers_table(
             r.detect_mp_s,
             r.recovered
                 .iter()
-                .map(|k| format!("{:>14}", format!("{k}/{}", originals.len())))
+                .map(|k| format!("{:>16}", format!("{k}/{}", originals.len())))
                 .collect::<String>()
         );
     }

@@ -7,6 +7,17 @@ use image::{DynamicImage, Rgb, RgbImage};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// Six real photos from Debian's mate-backgrounds (`.ci/run` installs it),
+/// the pictures the tests and the benchmark mark and attack.
+pub const PHOTOS: [&str; 6] = [
+    "/usr/share/backgrounds/mate/nature/Aqua.jpg",
+    "/usr/share/backgrounds/mate/nature/Dune.jpg",
+    "/usr/share/backgrounds/mate/nature/FreshFlower.jpg",
+    "/usr/share/backgrounds/mate/nature/LadyBird.jpg",
+    "/usr/share/backgrounds/mate/nature/Storm.jpg",
+    "/usr/share/backgrounds/mate/nature/Wood.jpg",
+];
+
 /// One attack on a picture.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PictureAttack {

@@ -156,3 +156,37 @@ mod tests {
         assert_eq!(decode(&soft), bits);
     }
 }
+
+/// What soft decoding of a payload gave.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decoded {
+    /// The ids, when version and tag verify under the key.
+    pub payload: Option<crate::Payload>,
+    /// Whether version and tag verify.
+    pub tag_ok: bool,
+    /// Share of coded bits that agree with the decoded payload, mapped to
+    /// 0 (chance) ..1 (all); 0 unless the tag verifies.
+    pub confidence: f32,
+}
+
+/// Decodes the soft values of a coded payload and checks its tag: the one
+/// rule every mark (audio, picture) accepts a payload by.
+pub fn decode_payload(soft: &[f32], key: &crate::MarkKey) -> Decoded {
+    let bits = decode(soft);
+    let recoded = encode(&bits);
+    let agree = soft
+        .iter()
+        .zip(&recoded)
+        .filter(|(s, &r)| (**s > 0.0) == (r == 1))
+        .count();
+    let confidence = ((agree as f32 / soft.len() as f32 - 0.5) * 2.0).clamp(0.0, 1.0);
+    let (payload, ok) = match crate::Payload::from_bits(&bits, key) {
+        Some((p, ok)) => (ok.then_some(p), ok),
+        None => (None, false),
+    };
+    Decoded {
+        payload,
+        tag_ok: ok,
+        confidence: if ok { confidence } else { 0.0 },
+    }
+}

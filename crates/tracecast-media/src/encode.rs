@@ -18,11 +18,7 @@ pub enum OutputFormat {
 impl OutputFormat {
     /// `.wav` or `.flac` (any case); anything else is an error naming it.
     pub fn from_path(path: &Path) -> Result<Self, MediaError> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let ext = crate::extension(path);
         match ext.as_str() {
             "wav" | "wave" => Ok(Self::Wav),
             "flac" => Ok(Self::Flac),

@@ -83,3 +83,11 @@ pub enum MediaError {
     #[error("audio parameters out of range: {0}")]
     Parameters(String),
 }
+
+/// A path's extension in lower case ("" when it has none).
+pub(crate) fn extension(path: &std::path::Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}

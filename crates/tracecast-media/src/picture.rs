@@ -38,11 +38,7 @@ pub enum PictureFormat {
 impl PictureFormat {
     /// `.png`, or `.jpg`/`.jpeg` at `quality` (any case).
     pub fn from_path(path: &Path, quality: u8) -> Result<Self, MediaError> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let ext = crate::extension(path);
         match ext.as_str() {
             "png" => Ok(Self::Png),
             "jpg" | "jpeg" => {

@@ -319,24 +319,13 @@ fn decode_at(f: &Folded, cand: Candidate, layout: &Layout, key: &MarkKey) -> Det
             })
             .sum();
     }
-    let bits = code::decode(&soft);
-    let recoded = code::encode(&bits);
-    let agree = soft
-        .iter()
-        .zip(&recoded)
-        .filter(|(s, &r)| (**s > 0.0) == (r == 1))
-        .count();
-    let confidence = ((agree as f32 / CODED_BITS as f32 - 0.5) * 2.0).clamp(0.0, 1.0);
-    let (payload, ok) = match Payload::from_bits(&bits, key) {
-        Some((p, ok)) => (ok.then_some(p), ok),
-        None => (None, false),
-    };
+    let decoded = code::decode_payload(&soft, key);
     // Offset in samples of the original timeline, for diagnostics.
     let offset = (BLOCK_HOPS - cand.offset) % BLOCK_HOPS * HOP;
     Detection {
-        payload,
-        tag_ok: ok,
-        confidence: if ok { confidence } else { 0.0 },
+        payload: decoded.payload,
+        tag_ok: decoded.tag_ok,
+        confidence: decoded.confidence,
         sync_z: cand.z,
         speed: f.scale.speed,
         tempo: f.scale.tempo,

@@ -439,18 +439,7 @@ fn decode_at(
         })
         .collect();
     debug_assert_eq!(soft.len(), CODED_BITS);
-    let bits = code::decode(&soft);
-    let recoded = code::encode(&bits);
-    let agree = soft
-        .iter()
-        .zip(&recoded)
-        .filter(|(s, &r)| (**s > 0.0) == (r == 1))
-        .count();
-    let confidence = ((agree as f32 / CODED_BITS as f32 - 0.5) * 2.0).clamp(0.0, 1.0);
-    let (payload, ok) = match Payload::from_bits(&bits, key) {
-        Some((p, ok)) => (ok.then_some(p), ok),
-        None => (None, false),
-    };
+    let decoded = code::decode_payload(&soft, key);
     let mirrored = cand.orientation >= 4;
     let quarter_turns = (cand.orientation % 4) as f32;
     // The lattice angle turns x towards y, which points down: clockwise as
@@ -458,9 +447,9 @@ fn decode_at(
     let clockwise = lattice.angle.to_degrees() + 90.0 * quarter_turns;
     let rotation = (180.0 - clockwise).rem_euclid(360.0) - 180.0;
     Detection {
-        payload,
-        tag_ok: ok,
-        confidence: if ok { confidence } else { 0.0 },
+        payload: decoded.payload,
+        tag_ok: decoded.tag_ok,
+        confidence: decoded.confidence,
         sync_z: cand.z,
         scale: lattice.period / TILE as f32,
         rotation_deg: rotation,

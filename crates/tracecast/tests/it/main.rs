@@ -29,15 +29,7 @@ pub fn music_wav(dir: &Path, seconds: f32) -> PathBuf {
     path
 }
 
-/// Photos from Debian's mate-backgrounds (`.ci/run` installs it).
-pub const PHOTOS: [&str; 6] = [
-    "/usr/share/backgrounds/mate/nature/Aqua.jpg",
-    "/usr/share/backgrounds/mate/nature/Dune.jpg",
-    "/usr/share/backgrounds/mate/nature/FreshFlower.jpg",
-    "/usr/share/backgrounds/mate/nature/LadyBird.jpg",
-    "/usr/share/backgrounds/mate/nature/Storm.jpg",
-    "/usr/share/backgrounds/mate/nature/Wood.jpg",
-];
+pub use tracecast_attack::picture::PHOTOS;
 
 /// A photo scaled down so its shorter side is `short_side` pixels.
 pub fn photo(path: &str, short_side: u32) -> tracecast_media::DynamicImage {
