@@ -24,6 +24,13 @@ pub const PAYLOAD_BITS: usize = 108;
 /// Bits of the authentication tag.
 pub const TAG_BITS: usize = 24;
 
+/// Probability that random bits pass as a payload under a key: the 4-bit
+/// version and the 24-bit tag must both match by chance (2^-28). Every
+/// detector's false-alarm bound is this times the payloads it checks.
+pub fn chance_match_probability() -> f64 {
+    2f64.powi(-(4 + TAG_BITS as i32))
+}
+
 /// The ids a mark carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Payload {

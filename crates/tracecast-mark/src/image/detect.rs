@@ -63,7 +63,7 @@ const NEAR: usize = 4;
 /// is reported as marked: every checked payload must match a 4-bit version
 /// and a 24-bit keyed tag by chance.
 pub fn false_alarm_probability() -> f64 {
-    MAX_TAG_CHECKS as f64 * 2f64.powi(-28)
+    MAX_TAG_CHECKS as f64 * crate::payload::chance_match_probability()
 }
 
 /// What detection found.
