@@ -84,7 +84,9 @@ pub fn detect(img: &DynamicImage, key: &MarkKey) -> anyhow::Result<mark::Detecti
     Ok(tracecast_media::detect_picture(img, key)?)
 }
 
-fn best_of<T>(n: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {
+/// Runs `f` `n` times; returns the last result and the fastest time in
+/// seconds (the run least disturbed by the rest of the machine).
+pub fn best_of<T>(n: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {
     let mut best = f64::INFINITY;
     let mut out = None;
     for _ in 0..n {
@@ -108,18 +110,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     if o.harder {
         attacks.extend(PictureAttack::harder());
     }
-    println!(
-        "{:<16} {:>9} {:>6} {:>9} {:>9} {}",
-        "photo",
-        "size",
-        "PSNR",
-        "emb MP/s",
-        "det MP/s",
-        attacks
-            .iter()
-            .map(|a| format!("{:>16}", a.name()))
-            .collect::<String>()
-    );
+    println!("{:<16} {:>9} {}", "photo", "size", header(&attacks));
     let mut passed = vec![0usize; attacks.len()];
     let (mut emb_rates, mut det_rates, mut psnrs) = (Vec::new(), Vec::new(), Vec::new());
     let work = tempfile::tempdir()?;
@@ -206,6 +197,15 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         peers_table(&attacks, &originals, work.path(), ours)?;
     }
     Ok(())
+}
+
+/// The columns both tables share: quality, speeds and one per attack.
+fn header(attacks: &[PictureAttack]) -> String {
+    let names: String = attacks
+        .iter()
+        .map(|a| format!("{:>16}", a.name()))
+        .collect();
+    format!("{:>6} {:>9} {:>9} {names}", "PSNR", "emb MP/s", "det MP/s")
 }
 
 /// One row of the side-by-side table.
@@ -304,17 +304,7 @@ fn peers_table(
         "side by side ({} photos; peers carry 32 bits and count only when all 32 come back; tracecast carries 108 with its tag):",
         originals.len()
     );
-    println!(
-        "{:<10} {:>6} {:>9} {:>9} {}",
-        "method",
-        "PSNR",
-        "emb MP/s",
-        "det MP/s",
-        attacks
-            .iter()
-            .map(|a| format!("{:>16}", a.name()))
-            .collect::<String>()
-    );
+    println!("{:<10} {}", "method", header(attacks));
     for r in &rows {
         println!(
             "{:<10} {:>6.2} {:>9.2} {:>9.2} {}",

@@ -5,7 +5,6 @@
 mod image_bench;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{bail, Context};
 use tracecast_attack::Attack;
@@ -153,40 +152,30 @@ fn bench_mark_audio(files: &[&str], config: EmbedConfig) -> anyhow::Result<()> {
             .with_context(|| format!("reading {}", track.display()))?;
         let secs = original.duration_secs();
         // Best of three runs: the least disturbed by the rest of the machine.
-        let mut embed_s = f64::INFINITY;
-        let mut pcm = original.clone();
-        let mut report = None;
-        for _ in 0..3 {
-            pcm = original.clone();
-            let t0 = Instant::now();
-            report = Some(audio::embed(
+        let ((pcm, report), embed_s) = image_bench::best_of(3, || {
+            let mut pcm = original.clone();
+            let report = audio::embed(
                 &mut pcm.channels,
                 pcm.sample_rate,
                 &key,
                 &payload,
                 &config,
                 &mut |_, _| {},
-            )?);
-            embed_s = embed_s.min(t0.elapsed().as_secs_f64());
-        }
-        let report = report.expect("ran three times");
+            )?;
+            Ok((pcm, report))
+        })?;
         let marked = work.path().join(format!("marked{ti}.wav"));
         tracecast_media::encode_file(&pcm, &marked)?;
         // Detect on what a user would hold: the written file, decoded.
         let back = tracecast_media::decode_file(&marked, None)?;
-        let mut detect_s = f64::INFINITY;
-        let mut d = None;
-        for _ in 0..3 {
-            let t0 = Instant::now();
-            d = Some(audio::detect(
+        let (d, detect_s) = image_bench::best_of(3, || {
+            Ok(audio::detect(
                 &back.channels,
                 back.sample_rate,
                 &key,
                 &mut |_, _| {},
-            )?);
-            detect_s = detect_s.min(t0.elapsed().as_secs_f64());
-        }
-        let d = d.expect("ran three times");
+            )?)
+        })?;
         if d.payload != Some(payload) {
             bail!(
                 "no mark read back from the unattacked copy of {}",

@@ -4,7 +4,7 @@
 use realfft::num_complex::Complex32;
 
 use super::fft2::{fast_len, Fft2};
-use super::{check_size, working_scale, ImageMarkError, Plane};
+use super::{check_row, check_size, working_scale, ImageMarkError, Plane};
 
 /// Scales a picture down to the working grid (area averaging), row by row,
 /// so a large picture never has to be held at full size as `f32`.
@@ -39,19 +39,8 @@ impl Reducer {
 
     /// The next row of luma (0-255 scale), top to bottom.
     pub fn push_row(&mut self, y: usize, luma: &[f32]) -> Result<(), ImageMarkError> {
-        if y != self.next_row || y >= self.ymap.len() {
-            return Err(ImageMarkError::RowOrder {
-                got: y,
-                want: self.next_row,
-            });
-        }
-        if luma.len() != self.width {
-            return Err(ImageMarkError::RowLength {
-                row: y,
-                got: luma.len(),
-                want: self.width,
-            });
-        }
+        let in_order = y == self.next_row && y < self.ymap.len();
+        check_row(y, in_order, self.next_row, luma.len(), self.width)?;
         self.next_row += 1;
         self.row.iter_mut().for_each(|v| *v = 0.0);
         for (&l, &(j, w0, w1)) in luma.iter().zip(&self.xmap) {

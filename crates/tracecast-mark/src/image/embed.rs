@@ -10,7 +10,7 @@
 //! whole picture lands at the configured PSNR.
 
 use super::layout::{self, Layout, CELLS_PER_SIDE};
-use super::{check_size, working_scale, ImageMarkError};
+use super::{check_row, check_size, working_scale, ImageMarkError};
 use crate::code;
 use crate::key::MarkKey;
 use crate::payload::Payload;
@@ -124,19 +124,13 @@ impl Embedder {
 
     /// First pass: the next row's luma (0-255 scale), top to bottom.
     pub fn observe_row(&mut self, y: usize, luma: &[f32]) -> Result<(), ImageMarkError> {
-        if y != self.rows_seen {
-            return Err(ImageMarkError::RowOrder {
-                got: y,
-                want: self.rows_seen,
-            });
-        }
-        if luma.len() != self.width {
-            return Err(ImageMarkError::RowLength {
-                row: y,
-                got: luma.len(),
-                want: self.width,
-            });
-        }
+        check_row(
+            y,
+            y == self.rows_seen,
+            self.rows_seen,
+            luma.len(),
+            self.width,
+        )?;
         if luma.iter().any(|v| !v.is_finite()) {
             return Err(ImageMarkError::NonFinite);
         }
@@ -189,19 +183,8 @@ impl Embedder {
     /// Second pass, after every row was observed: writes into `out` the
     /// change to add to each colour channel of row `y` (0-255 scale).
     pub fn delta_row(&mut self, y: usize, out: &mut [f32]) -> Result<(), ImageMarkError> {
-        if self.rows_seen != self.height || y >= self.height {
-            return Err(ImageMarkError::RowOrder {
-                got: y,
-                want: self.rows_seen,
-            });
-        }
-        if out.len() != self.width {
-            return Err(ImageMarkError::RowLength {
-                row: y,
-                got: out.len(),
-                want: self.width,
-            });
-        }
+        let ready = self.rows_seen == self.height && y < self.height;
+        check_row(y, ready, self.rows_seen, out.len(), self.width)?;
         let (j0, j1, fv) = layout::cell_coord((y as f64 + 0.5) * self.scale);
         let (r0, r1) = (j0 * CELLS_PER_SIDE, j1 * CELLS_PER_SIDE);
         for i in 0..CELLS_PER_SIDE {

@@ -75,6 +75,28 @@ pub(crate) fn check_size(width: usize, height: usize) -> Result<(), ImageMarkErr
     Ok(())
 }
 
+/// Checks a row handed to a row-by-row pass: `in_order` says whether row
+/// `y` is the one expected (`want`), `len` must be the picture's `width`.
+pub(crate) fn check_row(
+    y: usize,
+    in_order: bool,
+    want: usize,
+    len: usize,
+    width: usize,
+) -> Result<(), ImageMarkError> {
+    if !in_order {
+        return Err(ImageMarkError::RowOrder { got: y, want });
+    }
+    if len != width {
+        return Err(ImageMarkError::RowLength {
+            row: y,
+            got: len,
+            want: width,
+        });
+    }
+    Ok(())
+}
+
 /// Working-grid pixels per picture pixel (at most 1).
 pub fn working_scale(width: usize, height: usize) -> f64 {
     let side = width.min(height);
