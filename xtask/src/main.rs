@@ -1,8 +1,11 @@
 //! Project chores. `cargo run --release -p xtask -- bench mark-audio [FILES...]`
 //! measures the audio mark: embed and detect speed, SNR, and a robustness
-//! table over the attacks done with the real tools.
+//! table over the attacks done with the real tools. `bench mark-image` does
+//! the same for pictures; `bench mailbox` runs the mailbox beside NATS
+//! JetStream.
 
 mod image_bench;
+mod mailbox_bench;
 
 use std::path::{Path, PathBuf};
 
@@ -50,9 +53,10 @@ fn main() -> anyhow::Result<()> {
             bench_mark_audio(&files, config)
         }
         ["bench", "mark-image", rest @ ..] => image_bench::run(&image_bench::parse(rest)?),
+        ["bench", "mailbox", rest @ ..] => mailbox_bench::run(&mailbox_bench::parse(rest)?),
         _ => {
             eprintln!(
-                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [AUDIO FILES...]\n       cargo run --release -p xtask -- bench mark-image [--strength X] [--short-side N] [--set NAME=VALUE]... [PHOTOS...]"
+                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [AUDIO FILES...]\n       cargo run --release -p xtask -- bench mark-image [--strength X] [--short-side N] [--set NAME=VALUE]... [PHOTOS...]\n       cargo run --release -p xtask -- bench mailbox [--messages N] [--boxes N] [--latency-secs S] [--backend sqlite|postgres|both]"
             );
             std::process::exit(2)
         }

@@ -26,6 +26,170 @@ pub enum Command {
     /// Watch the whole mark pipeline on generated music: key, embed, attack,
     /// detect.
     Demo(DemoArgs),
+    /// Run the servers (today: the mailbox) until Ctrl-C or SIGTERM.
+    Serve(ServeArgs),
+    /// Administer boxes and send messages.
+    #[command(subcommand)]
+    Mailbox(MailboxCommand),
+    /// Your own box: fetch mail into a local inbox, list, read, protect.
+    #[command(subcommand)]
+    Inbox(InboxCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data directory: the SQLite store, blobs, the administrator token.
+    #[arg(long, env = "TRACECAST_DATA", default_value = "tracecast-data")]
+    pub data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "TRACECAST_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: String,
+    /// Metadata database URL (postgres://...); the SQLite file in the data
+    /// directory when absent.
+    #[arg(long, env = "TRACECAST_DATABASE")]
+    pub database: Option<String>,
+    /// Largest message accepted, in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_message_bytes: usize,
+    /// Seconds before an unanswered notification is repeated (then doubling).
+    #[arg(long, default_value_t = 30.0)]
+    pub notify_retry: f64,
+    /// Longest wait between repeated notifications, in seconds.
+    #[arg(long, default_value_t = 900.0)]
+    pub notify_retry_max: f64,
+    /// Days a pending message waits when its sender set no TTL.
+    #[arg(long, default_value_t = 14)]
+    pub pending_days: u64,
+    /// Days processed messages are kept.
+    #[arg(long, default_value_t = 30)]
+    pub processed_days: u64,
+    /// Processed messages kept per box at most.
+    #[arg(long, default_value_t = 10_000)]
+    pub processed_max: u64,
+    /// Seconds between retention sweeps.
+    #[arg(long, default_value_t = 60)]
+    pub sweep_every: u64,
+}
+
+/// Where the mailbox is and who you are.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// Mailbox server URL.
+    #[arg(
+        long,
+        env = "TRACECAST_SERVER",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    pub server: String,
+    /// Token (prefer --token-file or TRACECAST_TOKEN: arguments show in `ps`).
+    #[arg(long, env = "TRACECAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the token.
+    #[arg(long, env = "TRACECAST_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailboxCommand {
+    /// Create a box (administrator token) and print its token.
+    CreateBox {
+        /// e.g. user:alice, device:cam-1, role:origin
+        name: String,
+        /// Notify this URL when mail arrives (for servers).
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Write the new box's token to this file (mode 0600) instead of
+        /// printing it.
+        #[arg(long)]
+        token_out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Send a message to a box.
+    Send {
+        /// The recipient's box.
+        #[arg(long)]
+        to: String,
+        /// Media type (guessed from the file name when absent).
+        #[arg(long = "type")]
+        media_type: Option<String>,
+        /// Protect it from overwrite in the recipient's inbox.
+        #[arg(long)]
+        protect: bool,
+        /// Seconds before it expires unfetched.
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// Idempotency key: sending again with the same key lands once.
+        #[arg(long)]
+        key: Option<String>,
+        /// File to send, or - for standard input.
+        file: PathBuf,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Counters of your box on the server.
+    Status {
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InboxCommand {
+    /// Fetch mail into the inbox directory, acknowledging each message once
+    /// it is on disk.
+    Fetch(FetchArgs),
+    /// List the inbox.
+    List {
+        #[arg(long, env = "TRACECAST_INBOX", default_value = "tracecast-data/inbox")]
+        dir: PathBuf,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a message's body (or write it to --out) and mark it read.
+    Read {
+        #[arg(long, env = "TRACECAST_INBOX", default_value = "tracecast-data/inbox")]
+        dir: PathBuf,
+        id: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Protect a message from overwrite (or --off to lift it).
+    Protect {
+        #[arg(long, env = "TRACECAST_INBOX", default_value = "tracecast-data/inbox")]
+        dir: PathBuf,
+        id: String,
+        #[arg(long)]
+        off: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Inbox directory.
+    #[arg(long, env = "TRACECAST_INBOX", default_value = "tracecast-data/inbox")]
+    pub dir: PathBuf,
+    /// Room by size: stop (or overwrite read messages) beyond this many bytes.
+    #[arg(long)]
+    pub max_bytes: Option<u64>,
+    /// Room by count: at most this many messages in the inbox.
+    #[arg(long)]
+    pub max_count: Option<u64>,
+    /// What the server does with each stored message.
+    #[arg(long, value_parser = ["delete", "move"], default_value = "delete")]
+    pub then: String,
+    /// Keep running: wait for notifications and fetch as mail arrives.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds to keep repeating a request while the server is unreachable.
+    #[arg(long, default_value_t = 30)]
+    pub retry_for: u64,
+    /// Print a JSON report at the end.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub conn: Connection,
 }
 
 #[derive(Debug, Args)]

@@ -183,6 +183,7 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         ));
     }
     failures += pictures(args, &key, &buyer, &say)?;
+    mailbox_step(args, &buyer, &say)?;
     say(format!(
         "\nfalse-alarm bound per file: {:.1e} (audio), {:.1e} (pictures); files are in {}",
         audio::false_alarm_probability(),
@@ -316,4 +317,62 @@ fn pictures(
         ));
     }
     Ok(failures)
+}
+
+/// Step 6: the trace report reaches the provider through the mailbox: a real
+/// server on loopback over the embedded SQLite store, a post answered once
+/// durable, and a fetch that acknowledges on the next request.
+fn mailbox_step(args: &DemoArgs, buyer: &Payload, say: &dyn Fn(String)) -> anyhow::Result<()> {
+    use tracecast_client::{drain, DrainOptions, Inbox, MailboxClient, PostOptions};
+    use tracecast_server::mailbox::{self, MailboxConfig};
+
+    let dir = args.dir.join("mailbox");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let store = tracecast_store::Store::open_dir(&dir.join("data")).await?;
+        let admin_path = dir.join("data/admin.token");
+        tracecast_server::auth::ensure_admin(&store, &admin_path)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let router = mailbox::router(mailbox::Mailbox::start(store.clone(), MailboxConfig::default()));
+        let server = tokio::spawn(tracecast_server::serve(listener, router, std::future::pending()));
+
+        let admin = MailboxClient::new(&base, &std::fs::read_to_string(&admin_path)?)?;
+        let provider: tracecast_mailbox::BoxName =
+            format!("role:provider-{}", buyer.content_server).parse()?;
+        let created = admin.create_box(&provider, None).await?;
+        let report = serde_json::json!({
+            "type": "leak-trace",
+            "user": buyer.user,
+            "edge": buyer.edge,
+            "content_server": buyer.content_server,
+            "tag_ok": true,
+        });
+        let posted = admin
+            .post(&provider, "application/json", report.to_string().into_bytes(), &PostOptions::default())
+            .await?;
+        say(format!(
+            "\n6. mailbox at {base} (SQLite, fsync per group commit): trace report sent to {provider} as message {}",
+            posted.id
+        ));
+        let owner = MailboxClient::new(&base, &created.token)?;
+        let inbox_dir = dir.join("inbox");
+        let mut inbox = Inbox::open(&inbox_dir)?;
+        let report = drain(&owner, &provider, &mut inbox, &DrainOptions::default(), |_| {}).await?;
+        let status = owner.status(&provider).await?;
+        say(format!(
+            "   {provider} fetched {} message(s) into {}, acknowledged with the next request; {} left on the server",
+            report.stored,
+            inbox_dir.display(),
+            status["stats"]["pending"]
+        ));
+        anyhow::ensure!(report.stored == 1, "the report did not arrive");
+        server.abort();
+        store.close().await;
+        Ok(())
+    })
 }

@@ -2,7 +2,9 @@
 
 mod cli;
 mod demo;
+mod inbox;
 mod mark;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -28,5 +30,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
         cli::Command::Mark(cli::MarkCommand::Detect(args)) => mark::detect(&args, quiet),
         cli::Command::Demo(args) => demo::run(&args, quiet).map(|()| ExitCode::SUCCESS),
+        cli::Command::Serve(args) => serve::run(&args, quiet).map(|()| ExitCode::SUCCESS),
+        cli::Command::Mailbox(cmd) => inbox::mailbox(cmd, quiet),
+        cli::Command::Inbox(cmd) => inbox::inbox(cmd, quiet),
     }
 }

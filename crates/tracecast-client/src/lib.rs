@@ -1,0 +1,14 @@
+//! Client of tracecast's services. Today: the mailbox protocol
+//! ([`MailboxClient`]), a durable local [`Inbox`], and [`drain`], which moves
+//! mail from a box into an inbox with the protocol's guarantees: a message
+//! is acknowledged only in the request after the one that brought it, and
+//! only once it is on disk.
+
+mod inbox;
+mod mailbox;
+
+pub use inbox::{Inbox, InboxError, LocalEntry};
+pub use mailbox::{
+    drain, ClientError, CreatedBox, DrainOptions, DrainReport, Fetched, MailboxClient, Message,
+    Notice, PostOptions, Posted,
+};

@@ -1,0 +1,499 @@
+//! HTTP client of the mailbox, and the drain loop of the protocol.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use tracecast_mailbox::{
+    header, BoxName, Disposition, FetchRequest, MessageId, Next, Room, RoomPlan, Want,
+};
+
+use crate::inbox::{Inbox, InboxError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server could not be reached or the connection broke: the request
+    /// may or may not have been applied; repeating it is safe.
+    #[error("mailbox unreachable: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The server refused the request (its explanation follows).
+    #[error("mailbox answered {status}: {message}")]
+    Refused {
+        status: StatusCode,
+        code: String,
+        message: String,
+    },
+    /// The answer does not follow the protocol.
+    #[error("mailbox answer is malformed: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Inbox(#[from] InboxError),
+    #[error("invalid server URL {0:?}: use http://HOST:PORT")]
+    Url(String),
+}
+
+impl ClientError {
+    /// Worth repeating: the network or the server's store failed, not the
+    /// request.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Transport(_) => true,
+            ClientError::Refused { status, .. } => {
+                *status == StatusCode::SERVICE_UNAVAILABLE || status.is_server_error()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A fetched message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: MessageId,
+    pub media_type: String,
+    pub body: Bytes,
+    /// When the server accepted it (IMF-fixdate).
+    pub date: String,
+    pub protected: bool,
+}
+
+/// The answer to a fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub message: Option<Message>,
+    pub next: Next,
+    pub next_length: Option<u64>,
+    /// `applied` or `already` when the request carried an instruction.
+    pub done: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PostOptions {
+    pub protect: bool,
+    /// Seconds; the server's default when `None`.
+    pub ttl: Option<u64>,
+    /// A retried post with the same key lands once.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Posted {
+    pub id: MessageId,
+    pub date: String,
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreatedBox {
+    pub name: BoxName,
+    pub token: String,
+    pub webhook_secret: Option<String>,
+}
+
+/// A notice of waiting mail.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Notice {
+    pub pending: i64,
+    pub pending_bytes: i64,
+    pub first: Option<MessageId>,
+}
+
+/// A client of one mailbox server, holding one token.
+#[derive(Clone)]
+pub struct MailboxClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for MailboxClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("MailboxClient")
+            .field("base", &self.base)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    message: String,
+}
+
+async fn refused(resp: reqwest::Response) -> ClientError {
+    let status = resp.status();
+    match resp.json::<ErrorBody>().await {
+        Ok(e) => ClientError::Refused {
+            status,
+            code: e.error,
+            message: e.message,
+        },
+        Err(_) => ClientError::Refused {
+            status,
+            code: "unknown".into(),
+            message: status.canonical_reason().unwrap_or("error").into(),
+        },
+    }
+}
+
+fn header_value<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+impl MailboxClient {
+    pub fn new(base: &str, token: &str) -> Result<Self, ClientError> {
+        let base = base.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::Url(base));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self {
+            base,
+            token: token.trim().to_owned(),
+            http,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        req.header(AUTHORIZATION, format!("Bearer {}", self.token))
+    }
+
+    /// Who this token is: `Some(box)` for a box owner, `None` for an
+    /// administrator.
+    pub async fn whoami(&self) -> Result<Option<BoxName>, ClientError> {
+        let resp = self
+            .auth(self.http.get(self.url("/v1/whoami")))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(refused(resp).await);
+        }
+        #[derive(Deserialize)]
+        struct Who {
+            #[serde(rename = "box")]
+            box_name: Option<BoxName>,
+        }
+        let who: Who = resp
+            .json()
+            .await
+            .map_err(|e| ClientError::Malformed(e.to_string()))?;
+        Ok(who.box_name)
+    }
+
+    /// Creates a box (administrator token).
+    pub async fn create_box(
+        &self,
+        name: &BoxName,
+        webhook: Option<&str>,
+    ) -> Result<CreatedBox, ClientError> {
+        let resp = self
+            .auth(self.http.post(self.url("/v1/boxes")))
+            .json(&serde_json::json!({ "name": name, "webhook": webhook }))
+            .send()
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(refused(resp).await);
+        }
+        resp.json()
+            .await
+            .map_err(|e| ClientError::Malformed(e.to_string()))
+    }
+
+    /// Posts a message; returns once the server has it on disk.
+    pub async fn post(
+        &self,
+        to: &BoxName,
+        media_type: &str,
+        body: impl Into<Bytes>,
+        options: &PostOptions,
+    ) -> Result<Posted, ClientError> {
+        let mut req = self
+            .auth(
+                self.http
+                    .post(self.url(&format!("/v1/boxes/{to}/messages"))),
+            )
+            .header(CONTENT_TYPE, media_type)
+            .body(body.into());
+        if options.protect {
+            req = req.header(header::PROTECTED, "true");
+        }
+        if let Some(ttl) = options.ttl {
+            req = req.header(header::TTL, ttl.to_string());
+        }
+        if let Some(key) = &options.idempotency_key {
+            req = req.header(header::IDEMPOTENCY_KEY, key);
+        }
+        let resp = req.send().await?;
+        if !resp.status().is_success() {
+            return Err(refused(resp).await);
+        }
+        resp.json()
+            .await
+            .map_err(|e| ClientError::Malformed(e.to_string()))
+    }
+
+    /// One fetch of the protocol.
+    pub async fn fetch(
+        &self,
+        from: &BoxName,
+        request: FetchRequest,
+    ) -> Result<Fetched, ClientError> {
+        let url = self.url(&format!("/v1/boxes/{from}/fetch?{}", request.to_query()));
+        let resp = self.auth(self.http.get(url)).send().await?;
+        let status = resp.status();
+        if status != StatusCode::OK && status != StatusCode::NO_CONTENT {
+            return Err(refused(resp).await);
+        }
+        let next: Next = header_value(&resp, header::NEXT)
+            .ok_or_else(|| ClientError::Malformed("no Tracecast-Next header".into()))?
+            .parse()
+            .map_err(|e: tracecast_mailbox::ProtocolError| ClientError::Malformed(e.to_string()))?;
+        let next_length = header_value(&resp, header::NEXT_LENGTH).and_then(|v| v.parse().ok());
+        let done = header_value(&resp, header::DONE).map(str::to_owned);
+        if status == StatusCode::NO_CONTENT {
+            return Ok(Fetched {
+                message: None,
+                next,
+                next_length,
+                done,
+            });
+        }
+        let id: MessageId = header_value(&resp, header::MESSAGE_ID)
+            .ok_or_else(|| ClientError::Malformed("no Tracecast-Message-Id header".into()))?
+            .parse()
+            .map_err(|e: tracecast_mailbox::ProtocolError| ClientError::Malformed(e.to_string()))?;
+        let media_type = header_value(&resp, CONTENT_TYPE.as_str())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let date = header_value(&resp, header::MESSAGE_DATE)
+            .unwrap_or("")
+            .to_owned();
+        let protected = header_value(&resp, header::PROTECTED) == Some("true");
+        let expected = resp.content_length();
+        let body = resp.bytes().await?;
+        if expected.is_some_and(|n| n != body.len() as u64) {
+            return Err(ClientError::Malformed(
+                "body shorter than its length".into(),
+            ));
+        }
+        Ok(Fetched {
+            message: Some(Message {
+                id,
+                media_type,
+                body,
+                date,
+                protected,
+            }),
+            next,
+            next_length,
+            done,
+        })
+    }
+
+    /// Long-poll: waits up to `timeout` for mail; `None` if none came.
+    pub async fn wait(
+        &self,
+        on: &BoxName,
+        timeout: Duration,
+    ) -> Result<Option<Notice>, ClientError> {
+        let url = self.url(&format!(
+            "/v1/boxes/{on}/wait?timeout={}",
+            timeout.as_secs().max(1)
+        ));
+        let resp = self
+            .auth(self.http.get(url))
+            .timeout(timeout + Duration::from_secs(10))
+            .send()
+            .await?;
+        match resp.status() {
+            StatusCode::OK => resp
+                .json()
+                .await
+                .map(Some)
+                .map_err(|e| ClientError::Malformed(e.to_string())),
+            StatusCode::NO_CONTENT => Ok(None),
+            _ => Err(refused(resp).await),
+        }
+    }
+
+    /// The box's counters as JSON.
+    pub async fn status(&self, of: &BoxName) -> Result<serde_json::Value, ClientError> {
+        let resp = self
+            .auth(self.http.get(self.url(&format!("/v1/boxes/{of}"))))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(refused(resp).await);
+        }
+        resp.json()
+            .await
+            .map_err(|e| ClientError::Malformed(e.to_string()))
+    }
+}
+
+/// How [`drain`] moves mail.
+#[derive(Debug, Clone)]
+pub struct DrainOptions {
+    pub room: Room,
+    /// What the server does with each stored message.
+    pub then: Disposition,
+    /// Keep repeating a request that failed in transit (server restarting,
+    /// network down) for this long before giving up.
+    pub retry_for: Duration,
+    /// Stop after this many messages (None: until the box is empty).
+    pub max_messages: Option<u64>,
+}
+
+impl Default for DrainOptions {
+    fn default() -> Self {
+        Self {
+            room: Room::default(),
+            then: Disposition::Delete,
+            retry_for: Duration::from_secs(30),
+            max_messages: None,
+        }
+    }
+}
+
+/// What [`drain`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DrainReport {
+    /// New messages stored.
+    pub stored: u64,
+    /// Messages that came again (their acknowledgement had not arrived) and
+    /// were already stored.
+    pub duplicates: u64,
+    /// Read, unprotected messages removed to make room.
+    pub overwritten: u64,
+    /// Stopped because the inbox is full; the rest waits on the server.
+    pub full: bool,
+    /// Requests repeated after a transient failure.
+    pub retries: u64,
+}
+
+/// Moves mail from box `from` into `inbox`: asks for the first message,
+/// stores each durably, and acknowledges it in the next request (or in a
+/// request with only the instruction when no message follows). Checks room
+/// before each fetch and stops when full. A crash anywhere loses nothing:
+/// an unacknowledged message comes again and is recognised.
+pub async fn drain(
+    client: &MailboxClient,
+    from: &BoxName,
+    inbox: &mut Inbox,
+    options: &DrainOptions,
+    mut on_stored: impl FnMut(&Message),
+) -> Result<DrainReport, ClientError> {
+    let mut report = DrainReport::default();
+    let mut want = Want::First;
+    let mut incoming: Option<u64> = None;
+    let mut owed: Option<MessageId> = None;
+    loop {
+        let limit_reached = options
+            .max_messages
+            .is_some_and(|max| report.stored + report.duplicates >= max);
+        let unlimited = options.room.max_bytes.is_none() && options.room.max_count.is_none();
+        let plan = if limit_reached {
+            RoomPlan::Full
+        } else if unlimited {
+            RoomPlan::Fetch { overwrite: vec![] }
+        } else {
+            options.room.plan(&inbox.local_messages(), incoming)
+        };
+        match plan {
+            RoomPlan::Full => {
+                if let Some(id) = owed.take() {
+                    let only = FetchRequest {
+                        want: Want::Nothing,
+                        done: Some((id, options.then)),
+                    };
+                    fetch_retrying(client, from, only, options, &mut report).await?;
+                }
+                report.full = !limit_reached;
+                return Ok(report);
+            }
+            RoomPlan::Fetch { overwrite } => {
+                for id in overwrite {
+                    inbox.remove(id)?;
+                    report.overwritten += 1;
+                }
+            }
+        }
+        let request = FetchRequest {
+            want,
+            done: owed.map(|id| (id, options.then)),
+        };
+        let fetched = match fetch_retrying(client, from, request, options, &mut report).await {
+            // The announced next message expired or went meanwhile: start
+            // again from the oldest one, still carrying the instruction.
+            Err(ClientError::Refused { status, .. })
+                if matches!(want, Want::Id(_))
+                    && (status == StatusCode::GONE || status == StatusCode::NOT_FOUND) =>
+            {
+                want = Want::First;
+                incoming = None;
+                continue;
+            }
+            other => other?,
+        };
+        // The instruction, if any, is applied: from here nothing is owed
+        // until this answer's message is stored.
+        let Some(message) = fetched.message else {
+            return Ok(report);
+        };
+        let stored = inbox.store(&message)?;
+        inbox.log_receipt(message.id, stored)?;
+        if stored {
+            report.stored += 1;
+            on_stored(&message);
+        } else {
+            report.duplicates += 1;
+        }
+        owed = Some(message.id);
+        match fetched.next {
+            Next::Id(next) => {
+                want = Want::Id(next);
+                incoming = fetched.next_length;
+            }
+            Next::None => {
+                let only = FetchRequest {
+                    want: Want::Nothing,
+                    done: Some((message.id, options.then)),
+                };
+                fetch_retrying(client, from, only, options, &mut report).await?;
+                return Ok(report);
+            }
+        }
+    }
+}
+
+async fn fetch_retrying(
+    client: &MailboxClient,
+    from: &BoxName,
+    request: FetchRequest,
+    options: &DrainOptions,
+    report: &mut DrainReport,
+) -> Result<Fetched, ClientError> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match client.fetch(from, request).await {
+            Err(e) if e.is_transient() && started.elapsed() < options.retry_for => {
+                tracing::debug!(error = %e, "fetch failed in transit; repeating it");
+                report.retries += 1;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
+}

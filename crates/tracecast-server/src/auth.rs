@@ -1,0 +1,111 @@
+//! Bearer tokens: 32 random bytes, shown once, kept only as SHA-256 hashes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use axum::http::HeaderMap;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tracecast_store::{Principal, Store};
+
+use crate::ApiError;
+
+/// A new token: `tc_` and 43 base64url characters.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!(
+        "tc_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// What the store keeps of a token.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Resolves bearer tokens to principals, caching the answers (tokens are
+/// not revoked while a server runs).
+#[derive(Default)]
+pub struct Authenticator {
+    cache: RwLock<HashMap<String, Principal>>,
+}
+
+impl Authenticator {
+    pub async fn principal(
+        &self,
+        store: &Store,
+        headers: &HeaderMap,
+    ) -> Result<Principal, ApiError> {
+        let value = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token>"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("Authorization must be: Bearer <token>"))?;
+        let hash = token_hash(token);
+        if let Some(p) = self.cache.read().ok().and_then(|c| c.get(&hash).cloned()) {
+            return Ok(p);
+        }
+        let principal = store
+            .principal(&hash)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+        if let Ok(mut cache) = self.cache.write() {
+            cache.insert(hash, principal.clone());
+        }
+        Ok(principal)
+    }
+}
+
+/// Makes sure an administrator token exists. When it creates one it writes
+/// it to `path` (mode 0600) and returns the path; it never prints a token.
+pub async fn ensure_admin(store: &Store, path: &Path) -> Result<Option<PathBuf>, ApiError> {
+    if store.has_admin().await? {
+        return Ok(None);
+    }
+    let token = new_token();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ApiError::bad_request(format!("creating {}: {e}", dir.display())))?;
+    }
+    write_secret(path, &format!("{token}\n"))
+        .map_err(|e| ApiError::bad_request(format!("writing {}: {e}", path.display())))?;
+    store.add_token(token_hash(&token), None, "admin").await?;
+    Ok(Some(path.to_owned()))
+}
+
+/// Writes a secret readable by its owner only.
+pub fn write_secret(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_are_long_random_and_hashed() {
+        let a = super::new_token();
+        let b = super::new_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 46);
+        assert_eq!(super::token_hash(&a).len(), 64);
+        assert_ne!(super::token_hash(&a), super::token_hash(&b));
+    }
+}

@@ -1,0 +1,70 @@
+//! Errors as HTTP answers: a status and a JSON body
+//! `{"error": code, "message": text}` that tells the caller what to fix.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tracecast_mailbox::ProtocolError;
+use tracecast_store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+}
+
+impl From<ProtocolError> for ApiError {
+    fn from(e: ProtocolError) -> Self {
+        Self::bad_request(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let (status, code) = match &e {
+            StoreError::UnknownBox(_) => (StatusCode::NOT_FOUND, "unknown_box"),
+            StoreError::UnknownMessage(_) => (StatusCode::NOT_FOUND, "unknown_message"),
+            StoreError::BoxExists(_) => (StatusCode::CONFLICT, "box_exists"),
+            StoreError::Gone(..) => (StatusCode::GONE, "gone"),
+            StoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            StoreError::Database(_)
+            | StoreError::Migrate(_)
+            | StoreError::Url(_)
+            | StoreError::Closed => {
+                tracing::error!(error = %e, "store failed");
+                return Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the store is unavailable; nothing was changed, retry later",
+                );
+            }
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        (self.status, axum::Json(body)).into_response()
+    }
+}

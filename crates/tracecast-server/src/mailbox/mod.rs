@@ -1,0 +1,491 @@
+//! The mailbox role: HTTP API of DESIGN.md "003" (documented in
+//! `docs/mailbox.md` and `docs/openapi/mailbox.yaml`).
+
+mod notify;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header as http_header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use serde::Deserialize;
+use tracecast_mailbox::{
+    check_idempotency_key, check_media_type, header, parse_protect, parse_ttl, Backoff, BoxName,
+    FetchRequest, MessageId, MessageState, Retention,
+};
+use tracecast_store::{NewMessage, Principal, Store};
+
+pub use notify::sign as sign_webhook;
+use notify::Notifier;
+
+use crate::auth::{new_token, token_hash, Authenticator};
+use crate::ApiError;
+
+/// Settings of the mailbox role.
+#[derive(Debug, Clone)]
+pub struct MailboxConfig {
+    /// Largest message body accepted (bytes).
+    pub max_message_bytes: usize,
+    pub retention: Retention,
+    /// Repeats of an unanswered notification.
+    pub backoff: Backoff,
+    /// How often retention runs.
+    pub sweep_every: Duration,
+    /// Longest long-poll.
+    pub max_wait: Duration,
+}
+
+impl Default for MailboxConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 4 << 20,
+            retention: Retention::default(),
+            backoff: Backoff::default(),
+            sweep_every: Duration::from_secs(60),
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The running mailbox: store, notifier, settings.
+pub struct Mailbox {
+    store: Store,
+    notifier: Arc<Notifier>,
+    auth: Authenticator,
+    config: MailboxConfig,
+    /// Box ids by name (boxes are never renamed, so entries never go stale).
+    box_ids: std::sync::RwLock<std::collections::HashMap<BoxName, i64>>,
+}
+
+impl Mailbox {
+    /// Starts the mailbox's background work (notification retries,
+    /// retention) and returns it, ready for [`router`].
+    pub fn start(store: Store, config: MailboxConfig) -> Arc<Self> {
+        let notifier = Notifier::new(config.backoff);
+        tokio::spawn(notifier.clone().retry_loop(store.clone()));
+        let sweeper = store.clone();
+        let (retention, every) = (config.retention, config.sweep_every);
+        tokio::spawn(async move {
+            loop {
+                match sweeper.sweep(retention, tracecast_store::now_ms()).await {
+                    Ok(r) if r != Default::default() => tracing::info!(?r, "retention sweep"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+        Arc::new(Self {
+            store,
+            notifier,
+            auth: Authenticator::default(),
+            config,
+            box_ids: Default::default(),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    async fn box_id(&self, name: &BoxName) -> Result<i64, ApiError> {
+        if let Some(id) = self.box_ids.read().ok().and_then(|m| m.get(name).copied()) {
+            return Ok(id);
+        }
+        let id = self.store.box_by_name(name).await?.id;
+        if let Ok(mut m) = self.box_ids.write() {
+            m.insert(name.clone(), id);
+        }
+        Ok(id)
+    }
+
+    async fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        self.auth.principal(&self.store, headers).await
+    }
+
+    /// The box named in the path, read by its owner only.
+    async fn owned_box(&self, headers: &HeaderMap, name: &str) -> Result<i64, ApiError> {
+        let name: BoxName = name.parse()?;
+        match self.principal(headers).await? {
+            Principal::Box { id, name: own } if own == name => Ok(id),
+            Principal::Box { name: own, .. } => Err(ApiError::forbidden(format!(
+                "this token reads box {own} only, not {name}"
+            ))),
+            Principal::Admin => Err(ApiError::forbidden(
+                "an administrator token cannot read boxes; use the box's own token",
+            )),
+        }
+    }
+}
+
+/// The mailbox's routes under `/v1`.
+pub fn router(mailbox: Arc<Mailbox>) -> Router {
+    let limit = mailbox.config.max_message_bytes;
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/openapi/mailbox.yaml", get(openapi))
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/boxes", post(create_box))
+        .route("/v1/boxes/{name}", get(box_status))
+        .route(
+            "/v1/boxes/{name}/messages",
+            post(post_message).get(list_messages),
+        )
+        .route("/v1/boxes/{name}/fetch", get(fetch))
+        .route("/v1/boxes/{name}/processed/{id}", get(processed))
+        .route("/v1/boxes/{name}/events", get(events))
+        .route("/v1/boxes/{name}/wait", get(wait))
+        // Let one byte more through so an oversize body is told apart from
+        // a body exactly at the limit, and answered with our own 413.
+        .layer(DefaultBodyLimit::max(limit + 1))
+        .with_state(mailbox)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(http_header::CONTENT_TYPE, "application/yaml")],
+        include_str!("../../../../docs/openapi/mailbox.yaml"),
+    )
+}
+
+async fn whoami(
+    State(mb): State<Arc<Mailbox>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(match mb.principal(&headers).await? {
+        Principal::Admin => serde_json::json!({ "box": null, "admin": true }),
+        Principal::Box { name, .. } => serde_json::json!({ "box": name, "admin": false }),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBox {
+    name: String,
+    webhook: Option<String>,
+}
+
+async fn create_box(
+    State(mb): State<Arc<Mailbox>>,
+    headers: HeaderMap,
+    body: Result<Json<CreateBox>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    if mb.principal(&headers).await? != Principal::Admin {
+        return Err(ApiError::forbidden(
+            "creating boxes needs an administrator token",
+        ));
+    }
+    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let name: BoxName = req.name.parse()?;
+    if let Some(url) = &req.webhook {
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
+            return Err(ApiError::bad_request(format!(
+                "webhook {url:?} must be an http:// or https:// URL"
+            )));
+        }
+    }
+    let secret = req.webhook.as_ref().map(|_| new_token());
+    let token = new_token();
+    let info = mb
+        .store
+        .create_box(
+            &name,
+            req.webhook.clone(),
+            secret.clone(),
+            token_hash(&token),
+        )
+        .await?;
+    let body = serde_json::json!({
+        "name": info.name,
+        "token": token,
+        "webhook": info.webhook,
+        "webhook_secret": secret,
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn box_status(
+    State(mb): State<Arc<Mailbox>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = mb.owned_box(&headers, &name).await?;
+    let stats = mb.store.stats(id, tracecast_store::now_ms()).await?;
+    Ok(Json(serde_json::json!({ "name": name, "stats": stats })))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::bad_request(format!("header {name} is not visible ASCII")))
+        })
+        .transpose()
+}
+
+async fn post_message(
+    State(mb): State<Arc<Mailbox>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let sender = match mb.principal(&headers).await? {
+        Principal::Admin => "admin".to_owned(),
+        Principal::Box { name, .. } => name.to_string(),
+    };
+    let name: BoxName = name.parse()?;
+    let body = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    if body.len() > mb.config.max_message_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "messages are limited to {} bytes; send a link to large content instead",
+                mb.config.max_message_bytes
+            ),
+        ));
+    }
+    let media_type =
+        header_str(&headers, http_header::CONTENT_TYPE.as_str())?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "no_media_type",
+                "a message needs a Content-Type",
+            )
+        })?;
+    check_media_type(media_type)?;
+    let protected = header_str(&headers, header::PROTECTED)?
+        .map(parse_protect)
+        .transpose()?
+        .unwrap_or(false);
+    let ttl = header_str(&headers, header::TTL)?
+        .map(parse_ttl)
+        .transpose()?;
+    let key = header_str(&headers, header::IDEMPOTENCY_KEY)?;
+    if let Some(k) = key {
+        check_idempotency_key(k)?;
+    }
+    let box_id = mb.box_id(&name).await?;
+    let now = tracecast_store::now_ms();
+    let expires_at = mb.config.retention.expires_at(now, ttl)?;
+    let receipt = mb
+        .store
+        .post(NewMessage {
+            box_id,
+            media_type: media_type.to_owned(),
+            body: body.to_vec(),
+            protected,
+            sender,
+            idempotency_key: key.map(str::to_owned),
+            created_at: now,
+            expires_at,
+        })
+        .await?;
+    if !receipt.duplicate {
+        mb.notifier.mail(&mb.store, box_id);
+    }
+    let location = format!("/v1/boxes/{name}/messages/{}", receipt.id);
+    let body = serde_json::json!({
+        "id": receipt.id,
+        "date": http_date(receipt.created_at),
+        "expires": http_date(expires_at),
+        "duplicate": receipt.duplicate,
+    });
+    let status = if receipt.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, [(http_header::LOCATION, location)], Json(body)).into_response())
+}
+
+fn http_date(ms: i64) -> String {
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: String) {
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(name, v);
+    }
+}
+
+async fn fetch(
+    State(mb): State<Arc<Mailbox>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let box_id = mb.owned_box(&headers, &name).await?;
+    let Query(pairs) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let request = FetchRequest::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let fetch = mb
+        .store
+        .fetch(box_id, &request, tracecast_store::now_ms())
+        .await?;
+    mb.notifier.fetched(box_id);
+    let mut out = HeaderMap::new();
+    set(&mut out, header::NEXT, fetch.next.to_string());
+    if let Some(len) = fetch.next_length {
+        set(&mut out, header::NEXT_LENGTH, len.to_string());
+    }
+    if let Some(done) = fetch.done {
+        let word = match done {
+            tracecast_store::DisposeOutcome::Applied => "applied",
+            tracecast_store::DisposeOutcome::Already => "already",
+        };
+        set(&mut out, header::DONE, word.to_owned());
+    }
+    out.insert(
+        http_header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    let Some(m) = fetch.message else {
+        return Ok((StatusCode::NO_CONTENT, out).into_response());
+    };
+    set(&mut out, header::MESSAGE_ID, m.id.to_string());
+    set(&mut out, header::MESSAGE_DATE, http_date(m.created_at));
+    set(&mut out, header::PROTECTED, m.protected.to_string());
+    set(
+        &mut out,
+        http_header::CONTENT_TYPE.as_str(),
+        m.media_type.clone(),
+    );
+    Ok((StatusCode::OK, out, m.body).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn list_messages(
+    State(mb): State<Arc<Mailbox>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let box_id = mb.owned_box(&headers, &name).await?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let state = match q.state.as_deref().unwrap_or("pending") {
+        "pending" => MessageState::Pending,
+        "processed" => MessageState::Processed,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "state={other:?} is invalid: use pending or processed"
+            )))
+        }
+    };
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be 1-1000"));
+    }
+    let messages = mb
+        .store
+        .list(box_id, state, q.after.unwrap_or(0).max(0), limit)
+        .await?;
+    Ok(Json(serde_json::json!({ "messages": messages })))
+}
+
+async fn processed(
+    State(mb): State<Arc<Mailbox>>,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let box_id = mb.owned_box(&headers, &name).await?;
+    let id: MessageId = id.parse()?;
+    let m = mb.store.processed(box_id, id).await?;
+    let mut out = HeaderMap::new();
+    set(&mut out, header::MESSAGE_ID, m.id.to_string());
+    set(&mut out, header::MESSAGE_DATE, http_date(m.created_at));
+    set(&mut out, http_header::CONTENT_TYPE.as_str(), m.media_type);
+    Ok((StatusCode::OK, out, m.body).into_response())
+}
+
+/// The notice an event stream or long-poll carries.
+async fn notice(mb: &Mailbox, box_id: i64) -> Result<Option<serde_json::Value>, ApiError> {
+    let stats = mb.store.stats(box_id, tracecast_store::now_ms()).await?;
+    Ok((stats.pending > 0).then(|| {
+        serde_json::json!({
+            "pending": stats.pending,
+            "pending_bytes": stats.pending_bytes,
+            "first": stats.first_pending,
+        })
+    }))
+}
+
+async fn events(
+    State(mb): State<Arc<Mailbox>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let box_id = mb.owned_box(&headers, &name).await?;
+    let rx = mb.notifier.subscribe(box_id);
+    // The first pass reports mail already waiting; later passes wait for a
+    // new notice (new mail or a repeat).
+    let stream =
+        futures::stream::unfold((mb, rx, true), move |(mb, mut rx, mut first)| async move {
+            loop {
+                if !first {
+                    rx.changed().await.ok()?;
+                }
+                rx.borrow_and_update();
+                let was_first = std::mem::replace(&mut first, false);
+                match notice(&mb, box_id).await {
+                    Ok(Some(n)) => {
+                        let event = Event::default().event("mail").data(n.to_string());
+                        return Some((Ok(event), (mb, rx, false)));
+                    }
+                    // Nothing waiting: say so, then wait for the first notice.
+                    Ok(None) if was_first => {
+                        return Some((Ok(Event::default().comment("no mail")), (mb, rx, false)));
+                    }
+                    _ => continue,
+                }
+            }
+        });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitQuery {
+    timeout: Option<u64>,
+}
+
+async fn wait(
+    State(mb): State<Arc<Mailbox>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<WaitQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let box_id = mb.owned_box(&headers, &name).await?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let timeout = Duration::from_secs(q.timeout.unwrap_or(30)).min(mb.config.max_wait);
+    let mut rx = mb.notifier.subscribe(box_id);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(n) = notice(&mb, box_id).await? {
+            return Ok(Json(n).into_response());
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok(StatusCode::NO_CONTENT.into_response()),
+        }
+    }
+}

@@ -1,0 +1,608 @@
+//! The mailbox over HTTP, with the real client, on SQLite and PostgreSQL.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use tracecast_client::{drain, ClientError, DrainOptions, Inbox, MailboxClient, PostOptions};
+use tracecast_mailbox::{Backoff, BoxName, Disposition, MessageId, Room};
+use tracecast_server::auth::{new_token, token_hash};
+use tracecast_server::mailbox::{self, MailboxConfig};
+use tracecast_store::testing::TestStore;
+
+struct Server {
+    base: String,
+    admin: MailboxClient,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn config() -> MailboxConfig {
+    MailboxConfig {
+        max_message_bytes: 64 * 1024,
+        backoff: Backoff {
+            first_ms: 300,
+            max_ms: 1_200,
+        },
+        ..MailboxConfig::default()
+    }
+}
+
+async fn start(t: &TestStore) -> Server {
+    let admin_token = new_token();
+    t.store
+        .add_token(token_hash(&admin_token), None, "admin")
+        .await
+        .unwrap();
+    let mb = mailbox::Mailbox::start(t.store.clone(), config());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        tracecast_server::serve(listener, mailbox::router(mb), std::future::pending())
+            .await
+            .unwrap();
+    });
+    Server {
+        admin: MailboxClient::new(&base, &admin_token).unwrap(),
+        base,
+        task,
+    }
+}
+
+impl Server {
+    async fn new_box(&self, name: &str) -> (BoxName, MailboxClient) {
+        let name: BoxName = name.parse().unwrap();
+        let created = self.admin.create_box(&name, None).await.unwrap();
+        (
+            name,
+            MailboxClient::new(&self.base, &created.token).unwrap(),
+        )
+    }
+}
+
+macro_rules! on_both {
+    ($check:ident) => {
+        for t in TestStore::both().await {
+            eprintln!("{}: {}", stringify!($check), t.backend().name());
+            let server = start(&t).await;
+            $check(&server).await;
+            drop(server);
+            t.finish().await;
+        }
+    };
+}
+
+fn status_of(e: ClientError) -> u16 {
+    match e {
+        ClientError::Refused { status, .. } => status.as_u16(),
+        other => panic!("expected a refusal, got {other}"),
+    }
+}
+
+async fn drain_moves_everything_once(s: &Server) {
+    let (alice, alice_client) = s.new_box("user:alice").await;
+    let (_, sender) = s.new_box("role:origin").await;
+    for i in 0..40 {
+        let body = format!("bill {i}");
+        sender
+            .post(
+                &alice,
+                "text/plain",
+                body.into_bytes(),
+                &PostOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut inbox = Inbox::open(dir.path()).unwrap();
+    let options = DrainOptions {
+        then: Disposition::Move,
+        ..DrainOptions::default()
+    };
+    let report = drain(&alice_client, &alice, &mut inbox, &options, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.stored, report.duplicates, report.full),
+        (40, 0, false)
+    );
+    let bodies: Vec<Vec<u8>> = inbox
+        .entries()
+        .map(|e| e.id)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|id| inbox.read(id).unwrap())
+        .collect();
+    assert_eq!(bodies[0], b"bill 0");
+    assert_eq!(bodies[39], b"bill 39");
+    let status = alice_client.status(&alice).await.unwrap();
+    assert_eq!(status["stats"]["pending"], 0);
+    assert_eq!(status["stats"]["processed"], 40);
+    // Nothing more to fetch.
+    let again = drain(&alice_client, &alice, &mut inbox, &options, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(again.stored, 0);
+}
+
+async fn every_request_is_authenticated_and_boxes_are_private(s: &Server) {
+    let (alice, alice_client) = s.new_box("user:alice").await;
+    let (bob, bob_client) = s.new_box("user:bob").await;
+    bob_client
+        .post(
+            &alice,
+            "text/plain",
+            "hi".as_bytes().to_vec(),
+            &PostOptions::default(),
+        )
+        .await
+        .unwrap();
+    // Bob may write to Alice, never read her box.
+    let e = bob_client
+        .fetch(&alice, tracecast_mailbox::FetchRequest::first())
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(e), 403);
+    assert_eq!(status_of(bob_client.status(&alice).await.unwrap_err()), 403);
+    // Administrators create boxes; they do not read mail.
+    let e = s
+        .admin
+        .fetch(&alice, tracecast_mailbox::FetchRequest::first())
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(e), 403);
+    // Box owners do not create boxes.
+    let e = alice_client
+        .create_box(&"user:eve".parse().unwrap(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(e), 403);
+    let stranger = MailboxClient::new(&s.base, "tc_not-a-token").unwrap();
+    assert_eq!(status_of(stranger.status(&alice).await.unwrap_err()), 401);
+    let raw = reqwest::get(format!("{}/v1/boxes/user:alice/fetch?want=first", s.base))
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 401);
+    assert_eq!(alice_client.whoami().await.unwrap(), Some(alice.clone()));
+    assert_eq!(bob_client.whoami().await.unwrap(), Some(bob));
+    // Alice's mail is still there, untouched.
+    let f = alice_client
+        .fetch(&alice, tracecast_mailbox::FetchRequest::first())
+        .await
+        .unwrap();
+    assert_eq!(f.message.unwrap().body.as_ref(), b"hi");
+}
+
+async fn bad_requests_get_4xx_and_change_nothing(s: &Server) {
+    let (alice, client) = s.new_box("user:alice").await;
+    let posted = client
+        .post(
+            &alice,
+            "text/plain",
+            b"keep me".to_vec(),
+            &PostOptions::default(),
+        )
+        .await
+        .unwrap();
+    let token = {
+        // The raw token, for hand-made requests: create another box owner.
+        let created = s
+            .admin
+            .create_box(&"user:raw".parse().unwrap(), None)
+            .await
+            .unwrap();
+        created.token
+    };
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        let auth = format!("Bearer {token}");
+        let base = s.base.clone();
+        async move {
+            http.get(format!("{base}{path}"))
+                .header("authorization", auth)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for (query, status) in [
+        ("want=firstt", 400),
+        ("want=-4", 400),
+        ("want=first&done=1", 400),
+        ("want=none", 400),
+        ("want=first&then=delete", 400),
+        ("want=first&done=abc&then=delete", 400),
+        ("want=first&bogus=1", 400),
+        ("want=999999", 404),
+        ("want=first&done=999999&then=delete", 404),
+    ] {
+        let r = get(format!("/v1/boxes/user:raw/fetch?{query}")).await;
+        assert_eq!(r.status().as_u16(), status, "{query}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            body["message"].as_str().unwrap().len() > 5,
+            "{query}: {body}"
+        );
+    }
+    // Another box's message id is unknown in this box.
+    let r = get(format!(
+        "/v1/boxes/user:raw/fetch?want=none&done={}&then=delete",
+        posted.id
+    ))
+    .await;
+    assert_eq!(r.status(), 404);
+    let r = get("/v1/boxes/No_Such/fetch?want=first".into()).await;
+    assert_eq!(r.status(), 400);
+    // Posts: oversize, no type, bad TTL, bad flag, unknown box.
+    let post = |path: &str, body: Vec<u8>, headers: &[(&str, &str)]| {
+        let mut req = http
+            .post(format!("{}{path}", s.base))
+            .header("authorization", format!("Bearer {token}"))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+    let big = vec![0u8; 64 * 1024 + 1];
+    assert_eq!(
+        post(
+            "/v1/boxes/user:alice/messages",
+            big,
+            &[("content-type", "application/octet-stream")]
+        )
+        .await
+        .unwrap()
+        .status(),
+        413
+    );
+    let exact = vec![0u8; 64 * 1024];
+    assert_eq!(
+        post(
+            "/v1/boxes/user:raw/messages",
+            exact,
+            &[("content-type", "application/octet-stream")]
+        )
+        .await
+        .unwrap()
+        .status(),
+        201
+    );
+    assert_eq!(
+        post("/v1/boxes/user:alice/messages", b"x".to_vec(), &[])
+            .await
+            .unwrap()
+            .status(),
+        415
+    );
+    assert_eq!(
+        post(
+            "/v1/boxes/user:alice/messages",
+            b"x".to_vec(),
+            &[("content-type", "nonsense")]
+        )
+        .await
+        .unwrap()
+        .status(),
+        400
+    );
+    assert_eq!(
+        post(
+            "/v1/boxes/user:alice/messages",
+            b"x".to_vec(),
+            &[("content-type", "text/plain"), ("tracecast-ttl", "soon")]
+        )
+        .await
+        .unwrap()
+        .status(),
+        400
+    );
+    assert_eq!(
+        post(
+            "/v1/boxes/user:alice/messages",
+            b"x".to_vec(),
+            &[
+                ("content-type", "text/plain"),
+                ("tracecast-ttl", "999999999999")
+            ]
+        )
+        .await
+        .unwrap()
+        .status(),
+        400
+    );
+    assert_eq!(
+        post(
+            "/v1/boxes/user:alice/messages",
+            b"x".to_vec(),
+            &[
+                ("content-type", "text/plain"),
+                ("tracecast-protected", "perhaps")
+            ]
+        )
+        .await
+        .unwrap()
+        .status(),
+        400
+    );
+    assert_eq!(
+        post(
+            "/v1/boxes/user:nobody/messages",
+            b"x".to_vec(),
+            &[("content-type", "text/plain")]
+        )
+        .await
+        .unwrap()
+        .status(),
+        404
+    );
+    // Alice's box holds exactly the one message it held.
+    let status = client.status(&alice).await.unwrap();
+    assert_eq!(status["stats"]["pending"], 1);
+    let f = client
+        .fetch(&alice, tracecast_mailbox::FetchRequest::first())
+        .await
+        .unwrap();
+    assert_eq!(f.message.unwrap().id, posted.id);
+}
+
+async fn room_is_checked_and_read_mail_is_overwritten_unless_protected(s: &Server) {
+    let (alice, client) = s.new_box("user:alice").await;
+    for i in 0..5 {
+        let options = PostOptions {
+            protect: i == 0,
+            ..PostOptions::default()
+        };
+        client
+            .post(&alice, "text/plain", format!("m{i}").into_bytes(), &options)
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut inbox = Inbox::open(dir.path()).unwrap();
+    let options = DrainOptions {
+        room: Room {
+            max_bytes: None,
+            max_count: Some(3),
+        },
+        ..DrainOptions::default()
+    };
+    let r = drain(&client, &alice, &mut inbox, &options, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((r.stored, r.full), (3, true));
+    assert_eq!(client.status(&alice).await.unwrap()["stats"]["pending"], 2);
+    // Nothing read yet: still full, nothing fetched.
+    let r = drain(&client, &alice, &mut inbox, &options, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((r.stored, r.full), (0, true));
+    // Read all three; the first is protected by its sender.
+    let ids: Vec<MessageId> = inbox.entries().map(|e| e.id).collect();
+    for id in &ids {
+        inbox.read(*id).unwrap();
+    }
+    assert!(inbox.get(ids[0]).unwrap().protected);
+    let r = drain(&client, &alice, &mut inbox, &options, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((r.stored, r.overwritten, r.full), (2, 2, false));
+    assert!(inbox.contains(ids[0]), "protected message kept");
+    assert_eq!(inbox.len(), 3);
+    assert_eq!(client.status(&alice).await.unwrap()["stats"]["pending"], 0);
+}
+
+async fn retried_posts_land_once(s: &Server) {
+    let (alice, client) = s.new_box("user:alice").await;
+    let options = PostOptions {
+        idempotency_key: Some("report-17".into()),
+        ..PostOptions::default()
+    };
+    let a = client
+        .post(&alice, "text/plain", b"r".to_vec(), &options)
+        .await
+        .unwrap();
+    let b = client
+        .post(&alice, "text/plain", b"r".to_vec(), &options)
+        .await
+        .unwrap();
+    assert_eq!(a.id, b.id);
+    assert!(!a.duplicate && b.duplicate);
+    assert_eq!(client.status(&alice).await.unwrap()["stats"]["pending"], 1);
+}
+
+async fn long_poll_and_events_announce_mail_and_repeat(s: &Server) {
+    let (alice, client) = s.new_box("user:alice").await;
+    // Empty box: the long-poll times out with no notice.
+    assert_eq!(
+        client.wait(&alice, Duration::from_secs(1)).await.unwrap(),
+        None
+    );
+    // A post during a long-poll answers it.
+    let poster = client.clone();
+    let to = alice.clone();
+    let waiter = tokio::spawn({
+        let client = client.clone();
+        let alice = alice.clone();
+        async move { client.wait(&alice, Duration::from_secs(20)).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    poster
+        .post(&to, "text/plain", b"n".to_vec(), &PostOptions::default())
+        .await
+        .unwrap();
+    let notice = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(notice.pending, 1);
+
+    // The event stream: the waiting mail at once, then repeats with backoff
+    // while nobody fetches.
+    let http = reqwest::Client::new();
+    let created = s
+        .admin
+        .create_box(&"user:sse".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let mut resp = http
+        .get(format!("{}/v1/boxes/user:sse/events", s.base))
+        .header("authorization", format!("Bearer {}", created.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let sse_client = MailboxClient::new(&s.base, &created.token).unwrap();
+    sse_client
+        .post(
+            &created.name,
+            "text/plain",
+            b"e".to_vec(),
+            &PostOptions::default(),
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    let started = std::time::Instant::now();
+    while text.matches("event: mail").count() < 3 {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+            .await
+            .expect("a notice within 10 s")
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    // One for the post, then repeats after 0.3 s and 0.6 s of silence.
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(text.contains("\"pending\":1"), "{text}");
+}
+
+async fn webhooks_are_signed_and_repeated_until_fetched(s: &Server) {
+    let hits: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let hits = hits.clone();
+            move |headers: HeaderMap, body: String| {
+                let hits = hits.clone();
+                async move {
+                    hits.lock().unwrap().push((headers, body));
+                    "ok"
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let receiver = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let name: BoxName = "role:edge-1".parse().unwrap();
+    let created = s.admin.create_box(&name, Some(&hook)).await.unwrap();
+    let secret = created.webhook_secret.clone().unwrap();
+    let edge = MailboxClient::new(&s.base, &created.token).unwrap();
+    edge.post(
+        &name,
+        "application/json",
+        b"{}".to_vec(),
+        &PostOptions::default(),
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hits.lock().unwrap().len() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    {
+        let hits = hits.lock().unwrap();
+        assert!(
+            hits.len() >= 2,
+            "the notice is repeated while nobody fetches"
+        );
+        for (headers, body) in hits.iter() {
+            let sig = headers["tracecast-signature"].to_str().unwrap();
+            assert_eq!(
+                sig,
+                format!("sha256={}", mailbox::sign_webhook(&secret, body.as_bytes()))
+            );
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(v["box"], "role:edge-1");
+            assert_eq!(v["pending"], 1);
+        }
+    }
+    // Once fetched, the repeats stop.
+    let dir = tempfile::tempdir().unwrap();
+    let mut inbox = Inbox::open(dir.path()).unwrap();
+    drain(&edge, &name, &mut inbox, &DrainOptions::default(), |_| {})
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = hits.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(hits.lock().unwrap().len(), before);
+    receiver.abort();
+}
+
+#[tokio::test]
+async fn drain_moves_everything_once_on_both() {
+    on_both!(drain_moves_everything_once);
+}
+#[tokio::test]
+async fn every_request_is_authenticated_and_boxes_are_private_on_both() {
+    on_both!(every_request_is_authenticated_and_boxes_are_private);
+}
+#[tokio::test]
+async fn bad_requests_get_4xx_and_change_nothing_on_both() {
+    on_both!(bad_requests_get_4xx_and_change_nothing);
+}
+#[tokio::test]
+async fn room_is_checked_and_read_mail_is_overwritten_unless_protected_on_both() {
+    on_both!(room_is_checked_and_read_mail_is_overwritten_unless_protected);
+}
+#[tokio::test]
+async fn retried_posts_land_once_on_both() {
+    on_both!(retried_posts_land_once);
+}
+#[tokio::test]
+async fn long_poll_and_events_announce_mail_and_repeat_on_both() {
+    on_both!(long_poll_and_events_announce_mail_and_repeat);
+}
+#[tokio::test]
+async fn webhooks_are_signed_and_repeated_until_fetched_on_both() {
+    on_both!(webhooks_are_signed_and_repeated_until_fetched);
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served() {
+    let t = TestStore::new(tracecast_store::Backend::Sqlite)
+        .await
+        .unwrap();
+    let s = start(&t).await;
+    let text = reqwest::get(format!("{}/v1/openapi/mailbox.yaml", s.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.starts_with("openapi: 3.1.0"));
+    for path in [
+        "/v1/boxes/{name}/fetch",
+        "/v1/boxes/{name}/messages",
+        "/v1/boxes/{name}/events",
+    ] {
+        assert!(text.contains(path), "{path}");
+    }
+    drop(s);
+    t.finish().await;
+}

@@ -1,0 +1,277 @@
+//! `tracecast mailbox ...` and `tracecast inbox ...`: the mailbox from the
+//! command line.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tracecast_client::{drain, DrainOptions, DrainReport, Inbox, MailboxClient, PostOptions};
+use tracecast_mailbox::{BoxName, Disposition, MessageId, Room};
+
+use crate::cli::{Connection, FetchArgs, InboxCommand, MailboxCommand};
+
+fn client(conn: &Connection) -> anyhow::Result<MailboxClient> {
+    let token = match (&conn.token, &conn.token_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the token from {}", path.display()))?,
+        (None, None) => bail!("no token: pass --token-file FILE or set TRACECAST_TOKEN"),
+    };
+    Ok(MailboxClient::new(&conn.server, token.trim())?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub fn mailbox(cmd: MailboxCommand, _quiet: bool) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        match cmd {
+            MailboxCommand::CreateBox {
+                name,
+                webhook,
+                token_out,
+                conn,
+            } => {
+                let name: BoxName = name.parse()?;
+                let created = client(&conn)?.create_box(&name, webhook.as_deref()).await?;
+                match token_out {
+                    Some(path) => {
+                        tracecast_server::auth::write_secret(
+                            &path,
+                            &format!("{}\n", created.token),
+                        )
+                        .with_context(|| format!("writing {}", path.display()))?;
+                        eprintln!(
+                            "created box {}; its token is in {}",
+                            created.name,
+                            path.display()
+                        );
+                    }
+                    None => println!("{}", created.token),
+                }
+                if let Some(secret) = created.webhook_secret {
+                    eprintln!("webhook secret (verifies Tracecast-Signature): {secret}");
+                }
+            }
+            MailboxCommand::Send {
+                to,
+                media_type,
+                protect,
+                ttl,
+                key,
+                file,
+                conn,
+            } => {
+                let to: BoxName = to.parse()?;
+                let body = if file == Path::new("-") {
+                    let mut buf = Vec::new();
+                    std::io::stdin().read_to_end(&mut buf)?;
+                    buf
+                } else {
+                    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
+                };
+                let media_type = media_type.unwrap_or_else(|| guess_media_type(&file).to_owned());
+                let options = PostOptions {
+                    protect,
+                    ttl,
+                    idempotency_key: key,
+                };
+                let posted = client(&conn)?
+                    .post(&to, &media_type, body, &options)
+                    .await?;
+                let note = if posted.duplicate {
+                    " (already sent with this key)"
+                } else {
+                    ""
+                };
+                println!(
+                    "message {} to {to}, accepted {}{note}",
+                    posted.id, posted.date
+                );
+            }
+            MailboxCommand::Status { conn } => {
+                let client = client(&conn)?;
+                let Some(own) = client.whoami().await? else {
+                    bail!("this is an administrator token; status needs a box's token");
+                };
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&client.status(&own).await?)?
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn guess_media_type(file: &Path) -> &'static str {
+    let ext = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("txt") => "text/plain; charset=utf-8",
+        Some("json") => "application/json",
+        Some("eml") => "message/rfc822",
+        Some("html" | "htm") => "text/html; charset=utf-8",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("wav") => "audio/wav",
+        Some("flac") => "audio/flac",
+        Some("mp3") => "audio/mpeg",
+        _ => "application/octet-stream",
+    }
+}
+
+pub fn inbox(cmd: InboxCommand, quiet: bool) -> anyhow::Result<ExitCode> {
+    match cmd {
+        InboxCommand::Fetch(args) => runtime()?.block_on(fetch(args, quiet)),
+        InboxCommand::List { dir, json } => {
+            let inbox = Inbox::open(&dir)?;
+            let mut out = std::io::stdout().lock();
+            if !json {
+                writeln!(
+                    out,
+                    "{:>10}  {:<29}  {:>9}  {:<5}  type",
+                    "id", "date", "bytes", "flags"
+                )?;
+            }
+            for e in inbox.entries() {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(e)?)?;
+                } else {
+                    let flags = format!(
+                        "{}{}",
+                        if e.read { "R" } else { "-" },
+                        if e.protected { "P" } else { "-" }
+                    );
+                    writeln!(
+                        out,
+                        "{:>10}  {:<29}  {:>9}  {:<5}  {}",
+                        e.id, e.date, e.length, flags, e.media_type
+                    )?;
+                }
+            }
+            if !json && !quiet {
+                eprintln!(
+                    "{} messages, {} bytes (R read, P protected)",
+                    inbox.len(),
+                    inbox.bytes()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        InboxCommand::Read { dir, id, out } => {
+            let id: MessageId = id.parse()?;
+            let mut inbox = Inbox::open(&dir)?;
+            let media_type = inbox
+                .get(id)
+                .map(|e| e.media_type.clone())
+                .with_context(|| format!("message {id} is not in {}", dir.display()))?;
+            match out {
+                Some(path) => {
+                    let body = inbox.read(id)?;
+                    std::fs::write(&path, body)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+                None if media_type.starts_with("text/") || media_type.contains("json") => {
+                    let body = inbox.read(id)?;
+                    std::io::stdout().write_all(&body)?;
+                }
+                None => bail!("message {id} is {media_type}; write it to a file with --out FILE"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        InboxCommand::Protect { dir, id, off } => {
+            let id: MessageId = id.parse()?;
+            Inbox::open(&dir)?.set_protected(id, !off)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn fetch(args: FetchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let client = client(&args.conn)?;
+    let own = client
+        .whoami()
+        .await
+        .context("asking the mailbox who this token belongs to")?
+        .context("this is an administrator token; fetching needs a box's token")?;
+    let mut inbox = Inbox::open(&args.dir)?;
+    let options = DrainOptions {
+        room: Room {
+            max_bytes: args.max_bytes,
+            max_count: args.max_count,
+        },
+        then: if args.then == "move" {
+            Disposition::Move
+        } else {
+            Disposition::Delete
+        },
+        retry_for: Duration::from_secs(args.retry_for),
+        max_messages: None,
+    };
+    let mut total = DrainReport::default();
+    loop {
+        let report = drain(&client, &own, &mut inbox, &options, |m| {
+            if !quiet {
+                eprintln!(
+                    "stored message {} ({}, {} bytes)",
+                    m.id,
+                    m.media_type,
+                    m.body.len()
+                );
+            }
+        })
+        .await?;
+        total.stored += report.stored;
+        total.duplicates += report.duplicates;
+        total.overwritten += report.overwritten;
+        total.retries += report.retries;
+        total.full = report.full;
+        if report.full && !quiet {
+            eprintln!(
+                "inbox full ({} messages, {} bytes): the rest waits on the server; read or remove messages, then fetch again",
+                inbox.len(),
+                inbox.bytes()
+            );
+        }
+        if !args.watch || report.full {
+            break;
+        }
+        // Wait for the next notification (long-poll), riding out restarts.
+        loop {
+            match client.wait(&own, Duration::from_secs(30)).await {
+                Ok(Some(_)) => break,
+                Ok(None) => continue,
+                Err(e) if e.is_transient() => {
+                    tracing::debug!(error = %e, "waiting for mail: server unreachable");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&total)?);
+    } else if !quiet {
+        eprintln!(
+            "{} stored, {} already here, {} overwritten; inbox {} holds {} messages",
+            total.stored,
+            total.duplicates,
+            total.overwritten,
+            args.dir.display(),
+            inbox.len()
+        );
+    }
+    Ok(if total.full {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
