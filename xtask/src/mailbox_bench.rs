@@ -10,8 +10,9 @@
 //! - 100 boxes: the same with 100 boxes (100 durable consumers) drained at
 //!   once;
 //! - latency: messages published at 200/s while a consumer waits (tracecast:
-//!   long-poll notification then fetch; JetStream: a pending pull); p50 and
-//!   p99 from the start of the publish to the consumer holding the message.
+//!   a waiting fetch, `want=first&wait=5`, that also acknowledges the last
+//!   message; JetStream: a pending pull); p50 and p99 from the start of the
+//!   publish to the consumer holding the message.
 //!
 //! tracecast runs in this process on its own runtime; JetStream is the
 //! nats-server at 127.0.0.1:4222 (Debian's package), driven by async-nats.
@@ -323,15 +324,31 @@ async fn tracecast(
     let (lat, lat_client) = new_box(&admin, base, &format!("bench:latency-{round}")).await?;
     let origin = Instant::now();
     let expected = (o.latency_secs * RATE) as usize;
+    // The consumer holds a waiting fetch (`want=first&wait=5`) that also
+    // acknowledges the last message stored, then follows `next`.
     let consumer = {
         let (client, lat) = (lat_client.clone(), lat.clone());
         tokio::spawn(async move {
             let mut samples = Vec::with_capacity(expected);
+            let mut owed = None;
             while samples.len() < expected {
-                if client.wait(&lat, Duration::from_secs(5)).await?.is_none() {
-                    continue;
+                let mut request = FetchRequest {
+                    want: Want::First,
+                    done: owed.take().map(|id| (id, Disposition::Delete)),
+                };
+                let mut f = client
+                    .fetch_waiting(&lat, request, Duration::from_secs(5))
+                    .await?;
+                while let Some(m) = f.message.take() {
+                    samples.push(latency_of(&m.body, origin));
+                    owed = Some(m.id);
+                    let Next::Id(next) = f.next else { break };
+                    request = FetchRequest {
+                        want: Want::Id(next),
+                        done: owed.take().map(|id| (id, Disposition::Delete)),
+                    };
+                    f = client.fetch(&lat, request).await?;
                 }
-                drain_box(&client, &lat, |body| samples.push(latency_of(body, origin))).await?;
             }
             anyhow::Ok(samples)
         })

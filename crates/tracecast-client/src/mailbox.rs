@@ -248,8 +248,25 @@ impl MailboxClient {
         from: &BoxName,
         request: FetchRequest,
     ) -> Result<Fetched, ClientError> {
-        let url = self.url(&format!("/v1/boxes/{from}/fetch?{}", request.to_query()));
-        let resp = self.auth(self.http.get(url)).send().await?;
+        self.fetch_waiting(from, request, Duration::ZERO).await
+    }
+
+    /// A fetch of `want=first` that, if the box is empty, waits up to
+    /// `wait` (whole seconds) for the first message to arrive.
+    pub async fn fetch_waiting(
+        &self,
+        from: &BoxName,
+        request: FetchRequest,
+        wait: Duration,
+    ) -> Result<Fetched, ClientError> {
+        let mut url = self.url(&format!("/v1/boxes/{from}/fetch?{}", request.to_query()));
+        let req = if wait.is_zero() {
+            self.http.get(&url)
+        } else {
+            url.push_str(&format!("&wait={}", wait.as_secs().max(1)));
+            self.http.get(&url).timeout(wait + Duration::from_secs(10))
+        };
+        let resp = self.auth(req).send().await?;
         let status = resp.status();
         if status != StatusCode::OK && status != StatusCode::NO_CONTENT {
             return Err(refused(resp).await);

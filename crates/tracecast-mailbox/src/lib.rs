@@ -21,14 +21,18 @@
 //!    `want=none&done=<stored>&then=delete`.
 //! 5. The server keeps every message until told, and sends the same message
 //!    again when asked again; a repeated instruction is harmless.
+//!
+//! `want=first&wait=N` asks the server to hold the request up to N seconds
+//! when the box is empty and answer with the first message to arrive: the
+//! notification and the fetch in one round trip.
 
 mod protocol;
 mod retention;
 mod room;
 
 pub use protocol::{
-    check_idempotency_key, check_media_type, parse_protect, parse_ttl, BoxName, Disposition,
-    FetchRequest, MessageId, MessageState, Next, ProtocolError, Want, MAX_BOX_NAME,
+    check_idempotency_key, check_media_type, parse_protect, parse_ttl, parse_wait, BoxName,
+    Disposition, FetchRequest, MessageId, MessageState, Next, ProtocolError, Want, MAX_BOX_NAME,
     MAX_IDEMPOTENCY_KEY, MAX_MEDIA_TYPE,
 };
 pub use retention::{Backoff, Retention};

@@ -36,7 +36,9 @@ pub enum ProtocolError {
     EmptyRequest,
     #[error("want and done name the same message {0}: acknowledge it, then ask for the next")]
     SameMessage(MessageId),
-    #[error("unknown parameter {0:?} (known: want, done, then)")]
+    #[error("wait={0:?} is invalid: use whole seconds 0-{1}, with want=first")]
+    Wait(String, u64),
+    #[error("unknown parameter {0:?} (known: want, done, then, wait)")]
     UnknownParameter(String),
     #[error("parameter {0:?} is given twice")]
     Repeated(&'static str),
@@ -78,7 +80,7 @@ impl FromStr for MessageId {
     type Err = ProtocolError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         // Digits only: no sign, no spaces, no leading "+".
-        if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ProtocolError::MessageId(s.to_owned()));
         }
         s.parse::<i64>()
@@ -389,6 +391,15 @@ pub fn parse_ttl(s: &str) -> Result<u64, ProtocolError> {
     }
 }
 
+/// Parses the `wait` of a fetch: how long `want=first` may wait for mail
+/// when the box is empty (a long-poll fetch).
+pub fn parse_wait(s: &str, max: u64) -> Result<u64, ProtocolError> {
+    match s.parse::<u64>() {
+        Ok(v) if v <= max && s.bytes().all(|b| b.is_ascii_digit()) => Ok(v),
+        _ => Err(ProtocolError::Wait(s.to_owned(), max)),
+    }
+}
+
 /// Parses the protect flag of a post.
 pub fn parse_protect(s: &str) -> Result<bool, ProtocolError> {
     match s {
@@ -501,5 +512,62 @@ mod tests {
         assert!(parse_protect("maybe").is_err());
         assert!(check_idempotency_key("post-1").is_ok());
         assert!(check_idempotency_key("has space").is_err());
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn id() -> impl Strategy<Value = MessageId> {
+            (1i64..i64::MAX).prop_map(|v| MessageId::new(v).unwrap())
+        }
+
+        proptest! {
+            // Outside input: any query pairs parse or are refused, never panic.
+            #[test]
+            fn any_query_is_parsed_or_refused(
+                pairs in proptest::collection::vec(("\\PC{0,8}", "\\PC{0,24}"), 0..5)
+            ) {
+                let r = FetchRequest::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                if let Ok(req) = r {
+                    prop_assert!(req.validate().is_ok());
+                }
+            }
+
+            #[test]
+            fn requests_round_trip_through_their_query(
+                want in prop_oneof![Just(Want::First), Just(Want::Nothing), id().prop_map(Want::Id)],
+                done in proptest::option::of((id(), prop_oneof![Just(Disposition::Delete), Just(Disposition::Move)])),
+            ) {
+                let req = FetchRequest { want, done };
+                let query = req.to_query();
+                let pairs: Vec<(&str, &str)> = query
+                    .split('&')
+                    .map(|p| p.split_once('=').unwrap())
+                    .collect();
+                match req.validate() {
+                    Ok(()) => prop_assert_eq!(FetchRequest::parse(pairs).unwrap(), req),
+                    Err(e) => prop_assert_eq!(FetchRequest::parse(pairs), Err(e)),
+                }
+            }
+
+            #[test]
+            fn strings_from_outside_never_panic(s in "\\PC{0,80}") {
+                let _ = s.parse::<MessageId>();
+                let _ = s.parse::<BoxName>();
+                let _ = s.parse::<Want>();
+                let _ = s.parse::<Next>();
+                let _ = check_media_type(&s);
+                let _ = parse_ttl(&s);
+                let _ = parse_protect(&s);
+                let _ = check_idempotency_key(&s);
+            }
+
+            #[test]
+            fn ids_print_and_parse_back(id in id()) {
+                prop_assert_eq!(id.to_string().parse::<MessageId>().unwrap(), id);
+                prop_assert_eq!(Next::Id(id).to_string().parse::<Next>().unwrap(), Next::Id(id));
+            }
+        }
     }
 }

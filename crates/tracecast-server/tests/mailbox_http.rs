@@ -221,6 +221,10 @@ async fn bad_requests_get_4xx_and_change_nothing(s: &Server) {
         ("want=first&done=abc&then=delete", 400),
         ("want=first&bogus=1", 400),
         ("want=999999", 404),
+        ("want=first&wait=soon", 400),
+        ("want=first&wait=999", 400),
+        ("want=first&wait=1&wait=2", 400),
+        ("want=7&wait=3", 400),
         ("want=first&done=999999&then=delete", 404),
     ] {
         let r = get(format!("/v1/boxes/user:raw/fetch?{query}")).await;
@@ -445,6 +449,55 @@ async fn long_poll_and_events_announce_mail_and_repeat(s: &Server) {
         .unwrap();
     assert_eq!(notice.pending, 1);
 
+    // A waiting fetch: acknowledges the stored message, then holds until the
+    // next one arrives and answers with it.
+    let first = client
+        .fetch(&alice, tracecast_mailbox::FetchRequest::first())
+        .await
+        .unwrap();
+    let first = first.message.unwrap().id;
+    let fetcher = tokio::spawn({
+        let client = client.clone();
+        let alice = alice.clone();
+        async move {
+            let request = tracecast_mailbox::FetchRequest {
+                want: tracecast_mailbox::Want::First,
+                done: Some((first, Disposition::Delete)),
+            };
+            client
+                .fetch_waiting(&alice, request, Duration::from_secs(20))
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = poster
+        .post(
+            &to,
+            "text/plain",
+            b"later".to_vec(),
+            &PostOptions::default(),
+        )
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), fetcher)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.done.as_deref(), Some("applied"));
+    assert_eq!(got.message.unwrap().id, later.id);
+    // Nothing more: a waiting fetch times out empty.
+    let request = tracecast_mailbox::FetchRequest {
+        want: tracecast_mailbox::Want::First,
+        done: Some((later.id, Disposition::Delete)),
+    };
+    let empty = client
+        .fetch_waiting(&alice, request, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(empty.message.is_none());
+    assert_eq!(empty.done.as_deref(), Some("applied"));
+
     // The event stream: the waiting mail at once, then repeats with backoff
     // while nobody fetches.
     let http = reqwest::Client::new();
@@ -605,4 +658,108 @@ async fn the_openapi_document_is_served() {
     }
     drop(s);
     t.finish().await;
+}
+
+/// Outside input: random queries, headers and bodies on every route get a
+/// clear 4xx (never a 5xx or a dropped connection) and leave the box as it
+/// was.
+async fn random_requests_are_refused_cleanly(s: &Server) {
+    use rand::{Rng, SeedableRng};
+    let (alice, client) = s.new_box("user:alice").await;
+    let kept = client
+        .post(
+            &alice,
+            "text/plain",
+            b"kept".to_vec(),
+            &PostOptions::default(),
+        )
+        .await
+        .unwrap();
+    let created = s
+        .admin
+        .create_box(&"user:fuzz".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let words = [
+        "want",
+        "done",
+        "then",
+        "first",
+        "none",
+        "delete",
+        "move",
+        "-1",
+        "0",
+        "%00",
+        "%ZZ",
+        "=",
+        "&",
+        "999999999999999999999",
+        "1",
+        "2",
+        "state",
+        "limit",
+        "timeout",
+        "processed",
+        "é",
+        " ",
+    ];
+    let paths = [
+        "fetch",
+        "messages",
+        "wait",
+        "processed/1",
+        "processed/x",
+        "events/..",
+        "",
+    ];
+    for i in 0..300 {
+        let mut query = String::new();
+        for _ in 0..rng.gen_range(0..5) {
+            query.push_str(words[rng.gen_range(0..words.len())]);
+            query.push(['=', '&', '='][rng.gen_range(0..3)]);
+            query.push_str(words[rng.gen_range(0..words.len())]);
+        }
+        let target = if i % 2 == 0 {
+            "user:fuzz"
+        } else {
+            "user:alice"
+        };
+        let path = paths[rng.gen_range(0..paths.len())];
+        let url = format!("{}/v1/boxes/{target}/{path}?{query}", s.base);
+        let mut req = if rng.gen_bool(0.5) {
+            http.get(&url)
+        } else {
+            http.post(&url)
+        };
+        req = req.header("authorization", format!("Bearer {}", created.token));
+        if rng.gen_bool(0.5) {
+            req = req.header("content-type", words[rng.gen_range(0..words.len())]);
+        }
+        if rng.gen_bool(0.3) {
+            req = req.header("tracecast-ttl", words[rng.gen_range(0..words.len())]);
+        }
+        let body: Vec<u8> = (0..rng.gen_range(0..64)).map(|_| rng.gen()).collect();
+        let r = tokio::time::timeout(Duration::from_secs(5), req.body(body).send()).await;
+        // An event stream may legitimately stay open; everything else answers.
+        let Ok(r) = r else { continue };
+        let r = r.unwrap();
+        let status = r.status().as_u16();
+        assert!(status < 500, "{url} -> {status}");
+    }
+    // Alice's box: the one message, untouched.
+    let stats = client.status(&alice).await.unwrap();
+    assert_eq!(stats["stats"]["pending"], 1);
+    let f = client
+        .fetch(&alice, tracecast_mailbox::FetchRequest::first())
+        .await
+        .unwrap();
+    assert_eq!(f.message.unwrap().id, kept.id);
+}
+
+#[tokio::test]
+async fn random_requests_are_refused_cleanly_on_both() {
+    on_both!(random_requests_are_refused_cleanly);
 }

@@ -18,8 +18,8 @@ use axum::{Json, Router};
 use futures::Stream;
 use serde::Deserialize;
 use tracecast_mailbox::{
-    check_idempotency_key, check_media_type, header, parse_protect, parse_ttl, Backoff, BoxName,
-    FetchRequest, MessageId, MessageState, Retention,
+    check_idempotency_key, check_media_type, header, parse_protect, parse_ttl, parse_wait, Backoff,
+    BoxName, FetchRequest, MessageId, MessageState, Retention, Want,
 };
 use tracecast_store::{NewMessage, Principal, Store};
 
@@ -330,11 +330,45 @@ async fn fetch(
 ) -> Result<Response, ApiError> {
     let box_id = mb.owned_box(&headers, &name).await?;
     let Query(pairs) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let request = FetchRequest::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let fetch = mb
+    let max_wait = mb.config.max_wait.as_secs();
+    let mut wait = None;
+    for (_, v) in pairs.iter().filter(|(k, _)| k == "wait") {
+        if wait.replace(parse_wait(v, max_wait)?).is_some() {
+            return Err(tracecast_mailbox::ProtocolError::Repeated("wait").into());
+        }
+    }
+    let request = FetchRequest::parse(
+        pairs
+            .iter()
+            .filter(|(k, _)| k != "wait")
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )?;
+    let wait = wait.unwrap_or(0);
+    if wait > 0 && request.want != Want::First {
+        return Err(tracecast_mailbox::ProtocolError::Wait(wait.to_string(), max_wait).into());
+    }
+    // Subscribe before looking, so mail arriving in between is not missed.
+    let mut notices = mb.notifier.subscribe(box_id);
+    let mut fetch = mb
         .store
         .fetch(box_id, &request, tracecast_store::now_ms())
         .await?;
+    if fetch.message.is_none() && wait > 0 {
+        // The instruction is applied; now wait for the first new message.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+        while fetch.message.is_none() {
+            match tokio::time::timeout_at(deadline, notices.changed()).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+            let done = fetch.done;
+            fetch = mb
+                .store
+                .fetch(box_id, &FetchRequest::first(), tracecast_store::now_ms())
+                .await?;
+            fetch.done = done;
+        }
+    }
     mb.notifier.fetched(box_id);
     let mut out = HeaderMap::new();
     set(&mut out, header::NEXT, fetch.next.to_string());
