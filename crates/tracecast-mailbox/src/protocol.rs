@@ -72,7 +72,8 @@ impl MessageId {
 
 impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        // Through i64's own Display, so width and alignment apply.
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -136,7 +137,7 @@ impl From<BoxName> for String {
 
 impl fmt::Display for BoxName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -473,6 +474,15 @@ mod tests {
             parse("want=first&limit=3"),
             Err(ProtocolError::UnknownParameter(_))
         ));
+    }
+
+    #[test]
+    fn ids_and_names_line_up_in_tables() {
+        assert_eq!(format!("{:>5}|", MessageId::new(42).unwrap()), "   42|");
+        assert_eq!(
+            format!("{:<8}|", "user:a".parse::<BoxName>().unwrap()),
+            "user:a  |"
+        );
     }
 
     #[test]

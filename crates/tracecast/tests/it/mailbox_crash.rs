@@ -19,7 +19,7 @@ use tracecast_store::Backend;
 const MESSAGES: u64 = 10_000;
 const KILLS: usize = 22;
 
-struct Server {
+pub struct Server {
     data: PathBuf,
     port: u16,
     database: Option<String>,
@@ -27,7 +27,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(data: &Path, database: Option<String>) -> Self {
+    pub fn start(data: &Path, database: Option<String>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -43,7 +43,7 @@ impl Server {
         s
     }
 
-    fn base(&self) -> String {
+    pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -61,7 +61,7 @@ impl Server {
         self.child = Some(cmd.spawn().expect("tracecast serve starts"));
     }
 
-    async fn wait_ready(&self) {
+    pub async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = reqwest::get(format!("{}/v1/health", self.base())).await {
