@@ -65,6 +65,19 @@ impl Server {
     }
 }
 
+/// Posts a short text message and waits for the receipt.
+async fn send(client: &MailboxClient, to: &BoxName, body: &str) -> tracecast_client::Posted {
+    client
+        .post(
+            to,
+            "text/plain",
+            body.as_bytes().to_vec(),
+            &PostOptions::default(),
+        )
+        .await
+        .unwrap()
+}
+
 macro_rules! on_both {
     ($check:ident) => {
         for t in TestStore::both().await {
@@ -134,15 +147,7 @@ async fn drain_moves_everything_once(s: &Server) {
 async fn every_request_is_authenticated_and_boxes_are_private(s: &Server) {
     let (alice, alice_client) = s.new_box("user:alice").await;
     let (bob, bob_client) = s.new_box("user:bob").await;
-    bob_client
-        .post(
-            &alice,
-            "text/plain",
-            "hi".as_bytes().to_vec(),
-            &PostOptions::default(),
-        )
-        .await
-        .unwrap();
+    send(&bob_client, &alice, "hi").await;
     // Bob may write to Alice, never read her box.
     let e = bob_client
         .fetch(&alice, tracecast_mailbox::FetchRequest::first())
@@ -181,15 +186,7 @@ async fn every_request_is_authenticated_and_boxes_are_private(s: &Server) {
 
 async fn bad_requests_get_4xx_and_change_nothing(s: &Server) {
     let (alice, client) = s.new_box("user:alice").await;
-    let posted = client
-        .post(
-            &alice,
-            "text/plain",
-            b"keep me".to_vec(),
-            &PostOptions::default(),
-        )
-        .await
-        .unwrap();
+    let posted = send(&client, &alice, "keep me").await;
     let token = {
         // The raw token, for hand-made requests: create another box owner.
         let created = s
@@ -255,98 +252,54 @@ async fn bad_requests_get_4xx_and_change_nothing(s: &Server) {
         }
         req.send()
     };
-    let big = vec![0u8; 64 * 1024 + 1];
-    assert_eq!(
-        post(
-            "/v1/boxes/user:alice/messages",
-            big,
-            &[("content-type", "application/octet-stream")]
-        )
-        .await
-        .unwrap()
-        .status(),
-        413
-    );
-    let exact = vec![0u8; 64 * 1024];
-    assert_eq!(
-        post(
+    let octets = ("content-type", "application/octet-stream");
+    let text = ("content-type", "text/plain");
+    let alice_path = "/v1/boxes/user:alice/messages";
+    let cases: [(&str, Vec<u8>, Vec<(&str, &str)>, u16); 8] = [
+        (alice_path, vec![0; 64 * 1024 + 1], vec![octets], 413),
+        // Exactly at the limit is accepted (into the raw box, not Alice's).
+        (
             "/v1/boxes/user:raw/messages",
-            exact,
-            &[("content-type", "application/octet-stream")]
-        )
-        .await
-        .unwrap()
-        .status(),
-        201
-    );
-    assert_eq!(
-        post("/v1/boxes/user:alice/messages", b"x".to_vec(), &[])
-            .await
-            .unwrap()
-            .status(),
-        415
-    );
-    assert_eq!(
-        post(
-            "/v1/boxes/user:alice/messages",
+            vec![0; 64 * 1024],
+            vec![octets],
+            201,
+        ),
+        (alice_path, b"x".to_vec(), vec![], 415),
+        (
+            alice_path,
             b"x".to_vec(),
-            &[("content-type", "nonsense")]
-        )
-        .await
-        .unwrap()
-        .status(),
-        400
-    );
-    assert_eq!(
-        post(
-            "/v1/boxes/user:alice/messages",
+            vec![("content-type", "nonsense")],
+            400,
+        ),
+        (
+            alice_path,
             b"x".to_vec(),
-            &[("content-type", "text/plain"), ("tracecast-ttl", "soon")]
-        )
-        .await
-        .unwrap()
-        .status(),
-        400
-    );
-    assert_eq!(
-        post(
-            "/v1/boxes/user:alice/messages",
+            vec![text, ("tracecast-ttl", "soon")],
+            400,
+        ),
+        (
+            alice_path,
             b"x".to_vec(),
-            &[
-                ("content-type", "text/plain"),
-                ("tracecast-ttl", "999999999999")
-            ]
-        )
-        .await
-        .unwrap()
-        .status(),
-        400
-    );
-    assert_eq!(
-        post(
-            "/v1/boxes/user:alice/messages",
+            vec![text, ("tracecast-ttl", "999999999999")],
+            400,
+        ),
+        (
+            alice_path,
             b"x".to_vec(),
-            &[
-                ("content-type", "text/plain"),
-                ("tracecast-protected", "perhaps")
-            ]
-        )
-        .await
-        .unwrap()
-        .status(),
-        400
-    );
-    assert_eq!(
-        post(
+            vec![text, ("tracecast-protected", "perhaps")],
+            400,
+        ),
+        (
             "/v1/boxes/user:nobody/messages",
             b"x".to_vec(),
-            &[("content-type", "text/plain")]
-        )
-        .await
-        .unwrap()
-        .status(),
-        404
-    );
+            vec![text],
+            404,
+        ),
+    ];
+    for (path, body, headers, status) in cases {
+        let r = post(path, body, &headers).await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path} {headers:?}");
+    }
     // Alice's box holds exactly the one message it held.
     let status = client.status(&alice).await.unwrap();
     assert_eq!(status["stats"]["pending"], 1);
@@ -438,10 +391,7 @@ async fn long_poll_and_events_announce_mail_and_repeat(s: &Server) {
         async move { client.wait(&alice, Duration::from_secs(20)).await.unwrap() }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    poster
-        .post(&to, "text/plain", b"n".to_vec(), &PostOptions::default())
-        .await
-        .unwrap();
+    send(&poster, &to, "n").await;
     let notice = tokio::time::timeout(Duration::from_secs(10), waiter)
         .await
         .unwrap()
@@ -471,15 +421,7 @@ async fn long_poll_and_events_announce_mail_and_repeat(s: &Server) {
         }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let later = poster
-        .post(
-            &to,
-            "text/plain",
-            b"later".to_vec(),
-            &PostOptions::default(),
-        )
-        .await
-        .unwrap();
+    let later = send(&poster, &to, "later").await;
     let got = tokio::time::timeout(Duration::from_secs(10), fetcher)
         .await
         .unwrap()
@@ -666,15 +608,7 @@ async fn the_openapi_document_is_served() {
 async fn random_requests_are_refused_cleanly(s: &Server) {
     use rand::{Rng, SeedableRng};
     let (alice, client) = s.new_box("user:alice").await;
-    let kept = client
-        .post(
-            &alice,
-            "text/plain",
-            b"kept".to_vec(),
-            &PostOptions::default(),
-        )
-        .await
-        .unwrap();
+    let kept = send(&client, &alice, "kept").await;
     let created = s
         .admin
         .create_box(&"user:fuzz".parse().unwrap(), None)
