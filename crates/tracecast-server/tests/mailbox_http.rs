@@ -255,7 +255,7 @@ async fn bad_requests_get_4xx_and_change_nothing(s: &Server) {
     let octets = ("content-type", "application/octet-stream");
     let text = ("content-type", "text/plain");
     let alice_path = "/v1/boxes/user:alice/messages";
-    let cases: [(&str, Vec<u8>, Vec<(&str, &str)>, u16); 8] = [
+    let cases = [
         (alice_path, vec![0; 64 * 1024 + 1], vec![octets], 413),
         // Exactly at the limit is accepted (into the raw box, not Alice's).
         (
