@@ -369,6 +369,10 @@ pub struct DrainOptions {
     pub retry_for: Duration,
     /// Stop after this many messages (None: until the box is empty).
     pub max_messages: Option<u64>,
+    /// Keep going when the box is empty: hold a waiting fetch
+    /// (`want=first&wait=N`, carrying the last instruction) and store mail
+    /// as it arrives. Returns only when full or on an error.
+    pub watch: Option<Duration>,
 }
 
 impl Default for DrainOptions {
@@ -378,6 +382,7 @@ impl Default for DrainOptions {
             then: Disposition::Delete,
             retry_for: Duration::from_secs(30),
             max_messages: None,
+            watch: None,
         }
     }
 }
@@ -433,7 +438,8 @@ pub async fn drain(
                         want: Want::Nothing,
                         done: Some((id, options.then)),
                     };
-                    fetch_retrying(client, from, only, options, &mut report).await?;
+                    fetch_retrying(client, from, only, Duration::ZERO, options, &mut report)
+                        .await?;
                 }
                 report.full = !limit_reached;
                 return Ok(report);
@@ -449,7 +455,12 @@ pub async fn drain(
             want,
             done: owed.map(|id| (id, options.then)),
         };
-        let fetched = match fetch_retrying(client, from, request, options, &mut report).await {
+        let wait = match (want, options.watch) {
+            (Want::First, Some(wait)) => wait,
+            _ => Duration::ZERO,
+        };
+        let fetched = match fetch_retrying(client, from, request, wait, options, &mut report).await
+        {
             // The announced next message expired or went meanwhile: start
             // again from the oldest one, still carrying the instruction.
             Err(ClientError::Refused { status, .. })
@@ -465,6 +476,9 @@ pub async fn drain(
         // The instruction, if any, is applied: from here nothing is owed
         // until this answer's message is stored.
         let Some(message) = fetched.message else {
+            if options.watch.is_some() {
+                continue; // The wait ran out with no mail: wait again.
+            }
             return Ok(report);
         };
         let stored = inbox.store(&message)?;
@@ -481,12 +495,17 @@ pub async fn drain(
                 want = Want::Id(next);
                 incoming = fetched.next_length;
             }
+            // Watching: the instruction rides on the next waiting fetch.
+            Next::None if options.watch.is_some() => {
+                want = Want::First;
+                incoming = None;
+            }
             Next::None => {
                 let only = FetchRequest {
                     want: Want::Nothing,
                     done: Some((message.id, options.then)),
                 };
-                fetch_retrying(client, from, only, options, &mut report).await?;
+                fetch_retrying(client, from, only, Duration::ZERO, options, &mut report).await?;
                 return Ok(report);
             }
         }
@@ -497,13 +516,14 @@ async fn fetch_retrying(
     client: &MailboxClient,
     from: &BoxName,
     request: FetchRequest,
+    wait: Duration,
     options: &DrainOptions,
     report: &mut DrainReport,
 ) -> Result<Fetched, ClientError> {
     let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(20);
     loop {
-        match client.fetch(from, request).await {
+        match client.fetch_waiting(from, request, wait).await {
             Err(e) if e.is_transient() && started.elapsed() < options.retry_for => {
                 tracing::debug!(error = %e, "fetch failed in transit; repeating it");
                 report.retries += 1;

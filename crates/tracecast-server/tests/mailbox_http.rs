@@ -697,3 +697,49 @@ async fn random_requests_are_refused_cleanly(s: &Server) {
 async fn random_requests_are_refused_cleanly_on_both() {
     on_both!(random_requests_are_refused_cleanly);
 }
+
+/// `drain` with `watch`: holds a waiting fetch, stores mail as it arrives,
+/// and acknowledges each message on the next waiting fetch.
+async fn watching_drain_stores_mail_as_it_arrives(s: &Server) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (alice, client) = s.new_box("user:alice").await;
+    let stored = Arc::new(AtomicU64::new(0));
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = tokio::spawn({
+        let (client, alice, stored) = (client.clone(), alice.clone(), stored.clone());
+        let path = dir.path().to_owned();
+        async move {
+            let mut inbox = Inbox::open(&path).unwrap();
+            let options = DrainOptions {
+                watch: Some(Duration::from_secs(1)),
+                ..DrainOptions::default()
+            };
+            drain(&client, &alice, &mut inbox, &options, |_| {
+                stored.fetch_add(1, Ordering::SeqCst);
+            })
+            .await
+        }
+    });
+    for i in 0..3 {
+        // Longer than the wait, so the watcher also goes round empty.
+        tokio::time::sleep(Duration::from_millis(1_300)).await;
+        send(&client, &alice, &format!("w{i}")).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while (stored.load(Ordering::SeqCst) < 3
+        || client.status(&alice).await.unwrap()["stats"]["pending"] != 0)
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored.load(Ordering::SeqCst), 3);
+    // The last one was acknowledged by the waiting fetch that followed it.
+    assert_eq!(client.status(&alice).await.unwrap()["stats"]["pending"], 0);
+    assert!(!watcher.is_finished(), "a watching drain keeps going");
+    watcher.abort();
+}
+
+#[tokio::test]
+async fn watching_drain_stores_mail_as_it_arrives_on_both() {
+    on_both!(watching_drain_stores_mail_as_it_arrives);
+}

@@ -215,10 +215,13 @@ async fn fetch(args: FetchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         },
         retry_for: Duration::from_secs(args.retry_for),
         max_messages: None,
+        // Watching holds a waiting fetch that also carries the last
+        // acknowledgement, so mail arrives in one round trip.
+        watch: args.watch.then_some(Duration::from_secs(30)),
     };
     let mut total = DrainReport::default();
     loop {
-        let report = drain(&client, &own, &mut inbox, &options, |m| {
+        let result = drain(&client, &own, &mut inbox, &options, |m| {
             if !quiet {
                 eprintln!(
                     "stored message {} ({}, {} bytes)",
@@ -228,34 +231,31 @@ async fn fetch(args: FetchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 );
             }
         })
-        .await?;
-        total.stored += report.stored;
-        total.duplicates += report.duplicates;
-        total.overwritten += report.overwritten;
-        total.retries += report.retries;
-        total.full = report.full;
-        if report.full && !quiet {
-            eprintln!(
-                "inbox full ({} messages, {} bytes): the rest waits on the server; read or remove messages, then fetch again",
-                inbox.len(),
-                inbox.bytes()
-            );
-        }
-        if !args.watch || report.full {
-            break;
-        }
-        // Wait for the next notification (long-poll), riding out restarts.
-        loop {
-            match client.wait(&own, Duration::from_secs(30)).await {
-                Ok(Some(_)) => break,
-                Ok(None) => continue,
-                Err(e) if e.is_transient() => {
-                    tracing::debug!(error = %e, "waiting for mail: server unreachable");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(e) => return Err(e.into()),
+        .await;
+        match result {
+            Ok(report) => {
+                total.stored += report.stored;
+                total.duplicates += report.duplicates;
+                total.overwritten += report.overwritten;
+                total.retries += report.retries;
+                total.full = report.full;
+                break;
             }
+            // Watching rides out a server that stays away longer than
+            // --retry-for: nothing is lost, the next fetch repeats.
+            Err(e) if args.watch && e.is_transient() => {
+                tracing::debug!(error = %e, "mailbox unreachable; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e.into()),
         }
+    }
+    if total.full && !quiet {
+        eprintln!(
+            "inbox full ({} messages, {} bytes): the rest waits on the server; read or remove messages, then fetch again",
+            inbox.len(),
+            inbox.bytes()
+        );
     }
     if args.json {
         println!("{}", serde_json::to_string(&total)?);
