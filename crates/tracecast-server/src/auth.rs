@@ -65,19 +65,27 @@ impl Authenticator {
     }
 }
 
+/// Why the administrator token could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminTokenError {
+    #[error("writing the administrator token to {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Store(#[from] tracecast_store::StoreError),
+}
+
 /// Makes sure an administrator token exists. When it creates one it writes
 /// it to `path` (mode 0600) and returns the path; it never prints a token.
-pub async fn ensure_admin(store: &Store, path: &Path) -> Result<Option<PathBuf>, ApiError> {
+pub async fn ensure_admin(store: &Store, path: &Path) -> Result<Option<PathBuf>, AdminTokenError> {
     if store.has_admin().await? {
         return Ok(None);
     }
     let token = new_token();
+    let io = |e| AdminTokenError::Io(path.to_owned(), e);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ApiError::bad_request(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(io)?;
     }
-    write_secret(path, &format!("{token}\n"))
-        .map_err(|e| ApiError::bad_request(format!("writing {}: {e}", path.display())))?;
+    write_secret(path, &format!("{token}\n")).map_err(io)?;
     store.add_token(token_hash(&token), None, "admin").await?;
     Ok(Some(path.to_owned()))
 }

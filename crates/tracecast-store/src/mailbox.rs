@@ -397,6 +397,20 @@ fn meta(row: &AnyRow) -> Result<MessageMeta, StoreError> {
     })
 }
 
+const BOX_COLUMNS: &str = "id, name, webhook, webhook_secret, created_at";
+
+fn box_info(row: &AnyRow) -> Result<BoxInfo, StoreError> {
+    let name: String = row.try_get("name")?;
+    Ok(BoxInfo {
+        id: row.try_get("id")?,
+        name: BoxName::try_from(name)
+            .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.to_string().into())))?,
+        webhook: row.try_get("webhook")?,
+        webhook_secret: row.try_get("webhook_secret")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
 const MESSAGE_COLUMNS: &str = "m.id, m.media_type, m.body, m.protected, m.created_at, m.expires_at";
 const META_COLUMNS: &str =
     "id, state, media_type, length, protected, created_at, expires_at, done_at";
@@ -481,31 +495,21 @@ impl Store {
     }
 
     pub async fn box_by_name(&self, name: &BoxName) -> Result<BoxInfo, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, webhook, webhook_secret, created_at FROM boxes WHERE name = $1",
-        )
-        .bind(name.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::UnknownBox(name.to_string()))?;
-        Ok(BoxInfo {
-            id: row.try_get(0)?,
-            name: name.clone(),
-            webhook: row.try_get(1)?,
-            webhook_secret: row.try_get(2)?,
-            created_at: row.try_get(3)?,
-        })
+        let row = sqlx::query(&format!("SELECT {BOX_COLUMNS} FROM boxes WHERE name = $1"))
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::UnknownBox(name.to_string()))?;
+        box_info(&row)
     }
 
     pub async fn box_by_id(&self, id: i64) -> Result<BoxInfo, StoreError> {
-        let name: String = sqlx::query_scalar("SELECT name FROM boxes WHERE id = $1")
+        let row = sqlx::query(&format!("SELECT {BOX_COLUMNS} FROM boxes WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::UnknownBox(format!("#{id}")))?;
-        let name = BoxName::try_from(name)
-            .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.to_string().into())))?;
-        self.box_by_name(&name).await
+        box_info(&row)
     }
 
     /// Accepts a message; returns once it is on disk.

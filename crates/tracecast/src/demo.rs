@@ -334,8 +334,7 @@ fn mailbox_step(args: &DemoArgs, buyer: &Payload, say: &dyn Fn(String)) -> anyho
         let store = tracecast_store::Store::open_dir(&dir.join("data")).await?;
         let admin_path = dir.join("data/admin.token");
         tracecast_server::auth::ensure_admin(&store, &admin_path)
-            .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+            .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let router = mailbox::router(mailbox::Mailbox::start(store.clone(), MailboxConfig::default()));

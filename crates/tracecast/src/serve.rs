@@ -22,8 +22,7 @@ pub fn run(args: &ServeArgs, quiet: bool) -> anyhow::Result<()> {
         .context("opening the store")?;
         let admin = args.data.join("admin.token");
         if tracecast_server::auth::ensure_admin(&store, &admin)
-            .await
-            .map_err(|e| anyhow::anyhow!(e.message))?
+            .await?
             .is_some()
         {
             tracing::info!(path = %admin.display(), "wrote a new administrator token");
