@@ -2,8 +2,9 @@
 //! measures the audio mark: embed and detect speed, SNR, and a robustness
 //! table over the attacks done with the real tools. `bench mark-image` does
 //! the same for pictures; `bench mailbox` runs the mailbox beside NATS
-//! JetStream.
+//! JetStream; `bench edge` runs personalised deliveries beside nginx.
 
+mod edge_bench;
 mod image_bench;
 mod mailbox_bench;
 
@@ -54,9 +55,10 @@ fn main() -> anyhow::Result<()> {
         }
         ["bench", "mark-image", rest @ ..] => image_bench::run(&image_bench::parse(rest)?),
         ["bench", "mailbox", rest @ ..] => mailbox_bench::run(&mailbox_bench::parse(rest)?),
+        ["bench", "edge", rest @ ..] => edge_bench::run(&edge_bench::parse(rest)?),
         _ => {
             eprintln!(
-                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [AUDIO FILES...]\n       cargo run --release -p xtask -- bench mark-image [--strength X] [--short-side N] [--set NAME=VALUE]... [PHOTOS...]\n       cargo run --release -p xtask -- bench mailbox [--messages N] [--boxes N] [--latency-secs S] [--backend sqlite|postgres|both]"
+                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [AUDIO FILES...]\n       cargo run --release -p xtask -- bench mark-image [--strength X] [--short-side N] [--set NAME=VALUE]... [PHOTOS...]\n       cargo run --release -p xtask -- bench mailbox [--messages N] [--boxes N] [--latency-secs S] [--backend sqlite|postgres|both]\n       cargo run --release -p xtask -- bench edge [--seconds 300] [--buyers 1,10,100] [--nginx /usr/sbin/nginx]"
             );
             std::process::exit(2)
         }

@@ -4,9 +4,11 @@
 //! is acknowledged only in the request after the one that brought it, and
 //! only once it is on disk.
 
+mod delivery;
 mod inbox;
 mod mailbox;
 
+pub use delivery::{part_path, Downloaded, EdgeClient, OriginClient, SHA256_HEADER};
 pub use inbox::{Inbox, InboxError, LocalEntry};
 pub use mailbox::{
     drain, ClientError, CreatedBox, DrainOptions, DrainReport, Fetched, MailboxClient, Message,

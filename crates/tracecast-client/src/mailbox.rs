@@ -16,18 +16,24 @@ use crate::inbox::{Inbox, InboxError};
 pub enum ClientError {
     /// The server could not be reached or the connection broke: the request
     /// may or may not have been applied; repeating it is safe.
-    #[error("mailbox unreachable: {0}")]
+    #[error("server unreachable: {0}")]
     Transport(#[from] reqwest::Error),
     /// The server refused the request (its explanation follows).
-    #[error("mailbox answered {status}: {message}")]
+    #[error("server answered {status}: {message}")]
     Refused {
         status: StatusCode,
         code: String,
         message: String,
     },
     /// The answer does not follow the protocol.
-    #[error("mailbox answer is malformed: {0}")]
+    #[error("the server's answer is malformed: {0}")]
     Malformed(String),
+    /// Bytes arrived but are not the ones announced (hash mismatch).
+    #[error("{0}")]
+    Integrity(String),
+    /// A local file could not be read or written.
+    #[error("{0}")]
+    Local(String),
     #[error(transparent)]
     Inbox(#[from] InboxError),
     #[error("invalid server URL {0:?}: use http://HOST:PORT")]
@@ -123,7 +129,7 @@ struct ErrorBody {
     message: String,
 }
 
-async fn refused(resp: reqwest::Response) -> ClientError {
+pub(crate) async fn refused(resp: reqwest::Response) -> ClientError {
     let status = resp.status();
     match resp.json::<ErrorBody>().await {
         Ok(e) => ClientError::Refused {

@@ -11,6 +11,8 @@
 mod decode;
 mod encode;
 mod picture;
+mod rendition;
+mod rights;
 pub mod synth;
 
 pub use decode::{decode_bytes, decode_file};
@@ -22,6 +24,8 @@ pub use picture::{
     mark_picture, psnr, read_picture, write_picture, PictureFormat, PictureMarkError,
     DEFAULT_JPEG_QUALITY, MAX_PICTURE_SIDE,
 };
+pub use rendition::{cd_quality, fit_picture, preview};
+pub use rights::{read_rights, tag, Rights};
 
 use std::path::PathBuf;
 

@@ -92,6 +92,11 @@ pub async fn ensure_admin(store: &Store, path: &Path) -> Result<Option<PathBuf>,
 
 /// Writes a secret readable by its owner only.
 pub fn write_secret(path: &Path, contents: &str) -> std::io::Result<()> {
+    write_secret_bytes(path, contents.as_bytes())
+}
+
+/// Writes secret bytes readable by their owner only.
+pub fn write_secret_bytes(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -101,7 +106,7 @@ pub fn write_secret(path: &Path, contents: &str) -> std::io::Result<()> {
         options.mode(0o600);
     }
     let mut f = options.open(path)?;
-    f.write_all(contents.as_bytes())?;
+    f.write_all(contents)?;
     f.sync_all()
 }
 

@@ -46,6 +46,7 @@ impl From<StoreError> for ApiError {
             StoreError::BoxExists(_) => (StatusCode::CONFLICT, "box_exists"),
             StoreError::Gone(..) => (StatusCode::GONE, "gone"),
             StoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            StoreError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
             StoreError::Database(_)
             | StoreError::Migrate(_)
             | StoreError::Url(_)

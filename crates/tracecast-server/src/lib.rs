@@ -1,10 +1,13 @@
 //! tracecast's roles as HTTP services. Each role is a module with a router
 //! and its background workers; `tracecast serve` mounts the roles asked for.
-//! Today: the mailbox (DESIGN.md "003").
+//! Today: the mailbox (DESIGN.md "003"), the origin and the edge (DESIGN.md
+//! "001").
 
 pub mod auth;
+pub mod edge;
 mod error;
 pub mod mailbox;
+pub mod origin;
 
 use std::net::SocketAddr;
 

@@ -12,7 +12,9 @@
 //! PostgreSQL `synchronous_commit=on`), and one fsync covers every write that
 //! arrived while the previous one ran.
 
+pub mod blob;
 mod consumer;
+mod delivery;
 mod mailbox;
 mod writer;
 
@@ -26,7 +28,12 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use blob::{BlobError, Blobs};
 pub use consumer::Applied;
+pub use delivery::{
+    Account, AccountKind, ContentRecord, DeliveryRecord, EdgeCopy, EdgeLoad, EdgeRecord,
+    NewContent, NewDelivery, Posting, RenditionRecord,
+};
 pub use mailbox::{
     BoxInfo, BoxStats, DisposeOutcome, Fetch, FetchedMessage, MessageMeta, NewMessage, PostReceipt,
     Principal, SweepReport,
@@ -55,6 +62,8 @@ pub enum StoreError {
     Conflict(i64),
     #[error("the store is shutting down")]
     Closed,
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl StoreError {

@@ -66,6 +66,8 @@ pub struct FetchedMessage {
     pub protected: bool,
     pub created_at: i64,
     pub expires_at: i64,
+    /// Who posted it, as authenticated (a box name or `admin`).
+    pub sender: String,
 }
 
 /// What an instruction did.
@@ -381,6 +383,7 @@ fn fetched(row: &AnyRow) -> Result<FetchedMessage, StoreError> {
         protected: row.try_get::<i64, _>("protected")? != 0,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
+        sender: row.try_get("sender")?,
     })
 }
 
@@ -411,7 +414,8 @@ fn box_info(row: &AnyRow) -> Result<BoxInfo, StoreError> {
     })
 }
 
-const MESSAGE_COLUMNS: &str = "m.id, m.media_type, m.body, m.protected, m.created_at, m.expires_at";
+const MESSAGE_COLUMNS: &str =
+    "m.id, m.media_type, m.body, m.protected, m.created_at, m.expires_at, m.sender";
 const META_COLUMNS: &str =
     "id, state, media_type, length, protected, created_at, expires_at, done_at";
 

@@ -134,3 +134,85 @@ pub async fn drop_postgres_database(name: &str) {
         let _ = admin.close().await;
     }
 }
+
+/// A local S3-compatible server for tests (moto, from PyPI), with one
+/// bucket made; stopped on drop. Found at `$TRACECAST_MOTO`, else in the
+/// workspace's `target/moto-venv` (made by `scripts/test`), else on PATH.
+pub struct S3Server {
+    child: std::process::Child,
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl S3Server {
+    pub fn start(bucket: &str) -> S3Server {
+        use std::io::{Read, Write};
+        let bin = std::env::var("TRACECAST_MOTO")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| {
+                let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../target/moto-venv/bin/moto_server");
+                if venv.exists() {
+                    venv
+                } else {
+                    "moto_server".into()
+                }
+            });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = std::process::Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}. Install the S3 test server: python3 -m venv target/moto-venv && \
+                     target/moto-venv/bin/pip install 'moto[server]' (scripts/test does)",
+                    bin.display()
+                )
+            });
+        let server = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            bucket: bucket.to_owned(),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            // moto takes unsigned requests: PUT /bucket creates it.
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let req = format!(
+                    "PUT /{bucket} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+                );
+                let mut head = [0u8; 12];
+                if s.write_all(req.as_bytes()).is_ok()
+                    && s.read_exact(&mut head).is_ok()
+                    && &head[9..10] == b"2"
+                {
+                    return server;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Settings for the blob store on this server.
+    pub fn settings(&self) -> crate::blob::S3Settings {
+        crate::blob::S3Settings {
+            bucket: self.bucket.clone(),
+            endpoint: Some(self.endpoint.clone()),
+            region: Some("us-east-1".into()),
+            allow_http: true,
+        }
+    }
+}

@@ -23,11 +23,22 @@ pub enum Command {
     /// Embed or detect forensic marks.
     #[command(subcommand)]
     Mark(MarkCommand),
-    /// Watch the whole mark pipeline on generated music: key, embed, attack,
-    /// detect.
+    /// Watch a whole distribution run on loopback: a provider publishes,
+    /// three users buy through two edges, a copy leaks and is traced.
     Demo(DemoArgs),
-    /// Run the servers (today: the mailbox) until Ctrl-C or SIGTERM.
+    /// Run the servers (origin, edge, mailbox) until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
+    /// Add accounts at the origin: providers, users, edges (administrator).
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Publish and list content (provider).
+    #[command(subcommand)]
+    Content(ContentCommand),
+    /// Buy a content: designation, a copy marked for you, a download that
+    /// resumes (user).
+    Buy(BuyArgs),
+    /// Read the mark of a file and look its delivery up at the origin.
+    Trace(TraceArgs),
     /// Administer boxes and send messages.
     #[command(subcommand)]
     Mailbox(MailboxCommand),
@@ -38,6 +49,31 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// A TOML file naming roles, database, blob store and edge settings
+    /// (see docs/delivery.md); flags given here override it.
+    #[arg(long, env = "TRACECAST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Roles to run, comma-separated: origin (with its mailbox), mailbox,
+    /// edge. Default: all of them in one process.
+    #[arg(long, value_delimiter = ',')]
+    pub role: Vec<String>,
+    /// Blob store: a directory, or s3://BUCKET (endpoint and region from
+    /// the config file or AWS_ENDPOINT / AWS_REGION; keys from the
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY environment).
+    #[arg(long, env = "TRACECAST_BLOBS")]
+    pub blobs: Option<String>,
+    /// Edge role: the origin's URL (default: this process).
+    #[arg(long, env = "TRACECAST_ORIGIN")]
+    pub origin: Option<String>,
+    /// Edge role: file holding this edge's account token.
+    #[arg(long, env = "TRACECAST_EDGE_TOKEN_FILE")]
+    pub edge_token_file: Option<PathBuf>,
+    /// Edge role: bytes of renditions to cache (suffixes K, M, G).
+    #[arg(long)]
+    pub cache_size: Option<String>,
+    /// Mark key file shared by the origin (to trace) and edges (to mark).
+    #[arg(long, env = "TRACECAST_MARK_KEY")]
+    pub mark_key: Option<PathBuf>,
     /// Data directory: the SQLite store, blobs, the administrator token.
     #[arg(long, env = "TRACECAST_DATA", default_value = "tracecast-data")]
     pub data: PathBuf,
@@ -71,10 +107,10 @@ pub struct ServeArgs {
     pub sweep_every: u64,
 }
 
-/// Where the mailbox is and who you are.
+/// Where the server is and who you are.
 #[derive(Debug, Args)]
 pub struct Connection {
-    /// Mailbox server URL.
+    /// Server URL (the origin, which also hosts the mailbox).
     #[arg(
         long,
         env = "TRACECAST_SERVER",
@@ -87,6 +123,23 @@ pub struct Connection {
     /// File holding the token.
     #[arg(long, env = "TRACECAST_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+}
+
+impl Connection {
+    /// The token, from --token, TRACECAST_TOKEN or the token file.
+    pub fn token(&self) -> anyhow::Result<String> {
+        use anyhow::Context;
+        match (&self.token, &self.token_file) {
+            (Some(t), _) => Ok(t.trim().to_owned()),
+            (None, Some(path)) => Ok(std::fs::read_to_string(path)
+                .with_context(|| format!("reading the token from {}", path.display()))?
+                .trim()
+                .to_owned()),
+            (None, None) => {
+                anyhow::bail!("no token: pass --token-file FILE or set TRACECAST_TOKEN")
+            }
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +245,107 @@ pub struct FetchArgs {
     pub conn: Connection,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Add a provider, user or edge; prints its id and token (shown once).
+    Add {
+        /// provider, user or edge
+        #[arg(value_parser = ["provider", "user", "edge"])]
+        kind: String,
+        /// Lower-case name: letters, digits, '.', '_', '-'.
+        name: String,
+        /// Edges: the URL buyers reach it at (http://host:port/edge).
+        #[arg(long)]
+        address: Option<String>,
+        /// Edges: who runs it (receives the usage fee).
+        #[arg(long)]
+        operator: Option<String>,
+        /// Edges: usage fee per delivery, paid by the provider (e.g. 0.05).
+        #[arg(long)]
+        fee: Option<String>,
+        /// Write the token to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        token_out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Show who a token belongs to.
+    Whoami {
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContentCommand {
+    /// Upload a file (WAV, FLAC, MP3, Ogg, PNG, JPEG) to be made into
+    /// renditions.
+    Add {
+        file: PathBuf,
+        #[arg(long)]
+        title: String,
+        /// Price of a copy, e.g. 1.99.
+        #[arg(long, default_value = "0")]
+        price: String,
+        /// Terms written into every copy's metadata.
+        #[arg(long)]
+        terms: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// The catalog.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Have edges fetch a rendition ahead of demand.
+    PrePosition {
+        id: i64,
+        #[arg(long)]
+        tier: Option<String>,
+        /// Edge ids (default: every edge).
+        #[arg(long = "edge")]
+        edges: Vec<i64>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BuyArgs {
+    pub content: i64,
+    /// Where to write the copy (an unfinished download waits in FILE.part).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// lossless, high or preview (audio); full, large or small (pictures).
+    #[arg(long)]
+    pub tier: Option<String>,
+    /// Keep retrying an edge that stopped answering this long (seconds)
+    /// before asking the origin for another.
+    #[arg(long, default_value_t = 20)]
+    pub retry_for: u64,
+    /// Download no faster than this many bytes per second (K, M suffixes).
+    #[arg(long)]
+    pub limit_rate: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    pub file: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
     /// Where to write the key (created with mode 0600; never overwritten).
@@ -254,12 +408,13 @@ pub struct DetectArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where the demo writes its files.
+    /// Working directory (data, copies, leaks); cleared first.
     #[arg(long, default_value = "tracecast-data/demo")]
     pub dir: PathBuf,
-    /// Use this audio file instead of generated music.
+    /// A directory of media to publish (audio and pictures) instead of
+    /// generated music and the bundled photo.
     #[arg(long)]
-    pub input: Option<PathBuf>,
+    pub media: Option<PathBuf>,
 }
 
 fn parse_strength(s: &str) -> Result<f32, String> {

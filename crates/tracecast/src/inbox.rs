@@ -13,13 +13,7 @@ use tracecast_mailbox::{BoxName, Disposition, MessageId, Room};
 use crate::cli::{Connection, FetchArgs, InboxCommand, MailboxCommand};
 
 fn client(conn: &Connection) -> anyhow::Result<MailboxClient> {
-    let token = match (&conn.token, &conn.token_file) {
-        (Some(t), _) => t.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading the token from {}", path.display()))?,
-        (None, None) => bail!("no token: pass --token-file FILE or set TRACECAST_TOKEN"),
-    };
-    Ok(MailboxClient::new(&conn.server, token.trim())?)
+    Ok(MailboxClient::new(&conn.server, &conn.token()?)?)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -1,6 +1,7 @@
 //! The tracecast command line: thin wiring over the library crates.
 
 mod cli;
+mod delivery;
 mod demo;
 mod inbox;
 mod mark;
@@ -33,5 +34,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Serve(args) => serve::run(&args, quiet).map(|()| ExitCode::SUCCESS),
         cli::Command::Mailbox(cmd) => inbox::mailbox(cmd, quiet),
         cli::Command::Inbox(cmd) => inbox::inbox(cmd, quiet),
+        cli::Command::Account(cmd) => delivery::account(cmd),
+        cli::Command::Content(cmd) => delivery::content(cmd, quiet),
+        cli::Command::Buy(args) => delivery::buy(args, quiet),
+        cli::Command::Trace(args) => delivery::trace(args, quiet),
     }
 }

@@ -44,6 +44,17 @@ pub fn write_new_key(path: &Path) -> anyhow::Result<MarkKey> {
     Ok(MarkKey::from_bytes(key))
 }
 
+/// The key at `path`, made first if there is none (its directory too).
+pub fn read_or_make_key(path: &Path) -> anyhow::Result<MarkKey> {
+    if path.exists() {
+        return read_key(path);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    write_new_key(path)
+}
+
 pub fn read_key(path: &Path) -> anyhow::Result<MarkKey> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?;

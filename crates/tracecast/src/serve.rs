@@ -1,51 +1,435 @@
-//! `tracecast serve`: the roles as one process (today: the mailbox).
+//! `tracecast serve`: any set of roles in one process. With no settings,
+//! every role runs on the embedded store (SQLite and a blob directory
+//! under the data directory) and a local edge is set up on first start.
+//! Split over processes, a TOML file (`--config`) points each at
+//! PostgreSQL, S3 and the origin.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use serde::Deserialize;
 use tracecast_mailbox::{Backoff, Retention};
+use tracecast_server::edge::{Edge, EdgeConfig, EdgeIdentity};
 use tracecast_server::mailbox::{self, MailboxConfig};
-use tracecast_store::Store;
+use tracecast_server::origin::{self, Origin, OriginConfig};
+use tracecast_store::blob::S3Settings;
+use tracecast_store::{AccountKind, Blobs, Store};
 
 use crate::cli::ServeArgs;
 
 const DAY: u64 = 24 * 3600;
 
-pub fn run(args: &ServeArgs, quiet: bool) -> anyhow::Result<()> {
-    init_logs(quiet);
-    let config = config(args)?;
-    tokio::runtime::Runtime::new()?.block_on(async {
-        let store = match &args.database {
+/// The settings file (`--config`); every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data: Option<PathBuf>,
+    pub roles: Option<Vec<String>>,
+    pub database: Option<String>,
+    pub mark_key: Option<PathBuf>,
+    pub blobs: Option<BlobsConfig>,
+    pub edge: Option<EdgeFileConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobsConfig {
+    pub dir: Option<PathBuf>,
+    pub s3: Option<S3Settings>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeFileConfig {
+    pub origin: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub cache_size: Option<String>,
+    pub dir: Option<PathBuf>,
+}
+
+/// Which roles a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub origin: bool,
+    pub mailbox: bool,
+    pub edge: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        origin: true,
+        mailbox: true,
+        edge: true,
+    };
+
+    fn parse(names: &[String]) -> anyhow::Result<Roles> {
+        if names.is_empty() {
+            return Ok(Roles::ALL);
+        }
+        let mut r = Roles {
+            origin: false,
+            mailbox: false,
+            edge: false,
+        };
+        for n in names {
+            match n.trim() {
+                "origin" => r.origin = true,
+                "mailbox" => r.mailbox = true,
+                "edge" => r.edge = true,
+                "all" => r = Roles::ALL,
+                other => bail!("unknown role {other:?}: origin, mailbox, edge or all"),
+            }
+        }
+        // The origin talks to edges and users through its mailbox.
+        r.mailbox |= r.origin;
+        Ok(r)
+    }
+
+    fn names(&self) -> String {
+        let mut v = Vec::new();
+        if self.origin {
+            v.push("origin");
+        }
+        if self.mailbox {
+            v.push("mailbox");
+        }
+        if self.edge {
+            v.push("edge");
+        }
+        v.join(",")
+    }
+}
+
+/// Where blobs go.
+#[derive(Debug, Clone)]
+pub enum BlobPlace {
+    Dir(PathBuf),
+    S3(S3Settings),
+}
+
+/// Everything a node needs, merged from flags and the settings file.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data: PathBuf,
+    pub listen: String,
+    pub database: Option<String>,
+    pub blobs: BlobPlace,
+    pub roles: Roles,
+    pub mark_key: PathBuf,
+    /// Edge: the origin's URL; `None` when the origin runs in this process.
+    pub origin_url: Option<String>,
+    pub edge_token_file: Option<PathBuf>,
+    pub edge_dir: Option<PathBuf>,
+    pub cache_bytes: u64,
+    pub mailbox: MailboxConfig,
+}
+
+/// Reads "2G", "512M", "100000".
+pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
+        Some('T' | 't') => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("{s:?} is not a size like 2G, 512M or 100000"))?;
+    n.checked_mul(mult).context("size too large")
+}
+
+pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("{} is not a valid settings file", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let data = if args.data != Path::new("tracecast-data") || file.data.is_none() {
+        args.data.clone()
+    } else {
+        file.data.clone().unwrap_or_default()
+    };
+    let listen = if args.listen != "127.0.0.1:7070" {
+        args.listen.clone()
+    } else {
+        file.listen.clone().unwrap_or_else(|| args.listen.clone())
+    };
+    let roles = if !args.role.is_empty() {
+        Roles::parse(&args.role)?
+    } else {
+        Roles::parse(file.roles.as_deref().unwrap_or(&[]))?
+    };
+    let blobs = match (&args.blobs, &file.blobs) {
+        (Some(b), _) if b.starts_with("s3://") => BlobPlace::S3(S3Settings {
+            bucket: b
+                .trim_start_matches("s3://")
+                .trim_end_matches('/')
+                .to_owned(),
+            endpoint: file
+                .blobs
+                .as_ref()
+                .and_then(|f| f.s3.as_ref())
+                .and_then(|s| s.endpoint.clone()),
+            region: file
+                .blobs
+                .as_ref()
+                .and_then(|f| f.s3.as_ref())
+                .and_then(|s| s.region.clone()),
+            allow_http: file
+                .blobs
+                .as_ref()
+                .and_then(|f| f.s3.as_ref())
+                .is_some_and(|s| s.allow_http),
+        }),
+        (Some(b), _) => BlobPlace::Dir(PathBuf::from(b)),
+        (None, Some(BlobsConfig { s3: Some(s3), .. })) => BlobPlace::S3(s3.clone()),
+        (None, Some(BlobsConfig { dir: Some(d), .. })) => BlobPlace::Dir(d.clone()),
+        _ => BlobPlace::Dir(data.join("blobs")),
+    };
+    let edge_file = file.edge.unwrap_or_default();
+    let cache = args
+        .cache_size
+        .clone()
+        .or(edge_file.cache_size)
+        .unwrap_or_else(|| "2G".into());
+    Ok(Settings {
+        listen,
+        database: args.database.clone().or(file.database),
+        blobs,
+        roles,
+        mark_key: args
+            .mark_key
+            .clone()
+            .or(file.mark_key)
+            .unwrap_or_else(|| data.join("mark.key")),
+        origin_url: args.origin.clone().or(edge_file.origin),
+        edge_token_file: args.edge_token_file.clone().or(edge_file.token_file),
+        edge_dir: edge_file.dir,
+        cache_bytes: parse_size(&cache)?,
+        mailbox: mailbox_config(args)?,
+        data,
+    })
+}
+
+/// A running set of roles on one listener.
+pub struct Node {
+    pub base: String,
+    pub store: Store,
+    pub edge: Option<Arc<Edge>>,
+    pub admin_token: PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Node {
+    /// Starts the roles in `s` on `listener`.
+    pub async fn start(s: &Settings, listener: tokio::net::TcpListener) -> anyhow::Result<Node> {
+        let addr = listener.local_addr()?;
+        let base = format!("http://{addr}");
+        let store = match &s.database {
             Some(url) => Store::open(url).await,
-            None => Store::open_dir(&args.data).await,
+            None => Store::open_dir(&s.data).await,
         }
         .context("opening the store")?;
-        let admin = args.data.join("admin.token");
-        if tracecast_server::auth::ensure_admin(&store, &admin)
-            .await?
-            .is_some()
+        let admin_token = s.data.join("admin.token");
+        if s.roles.mailbox
+            && tracecast_server::auth::ensure_admin(&store, &admin_token)
+                .await?
+                .is_some()
         {
-            tracing::info!(path = %admin.display(), "wrote a new administrator token");
+            tracing::info!(path = %admin_token.display(), "wrote a new administrator token");
         }
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .with_context(|| format!("listening on {}", args.listen))?;
-        let addr = listener.local_addr()?;
+        let mut router = axum::Router::new();
+        let mut mb = None;
+        if s.roles.mailbox {
+            let m = mailbox::Mailbox::start(store.clone(), s.mailbox.clone());
+            router = router.merge(mailbox::router(m.clone()));
+            mb = Some(m);
+        }
+        let mut origin = None;
+        if s.roles.origin {
+            let blobs = match &s.blobs {
+                BlobPlace::Dir(d) => Blobs::local(d)?,
+                BlobPlace::S3(s3) => Blobs::s3(s3)?,
+            };
+            tracing::info!(blobs = ?blobs, "origin blob store");
+            let mark_key = crate::mark::read_or_make_key(&s.mark_key)?;
+            let signing = read_or_make_signing_key(&s.data.join("origin-ticket.key"))?;
+            let o = Origin::start(
+                store.clone(),
+                blobs,
+                mb.clone().expect("origin runs with its mailbox"),
+                signing,
+                mark_key,
+                OriginConfig::default(),
+            )
+            .await?;
+            router = router.merge(origin::router(o.clone()));
+            origin = Some(o);
+        }
+        let mut edge = None;
+        let mut pending_edge = None;
+        if s.roles.edge {
+            let mark_key = crate::mark::read_key(&s.mark_key).with_context(|| {
+                "an edge marks with the origin's mark key: copy it here or give --mark-key"
+            })?;
+            let (config, who) = match (&s.origin_url, &origin) {
+                (None, Some(o)) => local_edge(s, o, &base).await?,
+                (Some(url), _) => {
+                    let token_file = s
+                        .edge_token_file
+                        .as_ref()
+                        .context("an edge needs its account token: --edge-token-file FILE")?;
+                    let token = std::fs::read_to_string(token_file)
+                        .with_context(|| format!("reading {}", token_file.display()))?;
+                    let mut config = EdgeConfig::new(url, &token, &s.data.join("edge"));
+                    config.cache_bytes = s.cache_bytes;
+                    if let Some(d) = &s.edge_dir {
+                        config.dir = d.clone();
+                    }
+                    (config, None)
+                }
+                (None, None) => bail!("an edge needs the origin's URL: --origin http://HOST:PORT"),
+            };
+            pending_edge = Some((config, who, mark_key));
+        }
+        // The edge's routes are mounted now; its identity may come from an
+        // origin that is only reachable once this process serves.
+        let slot = tracecast_server::edge::EdgeSlot::default();
+        if pending_edge.is_some() {
+            router = router.merge(tracecast_server::edge::deferred_router(slot.clone()));
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(tracecast_server::serve(listener, router, async move {
+            let _ = stopped.await;
+        }));
+        if let Some((mut config, who, mark_key)) = pending_edge {
+            let who = match who {
+                Some(w) => w,
+                None => EdgeIdentity::fetch(&config, Duration::from_secs(60)).await?,
+            };
+            config.cache_bytes = s.cache_bytes;
+            let e = Edge::start(store.clone(), mark_key, config, who)?;
+            let _ = slot.set(e.clone());
+            edge = Some(e);
+        }
         tracing::info!(
-            %addr,
-            store = store.backend().name(),
-            "mailbox listening on http://{addr} (administrator token in {})",
-            admin.display()
+            %addr, roles = %s.roles.names(), store = store.backend().name(),
+            "tracecast listening on {base}"
         );
-        let mb = mailbox::Mailbox::start(store.clone(), config);
-        tracecast_server::serve(listener, mailbox::router(mb), shutdown_signal()).await?;
-        tracing::info!("stopping: in-flight requests finished");
-        store.close().await;
+        Ok(Node {
+            base,
+            store,
+            edge,
+            admin_token,
+            stop,
+            server,
+        })
+    }
+
+    /// Stops serving (in-flight requests finish) and closes the store.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+        self.store.close().await;
+    }
+}
+
+/// In one process with the origin: an edge account made on first start
+/// (its token kept in the data directory), marked with the origin's key.
+async fn local_edge(
+    s: &Settings,
+    o: &Arc<Origin>,
+    base: &str,
+) -> anyhow::Result<(EdgeConfig, Option<EdgeIdentity>)> {
+    let name = "local";
+    let token_path = s.data.join("edge-local.token");
+    let store = o.store();
+    let account = match std::fs::read_to_string(&token_path) {
+        Ok(token) => {
+            let hash = tracecast_server::auth::token_hash(token.trim());
+            match store.principal(&hash).await? {
+                Some(tracecast_store::Principal::Box { id, .. }) => {
+                    store.account_by_box(id).await?
+                }
+                _ => None,
+            }
+            .map(|a| (a, token))
+        }
+        Err(_) => None,
+    };
+    let (account, token) = match account {
+        Some(a) => a,
+        None => {
+            let token = tracecast_server::auth::new_token();
+            let a = store
+                .add_account(
+                    AccountKind::Edge,
+                    name,
+                    tracecast_server::auth::token_hash(&token),
+                    Some((&format!("{base}/edge"), "local", 0)),
+                )
+                .await
+                .context("setting up the local edge")?;
+            tracecast_server::auth::write_secret(&token_path, &format!("{token}\n"))?;
+            (a, token)
+        }
+    };
+    let who = o.local_edge(&account).context("the local edge account")?;
+    let config = EdgeConfig::new(
+        base,
+        &token,
+        &s.edge_dir.clone().unwrap_or_else(|| s.data.join("edge")),
+    );
+    Ok((config, Some(who)))
+}
+
+fn read_or_make_signing_key(path: &Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
+    if let Ok(bytes) = std::fs::read(path) {
+        let b: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} is not a 32-byte ticket key", path.display()))?;
+        return Ok(ed25519_dalek::SigningKey::from_bytes(&b));
+    }
+    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    tracecast_server::auth::write_secret_bytes(path, &key.to_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(key)
+}
+
+pub fn run(args: &ServeArgs, quiet: bool) -> anyhow::Result<()> {
+    init_logs(quiet);
+    let s = settings(args)?;
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&s.listen)
+            .await
+            .with_context(|| format!("listening on {}", s.listen))?;
+        let node = Node::start(&s, listener).await?;
+        if s.roles.mailbox {
+            tracing::info!("administrator token in {}", node.admin_token.display());
+        }
+        shutdown_signal().await;
+        tracing::info!("stopping: letting in-flight requests finish");
+        node.stop().await;
         Ok(())
     })
 }
 
-fn config(args: &ServeArgs) -> anyhow::Result<MailboxConfig> {
+fn mailbox_config(args: &ServeArgs) -> anyhow::Result<MailboxConfig> {
     let secs = |name: &str, v: f64| -> anyhow::Result<u64> {
         anyhow::ensure!(
             v.is_finite() && v > 0.0,

@@ -5,6 +5,7 @@ mod detect;
 mod embed;
 pub mod layout;
 
+pub use analysis::resample;
 pub use detect::{detect, false_alarm_probability, Detection, MAX_SCALE, MAX_TAG_CHECKS};
 pub use embed::{embed, EmbedConfig, EmbedReport};
 

@@ -96,6 +96,44 @@ impl Mailbox {
         &self.store
     }
 
+    /// Posts a message from another role in this process (a bill, an
+    /// order to an edge) and notifies the box's owner, as a post over HTTP
+    /// would. Answers once the message is durable.
+    pub async fn send(
+        &self,
+        box_id: i64,
+        media_type: &str,
+        body: Vec<u8>,
+        sender: &str,
+        idempotency_key: Option<String>,
+    ) -> Result<tracecast_store::PostReceipt, tracecast_store::StoreError> {
+        let now = tracecast_store::now_ms();
+        let expires_at =
+            now.saturating_add((self.config.retention.default_ttl as i64).saturating_mul(1000));
+        let receipt = self
+            .store
+            .post(NewMessage {
+                box_id,
+                media_type: media_type.to_owned(),
+                body,
+                protected: false,
+                sender: sender.to_owned(),
+                idempotency_key,
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        if !receipt.duplicate {
+            self.notifier.mail(&self.store, box_id);
+        }
+        Ok(receipt)
+    }
+
+    /// Changes whenever mail arrives in the box (for in-process consumers).
+    pub fn subscribe(&self, box_id: i64) -> tokio::sync::watch::Receiver<u64> {
+        self.notifier.subscribe(box_id)
+    }
+
     async fn box_id(&self, name: &BoxName) -> Result<i64, ApiError> {
         if let Some(id) = self.box_ids.read().ok().and_then(|m| m.get(name).copied()) {
             return Ok(id);

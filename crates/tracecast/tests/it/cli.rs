@@ -192,9 +192,13 @@ fn demo_runs_end_to_end() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("user 1000042"));
-    assert!(!text.contains("BAD"));
-    assert!(dir.path().join("copy-user-1000042.flac").exists());
+    // The leaked MP3 cut is traced to bob, the cropped photo to carol.
+    assert!(text.contains("-> bob (user 2)"), "{text}");
+    assert!(text.contains("-> carol (user 3)"), "{text}");
+    assert!(text.contains("-> no mark"), "{text}");
+    assert!(!text.contains("BAD"), "{text}");
+    assert!(text.contains("bill for delivery 2: 1.99 EUR"), "{text}");
+    assert!(dir.path().join("copies/alice-nocturne.flac").exists());
 }
 
 /// Real sound-theme files from Debian (Ogg Vorbis): the longest carries a

@@ -4,6 +4,7 @@
 
 mod attacks;
 mod cli;
+mod delivery;
 mod mailbox_cli;
 mod mailbox_crash;
 mod picture_false_alarm;

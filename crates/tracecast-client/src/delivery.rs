@@ -1,0 +1,438 @@
+//! Clients of the origin and the edge (DESIGN.md "001"), and the
+//! resumable download of a marked copy.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RANGE};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tracecast_delivery::api::{
+    AccountInfo, ContentInfo, CopyInfo, DeliveryRequest, EdgeState, NewAccount, OriginInfo,
+    PrePositionRequest, Purchase, PurchaseRequest, TraceReport,
+};
+use tracecast_delivery::Tier;
+
+use crate::mailbox::{refused, ClientError};
+
+/// Header carrying a body's SHA-256 (hex), checked by the receiver.
+pub const SHA256_HEADER: &str = "tracecast-sha256";
+
+fn http(timeout: Option<Duration>) -> Result<reqwest::Client, ClientError> {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(30));
+    if let Some(t) = timeout {
+        b = b.read_timeout(t);
+    }
+    Ok(b.build()?)
+}
+
+fn check_base(base: &str) -> Result<String, ClientError> {
+    let base = base.trim_end_matches('/').to_owned();
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(ClientError::Url(base));
+    }
+    Ok(base)
+}
+
+async fn json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
+    if !resp.status().is_success() {
+        return Err(refused(resp).await);
+    }
+    resp.json()
+        .await
+        .map_err(|e| ClientError::Malformed(e.to_string()))
+}
+
+/// Client of the origin, with one account's token.
+#[derive(Clone)]
+pub struct OriginClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for OriginClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OriginClient")
+            .field("base", &self.base)
+            .finish()
+    }
+}
+
+impl OriginClient {
+    pub fn new(base: &str, token: &str) -> Result<Self, ClientError> {
+        Ok(Self {
+            base: check_base(base)?,
+            token: token.trim().to_owned(),
+            // Ingest and trace do real work before answering.
+            http: http(Some(Duration::from_secs(600)))?,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header(AUTHORIZATION, format!("Bearer {}", self.token))
+    }
+
+    pub async fn origin_info(&self) -> Result<OriginInfo, ClientError> {
+        json(
+            self.http
+                .get(format!("{}/v1/origin", self.base))
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// The account this token belongs to.
+    pub async fn account(&self) -> Result<AccountInfo, ClientError> {
+        json(self.req(reqwest::Method::GET, "/v1/account").send().await?).await
+    }
+
+    /// Creates an account (administrator token); the answer holds its
+    /// token, shown this once.
+    pub async fn add_account(&self, new: &NewAccount) -> Result<AccountInfo, ClientError> {
+        json(
+            self.req(reqwest::Method::POST, "/v1/accounts")
+                .json(new)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Uploads a source file for ingest (provider token). `progress` sees
+    /// bytes sent of the total.
+    pub async fn add_content(
+        &self,
+        file: &Path,
+        title: &str,
+        price_cents: i64,
+        terms: Option<&str>,
+        progress: impl Fn(u64, u64) + Send + Sync + 'static,
+    ) -> Result<ContentInfo, ClientError> {
+        let bytes = Bytes::from(
+            tokio::fs::read(file)
+                .await
+                .map_err(|e| ClientError::Local(format!("cannot read {}: {e}", file.display())))?,
+        );
+        let sha = hex::encode(Sha256::digest(&bytes));
+        let total = bytes.len() as u64;
+        // Sent in 256 KiB pieces so the progress bar moves with the socket.
+        let chunks: Vec<Bytes> = (0..bytes.len())
+            .step_by(256 << 10)
+            .map(|i| bytes.slice(i..(i + (256 << 10)).min(bytes.len())))
+            .collect();
+        let mut sent = 0u64;
+        let stream = futures::stream::iter(chunks).map(move |c| {
+            sent += c.len() as u64;
+            progress(sent, total);
+            Ok::<_, std::io::Error>(c)
+        });
+        let mut query = vec![
+            ("title", title.to_owned()),
+            ("price_cents", price_cents.to_string()),
+        ];
+        if let Some(t) = terms {
+            query.push(("terms", t.to_owned()));
+        }
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("upload")
+            .to_owned();
+        query.push(("filename", name));
+        json(
+            self.req(reqwest::Method::POST, "/v1/contents")
+                .query(&query)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(reqwest::header::CONTENT_LENGTH, total)
+                .header(SHA256_HEADER, sha)
+                .body(reqwest::Body::wrap_stream(stream))
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn contents(&self) -> Result<Vec<ContentInfo>, ClientError> {
+        json(
+            self.req(reqwest::Method::GET, "/v1/contents")
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn content(&self, id: i64) -> Result<ContentInfo, ClientError> {
+        json(
+            self.req(reqwest::Method::GET, &format!("/v1/contents/{id}"))
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Asks edges to fetch a rendition ahead of demand; returns the edge
+    /// ids told.
+    pub async fn pre_position(
+        &self,
+        content: i64,
+        request: &PrePositionRequest,
+    ) -> Result<Vec<i64>, ClientError> {
+        json(
+            self.req(
+                reqwest::Method::POST,
+                &format!("/v1/contents/{content}/pre-position"),
+            )
+            .json(request)
+            .send()
+            .await?,
+        )
+        .await
+    }
+
+    /// Designation and ticket for a purchase (user token).
+    pub async fn purchase(
+        &self,
+        content: i64,
+        tier: Option<Tier>,
+        avoid: &[i64],
+    ) -> Result<Purchase, ClientError> {
+        json(
+            self.req(reqwest::Method::POST, "/v1/purchases")
+                .json(&PurchaseRequest {
+                    content,
+                    tier,
+                    avoid: avoid.to_vec(),
+                })
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// An edge's report of what it holds (edge token).
+    pub async fn edge_state(&self, state: &EdgeState) -> Result<(), ClientError> {
+        let resp = self
+            .req(reqwest::Method::POST, "/v1/edges/state")
+            .json(state)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(refused(resp).await);
+        }
+        Ok(())
+    }
+
+    /// A rendition's bytes (edge token), checked against the SHA-256 the
+    /// origin recorded at ingest.
+    pub async fn rendition(
+        &self,
+        content: i64,
+        tier: Tier,
+        expect_sha256: &str,
+    ) -> Result<Bytes, ClientError> {
+        let resp = self
+            .req(
+                reqwest::Method::GET,
+                &format!("/v1/contents/{content}/renditions/{tier}"),
+            )
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(refused(resp).await);
+        }
+        let bytes = resp.bytes().await?;
+        let got = hex::encode(Sha256::digest(&bytes));
+        if got != expect_sha256 {
+            return Err(ClientError::Integrity(format!(
+                "rendition {content}/{tier} hashes to {got}, not the recorded {expect_sha256}; refused"
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Sends a file to the origin to read its mark and find the delivery.
+    pub async fn trace(&self, file: &Path) -> Result<TraceReport, ClientError> {
+        let bytes = tokio::fs::read(file)
+            .await
+            .map_err(|e| ClientError::Local(format!("cannot read {}: {e}", file.display())))?;
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        json(
+            self.req(reqwest::Method::POST, "/v1/trace")
+                .query(&[("filename", name)])
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .body(bytes)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// A delivery with its ledger postings.
+    pub async fn delivery(&self, id: i64) -> Result<serde_json::Value, ClientError> {
+        json(
+            self.req(reqwest::Method::GET, &format!("/v1/deliveries/{id}"))
+                .send()
+                .await?,
+        )
+        .await
+    }
+}
+
+/// Client of an edge, for buyers.
+#[derive(Debug, Clone)]
+pub struct EdgeClient {
+    http: reqwest::Client,
+}
+
+/// How a download ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Bytes that were already on disk from an interrupted attempt.
+    pub resumed_from: u64,
+}
+
+impl EdgeClient {
+    pub fn new() -> Result<Self, ClientError> {
+        Ok(Self {
+            // A stalled edge is noticed within seconds, so the buyer can
+            // resume or turn to another edge.
+            http: http(Some(Duration::from_secs(15)))?,
+        })
+    }
+
+    /// Shows the ticket to the edge (`address` from the designation); the
+    /// edge marks a copy (or finds the one it kept) and answers its link.
+    pub async fn deliver(&self, address: &str, ticket: &str) -> Result<CopyInfo, ClientError> {
+        let base = check_base(address)?;
+        json(
+            self.http
+                .post(format!("{base}/v1/deliveries"))
+                .json(&DeliveryRequest {
+                    ticket: ticket.to_owned(),
+                })
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Downloads a copy to `out`, resuming from `out.part` when an earlier
+    /// attempt left one (Range with If-Range on the copy's ETag), checking
+    /// the SHA-256 the edge announced, then renaming into place.
+    pub async fn download(
+        &self,
+        copy: &CopyInfo,
+        out: &Path,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Downloaded, ClientError> {
+        self.download_limited(copy, out, None, progress).await
+    }
+
+    /// [`Self::download`] at no more than `limit` bytes per second.
+    pub async fn download_limited(
+        &self,
+        copy: &CopyInfo,
+        out: &Path,
+        limit: Option<u64>,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Downloaded, ClientError> {
+        let io = |e: std::io::Error| ClientError::Local(format!("writing {}: {e}", out.display()));
+        let part = part_path(out);
+        let mut have = match tokio::fs::metadata(&part).await {
+            Ok(m) if m.len() <= copy.bytes => m.len(),
+            Ok(_) => {
+                tokio::fs::remove_file(&part).await.map_err(io)?;
+                0
+            }
+            Err(_) => 0,
+        };
+        let resumed_from = have;
+        let etag = format!("\"{}\"", &copy.sha256);
+        let mut req = self.http.get(&copy.url);
+        if have > 0 {
+            req = req
+                .header(RANGE, format!("bytes={have}-"))
+                .header(reqwest::header::IF_RANGE, &etag);
+        }
+        let resp = req.send().await?;
+        let mut file = match resp.status() {
+            StatusCode::PARTIAL_CONTENT if have > 0 => tokio::fs::OpenOptions::new()
+                .append(true)
+                .open(&part)
+                .await
+                .map_err(io)?,
+            StatusCode::OK => {
+                have = 0;
+                tokio::fs::File::create(&part).await.map_err(io)?
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE if have == copy.bytes => {
+                tokio::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&part)
+                    .await
+                    .map_err(io)?
+            }
+            _ => return Err(refused(resp).await),
+        };
+        let mut body = resp.bytes_stream();
+        progress(have, copy.bytes);
+        let started = std::time::Instant::now();
+        let mut this_run = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            file.write_all(&chunk).await.map_err(io)?;
+            // What is written is kept: a break resumes after it.
+            file.flush().await.map_err(io)?;
+            have += chunk.len() as u64;
+            this_run += chunk.len() as u64;
+            progress(have, copy.bytes);
+            if let Some(rate) = limit.filter(|r| *r > 0) {
+                let due = Duration::from_secs_f64(this_run as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        file.sync_all().await.map_err(io)?;
+        drop(file);
+        let bytes = tokio::fs::read(&part).await.map_err(io)?;
+        let got = hex::encode(Sha256::digest(&bytes));
+        if got != copy.sha256 {
+            // A broken part must not be resumed again.
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(ClientError::Integrity(format!(
+                "the downloaded copy hashes to {got}, not the announced {}; start again",
+                copy.sha256
+            )));
+        }
+        tokio::fs::rename(&part, out).await.map_err(io)?;
+        Ok(Downloaded {
+            path: out.to_owned(),
+            bytes: have,
+            resumed_from,
+        })
+    }
+}
+
+/// Where an unfinished download of `out` is kept.
+pub fn part_path(out: &Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    out.with_file_name(name)
+}

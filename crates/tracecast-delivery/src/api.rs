@@ -1,0 +1,185 @@
+//! The JSON bodies of the origin's and edge's HTTP APIs, shared by the
+//! servers and the client so both sides read the same shapes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Tier;
+
+/// `POST /v1/accounts` (administrator).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAccount {
+    /// `provider`, `user` or `edge`.
+    pub kind: String,
+    pub name: String,
+    /// Edges only: where buyers reach it (`http://host:port/edge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Edges only: who runs it (paid the usage fee).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    /// Edges only: usage fee per delivery, in cents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_cents: Option<i64>,
+}
+
+/// An account as the origin describes it; `token` only when just created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountInfo {
+    pub kind: String,
+    pub id: i64,
+    pub name: String,
+    #[serde(rename = "box")]
+    pub box_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// `GET /v1/origin`: what edges and clients need to know of the origin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginInfo {
+    /// Ed25519 public key that signs purchase tickets (hex).
+    pub ticket_key: String,
+    /// The box edges send delivery reports to.
+    pub reports_box: String,
+    pub currency: String,
+}
+
+/// One rendition of a content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenditionInfo {
+    pub tier: Tier,
+    pub bytes: u64,
+    pub sha256: String,
+    pub media_type: String,
+}
+
+/// A content of the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentInfo {
+    pub id: i64,
+    pub title: String,
+    pub kind: String,
+    pub provider: String,
+    pub provider_id: i64,
+    pub price_cents: i64,
+    pub terms: String,
+    pub source_sha256: String,
+    pub renditions: Vec<RenditionInfo>,
+    /// Ingest found this source already in the catalog.
+    #[serde(default)]
+    pub existing: bool,
+}
+
+/// `POST /v1/purchases` (user).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseRequest {
+    pub content: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    /// Edges the buyer could not reach: designate another.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub avoid: Vec<i64>,
+}
+
+/// The designated edge for a purchase, and the ticket to show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchase {
+    pub delivery: i64,
+    pub content: i64,
+    pub tier: Tier,
+    pub price_cents: i64,
+    pub edge_id: i64,
+    pub edge_name: String,
+    pub edge_address: String,
+    /// Whether the designated edge already held the rendition.
+    pub edge_holds: bool,
+    pub ticket: String,
+    pub ticket_expires: i64,
+}
+
+/// `POST /v1/edges/state` (edge): what it holds and how busy it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct EdgeState {
+    pub holdings: Vec<Holding>,
+    pub in_flight: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Holding {
+    pub content: i64,
+    pub tier: Tier,
+}
+
+/// `POST /v1/contents/{id}/pre-position`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PrePositionRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    /// Edge ids; empty means every edge.
+    #[serde(default)]
+    pub edges: Vec<i64>,
+}
+
+/// `POST {edge}/v1/deliveries`: the buyer shows the origin's ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRequest {
+    pub ticket: String,
+}
+
+/// The edge's answer: where to download the marked copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyInfo {
+    pub delivery: i64,
+    /// Signed, expiring download URL (absolute).
+    pub url: String,
+    pub link_expires: i64,
+    pub bytes: u64,
+    pub sha256: String,
+    pub media_type: String,
+    pub filename: String,
+    /// The copy had been marked before (a resumed or repeated request).
+    pub kept: bool,
+}
+
+/// The mark read from a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarkFound {
+    pub user: u32,
+    pub edge: u16,
+    pub home: u16,
+    pub content_server: u16,
+    pub confidence: f32,
+    pub tag_verified: bool,
+}
+
+/// One delivery a trace matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TracedDelivery {
+    pub delivery: i64,
+    pub content: i64,
+    pub title: String,
+    pub tier: String,
+    pub status: String,
+    pub ordered_at: i64,
+    pub marked_at: Option<i64>,
+}
+
+/// `POST /v1/trace`: what a file says about who received it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceReport {
+    /// `None`: no mark verified under the origin's key.
+    pub mark: Option<MarkFound>,
+    pub user: Option<String>,
+    pub edge: Option<String>,
+    pub edge_operator: Option<String>,
+    pub provider: Option<String>,
+    /// Deliveries matching the mark, best match first (the content named
+    /// in the file's metadata, when it is still there, narrows them).
+    pub deliveries: Vec<TracedDelivery>,
+    /// Content id from the file's own metadata, if it survived.
+    pub metadata_content: Option<i64>,
+    /// For a user's own check: the copy is a genuine delivery to them.
+    pub genuine_for_caller: Option<bool>,
+    pub media: String,
+    pub seconds: f64,
+}

@@ -1,0 +1,24 @@
+//! The rules of marked delivery (DESIGN.md "001"), with no I/O: quality
+//! tiers, edge designation, purchase tickets the origin signs for an edge,
+//! expiring download links an edge signs for a buyer, HTTP Range requests,
+//! cache eviction, and the messages (delivery reports, bills, pre-position
+//! orders) that travel through the mailbox.
+//!
+//! Everything here takes the time as an argument, so the rules are tested
+//! without clocks.
+
+pub mod api;
+pub mod designate;
+pub mod evict;
+pub mod link;
+pub mod messages;
+pub mod range;
+pub mod ticket;
+pub mod tier;
+
+pub use designate::{designate, EdgeView};
+pub use link::{LinkError, LinkKey};
+pub use messages::{Bill, DeliveryReport, PrePosition};
+pub use range::{ByteRange, RangeError, RangeRequest};
+pub use ticket::{Ticket, TicketError};
+pub use tier::{ContentKind, Tier};

@@ -1,0 +1,776 @@
+//! The edge role (delivery server, DESIGN.md "001" steps 3-4): a buyer
+//! shows the origin's purchase ticket; the edge takes the rendition from
+//! its pull-through cache (fetching and hash-checking it from the origin
+//! if needed), writes the buyer's mark (user id, this edge's id, the
+//! content server id), keeps the copy so an interrupted download resumes
+//! on the same bytes without marking again, serves it with HTTP Range
+//! behind a signed, expiring link, and reports the delivery to the origin
+//! through the mailbox.
+
+mod cache;
+mod serve;
+
+use std::collections::HashMap;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use ed25519_dalek::VerifyingKey;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::{Mutex, RwLock, Semaphore};
+use tracecast_client::{MailboxClient, OriginClient, PostOptions};
+use tracecast_delivery::api::{ContentInfo, CopyInfo, DeliveryRequest, EdgeState, Holding};
+use tracecast_delivery::{DeliveryReport, LinkKey, PrePosition, Ticket, TicketError, Tier};
+use tracecast_mailbox::{BoxName, Disposition, FetchRequest, Want};
+use tracecast_mark::{MarkKey, Payload};
+use tracecast_media::{MediaError, OutputFormat, PictureFormat};
+use tracecast_store::{EdgeCopy, Store};
+
+pub use cache::{Cache, CacheError};
+
+use crate::ApiError;
+
+/// Settings of an edge.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// The origin's base URL (`http://host:port`).
+    pub origin: String,
+    /// This edge's account token (from `tracecast account add edge`).
+    pub token: String,
+    /// Where the cache, kept copies and link key live.
+    pub dir: PathBuf,
+    /// Bytes of renditions kept in the cache.
+    pub cache_bytes: u64,
+    /// How long a download link works.
+    pub link_ttl_secs: i64,
+    /// How long a marked copy is kept for resumed downloads.
+    pub copy_ttl_secs: i64,
+    /// How often the edge tells the origin what it holds.
+    pub state_every: Duration,
+    /// Copies marked at once (each takes a core).
+    pub workers: usize,
+}
+
+impl EdgeConfig {
+    pub fn new(origin: &str, token: &str, dir: &FsPath) -> Self {
+        Self {
+            origin: origin.trim_end_matches('/').to_owned(),
+            token: token.trim().to_owned(),
+            dir: dir.to_owned(),
+            cache_bytes: 2 << 30,
+            link_ttl_secs: 3600,
+            copy_ttl_secs: 24 * 3600,
+            state_every: Duration::from_secs(2),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// Why an edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("reaching the origin at {0}: {1}")]
+    Origin(String, tracecast_client::ClientError),
+    #[error("the token is a {0} account's, not an edge's")]
+    NotAnEdge(String),
+    #[error("the origin's ticket key is malformed")]
+    OriginKey,
+    #[error("edge data directory {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+}
+
+/// Who an edge is, as the origin knows it.
+#[derive(Debug, Clone)]
+pub struct EdgeIdentity {
+    pub id: u16,
+    pub name: String,
+    /// Verifies the origin's purchase tickets.
+    pub origin_key: VerifyingKey,
+    /// Where delivery reports go.
+    pub reports_box: BoxName,
+    /// Where pre-position orders arrive.
+    pub own_box: BoxName,
+}
+
+impl EdgeIdentity {
+    /// Asks the origin (retrying for up to `wait` while it is unreachable).
+    pub async fn fetch(config: &EdgeConfig, wait: Duration) -> Result<Self, EdgeError> {
+        let origin_err = |e| EdgeError::Origin(config.origin.clone(), e);
+        let origin = OriginClient::new(&config.origin, &config.token).map_err(origin_err)?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let (info, account) = loop {
+            let got = async {
+                Ok::<_, tracecast_client::ClientError>((
+                    origin.origin_info().await?,
+                    origin.account().await?,
+                ))
+            }
+            .await;
+            match got {
+                Ok(v) => break v,
+                Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                    tracing::info!(error = %e, "origin not reachable yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(origin_err(e)),
+            }
+        };
+        if account.kind != "edge" {
+            return Err(EdgeError::NotAnEdge(account.kind));
+        }
+        let key_bytes: [u8; 32] = hex::decode(&info.ticket_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(EdgeError::OriginKey)?;
+        Ok(Self {
+            id: u16::try_from(account.id)
+                .map_err(|_| EdgeError::NotAnEdge("out-of-range".into()))?,
+            name: account.name,
+            origin_key: VerifyingKey::from_bytes(&key_bytes).map_err(|_| EdgeError::OriginKey)?,
+            reports_box: info.reports_box.parse().map_err(|_| EdgeError::OriginKey)?,
+            own_box: account.box_name.parse().map_err(|_| EdgeError::OriginKey)?,
+        })
+    }
+}
+
+/// The running edge.
+pub struct Edge {
+    id: u16,
+    name: String,
+    origin: OriginClient,
+    mailbox: MailboxClient,
+    reports_box: BoxName,
+    own_box: BoxName,
+    origin_key: VerifyingKey,
+    mark_key: MarkKey,
+    link_key: LinkKey,
+    store: Store,
+    cache: Cache,
+    copies: PathBuf,
+    config: EdgeConfig,
+    work: Semaphore,
+    in_flight: AtomicI64,
+    /// One marking per delivery at a time.
+    marking: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+    catalog: RwLock<HashMap<i64, ContentInfo>>,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl Edge {
+    /// Opens the cache and starts the edge's background work (state
+    /// reports, pre-position orders, delayed reports, expiry).
+    pub fn start(
+        store: Store,
+        mark_key: MarkKey,
+        config: EdgeConfig,
+        who: EdgeIdentity,
+    ) -> Result<Arc<Self>, EdgeError> {
+        let origin_err = |e| EdgeError::Origin(config.origin.clone(), e);
+        let origin = OriginClient::new(&config.origin, &config.token).map_err(origin_err)?;
+        let mailbox = MailboxClient::new(&config.origin, &config.token).map_err(origin_err)?;
+        let io = |p: &FsPath| {
+            let p = p.to_owned();
+            move |e| EdgeError::Io(p, e)
+        };
+        std::fs::create_dir_all(&config.dir).map_err(io(&config.dir))?;
+        let link_key =
+            load_or_make_link_key(&config.dir.join("link.key")).map_err(io(&config.dir))?;
+        let cache_dir = config.dir.join("cache");
+        let cache = Cache::open(&cache_dir, config.cache_bytes).map_err(io(&cache_dir))?;
+        let copies = config.dir.join("copies");
+        std::fs::create_dir_all(&copies).map_err(io(&copies))?;
+        let edge = Arc::new(Self {
+            id: who.id,
+            name: who.name,
+            origin,
+            mailbox,
+            reports_box: who.reports_box,
+            own_box: who.own_box,
+            origin_key: who.origin_key,
+            mark_key,
+            link_key,
+            store,
+            cache,
+            copies,
+            work: Semaphore::new(config.workers.max(1)),
+            config,
+            in_flight: AtomicI64::new(0),
+            marking: Mutex::default(),
+            catalog: RwLock::default(),
+        });
+        tokio::spawn(edge.clone().state_loop());
+        tokio::spawn(edge.clone().pre_position_loop());
+        tokio::spawn(edge.clone().report_loop());
+        tokio::spawn(edge.clone().expiry_loop());
+        tracing::info!(edge = %edge.name, id = edge.id, cache = %cache_dir.display(), "edge started");
+        Ok(edge)
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// A content's record from the origin (kept: renditions never change).
+    async fn content(&self, id: i64) -> Result<ContentInfo, tracecast_client::ClientError> {
+        if let Some(c) = self.catalog.read().await.get(&id) {
+            return Ok(c.clone());
+        }
+        let c = self.origin.content(id).await?;
+        self.catalog.write().await.insert(id, c.clone());
+        Ok(c)
+    }
+
+    /// The rendition's bytes through the cache; whether it was a hit.
+    async fn rendition(&self, content: i64, tier: Tier) -> Result<(Bytes, bool), ApiError> {
+        let info = self.content(content).await.map_err(origin_error)?;
+        let r = info
+            .renditions
+            .iter()
+            .find(|r| r.tier == tier)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_rendition",
+                    format!("content {content} has no {tier} rendition"),
+                )
+            })?;
+        let sha = r.sha256.clone();
+        self.cache
+            .get(Holding { content, tier }, &sha, || {
+                self.origin.rendition(content, tier, &sha)
+            })
+            .await
+            .map_err(|e| match e {
+                CacheError::Origin(e) => origin_error(e),
+                e => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cache", e.to_string()),
+            })
+    }
+
+    fn copy_info(&self, c: &EdgeCopy, base: &str, kept: bool) -> CopyInfo {
+        let expires = tracecast_store::now_ms() / 1000 + self.config.link_ttl_secs;
+        let sig = self.link_key.sign(c.delivery_id, expires);
+        CopyInfo {
+            delivery: c.delivery_id,
+            url: format!(
+                "{base}/v1/copies/{}?expires={expires}&sig={sig}",
+                c.delivery_id
+            ),
+            link_expires: expires,
+            bytes: c.bytes as u64,
+            sha256: c.sha256.clone(),
+            media_type: c.media_type.clone(),
+            filename: c.filename.clone(),
+            kept,
+        }
+    }
+
+    async fn kept_copy(&self, delivery: i64) -> Result<Option<EdgeCopy>, ApiError> {
+        Ok(
+            match self.store.edge_copy(i64::from(self.id), delivery).await? {
+                Some(c) if self.copies.join(&c.file).exists() => Some(c),
+                _ => None,
+            },
+        )
+    }
+
+    async fn send_report(&self, c: &EdgeCopy) -> Result<(), tracecast_client::ClientError> {
+        let ticket_tier: Tier = c.tier.parse().unwrap_or(Tier::Lossless);
+        let report = DeliveryReport {
+            delivery: c.delivery_id,
+            content: c.content_id,
+            tier: ticket_tier,
+            user: c.user_id as u32,
+            edge: self.id,
+            bytes: c.bytes as u64,
+            sha256: c.sha256.clone(),
+            marked_at: c.created_at,
+        };
+        self.mailbox
+            .post(
+                &self.reports_box,
+                DeliveryReport::MEDIA_TYPE,
+                serde_json::to_vec(&report).expect("serialises"),
+                &PostOptions {
+                    idempotency_key: Some(format!("delivery-{}", c.delivery_id)),
+                    ..PostOptions::default()
+                },
+            )
+            .await?;
+        self.store
+            .set_edge_copy_reported(i64::from(self.id), c.delivery_id, tracecast_store::now_ms())
+            .await
+            .map_err(|e| tracecast_client::ClientError::Local(e.to_string()))?;
+        Ok(())
+    }
+
+    async fn state_loop(self: Arc<Self>) {
+        let mut failing = false;
+        loop {
+            let state = EdgeState {
+                holdings: self.cache.holdings(),
+                in_flight: self.in_flight.load(Ordering::Relaxed),
+            };
+            match self.origin.edge_state(&state).await {
+                Ok(()) if failing => {
+                    tracing::info!("origin reachable again");
+                    failing = false;
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    tracing::warn!(error = %e, "cannot report state to the origin; will keep trying");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(self.config.state_every).await;
+        }
+    }
+
+    /// Takes pre-position orders from this edge's box and pulls each
+    /// rendition; an order is acknowledged in the fetch after it is done.
+    async fn pre_position_loop(self: Arc<Self>) {
+        let mut done = None;
+        let mut pause = Duration::from_millis(500);
+        loop {
+            let req = FetchRequest {
+                want: Want::First,
+                done: done.map(|id| (id, Disposition::Delete)),
+            };
+            match self
+                .mailbox
+                .fetch_waiting(&self.own_box, req, Duration::from_secs(20))
+                .await
+            {
+                Ok(f) => {
+                    done = None;
+                    pause = Duration::from_millis(500);
+                    let Some(m) = f.message else { continue };
+                    match serde_json::from_slice::<PrePosition>(&m.body) {
+                        Ok(order) if m.media_type == PrePosition::MEDIA_TYPE => {
+                            match self.rendition(order.content, order.tier).await {
+                                Ok((b, hit)) => {
+                                    tracing::info!(content = order.content, tier = %order.tier, bytes = b.len(), already = hit, "pre-positioned");
+                                    done = Some(m.id);
+                                }
+                                Err(e) => {
+                                    tracing::warn!(content = order.content, error = %e.message, "pre-position failed; will retry");
+                                    tokio::time::sleep(Duration::from_secs(5)).await;
+                                }
+                            }
+                        }
+                        _ => {
+                            tracing::warn!(media_type = %m.media_type, "ignoring an unknown order");
+                            done = Some(m.id);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "order box unreachable");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    /// Sends the reports that could not be sent when the copy was made.
+    async fn report_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let Ok(pending) = self.store.unreported_edge_copies(i64::from(self.id)).await else {
+                continue;
+            };
+            for c in pending {
+                if let Err(e) = self.send_report(&c).await {
+                    tracing::debug!(delivery = c.delivery_id, error = %e, "report still not sent");
+                    break;
+                }
+                tracing::info!(delivery = c.delivery_id, "delayed delivery report sent");
+            }
+        }
+    }
+
+    /// Drops kept copies past their time.
+    async fn expiry_loop(self: Arc<Self>) {
+        loop {
+            let before = tracecast_store::now_ms() - self.config.copy_ttl_secs * 1000;
+            if let Ok(old) = self
+                .store
+                .edge_copies_before(i64::from(self.id), before)
+                .await
+            {
+                for (delivery, file) in old {
+                    let _ = tokio::fs::remove_file(self.copies.join(&file)).await;
+                    let _ = self
+                        .store
+                        .delete_edge_copy(i64::from(self.id), delivery)
+                        .await;
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(600)).await;
+        }
+    }
+}
+
+fn load_or_make_link_key(path: &FsPath) -> std::io::Result<LinkKey> {
+    if let Ok(bytes) = std::fs::read(path) {
+        if let Ok(k) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(LinkKey::from_bytes(k));
+        }
+    }
+    let mut k = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
+    let tmp = path.with_extension("partial");
+    crate::auth::write_secret_bytes(&tmp, &k)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(LinkKey::from_bytes(k))
+}
+
+fn origin_error(e: tracecast_client::ClientError) -> ApiError {
+    match &e {
+        tracecast_client::ClientError::Refused {
+            status, message, ..
+        } if status.as_u16() == 404 => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_content", message.clone())
+        }
+        _ => {
+            tracing::warn!(error = %e, "origin request failed");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "origin_unreachable",
+                format!("the edge cannot get the content from the origin: {e}"),
+            )
+        }
+    }
+}
+
+/// Where the routes find the edge: filled when it has started, so the
+/// routes can be served before (an edge in the origin's process learns its
+/// identity from the origin it serves beside).
+pub type EdgeSlot = Arc<std::sync::OnceLock<Arc<Edge>>>;
+
+/// The edge's routes, under `/edge`.
+pub fn router(edge: Arc<Edge>) -> Router {
+    let slot = EdgeSlot::default();
+    let _ = slot.set(edge);
+    deferred_router(slot)
+}
+
+/// The edge's routes for an edge that starts later; until then they answer
+/// 503.
+pub fn deferred_router(slot: EdgeSlot) -> Router {
+    Router::new()
+        .route("/edge/v1/health", get(health))
+        .route("/edge/v1/deliveries", post(deliver))
+        .route("/edge/v1/copies/{delivery}", get(download))
+        .with_state(slot)
+}
+
+fn started(slot: &EdgeSlot) -> Result<Arc<Edge>, ApiError> {
+    slot.get().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting",
+            "the edge is starting; retry shortly",
+        )
+    })
+}
+
+async fn health(State(slot): State<EdgeSlot>) -> Result<Json<serde_json::Value>, ApiError> {
+    let e = started(&slot)?;
+    Ok(Json(serde_json::json!({
+        "edge": e.name,
+        "id": e.id,
+        "cached": e.cache.holdings().len(),
+        "cache_bytes": e.cache.used_bytes(),
+        "in_flight": e.in_flight.load(Ordering::Relaxed),
+    })))
+}
+
+/// The edge's base URL as the buyer reached it.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https")
+        .unwrap_or("http");
+    format!("{proto}://{host}/edge")
+}
+
+struct InFlight<'a>(&'a AtomicI64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn deliver(
+    State(slot): State<EdgeSlot>,
+    headers: HeaderMap,
+    body: Result<Json<DeliveryRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let e = started(&slot)?;
+    let Json(req) = body.map_err(|r| ApiError::new(r.status(), "bad_body", r.body_text()))?;
+    let now = tracecast_store::now_ms();
+    let ticket =
+        Ticket::verify(&req.ticket, &e.origin_key, e.id, now / 1000).map_err(|t| match t {
+            TicketError::Malformed(_) => ApiError::bad_request(t.to_string()),
+            _ => ApiError::forbidden(t.to_string()),
+        })?;
+    let base = base_url(&headers);
+    if let Some(c) = e.kept_copy(ticket.delivery).await? {
+        // A resumed or repeated request: the same bytes, no new marking.
+        return Ok(Json(e.copy_info(&c, &base, true)).into_response());
+    }
+    let gate = e
+        .marking
+        .lock()
+        .await
+        .entry(ticket.delivery)
+        .or_default()
+        .clone();
+    let _marking = gate.lock().await;
+    if let Some(c) = e.kept_copy(ticket.delivery).await? {
+        return Ok(Json(e.copy_info(&c, &base, true)).into_response());
+    }
+    e.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _in_flight = InFlight(&e.in_flight);
+    let started = std::time::Instant::now();
+    let (rendition, hit) = e.rendition(ticket.content, ticket.tier).await?;
+    let pulled = started.elapsed();
+    let payload = Payload {
+        content_server: ticket.content_server,
+        edge: e.id,
+        home: 0,
+        user: ticket.user,
+    };
+    let permit = e
+        .work
+        .acquire()
+        .await
+        .map_err(|_| ApiError::bad_request("shutting down"))?;
+    let key = e.mark_key.clone();
+    let marked = tokio::task::spawn_blocking(move || mark_copy(&rendition, &payload, &key))
+        .await
+        .map_err(|x| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "mark_failed",
+                x.to_string(),
+            )
+        })?
+        .map_err(|x| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "mark_failed",
+                format!("marking failed: {x}"),
+            )
+        })?;
+    drop(permit);
+    let file = format!("{}.{}", ticket.delivery, marked.extension);
+    let path = e.copies.join(&file);
+    let tmp = e.copies.join(format!(".{file}.partial"));
+    cache::write_durable(&tmp, &marked.bytes)
+        .await
+        .and(tokio::fs::rename(&tmp, &path).await)
+        .map_err(|x| {
+            ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "disk",
+                format!("cannot keep the copy: {x}"),
+            )
+        })?;
+    let copy = EdgeCopy {
+        edge_id: i64::from(e.id),
+        delivery_id: ticket.delivery,
+        user_id: i64::from(ticket.user),
+        content_id: ticket.content,
+        tier: ticket.tier.as_str().into(),
+        file,
+        bytes: marked.bytes.len() as i64,
+        sha256: hex::encode(Sha256::digest(&marked.bytes)),
+        media_type: marked.media_type.into(),
+        filename: marked.filename(&ticket),
+        created_at: tracecast_store::now_ms(),
+    };
+    e.store.put_edge_copy(&copy).await?;
+    tracing::info!(
+        delivery = ticket.delivery, user = ticket.user, content = ticket.content, tier = %ticket.tier,
+        cache_hit = hit, pull_ms = pulled.as_millis() as u64, mark_ms = marked.mark_ms,
+        total_ms = started.elapsed().as_millis() as u64, "copy marked"
+    );
+    // The report goes now; if the origin cannot take it, the report loop
+    // sends it later. The buyer does not wait for it.
+    let reporter = e.clone();
+    let reported = copy.clone();
+    tokio::spawn(async move {
+        if let Err(x) = reporter.send_report(&reported).await {
+            tracing::warn!(delivery = reported.delivery_id, error = %x, "delivery report deferred");
+        }
+    });
+    Ok((StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response())
+}
+
+/// A marked copy, encoded.
+struct Marked {
+    bytes: Vec<u8>,
+    media_type: &'static str,
+    extension: &'static str,
+    mark_ms: u64,
+}
+
+impl Marked {
+    fn filename(&self, t: &Ticket) -> String {
+        format!(
+            "content-{}-{}-delivery-{}.{}",
+            t.content, t.tier, t.delivery, self.extension
+        )
+    }
+}
+
+/// Decodes a rendition, writes the mark, encodes it in the rendition's own
+/// format and carries the rendition's rights metadata over.
+fn mark_copy(rendition: &[u8], payload: &Payload, key: &MarkKey) -> Result<Marked, MediaError> {
+    let rights = tracecast_media::read_rights(rendition);
+    let (bytes, media_type, extension, mark_ms) =
+        if tracecast_media::is_picture(&rendition[..rendition.len().min(16)]) {
+            let mut img = tracecast_media::decode_picture(rendition)?;
+            let t = std::time::Instant::now();
+            tracecast_media::mark_picture(
+                &mut img,
+                key,
+                payload,
+                &Default::default(),
+                &mut |_, _| {},
+            )
+            .map_err(|e| MediaError::Malformed(e.to_string()))?;
+            let ms = t.elapsed().as_millis() as u64;
+            if rendition.starts_with(&[0xFF, 0xD8]) {
+                (
+                    tracecast_media::encode_picture(&img, PictureFormat::Jpeg(92))?,
+                    "image/jpeg",
+                    "jpg",
+                    ms,
+                )
+            } else {
+                (
+                    tracecast_media::encode_picture(&img, PictureFormat::Png)?,
+                    "image/png",
+                    "png",
+                    ms,
+                )
+            }
+        } else {
+            let mut pcm = tracecast_media::decode_bytes(rendition.to_vec(), Some("flac"))?;
+            let t = std::time::Instant::now();
+            tracecast_mark::audio::embed(
+                &mut pcm.channels,
+                pcm.sample_rate,
+                key,
+                payload,
+                &Default::default(),
+                &mut |_, _| {},
+            )
+            .map_err(|e| MediaError::Malformed(e.to_string()))?;
+            let ms = t.elapsed().as_millis() as u64;
+            (
+                tracecast_media::encode_to_vec(&pcm, OutputFormat::Flac)?,
+                "audio/flac",
+                "flac",
+                ms,
+            )
+        };
+    let bytes = match rights {
+        Some(r) => tracecast_media::tag(&bytes, &r)?,
+        None => bytes,
+    };
+    Ok(Marked {
+        bytes,
+        media_type,
+        extension,
+        mark_ms,
+    })
+}
+
+#[derive(Deserialize)]
+struct LinkQuery {
+    expires: i64,
+    sig: String,
+}
+
+async fn download(
+    State(slot): State<EdgeSlot>,
+    headers: HeaderMap,
+    Path(delivery): Path<String>,
+    query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let e = started(&slot)?;
+    let Query(q) = query
+        .map_err(|_| ApiError::forbidden("a download link needs its expires and sig parameters"))?;
+    let delivery: i64 = delivery
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{delivery:?} is not a delivery id")))?;
+    e.link_key
+        .verify(
+            delivery,
+            q.expires,
+            &q.sig,
+            tracecast_store::now_ms() / 1000,
+        )
+        .map_err(|x| ApiError::forbidden(x.to_string()))?;
+    let c = e.kept_copy(delivery).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::GONE,
+            "gone",
+            "this copy is no longer kept; buy again",
+        )
+    })?;
+    let path = e.copies.join(&c.file);
+    let last_modified = httpdate::fmt_http_date(
+        std::time::UNIX_EPOCH + Duration::from_millis(c.created_at.max(0) as u64),
+    );
+    let rep = serve::Representation {
+        path: &path,
+        len: c.bytes as u64,
+        etag: format!("\"{}\"", c.sha256),
+        last_modified,
+        media_type: &c.media_type,
+        filename: &c.filename,
+        max_age: (q.expires - tracecast_store::now_ms() / 1000).max(0) as u64,
+    };
+    serve::respond(&rep, &headers).await
+}

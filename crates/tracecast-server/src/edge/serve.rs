@@ -1,0 +1,169 @@
+//! Serving a kept copy over HTTP with the validators and ranges a
+//! download manager or a player expects: ETag (the copy's SHA-256),
+//! Last-Modified, If-None-Match, If-Range, single and multiple byte ranges
+//! (multipart/byteranges), and HEAD (axum answers it from the GET route
+//! without the body).
+
+use std::path::Path;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+use tracecast_delivery::range::{if_range_holds, none_match, parse_range, ByteRange, RangeRequest};
+
+use crate::ApiError;
+
+/// What is known of the file to serve.
+pub struct Representation<'a> {
+    pub path: &'a Path,
+    pub len: u64,
+    pub etag: String,
+    pub last_modified: String,
+    pub media_type: &'a str,
+    pub filename: &'a str,
+    pub max_age: u64,
+}
+
+const CHUNK: usize = 256 << 10;
+
+async fn segment(
+    path: &Path,
+    r: ByteRange,
+) -> std::io::Result<ReaderStream<tokio::io::Take<tokio::fs::File>>> {
+    let mut f = tokio::fs::File::open(path).await?;
+    f.seek(std::io::SeekFrom::Start(r.first)).await?;
+    Ok(ReaderStream::with_capacity(f.take(r.len()), CHUNK))
+}
+
+fn io_error(e: std::io::Error) -> ApiError {
+    tracing::error!(error = %e, "reading a kept copy failed");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "io",
+        "the copy could not be read",
+    )
+}
+
+pub async fn respond(rep: &Representation<'_>, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let h = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let mut out = HeaderMap::new();
+    let put = |out: &mut HeaderMap, k: header::HeaderName, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            out.insert(k, v);
+        }
+    };
+    put(&mut out, header::ETAG, &rep.etag);
+    put(&mut out, header::LAST_MODIFIED, &rep.last_modified);
+    put(&mut out, header::ACCEPT_RANGES, "bytes");
+    // Personal copies: never in a shared cache, never recompressed.
+    put(
+        &mut out,
+        header::CACHE_CONTROL,
+        &format!("private, max-age={}, no-transform", rep.max_age),
+    );
+    let safe_name: String = rep
+        .filename
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ')
+        .collect();
+    put(
+        &mut out,
+        header::CONTENT_DISPOSITION,
+        &format!("attachment; filename=\"{safe_name}\""),
+    );
+    if let Some(inm) = h(header::IF_NONE_MATCH) {
+        if none_match(inm, &rep.etag) {
+            return Ok((StatusCode::NOT_MODIFIED, out).into_response());
+        }
+    }
+    let range_header = match h(header::IF_RANGE) {
+        Some(ir) if !if_range_holds(ir, &rep.etag, &rep.last_modified) => None,
+        _ => h(header::RANGE),
+    };
+    let ranges = match parse_range(range_header, rep.len) {
+        Ok(r) => r,
+        Err(e) => {
+            put(
+                &mut out,
+                header::CONTENT_RANGE,
+                &format!("bytes */{}", e.len),
+            );
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, out).into_response());
+        }
+    };
+    match ranges {
+        RangeRequest::Whole => {
+            put(&mut out, header::CONTENT_TYPE, rep.media_type);
+            put(&mut out, header::CONTENT_LENGTH, &rep.len.to_string());
+            if rep.len == 0 {
+                return Ok((StatusCode::OK, out, Body::empty()).into_response());
+            }
+            let s = segment(
+                rep.path,
+                ByteRange {
+                    first: 0,
+                    last: rep.len - 1,
+                },
+            )
+            .await
+            .map_err(io_error)?;
+            Ok((StatusCode::OK, out, Body::from_stream(s)).into_response())
+        }
+        RangeRequest::Ranges(rs) if rs.len() == 1 => {
+            let r = rs[0];
+            put(&mut out, header::CONTENT_TYPE, rep.media_type);
+            put(&mut out, header::CONTENT_RANGE, &r.content_range(rep.len));
+            put(&mut out, header::CONTENT_LENGTH, &r.len().to_string());
+            let s = segment(rep.path, r).await.map_err(io_error)?;
+            Ok((StatusCode::PARTIAL_CONTENT, out, Body::from_stream(s)).into_response())
+        }
+        RangeRequest::Ranges(rs) => {
+            let boundary = format!("tracecast-{:016x}", rand::random::<u64>());
+            let heads: Vec<String> = rs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    format!(
+                        "{}--{boundary}\r\nContent-Type: {}\r\nContent-Range: {}\r\n\r\n",
+                        if i == 0 { "" } else { "\r\n" },
+                        rep.media_type,
+                        r.content_range(rep.len)
+                    )
+                })
+                .collect();
+            let tail = format!("\r\n--{boundary}--\r\n");
+            let total: u64 = heads.iter().map(|h| h.len() as u64).sum::<u64>()
+                + rs.iter().map(|r| r.len()).sum::<u64>()
+                + tail.len() as u64;
+            put(
+                &mut out,
+                header::CONTENT_TYPE,
+                &format!("multipart/byteranges; boundary={boundary}"),
+            );
+            put(&mut out, header::CONTENT_LENGTH, &total.to_string());
+            let path = rep.path.to_owned();
+            let parts = futures::stream::iter(rs.into_iter().zip(heads))
+                .then(move |(r, head)| {
+                    let path = path.clone();
+                    async move {
+                        let head =
+                            futures::stream::once(async move { Ok(bytes::Bytes::from(head)) });
+                        match segment(&path, r).await {
+                            Ok(s) => head.chain(s).boxed(),
+                            Err(e) => head
+                                .chain(futures::stream::once(async move { Err(e) }))
+                                .boxed(),
+                        }
+                    }
+                })
+                .flatten()
+                .chain(futures::stream::once(async move {
+                    Ok(bytes::Bytes::from(tail))
+                }));
+            Ok((StatusCode::PARTIAL_CONTENT, out, Body::from_stream(parts)).into_response())
+        }
+    }
+}

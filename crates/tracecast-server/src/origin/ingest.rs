@@ -1,0 +1,248 @@
+//! Ingest: a provider's upload becomes renditions (DESIGN.md "001"
+//! step 1). The source is decoded once; each tier is encoded, tagged with
+//! the rights (provider, content id, terms) in the file's own metadata, and
+//! stored in the blob store under its SHA-256; only then is it recorded.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tracecast_delivery::{ContentKind, Tier};
+use tracecast_media::{MediaError, OutputFormat, Pcm, PictureFormat, Rights};
+use tracecast_store::{AccountKind, NewContent, RenditionRecord};
+
+use super::{upload_bytes, Origin};
+use crate::ApiError;
+
+/// Longest preview excerpt.
+pub const PREVIEW_SECS: f64 = 30.0;
+/// Highest rate kept in the lossless tier (the FLAC writer's limit).
+const MAX_LOSSLESS_RATE: u32 = 96_000;
+
+#[derive(Deserialize)]
+pub(super) struct IngestQuery {
+    title: String,
+    #[serde(default)]
+    price_cents: i64,
+    terms: Option<String>,
+    filename: Option<String>,
+}
+
+/// One rendition, encoded but not yet tagged.
+struct Made {
+    tier: Tier,
+    bytes: Vec<u8>,
+    media_type: &'static str,
+}
+
+pub(super) async fn add_content(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    query: Result<Query<IngestQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let caller = o.caller(&headers).await?;
+    let provider = caller.expect(AccountKind::Provider)?.clone();
+    let Query(q) = query.map_err(|e| {
+        ApiError::bad_request(format!(
+            "{}: give ?title=...&price_cents=...",
+            e.body_text()
+        ))
+    })?;
+    let title = q.title.trim().to_owned();
+    if title.is_empty() || title.len() > 300 {
+        return Err(ApiError::bad_request(
+            "a title of 1 to 300 characters is needed",
+        ));
+    }
+    if q.price_cents < 0 {
+        return Err(ApiError::bad_request("a price cannot be negative"));
+    }
+    let terms = q.terms.unwrap_or_else(|| o.config.default_terms.clone());
+    let bytes = upload_bytes(&headers, body)?;
+    let source_sha256 = hex::encode(Sha256::digest(&bytes));
+    if let Some(id) = o
+        .store
+        .content_by_source(provider.id, &source_sha256)
+        .await?
+    {
+        // A retried upload: the content is already there.
+        if let Some(c) = o.store.content(id).await? {
+            let mut info = o.content_info(&c).await?;
+            if !info.renditions.is_empty() {
+                info.existing = true;
+                return Ok((StatusCode::OK, Json(info)).into_response());
+            }
+        }
+    }
+    let ext = q
+        .filename
+        .as_deref()
+        .and_then(|f| f.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase());
+    let source_bytes = bytes.len() as i64;
+    let started = std::time::Instant::now();
+    let permit = o
+        .work
+        .acquire()
+        .await
+        .map_err(|_| ApiError::bad_request("shutting down"))?;
+    let made = tokio::task::spawn_blocking(move || make_renditions(&bytes, ext.as_deref()))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ingest_failed",
+                e.to_string(),
+            )
+        })?;
+    drop(permit);
+    let (kind, made) = made.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_media",
+            format!("cannot ingest this file: {e}; nothing was stored"),
+        )
+    })?;
+    let id = o
+        .store
+        .add_content(&NewContent {
+            provider_id: provider.id,
+            title: title.clone(),
+            kind: kind.as_str().into(),
+            price_cents: q.price_cents,
+            terms: terms.clone(),
+            source_sha256,
+            source_bytes,
+            renditions: Vec::new(),
+        })
+        .await?;
+    let rights = Rights {
+        provider: provider.name.clone(),
+        content_id: id,
+        title: title.clone(),
+        terms,
+    };
+    let stored = store_renditions(&o, &rights, made).await;
+    let records = match stored {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = o.store.delete_unfinished_content(id).await;
+            return Err(e);
+        }
+    };
+    if let Err(e) = o.store.add_renditions(id, &records).await {
+        let _ = o.store.delete_unfinished_content(id).await;
+        return Err(e.into());
+    }
+    tracing::info!(
+        content = id, %title, provider = %provider.name, kind = kind.as_str(),
+        renditions = records.len(), seconds = started.elapsed().as_secs_f64(), "ingested"
+    );
+    let c = o.content_or_404(id).await?;
+    Ok((StatusCode::CREATED, Json(o.content_info(&c).await?)).into_response())
+}
+
+async fn store_renditions(
+    o: &Origin,
+    rights: &Rights,
+    made: Vec<Made>,
+) -> Result<Vec<RenditionRecord>, ApiError> {
+    let mut out = Vec::with_capacity(made.len());
+    for m in made {
+        let tagged = tracecast_media::tag(&m.bytes, rights).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ingest_failed",
+                e.to_string(),
+            )
+        })?;
+        let sha256 = hex::encode(Sha256::digest(&tagged));
+        let key = format!("renditions/{sha256}");
+        let len = tagged.len() as i64;
+        o.blobs
+            .put(&key, Bytes::from(tagged))
+            .await
+            .map_err(super::blob_error)?;
+        out.push(RenditionRecord {
+            tier: m.tier.as_str().into(),
+            blob_key: key,
+            sha256,
+            bytes: len,
+            media_type: m.media_type.into(),
+        });
+    }
+    Ok(out)
+}
+
+/// Decodes the source and encodes every tier of its kind.
+fn make_renditions(
+    bytes: &[u8],
+    ext: Option<&str>,
+) -> Result<(ContentKind, Vec<Made>), MediaError> {
+    if tracecast_media::is_picture(&bytes[..bytes.len().min(16)]) {
+        let img = tracecast_media::decode_picture(bytes)?;
+        let (format, media_type) = if bytes.starts_with(&[0xFF, 0xD8]) {
+            (PictureFormat::Jpeg(92), "image/jpeg")
+        } else {
+            (PictureFormat::Png, "image/png")
+        };
+        let mut out = Vec::new();
+        for &tier in ContentKind::Picture.tiers() {
+            let pic = match tier.max_side() {
+                Some(side) => tracecast_media::fit_picture(&img, side),
+                None => img.clone(),
+            };
+            out.push(Made {
+                tier,
+                bytes: tracecast_media::encode_picture(&pic, format)?,
+                media_type,
+            });
+        }
+        return Ok((ContentKind::Picture, out));
+    }
+    let pcm = tracecast_media::decode_bytes(bytes.to_vec(), ext)?;
+    if pcm.duration_secs() < 1.0 {
+        return Err(MediaError::Malformed(
+            "the audio is shorter than one second".into(),
+        ));
+    }
+    let lossless = if pcm.sample_rate > MAX_LOSSLESS_RATE {
+        Pcm {
+            sample_rate: MAX_LOSSLESS_RATE,
+            channels: pcm
+                .channels
+                .iter()
+                .map(|c| tracecast_mark::audio::resample(c, pcm.sample_rate, MAX_LOSSLESS_RATE))
+                .collect(),
+            bits_per_sample: pcm.bits_per_sample,
+        }
+    } else {
+        pcm.clone()
+    };
+    let flac = |p: &Pcm| tracecast_media::encode_to_vec(p, OutputFormat::Flac);
+    let out = vec![
+        Made {
+            tier: Tier::Lossless,
+            bytes: flac(&lossless)?,
+            media_type: "audio/flac",
+        },
+        Made {
+            tier: Tier::High,
+            bytes: flac(&tracecast_media::cd_quality(&pcm))?,
+            media_type: "audio/flac",
+        },
+        Made {
+            tier: Tier::Preview,
+            bytes: flac(&tracecast_media::preview(&pcm, PREVIEW_SECS))?,
+            media_type: "audio/flac",
+        },
+    ];
+    Ok((ContentKind::Audio, out))
+}

@@ -1,0 +1,206 @@
+//! Tracing (DESIGN.md "001" step 8): a leaked file is sent to the origin,
+//! which reads the mark with its key (the key never leaves the origin) and
+//! looks the delivery up. Administrators see everything; a provider sees
+//! copies of its own content; a user learns only whether a copy is a
+//! genuine delivery to them.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use tracecast_delivery::api::{MarkFound, TraceReport, TracedDelivery};
+use tracecast_mark::{MarkKey, Payload};
+use tracecast_media::MediaError;
+use tracecast_store::AccountKind;
+
+use super::{upload_bytes, Caller, Origin};
+use crate::ApiError;
+
+#[derive(Deserialize)]
+pub(super) struct TraceQuery {
+    filename: Option<String>,
+}
+
+struct Read {
+    payload: Option<Payload>,
+    confidence: f32,
+    media: String,
+    rights: Option<tracecast_media::Rights>,
+}
+
+fn read_mark(bytes: &[u8], ext: Option<&str>, key: &MarkKey) -> Result<Read, MediaError> {
+    let rights = tracecast_media::read_rights(bytes);
+    if tracecast_media::is_picture(&bytes[..bytes.len().min(16)]) {
+        let img = tracecast_media::decode_picture(bytes)?;
+        let d = tracecast_media::detect_picture(&img, key)
+            .map_err(|e| MediaError::Malformed(e.to_string()))?;
+        return Ok(Read {
+            payload: d.payload,
+            confidence: d.confidence,
+            media: format!("picture {}x{}", img.width(), img.height()),
+            rights,
+        });
+    }
+    let pcm = tracecast_media::decode_bytes(bytes.to_vec(), ext)?;
+    let d = tracecast_mark::audio::detect(&pcm.channels, pcm.sample_rate, key, &mut |_, _| {})
+        .map_err(|e| MediaError::Malformed(e.to_string()))?;
+    Ok(Read {
+        payload: d.payload,
+        confidence: d.confidence,
+        media: format!(
+            "audio {:.1} s, {} Hz, {} channel(s)",
+            pcm.duration_secs(),
+            pcm.sample_rate,
+            pcm.channels.len()
+        ),
+        rights,
+    })
+}
+
+pub(super) async fn trace(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    Query(q): Query<TraceQuery>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<TraceReport>, ApiError> {
+    let caller = o.caller(&headers).await?;
+    if let Caller::Account(a) = &caller {
+        if a.kind == AccountKind::Edge {
+            return Err(ApiError::forbidden("edges do not trace"));
+        }
+    }
+    let bytes = upload_bytes(&headers, body)?;
+    let ext = q
+        .filename
+        .as_deref()
+        .and_then(|f| f.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase());
+    let started = std::time::Instant::now();
+    let key = o.mark_key.clone();
+    let permit = o
+        .work
+        .acquire()
+        .await
+        .map_err(|_| ApiError::bad_request("shutting down"))?;
+    let read = tokio::task::spawn_blocking(move || read_mark(&bytes, ext.as_deref(), &key))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "trace_failed",
+                e.to_string(),
+            )
+        })?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_media",
+                format!("cannot read this file: {e}"),
+            )
+        })?;
+    drop(permit);
+    let mut report = TraceReport {
+        mark: None,
+        user: None,
+        edge: None,
+        edge_operator: None,
+        provider: None,
+        deliveries: Vec::new(),
+        metadata_content: read.rights.as_ref().map(|r| r.content_id),
+        genuine_for_caller: None,
+        media: read.media,
+        seconds: 0.0,
+    };
+    if let Some(p) = read.payload {
+        report.mark = Some(MarkFound {
+            user: p.user,
+            edge: p.edge,
+            home: p.home,
+            content_server: p.content_server,
+            confidence: read.confidence,
+            tag_verified: true,
+        });
+        let mut found = o
+            .store
+            .deliveries_marked(
+                i64::from(p.user),
+                i64::from(p.edge),
+                i64::from(p.content_server),
+            )
+            .await?;
+        // The content named in the file's metadata first, if it survived.
+        if let Some(cid) = report.metadata_content {
+            found.sort_by_key(|d| d.content_id != cid);
+        }
+        for d in found.iter().take(50) {
+            let title = o
+                .store
+                .content(d.content_id)
+                .await?
+                .map(|c| c.title)
+                .unwrap_or_default();
+            report.deliveries.push(TracedDelivery {
+                delivery: d.id,
+                content: d.content_id,
+                title,
+                tier: d.tier.clone(),
+                status: d.status.clone(),
+                ordered_at: d.created_at,
+                marked_at: d.marked_at,
+            });
+        }
+        report.user = o
+            .store
+            .account(AccountKind::User, i64::from(p.user))
+            .await?
+            .map(|a| a.name);
+        report.provider = o
+            .store
+            .account(AccountKind::Provider, i64::from(p.content_server))
+            .await?
+            .map(|a| a.name);
+        if let Some(e) = o.store.edge(i64::from(p.edge)).await? {
+            report.edge = Some(e.name);
+            report.edge_operator = Some(e.operator);
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        found = report.mark.is_some(), user = ?report.user, edge = ?report.edge,
+        seconds = report.seconds, "trace"
+    );
+    match caller {
+        Caller::Admin => Ok(Json(report)),
+        Caller::Account(a) if a.kind == AccountKind::Provider => match &report.mark {
+            Some(m) if i64::from(m.content_server) == a.id => Ok(Json(report)),
+            Some(_) => Err(ApiError::forbidden(
+                "this copy was not delivered from your content",
+            )),
+            None => Ok(Json(report)),
+        },
+        Caller::Account(a) => {
+            // A user's own check: genuine for them or not, nothing more.
+            let mine = report
+                .mark
+                .as_ref()
+                .is_some_and(|m| i64::from(m.user) == a.id)
+                && !report.deliveries.is_empty();
+            Ok(Json(TraceReport {
+                mark: None,
+                user: None,
+                edge: if mine { report.edge } else { None },
+                edge_operator: None,
+                provider: if mine { report.provider } else { None },
+                deliveries: if mine { report.deliveries } else { Vec::new() },
+                metadata_content: report.metadata_content,
+                genuine_for_caller: Some(mine),
+                media: report.media,
+                seconds: report.seconds,
+            }))
+        }
+    }
+}

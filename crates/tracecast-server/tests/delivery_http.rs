@@ -1,0 +1,566 @@
+//! The origin and two edges over HTTP with the real clients, on SQLite and
+//! PostgreSQL: ingest, pre-positioning, designation, marking, Range
+//! serving, reports and bills through the mailbox, tracing, and the
+//! refusals of bad input.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use reqwest::StatusCode;
+use tracecast_client::{ClientError, EdgeClient, OriginClient};
+use tracecast_delivery::api::{NewAccount, PrePositionRequest};
+use tracecast_delivery::{Bill, Ticket, Tier};
+use tracecast_mailbox::{BoxName, FetchRequest};
+use tracecast_mark::MarkKey;
+use tracecast_server::auth::{new_token, token_hash};
+use tracecast_server::edge::{Edge, EdgeConfig, EdgeIdentity};
+use tracecast_server::mailbox::{self, MailboxConfig};
+use tracecast_server::origin::{self, Origin, OriginConfig};
+use tracecast_store::testing::TestStore;
+use tracecast_store::Blobs;
+
+const KEY: [u8; 32] = [9; 32];
+
+struct Net {
+    base: String,
+    admin: OriginClient,
+    origin: Arc<Origin>,
+    edges: Vec<(Arc<Edge>, String)>,
+    signing: SigningKey,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn serve(listener: tokio::net::TcpListener, router: axum::Router) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = tracecast_server::serve(listener, router, std::future::pending()).await;
+    })
+}
+
+async fn start(t: &TestStore, edge_names: &[&str]) -> Net {
+    let dir = tempfile::tempdir().unwrap();
+    let admin_token = new_token();
+    t.store
+        .add_token(token_hash(&admin_token), None, "admin")
+        .await
+        .unwrap();
+    let mb = mailbox::Mailbox::start(t.store.clone(), MailboxConfig::default());
+    let signing = SigningKey::from_bytes(&[3; 32]);
+    let o = Origin::start(
+        t.store.clone(),
+        Blobs::local(&dir.path().join("blobs")).unwrap(),
+        mb.clone(),
+        signing.clone(),
+        MarkKey::from_bytes(KEY),
+        OriginConfig::default(),
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut tasks = vec![serve(
+        listener,
+        mailbox::router(mb).merge(origin::router(o.clone())),
+    )];
+    let admin = OriginClient::new(&base, &admin_token).unwrap();
+    let mut edges = Vec::new();
+    for (i, name) in edge_names.iter().enumerate() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}/edge", listener.local_addr().unwrap());
+        let acct = admin
+            .add_account(&NewAccount {
+                kind: "edge".into(),
+                name: (*name).into(),
+                address: Some(address.clone()),
+                operator: Some(format!("op-{name}")),
+                fee_cents: Some(5 + i as i64),
+            })
+            .await
+            .unwrap();
+        let mut config = EdgeConfig::new(
+            &base,
+            acct.token.as_deref().unwrap(),
+            &dir.path().join(name),
+        );
+        config.state_every = Duration::from_millis(200);
+        let who = EdgeIdentity::fetch(&config, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let edge = Edge::start(t.store.clone(), MarkKey::from_bytes(KEY), config, who).unwrap();
+        tasks.push(serve(
+            listener,
+            tracecast_server::edge::router(edge.clone()),
+        ));
+        edges.push((edge, address));
+    }
+    Net {
+        base,
+        admin,
+        origin: o,
+        edges,
+        signing,
+        tasks,
+        _dir: dir,
+    }
+}
+
+impl Net {
+    async fn account(&self, kind: &str, name: &str) -> (i64, OriginClient, String) {
+        let a = self
+            .admin
+            .add_account(&NewAccount {
+                kind: kind.into(),
+                name: name.into(),
+                address: None,
+                operator: None,
+                fee_cents: None,
+            })
+            .await
+            .unwrap();
+        let token = a.token.unwrap();
+        (a.id, OriginClient::new(&self.base, &token).unwrap(), token)
+    }
+
+    /// Waits until every edge has reported its state at least once.
+    async fn edges_alive(&self) {
+        for _ in 0..100 {
+            let all = self.origin.store().edges().await.unwrap();
+            if all.iter().all(|e| e.last_seen.is_some()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("edges never reported");
+    }
+}
+
+fn track(dir: &std::path::Path, seconds: f32, seed: u64) -> std::path::PathBuf {
+    let path = dir.join(format!("track-{seed}.wav"));
+    tracecast_media::encode_file(&tracecast_media::synth::music(seconds, 44_100, seed), &path)
+        .unwrap();
+    path
+}
+
+fn refused(e: ClientError) -> (StatusCode, String) {
+    match e {
+        ClientError::Refused { status, code, .. } => (status, code),
+        other => panic!("expected a refusal, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_purchase_is_marked_served_with_ranges_reported_billed_and_traced() {
+    for t in TestStore::both().await {
+        let net = start(&t, &["tokyo", "paris"]).await;
+        let files = tempfile::tempdir().unwrap();
+        let (provider_id, provider, _) = net.account("provider", "aurora").await;
+        let (alice_id, alice, alice_token) = net.account("user", "alice").await;
+        let (_, bob, _) = net.account("user", "bob").await;
+        net.edges_alive().await;
+
+        // Ingest: three renditions; the same upload again is recognised.
+        let src = track(files.path(), 12.0, 1);
+        let c = provider
+            .add_content(&src, "Etude", 250, None, |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            c.renditions.iter().map(|r| r.tier).collect::<Vec<_>>(),
+            vec![Tier::Lossless, Tier::High, Tier::Preview]
+        );
+        let again = provider
+            .add_content(&src, "Etude", 250, None, |_, _| {})
+            .await
+            .unwrap();
+        assert!(again.existing && again.id == c.id);
+
+        // Pre-position on paris; designation then prefers paris.
+        let paris = net.edges[1].0.clone();
+        provider
+            .pre_position(
+                c.id,
+                &PrePositionRequest {
+                    tier: Some(Tier::High),
+                    edges: vec![i64::from(paris.id())],
+                },
+            )
+            .await
+            .unwrap();
+        let mut holds = false;
+        for _ in 0..100 {
+            let loads = net
+                .origin
+                .store()
+                .edge_loads(c.id, "high", 0)
+                .await
+                .unwrap();
+            holds = loads
+                .iter()
+                .any(|l| l.edge.id == i64::from(paris.id()) && l.holds);
+            if holds {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(holds, "paris never reported holding the rendition");
+        let p = alice.purchase(c.id, Some(Tier::High), &[]).await.unwrap();
+        assert_eq!(
+            (p.edge_name.as_str(), p.edge_holds, p.price_cents),
+            ("paris", true, 250)
+        );
+        // Another buyer: paris still wins, holding it, though it is busier.
+        let pb = bob.purchase(c.id, Some(Tier::High), &[]).await.unwrap();
+        assert_eq!(pb.edge_name, "paris");
+        // Avoiding paris, the least loaded other edge is designated.
+        let pt = bob
+            .purchase(c.id, Some(Tier::High), &[pb.edge_id])
+            .await
+            .unwrap();
+        assert_eq!((pt.edge_name.as_str(), pt.edge_holds), ("tokyo", false));
+
+        // The edge marks once; a repeated request gets the kept copy.
+        let edge = EdgeClient::new().unwrap();
+        let copy = edge.deliver(&p.edge_address, &p.ticket).await.unwrap();
+        assert!(!copy.kept);
+        let kept = edge.deliver(&p.edge_address, &p.ticket).await.unwrap();
+        assert!(kept.kept && kept.sha256 == copy.sha256);
+        let out = files.path().join("alice.flac");
+        let got = edge.download(&copy, &out, &|_, _| {}).await.unwrap();
+        assert_eq!(got.bytes, copy.bytes);
+        let bytes = std::fs::read(&out).unwrap();
+        // The rights travel in the copy's own metadata.
+        let rights = tracecast_media::read_rights(&bytes).unwrap();
+        assert_eq!(
+            (rights.content_id, rights.provider.as_str()),
+            (c.id, "aurora")
+        );
+
+        // HTTP validators and ranges.
+        let http = reqwest::Client::new();
+        let etag = format!("\"{}\"", copy.sha256);
+        let r = http
+            .get(&copy.url)
+            .header("range", "bytes=0-99")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(
+            r.headers()["content-range"],
+            format!("bytes 0-99/{}", bytes.len()).as_str()
+        );
+        assert_eq!(r.headers()["etag"], etag.as_str());
+        assert!(r.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .starts_with("private"));
+        assert_eq!(r.bytes().await.unwrap(), bytes[..100]);
+        let r = http
+            .get(&copy.url)
+            .header("range", "bytes=100-")
+            .header("if-range", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(r.bytes().await.unwrap(), bytes[100..]);
+        let r = http
+            .get(&copy.url)
+            .header("range", "bytes=100-")
+            .header("if-range", "\"stale\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.bytes().await.unwrap().len(), bytes.len());
+        let r = http
+            .get(&copy.url)
+            .header("range", "bytes=0-9,-10")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        let len: usize = r.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = r.bytes().await.unwrap();
+        assert!(ct.starts_with("multipart/byteranges; boundary="));
+        assert_eq!(body.len(), len);
+        let tail = &bytes[bytes.len() - 10..];
+        assert!(body.windows(10).any(|w| w == &bytes[..10]) && body.windows(10).any(|w| w == tail));
+        let r = http
+            .get(&copy.url)
+            .header("range", format!("bytes={}-", bytes.len()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(
+            r.headers()["content-range"],
+            format!("bytes */{}", bytes.len()).as_str()
+        );
+        let r = http
+            .get(&copy.url)
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        let r = http.head(&copy.url).send().await.unwrap();
+        assert_eq!(
+            r.headers()["content-length"],
+            bytes.len().to_string().as_str()
+        );
+        // Links are signed and expire.
+        let forged = copy.url.replace("sig=", "sig=00");
+        assert_eq!(
+            http.get(&forged).send().await.unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
+        let other = copy.url.replace(
+            &format!("/copies/{}", p.delivery),
+            &format!("/copies/{}", pb.delivery),
+        );
+        assert_eq!(
+            http.get(&other).send().await.unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
+
+        // The report reaches the origin: the delivery is marked, the
+        // ledger has its postings, and alice gets a bill in her box.
+        let mb = tracecast_client::MailboxClient::new(&net.base, &alice_token).unwrap();
+        let alice_box: BoxName = "user:alice".parse().unwrap();
+        let mut bill = None;
+        for _ in 0..100 {
+            let f = mb.fetch(&alice_box, FetchRequest::first()).await.unwrap();
+            if let Some(m) = f.message {
+                bill = Some(serde_json::from_slice::<Bill>(&m.body).unwrap());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let bill = bill.expect("a bill reaches alice");
+        assert_eq!(
+            (bill.delivery, bill.amount_cents, bill.payee.as_str()),
+            (p.delivery, 250, "aurora")
+        );
+        let d = alice.delivery(p.delivery).await.unwrap();
+        assert_eq!(d["delivery"]["status"], "marked");
+        assert_eq!(d["delivery"]["sha256"], copy.sha256.as_str());
+        let postings = d["postings"].as_array().unwrap();
+        assert_eq!(postings.len(), 2);
+        assert_eq!(postings[0]["debit"], "user:alice");
+        assert_eq!(postings[1]["credit"], "operator:op-paris");
+        // Another user cannot read alice's delivery.
+        assert_eq!(
+            refused(bob.delivery(p.delivery).await.unwrap_err()).0,
+            StatusCode::NOT_FOUND
+        );
+
+        // Tracing: the administrator learns everything; alice that it is
+        // hers; bob that it is not his.
+        let r = net.admin.trace(&out).await.unwrap();
+        let m = r.mark.unwrap();
+        assert_eq!(
+            (i64::from(m.user), i64::from(m.content_server), m.edge),
+            (alice_id, provider_id, paris.id())
+        );
+        assert_eq!(r.user.as_deref(), Some("alice"));
+        assert_eq!(r.deliveries[0].delivery, p.delivery);
+        assert_eq!(
+            alice.trace(&out).await.unwrap().genuine_for_caller,
+            Some(true)
+        );
+        let not_his = bob.trace(&out).await.unwrap();
+        assert_eq!(not_his.genuine_for_caller, Some(false));
+        assert!(not_his.deliveries.is_empty() && not_his.user.is_none());
+        // The unmarked source reads as no mark.
+        assert!(net.admin.trace(&src).await.unwrap().mark.is_none());
+
+        // A ticket for paris is refused at tokyo; a forged one everywhere.
+        let (tokyo_status, _) =
+            refused(edge.deliver(&net.edges[0].1, &p.ticket).await.unwrap_err());
+        assert_eq!(tokyo_status, StatusCode::FORBIDDEN);
+        let forged = Ticket {
+            user: 999,
+            delivery: p.delivery,
+            content: c.id,
+            tier: Tier::High,
+            content_server: 1,
+            edge: paris.id(),
+            expires: i64::MAX,
+        }
+        .sign(&SigningKey::from_bytes(&[4; 32]));
+        assert_eq!(
+            refused(edge.deliver(&p.edge_address, &forged).await.unwrap_err()).0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            refused(edge.deliver(&p.edge_address, "nonsense").await.unwrap_err()).0,
+            StatusCode::BAD_REQUEST
+        );
+        let _ = &net.signing;
+        drop(net);
+        t.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_is_refused_and_changes_nothing() {
+    for t in TestStore::both().await {
+        let net = start(&t, &["tokyo"]).await;
+        let files = tempfile::tempdir().unwrap();
+        let (_, provider, provider_token) = net.account("provider", "aurora").await;
+        let (_, alice, _) = net.account("user", "alice").await;
+        net.edges_alive().await;
+        let src = track(files.path(), 6.0, 2);
+        let c = provider
+            .add_content(&src, "Kept", 100, None, |_, _| {})
+            .await
+            .unwrap();
+        let before = net.origin.store().contents().await.unwrap();
+
+        let http = reqwest::Client::new();
+        let post = |body: Vec<u8>, sha: Option<&str>| {
+            let mut req = http
+                .post(format!("{}/v1/contents?title=x&price_cents=1", net.base))
+                .bearer_auth(&provider_token)
+                .body(body);
+            if let Some(s) = sha {
+                req = req.header(tracecast_client::SHA256_HEADER, s);
+            }
+            req.send()
+        };
+        // Damaged on the way: the hash header does not match.
+        let wav = std::fs::read(&src).unwrap();
+        let r = post(wav.clone(), Some(&"0".repeat(64))).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        // Not media, cut media, empty.
+        let r = post(b"this is not a song".to_vec(), None).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let r = post(wav[..200].to_vec(), None).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let r = post(Vec::new(), None).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        // Random bytes never make the server fail.
+        for seed in 0..20u8 {
+            let junk: Vec<u8> = (0..500)
+                .map(|i| (i as u8).wrapping_mul(seed).wrapping_add(seed))
+                .collect();
+            let r = post(junk, None).await.unwrap();
+            assert!(r.status().is_client_error(), "{}", r.status());
+        }
+        assert_eq!(net.origin.store().contents().await.unwrap(), before);
+
+        // Unknown content, wrong tier, wrong role.
+        assert_eq!(
+            refused(alice.purchase(9999, None, &[]).await.unwrap_err()).0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            refused(
+                alice
+                    .purchase(c.id, Some(Tier::Large), &[])
+                    .await
+                    .unwrap_err()
+            )
+            .0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            refused(provider.purchase(c.id, None, &[]).await.unwrap_err()).0,
+            StatusCode::FORBIDDEN
+        );
+        let r = alice.rendition(c.id, Tier::High, "").await.unwrap_err();
+        assert_eq!(refused(r).0, StatusCode::FORBIDDEN);
+        let r = http
+            .post(format!("{}/v1/purchases", net.base))
+            .bearer_auth("tc_nope")
+            .json(&serde_json::json!({"content": c.id}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = http
+            .post(format!("{}/v1/purchases", net.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        // Every edge avoided: no edge to designate.
+        let tokyo = i64::from(net.edges[0].0.id());
+        assert_eq!(
+            refused(alice.purchase(c.id, None, &[tokyo]).await.unwrap_err()).0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+
+        // An edge whose origin is unreachable says so and keeps nothing.
+        let dir = tempfile::tempdir().unwrap();
+        let config = EdgeConfig::new("http://127.0.0.1:9", "tc_x", dir.path());
+        let who = EdgeIdentity {
+            id: 77,
+            name: "island".into(),
+            origin_key: net.signing.verifying_key(),
+            reports_box: "role:origin-reports".parse().unwrap(),
+            own_box: "edge:island".parse().unwrap(),
+        };
+        let island = Edge::start(t.store.clone(), MarkKey::from_bytes(KEY), config, who).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}/edge", listener.local_addr().unwrap());
+        let task = serve(listener, tracecast_server::edge::router(island));
+        let ticket = Ticket {
+            delivery: 5000,
+            content: c.id,
+            tier: Tier::High,
+            user: 1,
+            content_server: 1,
+            edge: 77,
+            expires: i64::MAX,
+        }
+        .sign(&net.signing);
+        let (status, code) = refused(
+            EdgeClient::new()
+                .unwrap()
+                .deliver(&address, &ticket)
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_GATEWAY, "origin_unreachable")
+        );
+        assert!(t.store.edge_copy(77, 5000).await.unwrap().is_none());
+        // Garbage bodies at the edge are refused, never a server error.
+        for body in [
+            "",
+            "{}",
+            "[1,2]",
+            "{\"ticket\": 5}",
+            "{\"ticket\": \"a.b\"}",
+        ] {
+            let r = http
+                .post(format!("{address}/v1/deliveries"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_client_error(), "{body}: {}", r.status());
+        }
+        task.abort();
+        drop(net);
+        t.finish().await;
+    }
+}

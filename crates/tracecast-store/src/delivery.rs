@@ -1,0 +1,800 @@
+//! Storage of marked delivery (DESIGN.md "001"): accounts, catalog,
+//! renditions, the edge registry with what each edge holds, deliveries,
+//! their ledger postings, and the edge's kept copies.
+//!
+//! These writes are few (one per account, content or purchase) and go
+//! straight to the pool in their own transactions; the mailbox's writer
+//! task stays for the hot path.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use tracecast_mailbox::BoxName;
+
+use crate::{Applied, Store, StoreError};
+
+/// What kind of account a token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountKind {
+    Provider,
+    User,
+    Edge,
+}
+
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Provider => "provider",
+            AccountKind::User => "user",
+            AccountKind::Edge => "edge",
+        }
+    }
+
+    fn table(self) -> &'static str {
+        match self {
+            AccountKind::Provider => "providers",
+            AccountKind::User => "users",
+            AccountKind::Edge => "edges",
+        }
+    }
+
+    /// The largest id a mark can carry for this kind.
+    pub fn max_id(self) -> i64 {
+        match self {
+            AccountKind::Provider | AccountKind::Edge => i64::from(u16::MAX),
+            AccountKind::User => i64::from(u32::MAX),
+        }
+    }
+
+    /// The mailbox box of an account: `user:alice`, `edge:tokyo-1`.
+    pub fn box_name(self, name: &str) -> Result<BoxName, StoreError> {
+        format!("{}:{name}", self.as_str()).parse().map_err(|_| {
+            StoreError::Invalid(format!(
+                "{name:?} is not a valid {} name: use lower-case letters, digits, '.', '_' and '-'",
+                self.as_str()
+            ))
+        })
+    }
+}
+
+/// An account as a token resolves to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub kind: AccountKind,
+    pub id: i64,
+    pub name: String,
+    pub box_id: i64,
+}
+
+/// A registered edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EdgeRecord {
+    pub id: i64,
+    pub name: String,
+    pub address: String,
+    pub operator: String,
+    pub fee_cents: i64,
+    pub last_seen: Option<i64>,
+    pub in_flight: i64,
+}
+
+/// A rendition to record at ingest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RenditionRecord {
+    pub tier: String,
+    pub blob_key: String,
+    pub sha256: String,
+    pub bytes: i64,
+    pub media_type: String,
+}
+
+/// A content of the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContentRecord {
+    pub id: i64,
+    pub provider_id: i64,
+    pub provider: String,
+    pub title: String,
+    pub kind: String,
+    pub price_cents: i64,
+    pub terms: String,
+    pub source_sha256: String,
+    pub source_bytes: i64,
+    pub created_at: i64,
+}
+
+/// A content to add, with its renditions (already in the blob store).
+#[derive(Debug, Clone)]
+pub struct NewContent {
+    pub provider_id: i64,
+    pub title: String,
+    pub kind: String,
+    pub price_cents: i64,
+    pub terms: String,
+    pub source_sha256: String,
+    pub source_bytes: i64,
+    pub renditions: Vec<RenditionRecord>,
+}
+
+/// One delivery: a copy for one user through one edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub content_id: i64,
+    pub tier: String,
+    pub user_id: i64,
+    pub provider_id: i64,
+    pub edge_id: i64,
+    pub price_cents: i64,
+    pub edge_fee_cents: i64,
+    pub status: String,
+    pub created_at: i64,
+    pub marked_at: Option<i64>,
+    pub bytes: Option<i64>,
+    pub sha256: Option<String>,
+}
+
+/// A delivery to open when the origin designates an edge.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub content_id: i64,
+    pub tier: String,
+    pub user_id: i64,
+    pub provider_id: i64,
+    pub edge_id: i64,
+    pub price_cents: i64,
+    pub edge_fee_cents: i64,
+}
+
+/// One ledger posting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Posting {
+    pub debit: String,
+    pub credit: String,
+    pub amount_cents: i64,
+    pub memo: String,
+}
+
+/// What an edge keeps of a marked copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EdgeCopy {
+    pub edge_id: i64,
+    pub delivery_id: i64,
+    pub user_id: i64,
+    pub content_id: i64,
+    pub tier: String,
+    pub file: String,
+    pub bytes: i64,
+    pub sha256: String,
+    pub media_type: String,
+    pub filename: String,
+    pub created_at: i64,
+}
+
+const CONTENT_COLUMNS: &str = "c.id, c.provider_id, p.name, c.title, c.kind, c.price_cents, \
+     c.terms, c.source_sha256, c.source_bytes, c.created_at";
+const DELIVERY_COLUMNS: &str = "id, content_id, tier, user_id, provider_id, edge_id, price_cents, \
+     edge_fee_cents, status, created_at, marked_at, bytes, sha256";
+const EDGE_COLUMNS: &str = "id, name, address, operator, fee_cents, last_seen, in_flight";
+
+fn content(row: &AnyRow) -> Result<ContentRecord, sqlx::Error> {
+    Ok(ContentRecord {
+        id: row.try_get(0)?,
+        provider_id: row.try_get(1)?,
+        provider: row.try_get(2)?,
+        title: row.try_get(3)?,
+        kind: row.try_get(4)?,
+        price_cents: row.try_get(5)?,
+        terms: row.try_get(6)?,
+        source_sha256: row.try_get(7)?,
+        source_bytes: row.try_get(8)?,
+        created_at: row.try_get(9)?,
+    })
+}
+
+fn delivery(row: &AnyRow) -> Result<DeliveryRecord, sqlx::Error> {
+    Ok(DeliveryRecord {
+        id: row.try_get(0)?,
+        content_id: row.try_get(1)?,
+        tier: row.try_get(2)?,
+        user_id: row.try_get(3)?,
+        provider_id: row.try_get(4)?,
+        edge_id: row.try_get(5)?,
+        price_cents: row.try_get(6)?,
+        edge_fee_cents: row.try_get(7)?,
+        status: row.try_get(8)?,
+        created_at: row.try_get(9)?,
+        marked_at: row.try_get(10)?,
+        bytes: row.try_get(11)?,
+        sha256: row.try_get(12)?,
+    })
+}
+
+fn edge(row: &AnyRow) -> Result<EdgeRecord, sqlx::Error> {
+    Ok(EdgeRecord {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        address: row.try_get(2)?,
+        operator: row.try_get(3)?,
+        fee_cents: row.try_get(4)?,
+        last_seen: row.try_get(5)?,
+        in_flight: row.try_get(6)?,
+    })
+}
+
+/// An edge as designation sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeLoad {
+    pub edge: EdgeRecord,
+    pub holds: bool,
+    /// Deliveries designated to it since the window began, plus copies in
+    /// flight it reported.
+    pub load: i64,
+}
+
+impl Store {
+    /// Creates an account and its mailbox box, whose token (given as its
+    /// hash) is the account's token.
+    pub async fn add_account(
+        &self,
+        kind: AccountKind,
+        name: &str,
+        token_hash: String,
+        edge: Option<(&str, &str, i64)>,
+    ) -> Result<Account, StoreError> {
+        let box_name = kind.box_name(name)?;
+        let exists = sqlx::query(&format!("SELECT 1 FROM {} WHERE name = $1", kind.table()))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_some() {
+            return Err(StoreError::Invalid(format!(
+                "a {} named {name:?} already exists",
+                kind.as_str()
+            )));
+        }
+        let next: Option<i64> =
+            sqlx::query_scalar(&format!("SELECT MAX(id) FROM {}", kind.table()))
+                .fetch_one(&self.pool)
+                .await?;
+        if next.unwrap_or(0) >= kind.max_id() {
+            return Err(StoreError::Invalid(format!(
+                "no {} ids left: a mark carries ids up to {}",
+                kind.as_str(),
+                kind.max_id()
+            )));
+        }
+        let info = self.create_box(&box_name, None, None, token_hash).await?;
+        let now = crate::now_ms();
+        let id: i64 =
+            match (kind, edge) {
+                (AccountKind::Edge, Some((address, operator, fee))) => sqlx::query_scalar(
+                    "INSERT INTO edges (name, address, operator, fee_cents, box_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(name)
+                .bind(address)
+                .bind(operator)
+                .bind(fee)
+                .bind(info.id)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?,
+                (AccountKind::Edge, None) => {
+                    return Err(StoreError::Invalid(
+                        "an edge needs an address, operator and fee".into(),
+                    ))
+                }
+                _ => {
+                    sqlx::query_scalar(&format!(
+                "INSERT INTO {} (name, box_id, created_at) VALUES ($1, $2, $3) RETURNING id",
+                kind.table()
+            ))
+                    .bind(name)
+                    .bind(info.id)
+                    .bind(now)
+                    .fetch_one(&self.pool)
+                    .await?
+                }
+            };
+        Ok(Account {
+            kind,
+            id,
+            name: name.to_owned(),
+            box_id: info.id,
+        })
+    }
+
+    /// The account owning a mailbox box, if any.
+    pub async fn account_by_box(&self, box_id: i64) -> Result<Option<Account>, StoreError> {
+        for kind in [AccountKind::User, AccountKind::Provider, AccountKind::Edge] {
+            let row = sqlx::query(&format!(
+                "SELECT id, name FROM {} WHERE box_id = $1",
+                kind.table()
+            ))
+            .bind(box_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row {
+                return Ok(Some(Account {
+                    kind,
+                    id: row.try_get(0)?,
+                    name: row.try_get(1)?,
+                    box_id,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// An account by kind and id.
+    pub async fn account(&self, kind: AccountKind, id: i64) -> Result<Option<Account>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT name, box_id FROM {} WHERE id = $1",
+            kind.table()
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => Some(Account {
+                kind,
+                id,
+                name: row.try_get(0)?,
+                box_id: row.try_get(1)?,
+            }),
+            None => None,
+        })
+    }
+
+    pub async fn edge(&self, id: i64) -> Result<Option<EdgeRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {EDGE_COLUMNS} FROM edges WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(edge).transpose()?)
+    }
+
+    pub async fn edges(&self) -> Result<Vec<EdgeRecord>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {EDGE_COLUMNS} FROM edges ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(edge).collect::<Result<_, _>>()?)
+    }
+
+    /// Replaces what an edge holds and marks it alive.
+    pub async fn set_edge_state(
+        &self,
+        edge_id: i64,
+        holdings: &[(i64, String)],
+        in_flight: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM edge_holdings WHERE edge_id = $1")
+            .bind(edge_id)
+            .execute(&mut *tx)
+            .await?;
+        for (content, tier) in holdings {
+            sqlx::query(
+                "INSERT INTO edge_holdings (edge_id, content_id, tier) VALUES ($1, $2, $3) \
+                 ON CONFLICT (edge_id, content_id, tier) DO NOTHING",
+            )
+            .bind(edge_id)
+            .bind(*content)
+            .bind(tier.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE edges SET last_seen = $1, in_flight = $2 WHERE id = $3")
+            .bind(now)
+            .bind(in_flight)
+            .bind(edge_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every edge with whether it holds (`content`, `tier`) and its load
+    /// since `since` (Unix ms).
+    pub async fn edge_loads(
+        &self,
+        content: i64,
+        tier: &str,
+        since: i64,
+    ) -> Result<Vec<EdgeLoad>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EDGE_COLUMNS}, \
+             (SELECT COUNT(*) FROM edge_holdings h WHERE h.edge_id = e.id AND h.content_id = $1 AND h.tier = $2), \
+             (SELECT COUNT(*) FROM deliveries d WHERE d.edge_id = e.id AND d.created_at >= $3) \
+             FROM edges e ORDER BY id"
+        ))
+        .bind(content)
+        .bind(tier)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let e = edge(r)?;
+                let holds: i64 = r.try_get(7)?;
+                let recent: i64 = r.try_get(8)?;
+                Ok(EdgeLoad {
+                    load: recent + e.in_flight,
+                    edge: e,
+                    holds: holds > 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds renditions to a content (made after its id was known, since
+    /// the id is written into each rendition's metadata).
+    pub async fn add_renditions(
+        &self,
+        content_id: i64,
+        renditions: &[RenditionRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in renditions {
+            sqlx::query(
+                "INSERT INTO renditions (content_id, tier, blob_key, sha256, bytes, media_type) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(content_id)
+            .bind(&r.tier)
+            .bind(&r.blob_key)
+            .bind(&r.sha256)
+            .bind(r.bytes)
+            .bind(&r.media_type)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a content that never got its renditions (a failed ingest).
+    pub async fn delete_unfinished_content(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM contents WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM renditions WHERE content_id = $1)")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Adds a content and its renditions in one transaction.
+    pub async fn add_content(&self, c: &NewContent) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO contents (provider_id, title, kind, price_cents, terms, source_sha256, \
+             source_bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(c.provider_id)
+        .bind(&c.title)
+        .bind(&c.kind)
+        .bind(c.price_cents)
+        .bind(&c.terms)
+        .bind(&c.source_sha256)
+        .bind(c.source_bytes)
+        .bind(crate::now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        for r in &c.renditions {
+            sqlx::query(
+                "INSERT INTO renditions (content_id, tier, blob_key, sha256, bytes, media_type) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(&r.tier)
+            .bind(&r.blob_key)
+            .bind(&r.sha256)
+            .bind(r.bytes)
+            .bind(&r.media_type)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// A provider's earlier content made from the same source file.
+    pub async fn content_by_source(
+        &self,
+        provider_id: i64,
+        sha256: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM contents WHERE provider_id = $1 AND source_sha256 = $2",
+        )
+        .bind(provider_id)
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn content(&self, id: i64) -> Result<Option<ContentRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONTENT_COLUMNS} FROM contents c JOIN providers p ON p.id = c.provider_id WHERE c.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(content).transpose()?)
+    }
+
+    /// The catalog, newest last.
+    pub async fn contents(&self) -> Result<Vec<ContentRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CONTENT_COLUMNS} FROM contents c JOIN providers p ON p.id = c.provider_id \
+             WHERE EXISTS (SELECT 1 FROM renditions r WHERE r.content_id = c.id) ORDER BY c.id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(content).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn renditions(&self, content_id: i64) -> Result<Vec<RenditionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tier, blob_key, sha256, bytes, media_type FROM renditions WHERE content_id = $1 ORDER BY tier",
+        )
+        .bind(content_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RenditionRecord {
+                    tier: r.try_get(0)?,
+                    blob_key: r.try_get(1)?,
+                    sha256: r.try_get(2)?,
+                    bytes: r.try_get(3)?,
+                    media_type: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Opens a delivery (the origin designated an edge for it).
+    pub async fn open_delivery(&self, d: &NewDelivery) -> Result<DeliveryRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO deliveries (content_id, tier, user_id, provider_id, edge_id, price_cents, \
+             edge_fee_cents, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'designated', $8) \
+             RETURNING {DELIVERY_COLUMNS}"
+        ))
+        .bind(d.content_id)
+        .bind(&d.tier)
+        .bind(d.user_id)
+        .bind(d.provider_id)
+        .bind(d.edge_id)
+        .bind(d.price_cents)
+        .bind(d.edge_fee_cents)
+        .bind(crate::now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(delivery(&row)?)
+    }
+
+    pub async fn delivery(&self, id: i64) -> Result<Option<DeliveryRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(delivery).transpose()?)
+    }
+
+    /// Deliveries whose mark reads (user, edge, provider), newest first.
+    pub async fn deliveries_marked(
+        &self,
+        user: i64,
+        edge: i64,
+        provider: i64,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE user_id = $1 AND edge_id = $2 \
+             AND provider_id = $3 ORDER BY id DESC"
+        ))
+        .bind(user)
+        .bind(edge)
+        .bind(provider)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(delivery).collect::<Result<_, _>>()?)
+    }
+
+    /// A user's deliveries, newest first.
+    pub async fn deliveries_of_user(&self, user: i64) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE user_id = $1 ORDER BY id DESC"
+        ))
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(delivery).collect::<Result<_, _>>()?)
+    }
+
+    /// Applies an edge's report of a marked copy once: the delivery becomes
+    /// `marked` and its postings are written, in one transaction with the
+    /// consumer key, so a repeated report changes nothing.
+    pub async fn record_marked(
+        &self,
+        delivery_id: i64,
+        bytes: i64,
+        sha256: &str,
+        marked_at: i64,
+        postings: Vec<Posting>,
+    ) -> Result<Applied<()>, StoreError> {
+        let sha256 = sha256.to_owned();
+        self.apply_once("origin-delivery-reports", &delivery_id.to_string(), move |conn| {
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "UPDATE deliveries SET status = 'marked', marked_at = $1, bytes = $2, sha256 = $3 \
+                     WHERE id = $4",
+                )
+                .bind(marked_at)
+                .bind(bytes)
+                .bind(&sha256)
+                .bind(delivery_id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if n != 1 {
+                    return Err(StoreError::Invalid(format!("no delivery {delivery_id}")));
+                }
+                for p in postings {
+                    sqlx::query(
+                        "INSERT INTO ledger (delivery_id, debit, credit, amount_cents, memo, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(delivery_id)
+                    .bind(&p.debit)
+                    .bind(&p.credit)
+                    .bind(p.amount_cents)
+                    .bind(&p.memo)
+                    .bind(marked_at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub async fn postings(&self, delivery_id: i64) -> Result<Vec<Posting>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT debit, credit, amount_cents, memo FROM ledger WHERE delivery_id = $1 ORDER BY id",
+        )
+        .bind(delivery_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Posting {
+                    debit: r.try_get(0)?,
+                    credit: r.try_get(1)?,
+                    amount_cents: r.try_get(2)?,
+                    memo: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The copy an edge kept for a delivery.
+    pub async fn edge_copy(
+        &self,
+        edge_id: i64,
+        delivery_id: i64,
+    ) -> Result<Option<EdgeCopy>, StoreError> {
+        let row = sqlx::query(
+            "SELECT user_id, content_id, tier, file, bytes, sha256, media_type, filename, created_at \
+             FROM edge_copies WHERE edge_id = $1 AND delivery_id = $2",
+        )
+        .bind(edge_id)
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(EdgeCopy {
+            edge_id,
+            delivery_id,
+            user_id: r.try_get(0)?,
+            content_id: r.try_get(1)?,
+            tier: r.try_get(2)?,
+            file: r.try_get(3)?,
+            bytes: r.try_get(4)?,
+            sha256: r.try_get(5)?,
+            media_type: r.try_get(6)?,
+            filename: r.try_get(7)?,
+            created_at: r.try_get(8)?,
+        }))
+    }
+
+    /// Records a kept copy; `false` when one was already recorded.
+    pub async fn put_edge_copy(&self, c: &EdgeCopy) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "INSERT INTO edge_copies (edge_id, delivery_id, user_id, content_id, tier, file, bytes, \
+             sha256, media_type, filename, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (edge_id, delivery_id) DO NOTHING",
+        )
+        .bind(c.edge_id)
+        .bind(c.delivery_id)
+        .bind(c.user_id)
+        .bind(c.content_id)
+        .bind(&c.tier)
+        .bind(&c.file)
+        .bind(c.bytes)
+        .bind(&c.sha256)
+        .bind(&c.media_type)
+        .bind(&c.filename)
+        .bind(c.created_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Copies an edge has kept since before `before` (Unix ms), to expire.
+    pub async fn edge_copies_before(
+        &self,
+        edge_id: i64,
+        before: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT delivery_id, file FROM edge_copies WHERE edge_id = $1 AND created_at < $2",
+        )
+        .bind(edge_id)
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Kept copies whose delivery report has not reached the origin yet.
+    pub async fn unreported_edge_copies(&self, edge_id: i64) -> Result<Vec<EdgeCopy>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT delivery_id FROM edge_copies WHERE edge_id = $1 AND reported_at IS NULL ORDER BY delivery_id",
+        )
+        .bind(edge_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(c) = self.edge_copy(edge_id, id).await? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn set_edge_copy_reported(
+        &self,
+        edge_id: i64,
+        delivery_id: i64,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE edge_copies SET reported_at = $1 WHERE edge_id = $2 AND delivery_id = $3",
+        )
+        .bind(at)
+        .bind(edge_id)
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_edge_copy(&self, edge_id: i64, delivery_id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM edge_copies WHERE edge_id = $1 AND delivery_id = $2")
+            .bind(edge_id)
+            .bind(delivery_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

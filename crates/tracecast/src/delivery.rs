@@ -1,0 +1,487 @@
+//! `tracecast account`, `content`, `buy` and `trace`: the delivery flow
+//! from the command line, over the origin's and edges' HTTP APIs.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use tracecast_client::{part_path, ClientError, EdgeClient, OriginClient};
+use tracecast_delivery::api::{NewAccount, PrePositionRequest, Purchase, TraceReport};
+use tracecast_delivery::messages::{money, parse_money};
+use tracecast_delivery::Tier;
+
+use crate::cli::{AccountCommand, BuyArgs, Connection, ContentCommand, TraceArgs};
+
+fn origin(conn: &Connection) -> anyhow::Result<OriginClient> {
+    Ok(OriginClient::new(&conn.server, &conn.token()?)?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// A byte progress bar, hidden when quiet.
+pub fn byte_bar(quiet: bool, message: &'static str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(0);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    pb.set_message(message);
+    pb
+}
+
+pub fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        match cmd {
+            AccountCommand::Add {
+                kind,
+                name,
+                address,
+                operator,
+                fee,
+                token_out,
+                conn,
+            } => {
+                let fee_cents = fee
+                    .as_deref()
+                    .map(parse_money)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?;
+                let created = origin(&conn)?
+                    .add_account(&NewAccount {
+                        kind,
+                        name,
+                        address,
+                        operator,
+                        fee_cents,
+                    })
+                    .await?;
+                let token = created.token.clone().unwrap_or_default();
+                match token_out {
+                    Some(path) => {
+                        tracecast_server::auth::write_secret(&path, &format!("{token}\n"))
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        eprintln!(
+                            "added {} {} (id {}, box {}); its token is in {}",
+                            created.kind,
+                            created.name,
+                            created.id,
+                            created.box_name,
+                            path.display()
+                        );
+                    }
+                    None => {
+                        eprintln!(
+                            "added {} {} (id {}, box {}); token:",
+                            created.kind, created.name, created.id, created.box_name
+                        );
+                        println!("{token}");
+                    }
+                }
+            }
+            AccountCommand::Whoami { conn } => {
+                let a = origin(&conn)?.account().await?;
+                println!("{} {} (id {}, box {})", a.kind, a.name, a.id, a.box_name);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        match cmd {
+            ContentCommand::Add {
+                file,
+                title,
+                price,
+                terms,
+                json,
+                conn,
+            } => {
+                let price = parse_money(&price).map_err(anyhow::Error::msg)?;
+                let client = origin(&conn)?;
+                let pb = byte_bar(quiet, "uploading");
+                let bar = pb.clone();
+                let spinner_at = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let flag = spinner_at.clone();
+                let started = Instant::now();
+                let info = client
+                    .add_content(
+                        &file,
+                        &title,
+                        price,
+                        terms.as_deref(),
+                        move |sent, total| {
+                            bar.set_length(total);
+                            bar.set_position(sent);
+                            if sent == total
+                                && !flag.swap(true, std::sync::atomic::Ordering::Relaxed)
+                            {
+                                bar.set_message("renditions");
+                                bar.enable_steady_tick(Duration::from_millis(200));
+                            }
+                        },
+                    )
+                    .await;
+                pb.finish_and_clear();
+                let info = info.with_context(|| format!("publishing {}", file.display()))?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&info)?);
+                } else {
+                    println!(
+                        "content {}: {:?} ({}) by {}, price {}{}",
+                        info.id,
+                        info.title,
+                        info.kind,
+                        info.provider,
+                        money(info.price_cents),
+                        if info.existing {
+                            " (already published)"
+                        } else {
+                            ""
+                        }
+                    );
+                    for r in &info.renditions {
+                        println!(
+                            "  {:<9} {:>12} bytes  {}  sha256 {}",
+                            r.tier.as_str(),
+                            r.bytes,
+                            r.media_type,
+                            &r.sha256[..16]
+                        );
+                    }
+                    if !quiet {
+                        eprintln!("took {:.1} s", started.elapsed().as_secs_f64());
+                    }
+                }
+            }
+            ContentCommand::List { json, conn } => {
+                let list = origin(&conn)?.contents().await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                } else {
+                    for c in list {
+                        let tiers: Vec<&str> =
+                            c.renditions.iter().map(|r| r.tier.as_str()).collect();
+                        println!(
+                            "{:>6}  {:<8} {:>8}  {:<24} {}  [{}]",
+                            c.id,
+                            c.kind,
+                            money(c.price_cents),
+                            c.provider,
+                            c.title,
+                            tiers.join(", ")
+                        );
+                    }
+                }
+            }
+            ContentCommand::PrePosition {
+                id,
+                tier,
+                edges,
+                conn,
+            } => {
+                let tier = tier
+                    .map(|t| t.parse::<Tier>())
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?;
+                let told = origin(&conn)?
+                    .pre_position(id, &PrePositionRequest { tier, edges })
+                    .await?;
+                println!("content {id}: pre-position ordered on edge(s) {told:?}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// What `buy` did.
+#[derive(Debug, serde::Serialize)]
+struct Bought {
+    delivery: i64,
+    content: i64,
+    tier: Tier,
+    edge: String,
+    price: String,
+    bytes: u64,
+    sha256: String,
+    resumed_from: u64,
+    kept: bool,
+    file: String,
+}
+
+/// A finished purchase.
+pub struct BuyOutcome {
+    pub purchase: Purchase,
+    pub copy: tracecast_delivery::api::CopyInfo,
+    pub downloaded: tracecast_client::Downloaded,
+}
+
+/// Buys a content into `out`: designation at the origin, the ticket shown
+/// to the edge, the marked copy downloaded (resuming after a break). An
+/// edge that stays unreachable for `retry_for` is avoided and the origin
+/// asked again, which makes a new copy marked by the other edge.
+#[allow(clippy::too_many_arguments)]
+pub async fn buy_copy(
+    origin: &OriginClient,
+    content: i64,
+    tier: Option<Tier>,
+    out: &Path,
+    retry_for: Duration,
+    limit_rate: Option<u64>,
+    quiet: bool,
+    say: &(dyn Fn(String) + Sync),
+) -> anyhow::Result<BuyOutcome> {
+    let edges = EdgeClient::new()?;
+    let mut avoid = Vec::new();
+    // An earlier run that broke off left its purchase beside the part
+    // file: continue that purchase (same copy, no new bill).
+    let sidecar = purchase_path(out);
+    let mut earlier = std::fs::read(&sidecar)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Purchase>(&b).ok())
+        .filter(|p| {
+            p.content == content
+                && tier.is_none_or(|t| t == p.tier)
+                && p.ticket_expires > tracecast_store::now_ms() / 1000 + 30
+        });
+    loop {
+        let p: Purchase = match earlier.take() {
+            Some(p) => {
+                say(format!(
+                    "continuing delivery {} from an earlier run",
+                    p.delivery
+                ));
+                p
+            }
+            None => {
+                let p = origin
+                    .purchase(content, tier, &avoid)
+                    .await
+                    .context("asking the origin")?;
+                std::fs::write(&sidecar, serde_json::to_vec(&p)?)
+                    .with_context(|| format!("writing {}", sidecar.display()))?;
+                p
+            }
+        };
+        say(format!(
+            "delivery {}: {} copy of content {} from edge {} ({}), price {}",
+            p.delivery,
+            p.tier,
+            p.content,
+            p.edge_name,
+            if p.edge_holds {
+                "holds it"
+            } else {
+                "will fetch it from the origin"
+            },
+            money(p.price_cents)
+        ));
+        let deadline = Instant::now() + retry_for;
+        let result = loop {
+            let attempt = async {
+                let copy = edges.deliver(&p.edge_address, &p.ticket).await?;
+                let pb = byte_bar(quiet, "download");
+                let bar = pb.clone();
+                let got = edges
+                    .download_limited(&copy, out, limit_rate, &move |d, t| {
+                        bar.set_length(t);
+                        bar.set_position(d);
+                    })
+                    .await;
+                pb.finish_and_clear();
+                Ok::<_, ClientError>((copy, got?))
+            }
+            .await;
+            match attempt {
+                Ok(done) => break Ok(done),
+                Err(e) if e.is_transient() && Instant::now() < deadline => {
+                    say(format!(
+                        "edge {} did not answer ({e}); retrying, the download resumes",
+                        p.edge_name
+                    ));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        match result {
+            Ok((copy, downloaded)) => {
+                let _ = std::fs::remove_file(&sidecar);
+                return Ok(BuyOutcome {
+                    purchase: p,
+                    copy,
+                    downloaded,
+                });
+            }
+            Err(e) if e.is_transient() && avoid.len() < 4 => {
+                say(format!(
+                    "edge {} is still unreachable; asking the origin for another (a new copy, marked by that edge)",
+                    p.edge_name
+                ));
+                avoid.push(p.edge_id);
+                // The part came from the other edge's copy: it cannot be
+                // continued with different bytes.
+                let _ = std::fs::remove_file(part_path(out));
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("buying")),
+        }
+    }
+}
+
+/// Where `buy` keeps its purchase until the copy is whole.
+pub fn purchase_path(out: &Path) -> std::path::PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".purchase.json");
+    out.with_file_name(name)
+}
+
+pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let tier = args
+            .tier
+            .as_deref()
+            .map(str::parse::<Tier>)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        let origin = origin(&args.conn)?;
+        let say = |s: String| {
+            if !quiet {
+                eprintln!("{s}");
+            }
+        };
+        let limit = args
+            .limit_rate
+            .as_deref()
+            .map(crate::serve::parse_size)
+            .transpose()?;
+        let b = buy_copy(
+            &origin,
+            args.content,
+            tier,
+            &args.out,
+            Duration::from_secs(args.retry_for),
+            limit,
+            quiet,
+            &say,
+        )
+        .await?;
+        let out = Bought {
+            delivery: b.purchase.delivery,
+            content: b.purchase.content,
+            tier: b.purchase.tier,
+            edge: b.purchase.edge_name.clone(),
+            price: money(b.purchase.price_cents),
+            bytes: b.downloaded.bytes,
+            sha256: b.copy.sha256.clone(),
+            resumed_from: b.downloaded.resumed_from,
+            kept: b.copy.kept,
+            file: b.downloaded.path.display().to_string(),
+        };
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else {
+            println!(
+                "{}: {} bytes, marked for you by edge {}{}",
+                out.file,
+                out.bytes,
+                out.edge,
+                if out.resumed_from > 0 {
+                    format!(" (resumed at byte {})", out.resumed_from)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn trace(args: TraceArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let pb = if quiet {
+            ProgressBar::hidden()
+        } else {
+            let pb = ProgressBar::new_spinner();
+            pb.set_message("the origin is reading the mark");
+            pb.enable_steady_tick(Duration::from_millis(120));
+            pb
+        };
+        let report = origin(&args.conn)?.trace(&args.file).await;
+        pb.finish_and_clear();
+        let report = report.with_context(|| format!("tracing {}", args.file.display()))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_trace(&args.file, &report);
+        }
+        let found = report.mark.is_some() || report.genuine_for_caller == Some(true);
+        Ok(if found {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
+    })
+}
+
+fn when(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    httpdate::fmt_http_date(t)
+}
+
+pub fn print_trace(file: &Path, r: &TraceReport) {
+    println!("{} ({}):", file.display(), r.media);
+    if let Some(genuine) = r.genuine_for_caller {
+        if genuine {
+            println!("  a genuine delivery to you");
+        } else {
+            println!("  not a delivery to you");
+        }
+    }
+    match &r.mark {
+        None if r.genuine_for_caller.is_none() => {
+            println!("  no mark: not a copy delivered by this origin (or too damaged to read)")
+        }
+        None => {}
+        Some(m) => {
+            println!(
+                "  marked for user {} (id {}) by edge {} (id {}, operator {}), content server {} (id {}){}",
+                r.user.as_deref().unwrap_or("?"),
+                m.user,
+                r.edge.as_deref().unwrap_or("?"),
+                m.edge,
+                r.edge_operator.as_deref().unwrap_or("?"),
+                r.provider.as_deref().unwrap_or("?"),
+                m.content_server,
+                if m.home != 0 { format!(", home {}", m.home) } else { String::new() }
+            );
+            println!("  keyed tag verified; confidence {:.2}", m.confidence);
+        }
+    }
+    for d in r.deliveries.iter().take(5) {
+        println!(
+            "  delivery {}: {:?} ({}), ordered {}, marked {}",
+            d.delivery,
+            d.title,
+            d.tier,
+            when(d.ordered_at),
+            d.marked_at.map(when).unwrap_or_else(|| "-".into())
+        );
+    }
+    if let Some(c) = r.metadata_content {
+        println!("  the file's metadata names content {c}");
+    }
+}

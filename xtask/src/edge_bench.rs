@@ -1,0 +1,402 @@
+//! `bench edge`: personalised deliveries by one edge beside nginx serving
+//! the same unmarked file, in one run on this machine.
+//!
+//! A 5-minute track (generated music, 44.1 kHz stereo, ingested at the
+//! origin; the `high` rendition, FLAC) is bought by 1, 10 and 100 buyers at
+//! once. For tracecast each buyer asks the origin for a ticket, the edge
+//! marks a copy for them and they download it in full; for nginx
+//! (Debian's package, started here on loopback with sendfile on) each
+//! client downloads the unmarked rendition. Printed: deliveries per second
+//! and MB/s, the edge's serving alone (the kept copies fetched again, as a
+//! resumed download would), the ratio to nginx, and where one delivery's
+//! time goes next to the mark engine's own embedding time.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use ed25519_dalek::SigningKey;
+use tracecast_client::{EdgeClient, OriginClient};
+use tracecast_delivery::api::{CopyInfo, NewAccount};
+use tracecast_delivery::Tier;
+use tracecast_mark::MarkKey;
+use tracecast_server::auth::{new_token, token_hash};
+use tracecast_server::edge::{Edge, EdgeConfig, EdgeIdentity};
+use tracecast_server::mailbox::{self, MailboxConfig};
+use tracecast_server::origin::{self, Origin, OriginConfig};
+use tracecast_store::{Blobs, Store};
+
+pub struct Options {
+    pub seconds: f32,
+    pub buyers: Vec<usize>,
+    pub nginx: PathBuf,
+}
+
+pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
+    let mut o = Options {
+        seconds: 300.0,
+        buyers: vec![1, 10, 100],
+        nginx: PathBuf::from("/usr/sbin/nginx"),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .copied()
+                .with_context(|| format!("{a} needs a value"))
+        };
+        match *a {
+            "--seconds" => o.seconds = value()?.parse()?,
+            "--buyers" => {
+                o.buyers = value()?
+                    .split(',')
+                    .map(|s| s.trim().parse())
+                    .collect::<Result<_, _>>()?
+            }
+            "--nginx" => o.nginx = PathBuf::from(value()?),
+            other => bail!("unknown option {other}"),
+        }
+    }
+    Ok(o)
+}
+
+/// nginx on loopback serving one directory, stopped on drop.
+struct Nginx {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_nginx(bin: &Path, root: &Path, prefix: &Path) -> anyhow::Result<Nginx> {
+    if !bin.exists() {
+        bail!(
+            "{} not found: apt-get install nginx-light (or pass --nginx PATH)",
+            bin.display()
+        );
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    std::fs::create_dir_all(prefix.join("logs"))?;
+    let conf = prefix.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nworker_processes 2;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  sendfile on;\n  tcp_nopush on;\n  access_log off;\n  keepalive_requests 100000;\n\
+             client_body_temp_path {p}/body; proxy_temp_path {p}/proxy; fastcgi_temp_path {p}/fcgi;\n\
+             uwsgi_temp_path {p}/uwsgi; scgi_temp_path {p}/scgi;\n\
+             server {{ listen 127.0.0.1:{port}; root {root}; location / {{ }} }}\n}}\n",
+            p = prefix.display(),
+            root = root.display()
+        ),
+    )?;
+    let child = Command::new(bin)
+        .args([
+            "-p",
+            &prefix.display().to_string(),
+            "-c",
+            &conf.display().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!(
+                "nginx did not start (see {}/logs/error.log)",
+                prefix.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Nginx { child, port })
+}
+
+/// Downloads `url` in full, returning the bytes read.
+async fn fetch_all(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
+    let mut r = http.get(url).send().await?;
+    if !r.status().is_success() {
+        bail!("{url}: {}", r.status());
+    }
+    let mut n = 0u64;
+    while let Some(c) = r.chunk().await? {
+        n += c.len() as u64;
+    }
+    Ok(n)
+}
+
+/// Runs `clients` concurrent loops of `per_client` downloads; returns
+/// (requests, bytes, seconds).
+async fn load(
+    http: &reqwest::Client,
+    urls: &[String],
+    per_client: usize,
+) -> anyhow::Result<(usize, u64, f64)> {
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for url in urls {
+        let http = http.clone();
+        let url = url.clone();
+        set.spawn(async move {
+            let mut bytes = 0;
+            for _ in 0..per_client {
+                bytes += fetch_all(&http, &url).await?;
+            }
+            Ok::<_, anyhow::Error>(bytes)
+        });
+    }
+    let mut bytes = 0;
+    while let Some(r) = set.join_next().await {
+        bytes += r??;
+    }
+    Ok((
+        urls.len() * per_client,
+        bytes,
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+pub fn run(o: &Options) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(bench(o))
+}
+
+async fn bench(o: &Options) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let max_buyers = o.buyers.iter().copied().max().unwrap_or(1);
+    let store = Store::open_dir(&dir.path().join("data")).await?;
+    let admin_token = new_token();
+    store
+        .add_token(token_hash(&admin_token), None, "admin")
+        .await?;
+    let mb = mailbox::Mailbox::start(store.clone(), MailboxConfig::default());
+    let signing = SigningKey::from_bytes(&[5; 32]);
+    let key = MarkKey::from_bytes([6; 32]);
+    let org = Origin::start(
+        store.clone(),
+        Blobs::local(&dir.path().join("blobs"))?,
+        mb.clone(),
+        signing,
+        key.clone(),
+        OriginConfig::default(),
+    )
+    .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(tracecast_server::serve(
+        listener,
+        mailbox::router(mb).merge(origin::router(org)),
+        std::future::pending(),
+    ));
+    let admin = OriginClient::new(&base, &admin_token)?;
+    let edge_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = format!("http://{}/edge", edge_listener.local_addr()?);
+    let acct = admin
+        .add_account(&NewAccount {
+            kind: "edge".into(),
+            name: "bench".into(),
+            address: Some(address.clone()),
+            operator: Some("bench".into()),
+            fee_cents: Some(1),
+        })
+        .await?;
+    let config = EdgeConfig::new(
+        &base,
+        acct.token.as_deref().unwrap_or_default(),
+        &dir.path().join("edge"),
+    );
+    let who = EdgeIdentity::fetch(&config, Duration::from_secs(10)).await?;
+    let edge = Edge::start(store.clone(), key.clone(), config, who)?;
+    tokio::spawn(tracecast_server::serve(
+        edge_listener,
+        tracecast_server::edge::router(edge),
+        std::future::pending(),
+    ));
+    let account = |kind: &'static str, name: String| {
+        let admin = admin.clone();
+        let base = base.clone();
+        async move {
+            let a = admin
+                .add_account(&NewAccount {
+                    kind: kind.into(),
+                    name,
+                    address: None,
+                    operator: None,
+                    fee_cents: None,
+                })
+                .await?;
+            Ok::<_, anyhow::Error>(OriginClient::new(
+                &base,
+                a.token.as_deref().unwrap_or_default(),
+            )?)
+        }
+    };
+    let provider = account("provider", "bench-provider".into()).await?;
+    let mut users = Vec::new();
+    for i in 0..max_buyers {
+        users.push(account("user", format!("buyer-{i}")).await?);
+    }
+    eprintln!("making a {:.0}-second track and ingesting it...", o.seconds);
+    let src = dir.path().join("track.wav");
+    tracecast_media::encode_file(&tracecast_media::synth::music(o.seconds, 44_100, 77), &src)?;
+    let content = provider
+        .add_content(&src, "Bench", 100, None, |_, _| {})
+        .await?;
+    let rendition = content
+        .renditions
+        .iter()
+        .find(|r| r.tier == Tier::High)
+        .context("no high rendition")?
+        .clone();
+    // Wait until the edge is alive at the origin.
+    for _ in 0..100 {
+        if store.edges().await?.iter().all(|e| e.last_seen.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Where one delivery's time goes, measured on the rendition in this
+    // process: decode, embed (the mark engine alone), encode.
+    let blob = std::fs::read(dir.path().join("blobs/renditions").join(&rendition.sha256))?;
+    let mut best = [f64::MAX; 3];
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut pcm = tracecast_media::decode_bytes(blob.clone(), Some("flac"))?;
+        let decode = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        tracecast_mark::audio::embed(
+            &mut pcm.channels,
+            pcm.sample_rate,
+            &key,
+            &tracecast_mark::Payload {
+                content_server: 1,
+                edge: 1,
+                home: 0,
+                user: 1,
+            },
+            &Default::default(),
+            &mut |_, _| {},
+        )?;
+        let embed = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let flac = tracecast_media::encode_to_vec(&pcm, tracecast_media::OutputFormat::Flac)?;
+        let encode = t.elapsed().as_secs_f64();
+        std::hint::black_box(flac);
+        for (b, v) in best.iter_mut().zip([decode, embed, encode]) {
+            *b = b.min(v);
+        }
+    }
+    let [decode_s, embed_s, encode_s] = best;
+
+    // nginx beside, serving the same (unmarked) rendition.
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www)?;
+    std::fs::write(www.join("track.flac"), &blob)?;
+    let nginx = start_nginx(&o.nginx, &www, &dir.path().join("nginx"))?;
+    let nginx_url = format!("http://127.0.0.1:{}/track.flac", nginx.port);
+
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let edge_client = Arc::new(EdgeClient::new()?);
+    println!(
+        "\nedge bench: one edge, {:.0}-second track, high rendition {:.1} MB (FLAC 44.1 kHz 16-bit stereo), {} cores",
+        o.seconds,
+        rendition.bytes as f64 / 1e6,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:>7} | {:>14} {:>9} | {:>13} {:>10} | {:>11} {:>10} | {:>12}",
+        "buyers",
+        "tracecast dl/s",
+        "MB/s",
+        "edge re-get/s",
+        "MB/s",
+        "nginx req/s",
+        "MB/s",
+        "re-get/nginx"
+    );
+    let mut first_latency = None;
+    for &n in &o.buyers {
+        let started = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for user in users.iter().take(n) {
+            let user = user.clone();
+            let edge_client = edge_client.clone();
+            let http = http.clone();
+            let content = content.id;
+            set.spawn(async move {
+                let t = Instant::now();
+                let p = user.purchase(content, Some(Tier::High), &[]).await?;
+                let copy: CopyInfo = edge_client.deliver(&p.edge_address, &p.ticket).await?;
+                let marked = t.elapsed().as_secs_f64();
+                let bytes = fetch_all(&http, &copy.url).await?;
+                Ok::<_, anyhow::Error>((copy.url, bytes, marked))
+            });
+        }
+        let mut urls = Vec::new();
+        let mut bytes = 0u64;
+        let mut marked = Vec::new();
+        while let Some(r) = set.join_next().await {
+            let (url, b, m) = r??;
+            urls.push(url);
+            bytes += b;
+            marked.push(m);
+        }
+        let wall = started.elapsed().as_secs_f64();
+        if n == 1 {
+            first_latency = Some(marked[0]);
+        }
+        // Serving alone: the kept copies fetched again (no marking).
+        let per = (400 / n).max(2);
+        let (reqs, rbytes, rsecs) = load(&http, &urls, per).await?;
+        let nginx_urls = vec![nginx_url.clone(); n];
+        let (nreqs, nbytes, nsecs) = load(&http, &nginx_urls, per).await?;
+        let reget = reqs as f64 / rsecs;
+        let ngx = nreqs as f64 / nsecs;
+        println!(
+            "{:>7} | {:>14.2} {:>9.1} | {:>13.1} {:>10.1} | {:>11.1} {:>10.1} | {:>11.2}x",
+            n,
+            n as f64 / wall,
+            bytes as f64 / 1e6 / wall,
+            reget,
+            rbytes as f64 / 1e6 / rsecs,
+            ngx,
+            nbytes as f64 / 1e6 / nsecs,
+            reget / ngx
+        );
+    }
+    if let Some(lat) = first_latency {
+        let other = (lat - decode_s - embed_s - encode_s).max(0.0);
+        println!(
+            "\none delivery (1 buyer, ticket to copy ready): {:.0} ms = decode {:.0} ms + embed {:.0} ms (the mark engine) + encode FLAC {:.0} ms + the rest {:.0} ms (origin ticket, cache read, tag, hash, fsync, report)",
+            lat * 1e3,
+            decode_s * 1e3,
+            embed_s * 1e3,
+            encode_s * 1e3,
+            other * 1e3
+        );
+        println!(
+            "the edge adds {:.0}% over the embedding time ({:.0}% of it decode and encode)",
+            (lat - embed_s) / embed_s * 100.0,
+            (decode_s + encode_s) / embed_s * 100.0
+        );
+    }
+    drop(nginx);
+    Ok(())
+}
