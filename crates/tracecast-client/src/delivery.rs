@@ -296,6 +296,9 @@ impl OriginClient {
 #[derive(Debug, Clone)]
 pub struct EdgeClient {
     http: reqwest::Client,
+    /// For the delivery request, which waits while the copy is marked (a
+    /// busy edge queues markings).
+    marking: reqwest::Client,
 }
 
 /// How a download ended.
@@ -313,6 +316,10 @@ impl EdgeClient {
             // A stalled edge is noticed within seconds, so the buyer can
             // resume or turn to another edge.
             http: http(Some(Duration::from_secs(15)))?,
+            marking: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(900))
+                .build()?,
         })
     }
 
@@ -321,7 +328,7 @@ impl EdgeClient {
     pub async fn deliver(&self, address: &str, ticket: &str) -> Result<CopyInfo, ClientError> {
         let base = check_base(address)?;
         json(
-            self.http
+            self.marking
                 .post(format!("{base}/v1/deliveries"))
                 .json(&DeliveryRequest {
                     ticket: ticket.to_owned(),

@@ -98,8 +98,27 @@ pub fn encode_to_vec(pcm: &Pcm, format: OutputFormat) -> Result<Vec<u8>, MediaEr
             write_wav(pcm, &mut out)?;
             Ok(out.into_inner())
         }
-        OutputFormat::Flac => write_flac(pcm),
+        OutputFormat::Flac => write_flac(pcm, FlacEffort::Best),
     }
+}
+
+/// How hard the FLAC encoder works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlacEffort {
+    /// Linear prediction and every stereo mode: the smallest files
+    /// (renditions, made once).
+    Best,
+    /// Fixed predictors only: about three times faster for files about 3%
+    /// larger (a copy made for each buyer), on one thread.
+    Fast,
+    /// As `Fast`, on every core (one copy alone on an idle machine).
+    FastParallel,
+}
+
+/// Encodes `pcm` as FLAC with the given effort.
+pub fn encode_flac(pcm: &Pcm, effort: FlacEffort) -> Result<Vec<u8>, MediaError> {
+    check(pcm)?;
+    write_flac(pcm, effort)
 }
 
 fn write_wav<W: Write + Seek>(pcm: &Pcm, out: W) -> Result<(), MediaError> {
@@ -120,7 +139,7 @@ fn write_wav<W: Write + Seek>(pcm: &Pcm, out: W) -> Result<(), MediaError> {
     w.finalize().map_err(enc)
 }
 
-fn write_flac(pcm: &Pcm) -> Result<Vec<u8>, MediaError> {
+fn write_flac(pcm: &Pcm, effort: FlacEffort) -> Result<Vec<u8>, MediaError> {
     let bits = output_bits(pcm);
     if pcm.sample_rate > 96_000 {
         return Err(MediaError::Parameters(format!(
@@ -135,7 +154,14 @@ fn write_flac(pcm: &Pcm) -> Result<Vec<u8>, MediaError> {
             interleaved.push(quantise(ch[i], bits));
         }
     }
-    let config = flacenc::config::Encoder::default()
+    let mut config = flacenc::config::Encoder::default();
+    if effort != FlacEffort::Best {
+        config.subframe_coding.use_lpc = false;
+        // Copies are made several at once, one per core; threads inside
+        // one encode would only contend.
+        config.multithread = effort == FlacEffort::FastParallel;
+    }
+    let config = config
         .into_verified()
         .map_err(|(_, e)| MediaError::Encode(format!("{e:?}")))?;
     let source = flacenc::source::MemSource::from_samples(

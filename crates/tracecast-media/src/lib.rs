@@ -16,7 +16,7 @@ mod rights;
 pub mod synth;
 
 pub use decode::{decode_bytes, decode_file};
-pub use encode::{encode_file, encode_to_vec, OutputFormat};
+pub use encode::{encode_file, encode_flac, encode_to_vec, FlacEffort, OutputFormat};
 /// The `image` crate's picture type, as read and written here.
 pub use image::DynamicImage;
 pub use picture::{

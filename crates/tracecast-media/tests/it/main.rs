@@ -47,6 +47,19 @@ fn flac_round_trip_at_16_and_24_bits() {
 }
 
 #[test]
+fn fast_flac_holds_the_same_samples_as_the_best() {
+    let pcm = short_music();
+    let best = decode_bytes(
+        encode_to_vec(&pcm, OutputFormat::Flac).unwrap(),
+        Some("flac"),
+    )
+    .unwrap();
+    let fast_bytes = tracecast_media::encode_flac(&pcm, tracecast_media::FlacEffort::Fast).unwrap();
+    let fast = decode_bytes(fast_bytes, Some("flac")).unwrap();
+    assert_eq!(best, fast);
+}
+
+#[test]
 fn mono_48k_wav() {
     let pcm = Pcm {
         channels: vec![synth::music(1.0, 48_000, 1).channels.remove(0)],

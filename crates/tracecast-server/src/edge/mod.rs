@@ -32,7 +32,7 @@ use tracecast_delivery::api::{ContentInfo, CopyInfo, DeliveryRequest, EdgeState,
 use tracecast_delivery::{DeliveryReport, LinkKey, PrePosition, Ticket, TicketError, Tier};
 use tracecast_mailbox::{BoxName, Disposition, FetchRequest, Want};
 use tracecast_mark::{MarkKey, Payload};
-use tracecast_media::{MediaError, OutputFormat, PictureFormat};
+use tracecast_media::{MediaError, PictureFormat};
 use tracecast_store::{EdgeCopy, Store};
 
 pub use cache::{Cache, CacheError};
@@ -58,6 +58,9 @@ pub struct EdgeConfig {
     pub state_every: Duration,
     /// Copies marked at once (each takes a core).
     pub workers: usize,
+    /// Bytes of decoded audio kept in memory (a 5-minute stereo track is
+    /// about 106 MB).
+    pub decoded_bytes: u64,
 }
 
 impl EdgeConfig {
@@ -71,6 +74,7 @@ impl EdgeConfig {
             copy_ttl_secs: 24 * 3600,
             state_every: Duration::from_secs(2),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            decoded_bytes: 512 << 20,
         }
     }
 }
@@ -161,6 +165,12 @@ pub struct Edge {
     in_flight: AtomicI64,
     /// One marking per delivery at a time.
     marking: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+    /// Decoded audio renditions kept in memory while they sell.
+    decoded: std::sync::Mutex<Decoded>,
+    /// Kept copies known whole in this run (made now, or hashed since a
+    /// restart): copies are not fsynced, so one from before a crash is
+    /// checked against its recorded SHA-256 before it is served again.
+    verified: std::sync::Mutex<std::collections::HashSet<i64>>,
     catalog: RwLock<HashMap<i64, ContentInfo>>,
 }
 
@@ -196,6 +206,7 @@ impl Edge {
         let cache = Cache::open(&cache_dir, config.cache_bytes).map_err(io(&cache_dir))?;
         let copies = config.dir.join("copies");
         std::fs::create_dir_all(&copies).map_err(io(&copies))?;
+        let config_decoded = config.decoded_bytes;
         let edge = Arc::new(Self {
             id: who.id,
             name: who.name,
@@ -213,6 +224,8 @@ impl Edge {
             config,
             in_flight: AtomicI64::new(0),
             marking: Mutex::default(),
+            decoded: std::sync::Mutex::new(Decoded::new(config_decoded)),
+            verified: Default::default(),
             catalog: RwLock::default(),
         });
         tokio::spawn(edge.clone().state_loop());
@@ -290,12 +303,34 @@ impl Edge {
     }
 
     async fn kept_copy(&self, delivery: i64) -> Result<Option<EdgeCopy>, ApiError> {
-        Ok(
-            match self.store.edge_copy(i64::from(self.id), delivery).await? {
-                Some(c) if self.copies.join(&c.file).exists() => Some(c),
-                _ => None,
-            },
-        )
+        let Some(c) = self.store.edge_copy(i64::from(self.id), delivery).await? else {
+            return Ok(None);
+        };
+        if self.verified.lock().expect("lock").contains(&delivery) {
+            return Ok(Some(c));
+        }
+        let path = self.copies.join(&c.file);
+        let want = c.sha256.clone();
+        let whole = tokio::task::spawn_blocking(move || {
+            std::fs::read(&path).is_ok_and(|b| hex::encode(Sha256::digest(&b)) == want)
+        })
+        .await
+        .unwrap_or(false);
+        if whole {
+            self.verified.lock().expect("lock").insert(delivery);
+            Ok(Some(c))
+        } else {
+            // Lost or torn in a crash: forget it; the ticket marks it again.
+            tracing::warn!(
+                delivery,
+                "a kept copy did not survive; it will be marked again"
+            );
+            let _ = tokio::fs::remove_file(self.copies.join(&c.file)).await;
+            self.store
+                .delete_edge_copy(i64::from(self.id), delivery)
+                .await?;
+            Ok(None)
+        }
     }
 
     async fn send_report(&self, c: &EdgeCopy) -> Result<(), tracecast_client::ClientError> {
@@ -570,7 +605,46 @@ async fn deliver(
     e.in_flight.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight(&e.in_flight);
     let started = std::time::Instant::now();
-    let (rendition, hit) = e.rendition(ticket.content, ticket.tier).await?;
+    let holding = Holding {
+        content: ticket.content,
+        tier: ticket.tier,
+    };
+    let cached = e.decoded.lock().expect("lock").get(&holding);
+    let (source, hit) = match cached {
+        Some(audio) => (Source::Audio(audio), true),
+        None => {
+            let (rendition, hit) = e.rendition(ticket.content, ticket.tier).await?;
+            if tracecast_media::is_picture(&rendition[..rendition.len().min(16)]) {
+                (Source::Picture(rendition), hit)
+            } else {
+                let permit = e
+                    .work
+                    .acquire()
+                    .await
+                    .map_err(|_| ApiError::bad_request("shutting down"))?;
+                let audio = tokio::task::spawn_blocking(move || decode_audio(&rendition))
+                    .await
+                    .map_err(|x| {
+                        ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "mark_failed",
+                            x.to_string(),
+                        )
+                    })?
+                    .map_err(|x| {
+                        ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "mark_failed",
+                            format!("decoding the rendition: {x}"),
+                        )
+                    })?;
+                drop(permit);
+                let audio = Arc::new(audio);
+                e.decoded.lock().expect("lock").put(holding, audio.clone());
+                (Source::Audio(audio), hit)
+            }
+        }
+    };
     let pulled = started.elapsed();
     let payload = Payload {
         content_server: ticket.content_server,
@@ -584,36 +658,32 @@ async fn deliver(
         .await
         .map_err(|_| ApiError::bad_request("shutting down"))?;
     let key = e.mark_key.clone();
-    let marked = tokio::task::spawn_blocking(move || mark_copy(&rendition, &payload, &key))
-        .await
-        .map_err(|x| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "mark_failed",
-                x.to_string(),
-            )
-        })?
-        .map_err(|x| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "mark_failed",
-                format!("marking failed: {x}"),
-            )
-        })?;
+    // Alone on the edge, the encoder may use every core.
+    let alone = e.in_flight.load(Ordering::Relaxed) <= 1;
+    let copies = e.copies.clone();
+    let delivery = ticket.delivery;
+    let marked = tokio::task::spawn_blocking(move || {
+        mark_copy(source, &payload, &key, alone, |ext| {
+            copies.join(format!("{delivery}.{ext}"))
+        })
+    })
+    .await
+    .map_err(|x| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "mark_failed",
+            x.to_string(),
+        )
+    })?
+    .map_err(|x| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "mark_failed",
+            format!("marking failed: {x}"),
+        )
+    })?;
     drop(permit);
     let file = format!("{}.{}", ticket.delivery, marked.extension);
-    let path = e.copies.join(&file);
-    let tmp = e.copies.join(format!(".{file}.partial"));
-    cache::write_durable(&tmp, &marked.bytes)
-        .await
-        .and(tokio::fs::rename(&tmp, &path).await)
-        .map_err(|x| {
-            ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "disk",
-                format!("cannot keep the copy: {x}"),
-            )
-        })?;
     let copy = EdgeCopy {
         edge_id: i64::from(e.id),
         delivery_id: ticket.delivery,
@@ -621,16 +691,18 @@ async fn deliver(
         content_id: ticket.content,
         tier: ticket.tier.as_str().into(),
         file,
-        bytes: marked.bytes.len() as i64,
-        sha256: hex::encode(Sha256::digest(&marked.bytes)),
+        bytes: marked.len as i64,
+        sha256: marked.sha256.clone(),
         media_type: marked.media_type.into(),
         filename: marked.filename(&ticket),
         created_at: tracecast_store::now_ms(),
     };
     e.store.put_edge_copy(&copy).await?;
+    e.verified.lock().expect("lock").insert(ticket.delivery);
     tracing::info!(
         delivery = ticket.delivery, user = ticket.user, content = ticket.content, tier = %ticket.tier,
         cache_hit = hit, pull_ms = pulled.as_millis() as u64, mark_ms = marked.mark_ms,
+        encode_ms = marked.encode_ms,
         total_ms = started.elapsed().as_millis() as u64, "copy marked"
     );
     // The report goes now; if the origin cannot take it, the report loop
@@ -645,12 +717,14 @@ async fn deliver(
     Ok((StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response())
 }
 
-/// A marked copy, encoded.
+/// A marked copy, encoded and written.
 struct Marked {
-    bytes: Vec<u8>,
+    len: u64,
+    sha256: String,
     media_type: &'static str,
     extension: &'static str,
     mark_ms: u64,
+    encode_ms: u64,
 }
 
 impl Marked {
@@ -662,13 +736,89 @@ impl Marked {
     }
 }
 
-/// Decodes a rendition, writes the mark, encodes it in the rendition's own
-/// format and carries the rendition's rights metadata over.
-fn mark_copy(rendition: &[u8], payload: &Payload, key: &MarkKey) -> Result<Marked, MediaError> {
-    let rights = tracecast_media::read_rights(rendition);
-    let (bytes, media_type, extension, mark_ms) =
-        if tracecast_media::is_picture(&rendition[..rendition.len().min(16)]) {
-            let mut img = tracecast_media::decode_picture(rendition)?;
+/// A decoded audio rendition and the rights its file carried.
+pub struct DecodedAudio {
+    pcm: tracecast_media::Pcm,
+    rights: Option<tracecast_media::Rights>,
+}
+
+fn decode_audio(rendition: &[u8]) -> Result<DecodedAudio, MediaError> {
+    Ok(DecodedAudio {
+        rights: tracecast_media::read_rights(rendition),
+        pcm: tracecast_media::decode_bytes(rendition.to_vec(), Some("flac"))?,
+    })
+}
+
+/// What a copy is made from.
+enum Source {
+    Audio(Arc<DecodedAudio>),
+    Picture(Bytes),
+}
+
+/// Decoded audio renditions in memory, least recently used dropped first.
+pub struct Decoded {
+    capacity: u64,
+    clock: u64,
+    entries: HashMap<Holding, (Arc<DecodedAudio>, u64)>,
+}
+
+impl Decoded {
+    fn new(capacity: u64) -> Self {
+        Self {
+            capacity,
+            clock: 0,
+            entries: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, h: &Holding) -> Option<Arc<DecodedAudio>> {
+        self.clock += 1;
+        let now = self.clock;
+        self.entries.get_mut(h).map(|(a, used)| {
+            *used = now;
+            a.clone()
+        })
+    }
+
+    fn put(&mut self, h: Holding, audio: Arc<DecodedAudio>) {
+        let bytes = |a: &DecodedAudio| (a.pcm.frames() * a.pcm.channels.len() * 4) as u64;
+        let items: Vec<tracecast_delivery::evict::Cached<Holding>> = self
+            .entries
+            .iter()
+            .map(|(k, (a, used))| tracecast_delivery::evict::Cached {
+                key: *k,
+                bytes: bytes(a),
+                last_used: *used,
+                pinned: false,
+            })
+            .collect();
+        // Too big to keep: it is used for this copy and dropped.
+        if let Ok(victims) =
+            tracecast_delivery::evict::victims(&items, self.capacity, bytes(&audio))
+        {
+            for v in victims {
+                self.entries.remove(&v);
+            }
+            self.clock += 1;
+            self.entries.insert(h, (audio, self.clock));
+        }
+    }
+}
+
+/// Writes the mark into a copy of the rendition, encodes it in the
+/// rendition's own format and carries the rendition's rights metadata over.
+fn mark_copy(
+    source: Source,
+    payload: &Payload,
+    key: &MarkKey,
+    alone: bool,
+    out: impl Fn(&str) -> PathBuf,
+) -> Result<Marked, MediaError> {
+    let t0 = std::time::Instant::now();
+    let (bytes, rights, media_type, extension, mark_ms) = match source {
+        Source::Picture(rendition) => {
+            let rights = tracecast_media::read_rights(&rendition);
+            let mut img = tracecast_media::decode_picture(&rendition)?;
             let t = std::time::Instant::now();
             tracecast_media::mark_picture(
                 &mut img,
@@ -682,6 +832,7 @@ fn mark_copy(rendition: &[u8], payload: &Payload, key: &MarkKey) -> Result<Marke
             if rendition.starts_with(&[0xFF, 0xD8]) {
                 (
                     tracecast_media::encode_picture(&img, PictureFormat::Jpeg(92))?,
+                    rights,
                     "image/jpeg",
                     "jpg",
                     ms,
@@ -689,13 +840,15 @@ fn mark_copy(rendition: &[u8], payload: &Payload, key: &MarkKey) -> Result<Marke
             } else {
                 (
                     tracecast_media::encode_picture(&img, PictureFormat::Png)?,
+                    rights,
                     "image/png",
                     "png",
                     ms,
                 )
             }
-        } else {
-            let mut pcm = tracecast_media::decode_bytes(rendition.to_vec(), Some("flac"))?;
+        }
+        Source::Audio(audio) => {
+            let mut pcm = audio.pcm.clone();
             let t = std::time::Instant::now();
             tracecast_mark::audio::embed(
                 &mut pcm.channels,
@@ -708,21 +861,44 @@ fn mark_copy(rendition: &[u8], payload: &Payload, key: &MarkKey) -> Result<Marke
             .map_err(|e| MediaError::Malformed(e.to_string()))?;
             let ms = t.elapsed().as_millis() as u64;
             (
-                tracecast_media::encode_to_vec(&pcm, OutputFormat::Flac)?,
+                tracecast_media::encode_flac(
+                    &pcm,
+                    if alone {
+                        tracecast_media::FlacEffort::FastParallel
+                    } else {
+                        tracecast_media::FlacEffort::Fast
+                    },
+                )?,
+                audio.rights.clone(),
                 "audio/flac",
                 "flac",
                 ms,
             )
-        };
+        }
+    };
     let bytes = match rights {
         Some(r) => tracecast_media::tag(&bytes, &r)?,
         None => bytes,
     };
+    let encode_ms = (t0.elapsed().as_millis() as u64).saturating_sub(mark_ms);
+    // Written here, off the async threads; not fsynced (the hot path): a
+    // copy from before a crash is hashed before it is served again
+    // (`kept_copy`).
+    let path = out(extension);
+    let tmp = path.with_extension(format!("{extension}.partial"));
+    let io = |e: std::io::Error| MediaError::Write {
+        path: path.clone(),
+        source: e,
+    };
+    std::fs::write(&tmp, &bytes).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
     Ok(Marked {
-        bytes,
+        len: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(&bytes)),
         media_type,
         extension,
         mark_ms,
+        encode_ms,
     })
 }
 
