@@ -27,13 +27,15 @@ pub struct Representation<'a> {
     pub max_age: u64,
 }
 
-const CHUNK: usize = 256 << 10;
+const CHUNK: usize = 1 << 20;
 
 async fn segment(
     path: &Path,
     r: ByteRange,
 ) -> std::io::Result<ReaderStream<tokio::io::Take<tokio::fs::File>>> {
     let mut f = tokio::fs::File::open(path).await?;
+    // Fewer, larger reads: each one is a hop to the blocking pool.
+    f.set_max_buf_size(CHUNK);
     f.seek(std::io::SeekFrom::Start(r.first)).await?;
     Ok(ReaderStream::with_capacity(f.take(r.len()), CHUNK))
 }
