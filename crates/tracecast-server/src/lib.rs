@@ -13,6 +13,30 @@ use std::net::SocketAddr;
 
 pub use error::ApiError;
 
+/// Runs CPU-heavy media work (decode, mark, encode) on the blocking pool,
+/// at most as many at once as `workers` has permits (one per core), so
+/// the async threads keep answering while copies are made.
+pub(crate) async fn on_worker<T: Send + 'static>(
+    workers: &tokio::sync::Semaphore,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = workers.acquire().await.map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down",
+        )
+    })?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        tracing::error!(error = %e, "media work failed");
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the media work failed; nothing was changed",
+        )
+    })
+}
+
 /// Serves a router until `shutdown` resolves, then lets in-flight requests
 /// finish.
 pub async fn serve(

@@ -617,20 +617,8 @@ async fn deliver(
             if tracecast_media::is_picture(&rendition[..rendition.len().min(16)]) {
                 (Source::Picture(rendition), hit)
             } else {
-                let permit = e
-                    .work
-                    .acquire()
-                    .await
-                    .map_err(|_| ApiError::bad_request("shutting down"))?;
-                let audio = tokio::task::spawn_blocking(move || decode_audio(&rendition))
-                    .await
-                    .map_err(|x| {
-                        ApiError::new(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "mark_failed",
-                            x.to_string(),
-                        )
-                    })?
+                let audio = crate::on_worker(&e.work, move || decode_audio(&rendition))
+                    .await?
                     .map_err(|x| {
                         ApiError::new(
                             StatusCode::INTERNAL_SERVER_ERROR,
@@ -638,7 +626,6 @@ async fn deliver(
                             format!("decoding the rendition: {x}"),
                         )
                     })?;
-                drop(permit);
                 let audio = Arc::new(audio);
                 e.decoded.lock().expect("lock").put(holding, audio.clone());
                 (Source::Audio(audio), hit)
@@ -652,29 +639,17 @@ async fn deliver(
         home: 0,
         user: ticket.user,
     };
-    let permit = e
-        .work
-        .acquire()
-        .await
-        .map_err(|_| ApiError::bad_request("shutting down"))?;
     let key = e.mark_key.clone();
     // Alone on the edge, the encoder may use every core.
     let alone = e.in_flight.load(Ordering::Relaxed) <= 1;
     let copies = e.copies.clone();
     let delivery = ticket.delivery;
-    let marked = tokio::task::spawn_blocking(move || {
+    let marked = crate::on_worker(&e.work, move || {
         mark_copy(source, &payload, &key, alone, |ext| {
             copies.join(format!("{delivery}.{ext}"))
         })
     })
-    .await
-    .map_err(|x| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "mark_failed",
-            x.to_string(),
-        )
-    })?
+    .await?
     .map_err(|x| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -682,7 +657,6 @@ async fn deliver(
             format!("marking failed: {x}"),
         )
     })?;
-    drop(permit);
     let file = format!("{}.{}", ticket.delivery, marked.extension);
     let copy = EdgeCopy {
         edge_id: i64::from(e.id),

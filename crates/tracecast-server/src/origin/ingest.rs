@@ -88,21 +88,7 @@ pub(super) async fn add_content(
         .map(|(_, e)| e.to_ascii_lowercase());
     let source_bytes = bytes.len() as i64;
     let started = std::time::Instant::now();
-    let permit = o
-        .work
-        .acquire()
-        .await
-        .map_err(|_| ApiError::bad_request("shutting down"))?;
-    let made = tokio::task::spawn_blocking(move || make_renditions(&bytes, ext.as_deref()))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "ingest_failed",
-                e.to_string(),
-            )
-        })?;
-    drop(permit);
+    let made = crate::on_worker(&o.work, move || make_renditions(&bytes, ext.as_deref())).await?;
     let (kind, made) = made.map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -81,20 +81,8 @@ pub(super) async fn trace(
         .map(|(_, e)| e.to_ascii_lowercase());
     let started = std::time::Instant::now();
     let key = o.mark_key.clone();
-    let permit = o
-        .work
-        .acquire()
-        .await
-        .map_err(|_| ApiError::bad_request("shutting down"))?;
-    let read = tokio::task::spawn_blocking(move || read_mark(&bytes, ext.as_deref(), &key))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "trace_failed",
-                e.to_string(),
-            )
-        })?
+    let read = crate::on_worker(&o.work, move || read_mark(&bytes, ext.as_deref(), &key))
+        .await?
         .map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -102,7 +90,6 @@ pub(super) async fn trace(
                 format!("cannot read this file: {e}"),
             )
         })?;
-    drop(permit);
     let mut report = TraceReport {
         mark: None,
         user: None,
