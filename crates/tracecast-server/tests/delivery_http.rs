@@ -454,6 +454,11 @@ async fn bad_input_is_refused_and_changes_nothing() {
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let r = post(Vec::new(), None).await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        // Too short to carry a readable mark.
+        let short = std::fs::read(track(files.path(), 3.0, 9)).unwrap();
+        let r = post(short, None).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().await.unwrap().contains("readable mark"));
         // Random bytes never make the server fail.
         for seed in 0..20u8 {
             let junk: Vec<u8> = (0..500)

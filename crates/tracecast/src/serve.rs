@@ -235,7 +235,15 @@ impl Node {
     /// Starts the roles in `s` on `listener`.
     pub async fn start(s: &Settings, listener: tokio::net::TcpListener) -> anyhow::Result<Node> {
         let addr = listener.local_addr()?;
-        let base = format!("http://{addr}");
+        // Listening on every interface: this process reaches itself (and
+        // its local edge is announced) on loopback; edges for remote
+        // buyers are registered with their public address.
+        let reach = if addr.ip().is_unspecified() {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+        } else {
+            addr
+        };
+        let base = format!("http://{reach}");
         let store = match &s.database {
             Some(url) => Store::open(url).await,
             None => Store::open_dir(&s.data).await,

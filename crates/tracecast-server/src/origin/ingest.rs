@@ -22,6 +22,8 @@ use crate::ApiError;
 
 /// Longest preview excerpt.
 pub const PREVIEW_SECS: f64 = 30.0;
+/// Shortest audio accepted.
+pub const MIN_AUDIO_SECS: f64 = 5.0;
 /// Highest rate kept in the lossless tier (the FLAC writer's limit).
 const MAX_LOSSLESS_RATE: u32 = 96_000;
 
@@ -194,10 +196,13 @@ fn make_renditions(
         return Ok((ContentKind::Picture, out));
     }
     let pcm = tracecast_media::decode_bytes(bytes.to_vec(), ext)?;
-    if pcm.duration_secs() < 1.0 {
-        return Err(MediaError::Malformed(
-            "the audio is shorter than one second".into(),
-        ));
+    // A copy must be traceable: the audio mark needs about one block
+    // (4.5 s) to be read back.
+    if pcm.duration_secs() < MIN_AUDIO_SECS {
+        return Err(MediaError::Malformed(format!(
+            "the audio lasts {:.1} s; works shorter than {MIN_AUDIO_SECS} s cannot carry a readable mark",
+            pcm.duration_secs()
+        )));
     }
     let lossless = if pcm.sample_rate > MAX_LOSSLESS_RATE {
         Pcm {
