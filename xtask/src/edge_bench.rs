@@ -366,22 +366,18 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
             let http = http.clone();
             let content = content.id;
             set.spawn(async move {
-                let t = Instant::now();
                 let p = user.purchase(content, Some(Tier::High), &[]).await?;
                 let copy: CopyInfo = edge_client.deliver(&p.edge_address, &p.ticket).await?;
-                let marked = t.elapsed().as_secs_f64();
                 let bytes = fetch_all(&http, &copy.url).await?;
-                Ok::<_, anyhow::Error>((copy.url, bytes, marked))
+                Ok::<_, anyhow::Error>((copy.url, bytes))
             });
         }
         let mut urls = Vec::new();
         let mut bytes = 0u64;
-        let mut marked = Vec::new();
         while let Some(r) = set.join_next().await {
-            let (url, b, m) = r??;
+            let (url, b) = r??;
             urls.push(url);
             bytes += b;
-            marked.push(m);
         }
         let wall = started.elapsed().as_secs_f64();
         fresh += n;
