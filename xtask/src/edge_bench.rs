@@ -237,15 +237,7 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
         let admin = admin.clone();
         let base = base.clone();
         async move {
-            let a = admin
-                .add_account(&NewAccount {
-                    kind: kind.into(),
-                    name,
-                    address: None,
-                    operator: None,
-                    fee_cents: None,
-                })
-                .await?;
+            let a = admin.add_account(&NewAccount::named(kind, &name)).await?;
             Ok::<_, anyhow::Error>(OriginClient::new(
                 &base,
                 a.token.as_deref().unwrap_or_default(),

@@ -22,6 +22,19 @@ pub struct NewAccount {
     pub fee_cents: Option<i64>,
 }
 
+impl NewAccount {
+    /// A provider or user account (edges also need an address).
+    pub fn named(kind: &str, name: &str) -> Self {
+        Self {
+            kind: kind.into(),
+            name: name.into(),
+            address: None,
+            operator: None,
+            fee_cents: None,
+        }
+    }
+}
+
 /// An account as the origin describes it; `token` only when just created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountInfo {

@@ -117,13 +117,7 @@ impl Net {
     async fn account(&self, kind: &str, name: &str) -> (i64, OriginClient, String) {
         let a = self
             .admin
-            .add_account(&NewAccount {
-                kind: kind.into(),
-                name: name.into(),
-                address: None,
-                operator: None,
-                fee_cents: None,
-            })
+            .add_account(&NewAccount::named(kind, name))
             .await
             .unwrap();
         let token = a.token.unwrap();

@@ -379,15 +379,7 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
 }
 
 async fn account(admin: &OriginClient, kind: &str, name: &str) -> anyhow::Result<(i64, String)> {
-    let a = admin
-        .add_account(&NewAccount {
-            kind: kind.into(),
-            name: name.into(),
-            address: None,
-            operator: None,
-            fee_cents: None,
-        })
-        .await?;
+    let a = admin.add_account(&NewAccount::named(kind, name)).await?;
     Ok((a.id, a.token.unwrap_or_default()))
 }
 
