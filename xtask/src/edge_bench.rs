@@ -219,6 +219,7 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
             address: Some(address.clone()),
             operator: Some("bench".into()),
             fee_cents: Some(1),
+            ..NewAccount::named("edge", "")
         })
         .await?;
     let config = EdgeConfig::new(

@@ -24,7 +24,13 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// Crates that must stay pure: no I/O, no async runtime, no database.
-const PURE: &[&str] = &["tracecast-mark", "tracecast-mailbox", "tracecast-delivery"];
+const PURE: &[&str] = &[
+    "tracecast-mark",
+    "tracecast-mailbox",
+    "tracecast-delivery",
+    "tracecast-ledger",
+    "tracecast-disc",
+];
 const IO_DEPENDENCIES: &[&str] = &[
     "tokio",
     "reqwest",

@@ -12,8 +12,9 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tracecast_delivery::api::{
-    AccountInfo, ContentInfo, CopyInfo, DeliveryRequest, EdgeState, NewAccount, OriginInfo,
-    PrePositionRequest, Purchase, PurchaseRequest, TraceReport,
+    AccountInfo, ContentInfo, CopyInfo, DeliveryRequest, EdgeState, Invoice, NewAccount,
+    OriginInfo, PaymentReceipt, PaymentRequest, PrePositionRequest, Purchase, PurchaseRequest,
+    TraceReport,
 };
 use tracecast_delivery::Tier;
 
@@ -122,6 +123,20 @@ impl OriginClient {
         terms: Option<&str>,
         progress: impl Fn(u64, u64) + Send + Sync + 'static,
     ) -> Result<ContentInfo, ClientError> {
+        self.add_content_rentable(file, title, price_cents, terms, None, progress)
+            .await
+    }
+
+    /// [`Self::add_content`] with a rental tariff (`0.50/hour`).
+    pub async fn add_content_rentable(
+        &self,
+        file: &Path,
+        title: &str,
+        price_cents: i64,
+        terms: Option<&str>,
+        rental_tariff: Option<&str>,
+        progress: impl Fn(u64, u64) + Send + Sync + 'static,
+    ) -> Result<ContentInfo, ClientError> {
         let bytes = Bytes::from(
             tokio::fs::read(file)
                 .await
@@ -144,6 +159,9 @@ impl OriginClient {
             ("title", title.to_owned()),
             ("price_cents", price_cents.to_string()),
         ];
+        if let Some(t) = rental_tariff {
+            query.push(("rental_tariff", t.to_owned()));
+        }
         if let Some(t) = terms {
             query.push(("terms", t.to_owned()));
         }
@@ -210,13 +228,65 @@ impl OriginClient {
         tier: Option<Tier>,
         avoid: &[i64],
     ) -> Result<Purchase, ClientError> {
+        let mut req = PurchaseRequest::download(content, tier);
+        req.avoid = avoid.to_vec();
+        self.order(&req).await
+    }
+
+    /// Designation and ticket for any purchase: through a home server, a
+    /// rental, a kiosk order (user token).
+    pub async fn order(&self, request: &PurchaseRequest) -> Result<Purchase, ClientError> {
         json(
             self.req(reqwest::Method::POST, "/v1/purchases")
-                .json(&PurchaseRequest {
-                    content,
-                    tier,
-                    avoid: avoid.to_vec(),
-                })
+                .json(request)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// The caller's invoice (user), or a user's (administrator).
+    pub async fn invoice(&self, user: Option<&str>) -> Result<Invoice, ClientError> {
+        let mut req = self.req(reqwest::Method::GET, "/v1/invoice");
+        if let Some(u) = user {
+            req = req.query(&[("user", u)]);
+        }
+        json(req.send().await?).await
+    }
+
+    /// Pays through the origin's payment provider (user token).
+    pub async fn pay(&self, request: &PaymentRequest) -> Result<PaymentReceipt, ClientError> {
+        json(
+            self.req(reqwest::Method::POST, "/v1/payments")
+                .json(request)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Every ledger posting (administrator), as CSV text.
+    pub async fn ledger_csv(&self) -> Result<String, ClientError> {
+        let resp = self
+            .req(reqwest::Method::GET, "/v1/ledger")
+            .query(&[("format", "csv")])
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(refused(resp).await);
+        }
+        Ok(resp.text().await?)
+    }
+
+    /// Every ledger posting (administrator).
+    pub async fn ledger(&self) -> Result<serde_json::Value, ClientError> {
+        json(self.req(reqwest::Method::GET, "/v1/ledger").send().await?).await
+    }
+
+    /// Every account's balance (administrator).
+    pub async fn balances(&self) -> Result<serde_json::Value, ClientError> {
+        json(
+            self.req(reqwest::Method::GET, "/v1/ledger/balances")
                 .send()
                 .await?,
         )
@@ -442,4 +512,94 @@ pub fn part_path(out: &Path) -> PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     out.with_file_name(name)
+}
+
+impl EdgeClient {
+    /// Posts to a home server's end link: confirms a download arrived
+    /// whole, or ends a rental. The home deletes its copy and reports.
+    pub async fn finish(&self, done_url: &str) -> Result<serde_json::Value, ClientError> {
+        json(self.http.post(done_url).send().await?).await
+    }
+}
+
+/// Client of a kiosk, for the shop's operator (the kiosk's own token).
+#[derive(Debug, Clone)]
+pub struct KioskClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl KioskClient {
+    pub fn new(base: &str, token: &str) -> Result<Self, ClientError> {
+        Ok(Self {
+            base: check_base(base)?,
+            token: token.trim().to_owned(),
+            http: http(None)?,
+        })
+    }
+
+    /// The orders and their images.
+    pub async fn discs(&self) -> Result<serde_json::Value, ClientError> {
+        json(
+            self.http
+                .get(format!("{}/v1/discs", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Saves an order's image to `out`, checked against its SHA-256.
+    pub async fn image(&self, delivery: i64, out: &Path) -> Result<u64, ClientError> {
+        use futures::StreamExt;
+        use sha2::Digest;
+        use tokio::io::AsyncWriteExt;
+        let resp = self
+            .http
+            .get(format!("{}/v1/discs/{delivery}/image", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(refused(resp).await);
+        }
+        let want = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim_matches('"').to_owned())
+            .unwrap_or_default();
+        let io = |e: std::io::Error| ClientError::Local(format!("writing {}: {e}", out.display()));
+        let mut file = tokio::fs::File::create(out).await.map_err(io)?;
+        let mut sha = sha2::Sha256::new();
+        let mut n = 0u64;
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            sha.update(&chunk);
+            n += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.sync_all().await.map_err(io)?;
+        if hex::encode(sha.finalize()) != want {
+            return Err(ClientError::Integrity(format!(
+                "the image of order {delivery} does not match its SHA-256"
+            )));
+        }
+        Ok(n)
+    }
+
+    /// The disc is burned: the kiosk deletes the image.
+    pub async fn burned(&self, delivery: i64) -> Result<serde_json::Value, ClientError> {
+        json(
+            self.http
+                .post(format!("{}/v1/discs/{delivery}/burned", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await?,
+        )
+        .await
+    }
 }

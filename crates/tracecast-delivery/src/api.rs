@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Tier;
+use crate::{DiscOrder, Fulfilment, Mode, Tier};
 
 /// `POST /v1/accounts` (administrator).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,9 +17,21 @@ pub struct NewAccount {
     /// Edges only: who runs it (paid the usage fee).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
-    /// Edges only: usage fee per delivery, in cents.
+    /// Edges and homes: usage fee per delivery, in cents; kiosks: the
+    /// agency fee per order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee_cents: Option<i64>,
+    /// Homes only: who pays the usage fee, `user` (the default) or a
+    /// building manager's ledger account (`manager:maple-court`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer: Option<String>,
+    /// Kiosks only: price in cents of each medium the store sells
+    /// (`{"cd-r": 150, "dvd-r": 300}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<std::collections::BTreeMap<String, i64>>,
+    /// Kiosks only: what posting a disc costs, in cents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_cents: Option<i64>,
 }
 
 impl NewAccount {
@@ -31,6 +43,9 @@ impl NewAccount {
             address: None,
             operator: None,
             fee_cents: None,
+            payer: None,
+            media: None,
+            shipping_cents: None,
         }
     }
 }
@@ -78,6 +93,9 @@ pub struct ContentInfo {
     pub terms: String,
     pub source_sha256: String,
     pub renditions: Vec<RenditionInfo>,
+    /// What renting it from a home server costs (`0.50/hour`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rental_tariff: Option<String>,
     /// Ingest found this source already in the catalog.
     #[serde(default)]
     pub existing: bool,
@@ -92,6 +110,31 @@ pub struct PurchaseRequest {
     /// Edges the buyer could not reach: designate another.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub avoid: Vec<i64>,
+    /// Deliver through this home server (by name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
+    /// With `home`: rent (view from the home) instead of buying.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rent: bool,
+    /// Deliver to this store's kiosk (by name), on `disc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kiosk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disc: Option<DiscOrder>,
+}
+
+impl PurchaseRequest {
+    pub fn download(content: i64, tier: Option<Tier>) -> Self {
+        Self {
+            content,
+            tier,
+            avoid: Vec::new(),
+            home: None,
+            rent: false,
+            kiosk: None,
+            disc: None,
+        }
+    }
 }
 
 /// The designated edge for a purchase, and the ticket to show it.
@@ -108,6 +151,20 @@ pub struct Purchase {
     pub edge_holds: bool,
     pub ticket: String,
     pub ticket_expires: i64,
+    #[serde(default)]
+    pub mode: Mode,
+    /// The home server or kiosk on the way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// Rentals: the tariff and when the rental period ends (Unix s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rental_tariff: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rental_until: Option<i64>,
+    /// Kiosk orders: what the user will owe the store (content, medium,
+    /// agency fee, shipping), in cents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_total_cents: Option<i64>,
 }
 
 /// `POST /v1/edges/state` (edge): what it holds and how busy it is.
@@ -152,6 +209,94 @@ pub struct CopyInfo {
     pub filename: String,
     /// The copy had been marked before (a resumed or repeated request).
     pub kept: bool,
+    /// Through a home server or kiosk: where the copy went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<SiteCopy>,
+}
+
+/// A copy an edge sent to a home server or kiosk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteCopy {
+    pub site: String,
+    pub mode: Mode,
+    /// Rentals: the HLS playlist (RFC 8216) to play from the home.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hls: Option<String>,
+    /// Home: confirm receipt (downloads) or end the rental (POST).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<String>,
+    /// Rentals: Unix seconds when the home deletes the copy anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    /// Kiosk: the disc image written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disc: Option<DiscReceipt>,
+}
+
+/// What a kiosk wrote for an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscReceipt {
+    pub medium: String,
+    pub volume: String,
+    pub image_bytes: u64,
+    pub image_sha256: String,
+    pub capacity: u64,
+    pub files: Vec<String>,
+    pub fulfilment: Fulfilment,
+}
+
+/// A home server's or kiosk's answer to the edge's push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushReceipt {
+    /// Home: the signed link the user downloads or streams from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub link_expires: i64,
+    pub via: SiteCopy,
+}
+
+/// `GET /v1/invoice`: what a user owes, line by line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    pub account: String,
+    pub currency: String,
+    pub lines: Vec<InvoiceLine>,
+    /// Positive: owed by the user; negative: in the user's favour.
+    pub balance_cents: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceLine {
+    pub at: i64,
+    pub event: String,
+    pub delivery: Option<i64>,
+    pub memo: String,
+    pub amount_cents: i64,
+}
+
+/// `POST /v1/payments` (user).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRequest {
+    /// Cents to pay; the whole balance when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_cents: Option<i64>,
+    /// The same key twice pays once (a retried request).
+    pub idempotency_key: String,
+    /// Free text the payment provider may need (a card token, a bank
+    /// reference); the manual provider records it.
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentReceipt {
+    pub provider: String,
+    pub reference: String,
+    pub amount_cents: i64,
+    pub balance_cents: i64,
+    /// The key was seen before: nothing new was charged.
+    pub repeated: bool,
 }
 
 /// The mark read from a file.
@@ -185,6 +330,9 @@ pub struct TraceReport {
     pub user: Option<String>,
     pub edge: Option<String>,
     pub edge_operator: Option<String>,
+    /// The home server or kiosk the copy passed through (`kiosk corner`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     pub provider: Option<String>,
     /// Deliveries matching the mark, best match first (the content named
     /// in the file's metadata, when it is still there, narrows them).

@@ -13,6 +13,7 @@ pub mod evict;
 pub mod link;
 pub mod messages;
 pub mod range;
+pub mod site;
 pub mod ticket;
 pub mod tier;
 
@@ -20,5 +21,6 @@ pub use designate::{designate, EdgeView};
 pub use link::{LinkError, LinkKey};
 pub use messages::{Bill, DeliveryReport, PrePosition};
 pub use range::{ByteRange, RangeError, RangeRequest};
-pub use ticket::{Ticket, TicketError};
+pub use site::{DiscOrder, Fulfilment, Mode, Sessions, SiteEvent, SiteReport};
+pub use ticket::{SiteTarget, Ticket, TicketError};
 pub use tier::{ContentKind, Tier};

@@ -10,7 +10,7 @@ use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::Tier;
+use crate::{DiscOrder, Mode, Tier};
 
 /// Longest ticket accepted (a real one is ~400 bytes).
 pub const MAX_TICKET_LEN: usize = 4096;
@@ -29,6 +29,32 @@ pub struct Ticket {
     pub edge: u16,
     /// Unix seconds after which the edge refuses it.
     pub expires: i64,
+    /// How the copy reaches the user.
+    #[serde(default, skip_serializing_if = "is_download")]
+    pub mode: Mode,
+    /// The home server or kiosk on the way (its id is marked into the
+    /// copy), and where the edge sends the copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<SiteTarget>,
+    /// Kiosk orders: the medium and how the user gets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disc: Option<DiscOrder>,
+    /// Rentals: Unix seconds when the rental period ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rental_until: Option<i64>,
+}
+
+fn is_download(m: &Mode) -> bool {
+    *m == Mode::Download
+}
+
+/// A home server or kiosk a ticket names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteTarget {
+    pub id: u16,
+    pub name: String,
+    /// Its base URL (`http://host:port/home` or `/kiosk`).
+    pub address: String,
 }
 
 /// Why a ticket is refused.
@@ -42,6 +68,8 @@ pub enum TicketError {
     Expired,
     #[error("the purchase ticket is for edge {0}, not this one")]
     OtherEdge(u16),
+    #[error("the purchase ticket is not for this home server or kiosk")]
+    OtherSite,
 }
 
 impl Ticket {
@@ -59,6 +87,37 @@ impl Ticket {
         edge: u16,
         now: i64,
     ) -> Result<Ticket, TicketError> {
+        let ticket = Self::verify_signature(text, origin)?;
+        if ticket.edge != edge {
+            return Err(TicketError::OtherEdge(ticket.edge));
+        }
+        if now > ticket.expires {
+            return Err(TicketError::Expired);
+        }
+        Ok(ticket)
+    }
+
+    /// Checks a ticket for home server or kiosk `site`, shown by the edge
+    /// pushing the copy. The push follows marking, which may outlast the
+    /// ticket, so `grace` seconds past its expiry are allowed.
+    pub fn verify_for_site(
+        text: &str,
+        origin: &VerifyingKey,
+        site: u16,
+        now: i64,
+        grace: i64,
+    ) -> Result<Ticket, TicketError> {
+        let ticket = Self::verify_signature(text, origin)?;
+        if ticket.site.as_ref().map(|s| s.id) != Some(site) {
+            return Err(TicketError::OtherSite);
+        }
+        if now > ticket.expires.saturating_add(grace) {
+            return Err(TicketError::Expired);
+        }
+        Ok(ticket)
+    }
+
+    fn verify_signature(text: &str, origin: &VerifyingKey) -> Result<Ticket, TicketError> {
         if text.len() > MAX_TICKET_LEN {
             return Err(TicketError::Malformed("too long"));
         }
@@ -77,15 +136,7 @@ impl Ticket {
         origin
             .verify(&json, &sig)
             .map_err(|_| TicketError::BadSignature)?;
-        let ticket: Ticket = serde_json::from_slice(&json)
-            .map_err(|_| TicketError::Malformed("body is not a ticket"))?;
-        if ticket.edge != edge {
-            return Err(TicketError::OtherEdge(ticket.edge));
-        }
-        if now > ticket.expires {
-            return Err(TicketError::Expired);
-        }
-        Ok(ticket)
+        serde_json::from_slice(&json).map_err(|_| TicketError::Malformed("body is not a ticket"))
     }
 }
 
@@ -107,7 +158,45 @@ mod tests {
             content_server: 7,
             edge: 2,
             expires: 5000,
+            mode: Mode::Download,
+            site: None,
+            disc: None,
+            rental_until: None,
         }
+    }
+
+    #[test]
+    fn a_site_accepts_only_tickets_naming_it() {
+        let k = key(1);
+        let mut t = ticket();
+        assert_eq!(
+            Ticket::verify_for_site(&t.sign(&k), &k.verifying_key(), 5, 4000, 0),
+            Err(TicketError::OtherSite)
+        );
+        t.mode = Mode::Rental;
+        t.site = Some(SiteTarget {
+            id: 5,
+            name: "maple".into(),
+            address: "http://h/home".into(),
+        });
+        let text = t.sign(&k);
+        assert_eq!(
+            Ticket::verify_for_site(&text, &k.verifying_key(), 5, 5500, 600),
+            Ok(t.clone())
+        );
+        assert_eq!(
+            Ticket::verify_for_site(&text, &k.verifying_key(), 6, 4000, 0),
+            Err(TicketError::OtherSite)
+        );
+        assert_eq!(
+            Ticket::verify_for_site(&text, &k.verifying_key(), 5, 5601, 600),
+            Err(TicketError::Expired)
+        );
+        // An old edge's ticket (no site fields) still reads.
+        assert_eq!(
+            Ticket::verify(&ticket().sign(&k), &k.verifying_key(), 2, 4000),
+            Ok(ticket())
+        );
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! tracecast's roles as HTTP services. Each role is a module with a router
 //! and its background workers; `tracecast serve` mounts the roles asked for.
-//! Today: the mailbox (DESIGN.md "003"), the origin and the edge (DESIGN.md
-//! "001").
+//! Today: the mailbox (DESIGN.md "003"), and the origin, edge, home server
+//! and kiosk (DESIGN.md "001").
 
 pub mod auth;
 pub mod edge;
 mod error;
+pub mod home;
+pub mod kiosk;
 pub mod mailbox;
 pub mod origin;
+mod serve;
+pub mod site;
 
 use std::net::SocketAddr;
 

@@ -83,6 +83,7 @@ async fn start(t: &TestStore, edge_names: &[&str]) -> Net {
                 address: Some(address.clone()),
                 operator: Some(format!("op-{name}")),
                 fee_cents: Some(5 + i as i64),
+                ..NewAccount::named("edge", "")
             })
             .await
             .unwrap();
@@ -353,10 +354,28 @@ async fn a_purchase_is_marked_served_with_ranges_reported_billed_and_traced() {
         let d = alice.delivery(p.delivery).await.unwrap();
         assert_eq!(d["delivery"]["status"], "marked");
         assert_eq!(d["delivery"]["sha256"], copy.sha256.as_str());
-        let postings = d["postings"].as_array().unwrap();
-        assert_eq!(postings.len(), 2);
-        assert_eq!(postings[0]["debit"], "user:alice");
-        assert_eq!(postings[1]["credit"], "operator:op-paris");
+        // Double entry: alice owes the price to aurora, aurora owes
+        // paris's operator the usage fee; the postings sum to zero.
+        let postings: Vec<(String, i64)> = d["postings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["account"].as_str().unwrap().to_owned(),
+                    p["amount_cents"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            postings,
+            [
+                ("user:alice".to_owned(), 250),
+                ("provider:aurora".to_owned(), -250),
+                ("provider:aurora".to_owned(), 6),
+                ("operator:op-paris".to_owned(), -6),
+            ]
+        );
         // Another user cannot read alice's delivery.
         assert_eq!(
             refused(bob.delivery(p.delivery).await.unwrap_err()).0,
@@ -395,6 +414,10 @@ async fn a_purchase_is_marked_served_with_ranges_reported_billed_and_traced() {
             content_server: 1,
             edge: paris.id(),
             expires: i64::MAX,
+            mode: Default::default(),
+            site: None,
+            disc: None,
+            rental_until: None,
         }
         .sign(&SigningKey::from_bytes(&[4; 32]));
         assert_eq!(
@@ -527,6 +550,10 @@ async fn bad_input_is_refused_and_changes_nothing() {
             content_server: 1,
             edge: 77,
             expires: i64::MAX,
+            mode: Default::default(),
+            site: None,
+            disc: None,
+            rental_until: None,
         }
         .sign(&net.signing);
         let (status, code) = refused(

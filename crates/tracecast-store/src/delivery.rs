@@ -11,6 +11,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use tracecast_mailbox::BoxName;
 
+use tracecast_ledger::Transaction;
+
 use crate::{Applied, Store, StoreError};
 
 /// What kind of account a token belongs to.
@@ -20,6 +22,10 @@ pub enum AccountKind {
     Provider,
     User,
     Edge,
+    /// A home server near users (DESIGN.md "001" steps 5-6).
+    Home,
+    /// A store's kiosk that writes discs (step 7).
+    Kiosk,
 }
 
 impl AccountKind {
@@ -28,7 +34,22 @@ impl AccountKind {
             AccountKind::Provider => "provider",
             AccountKind::User => "user",
             AccountKind::Edge => "edge",
+            AccountKind::Home => "home",
+            AccountKind::Kiosk => "kiosk",
         }
+    }
+
+    /// Every kind, as tokens resolve them.
+    pub const ALL: [AccountKind; 5] = [
+        AccountKind::User,
+        AccountKind::Provider,
+        AccountKind::Edge,
+        AccountKind::Home,
+        AccountKind::Kiosk,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
     fn table(self) -> &'static str {
@@ -36,13 +57,26 @@ impl AccountKind {
             AccountKind::Provider => "providers",
             AccountKind::User => "users",
             AccountKind::Edge => "edges",
+            AccountKind::Home | AccountKind::Kiosk => "sites",
+        }
+    }
+
+    /// Restricts a query of `table()` to this kind (homes and kiosks
+    /// share one table, and one id space in the mark's home field).
+    fn only(self) -> &'static str {
+        match self {
+            AccountKind::Home => " AND kind = 'home'",
+            AccountKind::Kiosk => " AND kind = 'kiosk'",
+            _ => "",
         }
     }
 
     /// The largest id a mark can carry for this kind.
     pub fn max_id(self) -> i64 {
         match self {
-            AccountKind::Provider | AccountKind::Edge => i64::from(u16::MAX),
+            AccountKind::Provider | AccountKind::Edge | AccountKind::Home | AccountKind::Kiosk => {
+                i64::from(u16::MAX)
+            }
             AccountKind::User => i64::from(u32::MAX),
         }
     }
@@ -102,6 +136,8 @@ pub struct ContentRecord {
     pub source_sha256: String,
     pub source_bytes: i64,
     pub created_at: i64,
+    /// What renting costs (`0.50/hour`); `None`: the origin's default.
+    pub rental_tariff: Option<String>,
 }
 
 /// A content to add, with its renditions (already in the blob store).
@@ -114,6 +150,7 @@ pub struct NewContent {
     pub terms: String,
     pub source_sha256: String,
     pub source_bytes: i64,
+    pub rental_tariff: Option<String>,
     pub renditions: Vec<RenditionRecord>,
 }
 
@@ -133,6 +170,13 @@ pub struct DeliveryRecord {
     pub marked_at: Option<i64>,
     pub bytes: Option<i64>,
     pub sha256: Option<String>,
+    /// `download`, `home`, `rental` or `kiosk`.
+    pub mode: String,
+    /// The home or kiosk on the way, if any.
+    pub site_id: Option<i64>,
+    pub site_fee_cents: i64,
+    /// JSON: kiosk medium and fulfilment, rental tariff and period.
+    pub order_info: String,
 }
 
 /// A delivery to open when the origin designates an edge.
@@ -145,15 +189,10 @@ pub struct NewDelivery {
     pub edge_id: i64,
     pub price_cents: i64,
     pub edge_fee_cents: i64,
-}
-
-/// One ledger posting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Posting {
-    pub debit: String,
-    pub credit: String,
-    pub amount_cents: i64,
-    pub memo: String,
+    pub mode: String,
+    pub site_id: Option<i64>,
+    pub site_fee_cents: i64,
+    pub order_info: String,
 }
 
 /// What an edge keeps of a marked copy.
@@ -173,9 +212,10 @@ pub struct EdgeCopy {
 }
 
 const CONTENT_COLUMNS: &str = "c.id, c.provider_id, p.name, c.title, c.kind, c.price_cents, \
-     c.terms, c.source_sha256, c.source_bytes, c.created_at";
+     c.terms, c.source_sha256, c.source_bytes, c.created_at, c.rental_tariff";
 const DELIVERY_COLUMNS: &str = "id, content_id, tier, user_id, provider_id, edge_id, price_cents, \
-     edge_fee_cents, status, created_at, marked_at, bytes, sha256";
+     edge_fee_cents, status, created_at, marked_at, bytes, sha256, mode, site_id, site_fee_cents, \
+     order_info";
 const EDGE_COLUMNS: &str = "id, name, address, operator, fee_cents, last_seen, in_flight";
 
 fn content(row: &AnyRow) -> Result<ContentRecord, sqlx::Error> {
@@ -190,6 +230,7 @@ fn content(row: &AnyRow) -> Result<ContentRecord, sqlx::Error> {
         source_sha256: row.try_get(7)?,
         source_bytes: row.try_get(8)?,
         created_at: row.try_get(9)?,
+        rental_tariff: row.try_get(10)?,
     })
 }
 
@@ -208,6 +249,10 @@ fn delivery(row: &AnyRow) -> Result<DeliveryRecord, sqlx::Error> {
         marked_at: row.try_get(10)?,
         bytes: row.try_get(11)?,
         sha256: row.try_get(12)?,
+        mode: row.try_get(13)?,
+        site_id: row.try_get(14)?,
+        site_fee_cents: row.try_get(15)?,
+        order_info: row.try_get(16)?,
     })
 }
 
@@ -244,6 +289,12 @@ impl Store {
         edge: Option<(&str, &str, i64)>,
     ) -> Result<Account, StoreError> {
         let box_name = kind.box_name(name)?;
+        if matches!(kind, AccountKind::Home | AccountKind::Kiosk) {
+            return Err(StoreError::Invalid(format!(
+                "a {} is added with its site settings (add_site)",
+                kind.as_str()
+            )));
+        }
         let exists = sqlx::query(&format!("SELECT 1 FROM {} WHERE name = $1", kind.table()))
             .bind(name)
             .fetch_optional(&self.pool)
@@ -308,10 +359,11 @@ impl Store {
 
     /// The account owning a mailbox box, if any.
     pub async fn account_by_box(&self, box_id: i64) -> Result<Option<Account>, StoreError> {
-        for kind in [AccountKind::User, AccountKind::Provider, AccountKind::Edge] {
+        for kind in AccountKind::ALL {
             let row = sqlx::query(&format!(
-                "SELECT id, name FROM {} WHERE box_id = $1",
-                kind.table()
+                "SELECT id, name FROM {} WHERE box_id = $1{}",
+                kind.table(),
+                kind.only()
             ))
             .bind(box_id)
             .fetch_optional(&self.pool)
@@ -331,8 +383,9 @@ impl Store {
     /// An account by kind and id.
     pub async fn account(&self, kind: AccountKind, id: i64) -> Result<Option<Account>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT name, box_id FROM {} WHERE id = $1",
-            kind.table()
+            "SELECT name, box_id FROM {} WHERE id = $1{}",
+            kind.table(),
+            kind.only()
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -470,7 +523,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO contents (provider_id, title, kind, price_cents, terms, source_sha256, \
-             source_bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+             source_bytes, created_at, rental_tariff) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING id",
         )
         .bind(c.provider_id)
         .bind(&c.title)
@@ -480,6 +534,7 @@ impl Store {
         .bind(&c.source_sha256)
         .bind(c.source_bytes)
         .bind(crate::now_ms())
+        .bind(&c.rental_tariff)
         .fetch_one(&mut *tx)
         .await?;
         for r in &c.renditions {
@@ -560,7 +615,8 @@ impl Store {
     pub async fn open_delivery(&self, d: &NewDelivery) -> Result<DeliveryRecord, StoreError> {
         let row = sqlx::query(&format!(
             "INSERT INTO deliveries (content_id, tier, user_id, provider_id, edge_id, price_cents, \
-             edge_fee_cents, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'designated', $8) \
+             edge_fee_cents, status, created_at, mode, site_id, site_fee_cents, order_info) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'designated', $8, $9, $10, $11, $12) \
              RETURNING {DELIVERY_COLUMNS}"
         ))
         .bind(d.content_id)
@@ -571,6 +627,10 @@ impl Store {
         .bind(d.price_cents)
         .bind(d.edge_fee_cents)
         .bind(crate::now_ms())
+        .bind(&d.mode)
+        .bind(d.site_id)
+        .bind(d.site_fee_cents)
+        .bind(&d.order_info)
         .fetch_one(&self.pool)
         .await?;
         Ok(delivery(&row)?)
@@ -617,70 +677,80 @@ impl Store {
     }
 
     /// Applies an edge's report of a marked copy once: the delivery becomes
-    /// `marked` and its postings are written, in one transaction with the
-    /// consumer key, so a repeated report changes nothing.
+    /// `marked` and the transaction's postings are written together, so a
+    /// repeated report changes nothing.
     pub async fn record_marked(
         &self,
         delivery_id: i64,
         bytes: i64,
         sha256: &str,
         marked_at: i64,
-        postings: Vec<Posting>,
+        transaction: Transaction,
     ) -> Result<Applied<()>, StoreError> {
+        transaction
+            .check()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let sha256 = sha256.to_owned();
-        self.apply_once("origin-delivery-reports", &delivery_id.to_string(), move |conn| {
-            Box::pin(async move {
-                let n = sqlx::query(
-                    "UPDATE deliveries SET status = 'marked', marked_at = $1, bytes = $2, sha256 = $3 \
+        self.apply_once(
+            "origin-delivery-reports",
+            &delivery_id.to_string(),
+            move |conn| {
+                Box::pin(async move {
+                    let n = sqlx::query(
+                        "UPDATE deliveries SET marked_at = $1, bytes = $2, sha256 = $3, \
+                     status = CASE WHEN status = 'designated' THEN 'marked' ELSE status END \
                      WHERE id = $4",
-                )
-                .bind(marked_at)
-                .bind(bytes)
-                .bind(&sha256)
-                .bind(delivery_id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
+                    )
+                    .bind(marked_at)
+                    .bind(bytes)
+                    .bind(&sha256)
+                    .bind(delivery_id)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if n != 1 {
+                        return Err(StoreError::Invalid(format!("no delivery {delivery_id}")));
+                    }
+                    crate::ledger::write_transaction(conn, &transaction, marked_at).await?;
+                    Ok(())
+                })
+            },
+        )
+        .await
+    }
+
+    /// Moves a delivery to `status` and writes its transaction (if any),
+    /// once per `event`: a report of a home or kiosk delivered twice
+    /// changes nothing the second time.
+    pub async fn record_delivery_event(
+        &self,
+        delivery_id: i64,
+        event: &str,
+        status: &str,
+        transaction: Option<Transaction>,
+    ) -> Result<Applied<()>, StoreError> {
+        if let Some(t) = &transaction {
+            t.check().map_err(|e| StoreError::Invalid(e.to_string()))?;
+        }
+        let status = status.to_owned();
+        self.apply_once("origin-delivery-events", event, move |conn| {
+            Box::pin(async move {
+                let n = sqlx::query("UPDATE deliveries SET status = $1 WHERE id = $2")
+                    .bind(&status)
+                    .bind(delivery_id)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
                 if n != 1 {
                     return Err(StoreError::Invalid(format!("no delivery {delivery_id}")));
                 }
-                for p in postings {
-                    sqlx::query(
-                        "INSERT INTO ledger (delivery_id, debit, credit, amount_cents, memo, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(delivery_id)
-                    .bind(&p.debit)
-                    .bind(&p.credit)
-                    .bind(p.amount_cents)
-                    .bind(&p.memo)
-                    .bind(marked_at)
-                    .execute(&mut *conn)
-                    .await?;
+                if let Some(t) = transaction {
+                    crate::ledger::write_transaction(conn, &t, crate::now_ms()).await?;
                 }
                 Ok(())
             })
         })
         .await
-    }
-
-    pub async fn postings(&self, delivery_id: i64) -> Result<Vec<Posting>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT debit, credit, amount_cents, memo FROM ledger WHERE delivery_id = $1 ORDER BY id",
-        )
-        .bind(delivery_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Posting {
-                    debit: r.try_get(0)?,
-                    credit: r.try_get(1)?,
-                    amount_cents: r.try_get(2)?,
-                    memo: r.try_get(3)?,
-                })
-            })
-            .collect()
     }
 
     /// The copy an edge kept for a delivery.

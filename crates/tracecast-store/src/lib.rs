@@ -15,7 +15,9 @@
 pub mod blob;
 mod consumer;
 mod delivery;
+mod ledger;
 mod mailbox;
+mod sites;
 mod writer;
 
 #[doc(hidden)]
@@ -32,12 +34,14 @@ pub use blob::{BlobError, Blobs};
 pub use consumer::Applied;
 pub use delivery::{
     Account, AccountKind, ContentRecord, DeliveryRecord, EdgeCopy, EdgeLoad, EdgeRecord,
-    NewContent, NewDelivery, Posting, RenditionRecord,
+    NewContent, NewDelivery, RenditionRecord,
 };
+pub use ledger::LedgerLine;
 pub use mailbox::{
     BoxInfo, BoxStats, DisposeOutcome, Fetch, FetchedMessage, MessageMeta, NewMessage, PostReceipt,
     Principal, SweepReport,
 };
+pub use sites::{HomeCopy, KioskOrder, NewSite, SiteRecord};
 pub use sqlx::AnyConnection;
 
 /// Errors of the store. `Unavailable` is the database failing (retry

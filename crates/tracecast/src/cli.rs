@@ -35,8 +35,25 @@ pub enum Command {
     #[command(subcommand)]
     Content(ContentCommand),
     /// Buy a content: designation, a copy marked for you, a download that
-    /// resumes (user).
+    /// resumes; or through a home server (--home, --rent) or a store's
+    /// kiosk (--kiosk, --medium) (user).
     Buy(BuyArgs),
+    /// End a rental viewed from a home server (user).
+    #[command(subcommand)]
+    Rental(RentalCommand),
+    /// Your invoice: what you owe, line by line (user; administrators name
+    /// the user).
+    Bill(BillArgs),
+    /// Pay your balance through the origin's payment provider (user).
+    Pay(PayArgs),
+    /// The ledger: export every posting, or every party's balance
+    /// (administrator).
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// A store's kiosk: disc images waiting for the burner (the shop's
+    /// operator, with the kiosk's token).
+    #[command(subcommand)]
+    Kiosk(KioskCommand),
     /// Read the mark of a file and look its delivery up at the origin.
     Trace(TraceArgs),
     /// Administer boxes and send messages.
@@ -54,7 +71,9 @@ pub struct ServeArgs {
     #[arg(long, env = "TRACECAST_CONFIG")]
     pub config: Option<PathBuf>,
     /// Roles to run, comma-separated: origin (with its mailbox), mailbox,
-    /// edge. Default: all of them in one process.
+    /// edge, home, kiosk. Default: origin, mailbox and edge in one process
+    /// (homes and kiosks run beside users and shops, with their own
+    /// account token and --origin).
     #[arg(long, value_delimiter = ',')]
     pub role: Vec<String>,
     /// Blob store: a directory, or s3://BUCKET (endpoint and region from
@@ -68,6 +87,12 @@ pub struct ServeArgs {
     /// Edge role: file holding this edge's account token.
     #[arg(long, env = "TRACECAST_EDGE_TOKEN_FILE")]
     pub edge_token_file: Option<PathBuf>,
+    /// Home role: file holding this home server's account token.
+    #[arg(long)]
+    pub home_token_file: Option<PathBuf>,
+    /// Kiosk role: file holding this kiosk's account token.
+    #[arg(long)]
+    pub kiosk_token_file: Option<PathBuf>,
     /// Edge role: bytes of renditions to cache (suffixes K, M, G).
     #[arg(long)]
     pub cache_size: Option<String>,
@@ -245,24 +270,40 @@ pub struct FetchArgs {
     pub conn: Connection,
 }
 
+// Parsed once per run: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
-    /// Add a provider, user or edge; prints its id and token (shown once).
+    /// Add a provider, user, edge, home server or kiosk; prints its id and
+    /// token (shown once).
     Add {
-        /// provider, user or edge
-        #[arg(value_parser = ["provider", "user", "edge"])]
+        /// provider, user, edge, home or kiosk
+        #[arg(value_parser = ["provider", "user", "edge", "home", "kiosk"])]
         kind: String,
         /// Lower-case name: letters, digits, '.', '_', '-'.
         name: String,
-        /// Edges: the URL buyers reach it at (http://host:port/edge).
+        /// Edges, homes, kiosks: the URL it is reached at
+        /// (http://host:port/edge, /home or /kiosk).
         #[arg(long)]
         address: Option<String>,
-        /// Edges: who runs it (receives the usage fee).
+        /// Edges, homes, kiosks: who runs it (receives its fees).
         #[arg(long)]
         operator: Option<String>,
-        /// Edges: usage fee per delivery, paid by the provider (e.g. 0.05).
+        /// Edges: usage fee per delivery, paid by the provider; homes: usage
+        /// fee per delivery or rental; kiosks: agency fee per order (e.g.
+        /// 0.05).
         #[arg(long)]
         fee: Option<String>,
+        /// Homes: who pays the usage fee: user (default), or a building
+        /// manager's ledger account (manager:maple-court).
+        #[arg(long)]
+        payer: Option<String>,
+        /// Kiosks: media sold and their prices (cd-r=1.50,dvd-r=3.00).
+        #[arg(long)]
+        media: Option<String>,
+        /// Kiosks: what posting a disc costs (e.g. 4.00).
+        #[arg(long)]
+        shipping: Option<String>,
         /// Write the token to this file (mode 0600) instead of printing it.
         #[arg(long)]
         token_out: Option<PathBuf>,
@@ -290,6 +331,10 @@ pub enum ContentCommand {
         /// Terms written into every copy's metadata.
         #[arg(long)]
         terms: Option<String>,
+        /// What renting it from a home server costs: 0.50/hour,
+        /// 0.02/minute max 3.00 or 1.50/day (default: the origin's).
+        #[arg(long)]
+        rental: Option<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -318,9 +363,27 @@ pub enum ContentCommand {
 #[derive(Debug, Args)]
 pub struct BuyArgs {
     pub content: i64,
-    /// Where to write the copy (an unfinished download waits in FILE.part).
+    /// Where to write the copy (an unfinished download waits in FILE.part);
+    /// not for rentals and kiosk orders.
     #[arg(long)]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
+    /// Deliver through this home server: it keeps the copy until you have
+    /// downloaded it on your LAN, then deletes it.
+    #[arg(long)]
+    pub home: Option<String>,
+    /// With --home: rent instead of buying; play it from the home server
+    /// (HLS or HTTP Range) and pay by the content's rental tariff.
+    #[arg(long, requires = "home")]
+    pub rent: bool,
+    /// Order a disc from this store's kiosk.
+    #[arg(long, conflicts_with = "home", requires = "medium")]
+    pub kiosk: Option<String>,
+    /// With --kiosk: cd-r, dvd-r, dvd-r-dl, bd-r, bd-r-dl, usb-16g…
+    #[arg(long)]
+    pub medium: Option<String>,
+    /// With --kiosk: post the disc to this address (default: pick it up).
+    #[arg(long)]
+    pub ship_to: Option<String>,
     /// lossless, high or preview (audio); full, large or small (pictures).
     #[arg(long)]
     pub tier: Option<String>,
@@ -424,4 +487,96 @@ fn parse_strength(s: &str) -> Result<f32, String> {
     } else {
         Err(format!("strength {v} is outside 0.25-4"))
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RentalCommand {
+    /// End a rental: the home server deletes the copy and reports the
+    /// viewing time, which sets the fee.
+    End {
+        /// The rental's end link (printed by `buy --rent`), or the JSON
+        /// file `buy --rent --json` wrote.
+        link: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BillArgs {
+    /// Administrators: whose invoice.
+    pub user: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct PayArgs {
+    /// How much (e.g. 4.50); default: the whole balance.
+    #[arg(long)]
+    pub amount: Option<String>,
+    /// A reference for the payment provider (the manual provider records
+    /// it: "cash at the counter", a bank reference).
+    #[arg(long, default_value = "")]
+    pub note: String,
+    /// The same key pays once however often the command is retried
+    /// (default: a new key).
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Every posting, for accountants.
+    Export {
+        #[arg(long, value_parser = ["csv", "json"], default_value = "csv")]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Every party's balance (they sum to zero).
+    Balances {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KioskCommand {
+    /// Orders and the images waiting for the burner.
+    Discs {
+        #[command(flatten)]
+        kiosk: KioskConnection,
+    },
+    /// Save an order's disc image (ISO 9660) to burn it.
+    Image {
+        delivery: i64,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        kiosk: KioskConnection,
+    },
+    /// The disc is burned: delete its image.
+    Burned {
+        delivery: i64,
+        #[command(flatten)]
+        kiosk: KioskConnection,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KioskConnection {
+    /// The kiosk's URL (http://host:port/kiosk).
+    #[arg(long, env = "TRACECAST_KIOSK")]
+    pub kiosk_url: String,
+    /// File holding the kiosk's token.
+    #[arg(long, env = "TRACECAST_KIOSK_TOKEN_FILE")]
+    pub kiosk_token_file: PathBuf,
 }

@@ -8,17 +8,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use tracecast_client::{part_path, ClientError, EdgeClient, OriginClient};
-use tracecast_delivery::api::{NewAccount, PrePositionRequest, Purchase, TraceReport};
+use tracecast_delivery::api::{
+    NewAccount, PrePositionRequest, Purchase, PurchaseRequest, TraceReport,
+};
 use tracecast_delivery::messages::{money, parse_money};
-use tracecast_delivery::Tier;
+use tracecast_delivery::{DiscOrder, Fulfilment, Mode, Tier};
 
 use crate::cli::{AccountCommand, BuyArgs, Connection, ContentCommand, TraceArgs};
 
-fn origin(conn: &Connection) -> anyhow::Result<OriginClient> {
+pub fn origin(conn: &Connection) -> anyhow::Result<OriginClient> {
     Ok(OriginClient::new(&conn.server, &conn.token()?)?)
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -51,21 +53,43 @@ pub fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                 address,
                 operator,
                 fee,
+                payer,
+                media,
+                shipping,
                 token_out,
                 conn,
             } => {
-                let fee_cents = fee
-                    .as_deref()
-                    .map(parse_money)
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?;
+                let money = |v: Option<String>| {
+                    v.as_deref()
+                        .map(parse_money)
+                        .transpose()
+                        .map_err(anyhow::Error::msg)
+                };
+                let media = media
+                    .map(|m| {
+                        m.split(',')
+                            .map(|item| {
+                                let (medium, price) = item.split_once('=').with_context(|| {
+                                    format!("--media: {item:?} is not MEDIUM=PRICE")
+                                })?;
+                                Ok((
+                                    medium.trim().to_owned(),
+                                    parse_money(price).map_err(anyhow::Error::msg)?,
+                                ))
+                            })
+                            .collect::<anyhow::Result<std::collections::BTreeMap<_, _>>>()
+                    })
+                    .transpose()?;
                 let created = origin(&conn)?
                     .add_account(&NewAccount {
                         kind,
                         name,
                         address,
                         operator,
-                        fee_cents,
+                        fee_cents: money(fee)?,
+                        payer,
+                        media,
+                        shipping_cents: money(shipping)?,
                     })
                     .await?;
                 let token = created.token.clone().unwrap_or_default();
@@ -108,6 +132,7 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                 title,
                 price,
                 terms,
+                rental,
                 json,
                 conn,
             } => {
@@ -119,11 +144,12 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                 let flag = spinner_at.clone();
                 let started = Instant::now();
                 let info = client
-                    .add_content(
+                    .add_content_rentable(
                         &file,
                         &title,
                         price,
                         terms.as_deref(),
+                        rental.as_deref(),
                         move |sent, total| {
                             bar.set_length(total);
                             bar.set_position(sent);
@@ -349,7 +375,201 @@ pub fn purchase_path(out: &Path) -> std::path::PathBuf {
     out.with_file_name(name)
 }
 
+/// What an order through a home server or kiosk came to.
+#[derive(Debug, serde::Serialize)]
+pub struct SiteOutcome {
+    pub purchase: Purchase,
+    pub copy: tracecast_delivery::api::CopyInfo,
+    /// Home downloads: the file written.
+    #[serde(skip)]
+    pub downloaded: Option<tracecast_client::Downloaded>,
+    /// Home downloads: the home's answer to the receipt.
+    pub finished: Option<serde_json::Value>,
+}
+
+/// Orders through a home server (download or rental) or a kiosk: the
+/// origin designates an edge, the edge marks the copy (with the site's id
+/// too) and sends it on; a home download is then fetched from the home
+/// (resuming if the home restarts) and its receipt confirmed, which makes
+/// the home delete its copy.
+pub async fn order_via_site(
+    origin: &OriginClient,
+    request: &PurchaseRequest,
+    out: Option<&Path>,
+    retry_for: Duration,
+    quiet: bool,
+    say: &(dyn Fn(String) + Sync),
+) -> anyhow::Result<SiteOutcome> {
+    let p = origin.order(request).await.context("asking the origin")?;
+    say(format!(
+        "delivery {}: {} copy of content {} by edge {} for {} {}",
+        p.delivery,
+        p.tier,
+        p.content,
+        p.edge_name,
+        match p.mode {
+            Mode::Kiosk => "kiosk",
+            _ => "home server",
+        },
+        p.site.as_deref().unwrap_or("?")
+    ));
+    if p.mode == Mode::Home && out.is_none() {
+        anyhow::bail!("--out FILE: where to write the copy downloaded from the home server");
+    }
+    let edges = EdgeClient::new()?;
+    let deadline = Instant::now() + retry_for;
+    let copy = loop {
+        match edges.deliver(&p.edge_address, &p.ticket).await {
+            Ok(c) => break c,
+            Err(e) if e.is_transient() && Instant::now() < deadline => {
+                say(format!("not delivered yet ({e}); retrying"));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("delivering")),
+        }
+    };
+    let (mut downloaded, mut finished) = (None, None);
+    if let (Mode::Home, Some(out)) = (p.mode, out) {
+        let got = loop {
+            let pb = byte_bar(quiet, "download from the home server");
+            let bar = pb.clone();
+            let got = edges
+                .download(&copy, out, &move |d, t| {
+                    bar.set_length(t);
+                    bar.set_position(d);
+                })
+                .await;
+            pb.finish_and_clear();
+            match got {
+                Ok(d) => break d,
+                Err(e) if e.is_transient() && Instant::now() < deadline + retry_for => {
+                    say(format!(
+                        "the home server did not answer ({e}); the download resumes"
+                    ));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context("downloading from the home")),
+            }
+        };
+        if let Some(done) = copy.via.as_ref().and_then(|v| v.done.as_deref()) {
+            finished = Some(edges.finish(done).await.context("confirming receipt")?);
+        }
+        downloaded = Some(got);
+    }
+    Ok(SiteOutcome {
+        purchase: p,
+        copy,
+        downloaded,
+        finished,
+    })
+}
+
+fn buy_via_site(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let tier = args
+            .tier
+            .as_deref()
+            .map(str::parse::<Tier>)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        let origin = origin(&args.conn)?;
+        let say = |s: String| {
+            if !quiet {
+                eprintln!("{s}");
+            }
+        };
+        let mut request = PurchaseRequest::download(args.content, tier);
+        request.home = args.home.clone();
+        request.rent = args.rent;
+        request.kiosk = args.kiosk.clone();
+        if args.kiosk.is_some() {
+            request.disc = Some(DiscOrder {
+                medium: args.medium.clone().unwrap_or_default(),
+                fulfilment: match &args.ship_to {
+                    Some(a) => Fulfilment::Ship { address: a.clone() },
+                    None => Fulfilment::Pickup,
+                },
+            });
+        }
+        let o = order_via_site(
+            &origin,
+            &request,
+            args.out.as_deref(),
+            Duration::from_secs(args.retry_for),
+            quiet,
+            &say,
+        )
+        .await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&o)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let p = &o.purchase;
+        let via = o.copy.via.clone();
+        match p.mode {
+            Mode::Home => {
+                let d = o.downloaded.as_ref().expect("a home download wrote a file");
+                println!(
+                    "{}: {} bytes, marked for you by edge {} via home server {}; the home deleted its copy",
+                    d.path.display(),
+                    d.bytes,
+                    p.edge_name,
+                    p.site.as_deref().unwrap_or("?")
+                );
+            }
+            Mode::Rental => {
+                let via = via.context("the edge did not say where the rental is")?;
+                println!(
+                    "rental {} from home server {}: {} until {}",
+                    p.delivery,
+                    via.site,
+                    p.rental_tariff.as_deref().unwrap_or("by tariff"),
+                    when(via.until.unwrap_or(0) * 1000)
+                );
+                if let Some(hls) = &via.hls {
+                    println!("  play (HLS):          ffplay '{hls}'");
+                }
+                println!("  play (HTTP Range):   ffplay '{}'", o.copy.url);
+                if let Some(done) = &via.done {
+                    println!("  end:                 tracecast rental end '{done}'");
+                }
+            }
+            Mode::Kiosk => {
+                let disc = via
+                    .and_then(|v| v.disc)
+                    .context("the edge did not say what the kiosk wrote")?;
+                println!(
+                    "order {}: {} image of {} bytes written for a {} at {} ({} files: {})",
+                    p.delivery,
+                    disc.volume,
+                    disc.image_bytes,
+                    disc.medium,
+                    p.site.as_deref().unwrap_or("?"),
+                    disc.files.len(),
+                    disc.files.join(", ")
+                );
+                match &disc.fulfilment {
+                    Fulfilment::Pickup => println!("  pick it up at the store"),
+                    Fulfilment::Ship { address } => println!("  the store posts it to {address}"),
+                }
+                if let Some(total) = p.store_total_cents {
+                    println!("  you owe the store {}", money(total));
+                }
+            }
+            Mode::Download => {}
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    if args.home.is_some() || args.kiosk.is_some() {
+        return buy_via_site(args, quiet);
+    }
+    let out_path = args
+        .out
+        .clone()
+        .context("--out FILE: where to write the copy")?;
     runtime()?.block_on(async move {
         let tier = args
             .tier
@@ -372,7 +592,7 @@ pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             &origin,
             args.content,
             tier,
-            &args.out,
+            &out_path,
             Duration::from_secs(args.retry_for),
             limit,
             quiet,
@@ -437,7 +657,7 @@ pub fn trace(args: TraceArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn when(ms: i64) -> String {
+pub fn when(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     httpdate::fmt_http_date(t)
 }
@@ -466,7 +686,11 @@ pub fn print_trace(file: &Path, r: &TraceReport) {
                 r.edge_operator.as_deref().unwrap_or("?"),
                 r.provider.as_deref().unwrap_or("?"),
                 m.content_server,
-                if m.home != 0 { format!(", home {}", m.home) } else { String::new() }
+                match (&r.site, m.home) {
+                    (_, 0) => String::new(),
+                    (Some(site), id) => format!(", through {site} (id {id})"),
+                    (None, id) => format!(", through home or kiosk id {id}"),
+                }
             );
             println!("  keyed tag verified; confidence {:.2}", m.confidence);
         }

@@ -36,6 +36,10 @@ fn settings(data: &Path, roles: Roles, mark_key: &Path) -> Settings {
         origin_url: None,
         edge_token_file: None,
         edge_dir: None,
+        home_token_file: None,
+        home_dir: None,
+        kiosk_token_file: None,
+        kiosk_dir: None,
         cache_bytes: 512 << 20,
         mailbox: Default::default(),
     }
@@ -75,6 +79,8 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         origin: true,
         mailbox: true,
         edge: false,
+        home: false,
+        kiosk: false,
     };
     let origin = Node::start(
         &settings(&dir.join("origin"), origin_roles, &mark_key),
@@ -99,6 +105,7 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
                 address: Some(address.clone()),
                 operator: Some(operator.into()),
                 fee_cents: Some(fee),
+                ..NewAccount::named("edge", "")
             })
             .await?;
         let data = dir.join(format!("edge-{name}"));
@@ -114,6 +121,8 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
                 origin: false,
                 mailbox: false,
                 edge: true,
+                home: false,
+                kiosk: false,
             },
             &mark_key,
         );

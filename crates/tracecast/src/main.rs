@@ -1,5 +1,6 @@
 //! The tracecast command line: thin wiring over the library crates.
 
+mod billing;
 mod cli;
 mod delivery;
 mod demo;
@@ -38,5 +39,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Content(cmd) => delivery::content(cmd, quiet),
         cli::Command::Buy(args) => delivery::buy(args, quiet),
         cli::Command::Trace(args) => delivery::trace(args, quiet),
+        cli::Command::Rental(cmd) => billing::rental(cmd),
+        cli::Command::Bill(args) => billing::bill(args),
+        cli::Command::Pay(args) => billing::pay(args),
+        cli::Command::Ledger(cmd) => billing::ledger(cmd),
+        cli::Command::Kiosk(cmd) => billing::kiosk(cmd),
     }
 }

@@ -12,8 +12,11 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use tracecast_mailbox::{Backoff, Retention};
 use tracecast_server::edge::{Edge, EdgeConfig, EdgeIdentity};
+use tracecast_server::home::{Home, HomeConfig};
+use tracecast_server::kiosk::{Kiosk, KioskConfig};
 use tracecast_server::mailbox::{self, MailboxConfig};
 use tracecast_server::origin::{self, Origin, OriginConfig};
+use tracecast_server::site::SiteIdentity;
 use tracecast_store::blob::S3Settings;
 use tracecast_store::{AccountKind, Blobs, Store};
 
@@ -32,6 +35,16 @@ pub struct FileConfig {
     pub mark_key: Option<PathBuf>,
     pub blobs: Option<BlobsConfig>,
     pub edge: Option<EdgeFileConfig>,
+    pub home: Option<SiteFileConfig>,
+    pub kiosk: Option<SiteFileConfig>,
+}
+
+/// `[home]` and `[kiosk]`: the account token and where files go.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteFileConfig {
+    pub token_file: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +69,10 @@ pub struct Roles {
     pub origin: bool,
     pub mailbox: bool,
     pub edge: bool,
+    /// A home server (never implied: it has its own account).
+    pub home: bool,
+    /// A store's kiosk (never implied: it has its own account).
+    pub kiosk: bool,
 }
 
 impl Roles {
@@ -63,6 +80,8 @@ impl Roles {
         origin: true,
         mailbox: true,
         edge: true,
+        home: false,
+        kiosk: false,
     };
 
     fn parse(names: &[String]) -> anyhow::Result<Roles> {
@@ -73,14 +92,22 @@ impl Roles {
             origin: false,
             mailbox: false,
             edge: false,
+            home: false,
+            kiosk: false,
         };
         for n in names {
             match n.trim() {
                 "origin" => r.origin = true,
                 "mailbox" => r.mailbox = true,
                 "edge" => r.edge = true,
-                "all" => r = Roles::ALL,
-                other => bail!("unknown role {other:?}: origin, mailbox, edge or all"),
+                "home" => r.home = true,
+                "kiosk" => r.kiosk = true,
+                "all" => {
+                    r.origin = true;
+                    r.mailbox = true;
+                    r.edge = true;
+                }
+                other => bail!("unknown role {other:?}: origin, mailbox, edge, home, kiosk or all"),
             }
         }
         // The origin talks to edges and users through its mailbox.
@@ -98,6 +125,12 @@ impl Roles {
         }
         if self.edge {
             v.push("edge");
+        }
+        if self.home {
+            v.push("home");
+        }
+        if self.kiosk {
+            v.push("kiosk");
         }
         v.join(",")
     }
@@ -123,6 +156,10 @@ pub struct Settings {
     pub origin_url: Option<String>,
     pub edge_token_file: Option<PathBuf>,
     pub edge_dir: Option<PathBuf>,
+    pub home_token_file: Option<PathBuf>,
+    pub home_dir: Option<PathBuf>,
+    pub kiosk_token_file: Option<PathBuf>,
+    pub kiosk_dir: Option<PathBuf>,
     pub cache_bytes: u64,
     pub mailbox: MailboxConfig,
 }
@@ -197,6 +234,8 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         _ => BlobPlace::Dir(data.join("blobs")),
     };
     let edge_file = file.edge.unwrap_or_default();
+    let home_file = file.home.unwrap_or_default();
+    let kiosk_file = file.kiosk.unwrap_or_default();
     let cache = args
         .cache_size
         .clone()
@@ -215,6 +254,10 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         origin_url: args.origin.clone().or(edge_file.origin),
         edge_token_file: args.edge_token_file.clone().or(edge_file.token_file),
         edge_dir: edge_file.dir,
+        home_token_file: args.home_token_file.clone().or(home_file.token_file),
+        home_dir: home_file.dir,
+        kiosk_token_file: args.kiosk_token_file.clone().or(kiosk_file.token_file),
+        kiosk_dir: kiosk_file.dir,
         cache_bytes: parse_size(&cache)?,
         mailbox: mailbox_config(args)?,
         data,
@@ -317,6 +360,14 @@ impl Node {
         if pending_edge.is_some() {
             router = router.merge(tracecast_server::edge::deferred_router(slot.clone()));
         }
+        let home_slot = tracecast_server::home::HomeSlot::default();
+        if s.roles.home {
+            router = router.merge(tracecast_server::home::deferred_router(home_slot.clone()));
+        }
+        let kiosk_slot = tracecast_server::kiosk::KioskSlot::default();
+        if s.roles.kiosk {
+            router = router.merge(tracecast_server::kiosk::deferred_router(kiosk_slot.clone()));
+        }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(tracecast_server::serve(listener, router, async move {
             let _ = stopped.await;
@@ -330,6 +381,31 @@ impl Node {
             let e = Edge::start(store.clone(), mark_key, config, who)?;
             let _ = slot.set(e.clone());
             edge = Some(e);
+        }
+        let origin_url = s.origin_url.clone().unwrap_or_else(|| base.clone());
+        if s.roles.home {
+            let token = read_token(s.home_token_file.as_ref(), "home", "--home-token-file")?;
+            let who =
+                SiteIdentity::fetch(&origin_url, &token, "home", Duration::from_secs(60)).await?;
+            let dir = s.home_dir.clone().unwrap_or_else(|| s.data.join("home"));
+            let h = Home::start(
+                store.clone(),
+                HomeConfig::new(&origin_url, &token, &dir),
+                who,
+            )?;
+            let _ = home_slot.set(h);
+        }
+        if s.roles.kiosk {
+            let token = read_token(s.kiosk_token_file.as_ref(), "kiosk", "--kiosk-token-file")?;
+            let who =
+                SiteIdentity::fetch(&origin_url, &token, "kiosk", Duration::from_secs(60)).await?;
+            let dir = s.kiosk_dir.clone().unwrap_or_else(|| s.data.join("kiosk"));
+            let k = Kiosk::start(
+                store.clone(),
+                KioskConfig::new(&origin_url, &token, &dir),
+                who,
+            )?;
+            let _ = kiosk_slot.set(k);
         }
         tracing::info!(
             %addr, roles = %s.roles.names(), store = store.backend().name(),
@@ -351,6 +427,14 @@ impl Node {
         let _ = self.server.await;
         self.store.close().await;
     }
+}
+
+fn read_token(file: Option<&PathBuf>, role: &str, flag: &str) -> anyhow::Result<String> {
+    let file = file.with_context(|| format!("a {role} needs its account token: {flag} FILE"))?;
+    Ok(std::fs::read_to_string(file)
+        .with_context(|| format!("reading {}", file.display()))?
+        .trim()
+        .to_owned())
 }
 
 /// In one process with the origin: an edge account made on first start

@@ -8,7 +8,6 @@
 //! through the mailbox.
 
 mod cache;
-mod serve;
 
 use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
@@ -28,8 +27,10 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, RwLock, Semaphore};
 use tracecast_client::{MailboxClient, OriginClient, PostOptions};
-use tracecast_delivery::api::{ContentInfo, CopyInfo, DeliveryRequest, EdgeState, Holding};
-use tracecast_delivery::{DeliveryReport, LinkKey, PrePosition, Ticket, TicketError, Tier};
+use tracecast_delivery::api::{
+    ContentInfo, CopyInfo, DeliveryRequest, EdgeState, Holding, PushReceipt,
+};
+use tracecast_delivery::{DeliveryReport, LinkKey, Mode, PrePosition, Ticket, TicketError, Tier};
 use tracecast_mailbox::{BoxName, Disposition, FetchRequest, Want};
 use tracecast_mark::{MarkKey, Payload};
 use tracecast_media::{MediaError, PictureFormat};
@@ -172,6 +173,8 @@ pub struct Edge {
     /// checked against its recorded SHA-256 before it is served again.
     verified: std::sync::Mutex<std::collections::HashSet<i64>>,
     catalog: RwLock<HashMap<i64, ContentInfo>>,
+    /// Pushes copies to home servers and kiosks.
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Edge {
@@ -227,6 +230,15 @@ impl Edge {
             decoded: std::sync::Mutex::new(Decoded::new(config_decoded)),
             verified: Default::default(),
             catalog: RwLock::default(),
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .build()
+                .map_err(|e| {
+                    EdgeError::Origin(
+                        String::new(),
+                        tracecast_client::ClientError::Local(e.to_string()),
+                    )
+                })?,
         });
         tokio::spawn(edge.clone().state_loop());
         tokio::spawn(edge.clone().pre_position_loop());
@@ -299,6 +311,7 @@ impl Edge {
             media_type: c.media_type.clone(),
             filename: c.filename.clone(),
             kept,
+            via: None,
         }
     }
 
@@ -331,6 +344,85 @@ impl Edge {
                 .await?;
             Ok(None)
         }
+    }
+
+    /// Sends a marked copy to the home server or kiosk its ticket names
+    /// (DESIGN.md "001" steps 5 and 7) and answers what the buyer needs.
+    async fn push_to_site(
+        &self,
+        c: &EdgeCopy,
+        ticket_text: &str,
+        ticket: &Ticket,
+        base: &str,
+        kept: bool,
+    ) -> Result<Response, ApiError> {
+        let Some(site) = &ticket.site else {
+            return Err(ApiError::bad_request(
+                "the ticket names no home server or kiosk",
+            ));
+        };
+        let body = tokio::fs::read(self.copies.join(&c.file))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", e.to_string()))?;
+        let what = if ticket.mode == Mode::Kiosk {
+            "kiosk"
+        } else {
+            "home server"
+        };
+        let unreachable = |e: String| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "site_unreachable",
+                format!(
+                    "the {what} {} cannot take the copy now ({e}); ask again to retry",
+                    site.name
+                ),
+            )
+        };
+        let resp = self
+            .http
+            .post(format!("{}/v1/copies", site.address.trim_end_matches('/')))
+            .header(crate::site::TICKET_HEADER, ticket_text)
+            .header(tracecast_client::SHA256_HEADER, &c.sha256)
+            .header(crate::site::FILENAME_HEADER, &c.filename)
+            .header(header::CONTENT_TYPE, &c.media_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            if status.is_server_error() {
+                return Err(unreachable(message));
+            }
+            let code = if status == StatusCode::UNPROCESSABLE_ENTITY {
+                "refused"
+            } else {
+                "site_refused"
+            };
+            return Err(ApiError::new(
+                StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+                code,
+                format!("the {what} {} refused the copy: {message}", site.name),
+            ));
+        }
+        let receipt: PushReceipt = resp
+            .json()
+            .await
+            .map_err(|e| unreachable(format!("malformed answer: {e}")))?;
+        let mut info = self.copy_info(c, base, kept);
+        info.url = receipt.url.unwrap_or_default();
+        if receipt.link_expires > 0 {
+            info.link_expires = receipt.link_expires;
+        }
+        info.via = Some(receipt.via);
+        tracing::info!(delivery = c.delivery_id, site = %site.name, mode = ticket.mode.as_str(), "copy sent on");
+        Ok((StatusCode::CREATED, Json(info)).into_response())
     }
 
     async fn send_report(&self, c: &EdgeCopy) -> Result<(), tracecast_client::ClientError> {
@@ -472,7 +564,7 @@ impl Edge {
     }
 }
 
-fn load_or_make_link_key(path: &FsPath) -> std::io::Result<LinkKey> {
+pub(crate) fn load_or_make_link_key(path: &FsPath) -> std::io::Result<LinkKey> {
     if let Ok(bytes) = std::fs::read(path) {
         if let Ok(k) = <[u8; 32]>::try_from(bytes.as_slice()) {
             return Ok(LinkKey::from_bytes(k));
@@ -587,8 +679,12 @@ async fn deliver(
             _ => ApiError::forbidden(t.to_string()),
         })?;
     let base = base_url(&headers);
+    let via_site = ticket.mode.via_site();
     if let Some(c) = e.kept_copy(ticket.delivery).await? {
         // A resumed or repeated request: the same bytes, no new marking.
+        if via_site {
+            return e.push_to_site(&c, &req.ticket, &ticket, &base, true).await;
+        }
         return Ok(Json(e.copy_info(&c, &base, true)).into_response());
     }
     let gate = e
@@ -600,6 +696,9 @@ async fn deliver(
         .clone();
     let _marking = gate.lock().await;
     if let Some(c) = e.kept_copy(ticket.delivery).await? {
+        if via_site {
+            return e.push_to_site(&c, &req.ticket, &ticket, &base, true).await;
+        }
         return Ok(Json(e.copy_info(&c, &base, true)).into_response());
     }
     e.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -636,7 +735,9 @@ async fn deliver(
     let payload = Payload {
         content_server: ticket.content_server,
         edge: e.id,
-        home: 0,
+        // The home server or kiosk on the way is marked too, so a copy
+        // that leaks there is told apart from one the user leaked.
+        home: ticket.site.as_ref().map_or(0, |s| s.id),
         user: ticket.user,
     };
     let key = e.mark_key.clone();
@@ -688,6 +789,11 @@ async fn deliver(
             tracing::warn!(delivery = reported.delivery_id, error = %x, "delivery report deferred");
         }
     });
+    if via_site {
+        return e
+            .push_to_site(&copy, &req.ticket, &ticket, &base, false)
+            .await;
+    }
     Ok((StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response())
 }
 
@@ -913,7 +1019,7 @@ async fn download(
     let last_modified = httpdate::fmt_http_date(
         std::time::UNIX_EPOCH + Duration::from_millis(c.created_at.max(0) as u64),
     );
-    let rep = serve::Representation {
+    let rep = crate::serve::Representation {
         path: &path,
         len: c.bytes as u64,
         etag: format!("\"{}\"", c.sha256),
@@ -921,6 +1027,7 @@ async fn download(
         media_type: &c.media_type,
         filename: &c.filename,
         max_age: (q.expires - tracecast_store::now_ms() / 1000).max(0) as u64,
+        inline: false,
     };
-    serve::respond(&rep, &headers).await
+    crate::serve::respond(&rep, &headers).await
 }

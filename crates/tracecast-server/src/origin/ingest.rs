@@ -34,6 +34,8 @@ pub(super) struct IngestQuery {
     price_cents: i64,
     terms: Option<String>,
     filename: Option<String>,
+    /// What renting costs (`0.50/hour`, `1.50/day`, `0.02/minute max 3`).
+    rental_tariff: Option<String>,
 }
 
 /// One rendition, encoded but not yet tagged.
@@ -67,6 +69,14 @@ pub(super) async fn add_content(
         return Err(ApiError::bad_request("a price cannot be negative"));
     }
     let terms = q.terms.unwrap_or_else(|| o.config.default_terms.clone());
+    let rental_tariff = match q.rental_tariff.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(t) => Some(
+            t.parse::<tracecast_ledger::RentalTariff>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?
+                .to_string(),
+        ),
+    };
     let bytes = upload_bytes(&headers, body)?;
     let source_sha256 = hex::encode(Sha256::digest(&bytes));
     if let Some(id) = o
@@ -108,6 +118,7 @@ pub(super) async fn add_content(
             terms: terms.clone(),
             source_sha256,
             source_bytes,
+            rental_tariff,
             renditions: Vec::new(),
         })
         .await?;

@@ -4,6 +4,7 @@
 //! the consumer of edges' delivery reports (ledger postings and the user's
 //! bill), and tracing a leaked file back to its delivery.
 
+mod billing;
 mod ingest;
 mod reports;
 mod trace;
@@ -24,7 +25,10 @@ use tracecast_delivery::api::{
     AccountInfo, ContentInfo, EdgeState, NewAccount, OriginInfo, PrePositionRequest, Purchase,
     PurchaseRequest, RenditionInfo,
 };
-use tracecast_delivery::{designate, ContentKind, EdgeView, PrePosition, Ticket, Tier};
+use tracecast_delivery::{
+    designate, ContentKind, DiscOrder, EdgeView, Fulfilment, Mode, PrePosition, SiteTarget, Ticket,
+    Tier,
+};
 use tracecast_mailbox::BoxName;
 use tracecast_mark::MarkKey;
 use tracecast_store::{Account, AccountKind, Blobs, ContentRecord, NewDelivery, Principal, Store};
@@ -37,7 +41,7 @@ use crate::ApiError;
 pub const REPORTS_BOX: &str = "role:origin-reports";
 
 /// Settings of the origin role.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OriginConfig {
     /// How long a purchase ticket is good for.
     pub ticket_ttl_secs: i64,
@@ -51,6 +55,22 @@ pub struct OriginConfig {
     pub default_terms: String,
     /// Ingests and traces running at once (each takes a core).
     pub workers: usize,
+    /// What renting costs when the provider set no tariff.
+    pub rental_tariff: tracecast_ledger::RentalTariff,
+    /// How long a rental lasts before the home deletes the copy.
+    pub rental_secs: i64,
+    /// Where users' payments go.
+    pub payments: Arc<dyn billing::PaymentProvider>,
+}
+
+impl std::fmt::Debug for OriginConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OriginConfig")
+            .field("currency", &self.currency)
+            .field("rental_tariff", &self.rental_tariff.to_string())
+            .field("payments", &self.payments.name())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for OriginConfig {
@@ -63,6 +83,9 @@ impl Default for OriginConfig {
             currency: "EUR".into(),
             default_terms: "personal use only; no redistribution".into(),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            rental_tariff: "0.50/hour max 3.00".parse().expect("a valid tariff"),
+            rental_secs: 48 * 3600,
+            payments: Arc::new(billing::ManualPayments),
         }
     }
 }
@@ -211,6 +234,11 @@ impl Origin {
             price_cents: c.price_cents,
             terms: c.terms.clone(),
             source_sha256: c.source_sha256.clone(),
+            rental_tariff: (c.kind == "audio").then(|| {
+                c.rental_tariff
+                    .clone()
+                    .unwrap_or_else(|| self.config.rental_tariff.to_string())
+            }),
             renditions,
             existing: false,
         })
@@ -245,6 +273,11 @@ pub fn router(origin: Arc<Origin>) -> Router {
         .route("/v1/contents/{id}/pre-position", post(pre_position))
         .route("/v1/purchases", post(purchase))
         .route("/v1/edges", get(edges))
+        .route("/v1/sites", get(sites))
+        .route("/v1/invoice", get(billing::invoice))
+        .route("/v1/payments", post(billing::pay))
+        .route("/v1/ledger", get(billing::ledger))
+        .route("/v1/ledger/balances", get(billing::balances))
         .route("/v1/edges/state", post(edge_state))
         .route("/v1/deliveries/{id}", get(delivery))
         .route(
@@ -302,16 +335,15 @@ async fn add_account(
         return Err(ApiError::forbidden("only an administrator adds accounts"));
     }
     let new = json_body(body)?;
-    let kind = match new.kind.as_str() {
-        "provider" => AccountKind::Provider,
-        "user" => AccountKind::User,
-        "edge" => AccountKind::Edge,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "unknown account kind {other:?}: provider, user or edge"
-            )))
-        }
-    };
+    let kind = AccountKind::parse(&new.kind).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "unknown account kind {:?}: provider, user, edge, home or kiosk",
+            new.kind
+        ))
+    })?;
+    if matches!(kind, AccountKind::Home | AccountKind::Kiosk) {
+        return add_site(&o, kind, new).await;
+    }
     let edge = if kind == AccountKind::Edge {
         let address = new
             .address
@@ -343,6 +375,101 @@ async fn add_account(
         Json(account_info(&account, Some(token))),
     )
         .into_response())
+}
+
+/// Registers a home server or kiosk.
+async fn add_site(o: &Origin, kind: AccountKind, new: NewAccount) -> Result<Response, ApiError> {
+    let what = kind.as_str();
+    let address = new
+        .address
+        .as_deref()
+        .filter(|a| a.starts_with("http://") || a.starts_with("https://"))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "a {what} needs an address like http://host:port/{what}"
+            ))
+        })?;
+    let fee = new.fee_cents.unwrap_or(0);
+    let shipping = new.shipping_cents.unwrap_or(0);
+    if fee < 0 || shipping < 0 {
+        return Err(ApiError::bad_request(format!(
+            "a {what}'s fees cannot be negative"
+        )));
+    }
+    let payer = new.payer.clone().unwrap_or_else(|| "user".into());
+    if payer != "user" {
+        let p: tracecast_ledger::Party =
+            payer.parse().map_err(|e: tracecast_ledger::LedgerError| {
+                ApiError::bad_request(format!("payer: {e}"))
+            })?;
+        if kind != AccountKind::Home {
+            return Err(ApiError::bad_request("only a home's usage fee has a payer"));
+        }
+        drop(p);
+    }
+    let media = match kind {
+        AccountKind::Kiosk => {
+            let media = new.media.clone().unwrap_or_else(|| {
+                [("cd-r", 150), ("dvd-r", 300), ("bd-r", 900)]
+                    .into_iter()
+                    .map(|(m, c)| (m.to_owned(), c))
+                    .collect()
+            });
+            for (m, price) in &media {
+                m.parse::<tracecast_disc::Medium>()
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                if *price < 0 {
+                    return Err(ApiError::bad_request("a medium's price cannot be negative"));
+                }
+            }
+            serde_json::to_string(&media).expect("serialises")
+        }
+        _ => "{}".into(),
+    };
+    let token = new_token();
+    let (account, _) = o
+        .store
+        .add_site(
+            &tracecast_store::NewSite {
+                kind,
+                name: new.name.clone(),
+                address: address.trim_end_matches('/').to_owned(),
+                operator: new.operator.clone().unwrap_or_else(|| new.name.clone()),
+                fee_cents: fee,
+                payer,
+                media,
+                shipping_cents: shipping,
+            },
+            token_hash(&token),
+        )
+        .await?;
+    tracing::info!(kind = what, id = account.id, name = %account.name, "site added");
+    Ok((
+        StatusCode::CREATED,
+        Json(account_info(&account, Some(token))),
+    )
+        .into_response())
+}
+
+/// `GET /v1/sites`: homes and kiosks (any account may list them, to
+/// choose one).
+async fn sites(State(o): State<Arc<Origin>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    o.caller(&headers).await?;
+    let sites: Vec<serde_json::Value> = o
+        .store
+        .sites()
+        .await?
+        .into_iter()
+        .map(|s| {
+            serde_json::json!({
+                "id": s.id, "kind": s.kind, "name": s.name, "address": s.address,
+                "operator": s.operator, "fee_cents": s.fee_cents, "payer": s.payer,
+                "media": serde_json::from_str::<serde_json::Value>(&s.media).unwrap_or_default(),
+                "shipping_cents": s.shipping_cents,
+            })
+        })
+        .collect();
+    Ok(Json(sites).into_response())
 }
 
 async fn contents(
@@ -507,6 +634,7 @@ async fn purchase(
         )));
     }
     let now = tracecast_store::now_ms();
+    let route = route_via_site(&o, &req, &c, kind, tier, now).await?;
     let loads = o
         .store
         .edge_loads(c.id, tier.as_str(), now - o.config.load_window_ms)
@@ -534,7 +662,12 @@ async fn purchase(
         .into_iter()
         .find(|l| l.edge.id == chosen)
         .expect("designated from the list");
-    let price = if tier.is_paid() { c.price_cents } else { 0 };
+    let price = match route.mode {
+        // A rental's fee follows the viewing, by its tariff.
+        Mode::Rental => 0,
+        _ if tier.is_paid() => c.price_cents,
+        _ => 0,
+    };
     let d = o
         .store
         .open_delivery(&NewDelivery {
@@ -545,6 +678,10 @@ async fn purchase(
             edge_id: edge.edge.id,
             price_cents: price,
             edge_fee_cents: edge.edge.fee_cents,
+            mode: route.mode.as_str().into(),
+            site_id: route.site.as_ref().map(|s| s.id),
+            site_fee_cents: route.site.as_ref().map_or(0, |s| s.fee_cents),
+            order_info: route.order_info.to_string(),
         })
         .await?;
     let expires = now / 1000 + o.config.ticket_ttl_secs;
@@ -559,6 +696,14 @@ async fn purchase(
         edge: u16::try_from(edge.edge.id)
             .map_err(|_| ApiError::bad_request("edge id out of range"))?,
         expires,
+        mode: route.mode,
+        site: route.site.as_ref().map(|s| SiteTarget {
+            id: u16::try_from(s.id).unwrap_or(u16::MAX),
+            name: s.name.clone(),
+            address: s.address.clone(),
+        }),
+        disc: route.disc.clone(),
+        rental_until: route.rental_until,
     }
     .sign(&o.signing);
     tracing::info!(
@@ -578,9 +723,173 @@ async fn purchase(
             edge_holds: edge.holds,
             ticket,
             ticket_expires: expires,
+            mode: route.mode,
+            site: route.site.as_ref().map(|s| s.name.clone()),
+            rental_tariff: route.tariff.map(|t| t.to_string()),
+            rental_until: route.rental_until,
+            store_total_cents: route.store_total.map(|extra| extra + price),
         }),
     )
         .into_response())
+}
+
+/// Where a purchase goes after the edge: nowhere, a home or a kiosk.
+struct Route {
+    mode: Mode,
+    site: Option<tracecast_store::SiteRecord>,
+    disc: Option<DiscOrder>,
+    rental_until: Option<i64>,
+    tariff: Option<tracecast_ledger::RentalTariff>,
+    /// Kiosk: medium, agency fee and shipping the user owes the store.
+    store_total: Option<i64>,
+    order_info: serde_json::Value,
+}
+
+/// Bytes a disc image adds to its files (descriptors, directories,
+/// manifest, the trailing pad), generously.
+const DISC_OVERHEAD: u64 = 1 << 20;
+
+async fn route_via_site(
+    o: &Origin,
+    req: &PurchaseRequest,
+    c: &ContentRecord,
+    kind: ContentKind,
+    tier: Tier,
+    now_ms: i64,
+) -> Result<Route, ApiError> {
+    let none = Route {
+        mode: Mode::Download,
+        site: None,
+        disc: None,
+        rental_until: None,
+        tariff: None,
+        store_total: None,
+        order_info: serde_json::json!({}),
+    };
+    let find = |name: &str, want: AccountKind| {
+        let name = name.to_owned();
+        async move {
+            o.store
+                .site_by_name(&name)
+                .await?
+                .filter(|s| s.kind == want)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "unknown_site",
+                        format!("there is no {} named {name:?}", want.as_str()),
+                    )
+                })
+        }
+    };
+    match (&req.home, &req.kiosk) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "name a home server or a kiosk, not both",
+        )),
+        (None, None) if req.rent => Err(ApiError::bad_request(
+            "a rental is viewed from a home server: name one (home)",
+        )),
+        (None, None) => Ok(none),
+        (Some(home), None) => {
+            let site = find(home, AccountKind::Home).await?;
+            if !req.rent {
+                return Ok(Route {
+                    mode: Mode::Home,
+                    site: Some(site),
+                    ..none
+                });
+            }
+            if kind != ContentKind::Audio {
+                return Err(ApiError::bad_request(format!(
+                    "content {} is {}: only audio is rented (streamed from a home server)",
+                    c.id, c.kind
+                )));
+            }
+            let tariff: tracecast_ledger::RentalTariff = match &c.rental_tariff {
+                Some(t) => t.parse().map_err(|e: tracecast_ledger::LedgerError| {
+                    ApiError::bad_request(e.to_string())
+                })?,
+                None => o.config.rental_tariff,
+            };
+            let until = now_ms / 1000 + o.config.rental_secs;
+            Ok(Route {
+                mode: Mode::Rental,
+                site: Some(site),
+                rental_until: Some(until),
+                tariff: Some(tariff),
+                order_info: serde_json::json!({ "tariff": tariff.to_string(), "until": until }),
+                ..none
+            })
+        }
+        (None, Some(kiosk)) => {
+            let site = find(kiosk, AccountKind::Kiosk).await?;
+            let disc = req.disc.clone().ok_or_else(|| {
+                ApiError::bad_request("a kiosk order names a medium (disc.medium)")
+            })?;
+            let medium: tracecast_disc::Medium = disc
+                .medium
+                .parse()
+                .map_err(|e: tracecast_disc::DiscError| ApiError::bad_request(e.to_string()))?;
+            let prices: std::collections::BTreeMap<String, i64> =
+                serde_json::from_str(&site.media).unwrap_or_default();
+            let medium_cents = *prices.get(&medium.to_string()).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "medium_not_sold",
+                    format!(
+                        "{} does not sell {medium}; it sells {}",
+                        site.name,
+                        prices.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+            if let Fulfilment::Ship { address } = &disc.fulfilment {
+                if address.trim().is_empty() || address.len() > 500 {
+                    return Err(ApiError::bad_request(
+                        "shipping needs an address (at most 500 bytes)",
+                    ));
+                }
+            }
+            let bytes = o
+                .store
+                .renditions(c.id)
+                .await?
+                .into_iter()
+                .find(|r| r.tier == tier.as_str())
+                .map_or(0, |r| r.bytes.max(0) as u64);
+            let needed = bytes + DISC_OVERHEAD;
+            if needed > medium.capacity() {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "does_not_fit",
+                    format!(
+                        "content {} ({}, {:.1} MB) does not fit on a {medium} ({:.1} MB): choose a larger medium or a smaller tier; nothing was charged",
+                        c.id,
+                        tier,
+                        needed as f64 / 1e6,
+                        medium.capacity() as f64 / 1e6
+                    ),
+                ));
+            }
+            let shipping = match disc.fulfilment {
+                Fulfilment::Ship { .. } => site.shipping_cents,
+                Fulfilment::Pickup => 0,
+            };
+            Ok(Route {
+                mode: Mode::Kiosk,
+                store_total: Some(medium_cents + site.fee_cents + shipping),
+                order_info: serde_json::json!({
+                    "medium": medium.to_string(),
+                    "fulfilment": disc.fulfilment,
+                    "medium_cents": medium_cents,
+                    "shipping_cents": shipping,
+                }),
+                site: Some(site),
+                disc: Some(disc),
+                ..none
+            })
+        }
+    }
 }
 
 async fn edges(State(o): State<Arc<Origin>>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -646,6 +955,7 @@ async fn delivery(
             AccountKind::User => a.id == d.user_id,
             AccountKind::Provider => a.id == d.provider_id,
             AccountKind::Edge => a.id == d.edge_id,
+            AccountKind::Home | AccountKind::Kiosk => Some(a.id) == d.site_id,
         },
     };
     if !allowed {

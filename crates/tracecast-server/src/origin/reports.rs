@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tracecast_delivery::messages::money;
-use tracecast_delivery::{Bill, DeliveryReport};
+use tracecast_delivery::{Bill, DeliveryReport, Mode, SiteEvent, SiteReport};
+use tracecast_ledger::{Flow, Kiosk, Party, RentalTariff, Sale, SiteUse, Transaction, Viewing};
 use tracecast_mailbox::{Disposition, FetchRequest, Want};
-use tracecast_store::{AccountKind, FetchedMessage, Posting, StoreError};
+use tracecast_store::{AccountKind, DeliveryRecord, FetchedMessage, StoreError};
 
 use super::Origin;
 
@@ -92,26 +93,108 @@ impl From<StoreError> for Fault {
 }
 
 async fn apply(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
-    if m.media_type != DeliveryReport::MEDIA_TYPE {
-        return Err(Fault::Rejected(format!(
-            "unexpected message type {}",
-            m.media_type
-        )));
+    match m.media_type.as_str() {
+        DeliveryReport::MEDIA_TYPE => apply_marked(o, m).await,
+        SiteReport::MEDIA_TYPE => apply_site(o, m).await,
+        other => Err(Fault::Rejected(format!("unexpected message type {other}"))),
     }
+}
+
+/// What a delivery's postings are made of.
+struct Parties {
+    d: DeliveryRecord,
+    user: tracecast_store::Account,
+    provider: tracecast_store::Account,
+    content: tracecast_store::ContentRecord,
+    edge: tracecast_store::EdgeRecord,
+    site: Option<tracecast_store::SiteRecord>,
+}
+
+impl Parties {
+    async fn load(o: &Origin, delivery: i64) -> Result<Self, Fault> {
+        let d = o
+            .store
+            .delivery(delivery)
+            .await?
+            .ok_or_else(|| Fault::Rejected(format!("no delivery {delivery}")))?;
+        let user = o
+            .store
+            .account(AccountKind::User, d.user_id)
+            .await?
+            .ok_or_else(|| Fault::Rejected(format!("no user {}", d.user_id)))?;
+        let provider = o
+            .store
+            .account(AccountKind::Provider, d.provider_id)
+            .await?
+            .ok_or_else(|| Fault::Rejected(format!("no provider {}", d.provider_id)))?;
+        let content = o
+            .store
+            .content(d.content_id)
+            .await?
+            .ok_or_else(|| Fault::Rejected(format!("no content {}", d.content_id)))?;
+        let edge = o
+            .store
+            .edge(d.edge_id)
+            .await?
+            .ok_or_else(|| Fault::Rejected("edge gone".into()))?;
+        let site = match d.site_id {
+            Some(id) => Some(
+                o.store
+                    .site(id)
+                    .await?
+                    .ok_or_else(|| Fault::Rejected(format!("no site {id}")))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            d,
+            user,
+            provider,
+            content,
+            edge,
+            site,
+        })
+    }
+
+    fn sale(&self) -> Sale {
+        Sale {
+            user: Party::user(&self.user.name),
+            provider: Party::provider(&self.provider.name),
+            title: self.content.title.clone(),
+            price_cents: self.d.price_cents,
+            edge: self.edge.name.clone(),
+            edge_operator: Party::operator(&self.edge.operator),
+            edge_fee_cents: self.d.edge_fee_cents,
+        }
+    }
+
+    fn home_use(&self) -> Option<SiteUse> {
+        let s = self.site.as_ref()?;
+        let payer = if s.payer == "user" {
+            Party::user(&self.user.name)
+        } else {
+            s.payer.parse().ok()?
+        };
+        Some(SiteUse {
+            site: s.name.clone(),
+            operator: Party::operator(&s.operator),
+            payer,
+            fee_cents: self.d.site_fee_cents,
+        })
+    }
+
+    fn order(&self) -> serde_json::Value {
+        serde_json::from_str(&self.d.order_info).unwrap_or_default()
+    }
+}
+
+async fn apply_marked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
     let r: DeliveryReport = serde_json::from_slice(&m.body)
         .map_err(|e| Fault::Rejected(format!("malformed report: {e}")))?;
-    let d = o
-        .store
-        .delivery(r.delivery)
-        .await?
-        .ok_or_else(|| Fault::Rejected(format!("no delivery {}", r.delivery)))?;
-    let edge = o
-        .store
-        .account(AccountKind::Edge, d.edge_id)
-        .await?
-        .ok_or_else(|| Fault::Rejected(format!("no edge {}", d.edge_id)))?;
+    let p = Parties::load(o, r.delivery).await?;
+    let d = &p.d;
     // Only the designated edge may report, and only what was designated.
-    if m.sender != format!("edge:{}", edge.name)
+    if m.sender != format!("edge:{}", p.edge.name)
         || i64::from(r.edge) != d.edge_id
         || i64::from(r.user) != d.user_id
         || r.content != d.content_id
@@ -122,75 +205,162 @@ async fn apply(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
             m.sender, d.id
         )));
     }
-    let user = o
-        .store
-        .account(AccountKind::User, d.user_id)
-        .await?
-        .ok_or_else(|| Fault::Rejected(format!("no user {}", d.user_id)))?;
-    let provider = o
-        .store
-        .account(AccountKind::Provider, d.provider_id)
-        .await?
-        .ok_or_else(|| Fault::Rejected(format!("no provider {}", d.provider_id)))?;
-    let content = o
-        .store
-        .content(d.content_id)
-        .await?
-        .ok_or_else(|| Fault::Rejected(format!("no content {}", d.content_id)))?;
-    let edge_rec = o
-        .store
-        .edge(d.edge_id)
-        .await?
-        .ok_or_else(|| Fault::Rejected("edge gone".into()))?;
-    let mut postings = Vec::new();
-    if d.price_cents > 0 {
-        postings.push(Posting {
-            debit: format!("user:{}", user.name),
-            credit: format!("provider:{}", provider.name),
-            amount_cents: d.price_cents,
-            memo: format!("content fee: {} ({})", content.title, d.tier),
-        });
-    }
-    if d.edge_fee_cents > 0 {
-        postings.push(Posting {
-            debit: format!("provider:{}", provider.name),
-            credit: format!("operator:{}", edge_rec.operator),
-            amount_cents: d.edge_fee_cents,
-            memo: format!("edge usage: delivery {} via {}", d.id, edge.name),
-        });
-    }
+    let mode = Mode::parse(&d.mode).unwrap_or_default();
+    let event = format!("delivery-{}/marked", d.id);
+    let t = match mode {
+        Mode::Download | Mode::Home => Flow::Marked(p.sale()).transaction(&event, Some(d.id)),
+        // The rental fee follows the viewing; the edge has done its part.
+        Mode::Rental => Flow::RentalMarked(p.sale()).transaction(&event, Some(d.id)),
+        // Billed when the kiosk writes the disc (nothing if it cannot).
+        Mode::Kiosk => Transaction::new(&event, Some(d.id)),
+    };
     let applied = o
         .store
-        .record_marked(d.id, r.bytes as i64, &r.sha256, r.marked_at, postings)
+        .record_marked(d.id, r.bytes as i64, &r.sha256, r.marked_at, t.clone())
         .await?;
-    // The bill is sent whether or not this run applied the report: a crash
-    // between applying and billing must not lose the bill, and the
-    // idempotency key makes a repeat land once.
+    if matches!(mode, Mode::Download | Mode::Home) {
+        // Sent whether or not this run applied the report: a crash
+        // between applying and billing must not lose the bill, and the
+        // idempotency key makes a repeat land once.
+        send_bill(o, &p, &t, "bill").await?;
+    }
+    if matches!(applied, tracecast_store::Applied::Now(())) {
+        tracing::info!(
+            delivery = d.id, user = %p.user.name, edge = %p.edge.name, content = %p.content.title,
+            mode = %d.mode, amount = %money(d.price_cents), "delivery reported"
+        );
+    }
+    Ok(())
+}
+
+async fn apply_site(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
+    let r: SiteReport = serde_json::from_slice(&m.body)
+        .map_err(|e| Fault::Rejected(format!("malformed site report: {e}")))?;
+    let p = Parties::load(o, r.delivery).await?;
+    let d = &p.d;
+    let site = p
+        .site
+        .as_ref()
+        .ok_or_else(|| Fault::Rejected(format!("delivery {} has no home or kiosk", d.id)))?;
+    let mode = Mode::parse(&d.mode).unwrap_or_default();
+    let fits = match r.event {
+        SiteEvent::Delivered | SiteEvent::Expired => mode == Mode::Home,
+        SiteEvent::RentalEnded => mode == Mode::Rental,
+        SiteEvent::DiscWritten | SiteEvent::Refused => mode == Mode::Kiosk,
+    };
+    if m.sender != format!("{}:{}", site.kind.as_str(), site.name)
+        || i64::from(r.site) != site.id
+        || !fits
+    {
+        return Err(Fault::Rejected(format!(
+            "{} report from {} does not match delivery {}",
+            r.event.as_str(),
+            m.sender,
+            d.id
+        )));
+    }
+    let event = r.event_id();
+    let home = p.home_use();
+    let (status, t) = match r.event {
+        SiteEvent::Delivered | SiteEvent::Expired => (
+            r.event.as_str(),
+            home.map(|home| {
+                Flow::HomeDelivered {
+                    delivery: d.id,
+                    home,
+                }
+                .transaction(&event, Some(d.id))
+            }),
+        ),
+        SiteEvent::RentalEnded => {
+            let tariff: RentalTariff = p.order()["tariff"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(o.config.rental_tariff);
+            let viewing = Viewing {
+                sessions: r.viewing.clone(),
+            };
+            let home = home.ok_or_else(|| Fault::Rejected("the rental's home is gone".into()))?;
+            let t = Flow::RentalEnded {
+                sale: p.sale(),
+                fee_cents: tariff.fee(&viewing),
+                viewing_ms: viewing.total_ms(),
+                home,
+            }
+            .transaction(&event, Some(d.id));
+            ("rental-ended", Some(t))
+        }
+        SiteEvent::DiscWritten => {
+            let order = p.order();
+            let cents = |k: &str| order[k].as_i64().unwrap_or(0);
+            let t = Flow::DiscWritten {
+                sale: p.sale(),
+                kiosk: Kiosk {
+                    store: Party::store(&site.operator),
+                    medium: order["medium"].as_str().unwrap_or("disc").to_owned(),
+                    medium_cents: cents("medium_cents"),
+                    agency_cents: d.site_fee_cents,
+                    shipping_cents: cents("shipping_cents"),
+                },
+            }
+            .transaction(&event, Some(d.id));
+            ("disc-written", Some(t))
+        }
+        SiteEvent::Refused => ("refused", None),
+    };
+    let applied = o
+        .store
+        .record_delivery_event(d.id, &event, status, t.clone())
+        .await?;
+    if let Some(t) = &t {
+        if matches!(r.event, SiteEvent::RentalEnded | SiteEvent::DiscWritten) {
+            send_bill(o, &p, t, r.event.as_str()).await?;
+        }
+    }
+    if matches!(applied, tracecast_store::Applied::Now(())) {
+        tracing::info!(
+            delivery = d.id, site = %site.name, event = r.event.as_str(), detail = %r.detail,
+            "site reported"
+        );
+    }
+    Ok(())
+}
+
+/// Sends the user what this event costs them (once per delivery and kind).
+async fn send_bill(o: &Origin, p: &Parties, t: &Transaction, kind: &str) -> Result<(), Fault> {
+    let owed = t.effect_on(&Party::user(&p.user.name));
+    let payee = match (kind, &p.site) {
+        ("disc-written", Some(s)) => s.operator.clone(),
+        _ => p.provider.name.clone(),
+    };
     let bill = Bill {
-        delivery: d.id,
-        content: content.id,
-        title: content.title.clone(),
-        tier: r.tier,
-        amount_cents: d.price_cents,
+        delivery: p.d.id,
+        content: p.content.id,
+        title: p.content.title.clone(),
+        tier: p
+            .d
+            .tier
+            .parse()
+            .unwrap_or(tracecast_delivery::Tier::Lossless),
+        amount_cents: owed,
         currency: o.config.currency.clone(),
-        payee: provider.name.clone(),
-        edge: edge.name.clone(),
+        payee,
+        edge: p.edge.name.clone(),
         issued_at: tracecast_store::now_ms(),
+    };
+    let key = if kind == "bill" {
+        format!("bill-{}", p.d.id)
+    } else {
+        format!("bill-{}-{kind}", p.d.id)
     };
     o.mailbox
         .send(
-            user.box_id,
+            p.user.box_id,
             Bill::MEDIA_TYPE,
             serde_json::to_vec(&bill).expect("serialises"),
             "origin",
-            Some(format!("bill-{}", d.id)),
+            Some(key),
         )
         .await?;
-    if matches!(applied, tracecast_store::Applied::Now(())) {
-        tracing::info!(
-            delivery = d.id, user = %user.name, edge = %edge.name, content = %content.title,
-            amount = %money(d.price_cents), "delivery reported; bill sent"
-        );
-    }
     Ok(())
 }

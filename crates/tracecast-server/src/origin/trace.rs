@@ -95,6 +95,7 @@ pub(super) async fn trace(
         user: None,
         edge: None,
         edge_operator: None,
+        site: None,
         provider: None,
         deliveries: Vec::new(),
         metadata_content: read.rights.as_ref().map(|r| r.content_id),
@@ -120,8 +121,21 @@ pub(super) async fn trace(
             )
             .await?;
         // The content named in the file's metadata first, if it survived.
-        if let Some(cid) = report.metadata_content {
-            found.sort_by_key(|d| d.content_id != cid);
+        // Deliveries through the home or kiosk the mark names come first,
+        // then the content named in the file's metadata, if it survived.
+        let site = (p.home != 0).then_some(i64::from(p.home));
+        found.sort_by_key(|d| {
+            (
+                d.site_id != site,
+                report
+                    .metadata_content
+                    .is_some_and(|cid| d.content_id != cid),
+            )
+        });
+        if let Some(id) = site {
+            if let Some(s) = o.store.site(id).await? {
+                report.site = Some(format!("{} {}", s.kind.as_str(), s.name));
+            }
         }
         for d in found.iter().take(50) {
             let title = o
@@ -181,6 +195,7 @@ pub(super) async fn trace(
                 user: None,
                 edge: if mine { report.edge } else { None },
                 edge_operator: None,
+                site: None,
                 provider: if mine { report.provider } else { None },
                 deliveries: if mine { report.deliveries } else { Vec::new() },
                 metadata_content: report.metadata_content,

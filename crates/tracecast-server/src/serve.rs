@@ -25,6 +25,9 @@ pub struct Representation<'a> {
     pub media_type: &'a str,
     pub filename: &'a str,
     pub max_age: u64,
+    /// Played in place (a player, a browser's audio element) rather than
+    /// saved.
+    pub inline: bool,
 }
 
 const CHUNK: usize = 1 << 20;
@@ -74,7 +77,10 @@ pub async fn respond(rep: &Representation<'_>, headers: &HeaderMap) -> Result<Re
     put(
         &mut out,
         header::CONTENT_DISPOSITION,
-        &format!("attachment; filename=\"{safe_name}\""),
+        &format!(
+            "{}; filename=\"{safe_name}\"",
+            if rep.inline { "inline" } else { "attachment" }
+        ),
     );
     if let Some(inm) = h(header::IF_NONE_MATCH) {
         if none_match(inm, &rep.etag) {

@@ -1,0 +1,205 @@
+//! Home servers and kiosks on the way to the user (DESIGN.md "001" steps
+//! 5-7): how a delivery reaches its user, what a kiosk order asks for, the
+//! reports homes and kiosks send the origin, and viewing sessions.
+
+use serde::{Deserialize, Serialize};
+
+/// How a delivery reaches its user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Downloaded from the edge.
+    #[default]
+    Download,
+    /// Sent to a home server, downloaded from it on the LAN, then deleted.
+    Home,
+    /// Sent to a home server and viewed from it; deleted when viewing ends.
+    Rental,
+    /// Sent to a store's kiosk and written to a disc.
+    Kiosk,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Download => "download",
+            Mode::Home => "home",
+            Mode::Rental => "rental",
+            Mode::Kiosk => "kiosk",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Mode::Download, Mode::Home, Mode::Rental, Mode::Kiosk]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+
+    /// Whether a home server or kiosk is on the way.
+    pub fn via_site(self) -> bool {
+        self != Mode::Download
+    }
+}
+
+/// How the user gets a kiosk's disc.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "by")]
+pub enum Fulfilment {
+    /// The user collects it at the store.
+    Pickup,
+    /// The store posts it.
+    Ship { address: String },
+}
+
+/// What a kiosk is asked to write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscOrder {
+    /// `cd-r`, `dvd-r`, `bd-r`, `usb-16g`…
+    pub medium: String,
+    pub fulfilment: Fulfilment,
+}
+
+/// What happened at a home or kiosk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SiteEvent {
+    /// The user downloaded the copy from the home; it was deleted.
+    Delivered,
+    /// Nobody fetched the copy in time; it was deleted.
+    Expired,
+    /// A rental ended (the user stopped, or its period ran out); deleted.
+    RentalEnded,
+    /// The kiosk wrote the disc image and erased the copy.
+    DiscWritten,
+    /// The kiosk could not write the order (e.g. it does not fit).
+    Refused,
+}
+
+impl SiteEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SiteEvent::Delivered => "delivered",
+            SiteEvent::Expired => "expired",
+            SiteEvent::RentalEnded => "rental-ended",
+            SiteEvent::DiscWritten => "disc-written",
+            SiteEvent::Refused => "refused",
+        }
+    }
+}
+
+/// Home or kiosk → origin, through the mailbox: the copy is gone, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteReport {
+    pub delivery: i64,
+    pub site: u16,
+    pub event: SiteEvent,
+    /// Rentals: viewing sessions, [start, end] in Unix ms.
+    #[serde(default)]
+    pub viewing: Vec<(i64, i64)>,
+    /// Unix ms when the copy was deleted or the disc written.
+    pub at: i64,
+    /// Kiosk: the image's size and SHA-256; refusals: why.
+    #[serde(default)]
+    pub detail: String,
+}
+
+impl SiteReport {
+    pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.site-report+json";
+
+    /// The event id the origin applies once.
+    pub fn event_id(&self) -> String {
+        format!("delivery-{}/{}", self.delivery, self.event.as_str())
+    }
+}
+
+/// Viewing sessions from the times a rental was read: requests closer
+/// than `gap_ms` belong to one session, which lasts until `tail_ms` after
+/// its last request (the player keeps playing what it fetched).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sessions {
+    pub spans: Vec<(i64, i64)>,
+}
+
+impl Sessions {
+    /// Records a read at `now`.
+    pub fn touch(&mut self, now: i64, gap_ms: i64, tail_ms: i64) {
+        match self.spans.last_mut() {
+            Some((_, end)) if now <= *end + gap_ms => *end = (*end).max(now + tail_ms),
+            _ => self.spans.push((now, now + tail_ms)),
+        }
+    }
+
+    /// Cuts the sessions at `now` (the rental ended now): nothing is
+    /// counted after the end.
+    pub fn close(&mut self, now: i64) {
+        for s in &mut self.spans {
+            s.1 = s.1.min(now).max(s.0);
+        }
+    }
+
+    pub fn total_ms(&self) -> i64 {
+        self.spans.iter().map(|(a, b)| b - a).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn reads_close_together_make_one_session() {
+        let mut s = Sessions::default();
+        s.touch(0, 30_000, 10_000);
+        s.touch(5_000, 30_000, 10_000);
+        s.touch(100_000, 30_000, 10_000);
+        assert_eq!(s.spans, vec![(0, 15_000), (100_000, 110_000)]);
+        s.close(104_000);
+        assert_eq!(s.total_ms(), 15_000 + 4_000);
+    }
+
+    #[test]
+    fn reports_and_orders_read_back() {
+        let r = SiteReport {
+            delivery: 4,
+            site: 2,
+            event: SiteEvent::RentalEnded,
+            viewing: vec![(1, 2)],
+            at: 3,
+            detail: String::new(),
+        };
+        let j = serde_json::to_string(&r).unwrap();
+        assert!(j.contains("\"rental-ended\""));
+        assert_eq!(serde_json::from_str::<SiteReport>(&j).unwrap(), r);
+        assert_eq!(r.event_id(), "delivery-4/rental-ended");
+        let o: DiscOrder = serde_json::from_str(
+            r#"{"medium":"cd-r","fulfilment":{"by":"ship","address":"1 Main St"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            o.fulfilment,
+            Fulfilment::Ship {
+                address: "1 Main St".into()
+            }
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn sessions_never_overlap_and_grow_with_reads(
+            mut times in prop::collection::vec(0i64..10_000_000, 1..50),
+        ) {
+            times.sort_unstable();
+            let mut s = Sessions::default();
+            let mut before = 0;
+            for t in &times {
+                s.touch(*t, 30_000, 6_000);
+                prop_assert!(s.total_ms() >= before);
+                before = s.total_ms();
+            }
+            for w in s.spans.windows(2) {
+                prop_assert!(w[0].1 < w[1].0);
+            }
+        }
+    }
+}

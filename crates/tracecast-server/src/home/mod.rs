@@ -1,0 +1,655 @@
+//! The home server role (DESIGN.md "001" steps 5-6): a cache near users (an
+//! apartment building's server). An edge marks a copy with the user, the
+//! edge, the content server and this home, and pushes it here over the fast
+//! link. The user then either downloads it on the LAN (the home deletes it
+//! once the user confirms receipt) or, for a rental, plays it from here
+//! without downloading: an HLS playlist (RFC 8216, AAC in MPEG-TS segments,
+//! made from the marked copy with ffmpeg) or the marked file itself with
+//! HTTP Range, so any player can play, pause and seek. The home keeps the
+//! viewing sessions; when the rental is ended or its period runs out it
+//! deletes the copy and reports the viewing time to the origin through the
+//! mailbox, where the fee is posted by the content's tariff.
+
+use std::collections::HashMap;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use ed25519_dalek::VerifyingKey;
+use tokio::sync::Semaphore;
+use tracecast_client::MailboxClient;
+use tracecast_delivery::api::{PushReceipt, SiteCopy};
+use tracecast_delivery::{LinkKey, Mode, Sessions, SiteEvent, SiteReport};
+use tracecast_mailbox::BoxName;
+use tracecast_store::{HomeCopy, Store};
+
+use crate::site::{self, SiteError, SiteIdentity};
+use crate::ApiError;
+
+/// Largest copy a home takes.
+pub const MAX_COPY_BYTES: usize = 4 << 30;
+
+/// Settings of a home server.
+#[derive(Debug, Clone)]
+pub struct HomeConfig {
+    /// The origin's base URL (its mailbox takes the reports).
+    pub origin: String,
+    /// This home's account token (`tracecast account add home`).
+    pub token: String,
+    /// Where copies, HLS packages and the link key live.
+    pub dir: PathBuf,
+    /// How long a bought copy waits for its user before it is deleted.
+    pub keep_secs: i64,
+    /// Reads closer than this belong to one viewing session.
+    pub session_gap_ms: i64,
+    /// A session runs this long past its last read (the player plays what
+    /// it fetched).
+    pub session_tail_ms: i64,
+    /// HLS segment length.
+    pub segment_secs: u32,
+    /// AAC bit rate of the HLS rendition.
+    pub hls_bitrate: String,
+    /// How often expired copies are looked for.
+    pub sweep_every: Duration,
+    /// The ffmpeg to package HLS with.
+    pub ffmpeg: String,
+}
+
+impl HomeConfig {
+    pub fn new(origin: &str, token: &str, dir: &FsPath) -> Self {
+        Self {
+            origin: origin.trim_end_matches('/').to_owned(),
+            token: token.trim().to_owned(),
+            dir: dir.to_owned(),
+            keep_secs: 7 * 24 * 3600,
+            session_gap_ms: 60_000,
+            session_tail_ms: 10_000,
+            segment_secs: 6,
+            hls_bitrate: "256k".into(),
+            sweep_every: Duration::from_secs(5),
+            ffmpeg: "ffmpeg".into(),
+        }
+    }
+}
+
+/// The running home server.
+pub struct Home {
+    id: u16,
+    name: String,
+    mailbox: MailboxClient,
+    reports_box: BoxName,
+    origin_key: VerifyingKey,
+    link_key: LinkKey,
+    store: Store,
+    copies: PathBuf,
+    hls: PathBuf,
+    config: HomeConfig,
+    work: Semaphore,
+    /// Viewing sessions of live rentals (also kept in the store).
+    sessions: std::sync::Mutex<HashMap<i64, Sessions>>,
+}
+
+impl std::fmt::Debug for Home {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Home")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl Home {
+    /// Opens the home's directories and starts its sweeps (expiry, reports).
+    pub fn start(
+        store: Store,
+        config: HomeConfig,
+        who: SiteIdentity,
+    ) -> Result<Arc<Self>, SiteError> {
+        let mailbox = MailboxClient::new(&config.origin, &config.token)
+            .map_err(|e| SiteError::Origin(config.origin.clone(), e))?;
+        let io = |p: &FsPath| {
+            let p = p.to_owned();
+            move |e| SiteError::Io(p, e)
+        };
+        let copies = config.dir.join("copies");
+        let hls = config.dir.join("hls");
+        for d in [&copies, &hls] {
+            std::fs::create_dir_all(d).map_err(io(d))?;
+        }
+        let link_key = crate::edge::load_or_make_link_key(&config.dir.join("link.key"))
+            .map_err(io(&config.dir))?;
+        let home = Arc::new(Self {
+            id: who.id,
+            name: who.name,
+            mailbox,
+            reports_box: who.reports_box,
+            origin_key: who.origin_key,
+            link_key,
+            store,
+            copies,
+            hls,
+            work: Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+            config,
+            sessions: Default::default(),
+        });
+        tokio::spawn(home.clone().sweep_loop());
+        tracing::info!(home = %home.name, id = home.id, "home server started");
+        Ok(home)
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    fn hls_dir(&self, delivery: i64) -> PathBuf {
+        self.hls.join(delivery.to_string())
+    }
+
+    fn receipt(&self, c: &HomeCopy, address: &str) -> PushReceipt {
+        let expires = c.until_ms / 1000;
+        let sig = self.link_key.sign(c.delivery_id, expires);
+        let prefix = format!("{address}/v1/copies/{}/{expires}/{sig}", c.delivery_id);
+        let mode = Mode::parse(&c.mode).unwrap_or(Mode::Home);
+        PushReceipt {
+            url: Some(format!("{prefix}/{}", c.filename)),
+            link_expires: expires,
+            via: SiteCopy {
+                site: self.name.clone(),
+                mode,
+                hls: (mode == Mode::Rental).then(|| format!("{prefix}/index.m3u8")),
+                done: Some(format!("{prefix}/done")),
+                until: Some(expires),
+                disc: None,
+            },
+        }
+    }
+
+    /// A rental's sessions, from memory or the store.
+    fn sessions_of(&self, c: &HomeCopy) -> Sessions {
+        let mut map = self.sessions.lock().expect("lock");
+        map.entry(c.delivery_id)
+            .or_insert_with(|| Sessions {
+                spans: serde_json::from_str(&c.sessions).unwrap_or_default(),
+            })
+            .clone()
+    }
+
+    /// Counts a read of a rental as viewing.
+    async fn touch(&self, c: &HomeCopy) {
+        let now = tracecast_store::now_ms();
+        let _ = self.sessions_of(c);
+        let json = {
+            let mut map = self.sessions.lock().expect("lock");
+            let s = map.entry(c.delivery_id).or_default();
+            s.touch(now, self.config.session_gap_ms, self.config.session_tail_ms);
+            serde_json::to_string(&s.spans).expect("serialises")
+        };
+        if let Err(e) = self
+            .store
+            .set_home_sessions(i64::from(self.id), c.delivery_id, &json)
+            .await
+        {
+            tracing::warn!(delivery = c.delivery_id, error = %e, "recording a viewing session failed");
+        }
+    }
+
+    /// Deletes a copy and queues its report; whether this call ended it.
+    async fn end(&self, c: &HomeCopy, event: SiteEvent) -> Result<bool, ApiError> {
+        let now = tracecast_store::now_ms();
+        let mut sessions = self.sessions_of(c);
+        sessions.close(now);
+        let json = serde_json::to_string(&sessions.spans).expect("serialises");
+        let ended = self
+            .store
+            .end_home_copy(
+                i64::from(self.id),
+                c.delivery_id,
+                now,
+                event.as_str(),
+                &json,
+            )
+            .await?;
+        self.sessions.lock().expect("lock").remove(&c.delivery_id);
+        self.remove_files(c).await;
+        if ended {
+            tracing::info!(
+                delivery = c.delivery_id,
+                event = event.as_str(),
+                viewed_ms = sessions.total_ms(),
+                "copy deleted"
+            );
+            let mut done = c.clone();
+            done.ended_at = Some(now);
+            done.end_reason = Some(event.as_str().into());
+            done.sessions = json;
+            self.report(&done).await;
+        }
+        Ok(ended)
+    }
+
+    async fn remove_files(&self, c: &HomeCopy) {
+        let _ = tokio::fs::remove_file(self.copies.join(&c.file)).await;
+        let _ = tokio::fs::remove_dir_all(self.hls_dir(c.delivery_id)).await;
+    }
+
+    /// Sends an ended copy's report; the sweep retries the ones that fail.
+    async fn report(&self, c: &HomeCopy) {
+        let event = match c.end_reason.as_deref() {
+            Some("delivered") => SiteEvent::Delivered,
+            Some("rental-ended") => SiteEvent::RentalEnded,
+            _ => SiteEvent::Expired,
+        };
+        let report = SiteReport {
+            delivery: c.delivery_id,
+            site: self.id,
+            event,
+            viewing: serde_json::from_str(&c.sessions).unwrap_or_default(),
+            at: c.ended_at.unwrap_or_else(tracecast_store::now_ms),
+            detail: String::new(),
+        };
+        match site::send_report(&self.mailbox, &self.reports_box, &report).await {
+            Ok(()) => {
+                let _ = self
+                    .store
+                    .set_home_reported(i64::from(self.id), c.delivery_id, tracecast_store::now_ms())
+                    .await;
+            }
+            Err(e) => {
+                tracing::warn!(delivery = c.delivery_id, error = %e, "report deferred");
+            }
+        }
+    }
+
+    /// Ends copies past their time and resends reports that failed.
+    async fn sweep_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.config.sweep_every).await;
+            let now = tracecast_store::now_ms();
+            if let Ok(live) = self.store.live_home_copies(i64::from(self.id)).await {
+                for c in live.into_iter().filter(|c| c.until_ms <= now) {
+                    let event = if c.mode == "rental" {
+                        SiteEvent::RentalEnded
+                    } else {
+                        SiteEvent::Expired
+                    };
+                    if let Err(e) = self.end(&c, event).await {
+                        tracing::warn!(delivery = c.delivery_id, error = %e.message, "ending an expired copy failed");
+                    }
+                }
+            }
+            if let Ok(pending) = self.store.unreported_home_ends(i64::from(self.id)).await {
+                for c in pending {
+                    // A crash between ending and deleting left files.
+                    self.remove_files(&c).await;
+                    self.report(&c).await;
+                }
+            }
+        }
+    }
+}
+
+/// Where the routes find the home: filled when it has started.
+pub type HomeSlot = Arc<std::sync::OnceLock<Arc<Home>>>;
+
+/// The home's routes, under `/home`.
+pub fn router(home: Arc<Home>) -> Router {
+    let slot = HomeSlot::default();
+    let _ = slot.set(home);
+    deferred_router(slot)
+}
+
+/// The home's routes for a home that starts later (503 until then).
+pub fn deferred_router(slot: HomeSlot) -> Router {
+    Router::new()
+        .route("/home/v1/health", get(health))
+        .route(
+            "/home/v1/copies",
+            post(receive).layer(DefaultBodyLimit::max(MAX_COPY_BYTES)),
+        )
+        .route(
+            "/home/v1/copies/{delivery}/{expires}/{sig}/{file}",
+            get(read).post(done),
+        )
+        .with_state(slot)
+}
+
+fn started(slot: &HomeSlot) -> Result<Arc<Home>, ApiError> {
+    slot.get().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting",
+            "the home server is starting; retry shortly",
+        )
+    })
+}
+
+async fn health(State(slot): State<HomeSlot>) -> Result<Json<serde_json::Value>, ApiError> {
+    let h = started(&slot)?;
+    let live = h.store.live_home_copies(i64::from(h.id)).await?;
+    Ok(Json(serde_json::json!({
+        "home": h.name,
+        "id": h.id,
+        "copies": live.len(),
+        "rentals": live.iter().filter(|c| c.mode == "rental").count(),
+    })))
+}
+
+/// `POST /home/v1/copies`: an edge pushes a marked copy.
+async fn receive(
+    State(slot): State<HomeSlot>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let h = started(&slot)?;
+    let body = body.map_err(|r| ApiError::new(r.status(), "bad_body", r.body_text()))?;
+    let p = site::read_push(&headers, body, &h.origin_key, h.id)?;
+    let t = &p.ticket;
+    if !matches!(t.mode, Mode::Home | Mode::Rental) {
+        return Err(ApiError::bad_request(format!(
+            "this ticket is for a {} delivery, not a home server",
+            t.mode.as_str()
+        )));
+    }
+    let address = t
+        .site
+        .as_ref()
+        .map(|s| s.address.trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    if let Some(c) = h.store.home_copy(i64::from(h.id), t.delivery).await? {
+        if c.ended_at.is_some() {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "ended",
+                format!(
+                    "delivery {} was {} and its copy deleted",
+                    t.delivery,
+                    c.end_reason.as_deref().unwrap_or("ended")
+                ),
+            ));
+        }
+        if c.sha256 == p.sha256
+            && tokio::fs::try_exists(h.copies.join(&c.file))
+                .await
+                .unwrap_or(false)
+        {
+            // The edge retried: the same copy, the same links.
+            return Ok(Json(h.receipt(&c, &address)).into_response());
+        }
+    }
+    let ext = p
+        .filename
+        .rsplit_once('.')
+        .map_or("bin", |(_, e)| e)
+        .to_owned();
+    let file = format!("{}.{ext}", t.delivery);
+    let path = h.copies.join(&file);
+    let rental = t.mode == Mode::Rental;
+    let hls_dir = h.hls_dir(t.delivery);
+    let cfg = h.config.clone();
+    let body = p.body.clone();
+    let wrote = crate::on_worker(&h.work, move || -> Result<(), String> {
+        site::write_durably(&path, &body).map_err(|e| format!("storing the copy: {e}"))?;
+        if rental {
+            package_hls(&cfg, &path, &hls_dir)?;
+        }
+        Ok(())
+    })
+    .await?;
+    wrote.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e))?;
+    let now = tracecast_store::now_ms();
+    let until_ms = match t.rental_until {
+        Some(s) if rental => s.saturating_mul(1000),
+        _ => now + h.config.keep_secs * 1000,
+    };
+    let copy = HomeCopy {
+        home_id: i64::from(h.id),
+        delivery_id: t.delivery,
+        user_id: i64::from(t.user),
+        content_id: t.content,
+        mode: t.mode.as_str().into(),
+        file,
+        bytes: p.body.len() as i64,
+        sha256: p.sha256.clone(),
+        media_type: p.media_type.clone(),
+        filename: p.filename.clone(),
+        received_at: now,
+        until_ms,
+        sessions: "[]".into(),
+        ended_at: None,
+        end_reason: None,
+        reported_at: None,
+    };
+    h.store.put_home_copy(&copy).await?;
+    tracing::info!(
+        delivery = t.delivery,
+        user = t.user,
+        mode = t.mode.as_str(),
+        bytes = copy.bytes,
+        "copy received"
+    );
+    Ok((StatusCode::CREATED, Json(h.receipt(&copy, &address))).into_response())
+}
+
+/// Packages the marked copy for HLS: AAC in MPEG-TS segments, the form
+/// every HLS player (Safari, hls.js, VLC, ffplay) plays and seeks in.
+fn package_hls(cfg: &HomeConfig, copy: &FsPath, dir: &FsPath) -> Result<(), String> {
+    let tmp = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let out = std::process::Command::new(&cfg.ffmpeg)
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(copy)
+        .args(["-vn", "-map_metadata", "-1", "-c:a", "aac", "-b:a", &cfg.hls_bitrate])
+        .args(["-f", "hls", "-hls_time", &cfg.segment_secs.to_string()])
+        .args(["-hls_playlist_type", "vod", "-hls_segment_filename"])
+        .arg(tmp.join("seg%05d.ts"))
+        .arg(tmp.join("index.m3u8"))
+        .output()
+        .map_err(|e| {
+            format!(
+                "running {}: {e}; a home server needs ffmpeg to stream rentals (apt-get install ffmpeg)",
+                cfg.ffmpeg
+            )
+        })?;
+    if !out.status.success() {
+        return Err(format!(
+            "packaging the rental for HLS failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&tmp, dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// A link's path: which copy, until when, signed.
+struct Link {
+    delivery: i64,
+    expires: i64,
+    file: String,
+}
+
+impl Link {
+    fn check(
+        h: &Home,
+        (delivery, expires, sig, file): (String, String, String, String),
+    ) -> Result<Self, ApiError> {
+        let bad = || ApiError::forbidden("this link is not valid");
+        let delivery: i64 = delivery.parse().map_err(|_| bad())?;
+        let expires: i64 = expires.parse().map_err(|_| bad())?;
+        h.link_key
+            .verify(delivery, expires, &sig, tracecast_store::now_ms() / 1000)
+            .map_err(|x| ApiError::forbidden(x.to_string()))?;
+        Ok(Self {
+            delivery,
+            expires,
+            file,
+        })
+    }
+}
+
+async fn live_copy(h: &Home, delivery: i64) -> Result<HomeCopy, ApiError> {
+    match h.store.home_copy(i64::from(h.id), delivery).await? {
+        Some(c) if c.ended_at.is_none() => Ok(c),
+        Some(c) => Err(ApiError::new(
+            StatusCode::GONE,
+            "gone",
+            format!(
+                "this copy was deleted ({})",
+                c.end_reason.as_deref().unwrap_or("ended")
+            ),
+        )),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_copy",
+            "this home server holds no such copy",
+        )),
+    }
+}
+
+/// `GET …/{file}`: the copy itself (Range), or the rental's HLS playlist
+/// and segments.
+async fn read(
+    State(slot): State<HomeSlot>,
+    headers: HeaderMap,
+    Path(parts): Path<(String, String, String, String)>,
+) -> Result<Response, ApiError> {
+    let h = started(&slot)?;
+    let link = Link::check(&h, parts)?;
+    let c = live_copy(&h, link.delivery).await?;
+    let rental = c.mode == "rental";
+    let (path, media_type, etag, len, counts) = if link.file == c.filename {
+        (
+            h.copies.join(&c.file),
+            c.media_type.clone(),
+            format!("\"{}\"", c.sha256),
+            c.bytes as u64,
+            true,
+        )
+    } else if rental && is_hls_name(&link.file) {
+        let path = h.hls_dir(c.delivery_id).join(&link.file);
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "no_segment", "no such segment"))?;
+        let playlist = link.file.ends_with(".m3u8");
+        (
+            path,
+            if playlist {
+                "application/vnd.apple.mpegurl".to_owned()
+            } else {
+                "video/mp2t".to_owned()
+            },
+            format!(
+                "\"{}-{}-{}\"",
+                c.sha256.get(..16).unwrap_or(""),
+                link.file,
+                meta.len()
+            ),
+            meta.len(),
+            !playlist,
+        )
+    } else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_file",
+            "this link serves the copy (and, for rentals, its HLS playlist and segments)",
+        ));
+    };
+    if rental && counts {
+        h.touch(&c).await;
+    }
+    let last_modified = httpdate::fmt_http_date(
+        std::time::UNIX_EPOCH + Duration::from_millis(c.received_at.max(0) as u64),
+    );
+    let name = if link.file == c.filename {
+        c.filename.clone()
+    } else {
+        link.file.clone()
+    };
+    let rep = crate::serve::Representation {
+        path: &path,
+        len,
+        etag,
+        last_modified,
+        media_type: &media_type,
+        filename: &name,
+        max_age: (link.expires - tracecast_store::now_ms() / 1000).max(0) as u64,
+        inline: rental,
+    };
+    crate::serve::respond(&rep, &headers).await
+}
+
+fn is_hls_name(f: &str) -> bool {
+    f == "index.m3u8"
+        || f.strip_prefix("seg")
+            .and_then(|r| r.strip_suffix(".ts"))
+            .is_some_and(|n| !n.is_empty() && n.len() <= 8 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `POST …/done`: the user confirms a download arrived whole, or ends a
+/// rental; the copy is deleted and reported.
+async fn done(
+    State(slot): State<HomeSlot>,
+    Path(parts): Path<(String, String, String, String)>,
+) -> Result<Response, ApiError> {
+    let h = started(&slot)?;
+    let link = Link::check(&h, parts)?;
+    if link.file != "done" {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method",
+            "POST goes to …/done",
+        ));
+    }
+    let c = live_copy(&h, link.delivery).await?;
+    let event = if c.mode == "rental" {
+        SiteEvent::RentalEnded
+    } else {
+        SiteEvent::Delivered
+    };
+    h.end(&c, event).await?;
+    let viewed: i64 = serde_json::from_str::<Vec<(i64, i64)>>(
+        &h.store
+            .home_copy(i64::from(h.id), c.delivery_id)
+            .await?
+            .map(|c| c.sessions)
+            .unwrap_or_default(),
+    )
+    .map(|v| v.iter().map(|(a, b)| b - a).sum())
+    .unwrap_or(0);
+    Ok(Json(serde_json::json!({
+        "delivery": c.delivery_id,
+        "event": event.as_str(),
+        "viewed_ms": viewed,
+        "deleted": true,
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hls_names_are_served_from_the_package() {
+        for ok in ["index.m3u8", "seg00000.ts", "seg12.ts"] {
+            assert!(is_hls_name(ok), "{ok}");
+        }
+        for bad in [
+            "../x",
+            "seg.ts",
+            "segab.ts",
+            "index.m3u",
+            "seg000000000.ts",
+            "init.mp4",
+        ] {
+            assert!(!is_hls_name(bad), "{bad}");
+        }
+    }
+}

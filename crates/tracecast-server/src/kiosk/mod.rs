@@ -1,0 +1,491 @@
+//! The kiosk role (store server, DESIGN.md "001" step 7): a server in a
+//! shop. An edge marks a copy for the user and pushes it here; the kiosk
+//! writes a disc image a burner accepts (ISO 9660 with Joliet and Rock
+//! Ridge, `tracecast-disc`) holding the copy and a manifest of the order,
+//! refuses an order that does not fit the medium, keeps no copy apart
+//! from the image, and reports to the origin through the mailbox, where
+//! the store is billed (it pays the provider on the user's behalf) and the
+//! user owes the store. The shop's operator lists the images, takes each
+//! to the burner and confirms it burned, which deletes the image.
+
+use std::io::Write;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use ed25519_dalek::VerifyingKey;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tracecast_client::MailboxClient;
+use tracecast_delivery::api::{DiscReceipt, PushReceipt, SiteCopy};
+use tracecast_delivery::{Mode, SiteEvent, SiteReport};
+use tracecast_disc::{DiscFile, Medium, Plan};
+use tracecast_mailbox::BoxName;
+use tracecast_store::{KioskOrder, Store};
+
+use crate::site::{self, SiteError, SiteIdentity};
+use crate::ApiError;
+
+/// Largest copy a kiosk takes.
+pub const MAX_COPY_BYTES: usize = 8 << 30;
+
+/// Settings of a kiosk.
+#[derive(Debug, Clone)]
+pub struct KioskConfig {
+    pub origin: String,
+    /// This kiosk's account token; the shop's operator uses it too.
+    pub token: String,
+    /// Where disc images wait for the burner.
+    pub dir: PathBuf,
+}
+
+impl KioskConfig {
+    pub fn new(origin: &str, token: &str, dir: &FsPath) -> Self {
+        Self {
+            origin: origin.trim_end_matches('/').to_owned(),
+            token: token.trim().to_owned(),
+            dir: dir.to_owned(),
+        }
+    }
+}
+
+/// The running kiosk.
+pub struct Kiosk {
+    id: u16,
+    name: String,
+    mailbox: MailboxClient,
+    reports_box: BoxName,
+    origin_key: VerifyingKey,
+    store: Store,
+    discs: PathBuf,
+    token_hash: String,
+    work: Semaphore,
+}
+
+impl std::fmt::Debug for Kiosk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kiosk")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl Kiosk {
+    pub fn start(
+        store: Store,
+        config: KioskConfig,
+        who: SiteIdentity,
+    ) -> Result<Arc<Self>, SiteError> {
+        let mailbox = MailboxClient::new(&config.origin, &config.token)
+            .map_err(|e| SiteError::Origin(config.origin.clone(), e))?;
+        let discs = config.dir.join("discs");
+        std::fs::create_dir_all(&discs).map_err(|e| SiteError::Io(discs.clone(), e))?;
+        let kiosk = Arc::new(Self {
+            id: who.id,
+            name: who.name,
+            mailbox,
+            reports_box: who.reports_box,
+            origin_key: who.origin_key,
+            store,
+            discs,
+            token_hash: crate::auth::token_hash(&config.token),
+            // One image at a time per core: each is a long sequential write.
+            work: Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        });
+        tokio::spawn(kiosk.clone().report_loop());
+        tracing::info!(kiosk = %kiosk.name, id = kiosk.id, "kiosk started");
+        Ok(kiosk)
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// Where an order's image is.
+    pub fn image_path(&self, delivery: i64) -> PathBuf {
+        self.discs.join(format!("{delivery}.iso"))
+    }
+
+    async fn report(&self, o: &KioskOrder) {
+        let report = SiteReport {
+            delivery: o.delivery_id,
+            site: self.id,
+            event: if o.status == "refused" {
+                SiteEvent::Refused
+            } else {
+                SiteEvent::DiscWritten
+            },
+            viewing: Vec::new(),
+            at: o.created_at,
+            detail: o.detail.clone(),
+        };
+        match site::send_report(&self.mailbox, &self.reports_box, &report).await {
+            Ok(()) => {
+                let _ = self
+                    .store
+                    .set_kiosk_reported(
+                        i64::from(self.id),
+                        o.delivery_id,
+                        tracecast_store::now_ms(),
+                    )
+                    .await;
+            }
+            Err(e) => tracing::warn!(delivery = o.delivery_id, error = %e, "report deferred"),
+        }
+    }
+
+    async fn report_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            if let Ok(pending) = self.store.unreported_kiosk_orders(i64::from(self.id)).await {
+                for o in pending {
+                    self.report(&o).await;
+                }
+            }
+        }
+    }
+
+    /// The shop's operator: the kiosk's own token.
+    fn operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <kiosk token>"))?;
+        if crate::auth::token_hash(token) != self.token_hash {
+            return Err(ApiError::forbidden(
+                "this is for the shop's operator (the kiosk's token)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub type KioskSlot = Arc<std::sync::OnceLock<Arc<Kiosk>>>;
+
+pub fn router(kiosk: Arc<Kiosk>) -> Router {
+    let slot = KioskSlot::default();
+    let _ = slot.set(kiosk);
+    deferred_router(slot)
+}
+
+pub fn deferred_router(slot: KioskSlot) -> Router {
+    Router::new()
+        .route("/kiosk/v1/health", get(health))
+        .route(
+            "/kiosk/v1/copies",
+            post(receive).layer(DefaultBodyLimit::max(MAX_COPY_BYTES)),
+        )
+        .route("/kiosk/v1/discs", get(discs))
+        .route("/kiosk/v1/discs/{delivery}/image", get(image))
+        .route("/kiosk/v1/discs/{delivery}/burned", post(burned))
+        .with_state(slot)
+}
+
+fn started(slot: &KioskSlot) -> Result<Arc<Kiosk>, ApiError> {
+    slot.get().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting",
+            "the kiosk is starting; retry shortly",
+        )
+    })
+}
+
+async fn health(State(slot): State<KioskSlot>) -> Result<Json<serde_json::Value>, ApiError> {
+    let k = started(&slot)?;
+    let orders = k.store.kiosk_orders(i64::from(k.id)).await?;
+    Ok(Json(serde_json::json!({
+        "kiosk": k.name,
+        "id": k.id,
+        "waiting_to_burn": orders.iter().filter(|o| o.status == "written").count(),
+    })))
+}
+
+fn receipt(o: &KioskOrder, capacity: u64, files: Vec<String>, name: &str) -> PushReceipt {
+    PushReceipt {
+        url: None,
+        link_expires: 0,
+        via: SiteCopy {
+            site: name.to_owned(),
+            mode: Mode::Kiosk,
+            hls: None,
+            done: None,
+            until: None,
+            disc: Some(DiscReceipt {
+                medium: o.medium.clone(),
+                volume: volume_name(o.delivery_id),
+                image_bytes: o.image_bytes.unwrap_or(0).max(0) as u64,
+                image_sha256: o.image_sha256.clone().unwrap_or_default(),
+                capacity,
+                files,
+                fulfilment: serde_json::from_str(&o.fulfilment)
+                    .unwrap_or(tracecast_delivery::Fulfilment::Pickup),
+            }),
+        },
+    }
+}
+
+fn volume_name(delivery: i64) -> String {
+    format!("TRACECAST_{delivery}")
+}
+
+fn refused(detail: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "refused",
+        detail.to_owned(),
+    )
+}
+
+/// `POST /kiosk/v1/copies`: an edge pushes a marked copy for a disc.
+async fn receive(
+    State(slot): State<KioskSlot>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let k = started(&slot)?;
+    let body = body.map_err(|r| ApiError::new(r.status(), "bad_body", r.body_text()))?;
+    let p = site::read_push(&headers, body, &k.origin_key, k.id)?;
+    let t = p.ticket.clone();
+    let order = match (&t.mode, &t.disc) {
+        (Mode::Kiosk, Some(d)) => d.clone(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "this ticket is not a kiosk order with a medium",
+            ))
+        }
+    };
+    let medium: Medium = order
+        .medium
+        .parse()
+        .map_err(|e: tracecast_disc::DiscError| ApiError::bad_request(e.to_string()))?;
+    let manifest_name = "manifest.json".to_owned();
+    let files = vec![manifest_name.clone(), p.filename.clone()];
+    if let Some(o) = k.store.kiosk_order(i64::from(k.id), t.delivery).await? {
+        // The edge retried: the first outcome stands.
+        return match o.status.as_str() {
+            "refused" => Err(refused(&o.detail)),
+            _ => Ok(Json(receipt(&o, medium.capacity(), files, &k.name)).into_response()),
+        };
+    }
+    let now = tracecast_store::now_ms();
+    let manifest = serde_json::to_vec_pretty(&serde_json::json!({
+        "format": "tracecast-disc/1",
+        "delivery": t.delivery,
+        "content": t.content,
+        "tier": t.tier,
+        "user": t.user,
+        "store": k.name,
+        "medium": medium.to_string(),
+        "fulfilment": order.fulfilment,
+        "written_at_ms": now,
+        "files": [{
+            "name": p.filename,
+            "bytes": p.body.len(),
+            "sha256": p.sha256,
+            "media_type": p.media_type,
+        }],
+        "notice": "This copy carries an invisible mark naming its recipient. Personal use only.",
+    }))
+    .expect("serialises");
+    let plan = Plan::new(
+        &volume_name(t.delivery),
+        vec![
+            DiscFile {
+                name: manifest_name,
+                len: manifest.len() as u64,
+                modified: now / 1000,
+            },
+            DiscFile {
+                name: p.filename.clone(),
+                len: p.body.len() as u64,
+                modified: now / 1000,
+            },
+        ],
+        now / 1000,
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut o = KioskOrder {
+        kiosk_id: i64::from(k.id),
+        delivery_id: t.delivery,
+        user_id: i64::from(t.user),
+        content_id: t.content,
+        medium: medium.to_string(),
+        fulfilment: serde_json::to_string(&order.fulfilment).expect("serialises"),
+        status: "written".into(),
+        detail: String::new(),
+        image: None,
+        image_bytes: None,
+        image_sha256: None,
+        created_at: now,
+        reported_at: None,
+    };
+    if let Err(e) = medium.check_fits(plan.image_bytes()) {
+        o.status = "refused".into();
+        o.detail = format!("{e}; the order was not written and nothing is charged");
+        k.store.put_kiosk_order(&o).await?;
+        tracing::warn!(delivery = t.delivery, %medium, "order refused: does not fit");
+        k.report(&o).await;
+        return Err(refused(&o.detail));
+    }
+    let path = k.image_path(t.delivery);
+    let copy = p.body.clone();
+    let written = crate::on_worker(&k.work, move || write_disc(&plan, &path, &manifest, &copy))
+        .await?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "disc", e))?;
+    // The copy existed only in memory for the image; with the request
+    // done it is gone.
+    o.image = Some(format!("{}.iso", t.delivery));
+    o.image_bytes = Some(written.0 as i64);
+    o.image_sha256 = Some(written.1.clone());
+    o.detail = format!(
+        "{} image of {} bytes on {medium}, sha256 {}",
+        "ISO 9660 + Joliet + Rock Ridge", written.0, written.1
+    );
+    k.store.put_kiosk_order(&o).await?;
+    tracing::info!(delivery = t.delivery, user = t.user, %medium, bytes = written.0, "disc image written");
+    k.report(&o).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(receipt(&o, medium.capacity(), files, &k.name)),
+    )
+        .into_response())
+}
+
+/// Writes the image through a temporary name, synced; answers its size and
+/// SHA-256.
+fn write_disc(
+    plan: &Plan,
+    path: &FsPath,
+    manifest: &[u8],
+    copy: &[u8],
+) -> Result<(u64, String), String> {
+    struct Hashing<W> {
+        inner: W,
+        sha: Sha256,
+    }
+    impl<W: Write> Write for Hashing<W> {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let n = self.inner.write(b)?;
+            self.sha.update(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.inner.flush()
+        }
+    }
+    let tmp = path.with_extension("partial");
+    let file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let mut out = Hashing {
+        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        sha: Sha256::new(),
+    };
+    let n = tracecast_disc::write_image(
+        plan,
+        &mut out,
+        |f| {
+            Ok(std::io::Cursor::new(if f.name == "manifest.json" {
+                manifest
+            } else {
+                copy
+            }))
+        },
+        &mut |_, _| {},
+    )
+    .map_err(|e| e.to_string())?;
+    let sha = hex::encode(out.sha.finalize());
+    let file = out
+        .inner
+        .into_inner()
+        .map_err(|e| format!("writing the image: {e}"))?;
+    file.sync_all().map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
+    Ok((n, sha))
+}
+
+/// `GET /kiosk/v1/discs` (operator): the orders and their images.
+async fn discs(State(slot): State<KioskSlot>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let k = started(&slot)?;
+    k.operator(&headers)?;
+    Ok(Json(k.store.kiosk_orders(i64::from(k.id)).await?).into_response())
+}
+
+fn parse_delivery(s: &str) -> Result<i64, ApiError> {
+    s.parse()
+        .map_err(|_| ApiError::bad_request(format!("{s:?} is not a delivery id")))
+}
+
+/// `GET /kiosk/v1/discs/{delivery}/image` (operator): the image to burn,
+/// with Range.
+async fn image(
+    State(slot): State<KioskSlot>,
+    headers: HeaderMap,
+    Path(delivery): Path<String>,
+) -> Result<Response, ApiError> {
+    let k = started(&slot)?;
+    k.operator(&headers)?;
+    let d = parse_delivery(&delivery)?;
+    let o = k
+        .store
+        .kiosk_order(i64::from(k.id), d)
+        .await?
+        .filter(|o| o.image.is_some())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_image",
+                "no image waits for this order",
+            )
+        })?;
+    let path = k.image_path(d);
+    let name = format!("tracecast-{d}.iso");
+    let rep = crate::serve::Representation {
+        path: &path,
+        len: o.image_bytes.unwrap_or(0).max(0) as u64,
+        etag: format!("\"{}\"", o.image_sha256.clone().unwrap_or_default()),
+        last_modified: httpdate::fmt_http_date(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(o.created_at.max(0) as u64),
+        ),
+        media_type: "application/x-iso9660-image",
+        filename: &name,
+        max_age: 0,
+        inline: false,
+    };
+    crate::serve::respond(&rep, &headers).await
+}
+
+/// `POST /kiosk/v1/discs/{delivery}/burned` (operator): the disc is made;
+/// the image is deleted.
+async fn burned(
+    State(slot): State<KioskSlot>,
+    headers: HeaderMap,
+    Path(delivery): Path<String>,
+) -> Result<Response, ApiError> {
+    let k = started(&slot)?;
+    k.operator(&headers)?;
+    let d = parse_delivery(&delivery)?;
+    k.store
+        .kiosk_order(i64::from(k.id), d)
+        .await?
+        .filter(|o| o.image.is_some())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_image",
+                "no image waits for this order",
+            )
+        })?;
+    let _ = tokio::fs::remove_file(k.image_path(d)).await;
+    k.store.clear_kiosk_image(i64::from(k.id), d).await?;
+    tracing::info!(delivery = d, "disc burned; image deleted");
+    Ok(Json(serde_json::json!({"delivery": d, "image_deleted": true})).into_response())
+}

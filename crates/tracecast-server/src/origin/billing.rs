@@ -1,0 +1,326 @@
+//! Invoices, payments and the ledger's views (DESIGN.md "001" steps 4-7):
+//! a user's invoice is the postings on their ledger account; a payment
+//! goes through a payment provider and is posted once per idempotency key;
+//! accountants export every posting as CSV; operators read balances.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use tracecast_delivery::api::{Invoice, InvoiceLine, PaymentReceipt, PaymentRequest};
+use tracecast_ledger::{Flow, Party};
+use tracecast_store::{AccountKind, LedgerLine};
+
+use super::{json_body, Caller, Origin};
+use crate::ApiError;
+
+/// What a payment provider is asked to charge.
+#[derive(Debug, Clone)]
+pub struct Charge {
+    /// The ledger account paying (`user:bob`).
+    pub account: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub idempotency_key: String,
+    pub note: String,
+}
+
+/// Why a payment failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error("the payment was declined: {0}")]
+    Declined(String),
+    #[error("the payment provider is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A payment provider (a card processor, a bank): production configures a
+/// real one; the embedded default is [`ManualPayments`].
+pub trait PaymentProvider: Send + Sync {
+    /// Names the clearing account payments arrive in (`clearing:NAME`).
+    fn name(&self) -> &str;
+    /// Charges the amount; answers the provider's reference. Called once
+    /// per idempotency key; the provider should also deduplicate by it.
+    fn charge<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> Pin<Box<dyn Future<Output = Result<String, PaymentError>> + Send + 'a>>;
+}
+
+/// Records what the user says they paid (cash at the counter, a bank
+/// transfer) with their note; an operator reconciles the `clearing:manual`
+/// account against the till or the bank statement.
+#[derive(Debug, Clone, Copy)]
+pub struct ManualPayments;
+
+impl PaymentProvider for ManualPayments {
+    fn name(&self) -> &str {
+        "manual"
+    }
+
+    fn charge<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> Pin<Box<dyn Future<Output = Result<String, PaymentError>> + Send + 'a>> {
+        Box::pin(async move { Ok(format!("manual-{}", charge.idempotency_key)) })
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct WhoQuery {
+    /// Administrators: whose invoice.
+    user: Option<String>,
+}
+
+fn lines_balance(lines: &[LedgerLine]) -> i64 {
+    lines.iter().map(|l| l.amount_cents).sum()
+}
+
+/// `GET /v1/invoice[?user=NAME]`: a user's own, or any user's for an
+/// administrator.
+pub(super) async fn invoice(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    Query(q): Query<WhoQuery>,
+) -> Result<Response, ApiError> {
+    let name = match (o.caller(&headers).await?, q.user) {
+        (Caller::Admin, Some(u)) => u,
+        (Caller::Admin, None) => {
+            return Err(ApiError::bad_request("name the user: ?user=NAME"));
+        }
+        (Caller::Account(a), q) if a.kind == AccountKind::User => {
+            if q.is_some_and(|u| u != a.name) {
+                return Err(ApiError::forbidden("a user sees only their own invoice"));
+            }
+            a.name
+        }
+        _ => {
+            return Err(ApiError::forbidden(
+                "invoices are for users and administrators",
+            ))
+        }
+    };
+    let account = Party::user(&name).to_string();
+    let lines = o.store.account_lines(&account).await?;
+    Ok(Json(Invoice {
+        account,
+        currency: o.config.currency.clone(),
+        balance_cents: lines_balance(&lines),
+        lines: lines
+            .into_iter()
+            .map(|l| InvoiceLine {
+                at: l.at,
+                event: l.event,
+                delivery: l.delivery,
+                memo: l.memo,
+                amount_cents: l.amount_cents,
+            })
+            .collect(),
+    })
+    .into_response())
+}
+
+/// `POST /v1/payments` (user): pays the balance, or part of it.
+pub(super) async fn pay(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    body: Result<Json<PaymentRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let caller = o.caller(&headers).await?;
+    let user = caller.expect(AccountKind::User)?.clone();
+    let req = json_body(body)?;
+    let key = req.idempotency_key.trim();
+    if key.is_empty()
+        || key.len() > 100
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ApiError::bad_request(
+            "idempotency_key: 1-100 letters, digits, '-' or '_'",
+        ));
+    }
+    if req.note.len() > 500 {
+        return Err(ApiError::bad_request("note: at most 500 bytes"));
+    }
+    let provider = o.config.payments.clone();
+    let account = Party::user(&user.name);
+    let event = format!("payment-{}-{key}", user.id);
+    let balance = lines_balance(&o.store.account_lines(&account.to_string()).await?);
+    let reference = format!("{}-{key}", provider.name());
+    if o.store.ledger_event_exists(&event).await? {
+        return Ok(Json(PaymentReceipt {
+            provider: provider.name().into(),
+            reference,
+            amount_cents: 0,
+            balance_cents: balance,
+            repeated: true,
+        })
+        .into_response());
+    }
+    let amount = req.amount_cents.unwrap_or(balance);
+    if amount <= 0 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "nothing_owed",
+            format!(
+                "nothing to pay: the balance is {}",
+                tracecast_ledger::money(balance)
+            ),
+        ));
+    }
+    if amount > balance {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "more_than_owed",
+            format!(
+                "{} is more than the {} owed",
+                tracecast_ledger::money(amount),
+                tracecast_ledger::money(balance)
+            ),
+        ));
+    }
+    let charge = Charge {
+        account: account.to_string(),
+        amount_cents: amount,
+        currency: o.config.currency.clone(),
+        idempotency_key: key.to_owned(),
+        note: req.note.clone(),
+    };
+    let reference = provider.charge(&charge).await.map_err(|e| match e {
+        PaymentError::Declined(_) => {
+            ApiError::new(StatusCode::PAYMENT_REQUIRED, "declined", e.to_string())
+        }
+        PaymentError::Unavailable(_) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "provider_unavailable",
+            e.to_string(),
+        ),
+    })?;
+    let t = Flow::Payment {
+        user: account.clone(),
+        clearing: Party::clearing(provider.name()),
+        amount_cents: amount,
+        reference: reference.clone(),
+    }
+    .transaction(&event, None);
+    let applied = o.store.post_transaction(&t).await?;
+    let repeated = matches!(applied, tracecast_store::Applied::Before);
+    tracing::info!(user = %user.name, amount = %tracecast_ledger::money(amount), %reference, repeated, "payment recorded");
+    Ok((
+        StatusCode::CREATED,
+        Json(PaymentReceipt {
+            provider: provider.name().into(),
+            reference,
+            amount_cents: if repeated { 0 } else { amount },
+            balance_cents: balance - if repeated { 0 } else { amount },
+            repeated,
+        }),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct ExportQuery {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+fn admin_only(c: &Caller) -> Result<(), ApiError> {
+    match c {
+        Caller::Admin => Ok(()),
+        _ => Err(ApiError::forbidden("the ledger is for administrators")),
+    }
+}
+
+/// `GET /v1/ledger?format=csv|json` (administrator): every posting.
+pub(super) async fn ledger(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    admin_only(&o.caller(&headers).await?)?;
+    let lines = o.store.ledger_lines().await?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(lines).into_response()),
+        "csv" => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let io = |e: csv::Error| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "export", e.to_string())
+            };
+            w.write_record([
+                "transaction",
+                "event",
+                "delivery",
+                "time",
+                "account",
+                "debit",
+                "credit",
+                "currency",
+                "memo",
+            ])
+            .map_err(io)?;
+            for l in &lines {
+                let when =
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(l.at.max(0) as u64);
+                let (debit, credit) = if l.amount_cents >= 0 {
+                    (tracecast_ledger::money(l.amount_cents), String::new())
+                } else {
+                    (String::new(), tracecast_ledger::money(-l.amount_cents))
+                };
+                w.write_record([
+                    l.transaction.to_string(),
+                    l.event.clone(),
+                    l.delivery.map(|d| d.to_string()).unwrap_or_default(),
+                    humantime::format_rfc3339_seconds(when).to_string(),
+                    l.account.clone(),
+                    debit,
+                    credit,
+                    o.config.currency.clone(),
+                    l.memo.clone(),
+                ])
+                .map_err(io)?;
+            }
+            let body = w.into_inner().map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "export", e.to_string())
+            })?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"tracecast-ledger.csv\"",
+                    ),
+                ],
+                body,
+            )
+                .into_response())
+        }
+        other => Err(ApiError::bad_request(format!(
+            "unknown format {other:?}: csv or json"
+        ))),
+    }
+}
+
+/// `GET /v1/ledger/balances` (administrator): every account's balance;
+/// they sum to zero.
+pub(super) async fn balances(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admin_only(&o.caller(&headers).await?)?;
+    let b = o.store.balances().await?;
+    let total: i64 = b.iter().map(|(_, c)| c).sum();
+    Ok(Json(serde_json::json!({
+        "currency": o.config.currency,
+        "balances": b.iter().map(|(a, c)| serde_json::json!({"account": a, "balance_cents": c})).collect::<Vec<_>>(),
+        "total_cents": total,
+    }))
+    .into_response())
+}

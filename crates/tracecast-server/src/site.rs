@@ -1,0 +1,188 @@
+//! What home servers and kiosks share (DESIGN.md "001" steps 5-7): learning
+//! who they are from the origin, taking a marked copy pushed by an edge
+//! (the origin's ticket names this site; the body's SHA-256 is checked),
+//! and sending their reports to the origin through the mailbox.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use ed25519_dalek::VerifyingKey;
+use sha2::{Digest, Sha256};
+use tracecast_client::{MailboxClient, OriginClient, PostOptions};
+use tracecast_delivery::{SiteReport, Ticket, TicketError};
+use tracecast_mailbox::BoxName;
+
+use crate::ApiError;
+
+/// Header carrying the origin's ticket on an edge's push.
+pub const TICKET_HEADER: &str = "tracecast-ticket";
+/// Header naming the copy's file.
+pub const FILENAME_HEADER: &str = "tracecast-filename";
+/// How long after a ticket's expiry its copy may still be pushed (marking
+/// a long work takes a while).
+const PUSH_GRACE_SECS: i64 = 3600;
+
+/// Why a home server or kiosk could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error("reaching the origin at {0}: {1}")]
+    Origin(String, tracecast_client::ClientError),
+    #[error("the token is a {0} account's, not a {1}'s")]
+    WrongKind(String, &'static str),
+    #[error("the origin's answer is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("data directory {0}: {1}")]
+    Io(std::path::PathBuf, std::io::Error),
+}
+
+/// Who a home server or kiosk is, as the origin knows it.
+#[derive(Debug, Clone)]
+pub struct SiteIdentity {
+    pub id: u16,
+    pub name: String,
+    pub origin_key: VerifyingKey,
+    pub reports_box: BoxName,
+}
+
+impl SiteIdentity {
+    /// Asks the origin (retrying for up to `wait` while it is unreachable).
+    pub async fn fetch(
+        origin_url: &str,
+        token: &str,
+        kind: &'static str,
+        wait: Duration,
+    ) -> Result<Self, SiteError> {
+        let origin_err = |e| SiteError::Origin(origin_url.to_owned(), e);
+        let origin = OriginClient::new(origin_url, token).map_err(origin_err)?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let (info, account) = loop {
+            let got = async {
+                Ok::<_, tracecast_client::ClientError>((
+                    origin.origin_info().await?,
+                    origin.account().await?,
+                ))
+            }
+            .await;
+            match got {
+                Ok(v) => break v,
+                Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                    tracing::info!(error = %e, "origin not reachable yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(origin_err(e)),
+            }
+        };
+        if account.kind != kind {
+            return Err(SiteError::WrongKind(account.kind, kind));
+        }
+        let key: [u8; 32] = hex::decode(&info.ticket_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(SiteError::Malformed("ticket key"))?;
+        Ok(Self {
+            id: u16::try_from(account.id).map_err(|_| SiteError::Malformed("site id"))?,
+            name: account.name,
+            origin_key: VerifyingKey::from_bytes(&key)
+                .map_err(|_| SiteError::Malformed("ticket key"))?,
+            reports_box: info
+                .reports_box
+                .parse()
+                .map_err(|_| SiteError::Malformed("reports box"))?,
+        })
+    }
+}
+
+/// A copy an edge pushed, checked.
+pub(crate) struct Pushed {
+    pub ticket: Ticket,
+    pub body: Bytes,
+    pub sha256: String,
+    pub media_type: String,
+    pub filename: String,
+}
+
+/// Checks an edge's push: a ticket for this site, a body whose SHA-256
+/// is the one announced, a plain file name.
+pub(crate) fn read_push(
+    headers: &HeaderMap,
+    body: Bytes,
+    origin_key: &VerifyingKey,
+    site: u16,
+) -> Result<Pushed, ApiError> {
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let ticket = h(TICKET_HEADER)
+        .ok_or_else(|| ApiError::forbidden("a push carries the origin's ticket"))?;
+    let now = tracecast_store::now_ms() / 1000;
+    let ticket = Ticket::verify_for_site(ticket, origin_key, site, now, PUSH_GRACE_SECS).map_err(
+        |t| match t {
+            TicketError::Malformed(_) => ApiError::bad_request(t.to_string()),
+            _ => ApiError::forbidden(t.to_string()),
+        },
+    )?;
+    let want = h(tracecast_client::SHA256_HEADER)
+        .ok_or_else(|| ApiError::bad_request("a push names its SHA-256"))?
+        .to_ascii_lowercase();
+    let sha256 = hex::encode(Sha256::digest(&body));
+    if sha256 != want {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "integrity",
+            "the copy's SHA-256 does not match: it was damaged on the way; push it again",
+        ));
+    }
+    let filename = h(FILENAME_HEADER)
+        .filter(|f| {
+            !f.is_empty()
+                && f.len() <= 200
+                && f.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                && !f.starts_with('.')
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request("a push names its file: letters, digits, '.', '_', '-'")
+        })?
+        .to_owned();
+    let media_type = h("content-type")
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    Ok(Pushed {
+        ticket,
+        body,
+        sha256,
+        media_type,
+        filename,
+    })
+}
+
+/// Sends a report to the origin's box; the idempotency key makes a resend
+/// land once.
+pub(crate) async fn send_report(
+    mailbox: &MailboxClient,
+    reports_box: &BoxName,
+    report: &SiteReport,
+) -> Result<(), tracecast_client::ClientError> {
+    mailbox
+        .post(
+            reports_box,
+            SiteReport::MEDIA_TYPE,
+            serde_json::to_vec(report).expect("serialises"),
+            &PostOptions {
+                idempotency_key: Some(format!("site-{}", report.event_id())),
+                ..PostOptions::default()
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary name, synced: a copy a
+/// site accepted survives a crash.
+pub(crate) fn write_durably(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("partial");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

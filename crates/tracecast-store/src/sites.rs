@@ -1,0 +1,460 @@
+//! Home servers and kiosks (DESIGN.md "001" steps 5-7): the origin's
+//! registry of them, a home's copies with their viewing sessions, and a
+//! kiosk's orders with the disc image written for each.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{Account, AccountKind, Store, StoreError};
+
+/// A registered home server or kiosk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteRecord {
+    pub id: i64,
+    pub kind: AccountKind,
+    pub name: String,
+    pub address: String,
+    pub operator: String,
+    /// Home: usage fee per delivery or rental; kiosk: agency fee per order.
+    pub fee_cents: i64,
+    /// Home: who pays the usage fee ("user" or a ledger account).
+    pub payer: String,
+    /// Kiosk: JSON object of medium → price in cents.
+    pub media: String,
+    pub shipping_cents: i64,
+    pub box_id: i64,
+}
+
+/// A home or kiosk to register.
+#[derive(Debug, Clone)]
+pub struct NewSite {
+    pub kind: AccountKind,
+    pub name: String,
+    pub address: String,
+    pub operator: String,
+    pub fee_cents: i64,
+    pub payer: String,
+    pub media: String,
+    pub shipping_cents: i64,
+}
+
+/// A copy a home server holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HomeCopy {
+    pub home_id: i64,
+    pub delivery_id: i64,
+    pub user_id: i64,
+    pub content_id: i64,
+    /// `home` (to download on the LAN) or `rental` (to view).
+    pub mode: String,
+    pub file: String,
+    pub bytes: i64,
+    pub sha256: String,
+    pub media_type: String,
+    pub filename: String,
+    pub received_at: i64,
+    /// When the copy is deleted if nobody ends it first (Unix ms).
+    pub until_ms: i64,
+    /// JSON list of [start, end] viewing sessions.
+    pub sessions: String,
+    pub ended_at: Option<i64>,
+    pub end_reason: Option<String>,
+    pub reported_at: Option<i64>,
+}
+
+/// A kiosk's order and the disc image made for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KioskOrder {
+    pub kiosk_id: i64,
+    pub delivery_id: i64,
+    pub user_id: i64,
+    pub content_id: i64,
+    pub medium: String,
+    pub fulfilment: String,
+    /// `written` or `refused`.
+    pub status: String,
+    pub detail: String,
+    pub image: Option<String>,
+    pub image_bytes: Option<i64>,
+    pub image_sha256: Option<String>,
+    pub created_at: i64,
+    pub reported_at: Option<i64>,
+}
+
+const SITE_COLUMNS: &str =
+    "id, kind, name, address, operator, fee_cents, payer, media, shipping_cents, box_id";
+const HOME_COLUMNS: &str = "home_id, delivery_id, user_id, content_id, mode, file, bytes, sha256, \
+     media_type, filename, received_at, until_ms, sessions, ended_at, end_reason, reported_at";
+const KIOSK_COLUMNS: &str = "kiosk_id, delivery_id, user_id, content_id, medium, fulfilment, \
+     status, detail, image, image_bytes, image_sha256, created_at, reported_at";
+
+fn site(r: &AnyRow) -> Result<SiteRecord, sqlx::Error> {
+    let kind: String = r.try_get(1)?;
+    Ok(SiteRecord {
+        id: r.try_get(0)?,
+        kind: AccountKind::parse(&kind).unwrap_or(AccountKind::Home),
+        name: r.try_get(2)?,
+        address: r.try_get(3)?,
+        operator: r.try_get(4)?,
+        fee_cents: r.try_get(5)?,
+        payer: r.try_get(6)?,
+        media: r.try_get(7)?,
+        shipping_cents: r.try_get(8)?,
+        box_id: r.try_get(9)?,
+    })
+}
+
+fn home_copy(r: &AnyRow) -> Result<HomeCopy, sqlx::Error> {
+    Ok(HomeCopy {
+        home_id: r.try_get(0)?,
+        delivery_id: r.try_get(1)?,
+        user_id: r.try_get(2)?,
+        content_id: r.try_get(3)?,
+        mode: r.try_get(4)?,
+        file: r.try_get(5)?,
+        bytes: r.try_get(6)?,
+        sha256: r.try_get(7)?,
+        media_type: r.try_get(8)?,
+        filename: r.try_get(9)?,
+        received_at: r.try_get(10)?,
+        until_ms: r.try_get(11)?,
+        sessions: r.try_get(12)?,
+        ended_at: r.try_get(13)?,
+        end_reason: r.try_get(14)?,
+        reported_at: r.try_get(15)?,
+    })
+}
+
+fn kiosk_order(r: &AnyRow) -> Result<KioskOrder, sqlx::Error> {
+    Ok(KioskOrder {
+        kiosk_id: r.try_get(0)?,
+        delivery_id: r.try_get(1)?,
+        user_id: r.try_get(2)?,
+        content_id: r.try_get(3)?,
+        medium: r.try_get(4)?,
+        fulfilment: r.try_get(5)?,
+        status: r.try_get(6)?,
+        detail: r.try_get(7)?,
+        image: r.try_get(8)?,
+        image_bytes: r.try_get(9)?,
+        image_sha256: r.try_get(10)?,
+        created_at: r.try_get(11)?,
+        reported_at: r.try_get(12)?,
+    })
+}
+
+impl Store {
+    /// Registers a home or kiosk with its mailbox box (whose token is its
+    /// token).
+    pub async fn add_site(
+        &self,
+        s: &NewSite,
+        token_hash: String,
+    ) -> Result<(Account, SiteRecord), StoreError> {
+        if !matches!(s.kind, AccountKind::Home | AccountKind::Kiosk) {
+            return Err(StoreError::Invalid(format!(
+                "a {} is not a site",
+                s.kind.as_str()
+            )));
+        }
+        let box_name = s.kind.box_name(&s.name)?;
+        let exists = sqlx::query("SELECT kind FROM sites WHERE name = $1")
+            .bind(&s.name)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(r) = exists {
+            let kind: String = r.try_get(0)?;
+            return Err(StoreError::Invalid(format!(
+                "a {kind} named {:?} already exists",
+                s.name
+            )));
+        }
+        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM sites")
+            .fetch_one(&self.pool)
+            .await?;
+        if max.unwrap_or(0) >= s.kind.max_id() {
+            return Err(StoreError::Invalid(format!(
+                "no home or kiosk ids left: a mark carries ids up to {}",
+                s.kind.max_id()
+            )));
+        }
+        let info = self.create_box(&box_name, None, None, token_hash).await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO sites (kind, name, address, operator, fee_cents, payer, media, \
+             shipping_cents, box_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             RETURNING {SITE_COLUMNS}"
+        ))
+        .bind(s.kind.as_str())
+        .bind(&s.name)
+        .bind(&s.address)
+        .bind(&s.operator)
+        .bind(s.fee_cents)
+        .bind(&s.payer)
+        .bind(&s.media)
+        .bind(s.shipping_cents)
+        .bind(info.id)
+        .bind(crate::now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        let rec = site(&row)?;
+        Ok((
+            Account {
+                kind: s.kind,
+                id: rec.id,
+                name: rec.name.clone(),
+                box_id: info.id,
+            },
+            rec,
+        ))
+    }
+
+    pub async fn site(&self, id: i64) -> Result<Option<SiteRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(site).transpose()?)
+    }
+
+    pub async fn site_by_name(&self, name: &str) -> Result<Option<SiteRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {SITE_COLUMNS} FROM sites WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(site).transpose()?)
+    }
+
+    pub async fn sites(&self) -> Result<Vec<SiteRecord>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(site).collect::<Result<_, _>>()?)
+    }
+
+    /// Records a copy a home received (again: the same delivery replaces
+    /// an unended one, as when the edge retries the push).
+    pub async fn put_home_copy(&self, c: &HomeCopy) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO home_copies ({HOME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+             $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (home_id, delivery_id) DO UPDATE SET \
+             file = excluded.file, bytes = excluded.bytes, sha256 = excluded.sha256, \
+             received_at = excluded.received_at WHERE home_copies.ended_at IS NULL"
+        ))
+        .bind(c.home_id)
+        .bind(c.delivery_id)
+        .bind(c.user_id)
+        .bind(c.content_id)
+        .bind(&c.mode)
+        .bind(&c.file)
+        .bind(c.bytes)
+        .bind(&c.sha256)
+        .bind(&c.media_type)
+        .bind(&c.filename)
+        .bind(c.received_at)
+        .bind(c.until_ms)
+        .bind(&c.sessions)
+        .bind(c.ended_at)
+        .bind(&c.end_reason)
+        .bind(c.reported_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn home_copy(
+        &self,
+        home_id: i64,
+        delivery_id: i64,
+    ) -> Result<Option<HomeCopy>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {HOME_COLUMNS} FROM home_copies WHERE home_id = $1 AND delivery_id = $2"
+        ))
+        .bind(home_id)
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(home_copy).transpose()?)
+    }
+
+    /// Copies a home still holds (not ended).
+    pub async fn live_home_copies(&self, home_id: i64) -> Result<Vec<HomeCopy>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {HOME_COLUMNS} FROM home_copies WHERE home_id = $1 AND ended_at IS NULL \
+             ORDER BY delivery_id"
+        ))
+        .bind(home_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(home_copy).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn set_home_sessions(
+        &self,
+        home_id: i64,
+        delivery_id: i64,
+        sessions: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE home_copies SET sessions = $1 WHERE home_id = $2 AND delivery_id = $3 \
+             AND ended_at IS NULL",
+        )
+        .bind(sessions)
+        .bind(home_id)
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a copy ended (deleted) once; whether this call ended it.
+    pub async fn end_home_copy(
+        &self,
+        home_id: i64,
+        delivery_id: i64,
+        at: i64,
+        reason: &str,
+        sessions: &str,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE home_copies SET ended_at = $1, end_reason = $2, sessions = $3 \
+             WHERE home_id = $4 AND delivery_id = $5 AND ended_at IS NULL",
+        )
+        .bind(at)
+        .bind(reason)
+        .bind(sessions)
+        .bind(home_id)
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Ended copies whose report the origin has not taken yet.
+    pub async fn unreported_home_ends(&self, home_id: i64) -> Result<Vec<HomeCopy>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {HOME_COLUMNS} FROM home_copies WHERE home_id = $1 AND ended_at IS NOT NULL \
+             AND reported_at IS NULL ORDER BY delivery_id"
+        ))
+        .bind(home_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(home_copy).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn set_home_reported(
+        &self,
+        home_id: i64,
+        delivery_id: i64,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE home_copies SET reported_at = $1 WHERE home_id = $2 AND delivery_id = $3",
+        )
+        .bind(at)
+        .bind(home_id)
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a kiosk order's outcome (first outcome wins: a repeated push
+    /// does not write a second disc).
+    pub async fn put_kiosk_order(&self, o: &KioskOrder) -> Result<bool, StoreError> {
+        let n = sqlx::query(&format!(
+            "INSERT INTO kiosk_orders ({KIOSK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+             $9, $10, $11, $12, $13) ON CONFLICT (kiosk_id, delivery_id) DO NOTHING"
+        ))
+        .bind(o.kiosk_id)
+        .bind(o.delivery_id)
+        .bind(o.user_id)
+        .bind(o.content_id)
+        .bind(&o.medium)
+        .bind(&o.fulfilment)
+        .bind(&o.status)
+        .bind(&o.detail)
+        .bind(&o.image)
+        .bind(o.image_bytes)
+        .bind(&o.image_sha256)
+        .bind(o.created_at)
+        .bind(o.reported_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    pub async fn kiosk_order(
+        &self,
+        kiosk_id: i64,
+        delivery_id: i64,
+    ) -> Result<Option<KioskOrder>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {KIOSK_COLUMNS} FROM kiosk_orders WHERE kiosk_id = $1 AND delivery_id = $2"
+        ))
+        .bind(kiosk_id)
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(kiosk_order).transpose()?)
+    }
+
+    pub async fn kiosk_orders(&self, kiosk_id: i64) -> Result<Vec<KioskOrder>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KIOSK_COLUMNS} FROM kiosk_orders WHERE kiosk_id = $1 ORDER BY delivery_id"
+        ))
+        .bind(kiosk_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(kiosk_order).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn unreported_kiosk_orders(
+        &self,
+        kiosk_id: i64,
+    ) -> Result<Vec<KioskOrder>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KIOSK_COLUMNS} FROM kiosk_orders WHERE kiosk_id = $1 AND reported_at IS NULL \
+             ORDER BY delivery_id"
+        ))
+        .bind(kiosk_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(kiosk_order).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn set_kiosk_reported(
+        &self,
+        kiosk_id: i64,
+        delivery_id: i64,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE kiosk_orders SET reported_at = $1 WHERE kiosk_id = $2 AND delivery_id = $3",
+        )
+        .bind(at)
+        .bind(kiosk_id)
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a kiosk order's image (burned or picked up).
+    pub async fn clear_kiosk_image(
+        &self,
+        kiosk_id: i64,
+        delivery_id: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE kiosk_orders SET image = NULL, status = 'burned' WHERE kiosk_id = $1 AND delivery_id = $2",
+        )
+        .bind(kiosk_id)
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

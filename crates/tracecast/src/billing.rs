@@ -1,0 +1,203 @@
+//! `tracecast rental`, `bill`, `pay`, `ledger` and `kiosk`: rentals,
+//! invoices, payments, the ledger for accountants, and the shop operator's
+//! disc images.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tracecast_client::{EdgeClient, KioskClient};
+use tracecast_delivery::api::PaymentRequest;
+use tracecast_ledger::{money, parse_money};
+
+use crate::cli::{BillArgs, KioskCommand, LedgerCommand, PayArgs, RentalCommand};
+use crate::delivery::{origin, runtime, when};
+
+pub fn rental(cmd: RentalCommand) -> anyhow::Result<ExitCode> {
+    let RentalCommand::End { link } = cmd;
+    // A link, or the JSON `buy --rent --json` printed.
+    let url = if link.starts_with("http://") || link.starts_with("https://") {
+        link
+    } else {
+        let text = std::fs::read_to_string(&link).with_context(|| format!("reading {link}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{link} is not JSON"))?;
+        v["copy"]["via"]["done"]
+            .as_str()
+            .with_context(|| format!("{link} holds no rental end link"))?
+            .to_owned()
+    };
+    runtime()?.block_on(async move {
+        let r = EdgeClient::new()?.finish(&url).await.context("ending the rental")?;
+        let viewed = r["viewed_ms"].as_i64().unwrap_or(0);
+        println!(
+            "rental {} ended: {} min {} s viewed; the home server deleted its copy, and the fee follows the tariff",
+            r["delivery"],
+            viewed / 60_000,
+            viewed / 1000 % 60
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn bill(args: BillArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let inv = origin(&args.conn)?.invoice(args.user.as_deref()).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&inv)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("invoice for {} ({})", inv.account, inv.currency);
+        for l in &inv.lines {
+            println!(
+                "  {}  {:>10}  {}",
+                when(l.at),
+                money(l.amount_cents),
+                l.memo
+            );
+        }
+        if inv.balance_cents > 0 {
+            println!("  owed: {} {}", money(inv.balance_cents), inv.currency);
+        } else if inv.balance_cents < 0 {
+            println!(
+                "  in your favour: {} {}",
+                money(-inv.balance_cents),
+                inv.currency
+            );
+        } else {
+            println!("  nothing owed");
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn pay(args: PayArgs) -> anyhow::Result<ExitCode> {
+    let amount = args
+        .amount
+        .as_deref()
+        .map(parse_money)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let key = args.idempotency_key.clone().unwrap_or_else(|| {
+        let mut b = [0u8; 12];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+        hex::encode(b)
+    });
+    runtime()?.block_on(async move {
+        let r = origin(&args.conn)?
+            .pay(&PaymentRequest {
+                amount_cents: amount,
+                idempotency_key: key,
+                note: args.note.clone(),
+            })
+            .await?;
+        if r.repeated {
+            println!(
+                "payment {} was already recorded; balance {}",
+                r.reference,
+                money(r.balance_cents)
+            );
+        } else {
+            println!(
+                "paid {} through {} (reference {}); balance {}",
+                money(r.amount_cents),
+                r.provider,
+                r.reference,
+                money(r.balance_cents)
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn ledger(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        match cmd {
+            LedgerCommand::Export { format, out, conn } => {
+                let o = origin(&conn)?;
+                let text = if format == "csv" {
+                    o.ledger_csv().await?
+                } else {
+                    serde_json::to_string_pretty(&o.ledger().await?)?
+                };
+                match out {
+                    Some(path) => {
+                        std::fs::write(&path, &text)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        eprintln!("wrote {}", path.display());
+                    }
+                    None => std::io::stdout().write_all(text.as_bytes())?,
+                }
+            }
+            LedgerCommand::Balances { json, conn } => {
+                let b = origin(&conn)?.balances().await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&b)?);
+                } else {
+                    let currency = b["currency"].as_str().unwrap_or("");
+                    for row in b["balances"].as_array().into_iter().flatten() {
+                        let c = row["balance_cents"].as_i64().unwrap_or(0);
+                        let how = if c > 0 {
+                            "owes"
+                        } else if c < 0 {
+                            "is owed"
+                        } else {
+                            "settled"
+                        };
+                        println!(
+                            "{:<36} {:>10} {currency}  {how}",
+                            row["account"].as_str().unwrap_or(""),
+                            money(c.abs())
+                        );
+                    }
+                    println!(
+                        "{:<36} {:>10} {currency}  (every transaction sums to zero)",
+                        "total",
+                        money(b["total_cents"].as_i64().unwrap_or(0))
+                    );
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn kiosk(cmd: KioskCommand) -> anyhow::Result<ExitCode> {
+    let conn = match &cmd {
+        KioskCommand::Discs { kiosk }
+        | KioskCommand::Image { kiosk, .. }
+        | KioskCommand::Burned { kiosk, .. } => kiosk,
+    };
+    let token = std::fs::read_to_string(&conn.kiosk_token_file)
+        .with_context(|| format!("reading {}", conn.kiosk_token_file.display()))?;
+    let client = KioskClient::new(&conn.kiosk_url, &token)?;
+    runtime()?.block_on(async move {
+        match cmd {
+            KioskCommand::Discs { .. } => {
+                let orders = client.discs().await?;
+                for o in orders.as_array().into_iter().flatten() {
+                    println!(
+                        "order {:>6}  {:<9} {:<8} user {:<8} {}",
+                        o["delivery_id"],
+                        o["status"].as_str().unwrap_or(""),
+                        o["medium"].as_str().unwrap_or(""),
+                        o["user_id"],
+                        o["detail"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            KioskCommand::Image { delivery, out, .. } => {
+                let n = client.image(delivery, &out).await?;
+                println!(
+                    "{}: {n} bytes, checked; burn it, then `tracecast kiosk burned {delivery}`",
+                    out.display()
+                );
+            }
+            KioskCommand::Burned { delivery, .. } => {
+                client.burned(delivery).await?;
+                println!("order {delivery}: burned; the image is deleted");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
