@@ -15,7 +15,7 @@ use tracecast_store::Backend;
 
 use crate::{music_wav, p};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -40,7 +40,7 @@ fn http_ok(port: u16, path: &str) -> bool {
 }
 
 /// One `tracecast serve` process.
-struct Proc {
+pub(crate) struct Proc {
     /// The server's log (kept beside its data for a failing run).
     log: PathBuf,
     args: Vec<String>,
@@ -51,7 +51,7 @@ struct Proc {
 }
 
 impl Proc {
-    fn start(
+    pub(crate) fn start(
         log: PathBuf,
         args: Vec<String>,
         envs: Vec<(&'static str, String)>,
@@ -70,7 +70,7 @@ impl Proc {
         p
     }
 
-    fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -106,7 +106,7 @@ impl Proc {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();
             c.wait().unwrap();
@@ -120,7 +120,7 @@ impl Drop for Proc {
     }
 }
 
-fn cli(args: &[&str], token_file: &Path, server: &str) -> Output {
+pub(crate) fn cli(args: &[&str], token_file: &Path, server: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tracecast"))
         .args(args)
         .arg("--server")
@@ -131,7 +131,7 @@ fn cli(args: &[&str], token_file: &Path, server: &str) -> Output {
         .expect("tracecast runs")
 }
 
-fn ok(out: Output) -> String {
+pub(crate) fn ok(out: Output) -> String {
     assert!(
         out.status.success(),
         "status {:?}\nstdout: {}\nstderr: {}",
@@ -142,23 +142,23 @@ fn ok(out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn json(out: Output) -> serde_json::Value {
+pub(crate) fn json(out: Output) -> serde_json::Value {
     serde_json::from_str(&ok(out)).expect("JSON output")
 }
 
-struct Net {
-    dir: PathBuf,
-    origin: Proc,
-    edges: Vec<Proc>,
-    base: String,
-    admin: PathBuf,
+pub(crate) struct Net {
+    pub(crate) dir: PathBuf,
+    pub(crate) origin: Proc,
+    pub(crate) edges: Vec<Proc>,
+    pub(crate) base: String,
+    pub(crate) admin: PathBuf,
 }
 
 impl Net {
     /// SQLite: flags, a database file per process, blobs in a directory.
     /// PostgreSQL: settings files, one database for all three processes,
     /// blobs in an S3-compatible server.
-    fn start(dir: &Path, database: Option<&str>, s3: Option<&S3Server>) -> Net {
+    pub(crate) fn start(dir: &Path, database: Option<&str>, s3: Option<&S3Server>) -> Net {
         let port = free_port();
         let origin_data = dir.join("origin");
         let mark_key = origin_data.join("mark.key");
@@ -265,7 +265,7 @@ impl Net {
         }
     }
 
-    fn account(&self, kind: &str, name: &str) -> PathBuf {
+    pub(crate) fn account(&self, kind: &str, name: &str) -> PathBuf {
         let token = self.dir.join(format!("{name}.token"));
         ok(cli(
             &["account", "add", kind, name, "--token-out", p(&token)],
@@ -275,7 +275,7 @@ impl Net {
         token
     }
 
-    fn run(&self, token: &Path, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, token: &Path, args: &[&str]) -> Output {
         cli(args, token, &self.base)
     }
 
@@ -310,7 +310,7 @@ fn finish(child: Child) -> serde_json::Value {
     json(child.wait_with_output().unwrap())
 }
 
-fn traced(net: &Net, file: &Path) -> serde_json::Value {
+pub(crate) fn traced(net: &Net, file: &Path) -> serde_json::Value {
     json(net.run(&net.admin, &["trace", p(file), "--json"]))
 }
 

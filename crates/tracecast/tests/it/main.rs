@@ -9,6 +9,7 @@ mod mailbox_cli;
 mod mailbox_crash;
 mod picture_false_alarm;
 mod pictures;
+mod sites;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,489 @@
+//! Home servers, rentals, kiosks and the ledger end to end (DESIGN.md "001"
+//! steps 5-7): an origin, two edges, and a home server with a kiosk as
+//! separate `tracecast serve` processes on loopback, driven by the command
+//! line. A copy bought through the home is downloaded on the LAN and
+//! deleted there; a rental is streamed with seeks (every range checked
+//! against the copy), survives the home being killed mid-stream, and ends
+//! with the copy deleted and the fee posted by the tariff; a report
+//! delivered twice posts once; a kiosk order becomes an ISO image that
+//! isoinfo and xorriso read, whose file traces to the buyer; a medium too
+//! small is refused and bills nothing; the user pays and the books balance.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use tracecast_store::testing::{drop_postgres_database, S3Server, TestStore};
+use tracecast_store::Backend;
+
+use crate::delivery::{free_port, json, ok, traced, Net, Proc};
+use crate::{music_wav, p};
+
+struct Http {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Http {
+    fn new() -> Self {
+        Self {
+            rt: tokio::runtime::Runtime::new().unwrap(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// GET with an optional Range: status, Content-Range, body.
+    fn get(&self, url: &str, range: Option<&str>) -> Result<(StatusCode, String, Vec<u8>), String> {
+        self.rt.block_on(async {
+            let mut req = self.client.get(url);
+            if let Some(r) = range {
+                req = req.header("range", r);
+            }
+            let resp = req.send().await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let cr = resp
+                .headers()
+                .get("content-range")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let body = resp.bytes().await.map_err(|e| e.to_string())?.to_vec();
+            Ok((status, cr, body))
+        })
+    }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// Polls `f` until it answers `Some`, for up to 30 s.
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn sites_flow(dir: &Path, database: Option<&str>, s3: Option<&S3Server>) {
+    let net = Net::start(dir, database, s3);
+    let provider = net.account("provider", "aurora");
+    let bob = net.account("user", "bob");
+    let admin = &net.admin;
+
+    // A home server and a kiosk, registered at the origin, run in one
+    // process of their own beside the users and the shop.
+    let port = free_port();
+    let home_token = dir.join("maple.token");
+    let kiosk_token = dir.join("corner.token");
+    ok(net.run(
+        admin,
+        &[
+            "account",
+            "add",
+            "home",
+            "maple",
+            "--address",
+            &format!("http://127.0.0.1:{port}/home"),
+            "--operator",
+            "maple-net",
+            "--fee",
+            "0.30",
+            "--token-out",
+            p(&home_token),
+        ],
+    ));
+    ok(net.run(
+        admin,
+        &[
+            "account",
+            "add",
+            "kiosk",
+            "corner",
+            "--address",
+            &format!("http://127.0.0.1:{port}/kiosk"),
+            "--operator",
+            "corner-shop",
+            "--fee",
+            "0.50",
+            "--media",
+            "cd-r=1.50,usb-1m=1.00",
+            "--shipping",
+            "4.00",
+            "--token-out",
+            p(&kiosk_token),
+        ],
+    ));
+    let mut args = vec![
+        "--role".to_string(),
+        "home,kiosk".into(),
+        "--data".into(),
+        p(&dir.join("site")).into(),
+        "--origin".into(),
+        net.base.clone(),
+        "--home-token-file".into(),
+        p(&home_token).into(),
+        "--kiosk-token-file".into(),
+        p(&kiosk_token).into(),
+    ];
+    if let Some(url) = database {
+        args.extend(["--database".to_string(), url.to_owned()]);
+    }
+    let mut site = Proc::start(
+        dir.join("site.log"),
+        args,
+        Vec::new(),
+        port,
+        "/home/v1/health",
+    );
+
+    let src = music_wav(dir, 30.0);
+    let c = json(net.run(
+        &provider,
+        &[
+            "content",
+            "add",
+            p(&src),
+            "--title",
+            "Nocturne",
+            "--price",
+            "1.50",
+            "--rental",
+            "0.05/minute max 1.00",
+            "--json",
+        ],
+    ));
+    assert_eq!(c["rental_tariff"], "0.05/minute max 1.00");
+    let id = c["id"].as_i64().unwrap().to_string();
+
+    // 1. Through the home: downloaded on the LAN, then deleted there.
+    let home_out = dir.join("bob-home.flac");
+    let h = json(net.run(
+        &bob,
+        &[
+            "buy",
+            &id,
+            "--home",
+            "maple",
+            "--out",
+            p(&home_out),
+            "--json",
+        ],
+    ));
+    assert_eq!(h["purchase"]["mode"], "home", "{h}");
+    assert_eq!(h["finished"]["deleted"], true, "{h}");
+    let bytes = std::fs::read(&home_out).unwrap();
+    assert_eq!(sha256_hex(&bytes), h["copy"]["sha256"].as_str().unwrap());
+    let http = Http::new();
+    let gone = http.get(h["copy"]["url"].as_str().unwrap(), None).unwrap();
+    assert_eq!(gone.0, StatusCode::GONE, "the home deleted the copy");
+    let t = traced(&net, &home_out);
+    assert_eq!(t["user"], "bob", "{t}");
+    assert_eq!(t["site"], "home maple", "{t}");
+    assert_eq!(
+        t["deliveries"][0]["delivery"], h["purchase"]["delivery"],
+        "{t}"
+    );
+
+    // 2. A rental, streamed with seeks.
+    let r = json(net.run(&bob, &["buy", &id, "--home", "maple", "--rent", "--json"]));
+    let rental = r["purchase"]["delivery"].as_i64().unwrap();
+    assert_eq!(r["purchase"]["price_cents"], 0);
+    let url = r["copy"]["url"].as_str().unwrap().to_owned();
+    let hls = r["copy"]["via"]["hls"].as_str().unwrap().to_owned();
+    let done = r["copy"]["via"]["done"].as_str().unwrap().to_owned();
+    let (status, _, whole) = http.get(&url, None).unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(whole.len() as u64, r["copy"]["bytes"].as_u64().unwrap());
+    assert_eq!(sha256_hex(&whole), r["copy"]["sha256"].as_str().unwrap());
+    let n = whole.len();
+    for (a, b) in [
+        (0, 99),
+        (1000, 65_535),
+        (n / 2, n / 2 + 4095),
+        (n - 100, n - 1),
+    ] {
+        let (status, cr, body) = http.get(&url, Some(&format!("bytes={a}-{b}"))).unwrap();
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(cr, format!("bytes {a}-{b}/{n}"));
+        assert_eq!(body, whole[a..=b], "bytes {a}-{b}");
+    }
+    let (status, _, body) = http.get(&url, Some("bytes=-500")).unwrap();
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, &whole[n - 500..])
+    );
+    let (status, _, _) = http.get(&url, Some(&format!("bytes={n}-"))).unwrap();
+    assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+    // The HLS playlist (RFC 8216) and its segments; a player seeks by
+    // segment.
+    let (status, _, playlist) = http.get(&hls, None).unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let playlist = String::from_utf8(playlist).unwrap();
+    assert!(
+        playlist.starts_with("#EXTM3U") && playlist.contains("#EXT-X-ENDLIST"),
+        "{playlist}"
+    );
+    let segments: Vec<&str> = playlist.lines().filter(|l| l.ends_with(".ts")).collect();
+    assert!(segments.len() >= 4, "{playlist}");
+    let base = hls.rsplit_once('/').unwrap().0;
+    let (status, _, seg) = http.get(&format!("{base}/{}", segments[2]), None).unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seg[0], 0x47, "an MPEG-TS segment");
+    // ffmpeg plays from 12 s in (a seek) through the playlist and through
+    // the Range stream.
+    for input in [&hls, &url] {
+        let out = Command::new("ffmpeg")
+            .args([
+                "-v", "error", "-ss", "12", "-i", input, "-t", "3", "-f", "s16le", "-",
+            ])
+            .output()
+            .expect("ffmpeg runs (apt-get install ffmpeg)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stdout.len() > 400_000,
+            "{input}: {} bytes",
+            out.stdout.len()
+        );
+    }
+    // The home dies mid-stream; when it is back the same link resumes
+    // where the player stopped.
+    site.kill();
+    assert!(http.get(&url, Some("bytes=0-9")).is_err());
+    site.spawn();
+    let (status, _, rest) = http.get(&url, Some(&format!("bytes={}-", n / 3))).unwrap();
+    assert_eq!(
+        (status, rest.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, &whole[n / 3..])
+    );
+    // Ended: the copy is deleted and the viewing time sets the fee.
+    // The end link is the rental's own credential: no token needed.
+    let end = ok(crate::tracecast(&["rental", "end", &done]));
+    assert!(end.contains("ended"), "{end}");
+    assert_eq!(http.get(&url, None).unwrap().0, StatusCode::GONE);
+    let event = format!("delivery-{rental}/rental-ended");
+    let invoice = eventually("the rental fee", || {
+        let inv = json(net.run(&bob, &["bill", "--json"]));
+        inv["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["event"] == event.as_str())
+            .then_some(inv)
+    });
+    let rental_lines: Vec<&serde_json::Value> = invoice["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["event"] == event.as_str())
+        .collect();
+    // The rental fee (started minutes at 0.05) and the home's usage fee.
+    assert_eq!(rental_lines.len(), 2, "{invoice}");
+    let fee = rental_lines[0]["amount_cents"].as_i64().unwrap();
+    assert!((5..=100).contains(&fee) && fee % 5 == 0, "{invoice}");
+    assert_eq!(rental_lines[1]["amount_cents"], 30, "{invoice}");
+
+    // 3. The same report delivered again (another message, claiming an
+    // hour of viewing) posts nothing more.
+    let who = ok(net.run(&home_token, &["account", "whoami"]));
+    let home_id: i64 = who
+        .split("(id ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{who}"));
+    let again = dir.join("again.json");
+    std::fs::write(
+        &again,
+        serde_json::json!({
+            "delivery": rental, "site": home_id, "event": "rental-ended",
+            "viewing": [[0, 3_600_000]], "at": 1, "detail": "",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    ok(net.run(
+        &home_token,
+        &[
+            "mailbox",
+            "send",
+            "--to",
+            "role:origin-reports",
+            "--type",
+            "application/vnd.tracecast.site-report+json",
+            "--key",
+            "a-second-delivery",
+            p(&again),
+        ],
+    ));
+    std::thread::sleep(Duration::from_secs(3));
+    let ledger = json(net.run(admin, &["ledger", "export", "--format", "json"]));
+    let postings = ledger
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["event"] == event.as_str())
+        .count();
+    assert_eq!(postings, 4, "two transfers, posted once: {ledger}");
+
+    // 4. A kiosk order: an ISO image a burner takes, with the marked file.
+    let k = json(net.run(
+        &bob,
+        &[
+            "buy", &id, "--kiosk", "corner", "--medium", "cd-r", "--json",
+        ],
+    ));
+    let order = k["purchase"]["delivery"].as_i64().unwrap();
+    let disc = &k["copy"]["via"]["disc"];
+    assert_eq!(disc["medium"], "cd-r", "{k}");
+    assert_eq!(k["purchase"]["store_total_cents"], 150 + 150 + 50, "{k}");
+    let kiosk_url = format!("http://127.0.0.1:{port}/kiosk");
+    let kiosk_cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tracecast"))
+            .arg("kiosk")
+            .args(args)
+            .args([
+                "--kiosk-url",
+                &kiosk_url,
+                "--kiosk-token-file",
+                p(&kiosk_token),
+            ])
+            .output()
+            .unwrap()
+    };
+    assert!(ok(kiosk_cli(&["discs"])).contains("written"));
+    let iso = dir.join("order.iso");
+    ok(kiosk_cli(&["image", &order.to_string(), "--out", p(&iso)]));
+    assert_eq!(
+        std::fs::metadata(&iso).unwrap().len(),
+        disc["image_bytes"].as_u64().unwrap()
+    );
+    let info = ok(Command::new("isoinfo")
+        .args(["-d", "-i", p(&iso)])
+        .output()
+        .unwrap());
+    assert!(
+        info.contains("Joliet") && info.contains("Rock Ridge"),
+        "{info}"
+    );
+    let listing = ok(Command::new("isoinfo")
+        .args(["-R", "-l", "-i", p(&iso)])
+        .output()
+        .unwrap());
+    let name = disc["files"][1].as_str().unwrap();
+    assert!(
+        listing.contains(name) && listing.contains("manifest.json"),
+        "{listing}"
+    );
+    let extracted = dir.join("from-disc");
+    ok(Command::new("xorriso")
+        .args([
+            "-abort_on",
+            "FAILURE",
+            "-indev",
+            p(&iso),
+            "-osirrox",
+            "on",
+            "-extract",
+            "/",
+            p(&extracted),
+        ])
+        .output()
+        .unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(extracted.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["delivery"], order);
+    let t = traced(&net, &extracted.join(name));
+    assert_eq!(t["user"], "bob", "{t}");
+    assert_eq!(t["site"], "kiosk corner", "{t}");
+    ok(kiosk_cli(&["burned", &order.to_string()]));
+    assert_eq!(
+        kiosk_cli(&["image", &order.to_string(), "--out", p(&iso)])
+            .status
+            .code(),
+        Some(2)
+    );
+    let store_billed = eventually("the store's bill", || {
+        let b = json(net.run(admin, &["ledger", "balances", "--json"]));
+        let owed = b["balances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["account"] == "store:corner-shop")
+            .map(|r| r["balance_cents"].as_i64().unwrap())?;
+        (owed != 0).then_some(owed)
+    });
+    // The store paid the provider 1.50 for bob and is owed 3.50 by him.
+    assert_eq!(store_billed, 150 - 350);
+
+    // 5. A medium too small: a clear error, nothing billed.
+    let before = json(net.run(&bob, &["bill", "--json"]))["balance_cents"].clone();
+    let out = net.run(
+        &bob,
+        &["buy", &id, "--kiosk", "corner", "--medium", "usb-1m"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not fit on a usb-1m") && err.contains("nothing was charged"),
+        "{err}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        json(net.run(&bob, &["bill", "--json"]))["balance_cents"],
+        before
+    );
+
+    // 6. Bob pays; a retried payment is not charged twice; the books
+    // balance.
+    let owed = before.as_i64().unwrap();
+    assert!(owed > 0);
+    let paid = ok(net.run(&bob, &["pay", "--note", "cash", "--idempotency-key", "k1"]));
+    assert!(
+        paid.contains(&format!("paid {}.{:02}", owed / 100, owed % 100)),
+        "{paid}"
+    );
+    let again = ok(net.run(&bob, &["pay", "--idempotency-key", "k1"]));
+    assert!(again.contains("already recorded"), "{again}");
+    assert_eq!(json(net.run(&bob, &["bill", "--json"]))["balance_cents"], 0);
+    let b = json(net.run(admin, &["ledger", "balances", "--json"]));
+    assert_eq!(b["total_cents"], 0, "{b}");
+    let csv = ok(net.run(admin, &["ledger", "export", "--format", "csv"]));
+    assert!(csv.starts_with("transaction,event,delivery,time,account,debit,credit,currency,memo"));
+    assert!(csv.contains("payment-"), "{csv}");
+    // Users see only their own invoice; the ledger is for administrators.
+    assert_eq!(
+        net.run(&bob, &["ledger", "balances"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(net.run(&bob, &["bill", "alice"]).status.code(), Some(2));
+}
+
+#[test]
+fn home_rental_kiosk_and_ledger_as_processes_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    sites_flow(dir.path(), None, None);
+}
+
+#[test]
+fn home_rental_kiosk_and_ledger_as_processes_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt
+        .block_on(TestStore::fresh_url(Backend::Postgres))
+        .expect("PostgreSQL for tests");
+    let s3 = S3Server::start("tracecast-sites");
+    sites_flow(dir.path(), Some(&url), Some(&s3));
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    rt.block_on(drop_postgres_database(&name));
+}
