@@ -1,24 +1,29 @@
 //! `tracecast demo`: a whole distribution run on loopback, narrated. An
-//! origin (with its mailbox) and two edges start as separate servers in
-//! this process, each with its own SQLite store; a provider publishes a
-//! track and a photo; three users buy through the edges; bills arrive in
-//! their boxes; one copy leaks (cut and re-encoded as MP3) and is traced
-//! back to its buyer, as is a cropped, recompressed copy of the photo. An
-//! unmarked file must come back "no mark".
+//! origin (with its mailbox), two edges, and a home server with a shop's
+//! kiosk start as separate servers in this process, each with its own
+//! SQLite store; a provider publishes a track and a photo; three users buy
+//! through the edges; bills arrive in their boxes; one copy leaks (cut and
+//! re-encoded as MP3) and is traced back to its buyer, as is a cropped,
+//! recompressed copy of the photo; an unmarked file must come back "no
+//! mark". Then alice rents the track from the home server and plays it
+//! with seeks, bob orders it on a CD-R at the kiosk, and bob pays his
+//! invoice; the ledger's balances sum to zero.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use tracecast_client::{drain, DrainOptions, Inbox, MailboxClient, OriginClient};
-use tracecast_delivery::api::{ContentInfo, NewAccount, PrePositionRequest, TraceReport};
+use tracecast_delivery::api::{
+    ContentInfo, NewAccount, PrePositionRequest, PurchaseRequest, TraceReport,
+};
 use tracecast_delivery::messages::money;
-use tracecast_delivery::{Bill, Tier};
+use tracecast_delivery::{Bill, DiscOrder, Fulfilment, Tier};
 use tracecast_mailbox::BoxName;
 use tracecast_media::Pcm;
 
 use crate::cli::DemoArgs;
-use crate::delivery::{buy_copy, BuyOutcome};
+use crate::delivery::{buy_copy, order_via_site, BuyOutcome};
 use crate::serve::{BlobPlace, Node, Roles, Settings};
 
 /// A real photo when Debian's mate-backgrounds is installed, else a
@@ -310,11 +315,12 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
     let ledger = admin.delivery(bought[0].purchase.delivery).await?;
     if let Some(postings) = ledger["postings"].as_array() {
         for p in postings {
+            let c = p["amount_cents"].as_i64().unwrap_or(0);
             say(format!(
-                "   ledger: {} -> {} {} ({})",
-                p["debit"].as_str().unwrap_or(""),
-                p["credit"].as_str().unwrap_or(""),
-                money(p["amount_cents"].as_i64().unwrap_or(0)),
+                "   ledger: {:<24} {:>6} {} ({})",
+                p["account"].as_str().unwrap_or(""),
+                money(c.abs()),
+                if c >= 0 { "debit " } else { "credit" },
                 p["memo"].as_str().unwrap_or("")
             ));
         }
@@ -372,6 +378,8 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         }
     ));
 
+    failures += homes_and_kiosks(&say, dir, &origin, &admin, &mark_key, &users, &track).await?;
+
     for e in edges {
         e.stop().await;
     }
@@ -385,6 +393,230 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         bail!("{failures} case(s) traced wrongly");
     }
     Ok(())
+}
+
+/// Steps 8-10: a home server and a kiosk; a rental played with seeks; a
+/// CD-R ordered and traced; an invoice paid; the books balanced. Answers
+/// how many checks failed.
+async fn homes_and_kiosks(
+    say: &dyn Fn(String),
+    dir: &Path,
+    origin: &Node,
+    admin: &OriginClient,
+    mark_key: &Path,
+    users: &[(&str, i64, OriginClient, String)],
+    track: &ContentInfo,
+) -> anyhow::Result<usize> {
+    let mut failures = 0;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let at = listener.local_addr()?;
+    let data = dir.join("site");
+    std::fs::create_dir_all(&data)?;
+    let mut tokens = Vec::new();
+    for new in [
+        NewAccount {
+            address: Some(format!("http://{at}/home")),
+            operator: Some("maple-court-net".into()),
+            fee_cents: Some(30),
+            ..NewAccount::named("home", "maple-court")
+        },
+        NewAccount {
+            address: Some(format!("http://{at}/kiosk")),
+            operator: Some("corner-store".into()),
+            fee_cents: Some(50),
+            media: Some(
+                [("cd-r", 150), ("dvd-r", 300)]
+                    .into_iter()
+                    .map(|(m, c)| (m.to_owned(), c))
+                    .collect(),
+            ),
+            shipping_cents: Some(400),
+            ..NewAccount::named("kiosk", "corner-store")
+        },
+    ] {
+        let a = admin.add_account(&new).await?;
+        let file = data.join(format!("{}.token", a.kind));
+        tracecast_server::auth::write_secret(&file, a.token.as_deref().unwrap_or_default())?;
+        tokens.push(file);
+    }
+    let mut s = settings(
+        &data,
+        Roles {
+            origin: false,
+            mailbox: false,
+            edge: false,
+            home: true,
+            kiosk: true,
+        },
+        mark_key,
+    );
+    s.origin_url = Some(origin.base.clone());
+    s.home_token_file = Some(tokens[0].clone());
+    s.kiosk_token_file = Some(tokens[1].clone());
+    let site = Node::start(&s, listener).await?;
+    say(format!(
+        "8. a home server (maple-court, usage fee 0.30) and a shop's kiosk (corner-store: CD-R 1.50, DVD-R 3.00, agency fee 0.50) at http://{at}"
+    ));
+
+    // Alice rents the track from the home server and plays it with seeks.
+    let (_, _, alice, _) = &users[0];
+    let mut rent = PurchaseRequest::download(track.id, None);
+    rent.home = Some("maple-court".into());
+    rent.rent = true;
+    let r = order_via_site(alice, &rent, None, Duration::from_secs(10), true, &|_| {}).await?;
+    let via = r.copy.via.clone().context("the rental's links")?;
+    say(format!(
+        "   alice rents {:?} (tariff {}): the edge marked a copy with her id and the home's and sent it to maple-court",
+        track.title,
+        r.purchase.rental_tariff.as_deref().unwrap_or("?")
+    ));
+    let http = reqwest::Client::new();
+    let hls = via.hls.clone().context("an HLS playlist")?;
+    let playlist = http.get(&hls).send().await?.text().await?;
+    let segments: Vec<&str> = playlist.lines().filter(|l| l.ends_with(".ts")).collect();
+    let base = hls.rsplit_once('/').map_or("", |(b, _)| b);
+    let middle = segments
+        .get(segments.len() / 2)
+        .copied()
+        .unwrap_or_default();
+    let seg = http
+        .get(format!("{base}/{middle}"))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let from = r.copy.bytes / 2;
+    let part = http
+        .get(&r.copy.url)
+        .header("range", format!("bytes={from}-{}", from + 65_535))
+        .send()
+        .await?;
+    let seek_ok = part.status() == reqwest::StatusCode::PARTIAL_CONTENT
+        && part.bytes().await?.len() == 65_536
+        && seg.first() == Some(&0x47);
+    if !seek_ok {
+        failures += 1;
+    }
+    say(format!(
+        "   {} she plays it: HLS playlist of {} segments (seek: segment {middle} fetched), and the FLAC itself with HTTP Range (seek to byte {from})",
+        if seek_ok { "ok " } else { "BAD" },
+        segments.len()
+    ));
+    say(format!(
+        "        play it yourself while the demo runs: ffplay '{hls}'"
+    ));
+    let done = via.done.clone().context("the rental's end link")?;
+    let ended = tracecast_client::EdgeClient::new()?.finish(&done).await?;
+    let gone = http.get(&r.copy.url).send().await?.status() == reqwest::StatusCode::GONE;
+    if !gone {
+        failures += 1;
+    }
+    say(format!(
+        "   {} she ends the rental after {:.1} s of viewing: the home deleted its copy and reported the viewing time; the fee follows the tariff",
+        if gone { "ok " } else { "BAD" },
+        ended["viewed_ms"].as_i64().unwrap_or(0) as f64 / 1000.0
+    ));
+
+    // Bob orders the track on a CD-R at the kiosk.
+    let (_, _, bob, _) = &users[1];
+    let mut disc = PurchaseRequest::download(track.id, None);
+    disc.kiosk = Some("corner-store".into());
+    disc.disc = Some(DiscOrder {
+        medium: "cd-r".into(),
+        fulfilment: Fulfilment::Pickup,
+    });
+    let k = order_via_site(bob, &disc, None, Duration::from_secs(10), true, &|_| {}).await?;
+    let receipt = k
+        .copy
+        .via
+        .as_ref()
+        .and_then(|v| v.disc.clone())
+        .context("the kiosk's receipt")?;
+    say(format!(
+        "9. bob orders {:?} on a CD-R at corner-store for pick-up: an ISO 9660 image (Joliet + Rock Ridge) of {:.1} MB with {}; he will owe the store {}",
+        track.title,
+        receipt.image_bytes as f64 / 1e6,
+        receipt.files.join(" and "),
+        money(k.purchase.store_total_cents.unwrap_or(0))
+    ));
+    let image = data
+        .join("kiosk/discs")
+        .join(format!("{}.iso", k.purchase.delivery));
+    let from_disc = dir.join("copies").join("bob-from-cd.flac");
+    let extracted = std::process::Command::new("isoinfo")
+        .args(["-R", "-i"])
+        .arg(&image)
+        .args(["-x", &format!("/{}", receipt.files[1])])
+        .output();
+    match extracted {
+        Ok(out) if out.status.success() && !out.stdout.is_empty() => {
+            std::fs::write(&from_disc, &out.stdout)?;
+            let t = admin.trace(&from_disc).await?;
+            let ok =
+                t.user.as_deref() == Some("bob") && t.site.as_deref() == Some("kiosk corner-store");
+            if !ok {
+                failures += 1;
+            }
+            say(format!(
+                "   {} the file read back from the image with isoinfo traces to {} through {}",
+                if ok { "ok " } else { "BAD" },
+                t.user.as_deref().unwrap_or("nobody"),
+                t.site.as_deref().unwrap_or("?")
+            ));
+        }
+        _ => say("   (apt-get install genisoimage to read the image back with isoinfo)".into()),
+    }
+
+    // Invoices and payment.
+    let (_, _, _, bob_token) = &users[1];
+    let mut inv = bob.invoice(None).await?;
+    for _ in 0..50 {
+        if inv.lines.iter().any(|l| l.event.ends_with("/disc-written")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        inv = bob.invoice(None).await?;
+    }
+    say(format!(
+        "10. bob's invoice: {} lines, {} owed",
+        inv.lines.len(),
+        money(inv.balance_cents)
+    ));
+    for l in &inv.lines {
+        say(format!("      {:>6}  {}", money(l.amount_cents), l.memo));
+    }
+    let paid = OriginClient::new(&origin.base, bob_token)?
+        .pay(&tracecast_delivery::api::PaymentRequest {
+            amount_cents: None,
+            idempotency_key: "demo-bob-1".into(),
+            note: "cash at the counter".into(),
+        })
+        .await?;
+    say(format!(
+        "    bob pays {} (manual provider, reference {}); balance now {}",
+        money(paid.amount_cents),
+        paid.reference,
+        money(paid.balance_cents)
+    ));
+    let b = admin.balances().await?;
+    let total = b["total_cents"].as_i64().unwrap_or(-1);
+    if total != 0 {
+        failures += 1;
+    }
+    say(format!(
+        "    {} the ledger's balances (positive: owes; negative: is owed) sum to {}:",
+        if total == 0 { "ok " } else { "BAD" },
+        money(total)
+    ));
+    for row in b["balances"].as_array().into_iter().flatten() {
+        say(format!(
+            "      {:<28} {:>7}",
+            row["account"].as_str().unwrap_or(""),
+            money(row["balance_cents"].as_i64().unwrap_or(0))
+        ));
+    }
+    site.stop().await;
+    Ok(failures)
 }
 
 async fn account(admin: &OriginClient, kind: &str, name: &str) -> anyhow::Result<(i64, String)> {
