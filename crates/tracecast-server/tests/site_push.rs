@@ -77,12 +77,10 @@ async fn sites_take_only_good_pushes_and_a_kiosk_refuses_what_does_not_fit() {
             who(KIOSK),
         )
         .unwrap();
-        let home = Home::start(
-            t.store.clone(),
-            HomeConfig::new("http://127.0.0.1:9", "home-token", &dir.path().join("h")),
-            who(HOME),
-        )
-        .unwrap();
+        let mut home_config =
+            HomeConfig::new("http://127.0.0.1:9", "home-token", &dir.path().join("h"));
+        home_config.sweep_every = std::time::Duration::from_millis(100);
+        let home = Home::start(t.store.clone(), home_config, who(HOME)).unwrap();
         let router = tracecast_server::kiosk::router(kiosk.clone())
             .merge(tracecast_server::home::router(home));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -223,6 +221,51 @@ async fn sites_take_only_good_pushes_and_a_kiosk_refuses_what_does_not_fit() {
             reqwest::get(&forged).await.unwrap().status(),
             StatusCode::FORBIDDEN
         );
+
+        // A rental whose period has run out is deleted by the home's sweep;
+        // its report waits in the outbox while the origin is down.
+        let pcm = tracecast_media::synth::music(8.0, 44_100, 3);
+        let flac = tracecast_media::encode_flac(&pcm, tracecast_media::FlacEffort::Fast).unwrap();
+        let flac_sha = hex::encode(Sha256::digest(&flac));
+        let mut rental = ticket(Mode::Rental, HOME, "");
+        rental.delivery = 47;
+        rental.rental_until = Some(tracecast_store::now_ms() / 1000 + 1);
+        let (status, text) = push(
+            &home_url,
+            Some(&rental.sign(&origin)),
+            &flac,
+            &flac_sha,
+            name,
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{text}");
+        let receipt: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(receipt["via"]["hls"]
+            .as_str()
+            .unwrap()
+            .ends_with("/index.m3u8"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let ended = loop {
+            let c = t
+                .store
+                .home_copy(i64::from(HOME), 47)
+                .await
+                .unwrap()
+                .unwrap();
+            if c.ended_at.is_some() {
+                break c;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sweep never ended the rental"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert_eq!(ended.end_reason.as_deref(), Some("rental-ended"));
+        assert!(!dir.path().join("h/copies").join(&ended.file).exists());
+        assert!(!dir.path().join("h/hls/47").exists());
+        let pending = t.store.unreported_home_ends(i64::from(HOME)).await.unwrap();
+        assert!(pending.iter().any(|c| c.delivery_id == 47));
 
         server.abort();
         t.finish().await;
