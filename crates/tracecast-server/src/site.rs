@@ -3,10 +3,11 @@
 //! (the origin's ticket names this site; the body's SHA-256 is checked),
 //! and sending their reports to the origin through the mailbox.
 
+use std::path::Path;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
-use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 use tracecast_client::{MailboxClient, OriginClient, PostOptions};
@@ -93,23 +94,22 @@ impl SiteIdentity {
     }
 }
 
-/// A copy an edge pushed, checked.
-pub(crate) struct Pushed {
+/// An edge's push, its headers checked (the body is not read yet).
+pub(crate) struct Push {
     pub ticket: Ticket,
-    pub body: Bytes,
+    /// The SHA-256 the edge announced (lower-case hex).
     pub sha256: String,
     pub media_type: String,
     pub filename: String,
 }
 
-/// Checks an edge's push: a ticket for this site, a body whose SHA-256
-/// is the one announced, a plain file name.
+/// Checks an edge's push before its body is read: a ticket for this site,
+/// an announced SHA-256, a plain file name.
 pub(crate) fn read_push(
     headers: &HeaderMap,
-    body: Bytes,
     origin_key: &VerifyingKey,
     site: u16,
-) -> Result<Pushed, ApiError> {
+) -> Result<Push, ApiError> {
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let ticket = h(TICKET_HEADER)
         .ok_or_else(|| ApiError::forbidden("a push carries the origin's ticket"))?;
@@ -120,17 +120,10 @@ pub(crate) fn read_push(
             _ => ApiError::forbidden(t.to_string()),
         },
     )?;
-    let want = h(tracecast_client::SHA256_HEADER)
-        .ok_or_else(|| ApiError::bad_request("a push names its SHA-256"))?
-        .to_ascii_lowercase();
-    let sha256 = hex::encode(Sha256::digest(&body));
-    if sha256 != want {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "integrity",
-            "the copy's SHA-256 does not match: it was damaged on the way; push it again",
-        ));
-    }
+    let sha256 = h(tracecast_client::SHA256_HEADER)
+        .map(str::to_ascii_lowercase)
+        .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| ApiError::bad_request("a push names its SHA-256 (64 hex digits)"))?;
     let filename = h(FILENAME_HEADER)
         .filter(|f| {
             !f.is_empty()
@@ -146,13 +139,69 @@ pub(crate) fn read_push(
     let media_type = h("content-type")
         .unwrap_or("application/octet-stream")
         .to_owned();
-    Ok(Pushed {
+    Ok(Push {
         ticket,
-        body,
         sha256,
         media_type,
         filename,
     })
+}
+
+/// Streams a pushed body to `path` (through a temporary name, synced),
+/// hashing as it goes; refuses more than `max` bytes or a body whose
+/// SHA-256 is not `want`, leaving nothing behind. Answers the length.
+pub(crate) async fn store_body(
+    body: Body,
+    path: &Path,
+    want: &str,
+    max: u64,
+) -> Result<u64, ApiError> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    // A name of its own: two pushes of one delivery may overlap.
+    let tmp = path.with_extension(format!("partial-{:016x}", rand::random::<u64>()));
+    let io = |e: std::io::Error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store",
+            format!("storing the copy: {e}"),
+        )
+    };
+    let result = async {
+        let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        let mut sha = Sha256::new();
+        let mut len = 0u64;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::bad_request(format!("the push broke off: {e}")))?;
+            len += chunk.len() as u64;
+            if len > max {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("a copy may be at most {max} bytes"),
+                ));
+            }
+            sha.update(&chunk);
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        if hex::encode(sha.finalize()) != want {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "integrity",
+                "the copy's SHA-256 does not match: it was damaged on the way; push it again",
+            ));
+        }
+        file.sync_all().await.map_err(io)?;
+        tokio::fs::rename(&tmp, path).await.map_err(io)?;
+        Ok(len)
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
 }
 
 /// Sends a report to the origin's box; the idempotency key makes a resend
@@ -174,15 +223,4 @@ pub(crate) async fn send_report(
         )
         .await?;
     Ok(())
-}
-
-/// Writes `bytes` to `path` through a temporary name, synced: a copy a
-/// site accepted survives a crash.
-pub(crate) fn write_durably(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("partial");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

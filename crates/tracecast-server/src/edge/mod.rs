@@ -361,9 +361,12 @@ impl Edge {
                 "the ticket names no home server or kiosk",
             ));
         };
-        let body = tokio::fs::read(self.copies.join(&c.file))
+        // Streamed from the kept file: a copy may be gigabytes.
+        let file = tokio::fs::File::open(self.copies.join(&c.file))
             .await
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", e.to_string()))?;
+        let body =
+            reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
         let what = if ticket.mode == Mode::Kiosk {
             "kiosk"
         } else {
@@ -386,6 +389,7 @@ impl Edge {
             .header(tracecast_client::SHA256_HEADER, &c.sha256)
             .header(crate::site::FILENAME_HEADER, &c.filename)
             .header(header::CONTENT_TYPE, &c.media_type)
+            .header(header::CONTENT_LENGTH, c.bytes)
             .body(body)
             .send()
             .await

@@ -15,13 +15,12 @@ use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
 use tokio::sync::Semaphore;
 use tracecast_client::MailboxClient;
@@ -311,7 +310,7 @@ pub fn deferred_router(slot: HomeSlot) -> Router {
         .route("/home/v1/health", get(health))
         .route(
             "/home/v1/copies",
-            post(receive).layer(DefaultBodyLimit::max(MAX_COPY_BYTES)),
+            post(receive).layer(DefaultBodyLimit::disable()),
         )
         .route(
             "/home/v1/copies/{delivery}/{expires}/{sig}/{file}",
@@ -345,11 +344,10 @@ async fn health(State(slot): State<HomeSlot>) -> Result<Json<serde_json::Value>,
 async fn receive(
     State(slot): State<HomeSlot>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let h = started(&slot)?;
-    let body = body.map_err(|r| ApiError::new(r.status(), "bad_body", r.body_text()))?;
-    let p = site::read_push(&headers, body, &h.origin_key, h.id)?;
+    let p = site::read_push(&headers, &h.origin_key, h.id)?;
     let t = &p.ticket;
     if !matches!(t.mode, Mode::Home | Mode::Rental) {
         return Err(ApiError::bad_request(format!(
@@ -392,17 +390,17 @@ async fn receive(
     let path = h.copies.join(&file);
     let rental = t.mode == Mode::Rental;
     let hls_dir = h.hls_dir(t.delivery);
-    let cfg = h.config.clone();
-    let body = p.body.clone();
-    let wrote = crate::on_worker(&h.work, move || -> Result<(), String> {
-        site::write_durably(&path, &body).map_err(|e| format!("storing the copy: {e}"))?;
-        if rental {
-            package_hls(&cfg, &path, &hls_dir)?;
+    let len = site::store_body(body, &path, &p.sha256, MAX_COPY_BYTES as u64).await?;
+    if rental {
+        let cfg = h.config.clone();
+        let copy = path.clone();
+        let packaged =
+            crate::on_worker(&h.work, move || package_hls(&cfg, &copy, &hls_dir)).await?;
+        if let Err(e) = packaged {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hls", e));
         }
-        Ok(())
-    })
-    .await?;
-    wrote.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e))?;
+    }
     let now = tracecast_store::now_ms();
     let until_ms = match t.rental_until {
         Some(s) if rental => s.saturating_mul(1000),
@@ -415,7 +413,7 @@ async fn receive(
         content_id: t.content,
         mode: t.mode.as_str().into(),
         file,
-        bytes: p.body.len() as i64,
+        bytes: len as i64,
         sha256: p.sha256.clone(),
         media_type: p.media_type.clone(),
         filename: p.filename.clone(),

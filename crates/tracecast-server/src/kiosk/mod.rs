@@ -2,8 +2,8 @@
 //! shop. An edge marks a copy for the user and pushes it here; the kiosk
 //! writes a disc image a burner accepts (ISO 9660 with Joliet and Rock
 //! Ridge, `tracecast-disc`) holding the copy and a manifest of the order,
-//! refuses an order that does not fit the medium, keeps no copy apart
-//! from the image, and reports to the origin through the mailbox, where
+//! refuses an order that does not fit the medium, erases the pushed copy
+//! once its image is written (or refused), and reports to the origin through the mailbox, where
 //! the store is billed (it pays the provider on the user's behalf) and the
 //! user owes the store. The shop's operator lists the images, takes each
 //! to the burner and confirms it burned, which deletes the image.
@@ -12,13 +12,12 @@ use std::io::Write;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -182,7 +181,7 @@ pub fn deferred_router(slot: KioskSlot) -> Router {
         .route("/kiosk/v1/health", get(health))
         .route(
             "/kiosk/v1/copies",
-            post(receive).layer(DefaultBodyLimit::max(MAX_COPY_BYTES)),
+            post(receive).layer(DefaultBodyLimit::disable()),
         )
         .route("/kiosk/v1/discs", get(discs))
         .route("/kiosk/v1/discs/{delivery}/image", get(image))
@@ -250,11 +249,10 @@ fn refused(detail: &str) -> ApiError {
 async fn receive(
     State(slot): State<KioskSlot>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let k = started(&slot)?;
-    let body = body.map_err(|r| ApiError::new(r.status(), "bad_body", r.body_text()))?;
-    let p = site::read_push(&headers, body, &k.origin_key, k.id)?;
+    let p = site::read_push(&headers, &k.origin_key, k.id)?;
     let t = p.ticket.clone();
     let order = match (&t.mode, &t.disc) {
         (Mode::Kiosk, Some(d)) => d.clone(),
@@ -277,6 +275,17 @@ async fn receive(
             _ => Ok(Json(receipt(&o, medium.capacity(), files, &k.name)).into_response()),
         };
     }
+    // The copy waits on disk only while its image is written.
+    let copy_path = k
+        .discs
+        .join(format!("{}-{:08x}.copy", t.delivery, rand::random::<u32>()));
+    let len = site::store_body(body, &copy_path, &p.sha256, MAX_COPY_BYTES as u64).await?;
+    let erase = || {
+        let path = copy_path.clone();
+        async move {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+    };
     let now = tracecast_store::now_ms();
     let manifest = serde_json::to_vec_pretty(&serde_json::json!({
         "format": "tracecast-disc/1",
@@ -290,7 +299,7 @@ async fn receive(
         "written_at_ms": now,
         "files": [{
             "name": p.filename,
-            "bytes": p.body.len(),
+            "bytes": len,
             "sha256": p.sha256,
             "media_type": p.media_type,
         }],
@@ -307,7 +316,7 @@ async fn receive(
             },
             DiscFile {
                 name: p.filename.clone(),
-                len: p.body.len() as u64,
+                len,
                 modified: now / 1000,
             },
         ],
@@ -330,6 +339,7 @@ async fn receive(
         reported_at: None,
     };
     if let Err(e) = medium.check_fits(plan.image_bytes()) {
+        erase().await;
         o.status = "refused".into();
         o.detail = format!("{e}; the order was not written and nothing is charged");
         k.store.put_kiosk_order(&o).await?;
@@ -338,12 +348,13 @@ async fn receive(
         return Err(refused(&o.detail));
     }
     let path = k.image_path(t.delivery);
-    let copy = p.body.clone();
-    let written = crate::on_worker(&k.work, move || write_disc(&plan, &path, &manifest, &copy))
-        .await?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "disc", e))?;
-    // The copy existed only in memory for the image; with the request
-    // done it is gone.
+    let copy = copy_path.clone();
+    let written =
+        crate::on_worker(&k.work, move || write_disc(&plan, &path, &manifest, &copy)).await;
+    // Written or not, the kiosk keeps no copy apart from the image.
+    erase().await;
+    let written =
+        written?.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "disc", e))?;
     o.image = Some(format!("{}.iso", t.delivery));
     o.image_bytes = Some(written.0 as i64);
     o.image_sha256 = Some(written.1.clone());
@@ -367,7 +378,26 @@ fn write_disc(
     plan: &Plan,
     path: &FsPath,
     manifest: &[u8],
-    copy: &[u8],
+    copy: &FsPath,
+) -> Result<(u64, String), String> {
+    let tmp = path.with_extension(format!("partial-{:08x}", rand::random::<u32>()));
+    let written = write_image_file(plan, &tmp, manifest, copy).and_then(|done| {
+        std::fs::rename(&tmp, path)
+            .map_err(|e| e.to_string())
+            .map(|()| done)
+    });
+    if written.is_err() {
+        // A half image is never left under any name.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_image_file(
+    plan: &Plan,
+    tmp: &FsPath,
+    manifest: &[u8],
+    copy: &FsPath,
 ) -> Result<(u64, String), String> {
     struct Hashing<W> {
         inner: W,
@@ -383,8 +413,7 @@ fn write_disc(
             self.inner.flush()
         }
     }
-    let tmp = path.with_extension("partial");
-    let file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let file = std::fs::File::create(tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     let mut out = Hashing {
         inner: std::io::BufWriter::with_capacity(1 << 20, file),
         sha: Sha256::new(),
@@ -392,12 +421,15 @@ fn write_disc(
     let n = tracecast_disc::write_image(
         plan,
         &mut out,
-        |f| {
-            Ok(std::io::Cursor::new(if f.name == "manifest.json" {
-                manifest
+        |f| -> std::io::Result<Box<dyn std::io::Read>> {
+            Ok(if f.name == "manifest.json" {
+                Box::new(std::io::Cursor::new(manifest.to_vec()))
             } else {
-                copy
-            }))
+                Box::new(std::io::BufReader::with_capacity(
+                    1 << 20,
+                    std::fs::File::open(copy)?,
+                ))
+            })
         },
         &mut |_, _| {},
     )
@@ -408,7 +440,6 @@ fn write_disc(
         .into_inner()
         .map_err(|e| format!("writing the image: {e}"))?;
     file.sync_all().map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
     Ok((n, sha))
 }
 
