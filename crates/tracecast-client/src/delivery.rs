@@ -245,6 +245,11 @@ impl OriginClient {
         .await
     }
 
+    /// Home servers and kiosks (any account).
+    pub async fn sites(&self) -> Result<serde_json::Value, ClientError> {
+        json(self.req(reqwest::Method::GET, "/v1/sites").send().await?).await
+    }
+
     /// The caller's invoice (user), or a user's (administrator).
     pub async fn invoice(&self, user: Option<&str>) -> Result<Invoice, ClientError> {
         let mut req = self.req(reqwest::Method::GET, "/v1/invoice");

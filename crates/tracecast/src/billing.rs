@@ -10,8 +10,47 @@ use tracecast_client::{EdgeClient, KioskClient};
 use tracecast_delivery::api::PaymentRequest;
 use tracecast_ledger::{money, parse_money};
 
-use crate::cli::{BillArgs, KioskCommand, LedgerCommand, PayArgs, RentalCommand};
+use crate::cli::{BillArgs, KioskCommand, LedgerCommand, PayArgs, RentalCommand, SitesArgs};
 use crate::delivery::{origin, runtime, when};
+
+pub fn sites(args: SitesArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let sites = origin(&args.conn)?.sites().await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&sites)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        for s in sites.as_array().into_iter().flatten() {
+            let fee = money(s["fee_cents"].as_i64().unwrap_or(0));
+            let kind = s["kind"].as_str().unwrap_or("");
+            let what = if kind == "kiosk" {
+                let media: Vec<String> = s["media"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(m, c)| format!("{m} {}", money(c.as_i64().unwrap_or(0))))
+                    .collect();
+                format!(
+                    "agency fee {fee}, media: {}, shipping {}",
+                    media.join(", "),
+                    money(s["shipping_cents"].as_i64().unwrap_or(0))
+                )
+            } else {
+                format!(
+                    "usage fee {fee}, paid by {}",
+                    s["payer"].as_str().unwrap_or("user")
+                )
+            };
+            println!(
+                "{kind:<5} {:<20} {}  (operator {}; {what})",
+                s["name"].as_str().unwrap_or(""),
+                s["address"].as_str().unwrap_or(""),
+                s["operator"].as_str().unwrap_or("")
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
 
 pub fn rental(cmd: RentalCommand) -> anyhow::Result<ExitCode> {
     let RentalCommand::End { link } = cmd;

@@ -38,6 +38,8 @@ pub enum Command {
     /// resumes; or through a home server (--home, --rent) or a store's
     /// kiosk (--kiosk, --medium) (user).
     Buy(BuyArgs),
+    /// Home servers and kiosks to buy through, with their fees and media.
+    Sites(SitesArgs),
     /// End a rental viewed from a home server (user).
     #[command(subcommand)]
     Rental(RentalCommand),
@@ -579,4 +581,12 @@ pub struct KioskConnection {
     /// File holding the kiosk's token.
     #[arg(long, env = "TRACECAST_KIOSK_TOKEN_FILE")]
     pub kiosk_token_file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SitesArgs {
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub conn: Connection,
 }

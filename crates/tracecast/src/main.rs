@@ -39,6 +39,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Content(cmd) => delivery::content(cmd, quiet),
         cli::Command::Buy(args) => delivery::buy(args, quiet),
         cli::Command::Trace(args) => delivery::trace(args, quiet),
+        cli::Command::Sites(args) => billing::sites(args),
         cli::Command::Rental(cmd) => billing::rental(cmd),
         cli::Command::Bill(args) => billing::bill(args),
         cli::Command::Pay(args) => billing::pay(args),

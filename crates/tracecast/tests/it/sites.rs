@@ -143,6 +143,13 @@ fn sites_flow(dir: &Path, database: Option<&str>, s3: Option<&S3Server>) {
         "/home/v1/health",
     );
 
+    // Users see where they can buy through.
+    let listed = ok(net.run(&bob, &["sites"]));
+    assert!(
+        listed.contains("maple") && listed.contains("corner") && listed.contains("cd-r 1.50"),
+        "{listed}"
+    );
+
     let src = music_wav(dir, 30.0);
     let c = json(net.run(
         &provider,
