@@ -55,55 +55,12 @@ impl PrePosition {
     pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.pre-position+json";
 }
 
-/// Formats cents as an amount ("12.50").
-pub fn money(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    format!(
-        "{sign}{}.{:02}",
-        cents.unsigned_abs() / 100,
-        cents.unsigned_abs() % 100
-    )
-}
-
-/// Reads an amount ("12.5", "3", "0.99") as cents; at most two decimals.
-pub fn parse_money(s: &str) -> Result<i64, String> {
-    let bad = || format!("{s:?} is not an amount like 1.99");
-    let s = s.trim();
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if whole.is_empty() && frac.is_empty() || frac.len() > 2 {
-        return Err(bad());
-    }
-    if !whole.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let w: i64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| bad())?
-    };
-    let f: i64 = format!("{frac:0<2}").parse().map_err(|_| bad())?;
-    w.checked_mul(100)
-        .and_then(|c| c.checked_add(f))
-        .ok_or_else(bad)
-}
+/// Money is the ledger's: amounts in cents, written "12.50".
+pub use tracecast_ledger::{money, parse_money};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn money_reads_and_writes() {
-        assert_eq!(parse_money("1.99"), Ok(199));
-        assert_eq!(parse_money("3"), Ok(300));
-        assert_eq!(parse_money("0.5"), Ok(50));
-        assert_eq!(parse_money(".25"), Ok(25));
-        for bad in ["", ".", "1.999", "-1", "1e3", "abc", "99999999999999999999"] {
-            assert!(parse_money(bad).is_err(), "{bad}");
-        }
-        assert_eq!(money(199), "1.99");
-        assert_eq!(money(5), "0.05");
-        assert_eq!(money(-250), "-2.50");
-    }
 
     #[test]
     fn reports_round_trip_as_json() {

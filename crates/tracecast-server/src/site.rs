@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 use tracecast_client::{MailboxClient, OriginClient, PostOptions};
+use tracecast_delivery::api::{AccountInfo, OriginInfo};
 use tracecast_delivery::{SiteReport, Ticket, TicketError};
 use tracecast_mailbox::BoxName;
 
@@ -46,6 +47,30 @@ pub struct SiteIdentity {
     pub reports_box: BoxName,
 }
 
+/// The origin's description and the account a token belongs to, asked
+/// again while the origin is unreachable, for up to `wait` (a server
+/// started beside its origin may come up first).
+pub(crate) async fn whoami_at_origin(
+    origin_url: &str,
+    token: &str,
+    wait: Duration,
+) -> Result<(OriginInfo, AccountInfo), tracecast_client::ClientError> {
+    let origin = OriginClient::new(origin_url, token)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let got: Result<_, tracecast_client::ClientError> =
+            async { Ok((origin.origin_info().await?, origin.account().await?)) }.await;
+        match got {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                tracing::info!(error = %e, "origin not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 impl SiteIdentity {
     /// Asks the origin (retrying for up to `wait` while it is unreachable).
     pub async fn fetch(
@@ -54,26 +79,9 @@ impl SiteIdentity {
         kind: &'static str,
         wait: Duration,
     ) -> Result<Self, SiteError> {
-        let origin_err = |e| SiteError::Origin(origin_url.to_owned(), e);
-        let origin = OriginClient::new(origin_url, token).map_err(origin_err)?;
-        let deadline = tokio::time::Instant::now() + wait;
-        let (info, account) = loop {
-            let got = async {
-                Ok::<_, tracecast_client::ClientError>((
-                    origin.origin_info().await?,
-                    origin.account().await?,
-                ))
-            }
-            .await;
-            match got {
-                Ok(v) => break v,
-                Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
-                    tracing::info!(error = %e, "origin not reachable yet; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => return Err(origin_err(e)),
-            }
-        };
+        let (info, account) = whoami_at_origin(origin_url, token, wait)
+            .await
+            .map_err(|e| SiteError::Origin(origin_url.to_owned(), e))?;
         if account.kind != kind {
             return Err(SiteError::WrongKind(account.kind, kind));
         }

@@ -109,26 +109,9 @@ pub struct EdgeIdentity {
 impl EdgeIdentity {
     /// Asks the origin (retrying for up to `wait` while it is unreachable).
     pub async fn fetch(config: &EdgeConfig, wait: Duration) -> Result<Self, EdgeError> {
-        let origin_err = |e| EdgeError::Origin(config.origin.clone(), e);
-        let origin = OriginClient::new(&config.origin, &config.token).map_err(origin_err)?;
-        let deadline = tokio::time::Instant::now() + wait;
-        let (info, account) = loop {
-            let got = async {
-                Ok::<_, tracecast_client::ClientError>((
-                    origin.origin_info().await?,
-                    origin.account().await?,
-                ))
-            }
-            .await;
-            match got {
-                Ok(v) => break v,
-                Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
-                    tracing::info!(error = %e, "origin not reachable yet; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => return Err(origin_err(e)),
-            }
-        };
+        let (info, account) = crate::site::whoami_at_origin(&config.origin, &config.token, wait)
+            .await
+            .map_err(|e| EdgeError::Origin(config.origin.clone(), e))?;
         if account.kind != "edge" {
             return Err(EdgeError::NotAnEdge(account.kind));
         }
