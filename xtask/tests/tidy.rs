@@ -30,6 +30,7 @@ const PURE: &[&str] = &[
     "tracecast-delivery",
     "tracecast-ledger",
     "tracecast-disc",
+    "tracecast-members",
 ];
 const IO_DEPENDENCIES: &[&str] = &[
     "tokio",

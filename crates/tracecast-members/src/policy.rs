@@ -1,0 +1,224 @@
+//! The operator's policy: how far up the chain a request is relayed, the
+//! stepwise table from trust to quality, who must approve reserved
+//! content, and how a leak is punished.
+
+use serde::{Deserialize, Serialize};
+use tracecast_delivery::{ContentKind, Tier};
+
+use crate::{unit, Member, MembersError};
+
+/// A member's approval of an applicant.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub approver: i64,
+    /// 1: the referrer; 2: the referrer's referrer; ….
+    pub level: u32,
+    /// How far the approver trusts the applicant, 0 to 1.
+    pub rating: f64,
+}
+
+/// Whose approval reserved content needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approvals {
+    /// Every upstream member asked.
+    #[default]
+    All,
+    /// Any one of them.
+    Any,
+}
+
+/// Content reserved for members up to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reserved {
+    /// Members of this order or lower receive it freely; higher orders need
+    /// their upstream members' approval.
+    pub up_to_order: u32,
+}
+
+/// Trust thresholds to quality ranks (0 = the best tier of a content's
+/// kind), best first: `[(0.7, 0), (0.4, 1), (0.0, 2)]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityTable {
+    pub steps: Vec<(f64, usize)>,
+}
+
+impl Default for QualityTable {
+    fn default() -> Self {
+        Self {
+            steps: vec![(0.7, 0), (0.4, 1), (0.0, 2)],
+        }
+    }
+}
+
+impl QualityTable {
+    pub fn check(&self) -> Result<(), MembersError> {
+        if self.steps.is_empty() {
+            return Err(MembersError::BadTable("the quality table is empty".into()));
+        }
+        for w in self.steps.windows(2) {
+            if w[0].0 <= w[1].0 || w[0].1 > w[1].1 {
+                return Err(MembersError::BadTable(
+                    "quality steps go from the highest threshold (best rank) down".into(),
+                ));
+            }
+        }
+        for (t, _) in &self.steps {
+            unit(*t)?;
+        }
+        Ok(())
+    }
+
+    /// The best tier of `kind` a member of `trust` may receive; `None`
+    /// below every threshold.
+    pub fn tier(&self, trust: f64, kind: ContentKind) -> Option<Tier> {
+        let tiers = kind.tiers();
+        self.steps
+            .iter()
+            .find(|(threshold, _)| trust >= *threshold)
+            .map(|(_, rank)| tiers[(*rank).min(tiers.len() - 1)])
+    }
+
+    /// Whether a member of `trust` may receive `tier`.
+    pub fn allows(&self, trust: f64, tier: Tier) -> bool {
+        let kind = tier.kind();
+        let Some(best) = self.tier(trust, kind) else {
+            return false;
+        };
+        let rank = |t: Tier| {
+            kind.tiers()
+                .iter()
+                .position(|x| *x == t)
+                .unwrap_or(usize::MAX)
+        };
+        rank(tier) >= rank(best)
+    }
+}
+
+/// The operator's rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// How many levels up an application is relayed and must be approved
+    /// (m of the seed; at least 1).
+    pub relay_levels: u32,
+    pub reserved: Approvals,
+    pub quality: QualityTable,
+    /// Share of trust a leaker's direct referrer loses.
+    pub leak_penalty: f64,
+    /// Each level further up loses this fraction of the level below's
+    /// penalty.
+    pub leak_decay: f64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            relay_levels: 1,
+            reserved: Approvals::All,
+            quality: QualityTable::default(),
+            leak_penalty: 0.5,
+            leak_decay: 0.5,
+        }
+    }
+}
+
+impl Policy {
+    pub fn check(&self) -> Result<(), MembersError> {
+        self.quality.check()?;
+        unit(self.leak_penalty)?;
+        unit(self.leak_decay)?;
+        if self.relay_levels == 0 || self.relay_levels > 64 {
+            return Err(MembersError::BadTable("relay_levels: 1 to 64".into()));
+        }
+        Ok(())
+    }
+
+    /// Levels that approve an applicant whose chain has `chain_len` members.
+    pub fn levels_for(&self, chain_len: usize) -> u32 {
+        self.relay_levels.max(1).min(chain_len as u32)
+    }
+
+    /// New trust of each referrer after `leaker` leaked: the referrer loses
+    /// `leak_penalty` of theirs, the next level up `leak_penalty ×
+    /// leak_decay`, and so on. `ancestors` is the chain, referrer first.
+    pub fn leak(&self, ancestors: &[Member]) -> Vec<(i64, f64)> {
+        let mut penalty = self.leak_penalty;
+        ancestors
+            .iter()
+            .map(|m| {
+                let t = (m.trust * (1.0 - penalty)).clamp(0.0, 1.0);
+                penalty *= self.leak_decay;
+                (m.id, t)
+            })
+            .collect()
+    }
+
+    /// Whether reserved content is granted, given the upstream members
+    /// asked and those who approved.
+    pub fn reserved_granted(&self, asked: &[i64], approved: &[i64]) -> bool {
+        if asked.is_empty() {
+            return true;
+        }
+        match self.reserved {
+            Approvals::All => asked.iter().all(|a| approved.contains(a)),
+            Approvals::Any => asked.iter().any(|a| approved.contains(a)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Status;
+
+    #[test]
+    fn quality_follows_trust_stepwise() {
+        let q = QualityTable::default();
+        q.check().unwrap();
+        assert_eq!(q.tier(0.9, ContentKind::Audio), Some(Tier::Lossless));
+        assert_eq!(q.tier(0.5, ContentKind::Audio), Some(Tier::High));
+        assert_eq!(q.tier(0.1, ContentKind::Picture), Some(Tier::Small));
+        assert!(q.allows(0.5, Tier::Preview));
+        assert!(!q.allows(0.5, Tier::Lossless));
+        let strict = QualityTable {
+            steps: vec![(0.8, 0), (0.5, 2)],
+        };
+        assert_eq!(strict.tier(0.3, ContentKind::Audio), None);
+        assert!(QualityTable {
+            steps: vec![(0.2, 0), (0.5, 1)]
+        }
+        .check()
+        .is_err());
+    }
+
+    #[test]
+    fn a_leak_costs_the_chain_less_the_further_up() {
+        let m = |id, trust| Member {
+            id,
+            order: 1,
+            referrer: None,
+            attribute_trust: trust,
+            rating: 1.0,
+            trust,
+            status: Status::Active,
+        };
+        let after = Policy::default().leak(&[m(2, 0.8), m(1, 0.9)]);
+        assert_eq!(after[0].0, 2);
+        assert!((after[0].1 - 0.4).abs() < 1e-12);
+        assert!((after[1].1 - 0.9 * 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn reserved_content_needs_all_or_any_approval_by_policy() {
+        let all = Policy::default();
+        let any = Policy {
+            reserved: Approvals::Any,
+            ..Policy::default()
+        };
+        assert!(!all.reserved_granted(&[1, 2], &[1]));
+        assert!(all.reserved_granted(&[1, 2], &[2, 1]));
+        assert!(any.reserved_granted(&[1, 2], &[2]));
+        assert!(!any.reserved_granted(&[1, 2], &[]));
+    }
+}
