@@ -2,11 +2,14 @@
 //! measures the audio mark: embed and detect speed, SNR, and a robustness
 //! table over the attacks done with the real tools. `bench mark-image` does
 //! the same for pictures; `bench mailbox` runs the mailbox beside NATS
-//! JetStream; `bench edge` runs personalised deliveries beside nginx.
+//! JetStream; `bench edge` runs personalised deliveries beside nginx;
+//! `bench members` admits a million-member referral tree and computes
+//! every trust.
 
 mod edge_bench;
 mod image_bench;
 mod mailbox_bench;
+mod members_bench;
 
 use std::path::{Path, PathBuf};
 
@@ -56,9 +59,10 @@ fn main() -> anyhow::Result<()> {
         ["bench", "mark-image", rest @ ..] => image_bench::run(&image_bench::parse(rest)?),
         ["bench", "mailbox", rest @ ..] => mailbox_bench::run(&mailbox_bench::parse(rest)?),
         ["bench", "edge", rest @ ..] => edge_bench::run(&edge_bench::parse(rest)?),
+        ["bench", "members", rest @ ..] => members_bench::run(&members_bench::parse(rest)?),
         _ => {
             eprintln!(
-                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [AUDIO FILES...]\n       cargo run --release -p xtask -- bench mark-image [--strength X] [--short-side N] [--set NAME=VALUE]... [PHOTOS...]\n       cargo run --release -p xtask -- bench mailbox [--messages N] [--boxes N] [--latency-secs S] [--backend sqlite|postgres|both]\n       cargo run --release -p xtask -- bench edge [--seconds 300] [--buyers 1,10,100] [--nginx /usr/sbin/nginx]"
+                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [AUDIO FILES...]\n       cargo run --release -p xtask -- bench mark-image [--strength X] [--short-side N] [--set NAME=VALUE]... [PHOTOS...]\n       cargo run --release -p xtask -- bench mailbox [--messages N] [--boxes N] [--latency-secs S] [--backend sqlite|postgres|both]\n       cargo run --release -p xtask -- bench edge [--seconds 300] [--buyers 1,10,100] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench members [--members 1000000] [--depth 12] [--backend sqlite|postgres|both]"
             );
             std::process::exit(2)
         }

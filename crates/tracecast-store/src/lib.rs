@@ -17,6 +17,7 @@ mod consumer;
 mod delivery;
 mod ledger;
 mod mailbox;
+mod members;
 mod sites;
 mod writer;
 
@@ -41,6 +42,7 @@ pub use mailbox::{
     BoxInfo, BoxStats, DisposeOutcome, Fetch, FetchedMessage, MessageMeta, NewMessage, PostReceipt,
     Principal, SweepReport,
 };
+pub use members::{BulkMember, MemberGraph, MemberRecord};
 pub use sites::{HomeCopy, KioskOrder, NewSite, SiteRecord};
 pub use sqlx::AnyConnection;
 

@@ -1,0 +1,161 @@
+//! `bench members`: admit a referral tree of a million members (depth up
+//! to 12) into the store and compute every member's trust, on SQLite and
+//! PostgreSQL; prints the time of each phase and the process's peak
+//! memory. Target (issue 7): under 60 s and under 1 GiB on this machine.
+//!
+//! The tree: a thousandth of the members are first order (admitted face to
+//! face); every other member is referred by a random earlier member whose
+//! order is below 12, with an attribute trust and a rating drawn from the
+//! ranges real tables give.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use rand::{Rng, SeedableRng};
+use tracecast_members::{Forest, Node};
+use tracecast_store::testing::TestStore;
+use tracecast_store::{Backend, BulkMember};
+
+pub struct Options {
+    pub members: usize,
+    pub depth: u32,
+    pub backends: Vec<Backend>,
+}
+
+pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
+    let mut o = Options {
+        members: 1_000_000,
+        depth: 12,
+        backends: vec![Backend::Sqlite, Backend::Postgres],
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .copied()
+                .with_context(|| format!("{a} needs a value"))
+        };
+        match *a {
+            "--members" => o.members = value()?.parse()?,
+            "--depth" => o.depth = value()?.parse()?,
+            "--backend" => {
+                o.backends = match value()? {
+                    "sqlite" => vec![Backend::Sqlite],
+                    "postgres" => vec![Backend::Postgres],
+                    "both" => vec![Backend::Sqlite, Backend::Postgres],
+                    other => bail!("--backend {other}: use sqlite, postgres or both"),
+                }
+            }
+            other => bail!("unknown option {other}"),
+        }
+    }
+    anyhow::ensure!(
+        o.members > 0 && o.depth > 0,
+        "--members and --depth must be positive"
+    );
+    Ok(o)
+}
+
+/// The referral tree: (referrer index, attribute trust, rating).
+fn tree(n: usize, depth: u32) -> Vec<BulkMember> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2026);
+    let roots = (n / 1000).max(1);
+    let mut order = Vec::with_capacity(n);
+    // Members who may still refer (order below the depth).
+    let mut referrers: Vec<usize> = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let referrer = (i >= roots).then(|| referrers[rng.gen_range(0..referrers.len())]);
+        let o = referrer.map_or(1, |r: usize| order[r] + 1);
+        order.push(o);
+        if o < depth {
+            referrers.push(i);
+        }
+        out.push(BulkMember {
+            name: format!("member-{i}"),
+            referrer,
+            attribute_trust: rng.gen_range(0.5..=1.0),
+            rating: rng.gen_range(0.8..=1.0),
+        });
+    }
+    out
+}
+
+/// Peak resident memory of this process (Linux), in MiB.
+fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+pub fn run(o: &Options) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    println!(
+        "tracecast members benchmark: {} members, depth up to {}\n",
+        o.members, o.depth
+    );
+    println!("| backend | admit (s) | load (s) | compute (s) | write trust (s) | total (s) | peak memory (MiB) | target |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for backend in &o.backends {
+        rt.block_on(async {
+            let store = TestStore::new(*backend).await.context("a test store")?;
+            let s = &store.store;
+            // The tree (with every member's name) is made for each backend
+            // and dropped once admitted, as an import would.
+            let members = tree(o.members, o.depth);
+            let start = Instant::now();
+            s.bulk_add_members(&members).await?;
+            let admit = start.elapsed().as_secs_f64();
+            drop(members);
+            let t = Instant::now();
+            let g = s.member_graph().await?;
+            let load = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let index: std::collections::HashMap<i64, u32> = g
+                .user_ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (*id, i as u32))
+                .collect();
+            let nodes = (0..g.user_ids.len())
+                .map(|i| Node {
+                    referrer: g.referrers[i].map(|r| index[&r]),
+                    attribute_trust: g.attribute_trust[i],
+                    rating: g.rating[i],
+                    suspended: !g.active[i],
+                })
+                .collect();
+            drop(index);
+            let mut forest = Forest::new(nodes)?;
+            forest.compute();
+            let compute = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let updates: Vec<(i64, f64)> = g
+                .user_ids
+                .iter()
+                .zip(forest.trust())
+                .map(|(id, t)| (*id, *t))
+                .collect();
+            drop(forest);
+            s.set_member_trusts(&updates).await?;
+            let write = t.elapsed().as_secs_f64();
+            let total = start.elapsed().as_secs_f64();
+            let peak = peak_mib();
+            println!(
+                "| {} | {admit:.1} | {load:.1} | {compute:.2} | {write:.1} | {total:.1} | {peak:.0} | {} |",
+                backend.name(),
+                if total < 60.0 && peak < 1024.0 { "met" } else { "NOT met" }
+            );
+            store.finish().await;
+            anyhow::Ok(())
+        })?;
+    }
+    println!("\n(peak memory is the whole process's so far, the tree included)");
+    Ok(())
+}
