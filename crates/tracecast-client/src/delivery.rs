@@ -245,6 +245,20 @@ impl OriginClient {
         .await
     }
 
+    /// Any JSON call of the origin's API (`POST /v1/members/apply` …).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut req = self.req(method, path);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        json(req.send().await?).await
+    }
+
     /// Home servers and kiosks (any account).
     pub async fn sites(&self) -> Result<serde_json::Value, ClientError> {
         json(self.req(reqwest::Method::GET, "/v1/sites").send().await?).await

@@ -320,3 +320,122 @@ fn placeholders(rows: usize, cols: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// An application through a referrer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplicationRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub referrer_id: i64,
+    pub attributes: String,
+    pub attribute_trust: f64,
+    pub levels: i64,
+    pub status: String,
+    pub created_at: i64,
+}
+
+impl Store {
+    pub async fn add_application(
+        &self,
+        user_id: i64,
+        referrer_id: i64,
+        attributes: &str,
+        attribute_trust: f64,
+        levels: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO member_applications (user_id, referrer_id, attributes, attribute_trust, \
+             levels, status, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(referrer_id)
+        .bind(attributes)
+        .bind(attribute_trust)
+        .bind(levels)
+        .bind(crate::now_ms())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn application(&self, id: i64) -> Result<Option<ApplicationRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, user_id, referrer_id, attributes, attribute_trust, levels, status, created_at \
+             FROM member_applications WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(ApplicationRecord {
+                id: r.try_get(0)?,
+                user_id: r.try_get(1)?,
+                referrer_id: r.try_get(2)?,
+                attributes: r.try_get(3)?,
+                attribute_trust: r.try_get(4)?,
+                levels: r.try_get(5)?,
+                status: r.try_get(6)?,
+                created_at: r.try_get(7)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records an approval once per level; whether it is new.
+    pub async fn add_approval(
+        &self,
+        application_id: i64,
+        level: i64,
+        approver_id: i64,
+        rating: f64,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "INSERT INTO member_approvals (application_id, level, approver_id, rating, approved_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (application_id, level) DO NOTHING",
+        )
+        .bind(application_id)
+        .bind(level)
+        .bind(approver_id)
+        .bind(rating)
+        .bind(crate::now_ms())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// (level, approver, rating) of an application, by level.
+    pub async fn approvals(&self, application_id: i64) -> Result<Vec<(i64, i64, f64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT level, approver_id, rating FROM member_approvals WHERE application_id = $1 \
+             ORDER BY level",
+        )
+        .bind(application_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    /// Moves a pending application to `status`; whether it was pending.
+    pub async fn close_application(&self, id: i64, status: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE member_applications SET status = $1 WHERE id = $2 AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// A user's id and box by name.
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<(i64, i64)>, StoreError> {
+        let row = sqlx::query("SELECT id, box_id FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+}

@@ -38,6 +38,9 @@ pub enum Command {
     /// resumes; or through a home server (--home, --rent) or a store's
     /// kiosk (--kiosk, --medium) (user).
     Buy(BuyArgs),
+    /// Members admitted by referral with trust (DESIGN.md "004").
+    #[command(subcommand)]
+    Members(MembersCommand),
     /// Home servers and kiosks to buy through, with their fees and media.
     Sites(SitesArgs),
     /// End a rental viewed from a home server (user).
@@ -589,4 +592,76 @@ pub struct SitesArgs {
     pub json: bool,
     #[command(flatten)]
     pub conn: Connection,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// Admit a first-order member after a face-to-face identity check
+    /// (administrator).
+    Admit {
+        /// The user's name.
+        user: String,
+        /// Who checked the identity.
+        #[arg(long)]
+        operator: String,
+        /// What was checked: a kind and a short reference ("passport …1234").
+        #[arg(long)]
+        document: String,
+        #[command(flatten)]
+        attributes: AttributeArgs,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Ask to become a member through a member (user).
+    Apply {
+        /// The member who refers you.
+        #[arg(long)]
+        referrer: String,
+        #[command(flatten)]
+        attributes: AttributeArgs,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Approve an application you were asked about, with your rating of the
+    /// applicant from 0 to 1 (member).
+    Approve {
+        application: i64,
+        #[arg(long)]
+        rating: f64,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Refuse an application you were asked about (member).
+    Refuse {
+        application: i64,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// A member's order, trust, chain and the best quality they receive
+    /// (the member, or an administrator).
+    Show {
+        user: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Every member as a tree (administrator).
+    Tree {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AttributeArgs {
+    /// e.g. teacher, office-worker, student (see the origin's table).
+    #[arg(long, default_value = "")]
+    pub occupation: String,
+    /// Place of activity: registered-business, home, online-only.
+    #[arg(long, default_value = "")]
+    pub place: String,
+    /// History: long-standing, new, prior-infringement.
+    #[arg(long, default_value = "")]
+    pub history: String,
 }

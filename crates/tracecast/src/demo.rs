@@ -45,6 +45,8 @@ fn settings(data: &Path, roles: Roles, mark_key: &Path) -> Settings {
         home_dir: None,
         kiosk_token_file: None,
         kiosk_dir: None,
+        members: Default::default(),
+        attributes: Default::default(),
         cache_bytes: 512 << 20,
         mailbox: Default::default(),
     }

@@ -6,6 +6,7 @@ mod delivery;
 mod demo;
 mod inbox;
 mod mark;
+mod members;
 mod serve;
 
 use std::process::ExitCode;
@@ -40,6 +41,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Buy(args) => delivery::buy(args, quiet),
         cli::Command::Trace(args) => delivery::trace(args, quiet),
         cli::Command::Sites(args) => billing::sites(args),
+        cli::Command::Members(cmd) => members::run(cmd),
         cli::Command::Rental(cmd) => billing::rental(cmd),
         cli::Command::Bill(args) => billing::bill(args),
         cli::Command::Pay(args) => billing::pay(args),

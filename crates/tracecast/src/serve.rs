@@ -37,6 +37,11 @@ pub struct FileConfig {
     pub edge: Option<EdgeFileConfig>,
     pub home: Option<SiteFileConfig>,
     pub kiosk: Option<SiteFileConfig>,
+    /// Origin: admission by referral (relay levels, quality by trust, leak
+    /// penalty); see docs/members.md.
+    pub members: Option<tracecast_members::Policy>,
+    /// Origin: attribute trust by occupation, place and history.
+    pub attributes: Option<tracecast_members::AttributeTable>,
 }
 
 /// `[home]` and `[kiosk]`: the account token and where files go.
@@ -160,6 +165,8 @@ pub struct Settings {
     pub home_dir: Option<PathBuf>,
     pub kiosk_token_file: Option<PathBuf>,
     pub kiosk_dir: Option<PathBuf>,
+    pub members: tracecast_members::Policy,
+    pub attributes: tracecast_members::AttributeTable,
     pub cache_bytes: u64,
     pub mailbox: MailboxConfig,
 }
@@ -235,6 +242,12 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     };
     let edge_file = file.edge.unwrap_or_default();
     let home_file = file.home.unwrap_or_default();
+    let members = file.members.clone().unwrap_or_default();
+    members.check().context("[members] in the settings file")?;
+    let attributes = file.attributes.clone().unwrap_or_default();
+    attributes
+        .check()
+        .context("[attributes] in the settings file")?;
     let kiosk_file = file.kiosk.unwrap_or_default();
     let cache = args
         .cache_size
@@ -258,6 +271,8 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         home_dir: home_file.dir,
         kiosk_token_file: args.kiosk_token_file.clone().or(kiosk_file.token_file),
         kiosk_dir: kiosk_file.dir,
+        members: members.clone(),
+        attributes: attributes.clone(),
         cache_bytes: parse_size(&cache)?,
         mailbox: mailbox_config(args)?,
         data,
@@ -322,7 +337,11 @@ impl Node {
                 mb.clone().expect("origin runs with its mailbox"),
                 signing,
                 mark_key,
-                OriginConfig::default(),
+                OriginConfig {
+                    members: s.members.clone(),
+                    attributes: s.attributes.clone(),
+                    ..OriginConfig::default()
+                },
             )
             .await?;
             router = router.merge(origin::router(o.clone()));

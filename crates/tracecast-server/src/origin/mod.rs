@@ -6,6 +6,7 @@
 
 mod billing;
 mod ingest;
+pub mod members;
 mod reports;
 mod trace;
 
@@ -61,6 +62,10 @@ pub struct OriginConfig {
     pub rental_secs: i64,
     /// Where users' payments go.
     pub payments: Arc<dyn billing::PaymentProvider>,
+    /// Admission by referral: relay levels, quality by trust, leak penalty.
+    pub members: tracecast_members::Policy,
+    /// Attribute trust by occupation, place of activity and history.
+    pub attributes: tracecast_members::AttributeTable,
 }
 
 impl std::fmt::Debug for OriginConfig {
@@ -86,6 +91,8 @@ impl Default for OriginConfig {
             rental_tariff: "0.50/hour max 3.00".parse().expect("a valid tariff"),
             rental_secs: 48 * 3600,
             payments: Arc::new(billing::ManualPayments),
+            members: tracecast_members::Policy::default(),
+            attributes: tracecast_members::AttributeTable::default(),
         }
     }
 }
@@ -274,6 +281,14 @@ pub fn router(origin: Arc<Origin>) -> Router {
         .route("/v1/purchases", post(purchase))
         .route("/v1/edges", get(edges))
         .route("/v1/sites", get(sites))
+        .route("/v1/members", get(members::tree))
+        .route("/v1/members/admit", post(members::admit))
+        .route("/v1/members/apply", post(members::apply))
+        .route(
+            "/v1/members/applications/{id}/{verb}",
+            post(members::decide),
+        )
+        .route("/v1/members/{name}", get(members::show))
         .route("/v1/invoice", get(billing::invoice))
         .route("/v1/payments", post(billing::pay))
         .route("/v1/ledger", get(billing::ledger))
@@ -620,7 +635,31 @@ async fn purchase(
     let req = json_body(body)?;
     let c = o.content_or_404(req.content).await?;
     let kind: ContentKind = c.kind.parse().map_err(ApiError::bad_request)?;
-    let tier = req.tier.unwrap_or(kind.default_tier());
+    // A member receives the quality their trust allows (DESIGN.md "004").
+    let member = o.store.member(user.id).await?;
+    if member.as_ref().is_some_and(|m| m.status != "active") {
+        return Err(ApiError::forbidden(
+            "your membership is suspended: a copy delivered to you was found leaked",
+        ));
+    }
+    let allowed = member
+        .as_ref()
+        .map(|m| (m.trust, o.config.members.quality.tier(m.trust, kind)));
+    let tier = match (req.tier, allowed) {
+        (Some(t), _) => t,
+        (None, Some((_, Some(best)))) => best,
+        (None, _) => kind.default_tier(),
+    };
+    if let Some((trust, best)) = allowed {
+        if tier.kind() == kind && !o.config.members.quality.allows(trust, tier) {
+            return Err(ApiError::forbidden(format!(
+                "your trust {trust:.2} allows {}; ask for that tier",
+                best.map_or("no tier of this content".to_owned(), |b| format!(
+                    "{b} at best"
+                ))
+            )));
+        }
+    }
     if tier.kind() != kind {
         return Err(ApiError::bad_request(format!(
             "content {} is {}: its tiers are {}",
