@@ -7,6 +7,7 @@ mod cli;
 mod delivery;
 mod mailbox_cli;
 mod mailbox_crash;
+mod members;
 mod picture_false_alarm;
 mod pictures;
 mod sites;
