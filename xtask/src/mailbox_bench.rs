@@ -59,14 +59,7 @@ pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
             "--latency-secs" => o.latency_secs = value()?.parse()?,
             "--nats" => o.nats = value()?.to_owned(),
             "--rounds" => o.rounds = value()?.parse()?,
-            "--backend" => {
-                o.backends = match value()? {
-                    "sqlite" => vec![Backend::Sqlite],
-                    "postgres" => vec![Backend::Postgres],
-                    "both" => vec![Backend::Sqlite, Backend::Postgres],
-                    other => bail!("--backend {other}: use sqlite, postgres or both"),
-                }
-            }
+            "--backend" => o.backends = crate::parse_backends(value()?)?,
             other => bail!("unknown option {other}"),
         }
     }

@@ -18,6 +18,17 @@ use tracecast_attack::Attack;
 use tracecast_mark::audio::{self, EmbedConfig};
 use tracecast_mark::{MarkKey, Payload};
 
+/// `--backend sqlite|postgres|both`.
+pub fn parse_backends(v: &str) -> anyhow::Result<Vec<tracecast_store::Backend>> {
+    use tracecast_store::Backend;
+    Ok(match v {
+        "sqlite" => vec![Backend::Sqlite],
+        "postgres" => vec![Backend::Postgres],
+        "both" => vec![Backend::Sqlite, Backend::Postgres],
+        other => anyhow::bail!("--backend {other}: use sqlite, postgres or both"),
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args

@@ -38,14 +38,7 @@ pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
         match *a {
             "--members" => o.members = value()?.parse()?,
             "--depth" => o.depth = value()?.parse()?,
-            "--backend" => {
-                o.backends = match value()? {
-                    "sqlite" => vec![Backend::Sqlite],
-                    "postgres" => vec![Backend::Postgres],
-                    "both" => vec![Backend::Sqlite, Backend::Postgres],
-                    other => bail!("--backend {other}: use sqlite, postgres or both"),
-                }
-            }
+            "--backend" => o.backends = crate::parse_backends(value()?)?,
             other => bail!("unknown option {other}"),
         }
     }

@@ -464,20 +464,26 @@ pub async fn order_via_site(
     })
 }
 
+fn parse_tier(tier: Option<&str>) -> anyhow::Result<Option<Tier>> {
+    tier.map(str::parse::<Tier>)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+}
+
+/// Narration on standard error, unless `--quiet`.
+fn stderr_unless(quiet: bool) -> impl Fn(String) + Sync {
+    move |s| {
+        if !quiet {
+            eprintln!("{s}");
+        }
+    }
+}
+
 fn buy_via_site(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
-        let tier = args
-            .tier
-            .as_deref()
-            .map(str::parse::<Tier>)
-            .transpose()
-            .map_err(anyhow::Error::msg)?;
+        let tier = parse_tier(args.tier.as_deref())?;
         let origin = origin(&args.conn)?;
-        let say = |s: String| {
-            if !quiet {
-                eprintln!("{s}");
-            }
-        };
+        let say = stderr_unless(quiet);
         let mut request = PurchaseRequest::download(args.content, tier);
         request.home = args.home.clone();
         request.rent = args.rent;
@@ -571,18 +577,9 @@ pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         .clone()
         .context("--out FILE: where to write the copy")?;
     runtime()?.block_on(async move {
-        let tier = args
-            .tier
-            .as_deref()
-            .map(str::parse::<Tier>)
-            .transpose()
-            .map_err(anyhow::Error::msg)?;
+        let tier = parse_tier(args.tier.as_deref())?;
         let origin = origin(&args.conn)?;
-        let say = |s: String| {
-            if !quiet {
-                eprintln!("{s}");
-            }
-        };
+        let say = stderr_unless(quiet);
         let limit = args
             .limit_rate
             .as_deref()

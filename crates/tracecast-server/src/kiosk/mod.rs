@@ -450,6 +450,24 @@ async fn discs(State(slot): State<KioskSlot>, headers: HeaderMap) -> Result<Resp
     Ok(Json(k.store.kiosk_orders(i64::from(k.id)).await?).into_response())
 }
 
+/// The order whose image waits for the burner.
+async fn waiting_image(k: &Kiosk, delivery: &str) -> Result<(i64, KioskOrder), ApiError> {
+    let d = parse_delivery(delivery)?;
+    let o = k
+        .store
+        .kiosk_order(i64::from(k.id), d)
+        .await?
+        .filter(|o| o.image.is_some())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_image",
+                "no image waits for this order",
+            )
+        })?;
+    Ok((d, o))
+}
+
 fn parse_delivery(s: &str) -> Result<i64, ApiError> {
     s.parse()
         .map_err(|_| ApiError::bad_request(format!("{s:?} is not a delivery id")))
@@ -464,19 +482,7 @@ async fn image(
 ) -> Result<Response, ApiError> {
     let k = started(&slot)?;
     k.operator(&headers)?;
-    let d = parse_delivery(&delivery)?;
-    let o = k
-        .store
-        .kiosk_order(i64::from(k.id), d)
-        .await?
-        .filter(|o| o.image.is_some())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no_image",
-                "no image waits for this order",
-            )
-        })?;
+    let (d, o) = waiting_image(&k, &delivery).await?;
     let path = k.image_path(d);
     let name = format!("tracecast-{d}.iso");
     let rep = crate::serve::Representation {
@@ -503,18 +509,7 @@ async fn burned(
 ) -> Result<Response, ApiError> {
     let k = started(&slot)?;
     k.operator(&headers)?;
-    let d = parse_delivery(&delivery)?;
-    k.store
-        .kiosk_order(i64::from(k.id), d)
-        .await?
-        .filter(|o| o.image.is_some())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no_image",
-                "no image waits for this order",
-            )
-        })?;
+    let (d, _) = waiting_image(&k, &delivery).await?;
     let _ = tokio::fs::remove_file(k.image_path(d)).await;
     k.store.clear_kiosk_image(i64::from(k.id), d).await?;
     tracing::info!(delivery = d, "disc burned; image deleted");

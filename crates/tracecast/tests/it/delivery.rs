@@ -486,15 +486,24 @@ fn origin_and_two_edges_as_processes_on_sqlite() {
     whole_flow(dir.path(), None, None);
 }
 
-#[test]
-fn origin_and_two_edges_as_processes_on_postgres() {
+/// Runs `flow` in a fresh directory on a fresh PostgreSQL database and an
+/// S3-compatible bucket, then drops the database.
+pub(crate) fn on_postgres_and_s3(
+    bucket: &str,
+    flow: impl FnOnce(&Path, Option<&str>, Option<&S3Server>),
+) {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let url = rt
         .block_on(TestStore::fresh_url(Backend::Postgres))
         .expect("PostgreSQL for tests");
-    let s3 = S3Server::start("tracecast-it");
-    whole_flow(dir.path(), Some(&url), Some(&s3));
+    let s3 = S3Server::start(bucket);
+    flow(dir.path(), Some(&url), Some(&s3));
     let name = url.rsplit('/').next().unwrap().to_owned();
     rt.block_on(drop_postgres_database(&name));
+}
+
+#[test]
+fn origin_and_two_edges_as_processes_on_postgres() {
+    on_postgres_and_s3("tracecast-it", whole_flow);
 }

@@ -14,8 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use tracecast_store::testing::{drop_postgres_database, S3Server, TestStore};
-use tracecast_store::Backend;
+use tracecast_store::testing::S3Server;
 
 use crate::delivery::{free_port, json, ok, traced, Net, Proc};
 use crate::{music_wav, p};
@@ -484,13 +483,5 @@ fn home_rental_kiosk_and_ledger_as_processes_on_sqlite() {
 
 #[test]
 fn home_rental_kiosk_and_ledger_as_processes_on_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let url = rt
-        .block_on(TestStore::fresh_url(Backend::Postgres))
-        .expect("PostgreSQL for tests");
-    let s3 = S3Server::start("tracecast-sites");
-    sites_flow(dir.path(), Some(&url), Some(&s3));
-    let name = url.rsplit('/').next().unwrap().to_owned();
-    rt.block_on(drop_postgres_database(&name));
+    crate::delivery::on_postgres_and_s3("tracecast-sites", sites_flow);
 }
