@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use rand::{Rng, SeedableRng};
-use tracecast_members::{Forest, Node};
 use tracecast_store::testing::TestStore;
 use tracecast_store::{Backend, BulkMember};
 
@@ -110,22 +109,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             let g = s.member_graph().await?;
             let load = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let index: std::collections::HashMap<i64, u32> = g
-                .user_ids
-                .iter()
-                .enumerate()
-                .map(|(i, id)| (*id, i as u32))
-                .collect();
-            let nodes = (0..g.user_ids.len())
-                .map(|i| Node {
-                    referrer: g.referrers[i].map(|r| index[&r]),
-                    attribute_trust: g.attribute_trust[i],
-                    rating: g.rating[i],
-                    suspended: !g.active[i],
-                })
-                .collect();
-            drop(index);
-            let mut forest = Forest::new(nodes)?;
+            let mut forest = g.forest()?;
             forest.compute();
             let compute = t.elapsed().as_secs_f64();
             let t = Instant::now();

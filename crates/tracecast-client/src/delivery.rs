@@ -50,6 +50,19 @@ async fn json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientE
         .map_err(|e| ClientError::Malformed(e.to_string()))
 }
 
+/// What a provider says about a content at ingest.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ContentOptions<'a> {
+    pub title: &'a str,
+    pub price_cents: i64,
+    /// Terms written into every copy's metadata (default: the origin's).
+    pub terms: Option<&'a str>,
+    /// What renting costs (`0.50/hour`; default: the origin's).
+    pub rental_tariff: Option<&'a str>,
+    /// Reserve it for members up to this order.
+    pub reserved_up_to_order: Option<i64>,
+}
+
 /// Client of the origin, with one account's token.
 #[derive(Clone)]
 pub struct OriginClient {
@@ -123,20 +136,29 @@ impl OriginClient {
         terms: Option<&str>,
         progress: impl Fn(u64, u64) + Send + Sync + 'static,
     ) -> Result<ContentInfo, ClientError> {
-        self.add_content_rentable(file, title, price_cents, terms, None, progress)
-            .await
+        let options = ContentOptions {
+            title,
+            price_cents,
+            terms,
+            ..ContentOptions::default()
+        };
+        self.add_content_with(file, &options, progress).await
     }
 
-    /// [`Self::add_content`] with a rental tariff (`0.50/hour`).
-    pub async fn add_content_rentable(
+    /// [`Self::add_content`] with every option of ingest.
+    pub async fn add_content_with(
         &self,
         file: &Path,
-        title: &str,
-        price_cents: i64,
-        terms: Option<&str>,
-        rental_tariff: Option<&str>,
+        options: &ContentOptions<'_>,
         progress: impl Fn(u64, u64) + Send + Sync + 'static,
     ) -> Result<ContentInfo, ClientError> {
+        let ContentOptions {
+            title,
+            price_cents,
+            terms,
+            rental_tariff,
+            reserved_up_to_order,
+        } = *options;
         let bytes = Bytes::from(
             tokio::fs::read(file)
                 .await
@@ -161,6 +183,9 @@ impl OriginClient {
         ];
         if let Some(t) = rental_tariff {
             query.push(("rental_tariff", t.to_owned()));
+        }
+        if let Some(n) = reserved_up_to_order {
+            query.push(("reserved_up_to_order", n.to_string()));
         }
         if let Some(t) = terms {
             query.push(("terms", t.to_owned()));

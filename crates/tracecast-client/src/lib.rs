@@ -8,7 +8,9 @@ mod delivery;
 mod inbox;
 mod mailbox;
 
-pub use delivery::{part_path, Downloaded, EdgeClient, KioskClient, OriginClient, SHA256_HEADER};
+pub use delivery::{
+    part_path, ContentOptions, Downloaded, EdgeClient, KioskClient, OriginClient, SHA256_HEADER,
+};
 pub use inbox::{Inbox, InboxError, LocalEntry};
 pub use mailbox::{
     drain, ClientError, CreatedBox, DrainOptions, DrainReport, Fetched, MailboxClient, Message,

@@ -96,6 +96,10 @@ pub struct ContentInfo {
     /// What renting it from a home server costs (`0.50/hour`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rental_tariff: Option<String>,
+    /// Reserved for members up to this order; members of higher orders
+    /// need their upstream members' approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_up_to_order: Option<i64>,
     /// Ingest found this source already in the catalog.
     #[serde(default)]
     pub existing: bool,
@@ -322,6 +326,31 @@ pub struct TracedDelivery {
     pub marked_at: Option<i64>,
 }
 
+/// A traced leak's consequence for the member it was traced to (DESIGN.md
+/// "004").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Accountability {
+    pub member: String,
+    pub delivery: i64,
+    /// The member is suspended now (by this trace or an earlier one).
+    pub suspended: bool,
+    /// This trace was the first to attribute that delivery: the penalties
+    /// below were applied now. False: recorded before, nothing changed.
+    pub first_time: bool,
+    /// The referrer chain's trust before and after, referrer first.
+    pub chain: Vec<TrustChange>,
+    /// Members whose trust changed in all (the chain and everyone below).
+    pub members_changed: usize,
+}
+
+/// A member's trust before and after a leak below them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrustChange {
+    pub member: String,
+    pub before: f64,
+    pub after: f64,
+}
+
 /// `POST /v1/trace`: what a file says about who received it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceReport {
@@ -343,4 +372,8 @@ pub struct TraceReport {
     pub genuine_for_caller: Option<bool>,
     pub media: String,
     pub seconds: f64,
+    /// What the leak cost the member it was traced to (administrators and
+    /// the content's provider only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accountability: Option<Accountability>,
 }

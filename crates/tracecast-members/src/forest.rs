@@ -1,7 +1,7 @@
 //! Trust of a whole membership at once: members in an array with their
 //! referrer's index, referrers before the members they referred, so one
-//! pass computes every final trust, and a changed trust (after a leak) is
-//! carried down to everyone below.
+//! pass computes every final trust, and a changed standing (after a leak)
+//! or a suspension is carried down to everyone below.
 
 use crate::MembersError;
 
@@ -13,7 +13,11 @@ pub struct Node {
     pub attribute_trust: f64,
     /// Product of the approving levels' ratings.
     pub rating: f64,
-    /// Suspended members keep trust 0 and pass 0 down.
+    /// What is left of the member's own standing after the leaks of
+    /// members below them (1: untouched); see [`crate::Policy::leak`].
+    pub standing: f64,
+    /// Suspended members keep trust 0 and pass 0 down: the trust of the
+    /// members they referred rested on their word.
     pub suspended: bool,
 }
 
@@ -22,8 +26,6 @@ pub struct Node {
 pub struct Forest {
     nodes: Vec<Node>,
     trust: Vec<f64>,
-    /// Trust set by policy (a referrer after a leak) instead of computed.
-    fixed: Vec<Option<f64>>,
 }
 
 impl Forest {
@@ -40,7 +42,6 @@ impl Forest {
         Ok(Self {
             nodes,
             trust: vec![0.0; len],
-            fixed: vec![None; len],
         })
     }
 
@@ -58,12 +59,7 @@ impl Forest {
             return 0.0;
         }
         let up = n.referrer.map_or(1.0, |r| self.trust[r as usize]);
-        // A trust set by policy still never exceeds the referrer's, which
-        // may have dropped since.
-        if let Some(t) = self.fixed[i] {
-            return t.min(up);
-        }
-        (n.attribute_trust * n.rating).clamp(0.0, 1.0) * up
+        (n.attribute_trust * n.rating * n.standing).clamp(0.0, 1.0) * up
     }
 
     /// Computes every member's final trust in one pass.
@@ -78,14 +74,16 @@ impl Forest {
         &self.trust
     }
 
-    /// Sets a member's trust (capped by their referrer's), as a leak's
-    /// penalty does, then recomputes everyone after it who descends from
-    /// it. Answers how many members changed.
-    pub fn set_trust(&mut self, i: usize, trust: f64) -> usize {
-        let cap = self.nodes[i]
-            .referrer
-            .map_or(1.0, |r| self.trust[r as usize]);
-        self.fixed[i] = Some(trust.clamp(0.0, 1.0).min(cap));
+    pub fn node(&self, i: usize) -> &Node {
+        &self.nodes[i]
+    }
+
+    /// Multiplies a member's standing by `factor` (a leak's penalty, in
+    /// [0, 1]), then recomputes them and everyone who descends from them.
+    /// Answers how many members' trust changed.
+    pub fn penalise(&mut self, i: usize, factor: f64) -> usize {
+        let n = &mut self.nodes[i];
+        n.standing = (n.standing * factor).clamp(0.0, 1.0);
         self.recompute_below(i)
     }
 
@@ -131,6 +129,7 @@ mod tests {
                 referrer: (i > 0 && rng.gen_bool(0.9)).then(|| rng.gen_range(0..i) as u32),
                 attribute_trust: rng.gen_range(0.0..=1.0),
                 rating: rng.gen_range(0.0..=1.0),
+                standing: 1.0,
                 suspended: false,
             })
             .collect()
@@ -142,9 +141,54 @@ mod tests {
             referrer: Some(0),
             attribute_trust: 1.0,
             rating: 1.0,
+            standing: 1.0,
             suspended: false,
         };
         assert!(Forest::new(vec![n]).is_err());
+    }
+
+    #[test]
+    fn a_leak_suspends_the_leaker_and_lowers_the_chain_above_and_below() {
+        // 0 → 1 → 2 (the leaker) → 3, and 1 → 4 beside the leaker.
+        let node = |referrer: Option<u32>| Node {
+            referrer,
+            attribute_trust: 0.9,
+            rating: 1.0,
+            standing: 1.0,
+            suspended: false,
+        };
+        let mut f = Forest::new(vec![
+            node(None),
+            node(Some(0)),
+            node(Some(1)),
+            node(Some(2)),
+            node(Some(1)),
+        ])
+        .unwrap();
+        let before = f.compute().to_vec();
+        f.suspend(2);
+        let policy = crate::Policy::default();
+        let m = |id| crate::Member {
+            id,
+            order: 1,
+            referrer: None,
+            attribute_trust: 0.9,
+            rating: 1.0,
+            trust: 0.9,
+            status: crate::Status::Active,
+        };
+        for (id, keep) in policy.leak(&[m(1), m(0)]) {
+            f.penalise(id as usize, keep);
+        }
+        let t = f.trust();
+        assert_eq!(t[2], 0.0);
+        assert_eq!(t[3], 0.0, "a suspended member passes nothing down");
+        assert!((t[0] - before[0] * 0.75).abs() < 1e-12);
+        assert!((t[1] - before[1] * 0.75 * 0.5).abs() < 1e-12);
+        assert!(
+            (t[4] - before[4] * 0.75 * 0.5).abs() < 1e-12,
+            "the leaker's siblings follow their referrer"
+        );
     }
 
     proptest! {
@@ -157,7 +201,7 @@ mod tests {
             f.compute();
             for (at, t, suspend) in hits {
                 let i = at.index(n);
-                if suspend { f.suspend(i); } else { f.set_trust(i, t); }
+                if suspend { f.suspend(i); } else { f.penalise(i, t); }
             }
             let t = f.trust();
             for (i, node) in nodes.iter().enumerate() {

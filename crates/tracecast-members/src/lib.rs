@@ -13,9 +13,12 @@
 //!
 //! Every factor is in [0, 1], so a member's trust never exceeds their
 //! referrer's. The quality a member receives follows their trust stepwise
-//! ([`QualityTable`]). A traced leak suspends the leaker and lowers the
-//! trust of their referrers by a decaying penalty ([`Policy::leak`]); the
-//! trust of everyone below is then recomputed ([`Forest`]).
+//! ([`QualityTable`]); content reserved for the first orders needs the
+//! upstream members' approval, all or any by policy
+//! ([`Policy::reserved_outcome`]). A traced leak suspends the leaker and
+//! lowers the standing of their referrers by a decaying penalty
+//! ([`Policy::leak`]); the trust of everyone below is then recomputed
+//! ([`Forest`]).
 
 mod attributes;
 mod forest;
@@ -23,7 +26,7 @@ mod policy;
 
 pub use attributes::{AttributeTable, Attributes};
 pub use forest::{Forest, Node};
-pub use policy::{Approval, Approvals, Policy, QualityTable, Reserved};
+pub use policy::{Approval, Approvals, Outcome, Policy, QualityTable, Reserved};
 
 use serde::{Deserialize, Serialize};
 

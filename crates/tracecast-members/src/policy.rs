@@ -36,6 +36,22 @@ pub struct Reserved {
     pub up_to_order: u32,
 }
 
+impl Reserved {
+    /// Whether a member of `order` must ask their upstream members.
+    pub fn needs_approval(&self, order: u32) -> bool {
+        order > self.up_to_order
+    }
+}
+
+/// Where a request for reserved content stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pending,
+    Granted,
+    Refused,
+}
+
 /// Trust thresholds to quality ranks (0 = the best tier of a content's
 /// kind), best first: `[(0.7, 0), (0.4, 1), (0.0, 2)]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,10 +120,11 @@ pub struct Policy {
     pub relay_levels: u32,
     pub reserved: Approvals,
     pub quality: QualityTable,
-    /// Share of trust a leaker's direct referrer loses.
+    /// Share of standing a leaker's referrer loses (the leaker is
+    /// suspended).
     pub leak_penalty: f64,
     /// Each level further up loses this fraction of the level below's
-    /// penalty.
+    /// share.
     pub leak_decay: f64,
 }
 
@@ -139,17 +156,20 @@ impl Policy {
         self.relay_levels.max(1).min(chain_len as u32)
     }
 
-    /// New trust of each referrer after `leaker` leaked: the referrer loses
-    /// `leak_penalty` of theirs, the next level up `leak_penalty ×
-    /// leak_decay`, and so on. `ancestors` is the chain, referrer first.
+    /// The factor each upstream member's standing is multiplied by after a
+    /// leak: `ancestors` is the leaker's referrer first, then up the chain.
+    /// Level k (1: the referrer) keeps `1 − leak_penalty ×
+    /// leak_decay^(k−1)`. A member's trust is the product of standings
+    /// down the chain, so the referrer's trust falls by their own factor
+    /// and by every factor above them.
     pub fn leak(&self, ancestors: &[Member]) -> Vec<(i64, f64)> {
         let mut penalty = self.leak_penalty;
         ancestors
             .iter()
             .map(|m| {
-                let t = (m.trust * (1.0 - penalty)).clamp(0.0, 1.0);
+                let keep = (1.0 - penalty).clamp(0.0, 1.0);
                 penalty *= self.leak_decay;
-                (m.id, t)
+                (m.id, keep)
             })
             .collect()
     }
@@ -163,6 +183,29 @@ impl Policy {
         match self.reserved {
             Approvals::All => asked.iter().all(|a| approved.contains(a)),
             Approvals::Any => asked.iter().any(|a| approved.contains(a)),
+        }
+    }
+
+    /// Where a request for reserved content stands once some of the
+    /// members asked have approved and some refused: granted as soon as
+    /// the policy is met, refused as soon as it no longer can be.
+    pub fn reserved_outcome(&self, asked: &[i64], approved: &[i64], refused: &[i64]) -> Outcome {
+        if self.reserved_granted(asked, approved) {
+            return Outcome::Granted;
+        }
+        let still_open = asked
+            .iter()
+            .filter(|a| !refused.contains(a))
+            .copied()
+            .collect::<Vec<_>>();
+        let lost = match self.reserved {
+            Approvals::All => still_open.len() < asked.len(),
+            Approvals::Any => still_open.is_empty(),
+        };
+        if lost {
+            Outcome::Refused
+        } else {
+            Outcome::Pending
         }
     }
 }
@@ -204,9 +247,9 @@ mod tests {
             status: Status::Active,
         };
         let after = Policy::default().leak(&[m(2, 0.8), m(1, 0.9)]);
-        assert_eq!(after[0].0, 2);
-        assert!((after[0].1 - 0.4).abs() < 1e-12);
-        assert!((after[1].1 - 0.9 * 0.75).abs() < 1e-12);
+        assert_eq!(after.iter().map(|x| x.0).collect::<Vec<_>>(), vec![2, 1]);
+        assert!((after[0].1 - 0.5).abs() < 1e-12);
+        assert!((after[1].1 - 0.75).abs() < 1e-12);
     }
 
     #[test]
@@ -220,5 +263,24 @@ mod tests {
         assert!(all.reserved_granted(&[1, 2], &[2, 1]));
         assert!(any.reserved_granted(&[1, 2], &[2]));
         assert!(!any.reserved_granted(&[1, 2], &[]));
+        assert!(Reserved { up_to_order: 2 }.needs_approval(3));
+        assert!(!Reserved { up_to_order: 2 }.needs_approval(2));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_reserved_request_is_decided_by_policy(
+            n in 1usize..6, approve in proptest::collection::vec(proptest::option::of(proptest::bool::ANY), 6), any in proptest::bool::ANY,
+        ) {
+            let p = Policy { reserved: if any { Approvals::Any } else { Approvals::All }, ..Policy::default() };
+            let asked: Vec<i64> = (1..=n as i64).collect();
+            let yes: Vec<i64> = asked.iter().copied().filter(|a| approve[*a as usize - 1] == Some(true)).collect();
+            let no: Vec<i64> = asked.iter().copied().filter(|a| approve[*a as usize - 1] == Some(false)).collect();
+            let outcome = p.reserved_outcome(&asked, &yes, &no);
+            let expected = if any {
+                if !yes.is_empty() { Outcome::Granted } else if no.len() == n { Outcome::Refused } else { Outcome::Pending }
+            } else if yes.len() == n { Outcome::Granted } else if !no.is_empty() { Outcome::Refused } else { Outcome::Pending };
+            proptest::prop_assert_eq!(outcome, expected);
+        }
     }
 }

@@ -264,3 +264,337 @@ async fn referral_admission_over_http_on_both_backends() {
         t.finish().await;
     }
 }
+
+mod common;
+
+/// Status and message of a refusal.
+fn refusal(e: ClientError) -> (StatusCode, String) {
+    match e {
+        ClientError::Refused {
+            status, message, ..
+        } => (status, message),
+        other => panic!("expected a refusal, got {other}"),
+    }
+}
+
+/// Finds the message of `media_type` for which `pick` holds in a user's box.
+async fn find_in_box<T: serde::de::DeserializeOwned>(
+    base: &str,
+    token: &str,
+    who: &str,
+    media_type: &str,
+    pick: impl Fn(&T) -> bool,
+) -> T {
+    let boxname: BoxName = format!("user:{who}").parse().unwrap();
+    let mbc = tracecast_client::MailboxClient::new(base, token).unwrap();
+    let mut done = None;
+    for _ in 0..100 {
+        let req = FetchRequest {
+            want: Want::First,
+            done: done.take().map(|id| (id, Disposition::Delete)),
+        };
+        match mbc.fetch(&boxname, req).await.unwrap().message {
+            Some(m) => {
+                if m.media_type == media_type {
+                    let msg: T = serde_json::from_slice(&m.body).unwrap();
+                    if pick(&msg) {
+                        return msg;
+                    }
+                }
+                done = Some(m.id);
+            }
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    panic!("no {media_type} message for {who}");
+}
+
+/// Content reserved for the first two orders, asked for by a third-order
+/// member through both upstream levels (all must grant); then a leak of
+/// that member's copy, traced by an administrator: the member is
+/// suspended, their chain's standing drops by the decaying penalty, the
+/// trust of the members below follows, and tracing the file again changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reserved_content_and_accountability_on_both_backends() {
+    use tracecast_server::origin::members::ReservedContentRequest;
+    for t in TestStore::both().await {
+        eprintln!("reserved and leaks: {}", t.backend().name());
+        let mut config = OriginConfig::default();
+        config.members.relay_levels = 2;
+        let net = common::start_with(&t, &["tokyo"], config).await;
+        let files = tempfile::tempdir().unwrap();
+        let (_, provider, _) = net.account("provider", "aurora").await;
+        let mut users = std::collections::HashMap::new();
+        for name in ["ann", "ben", "cat", "dan", "eve"] {
+            let (_, client, token) = net.account("user", name).await;
+            users.insert(name, (client, token));
+        }
+        let c = |n: &str| users[n].0.clone();
+        let post = |client: OriginClient, path: String, body: Option<serde_json::Value>| async move {
+            client.call(Method::POST, &path, body.as_ref()).await
+        };
+        let attrs = json!({"occupation": "teacher", "place": "home", "history": "long-standing"});
+        post(
+            net.admin.clone(),
+            "/v1/members/admit".into(),
+            Some(json!({"user": "ann", "operator": "desk-1", "document": "id ...42", "attributes": attrs})),
+        )
+        .await
+        .unwrap();
+        // ben through ann; cat and dan through ben, approved by ben and ann.
+        for (who, referrer) in [("ben", "ann"), ("cat", "ben"), ("dan", "ben")] {
+            let app = post(
+                c(who),
+                "/v1/members/apply".into(),
+                Some(json!({"referrer": referrer, "attributes": attrs})),
+            )
+            .await
+            .unwrap();
+            let id = app["application"].as_i64().unwrap();
+            let mut last = json!(null);
+            for approver in if referrer == "ann" {
+                vec!["ann"]
+            } else {
+                vec!["ben", "ann"]
+            } {
+                last = post(
+                    c(approver),
+                    format!("/v1/members/applications/{id}/approve"),
+                    Some(json!({"rating": 1.0})),
+                )
+                .await
+                .unwrap();
+            }
+            assert_eq!(last["status"], "admitted", "{last}");
+        }
+        let trust = |tree: &serde_json::Value, who: &str| {
+            tree.as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["name"] == who)
+                .unwrap_or_else(|| panic!("{who} in the tree"))["trust"]
+                .as_f64()
+                .unwrap()
+        };
+        let before = net
+            .admin
+            .call(Method::GET, "/v1/members", None)
+            .await
+            .unwrap();
+        assert!(
+            (trust(&before, "cat") - 0.855f64.powi(3)).abs() < 1e-9,
+            "{before}"
+        );
+
+        // Reserved up to order 2: only the provider (or an administrator)
+        // reserves it.
+        let src = common::track(files.path(), 12.0, 7);
+        let content = provider
+            .add_content(&src, "Members only", 100, None, |_, _| {})
+            .await
+            .unwrap();
+        let reserve = json!({"up_to_order": 2});
+        let path = format!("/v1/contents/{}/reserved", content.id);
+        assert_eq!(
+            status(
+                c("ann")
+                    .call(Method::PUT, &path, Some(&reserve))
+                    .await
+                    .unwrap_err()
+            ),
+            StatusCode::FORBIDDEN
+        );
+        provider
+            .call(Method::PUT, &path, Some(&reserve))
+            .await
+            .unwrap();
+        net.edges_alive().await;
+        // Orders 1 and 2 buy freely; order 3 and non-members are refused.
+        c("ben").purchase(content.id, None, &[]).await.unwrap();
+        for who in ["cat", "eve"] {
+            let (code, message) =
+                refusal(c(who).purchase(content.id, None, &[]).await.unwrap_err());
+            assert_eq!(code, StatusCode::FORBIDDEN, "{who}: {message}");
+            assert!(
+                message.contains("reserved for members up to order 2"),
+                "{message}"
+            );
+        }
+        // cat asks: ben and ann are asked through their boxes.
+        let ask = post(
+            c("cat"),
+            "/v1/members/reserved".into(),
+            Some(json!({"content": content.id})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (ask["status"].as_str(), ask["rule"].as_str()),
+            (Some("pending"), Some("all"))
+        );
+        assert_eq!(ask["asked"], json!(["ben", "ann"]));
+        let request = ask["request"].as_i64().unwrap();
+        for who in ["ben", "ann"] {
+            let msg: ReservedContentRequest = find_in_box(
+                &net.base,
+                &users[who].1,
+                who,
+                ReservedContentRequest::MEDIA_TYPE,
+                |m: &ReservedContentRequest| m.request == request,
+            )
+            .await;
+            assert_eq!(
+                (msg.member.as_str(), msg.content, msg.member_order),
+                ("cat", content.id, 3)
+            );
+        }
+        // Asking again answers the same request.
+        let again = post(
+            c("cat"),
+            "/v1/members/reserved".into(),
+            Some(json!({"content": content.id})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(again["request"].as_i64(), Some(request));
+        let decide = |who: &str, verb: &str| {
+            post(
+                c(who),
+                format!("/v1/members/reserved/{request}/{verb}"),
+                None,
+            )
+        };
+        assert_eq!(
+            status(decide("dan", "grant").await.unwrap_err()),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(decide("cat", "grant").await.unwrap_err()),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let half = decide("ben", "grant").await.unwrap();
+        assert_eq!(half["status"], "pending", "{half}");
+        assert_eq!(
+            status(decide("ben", "grant").await.unwrap_err()),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            refusal(c("cat").purchase(content.id, None, &[]).await.unwrap_err()).0,
+            StatusCode::FORBIDDEN
+        );
+        let done = decide("ann", "grant").await.unwrap();
+        assert_eq!(done["status"], "granted", "{done}");
+
+        // dan is denied by ann: with "all", one denial refuses.
+        let ask = post(
+            c("dan"),
+            "/v1/members/reserved".into(),
+            Some(json!({"content": content.id})),
+        )
+        .await
+        .unwrap();
+        let dan_request = ask["request"].as_i64().unwrap();
+        let r = post(
+            c("ann"),
+            format!("/v1/members/reserved/{dan_request}/deny"),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r["status"], "refused");
+        assert!(c("dan").purchase(content.id, None, &[]).await.is_err());
+
+        // cat buys the granted content and the copy leaks.
+        let p = c("cat").purchase(content.id, None, &[]).await.unwrap();
+        let edge = tracecast_client::EdgeClient::new().unwrap();
+        let copy = edge.deliver(&p.edge_address, &p.ticket).await.unwrap();
+        let leaked = files.path().join("leaked.flac");
+        edge.download(&copy, &leaked, &|_, _| {}).await.unwrap();
+
+        // cat's own check holds nobody to account.
+        let own = c("cat").trace(&leaked).await.unwrap();
+        assert_eq!(own.genuine_for_caller, Some(true));
+        assert!(own.accountability.is_none());
+        let cat_id = t.store.user_by_name("cat").await.unwrap().unwrap().0;
+        assert_eq!(
+            t.store.member(cat_id).await.unwrap().unwrap().status,
+            "active"
+        );
+
+        let r = net.admin.trace(&leaked).await.unwrap();
+        assert_eq!(r.user.as_deref(), Some("cat"));
+        let a = r.accountability.expect("the leak is accounted for");
+        assert!(
+            a.first_time && a.suspended && a.delivery == p.delivery,
+            "{a:?}"
+        );
+        assert_eq!(
+            a.chain
+                .iter()
+                .map(|c| c.member.as_str())
+                .collect::<Vec<_>>(),
+            ["ben", "ann"]
+        );
+        let after = net
+            .admin
+            .call(Method::GET, "/v1/members", None)
+            .await
+            .unwrap();
+        // ann keeps 0.75 of her standing; ben 0.5 of his, and loses ann's
+        // share too; dan (beside cat, under ben) follows ben; cat is out.
+        let ratio = |who: &str| trust(&after, who) / trust(&before, who);
+        assert!((ratio("ann") - 0.75).abs() < 1e-9);
+        assert!((ratio("ben") - 0.375).abs() < 1e-9);
+        assert!((ratio("dan") - 0.375).abs() < 1e-9);
+        assert_eq!(trust(&after, "cat"), 0.0);
+        assert!((a.chain[0].after - trust(&after, "ben")).abs() < 1e-12);
+        assert_eq!(a.members_changed, 4, "cat, ben, ann and dan");
+        let cat = after
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "cat")
+            .unwrap();
+        assert_eq!(
+            (cat["status"].as_str(), cat["leaks"].as_i64()),
+            (Some("suspended"), Some(1))
+        );
+        let ben = after
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "ben")
+            .unwrap();
+        assert!((ben["standing"].as_f64().unwrap() - 0.5).abs() < 1e-12);
+        // Invariant: nobody above their referrer.
+        for m in after.as_array().unwrap() {
+            if let Some(r) = m["referrer"].as_i64() {
+                let up = after
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|x| x["id"] == r)
+                    .unwrap();
+                assert!(m["trust"].as_f64().unwrap() <= up["trust"].as_f64().unwrap() + 1e-12);
+            }
+        }
+
+        // The same leak traced again, by the provider this time: recorded
+        // before, nothing changes.
+        let again = provider.trace(&leaked).await.unwrap();
+        let a = again.accountability.unwrap();
+        assert!(!a.first_time && a.suspended);
+        let still = net
+            .admin
+            .call(Method::GET, "/v1/members", None)
+            .await
+            .unwrap();
+        assert_eq!(still, after);
+        // A suspended member buys nothing and cannot approve.
+        let (code, message) = refusal(c("cat").purchase(content.id, None, &[]).await.unwrap_err());
+        assert_eq!(code, StatusCode::FORBIDDEN);
+        assert!(message.contains("suspended"), "{message}");
+        t.finish().await;
+    }
+}

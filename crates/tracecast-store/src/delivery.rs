@@ -138,6 +138,9 @@ pub struct ContentRecord {
     pub created_at: i64,
     /// What renting costs (`0.50/hour`); `None`: the origin's default.
     pub rental_tariff: Option<String>,
+    /// Members of this order or lower receive it freely; higher orders need
+    /// their upstream members' approval. `None`: not reserved.
+    pub reserved_up_to_order: Option<i64>,
 }
 
 /// A content to add, with its renditions (already in the blob store).
@@ -151,6 +154,7 @@ pub struct NewContent {
     pub source_sha256: String,
     pub source_bytes: i64,
     pub rental_tariff: Option<String>,
+    pub reserved_up_to_order: Option<i64>,
     pub renditions: Vec<RenditionRecord>,
 }
 
@@ -212,7 +216,7 @@ pub struct EdgeCopy {
 }
 
 const CONTENT_COLUMNS: &str = "c.id, c.provider_id, p.name, c.title, c.kind, c.price_cents, \
-     c.terms, c.source_sha256, c.source_bytes, c.created_at, c.rental_tariff";
+     c.terms, c.source_sha256, c.source_bytes, c.created_at, c.rental_tariff, c.reserved_up_to_order";
 const DELIVERY_COLUMNS: &str = "id, content_id, tier, user_id, provider_id, edge_id, price_cents, \
      edge_fee_cents, status, created_at, marked_at, bytes, sha256, mode, site_id, site_fee_cents, \
      order_info";
@@ -231,6 +235,7 @@ fn content(row: &AnyRow) -> Result<ContentRecord, sqlx::Error> {
         source_bytes: row.try_get(8)?,
         created_at: row.try_get(9)?,
         rental_tariff: row.try_get(10)?,
+        reserved_up_to_order: row.try_get(11)?,
     })
 }
 
@@ -518,13 +523,29 @@ impl Store {
         Ok(())
     }
 
+    /// Reserves a content for members up to an order, or frees it (`None`);
+    /// whether the content exists.
+    pub async fn set_content_reserved(
+        &self,
+        id: i64,
+        up_to_order: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE contents SET reserved_up_to_order = $1 WHERE id = $2")
+            .bind(up_to_order)
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
     /// Adds a content and its renditions in one transaction.
     pub async fn add_content(&self, c: &NewContent) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO contents (provider_id, title, kind, price_cents, terms, source_sha256, \
-             source_bytes, created_at, rental_tariff) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             RETURNING id",
+             source_bytes, created_at, rental_tariff, reserved_up_to_order) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(c.provider_id)
         .bind(&c.title)
@@ -535,6 +556,7 @@ impl Store {
         .bind(c.source_bytes)
         .bind(crate::now_ms())
         .bind(&c.rental_tariff)
+        .bind(c.reserved_up_to_order)
         .fetch_one(&mut *tx)
         .await?;
         for r in &c.renditions {

@@ -42,7 +42,9 @@ pub use mailbox::{
     BoxInfo, BoxStats, DisposeOutcome, Fetch, FetchedMessage, MessageMeta, NewMessage, PostReceipt,
     Principal, SweepReport,
 };
-pub use members::{ApplicationRecord, BulkMember, MemberGraph, MemberRecord};
+pub use members::{
+    ApplicationRecord, BulkMember, LeakChanges, MemberGraph, MemberRecord, ReservedRequestRecord,
+};
 pub use sites::{HomeCopy, KioskOrder, NewSite, SiteRecord};
 pub use sqlx::AnyConnection;
 

@@ -7,6 +7,7 @@
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use tracecast_members::{Forest, MembersError, Node};
 
 use crate::{Backend, Store, StoreError};
 
@@ -22,6 +23,8 @@ pub struct MemberRecord {
     pub status: String,
     pub attributes: String,
     pub admitted_at: i64,
+    /// What is left of the member's own standing after leaks below them.
+    pub standing: f64,
 }
 
 /// A member to admit in bulk, with a new user account (no token: bulk
@@ -37,7 +40,7 @@ pub struct BulkMember {
 }
 
 const MEMBER_COLUMNS: &str = "user_id, member_order, referrer_id, attribute_trust, rating, trust, \
-     status, attributes, admitted_at";
+     status, attributes, admitted_at, standing";
 
 fn member(r: &AnyRow) -> Result<MemberRecord, sqlx::Error> {
     Ok(MemberRecord {
@@ -50,6 +53,7 @@ fn member(r: &AnyRow) -> Result<MemberRecord, sqlx::Error> {
         status: r.try_get(6)?,
         attributes: r.try_get(7)?,
         admitted_at: r.try_get(8)?,
+        standing: r.try_get(9)?,
     })
 }
 
@@ -69,7 +73,40 @@ pub struct MemberGraph {
     pub referrers: Vec<Option<i64>>,
     pub attribute_trust: Vec<f64>,
     pub rating: Vec<f64>,
+    pub standing: Vec<f64>,
     pub active: Vec<bool>,
+    /// Trust as stored.
+    pub trust: Vec<f64>,
+}
+
+impl MemberGraph {
+    /// The membership as a [`Forest`] for the rules (same order as the
+    /// columns), trust not yet computed.
+    pub fn forest(&self) -> Result<Forest, MembersError> {
+        let index: std::collections::HashMap<i64, u32> = self
+            .user_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, i as u32))
+            .collect();
+        let mut nodes = Vec::with_capacity(self.user_ids.len());
+        for i in 0..self.user_ids.len() {
+            let referrer = match self.referrers[i] {
+                None => None,
+                Some(r) => Some(*index.get(&r).ok_or_else(|| {
+                    MembersError::BadTable(format!("referrer {r} is not a member"))
+                })?),
+            };
+            nodes.push(Node {
+                referrer,
+                attribute_trust: self.attribute_trust[i],
+                rating: self.rating[i],
+                standing: self.standing[i],
+                suspended: !self.active[i],
+            });
+        }
+        Forest::new(nodes)
+    }
 }
 
 impl Store {
@@ -103,7 +140,7 @@ impl Store {
             .await?;
         }
         let row = sqlx::query(&format!(
-            "INSERT INTO members ({MEMBER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8) \
+            "INSERT INTO members ({MEMBER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, 1.0) \
              ON CONFLICT (user_id) DO NOTHING RETURNING {MEMBER_COLUMNS}"
         ))
         .bind(user_id)
@@ -176,8 +213,8 @@ impl Store {
         use futures::TryStreamExt;
         let mut g = MemberGraph::default();
         let mut rows = sqlx::query(
-            "SELECT user_id, referrer_id, attribute_trust, rating, status FROM members \
-             ORDER BY member_order, user_id",
+            "SELECT user_id, referrer_id, attribute_trust, rating, status, standing, trust \
+             FROM members ORDER BY member_order, user_id",
         )
         .fetch(&self.pool);
         while let Some(r) = rows.try_next().await? {
@@ -186,6 +223,8 @@ impl Store {
             g.attribute_trust.push(r.try_get(2)?);
             g.rating.push(r.try_get(3)?);
             g.active.push(r.try_get::<String, _>(4)? == "active");
+            g.standing.push(r.try_get(5)?);
+            g.trust.push(r.try_get(6)?);
         }
         Ok(g)
     }
@@ -193,6 +232,16 @@ impl Store {
     /// Writes many members' trust in a few statements.
     pub async fn set_member_trusts(&self, trusts: &[(i64, f64)]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        self.write_trusts(&mut tx, trusts).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn write_trusts(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        trusts: &[(i64, f64)],
+    ) -> Result<(), StoreError> {
         for chunk in trusts.chunks(self.chunk()) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
@@ -207,9 +256,8 @@ impl Store {
             for (id, t) in chunk {
                 q = q.bind(*id).bind(*t);
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -266,7 +314,7 @@ impl Store {
             );
             let members_sql = format!(
                 "INSERT INTO members ({MEMBER_COLUMNS}) VALUES {}",
-                placeholders(chunk.len(), 9)
+                placeholders(chunk.len(), 10)
             );
             let mut boxes = sqlx::query(&boxes_sql);
             let mut users = sqlx::query(&users_sql);
@@ -288,7 +336,8 @@ impl Store {
                     .bind(0.0f64)
                     .bind("active")
                     .bind("{}")
-                    .bind(now);
+                    .bind(now)
+                    .bind(1.0f64);
             }
             boxes.execute(&mut *tx).await?;
             users.execute(&mut *tx).await?;
@@ -437,5 +486,218 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+}
+
+/// A leak a trace attributed to a member, with what it changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeakChanges<'a> {
+    pub delivery_id: i64,
+    pub user_id: i64,
+    /// Who traced: `admin` or `provider:NAME`.
+    pub traced_by: &'a str,
+    /// Suspend the member (false when they already are).
+    pub suspend: bool,
+    /// (member, factor) applied to standings, for the record.
+    pub penalties: &'a [(i64, f64)],
+    /// (member, new standing).
+    pub standings: &'a [(i64, f64)],
+    /// (member, new trust), for every member whose trust changed.
+    pub trusts: &'a [(i64, f64)],
+}
+
+/// A request for reserved content.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReservedRequestRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub content_id: i64,
+    /// The upstream members asked, referrer first.
+    pub asked: Vec<i64>,
+    /// `all` or `any`.
+    pub rule: String,
+    /// `pending`, `granted` or `refused`.
+    pub status: String,
+    pub created_at: i64,
+}
+
+fn reserved_request(r: &AnyRow) -> Result<ReservedRequestRecord, StoreError> {
+    let asked: String = r.try_get(3)?;
+    Ok(ReservedRequestRecord {
+        id: r.try_get(0)?,
+        user_id: r.try_get(1)?,
+        content_id: r.try_get(2)?,
+        asked: serde_json::from_str(&asked)
+            .map_err(|e| StoreError::Invalid(format!("reserved request asked list: {e}")))?,
+        rule: r.try_get(4)?,
+        status: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+    })
+}
+
+const RESERVED_COLUMNS: &str = "id, user_id, content_id, asked, rule, status, created_at";
+
+impl Store {
+    /// Whether a leaked delivery was already attributed.
+    pub async fn leak_recorded(&self, delivery_id: i64) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM member_leaks WHERE delivery_id = $1")
+            .bind(delivery_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Records a leak and applies what it changed (suspension, standings,
+    /// trusts) in one transaction, once per leaked delivery: answers false,
+    /// changing nothing, when that delivery was recorded already.
+    pub async fn record_leak(&self, leak: &LeakChanges<'_>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let penalties = serde_json::to_string(leak.penalties).expect("numbers serialise");
+        let inserted = sqlx::query(
+            "INSERT INTO member_leaks (delivery_id, user_id, traced_by, penalties, traced_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (delivery_id) DO NOTHING",
+        )
+        .bind(leak.delivery_id)
+        .bind(leak.user_id)
+        .bind(leak.traced_by)
+        .bind(penalties)
+        .bind(crate::now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        if leak.suspend {
+            sqlx::query("UPDATE members SET status = 'suspended' WHERE user_id = $1")
+                .bind(leak.user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (id, standing) in leak.standings {
+            sqlx::query("UPDATE members SET standing = $1 WHERE user_id = $2")
+                .bind(*standing)
+                .bind(*id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        self.write_trusts(&mut tx, leak.trusts).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// How many leaks were attributed to each member who has any.
+    pub async fn leak_counts(&self) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT user_id, COUNT(*) FROM member_leaks GROUP BY user_id ORDER BY user_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    pub async fn add_reserved_request(
+        &self,
+        user_id: i64,
+        content_id: i64,
+        asked: &[i64],
+        rule: &str,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO reserved_requests (user_id, content_id, asked, rule, status, created_at) \
+             VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(content_id)
+        .bind(serde_json::to_string(asked).expect("ids serialise"))
+        .bind(rule)
+        .bind(crate::now_ms())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn reserved_request(
+        &self,
+        id: i64,
+    ) -> Result<Option<ReservedRequestRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RESERVED_COLUMNS} FROM reserved_requests WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(reserved_request).transpose()
+    }
+
+    /// A user's latest request for a content that is pending or granted.
+    pub async fn open_reserved_request(
+        &self,
+        user_id: i64,
+        content_id: i64,
+    ) -> Result<Option<ReservedRequestRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RESERVED_COLUMNS} FROM reserved_requests WHERE user_id = $1 \
+             AND content_id = $2 AND status IN ('pending', 'granted') ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(user_id)
+        .bind(content_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(reserved_request).transpose()
+    }
+
+    /// Records one asked member's word and answers every decision so far
+    /// as (approver, approved); `None`, recording nothing, when this
+    /// member had answered already.
+    pub async fn add_reserved_decision(
+        &self,
+        request_id: i64,
+        approver_id: i64,
+        approve: bool,
+    ) -> Result<Option<Vec<(i64, bool)>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "INSERT INTO reserved_decisions (request_id, approver_id, approve, decided_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (request_id, approver_id) DO NOTHING",
+        )
+        .bind(request_id)
+        .bind(approver_id)
+        .bind(i64::from(approve))
+        .bind(crate::now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT approver_id, approve FROM reserved_decisions WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? == 1)))
+            .collect::<Result<_, StoreError>>()
+            .map(Some)
+    }
+
+    /// Moves a pending request to `granted` or `refused`; whether it was
+    /// pending.
+    pub async fn close_reserved_request(&self, id: i64, status: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE reserved_requests SET status = $1, decided_at = $2 \
+             WHERE id = $3 AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(crate::now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
     }
 }

@@ -3,7 +3,6 @@
 //! referral tree, and trusts computed over the whole membership with
 //! `tracecast-members` and written back.
 
-use tracecast_members::{Forest, Node};
 use tracecast_store::testing::TestStore;
 use tracecast_store::{AccountKind, BulkMember, Store};
 
@@ -71,22 +70,9 @@ async fn members_are_kept_and_computed(store: &Store) {
         all.iter().map(|m| m.referrer_id).collect::<Vec<_>>()
     );
     assert!(graph.active.iter().all(|a| *a));
-    let index: std::collections::HashMap<i64, u32> = all
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.user_id, i as u32))
-        .collect();
-    let mut forest = Forest::new(
-        all.iter()
-            .map(|m| Node {
-                referrer: m.referrer_id.map(|r| index[&r]),
-                attribute_trust: m.attribute_trust,
-                rating: m.rating,
-                suspended: m.status != "active",
-            })
-            .collect(),
-    )
-    .expect("members come after their referrers by order");
+    let mut forest = graph
+        .forest()
+        .expect("members come after their referrers by order");
     let trust = forest.compute().to_vec();
     let updates: Vec<(i64, f64)> = all
         .iter()

@@ -340,8 +340,25 @@ pub enum ContentCommand {
         /// 0.02/minute max 3.00 or 1.50/day (default: the origin's).
         #[arg(long)]
         rental: Option<String>,
+        /// Reserve it for members up to this order: members of higher
+        /// orders need their upstream members' approval (`members ask`).
+        #[arg(long, value_name = "ORDER")]
+        reserved_up_to: Option<i64>,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Reserve a content for members up to an order, or free it (the
+    /// content's provider, or an administrator).
+    Reserve {
+        id: i64,
+        /// Members of this order or lower receive it freely.
+        #[arg(long, value_name = "ORDER", required_unless_present = "free")]
+        up_to_order: Option<i64>,
+        /// No longer reserved.
+        #[arg(long, conflicts_with = "up_to_order")]
+        free: bool,
         #[command(flatten)]
         conn: Connection,
     },
@@ -641,6 +658,25 @@ pub enum MembersCommand {
     /// (the member, or an administrator).
     Show {
         user: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Ask your upstream members for a content reserved for the first
+    /// orders (member); asking again shows where the request stands.
+    Ask {
+        content: i64,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Grant a request for reserved content you were asked about (member).
+    Grant {
+        request: i64,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Deny a request for reserved content you were asked about (member).
+    Deny {
+        request: i64,
         #[command(flatten)]
         conn: Connection,
     },

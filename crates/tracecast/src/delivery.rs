@@ -133,6 +133,7 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                 price,
                 terms,
                 rental,
+                reserved_up_to,
                 json,
                 conn,
             } => {
@@ -144,12 +145,15 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                 let flag = spinner_at.clone();
                 let started = Instant::now();
                 let info = client
-                    .add_content_rentable(
+                    .add_content_with(
                         &file,
-                        &title,
-                        price,
-                        terms.as_deref(),
-                        rental.as_deref(),
+                        &tracecast_client::ContentOptions {
+                            title: &title,
+                            price_cents: price,
+                            terms: terms.as_deref(),
+                            rental_tariff: rental.as_deref(),
+                            reserved_up_to_order: reserved_up_to,
+                        },
                         move |sent, total| {
                             bar.set_length(total);
                             bar.set_position(sent);
@@ -188,6 +192,9 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                             r.media_type,
                             &r.sha256[..16]
                         );
+                    }
+                    if let Some(n) = info.reserved_up_to_order {
+                        println!("  reserved for members up to order {n}");
                     }
                     if !quiet {
                         eprintln!("took {:.1} s", started.elapsed().as_secs_f64());
@@ -228,6 +235,25 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                     .pre_position(id, &PrePositionRequest { tier, edges })
                     .await?;
                 println!("content {id}: pre-position ordered on edge(s) {told:?}");
+            }
+            ContentCommand::Reserve {
+                id,
+                up_to_order,
+                free,
+                conn,
+            } => {
+                let up_to = if free { None } else { up_to_order };
+                origin(&conn)?
+                    .call(
+                        reqwest::Method::PUT,
+                        &format!("/v1/contents/{id}/reserved"),
+                        Some(&serde_json::json!({ "up_to_order": up_to })),
+                    )
+                    .await?;
+                match up_to {
+                    Some(n) => println!("content {id}: reserved for members up to order {n}"),
+                    None => println!("content {id}: no longer reserved"),
+                }
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -704,5 +730,26 @@ pub fn print_trace(file: &Path, r: &TraceReport) {
     }
     if let Some(c) = r.metadata_content {
         println!("  the file's metadata names content {c}");
+    }
+    if let Some(a) = &r.accountability {
+        if a.first_time {
+            println!(
+                "  member {} suspended for the leak of delivery {}; {} member(s)' trust lowered",
+                a.member, a.delivery, a.members_changed
+            );
+            for c in &a.chain {
+                println!(
+                    "    referrer {}: trust {:.3} -> {:.3}",
+                    c.member, c.before, c.after
+                );
+            }
+        } else {
+            println!(
+                "  member {}: the leak of delivery {} was recorded before ({})",
+                a.member,
+                a.delivery,
+                if a.suspended { "suspended" } else { "active" }
+            );
+        }
     }
 }

@@ -13,6 +13,30 @@ fn attrs(a: &AttributeArgs) -> Value {
     json!({"occupation": a.occupation, "place": a.place, "history": a.history})
 }
 
+/// Grants or denies a request for reserved content.
+async fn decide_reserved(
+    conn: &crate::cli::Connection,
+    request: i64,
+    verb: &str,
+) -> anyhow::Result<()> {
+    let r = origin(conn)?
+        .call(
+            Method::POST,
+            &format!("/v1/members/reserved/{request}/{verb}"),
+            None,
+        )
+        .await?;
+    println!(
+        "request {request}: {} ({} of {} asked granted, {} denied; {} must grant)",
+        r["status"].as_str().unwrap_or("?"),
+        r["granted_by"],
+        r["asked"],
+        r["denied_by"],
+        r["rule"].as_str().unwrap_or("all")
+    );
+    Ok(())
+}
+
 pub fn run(cmd: MembersCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         match cmd {
@@ -117,6 +141,40 @@ pub fn run(cmd: MembersCommand) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
+            MembersCommand::Ask { content, conn } => {
+                let r = origin(&conn)?
+                    .call(
+                        Method::POST,
+                        "/v1/members/reserved",
+                        Some(&json!({ "content": content })),
+                    )
+                    .await?;
+                let asked: Vec<&str> = r["asked"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                match r["status"].as_str() {
+                    Some("granted") if asked.is_empty() => println!(
+                        "content {content}: granted ({})",
+                        r["why"].as_str().unwrap_or("")
+                    ),
+                    Some(status) => println!(
+                        "content {content}: request {} {status}; asked {} ({} must grant)",
+                        r["request"],
+                        asked.join(", "),
+                        r["rule"].as_str().unwrap_or("all")
+                    ),
+                    None => println!("content {content}: {r}"),
+                }
+            }
+            MembersCommand::Grant { request, conn } => {
+                decide_reserved(&conn, request, "grant").await?
+            }
+            MembersCommand::Deny { request, conn } => {
+                decide_reserved(&conn, request, "deny").await?
+            }
             MembersCommand::Tree { json: as_json, conn } => {
                 let all = origin(&conn)?.call(Method::GET, "/v1/members", None).await?;
                 if as_json {
@@ -134,12 +192,24 @@ pub fn run(cmd: MembersCommand) -> anyhow::Result<ExitCode> {
                     depth: usize,
                 ) {
                     for m in children.get(&at).into_iter().flatten() {
+                        let standing = m["standing"].as_f64().unwrap_or(1.0);
+                        let leaks = m["leaks"].as_i64().unwrap_or(0);
                         println!(
-                            "{}{} (order {}, trust {:.3}{})",
+                            "{}{} (order {}, trust {:.3}{}{}{})",
                             "  ".repeat(depth),
                             m["name"].as_str().unwrap_or("?"),
                             m["order"],
                             m["trust"].as_f64().unwrap_or(0.0),
+                            if standing < 1.0 {
+                                format!(", standing {standing:.3}")
+                            } else {
+                                String::new()
+                            },
+                            if leaks > 0 {
+                                format!(", {leaks} leak(s)")
+                            } else {
+                                String::new()
+                            },
                             if m["status"] == "active" { "" } else { ", SUSPENDED" }
                         );
                         walk(children, m["id"].as_i64(), depth + 1);

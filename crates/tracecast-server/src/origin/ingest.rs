@@ -36,6 +36,8 @@ pub(super) struct IngestQuery {
     filename: Option<String>,
     /// What renting costs (`0.50/hour`, `1.50/day`, `0.02/minute max 3`).
     rental_tariff: Option<String>,
+    /// Reserve the content for members up to this order.
+    reserved_up_to_order: Option<i64>,
 }
 
 /// One rendition, encoded but not yet tagged.
@@ -77,6 +79,9 @@ pub(super) async fn add_content(
                 .to_string(),
         ),
     };
+    if q.reserved_up_to_order.is_some_and(|n| n < 1) {
+        return Err(ApiError::bad_request("orders start at 1"));
+    }
     let bytes = upload_bytes(&headers, body)?;
     let source_sha256 = hex::encode(Sha256::digest(&bytes));
     if let Some(id) = o
@@ -119,6 +124,7 @@ pub(super) async fn add_content(
             source_sha256,
             source_bytes,
             rental_tariff,
+            reserved_up_to_order: q.reserved_up_to_order,
             renditions: Vec::new(),
         })
         .await?;

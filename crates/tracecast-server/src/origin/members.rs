@@ -5,6 +5,11 @@
 //! policy's levels; each approves with a rating (or refuses); when every
 //! level has approved, the origin checks the approvals with
 //! `tracecast-members` and admits the applicant with their final trust.
+//!
+//! Content reserved for the first orders is asked for through the same
+//! chain (all or any of the upstream members approve, by policy), and a
+//! leak traced to a member suspends them and lowers the standing of their
+//! referrers ([`account_for_leak`]).
 
 use std::sync::Arc;
 
@@ -14,8 +19,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tracecast_members::{admit_first, admit_referred, Approval, Attributes, Member, Status};
-use tracecast_store::{AccountKind, MemberRecord};
+use tracecast_delivery::api::{Accountability, TrustChange};
+use tracecast_members::{
+    admit_first, admit_referred, Approval, Approvals, Attributes, Member, Outcome, Reserved, Status,
+};
+use tracecast_store::{AccountKind, ContentRecord, LeakChanges, MemberRecord};
 
 use super::{json_body, Caller, Origin};
 use crate::ApiError;
@@ -397,6 +405,8 @@ pub(super) async fn tree(
             "the members tree is for administrators",
         ));
     }
+    let leaks: std::collections::HashMap<i64, i64> =
+        o.store.leak_counts().await?.into_iter().collect();
     let mut out = Vec::new();
     for m in o.store.all_members().await?.into_iter().take(10_000) {
         out.push(serde_json::json!({
@@ -405,8 +415,435 @@ pub(super) async fn tree(
             "order": m.order,
             "referrer": m.referrer_id,
             "trust": m.trust,
+            "standing": m.standing,
             "status": m.status,
+            "leaks": leaks.get(&m.user_id).copied().unwrap_or(0),
         }));
     }
     Ok(Json(out).into_response())
+}
+
+/// The message each upstream member receives when a member asks for
+/// reserved content.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReservedContentRequest {
+    pub request: i64,
+    pub member: String,
+    pub member_order: i64,
+    pub content: i64,
+    pub title: String,
+    pub up_to_order: i64,
+    /// Whether every member asked must grant it, or any one.
+    pub rule: Approvals,
+}
+
+impl ReservedContentRequest {
+    pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.reserved-request+json";
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AskRequest {
+    content: i64,
+}
+
+fn rule_name(a: Approvals) -> &'static str {
+    match a {
+        Approvals::All => "all",
+        Approvals::Any => "any",
+    }
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pending => "pending",
+        Outcome::Granted => "granted",
+        Outcome::Refused => "refused",
+    }
+}
+
+/// Whether `user` may receive the reserved content `c` (reserved up to
+/// `up_to`): a member of that order or above, or one whose upstream
+/// members granted it.
+pub(super) async fn reserved_allowed(
+    o: &Origin,
+    user: i64,
+    member: Option<&MemberRecord>,
+    c: &ContentRecord,
+    up_to: i64,
+) -> Result<(), ApiError> {
+    let Some(m) = member else {
+        return Err(ApiError::forbidden(format!(
+            "content {} is reserved for members up to order {up_to}; you are not a member",
+            c.id
+        )));
+    };
+    let reserved = Reserved {
+        up_to_order: up_to.clamp(0, i64::from(u32::MAX)) as u32,
+    };
+    if !reserved.needs_approval(m.order.clamp(0, i64::from(u32::MAX)) as u32) {
+        return Ok(());
+    }
+    match o.store.open_reserved_request(user, c.id).await? {
+        Some(r) if r.status == "granted" => Ok(()),
+        Some(r) => Err(ApiError::forbidden(format!(
+            "content {} is reserved for members up to order {up_to}; your request {} is still waiting for your upstream members",
+            c.id, r.id
+        ))),
+        None => Err(ApiError::forbidden(format!(
+            "content {} is reserved for members up to order {up_to} and you are of order {}: ask your upstream members first (tracecast members ask {})",
+            c.id, m.order, c.id
+        ))),
+    }
+}
+
+/// `POST /v1/members/reserved` (member): ask the upstream members for a
+/// reserved content. Asking again answers the request already open.
+pub(super) async fn ask_reserved(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    body: Result<Json<AskRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let caller = o.caller(&headers).await?;
+    let me = caller.expect(AccountKind::User)?.clone();
+    let req = json_body(body)?;
+    let c = o.content_or_404(req.content).await?;
+    let Some(up_to) = c.reserved_up_to_order else {
+        return Ok(Json(serde_json::json!({
+            "content": c.id, "status": "granted", "why": "the content is not reserved",
+        }))
+        .into_response());
+    };
+    let m = o.store.member(me.id).await?;
+    if let Some(m) = &m {
+        if m.status != "active" {
+            return Err(rule_error(tracecast_members::MembersError::Suspended(
+                me.id,
+            )));
+        }
+    }
+    if reserved_allowed(&o, me.id, m.as_ref(), &c, up_to)
+        .await
+        .is_ok()
+    {
+        let why = match o.store.open_reserved_request(me.id, c.id).await? {
+            Some(r) => format!("request {} was granted", r.id),
+            None => format!("members of order {up_to} or above receive it freely"),
+        };
+        return Ok(
+            Json(serde_json::json!({"content": c.id, "status": "granted", "why": why}))
+                .into_response(),
+        );
+    }
+    let m = m.expect("reserved_allowed refuses non-members");
+    let names = |ids: Vec<i64>| {
+        let o = o.clone();
+        async move {
+            let mut out = Vec::new();
+            for id in ids {
+                out.push(name_of(&o, id).await?);
+            }
+            Ok::<_, ApiError>(out)
+        }
+    };
+    if let Some(r) = o.store.open_reserved_request(me.id, c.id).await? {
+        return Ok(Json(serde_json::json!({
+            "request": r.id, "content": c.id, "status": r.status,
+            "asked": names(r.asked).await?, "rule": r.rule,
+        }))
+        .into_response());
+    }
+    let policy = &o.config.members;
+    let chain = o
+        .store
+        .member_chain(me.id, policy.relay_levels as usize)
+        .await?;
+    let levels = policy.levels_for(chain.len()) as usize;
+    // A suspended member cannot approve: asking them would wait forever.
+    let asked: Vec<&MemberRecord> = chain
+        .iter()
+        .take(levels)
+        .filter(|a| a.status == "active")
+        .collect();
+    if asked.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_upstream_member",
+            "no upstream member can approve this request (none is active)",
+        ));
+    }
+    let ids: Vec<i64> = asked.iter().map(|a| a.user_id).collect();
+    let rule = rule_name(policy.reserved);
+    let id = o
+        .store
+        .add_reserved_request(me.id, c.id, &ids, rule)
+        .await?;
+    for a in &asked {
+        let Some(acct) = o.store.account(AccountKind::User, a.user_id).await? else {
+            continue;
+        };
+        let msg = ReservedContentRequest {
+            request: id,
+            member: me.name.clone(),
+            member_order: m.order,
+            content: c.id,
+            title: c.title.clone(),
+            up_to_order: up_to,
+            rule: policy.reserved,
+        };
+        o.mailbox
+            .send(
+                acct.box_id,
+                ReservedContentRequest::MEDIA_TYPE,
+                serde_json::to_vec(&msg).expect("serialises"),
+                "origin",
+                Some(format!("reserved-request-{id}-{}", a.user_id)),
+            )
+            .await?;
+    }
+    tracing::info!(request = id, member = %me.name, content = c.id, asked = ids.len(), rule, "reserved content asked for");
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "request": id, "content": c.id, "status": "pending",
+            "asked": names(ids).await?, "rule": rule,
+        })),
+    )
+        .into_response())
+}
+
+/// `POST /v1/members/reserved/{id}/grant` or `/deny` (an upstream member
+/// asked).
+pub(super) async fn decide_reserved(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    Path((id, verb)): Path<(i64, String)>,
+) -> Result<Response, ApiError> {
+    let caller = o.caller(&headers).await?;
+    let me = caller.expect(AccountKind::User)?.clone();
+    let approve = match verb.as_str() {
+        "grant" => true,
+        "deny" => false,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_action",
+                "grant or deny",
+            ))
+        }
+    };
+    let r = o
+        .store
+        .reserved_request(id)
+        .await?
+        .filter(|r| r.status == "pending")
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_request",
+                format!("no pending request {id}"),
+            )
+        })?;
+    if me.id == r.user_id {
+        return Err(rule_error(tracecast_members::MembersError::SelfApproval));
+    }
+    if !r.asked.contains(&me.id) {
+        return Err(ApiError::forbidden("you are not asked about this request"));
+    }
+    if o.store
+        .member(me.id)
+        .await?
+        .is_none_or(|m| m.status != "active")
+    {
+        return Err(rule_error(tracecast_members::MembersError::Suspended(
+            me.id,
+        )));
+    }
+    let decisions = o
+        .store
+        .add_reserved_decision(id, me.id, approve)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "already_answered",
+                format!("you have already answered request {id}"),
+            )
+        })?;
+    let yes: Vec<i64> = decisions.iter().filter(|d| d.1).map(|d| d.0).collect();
+    let no: Vec<i64> = decisions.iter().filter(|d| !d.1).map(|d| d.0).collect();
+    let policy = tracecast_members::Policy {
+        reserved: if r.rule == "any" {
+            Approvals::Any
+        } else {
+            Approvals::All
+        },
+        ..o.config.members.clone()
+    };
+    let outcome = policy.reserved_outcome(&r.asked, &yes, &no);
+    if outcome != Outcome::Pending
+        && o.store
+            .close_reserved_request(id, outcome_name(outcome))
+            .await?
+    {
+        tracing::info!(
+            request = id,
+            outcome = outcome_name(outcome),
+            "reserved content request decided"
+        );
+    }
+    Ok(Json(serde_json::json!({
+        "request": id, "status": outcome_name(outcome), "granted_by": yes.len(),
+        "denied_by": no.len(), "asked": r.asked.len(), "rule": r.rule,
+    }))
+    .into_response())
+}
+
+/// `PUT /v1/contents/{id}/reserved` (the content's provider or an
+/// administrator): `{"up_to_order": N}` reserves it, `null` frees it.
+pub(super) async fn set_reserved(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Result<Json<SetReserved>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let caller = o.caller(&headers).await?;
+    let c = o.content_or_404(id).await?;
+    match &caller {
+        Caller::Admin => {}
+        Caller::Account(a) if a.kind == AccountKind::Provider && a.id == c.provider_id => {}
+        _ => {
+            return Err(ApiError::forbidden(
+                "only the content's provider or an administrator reserves it",
+            ))
+        }
+    }
+    let req = json_body(body)?;
+    if req.up_to_order.is_some_and(|n| n < 1) {
+        return Err(ApiError::bad_request("orders start at 1"));
+    }
+    o.store.set_content_reserved(id, req.up_to_order).await?;
+    tracing::info!(content = id, up_to_order = ?req.up_to_order, "content reservation set");
+    Ok(
+        Json(serde_json::json!({"content": id, "reserved_up_to_order": req.up_to_order}))
+            .into_response(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SetReserved {
+    up_to_order: Option<i64>,
+}
+
+/// A leak traced to `user` through `delivery`: the member is suspended, the
+/// standing of their referrers drops by the policy's decaying penalty, and
+/// the trust of everyone below them is recomputed; all in one transaction,
+/// once per leaked delivery. `None` when the user is not a member.
+pub(super) async fn account_for_leak(
+    o: &Origin,
+    delivery: i64,
+    user: i64,
+    traced_by: &str,
+) -> Result<Option<Accountability>, ApiError> {
+    let Some(m) = o.store.member(user).await? else {
+        return Ok(None);
+    };
+    let member = name_of(o, user).await?;
+    // One recomputation at a time: each starts from the trusts the last
+    // one wrote.
+    let _one = o.members_lock.lock().await;
+    if o.store.leak_recorded(delivery).await? {
+        return Ok(Some(Accountability {
+            member,
+            delivery,
+            suspended: o
+                .store
+                .member(user)
+                .await?
+                .is_some_and(|m| m.status != "active"),
+            first_time: false,
+            chain: Vec::new(),
+            members_changed: 0,
+        }));
+    }
+    let ancestors = o.store.member_chain(user, 64).await?;
+    // A member already suspended answered for an earlier leak; their chain
+    // is not punished again.
+    let already = m.status != "active";
+    let penalties = if already {
+        Vec::new()
+    } else {
+        o.config
+            .members
+            .leak(&ancestors.iter().map(to_rules).collect::<Vec<_>>())
+    };
+    let graph = o.store.member_graph().await?;
+    let mut forest = graph.forest().map_err(rule_error)?;
+    forest.compute();
+    let wanted: std::collections::HashSet<i64> =
+        ancestors.iter().map(|a| a.user_id).chain([user]).collect();
+    let at: std::collections::HashMap<i64, usize> = graph
+        .user_ids
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| wanted.contains(id))
+        .map(|(i, id)| (*id, i))
+        .collect();
+    let missing = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "members_changed",
+            "the membership changed while tracing; trace again",
+        )
+    };
+    if !already {
+        forest.suspend(*at.get(&user).ok_or_else(missing)?);
+    }
+    let mut standings = Vec::new();
+    for (id, keep) in &penalties {
+        let i = *at.get(id).ok_or_else(missing)?;
+        forest.penalise(i, *keep);
+        standings.push((*id, forest.node(i).standing));
+    }
+    let trusts: Vec<(i64, f64)> = forest
+        .trust()
+        .iter()
+        .zip(&graph.trust)
+        .zip(&graph.user_ids)
+        .filter(|((new, old), _)| (*new - *old).abs() > 1e-12)
+        .map(|((new, _), id)| (*id, *new))
+        .collect();
+    let first_time = o
+        .store
+        .record_leak(&LeakChanges {
+            delivery_id: delivery,
+            user_id: user,
+            traced_by,
+            suspend: !already,
+            penalties: &penalties,
+            standings: &standings,
+            trusts: &trusts,
+        })
+        .await?;
+    let mut chain = Vec::new();
+    if first_time {
+        for a in &ancestors {
+            chain.push(TrustChange {
+                member: name_of(o, a.user_id).await?,
+                before: a.trust,
+                after: at.get(&a.user_id).map_or(a.trust, |i| forest.trust()[*i]),
+            });
+        }
+        tracing::warn!(
+            member = %member, delivery, traced_by, chain = ancestors.len(),
+            changed = trusts.len(), "leak attributed: member suspended, chain penalised"
+        );
+    }
+    Ok(Some(Accountability {
+        member,
+        delivery,
+        suspended: true,
+        first_time,
+        chain,
+        members_changed: if first_time { trusts.len() } else { 0 },
+    }))
 }

@@ -18,7 +18,7 @@ use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use ed25519_dalek::SigningKey;
 use tokio::sync::Semaphore;
@@ -109,6 +109,8 @@ pub struct Origin {
     reports_box: i64,
     work: Semaphore,
     accounts: RwLock<HashMap<i64, Account>>,
+    /// Held while a leak's penalties are computed and written.
+    members_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Origin {
@@ -174,6 +176,7 @@ impl Origin {
             reports_box,
             work: Semaphore::new(workers),
             accounts: RwLock::default(),
+            members_lock: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(reports::consume(origin.clone()));
         Ok(origin)
@@ -246,6 +249,7 @@ impl Origin {
                     .clone()
                     .unwrap_or_else(|| self.config.rental_tariff.to_string())
             }),
+            reserved_up_to_order: c.reserved_up_to_order,
             renditions,
             existing: false,
         })
@@ -278,6 +282,7 @@ pub fn router(origin: Arc<Origin>) -> Router {
         .route("/v1/contents/{id}", get(content))
         .route("/v1/contents/{id}/renditions/{tier}", get(rendition))
         .route("/v1/contents/{id}/pre-position", post(pre_position))
+        .route("/v1/contents/{id}/reserved", put(members::set_reserved))
         .route("/v1/purchases", post(purchase))
         .route("/v1/edges", get(edges))
         .route("/v1/sites", get(sites))
@@ -287,6 +292,11 @@ pub fn router(origin: Arc<Origin>) -> Router {
         .route(
             "/v1/members/applications/{id}/{verb}",
             post(members::decide),
+        )
+        .route("/v1/members/reserved", post(members::ask_reserved))
+        .route(
+            "/v1/members/reserved/{id}/{verb}",
+            post(members::decide_reserved),
         )
         .route("/v1/members/{name}", get(members::show))
         .route("/v1/invoice", get(billing::invoice))
@@ -641,6 +651,9 @@ async fn purchase(
         return Err(ApiError::forbidden(
             "your membership is suspended: a copy delivered to you was found leaked",
         ));
+    }
+    if let Some(up_to) = c.reserved_up_to_order {
+        members::reserved_allowed(&o, user.id, member.as_ref(), &c, up_to).await?;
     }
     let allowed = member
         .as_ref()

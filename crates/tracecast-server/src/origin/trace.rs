@@ -102,6 +102,7 @@ pub(super) async fn trace(
         genuine_for_caller: None,
         media: read.media,
         seconds: 0.0,
+        accountability: None,
     };
     if let Some(p) = read.payload {
         report.mark = Some(MarkFound {
@@ -169,6 +170,26 @@ pub(super) async fn trace(
             report.edge_operator = Some(e.operator);
         }
     }
+    // A leak traced by an administrator, or by the provider of the leaked
+    // content, holds the member to account (DESIGN.md "004"); a user's own
+    // check never does.
+    let traced_by = match &caller {
+        Caller::Admin => Some("admin".to_owned()),
+        Caller::Account(a)
+            if a.kind == AccountKind::Provider
+                && report
+                    .mark
+                    .as_ref()
+                    .is_some_and(|m| i64::from(m.content_server) == a.id) =>
+        {
+            Some(format!("provider:{}", a.name))
+        }
+        _ => None,
+    };
+    if let (Some(by), Some(m), Some(d)) = (&traced_by, &report.mark, report.deliveries.first()) {
+        report.accountability =
+            super::members::account_for_leak(&o, d.delivery, i64::from(m.user), by).await?;
+    }
     report.seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         found = report.mark.is_some(), user = ?report.user, edge = ?report.edge,
@@ -202,6 +223,7 @@ pub(super) async fn trace(
                 genuine_for_caller: Some(mine),
                 media: report.media,
                 seconds: report.seconds,
+                accountability: None,
             }))
         }
     }

@@ -122,4 +122,67 @@ fn members_from_the_command_line() {
         &["buy", &id, "--out", p(&dir.join("y.flac")), "--json"],
     ));
     assert_eq!(b["tier"], "preview", "{b}");
+
+    // Reserved for first order: cy (order 2, trusted enough for
+    // lossless) asks ann, who grants it.
+    let cy = net.account("user", "cy");
+    let out = ok(net.run(
+        &cy,
+        &[
+            "members",
+            "apply",
+            "--referrer",
+            "ann",
+            "--occupation",
+            "teacher",
+            "--place",
+            "home",
+            "--history",
+            "long-standing",
+        ],
+    ));
+    assert!(out.contains("application 2 sent through ann"), "{out}");
+    ok(net.run(&ann, &["members", "approve", "2", "--rating", "1"]));
+    let out = ok(net.run(
+        &provider,
+        &["content", "reserve", &id, "--up-to-order", "1"],
+    ));
+    assert!(out.contains("reserved for members up to order 1"), "{out}");
+    let out = net.run(&cy, &["buy", &id, "--out", p(&dir.join("z.flac"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tracecast members ask"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ok(net.run(&cy, &["members", "ask", &id]));
+    assert!(
+        out.contains("request 1 pending; asked ann (all must grant)"),
+        "{out}"
+    );
+    // Only the members asked decide.
+    assert_eq!(
+        net.run(&ben, &["members", "grant", "1"]).status.code(),
+        Some(2)
+    );
+    let out = ok(net.run(&ann, &["members", "grant", "1"]));
+    assert!(out.contains("request 1: granted"), "{out}");
+    let leaked = dir.join("leaked.flac");
+    ok(net.run(&cy, &["buy", &id, "--out", p(&leaked)]));
+
+    // The copy leaks: the administrator's trace suspends cy and halves
+    // ann's standing (and so ben's trust); the tree shows it.
+    let out = ok(net.run(admin, &["trace", p(&leaked)]));
+    assert!(out.contains("member cy suspended for the leak"), "{out}");
+    assert!(out.contains("referrer ann: trust 0.855 -> 0.427"), "{out}");
+    let tree = ok(net.run(admin, &["members", "tree"]));
+    assert!(
+        tree.contains("ann (order 1, trust 0.427, standing 0.500)")
+            && tree.contains("  cy (order 2, trust 0.000, 1 leak(s), SUSPENDED)"),
+        "{tree}"
+    );
+    let out = ok(net.run(admin, &["trace", p(&leaked)]));
+    assert!(out.contains("was recorded before (suspended)"), "{out}");
+    let out = net.run(&cy, &["buy", &id, "--out", p(&dir.join("again.flac"))]);
+    assert_eq!(out.status.code(), Some(2));
 }
