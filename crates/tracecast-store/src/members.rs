@@ -271,8 +271,9 @@ impl Store {
     }
 
     /// Admits many members at once, each with a user account and mailbox
-    /// box, in one transaction; answers their user ids. Trust is left 0 for
-    /// a later computation over the whole membership.
+    /// box, in one transaction; answers their user ids. Every final trust
+    /// is computed over the batch first (`tracecast-members::Forest`, one
+    /// pass), so it is written with the row rather than updated after.
     pub async fn bulk_add_members(&self, members: &[BulkMember]) -> Result<Vec<i64>, StoreError> {
         let now = crate::now_ms();
         let mut tx = self.pool.begin().await?;
@@ -287,6 +288,20 @@ impl Store {
             return Err(StoreError::Invalid("no user ids left for the mark".into()));
         }
         let ids: Vec<i64> = (1..=members.len() as i64).map(|i| first_user + i).collect();
+        let mut forest = Forest::new(
+            members
+                .iter()
+                .map(|m| Node {
+                    referrer: m.referrer.map(|r| r as u32),
+                    attribute_trust: m.attribute_trust,
+                    rating: m.rating,
+                    standing: 1.0,
+                    suspended: false,
+                })
+                .collect(),
+        )
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let trust = forest.compute();
         // Orders follow the referrals: one below the referrer.
         let mut orders: Vec<i64> = Vec::with_capacity(members.len());
         for (i, m) in members.iter().enumerate() {
@@ -312,9 +327,11 @@ impl Store {
                 "INSERT INTO users (id, name, box_id, created_at) VALUES {}",
                 placeholders(chunk.len(), 4)
             );
+            // Standing takes its default, 1.
             let members_sql = format!(
-                "INSERT INTO members ({MEMBER_COLUMNS}) VALUES {}",
-                placeholders(chunk.len(), 10)
+                "INSERT INTO members (user_id, member_order, referrer_id, attribute_trust, rating, \
+                 trust, status, attributes, admitted_at) VALUES {}",
+                placeholders(chunk.len(), 9)
             );
             let mut boxes = sqlx::query(&boxes_sql);
             let mut users = sqlx::query(&users_sql);
@@ -333,11 +350,10 @@ impl Store {
                     .bind(m.referrer.map(|r| ids[r]))
                     .bind(m.attribute_trust)
                     .bind(m.rating)
-                    .bind(0.0f64)
+                    .bind(trust[i])
                     .bind("active")
                     .bind("{}")
-                    .bind(now)
-                    .bind(1.0f64);
+                    .bind(now);
             }
             boxes.execute(&mut *tx).await?;
             users.execute(&mut *tx).await?;
