@@ -274,5 +274,31 @@ mod tests {
             prop_assert!((0.0..=1.0).contains(&a.trust));
             prop_assert!(a.trust <= ref_trust + 1e-12);
         }
+
+        #[test]
+        fn no_self_approval_no_cycle_no_suspended_approver(
+            levels in 1u32..6, pick in any::<prop::sample::Index>(), mode in 0u8..3,
+        ) {
+            let mut chain: Vec<Member> = (0..levels)
+                .map(|k| member(100 - i64::from(k), 10 - k, 0.9))
+                .collect();
+            let mut approvals: Vec<Approval> = chain
+                .iter()
+                .enumerate()
+                .map(|(k, m)| Approval { approver: m.id, level: k as u32 + 1, rating: 0.9 })
+                .collect();
+            let p = Policy { relay_levels: levels, ..Policy::default() };
+            let k = pick.index(levels as usize);
+            let applicant = match mode {
+                // The applicant is already in the chain: a cycle.
+                0 => chain[k].id,
+                // The applicant approves a level themselves.
+                1 => { approvals[k].approver = 1; 1 }
+                // An approver is suspended.
+                _ => { chain[k].status = Status::Suspended; 1 }
+            };
+            let r = admit_referred(applicant, 0.9, &chain, &approvals, &p);
+            prop_assert!(r.is_err(), "{:?}", r);
+        }
     }
 }
