@@ -10,6 +10,7 @@ mod edge_bench;
 mod image_bench;
 mod mailbox_bench;
 mod members_bench;
+mod protect_bench;
 
 use std::path::{Path, PathBuf};
 
@@ -71,9 +72,10 @@ fn main() -> anyhow::Result<()> {
         ["bench", "mailbox", rest @ ..] => mailbox_bench::run(&mailbox_bench::parse(rest)?),
         ["bench", "edge", rest @ ..] => edge_bench::run(&edge_bench::parse(rest)?),
         ["bench", "members", rest @ ..] => members_bench::run(&members_bench::parse(rest)?),
+        ["bench", "protect", rest @ ..] => protect_bench::run(&protect_bench::parse(rest)?),
         _ => {
             eprintln!(
-                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [AUDIO FILES...]\n       cargo run --release -p xtask -- bench mark-image [--strength X] [--short-side N] [--set NAME=VALUE]... [PHOTOS...]\n       cargo run --release -p xtask -- bench mailbox [--messages N] [--boxes N] [--latency-secs S] [--backend sqlite|postgres|both]\n       cargo run --release -p xtask -- bench edge [--seconds 300] [--buyers 1,10,100] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench members [--members 1000000] [--depth 12] [--backend sqlite|postgres|both]"
+                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [AUDIO FILES...]\n       cargo run --release -p xtask -- bench mark-image [--strength X] [--short-side N] [--set NAME=VALUE]... [PHOTOS...]\n       cargo run --release -p xtask -- bench mailbox [--messages N] [--boxes N] [--latency-secs S] [--backend sqlite|postgres|both]\n       cargo run --release -p xtask -- bench edge [--seconds 300] [--buyers 1,10,100] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench members [--members 1000000] [--depth 12] [--backend sqlite|postgres|both]\n       cargo run --release -p xtask -- bench protect [--mib 512] [--conversions 3000]"
             );
             std::process::exit(2)
         }

@@ -31,6 +31,7 @@ const PURE: &[&str] = &[
     "tracecast-ledger",
     "tracecast-disc",
     "tracecast-members",
+    "tracecast-protect",
 ];
 const IO_DEPENDENCIES: &[&str] = &[
     "tokio",
