@@ -61,6 +61,8 @@ pub struct ContentOptions<'a> {
     pub rental_tariff: Option<&'a str>,
     /// Reserve it for members up to this order.
     pub reserved_up_to_order: Option<i64>,
+    /// Deliver copies encrypted, opened with licences.
+    pub protected: bool,
 }
 
 /// Client of the origin, with one account's token.
@@ -158,6 +160,7 @@ impl OriginClient {
             terms,
             rental_tariff,
             reserved_up_to_order,
+            protected,
         } = *options;
         let bytes = Bytes::from(
             tokio::fs::read(file)
@@ -186,6 +189,9 @@ impl OriginClient {
         }
         if let Some(n) = reserved_up_to_order {
             query.push(("reserved_up_to_order", n.to_string()));
+        }
+        if protected {
+            query.push(("protected", "true".into()));
         }
         if let Some(t) = terms {
             query.push(("terms", t.to_owned()));

@@ -100,6 +100,10 @@ pub struct ContentInfo {
     /// need their upstream members' approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved_up_to_order: Option<i64>,
+    /// Copies are delivered encrypted and opened with a licence
+    /// (`POST /v1/licences`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub protected: bool,
     /// Ingest found this source already in the catalog.
     #[serde(default)]
     pub existing: bool,

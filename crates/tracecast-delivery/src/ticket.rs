@@ -42,6 +42,11 @@ pub struct Ticket {
     /// Rentals: Unix seconds when the rental period ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rental_until: Option<i64>,
+    /// Protected content: the id (hex) of the rendition's content key; the
+    /// edge encrypts the marked copy under that key, which it asks the
+    /// origin for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<String>,
 }
 
 fn is_download(m: &Mode) -> bool {
@@ -162,6 +167,7 @@ mod tests {
             site: None,
             disc: None,
             rental_until: None,
+            protected: None,
         }
     }
 

@@ -32,6 +32,8 @@ use zeroize::Zeroize;
 use crate::ProtectError;
 
 pub const MAGIC: &[u8; 6] = b"TCPROT";
+/// The media type of a protected file.
+pub const MEDIA_TYPE: &str = "application/vnd.tracecast.protected";
 pub const VERSION: u8 = 1;
 pub const SUITE_AES_128_GCM: u8 = 1;
 pub const HEADER_LEN: usize = 48;

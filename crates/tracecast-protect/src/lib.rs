@@ -16,11 +16,13 @@
 //! and keys are wiped when dropped.
 
 pub mod container;
+pub mod keywrap;
 pub mod licence;
 pub mod roaming;
 pub mod systems;
 
 pub use container::{decrypt_bytes, encrypt, encrypt_bytes, ContentKey, Decryptor, Header, KeyId};
+pub use keywrap::KeyWrap;
 pub use licence::{fingerprint, Grant, Issuer, Licence, Rights, SignedLicence, System, Trusted};
 pub use roaming::{Agreement, Conversion, RoamingAgreement, RoamingServer};
 pub use systems::{new_age_identity, new_x25519_keypair, x25519_public, Recipient, Secret};

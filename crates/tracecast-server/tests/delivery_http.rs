@@ -284,6 +284,7 @@ async fn a_purchase_is_marked_served_with_ranges_reported_billed_and_traced() {
             site: None,
             disc: None,
             rental_until: None,
+            protected: None,
         }
         .sign(&SigningKey::from_bytes(&[4; 32]));
         assert_eq!(
@@ -420,6 +421,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             site: None,
             disc: None,
             rental_until: None,
+            protected: None,
         }
         .sign(&net.signing);
         let (status, code) = refused(

@@ -36,6 +36,7 @@ fn ticket(mode: Mode, site: u16, medium: &str) -> Ticket {
             fulfilment: Fulfilment::Pickup,
         }),
         rental_until: None,
+        protected: None,
     }
 }
 

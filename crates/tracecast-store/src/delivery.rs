@@ -141,6 +141,8 @@ pub struct ContentRecord {
     /// Members of this order or lower receive it freely; higher orders need
     /// their upstream members' approval. `None`: not reserved.
     pub reserved_up_to_order: Option<i64>,
+    /// Delivered encrypted, opened with a licence.
+    pub protected: bool,
 }
 
 /// A content to add, with its renditions (already in the blob store).
@@ -155,6 +157,7 @@ pub struct NewContent {
     pub source_bytes: i64,
     pub rental_tariff: Option<String>,
     pub reserved_up_to_order: Option<i64>,
+    pub protected: bool,
     pub renditions: Vec<RenditionRecord>,
 }
 
@@ -216,7 +219,8 @@ pub struct EdgeCopy {
 }
 
 const CONTENT_COLUMNS: &str = "c.id, c.provider_id, p.name, c.title, c.kind, c.price_cents, \
-     c.terms, c.source_sha256, c.source_bytes, c.created_at, c.rental_tariff, c.reserved_up_to_order";
+     c.terms, c.source_sha256, c.source_bytes, c.created_at, c.rental_tariff, c.reserved_up_to_order, \
+     c.protected";
 const DELIVERY_COLUMNS: &str = "id, content_id, tier, user_id, provider_id, edge_id, price_cents, \
      edge_fee_cents, status, created_at, marked_at, bytes, sha256, mode, site_id, site_fee_cents, \
      order_info";
@@ -236,6 +240,7 @@ fn content(row: &AnyRow) -> Result<ContentRecord, sqlx::Error> {
         created_at: row.try_get(9)?,
         rental_tariff: row.try_get(10)?,
         reserved_up_to_order: row.try_get(11)?,
+        protected: row.try_get::<i64, _>(12)? == 1,
     })
 }
 
@@ -544,8 +549,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO contents (provider_id, title, kind, price_cents, terms, source_sha256, \
-             source_bytes, created_at, rental_tariff, reserved_up_to_order) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+             source_bytes, created_at, rental_tariff, reserved_up_to_order, protected) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(c.provider_id)
         .bind(&c.title)
@@ -557,6 +562,7 @@ impl Store {
         .bind(crate::now_ms())
         .bind(&c.rental_tariff)
         .bind(c.reserved_up_to_order)
+        .bind(i64::from(c.protected))
         .fetch_one(&mut *tx)
         .await?;
         for r in &c.renditions {

@@ -18,6 +18,7 @@ mod delivery;
 mod ledger;
 mod mailbox;
 mod members;
+mod protect;
 mod sites;
 mod writer;
 
@@ -45,6 +46,7 @@ pub use mailbox::{
 pub use members::{
     ApplicationRecord, BulkMember, LeakChanges, MemberGraph, MemberRecord, ReservedRequestRecord,
 };
+pub use protect::LicenceRecord;
 pub use sites::{HomeCopy, KioskOrder, NewSite, SiteRecord};
 pub use sqlx::AnyConnection;
 

@@ -61,6 +61,12 @@ pub enum Command {
     Kiosk(KioskCommand),
     /// Read the mark of a file and look its delivery up at the origin.
     Trace(TraceArgs),
+    /// Licences for protected content: get one for your delivery in your
+    /// protection system, or make your age or device key.
+    #[command(subcommand)]
+    Licence(LicenceCommand),
+    /// Decrypt a protected copy with your licence and your key.
+    Decrypt(DecryptArgs),
     /// Administer boxes and send messages.
     #[command(subcommand)]
     Mailbox(MailboxCommand),
@@ -344,6 +350,10 @@ pub enum ContentCommand {
         /// orders need their upstream members' approval (`members ask`).
         #[arg(long, value_name = "ORDER")]
         reserved_up_to: Option<i64>,
+        /// Deliver copies encrypted: buyers open them with a licence
+        /// (`tracecast licence get`, `tracecast decrypt`).
+        #[arg(long)]
+        protect: bool,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -700,4 +710,50 @@ pub struct AttributeArgs {
     /// History: long-standing, new, prior-infringement.
     #[arg(long, default_value = "")]
     pub history: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LicenceCommand {
+    /// A licence for one of your deliveries of protected content (user).
+    Get {
+        delivery: i64,
+        /// Your protection system: clearkey, age:age1… (your age recipient)
+        /// or device:KEY (your device's public key).
+        #[arg(long)]
+        recipient: String,
+        /// Where to write the licence (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Make a key for the age or device system: writes the secret (mode
+    /// 0600) and prints the recipient to ask licences for.
+    Keygen {
+        /// age or device.
+        system: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// The protected copy (`….tcprot`).
+    pub file: PathBuf,
+    /// Your licence for it.
+    #[arg(long)]
+    pub licence: PathBuf,
+    /// Your age identity or device key file (not needed for clearkey).
+    #[arg(long)]
+    pub identity: Option<PathBuf>,
+    /// Where to write the plain copy.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only bytes START-END (inclusive, as HTTP Range), read from the
+    /// chunks that hold them.
+    #[arg(long)]
+    pub range: Option<String>,
+    #[command(flatten)]
+    pub conn: Connection,
 }

@@ -134,6 +134,7 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                 terms,
                 rental,
                 reserved_up_to,
+                protect,
                 json,
                 conn,
             } => {
@@ -153,6 +154,7 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                             terms: terms.as_deref(),
                             rental_tariff: rental.as_deref(),
                             reserved_up_to_order: reserved_up_to,
+                            protected: protect,
                         },
                         move |sent, total| {
                             bar.set_length(total);
@@ -192,6 +194,9 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                             r.media_type,
                             &r.sha256[..16]
                         );
+                    }
+                    if info.protected {
+                        println!("  protected: copies are encrypted, opened with a licence");
                     }
                     if let Some(n) = info.reserved_up_to_order {
                         println!("  reserved for members up to order {n}");

@@ -7,6 +7,7 @@ mod demo;
 mod inbox;
 mod mark;
 mod members;
+mod protect;
 mod serve;
 
 use std::process::ExitCode;
@@ -47,5 +48,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Pay(args) => billing::pay(args),
         cli::Command::Ledger(cmd) => billing::ledger(cmd),
         cli::Command::Kiosk(cmd) => billing::kiosk(cmd),
+        cli::Command::Licence(cmd) => protect::licence(cmd),
+        cli::Command::Decrypt(args) => protect::decrypt(args),
     }
 }

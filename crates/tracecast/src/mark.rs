@@ -29,6 +29,13 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
 pub fn write_new_key(path: &Path) -> anyhow::Result<MarkKey> {
     let mut key = [0u8; KEY_LEN];
     rand::rngs::OsRng.fill_bytes(&mut key);
+    write_secret_file(path, &key)?;
+    Ok(MarkKey::from_bytes(key))
+}
+
+/// Writes a secret to a new file of mode 0600 (never over an existing one),
+/// synced.
+pub fn write_secret_file(path: &Path, secret: &[u8]) -> anyhow::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -39,9 +46,9 @@ pub fn write_new_key(path: &Path) -> anyhow::Result<MarkKey> {
     let mut f = opts
         .open(path)
         .with_context(|| format!("cannot create key file {}", path.display()))?;
-    f.write_all(&key)?;
+    f.write_all(secret)?;
     f.sync_all()?;
-    Ok(MarkKey::from_bytes(key))
+    Ok(())
 }
 
 /// The key at `path`, made first if there is none (its directory too).

@@ -34,6 +34,7 @@ use tracecast_delivery::{DeliveryReport, LinkKey, Mode, PrePosition, Ticket, Tic
 use tracecast_mailbox::{BoxName, Disposition, FetchRequest, Want};
 use tracecast_mark::{MarkKey, Payload};
 use tracecast_media::{MediaError, PictureFormat};
+use tracecast_protect::{ContentKey, KeyId};
 use tracecast_store::{EdgeCopy, Store};
 
 pub use cache::{Cache, CacheError};
@@ -155,6 +156,8 @@ pub struct Edge {
     /// restart): copies are not fsynced, so one from before a crash is
     /// checked against its recorded SHA-256 before it is served again.
     verified: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// Content keys of protected renditions, from the origin; never logged.
+    keys: std::sync::Mutex<HashMap<(i64, Tier), (KeyId, ContentKey)>>,
     catalog: RwLock<HashMap<i64, ContentInfo>>,
     /// Pushes copies to home servers and kiosks.
     http: reqwest::Client,
@@ -212,6 +215,7 @@ impl Edge {
             marking: Mutex::default(),
             decoded: std::sync::Mutex::new(Decoded::new(config_decoded)),
             verified: Default::default(),
+            keys: Default::default(),
             catalog: RwLock::default(),
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(5))
@@ -254,6 +258,56 @@ impl Edge {
     }
 
     /// The rendition's bytes through the cache; whether it was a hit.
+    /// The content key a protected ticket names, from the origin (kept in
+    /// memory once fetched).
+    async fn content_key(
+        &self,
+        content: i64,
+        tier: Tier,
+        key_id: &str,
+    ) -> Result<(KeyId, ContentKey), ApiError> {
+        let kid: KeyId = key_id
+            .parse()
+            .map_err(|_| ApiError::bad_request("the ticket's key id is malformed"))?;
+        if let Some((k, key)) = self.keys.lock().expect("lock").get(&(content, tier)) {
+            if *k == kid {
+                return Ok((*k, key.clone()));
+            }
+        }
+        let unavailable = |why: String| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "key_unavailable",
+                format!("the content key is not available now: {why}"),
+            )
+        };
+        let v = self
+            .origin
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/contents/{content}/keys/{tier}"),
+                None,
+            )
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        use base64::Engine;
+        let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(v["key"].as_str().unwrap_or_default())
+            .ok()
+            .and_then(|b| ContentKey::from_slice(&b).ok())
+            .ok_or_else(|| unavailable("the origin's answer holds no key".into()))?;
+        if v["key_id"].as_str() != Some(key_id) {
+            return Err(unavailable(
+                "the origin's key is not the one the ticket names".into(),
+            ));
+        }
+        self.keys
+            .lock()
+            .expect("lock")
+            .insert((content, tier), (kid, key.clone()));
+        Ok((kid, key))
+    }
+
     async fn rendition(&self, content: i64, tier: Tier) -> Result<(Bytes, bool), ApiError> {
         let info = self.content(content).await.map_err(origin_error)?;
         let r = info
@@ -727,13 +781,17 @@ async fn deliver(
         home: ticket.site.as_ref().map_or(0, |s| s.id),
         user: ticket.user,
     };
+    let protect = match &ticket.protected {
+        Some(kid) => Some(e.content_key(ticket.content, ticket.tier, kid).await?),
+        None => None,
+    };
     let key = e.mark_key.clone();
     // Alone on the edge, the encoder may use every core.
     let alone = e.in_flight.load(Ordering::Relaxed) <= 1;
     let copies = e.copies.clone();
     let delivery = ticket.delivery;
     let marked = crate::on_worker(&e.work, move || {
-        mark_copy(source, &payload, &key, alone, |ext| {
+        mark_copy(source, &payload, &key, alone, protect, |ext| {
             copies.join(format!("{delivery}.{ext}"))
         })
     })
@@ -879,6 +937,7 @@ fn mark_copy(
     payload: &Payload,
     key: &MarkKey,
     alone: bool,
+    protect: Option<(KeyId, ContentKey)>,
     out: impl Fn(&str) -> PathBuf,
 ) -> Result<Marked, MediaError> {
     let t0 = std::time::Instant::now();
@@ -946,6 +1005,20 @@ fn mark_copy(
     let bytes = match rights {
         Some(r) => tracecast_media::tag(&bytes, &r)?,
         None => bytes,
+    };
+    // Protected content: the marked copy is encrypted under the
+    // rendition's key; the buyer opens it with a licence.
+    let (bytes, media_type, extension) = match protect {
+        Some((kid, content_key)) => (
+            tracecast_protect::encrypt_bytes(&content_key, kid, &bytes),
+            tracecast_protect::container::MEDIA_TYPE,
+            match extension {
+                "flac" => "flac.tcprot",
+                "png" => "png.tcprot",
+                _ => "jpg.tcprot",
+            },
+        ),
+        None => (bytes, media_type, extension),
     };
     let encode_ms = (t0.elapsed().as_millis() as u64).saturating_sub(mark_ms);
     // Written here, off the async threads; not fsynced (the hot path): a

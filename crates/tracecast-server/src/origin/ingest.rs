@@ -38,6 +38,9 @@ pub(super) struct IngestQuery {
     rental_tariff: Option<String>,
     /// Reserve the content for members up to this order.
     reserved_up_to_order: Option<i64>,
+    /// Deliver copies encrypted, opened with licences.
+    #[serde(default)]
+    protected: bool,
 }
 
 /// One rendition, encoded but not yet tagged.
@@ -125,6 +128,7 @@ pub(super) async fn add_content(
             source_bytes,
             rental_tariff,
             reserved_up_to_order: q.reserved_up_to_order,
+            protected: q.protected,
             renditions: Vec::new(),
         })
         .await?;

@@ -6,6 +6,7 @@
 
 mod billing;
 mod ingest;
+pub mod licences;
 pub mod members;
 mod reports;
 mod trace;
@@ -66,6 +67,9 @@ pub struct OriginConfig {
     pub members: tracecast_members::Policy,
     /// Attribute trust by occupation, place of activity and history.
     pub attributes: tracecast_members::AttributeTable,
+    /// How long a licence for protected content lasts (a rental's ends
+    /// with the rental).
+    pub licence_secs: i64,
 }
 
 impl std::fmt::Debug for OriginConfig {
@@ -93,6 +97,7 @@ impl Default for OriginConfig {
             payments: Arc::new(billing::ManualPayments),
             members: tracecast_members::Policy::default(),
             attributes: tracecast_members::AttributeTable::default(),
+            licence_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -111,6 +116,11 @@ pub struct Origin {
     accounts: RwLock<HashMap<i64, Account>>,
     /// Held while a leak's penalties are computed and written.
     members_lock: tokio::sync::Mutex<()>,
+    /// Seals content keys at rest.
+    keywrap: tracecast_protect::KeyWrap,
+    /// Signs licences (the origin's signing key, under the licence
+    /// format's own domain).
+    licence_issuer: tracecast_protect::Issuer,
 }
 
 impl std::fmt::Debug for Origin {
@@ -170,13 +180,18 @@ impl Origin {
             blobs,
             mailbox,
             auth: Authenticator::default(),
-            signing,
+            signing: signing.clone(),
             mark_key,
             config,
             reports_box,
             work: Semaphore::new(workers),
             accounts: RwLock::default(),
             members_lock: tokio::sync::Mutex::new(()),
+            keywrap: tracecast_protect::KeyWrap::derive(
+                signing.as_bytes(),
+                "tracecast origin content keys",
+            ),
+            licence_issuer: tracecast_protect::Issuer::new(licences::ISSUER, signing.clone()),
         });
         tokio::spawn(reports::consume(origin.clone()));
         Ok(origin)
@@ -184,6 +199,12 @@ impl Origin {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The origin's own licences, as a player would trust them.
+    fn licence_trust(&self) -> tracecast_protect::Trusted {
+        tracecast_protect::Trusted::new()
+            .with(licences::ISSUER, self.licence_issuer.verifying_key())
     }
 
     /// The identity of an edge account, for an edge run in this process.
@@ -250,6 +271,7 @@ impl Origin {
                     .unwrap_or_else(|| self.config.rental_tariff.to_string())
             }),
             reserved_up_to_order: c.reserved_up_to_order,
+            protected: c.protected,
             renditions,
             existing: false,
         })
@@ -283,6 +305,12 @@ pub fn router(origin: Arc<Origin>) -> Router {
         .route("/v1/contents/{id}/renditions/{tier}", get(rendition))
         .route("/v1/contents/{id}/pre-position", post(pre_position))
         .route("/v1/contents/{id}/reserved", put(members::set_reserved))
+        .route(
+            "/v1/contents/{id}/keys/{tier}",
+            get(licences::rendition_key),
+        )
+        .route("/v1/licences", post(licences::issue))
+        .route("/v1/licences/issuer", get(licences::issuer))
         .route("/v1/purchases", post(purchase))
         .route("/v1/edges", get(edges))
         .route("/v1/sites", get(sites))
@@ -737,6 +765,11 @@ async fn purchase(
         })
         .await?;
     let expires = now / 1000 + o.config.ticket_ttl_secs;
+    let protected = if c.protected {
+        Some(o.rendition_key(c.id, tier).await?.0.to_string())
+    } else {
+        None
+    };
     let ticket = Ticket {
         delivery: d.id,
         content: c.id,
@@ -756,6 +789,7 @@ async fn purchase(
         }),
         disc: route.disc.clone(),
         rental_until: route.rental_until,
+        protected,
     }
     .sign(&o.signing);
     tracing::info!(

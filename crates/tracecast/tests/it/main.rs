@@ -10,6 +10,7 @@ mod mailbox_crash;
 mod members;
 mod picture_false_alarm;
 mod pictures;
+mod protect;
 mod sites;
 
 use std::path::{Path, PathBuf};

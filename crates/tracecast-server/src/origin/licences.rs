@@ -1,0 +1,207 @@
+//! Protected content at the origin (DESIGN.md "002"): each protected
+//! rendition's content key (made on first need, kept sealed under a key
+//! derived from the origin's signing key), handed to edges over their
+//! authenticated link so they encrypt marked copies, and licences issued to
+//! the buyer for their own protection system, each recorded without its
+//! key.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde::Deserialize;
+use tracecast_delivery::Tier;
+use tracecast_protect::{ContentKey, Grant, KeyId, Recipient, Rights};
+use tracecast_store::{AccountKind, LicenceRecord};
+
+use super::{json_body, Caller, Origin};
+use crate::ApiError;
+
+/// The name licences are issued under.
+pub const ISSUER: &str = "origin";
+
+fn place(content: i64, tier: Tier, key_id: &str) -> String {
+    format!("content {content} {tier} {key_id}")
+}
+
+impl Origin {
+    /// A protected rendition's key id and key, made on first need.
+    pub(super) async fn rendition_key(
+        &self,
+        content: i64,
+        tier: Tier,
+    ) -> Result<(KeyId, ContentKey), ApiError> {
+        let (kid, sealed) = match self.store.content_key(content, tier.as_str()).await? {
+            Some(k) => k,
+            None => {
+                let kid = KeyId::generate();
+                let key = ContentKey::generate();
+                let sealed = self
+                    .keywrap
+                    .seal(&key, &place(content, tier, &kid.to_string()));
+                self.store
+                    .add_content_key(content, tier.as_str(), &kid.to_string(), &sealed)
+                    .await?
+            }
+        };
+        let broken = |e: tracecast_protect::ProtectError| {
+            tracing::error!(content, %tier, error = %e, "a content key does not open");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "key_unavailable",
+                "this rendition's key cannot be opened",
+            )
+        };
+        let key = self
+            .keywrap
+            .open(&sealed, &place(content, tier, &kid))
+            .map_err(broken)?;
+        Ok((kid.parse().map_err(broken)?, key))
+    }
+}
+
+/// `GET /v1/contents/{id}/keys/{tier}` (edges and administrators): the
+/// key an edge encrypts marked copies under.
+pub(super) async fn rendition_key(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    Path((id, tier)): Path<(i64, String)>,
+) -> Result<Response, ApiError> {
+    match o.caller(&headers).await? {
+        Caller::Admin => {}
+        Caller::Account(a) if a.kind == AccountKind::Edge => {}
+        _ => return Err(ApiError::forbidden("content keys go to edges only")),
+    }
+    let tier: Tier = tier.parse().map_err(ApiError::bad_request)?;
+    let c = o.content_or_404(id).await?;
+    if !c.protected {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_protected",
+            format!("content {id} is not protected"),
+        ));
+    }
+    let (kid, key) = o.rendition_key(id, tier).await?;
+    Ok(Json(serde_json::json!({
+        "key_id": kid.to_string(),
+        "key": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.as_bytes()),
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LicenceRequest {
+    delivery: i64,
+    /// `clearkey`, `age:age1…` or `device:BASE64URL`.
+    recipient: String,
+}
+
+/// `POST /v1/licences` (the buyer): a licence for a protected delivery in
+/// the buyer's protection system.
+pub(super) async fn issue(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    body: Result<Json<LicenceRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let caller = o.caller(&headers).await?;
+    let me = caller.expect(AccountKind::User)?.clone();
+    let req = json_body(body)?;
+    let recipient: Recipient = req
+        .recipient
+        .parse()
+        .map_err(|e: tracecast_protect::ProtectError| ApiError::bad_request(e.to_string()))?;
+    let d = o
+        .store
+        .delivery(req.delivery)
+        .await?
+        .filter(|d| d.user_id == me.id)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_delivery",
+                format!("you have no delivery {}", req.delivery),
+            )
+        })?;
+    let c = o.content_or_404(d.content_id).await?;
+    if !c.protected {
+        return Err(ApiError::bad_request(format!(
+            "content {} is not protected: its copies need no licence",
+            c.id
+        )));
+    }
+    let tier: Tier = d.tier.parse().map_err(ApiError::bad_request)?;
+    let (kid, key) = o.rendition_key(c.id, tier).await?;
+    let now = tracecast_store::now_ms() / 1000;
+    // A rental's licence ends with the rental.
+    let rental_until = serde_json::from_str::<serde_json::Value>(&d.order_info)
+        .ok()
+        .and_then(|v| v["until"].as_i64());
+    let not_after = rental_until.map_or(now + o.config.licence_secs, |u| {
+        u.min(now + o.config.licence_secs)
+    });
+    if not_after <= now {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "ended",
+            "the rental has ended: no licence",
+        ));
+    }
+    let grant = Grant {
+        user: &me.name,
+        content: c.id,
+        key_id: kid,
+        rights: Rights {
+            not_before: now - 60,
+            not_after,
+        },
+        now,
+    };
+    let signed = o
+        .licence_issuer
+        .issue(&grant, &key, &recipient, None)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let id = signed
+        .verify_signature(&o.licence_trust())
+        .map(|l| l.id)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "licence_failed",
+                e.to_string(),
+            )
+        })?;
+    o.store
+        .record_licence(&LicenceRecord {
+            id: id.clone(),
+            delivery_id: d.id,
+            user_id: me.id,
+            content_id: c.id,
+            key_id: kid.to_string(),
+            system: recipient.system().to_string(),
+            issued_at: now,
+            not_after,
+        })
+        .await?;
+    tracing::info!(licence = %id, delivery = d.id, user = %me.name, system = %recipient.system(), "licence issued");
+    Ok((StatusCode::CREATED, Json(signed)).into_response())
+}
+
+/// `GET /v1/licences/issuer`: the name and Ed25519 key licences are signed
+/// with, for players to verify them.
+pub(super) async fn issuer(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    o.caller(&headers).await?;
+    let key = o.licence_issuer.verifying_key();
+    Ok(Json(serde_json::json!({
+        "name": ISSUER,
+        "key": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.as_bytes()),
+        "fingerprint": tracecast_protect::fingerprint(&key),
+    }))
+    .into_response())
+}

@@ -1,0 +1,181 @@
+//! `tracecast licence` and `tracecast decrypt`: protected content
+//! (DESIGN.md "002") from the user's side.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use base64::Engine;
+use reqwest::Method;
+use tracecast_protect::{Decryptor, Header, Secret, SignedLicence, System, Trusted};
+
+use crate::cli::{DecryptArgs, LicenceCommand};
+use crate::delivery::{origin, runtime};
+
+const DEVICE_PREFIX: &str = "TRACECAST-DEVICE-KEY-";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        LicenceCommand::Keygen { system, out } => {
+            let system: System = system.parse()?;
+            let (secret, recipient) = match system {
+                System::Age => {
+                    let (secret, public) = tracecast_protect::new_age_identity();
+                    (
+                        format!("# tracecast age identity\n# public key: {public}\n{secret}\n"),
+                        format!("age:{public}"),
+                    )
+                }
+                System::Device => {
+                    let (secret, public) = tracecast_protect::new_x25519_keypair();
+                    (
+                        format!("{DEVICE_PREFIX}{}\n", B64.encode(secret)),
+                        format!("device:{}", B64.encode(public)),
+                    )
+                }
+                System::Clearkey => anyhow::bail!("clearkey needs no key"),
+            };
+            crate::mark::write_secret_file(&out, secret.as_bytes())?;
+            println!("{recipient}");
+            eprintln!(
+                "secret written to {} (mode 0600); ask for licences with --recipient {recipient}",
+                out.display()
+            );
+        }
+        LicenceCommand::Get {
+            delivery,
+            recipient,
+            out,
+            conn,
+        } => {
+            let lic = runtime()?.block_on(async {
+                origin(&conn)?
+                    .call(
+                        Method::POST,
+                        "/v1/licences",
+                        Some(&serde_json::json!({"delivery": delivery, "recipient": recipient})),
+                    )
+                    .await
+                    .map_err(anyhow::Error::from)
+            })?;
+            let text = serde_json::to_string_pretty(&lic)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, format!("{text}\n"))
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "licence for delivery {delivery} written to {}",
+                        path.display()
+                    );
+                }
+                None => println!("{text}"),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The secret in an age identity file (as `age-keygen` or `licence keygen`
+/// write it) or a device key file.
+fn read_secret(path: &Path) -> anyhow::Result<Secret> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("AGE-SECRET-KEY-") {
+            return Ok(Secret::Age(line.to_owned()));
+        }
+        if let Some(k) = line.strip_prefix(DEVICE_PREFIX) {
+            let key: [u8; 32] = B64
+                .decode(k)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .context("the device key is not 32 bytes of base64url")?;
+            return Ok(Secret::Device(key));
+        }
+    }
+    anyhow::bail!(
+        "{} holds neither an age identity nor a tracecast device key",
+        path.display()
+    )
+}
+
+pub fn decrypt(args: DecryptArgs) -> anyhow::Result<ExitCode> {
+    let raw = std::fs::read(&args.licence)
+        .with_context(|| format!("reading {}", args.licence.display()))?;
+    let signed = SignedLicence::parse(&raw)?;
+    // The licence must verify under the origin's key, for this user, now.
+    let (issuer, me) = runtime()?.block_on(async {
+        let client = origin(&args.conn)?;
+        let issuer = client
+            .call(Method::GET, "/v1/licences/issuer", None)
+            .await?;
+        let me = client.account().await?;
+        anyhow::Ok((issuer, me.name))
+    })?;
+    let key: [u8; 32] = B64
+        .decode(issuer["key"].as_str().unwrap_or_default())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .context("the origin's licence key")?;
+    let trusted = Trusted::new().with(
+        issuer["name"].as_str().unwrap_or("origin"),
+        ed25519_dalek::VerifyingKey::from_bytes(&key).context("the origin's licence key")?,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let lic = signed
+        .verify(&trusted, &me, now)
+        .context("the licence does not verify")?;
+    let secret = match (&lic.system, &args.identity) {
+        (System::Clearkey, _) => Secret::None,
+        (_, Some(path)) => read_secret(path)?,
+        (s, None) => anyhow::bail!("a {s} licence opens with your key: give --identity FILE"),
+    };
+    let content_key = lic.content_key(&secret)?;
+    let mut file = std::fs::File::open(&args.file)
+        .with_context(|| format!("opening {}", args.file.display()))?;
+    let mut head = [0u8; tracecast_protect::container::HEADER_LEN];
+    std::io::Read::read_exact(&mut file, &mut head)
+        .context("the file is shorter than a protected file's header")?;
+    let header = Header::parse(&head)?;
+    let d = Decryptor::new(header, lic.key_id, &content_key)
+        .context("this licence is for another content")?;
+    let tmp = args.out.with_extension("partial");
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+    );
+    let written = match &args.range {
+        None => d.decrypt_stream(&mut std::io::BufReader::new(&mut file), &mut out),
+        Some(r) => {
+            let (a, b) = r
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+                .filter(|(a, b)| a <= b)
+                .context("--range START-END, START <= END")?;
+            d.decrypt_range(&mut file, a, b + 1, &mut out)
+        }
+    };
+    let written = match written {
+        Ok(n) => n,
+        Err(e) => {
+            drop(out);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e).context("decrypting");
+        }
+    };
+    out.flush()?;
+    out.get_ref().sync_all()?;
+    drop(out);
+    std::fs::rename(&tmp, &args.out)?;
+    println!(
+        "{}: {written} bytes decrypted with licence {} ({}, until {})",
+        args.out.display(),
+        lic.id,
+        lic.system,
+        lic.rights.not_after
+    );
+    Ok(ExitCode::SUCCESS)
+}
