@@ -10,6 +10,7 @@ pub mod home;
 pub mod kiosk;
 pub mod mailbox;
 pub mod origin;
+pub mod roaming;
 mod serve;
 pub mod site;
 

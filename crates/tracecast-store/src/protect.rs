@@ -104,3 +104,88 @@ impl Store {
             .collect()
     }
 }
+
+/// A licence conversion as the roaming server's audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConversionRecord {
+    pub source_id: String,
+    pub issuer: String,
+    pub user_name: String,
+    pub content_id: i64,
+    pub from_system: String,
+    pub to_system: String,
+    pub licence_id: String,
+    pub fee_cents: i64,
+    pub way: String,
+    pub converted_at: i64,
+}
+
+impl Store {
+    /// Records a conversion and its charge in one transaction, once per
+    /// source licence: false, writing nothing, when that licence was
+    /// converted before.
+    pub async fn record_conversion(
+        &self,
+        c: &ConversionRecord,
+        charge: &tracecast_ledger::Transaction,
+    ) -> Result<bool, StoreError> {
+        charge
+            .check()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut tx = sqlx::Acquire::begin(&self.pool).await?;
+        let n = sqlx::query(
+            "INSERT INTO roaming_conversions (source_id, issuer, user_name, content_id, \
+             from_system, to_system, licence_id, fee_cents, way, converted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (source_id) DO NOTHING",
+        )
+        .bind(&c.source_id)
+        .bind(&c.issuer)
+        .bind(&c.user_name)
+        .bind(c.content_id)
+        .bind(&c.from_system)
+        .bind(&c.to_system)
+        .bind(&c.licence_id)
+        .bind(c.fee_cents)
+        .bind(&c.way)
+        .bind(c.converted_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        crate::ledger::write_transaction(&mut tx, charge, crate::now_ms()).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn conversions_of(
+        &self,
+        user_name: &str,
+    ) -> Result<Vec<ConversionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT source_id, issuer, user_name, content_id, from_system, to_system, licence_id, \
+             fee_cents, way, converted_at FROM roaming_conversions WHERE user_name = $1 \
+             ORDER BY converted_at",
+        )
+        .bind(user_name)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConversionRecord {
+                    source_id: r.try_get(0)?,
+                    issuer: r.try_get(1)?,
+                    user_name: r.try_get(2)?,
+                    content_id: r.try_get(3)?,
+                    from_system: r.try_get(4)?,
+                    to_system: r.try_get(5)?,
+                    licence_id: r.try_get(6)?,
+                    fee_cents: r.try_get(7)?,
+                    way: r.try_get(8)?,
+                    converted_at: r.try_get(9)?,
+                })
+            })
+            .collect()
+    }
+}

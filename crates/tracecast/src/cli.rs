@@ -727,6 +727,22 @@ pub enum LicenceCommand {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Have the roaming server convert licences (from one or more
+    /// servers) into your protection system (user; --server is the roaming
+    /// server's URL).
+    Convert {
+        /// Licence files.
+        #[arg(required = true)]
+        licences: Vec<PathBuf>,
+        /// Your system: clearkey, age:age1… or device:KEY.
+        #[arg(long)]
+        recipient: String,
+        /// Where the converted licences go (NAME.SYSTEM.licence each).
+        #[arg(long)]
+        out_dir: PathBuf,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Make a key for the age or device system: writes the secret (mode
     /// 0600) and prints the recipient to ask licences for.
     Keygen {

@@ -49,6 +49,9 @@ fn settings(data: &Path, roles: Roles, mark_key: &Path) -> Settings {
         attributes: Default::default(),
         cache_bytes: 512 << 20,
         mailbox: Default::default(),
+        roaming_name: "roaming".into(),
+        roaming_fee_cents: 10,
+        roaming_agreements: Vec::new(),
     }
 }
 
@@ -88,6 +91,7 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         edge: false,
         home: false,
         kiosk: false,
+        roaming: true,
     };
     let origin = Node::start(
         &settings(&dir.join("origin"), origin_roles, &mark_key),
@@ -130,6 +134,7 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
                 edge: true,
                 home: false,
                 kiosk: false,
+                roaming: false,
             },
             &mark_key,
         );
@@ -449,6 +454,7 @@ async fn homes_and_kiosks(
             edge: false,
             home: true,
             kiosk: true,
+            roaming: false,
         },
         mark_key,
     );

@@ -44,6 +44,61 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
                 out.display()
             );
         }
+        LicenceCommand::Convert {
+            licences,
+            recipient,
+            out_dir,
+            conn,
+        } => {
+            let mut sent = Vec::new();
+            for path in &licences {
+                let raw =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let l = SignedLicence::parse(&raw)
+                    .with_context(|| format!("{} is not a licence", path.display()))?;
+                sent.push(serde_json::to_value(l)?);
+            }
+            let system: String = recipient.split(':').next().unwrap_or("licence").to_owned();
+            let answer = runtime()?.block_on(async {
+                origin(&conn)?
+                    .call(
+                        Method::POST,
+                        "/roaming/v1/conversions",
+                        Some(&serde_json::json!({"licences": sent, "recipient": recipient})),
+                    )
+                    .await
+                    .map_err(anyhow::Error::from)
+            })?;
+            std::fs::create_dir_all(&out_dir)?;
+            let mut failed = 0;
+            for r in answer["results"].as_array().into_iter().flatten() {
+                let i = r["index"].as_u64().unwrap_or(0) as usize;
+                let src = &licences[i.min(licences.len() - 1)];
+                match (&r["licence"], r["error"].as_str()) {
+                    (l, None) if l.is_object() => {
+                        let stem = src
+                            .file_stem()
+                            .and_then(|s| s.to_str())
+                            .unwrap_or("licence");
+                        let out = out_dir.join(format!("{stem}.{system}.licence"));
+                        std::fs::write(&out, serde_json::to_string_pretty(l)? + "\n")?;
+                        println!("{}: converted to {}", src.display(), out.display());
+                    }
+                    (_, e) => {
+                        failed += 1;
+                        println!("{}: refused: {}", src.display(), e.unwrap_or("?"));
+                    }
+                }
+            }
+            println!(
+                "{} converted, {} charged",
+                answer["converted"],
+                tracecast_ledger::money(answer["charged_cents"].as_i64().unwrap_or(0))
+            );
+            if failed > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
         LicenceCommand::Get {
             delivery,
             recipient,
@@ -119,10 +174,23 @@ pub fn decrypt(args: DecryptArgs) -> anyhow::Result<ExitCode> {
         .ok()
         .and_then(|b| b.try_into().ok())
         .context("the origin's licence key")?;
-    let trusted = Trusted::new().with(
+    let mut trusted = Trusted::new().with(
         issuer["name"].as_str().unwrap_or("origin"),
         ed25519_dalek::VerifyingKey::from_bytes(&key).context("the origin's licence key")?,
     );
+    // Licences converted by the origin's roaming server are trusted too.
+    if let Some(r) = issuer["roaming"].as_object() {
+        let key: [u8; 32] = B64
+            .decode(r["key"].as_str().unwrap_or_default())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .context("the roaming server's licence key")?;
+        trusted.add(
+            r["name"].as_str().unwrap_or("roaming"),
+            ed25519_dalek::VerifyingKey::from_bytes(&key)
+                .context("the roaming server's licence key")?,
+        );
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;

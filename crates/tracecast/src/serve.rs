@@ -42,6 +42,30 @@ pub struct FileConfig {
     pub members: Option<tracecast_members::Policy>,
     /// Origin: attribute trust by occupation, place and history.
     pub attributes: Option<tracecast_members::AttributeTable>,
+    /// Roaming server: its name, fee and agreements; see docs/protect.md.
+    pub roaming: Option<RoamingFileConfig>,
+}
+
+/// `[roaming]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoamingFileConfig {
+    pub name: Option<String>,
+    /// What one conversion costs the user, e.g. "0.10".
+    pub fee: Option<String>,
+    /// Issuers in other processes (an origin in this one is added).
+    #[serde(default)]
+    pub agreements: Vec<AgreementFileConfig>,
+}
+
+/// `[[roaming.agreements]]`: an issuer's name and keys (base64url), as its
+/// `GET /v1/licences/issuer` shows them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgreementFileConfig {
+    pub issuer: String,
+    pub signing_key: String,
+    pub agreement_key: String,
 }
 
 /// `[home]` and `[kiosk]`: the account token and where files go.
@@ -78,6 +102,8 @@ pub struct Roles {
     pub home: bool,
     /// A store's kiosk (never implied: it has its own account).
     pub kiosk: bool,
+    /// A roaming server for licences.
+    pub roaming: bool,
 }
 
 impl Roles {
@@ -87,6 +113,7 @@ impl Roles {
         edge: true,
         home: false,
         kiosk: false,
+        roaming: true,
     };
 
     fn parse(names: &[String]) -> anyhow::Result<Roles> {
@@ -99,6 +126,7 @@ impl Roles {
             edge: false,
             home: false,
             kiosk: false,
+            roaming: false,
         };
         for n in names {
             match n.trim() {
@@ -107,12 +135,16 @@ impl Roles {
                 "edge" => r.edge = true,
                 "home" => r.home = true,
                 "kiosk" => r.kiosk = true,
+                "roaming" => r.roaming = true,
                 "all" => {
                     r.origin = true;
                     r.mailbox = true;
                     r.edge = true;
+                    r.roaming = true;
                 }
-                other => bail!("unknown role {other:?}: origin, mailbox, edge, home, kiosk or all"),
+                other => bail!(
+                    "unknown role {other:?}: origin, mailbox, edge, home, kiosk, roaming or all"
+                ),
             }
         }
         // The origin talks to edges and users through its mailbox.
@@ -136,6 +168,9 @@ impl Roles {
         }
         if self.kiosk {
             v.push("kiosk");
+        }
+        if self.roaming {
+            v.push("roaming");
         }
         v.join(",")
     }
@@ -169,6 +204,9 @@ pub struct Settings {
     pub attributes: tracecast_members::AttributeTable,
     pub cache_bytes: u64,
     pub mailbox: MailboxConfig,
+    pub roaming_name: String,
+    pub roaming_fee_cents: i64,
+    pub roaming_agreements: Vec<tracecast_protect::Agreement>,
 }
 
 /// Reads "2G", "512M", "100000".
@@ -249,6 +287,30 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         .check()
         .context("[attributes] in the settings file")?;
     let kiosk_file = file.kiosk.unwrap_or_default();
+    let roaming_file = file.roaming.unwrap_or_default();
+    let b64 = |v: &str, what: &str| -> anyhow::Result<[u8; 32]> {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(v)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .with_context(|| format!("[[roaming.agreements]] {what}: 32 bytes in base64url"))
+    };
+    let mut roaming_agreements = Vec::new();
+    for a in &roaming_file.agreements {
+        roaming_agreements.push(tracecast_protect::Agreement {
+            issuer: a.issuer.clone(),
+            signing: ed25519_dalek::VerifyingKey::from_bytes(&b64(&a.signing_key, "signing_key")?)
+                .context("[[roaming.agreements]] signing_key is not an Ed25519 key")?,
+            agreement_public: b64(&a.agreement_key, "agreement_key")?,
+        });
+    }
+    let roaming_fee_cents = match &roaming_file.fee {
+        Some(f) => {
+            tracecast_ledger::parse_money(f).map_err(|e| anyhow::anyhow!("[roaming] fee: {e}"))?
+        }
+        None => 10,
+    };
     let cache = args
         .cache_size
         .clone()
@@ -275,6 +337,9 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         attributes: attributes.clone(),
         cache_bytes: parse_size(&cache)?,
         mailbox: mailbox_config(args)?,
+        roaming_name: roaming_file.name.unwrap_or_else(|| "roaming".into()),
+        roaming_fee_cents,
+        roaming_agreements,
         data,
     })
 }
@@ -322,6 +387,31 @@ impl Node {
             router = router.merge(mailbox::router(m.clone()));
             mb = Some(m);
         }
+        let mut roaming = None;
+        if s.roles.roaming {
+            let signing = read_or_make_signing_key(&s.data.join("roaming-signing.key"))?;
+            // 32 random bytes, kept like the signing key: the X25519 key of
+            // its agreements.
+            let agreement = read_or_make_signing_key(&s.data.join("roaming-agreement.key"))?;
+            let mut agreements = s.roaming_agreements.clone();
+            if s.roles.origin {
+                let origin_signing = read_or_make_signing_key(&s.data.join("origin-ticket.key"))?;
+                agreements.push(origin::licences::agreement(&origin_signing));
+            }
+            let r = tracecast_server::roaming::Roaming::new(
+                store.clone(),
+                signing,
+                agreement.to_bytes(),
+                tracecast_server::roaming::RoamingConfig {
+                    name: s.roaming_name.clone(),
+                    fee_cents: s.roaming_fee_cents,
+                    agreements,
+                },
+            )
+            .context("starting the roaming server")?;
+            router = router.merge(tracecast_server::roaming::router(r.clone()));
+            roaming = Some(r);
+        }
         let mut origin = None;
         if s.roles.origin {
             let blobs = match &s.blobs {
@@ -340,6 +430,7 @@ impl Node {
                 OriginConfig {
                     members: s.members.clone(),
                     attributes: s.attributes.clone(),
+                    roaming: roaming.clone(),
                     ..OriginConfig::default()
                 },
             )

@@ -24,6 +24,30 @@ use crate::ApiError;
 /// The name licences are issued under.
 pub const ISSUER: &str = "origin";
 
+/// The X25519 key of this origin's roaming agreements, derived from its
+/// signing key (HKDF-SHA256, its own label).
+pub fn agreement_secret(signing: &ed25519_dalek::SigningKey) -> [u8; 32] {
+    use sha2::Sha256;
+    let mut out = [0u8; 32];
+    hkdf::Hkdf::<Sha256>::new(
+        Some(b"tracecast origin roaming agreement/1"),
+        signing.as_bytes(),
+    )
+    .expand(b"x25519", &mut out)
+    .expect("32 bytes is a valid HKDF length");
+    out
+}
+
+/// What a roaming server needs to make an agreement with this origin.
+pub fn agreement(signing: &ed25519_dalek::SigningKey) -> tracecast_protect::Agreement {
+    tracecast_protect::Agreement {
+        issuer: ISSUER.into(),
+        signing: signing.verifying_key(),
+        agreement_public: tracecast_protect::x25519_public(&agreement_secret(signing))
+            .expect("a derived key is a valid secret"),
+    }
+}
+
 fn place(content: i64, tier: Tier, key_id: &str) -> String {
     format!("content {content} {tier} {key_id}")
 }
@@ -160,9 +184,35 @@ pub(super) async fn issue(
         },
         now,
     };
-    let signed = o
+    // A system this origin does not issue: a licence in its own first
+    // system, converted by the roaming server before it is delivered.
+    let native = o.config.native_systems.contains(&recipient.system());
+    let own = if native {
+        recipient.clone()
+    } else {
+        match (o.config.native_systems.first(), &o.config.roaming) {
+            (Some(tracecast_protect::System::Clearkey), Some(_)) => Recipient::Clearkey,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unsupported_system",
+                    format!(
+                        "this origin issues {} licences and has no roaming server for {}",
+                        o.config
+                            .native_systems
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        recipient.system()
+                    ),
+                ))
+            }
+        }
+    };
+    let mut signed = o
         .licence_issuer
-        .issue(&grant, &key, &recipient, None)
+        .issue(&grant, &key, &own, o.roaming_agreement.as_ref())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let id = signed
         .verify_signature(&o.licence_trust())
@@ -186,7 +236,13 @@ pub(super) async fn issue(
             not_after,
         })
         .await?;
-    tracing::info!(licence = %id, delivery = d.id, user = %me.name, system = %recipient.system(), "licence issued");
+    if !native {
+        let roaming = o.config.roaming.as_ref().expect("checked above");
+        signed = roaming
+            .convert(&me.name, &signed, &recipient, crate::roaming::Way::Issuer)
+            .await?;
+    }
+    tracing::info!(licence = %id, delivery = d.id, user = %me.name, system = %recipient.system(), native, "licence issued");
     Ok((StatusCode::CREATED, Json(signed)).into_response())
 }
 
@@ -197,11 +253,22 @@ pub(super) async fn issuer(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     o.caller(&headers).await?;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let key = o.licence_issuer.verifying_key();
+    let roaming = o.config.roaming.as_ref().map(|r| {
+        serde_json::json!({
+            "name": r.name(),
+            "key": b64.encode(r.verifying_key().as_bytes()),
+            "fingerprint": tracecast_protect::fingerprint(&r.verifying_key()),
+        })
+    });
     Ok(Json(serde_json::json!({
         "name": ISSUER,
-        "key": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.as_bytes()),
+        "key": b64.encode(key.as_bytes()),
         "fingerprint": tracecast_protect::fingerprint(&key),
+        "agreement_key": b64.encode(agreement(&o.signing).agreement_public),
+        "systems": o.config.native_systems,
+        "roaming": roaming,
     }))
     .into_response())
 }

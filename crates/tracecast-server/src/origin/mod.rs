@@ -70,6 +70,13 @@ pub struct OriginConfig {
     /// How long a licence for protected content lasts (a rental's ends
     /// with the rental).
     pub licence_secs: i64,
+    /// The protection systems this origin issues licences in itself; a
+    /// user of another system gets theirs through the roaming server.
+    pub native_systems: Vec<tracecast_protect::System>,
+    /// A roaming server in this process: licences carry a copy of the key
+    /// for it (the roaming agreement), and it converts licences into
+    /// systems this origin does not issue.
+    pub roaming: Option<Arc<crate::roaming::Roaming>>,
 }
 
 impl std::fmt::Debug for OriginConfig {
@@ -98,6 +105,12 @@ impl Default for OriginConfig {
             members: tracecast_members::Policy::default(),
             attributes: tracecast_members::AttributeTable::default(),
             licence_secs: 30 * 24 * 3600,
+            native_systems: vec![
+                tracecast_protect::System::Clearkey,
+                tracecast_protect::System::Age,
+                tracecast_protect::System::Device,
+            ],
+            roaming: None,
         }
     }
 }
@@ -121,6 +134,8 @@ pub struct Origin {
     /// Signs licences (the origin's signing key, under the licence
     /// format's own domain).
     licence_issuer: tracecast_protect::Issuer,
+    /// This origin's side of its agreement with the roaming server.
+    roaming_agreement: Option<tracecast_protect::RoamingAgreement>,
 }
 
 impl std::fmt::Debug for Origin {
@@ -175,6 +190,18 @@ impl Origin {
             Err(e) => return Err(e),
         };
         let workers = config.workers.max(1);
+        let roaming_agreement = match &config.roaming {
+            Some(r) => Some(
+                tracecast_protect::RoamingAgreement::for_issuer(
+                    licences::ISSUER,
+                    &licences::agreement_secret(&signing),
+                    r.name(),
+                    &r.agreement_key(),
+                )
+                .map_err(|e| tracecast_store::StoreError::Invalid(e.to_string()))?,
+            ),
+            None => None,
+        };
         let origin = Arc::new(Self {
             store,
             blobs,
@@ -192,6 +219,7 @@ impl Origin {
                 "tracecast origin content keys",
             ),
             licence_issuer: tracecast_protect::Issuer::new(licences::ISSUER, signing.clone()),
+            roaming_agreement,
         });
         tokio::spawn(reports::consume(origin.clone()));
         Ok(origin)
@@ -715,6 +743,18 @@ async fn purchase(
     }
     let now = tracecast_store::now_ms();
     let route = route_via_site(&o, &req, &c, kind, tier, now).await?;
+    if c.protected && route.mode != Mode::Download {
+        // Homes package rentals and kiosks write discs from the plain
+        // copy; protected copies go to the buyer only.
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "protected",
+            format!(
+                "content {} is protected: it is delivered directly to you, not through a home server or kiosk; nothing was charged",
+                c.id
+            ),
+        ));
+    }
     let loads = o
         .store
         .edge_loads(c.id, tier.as_str(), now - o.config.load_window_ms)

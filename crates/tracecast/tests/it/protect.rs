@@ -194,4 +194,41 @@ fn protected_copies_open_with_the_buyers_licence_only() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("altered"));
     assert!(!dir.join("t.flac").exists() && !dir.join("t.partial").exists());
+
+    // No key reaches a log: not the content key (as the edge fetched it),
+    // not the user's age or device secret.
+    let tier = b["tier"].as_str().unwrap();
+    let admin = tracecast_client::OriginClient::new(
+        &net.base,
+        std::fs::read_to_string(&net.admin).unwrap().trim(),
+    )
+    .unwrap();
+    let key = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(admin.call(
+            reqwest::Method::GET,
+            &format!("/v1/contents/{id}/keys/{tier}"),
+            None,
+        ))
+        .unwrap();
+    let content_key = key["key"].as_str().unwrap().to_owned();
+    let age_secret = std::fs::read_to_string(&age_key).unwrap();
+    let age_secret = age_secret
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    let device_secret = std::fs::read_to_string(&dev_key).unwrap();
+    let mut logs = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            logs += 1;
+            for secret in [content_key.as_str(), age_secret, device_secret.trim()] {
+                assert!(!text.contains(secret), "a key in {}", path.display());
+            }
+            assert!(!text.contains("AGE-SECRET-KEY"), "{}", path.display());
+        }
+    }
+    assert!(logs >= 3, "the origin's and edges' logs were read");
 }

@@ -1,0 +1,255 @@
+//! Licence roaming over HTTP on both backends: an origin that issues only
+//! ClearKey itself, with a roaming agreement; a user of a device system
+//! gets a licence converted before delivery (the issuer's way in); a user
+//! brings a licence and has it converted into age (their way in); the same
+//! licence again, another user's licence, a forged one and one from an
+//! issuer without an agreement are refused; every conversion is charged
+//! once in the ledger and kept in the audit log, without keys.
+
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tracecast_client::{ClientError, EdgeClient};
+use tracecast_protect::{Secret, SignedLicence, System, Trusted};
+use tracecast_server::origin::{licences, OriginConfig};
+use tracecast_server::roaming::{Roaming, RoamingConfig};
+use tracecast_store::testing::TestStore;
+
+mod common;
+
+fn status(e: ClientError) -> StatusCode {
+    match e {
+        ClientError::Refused { status, .. } => status,
+        other => panic!("expected a refusal, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn licences_roam_between_systems_on_both_backends() {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    for t in TestStore::both().await {
+        eprintln!("roaming: {}", t.backend().name());
+        // The origin's signing key in common::start_with is [3; 32].
+        let origin_signing = SigningKey::from_bytes(&[3; 32]);
+        let roaming = Roaming::new(
+            t.store.clone(),
+            SigningKey::from_bytes(&[4; 32]),
+            [5; 32],
+            RoamingConfig {
+                name: "roaming".into(),
+                fee_cents: 10,
+                agreements: vec![licences::agreement(&origin_signing)],
+            },
+        )
+        .unwrap();
+        let config = OriginConfig {
+            native_systems: vec![System::Clearkey],
+            roaming: Some(roaming.clone()),
+            ..OriginConfig::default()
+        };
+        let net = common::start_with(&t, &["tokyo"], config).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let roaming_base = format!("http://{}", listener.local_addr().unwrap());
+        let _roaming_task =
+            common::serve(listener, tracecast_server::roaming::router(roaming.clone()));
+        let files = tempfile::tempdir().unwrap();
+        let (_, provider, _) = net.account("provider", "aurora").await;
+        let (_, alice, alice_token) = net.account("user", "alice").await;
+        let (_, _bob, bob_token) = net.account("user", "bob").await;
+        net.edges_alive().await;
+
+        let src = common::track(files.path(), 12.0, 3);
+        let c = provider
+            .add_content_with(
+                &src,
+                &tracecast_client::ContentOptions {
+                    title: "Sealed",
+                    price_cents: 100,
+                    protected: true,
+                    ..Default::default()
+                },
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+        assert!(c.protected);
+        let p = alice.purchase(c.id, None, &[]).await.unwrap();
+        let edge = EdgeClient::new().unwrap();
+        let copy = edge.deliver(&p.edge_address, &p.ticket).await.unwrap();
+        let sealed = files.path().join("sealed.tcprot");
+        edge.download(&copy, &sealed, &|_, _| {}).await.unwrap();
+        let sealed = std::fs::read(&sealed).unwrap();
+
+        let issuer = alice
+            .call(Method::GET, "/v1/licences/issuer", None)
+            .await
+            .unwrap();
+        assert_eq!(issuer["systems"], json!(["clearkey"]));
+        let key = |v: &serde_json::Value| {
+            ed25519_dalek::VerifyingKey::from_bytes(
+                &b64.decode(v.as_str().unwrap()).unwrap().try_into().unwrap(),
+            )
+            .unwrap()
+        };
+        let trusted = Trusted::new()
+            .with("origin", key(&issuer["key"]))
+            .with("roaming", key(&issuer["roaming"]["key"]));
+        let now = tracecast_store::now_ms() / 1000;
+        let licence =
+            |v: serde_json::Value| -> SignedLicence { serde_json::from_value(v).unwrap() };
+
+        // The issuer's way: alice's device system is not one the origin
+        // issues; the roaming server converts before delivery.
+        let (dev_secret, dev_public) = tracecast_protect::new_x25519_keypair();
+        let l = licence(
+            alice
+                .call(
+                    Method::POST,
+                    "/v1/licences",
+                    Some(&json!({"delivery": p.delivery, "recipient": format!("device:{}", b64.encode(dev_public))})),
+                )
+                .await
+                .unwrap(),
+        );
+        let dl = l.verify(&trusted, "alice", now).unwrap();
+        assert_eq!((dl.issuer.as_str(), dl.system), ("roaming", System::Device));
+        let k = dl.content_key(&Secret::Device(dev_secret)).unwrap();
+        let flac = tracecast_protect::decrypt_bytes(&sealed, dl.key_id, &k).unwrap();
+        assert_eq!(&flac[..4], b"fLaC");
+
+        // The user's way: a ClearKey licence (carrying the roaming copy)
+        // brought to the roaming server and converted into age.
+        let ck = alice
+            .call(
+                Method::POST,
+                "/v1/licences",
+                Some(&json!({"delivery": p.delivery, "recipient": "clearkey"})),
+            )
+            .await
+            .unwrap();
+        let (age_secret, age_public) = tracecast_protect::new_age_identity();
+        let as_alice = tracecast_client::OriginClient::new(&roaming_base, &alice_token).unwrap();
+        let convert = |client: tracecast_client::OriginClient, lic: serde_json::Value| {
+            let recipient = format!("age:{age_public}");
+            async move {
+                client
+                    .call(
+                        Method::POST,
+                        "/roaming/v1/conversions",
+                        Some(&json!({"licences": [lic], "recipient": recipient})),
+                    )
+                    .await
+            }
+        };
+        let r = convert(as_alice.clone(), ck.clone()).await.unwrap();
+        assert_eq!(
+            (r["converted"].as_i64(), r["charged_cents"].as_i64()),
+            (Some(1), Some(10)),
+            "{r}"
+        );
+        let al = licence(r["results"][0]["licence"].clone())
+            .verify(&trusted, "alice", now)
+            .unwrap();
+        assert_eq!(al.system, System::Age);
+        assert_eq!(
+            tracecast_protect::decrypt_bytes(
+                &sealed,
+                al.key_id,
+                &al.content_key(&Secret::Age(age_secret)).unwrap()
+            )
+            .unwrap(),
+            flac
+        );
+        // Replayed: converted once only.
+        let again = convert(as_alice.clone(), ck.clone()).await.unwrap();
+        assert_eq!(again["converted"], 0);
+        assert!(
+            again["results"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("converted before"),
+            "{again}"
+        );
+        // Bob brings alice's licence: refused.
+        let as_bob = tracecast_client::OriginClient::new(&roaming_base, &bob_token).unwrap();
+        let r = convert(as_bob, ck.clone()).await.unwrap();
+        assert!(
+            r["results"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("another user"),
+            "{r}"
+        );
+        // Forged: the payload changed.
+        let mut forged = ck.clone();
+        let payload = b64.decode(forged["payload"].as_str().unwrap()).unwrap();
+        let text = String::from_utf8(payload)
+            .unwrap()
+            .replace("\"content\":", "\"content\":1");
+        forged["payload"] = json!(b64.encode(text));
+        let r = convert(as_alice.clone(), forged).await.unwrap();
+        assert!(
+            r["results"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("signature"),
+            "{r}"
+        );
+        // An issuer without an agreement.
+        let stranger = tracecast_protect::Issuer::new("origin", SigningKey::from_bytes(&[8; 32]));
+        let foreign = stranger
+            .issue(
+                &tracecast_protect::Grant {
+                    user: "alice",
+                    content: c.id,
+                    key_id: dl.key_id,
+                    rights: tracecast_protect::Rights {
+                        not_before: now - 5,
+                        not_after: now + 60,
+                    },
+                    now,
+                },
+                &tracecast_protect::ContentKey::generate(),
+                &tracecast_protect::Recipient::Clearkey,
+                None,
+            )
+            .unwrap();
+        let r = convert(as_alice.clone(), serde_json::to_value(foreign).unwrap())
+            .await
+            .unwrap();
+        assert!(
+            r["results"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("unknown issuer"),
+            "{r}"
+        );
+        // The administrator token converts nothing; nor does no token.
+        let admin_roaming =
+            tracecast_client::OriginClient::new(&roaming_base, "tc_nobody").unwrap();
+        assert_eq!(
+            status(convert(admin_roaming, ck.clone()).await.unwrap_err()),
+            StatusCode::UNAUTHORIZED
+        );
+
+        // Two conversions, each charged once; the audit log has no key.
+        let lines = t.store.account_lines("operator:roaming").await.unwrap();
+        assert_eq!(
+            lines.iter().map(|l| l.amount_cents).sum::<i64>(),
+            -20,
+            "{lines:?}"
+        );
+        let audit = t.store.conversions_of("alice").await.unwrap();
+        assert_eq!(
+            audit
+                .iter()
+                .map(|a| (a.way.as_str(), a.to_system.as_str()))
+                .collect::<Vec<_>>(),
+            [("issuer", "device"), ("user", "age")]
+        );
+        let dump = format!("{audit:?}");
+        assert!(!dump.contains(&b64.encode(k.as_bytes())));
+        t.finish().await;
+    }
+}
