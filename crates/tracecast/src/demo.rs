@@ -93,6 +93,7 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         kiosk: false,
         roaming: true,
     };
+    // The origin runs with a roaming server in its process (step 8).
     let origin = Node::start(
         &settings(&dir.join("origin"), origin_roles, &mark_key),
         tokio::net::TcpListener::bind("127.0.0.1:0").await?,
@@ -385,6 +386,7 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         }
     ));
 
+    failures += protected(&say, dir, &provider_client, &admin, &users).await?;
     failures += homes_and_kiosks(&say, dir, &origin, &admin, &mark_key, &users, &track).await?;
 
     for e in edges {
@@ -402,7 +404,121 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Steps 8-10: a home server and a kiosk; a rental played with seeks; a
+/// Step 8: protected content. A track published protected arrives
+/// encrypted; carol's device system gets its licence through the roaming
+/// server (she brings the ClearKey licence the origin issued); her device
+/// key opens the copy, which still traces to her. Answers how many checks
+/// failed.
+async fn protected(
+    say: &dyn Fn(String),
+    dir: &Path,
+    provider: &OriginClient,
+    admin: &OriginClient,
+    users: &[(&str, i64, OriginClient, String)],
+) -> anyhow::Result<usize> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut failures = 0;
+    let dir = dir.join("protected");
+    std::fs::create_dir_all(&dir)?;
+    let src = dir.join("sealed-etude.wav");
+    tracecast_media::encode_file(&tracecast_media::synth::music(10.0, 44_100, 77), &src)?;
+    let c = provider
+        .add_content_with(
+            &src,
+            &tracecast_client::ContentOptions {
+                title: "Sealed Etude",
+                price_cents: 99,
+                protected: true,
+                ..Default::default()
+            },
+            |_, _| {},
+        )
+        .await?;
+    let (_, _, carol, _) = &users[2];
+    let sealed = dir.join("carol-sealed-etude.flac.tcprot");
+    let b = buy_copy(
+        carol,
+        c.id,
+        Some(Tier::Lossless),
+        &sealed,
+        Duration::from_secs(10),
+        None,
+        true,
+        &|_| {},
+    )
+    .await?;
+    let bytes = std::fs::read(&sealed)?;
+    let encrypted = bytes.starts_with(tracecast_protect::container::MAGIC);
+    say(format!(
+        "8. protected content: {:?} (content {}) published protected; carol's copy ({} bytes) arrives {}",
+        c.title,
+        c.id,
+        bytes.len(),
+        if encrypted { "encrypted (TCPROT, AES-128-GCM chunks)" } else { "NOT ENCRYPTED" }
+    ));
+    failures += usize::from(!encrypted);
+    // The origin issues a ClearKey licence; the roaming server converts it
+    // into carol's device system.
+    let ck = carol
+        .call(
+            reqwest::Method::POST,
+            "/v1/licences",
+            Some(&serde_json::json!({"delivery": b.purchase.delivery, "recipient": "clearkey"})),
+        )
+        .await?;
+    let (device_secret, device_public) = tracecast_protect::new_x25519_keypair();
+    let converted = carol
+        .call(
+            reqwest::Method::POST,
+            "/roaming/v1/conversions",
+            Some(&serde_json::json!({
+                "licences": [ck],
+                "recipient": format!("device:{}", b64.encode(device_public)),
+            })),
+        )
+        .await?;
+    let licence: tracecast_protect::SignedLicence =
+        serde_json::from_value(converted["results"][0]["licence"].clone())
+            .context("the roaming server converted nothing")?;
+    let issuer = carol
+        .call(reqwest::Method::GET, "/v1/licences/issuer", None)
+        .await?;
+    let key = |v: &serde_json::Value| -> anyhow::Result<ed25519_dalek::VerifyingKey> {
+        let b: [u8; 32] = b64
+            .decode(v.as_str().unwrap_or_default())?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("a 32-byte key"))?;
+        Ok(ed25519_dalek::VerifyingKey::from_bytes(&b)?)
+    };
+    let trusted = tracecast_protect::Trusted::new()
+        .with("origin", key(&issuer["key"])?)
+        .with("roaming", key(&issuer["roaming"]["key"])?);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let l = licence.verify(&trusted, "carol", now)?;
+    let content_key = l.content_key(&tracecast_protect::Secret::Device(device_secret))?;
+    let plain = tracecast_protect::decrypt_bytes(&bytes, l.key_id, &content_key)?;
+    let out = dir.join("carol-sealed-etude.flac");
+    std::fs::write(&out, &plain)?;
+    say(format!(
+        "   carol's ClearKey licence converted by the roaming server into her device system (HPKE), charged {}; her device key opens the copy: {} bytes of FLAC",
+        money(converted["charged_cents"].as_i64().unwrap_or(0)),
+        plain.len()
+    ));
+    let r = admin.trace(&out).await?;
+    let ok = r.user.as_deref() == Some("carol");
+    failures += usize::from(!ok);
+    say(format!(
+        "   {}  the decrypted copy traces to {}",
+        if ok { "ok" } else { "WRONG" },
+        verdict(&r)
+    ));
+    Ok(failures)
+}
+
+/// Steps 9-11: a home server and a kiosk; a rental played with seeks; a
 /// CD-R ordered and traced; an invoice paid; the books balanced. Answers
 /// how many checks failed.
 async fn homes_and_kiosks(
@@ -463,7 +579,7 @@ async fn homes_and_kiosks(
     s.kiosk_token_file = Some(tokens[1].clone());
     let site = Node::start(&s, listener).await?;
     say(format!(
-        "8. a home server (maple-court, usage fee 0.30) and a shop's kiosk (corner-store: CD-R 1.50, DVD-R 3.00, agency fee 0.50) at http://{at}"
+        "9. a home server (maple-court, usage fee 0.30) and a shop's kiosk (corner-store: CD-R 1.50, DVD-R 3.00, agency fee 0.50) at http://{at}"
     ));
 
     // Alice rents the track from the home server and plays it with seeks.
@@ -541,7 +657,7 @@ async fn homes_and_kiosks(
         .and_then(|v| v.disc.clone())
         .context("the kiosk's receipt")?;
     say(format!(
-        "9. bob orders {:?} on a CD-R at corner-store for pick-up: an ISO 9660 image (Joliet + Rock Ridge) of {:.1} MB with {}; he will owe the store {}",
+        "10. bob orders {:?} on a CD-R at corner-store for pick-up: an ISO 9660 image (Joliet + Rock Ridge) of {:.1} MB with {}; he will owe the store {}",
         track.title,
         receipt.image_bytes as f64 / 1e6,
         receipt.files.join(" and "),
@@ -586,7 +702,7 @@ async fn homes_and_kiosks(
         inv = bob.invoice(None).await?;
     }
     say(format!(
-        "10. bob's invoice: {} lines, {} owed",
+        "11. bob's invoice: {} lines, {} owed",
         inv.lines.len(),
         money(inv.balance_cents)
     ));
