@@ -44,6 +44,30 @@ pub struct FileConfig {
     pub attributes: Option<tracecast_members::AttributeTable>,
     /// Roaming server: its name, fee and agreements; see docs/protect.md.
     pub roaming: Option<RoamingFileConfig>,
+    /// Origin: licences for protected content; see docs/protect.md.
+    pub licences: Option<LicencesFileConfig>,
+}
+
+/// `[licences]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicencesFileConfig {
+    /// How long a licence lasts.
+    pub days: Option<u32>,
+    /// Systems the origin issues itself (default: clearkey, age, device).
+    pub systems: Option<Vec<tracecast_protect::System>>,
+    /// A roaming server in another process, as its `GET /roaming/v1/keys`
+    /// shows it.
+    pub roaming: Option<RoamingPartnerFileConfig>,
+}
+
+/// `[licences.roaming]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoamingPartnerFileConfig {
+    pub name: String,
+    pub signing_key: String,
+    pub agreement_key: String,
 }
 
 /// `[roaming]`.
@@ -207,6 +231,9 @@ pub struct Settings {
     pub roaming_name: String,
     pub roaming_fee_cents: i64,
     pub roaming_agreements: Vec<tracecast_protect::Agreement>,
+    pub licence_days: u32,
+    pub licence_systems: Vec<tracecast_protect::System>,
+    pub roaming_partner: Option<tracecast_server::origin::licences::RoamingPartner>,
 }
 
 /// Reads "2G", "512M", "100000".
@@ -294,7 +321,7 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             .decode(v)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .with_context(|| format!("[[roaming.agreements]] {what}: 32 bytes in base64url"))
+            .with_context(|| format!("{what}: 32 bytes in base64url"))
     };
     let mut roaming_agreements = Vec::new();
     for a in &roaming_file.agreements {
@@ -304,6 +331,30 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
                 .context("[[roaming.agreements]] signing_key is not an Ed25519 key")?,
             agreement_public: b64(&a.agreement_key, "agreement_key")?,
         });
+    }
+    let licences_file = file.licences.unwrap_or_default();
+    let roaming_partner = match &licences_file.roaming {
+        Some(p) => Some(tracecast_server::origin::licences::RoamingPartner {
+            name: p.name.clone(),
+            signing: ed25519_dalek::VerifyingKey::from_bytes(&b64(&p.signing_key, "signing_key")?)
+                .context("[licences.roaming] signing_key is not an Ed25519 key")?,
+            agreement_key: b64(&p.agreement_key, "agreement_key")?,
+        }),
+        None => None,
+    };
+    let licence_systems = licences_file.systems.clone().unwrap_or_else(|| {
+        vec![
+            tracecast_protect::System::Clearkey,
+            tracecast_protect::System::Age,
+            tracecast_protect::System::Device,
+        ]
+    });
+    if licence_systems.is_empty() {
+        bail!("[licences] systems: name at least one of clearkey, age, device");
+    }
+    let licence_days = licences_file.days.unwrap_or(30);
+    if licence_days == 0 {
+        bail!("[licences] days must be at least 1");
     }
     let roaming_fee_cents = match &roaming_file.fee {
         Some(f) => {
@@ -340,6 +391,9 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         roaming_name: roaming_file.name.unwrap_or_else(|| "roaming".into()),
         roaming_fee_cents,
         roaming_agreements,
+        licence_days,
+        licence_systems,
+        roaming_partner,
         data,
     })
 }
@@ -431,6 +485,9 @@ impl Node {
                     members: s.members.clone(),
                     attributes: s.attributes.clone(),
                     roaming: roaming.clone(),
+                    roaming_partner: s.roaming_partner.clone(),
+                    native_systems: s.licence_systems.clone(),
+                    licence_secs: i64::from(s.licence_days) * 24 * 3600,
                     ..OriginConfig::default()
                 },
             )
@@ -690,5 +747,59 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(toml: &str) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, toml)?;
+        let cli = crate::cli::Cli::try_parse_from([
+            "tracecast",
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+        ])?;
+        match cli.command {
+            crate::cli::Command::Serve(args) => settings(&args),
+            _ => unreachable!("serve parses as serve"),
+        }
+    }
+
+    #[test]
+    fn licence_and_roaming_settings_are_read_and_checked() {
+        let key = "A".repeat(43);
+        let s = parse(&format!(
+            "[licences]\ndays = 7\nsystems = [\"clearkey\"]\n[licences.roaming]\nname = \"far\"\nsigning_key = \"{}\"\nagreement_key = \"{key}\"\n[roaming]\nfee = \"0.25\"\n",
+            // The Ed25519 identity point, a valid public key.
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, {
+                let mut b = [0u8; 32];
+                b[0] = 1;
+                b
+            }),
+        ))
+        .unwrap();
+        assert_eq!(s.licence_days, 7);
+        assert_eq!(s.licence_systems, vec![tracecast_protect::System::Clearkey]);
+        assert_eq!(
+            s.roaming_partner.as_ref().map(|p| p.name.as_str()),
+            Some("far")
+        );
+        assert_eq!(s.roaming_fee_cents, 25);
+        for bad in [
+            "[licences]\nsystems = [\"widevine\"]\n",
+            "[licences]\ndays = 0\n",
+            "[licences]\nsystems = []\n",
+            "[licences]\nsurprise = 1\n",
+            "[roaming]\nfee = \"lots\"\n",
+            "[licences.roaming]\nname = \"x\"\nsigning_key = \"short\"\nagreement_key = \"short\"\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 }

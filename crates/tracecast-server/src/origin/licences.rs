@@ -24,6 +24,16 @@ use crate::ApiError;
 /// The name licences are issued under.
 pub const ISSUER: &str = "origin";
 
+/// A roaming server in another process this origin has an agreement with:
+/// its licences carry a copy of the key for it, and players trust the
+/// licences it converts.
+#[derive(Debug, Clone)]
+pub struct RoamingPartner {
+    pub name: String,
+    pub signing: ed25519_dalek::VerifyingKey,
+    pub agreement_key: [u8; 32],
+}
+
 /// The X25519 key of this origin's roaming agreements, derived from its
 /// signing key (HKDF-SHA256, its own label).
 pub fn agreement_secret(signing: &ed25519_dalek::SigningKey) -> [u8; 32] {
@@ -255,11 +265,16 @@ pub(super) async fn issuer(
     o.caller(&headers).await?;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let key = o.licence_issuer.verifying_key();
-    let roaming = o.config.roaming.as_ref().map(|r| {
+    let partner = match (&o.config.roaming, &o.config.roaming_partner) {
+        (Some(r), _) => Some((r.name().to_owned(), r.verifying_key())),
+        (None, Some(p)) => Some((p.name.clone(), p.signing)),
+        (None, None) => None,
+    };
+    let roaming = partner.map(|(name, key)| {
         serde_json::json!({
-            "name": r.name(),
-            "key": b64.encode(r.verifying_key().as_bytes()),
-            "fingerprint": tracecast_protect::fingerprint(&r.verifying_key()),
+            "name": name,
+            "key": b64.encode(key.as_bytes()),
+            "fingerprint": tracecast_protect::fingerprint(&key),
         })
     });
     Ok(Json(serde_json::json!({

@@ -77,6 +77,10 @@ pub struct OriginConfig {
     /// for it (the roaming agreement), and it converts licences into
     /// systems this origin does not issue.
     pub roaming: Option<Arc<crate::roaming::Roaming>>,
+    /// A roaming server in another process: licences carry a copy of the
+    /// key for it (conversions into systems this origin does not issue
+    /// need one in this process).
+    pub roaming_partner: Option<licences::RoamingPartner>,
 }
 
 impl std::fmt::Debug for OriginConfig {
@@ -111,6 +115,7 @@ impl Default for OriginConfig {
                 tracecast_protect::System::Device,
             ],
             roaming: None,
+            roaming_partner: None,
         }
     }
 }
@@ -190,13 +195,18 @@ impl Origin {
             Err(e) => return Err(e),
         };
         let workers = config.workers.max(1);
-        let roaming_agreement = match &config.roaming {
-            Some(r) => Some(
+        let partner = match (&config.roaming, &config.roaming_partner) {
+            (Some(r), _) => Some((r.name().to_owned(), r.agreement_key())),
+            (None, Some(p)) => Some((p.name.clone(), p.agreement_key)),
+            (None, None) => None,
+        };
+        let roaming_agreement = match partner {
+            Some((name, key)) => Some(
                 tracecast_protect::RoamingAgreement::for_issuer(
                     licences::ISSUER,
                     &licences::agreement_secret(&signing),
-                    r.name(),
-                    &r.agreement_key(),
+                    &name,
+                    &key,
                 )
                 .map_err(|e| tracecast_store::StoreError::Invalid(e.to_string()))?,
             ),
