@@ -25,7 +25,9 @@ pub use container::{decrypt_bytes, encrypt, encrypt_bytes, ContentKey, Decryptor
 pub use keywrap::KeyWrap;
 pub use licence::{fingerprint, Grant, Issuer, Licence, Rights, SignedLicence, System, Trusted};
 pub use roaming::{Agreement, Conversion, RoamingAgreement, RoamingServer};
-pub use systems::{new_age_identity, new_x25519_keypair, x25519_public, Recipient, Secret};
+pub use systems::{
+    decode32, new_age_identity, new_x25519_keypair, x25519_public, Recipient, Secret,
+};
 
 /// Why protecting, licensing or converting failed.
 #[derive(Debug, thiserror::Error)]

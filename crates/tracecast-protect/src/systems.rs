@@ -204,7 +204,9 @@ pub fn x25519_public(secret: &[u8; 32]) -> Result<[u8; 32], ProtectError> {
     Ok(out)
 }
 
-pub(crate) fn decode32(s: &str, what: &str) -> Result<[u8; 32], ProtectError> {
+/// A 32-byte key written in base64url (public keys in settings files and
+/// API answers).
+pub fn decode32(s: &str, what: &str) -> Result<[u8; 32], ProtectError> {
     B64.decode(s)
         .ok()
         .and_then(|b| b.try_into().ok())

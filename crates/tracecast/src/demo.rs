@@ -492,10 +492,7 @@ async fn protected(
         .call(reqwest::Method::GET, "/v1/licences/issuer", None)
         .await?;
     let key = |v: &serde_json::Value| -> anyhow::Result<ed25519_dalek::VerifyingKey> {
-        let b: [u8; 32] = b64
-            .decode(v.as_str().unwrap_or_default())?
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("a 32-byte key"))?;
+        let b = tracecast_protect::decode32(v.as_str().unwrap_or_default(), "licence key")?;
         Ok(ed25519_dalek::VerifyingKey::from_bytes(&b)?)
     };
     let trusted = tracecast_protect::Trusted::new()

@@ -142,12 +142,10 @@ fn read_secret(path: &Path) -> anyhow::Result<Secret> {
             return Ok(Secret::Age(line.to_owned()));
         }
         if let Some(k) = line.strip_prefix(DEVICE_PREFIX) {
-            let key: [u8; 32] = B64
-                .decode(k)
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .context("the device key is not 32 bytes of base64url")?;
-            return Ok(Secret::Device(key));
+            return Ok(Secret::Device(tracecast_protect::decode32(
+                k,
+                "device key",
+            )?));
         }
     }
     anyhow::bail!(
@@ -169,22 +167,20 @@ pub fn decrypt(args: DecryptArgs) -> anyhow::Result<ExitCode> {
         let me = client.account().await?;
         anyhow::Ok((issuer, me.name))
     })?;
-    let key: [u8; 32] = B64
-        .decode(issuer["key"].as_str().unwrap_or_default())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .context("the origin's licence key")?;
+    let key = tracecast_protect::decode32(
+        issuer["key"].as_str().unwrap_or_default(),
+        "origin's licence key",
+    )?;
     let mut trusted = Trusted::new().with(
         issuer["name"].as_str().unwrap_or("origin"),
         ed25519_dalek::VerifyingKey::from_bytes(&key).context("the origin's licence key")?,
     );
     // Licences converted by the origin's roaming server are trusted too.
     if let Some(r) = issuer["roaming"].as_object() {
-        let key: [u8; 32] = B64
-            .decode(r["key"].as_str().unwrap_or_default())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .context("the roaming server's licence key")?;
+        let key = tracecast_protect::decode32(
+            r["key"].as_str().unwrap_or_default(),
+            "roaming server's licence key",
+        )?;
         trusted.add(
             r["name"].as_str().unwrap_or("roaming"),
             ed25519_dalek::VerifyingKey::from_bytes(&key)

@@ -316,12 +316,7 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     let kiosk_file = file.kiosk.unwrap_or_default();
     let roaming_file = file.roaming.unwrap_or_default();
     let b64 = |v: &str, what: &str| -> anyhow::Result<[u8; 32]> {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(v)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .with_context(|| format!("{what}: 32 bytes in base64url"))
+        Ok(tracecast_protect::decode32(v, what)?)
     };
     let mut roaming_agreements = Vec::new();
     for a in &roaming_file.agreements {
