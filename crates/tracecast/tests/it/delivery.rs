@@ -275,6 +275,24 @@ impl Net {
         token
     }
 
+    /// `content add FILE --title TITLE --price PRICE [EXTRA…] --json` by
+    /// `provider`: the content's JSON, and its id as an argument.
+    pub(crate) fn publish(
+        &self,
+        provider: &Path,
+        src: &Path,
+        title: &str,
+        price: &str,
+        extra: &[&str],
+    ) -> (serde_json::Value, String) {
+        let mut args = vec!["content", "add", p(src), "--title", title, "--price", price];
+        args.extend_from_slice(extra);
+        args.push("--json");
+        let c = json(self.run(provider, &args));
+        let id = c["id"].as_i64().expect("a content id").to_string();
+        (c, id)
+    }
+
     pub(crate) fn run(&self, token: &Path, args: &[&str]) -> Output {
         cli(args, token, &self.base)
     }
@@ -322,20 +340,7 @@ fn whole_flow(dir: &Path, database: Option<&str>, s3: Option<&S3Server>) {
     let carol = net.account("user", "carol");
 
     let src = music_wav(dir, 24.0);
-    let c = json(net.run(
-        &provider,
-        &[
-            "content",
-            "add",
-            p(&src),
-            "--title",
-            "Etude",
-            "--price",
-            "1.50",
-            "--json",
-        ],
-    ));
-    let id = c["id"].as_i64().unwrap().to_string();
+    let (c, id) = net.publish(&provider, &src, "Etude", "1.50", &[]);
     assert_eq!(c["renditions"].as_array().unwrap().len(), 3);
 
     // Pre-position on tokyo, then alice is sent to tokyo, which holds it.

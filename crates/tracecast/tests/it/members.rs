@@ -90,20 +90,7 @@ fn members_from_the_command_line() {
 
     // ben's trust allows previews only.
     let src = music_wav(dir, 12.0);
-    let c = json(net.run(
-        &provider,
-        &[
-            "content",
-            "add",
-            p(&src),
-            "--title",
-            "Etude",
-            "--price",
-            "1",
-            "--json",
-        ],
-    ));
-    let id = c["id"].as_i64().unwrap().to_string();
+    let (_, id) = net.publish(&provider, &src, "Etude", "1", &[]);
     let out = net.run(
         &ben,
         &[

@@ -5,6 +5,8 @@
 //! cannot use the buyer's; a tampered copy is refused and nothing is
 //! written.
 
+use std::path::Path;
+
 use crate::delivery::{json, ok, Net};
 use crate::{music_wav, p};
 
@@ -14,6 +16,20 @@ fn keygen(system: &str, out: &std::path::Path) -> String {
         .args(["licence", "keygen", system, "--out", p(out)])
         .output()
         .unwrap())
+}
+
+/// `tracecast decrypt FILE --licence LICENCE --out OUT [EXTRA…]` as `user`.
+fn decrypt(
+    net: &Net,
+    user: &Path,
+    file: &Path,
+    licence: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec!["decrypt", p(file), "--licence", p(licence), "--out", p(out)];
+    args.extend_from_slice(extra);
+    net.run(user, &args)
 }
 
 #[test]
@@ -26,22 +42,8 @@ fn protected_copies_open_with_the_buyers_licence_only() {
     let bob = net.account("user", "bob");
 
     let src = music_wav(dir, 12.0);
-    let c = json(net.run(
-        &provider,
-        &[
-            "content",
-            "add",
-            p(&src),
-            "--title",
-            "Sealed",
-            "--price",
-            "1",
-            "--protect",
-            "--json",
-        ],
-    ));
+    let (c, id) = net.publish(&provider, &src, "Sealed", "1", &["--protect"]);
     assert_eq!(c["protected"], true, "{c}");
-    let id = c["id"].as_i64().unwrap().to_string();
     let sealed = dir.join("alice.flac.tcprot");
     let b = json(net.run(&alice, &["buy", &id, "--out", p(&sealed), "--json"]));
     let delivery = b["delivery"].as_i64().unwrap().to_string();
@@ -67,18 +69,13 @@ fn protected_copies_open_with_the_buyers_licence_only() {
         ],
     ));
     let plain = dir.join("alice.flac");
-    let out = ok(net.run(
+    let out = ok(decrypt(
+        &net,
         &alice,
-        &[
-            "decrypt",
-            p(&sealed),
-            "--licence",
-            p(&age_licence),
-            "--identity",
-            p(&age_key),
-            "--out",
-            p(&plain),
-        ],
+        &sealed,
+        &age_licence,
+        &plain,
+        &["--identity", p(&age_key)],
     ));
     assert!(out.contains("decrypted with licence"), "{out}");
     let flac = std::fs::read(&plain).unwrap();
@@ -104,18 +101,13 @@ fn protected_copies_open_with_the_buyers_licence_only() {
         ],
     ));
     let via_device = dir.join("device.flac");
-    ok(net.run(
+    ok(decrypt(
+        &net,
         &alice,
-        &[
-            "decrypt",
-            p(&sealed),
-            "--licence",
-            p(&dev_licence),
-            "--identity",
-            p(&dev_key),
-            "--out",
-            p(&via_device),
-        ],
+        &sealed,
+        &dev_licence,
+        &via_device,
+        &["--identity", p(&dev_key)],
     ));
     assert_eq!(std::fs::read(&via_device).unwrap(), flac);
     let ck_licence = dir.join("clearkey.licence");
@@ -135,18 +127,13 @@ fn protected_copies_open_with_the_buyers_licence_only() {
         serde_json::from_slice(&std::fs::read(&ck_licence).unwrap()).unwrap();
     assert_eq!(ck["format"], "tracecast-licence/1");
     let part = dir.join("part.bin");
-    ok(net.run(
+    ok(decrypt(
+        &net,
         &alice,
-        &[
-            "decrypt",
-            p(&sealed),
-            "--licence",
-            p(&ck_licence),
-            "--out",
-            p(&part),
-            "--range",
-            "70000-140000",
-        ],
+        &sealed,
+        &ck_licence,
+        &part,
+        &["--range", "70000-140000"],
     ));
     assert_eq!(std::fs::read(&part).unwrap(), flac[70_000..=140_000]);
 
@@ -156,17 +143,7 @@ fn protected_copies_open_with_the_buyers_licence_only() {
         &["licence", "get", &delivery, "--recipient", "clearkey"],
     );
     assert_eq!(out.status.code(), Some(2));
-    let out = net.run(
-        &bob,
-        &[
-            "decrypt",
-            p(&sealed),
-            "--licence",
-            p(&ck_licence),
-            "--out",
-            p(&dir.join("bob.flac")),
-        ],
-    );
+    let out = decrypt(&net, &bob, &sealed, &ck_licence, &dir.join("bob.flac"), &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("another user"),
@@ -180,17 +157,7 @@ fn protected_copies_open_with_the_buyers_licence_only() {
     tampered[100_000] ^= 0x20;
     let bad = dir.join("tampered.tcprot");
     std::fs::write(&bad, &tampered).unwrap();
-    let out = net.run(
-        &alice,
-        &[
-            "decrypt",
-            p(&bad),
-            "--licence",
-            p(&ck_licence),
-            "--out",
-            p(&dir.join("t.flac")),
-        ],
-    );
+    let out = decrypt(&net, &alice, &bad, &ck_licence, &dir.join("t.flac"), &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("altered"));
     assert!(!dir.join("t.flac").exists() && !dir.join("t.partial").exists());

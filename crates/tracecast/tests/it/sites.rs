@@ -150,23 +150,14 @@ fn sites_flow(dir: &Path, database: Option<&str>, s3: Option<&S3Server>) {
     );
 
     let src = music_wav(dir, 30.0);
-    let c = json(net.run(
+    let (c, id) = net.publish(
         &provider,
-        &[
-            "content",
-            "add",
-            p(&src),
-            "--title",
-            "Nocturne",
-            "--price",
-            "1.50",
-            "--rental",
-            "0.05/minute max 1.00",
-            "--json",
-        ],
-    ));
+        &src,
+        "Nocturne",
+        "1.50",
+        &["--rental", "0.05/minute max 1.00"],
+    );
     assert_eq!(c["rental_tariff"], "0.05/minute max 1.00");
-    let id = c["id"].as_i64().unwrap().to_string();
 
     // 1. Through the home: downloaded on the LAN, then deleted there.
     let home_out = dir.join("bob-home.flac");
