@@ -276,18 +276,33 @@ pub fn encrypt(
     Ok(header)
 }
 
-/// Encrypts bytes in memory.
+/// Encrypts bytes in memory. Each chunk is copied once, into the output,
+/// and sealed there (the edge's path: a marked copy is in memory).
 pub fn encrypt_bytes(key: &ContentKey, key_id: KeyId, plaintext: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(plaintext.len() + plaintext.len() / 4096 + 64);
-    encrypt(
-        key,
-        key_id,
-        &mut &plaintext[..],
-        plaintext.len() as u64,
-        &mut out,
-    )
-    .expect("memory neither fails nor runs short");
+    let mut out = Vec::new();
+    encrypt_into(key, key_id, plaintext, &mut out);
     out
+}
+
+/// [`encrypt_bytes`] into a buffer the caller reuses (cleared first).
+pub fn encrypt_into(key: &ContentKey, key_id: KeyId, plaintext: &[u8], out: &mut Vec<u8>) {
+    let header = Header::new(key_id, plaintext.len() as u64);
+    out.clear();
+    out.reserve(header.protected_len() as usize);
+    let aad = header.to_bytes();
+    out.extend_from_slice(&aad);
+    let sealing = key.sealing();
+    let c = header.chunk_len() as usize;
+    for i in 0..header.chunks() {
+        let start = (i as usize * c).min(plaintext.len());
+        let end = (start + c).min(plaintext.len());
+        let at = out.len();
+        out.extend_from_slice(&plaintext[start..end]);
+        let tag = sealing
+            .seal_in_place_separate_tag(header.nonce(i), Aad::from(&aad), &mut out[at..])
+            .expect("AES-GCM seals any chunk of this size");
+        out.extend_from_slice(tag.as_ref());
+    }
 }
 
 /// Opens a protected file's chunks with its content key.

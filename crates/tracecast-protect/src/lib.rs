@@ -21,7 +21,9 @@ pub mod licence;
 pub mod roaming;
 pub mod systems;
 
-pub use container::{decrypt_bytes, encrypt, encrypt_bytes, ContentKey, Decryptor, Header, KeyId};
+pub use container::{
+    decrypt_bytes, encrypt, encrypt_bytes, encrypt_into, ContentKey, Decryptor, Header, KeyId,
+};
 pub use keywrap::KeyWrap;
 pub use licence::{fingerprint, Grant, Issuer, Licence, Rights, SignedLicence, System, Trusted};
 pub use roaming::{Agreement, Conversion, RoamingAgreement, RoamingServer};

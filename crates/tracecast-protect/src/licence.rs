@@ -188,6 +188,19 @@ impl Issuer {
         roaming: Option<&crate::RoamingAgreement>,
     ) -> Result<SignedLicence, ProtectError> {
         self.issue_converted(grant, key, recipient, roaming, None)
+            .map(|(_, signed)| signed)
+    }
+
+    /// [`Self::issue`], also answering the licence as written (its id for
+    /// the record), so the issuer need not verify its own signature.
+    pub fn issue_licence(
+        &self,
+        grant: &Grant<'_>,
+        key: &ContentKey,
+        recipient: &Recipient,
+        roaming: Option<&crate::RoamingAgreement>,
+    ) -> Result<(Licence, SignedLicence), ProtectError> {
+        self.issue_converted(grant, key, recipient, roaming, None)
     }
 
     pub(crate) fn issue_converted(
@@ -197,7 +210,7 @@ impl Issuer {
         recipient: &Recipient,
         roaming: Option<&crate::RoamingAgreement>,
         converted_from: Option<String>,
-    ) -> Result<SignedLicence, ProtectError> {
+    ) -> Result<(Licence, SignedLicence), ProtectError> {
         if grant.rights.not_after <= grant.rights.not_before {
             return Err(ProtectError::Malformed(
                 "rights end before they begin".into(),
@@ -228,7 +241,8 @@ impl Issuer {
             roaming,
             converted_from,
         };
-        Ok(self.sign(&licence))
+        let signed = self.sign(&licence);
+        Ok((licence, signed))
     }
 
     fn sign(&self, licence: &Licence) -> SignedLicence {

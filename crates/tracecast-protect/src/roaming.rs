@@ -176,10 +176,12 @@ impl std::fmt::Debug for RoamingServer {
     }
 }
 
-/// A conversion: the licence brought, and the new one.
+/// A conversion: the licence brought, and the new one (as written and as
+/// signed).
 #[derive(Debug, Clone)]
 pub struct Conversion {
     pub source: Licence,
+    pub licence: Licence,
     pub converted: SignedLicence,
 }
 
@@ -263,11 +265,12 @@ impl RoamingServer {
             rights: lic.rights,
             now,
         };
-        let converted =
+        let (licence, converted) =
             self.issuer
                 .issue_converted(&grant, &key, target, None, Some(lic.id.clone()))?;
         Ok(Conversion {
             source: lic,
+            licence,
             converted,
         })
     }

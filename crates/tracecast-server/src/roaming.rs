@@ -145,13 +145,7 @@ impl Roaming {
             .rules
             .convert(source, user, target, now)
             .map_err(refused)?;
-        let new_id = c
-            .converted
-            .verify_signature(
-                &tracecast_protect::Trusted::new().with(self.name(), self.verifying_key()),
-            )
-            .map(|l| l.id)
-            .map_err(refused)?;
+        let new_id = c.licence.id.clone();
         let mut charge = Transaction::new(format!("roaming-{}", c.source.id), None);
         charge.transfer(
             &Party::user(user),

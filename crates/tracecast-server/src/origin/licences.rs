@@ -220,20 +220,11 @@ pub(super) async fn issue(
             }
         }
     };
-    let mut signed = o
+    let (licence, mut signed) = o
         .licence_issuer
-        .issue(&grant, &key, &own, o.roaming_agreement.as_ref())
+        .issue_licence(&grant, &key, &own, o.roaming_agreement.as_ref())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let id = signed
-        .verify_signature(&o.licence_trust())
-        .map(|l| l.id)
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "licence_failed",
-                e.to_string(),
-            )
-        })?;
+    let id = licence.id;
     o.store
         .record_licence(&LicenceRecord {
             id: id.clone(),

@@ -239,12 +239,6 @@ impl Origin {
         &self.store
     }
 
-    /// The origin's own licences, as a player would trust them.
-    fn licence_trust(&self) -> tracecast_protect::Trusted {
-        tracecast_protect::Trusted::new()
-            .with(licences::ISSUER, self.licence_issuer.verifying_key())
-    }
-
     /// The identity of an edge account, for an edge run in this process.
     pub fn local_edge(&self, account: &Account) -> Option<crate::edge::EdgeIdentity> {
         (account.kind == AccountKind::Edge).then(|| crate::edge::EdgeIdentity {
