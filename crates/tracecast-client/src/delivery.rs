@@ -287,7 +287,12 @@ impl OriginClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        json(req.send().await?).await
+        let resp = req.send().await?;
+        // 204 No Content (a DELETE): nothing to decode.
+        if resp.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(serde_json::Value::Null);
+        }
+        json(resp).await
     }
 
     /// Home servers and kiosks (any account).

@@ -129,6 +129,10 @@ pub struct PurchaseRequest {
     pub kiosk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disc: Option<DiscOrder>,
+    /// A partner (a roaming server) buying for this user, who consented:
+    /// the copy is marked for the user and the partner pays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_user: Option<String>,
 }
 
 impl PurchaseRequest {
@@ -141,6 +145,7 @@ impl PurchaseRequest {
             rent: false,
             kiosk: None,
             disc: None,
+            for_user: None,
         }
     }
 }

@@ -8,8 +8,14 @@
 //! Ways in:
 //! 1. the user brings licences from one or more servers
 //!    (`POST /roaming/v1/conversions`, the user's token);
-//! 2. an issuer that sees the user's system is one it does not issue asks
-//!    before delivering ([`Roaming::convert`], in process).
+//! 2. the user gives a package order (`POST /roaming/v1/orders`): for each
+//!    item the roaming server buys at the issuer's origin with its partner
+//!    account (the user consented there), takes the licence, converts it
+//!    and bills the user the price and its fee;
+//! 3. an issuer that sees the user's system is one it does not issue asks
+//!    before delivering: in process ([`Roaming::convert`]) or from another
+//!    process (`POST /roaming/v1/issuer-conversions`, the request signed
+//!    with the issuer's Ed25519 key).
 
 use std::sync::Arc;
 
@@ -24,7 +30,7 @@ use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use tracecast_ledger::{Party, Transaction};
 use tracecast_protect::{Agreement, Issuer, ProtectError, Recipient, RoamingServer, SignedLicence};
-use tracecast_store::{AccountKind, ConversionRecord, Principal, Store};
+use tracecast_store::{Account, AccountKind, ConversionRecord, Principal, Store};
 
 use crate::auth::Authenticator;
 use crate::ApiError;
@@ -43,6 +49,57 @@ pub struct RoamingConfig {
     pub fee_cents: i64,
     /// The issuers whose licences it converts.
     pub agreements: Vec<Agreement>,
+    /// The origins it buys at for package orders.
+    pub sources: Vec<PackageSource>,
+}
+
+/// An issuer's origin where this roaming server holds a partner account
+/// (way 2).
+#[derive(Clone)]
+pub struct PackageSource {
+    /// The issuer's name, as in its agreement.
+    pub issuer: String,
+    /// Its origin's URL.
+    pub origin: String,
+    /// The partner account's token there.
+    pub token: String,
+}
+
+impl std::fmt::Debug for PackageSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("PackageSource")
+            .field("issuer", &self.issuer)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+/// The header carrying an issuer's signature of a way-3 request.
+pub const ISSUER_SIGNATURE: &str = "tracecast-issuer-signature";
+
+/// How far a signed issuer request's time may be from ours.
+const ISSUER_SKEW_SECS: i64 = 300;
+
+/// A way-3 request from an issuer in another process: signed whole (the
+/// body's bytes) with its licence key.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IssuerRequest {
+    pub issuer: String,
+    pub licence: SignedLicence,
+    pub recipient: String,
+    /// Unix seconds when it was signed.
+    pub at: i64,
+}
+
+impl IssuerRequest {
+    /// The body and its signature header value.
+    pub fn sign(&self, key: &SigningKey) -> (Vec<u8>, String) {
+        use ed25519_dalek::Signer;
+        let body = serde_json::to_vec(self).expect("serialises");
+        let sig = key.sign(&body);
+        (body, B64.encode(sig.to_bytes()))
+    }
 }
 
 /// The running roaming server.
@@ -70,6 +127,8 @@ pub enum Way {
     User,
     /// The issuer asked before delivering.
     Issuer,
+    /// A package order: bought at the issuer for the user.
+    Package,
 }
 
 impl Way {
@@ -77,6 +136,7 @@ impl Way {
         match self {
             Way::User => "user",
             Way::Issuer => "issuer",
+            Way::Package => "package",
         }
     }
 }
@@ -140,6 +200,19 @@ impl Roaming {
         target: &Recipient,
         way: Way,
     ) -> Result<SignedLicence, ApiError> {
+        self.convert_bought(user, source, target, way, 0).await
+    }
+
+    /// [`Self::convert`], also billing the user `bought_cents` that this
+    /// server paid the issuer for them (a package order).
+    async fn convert_bought(
+        &self,
+        user: &str,
+        source: &SignedLicence,
+        target: &Recipient,
+        way: Way,
+        bought_cents: i64,
+    ) -> Result<SignedLicence, ApiError> {
         let now = tracecast_store::now_ms() / 1000;
         let c = self
             .rules
@@ -159,6 +232,17 @@ impl Roaming {
                 c.source.issuer
             ),
         );
+        if bought_cents > 0 {
+            charge.transfer(
+                &Party::user(user),
+                &Party::operator(&self.config.name),
+                bought_cents,
+                format!(
+                    "content {} bought for you at {}",
+                    c.source.content, c.source.issuer
+                ),
+            );
+        }
         let fresh = self
             .store
             .record_conversion(
@@ -210,6 +294,21 @@ struct Outcome {
     error: Option<String>,
 }
 
+/// The user calling, by their own token.
+async fn user_of(r: &Roaming, headers: &HeaderMap) -> Result<Account, ApiError> {
+    match r.auth.principal(&r.store, headers).await? {
+        Principal::Box { id, .. } => r
+            .store
+            .account_by_box(id)
+            .await?
+            .filter(|a| a.kind == AccountKind::User)
+            .ok_or_else(|| ApiError::forbidden("licences are converted for users")),
+        Principal::Admin => Err(ApiError::forbidden(
+            "licences are converted for the user they name, with their own token",
+        )),
+    }
+}
+
 /// `POST /roaming/v1/conversions` (a user): the licences they brought, each
 /// converted into their system or refused with the reason.
 async fn conversions(
@@ -217,19 +316,7 @@ async fn conversions(
     headers: HeaderMap,
     body: Result<Json<ConvertRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let user = match r.auth.principal(&r.store, &headers).await? {
-        Principal::Box { id, .. } => r
-            .store
-            .account_by_box(id)
-            .await?
-            .filter(|a| a.kind == AccountKind::User)
-            .ok_or_else(|| ApiError::forbidden("licences are converted for users"))?,
-        Principal::Admin => {
-            return Err(ApiError::forbidden(
-                "licences are converted for the user they name, with their own token",
-            ))
-        }
-    };
+    let user = user_of(&r, &headers).await?;
     let Json(req) = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
     if req.licences.is_empty() || req.licences.len() > MAX_BATCH {
         return Err(ApiError::bad_request(format!(
@@ -265,6 +352,200 @@ async fn conversions(
     .into_response())
 }
 
+/// Most items in one package order.
+pub const MAX_ORDER: usize = 20;
+
+#[derive(Debug, Deserialize)]
+struct OrderItem {
+    issuer: String,
+    content: i64,
+    #[serde(default)]
+    tier: Option<tracecast_delivery::Tier>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OrderRequest {
+    items: Vec<OrderItem>,
+    recipient: String,
+}
+
+/// One item's outcome in a package order.
+#[derive(Debug, Serialize)]
+struct OrderOutcome {
+    index: usize,
+    issuer: String,
+    content: i64,
+    /// Where to fetch the copy (marked for the user) and the ticket to show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    purchase: Option<tracecast_delivery::api::Purchase>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    licence: Option<SignedLicence>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl Roaming {
+    /// One item of a package order: bought at the issuer's origin for the
+    /// user, its licence taken in a system the origin issues and converted
+    /// into the user's.
+    async fn order_item(
+        &self,
+        user: &str,
+        item: &OrderItem,
+        target: &Recipient,
+    ) -> Result<(tracecast_delivery::api::Purchase, SignedLicence), String> {
+        let source = self
+            .config
+            .sources
+            .iter()
+            .find(|s| s.issuer == item.issuer)
+            .ok_or_else(|| format!("{} buys nothing at {:?}", self.name(), item.issuer))?;
+        let origin = tracecast_client::OriginClient::new(&source.origin, &source.token)
+            .map_err(|e| e.to_string())?;
+        let issuer = origin
+            .call(reqwest::Method::GET, "/v1/licences/issuer", None)
+            .await
+            .map_err(|e| format!("{}: {e}", item.issuer))?;
+        let systems: Vec<tracecast_protect::System> =
+            serde_json::from_value(issuer["systems"].clone()).unwrap_or_default();
+        // Any system the origin issues will do: the licence carries this
+        // server's roaming copy, which is what the conversion opens.
+        let own = if systems.contains(&tracecast_protect::System::Clearkey) {
+            "clearkey".to_owned()
+        } else if systems.contains(&tracecast_protect::System::Device) {
+            let (_, public) = tracecast_protect::new_x25519_keypair();
+            format!("device:{}", B64.encode(public))
+        } else {
+            let (_, public) = tracecast_protect::new_age_identity();
+            format!("age:{public}")
+        };
+        let mut request =
+            tracecast_delivery::api::PurchaseRequest::download(item.content, item.tier);
+        request.for_user = Some(user.to_owned());
+        let purchase = origin
+            .order(&request)
+            .await
+            .map_err(|e| format!("buying at {}: {e}", item.issuer))?;
+        let licence = origin
+            .call(
+                reqwest::Method::POST,
+                "/v1/licences",
+                Some(&serde_json::json!({
+                    "delivery": purchase.delivery,
+                    "recipient": own,
+                    "for_user": user,
+                })),
+            )
+            .await
+            .map_err(|e| format!("licence for delivery {}: {e}", purchase.delivery))?;
+        let licence: SignedLicence = serde_json::from_value(licence)
+            .map_err(|e| format!("{} answered a malformed licence: {e}", item.issuer))?;
+        let converted = self
+            .convert_bought(user, &licence, target, Way::Package, purchase.price_cents)
+            .await
+            .map_err(|e| e.message)?;
+        Ok((purchase, converted))
+    }
+}
+
+/// `POST /roaming/v1/orders` (a user): a package order. Each item is bought
+/// at its issuer on the user's behalf and its licence converted into the
+/// user's system; the user is billed here, the price and the fee.
+async fn orders(
+    State(r): State<Arc<Roaming>>,
+    headers: HeaderMap,
+    body: Result<Json<OrderRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let user = user_of(&r, &headers).await?;
+    let Json(req) = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    if req.items.is_empty() || req.items.len() > MAX_ORDER {
+        return Err(ApiError::bad_request(format!(
+            "order 1 to {MAX_ORDER} items"
+        )));
+    }
+    let target: Recipient = req
+        .recipient
+        .parse()
+        .map_err(|e: ProtectError| ApiError::bad_request(e.to_string()))?;
+    let mut out = Vec::with_capacity(req.items.len());
+    for (index, item) in req.items.iter().enumerate() {
+        let (purchase, licence, error) = match r.order_item(&user.name, item, &target).await {
+            Ok((p, l)) => (Some(p), Some(l), None),
+            Err(e) => {
+                tracing::warn!(user = %user.name, issuer = %item.issuer, content = item.content, error = %e, "package item refused");
+                (None, None, Some(e))
+            }
+        };
+        out.push(OrderOutcome {
+            index,
+            issuer: item.issuer.clone(),
+            content: item.content,
+            purchase,
+            licence,
+            error,
+        });
+    }
+    let done: Vec<_> = out.iter().filter_map(|o| o.purchase.as_ref()).collect();
+    let charged: i64 = done
+        .iter()
+        .map(|p| p.price_cents + r.config.fee_cents)
+        .sum();
+    Ok(Json(serde_json::json!({
+        "ordered": done.len(),
+        "charged_cents": charged,
+        "results": out,
+    }))
+    .into_response())
+}
+
+/// `POST /roaming/v1/issuer-conversions` (an issuer in another process,
+/// way 3): the body signed with the issuer's licence key, fresh, for a
+/// licence it issued.
+async fn issuer_conversions(
+    State(r): State<Arc<Roaming>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let req: IssuerRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))?;
+    let agreement = r
+        .config
+        .agreements
+        .iter()
+        .find(|a| a.issuer == req.issuer)
+        .ok_or_else(|| {
+            ApiError::forbidden(format!("no roaming agreement with {:?}", req.issuer))
+        })?;
+    let sig = headers
+        .get(ISSUER_SIGNATURE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| B64.decode(v).ok())
+        .and_then(|b| ed25519_dalek::Signature::from_slice(&b).ok())
+        .ok_or_else(|| ApiError::unauthorized(format!("a signed request ({ISSUER_SIGNATURE})")))?;
+    agreement
+        .signing
+        .verify_strict(&body, &sig)
+        .map_err(|_| ApiError::forbidden("the issuer's signature does not verify"))?;
+    let now = tracecast_store::now_ms() / 1000;
+    if (req.at - now).abs() > ISSUER_SKEW_SECS {
+        return Err(ApiError::forbidden("the request is stale: sign it afresh"));
+    }
+    let target: Recipient = req
+        .recipient
+        .parse()
+        .map_err(|e: ProtectError| ApiError::bad_request(e.to_string()))?;
+    let lic = req
+        .licence
+        .verify_signature(
+            &tracecast_protect::Trusted::new().with(agreement.issuer.clone(), agreement.signing),
+        )
+        .map_err(refused)?;
+    let converted = r
+        .convert(&lic.user, &req.licence, &target, Way::Issuer)
+        .await?;
+    Ok(Json(converted).into_response())
+}
+
 /// `GET /roaming/v1/keys`: what an issuer needs to make an agreement, and
 /// players to trust converted licences.
 async fn keys(State(r): State<Arc<Roaming>>) -> Json<serde_json::Value> {
@@ -280,5 +561,7 @@ pub fn router(r: Arc<Roaming>) -> Router {
     Router::new()
         .route("/roaming/v1/keys", get(keys))
         .route("/roaming/v1/conversions", post(conversions))
+        .route("/roaming/v1/orders", post(orders))
+        .route("/roaming/v1/issuer-conversions", post(issuer_conversions))
         .with_state(r)
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 use tracecast_client::{ClientError, EdgeClient};
 use tracecast_protect::{Secret, SignedLicence, System, Trusted};
 use tracecast_server::origin::{licences, OriginConfig};
-use tracecast_server::roaming::{Roaming, RoamingConfig};
+use tracecast_server::roaming::{PackageSource, Roaming, RoamingConfig};
 use tracecast_store::testing::TestStore;
 
 mod common;
@@ -40,6 +40,7 @@ async fn licences_roam_between_systems_on_both_backends() {
                 name: "roaming".into(),
                 fee_cents: 10,
                 agreements: vec![licences::agreement(&origin_signing)],
+                sources: Vec::new(),
             },
         )
         .unwrap();
@@ -250,6 +251,170 @@ async fn licences_roam_between_systems_on_both_backends() {
         );
         let dump = format!("{audit:?}");
         assert!(!dump.contains(&b64.encode(k.as_bytes())));
+
+        // Way 2, a package order: a roaming server with the same keys that
+        // buys at this origin with a partner account.
+        let (_, partner, partner_token) = net.account("partner", "roaming").await;
+        let shop = Roaming::new(
+            t.store.clone(),
+            SigningKey::from_bytes(&[4; 32]),
+            [5; 32],
+            RoamingConfig {
+                name: "roaming".into(),
+                fee_cents: 10,
+                agreements: vec![licences::agreement(&origin_signing)],
+                sources: vec![PackageSource {
+                    issuer: "origin".into(),
+                    origin: net.base.clone(),
+                    token: partner_token,
+                }],
+            },
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let shop_base = format!("http://{}", listener.local_addr().unwrap());
+        let _shop_task = common::serve(listener, tracecast_server::roaming::router(shop));
+        let (age_secret, age_public) = tracecast_protect::new_age_identity();
+        let alice_at_shop = tracecast_client::OriginClient::new(&shop_base, &alice_token).unwrap();
+        let order = || {
+            let client = alice_at_shop.clone();
+            let recipient = format!("age:{age_public}");
+            async move {
+                client
+                    .call(
+                        Method::POST,
+                        "/roaming/v1/orders",
+                        Some(&json!({"items": [{"issuer": "origin", "content": c.id}], "recipient": recipient})),
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        let r = order().await;
+        assert_eq!(r["ordered"], 0, "{r}");
+        assert!(
+            r["results"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("has not consented"),
+            "{r}"
+        );
+        alice
+            .call(
+                Method::PUT,
+                "/v1/partners/roaming/consent",
+                Some(&json!({"limit_cents": 150})),
+            )
+            .await
+            .unwrap();
+        let r = order().await;
+        assert_eq!(
+            (r["ordered"].as_i64(), r["charged_cents"].as_i64()),
+            (Some(1), Some(110)),
+            "{r}"
+        );
+        let bought: tracecast_delivery::api::Purchase =
+            serde_json::from_value(r["results"][0]["purchase"].clone()).unwrap();
+        let copy = edge
+            .deliver(&bought.edge_address, &bought.ticket)
+            .await
+            .unwrap();
+        let path = files.path().join("bought.tcprot");
+        edge.download(&copy, &path, &|_, _| {}).await.unwrap();
+        let pl = licence(r["results"][0]["licence"].clone())
+            .verify(&trusted, "alice", now)
+            .unwrap();
+        assert_eq!((pl.system, pl.content), (System::Age, c.id));
+        let plain = tracecast_protect::decrypt_bytes(
+            &std::fs::read(&path).unwrap(),
+            pl.key_id,
+            &pl.content_key(&Secret::Age(age_secret)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(&plain[..4], b"fLaC");
+        // The copy is alice's: the delivery names her, the partner pays.
+        let d = t.store.delivery(bought.delivery).await.unwrap().unwrap();
+        assert!(
+            d.order_info.contains("operator:roaming"),
+            "{}",
+            d.order_info
+        );
+        // A second would pass her limit: refused, nothing spent or charged.
+        let r = order().await;
+        assert_eq!(r["ordered"], 0, "{r}");
+        assert!(
+            r["results"][0]["error"].as_str().unwrap().contains("limit"),
+            "{r}"
+        );
+        let consent = alice
+            .call(Method::GET, "/v1/partners/roaming/consent", None)
+            .await
+            .unwrap();
+        assert_eq!(consent["spent_cents"], 100, "{consent}");
+        // The partner gets licences only for copies it bought.
+        let e = partner
+            .call(
+                Method::POST,
+                "/v1/licences",
+                Some(
+                    &json!({"delivery": p.delivery, "recipient": "clearkey", "for_user": "alice"}),
+                ),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(status(e), StatusCode::FORBIDDEN);
+        // A user cannot buy as another.
+        let e = alice
+            .order(&tracecast_delivery::api::PurchaseRequest {
+                for_user: Some("bob".into()),
+                ..tracecast_delivery::api::PurchaseRequest::download(c.id, None)
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status(e), StatusCode::BAD_REQUEST);
+        let alice_lines = t.store.account_lines("user:alice").await.unwrap();
+        assert!(
+            alice_lines
+                .iter()
+                .any(|l| l.amount_cents == 100 && l.memo.contains("bought for you at origin")),
+            "{alice_lines:?}"
+        );
+
+        // Way 3 from another process: a request not signed by the issuer,
+        // or signed long ago, is refused.
+        let remote = reqwest::Client::new();
+        let signed_request = |at: i64, key: &SigningKey| {
+            tracecast_server::roaming::IssuerRequest {
+                issuer: "origin".into(),
+                licence: licence(ck.clone()),
+                recipient: "clearkey".into(),
+                at,
+            }
+            .sign(key)
+        };
+        for (body, sig, want) in [
+            {
+                let (b, s) = signed_request(now, &SigningKey::from_bytes(&[8; 32]));
+                (b, s, StatusCode::FORBIDDEN)
+            },
+            {
+                let (b, s) = signed_request(now - 3600, &origin_signing);
+                (b, s, StatusCode::FORBIDDEN)
+            },
+            {
+                let (b, _) = signed_request(now, &origin_signing);
+                (b, String::new(), StatusCode::UNAUTHORIZED)
+            },
+        ] {
+            let r = remote
+                .post(format!("{roaming_base}/roaming/v1/issuer-conversions"))
+                .header(tracecast_server::roaming::ISSUER_SIGNATURE, sig)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), want);
+        }
         t.finish().await;
     }
 }

@@ -26,6 +26,8 @@ pub enum AccountKind {
     Home,
     /// A store's kiosk that writes discs (step 7).
     Kiosk,
+    /// A roaming server that buys for users who consented ("002" way 2).
+    Partner,
 }
 
 impl AccountKind {
@@ -36,34 +38,37 @@ impl AccountKind {
             AccountKind::Edge => "edge",
             AccountKind::Home => "home",
             AccountKind::Kiosk => "kiosk",
+            AccountKind::Partner => "partner",
         }
     }
 
     /// Every kind, as tokens resolve them.
-    pub const ALL: [AccountKind; 5] = [
+    pub const ALL: [AccountKind; 6] = [
         AccountKind::User,
         AccountKind::Provider,
         AccountKind::Edge,
         AccountKind::Home,
         AccountKind::Kiosk,
+        AccountKind::Partner,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    fn table(self) -> &'static str {
+    pub(crate) fn table(self) -> &'static str {
         match self {
             AccountKind::Provider => "providers",
             AccountKind::User => "users",
             AccountKind::Edge => "edges",
             AccountKind::Home | AccountKind::Kiosk => "sites",
+            AccountKind::Partner => "partners",
         }
     }
 
     /// Restricts a query of `table()` to this kind (homes and kiosks
     /// share one table, and one id space in the mark's home field).
-    fn only(self) -> &'static str {
+    pub(crate) fn only(self) -> &'static str {
         match self {
             AccountKind::Home => " AND kind = 'home'",
             AccountKind::Kiosk => " AND kind = 'kiosk'",
@@ -77,7 +82,8 @@ impl AccountKind {
             AccountKind::Provider | AccountKind::Edge | AccountKind::Home | AccountKind::Kiosk => {
                 i64::from(u16::MAX)
             }
-            AccountKind::User => i64::from(u32::MAX),
+            // Never in a mark, but kept as small as a user's.
+            AccountKind::User | AccountKind::Partner => i64::from(u32::MAX),
         }
     }
 

@@ -46,7 +46,7 @@ pub use mailbox::{
 pub use members::{
     ApplicationRecord, BulkMember, LeakChanges, MemberGraph, MemberRecord, ReservedRequestRecord,
 };
-pub use protect::{ConversionRecord, LicenceRecord};
+pub use protect::{ConversionRecord, LicenceRecord, PartnerConsent, Spend};
 pub use sites::{HomeCopy, KioskOrder, NewSite, SiteRecord};
 pub use sqlx::AnyConnection;
 

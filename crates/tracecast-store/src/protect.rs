@@ -189,3 +189,131 @@ impl Store {
             .collect()
     }
 }
+
+/// A user's consent that a partner (a roaming server) buys for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PartnerConsent {
+    pub limit_cents: i64,
+    pub spent_cents: i64,
+}
+
+/// What asking to spend under a consent came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spend {
+    /// Spent: the consent's total grew by the amount.
+    Done,
+    /// The user never consented, or took it back.
+    NoConsent,
+    /// The amount would pass the limit; nothing was spent.
+    OverLimit(PartnerConsent),
+}
+
+impl Store {
+    /// An account's id by kind and name.
+    pub async fn account_by_name(
+        &self,
+        kind: crate::AccountKind,
+        name: &str,
+    ) -> Result<Option<crate::Account>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM {} WHERE name = $1{}",
+            kind.table(),
+            kind.only()
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        match id {
+            Some(id) => self.account(kind, id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Gives (or changes the limit of) a user's consent that a partner
+    /// buys for them; what was spent under it stays.
+    pub async fn set_partner_consent(
+        &self,
+        user_id: i64,
+        partner_id: i64,
+        limit_cents: i64,
+    ) -> Result<PartnerConsent, StoreError> {
+        sqlx::query(
+            "INSERT INTO partner_consents (user_id, partner_id, limit_cents, created_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id, partner_id) DO UPDATE SET limit_cents = excluded.limit_cents",
+        )
+        .bind(user_id)
+        .bind(partner_id)
+        .bind(limit_cents)
+        .bind(crate::now_ms())
+        .execute(&self.pool)
+        .await?;
+        self.partner_consent(user_id, partner_id)
+            .await?
+            .ok_or_else(|| StoreError::Invalid("the consent just written is gone".into()))
+    }
+
+    /// Takes a consent back; answers whether there was one.
+    pub async fn revoke_partner_consent(
+        &self,
+        user_id: i64,
+        partner_id: i64,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM partner_consents WHERE user_id = $1 AND partner_id = $2")
+                .bind(user_id)
+                .bind(partner_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn partner_consent(
+        &self,
+        user_id: i64,
+        partner_id: i64,
+    ) -> Result<Option<PartnerConsent>, StoreError> {
+        let row = sqlx::query(
+            "SELECT limit_cents, spent_cents FROM partner_consents \
+             WHERE user_id = $1 AND partner_id = $2",
+        )
+        .bind(user_id)
+        .bind(partner_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(PartnerConsent {
+                limit_cents: r.try_get(0)?,
+                spent_cents: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Spends `cents` under a user's consent to a partner, checking the
+    /// limit in the same statement (two orders at once cannot both pass
+    /// it).
+    pub async fn spend_partner_consent(
+        &self,
+        user_id: i64,
+        partner_id: i64,
+        cents: i64,
+    ) -> Result<Spend, StoreError> {
+        let done = sqlx::query(
+            "UPDATE partner_consents SET spent_cents = spent_cents + $3 \
+             WHERE user_id = $1 AND partner_id = $2 AND spent_cents + $3 <= limit_cents",
+        )
+        .bind(user_id)
+        .bind(partner_id)
+        .bind(cents)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() > 0 {
+            return Ok(Spend::Done);
+        }
+        Ok(match self.partner_consent(user_id, partner_id).await? {
+            Some(c) => Spend::OverLimit(c),
+            None => Spend::NoConsent,
+        })
+    }
+}

@@ -288,8 +288,8 @@ pub enum AccountCommand {
     /// Add a provider, user, edge, home server or kiosk; prints its id and
     /// token (shown once).
     Add {
-        /// provider, user, edge, home or kiosk
-        #[arg(value_parser = ["provider", "user", "edge", "home", "kiosk"])]
+        /// provider, user, edge, home, kiosk or partner (a roaming server)
+        #[arg(value_parser = ["provider", "user", "edge", "home", "kiosk", "partner"])]
         kind: String,
         /// Lower-case name: letters, digits, '.', '_', '-'.
         name: String,
@@ -738,6 +738,35 @@ pub enum LicenceCommand {
         #[arg(long)]
         recipient: String,
         /// Where the converted licences go (NAME.SYSTEM.licence each).
+        #[arg(long)]
+        out_dir: PathBuf,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Let a partner (a roaming server) buy for you at this origin, up to
+    /// a total (user); --revoke takes it back; neither shows it.
+    Consent {
+        /// The partner's name (the roaming server's).
+        partner: String,
+        /// The most it may spend for you in all, e.g. 20.00.
+        #[arg(long, conflicts_with = "revoke")]
+        limit: Option<String>,
+        #[arg(long)]
+        revoke: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// A package order (user; --server is the roaming server's URL): the
+    /// roaming server buys each item at its issuer for you, converts its
+    /// licence into your system and bills you; the copies (marked for you)
+    /// and licences are then fetched into --out-dir.
+    Order {
+        /// ISSUER:CONTENT or ISSUER:CONTENT:TIER, e.g. origin:3.
+        #[arg(required = true)]
+        items: Vec<String>,
+        /// Your system: clearkey, age:age1… or device:KEY.
+        #[arg(long)]
+        recipient: String,
         #[arg(long)]
         out_dir: PathBuf,
         #[command(flatten)]

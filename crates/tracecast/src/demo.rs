@@ -52,6 +52,7 @@ fn settings(data: &Path, roles: Roles, mark_key: &Path) -> Settings {
         roaming_name: "roaming".into(),
         roaming_fee_cents: 10,
         roaming_agreements: Vec::new(),
+        roaming_sources: Vec::new(),
         licence_days: 30,
         licence_systems: vec![
             tracecast_protect::System::Clearkey,

@@ -99,6 +99,115 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        LicenceCommand::Consent {
+            partner,
+            limit,
+            revoke,
+            conn,
+        } => {
+            let path = format!("/v1/partners/{partner}/consent");
+            let answer = runtime()?.block_on(async {
+                let origin = origin(&conn)?;
+                let answer = match (limit, revoke) {
+                    (Some(l), _) => {
+                        let cents = tracecast_ledger::parse_money(&l)
+                            .map_err(|e| anyhow::anyhow!("--limit: {e}"))?;
+                        origin
+                            .call(
+                                Method::PUT,
+                                &path,
+                                Some(&serde_json::json!({ "limit_cents": cents })),
+                            )
+                            .await?
+                    }
+                    (None, true) => {
+                        origin.call(Method::DELETE, &path, None).await?;
+                        serde_json::Value::Null
+                    }
+                    (None, false) => origin.call(Method::GET, &path, None).await?,
+                };
+                anyhow::Ok(answer)
+            })?;
+            if answer.is_null() {
+                println!("{partner} may no longer buy for you");
+            } else {
+                println!(
+                    "{partner} may buy for you up to {} ({} spent)",
+                    tracecast_ledger::money(answer["limit_cents"].as_i64().unwrap_or(0)),
+                    tracecast_ledger::money(answer["spent_cents"].as_i64().unwrap_or(0))
+                );
+            }
+        }
+        LicenceCommand::Order {
+            items,
+            recipient,
+            out_dir,
+            conn,
+        } => {
+            let mut wanted = Vec::new();
+            for item in &items {
+                let mut parts = item.split(':');
+                let (Some(issuer), Some(content)) = (parts.next(), parts.next()) else {
+                    anyhow::bail!("{item:?}: write ISSUER:CONTENT or ISSUER:CONTENT:TIER");
+                };
+                let content: i64 = content
+                    .parse()
+                    .with_context(|| format!("{item:?}: the content is a number"))?;
+                let tier = parts.next();
+                if parts.next().is_some() {
+                    anyhow::bail!("{item:?}: write ISSUER:CONTENT or ISSUER:CONTENT:TIER");
+                }
+                wanted
+                    .push(serde_json::json!({"issuer": issuer, "content": content, "tier": tier}));
+            }
+            std::fs::create_dir_all(&out_dir)
+                .with_context(|| format!("creating {}", out_dir.display()))?;
+            let system: String = recipient.split(':').next().unwrap_or("licence").to_owned();
+            let failed = runtime()?.block_on(async {
+                let answer = origin(&conn)?
+                    .call(
+                        Method::POST,
+                        "/roaming/v1/orders",
+                        Some(&serde_json::json!({"items": wanted, "recipient": recipient})),
+                    )
+                    .await?;
+                let edges = tracecast_client::EdgeClient::new()?;
+                let mut failed = 0;
+                for r in answer["results"].as_array().into_iter().flatten() {
+                    let label = format!("{}:{}", r["issuer"].as_str().unwrap_or("?"), r["content"]);
+                    if let Some(e) = r["error"].as_str() {
+                        failed += 1;
+                        println!("{label}: refused: {e}");
+                        continue;
+                    }
+                    let p: tracecast_delivery::api::Purchase =
+                        serde_json::from_value(r["purchase"].clone())
+                            .context("the roaming server answered a malformed purchase")?;
+                    let copy = edges.deliver(&p.edge_address, &p.ticket).await?;
+                    let out = out_dir.join(&copy.filename);
+                    let got = edges.download(&copy, &out, &|_, _| {}).await?;
+                    let lic = out_dir.join(format!("delivery-{}.{system}.licence", p.delivery));
+                    std::fs::write(&lic, serde_json::to_string_pretty(&r["licence"])? + "\n")
+                        .with_context(|| format!("writing {}", lic.display()))?;
+                    println!(
+                        "{label}: delivery {}, {} ({} bytes) with {}",
+                        p.delivery,
+                        out.display(),
+                        got.bytes,
+                        lic.display()
+                    );
+                }
+                println!(
+                    "{} ordered, {} charged by the roaming server",
+                    answer["ordered"],
+                    tracecast_ledger::money(answer["charged_cents"].as_i64().unwrap_or(0))
+                );
+                anyhow::Ok(failed)
+            })?;
+            if failed > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
         LicenceCommand::Get {
             delivery,
             recipient,

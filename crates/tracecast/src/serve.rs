@@ -68,6 +68,9 @@ pub struct RoamingPartnerFileConfig {
     pub name: String,
     pub signing_key: String,
     pub agreement_key: String,
+    /// Its URL: licences for systems this origin does not issue are
+    /// converted there before they are answered.
+    pub url: Option<String>,
 }
 
 /// `[roaming]`.
@@ -90,6 +93,10 @@ pub struct AgreementFileConfig {
     pub issuer: String,
     pub signing_key: String,
     pub agreement_key: String,
+    /// For package orders: the issuer's origin URL and the file holding
+    /// this server's partner token there (both or neither).
+    pub origin: Option<String>,
+    pub token_file: Option<PathBuf>,
 }
 
 /// `[home]` and `[kiosk]`: the account token and where files go.
@@ -231,6 +238,7 @@ pub struct Settings {
     pub roaming_name: String,
     pub roaming_fee_cents: i64,
     pub roaming_agreements: Vec<tracecast_protect::Agreement>,
+    pub roaming_sources: Vec<tracecast_server::roaming::PackageSource>,
     pub licence_days: u32,
     pub licence_systems: Vec<tracecast_protect::System>,
     pub roaming_partner: Option<tracecast_server::origin::licences::RoamingPartner>,
@@ -319,6 +327,7 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         Ok(tracecast_protect::decode32(v, what)?)
     };
     let mut roaming_agreements = Vec::new();
+    let mut roaming_sources = Vec::new();
     for a in &roaming_file.agreements {
         roaming_agreements.push(tracecast_protect::Agreement {
             issuer: a.issuer.clone(),
@@ -326,6 +335,26 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
                 .context("[[roaming.agreements]] signing_key is not an Ed25519 key")?,
             agreement_public: b64(&a.agreement_key, "agreement_key")?,
         });
+        match (&a.origin, &a.token_file) {
+            (Some(origin), Some(token_file)) => {
+                if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                    bail!("[[roaming.agreements]] origin {origin:?}: use http://HOST:PORT");
+                }
+                let token = std::fs::read_to_string(token_file).with_context(|| {
+                    format!("[[roaming.agreements]] token_file {}", token_file.display())
+                })?;
+                roaming_sources.push(tracecast_server::roaming::PackageSource {
+                    issuer: a.issuer.clone(),
+                    origin: origin.trim_end_matches('/').to_owned(),
+                    token: token.trim().to_owned(),
+                });
+            }
+            (None, None) => {}
+            _ => bail!(
+                "[[roaming.agreements]] {}: give origin and token_file together",
+                a.issuer
+            ),
+        }
     }
     let licences_file = file.licences.unwrap_or_default();
     let roaming_partner = match &licences_file.roaming {
@@ -334,6 +363,13 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             signing: ed25519_dalek::VerifyingKey::from_bytes(&b64(&p.signing_key, "signing_key")?)
                 .context("[licences.roaming] signing_key is not an Ed25519 key")?,
             agreement_key: b64(&p.agreement_key, "agreement_key")?,
+            url: match &p.url {
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                    Some(u.trim_end_matches('/').to_owned())
+                }
+                Some(u) => bail!("[licences.roaming] url {u:?}: use http://HOST:PORT"),
+                None => None,
+            },
         }),
         None => None,
     };
@@ -386,6 +422,7 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         roaming_name: roaming_file.name.unwrap_or_else(|| "roaming".into()),
         roaming_fee_cents,
         roaming_agreements,
+        roaming_sources,
         licence_days,
         licence_systems,
         roaming_partner,
@@ -443,9 +480,26 @@ impl Node {
             // its agreements.
             let agreement = read_or_make_signing_key(&s.data.join("roaming-agreement.key"))?;
             let mut agreements = s.roaming_agreements.clone();
+            let mut sources = s.roaming_sources.clone();
             if s.roles.origin {
                 let origin_signing = read_or_make_signing_key(&s.data.join("origin-ticket.key"))?;
                 agreements.push(origin::licences::agreement(&origin_signing));
+                // Package orders at the origin here, with a partner
+                // account of its own.
+                let (_, token) = local_account(
+                    &store,
+                    AccountKind::Partner,
+                    &s.roaming_name,
+                    &s.data.join("roaming-partner.token"),
+                    None,
+                )
+                .await
+                .context("setting up the roaming server's partner account")?;
+                sources.push(tracecast_server::roaming::PackageSource {
+                    issuer: origin::licences::ISSUER.into(),
+                    origin: base.clone(),
+                    token,
+                });
             }
             let r = tracecast_server::roaming::Roaming::new(
                 store.clone(),
@@ -455,6 +509,7 @@ impl Node {
                     name: s.roaming_name.clone(),
                     fee_cents: s.roaming_fee_cents,
                     agreements,
+                    sources,
                 },
             )
             .context("starting the roaming server")?;
@@ -606,10 +661,35 @@ async fn local_edge(
     o: &Arc<Origin>,
     base: &str,
 ) -> anyhow::Result<(EdgeConfig, Option<EdgeIdentity>)> {
-    let name = "local";
-    let token_path = s.data.join("edge-local.token");
-    let store = o.store();
-    let account = match std::fs::read_to_string(&token_path) {
+    let (account, token) = local_account(
+        o.store(),
+        AccountKind::Edge,
+        "local",
+        &s.data.join("edge-local.token"),
+        Some((&format!("{base}/edge"), "local", 0)),
+    )
+    .await
+    .context("setting up the local edge")?;
+    let who = o.local_edge(&account).context("the local edge account")?;
+    let config = EdgeConfig::new(
+        base,
+        &token,
+        &s.edge_dir.clone().unwrap_or_else(|| s.data.join("edge")),
+    );
+    Ok((config, Some(who)))
+}
+
+/// An account of a role in this process at the origin in this process:
+/// the one whose token is kept at `token_path`, else a new one (its token
+/// written there, mode 0600).
+async fn local_account(
+    store: &Store,
+    kind: AccountKind,
+    name: &str,
+    token_path: &Path,
+    edge: Option<(&str, &str, i64)>,
+) -> anyhow::Result<(tracecast_store::Account, String)> {
+    let account = match std::fs::read_to_string(token_path) {
         Ok(token) => {
             let hash = tracecast_server::auth::token_hash(token.trim());
             match store.principal(&hash).await? {
@@ -627,25 +707,13 @@ async fn local_edge(
         None => {
             let token = tracecast_server::auth::new_token();
             let a = store
-                .add_account(
-                    AccountKind::Edge,
-                    name,
-                    tracecast_server::auth::token_hash(&token),
-                    Some((&format!("{base}/edge"), "local", 0)),
-                )
-                .await
-                .context("setting up the local edge")?;
-            tracecast_server::auth::write_secret(&token_path, &format!("{token}\n"))?;
+                .add_account(kind, name, tracecast_server::auth::token_hash(&token), edge)
+                .await?;
+            tracecast_server::auth::write_secret(token_path, &format!("{token}\n"))?;
             (a, token)
         }
     };
-    let who = o.local_edge(&account).context("the local edge account")?;
-    let config = EdgeConfig::new(
-        base,
-        &token,
-        &s.edge_dir.clone().unwrap_or_else(|| s.data.join("edge")),
-    );
-    Ok((config, Some(who)))
+    Ok((account, token.trim().to_owned()))
 }
 
 fn read_or_make_signing_key(path: &Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
@@ -795,6 +863,41 @@ mod tests {
             "[licences.roaming]\nname = \"x\"\nsigning_key = \"short\"\nagreement_key = \"short\"\n",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
+        }
+        // A package source names its origin and token file together, and
+        // the token file must be there.
+        let one = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, {
+            let mut b = [0u8; 32];
+            b[0] = 1;
+            b
+        });
+        let agreement = format!(
+            "[[roaming.agreements]]\nissuer = \"o\"\nsigning_key = \"{one}\"\nagreement_key = \"{key}\"\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("partner.token");
+        std::fs::write(&token, "tc_secret\n").unwrap();
+        let s = parse(&format!(
+            "{agreement}origin = \"http://o:7070/\"\ntoken_file = {:?}\n",
+            token.to_str().unwrap()
+        ))
+        .unwrap();
+        assert_eq!(
+            s.roaming_sources
+                .iter()
+                .map(|p| (p.origin.as_str(), p.token.as_str()))
+                .collect::<Vec<_>>(),
+            [("http://o:7070", "tc_secret")]
+        );
+        // Never the token in a debug print.
+        assert!(!format!("{:?}", s.roaming_sources).contains("tc_secret"));
+        for bad in [
+            format!("{agreement}origin = \"http://o:7070\"\n"),
+            format!("{agreement}origin = \"o:7070\"\ntoken_file = {:?}\n", token.to_str().unwrap()),
+            format!("{agreement}origin = \"http://o\"\ntoken_file = \"/nonexistent/t\"\n"),
+            format!("[licences.roaming]\nname = \"x\"\nsigning_key = \"{one}\"\nagreement_key = \"{key}\"\nurl = \"ftp://x\"\n"),
+        ] {
+            assert!(parse(&bad).is_err(), "{bad}");
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct RoamingPartner {
     pub name: String,
     pub signing: ed25519_dalek::VerifyingKey,
     pub agreement_key: [u8; 32],
+    /// Its URL: with it, this origin has the partner convert licences for
+    /// systems it does not issue before answering them (way 3).
+    pub url: Option<String>,
 }
 
 /// The X25519 key of this origin's roaming agreements, derived from its
@@ -132,6 +135,9 @@ pub(super) struct LicenceRequest {
     delivery: i64,
     /// `clearkey`, `age:age1…` or `device:BASE64URL`.
     recipient: String,
+    /// A partner asking for the licence of a copy it bought for this user.
+    #[serde(default)]
+    for_user: Option<String>,
 }
 
 /// `POST /v1/licences` (the buyer): a licence for a protected delivery in
@@ -142,8 +148,9 @@ pub(super) async fn issue(
     body: Result<Json<LicenceRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let me = caller.expect(AccountKind::User)?.clone();
     let req = json_body(body)?;
+    let buyer = super::partners::buyer(&o, &caller, req.for_user.as_deref()).await?;
+    let me = buyer.user.clone();
     let recipient: Recipient = req
         .recipient
         .parse()
@@ -160,6 +167,16 @@ pub(super) async fn issue(
                 format!("you have no delivery {}", req.delivery),
             )
         })?;
+    // A partner has licences for the copies it bought, and no other.
+    let paid_by = serde_json::from_str::<serde_json::Value>(&d.order_info)
+        .ok()
+        .and_then(|v| v["payer"].as_str().map(str::to_owned));
+    if buyer.partner.is_some() && paid_by != buyer.payer() {
+        return Err(ApiError::forbidden(format!(
+            "delivery {} was not bought by you",
+            d.id
+        )));
+    }
     let c = o.content_or_404(d.content_id).await?;
     if !c.protected {
         return Err(ApiError::bad_request(format!(
@@ -200,8 +217,13 @@ pub(super) async fn issue(
     let own = if native {
         recipient.clone()
     } else {
-        match (o.config.native_systems.first(), &o.config.roaming) {
-            (Some(tracecast_protect::System::Clearkey), Some(_)) => Recipient::Clearkey,
+        let converter = o.config.roaming.is_some()
+            || o.config
+                .roaming_partner
+                .as_ref()
+                .is_some_and(|p| p.url.is_some());
+        match (o.config.native_systems.first(), converter) {
+            (Some(tracecast_protect::System::Clearkey), true) => Recipient::Clearkey,
             _ => {
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -238,13 +260,82 @@ pub(super) async fn issue(
         })
         .await?;
     if !native {
-        let roaming = o.config.roaming.as_ref().expect("checked above");
-        signed = roaming
-            .convert(&me.name, &signed, &recipient, crate::roaming::Way::Issuer)
-            .await?;
+        signed = match (&o.config.roaming, &o.config.roaming_partner) {
+            (Some(roaming), _) => {
+                roaming
+                    .convert(&me.name, &signed, &recipient, crate::roaming::Way::Issuer)
+                    .await?
+            }
+            (None, Some(partner)) => {
+                convert_remote(&o, partner, signed, &req.recipient, now).await?
+            }
+            (None, None) => unreachable!("checked above"),
+        };
     }
     tracing::info!(licence = %id, delivery = d.id, user = %me.name, system = %recipient.system(), native, "licence issued");
     Ok((StatusCode::CREATED, Json(signed)).into_response())
+}
+
+/// Has the roaming server in another process convert a licence this
+/// origin just issued (way 3), signing the request with the licence key.
+async fn convert_remote(
+    o: &Origin,
+    partner: &RoamingPartner,
+    licence: tracecast_protect::SignedLicence,
+    recipient: &str,
+    now: i64,
+) -> Result<tracecast_protect::SignedLicence, ApiError> {
+    let url = partner.url.as_deref().unwrap_or_default();
+    let request = crate::roaming::IssuerRequest {
+        issuer: ISSUER.into(),
+        licence,
+        recipient: recipient.to_owned(),
+        at: now,
+    };
+    let (body, signature) = request.sign(&o.signing);
+    let unavailable = |why: String| {
+        tracing::warn!(roaming = %partner.name, error = %why, "the roaming server did not convert");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "roaming_unavailable",
+            format!(
+                "the roaming server {} did not convert the licence: {why}",
+                partner.name
+            ),
+        )
+    };
+    let answer = o
+        .http
+        .post(format!(
+            "{}/roaming/v1/issuer-conversions",
+            url.trim_end_matches('/')
+        ))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(crate::roaming::ISSUER_SIGNATURE, signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let status = answer.status();
+    let bytes = answer
+        .bytes()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    if !status.is_success() {
+        return Err(unavailable(format!(
+            "{status}: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+        )));
+    }
+    let converted =
+        tracecast_protect::SignedLicence::parse(&bytes).map_err(|e| unavailable(e.to_string()))?;
+    // Only a licence the partner signed goes to the user.
+    converted
+        .verify_signature(
+            &tracecast_protect::Trusted::new().with(partner.name.clone(), partner.signing),
+        )
+        .map_err(|e| unavailable(e.to_string()))?;
+    Ok(converted)
 }
 
 /// `GET /v1/licences/issuer`: the name and Ed25519 key licences are signed

@@ -8,6 +8,7 @@ mod billing;
 mod ingest;
 pub mod licences;
 pub mod members;
+mod partners;
 mod reports;
 mod trace;
 
@@ -141,6 +142,8 @@ pub struct Origin {
     licence_issuer: tracecast_protect::Issuer,
     /// This origin's side of its agreement with the roaming server.
     roaming_agreement: Option<tracecast_protect::RoamingAgreement>,
+    /// Calls to a roaming server in another process.
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Origin {
@@ -230,6 +233,10 @@ impl Origin {
             ),
             licence_issuer: tracecast_protect::Issuer::new(licences::ISSUER, signing.clone()),
             roaming_agreement,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .map_err(|e| tracecast_store::StoreError::Invalid(e.to_string()))?,
         });
         tokio::spawn(reports::consume(origin.clone()));
         Ok(origin)
@@ -342,6 +349,12 @@ pub fn router(origin: Arc<Origin>) -> Router {
             get(licences::rendition_key),
         )
         .route("/v1/licences", post(licences::issue))
+        .route(
+            "/v1/partners/{name}/consent",
+            put(partners::give_consent)
+                .delete(partners::revoke_consent)
+                .get(partners::show_consent),
+        )
         .route("/v1/licences/issuer", get(licences::issuer))
         .route("/v1/purchases", post(purchase))
         .route("/v1/edges", get(edges))
@@ -422,7 +435,7 @@ async fn add_account(
     let new = json_body(body)?;
     let kind = AccountKind::parse(&new.kind).ok_or_else(|| {
         ApiError::bad_request(format!(
-            "unknown account kind {:?}: provider, user, edge, home or kiosk",
+            "unknown account kind {:?}: provider, user, edge, home, kiosk or partner",
             new.kind
         ))
     })?;
@@ -701,8 +714,9 @@ async fn purchase(
     body: Result<Json<PurchaseRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let user = caller.expect(AccountKind::User)?;
     let req = json_body(body)?;
+    let buyer = partners::buyer(&o, &caller, req.for_user.as_deref()).await?;
+    let user = &buyer.user;
     let c = o.content_or_404(req.content).await?;
     let kind: ContentKind = c.kind.parse().map_err(ApiError::bad_request)?;
     // A member receives the quality their trust allows (DESIGN.md "004").
@@ -746,7 +760,15 @@ async fn purchase(
         )));
     }
     let now = tracecast_store::now_ms();
-    let route = route_via_site(&o, &req, &c, kind, tier, now).await?;
+    let mut route = route_via_site(&o, &req, &c, kind, tier, now).await?;
+    if let Some(payer) = buyer.payer() {
+        if route.mode != Mode::Download {
+            return Err(ApiError::bad_request(
+                "a partner buys downloads only, not orders through a home server or kiosk",
+            ));
+        }
+        route.order_info["payer"] = serde_json::Value::String(payer);
+    }
     if c.protected && route.mode != Mode::Download {
         // Homes package rentals and kiosks write discs from the plain
         // copy; protected copies go to the buyer only.
@@ -792,6 +814,7 @@ async fn purchase(
         _ if tier.is_paid() => c.price_cents,
         _ => 0,
     };
+    partners::spend(&o, &buyer, price).await?;
     let d = o
         .store
         .open_delivery(&NewDelivery {
@@ -1086,6 +1109,9 @@ async fn delivery(
             AccountKind::Provider => a.id == d.provider_id,
             AccountKind::Edge => a.id == d.edge_id,
             AccountKind::Home | AccountKind::Kiosk => Some(a.id) == d.site_id,
+            // The deliveries it bought.
+            AccountKind::Partner => serde_json::from_str::<serde_json::Value>(&d.order_info)
+                .is_ok_and(|v| v["payer"].as_str() == Some(&format!("operator:{}", a.name))),
         },
     };
     if !allowed {

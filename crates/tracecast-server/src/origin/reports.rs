@@ -156,9 +156,17 @@ impl Parties {
         })
     }
 
+    /// Who pays for the copy when it is not the user: a partner that
+    /// bought it for them ("002" way 2).
+    fn partner_payer(&self) -> Option<Party> {
+        self.order()["payer"].as_str().and_then(|p| p.parse().ok())
+    }
+
     fn sale(&self) -> Sale {
         Sale {
-            user: Party::user(&self.user.name),
+            user: self
+                .partner_payer()
+                .unwrap_or_else(|| Party::user(&self.user.name)),
             provider: Party::provider(&self.provider.name),
             title: self.content.title.clone(),
             price_cents: self.d.price_cents,
@@ -218,7 +226,8 @@ async fn apply_marked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
         .store
         .record_marked(d.id, r.bytes as i64, &r.sha256, r.marked_at, t.clone())
         .await?;
-    if matches!(mode, Mode::Download | Mode::Home) {
+    // A partner's order is billed to the user by the partner.
+    if matches!(mode, Mode::Download | Mode::Home) && p.partner_payer().is_none() {
         // Sent whether or not this run applied the report: a crash
         // between applying and billing must not lose the bill, and the
         // idempotency key makes a repeat land once.

@@ -106,6 +106,13 @@ impl Proc {
         }
     }
 
+    /// Stops the process and starts it again with more arguments.
+    pub(crate) fn restart_with(&mut self, more: &[String]) {
+        self.kill();
+        self.args.extend_from_slice(more);
+        self.spawn();
+    }
+
     pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();

@@ -199,3 +199,195 @@ fn protected_copies_open_with_the_buyers_licence_only() {
     }
     assert!(logs >= 3, "the origin's and edges' logs were read");
 }
+
+/// GET `path` of `base` with the token in `token_file`.
+fn get(base: &str, token_file: &Path, path: &str) -> serde_json::Value {
+    let client = tracecast_client::OriginClient::new(
+        base,
+        std::fs::read_to_string(token_file).unwrap().trim(),
+    )
+    .unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(client.call(reqwest::Method::GET, path, None))
+        .unwrap()
+}
+
+/// A roaming server in its own process, beside an origin that issues only
+/// ClearKey: the origin has it convert a device licence before answering
+/// (way 3, the request signed with the origin's key), and a package order
+/// given to it buys at the origin with its partner account for a user who
+/// consented, converts the licence into age and bills the user (way 2).
+#[test]
+fn a_roaming_server_in_another_process_converts_and_buys_for_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let mut net = Net::start(dir, None, None);
+    let provider = net.account("provider", "aurora");
+    let alice = net.account("user", "alice");
+    let partner_token = net.account("partner", "roaming");
+    let src = music_wav(dir, 10.0);
+    let (_, id) = net.publish(&provider, &src, "Sealed", "1.50", &["--protect"]);
+
+    // The roaming process: the origin's keys for its agreement, its
+    // partner token there, and the origin's database for its users.
+    let issuer = get(&net.base, &net.admin, "/v1/licences/issuer");
+    let roaming_port = crate::delivery::free_port();
+    let roaming_base = format!("http://127.0.0.1:{roaming_port}");
+    let roaming_conf = dir.join("roaming.toml");
+    std::fs::write(
+        &roaming_conf,
+        format!(
+            "data = {:?}\nroles = [\"roaming\"]\ndatabase = {:?}\n\
+             [roaming]\nname = \"roaming\"\nfee = \"0.10\"\n\
+             [[roaming.agreements]]\nissuer = \"origin\"\nsigning_key = {}\nagreement_key = {}\n\
+             origin = {:?}\ntoken_file = {:?}\n",
+            p(&dir.join("roaming")),
+            format!("sqlite://{}", p(&dir.join("origin").join("tracecast.db"))),
+            issuer["key"],
+            issuer["agreement_key"],
+            net.base,
+            p(&partner_token),
+        ),
+    )
+    .unwrap();
+    let _roaming = crate::delivery::Proc::start(
+        dir.join("roaming.log"),
+        vec!["--config".into(), p(&roaming_conf).into()],
+        Vec::new(),
+        roaming_port,
+        "/roaming/v1/keys",
+    );
+    let keys = get(&roaming_base, &net.admin, "/roaming/v1/keys");
+    // The origin, restarted with the agreement: ClearKey only, the rest
+    // converted by the roaming server.
+    let origin_conf = dir.join("origin-licences.toml");
+    std::fs::write(
+        &origin_conf,
+        format!(
+            "[licences]\nsystems = [\"clearkey\"]\n\
+             [licences.roaming]\nname = \"roaming\"\nsigning_key = {}\nagreement_key = {}\nurl = {roaming_base:?}\n",
+            keys["signing_key"], keys["agreement_key"]
+        ),
+    )
+    .unwrap();
+    net.origin
+        .restart_with(&["--config".into(), p(&origin_conf).into()]);
+
+    // Way 3: alice's device licence comes from the roaming server.
+    let sealed = dir.join("alice.flac.tcprot");
+    let b = json(net.run(&alice, &["buy", &id, "--out", p(&sealed), "--json"]));
+    let delivery = b["delivery"].as_i64().unwrap().to_string();
+    let dev_key = dir.join("alice.device");
+    let recipient = keygen("device", &dev_key);
+    let dev_licence = dir.join("device.licence");
+    ok(net.run(
+        &alice,
+        &[
+            "licence",
+            "get",
+            &delivery,
+            "--recipient",
+            recipient.trim(),
+            "--out",
+            p(&dev_licence),
+        ],
+    ));
+    let l: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&dev_licence).unwrap()).unwrap();
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        l["payload"].as_str().unwrap(),
+    )
+    .unwrap();
+    let payload: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(payload["issuer"], "roaming", "{payload}");
+    let plain = dir.join("alice.flac");
+    ok(decrypt(
+        &net,
+        &alice,
+        &sealed,
+        &dev_licence,
+        &plain,
+        &["--identity", p(&dev_key)],
+    ));
+    assert_eq!(&std::fs::read(&plain).unwrap()[..4], b"fLaC");
+
+    // Way 2: without consent the roaming server cannot buy for alice.
+    let age_key = dir.join("alice.age");
+    let age = keygen("age", &age_key);
+    let order_dir = dir.join("package");
+    let order = |token: &Path| {
+        crate::delivery::cli(
+            &[
+                "licence",
+                "order",
+                &format!("origin:{id}"),
+                "--recipient",
+                age.trim(),
+                "--out-dir",
+                p(&order_dir),
+            ],
+            token,
+            &roaming_base,
+        )
+    };
+    let out = order(&alice);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("has not consented"), "{text}");
+    // Consent up to 2.00: one copy at 1.50 passes, a second does not.
+    let out = ok(net.run(
+        &alice,
+        &["licence", "consent", "roaming", "--limit", "2.00"],
+    ));
+    assert!(out.contains("up to 2.00"), "{out}");
+    let out = ok(order(&alice));
+    assert!(out.contains("1 ordered, 1.60 charged"), "{out}");
+    let licence = std::fs::read_dir(&order_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".age.licence"))
+        .expect("the converted licence");
+    let copy = std::fs::read_dir(&order_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tcprot"))
+        .expect("the protected copy");
+    let bought = dir.join("bought.flac");
+    ok(decrypt(
+        &net,
+        &alice,
+        &copy,
+        &licence,
+        &bought,
+        &["--identity", p(&age_key)],
+    ));
+    // The copy the roaming server bought is marked for alice.
+    let out = ok(net.run(&net.admin, &["trace", p(&bought)]));
+    assert!(out.contains("marked for user alice"), "{out}");
+    let out = order(&alice);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("limit"), "{text}");
+    // Taken back: refused again.
+    ok(net.run(&alice, &["licence", "consent", "roaming", "--revoke"]));
+    let out = order(&alice);
+    assert_eq!(out.status.code(), Some(1));
+
+    // No process logged the user's secrets or the partner's token.
+    let partner = std::fs::read_to_string(&partner_token).unwrap();
+    let device = std::fs::read_to_string(&dev_key).unwrap();
+    let mut logs = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            logs += 1;
+            for secret in ["AGE-SECRET-KEY", device.trim(), partner.trim()] {
+                assert!(!text.contains(secret), "a secret in {}", path.display());
+            }
+        }
+    }
+    assert_eq!(logs, 4, "the origin's, edges' and roaming server's logs");
+}

@@ -1,0 +1,200 @@
+//! Partners at the origin (DESIGN.md "002" way 2, the package order): a
+//! roaming server holds a partner account here and buys for users who
+//! consented to it, up to a limit they set. The copy is marked for the
+//! user (a leak still names them); the partner pays the provider and bills
+//! the user itself.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use tracecast_store::{Account, AccountKind, Spend};
+
+use super::{json_body, Caller, Origin};
+use crate::ApiError;
+
+/// Who a purchase or licence is for, and the partner buying it if any.
+pub(super) struct Buyer {
+    pub user: Account,
+    pub partner: Option<Account>,
+}
+
+impl Buyer {
+    /// The ledger party that pays, when it is not the user.
+    pub fn payer(&self) -> Option<String> {
+        self.partner
+            .as_ref()
+            .map(|p| format!("operator:{}", p.name))
+    }
+}
+
+/// The buyer behind a request: the calling user, or the user a partner
+/// names (`for_user`), who must have consented to that partner.
+pub(super) async fn buyer(
+    o: &Origin,
+    caller: &Caller,
+    for_user: Option<&str>,
+) -> Result<Buyer, ApiError> {
+    match (caller, for_user) {
+        (Caller::Account(a), None) if a.kind == AccountKind::User => Ok(Buyer {
+            user: a.clone(),
+            partner: None,
+        }),
+        (Caller::Account(a), Some(_)) if a.kind == AccountKind::User => Err(ApiError::bad_request(
+            "for_user is for partners; a user buys for themself",
+        )),
+        (Caller::Account(p), Some(name)) if p.kind == AccountKind::Partner => {
+            let user = o
+                .store
+                .account_by_name(AccountKind::User, name)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "unknown_user",
+                        format!("there is no user {name:?}"),
+                    )
+                })?;
+            if o.store.partner_consent(user.id, p.id).await?.is_none() {
+                return Err(ApiError::forbidden(format!(
+                    "{name} has not consented to {} buying for them",
+                    p.name
+                )));
+            }
+            Ok(Buyer {
+                user,
+                partner: Some(p.clone()),
+            })
+        }
+        (Caller::Account(p), None) if p.kind == AccountKind::Partner => Err(ApiError::bad_request(
+            "a partner names the user it buys for (for_user)",
+        )),
+        _ => Err(ApiError::forbidden(
+            "this needs a user token (or a partner's)",
+        )),
+    }
+}
+
+/// Spends a partner's order under the user's consent, or refuses it with
+/// nothing spent.
+pub(super) async fn spend(o: &Origin, b: &Buyer, cents: i64) -> Result<(), ApiError> {
+    let Some(p) = &b.partner else { return Ok(()) };
+    match o
+        .store
+        .spend_partner_consent(b.user.id, p.id, cents)
+        .await?
+    {
+        Spend::Done => Ok(()),
+        Spend::NoConsent => Err(ApiError::forbidden(format!(
+            "{} has taken back their consent to {}",
+            b.user.name, p.name
+        ))),
+        Spend::OverLimit(c) => Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "over_limit",
+            format!(
+                "{} would pass {}'s limit for {} ({} of {} spent); nothing was charged",
+                tracecast_ledger::money(cents),
+                b.user.name,
+                p.name,
+                tracecast_ledger::money(c.spent_cents),
+                tracecast_ledger::money(c.limit_cents)
+            ),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ConsentRequest {
+    limit_cents: i64,
+}
+
+async fn partner_named(o: &Origin, name: &str) -> Result<Account, ApiError> {
+    o.store
+        .account_by_name(AccountKind::Partner, name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_partner",
+                format!("there is no partner {name:?}"),
+            )
+        })
+}
+
+/// `PUT /v1/partners/{name}/consent` (a user): lets the partner buy for
+/// them up to `limit_cents` in all.
+pub(super) async fn give_consent(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Result<Json<ConsentRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let caller = o.caller(&headers).await?;
+    let me = caller.expect(AccountKind::User)?;
+    let req = json_body(body)?;
+    if req.limit_cents < 0 {
+        return Err(ApiError::bad_request("a limit cannot be negative"));
+    }
+    let p = partner_named(&o, &name).await?;
+    let c = o
+        .store
+        .set_partner_consent(me.id, p.id, req.limit_cents)
+        .await?;
+    tracing::info!(user = %me.name, partner = %p.name, limit = req.limit_cents, "consent given");
+    Ok(Json(serde_json::json!({
+        "partner": p.name,
+        "limit_cents": c.limit_cents,
+        "spent_cents": c.spent_cents,
+    }))
+    .into_response())
+}
+
+/// `DELETE /v1/partners/{name}/consent` (a user): takes it back.
+pub(super) async fn revoke_consent(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = o.caller(&headers).await?;
+    let me = caller.expect(AccountKind::User)?;
+    let p = partner_named(&o, &name).await?;
+    if !o.store.revoke_partner_consent(me.id, p.id).await? {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_consent",
+            format!("you had not consented to {}", p.name),
+        ));
+    }
+    tracing::info!(user = %me.name, partner = %p.name, "consent taken back");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1/partners/{name}/consent` (a user): the limit and what was
+/// spent.
+pub(super) async fn show_consent(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = o.caller(&headers).await?;
+    let me = caller.expect(AccountKind::User)?;
+    let p = partner_named(&o, &name).await?;
+    let c = o.store.partner_consent(me.id, p.id).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_consent",
+            format!("you have not consented to {}", p.name),
+        )
+    })?;
+    Ok(Json(serde_json::json!({
+        "partner": p.name,
+        "limit_cents": c.limit_cents,
+        "spent_cents": c.spent_cents,
+    }))
+    .into_response())
+}
