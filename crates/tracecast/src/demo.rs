@@ -520,6 +520,59 @@ async fn protected(
         if ok { "ok" } else { "WRONG" },
         verdict(&r)
     ));
+
+    // A package order: alice lets the roaming server buy for her (up to
+    // 5.00); it buys the track at the origin, converts its licence into
+    // her age system and bills her the price and its fee.
+    let (_, _, alice, _) = &users[0];
+    alice
+        .call(
+            reqwest::Method::PUT,
+            "/v1/partners/roaming/consent",
+            Some(&serde_json::json!({"limit_cents": 500})),
+        )
+        .await?;
+    let (age_secret, age_public) = tracecast_protect::new_age_identity();
+    let order = alice
+        .call(
+            reqwest::Method::POST,
+            "/roaming/v1/orders",
+            Some(&serde_json::json!({
+                "items": [{"issuer": "origin", "content": c.id}],
+                "recipient": format!("age:{age_public}"),
+            })),
+        )
+        .await?;
+    let item = &order["results"][0];
+    let purchase: tracecast_delivery::api::Purchase =
+        serde_json::from_value(item["purchase"].clone())
+            .with_context(|| format!("the package order failed: {}", item["error"]))?;
+    let licence: tracecast_protect::SignedLicence =
+        serde_json::from_value(item["licence"].clone())?;
+    let edges = tracecast_client::EdgeClient::new()?;
+    let copy = edges
+        .deliver(&purchase.edge_address, &purchase.ticket)
+        .await?;
+    let sealed = dir.join("alice-sealed-etude.flac.tcprot");
+    edges.download(&copy, &sealed, &|_, _| {}).await?;
+    let l = licence.verify(&trusted, "alice", now)?;
+    let content_key = l.content_key(&tracecast_protect::Secret::Age(age_secret))?;
+    let plain = tracecast_protect::decrypt_bytes(&std::fs::read(&sealed)?, l.key_id, &content_key)?;
+    let out = dir.join("alice-sealed-etude.flac");
+    std::fs::write(&out, &plain)?;
+    say(format!(
+        "   alice's package order: the roaming server bought it at the origin for her (she consented up to {}), converted the licence into her age system and billed her {}; her age key opens the copy",
+        money(500),
+        money(order["charged_cents"].as_i64().unwrap_or(0)),
+    ));
+    let r = admin.trace(&out).await?;
+    let ok = r.user.as_deref() == Some("alice");
+    failures += usize::from(!ok);
+    say(format!(
+        "   {}  the copy the roaming server bought traces to {}",
+        if ok { "ok" } else { "WRONG" },
+        verdict(&r)
+    ));
     Ok(failures)
 }
 
