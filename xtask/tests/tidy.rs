@@ -32,6 +32,7 @@ const PURE: &[&str] = &[
     "tracecast-disc",
     "tracecast-members",
     "tracecast-protect",
+    "tracecast-share",
 ];
 const IO_DEPENDENCIES: &[&str] = &[
     "tokio",

@@ -1,0 +1,17 @@
+//! Sharing from a device through a phone gateway (DESIGN.md "000"), the
+//! rules without I/O:
+//!
+//! - [`account`]: the service account ids the service server issues, with a
+//!   Damm check digit so a gateway can refuse a mistyped or made-up id
+//!   before it reaches the server;
+//! - [`tus`]: the tus resumable upload protocol, version 1.0.0 (core,
+//!   creation, termination and expiration): header values, upload
+//!   metadata, and an upload's offset rules.
+//!
+//! The gateway, device and service roles (`tracecast-server`) use them.
+
+pub mod account;
+pub mod tus;
+
+pub use account::{AccountError, ServiceAccount};
+pub use tus::{TusError, Upload};
