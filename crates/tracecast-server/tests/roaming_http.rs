@@ -25,6 +25,27 @@ fn status(e: ClientError) -> StatusCode {
     }
 }
 
+/// The roaming server "roaming" (fee 0.10) with an agreement with the
+/// origin; the same keys each time, so any of them opens its licences.
+fn roaming_server(
+    t: &TestStore,
+    origin_signing: &SigningKey,
+    sources: Vec<PackageSource>,
+) -> std::sync::Arc<Roaming> {
+    Roaming::new(
+        t.store.clone(),
+        SigningKey::from_bytes(&[4; 32]),
+        [5; 32],
+        RoamingConfig {
+            name: "roaming".into(),
+            fee_cents: 10,
+            agreements: vec![licences::agreement(origin_signing)],
+            sources,
+        },
+    )
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn licences_roam_between_systems_on_both_backends() {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -32,18 +53,7 @@ async fn licences_roam_between_systems_on_both_backends() {
         eprintln!("roaming: {}", t.backend().name());
         // The origin's signing key in common::start_with is [3; 32].
         let origin_signing = SigningKey::from_bytes(&[3; 32]);
-        let roaming = Roaming::new(
-            t.store.clone(),
-            SigningKey::from_bytes(&[4; 32]),
-            [5; 32],
-            RoamingConfig {
-                name: "roaming".into(),
-                fee_cents: 10,
-                agreements: vec![licences::agreement(&origin_signing)],
-                sources: Vec::new(),
-            },
-        )
-        .unwrap();
+        let roaming = roaming_server(&t, &origin_signing, Vec::new());
         let config = OriginConfig {
             native_systems: vec![System::Clearkey],
             roaming: Some(roaming.clone()),
@@ -255,22 +265,15 @@ async fn licences_roam_between_systems_on_both_backends() {
         // Way 2, a package order: a roaming server with the same keys that
         // buys at this origin with a partner account.
         let (_, partner, partner_token) = net.account("partner", "roaming").await;
-        let shop = Roaming::new(
-            t.store.clone(),
-            SigningKey::from_bytes(&[4; 32]),
-            [5; 32],
-            RoamingConfig {
-                name: "roaming".into(),
-                fee_cents: 10,
-                agreements: vec![licences::agreement(&origin_signing)],
-                sources: vec![PackageSource {
-                    issuer: "origin".into(),
-                    origin: net.base.clone(),
-                    token: partner_token,
-                }],
-            },
-        )
-        .unwrap();
+        let shop = roaming_server(
+            &t,
+            &origin_signing,
+            vec![PackageSource {
+                issuer: "origin".into(),
+                origin: net.base.clone(),
+                token: partner_token,
+            }],
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shop_base = format!("http://{}", listener.local_addr().unwrap());
         let _shop_task = common::serve(listener, tracecast_server::roaming::router(shop));

@@ -146,12 +146,7 @@ pub(super) async fn give_consent(
         .set_partner_consent(me.id, p.id, req.limit_cents)
         .await?;
     tracing::info!(user = %me.name, partner = %p.name, limit = req.limit_cents, "consent given");
-    Ok(Json(serde_json::json!({
-        "partner": p.name,
-        "limit_cents": c.limit_cents,
-        "spent_cents": c.spent_cents,
-    }))
-    .into_response())
+    Ok(consent_json(&p, c))
 }
 
 /// `DELETE /v1/partners/{name}/consent` (a user): takes it back.
@@ -191,10 +186,15 @@ pub(super) async fn show_consent(
             format!("you have not consented to {}", p.name),
         )
     })?;
-    Ok(Json(serde_json::json!({
+    Ok(consent_json(&p, c))
+}
+
+/// A consent as the API answers it.
+fn consent_json(p: &Account, c: tracecast_store::PartnerConsent) -> Response {
+    Json(serde_json::json!({
         "partner": p.name,
         "limit_cents": c.limit_cents,
         "spent_cents": c.spent_cents,
     }))
-    .into_response())
+    .into_response()
 }
