@@ -385,31 +385,28 @@ struct OrderOutcome {
 }
 
 impl Roaming {
-    /// One item of a package order: bought at the issuer's origin for the
-    /// user, its licence taken in a system the origin issues and converted
-    /// into the user's.
-    async fn order_item(
+    /// The partner client of an issuer's origin and the recipient its
+    /// licences are asked in (any system it issues will do: the licence
+    /// carries this server's roaming copy, which is what the conversion
+    /// opens). Looked up once per issuer per order.
+    async fn source(
         &self,
-        user: &str,
-        item: &OrderItem,
-        target: &Recipient,
-    ) -> Result<(tracecast_delivery::api::Purchase, SignedLicence), String> {
+        issuer: &str,
+    ) -> Result<(tracecast_client::OriginClient, String), String> {
         let source = self
             .config
             .sources
             .iter()
-            .find(|s| s.issuer == item.issuer)
-            .ok_or_else(|| format!("{} buys nothing at {:?}", self.name(), item.issuer))?;
+            .find(|s| s.issuer == issuer)
+            .ok_or_else(|| format!("{} buys nothing at {issuer:?}", self.name()))?;
         let origin = tracecast_client::OriginClient::new(&source.origin, &source.token)
             .map_err(|e| e.to_string())?;
-        let issuer = origin
+        let info = origin
             .call(reqwest::Method::GET, "/v1/licences/issuer", None)
             .await
-            .map_err(|e| format!("{}: {e}", item.issuer))?;
+            .map_err(|e| format!("{issuer}: {e}"))?;
         let systems: Vec<tracecast_protect::System> =
-            serde_json::from_value(issuer["systems"].clone()).unwrap_or_default();
-        // Any system the origin issues will do: the licence carries this
-        // server's roaming copy, which is what the conversion opens.
+            serde_json::from_value(info["systems"].clone()).unwrap_or_default();
         let own = if systems.contains(&tracecast_protect::System::Clearkey) {
             "clearkey".to_owned()
         } else if systems.contains(&tracecast_protect::System::Device) {
@@ -419,6 +416,19 @@ impl Roaming {
             let (_, public) = tracecast_protect::new_age_identity();
             format!("age:{public}")
         };
+        Ok((origin, own))
+    }
+
+    /// One item of a package order: bought at the issuer's origin for the
+    /// user, its licence taken in a system the origin issues and converted
+    /// into the user's.
+    async fn order_item(
+        &self,
+        user: &str,
+        item: &OrderItem,
+        target: &Recipient,
+        (origin, own): &(tracecast_client::OriginClient, String),
+    ) -> Result<(tracecast_delivery::api::Purchase, SignedLicence), String> {
         let mut request =
             tracecast_delivery::api::PurchaseRequest::download(item.content, item.tier);
         request.for_user = Some(user.to_owned());
@@ -468,8 +478,17 @@ async fn orders(
         .parse()
         .map_err(|e: ProtectError| ApiError::bad_request(e.to_string()))?;
     let mut out = Vec::with_capacity(req.items.len());
+    let mut sources = std::collections::HashMap::new();
     for (index, item) in req.items.iter().enumerate() {
-        let (purchase, licence, error) = match r.order_item(&user.name, item, &target).await {
+        if !sources.contains_key(&item.issuer) {
+            let found = r.source(&item.issuer).await;
+            sources.insert(item.issuer.clone(), found);
+        }
+        let result = match &sources[&item.issuer] {
+            Ok(source) => r.order_item(&user.name, item, &target, source).await,
+            Err(e) => Err(e.clone()),
+        };
+        let (purchase, licence, error) = match result {
             Ok((p, l)) => (Some(p), Some(l), None),
             Err(e) => {
                 tracing::warn!(user = %user.name, issuer = %item.issuer, content = item.content, error = %e, "package item refused");

@@ -32,6 +32,23 @@ fn decrypt(
     net.run(user, &args)
 }
 
+/// `tracecast licence get DELIVERY --recipient RECIPIENT --out OUT` as
+/// `user`, which must succeed.
+fn licence_get(net: &Net, user: &Path, delivery: &str, recipient: &str, out: &Path) {
+    ok(net.run(
+        user,
+        &[
+            "licence",
+            "get",
+            delivery,
+            "--recipient",
+            recipient,
+            "--out",
+            p(out),
+        ],
+    ));
+}
+
 #[test]
 fn protected_copies_open_with_the_buyers_licence_only() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,18 +73,7 @@ fn protected_copies_open_with_the_buyers_licence_only() {
     let age_recipient = out.trim().to_owned();
     assert!(age_recipient.starts_with("age:age1"), "{out}");
     let age_licence = dir.join("age.licence");
-    ok(net.run(
-        &alice,
-        &[
-            "licence",
-            "get",
-            &delivery,
-            "--recipient",
-            &age_recipient,
-            "--out",
-            p(&age_licence),
-        ],
-    ));
+    licence_get(&net, &alice, &delivery, &age_recipient, &age_licence);
     let plain = dir.join("alice.flac");
     let out = ok(decrypt(
         &net,
@@ -88,18 +94,7 @@ fn protected_copies_open_with_the_buyers_licence_only() {
     let dev_key = dir.join("alice.device");
     let out = keygen("device", &dev_key);
     let dev_licence = dir.join("device.licence");
-    ok(net.run(
-        &alice,
-        &[
-            "licence",
-            "get",
-            &delivery,
-            "--recipient",
-            out.trim(),
-            "--out",
-            p(&dev_licence),
-        ],
-    ));
+    licence_get(&net, &alice, &delivery, out.trim(), &dev_licence);
     let via_device = dir.join("device.flac");
     ok(decrypt(
         &net,
@@ -111,18 +106,7 @@ fn protected_copies_open_with_the_buyers_licence_only() {
     ));
     assert_eq!(std::fs::read(&via_device).unwrap(), flac);
     let ck_licence = dir.join("clearkey.licence");
-    ok(net.run(
-        &alice,
-        &[
-            "licence",
-            "get",
-            &delivery,
-            "--recipient",
-            "clearkey",
-            "--out",
-            p(&ck_licence),
-        ],
-    ));
+    licence_get(&net, &alice, &delivery, "clearkey", &ck_licence);
     let ck: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&ck_licence).unwrap()).unwrap();
     assert_eq!(ck["format"], "tracecast-licence/1");
@@ -281,18 +265,7 @@ fn a_roaming_server_in_another_process_converts_and_buys_for_users() {
     let dev_key = dir.join("alice.device");
     let recipient = keygen("device", &dev_key);
     let dev_licence = dir.join("device.licence");
-    ok(net.run(
-        &alice,
-        &[
-            "licence",
-            "get",
-            &delivery,
-            "--recipient",
-            recipient.trim(),
-            "--out",
-            p(&dev_licence),
-        ],
-    ));
+    licence_get(&net, &alice, &delivery, recipient.trim(), &dev_licence);
     let l: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&dev_licence).unwrap()).unwrap();
     let payload = base64::Engine::decode(
