@@ -7,6 +7,7 @@
 mod delivery;
 mod inbox;
 mod mailbox;
+mod share;
 
 pub use delivery::{
     part_path, ContentOptions, Downloaded, EdgeClient, KioskClient, OriginClient, SHA256_HEADER,
@@ -16,3 +17,4 @@ pub use mailbox::{
     drain, ClientError, CreatedBox, DrainOptions, DrainReport, Fetched, MailboxClient, Message,
     Notice, PostOptions, Posted,
 };
+pub use share::{download_link, GatewayClient, SendOptions, ServiceClient, Uploaded};

@@ -14,7 +14,10 @@ pub enum LinkError {
     BadSignature,
 }
 
-/// An edge's secret for signing links (32 bytes). `Debug` hides it.
+/// The scope of a link to a marked copy.
+const COPY_SCOPE: &str = "tracecast-copy-link/v1";
+
+/// An edge's (or service server's) secret for signing links (32 bytes). `Debug` hides it.
 #[derive(Clone)]
 pub struct LinkKey([u8; 32]);
 
@@ -29,16 +32,19 @@ impl LinkKey {
         Self(bytes)
     }
 
-    fn mac(&self, delivery: i64, expires: i64) -> Hmac<Sha256> {
+    /// The MAC of a link in `scope` (what kind of thing it opens) to `id`
+    /// until `expires`; the scope keeps a link of one kind from opening
+    /// another.
+    fn mac(&self, scope: &str, id: &str, expires: i64) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(format!("tracecast-copy-link/v1\n{delivery}\n{expires}").as_bytes());
+        mac.update(format!("{scope}\n{id}\n{expires}").as_bytes());
         mac
     }
 
     /// The signature (hex) of a link to `delivery` valid until `expires`
     /// (Unix seconds).
     pub fn sign(&self, delivery: i64, expires: i64) -> String {
-        hex::encode(self.mac(delivery, expires).finalize().into_bytes())
+        self.sign_scoped(COPY_SCOPE, &delivery.to_string(), expires)
     }
 
     /// Checks a link's signature (in constant time) and its expiry.
@@ -49,8 +55,26 @@ impl LinkKey {
         sig: &str,
         now: i64,
     ) -> Result<(), LinkError> {
+        self.verify_scoped(COPY_SCOPE, &delivery.to_string(), expires, sig, now)
+    }
+
+    /// The signature (hex) of a link of kind `scope` (e.g.
+    /// `tracecast-share-link/v1`) to `id`, valid until `expires`.
+    pub fn sign_scoped(&self, scope: &str, id: &str, expires: i64) -> String {
+        hex::encode(self.mac(scope, id, expires).finalize().into_bytes())
+    }
+
+    /// Checks a scoped link's signature (in constant time), then its expiry.
+    pub fn verify_scoped(
+        &self,
+        scope: &str,
+        id: &str,
+        expires: i64,
+        sig: &str,
+        now: i64,
+    ) -> Result<(), LinkError> {
         let bytes = hex::decode(sig).map_err(|_| LinkError::BadSignature)?;
-        self.mac(delivery, expires)
+        self.mac(scope, id, expires)
             .verify_slice(&bytes)
             .map_err(|_| LinkError::BadSignature)?;
         if now > expires {
@@ -79,5 +103,15 @@ mod tests {
             Err(LinkError::BadSignature)
         );
         assert_eq!(format!("{key:?}"), "LinkKey(..)");
+        // A link of one kind never opens another.
+        let share = key.sign_scoped("tracecast-share-link/v1", "42", 1000);
+        assert_eq!(
+            key.verify_scoped("tracecast-share-link/v1", "42", 1000, &share, 10),
+            Ok(())
+        );
+        assert_eq!(
+            key.verify(42, 1000, &share, 10),
+            Err(LinkError::BadSignature)
+        );
     }
 }

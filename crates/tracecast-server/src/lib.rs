@@ -6,12 +6,14 @@
 pub mod auth;
 pub mod edge;
 mod error;
+pub mod gateway;
 pub mod home;
 pub mod kiosk;
 pub mod mailbox;
 pub mod origin;
 pub mod roaming;
 mod serve;
+pub mod service;
 pub mod site;
 
 use std::net::SocketAddr;

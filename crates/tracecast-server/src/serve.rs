@@ -13,12 +13,30 @@ use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 use tracecast_delivery::range::{if_range_holds, none_match, parse_range, ByteRange, RangeRequest};
+use tracecast_store::Blobs;
 
 use crate::ApiError;
 
+/// Where the bytes to serve are.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// A file on local disk (kept copies, cached renditions).
+    File(&'a Path),
+    /// A blob in the object store (the service server's attachments).
+    Blob(&'a Blobs, &'a str),
+}
+
+/// A [`Source`] that outlives the request's borrow (for multipart
+/// bodies, read after the handler returned).
+#[derive(Clone)]
+enum Owned {
+    File(std::path::PathBuf),
+    Blob(Blobs, String),
+}
+
 /// What is known of the file to serve.
 pub struct Representation<'a> {
-    pub path: &'a Path,
+    pub source: Source<'a>,
     pub len: u64,
     pub etag: String,
     pub last_modified: String,
@@ -32,15 +50,25 @@ pub struct Representation<'a> {
 
 const CHUNK: usize = 1 << 20;
 
-async fn segment(
-    path: &Path,
-    r: ByteRange,
-) -> std::io::Result<ReaderStream<tokio::io::Take<tokio::fs::File>>> {
-    let mut f = tokio::fs::File::open(path).await?;
-    // Fewer, larger reads: each one is a hop to the blocking pool.
-    f.set_max_buf_size(CHUNK);
-    f.seek(std::io::SeekFrom::Start(r.first)).await?;
-    Ok(ReaderStream::with_capacity(f.take(r.len()), CHUNK))
+type Bytestream = futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
+
+async fn segment(source: Source<'_>, r: ByteRange) -> std::io::Result<Bytestream> {
+    match source {
+        Source::File(path) => {
+            let mut f = tokio::fs::File::open(path).await?;
+            // Fewer, larger reads: each one is a hop to the blocking pool.
+            f.set_max_buf_size(CHUNK);
+            f.seek(std::io::SeekFrom::Start(r.first)).await?;
+            Ok(ReaderStream::with_capacity(f.take(r.len()), CHUNK).boxed())
+        }
+        Source::Blob(blobs, key) => {
+            let s = blobs
+                .get_range_stream(key, r.first..r.last + 1)
+                .await
+                .map_err(std::io::Error::other)?;
+            Ok(s.map(|b| b.map_err(std::io::Error::other)).boxed())
+        }
+    }
 }
 
 fn io_error(e: std::io::Error) -> ApiError {
@@ -110,7 +138,7 @@ pub async fn respond(rep: &Representation<'_>, headers: &HeaderMap) -> Result<Re
                 return Ok((StatusCode::OK, out, Body::empty()).into_response());
             }
             let s = segment(
-                rep.path,
+                rep.source,
                 ByteRange {
                     first: 0,
                     last: rep.len - 1,
@@ -125,7 +153,7 @@ pub async fn respond(rep: &Representation<'_>, headers: &HeaderMap) -> Result<Re
             put(&mut out, header::CONTENT_TYPE, rep.media_type);
             put(&mut out, header::CONTENT_RANGE, &r.content_range(rep.len));
             put(&mut out, header::CONTENT_LENGTH, &r.len().to_string());
-            let s = segment(rep.path, r).await.map_err(io_error)?;
+            let s = segment(rep.source, r).await.map_err(io_error)?;
             Ok((StatusCode::PARTIAL_CONTENT, out, Body::from_stream(s)).into_response())
         }
         RangeRequest::Ranges(rs) => {
@@ -152,14 +180,22 @@ pub async fn respond(rep: &Representation<'_>, headers: &HeaderMap) -> Result<Re
                 &format!("multipart/byteranges; boundary={boundary}"),
             );
             put(&mut out, header::CONTENT_LENGTH, &total.to_string());
-            let path = rep.path.to_owned();
+            // Each part opens its own reader when the body gets to it.
+            let owned = match rep.source {
+                Source::File(p) => Owned::File(p.to_owned()),
+                Source::Blob(b, k) => Owned::Blob(b.clone(), k.to_owned()),
+            };
             let parts = futures::stream::iter(rs.into_iter().zip(heads))
                 .then(move |(r, head)| {
-                    let path = path.clone();
+                    let owned = owned.clone();
                     async move {
                         let head =
                             futures::stream::once(async move { Ok(bytes::Bytes::from(head)) });
-                        match segment(&path, r).await {
+                        let source = match &owned {
+                            Owned::File(p) => Source::File(p),
+                            Owned::Blob(b, k) => Source::Blob(b, k),
+                        };
+                        match segment(source, r).await {
                             Ok(s) => head.chain(s).boxed(),
                             Err(e) => head
                                 .chain(futures::stream::once(async move { Err(e) }))

@@ -6,11 +6,18 @@
 //!   before it reaches the server;
 //! - [`tus`]: the tus resumable upload protocol, version 1.0.0 (core,
 //!   creation, termination and expiration): header values, upload
-//!   metadata, and an upload's offset rules.
+//!   metadata, and an upload's offset rules;
+//! - [`gateway`]: set-up between a device, a gateway and the service
+//!   server (the JSON shapes of steps 1-9, the gateway's device policy, the
+//!   account format check, recipients as numbers or names);
+//! - [`message`]: the shared message as MIME, with the content attached or
+//!   a download link in a `message/external-body` part.
 //!
 //! The gateway, device and service roles (`tracecast-server`) use them.
 
 pub mod account;
+pub mod gateway;
+pub mod message;
 pub mod tus;
 
 pub use account::{AccountError, ServiceAccount};

@@ -23,7 +23,9 @@ const METADATA_B64: GeneralPurpose = GeneralPurpose::new(
 /// Why a tus request is refused; [`TusError::status`] is its HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TusError {
-    #[error("this server speaks tus {TUS_RESUMABLE} (Tus-Resumable: {0:?})")]
+    #[error(
+        "this server speaks tus {TUS_RESUMABLE}: send Tus-Resumable: {TUS_RESUMABLE} (got {0})"
+    )]
     Version(String),
     #[error("the {0} header is missing")]
     Missing(&'static str),
@@ -63,7 +65,8 @@ pub fn check_resumable(value: Option<&str>) -> Result<(), TusError> {
     match value {
         Some(v) if v.trim() == TUS_RESUMABLE => Ok(()),
         Some(v) => Err(TusError::Version(v.to_owned())),
-        None => Err(TusError::Missing("Tus-Resumable")),
+        // Like a version it does not speak: 412 (as tus servers answer).
+        None => Err(TusError::Version("none".into())),
     }
 }
 
@@ -204,7 +207,7 @@ mod tests {
     fn headers_are_read_as_the_protocol_says() {
         assert_eq!(check_resumable(Some("1.0.0")), Ok(()));
         assert_eq!(check_resumable(Some("0.2.2")).unwrap_err().status(), 412);
-        assert_eq!(check_resumable(None).unwrap_err().status(), 400);
+        assert_eq!(check_resumable(None).unwrap_err().status(), 412);
         assert_eq!(parse_number("Upload-Length", Some("1024")), Ok(1024));
         for bad in ["", "-1", "+5", " 5", "1e3", "99999999999999999999"] {
             assert!(parse_number("Upload-Length", Some(bad)).is_err(), "{bad:?}");

@@ -6,7 +6,8 @@
 //! rewritten in place and a half-written upload can never be mistaken for a
 //! good one: the metadata store names a blob only after `put` returned.
 
-use std::path::Path;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,7 +16,7 @@ use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, PutPayload};
+use object_store::{GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart};
 
 /// Errors of the blob store.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,9 @@ pub struct S3Settings {
 pub struct Blobs {
     inner: Arc<dyn ObjectStore>,
     describe: String,
+    /// The directory of local blobs, where a finished file can be moved in
+    /// rather than copied.
+    local_root: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Blobs {
@@ -65,6 +69,7 @@ impl Blobs {
         Ok(Self {
             inner: Arc::new(fs),
             describe: format!("files in {}", dir.display()),
+            local_root: Some(dir.to_owned()),
         })
     }
 
@@ -96,6 +101,7 @@ impl Blobs {
                     .map(|e| format!(" at {e}"))
                     .unwrap_or_default()
             ),
+            local_root: None,
         })
     }
 
@@ -113,6 +119,81 @@ impl Blobs {
             .await
             .map_err(|e| self.err(key, e))?;
         Ok(())
+    }
+
+    /// Stores the file at `path` under `key` and consumes the file: a
+    /// local store moves it in (a rename on the same file system), S3
+    /// takes it as a multipart upload streamed from disk, so a large file
+    /// is never held in memory.
+    pub async fn put_file(&self, key: &str, path: &Path) -> Result<(), BlobError> {
+        let io = |what: &str, e: std::io::Error| {
+            BlobError::Config(format!("{what} {}: {e}", path.display()))
+        };
+        if let Some(root) = &self.local_root {
+            let dest = root.join(key);
+            if let Some(dir) = dest.parent() {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| io("making room for", e))?;
+            }
+            if tokio::fs::rename(path, &dest).await.is_ok() {
+                // The rename is durable once its directory is.
+                if let Some(dir) = dest.parent() {
+                    if let Ok(d) = tokio::fs::File::open(dir).await {
+                        let _ = d.sync_all().await;
+                    }
+                }
+                return Ok(());
+            }
+            // Another file system: copy through the object store below.
+        }
+        let upload = self
+            .inner
+            .put_multipart(&Key::from(key))
+            .await
+            .map_err(|e| self.err(key, e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| io("opening", e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            use tokio::io::AsyncReadExt;
+            let n = file.read(&mut buf).await.map_err(|e| io("reading", e))?;
+            if n == 0 {
+                break;
+            }
+            writer
+                .wait_for_capacity(4)
+                .await
+                .map_err(|e| self.err(key, e))?;
+            writer.write(&buf[..n]);
+        }
+        writer.finish().await.map_err(|e| self.err(key, e))?;
+        let _ = tokio::fs::remove_file(path).await;
+        Ok(())
+    }
+
+    /// The bytes `range` of a blob as a stream.
+    pub async fn get_range_stream(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        let got = self
+            .inner
+            .get_opts(&Key::from(key), options)
+            .await
+            .map_err(|e| self.err(key, e))?;
+        let describe = self.describe.clone();
+        Ok(got
+            .into_stream()
+            .map(move |r| r.map_err(|e| BlobError::Backend(describe.clone(), e)))
+            .boxed())
     }
 
     pub async fn get(&self, key: &str) -> Result<Bytes, BlobError> {
@@ -157,5 +238,37 @@ impl Blobs {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.err(key, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::TryStreamExt;
+
+    use super::Blobs;
+
+    #[tokio::test]
+    async fn a_file_moves_in_and_reads_back_by_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::local(&dir.path().join("blobs")).unwrap();
+        let spool = dir.path().join("upload.part");
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&spool, &bytes).unwrap();
+        blobs.put_file("attachments/u1", &spool).await.unwrap();
+        assert!(!spool.exists(), "the spool file is consumed");
+        assert_eq!(blobs.size("attachments/u1").await.unwrap(), Some(300_000));
+        let part: Vec<u8> = blobs
+            .get_range_stream("attachments/u1", 1000..251_000)
+            .await
+            .unwrap()
+            .map_ok(|b| b.to_vec())
+            .try_concat()
+            .await
+            .unwrap();
+        assert_eq!(part, &bytes[1000..251_000]);
+        assert!(blobs
+            .get_range_stream("attachments/none", 0..1)
+            .await
+            .is_err());
     }
 }

@@ -28,6 +28,8 @@ pub enum AccountKind {
     Kiosk,
     /// A roaming server that buys for users who consented ("002" way 2).
     Partner,
+    /// A phone that relays devices' content to the service server ("000").
+    Gateway,
 }
 
 impl AccountKind {
@@ -39,17 +41,19 @@ impl AccountKind {
             AccountKind::Home => "home",
             AccountKind::Kiosk => "kiosk",
             AccountKind::Partner => "partner",
+            AccountKind::Gateway => "gateway",
         }
     }
 
     /// Every kind, as tokens resolve them.
-    pub const ALL: [AccountKind; 6] = [
+    pub const ALL: [AccountKind; 7] = [
         AccountKind::User,
         AccountKind::Provider,
         AccountKind::Edge,
         AccountKind::Home,
         AccountKind::Kiosk,
         AccountKind::Partner,
+        AccountKind::Gateway,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -63,6 +67,7 @@ impl AccountKind {
             AccountKind::Edge => "edges",
             AccountKind::Home | AccountKind::Kiosk => "sites",
             AccountKind::Partner => "partners",
+            AccountKind::Gateway => "gateways",
         }
     }
 
@@ -83,7 +88,7 @@ impl AccountKind {
                 i64::from(u16::MAX)
             }
             // Never in a mark, but kept as small as a user's.
-            AccountKind::User | AccountKind::Partner => i64::from(u32::MAX),
+            AccountKind::User | AccountKind::Partner | AccountKind::Gateway => i64::from(u32::MAX),
         }
     }
 

@@ -19,6 +19,7 @@ mod ledger;
 mod mailbox;
 mod members;
 mod protect;
+mod service;
 mod sites;
 mod writer;
 
@@ -47,6 +48,7 @@ pub use members::{
     ApplicationRecord, BulkMember, LeakChanges, MemberGraph, MemberRecord, ReservedRequestRecord,
 };
 pub use protect::{ConversionRecord, LicenceRecord, PartnerConsent, Spend};
+pub use service::{DeviceRecord, NewUpload, ServiceAccountRecord, UploadRecord};
 pub use sites::{HomeCopy, KioskOrder, NewSite, SiteRecord};
 pub use sqlx::AnyConnection;
 

@@ -70,9 +70,115 @@ pub enum Command {
     /// Administer boxes and send messages.
     #[command(subcommand)]
     Mailbox(MailboxCommand),
-    /// Your own box: fetch mail into a local inbox, list, read, protect.
+    /// Your own box: fetch mail into a local inbox, list, read, protect,
+    /// save what was shared with you (attachments and download links).
     #[command(subcommand)]
     Inbox(InboxCommand),
+    /// The service server for sharing from devices: issue device accounts,
+    /// name mailboxes by number (administrator).
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// A device without its own uplink (a camera, a tablet): set up with a
+    /// gateway on the local network, then share files through it.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Device accounts.
+    #[command(subcommand)]
+    Account(ServiceAccountCommand),
+    /// Name a mailbox by a phone number, so a gateway's user can type it.
+    Number {
+        /// e.g. +81 90 1234 5678
+        number: String,
+        /// The box it names: a user's name (bob) or a box (user:bob).
+        #[arg(name = "BOX")]
+        box_name: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceAccountCommand {
+    /// Issue a device account (TCA-dddd-dddd-dddd, with a check digit).
+    Issue {
+        /// Who or what it is for.
+        label: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Switch the service off for a device account.
+    Suspend {
+        account: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Switch it on again.
+    Activate {
+        account: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Find a gateway (mDNS, or --gateway) and switch the service on with
+    /// the device's account, model and hardware.
+    Setup {
+        /// The account the service issued (TCA-dddd-dddd-dddd).
+        #[arg(long)]
+        account: String,
+        /// The device's model.
+        #[arg(long)]
+        model: String,
+        /// What the device is (e.g. "wifi, 64 GB, 4K video").
+        #[arg(long)]
+        hardware: String,
+        /// The gateway's address; without it, gateways are looked for on
+        /// the local network with mDNS (_tracecast-gw._tcp).
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Seconds to look for gateways.
+        #[arg(long, default_value_t = 3)]
+        discover_secs: u64,
+        /// Include gateways on this machine's loopback (one-machine set-ups).
+        #[arg(long)]
+        loopback: bool,
+        /// Where the device keeps its gateway and token.
+        #[arg(
+            long,
+            env = "TRACECAST_DEVICE_STATE",
+            default_value = "tracecast-device.json"
+        )]
+        state: PathBuf,
+    },
+    /// Share a file: the gateway's user composes the message (text and
+    /// recipient); large files travel as a download link.
+    Send {
+        file: PathBuf,
+        /// A recipient to suggest (a number or a user's name).
+        #[arg(long)]
+        to: Option<String>,
+        /// Text to suggest.
+        #[arg(long)]
+        text: Option<String>,
+        /// Media type (guessed from the name when absent).
+        #[arg(long = "type")]
+        media_type: Option<String>,
+        #[arg(
+            long,
+            env = "TRACECAST_DEVICE_STATE",
+            default_value = "tracecast-device.json"
+        )]
+        state: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -82,9 +188,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TRACECAST_CONFIG")]
     pub config: Option<PathBuf>,
     /// Roles to run, comma-separated: origin (with its mailbox), mailbox,
-    /// edge, home, kiosk. Default: origin, mailbox and edge in one process
-    /// (homes and kiosks run beside users and shops, with their own
-    /// account token and --origin).
+    /// edge, home, kiosk, roaming, service, gateway. Default: origin,
+    /// mailbox, edge, roaming and service in one process (homes, kiosks
+    /// and gateways run beside users, shops and devices, with their own
+    /// account token).
     #[arg(long, value_delimiter = ',')]
     pub role: Vec<String>,
     /// Blob store: a directory, or s3://BUCKET (endpoint and region from
@@ -141,6 +248,19 @@ pub struct ServeArgs {
     /// Seconds between retention sweeps.
     #[arg(long, default_value_t = 60)]
     pub sweep_every: u64,
+    /// Gateway role: the service server's URL (default: this process).
+    #[arg(long, env = "TRACECAST_SERVICE")]
+    pub service: Option<String>,
+    /// Gateway role: file holding the gateway's account token.
+    #[arg(long, env = "TRACECAST_GATEWAY_TOKEN_FILE")]
+    pub gateway_token_file: Option<PathBuf>,
+    /// Gateway role: send every message to this recipient instead of
+    /// asking at the terminal (scripts).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Gateway role: with --to, the message text.
+    #[arg(long)]
+    pub text: Option<String>,
 }
 
 /// Where the server is and who you are.
@@ -244,6 +364,16 @@ pub enum InboxCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Save what a shared message carries into a directory: its text,
+    /// its attachment, or the file behind its download link (resuming).
+    Save {
+        #[arg(long, env = "TRACECAST_INBOX", default_value = "tracecast-data/inbox")]
+        dir: PathBuf,
+        id: String,
+        /// Where the files go.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Protect a message from overwrite (or --off to lift it).
     Protect {
         #[arg(long, env = "TRACECAST_INBOX", default_value = "tracecast-data/inbox")]
@@ -277,6 +407,10 @@ pub struct FetchArgs {
     /// Print a JSON report at the end.
     #[arg(long)]
     pub json: bool,
+    /// Save what shared messages carry into this directory as they arrive
+    /// (attachments, and the files behind download links).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
     #[command(flatten)]
     pub conn: Connection,
 }
@@ -288,8 +422,9 @@ pub enum AccountCommand {
     /// Add a provider, user, edge, home server or kiosk; prints its id and
     /// token (shown once).
     Add {
-        /// provider, user, edge, home, kiosk or partner (a roaming server)
-        #[arg(value_parser = ["provider", "user", "edge", "home", "kiosk", "partner"])]
+        /// provider, user, edge, home, kiosk, partner (a roaming server) or
+        /// gateway (a phone that shares from devices)
+        #[arg(value_parser = ["provider", "user", "edge", "home", "kiosk", "partner", "gateway"])]
         kind: String,
         /// Lower-case name: letters, digits, '.', '_', '-'.
         name: String,

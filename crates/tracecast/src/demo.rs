@@ -60,6 +60,8 @@ fn settings(data: &Path, roles: Roles, mark_key: &Path) -> Settings {
             tracecast_protect::System::Device,
         ],
         roaming_partner: None,
+        service: Default::default(),
+        gateway: Default::default(),
     }
 }
 
@@ -100,6 +102,8 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         home: false,
         kiosk: false,
         roaming: true,
+        service: true,
+        gateway: false,
     };
     // The origin runs with a roaming server in its process (step 8).
     let origin = Node::start(
@@ -144,6 +148,8 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
                 home: false,
                 kiosk: false,
                 roaming: false,
+                service: false,
+                gateway: false,
             },
             &mark_key,
         );
@@ -629,6 +635,8 @@ async fn homes_and_kiosks(
             home: true,
             kiosk: true,
             roaming: false,
+            service: false,
+            gateway: false,
         },
         mark_key,
     );

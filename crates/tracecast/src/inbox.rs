@@ -103,7 +103,7 @@ pub fn mailbox(cmd: MailboxCommand, _quiet: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn guess_media_type(file: &Path) -> &'static str {
+pub(crate) fn guess_media_type(file: &Path) -> &'static str {
     let ext = file
         .extension()
         .and_then(|e| e.to_str())
@@ -181,6 +181,24 @@ pub fn inbox(cmd: InboxCommand, quiet: bool) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        InboxCommand::Save { dir, id, out } => {
+            let id: MessageId = id.parse()?;
+            let mut inbox = Inbox::open(&dir)?;
+            if !inbox.contains(id) {
+                bail!("message {id} is not in {}", dir.display());
+            }
+            let body = inbox.read(id)?;
+            let written = runtime()?.block_on(crate::share::save_shared(
+                &id.to_string(),
+                &body,
+                &out,
+                quiet,
+            ))?;
+            for p in written {
+                println!("{}", p.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         InboxCommand::Protect { dir, id, off } => {
             let id: MessageId = id.parse()?;
             Inbox::open(&dir)?.set_protected(id, !off)?;
@@ -214,8 +232,15 @@ async fn fetch(args: FetchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         watch: args.watch.then_some(Duration::from_secs(30)),
     };
     let mut total = DrainReport::default();
+    // Shared messages to save once they are on disk.
+    let mut shared: Vec<MessageId> = Vec::new();
     loop {
         let result = drain(&client, &own, &mut inbox, &options, |m| {
+            if m.media_type
+                .starts_with(tracecast_share::message::MESSAGE_MEDIA_TYPE)
+            {
+                shared.push(m.id);
+            }
             if !quiet {
                 eprintln!(
                     "stored message {} ({}, {} bytes)",
@@ -242,6 +267,27 @@ async fn fetch(args: FetchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(out) = &args.save {
+        for id in shared {
+            let body = inbox.read(id)?;
+            match crate::share::save_shared(&id.to_string(), &body, out, quiet).await {
+                Ok(written) => {
+                    for p in written {
+                        println!("{}", p.display());
+                    }
+                }
+                // Not a shared message (other mail of that type): kept in
+                // the inbox, nothing to save.
+                Err(e)
+                    if e.downcast_ref::<tracecast_share::message::MessageError>()
+                        .is_some() =>
+                {
+                    tracing::debug!(error = %e, "not a shared message");
+                }
+                Err(e) => return Err(e.context(format!("saving message {id}"))),
+            }
         }
     }
     if total.full && !quiet {

@@ -9,6 +9,7 @@ mod mark;
 mod members;
 mod protect;
 mod serve;
+mod share;
 
 use std::process::ExitCode;
 
@@ -50,5 +51,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Kiosk(cmd) => billing::kiosk(cmd),
         cli::Command::Licence(cmd) => protect::licence(cmd),
         cli::Command::Decrypt(args) => protect::decrypt(args),
+        cli::Command::Service(cmd) => share::service(cmd),
+        cli::Command::Device(cmd) => share::device(cmd, quiet),
     }
 }

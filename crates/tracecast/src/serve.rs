@@ -46,6 +46,113 @@ pub struct FileConfig {
     pub roaming: Option<RoamingFileConfig>,
     /// Origin: licences for protected content; see docs/protect.md.
     pub licences: Option<LicencesFileConfig>,
+    /// Service server: uploads and links; see docs/share.md.
+    pub service: Option<ServiceFileConfig>,
+    /// Gateway: the service, the attachment limit, which devices; see
+    /// docs/share.md.
+    pub gateway: Option<GatewayFileConfig>,
+}
+
+/// `[service]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFileConfig {
+    /// The URL links and upload locations name (default: the listen
+    /// address).
+    pub public_url: Option<String>,
+    /// The largest upload, e.g. "16G".
+    pub max_upload: Option<String>,
+    /// Hours an unfinished upload waits for its next part.
+    pub upload_expiry_hours: Option<u64>,
+    /// Days a download link works at most.
+    pub link_days: Option<u64>,
+    /// Days a finished upload is kept.
+    pub keep_days: Option<u64>,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFileConfig {
+    /// The service server's URL.
+    pub service: Option<String>,
+    /// The mailbox's URL (default: the service server's).
+    pub mailbox: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// Content above this travels as a link, e.g. "300K" (the default).
+    pub attachment_limit: Option<String>,
+    /// The largest content a device may send, e.g. "16G".
+    pub max_content: Option<String>,
+    /// Device models served (`*` patterns; default all).
+    pub allow_models: Option<Vec<String>>,
+    pub deny_models: Option<Vec<String>>,
+    /// Devices served at once (default 8).
+    pub max_devices: Option<usize>,
+    /// Hours a link works (default: the service's).
+    pub link_hours: Option<u64>,
+    /// Advertise with mDNS (default true).
+    pub mdns: Option<bool>,
+    /// Advertise on loopback too (one-machine set-ups and tests).
+    pub mdns_loopback: Option<bool>,
+    /// Compose without asking: every message to this recipient.
+    pub to: Option<String>,
+    pub text: Option<String>,
+}
+
+/// The service role's settings.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub public_url: Option<String>,
+    pub max_upload: u64,
+    pub upload_expiry: Duration,
+    pub link_lifetime: Duration,
+    pub keep: Duration,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            max_upload: 16 << 30,
+            upload_expiry: Duration::from_secs(24 * 3600),
+            link_lifetime: Duration::from_secs(7 * DAY),
+            keep: Duration::from_secs(30 * DAY),
+        }
+    }
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            service: None,
+            mailbox: None,
+            token_file: None,
+            attachment_limit: tracecast_server::gateway::DEFAULT_ATTACHMENT_LIMIT,
+            max_content: 16 << 30,
+            policy: Default::default(),
+            link_valid_for: None,
+            mdns: true,
+            mdns_loopback: false,
+            to: None,
+            text: None,
+        }
+    }
+}
+
+/// The gateway role's settings.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    pub service: Option<String>,
+    pub mailbox: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub attachment_limit: u64,
+    pub max_content: u64,
+    pub policy: tracecast_share::gateway::DevicePolicy,
+    pub link_valid_for: Option<Duration>,
+    pub mdns: bool,
+    pub mdns_loopback: bool,
+    pub to: Option<String>,
+    pub text: Option<String>,
 }
 
 /// `[licences]`.
@@ -135,6 +242,10 @@ pub struct Roles {
     pub kiosk: bool,
     /// A roaming server for licences.
     pub roaming: bool,
+    /// The service server for sharing from devices (DESIGN.md "000").
+    pub service: bool,
+    /// A gateway (a phone; never implied: it has its own account).
+    pub gateway: bool,
 }
 
 impl Roles {
@@ -145,6 +256,8 @@ impl Roles {
         home: false,
         kiosk: false,
         roaming: true,
+        service: true,
+        gateway: false,
     };
 
     fn parse(names: &[String]) -> anyhow::Result<Roles> {
@@ -158,6 +271,8 @@ impl Roles {
             home: false,
             kiosk: false,
             roaming: false,
+            service: false,
+            gateway: false,
         };
         for n in names {
             match n.trim() {
@@ -167,14 +282,17 @@ impl Roles {
                 "home" => r.home = true,
                 "kiosk" => r.kiosk = true,
                 "roaming" => r.roaming = true,
+                "service" => r.service = true,
+                "gateway" => r.gateway = true,
                 "all" => {
                     r.origin = true;
                     r.mailbox = true;
                     r.edge = true;
                     r.roaming = true;
+                    r.service = true;
                 }
                 other => bail!(
-                    "unknown role {other:?}: origin, mailbox, edge, home, kiosk, roaming or all"
+                    "unknown role {other:?}: origin, mailbox, edge, home, kiosk, roaming, service, gateway or all"
                 ),
             }
         }
@@ -202,6 +320,12 @@ impl Roles {
         }
         if self.roaming {
             v.push("roaming");
+        }
+        if self.service {
+            v.push("service");
+        }
+        if self.gateway {
+            v.push("gateway");
         }
         v.join(",")
     }
@@ -242,6 +366,8 @@ pub struct Settings {
     pub licence_days: u32,
     pub licence_systems: Vec<tracecast_protect::System>,
     pub roaming_partner: Option<tracecast_server::origin::licences::RoamingPartner>,
+    pub service: ServiceSettings,
+    pub gateway: GatewaySettings,
 }
 
 /// Reads "2G", "512M", "100000".
@@ -387,6 +513,54 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     if licence_days == 0 {
         bail!("[licences] days must be at least 1");
     }
+    let service_file = file.service.unwrap_or_default();
+    let hours = |h: u64| Duration::from_secs(h.saturating_mul(3600));
+    let service = ServiceSettings {
+        public_url: match service_file.public_url {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u),
+            Some(u) => bail!("[service] public_url {u:?}: use http://HOST:PORT"),
+            None => None,
+        },
+        max_upload: match &service_file.max_upload {
+            Some(m) => parse_size(m).context("[service] max_upload")?,
+            None => 16 << 30,
+        },
+        upload_expiry: hours(service_file.upload_expiry_hours.unwrap_or(24).max(1)),
+        link_lifetime: hours(service_file.link_days.unwrap_or(7).max(1) * 24),
+        keep: hours(service_file.keep_days.unwrap_or(30).max(1) * 24),
+    };
+    if service.link_lifetime > service.keep {
+        bail!("[service] link_days cannot be longer than keep_days: a link would outlive its file");
+    }
+    let gateway_file = file.gateway.unwrap_or_default();
+    let default_policy = tracecast_share::gateway::DevicePolicy::default();
+    let gateway = GatewaySettings {
+        service: args.service.clone().or(gateway_file.service),
+        mailbox: gateway_file.mailbox,
+        token_file: args.gateway_token_file.clone().or(gateway_file.token_file),
+        attachment_limit: match &gateway_file.attachment_limit {
+            Some(l) => parse_size(l).context("[gateway] attachment_limit")?,
+            None => tracecast_server::gateway::DEFAULT_ATTACHMENT_LIMIT,
+        },
+        max_content: match &gateway_file.max_content {
+            Some(l) => parse_size(l).context("[gateway] max_content")?,
+            None => 16 << 30,
+        },
+        policy: tracecast_share::gateway::DevicePolicy {
+            allow_models: gateway_file
+                .allow_models
+                .unwrap_or(default_policy.allow_models),
+            deny_models: gateway_file.deny_models.unwrap_or_default(),
+            max_devices: gateway_file
+                .max_devices
+                .unwrap_or(default_policy.max_devices),
+        },
+        link_valid_for: gateway_file.link_hours.map(hours),
+        mdns: gateway_file.mdns.unwrap_or(true),
+        mdns_loopback: gateway_file.mdns_loopback.unwrap_or(false),
+        to: args.to.clone().or(gateway_file.to),
+        text: args.text.clone().or(gateway_file.text),
+    };
     let roaming_fee_cents = match &roaming_file.fee {
         Some(f) => {
             tracecast_ledger::parse_money(f).map_err(|e| anyhow::anyhow!("[roaming] fee: {e}"))?
@@ -426,6 +600,8 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         licence_days,
         licence_systems,
         roaming_partner,
+        service,
+        gateway,
         data,
     })
 }
@@ -436,6 +612,8 @@ pub struct Node {
     pub store: Store,
     pub edge: Option<Arc<Edge>>,
     pub admin_token: PathBuf,
+    /// The gateway's mDNS advertisement, withdrawn when the node stops.
+    mdns: Option<tracecast_server::gateway::Advertisement>,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -516,13 +694,47 @@ impl Node {
             router = router.merge(tracecast_server::roaming::router(r.clone()));
             roaming = Some(r);
         }
-        let mut origin = None;
-        if s.roles.origin {
-            let blobs = match &s.blobs {
+        let blobs = if s.roles.origin || s.roles.service {
+            let b = match &s.blobs {
                 BlobPlace::Dir(d) => Blobs::local(d)?,
                 BlobPlace::S3(s3) => Blobs::s3(s3)?,
             };
-            tracing::info!(blobs = ?blobs, "origin blob store");
+            tracing::info!(blobs = ?b, "blob store");
+            Some(b)
+        } else {
+            None
+        };
+        if let (true, Some(blobs)) = (s.roles.service, &blobs) {
+            let mut config = tracecast_server::service::ServiceConfig::new(
+                s.service.public_url.as_deref().unwrap_or(&base),
+                s.data.join("service-spool"),
+            );
+            config.max_upload_bytes = s.service.max_upload;
+            config.upload_expiry = s.service.upload_expiry;
+            config.link_lifetime = s.service.link_lifetime;
+            config.keep = s.service.keep;
+            let links =
+                tracecast_server::service::Service::link_key(&s.data.join("service-link.key"))
+                    .context("the service's link key")?;
+            let service = tracecast_server::service::Service::new(
+                store.clone(),
+                blobs.clone(),
+                links,
+                config,
+            )
+            .context("starting the service server")?;
+            router = router.merge(tracecast_server::service::router(service.clone()));
+            tokio::spawn(service.run_sweeper(Duration::from_secs(60)));
+        }
+        let mut gateway_name = None;
+        if s.roles.gateway {
+            let (g, name) = crate::share::start_gateway(s, &store, &base).await?;
+            router = router.merge(tracecast_server::gateway::router(g));
+            gateway_name = Some(name);
+        }
+        let mut origin = None;
+        if s.roles.origin {
+            let blobs = blobs.clone().expect("made for the origin");
             let mark_key = crate::mark::read_or_make_key(&s.mark_key)?;
             let signing = read_or_make_signing_key(&s.data.join("origin-ticket.key"))?;
             let o = Origin::start(
@@ -624,6 +836,29 @@ impl Node {
             )?;
             let _ = kiosk_slot.set(k);
         }
+        let mdns = match gateway_name {
+            Some(name) if s.gateway.mdns => {
+                let ip = addr.ip();
+                let addrs: Vec<std::net::IpAddr> = if ip.is_unspecified() {
+                    Vec::new()
+                } else {
+                    vec![ip]
+                };
+                let loopback = s.gateway.mdns_loopback || ip.is_loopback();
+                match tracecast_server::gateway::advertise(&name, addr.port(), &addrs, loopback) {
+                    Ok(a) => {
+                        tracing::info!(gateway = %name, "advertised as _tracecast-gw._tcp");
+                        Some(a)
+                    }
+                    // Devices can still be given the address.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "mDNS advertisement failed; devices need --gateway");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         tracing::info!(
             %addr, roles = %s.roles.names(), store = store.backend().name(),
             "tracecast listening on {base}"
@@ -633,6 +868,7 @@ impl Node {
             store,
             edge,
             admin_token,
+            mdns,
             stop,
             server,
         })
@@ -640,6 +876,7 @@ impl Node {
 
     /// Stops serving (in-flight requests finish) and closes the store.
     pub async fn stop(self) {
+        drop(self.mdns);
         let _ = self.stop.send(());
         let _ = self.server.await;
         self.store.close().await;

@@ -1080,7 +1080,7 @@ async fn download(
         std::time::UNIX_EPOCH + Duration::from_millis(c.created_at.max(0) as u64),
     );
     let rep = crate::serve::Representation {
-        path: &path,
+        source: crate::serve::Source::File(&path),
         len: c.bytes as u64,
         etag: format!("\"{}\"", c.sha256),
         last_modified,

@@ -571,7 +571,7 @@ async fn read(
         link.file.clone()
     };
     let rep = crate::serve::Representation {
-        path: &path,
+        source: crate::serve::Source::File(&path),
         len,
         etag,
         last_modified,

@@ -486,7 +486,7 @@ async fn image(
     let path = k.image_path(d);
     let name = format!("tracecast-{d}.iso");
     let rep = crate::serve::Representation {
-        path: &path,
+        source: crate::serve::Source::File(&path),
         len: o.image_bytes.unwrap_or(0).max(0) as u64,
         etag: format!("\"{}\"", o.image_sha256.clone().unwrap_or_default()),
         last_modified: httpdate::fmt_http_date(

@@ -435,7 +435,7 @@ async fn add_account(
     let new = json_body(body)?;
     let kind = AccountKind::parse(&new.kind).ok_or_else(|| {
         ApiError::bad_request(format!(
-            "unknown account kind {:?}: provider, user, edge, home, kiosk or partner",
+            "unknown account kind {:?}: provider, user, edge, home, kiosk, partner or gateway",
             new.kind
         ))
     })?;
@@ -1112,6 +1112,7 @@ async fn delivery(
             // The deliveries it bought.
             AccountKind::Partner => serde_json::from_str::<serde_json::Value>(&d.order_info)
                 .is_ok_and(|v| v["payer"].as_str() == Some(&format!("operator:{}", a.name))),
+            AccountKind::Gateway => false,
         },
     };
     if !allowed {

@@ -1,0 +1,736 @@
+//! The gateway (DESIGN.md "000"): the phone between devices on its local
+//! network and the service server on the wide one. It advertises itself
+//! with mDNS/DNS-SD (`_tracecast-gw._tcp`), sets devices up (steps 2-9 of
+//! the seed's step a: policy check, account format check, registration at
+//! the service server), and relays what a device shares: a compose prompt
+//! asks its user for the text and the recipient's number, content over the
+//! attachment limit goes to the service server by tus and travels as a
+//! signed link, and the MIME message goes to the recipient's mailbox.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tracecast_client::{ClientError, MailboxClient, PostOptions, ServiceClient};
+use tracecast_mailbox::BoxName;
+use tracecast_share::gateway::{
+    check_account, AccountConfirm, DevicePolicy, Recipient, Registration, SendReceipt,
+    ServiceOffer, ServiceOn, ServiceRequest, MDNS_SERVICE_TYPE,
+};
+use tracecast_share::message::{self, Content, Outgoing};
+
+use crate::auth::{new_token, token_hash};
+use crate::ApiError;
+
+/// The default attachment limit: 300 KiB, like common MMS limits.
+pub const DEFAULT_ATTACHMENT_LIMIT: u64 = 300 * 1024;
+
+/// How long a service offer waits for the device's account.
+const OFFER_TTL: Duration = Duration::from_secs(300);
+
+/// Settings of the gateway role.
+#[derive(Clone)]
+pub struct GatewayConfig {
+    /// The gateway's account name at the service server.
+    pub name: String,
+    pub service_url: String,
+    pub mailbox_url: String,
+    /// The gateway account's token (service and mailbox).
+    pub token: String,
+    pub attachment_limit: u64,
+    /// The largest content a device may send.
+    pub max_content_bytes: u64,
+    pub policy: DevicePolicy,
+    /// Where the gateway keeps its devices and content in transit.
+    pub state_dir: PathBuf,
+    /// How long links work (the service's default when `None`).
+    pub link_valid_for: Option<Duration>,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("GatewayConfig")
+            .field("name", &self.name)
+            .field("service_url", &self.service_url)
+            .field("attachment_limit", &self.attachment_limit)
+            .finish()
+    }
+}
+
+/// What the compose prompt is asked.
+#[derive(Debug, Clone)]
+pub struct ComposeAsk {
+    /// The device, as registered (account and model).
+    pub device: String,
+    pub filename: String,
+    pub media_type: String,
+    pub bytes: u64,
+    /// Whether it will travel as a link (over the attachment limit).
+    pub as_link: bool,
+    pub suggested_to: Option<String>,
+    pub suggested_text: Option<String>,
+}
+
+/// What the gateway's user composed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Composed {
+    pub recipient: String,
+    pub text: String,
+}
+
+/// The compose prompt: the terminal (in the binary) or preset values
+/// for scripts. It may block (a person is typing): it runs on the
+/// blocking pool, one prompt at a time.
+pub trait Composer: Send + Sync + 'static {
+    /// The message, or why there is none (the user cancelled).
+    fn compose(&self, ask: &ComposeAsk) -> Result<Composed, String>;
+}
+
+/// Compose from flags: a fixed recipient and text, else the device's
+/// suggestions.
+#[derive(Debug, Clone, Default)]
+pub struct PresetComposer {
+    pub to: Option<String>,
+    pub text: Option<String>,
+}
+
+impl Composer for PresetComposer {
+    fn compose(&self, ask: &ComposeAsk) -> Result<Composed, String> {
+        let recipient = self
+            .to
+            .clone()
+            .or_else(|| ask.suggested_to.clone())
+            .ok_or("no recipient: the gateway has no --to and the device suggested none")?;
+        let text = self
+            .text
+            .clone()
+            .or_else(|| ask.suggested_text.clone())
+            .unwrap_or_default();
+        Ok(Composed { recipient, text })
+    }
+}
+
+/// A device the gateway serves (kept across restarts).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DeviceEntry {
+    token_hash: String,
+    account: String,
+    model: String,
+    hardware: String,
+    registered_at: i64,
+}
+
+/// The running gateway.
+pub struct Gateway {
+    config: GatewayConfig,
+    service: ServiceClient,
+    mailbox: MailboxClient,
+    composer: Arc<dyn Composer>,
+    compose_one: tokio::sync::Mutex<()>,
+    devices: Mutex<Vec<DeviceEntry>>,
+    offers: Mutex<HashMap<String, (ServiceRequest, Instant)>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("gateway state in {0}: {1}")]
+    State(PathBuf, String),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("mDNS: {0}")]
+    Mdns(String),
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 12];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    hex::encode(bytes)
+}
+
+impl Gateway {
+    pub fn new(
+        config: GatewayConfig,
+        composer: Arc<dyn Composer>,
+    ) -> Result<Arc<Self>, GatewayError> {
+        let state =
+            |e: std::io::Error| GatewayError::State(config.state_dir.clone(), e.to_string());
+        std::fs::create_dir_all(config.state_dir.join("outgoing")).map_err(state)?;
+        let devices = match std::fs::read(config.state_dir.join("devices.json")) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                GatewayError::State(config.state_dir.clone(), format!("devices.json: {e}"))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(state(e)),
+        };
+        // Content in transit when the gateway stopped is not resent.
+        if let Ok(entries) = std::fs::read_dir(config.state_dir.join("outgoing")) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        Ok(Arc::new(Self {
+            service: ServiceClient::new(&config.service_url, &config.token)?,
+            mailbox: MailboxClient::new(&config.mailbox_url, &config.token)?,
+            config,
+            composer,
+            compose_one: tokio::sync::Mutex::new(()),
+            devices: Mutex::new(devices),
+            offers: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    fn save_devices(&self, devices: &[DeviceEntry]) -> Result<(), ApiError> {
+        let path = self.config.state_dir.join("devices.json");
+        let tmp = path.with_extension("json.partial");
+        let bytes = serde_json::to_vec_pretty(devices).map_err(|e| internal(e.to_string()))?;
+        crate::auth::write_secret_bytes(&tmp, &bytes)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| internal(format!("saving the devices: {e}")))
+    }
+
+    fn device(&self, headers: &HeaderMap) -> Result<DeviceEntry, ApiError> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::unauthorized("set the device up first (tracecast device setup)")
+            })?;
+        let hash = token_hash(token);
+        self.devices
+            .lock()
+            .map_err(|_| internal("lock".into()))?
+            .iter()
+            .find(|d| d.token_hash == hash)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "this gateway does not know the device: run tracecast device setup again",
+                )
+            })
+    }
+}
+
+fn internal(message: String) -> ApiError {
+    tracing::error!(%message, "gateway failure");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+}
+
+/// A service server's refusal, told to the device.
+fn relayed(e: ClientError, doing: &str) -> ApiError {
+    match e {
+        ClientError::Refused {
+            status, message, ..
+        } if status.is_client_error() => ApiError::new(
+            StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::FORBIDDEN),
+            "service_refused",
+            format!("the service server refused {doing}: {message}"),
+        ),
+        e => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "service_unreachable",
+            format!("{doing} failed at the service server: {e}; try again"),
+        ),
+    }
+}
+
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/gateway/v1", get(info))
+        .route("/gateway/v1/service-requests", post(request_service))
+        .route(
+            "/gateway/v1/service-requests/{id}/account",
+            post(confirm_account),
+        )
+        .route("/gateway/v1/messages", post(send_message))
+        .with_state(gateway)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GatewayInfo {
+    pub gateway: String,
+    pub attachment_limit: u64,
+    pub devices: usize,
+}
+
+async fn info(State(g): State<Arc<Gateway>>) -> Json<GatewayInfo> {
+    Json(GatewayInfo {
+        gateway: g.config.name.clone(),
+        attachment_limit: g.config.attachment_limit,
+        devices: g.devices.lock().map(|d| d.len()).unwrap_or(0),
+    })
+}
+
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(v)| v)
+        .map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))
+}
+
+/// Steps 2-4.
+async fn request_service(
+    State(g): State<Arc<Gateway>>,
+    body: Result<Json<ServiceRequest>, JsonRejection>,
+) -> Result<Json<ServiceOffer>, ApiError> {
+    let r = json_body(body)?;
+    let serving = g
+        .devices
+        .lock()
+        .map_err(|_| internal("lock".into()))?
+        .iter()
+        .filter(|d| d.account != r.account.trim())
+        .count();
+    g.config.policy.check(&r, serving).map_err(|e| {
+        tracing::info!(model = %r.model, reason = %e, "device refused");
+        ApiError::new(StatusCode::FORBIDDEN, "not_served", e.to_string())
+    })?;
+    let id = random_id();
+    {
+        let mut offers = g.offers.lock().map_err(|_| internal("lock".into()))?;
+        offers.retain(|_, (_, at)| at.elapsed() < OFFER_TTL);
+        if offers.len() >= 64 {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "busy",
+                "too many devices are being set up; try again in a minute",
+            ));
+        }
+        offers.insert(id.clone(), (r.clone(), Instant::now()));
+    }
+    Ok(Json(ServiceOffer {
+        confirm: format!("/gateway/v1/service-requests/{id}/account"),
+        request: id,
+        gateway: g.config.name.clone(),
+        message: format!(
+            "{} may use the service through {}: send the account to switch it on",
+            r.model.trim(),
+            g.config.name
+        ),
+    }))
+}
+
+/// Steps 5-9.
+async fn confirm_account(
+    State(g): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    body: Result<Json<AccountConfirm>, JsonRejection>,
+) -> Result<Json<ServiceOn>, ApiError> {
+    let confirm = json_body(body)?;
+    let offer = g
+        .offers
+        .lock()
+        .map_err(|_| internal("lock".into()))?
+        .remove(&id)
+        .filter(|(_, at)| at.elapsed() < OFFER_TTL)
+        .map(|(r, _)| r)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_offer",
+                "no service offer with this id (expired after 5 minutes?): ask for service again",
+            )
+        })?;
+    // Step 6: only an id of the service's format goes further.
+    let account = check_account(&offer.account, &confirm.account).map_err(|e| {
+        tracing::info!(reason = %e, "malformed account refused at the gateway");
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "account_format",
+            format!("{e}; the gateway did not contact the service server"),
+        )
+    })?;
+    let account = account.to_string();
+    // Steps 7-8.
+    let registered = g
+        .service
+        .register(&Registration {
+            account: account.clone(),
+            model: offer.model.trim().to_owned(),
+            hardware: offer.hardware.trim().to_owned(),
+        })
+        .await
+        .map_err(|e| relayed(e, "the device's registration"))?;
+    // Step 9.
+    let token = new_token();
+    {
+        let mut devices = g.devices.lock().map_err(|_| internal("lock".into()))?;
+        devices.retain(|d| d.account != account);
+        devices.push(DeviceEntry {
+            token_hash: token_hash(&token),
+            account: account.clone(),
+            model: offer.model.trim().to_owned(),
+            hardware: offer.hardware.trim().to_owned(),
+            registered_at: registered.registered_at,
+        });
+        g.save_devices(&devices)?;
+    }
+    tracing::info!(%account, model = %offer.model, "device set up");
+    Ok(Json(ServiceOn {
+        account,
+        gateway: g.config.name.clone(),
+        token,
+        attachment_limit: g.config.attachment_limit,
+        message: format!(
+            "the service is on: share through {} ({} as {})",
+            g.config.name, offer.model, registered.label
+        ),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct SendQuery {
+    filename: Option<String>,
+    to: Option<String>,
+    text: Option<String>,
+}
+
+/// Removes a file in transit when the request ends, whatever happened.
+struct InTransit(PathBuf);
+
+impl Drop for InTransit {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Share: the device's send-message request.
+async fn send_message(
+    State(g): State<Arc<Gateway>>,
+    Query(q): Query<SendQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<SendReceipt>, ApiError> {
+    let device = g.device(&headers)?;
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| t.contains('/'))
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let filename = message::safe_filename(q.filename.as_deref().unwrap_or_default());
+    let id = random_id();
+    let spool = InTransit(
+        g.config
+            .state_dir
+            .join("outgoing")
+            .join(format!("{id}.bin")),
+    );
+    let mut file = tokio::fs::File::create(&spool.0)
+        .await
+        .map_err(|e| internal(format!("spooling the content: {e}")))?;
+    let mut bytes = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::bad_request("the content broke off before its end; send it again")
+        })?;
+        bytes += chunk.len() as u64;
+        if bytes > g.config.max_content_bytes {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "this gateway relays at most {} bytes",
+                    g.config.max_content_bytes
+                ),
+            ));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| internal(format!("spooling the content: {e}")))?;
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| internal(format!("spooling the content: {e}")))?;
+    drop(file);
+    let as_link = bytes > g.config.attachment_limit;
+    let ask = ComposeAsk {
+        device: format!("{} ({})", device.account, device.model),
+        filename: filename.clone(),
+        media_type: media_type.clone(),
+        bytes,
+        as_link,
+        suggested_to: q.to.clone(),
+        suggested_text: q.text.clone(),
+    };
+    // The compose prompt: one at a time, on the blocking pool.
+    let composed = {
+        let _one = g.compose_one.lock().await;
+        let composer = g.composer.clone();
+        let ask = ask.clone();
+        tokio::task::spawn_blocking(move || composer.compose(&ask))
+            .await
+            .map_err(|e| internal(format!("the compose prompt failed: {e}")))?
+    }
+    .map_err(|why| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_sent",
+            format!("the message was not sent: {why}"),
+        )
+    })?;
+    let recipient_box = resolve(&g, &composed.recipient).await?;
+    let (raw, link) = if as_link {
+        let uploaded = g
+            .service
+            .upload_file(&spool.0, &filename, &media_type, 20, &|_| {})
+            .await
+            .map_err(|e| relayed(e, "the upload"))?;
+        let link = g
+            .service
+            .link(&uploaded.url, g.config.link_valid_for)
+            .await
+            .map_err(|e| relayed(e, "the download link"))?;
+        tracing::info!(
+            bytes,
+            resumed = uploaded.resumed,
+            "content uploaded; sending a link"
+        );
+        let raw = message::compose(&Outgoing {
+            gateway: &g.config.name,
+            device: &ask.device,
+            recipient: &composed.recipient,
+            recipient_box: recipient_box.as_str(),
+            text: &composed.text,
+            filename: &filename,
+            media_type: &media_type,
+            content: Content::Link {
+                url: &link.url,
+                expires: link.expires,
+                length: bytes,
+            },
+            date: tracecast_store::now_ms() / 1000,
+            message_id: &id,
+        });
+        (raw, Some(link.url))
+    } else {
+        let content = tokio::fs::read(&spool.0)
+            .await
+            .map_err(|e| internal(format!("reading the content: {e}")))?;
+        let raw = message::compose(&Outgoing {
+            gateway: &g.config.name,
+            device: &ask.device,
+            recipient: &composed.recipient,
+            recipient_box: recipient_box.as_str(),
+            text: &composed.text,
+            filename: &filename,
+            media_type: &media_type,
+            content: Content::Attachment(&content),
+            date: tracecast_store::now_ms() / 1000,
+            message_id: &id,
+        });
+        (raw, None)
+    };
+    let posted = g
+        .mailbox
+        .post(
+            &recipient_box,
+            message::MESSAGE_MEDIA_TYPE,
+            raw,
+            &PostOptions {
+                idempotency_key: Some(format!("share-{id}")),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| relayed(e, "posting the message"))?;
+    tracing::info!(to = %recipient_box, bytes, link = link.is_some(), "message sent");
+    Ok(Json(SendReceipt {
+        message: posted.id.to_string(),
+        recipient: composed.recipient,
+        recipient_box: recipient_box.to_string(),
+        bytes,
+        carried_as: if link.is_some() { "link" } else { "attachment" }.into(),
+        link,
+    }))
+}
+
+/// The recipient's mailbox: a number through the service's directory, a
+/// name as a user's box.
+async fn resolve(g: &Gateway, typed: &str) -> Result<BoxName, ApiError> {
+    let box_name = match Recipient::parse(typed) {
+        Some(Recipient::Number(n)) => g
+            .service
+            .number(&n)
+            .await
+            .map_err(|e| relayed(e, "the recipient's number"))?,
+        Some(Recipient::Name(n)) => format!("user:{n}"),
+        None => {
+            return Err(ApiError::bad_request(format!(
+                "{typed:?} is neither a phone number nor a user's name"
+            )))
+        }
+    };
+    box_name
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{box_name:?} is not a mailbox")))
+}
+
+/// A gateway's mDNS advertisement; dropping it withdraws it.
+pub struct Advertisement {
+    daemon: mdns_sd::ServiceDaemon,
+    fullname: String,
+}
+
+impl Drop for Advertisement {
+    fn drop(&mut self) {
+        let _ = self.daemon.unregister(&self.fullname);
+        let _ = self.daemon.shutdown();
+    }
+}
+
+/// Advertises the gateway as `_tracecast-gw._tcp` on `addrs` (all
+/// interfaces' addresses when empty), loopback included when asked (tests
+/// and one-machine set-ups).
+pub fn advertise(
+    name: &str,
+    port: u16,
+    addrs: &[IpAddr],
+    loopback: bool,
+) -> Result<Advertisement, GatewayError> {
+    let err = |e: mdns_sd::Error| GatewayError::Mdns(e.to_string());
+    let daemon = mdns_sd::ServiceDaemon::new().map_err(err)?;
+    if loopback {
+        daemon
+            .enable_interface(mdns_sd::IfKind::LoopbackV4)
+            .map_err(err)?;
+    }
+    let instance: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let host = format!("{instance}.local.");
+    let props = [("path", "/gateway/v1"), ("name", name)];
+    let info = if addrs.is_empty() {
+        mdns_sd::ServiceInfo::new(MDNS_SERVICE_TYPE, &instance, &host, "", port, &props[..])
+            .map_err(err)?
+            .enable_addr_auto()
+    } else {
+        mdns_sd::ServiceInfo::new(MDNS_SERVICE_TYPE, &instance, &host, addrs, port, &props[..])
+            .map_err(err)?
+    };
+    let fullname = info.get_fullname().to_owned();
+    daemon.register(info).map_err(err)?;
+    Ok(Advertisement { daemon, fullname })
+}
+
+/// A gateway found on the local network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub name: String,
+    pub url: String,
+}
+
+/// Looks for gateways for up to `wait` (less once one answered: half a
+/// second more for others); at most one entry per gateway.
+pub fn discover(wait: Duration, loopback: bool) -> Result<Vec<Found>, GatewayError> {
+    let err = |e: mdns_sd::Error| GatewayError::Mdns(e.to_string());
+    let daemon = mdns_sd::ServiceDaemon::new().map_err(err)?;
+    if loopback {
+        daemon
+            .enable_interface(mdns_sd::IfKind::LoopbackV4)
+            .map_err(err)?;
+    }
+    let events = daemon.browse(MDNS_SERVICE_TYPE).map_err(err)?;
+    let mut deadline = Instant::now() + wait;
+    let mut found: Vec<Found> = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let Ok(event) = events.recv_timeout(left) else {
+            break;
+        };
+        let mdns_sd::ServiceEvent::ServiceResolved(info) = event else {
+            continue;
+        };
+        let name = info
+            .get_property_val_str("name")
+            .unwrap_or(info.get_fullname())
+            .to_owned();
+        // An IPv4 address first; loopback only when asked for.
+        let mut addrs: Vec<IpAddr> = info
+            .get_addresses()
+            .iter()
+            .copied()
+            .filter(|a| loopback || !a.is_loopback())
+            .collect();
+        addrs.sort_by_key(|a| !a.is_ipv4());
+        let Some(addr) = addrs.first() else {
+            continue;
+        };
+        let host = match addr {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
+        if !found.iter().any(|f| f.name == name) {
+            found.push(Found {
+                name,
+                url: format!("http://{host}:{}", info.get_port()),
+            });
+            deadline = deadline.min(Instant::now() + Duration::from_millis(500));
+        }
+    }
+    let _ = daemon.shutdown();
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preset_composer_takes_flags_then_the_devices_suggestion() {
+        let ask = ComposeAsk {
+            device: "TCA-0000-0000-0018 (cam)".into(),
+            filename: "a.jpg".into(),
+            media_type: "image/jpeg".into(),
+            bytes: 10,
+            as_link: false,
+            suggested_to: Some("bob".into()),
+            suggested_text: Some("hi".into()),
+        };
+        let flags = PresetComposer {
+            to: Some("+15550100".into()),
+            text: None,
+        };
+        assert_eq!(
+            flags.compose(&ask).unwrap(),
+            Composed {
+                recipient: "+15550100".into(),
+                text: "hi".into()
+            }
+        );
+        let none = PresetComposer::default();
+        assert_eq!(none.compose(&ask).unwrap().recipient, "bob");
+        let bare = ComposeAsk {
+            suggested_to: None,
+            ..ask
+        };
+        assert!(none.compose(&bare).is_err());
+    }
+}

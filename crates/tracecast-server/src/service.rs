@@ -1,0 +1,960 @@
+//! The service server (DESIGN.md "000"): it issues device accounts,
+//! checks and stores the devices gateways register (set-up steps 7-9),
+//! keeps large attachments a gateway uploads with the tus resumable
+//! upload protocol 1.0.0 (core, creation, termination, expiration), and
+//! mints signed, expiring download links to them. The protocol's rules are
+//! `tracecast-share`; here are HTTP, the spool files and the store.
+//!
+//! An upload's bytes go to a spool file; its durable offset is the row's
+//! `received`, written after the file is synced, so after a crash a
+//! resumed PATCH starts where the store says (the file is cut back to
+//! it). A complete upload moves into the blob store.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use futures::StreamExt;
+use serde::Deserialize;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tracecast_delivery::{LinkError, LinkKey};
+use tracecast_share::gateway::{LinkAnswer, NumberEntry, Registered, Registration};
+use tracecast_share::tus::{self, TusError};
+use tracecast_share::ServiceAccount;
+use tracecast_store::{Account, AccountKind, Blobs, NewUpload, Principal, Store, UploadRecord};
+
+use crate::auth::Authenticator;
+use crate::ApiError;
+
+/// The scope of the service's download links.
+pub const LINK_SCOPE: &str = "tracecast-share-link/v1";
+
+/// Settings of the service role.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The URL the service is reached at, for `Location` and links.
+    pub public_url: String,
+    /// Where uploads in progress are kept.
+    pub spool: PathBuf,
+    /// The largest upload (`Tus-Max-Size`).
+    pub max_upload_bytes: u64,
+    /// How long an unfinished upload waits for its next PATCH.
+    pub upload_expiry: Duration,
+    /// How long a link works unless asked for less.
+    pub link_lifetime: Duration,
+    /// How long a finished upload is kept (links cannot outlive it).
+    pub keep: Duration,
+}
+
+impl ServiceConfig {
+    pub fn new(public_url: &str, spool: PathBuf) -> Self {
+        Self {
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            spool,
+            max_upload_bytes: 16 << 30,
+            upload_expiry: Duration::from_secs(24 * 3600),
+            link_lifetime: Duration::from_secs(7 * 24 * 3600),
+            keep: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// The running service server.
+pub struct Service {
+    store: Store,
+    blobs: Blobs,
+    auth: Authenticator,
+    links: LinkKey,
+    config: ServiceConfig,
+    /// Uploads with a PATCH in progress: one writer per upload.
+    busy: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the link key.
+        f.debug_struct("Service")
+            .field("public_url", &self.config.public_url)
+            .finish()
+    }
+}
+
+/// Who calls.
+enum Caller {
+    Admin,
+    Gateway(Account),
+}
+
+/// The upload's PATCH slot, freed when dropped.
+struct Busy<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    id: String,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.id);
+        }
+    }
+}
+
+fn tus_error(e: TusError) -> ApiError {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let code = match e {
+        TusError::Version(_) => "tus_version",
+        TusError::Missing(_) | TusError::Number(..) => "tus_header",
+        TusError::Metadata(_) => "tus_metadata",
+        TusError::TooLarge { .. } => "too_large",
+        TusError::OffsetMismatch { .. } => "offset_mismatch",
+        TusError::PastLength { .. } => "past_length",
+        TusError::ContentType => "content_type",
+        TusError::Expired => "expired",
+    };
+    ApiError::new(status, code, e.to_string())
+}
+
+fn io_error(what: &str, e: std::io::Error) -> ApiError {
+    tracing::error!(error = %e, "{what}");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "io",
+        format!("{what}; the upload keeps the bytes it had"),
+    )
+}
+
+fn no_upload(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_upload",
+        format!("no upload {id:?}: it never existed, was deleted, or expired"),
+    )
+}
+
+fn now_ms() -> i64 {
+    tracecast_store::now_ms()
+}
+
+fn h<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Adds the headers every tus response carries.
+fn tus_headers(out: &mut HeaderMap) {
+    out.insert(
+        "tus-resumable",
+        HeaderValue::from_static(tus::TUS_RESUMABLE),
+    );
+}
+
+fn upload_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    format!("u{}", hex::encode(bytes))
+}
+
+/// Upload ids are ours: `u` and 32 hex digits. Anything else is unknown
+/// without a database query or a path built from it.
+fn check_id(id: &str) -> Result<(), ApiError> {
+    let ok = id.len() == 33
+        && id.starts_with('u')
+        && id[1..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    if ok {
+        Ok(())
+    } else {
+        Err(no_upload(id))
+    }
+}
+
+impl Service {
+    pub fn new(
+        store: Store,
+        blobs: Blobs,
+        links: LinkKey,
+        config: ServiceConfig,
+    ) -> std::io::Result<Arc<Self>> {
+        std::fs::create_dir_all(&config.spool)?;
+        Ok(Arc::new(Self {
+            store,
+            blobs,
+            auth: Authenticator::default(),
+            links,
+            config,
+            busy: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// Loads the link key from `path`, making one (mode 0600) on first
+    /// start.
+    pub fn link_key(path: &std::path::Path) -> std::io::Result<LinkKey> {
+        crate::edge::load_or_make_link_key(path)
+    }
+
+    async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        match self.auth.principal(&self.store, headers).await? {
+            Principal::Admin => Ok(Caller::Admin),
+            Principal::Box { id, .. } => match self.store.account_by_box(id).await? {
+                Some(a) if a.kind == AccountKind::Gateway => Ok(Caller::Gateway(a)),
+                _ => Err(ApiError::forbidden(
+                    "the service server serves gateways: use a gateway's token",
+                )),
+            },
+        }
+    }
+
+    async fn gateway(&self, headers: &HeaderMap) -> Result<Account, ApiError> {
+        match self.caller(headers).await? {
+            Caller::Gateway(a) => Ok(a),
+            Caller::Admin => Err(ApiError::forbidden(
+                "uploads belong to gateways: use a gateway's token",
+            )),
+        }
+    }
+
+    async fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match self.caller(headers).await? {
+            Caller::Admin => Ok(()),
+            Caller::Gateway(_) => Err(ApiError::forbidden("only an administrator does this")),
+        }
+    }
+
+    /// The caller's upload (others' are unknown to it).
+    async fn owned(&self, id: &str, gateway: &Account) -> Result<UploadRecord, ApiError> {
+        check_id(id)?;
+        match self.store.upload(id).await? {
+            Some(u) if u.gateway_id == gateway.id => Ok(u),
+            _ => Err(no_upload(id)),
+        }
+    }
+
+    fn spool_path(&self, id: &str) -> PathBuf {
+        self.config.spool.join(format!("{id}.part"))
+    }
+
+    fn blob_key(id: &str) -> String {
+        format!("attachments/{id}")
+    }
+
+    fn claim(&self, id: &str) -> Result<Busy<'_>, ApiError> {
+        let mut set = self
+            .busy
+            .lock()
+            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "lock"))?;
+        if !set.insert(id.to_owned()) {
+            return Err(ApiError::new(
+                StatusCode::LOCKED,
+                "upload_busy",
+                "another PATCH to this upload is in progress; ask HEAD for the offset and resume when it ends",
+            ));
+        }
+        Ok(Busy {
+            set: &self.busy,
+            id: id.to_owned(),
+        })
+    }
+
+    /// A signed link to a complete upload, valid for `valid_for` (at most
+    /// until the upload is dropped).
+    pub fn link(&self, u: &UploadRecord, valid_for: Duration) -> (String, i64) {
+        let keep_until = u.expires_at / 1000;
+        let expires = (now_ms() / 1000)
+            .saturating_add(i64::try_from(valid_for.as_secs()).unwrap_or(i64::MAX))
+            .min(keep_until);
+        let sig = self.links.sign_scoped(LINK_SCOPE, &u.id, expires);
+        let name: String = url_segment(&u.filename);
+        (
+            format!(
+                "{}/service/v1/files/{}/{name}?expires={expires}&sig={sig}",
+                self.config.public_url, u.id
+            ),
+            expires,
+        )
+    }
+
+    /// Removes expired uploads: unfinished ones (their spool files) and
+    /// finished ones past their keeping time (their blobs). Returns how
+    /// many went.
+    pub async fn sweep(&self) -> Result<usize, ApiError> {
+        let expired = self.store.expired_uploads(now_ms()).await?;
+        let mut n = 0;
+        for u in expired {
+            // An upload being written is left for the next sweep.
+            let Ok(_busy) = self.claim(&u.id) else {
+                continue;
+            };
+            self.remove(&u).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn remove(&self, u: &UploadRecord) -> Result<(), ApiError> {
+        // The row goes first: a link to it stops working at once; the
+        // bytes follow.
+        self.store.delete_upload(&u.id).await?;
+        let _ = tokio::fs::remove_file(self.spool_path(&u.id)).await;
+        if let Some(key) = &u.blob_key {
+            if let Err(e) = self.blobs.delete(key).await {
+                tracing::warn!(error = %e, upload = %u.id, "deleting an attachment's blob failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Sweeps every `every` until `shutdown`.
+    pub async fn run_sweeper(self: Arc<Self>, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            match self.sweep().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "expired uploads removed"),
+                Err(e) => tracing::warn!(error = %e.message, "sweeping uploads failed"),
+            }
+        }
+    }
+}
+
+/// A file name as one URL path segment (percent-encoded).
+fn url_segment(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() {
+        "file".into()
+    } else {
+        out
+    }
+}
+
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route(
+            "/service/v1/uploads",
+            post(create_upload).options(options_uploads),
+        )
+        .route(
+            "/service/v1/uploads/{id}",
+            axum::routing::head(head_upload)
+                .patch(patch_upload)
+                .delete(delete_upload)
+                .options(options_uploads),
+        )
+        .route("/service/v1/uploads/{id}/link", post(make_link))
+        .route("/service/v1/files/{id}/{name}", get(download))
+        .route("/service/v1/registrations", post(register))
+        .route("/service/v1/accounts", post(issue_account))
+        .route("/service/v1/accounts/{account}/status", put(set_status))
+        .route("/service/v1/numbers/{number}", put(set_number).get(number))
+        .with_state(service)
+}
+
+async fn options_uploads(State(s): State<Arc<Service>>) -> Response {
+    let mut out = HeaderMap::new();
+    tus_headers(&mut out);
+    out.insert("tus-version", HeaderValue::from_static(tus::TUS_RESUMABLE));
+    out.insert(
+        "tus-extension",
+        HeaderValue::from_static(tus::TUS_EXTENSIONS),
+    );
+    if let Ok(v) = HeaderValue::from_str(&s.config.max_upload_bytes.to_string()) {
+        out.insert("tus-max-size", v);
+    }
+    (StatusCode::NO_CONTENT, out).into_response()
+}
+
+/// Wraps a handler's answer so refusals carry `Tus-Resumable` too.
+fn with_tus(r: Result<Response, ApiError>) -> Response {
+    let mut resp = match r {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    tus_headers(resp.headers_mut());
+    resp
+}
+
+async fn create_upload(State(s): State<Arc<Service>>, headers: HeaderMap) -> Response {
+    with_tus(create(&s, &headers).await)
+}
+
+async fn create(s: &Service, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let gw = s.gateway(headers).await?;
+    tus::check_resumable(h(headers, "tus-resumable")).map_err(tus_error)?;
+    if h(headers, "upload-defer-length").is_some() {
+        return Err(ApiError::bad_request(
+            "this server needs Upload-Length when the upload is created (creation-defer-length is not offered)",
+        ));
+    }
+    let length =
+        tus::parse_number("Upload-Length", h(headers, "upload-length")).map_err(tus_error)?;
+    tus::check_length(length, s.config.max_upload_bytes).map_err(tus_error)?;
+    let raw_meta = h(headers, "upload-metadata").unwrap_or_default();
+    if raw_meta.len() > 4096 {
+        return Err(tus_error(TusError::Metadata(
+            "longer than 4096 bytes".into(),
+        )));
+    }
+    let meta = tus::parse_metadata(raw_meta).map_err(tus_error)?;
+    let value = |keys: &[&str]| {
+        meta.iter()
+            .find(|(k, _)| keys.contains(&k.as_str()))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    let filename =
+        tracecast_share::message::safe_filename(&value(&["filename", "name"]).unwrap_or_default());
+    let media_type = value(&["filetype", "type", "content-type"])
+        .filter(|t| t.contains('/') && t.len() < 128 && !t.contains(['\r', '\n']))
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let id = upload_id();
+    let expires_at =
+        now_ms() + i64::try_from(s.config.upload_expiry.as_millis()).unwrap_or(i64::MAX / 2);
+    // The spool file exists before the row names it.
+    let spool = s.spool_path(&id);
+    tokio::fs::File::create(&spool)
+        .await
+        .map_err(|e| io_error("creating the upload's spool file", e))?;
+    let u = s
+        .store
+        .create_upload(&NewUpload {
+            id: id.clone(),
+            gateway_id: gw.id,
+            length: i64::try_from(length).unwrap_or(i64::MAX),
+            metadata: raw_meta.to_owned(),
+            filename,
+            media_type,
+            expires_at,
+        })
+        .await?;
+    tracing::info!(upload = %id, gateway = %gw.name, length, "upload created");
+    let mut out = HeaderMap::new();
+    let location = format!("{}/service/v1/uploads/{id}", s.config.public_url);
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        out.insert(header::LOCATION, v);
+    }
+    expires_header(&mut out, &u);
+    if length == 0 {
+        // Nothing to send: complete at once.
+        finish(s, &u).await?;
+    }
+    Ok((StatusCode::CREATED, out).into_response())
+}
+
+fn expires_header(out: &mut HeaderMap, u: &UploadRecord) {
+    if let Ok(v) = HeaderValue::from_str(&tus::http_date(u.expires_at / 1000)) {
+        out.insert("upload-expires", v);
+    }
+}
+
+async fn head_upload(
+    State(s): State<Arc<Service>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    with_tus(head(&s, &id, &headers).await)
+}
+
+async fn head(s: &Service, id: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let gw = s.gateway(headers).await?;
+    tus::check_resumable(h(headers, "tus-resumable")).map_err(tus_error)?;
+    let u = s.owned(id, &gw).await?;
+    if u.completed_at.is_none() && u.expires_at < now_ms() {
+        return Err(tus_error(TusError::Expired));
+    }
+    let mut out = HeaderMap::new();
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for (k, v) in [
+        ("upload-offset", u.received.to_string()),
+        ("upload-length", u.length.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            out.insert(k, v);
+        }
+    }
+    if !u.metadata.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&u.metadata) {
+            out.insert("upload-metadata", v);
+        }
+    }
+    expires_header(&mut out, &u);
+    Ok((StatusCode::OK, out).into_response())
+}
+
+async fn patch_upload(
+    State(s): State<Arc<Service>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    with_tus(patch(&s, &id, &headers, body).await)
+}
+
+/// Bytes between syncs of the spool file and the stored offset, so a
+/// crash in a long PATCH loses at most this much.
+const CHECKPOINT: u64 = 64 << 20;
+
+async fn patch(
+    s: &Service,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let gw = s.gateway(headers).await?;
+    tus::check_resumable(h(headers, "tus-resumable")).map_err(tus_error)?;
+    let content_type = h(headers, header::CONTENT_TYPE.as_str()).unwrap_or_default();
+    if !content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .eq_ignore_ascii_case(tus::OFFSET_CONTENT_TYPE)
+    {
+        return Err(tus_error(TusError::ContentType));
+    }
+    let claimed =
+        tus::parse_number("Upload-Offset", h(headers, "upload-offset")).map_err(tus_error)?;
+    let declared = h(headers, header::CONTENT_LENGTH.as_str())
+        .map(|v| tus::parse_number("Content-Length", Some(v)))
+        .transpose()
+        .map_err(tus_error)?;
+    check_id(id)?;
+    let _busy = s.claim(id)?;
+    // Read after claiming: the offset cannot move under us now.
+    let u = s.owned(id, &gw).await?;
+    let length = u64::try_from(u.length).unwrap_or(0);
+    let mut upload = tus::Upload {
+        length,
+        offset: u64::try_from(u.received).unwrap_or(0),
+        expires: if u.completed_at.is_some() {
+            i64::MAX
+        } else {
+            u.expires_at / 1000
+        },
+    };
+    // Expiry to the millisecond (the protocol's rule works in seconds).
+    if u.completed_at.is_none() && now_ms() > u.expires_at {
+        return Err(tus_error(TusError::Expired));
+    }
+    upload
+        .check_patch(claimed, declared, now_ms() / 1000)
+        .map_err(tus_error)?;
+    let mut out = HeaderMap::new();
+    if u.completed_at.is_some() {
+        // Complete already (an empty PATCH at the end): say so.
+        offset_header(&mut out, upload.offset);
+        return Ok((StatusCode::NO_CONTENT, out).into_response());
+    }
+    let spool = s.spool_path(id);
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(&spool)
+        .await
+        .map_err(|e| io_error("opening the upload's spool file", e))?;
+    // Bytes past the durable offset (a crash mid-PATCH) are dropped.
+    file.set_len(upload.offset)
+        .await
+        .map_err(|e| io_error("trimming the spool file", e))?;
+    file.seek(std::io::SeekFrom::Start(upload.offset))
+        .await
+        .map_err(|e| io_error("seeking in the spool file", e))?;
+    let mut writer = tokio::io::BufWriter::with_capacity(4 << 20, file);
+    let mut stream = body.into_data_stream();
+    let mut since_checkpoint = 0u64;
+    let mut refusal = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                // The client went away: keep what arrived.
+                tracing::info!(upload = %id, error = %e, offset = upload.offset, "PATCH body ended early");
+                refusal = Some(ApiError::bad_request(
+                    "the body ended before its end; HEAD gives the offset to resume at",
+                ));
+                break;
+            }
+        };
+        let n = chunk.len() as u64;
+        if let Err(e) = upload.room_for(n) {
+            refusal = Some(tus_error(e));
+            break;
+        }
+        writer
+            .write_all(&chunk)
+            .await
+            .map_err(|e| io_error("writing the spool file", e))?;
+        upload.advance(n).map_err(tus_error)?;
+        since_checkpoint += n;
+        if since_checkpoint >= CHECKPOINT {
+            since_checkpoint = 0;
+            writer
+                .flush()
+                .await
+                .map_err(|e| io_error("writing the spool file", e))?;
+            writer
+                .get_ref()
+                .sync_data()
+                .await
+                .map_err(|e| io_error("syncing the spool file", e))?;
+            s.store
+                .set_upload_received(id, i64::try_from(upload.offset).unwrap_or(i64::MAX))
+                .await?;
+        }
+    }
+    writer
+        .flush()
+        .await
+        .map_err(|e| io_error("writing the spool file", e))?;
+    writer
+        .get_ref()
+        .sync_data()
+        .await
+        .map_err(|e| io_error("syncing the spool file", e))?;
+    drop(writer);
+    s.store
+        .set_upload_received(id, i64::try_from(upload.offset).unwrap_or(i64::MAX))
+        .await?;
+    if let Some(e) = refusal {
+        return Err(e);
+    }
+    if upload.is_complete() {
+        finish(s, &u).await?;
+        tracing::info!(upload = %id, bytes = upload.length, "upload complete");
+    }
+    offset_header(&mut out, upload.offset);
+    expires_header(&mut out, &u);
+    Ok((StatusCode::NO_CONTENT, out).into_response())
+}
+
+fn offset_header(out: &mut HeaderMap, offset: u64) {
+    if let Ok(v) = HeaderValue::from_str(&offset.to_string()) {
+        out.insert("upload-offset", v);
+    }
+}
+
+/// Moves a complete upload into the blob store and records it.
+async fn finish(s: &Service, u: &UploadRecord) -> Result<(), ApiError> {
+    let key = Service::blob_key(&u.id);
+    s.blobs
+        .put_file(&key, &s.spool_path(&u.id))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, upload = %u.id, "storing a finished upload failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "blob_store",
+                "the finished upload could not be stored; try the last PATCH again",
+            )
+        })?;
+    let keep_until = now_ms() + i64::try_from(s.config.keep.as_millis()).unwrap_or(i64::MAX / 2);
+    s.store.complete_upload(&u.id, &key, keep_until).await?;
+    Ok(())
+}
+
+async fn delete_upload(
+    State(s): State<Arc<Service>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    with_tus(delete(&s, &id, &headers).await)
+}
+
+async fn delete(s: &Service, id: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let gw = s.gateway(headers).await?;
+    tus::check_resumable(h(headers, "tus-resumable")).map_err(tus_error)?;
+    let u = s.owned(id, &gw).await?;
+    let _busy = s.claim(id)?;
+    s.remove(&u).await?;
+    tracing::info!(upload = %id, "upload terminated");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkRequest {
+    /// Seconds the link works; at most the service's link lifetime.
+    valid_for_secs: Option<u64>,
+}
+
+async fn make_link(
+    State(s): State<Arc<Service>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<LinkRequest>>,
+) -> Result<Json<LinkAnswer>, ApiError> {
+    let gw = s.gateway(&headers).await?;
+    let u = s.owned(&id, &gw).await?;
+    if u.completed_at.is_none() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "incomplete",
+            format!(
+                "upload {id} has {} of {} bytes: finish it before asking for a link",
+                u.received, u.length
+            ),
+        ));
+    }
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let valid = req
+        .valid_for_secs
+        .map(Duration::from_secs)
+        .unwrap_or(s.config.link_lifetime)
+        .min(s.config.link_lifetime);
+    let (url, expires) = s.link(&u, valid);
+    Ok(Json(LinkAnswer {
+        url,
+        expires,
+        filename: u.filename,
+        media_type: u.media_type,
+        bytes: u.length,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct LinkQuery {
+    expires: Option<String>,
+    sig: Option<String>,
+}
+
+async fn download(
+    State(s): State<Arc<Service>>,
+    Path((id, _name)): Path<(String, String)>,
+    Query(q): Query<LinkQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let refused = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_link",
+            "this download link is not one the service signed (altered or incomplete)",
+        )
+    };
+    let expires: i64 = q
+        .expires
+        .as_deref()
+        .and_then(|e| e.parse().ok())
+        .ok_or_else(refused)?;
+    let sig = q.sig.as_deref().ok_or_else(refused)?;
+    match s
+        .links
+        .verify_scoped(LINK_SCOPE, &id, expires, sig, now_ms() / 1000)
+    {
+        Ok(()) => {}
+        Err(LinkError::BadSignature) => return Err(refused()),
+        Err(LinkError::Expired) => {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "link_expired",
+                "this download link has expired; ask the sender for a new one",
+            ))
+        }
+    }
+    check_id(&id)?;
+    let u = match s.store.upload(&id).await? {
+        Some(u) if u.completed_at.is_some() => u,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "gone",
+                "the shared file is no longer kept",
+            ))
+        }
+    };
+    let key = u.blob_key.clone().unwrap_or_else(|| Service::blob_key(&id));
+    let rep = crate::serve::Representation {
+        source: crate::serve::Source::Blob(&s.blobs, &key),
+        len: u64::try_from(u.length).unwrap_or(0),
+        etag: format!("\"{}\"", u.id),
+        last_modified: tus::http_date(u.completed_at.unwrap_or(u.created_at) / 1000),
+        media_type: &u.media_type,
+        filename: &u.filename,
+        max_age: 0,
+        inline: false,
+    };
+    crate::serve::respond(&rep, &headers).await
+}
+
+async fn register(
+    State(s): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: Result<Json<Registration>, JsonRejection>,
+) -> Result<Json<Registered>, ApiError> {
+    let gw = s.gateway(&headers).await?;
+    let Json(r) = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    // The gateway checked the format; the server checks again and then
+    // whether it issued the account.
+    let account: ServiceAccount =
+        r.account
+            .parse()
+            .map_err(|e: tracecast_share::AccountError| {
+                ApiError::new(StatusCode::BAD_REQUEST, "account_format", e.to_string())
+            })?;
+    let account = account.to_string();
+    for (what, v) in [("model", &r.model), ("hardware", &r.hardware)] {
+        if v.trim().is_empty() || v.chars().count() > tracecast_share::gateway::MAX_DESCRIPTION {
+            return Err(ApiError::bad_request(format!(
+                "the device's {what} must be 1 to {} characters",
+                tracecast_share::gateway::MAX_DESCRIPTION
+            )));
+        }
+    }
+    let record = s.store.service_account(&account).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_account",
+            format!("the service never issued {account}"),
+        )
+    })?;
+    if record.status != "active" {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_suspended",
+            format!("{account} is {}: the service is off for it", record.status),
+        ));
+    }
+    let device = s
+        .store
+        .register_device(&account, gw.id, r.model.trim(), r.hardware.trim())
+        .await?;
+    tracing::info!(%account, gateway = %gw.name, model = %device.model, "device registered");
+    Ok(Json(Registered {
+        account,
+        gateway: gw.name,
+        label: record.label,
+        registered_at: device.registered_at,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueRequest {
+    label: String,
+}
+
+async fn issue_account(
+    State(s): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: Result<Json<IssueRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    s.admin(&headers).await?;
+    let Json(r) = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    if r.label.trim().is_empty() || r.label.len() > 200 {
+        return Err(ApiError::bad_request("a label is 1 to 200 characters"));
+    }
+    let record = s
+        .store
+        .issue_service_account(r.label.trim(), |serial| {
+            u64::try_from(serial)
+                .map_err(|e| e.to_string())
+                .and_then(|n| ServiceAccount::new(n).map_err(|e| e.to_string()))
+                .map(|a| a.to_string())
+        })
+        .await?;
+    tracing::info!(account = %record.account, "device account issued");
+    Ok((StatusCode::CREATED, Json(record)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusRequest {
+    status: String,
+}
+
+async fn set_status(
+    State(s): State<Arc<Service>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<StatusRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    s.admin(&headers).await?;
+    let Json(r) = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    if !matches!(r.status.as_str(), "active" | "suspended") {
+        return Err(ApiError::bad_request("status is active or suspended"));
+    }
+    if !s
+        .store
+        .set_service_account_status(&account, &r.status)
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_account",
+            format!("the service never issued {account}"),
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn normalised_number(number: &str) -> Result<String, ApiError> {
+    match tracecast_share::gateway::Recipient::parse(number) {
+        Some(tracecast_share::gateway::Recipient::Number(n)) => Ok(n),
+        _ => Err(ApiError::bad_request(format!(
+            "{number:?} is not a phone number (digits, an optional leading +)"
+        ))),
+    }
+}
+
+async fn set_number(
+    State(s): State<Arc<Service>>,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<NumberEntry>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    s.admin(&headers).await?;
+    let number = normalised_number(&number)?;
+    let Json(e) = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let name: tracecast_mailbox::BoxName = e.box_name.parse()?;
+    s.store.box_by_name(&name).await?;
+    s.store.set_number(&number, name.as_str()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn number(
+    State(s): State<Arc<Service>>,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<NumberEntry>, ApiError> {
+    s.caller(&headers).await?;
+    let number = normalised_number(&number)?;
+    let box_name = s.store.number(&number).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_number",
+            format!("no mailbox has the number {number}"),
+        )
+    })?;
+    Ok(Json(NumberEntry { box_name }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_ids_are_ours_or_unknown() {
+        let id = upload_id();
+        assert!(check_id(&id).is_ok());
+        assert!(check_id("u../../etc/passwd").is_err());
+        assert!(check_id(&id.to_uppercase()).is_err());
+        assert!(check_id("").is_err());
+        assert!(check_id("ué").is_err());
+    }
+
+    #[test]
+    fn file_names_become_one_path_segment() {
+        assert_eq!(url_segment("a b/c.jpg"), "a%20b%2Fc.jpg");
+        assert_eq!(url_segment(""), "file");
+    }
+}
