@@ -616,3 +616,75 @@ async fn tus_uploads_resume_refuse_and_expire_on_both_backends() {
         );
     }
 }
+
+/// tuspy (the Python tus client from PyPI) uploads to the service server
+/// in chunks, then a second client object resumes the same upload from
+/// the server's offset (HEAD), as it would after the first one died.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_real_tus_client_uploads_and_resumes() {
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/moto-venv/bin/python");
+    let has_tuspy = std::process::Command::new(&python)
+        .args(["-c", "import tusclient"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        has_tuspy,
+        "tuspy is missing: python3 -m venv target/moto-venv && target/moto-venv/bin/pip install tuspy (scripts/test does this)"
+    );
+    let t = TestStore::new(tracecast_store::Backend::Sqlite)
+        .await
+        .unwrap();
+    let w = world(&t, Duration::from_secs(3600)).await;
+    let data = bytes(1_300_000, 9);
+    let file = w.dir.path().join("tuspy.bin");
+    std::fs::write(&file, &data).unwrap();
+    let script = r#"
+import sys
+from tusclient import client
+url, token, path = sys.argv[1:4]
+c = client.TusClient(url, headers={"Authorization": "Bearer " + token})
+first = c.uploader(path, chunk_size=400000, metadata={"filename": "tuspy.bin", "filetype": "application/x-test"})
+first.upload_chunk()
+print(first.url)
+print(first.offset)
+again = c.uploader(path, url=first.url, chunk_size=400000)
+print(again.offset)
+again.upload()
+print(again.offset)
+"#;
+    let out = tokio::process::Command::new(&python)
+        .args(["-c", script])
+        .arg(format!("{}/service/v1/uploads", w.base))
+        .arg(&w.gateway_token)
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tuspy failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    let url = lines[0];
+    assert!(url.starts_with(&w.base), "{url}");
+    // One chunk, then the second client found the server's offset.
+    assert_eq!(lines[1], "400000");
+    assert_eq!(lines[2], "400000");
+    assert_eq!(lines[3], "1300000");
+    let gw = ServiceClient::new(&w.base, &w.gateway_token).unwrap();
+    assert_eq!(gw.offset(url).await.unwrap(), 1_300_000);
+    let link = gw.link(url, None).await.unwrap();
+    assert_eq!(link.filename, "tuspy.bin");
+    assert_eq!(link.media_type, "application/x-test");
+    let got = reqwest::get(&link.url)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(Sha256::digest(&got), Sha256::digest(&data));
+}

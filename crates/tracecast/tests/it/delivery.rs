@@ -24,7 +24,7 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// Whether GET `path` answers 200 (a plain HTTP/1.0 request).
-fn http_ok(port: u16, path: &str) -> bool {
+pub(crate) fn http_ok(port: u16, path: &str) -> bool {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return false;

@@ -11,6 +11,7 @@ mod members;
 mod picture_false_alarm;
 mod pictures;
 mod protect;
+mod share;
 mod sites;
 
 use std::path::{Path, PathBuf};
