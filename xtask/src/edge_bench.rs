@@ -63,9 +63,9 @@ pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
 }
 
 /// nginx on loopback serving one directory, stopped on drop.
-struct Nginx {
+pub(crate) struct Nginx {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Drop for Nginx {
@@ -75,7 +75,14 @@ impl Drop for Nginx {
     }
 }
 
-fn start_nginx(bin: &Path, root: &Path, prefix: &Path) -> anyhow::Result<Nginx> {
+/// Starts nginx serving `root`; `location` is what goes inside its
+/// `location / { }` (e.g. WebDAV PUT for the upload bench).
+pub(crate) fn start_nginx(
+    bin: &Path,
+    root: &Path,
+    prefix: &Path,
+    location: &str,
+) -> anyhow::Result<Nginx> {
     if !bin.exists() {
         bail!(
             "{} not found: apt-get install nginx-light (or pass --nginx PATH)",
@@ -95,7 +102,7 @@ fn start_nginx(bin: &Path, root: &Path, prefix: &Path) -> anyhow::Result<Nginx> 
              http {{\n  sendfile on;\n  tcp_nopush on;\n  access_log off;\n  keepalive_requests 100000;\n\
              client_body_temp_path {p}/body; proxy_temp_path {p}/proxy; fastcgi_temp_path {p}/fcgi;\n\
              uwsgi_temp_path {p}/uwsgi; scgi_temp_path {p}/scgi;\n\
-             server {{ listen 127.0.0.1:{port}; root {root}; location / {{ }} }}\n}}\n",
+             server {{ listen 127.0.0.1:{port}; root {root}; location / {{ {location} }} }}\n}}\n",
             p = prefix.display(),
             root = root.display()
         ),
@@ -307,7 +314,7 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
     let www = dir.path().join("www");
     std::fs::create_dir_all(&www)?;
     std::fs::write(www.join("track.flac"), &blob)?;
-    let nginx = start_nginx(&o.nginx, &www, &dir.path().join("nginx"))?;
+    let nginx = start_nginx(&o.nginx, &www, &dir.path().join("nginx"), "")?;
     let nginx_url = format!("http://127.0.0.1:{}/track.flac", nginx.port);
 
     let http = reqwest::Client::builder()

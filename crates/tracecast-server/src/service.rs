@@ -24,7 +24,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures::StreamExt;
 use serde::Deserialize;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncSeekExt;
 use tracecast_delivery::{LinkError, LinkKey};
 use tracecast_share::gateway::{LinkAnswer, NumberEntry, Registered, Registration};
 use tracecast_share::tus::{self, TusError};
@@ -502,9 +502,92 @@ async fn patch_upload(
     with_tus(patch(&s, &id, &headers, body).await)
 }
 
-/// Bytes between syncs of the spool file and the stored offset, so a
-/// crash in a long PATCH loses at most this much.
+/// Bytes between records of the durable offset, so a crash in a long
+/// PATCH loses at most about this much.
 const CHECKPOINT: u64 = 64 << 20;
+
+/// Writes a PATCH body to the spool file on a thread of its own with
+/// plain blocking writes through a large buffer, while the request's task
+/// keeps reading the network. A second thread syncs the file in the
+/// background and tells how far it is durable, so writeback overlaps the
+/// transfer instead of stopping it at each checkpoint.
+struct SpoolWriter {
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Bytes (from the start of the file) known to be on disk.
+    durable: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SpoolWriter {
+    /// `file` is positioned at `offset`, the bytes before it durable.
+    fn start(file: std::fs::File, offset: u64) -> std::io::Result<Self> {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+        let durable = Arc::new(AtomicU64::new(offset));
+        // Bytes handed to the file (past the writer's buffer).
+        let flushed = Arc::new(AtomicU64::new(offset));
+        let done = Arc::new(AtomicBool::new(false));
+        let syncer = {
+            let file = file.try_clone()?;
+            let (durable, flushed, done) = (durable.clone(), flushed.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Acquire) {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    let upto = flushed.load(Ordering::Acquire);
+                    if upto > durable.load(Ordering::Acquire) && file.sync_data().is_ok() {
+                        durable.fetch_max(upto, Ordering::AcqRel);
+                    }
+                }
+            })
+        };
+        let durable_end = durable.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut w = std::io::BufWriter::with_capacity(4 << 20, file);
+            let mut written = offset;
+            let result = (|| {
+                while let Some(b) = rx.blocking_recv() {
+                    w.write_all(&b)?;
+                    written += b.len() as u64;
+                    flushed.store(written - w.buffer().len() as u64, Ordering::Release);
+                }
+                w.flush()?;
+                w.get_ref().sync_data()
+            })();
+            done.store(true, Ordering::Release);
+            let _ = syncer.join();
+            if result.is_ok() {
+                durable_end.fetch_max(written, Ordering::AcqRel);
+            }
+            result
+        });
+        Ok(Self { tx, task, durable })
+    }
+
+    fn stopped() -> std::io::Error {
+        std::io::Error::other("the spool writer stopped")
+    }
+
+    async fn write(&self, b: bytes::Bytes) -> std::io::Result<()> {
+        self.tx.send(b).await.map_err(|_| Self::stopped())
+    }
+
+    /// How far the file is on disk now.
+    fn durable(&self) -> u64 {
+        self.durable.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Flushes, syncs and stops; how far the file is on disk.
+    async fn finish(self) -> (u64, std::io::Result<()>) {
+        drop(self.tx);
+        let r = match self.task.await {
+            Ok(r) => r,
+            Err(_) => Err(Self::stopped()),
+        };
+        (self.durable.load(std::sync::atomic::Ordering::Acquire), r)
+    }
+}
 
 async fn patch(
     s: &Service,
@@ -570,9 +653,10 @@ async fn patch(
     file.seek(std::io::SeekFrom::Start(upload.offset))
         .await
         .map_err(|e| io_error("seeking in the spool file", e))?;
-    let mut writer = tokio::io::BufWriter::with_capacity(4 << 20, file);
+    let writer = SpoolWriter::start(file.into_std().await, upload.offset)
+        .map_err(|e| io_error("opening the upload's spool file", e))?;
     let mut stream = body.into_data_stream();
-    let mut since_checkpoint = 0u64;
+    let mut recorded = upload.offset;
     let mut refusal = None;
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
@@ -591,41 +675,26 @@ async fn patch(
             refusal = Some(tus_error(e));
             break;
         }
-        writer
-            .write_all(&chunk)
-            .await
-            .map_err(|e| io_error("writing the spool file", e))?;
+        if writer.write(chunk).await.is_err() {
+            // The writer failed: finish() below tells why.
+            break;
+        }
         upload.advance(n).map_err(tus_error)?;
-        since_checkpoint += n;
-        if since_checkpoint >= CHECKPOINT {
-            since_checkpoint = 0;
-            writer
-                .flush()
-                .await
-                .map_err(|e| io_error("writing the spool file", e))?;
-            writer
-                .get_ref()
-                .sync_data()
-                .await
-                .map_err(|e| io_error("syncing the spool file", e))?;
+        let durable = writer.durable();
+        if durable >= recorded + CHECKPOINT {
+            recorded = durable;
             s.store
-                .set_upload_received(id, i64::try_from(upload.offset).unwrap_or(i64::MAX))
+                .set_upload_received(id, i64::try_from(durable).unwrap_or(i64::MAX))
                 .await?;
         }
     }
-    writer
-        .flush()
-        .await
-        .map_err(|e| io_error("writing the spool file", e))?;
-    writer
-        .get_ref()
-        .sync_data()
-        .await
-        .map_err(|e| io_error("syncing the spool file", e))?;
-    drop(writer);
+    // Only what is on disk counts as received.
+    let (durable, written) = writer.finish().await;
     s.store
-        .set_upload_received(id, i64::try_from(upload.offset).unwrap_or(i64::MAX))
+        .set_upload_received(id, i64::try_from(durable).unwrap_or(i64::MAX))
         .await?;
+    written.map_err(|e| io_error("writing the spool file", e))?;
+    upload.offset = durable;
     if let Some(e) = refusal {
         return Err(e);
     }
