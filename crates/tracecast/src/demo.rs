@@ -7,7 +7,9 @@
 //! recompressed copy of the photo; an unmarked file must come back "no
 //! mark". Then alice rents the track from the home server and plays it
 //! with seeks, bob orders it on a CD-R at the kiosk, and bob pays his
-//! invoice; the ledger's balances sum to zero.
+//! invoice; the ledger's balances sum to zero. Last, a camera shares a
+//! short memo (attached) and a long recording (a download link) through a
+//! phone's gateway to bob's mailbox, and bob's inbox saves both.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -402,6 +404,7 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
 
     failures += protected(&say, dir, &provider_client, &admin, &users).await?;
     failures += homes_and_kiosks(&say, dir, &origin, &admin, &mark_key, &users, &track).await?;
+    failures += sharing(&say, dir, &origin, &users, &track_file).await?;
 
     for e in edges {
         e.stop().await;
@@ -806,6 +809,180 @@ async fn homes_and_kiosks(
         ));
     }
     site.stop().await;
+    Ok(failures)
+}
+
+/// Step 12: sharing from a device through a phone (DESIGN.md "000"). The
+/// origin's process is also the service server; kenji's phone runs a
+/// gateway; a camera finds it by mDNS, is set up with its account, and
+/// shares a memo (attached) and a recording (over the attachment limit:
+/// uploaded by tus, sent as a signed link) to bob's number; bob's inbox
+/// saves both. Answers how many checks failed.
+async fn sharing(
+    say: &dyn Fn(String),
+    dir: &Path,
+    origin: &Node,
+    users: &[(&str, i64, OriginClient, String)],
+    recording: &Path,
+) -> anyhow::Result<usize> {
+    use tracecast_client::{GatewayClient, SendOptions, ServiceClient};
+    let mut failures = 0;
+    let admin_token = std::fs::read_to_string(&origin.admin_token)?;
+    let admin = OriginClient::new(&origin.base, &admin_token)?;
+    let service = ServiceClient::new(&origin.base, &admin_token)?;
+    let phone = dir.join("phone");
+    std::fs::create_dir_all(&phone)?;
+    let (_, gw_token) = account(&admin, "gateway", "kenji-phone").await?;
+    let token_file = phone.join("gateway.token");
+    tracecast_server::auth::write_secret(&token_file, &gw_token)?;
+    let camera = service.issue_account("kenji's camera").await?;
+    let number = "+81 90 1234 5678";
+    service.set_number(number, "user:bob").await?;
+    let mut s = settings(
+        &phone,
+        Roles {
+            origin: false,
+            mailbox: false,
+            edge: false,
+            home: false,
+            kiosk: false,
+            roaming: false,
+            service: false,
+            gateway: true,
+        },
+        &dir.join("unused.key"),
+    );
+    s.gateway.service = Some(origin.base.clone());
+    s.gateway.token_file = Some(token_file);
+    s.gateway.mdns_loopback = true;
+    // The phone's user would type these at the compose prompt.
+    s.gateway.to = Some(number.into());
+    s.gateway.text = Some("from the camera, for bob".into());
+    let node = Node::start(&s, tokio::net::TcpListener::bind("127.0.0.1:0").await?).await?;
+    say(format!(
+        "12. sharing from a device: kenji's phone runs a gateway at {} (attachment limit 300 KiB); the camera's account is {}",
+        node.base, camera.account
+    ));
+    let found = tokio::task::spawn_blocking(|| {
+        tracecast_server::gateway::discover(Duration::from_secs(3), true)
+    })
+    .await?
+    .unwrap_or_default();
+    let gateway_url = match found.first() {
+        Some(f) => {
+            say(format!(
+                "    the camera finds {} by mDNS (_tracecast-gw._tcp) at {}",
+                f.name, f.url
+            ));
+            f.url.clone()
+        }
+        None => {
+            say(
+                "    no mDNS answer on this machine: the camera is given the gateway's address"
+                    .into(),
+            );
+            node.base.clone()
+        }
+    };
+    let device = GatewayClient::new(&gateway_url, None)?;
+    let request = tracecast_share::gateway::ServiceRequest {
+        account: camera.account.clone(),
+        model: "Lumix G9".into(),
+        hardware: "wifi, 64 GB".into(),
+    };
+    // A mistyped account first: refused at the phone.
+    let mut typo = camera.account.clone().into_bytes();
+    let last = typo.len() - 1;
+    typo[last] = if typo[last] == b'9' {
+        b'0'
+    } else {
+        typo[last] + 1
+    };
+    let typo = String::from_utf8(typo)?;
+    let offer = device
+        .request_service(&tracecast_share::gateway::ServiceRequest {
+            account: typo.clone(),
+            ..request.clone()
+        })
+        .await?;
+    let refused = device.confirm(&offer, &typo).await.is_err();
+    if !refused {
+        failures += 1;
+    }
+    say(format!(
+        "    {} a mistyped account ({typo}) is refused at the phone by its check digit",
+        if refused { "ok " } else { "BAD" }
+    ));
+    let offer = device.request_service(&request).await?;
+    let on = device.confirm(&offer, &camera.account).await?;
+    say(format!("    {}", on.message));
+    let camera_client = GatewayClient::new(&gateway_url, Some(&on.token))?;
+    let memo = phone.join("memo.wav");
+    tracecast_media::encode_file(&tracecast_media::synth::music(1.0, 44_100, 5), &memo)?;
+    let mut sent = Vec::new();
+    for file in [memo.as_path(), recording] {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        let media_type = crate::inbox::guess_media_type(file);
+        let receipt = camera_client
+            .send(
+                file,
+                &SendOptions {
+                    filename: name,
+                    media_type,
+                    to: None,
+                    text: None,
+                },
+            )
+            .await?;
+        say(format!(
+            "    {name} ({:.0} KB) to {} ({}) as {}",
+            receipt.bytes as f64 / 1e3,
+            receipt.recipient,
+            receipt.recipient_box,
+            if receipt.carried_as == "link" {
+                "a signed, expiring download link (uploaded by tus)"
+            } else {
+                "an attachment"
+            }
+        ));
+        sent.push((name.to_owned(), std::fs::read(file)?));
+    }
+    // Bob's inbox saves what arrived.
+    let (_, _, _, bob_token) = users
+        .iter()
+        .find(|u| u.0 == "bob")
+        .context("bob is a user")?;
+    let bob = MailboxClient::new(&origin.base, bob_token)?;
+    let own = bob.whoami().await?.context("bob's box")?;
+    let mut inbox = Inbox::open(&dir.join("inbox-bob-shared"))?;
+    let mut shared = Vec::new();
+    drain(&bob, &own, &mut inbox, &DrainOptions::default(), |m| {
+        if m.media_type == tracecast_share::message::MESSAGE_MEDIA_TYPE {
+            shared.push((m.id, m.body.to_vec()));
+        }
+    })
+    .await?;
+    let out = dir.join("bob-saved");
+    for (id, body) in &shared {
+        crate::share::save_shared(&id.to_string(), body, &out, true).await?;
+    }
+    for (name, bytes) in &sent {
+        let same = std::fs::read(out.join(name)).is_ok_and(|got| &got == bytes);
+        if !same {
+            failures += 1;
+        }
+        say(format!(
+            "    {} bob's inbox saved {} ({})",
+            if same { "ok " } else { "BAD" },
+            out.join(name).display(),
+            if same {
+                "the same bytes"
+            } else {
+                "DIFFERENT bytes"
+            }
+        ));
+    }
+    node.stop().await;
     Ok(failures)
 }
 

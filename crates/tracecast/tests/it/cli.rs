@@ -199,6 +199,16 @@ fn demo_runs_end_to_end() {
     assert!(!text.contains("BAD"), "{text}");
     assert!(text.contains("bill for delivery 2: 1.99 EUR"), "{text}");
     assert!(dir.path().join("copies/alice-nocturne.flac").exists());
+    // Step 12: a memo attached, a recording by link, both saved by bob.
+    assert!(
+        text.contains("memo.wav (176 KB) to +81 90 1234 5678 (user:bob) as an attachment"),
+        "{text}"
+    );
+    assert!(
+        text.contains("as a signed, expiring download link"),
+        "{text}"
+    );
+    assert!(dir.path().join("bob-saved/memo.wav").exists());
 }
 
 /// Real sound-theme files from Debian (Ogg Vorbis): the longest carries a
