@@ -23,7 +23,7 @@ use crate::mailbox::{refused, ClientError};
 /// Header carrying a body's SHA-256 (hex), checked by the receiver.
 pub const SHA256_HEADER: &str = "tracecast-sha256";
 
-fn http(timeout: Option<Duration>) -> Result<reqwest::Client, ClientError> {
+pub(crate) fn http(timeout: Option<Duration>) -> Result<reqwest::Client, ClientError> {
     let mut b = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .pool_idle_timeout(Duration::from_secs(30));
@@ -33,7 +33,7 @@ fn http(timeout: Option<Duration>) -> Result<reqwest::Client, ClientError> {
     Ok(b.build()?)
 }
 
-fn check_base(base: &str) -> Result<String, ClientError> {
+pub(crate) fn check_base(base: &str) -> Result<String, ClientError> {
     let base = base.trim_end_matches('/').to_owned();
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         return Err(ClientError::Url(base));
@@ -41,7 +41,7 @@ fn check_base(base: &str) -> Result<String, ClientError> {
     Ok(base)
 }
 
-async fn json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
+pub(crate) async fn json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
     if !resp.status().is_success() {
         return Err(refused(resp).await);
     }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, IF_RANGE, RANGE};
 use reqwest::StatusCode;
-use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 use tracecast_share::gateway::{
@@ -18,34 +17,10 @@ use tracecast_share::gateway::{
     ServiceOffer, ServiceOn, ServiceRequest,
 };
 use tracecast_share::tus;
+use tracecast_share::url_segment;
 
-use crate::delivery::part_path;
+use crate::delivery::{check_base, http, json, part_path};
 use crate::mailbox::{refused, ClientError};
-
-fn http(read_timeout: Duration) -> Result<reqwest::Client, ClientError> {
-    Ok(reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .read_timeout(read_timeout)
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build()?)
-}
-
-fn check_base(base: &str) -> Result<String, ClientError> {
-    let base = base.trim_end_matches('/').to_owned();
-    if !(base.starts_with("http://") || base.starts_with("https://")) {
-        return Err(ClientError::Url(base));
-    }
-    Ok(base)
-}
-
-async fn json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
-    if !resp.status().is_success() {
-        return Err(refused(resp).await);
-    }
-    resp.json()
-        .await
-        .map_err(|e| ClientError::Malformed(e.to_string()))
-}
 
 fn local(path: &Path, e: std::io::Error) -> ClientError {
     ClientError::Local(format!("{}: {e}", path.display()))
@@ -83,7 +58,7 @@ impl ServiceClient {
         Ok(Self {
             base: check_base(base)?,
             token: token.trim().to_owned(),
-            http: http(Duration::from_secs(60))?,
+            http: http(Some(Duration::from_secs(60)))?,
         })
     }
 
@@ -114,7 +89,7 @@ impl ServiceClient {
         let entry: NumberEntry = json(
             self.req(
                 reqwest::Method::GET,
-                &format!("/service/v1/numbers/{}", urlencode(number)),
+                &format!("/service/v1/numbers/{}", url_segment(number)),
             )
             .send()
             .await?,
@@ -128,7 +103,7 @@ impl ServiceClient {
         let resp = self
             .req(
                 reqwest::Method::PUT,
-                &format!("/service/v1/numbers/{}", urlencode(number)),
+                &format!("/service/v1/numbers/{}", url_segment(number)),
             )
             .json(&NumberEntry {
                 box_name: box_name.to_owned(),
@@ -157,7 +132,7 @@ impl ServiceClient {
         let resp = self
             .req(
                 reqwest::Method::PUT,
-                &format!("/service/v1/accounts/{}/status", urlencode(account)),
+                &format!("/service/v1/accounts/{}/status", url_segment(account)),
             )
             .json(&serde_json::json!({ "status": status }))
             .send()
@@ -379,19 +354,6 @@ impl ServiceClient {
     }
 }
 
-/// Percent-encodes a path segment.
-fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The device's client of a gateway on the local network.
 #[derive(Clone)]
 pub struct GatewayClient {
@@ -426,7 +388,7 @@ impl GatewayClient {
         Ok(Self {
             base: check_base(base)?,
             token: token.map(|t| t.trim().to_owned()),
-            http: http(Duration::from_secs(3600))?,
+            http: http(Some(Duration::from_secs(3600)))?,
         })
     }
 
@@ -510,7 +472,7 @@ pub async fn download_link(
     out: &Path,
     progress: &(dyn Fn(u64, u64) + Send + Sync),
 ) -> Result<u64, ClientError> {
-    let client = http(Duration::from_secs(60))?;
+    let client = http(Some(Duration::from_secs(60)))?;
     let part = part_path(out);
     let etag_file = {
         let mut name = part.file_name().unwrap_or_default().to_os_string();

@@ -491,7 +491,12 @@ async fn send_message(
         )
     })?;
     let recipient_box = resolve(&g, &composed.recipient).await?;
-    let (raw, link) = if as_link {
+    // The content travels attached, or as a link to its upload.
+    enum Carried {
+        Attached(Vec<u8>),
+        Linked(tracecast_share::gateway::LinkAnswer),
+    }
+    let carried = if as_link {
         let uploaded = g
             .service
             .upload_file(&spool.0, &filename, &media_type, 20, &|_| {})
@@ -507,40 +512,36 @@ async fn send_message(
             resumed = uploaded.resumed,
             "content uploaded; sending a link"
         );
-        let raw = message::compose(&Outgoing {
-            gateway: &g.config.name,
-            device: &ask.device,
-            recipient: &composed.recipient,
-            recipient_box: recipient_box.as_str(),
-            text: &composed.text,
-            filename: &filename,
-            media_type: &media_type,
-            content: Content::Link {
-                url: &link.url,
-                expires: link.expires,
+        Carried::Linked(link)
+    } else {
+        Carried::Attached(
+            tokio::fs::read(&spool.0)
+                .await
+                .map_err(|e| internal(format!("reading the content: {e}")))?,
+        )
+    };
+    let raw = message::compose(&Outgoing {
+        gateway: &g.config.name,
+        device: &ask.device,
+        recipient: &composed.recipient,
+        recipient_box: recipient_box.as_str(),
+        text: &composed.text,
+        filename: &filename,
+        media_type: &media_type,
+        content: match &carried {
+            Carried::Attached(bytes) => Content::Attachment(bytes),
+            Carried::Linked(l) => Content::Link {
+                url: &l.url,
+                expires: l.expires,
                 length: bytes,
             },
-            date: tracecast_store::now_ms() / 1000,
-            message_id: &id,
-        });
-        (raw, Some(link.url))
-    } else {
-        let content = tokio::fs::read(&spool.0)
-            .await
-            .map_err(|e| internal(format!("reading the content: {e}")))?;
-        let raw = message::compose(&Outgoing {
-            gateway: &g.config.name,
-            device: &ask.device,
-            recipient: &composed.recipient,
-            recipient_box: recipient_box.as_str(),
-            text: &composed.text,
-            filename: &filename,
-            media_type: &media_type,
-            content: Content::Attachment(&content),
-            date: tracecast_store::now_ms() / 1000,
-            message_id: &id,
-        });
-        (raw, None)
+        },
+        date: tracecast_store::now_ms() / 1000,
+        message_id: &id,
+    });
+    let link = match carried {
+        Carried::Linked(l) => Some(l.url),
+        Carried::Attached(_) => None,
     };
     let posted = g
         .mailbox

@@ -271,7 +271,7 @@ impl Service {
             .saturating_add(i64::try_from(valid_for.as_secs()).unwrap_or(i64::MAX))
             .min(keep_until);
         let sig = self.links.sign_scoped(LINK_SCOPE, &u.id, expires);
-        let name: String = url_segment(&u.filename);
+        let name = tracecast_share::url_segment(&u.filename);
         (
             format!(
                 "{}/service/v1/files/{}/{name}?expires={expires}&sig={sig}",
@@ -321,23 +321,6 @@ impl Service {
                 Err(e) => tracing::warn!(error = %e.message, "sweeping uploads failed"),
             }
         }
-    }
-}
-
-/// A file name as one URL path segment (percent-encoded).
-fn url_segment(name: &str) -> String {
-    let mut out = String::new();
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    if out.is_empty() {
-        "file".into()
-    } else {
-        out
     }
 }
 
@@ -1019,11 +1002,5 @@ mod tests {
         assert!(check_id(&id.to_uppercase()).is_err());
         assert!(check_id("").is_err());
         assert!(check_id("ué").is_err());
-    }
-
-    #[test]
-    fn file_names_become_one_path_segment() {
-        assert_eq!(url_segment("a b/c.jpg"), "a%20b%2Fc.jpg");
-        assert_eq!(url_segment(""), "file");
     }
 }

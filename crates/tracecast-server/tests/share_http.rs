@@ -172,6 +172,21 @@ async fn bobs_mail(w: &World) -> Vec<(String, Vec<u8>)> {
     got
 }
 
+/// A request with these headers and body.
+async fn send(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut req = http.request(method, url).body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
 fn bytes(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
@@ -209,14 +224,11 @@ async fn a_device_shares_through_a_gateway_on_both_backends() {
 
         // Step 6: a mistyped account is refused at the gateway and never
         // reaches the service server.
-        let mut typo = camera.account.clone().into_bytes();
-        let last = typo.len() - 1;
-        typo[last] = if typo[last] == b'9' {
-            b'0'
-        } else {
-            typo[last] + 1
-        };
-        let typo = String::from_utf8(typo).unwrap();
+        let typo = camera
+            .account
+            .parse::<tracecast_share::ServiceAccount>()
+            .unwrap()
+            .mistyped();
         let offer = device
             .request_service(&request(&typo, "Lumix G9"))
             .await
@@ -422,51 +434,28 @@ async fn tus_uploads_resume_refuse_and_expire_on_both_backends() {
         );
         assert!(r.headers().contains_key("tus-max-size"));
 
-        // Refusals: no token, no Tus-Resumable, another version, no length.
-        let r = http
-            .post(&uploads)
-            .header("tus-resumable", "1.0.0")
-            .header("upload-length", "10")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        let r = http
-            .post(&uploads)
-            .header("authorization", &bearer)
-            .header("upload-length", "10")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
-        let r = http
-            .post(&uploads)
-            .header("authorization", &bearer)
-            .header("tus-resumable", "0.2.2")
-            .header("upload-length", "10")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
-        assert_eq!(r.headers()["tus-resumable"], "1.0.0");
-        let r = http
-            .post(&uploads)
-            .header("authorization", &bearer)
-            .header("tus-resumable", "1.0.0")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-        let r = http
-            .post(&uploads)
-            .header("authorization", &bearer)
-            .header("tus-resumable", "1.0.0")
-            .header("upload-length", "10")
-            .header("upload-metadata", "filename !!notbase64")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        // Refusals: no token, no Tus-Resumable, another version, no
+        // length, bad metadata.
+        let v1 = ("tus-resumable", "1.0.0");
+        let len = ("upload-length", "10");
+        let auth = ("authorization", bearer.as_str());
+        for (headers, status) in [
+            (vec![v1, len], StatusCode::UNAUTHORIZED),
+            (vec![auth, len], StatusCode::PRECONDITION_FAILED),
+            (
+                vec![auth, ("tus-resumable", "0.2.2"), len],
+                StatusCode::PRECONDITION_FAILED,
+            ),
+            (vec![auth, v1], StatusCode::BAD_REQUEST),
+            (
+                vec![auth, v1, len, ("upload-metadata", "filename !!notbase64")],
+                StatusCode::BAD_REQUEST,
+            ),
+        ] {
+            let r = send(&http, reqwest::Method::POST, &uploads, &headers, Vec::new()).await;
+            assert_eq!(r.status(), status, "{headers:?}");
+            assert_eq!(r.headers()["tus-resumable"], "1.0.0");
+        }
 
         // An interrupted upload resumes from the server's offset.
         let gw = ServiceClient::new(&w.base, &w.gateway_token).unwrap();
@@ -478,30 +467,28 @@ async fn tus_uploads_resume_refuse_and_expire_on_both_backends() {
             .await
             .unwrap();
         assert_eq!(gw.offset(&url).await.unwrap(), 0);
-        // A wrong offset: 409.
-        let r = http
-            .patch(&url)
-            .header("authorization", &bearer)
-            .header("tus-resumable", "1.0.0")
-            .header("upload-offset", "5")
-            .header("content-type", "application/offset+octet-stream")
-            .body(vec![0u8; 5])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CONFLICT);
-        // The wrong body type: 415.
-        let r = http
-            .patch(&url)
-            .header("authorization", &bearer)
-            .header("tus-resumable", "1.0.0")
-            .header("upload-offset", "0")
-            .header("content-type", "application/octet-stream")
-            .body(vec![0u8; 5])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        // A wrong offset: 409; the wrong body type: 415.
+        let patch = |offset: &'static str, body_type: &'static str| {
+            vec![
+                auth,
+                v1,
+                ("upload-offset", offset),
+                ("content-type", body_type),
+            ]
+        };
+        for (headers, status) in [
+            (
+                patch("5", "application/offset+octet-stream"),
+                StatusCode::CONFLICT,
+            ),
+            (
+                patch("0", "application/octet-stream"),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ),
+        ] {
+            let r = send(&http, reqwest::Method::PATCH, &url, &headers, vec![0u8; 5]).await;
+            assert_eq!(r.status(), status, "{headers:?}");
+        }
         // The connection breaks after 2 MiB of the body.
         let head = data[..2 << 20].to_vec();
         let broken = futures::stream::iter(vec![
@@ -588,16 +575,14 @@ async fn tus_uploads_resume_refuse_and_expire_on_both_backends() {
         // 410, the sweep removes it and its spool file.
         let stale = gw.create_upload(100, "stale.bin", "a/b").await.unwrap();
         tokio::time::sleep(Duration::from_millis(5200)).await;
-        let r = http
-            .patch(&stale)
-            .header("authorization", &bearer)
-            .header("tus-resumable", "1.0.0")
-            .header("upload-offset", "0")
-            .header("content-type", "application/offset+octet-stream")
-            .body(vec![1u8; 10])
-            .send()
-            .await
-            .unwrap();
+        let r = send(
+            &http,
+            reqwest::Method::PATCH,
+            &stale,
+            &patch("0", "application/offset+octet-stream"),
+            vec![1u8; 10],
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::GONE);
         let removed = w.service.sweep().await.unwrap();
         assert!(removed >= 1, "swept {removed}");

@@ -66,6 +66,16 @@ impl ServiceAccount {
         self.0
     }
 
+    /// The id as someone might mistype it: its check digit one off, so
+    /// the check refuses it (for demonstrations and tests of refusals).
+    pub fn mistyped(self) -> String {
+        let mut id = self.to_string().into_bytes();
+        if let Some(last) = id.last_mut() {
+            *last = if *last == b'9' { b'0' } else { *last + 1 };
+        }
+        String::from_utf8(id).expect("ASCII digits")
+    }
+
     fn digits(self) -> [u8; SERIAL_DIGITS + 1] {
         let mut out = [0u8; SERIAL_DIGITS + 1];
         let mut n = self.0;

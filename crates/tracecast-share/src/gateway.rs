@@ -311,14 +311,7 @@ mod tests {
     fn the_confirmed_account_must_be_well_formed_and_the_one_asked_with() {
         let good = ServiceAccount::new(1).unwrap().to_string();
         assert!(check_account(&good, &good).is_ok());
-        let mut typo = good.clone().into_bytes();
-        let last = typo.len() - 1;
-        typo[last] = if typo[last] == b'9' {
-            b'0'
-        } else {
-            typo[last] + 1
-        };
-        let typo = String::from_utf8(typo).unwrap();
+        let typo = good.parse::<ServiceAccount>().unwrap().mistyped();
         assert_eq!(
             check_account(&typo, &typo),
             Err(crate::AccountError::CheckDigit)

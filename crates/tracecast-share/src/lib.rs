@@ -22,3 +22,31 @@ pub mod tus;
 
 pub use account::{AccountError, ServiceAccount};
 pub use tus::{TusError, Upload};
+
+/// `s` as one URL path segment: unreserved characters kept, every other
+/// byte percent-encoded (`file` when empty).
+pub fn url_segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() {
+        "file".into()
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_become_one_path_segment() {
+        assert_eq!(super::url_segment("a b/c.jpg"), "a%20b%2Fc.jpg");
+        assert_eq!(super::url_segment("+81 90"), "%2B81%2090");
+        assert_eq!(super::url_segment(""), "file");
+    }
+}

@@ -891,14 +891,10 @@ async fn sharing(
         hardware: "wifi, 64 GB".into(),
     };
     // A mistyped account first: refused at the phone.
-    let mut typo = camera.account.clone().into_bytes();
-    let last = typo.len() - 1;
-    typo[last] = if typo[last] == b'9' {
-        b'0'
-    } else {
-        typo[last] + 1
-    };
-    let typo = String::from_utf8(typo)?;
+    let typo = camera
+        .account
+        .parse::<tracecast_share::ServiceAccount>()?
+        .mistyped();
     let offer = device
         .request_service(&tracecast_share::gateway::ServiceRequest {
             account: typo.clone(),

@@ -118,14 +118,10 @@ fn a_camera_shares_through_a_phone_gateway_process() {
 
     // A mistyped account: refused at the gateway.
     let state = dir.path().join("camera.json");
-    let mut typo = account.clone().into_bytes();
-    let last = typo.len() - 1;
-    typo[last] = if typo[last] == b'9' {
-        b'0'
-    } else {
-        typo[last] + 1
-    };
-    let typo = String::from_utf8(typo).unwrap();
+    let typo = account
+        .parse::<tracecast_share::ServiceAccount>()
+        .unwrap()
+        .mistyped();
     let gurl = format!("http://127.0.0.1:{gport}");
     let out = device(&[
         "setup",
