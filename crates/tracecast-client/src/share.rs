@@ -432,11 +432,14 @@ impl GatewayClient {
         .await
     }
 
-    /// Share step: sends content with a send-message request.
+    /// Share step: sends content with a send-message request; `progress`
+    /// hears the bytes sent so far. The answer comes once the gateway's
+    /// user has composed the message and it is in the recipient's box.
     pub async fn send(
         &self,
         path: &Path,
         options: &SendOptions<'_>,
+        progress: impl Fn(u64) + Send + Sync + 'static,
     ) -> Result<SendReceipt, ClientError> {
         let file = tokio::fs::File::open(path)
             .await
@@ -454,10 +457,15 @@ impl GatewayClient {
                 .query(&query)
                 .header(CONTENT_TYPE, options.media_type)
                 .header(CONTENT_LENGTH, len.to_string())
-                .body(reqwest::Body::wrap_stream(ReaderStream::with_capacity(
-                    file,
-                    1 << 20,
-                )))
+                .body(reqwest::Body::wrap_stream({
+                    let mut sent = 0u64;
+                    ReaderStream::with_capacity(file, 1 << 20).inspect(move |c| {
+                        if let Ok(c) = c {
+                            sent += c.len() as u64;
+                            progress(sent);
+                        }
+                    })
+                }))
                 .send()
                 .await?,
         )

@@ -295,12 +295,12 @@ async fn a_device_shares_through_a_gateway_on_both_backends() {
             to: Some("+1 555 0100"),
             text: Some("From the beach"),
         };
-        let (status, _, _) = refusal(device.send(&small, &options).await.unwrap_err());
+        let (status, _, _) = refusal(device.send(&small, &options, |_| {}).await.unwrap_err());
         assert_eq!(status, StatusCode::UNAUTHORIZED);
 
         // Small: attached.
         let camera_client = GatewayClient::new(&w.gateway_base, Some(&on.token)).unwrap();
-        let receipt = camera_client.send(&small, &options).await.unwrap();
+        let receipt = camera_client.send(&small, &options, |_| {}).await.unwrap();
         assert_eq!(receipt.carried_as, "attachment");
         assert_eq!(receipt.recipient_box, "user:bob");
         assert_eq!(receipt.link, None);
@@ -316,6 +316,8 @@ async fn a_device_shares_through_a_gateway_on_both_backends() {
         let large_bytes = bytes(3_000_000, 2);
         let large = files.path().join("clip.mp4");
         std::fs::write(&large, &large_bytes).unwrap();
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let heard = sent.clone();
         let receipt = camera_client
             .send(
                 &large,
@@ -325,10 +327,13 @@ async fn a_device_shares_through_a_gateway_on_both_backends() {
                     to: Some("bob"),
                     text: Some("The whole clip"),
                 },
+                move |n| heard.store(n, std::sync::atomic::Ordering::Relaxed),
             )
             .await
             .unwrap();
         assert_eq!(receipt.carried_as, "link");
+        // The device's progress reached the whole file.
+        assert_eq!(sent.load(std::sync::atomic::Ordering::Relaxed), 3_000_000);
         let link = receipt.link.clone().unwrap();
         assert!(w.recorder.asks.lock().unwrap()[1].as_link);
 

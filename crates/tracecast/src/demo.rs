@@ -928,6 +928,7 @@ async fn sharing(
                     to: None,
                     text: None,
                 },
+                |_| {},
             )
             .await?;
         say(format!(

@@ -312,6 +312,9 @@ pub fn device(cmd: DeviceCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                         saved.gateway_name
                     );
                 }
+                let bar = byte_bar(quiet, "send");
+                bar.set_length(std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0));
+                let ticks = bar.clone();
                 let receipt = client
                     .send(
                         &file,
@@ -321,8 +324,11 @@ pub fn device(cmd: DeviceCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                             to: to.as_deref(),
                             text: text.as_deref(),
                         },
+                        move |n| ticks.set_position(n),
                     )
-                    .await?;
+                    .await;
+                bar.finish_and_clear();
+                let receipt = receipt?;
                 println!(
                     "sent to {} ({}) as {}: message {}{}",
                     receipt.recipient,
