@@ -1072,6 +1072,51 @@ mod tests {
     }
 
     #[test]
+    fn service_and_gateway_settings_are_read_and_checked() {
+        let s = parse(
+            "roles = [\"service\", \"gateway\"]\n\
+             [service]\npublic_url = \"https://share.example.net\"\nmax_upload = \"2G\"\n\
+             upload_expiry_hours = 2\nlink_days = 3\nkeep_days = 10\n\
+             [gateway]\nattachment_limit = \"100K\"\nallow_models = [\"Lumix *\"]\n\
+             max_devices = 2\nlink_hours = 5\nmdns = false\nto = \"+1 555 0100\"\n",
+        )
+        .unwrap();
+        assert!(s.roles.service && s.roles.gateway && !s.roles.origin);
+        assert_eq!(
+            s.service.public_url.as_deref(),
+            Some("https://share.example.net")
+        );
+        assert_eq!(s.service.max_upload, 2 << 30);
+        assert_eq!(s.service.upload_expiry, Duration::from_secs(2 * 3600));
+        assert_eq!(s.service.link_lifetime, Duration::from_secs(3 * DAY));
+        assert_eq!(s.gateway.attachment_limit, 100 << 10);
+        assert_eq!(s.gateway.policy.allow_models, ["Lumix *"]);
+        assert_eq!(s.gateway.policy.max_devices, 2);
+        assert_eq!(
+            s.gateway.link_valid_for,
+            Some(Duration::from_secs(5 * 3600))
+        );
+        assert!(!s.gateway.mdns);
+        assert_eq!(s.gateway.to.as_deref(), Some("+1 555 0100"));
+        // Defaults: 300 KiB, every model, mDNS on, the terminal prompt.
+        let d = parse("").unwrap();
+        assert!(d.roles.service && !d.roles.gateway);
+        assert_eq!(d.gateway.attachment_limit, 300 << 10);
+        assert_eq!(d.gateway.policy.allow_models, ["*"]);
+        assert!(d.gateway.mdns && d.gateway.to.is_none());
+        for bad in [
+            "[service]\nlink_days = 40\n",
+            "[service]\npublic_url = \"share.example.net\"\n",
+            "[service]\nmax_upload = \"lots\"\n",
+            "[gateway]\nattachment_limit = \"big\"\n",
+            "[gateway]\nsurprise = true\n",
+            "roles = [\"phone\"]\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn licence_and_roaming_settings_are_read_and_checked() {
         let key = "A".repeat(43);
         let s = parse(&format!(
