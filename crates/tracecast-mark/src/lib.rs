@@ -97,6 +97,7 @@
 
 pub mod audio;
 pub mod code;
+pub mod fingerprint;
 pub mod image;
 pub mod key;
 pub mod payload;

@@ -1,0 +1,368 @@
+//! Collusion-resistant fingerprinting: Tardos's probabilistic code in
+//! Škorić et al.'s symmetric form, for copies assembled from pre-marked
+//! segments (variant A = 0, variant B = 1, one bit per segment).
+//!
+//! Buyers who pool their copies and mix segments can only choose, at each
+//! segment, among the variants they hold (the marking assumption: where
+//! all of them hold the same variant they cannot tell it is a mark). A
+//! Tardos code makes such a mix still point at them:
+//!
+//! - each position `i` has a secret bias `p_i` drawn from the arcsine
+//!   density on `[t, 1 - t]`; a buyer's bit is 1 with probability `p_i`,
+//!   independently. Biases and codewords come from the mark key, so the
+//!   origin recomputes any buyer's codeword instead of storing it;
+//! - a buyer's accusation score against a pirated sequence `y` sums, over
+//!   the positions read, `sqrt((1-p)/p)` where the buyer's bit is 1 and
+//!   `y` is 1, `-sqrt(p/(1-p))` where it is 0 and `y` is 1, and the mirror
+//!   images where `y` is 0 (the symmetric score);
+//! - for an innocent buyer each term has mean 0 and variance 1 and is at
+//!   most `M = sqrt((1-t)/t)` in size, so Bernstein's inequality bounds
+//!   the chance that the score passes `Z`: `exp(-Z² / (2(m + M Z / 3)))`.
+//!   [`Params::threshold`] picks `Z` so that this is `epsilon / users`:
+//!   with every buyer checked, the chance that any innocent one is accused
+//!   is at most `epsilon`;
+//! - the colluders' scores add up to at least about `2m/π` whatever they
+//!   do, so the best of `c` averages `2m/(πc)`; [`Params::new`] takes the
+//!   length `m` where that clears `Z` with a margin.
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use crate::MarkKey;
+
+/// Why parameters cannot be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FingerprintError {
+    #[error("resist between 1 and 64 colluders (asked {0})")]
+    Colluders(u32),
+    #[error("epsilon must be in (0, 0.5) (asked {0})")]
+    Epsilon(f64),
+    #[error("there must be at least one buyer")]
+    Users,
+    #[error("a pirated sequence has {got} positions, the code {want}")]
+    Length { got: usize, want: usize },
+}
+
+/// A code's parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// How many colluders the code resists.
+    pub colluders: u32,
+    /// The chance, at most, that tracing accuses any innocent buyer.
+    pub epsilon: f64,
+    /// How many buyers tracing may check.
+    pub users: u64,
+    /// Positions (segments) in a codeword.
+    pub length: usize,
+    /// Biases stay in `[cutoff, 1 - cutoff]`.
+    pub cutoff: f64,
+}
+
+/// How much longer than the bare requirement the code is made, for the
+/// spread of the colluders' scores around their mean.
+const MARGIN: f64 = 1.5;
+
+impl Params {
+    pub fn new(colluders: u32, epsilon: f64, users: u64) -> Result<Self, FingerprintError> {
+        if !(1..=64).contains(&colluders) {
+            return Err(FingerprintError::Colluders(colluders));
+        }
+        if !(epsilon > 0.0 && epsilon < 0.5) {
+            return Err(FingerprintError::Epsilon(epsilon));
+        }
+        if users == 0 {
+            return Err(FingerprintError::Users);
+        }
+        let c = f64::from(colluders);
+        let mut p = Params {
+            colluders,
+            epsilon,
+            users,
+            length: 0,
+            cutoff: 1.0 / (30.0 * c),
+        };
+        // The shortest length where the colluders' mean score clears the
+        // innocent threshold, then the margin.
+        let mut m = 64usize;
+        while 2.0 * m as f64 / (std::f64::consts::PI * c) < p.threshold(m) {
+            m += m / 16 + 1;
+        }
+        p.length = (m as f64 * MARGIN).ceil() as usize;
+        Ok(p)
+    }
+
+    /// The largest a score term can be.
+    pub fn term_bound(&self) -> f64 {
+        ((1.0 - self.cutoff) / self.cutoff).sqrt()
+    }
+
+    /// The score an innocent buyer passes with probability at most
+    /// `epsilon / users`, over `read` positions (Bernstein's inequality).
+    pub fn threshold(&self, read: usize) -> f64 {
+        let l = (self.users as f64 / self.epsilon).ln();
+        let b = self.term_bound() * l / 3.0;
+        b + (b * b + 2.0 * read as f64 * l).sqrt()
+    }
+}
+
+/// A code: its biases, from the mark key and the content.
+#[derive(Clone)]
+pub struct Code {
+    params: Params,
+    biases: Vec<f64>,
+    /// Seeds codewords (derived from the mark key; never shown).
+    seed: [u8; 32],
+}
+
+impl std::fmt::Debug for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the seed or the biases: they are the code's secret.
+        f.debug_struct("Code")
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+/// One buyer's place in a tracing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suspect {
+    pub user: u64,
+    pub score: f64,
+}
+
+/// What tracing a pirated sequence found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tracing {
+    /// Every buyer checked, highest score first.
+    pub ranked: Vec<Suspect>,
+    /// The score above which a buyer is accused.
+    pub threshold: f64,
+    /// Positions read (not erased).
+    pub read: usize,
+    /// Those above the threshold.
+    pub accused: Vec<u64>,
+}
+
+fn uniform(rng: &mut ChaCha20Rng) -> f64 {
+    // 53 random bits in [0, 1).
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl Code {
+    /// The code for `content` under `key`.
+    pub fn new(key: &MarkKey, content: u64, params: Params) -> Self {
+        let seed = key.derive(format!("tracecast-tardos/v1/{content}").as_bytes());
+        let mut rng = ChaCha20Rng::from_seed(
+            key.derive(format!("tracecast-tardos-biases/v1/{content}").as_bytes()),
+        );
+        let t = params.cutoff.sqrt().asin();
+        let span = std::f64::consts::FRAC_PI_2 - 2.0 * t;
+        let biases = (0..params.length)
+            .map(|_| (t + span * uniform(&mut rng)).sin().powi(2))
+            .collect();
+        Self {
+            params,
+            biases,
+            seed,
+        }
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// A buyer's codeword: the variant (false = A, true = B) of each
+    /// segment in their copy.
+    pub fn codeword(&self, user: u64) -> Vec<bool> {
+        let mut seed = self.seed;
+        for (s, u) in seed.iter_mut().zip(user.to_le_bytes()) {
+            *s ^= u;
+        }
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        // The stream is keyed by the user; the nonce keeps the two uses of
+        // the seed (here, and nowhere else) apart.
+        rng.set_stream(0x7461_7264_6f73);
+        self.biases.iter().map(|&p| uniform(&mut rng) < p).collect()
+    }
+
+    /// A buyer's symmetric score against a pirated sequence (`None`: the
+    /// segment could not be read).
+    pub fn score(&self, codeword: &[bool], pirate: &[Option<bool>]) -> f64 {
+        self.biases
+            .iter()
+            .zip(codeword)
+            .zip(pirate)
+            .map(|((&p, &x), y)| match y {
+                None => 0.0,
+                Some(y) => {
+                    let agree = x == *y;
+                    // The chance of the pirate's bit at this position.
+                    let q = if *y { p } else { 1.0 - p };
+                    if agree {
+                        ((1.0 - q) / q).sqrt()
+                    } else {
+                        -(q / (1.0 - q)).sqrt()
+                    }
+                }
+            })
+            .sum()
+    }
+
+    /// Scores every buyer in `users` against `pirate` and accuses those
+    /// above the threshold for the positions read.
+    pub fn trace(
+        &self,
+        pirate: &[Option<bool>],
+        users: impl IntoIterator<Item = u64>,
+    ) -> Result<Tracing, FingerprintError> {
+        if pirate.len() != self.params.length {
+            return Err(FingerprintError::Length {
+                got: pirate.len(),
+                want: self.params.length,
+            });
+        }
+        let read = pirate.iter().filter(|y| y.is_some()).count();
+        let threshold = self.params.threshold(read);
+        let mut ranked: Vec<Suspect> = users
+            .into_iter()
+            .map(|user| Suspect {
+                user,
+                score: self.score(&self.codeword(user), pirate),
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let accused = ranked
+            .iter()
+            .take_while(|s| s.score > threshold)
+            .map(|s| s.user)
+            .collect();
+        Ok(Tracing {
+            ranked,
+            threshold,
+            read,
+            accused,
+        })
+    }
+}
+
+/// How colluders mix their copies where their variants differ (where they
+/// agree they cannot change anything: the marking assumption).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collusion {
+    /// Each segment from a colluder picked at random.
+    Random,
+    /// Segments taken from each colluder in turn.
+    Interleaved,
+    /// The variant most of them hold.
+    Majority,
+    /// The variant fewest of them hold.
+    Minority,
+    /// Always variant A where they can.
+    AllA,
+}
+
+impl Collusion {
+    /// The pirated sequence `codewords`' holders make. `seed` drives the
+    /// random choices.
+    pub fn mix(self, codewords: &[Vec<bool>], seed: u64) -> Vec<Option<bool>> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let len = codewords.first().map_or(0, Vec::len);
+        (0..len)
+            .map(|i| {
+                let ones = codewords.iter().filter(|w| w[i]).count();
+                let all = codewords.len();
+                if ones == 0 || ones == all {
+                    return Some(ones == all);
+                }
+                Some(match self {
+                    Collusion::Random => codewords[(rng.next_u32() as usize) % all][i],
+                    Collusion::Interleaved => codewords[i % all][i],
+                    Collusion::Majority => 2 * ones > all,
+                    Collusion::Minority => 2 * ones < all,
+                    Collusion::AllA => false,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> MarkKey {
+        MarkKey::from_bytes([42; 32])
+    }
+
+    #[test]
+    fn parameters_grow_with_colluders_and_refuse_nonsense() {
+        let p2 = Params::new(2, 1e-3, 10_000).unwrap();
+        let p4 = Params::new(4, 1e-3, 10_000).unwrap();
+        assert!(p4.length > 3 * p2.length, "{} vs {}", p4.length, p2.length);
+        // About (π²/2)·c²·ln(n/ε) with the margin: same order.
+        let bare = std::f64::consts::PI.powi(2) / 2.0 * 16.0 * (1e7f64).ln();
+        assert!((p4.length as f64) < 3.0 * bare, "{}", p4.length);
+        assert!(p4.threshold(p4.length) > p4.threshold(p4.length / 2));
+        assert!(Params::new(0, 1e-3, 10).is_err());
+        assert!(Params::new(2, 0.0, 10).is_err());
+        assert!(Params::new(2, 0.7, 10).is_err());
+        assert!(Params::new(2, f64::NAN, 10).is_err());
+        assert!(Params::new(2, 1e-3, 0).is_err());
+    }
+
+    #[test]
+    fn codewords_are_keyed_and_follow_the_biases() {
+        let p = Params::new(3, 1e-3, 1000).unwrap();
+        let code = Code::new(&key(), 7, p.clone());
+        assert_eq!(code.codeword(5), code.codeword(5));
+        assert_ne!(code.codeword(5), code.codeword(6));
+        let other_content = Code::new(&key(), 8, p.clone());
+        assert_ne!(code.codeword(5), other_content.codeword(5));
+        let other_key = Code::new(&MarkKey::from_bytes([1; 32]), 7, p.clone());
+        assert_ne!(code.codeword(5), other_key.codeword(5));
+        // Biases in the cutoff; the mean bit close to the mean bias (1/2).
+        assert!(code
+            .biases
+            .iter()
+            .all(|&b| b >= p.cutoff * 0.999 && b <= 1.0 - p.cutoff * 0.999));
+        let ones: usize = (0..50u64)
+            .map(|u| code.codeword(u).iter().filter(|b| **b).count())
+            .sum();
+        let mean = ones as f64 / (50 * p.length) as f64;
+        assert!((mean - 0.5).abs() < 0.05, "{mean}");
+        assert!(!format!("{code:?}").contains("biases"));
+    }
+
+    #[test]
+    fn a_single_leaker_is_accused_and_erasures_are_skipped() {
+        let p = Params::new(2, 1e-3, 1000).unwrap();
+        let code = Code::new(&key(), 1, p);
+        let leak: Vec<Option<bool>> = code
+            .codeword(77)
+            .into_iter()
+            .enumerate()
+            // A third of the segments unreadable.
+            .map(|(i, b)| (i % 3 != 0).then_some(b))
+            .collect();
+        let t = code.trace(&leak, 0..1000).unwrap();
+        assert_eq!(t.accused, vec![77]);
+        assert_eq!(t.ranked[0].user, 77);
+        assert!(t.read < code.params().length);
+        assert!(code.trace(&leak[1..], 0..10).is_err());
+    }
+
+    #[test]
+    fn an_unmarked_or_random_sequence_accuses_no_one() {
+        let p = Params::new(3, 1e-3, 1000).unwrap();
+        let code = Code::new(&key(), 2, p.clone());
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let noise: Vec<Option<bool>> = (0..p.length)
+            .map(|_| Some(rng.next_u32() & 1 == 1))
+            .collect();
+        assert!(code.trace(&noise, 0..1000).unwrap().accused.is_empty());
+        let all_a = vec![Some(false); p.length];
+        assert!(code.trace(&all_a, 0..1000).unwrap().accused.is_empty());
+        let none = vec![None; p.length];
+        assert!(code.trace(&none, 0..1000).unwrap().accused.is_empty());
+    }
+}
