@@ -245,6 +245,121 @@ impl Code {
     }
 }
 
+/// Where each segment of a copy takes its variant from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// Coded payload bit `n` (the payload's coded bits repeat over the
+    /// payload slots).
+    Payload(usize),
+    /// Tardos position `n`.
+    Tardos(usize),
+}
+
+/// A copy's segments: every fourth carries the buyer's mark payload
+/// (ids and keyed tag, convolutionally coded, repeated), so a single
+/// leaker's copy names them directly; the rest carry the Tardos codeword,
+/// which still points at a colluder when copies are mixed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    slots: Vec<Slot>,
+}
+
+/// Coded payload bits (ids, tag and the code's tail).
+const PAYLOAD_CODED: usize = crate::code::coded_len(crate::payload::PAYLOAD_BITS);
+
+impl Layout {
+    /// The layout for a Tardos code of `tardos` positions: at least one
+    /// whole copy of the coded payload, else a quarter of the segments.
+    pub fn new(tardos: usize) -> Self {
+        let payload = PAYLOAD_CODED.max(tardos.div_ceil(3));
+        let (mut p, mut t) = (0, 0);
+        let mut slots = Vec::with_capacity(payload + tardos);
+        for k in 0..payload + tardos {
+            let payload_turn = (k % 4 == 0 || t == tardos) && p < payload;
+            if payload_turn {
+                slots.push(Slot::Payload(p % PAYLOAD_CODED));
+                p += 1;
+            } else {
+                slots.push(Slot::Tardos(t));
+                t += 1;
+            }
+        }
+        Self { slots }
+    }
+
+    /// Segments in a copy.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// A buyer's variant for each segment.
+    pub fn sequence(
+        &self,
+        code: &Code,
+        user: u64,
+        payload: &crate::Payload,
+        key: &MarkKey,
+    ) -> Vec<bool> {
+        let coded = crate::code::encode(&payload.to_bits(key));
+        let word = code.codeword(user);
+        self.slots
+            .iter()
+            .map(|s| match *s {
+                Slot::Payload(n) => coded[n] == 1,
+                Slot::Tardos(n) => word[n],
+            })
+            .collect()
+    }
+
+    /// The variants read from a copy split into the payload's soft values
+    /// (votes of the repeats, positive for 1) and the Tardos positions.
+    pub fn split(&self, read: &[Option<bool>]) -> (Vec<f32>, Vec<Option<bool>>) {
+        let mut soft = vec![0f32; PAYLOAD_CODED];
+        let tardos_len = self
+            .slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Tardos(_)))
+            .count();
+        let mut tardos = vec![None; tardos_len];
+        for (slot, v) in self.slots.iter().zip(read) {
+            match (*slot, v) {
+                (Slot::Payload(n), Some(b)) => soft[n] += if *b { 1.0 } else { -1.0 },
+                (Slot::Tardos(n), v) => tardos[n] = *v,
+                (Slot::Payload(_), None) => {}
+            }
+        }
+        (soft, tardos)
+    }
+
+    /// Reads a copy: the payload directly (a single leaker's ids, when the
+    /// tag verifies), and a Tardos tracing over `users` for mixed copies.
+    pub fn trace(
+        &self,
+        code: &Code,
+        key: &MarkKey,
+        read: &[Option<bool>],
+        users: impl IntoIterator<Item = u64>,
+    ) -> Result<(crate::code::Decoded, Tracing), FingerprintError> {
+        if read.len() != self.len() {
+            return Err(FingerprintError::Length {
+                got: read.len(),
+                want: self.len(),
+            });
+        }
+        let (soft, tardos) = self.split(read);
+        let direct = crate::code::decode_payload(&soft, key);
+        Ok((direct, code.trace(&tardos, users)?))
+    }
+}
+
 /// How colluders mix their copies where their variants differ (where they
 /// agree they cannot change anything: the marking assumption).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,6 +464,54 @@ mod tests {
         assert_eq!(t.ranked[0].user, 77);
         assert!(t.read < code.params().length);
         assert!(code.trace(&leak[1..], 0..10).is_err());
+    }
+
+    #[test]
+    fn a_single_leaker_decodes_directly_and_a_mix_still_traces() {
+        let key = key();
+        let p = Params::new(2, 1e-3, 500).unwrap();
+        let code = Code::new(&key, 3, p.clone());
+        let layout = Layout::new(p.length);
+        let tardos = layout
+            .slots()
+            .iter()
+            .filter(|s| matches!(s, Slot::Tardos(_)))
+            .count();
+        assert_eq!(tardos, p.length);
+        assert!(layout.len() >= p.length + PAYLOAD_CODED);
+        let payload = |user: u32| crate::Payload {
+            content_server: 7,
+            edge: 2,
+            home: 0,
+            user,
+        };
+        // One leaker, a fifth of the segments unreadable: named directly.
+        let seq = layout.sequence(&code, 41, &payload(41), &key);
+        let read: Vec<Option<bool>> = seq
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i % 5 != 2).then_some(*b))
+            .collect();
+        let (direct, t) = layout.trace(&code, &key, &read, 0..500).unwrap();
+        assert!(direct.tag_ok);
+        assert_eq!(direct.payload.unwrap().user, 41);
+        assert_eq!(t.accused, vec![41]);
+        // Two colluders interleave: the payload no longer names an
+        // innocent, and Tardos accuses a colluder.
+        let a = layout.sequence(&code, 10, &payload(10), &key);
+        let b = layout.sequence(&code, 20, &payload(20), &key);
+        let mixed = Collusion::Interleaved.mix(&[a, b], 0);
+        let (direct, t) = layout.trace(&code, &key, &mixed, 0..500).unwrap();
+        if let Some(named) = direct.payload {
+            assert!([10, 20].contains(&named.user), "{named:?}");
+        }
+        assert!(!t.accused.is_empty());
+        assert!(
+            t.accused.iter().all(|u| [10, 20].contains(u)),
+            "{:?}",
+            t.accused
+        );
+        assert!(layout.trace(&code, &key, &mixed[1..], 0..5).is_err());
     }
 
     #[test]
