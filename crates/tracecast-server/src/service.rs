@@ -410,7 +410,7 @@ async fn create(s: &Service, headers: &HeaderMap) -> Result<Response, ApiError> 
     tokio::fs::File::create(&spool)
         .await
         .map_err(|e| io_error("creating the upload's spool file", e))?;
-    let u = s
+    let created = s
         .store
         .create_upload(&NewUpload {
             id: id.clone(),
@@ -421,7 +421,15 @@ async fn create(s: &Service, headers: &HeaderMap) -> Result<Response, ApiError> 
             media_type,
             expires_at,
         })
-        .await?;
+        .await;
+    let u = match created {
+        Ok(u) => u,
+        Err(e) => {
+            // No row names it: the sweep would never find it.
+            let _ = tokio::fs::remove_file(&spool).await;
+            return Err(e.into());
+        }
+    };
     tracing::info!(upload = %id, gateway = %gw.name, length, "upload created");
     let mut out = HeaderMap::new();
     let location = format!("{}/service/v1/uploads/{id}", s.config.public_url);
