@@ -63,6 +63,8 @@ pub struct ContentOptions<'a> {
     pub reserved_up_to_order: Option<i64>,
     /// Deliver copies encrypted, opened with licences.
     pub protected: bool,
+    /// Pre-mark the high tier as A/B variants: edges assemble copies.
+    pub ab: bool,
 }
 
 /// Client of the origin, with one account's token.
@@ -161,6 +163,7 @@ impl OriginClient {
             rental_tariff,
             reserved_up_to_order,
             protected,
+            ab,
         } = *options;
         let bytes = Bytes::from(
             tokio::fs::read(file)
@@ -192,6 +195,9 @@ impl OriginClient {
         }
         if protected {
             query.push(("protected", "true".into()));
+        }
+        if ab {
+            query.push(("ab", "true".into()));
         }
         if let Some(t) = terms {
             query.push(("terms", t.to_owned()));
@@ -369,13 +375,38 @@ impl OriginClient {
         tier: Tier,
         expect_sha256: &str,
     ) -> Result<Bytes, ClientError> {
-        let resp = self
-            .req(
-                reqwest::Method::GET,
-                &format!("/v1/contents/{content}/renditions/{tier}"),
-            )
-            .send()
-            .await?;
+        self.checked_get(
+            &format!("/v1/contents/{content}/renditions/{tier}"),
+            &format!("rendition {content}/{tier}"),
+            expect_sha256,
+        )
+        .await
+    }
+
+    /// An A/B variant (`which` is `a` or `b`) of a rendition (edges),
+    /// checked against the hash the origin recorded.
+    pub async fn ab_variant(
+        &self,
+        content: i64,
+        tier: Tier,
+        which: &str,
+        expect_sha256: &str,
+    ) -> Result<Bytes, ClientError> {
+        self.checked_get(
+            &format!("/v1/contents/{content}/renditions/{tier}/{which}"),
+            &format!("variant {which} of {content}/{tier}"),
+            expect_sha256,
+        )
+        .await
+    }
+
+    async fn checked_get(
+        &self,
+        path: &str,
+        what: &str,
+        expect_sha256: &str,
+    ) -> Result<Bytes, ClientError> {
+        let resp = self.req(reqwest::Method::GET, path).send().await?;
         if !resp.status().is_success() {
             return Err(refused(resp).await);
         }
@@ -383,7 +414,7 @@ impl OriginClient {
         let got = hex::encode(Sha256::digest(&bytes));
         if got != expect_sha256 {
             return Err(ClientError::Integrity(format!(
-                "rendition {content}/{tier} hashes to {got}, not the recorded {expect_sha256}; refused"
+                "{what} hashes to {got}, not the recorded {expect_sha256}; refused"
             )));
         }
         Ok(bytes)
@@ -391,13 +422,27 @@ impl OriginClient {
 
     /// Sends a file to the origin to read its mark and find the delivery.
     pub async fn trace(&self, file: &Path) -> Result<TraceReport, ClientError> {
+        self.trace_as(file, None).await
+    }
+
+    /// [`Self::trace`], naming the content the file is a copy of (for
+    /// pre-marked content whose metadata was stripped).
+    pub async fn trace_as(
+        &self,
+        file: &Path,
+        content: Option<i64>,
+    ) -> Result<TraceReport, ClientError> {
         let bytes = tokio::fs::read(file)
             .await
             .map_err(|e| ClientError::Local(format!("cannot read {}: {e}", file.display())))?;
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        let mut query = vec![("filename", name.to_owned())];
+        if let Some(c) = content {
+            query.push(("content", c.to_string()));
+        }
         json(
             self.req(reqwest::Method::POST, "/v1/trace")
-                .query(&[("filename", name)])
+                .query(&query)
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .body(bytes)
                 .send()

@@ -79,6 +79,21 @@ pub struct RenditionInfo {
     pub bytes: u64,
     pub sha256: String,
     pub media_type: String,
+    /// Pre-marked A/B variants: copies of this tier are assembled from
+    /// them (WAV) instead of marked one by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ab: Option<AbInfo>,
+}
+
+/// A rendition's A/B variants (`GET /v1/contents/{id}/renditions/{tier}/a`
+/// and `/b`, for edges).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbInfo {
+    #[serde(flatten)]
+    pub geometry: crate::ab::Geometry,
+    pub a_sha256: String,
+    pub b_sha256: String,
+    pub media_type: String,
 }
 
 /// A content of the catalog.
@@ -385,4 +400,36 @@ pub struct TraceReport {
     /// the content's provider only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accountability: Option<Accountability>,
+    /// A copy assembled from A/B variants, read segment by segment: the
+    /// collusion-resistant code's verdict (administrators and the
+    /// content's provider only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<FingerprintTrace>,
+}
+
+/// Tracing a copy of pre-marked (A/B) content through its Tardos code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FingerprintTrace {
+    pub content: i64,
+    /// Segments (units) read, of the content's.
+    pub read: usize,
+    pub segments: usize,
+    /// How many colluders the content's code resists (0: payload only).
+    pub resists: u32,
+    /// The score above which a buyer is accused (an innocent passes it
+    /// with probability at most `epsilon`).
+    pub threshold: f64,
+    pub epsilon: f64,
+    /// Buyers accused, highest score first.
+    pub accused: Vec<Suspect>,
+    /// The highest-scoring buyers, accused or not (at most five).
+    pub ranked: Vec<Suspect>,
+}
+
+/// A buyer's accusation score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suspect {
+    pub user_id: i64,
+    pub user: Option<String>,
+    pub score: f64,
 }

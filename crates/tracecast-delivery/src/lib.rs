@@ -7,6 +7,7 @@
 //! Everything here takes the time as an argument, so the rules are tested
 //! without clocks.
 
+pub mod ab;
 pub mod api;
 pub mod designate;
 pub mod evict;

@@ -39,6 +39,8 @@ pub enum FingerprintError {
     Epsilon(f64),
     #[error("there must be at least one buyer")]
     Users,
+    #[error("{length} segments are too few for a collusion-resistant code ({need} needed)")]
+    TooShort { length: usize, need: usize },
     #[error("a pirated sequence has {got} positions, the code {want}")]
     Length { got: usize, want: usize },
 }
@@ -89,6 +91,29 @@ impl Params {
         }
         p.length = (m as f64 * MARGIN).ceil() as usize;
         Ok(p)
+    }
+
+    /// Parameters for a code of `length` positions fixed by the content
+    /// (one per segment it has room for): the most colluders that length
+    /// resists at `epsilon` among `users` (at least 1; a length too short
+    /// even for one is refused).
+    pub fn for_length(length: usize, epsilon: f64, users: u64) -> Result<Self, FingerprintError> {
+        let mut best = Params::new(1, epsilon, users)?;
+        if best.length > length {
+            return Err(FingerprintError::TooShort {
+                length,
+                need: best.length,
+            });
+        }
+        for c in 2..=64 {
+            let p = Params::new(c, epsilon, users)?;
+            if p.length > length {
+                break;
+            }
+            best = p;
+        }
+        best.length = length;
+        Ok(best)
     }
 
     /// The largest a score term can be.
@@ -271,7 +296,10 @@ impl Layout {
     /// The layout for a Tardos code of `tardos` positions: at least one
     /// whole copy of the coded payload, else a quarter of the segments.
     pub fn new(tardos: usize) -> Self {
-        let payload = PAYLOAD_CODED.max(tardos.div_ceil(3));
+        Self::with_counts(PAYLOAD_CODED.max(tardos.div_ceil(3)), tardos)
+    }
+
+    fn with_counts(payload: usize, tardos: usize) -> Self {
         let (mut p, mut t) = (0, 0);
         let mut slots = Vec::with_capacity(payload + tardos);
         for k in 0..payload + tardos {
@@ -285,6 +313,27 @@ impl Layout {
             }
         }
         Self { slots }
+    }
+
+    /// The layout for content with room for exactly `segments` segments:
+    /// the Tardos length is what is left beside the payload's share (a
+    /// quarter, and at least one whole coded payload when there is room).
+    pub fn for_segments(segments: usize) -> Self {
+        let payload_for = |t: usize| PAYLOAD_CODED.max(t.div_ceil(3));
+        let mut tardos = segments.saturating_sub(PAYLOAD_CODED);
+        while tardos > 0 && tardos + payload_for(tardos) > segments {
+            tardos -= 1;
+        }
+        // Short content: fewer payload segments than one whole copy.
+        Self::with_counts(segments - tardos, tardos)
+    }
+
+    /// Positions of the Tardos code in this layout.
+    pub fn tardos_len(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Tardos(_)))
+            .count()
     }
 
     /// Segments in a copy.
@@ -323,12 +372,7 @@ impl Layout {
     /// (votes of the repeats, positive for 1) and the Tardos positions.
     pub fn split(&self, read: &[Option<bool>]) -> (Vec<f32>, Vec<Option<bool>>) {
         let mut soft = vec![0f32; PAYLOAD_CODED];
-        let tardos_len = self
-            .slots
-            .iter()
-            .filter(|s| matches!(s, Slot::Tardos(_)))
-            .count();
-        let mut tardos = vec![None; tardos_len];
+        let mut tardos = vec![None; self.tardos_len()];
         for (slot, v) in self.slots.iter().zip(read) {
             match (*slot, v) {
                 (Slot::Payload(n), Some(b)) => soft[n] += if *b { 1.0 } else { -1.0 },
@@ -357,6 +401,78 @@ impl Layout {
         let (soft, tardos) = self.split(read);
         let direct = crate::code::decode_payload(&soft, key);
         Ok((direct, code.trace(&tardos, users)?))
+    }
+}
+
+/// False-accusation bound of the codes content gets by default.
+pub const DEFAULT_EPSILON: f64 = 1e-3;
+/// How many buyers of one content tracing is sized for by default.
+pub const DEFAULT_BUYERS: u64 = 1_000_000;
+
+/// What a content's A/B copies carry: the layout for its number of
+/// segments, and the Tardos code for the positions beside the payload
+/// (none when the content is too short to resist even one: the payload
+/// alone then names a single leaker).
+#[derive(Debug, Clone)]
+pub struct Scheme {
+    pub layout: Layout,
+    pub code: Option<Code>,
+}
+
+impl Scheme {
+    /// The scheme of `content` with room for `segments` segments, at
+    /// [`DEFAULT_EPSILON`] among [`DEFAULT_BUYERS`].
+    pub fn for_content(key: &MarkKey, content: u64, segments: usize) -> Self {
+        let layout = Layout::for_segments(segments);
+        let code = Params::for_length(layout.tardos_len(), DEFAULT_EPSILON, DEFAULT_BUYERS)
+            .ok()
+            .map(|p| Code::new(key, content, p));
+        Self { layout, code }
+    }
+
+    /// Colluders the content resists (0: payload only).
+    pub fn colluders(&self) -> u32 {
+        self.code.as_ref().map_or(0, |c| c.params().colluders)
+    }
+
+    /// A buyer's variant for each segment (false = A).
+    pub fn sequence(&self, user: u64, payload: &crate::Payload, key: &MarkKey) -> Vec<bool> {
+        let coded = crate::code::encode(&payload.to_bits(key));
+        let word = self.code.as_ref().map_or_else(
+            || vec![false; self.layout.tardos_len()],
+            |c| c.codeword(user),
+        );
+        self.layout
+            .slots
+            .iter()
+            .map(|s| match *s {
+                Slot::Payload(n) => coded[n] == 1,
+                Slot::Tardos(n) => word[n],
+            })
+            .collect()
+    }
+
+    /// Reads a copy: the payload directly, and (with a code) the Tardos
+    /// tracing over `users`.
+    pub fn trace(
+        &self,
+        key: &MarkKey,
+        read: &[Option<bool>],
+        users: impl IntoIterator<Item = u64>,
+    ) -> Result<(crate::code::Decoded, Option<Tracing>), FingerprintError> {
+        if read.len() != self.layout.len() {
+            return Err(FingerprintError::Length {
+                got: read.len(),
+                want: self.layout.len(),
+            });
+        }
+        let (soft, tardos) = self.layout.split(read);
+        let direct = crate::code::decode_payload(&soft, key);
+        let tracing = match &self.code {
+            Some(c) => Some(c.trace(&tardos, users)?),
+            None => None,
+        };
+        Ok((direct, tracing))
     }
 }
 
@@ -407,6 +523,26 @@ mod tests {
 
     fn key() -> MarkKey {
         MarkKey::from_bytes([42; 32])
+    }
+
+    #[test]
+    fn a_layout_fills_exactly_the_segments_the_content_has() {
+        for n in [10, 347, 348, 349, 1000, 1392, 1393, 1940, 5000] {
+            let l = Layout::for_segments(n);
+            assert_eq!(l.len(), n, "{n}");
+            let payload = n - l.tardos_len();
+            assert!(payload >= PAYLOAD_CODED.min(n), "{n}: {payload}");
+            assert!(payload >= l.tardos_len().div_ceil(3), "{n}: {payload}");
+        }
+        // A content's length decides how many colluders it resists.
+        let p = Params::for_length(1500, 1e-3, 10_000).unwrap();
+        assert_eq!(p.colluders, 2);
+        assert_eq!(p.length, 1500);
+        assert_eq!(Params::for_length(3100, 1e-3, 10_000).unwrap().colluders, 4);
+        assert!(matches!(
+            Params::for_length(20, 1e-3, 10_000),
+            Err(FingerprintError::TooShort { .. })
+        ));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
+use tracecast_delivery::ab::{slice, Piece};
 use tracecast_delivery::range::{if_range_holds, none_match, parse_range, ByteRange, RangeRequest};
 use tracecast_store::Blobs;
 
@@ -24,6 +25,9 @@ pub enum Source<'a> {
     File(&'a Path),
     /// A blob in the object store (the service server's attachments).
     Blob(&'a Blobs, &'a str),
+    /// A copy assembled from two files (A/B variants): each piece's bytes
+    /// come from the same offsets of file A or B.
+    Pieces(&'a [std::path::PathBuf; 2], &'a [Piece]),
 }
 
 /// A [`Source`] that outlives the request's borrow (for multipart
@@ -32,6 +36,7 @@ pub enum Source<'a> {
 enum Owned {
     File(std::path::PathBuf),
     Blob(Blobs, String),
+    Pieces(std::sync::Arc<([std::path::PathBuf; 2], Vec<Piece>)>),
 }
 
 /// What is known of the file to serve.
@@ -68,7 +73,54 @@ async fn segment(source: Source<'_>, r: ByteRange) -> std::io::Result<Bytestream
                 .map_err(std::io::Error::other)?;
             Ok(s.map(|b| b.map_err(std::io::Error::other)).boxed())
         }
+        Source::Pieces(files, pieces) => {
+            let pieces = slice(pieces, r.first, r.last + 1);
+            let [a, b] = files;
+            let (a, b) = (a.clone(), b.clone());
+            let opened = tokio::task::spawn_blocking(move || {
+                Ok::<_, std::io::Error>([std::fs::File::open(a)?, std::fs::File::open(b)?])
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            Ok(pieces_stream(std::sync::Arc::new(opened), pieces))
+        }
     }
+}
+
+/// Streams pieces of two open files in chunks of about [`CHUNK`], each
+/// chunk gathered by positional reads in one trip to the blocking pool
+/// (pieces are often a few kilobytes: one trip per piece would be slow).
+fn pieces_stream(files: std::sync::Arc<[std::fs::File; 2]>, pieces: Vec<Piece>) -> Bytestream {
+    use std::os::unix::fs::FileExt;
+    let state = (files, pieces, 0usize, 0u64);
+    futures::stream::try_unfold(state, |(files, pieces, mut i, mut at)| async move {
+        if i >= pieces.len() {
+            return Ok(None);
+        }
+        let work_files = files.clone();
+        let work_pieces = pieces.clone();
+        let (chunk, next_i, next_at) = tokio::task::spawn_blocking(move || {
+            let mut buf = bytes::BytesMut::with_capacity(CHUNK);
+            while i < work_pieces.len() && buf.len() < CHUNK {
+                let p = work_pieces[i];
+                let from = p.start + at;
+                let n = ((p.end - from) as usize).min(CHUNK - buf.len());
+                let old = buf.len();
+                buf.resize(old + n, 0);
+                work_files[usize::from(p.b)].read_exact_at(&mut buf[old..], from)?;
+                at += n as u64;
+                if p.start + at == p.end {
+                    i += 1;
+                    at = 0;
+                }
+            }
+            Ok::<_, std::io::Error>((buf.freeze(), i, at))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(Some((chunk, (files, pieces, next_i, next_at))))
+    })
+    .boxed()
 }
 
 fn io_error(e: std::io::Error) -> ApiError {
@@ -184,6 +236,7 @@ pub async fn respond(rep: &Representation<'_>, headers: &HeaderMap) -> Result<Re
             let owned = match rep.source {
                 Source::File(p) => Owned::File(p.to_owned()),
                 Source::Blob(b, k) => Owned::Blob(b.clone(), k.to_owned()),
+                Source::Pieces(f, p) => Owned::Pieces(std::sync::Arc::new((f.clone(), p.to_vec()))),
             };
             let parts = futures::stream::iter(rs.into_iter().zip(heads))
                 .then(move |(r, head)| {
@@ -194,6 +247,7 @@ pub async fn respond(rep: &Representation<'_>, headers: &HeaderMap) -> Result<Re
                         let source = match &owned {
                             Owned::File(p) => Source::File(p),
                             Owned::Blob(b, k) => Source::Blob(b, k),
+                            Owned::Pieces(fp) => Source::Pieces(&fp.0, &fp.1),
                         };
                         match segment(source, r).await {
                             Ok(s) => head.chain(s).boxed(),

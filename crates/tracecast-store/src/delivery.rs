@@ -134,6 +134,21 @@ pub struct RenditionRecord {
     pub media_type: String,
 }
 
+/// A rendition's A/B variants (issue 10): two WAV files of `bytes` bytes
+/// each, PCM from `data_offset`, `frame_bytes` per sample frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbVariantsRecord {
+    pub tier: String,
+    pub units: i64,
+    pub data_offset: i64,
+    pub frame_bytes: i64,
+    pub bytes: i64,
+    pub a_blob_key: String,
+    pub a_sha256: String,
+    pub b_blob_key: String,
+    pub b_sha256: String,
+}
+
 /// A content of the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContentRecord {
@@ -648,6 +663,69 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Records a rendition's A/B variants (already in the blob store).
+    pub async fn add_ab_variants(
+        &self,
+        content_id: i64,
+        v: &AbVariantsRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ab_variants (content_id, tier, units, data_offset, frame_bytes, bytes, \
+             a_blob_key, a_sha256, b_blob_key, b_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(content_id)
+        .bind(&v.tier)
+        .bind(v.units)
+        .bind(v.data_offset)
+        .bind(v.frame_bytes)
+        .bind(v.bytes)
+        .bind(&v.a_blob_key)
+        .bind(&v.a_sha256)
+        .bind(&v.b_blob_key)
+        .bind(&v.b_sha256)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A content's A/B variants, by tier.
+    pub async fn ab_variants(&self, content_id: i64) -> Result<Vec<AbVariantsRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tier, units, data_offset, frame_bytes, bytes, a_blob_key, a_sha256, \
+             b_blob_key, b_sha256 FROM ab_variants WHERE content_id = $1 ORDER BY tier",
+        )
+        .bind(content_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AbVariantsRecord {
+                    tier: r.try_get(0)?,
+                    units: r.try_get(1)?,
+                    data_offset: r.try_get(2)?,
+                    frame_bytes: r.try_get(3)?,
+                    bytes: r.try_get(4)?,
+                    a_blob_key: r.try_get(5)?,
+                    a_sha256: r.try_get(6)?,
+                    b_blob_key: r.try_get(7)?,
+                    b_sha256: r.try_get(8)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Users who were delivered `content` (the buyers a mixed copy is
+    /// traced among).
+    pub async fn buyers_of(&self, content_id: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT user_id FROM deliveries WHERE content_id = $1 ORDER BY user_id",
+        )
+        .bind(content_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
     /// Opens a delivery (the origin designated an edge for it).

@@ -36,8 +36,8 @@ use sqlx::{AnyPool, Executor};
 pub use blob::{BlobError, Blobs};
 pub use consumer::Applied;
 pub use delivery::{
-    Account, AccountKind, ContentRecord, DeliveryRecord, EdgeCopy, EdgeLoad, EdgeRecord,
-    NewContent, NewDelivery, RenditionRecord,
+    AbVariantsRecord, Account, AccountKind, ContentRecord, DeliveryRecord, EdgeCopy, EdgeLoad,
+    EdgeRecord, NewContent, NewDelivery, RenditionRecord,
 };
 pub use ledger::LedgerLine;
 pub use mailbox::{

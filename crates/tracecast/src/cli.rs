@@ -489,6 +489,12 @@ pub enum ContentCommand {
         /// (`tracecast licence get`, `tracecast decrypt`).
         #[arg(long)]
         protect: bool,
+        /// Pre-mark the high tier twice (A/B variants, audio): edges then
+        /// assemble each buyer's copy (WAV) from the two by segment, at copy
+        /// speed, and copies mixed by colluding buyers still trace to one
+        /// of them. See docs/ab.md.
+        #[arg(long)]
+        ab: bool,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -570,6 +576,11 @@ pub struct BuyArgs {
 #[derive(Debug, Args)]
 pub struct TraceArgs {
     pub file: PathBuf,
+    /// The content the file is a copy of, for pre-marked (A/B) content
+    /// whose metadata was stripped: its segments are read against its
+    /// collusion-resistant code.
+    #[arg(long)]
+    pub content: Option<i64>,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -135,6 +135,7 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                 rental,
                 reserved_up_to,
                 protect,
+                ab,
                 json,
                 conn,
             } => {
@@ -155,6 +156,7 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                             rental_tariff: rental.as_deref(),
                             reserved_up_to_order: reserved_up_to,
                             protected: protect,
+                            ab,
                         },
                         move |sent, total| {
                             bar.set_length(total);
@@ -197,6 +199,14 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                     }
                     if info.protected {
                         println!("  protected: copies are encrypted, opened with a licence");
+                    }
+                    for r in &info.renditions {
+                        if let Some(ab) = &r.ab {
+                            println!(
+                                "  {}: A/B variants of {} bytes each, {} segments; copies are assembled",
+                                r.tier, ab.geometry.bytes, ab.geometry.units
+                            );
+                        }
                     }
                     if let Some(n) = info.reserved_up_to_order {
                         println!("  reserved for members up to order {n}");
@@ -668,7 +678,7 @@ pub fn trace(args: TraceArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             pb.enable_steady_tick(Duration::from_millis(120));
             pb
         };
-        let report = origin(&args.conn)?.trace(&args.file).await;
+        let report = origin(&args.conn)?.trace_as(&args.file, args.content).await;
         pb.finish_and_clear();
         let report = report.with_context(|| format!("tracing {}", args.file.display()))?;
         if args.json {
@@ -676,7 +686,12 @@ pub fn trace(args: TraceArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         } else {
             print_trace(&args.file, &report);
         }
-        let found = report.mark.is_some() || report.genuine_for_caller == Some(true);
+        let found = report.mark.is_some()
+            || report.genuine_for_caller == Some(true)
+            || report
+                .fingerprint
+                .as_ref()
+                .is_some_and(|f| !f.accused.is_empty());
         Ok(if found {
             ExitCode::SUCCESS
         } else {
@@ -699,7 +714,33 @@ pub fn print_trace(file: &Path, r: &TraceReport) {
             println!("  not a delivery to you");
         }
     }
+    if let Some(f) = &r.fingerprint {
+        println!(
+            "  pre-marked content {}: {} of {} segments read; its code resists {} colluder(s) (false accusation at most {})",
+            f.content, f.read, f.segments, f.resists, f.epsilon
+        );
+        for s in &f.ranked {
+            println!(
+                "    {} {} (id {}): score {:.1} (threshold {:.1})",
+                if f.accused.iter().any(|a| a.user_id == s.user_id) {
+                    "ACCUSED"
+                } else {
+                    "       "
+                },
+                s.user.as_deref().unwrap_or("?"),
+                s.user_id,
+                s.score,
+                f.threshold
+            );
+        }
+        if f.accused.is_empty() {
+            println!("    nobody scores above the threshold");
+        }
+    }
     match &r.mark {
+        None if r.genuine_for_caller.is_none() && r.fingerprint.is_some() => {
+            println!("  no single buyer's payload reads whole: a mix of copies, or damaged")
+        }
         None if r.genuine_for_caller.is_none() => {
             println!("  no mark: not a copy delivered by this origin (or too damaged to read)")
         }

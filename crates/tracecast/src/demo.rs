@@ -447,6 +447,7 @@ async fn protected(
                 title: "Sealed Etude",
                 price_cents: 99,
                 protected: true,
+                ab: false,
                 ..Default::default()
             },
             |_, _| {},

@@ -332,3 +332,154 @@ fn decode_at(f: &Folded, cand: Candidate, layout: &Layout, key: &MarkKey) -> Det
         offset,
     }
 }
+
+/// Where a copy's block grid was found, and what each unit of it read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitReading {
+    /// Per unit: the sum of chip × cell value over the unit's cells
+    /// (positive: variant B), 0 where the copy has no audio for it.
+    pub soft: Vec<f32>,
+    /// Sync correlation of the grid found, in standard deviations.
+    pub sync_z: f32,
+    /// Speed factor found (1.0 = unchanged).
+    pub speed: f32,
+    /// Tempo factor found (1.0 = unchanged).
+    pub tempo: f32,
+    /// Where block 0 starts in the copy, in hops of the original
+    /// (negative: the copy lost its first hops).
+    pub start_hops: isize,
+}
+
+/// Least sync correlation (in standard deviations) a grid must reach
+/// before units are read off it.
+pub const UNIT_SYNC_Z: f32 = 6.0;
+
+/// Finds the block grid by its sync cells (plain scale first, then the
+/// speed and tempo search) and reads, for each of `units` units of
+/// `unit_hops` hops, the sum over its cells (`unit_cells[u % per block]`).
+/// The copy must start within half a block of the original's start.
+pub(crate) fn read_units(
+    signal: &[f32],
+    sample_rate: u32,
+    layout: &Layout,
+    unit_cells: &[Vec<super::layout::Cell>],
+    unit_hops: usize,
+    units: usize,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Option<UnitReading> {
+    let (lo, hi) = bin_range(sample_rate);
+    let margin = ((hi as f32) * MAX_SCALE).ceil() as usize + 2;
+    let bin0 = lo.saturating_sub(WHITEN_BINS + margin).max(1);
+    let bins = (hi + WHITEN_BINS + margin).min(FRAME / 2) - bin0;
+    let mut spec = Spectrogram::compute(signal, bin0, bins, lo..hi);
+    spec.whiten();
+    let plain = Scale {
+        time: 1.0,
+        freq: 1.0,
+        speed: 1.0,
+        tempo: 1.0,
+    };
+    let steps = (MAX_SCALE / SCALE_STEP).round() as i32;
+    let total = (2 * steps + 2) as u64;
+    let mut best = (
+        plain,
+        sync_candidates(&fold(&spec, lo, hi, plain), layout, 0)[0],
+    );
+    progress(1, total);
+    if best.1.z < 2.0 * UNIT_SYNC_Z {
+        let mut n = 1;
+        for i in -steps..=steps {
+            if i == 0 {
+                continue;
+            }
+            let a = 1.0 + i as f32 * SCALE_STEP;
+            for s in [
+                Scale {
+                    time: a,
+                    freq: a,
+                    speed: a,
+                    tempo: 1.0,
+                },
+                Scale {
+                    time: a,
+                    freq: 1.0,
+                    speed: 1.0,
+                    tempo: a,
+                },
+            ] {
+                let c = sync_candidates(&fold(&spec, lo, hi, s), layout, 0)[0];
+                if c.z > best.1.z {
+                    best = (s, c);
+                }
+            }
+            n += 1;
+            progress(n, total);
+        }
+    }
+    progress(total, total);
+    let (scale, cand) = best;
+    if cand.z < UNIT_SYNC_Z {
+        return None;
+    }
+    let start = if cand.offset > BLOCK_HOPS / 2 {
+        cand.offset as isize - BLOCK_HOPS as isize
+    } else {
+        cand.offset as isize
+    };
+    // Band sums per hop of the original timeline.
+    let hops = units * unit_hops;
+    let src_bins: Vec<usize> = (lo..hi)
+        .map(|b| ((b as f32 + 0.5) * scale.freq - 0.5).round() as usize)
+        .collect();
+    let mut rows = vec![0f32; hops * BANDS];
+    let mut seen = vec![false; hops];
+    for t in 0..spec.hops {
+        let h = (t as f32 * scale.time).round() as isize - start;
+        if h < 0 || h as usize >= hops {
+            continue;
+        }
+        let h = h as usize;
+        seen[h] = true;
+        let row = &mut rows[h * BANDS..(h + 1) * BANDS];
+        for (k, &bin) in src_bins.iter().enumerate() {
+            row[k / BINS_PER_BAND] += spec.at(t, bin);
+        }
+    }
+    let per_block = unit_cells.len();
+    let cell = |u: usize, c: &super::layout::Cell| -> f32 {
+        let h0 = (u / per_block) * BLOCK_HOPS + c.slot as usize * HOPS_PER_SLOT;
+        (h0..(h0 + HOPS_PER_SLOT).min(hops))
+            .map(|h| rows[h * BANDS + c.band as usize])
+            .sum()
+    };
+    // As in decoding: no single loud cell may say too much.
+    let mut magnitudes: Vec<f32> = (0..units)
+        .filter(|&u| seen[u * unit_hops])
+        .flat_map(|u| unit_cells[u % per_block].iter().map(move |c| (u, *c)))
+        .map(|(u, c)| cell(u, &c).abs())
+        .collect();
+    if magnitudes.is_empty() {
+        return None;
+    }
+    let mid = magnitudes.len() / 2;
+    let median = *magnitudes.select_nth_unstable_by(mid, f32::total_cmp).1;
+    let limit = CELL_LIMIT * 1.4826 * median;
+    let soft = (0..units)
+        .map(|u| {
+            if !seen[u * unit_hops] {
+                return 0.0;
+            }
+            unit_cells[u % per_block]
+                .iter()
+                .map(|c| f32::from(c.chip) * cell(u, c).clamp(-limit, limit))
+                .sum()
+        })
+        .collect();
+    Some(UnitReading {
+        soft,
+        sync_z: cand.z,
+        speed: scale.speed,
+        tempo: scale.tempo,
+        start_hops: start,
+    })
+}

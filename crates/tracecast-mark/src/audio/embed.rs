@@ -140,12 +140,60 @@ pub fn embed(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<EmbedReport, MarkError> {
     check_input(channels, sample_rate)?;
-    let len = channels[0].len();
     let layout = Layout::new(key);
     let signs: Vec<f32> = code::encode(&payload.to_bits(key))
         .iter()
         .map(|&b| if b == 1 { 1.0 } else { -1.0 })
         .collect();
+    // Groups of cells whose sums the detector reads: a slot's sync cells
+    // (sign +1) and each coded bit's cells (sign of the bit).
+    let groups: Vec<Group> = layout
+        .sync
+        .iter()
+        .map(|cells| (&cells[..], 1.0, config.sync_db))
+        .chain(
+            layout
+                .bits
+                .iter()
+                .zip(&signs)
+                .map(|(cells, &s)| (&cells[..], s, config.target_db)),
+        )
+        .collect();
+    embed_groups(channels, sample_rate, &groups, None, config, progress)
+}
+
+/// A group of cells read together: its cells, its sign, and the level per
+/// cell it must read at.
+pub(crate) type Group<'a> = (&'a [Cell], f32, f32);
+
+/// Guard hops: in the first and last hop of every run of `unit_hops`,
+/// only the sync cells (the first `sync_groups` groups) are marked, so
+/// two variants of the same audio have identical samples around every
+/// unit boundary.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Guard {
+    pub unit_hops: usize,
+    pub sync_groups: usize,
+}
+
+impl Guard {
+    fn holds(&self, t: usize) -> bool {
+        let r = t % self.unit_hops;
+        r == 0 || r == self.unit_hops - 1
+    }
+}
+
+/// Marks `channels` in place with the given groups, each block alike.
+pub(crate) fn embed_groups(
+    channels: &mut [Vec<f32>],
+    sample_rate: u32,
+    groups: &[Group],
+    guard: Option<Guard>,
+    config: &EmbedConfig,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<EmbedReport, MarkError> {
+    check_input(channels, sample_rate)?;
+    let len = channels[0].len();
     let (lo, hi) = bin_range(sample_rate);
     let hops = frame_count(len);
     let blocks = hops.div_ceil(BLOCK_HOPS);
@@ -175,24 +223,9 @@ pub fn embed(
     done += hops as u64;
     progress(done, total_work);
 
-    // Groups of cells whose sums the detector reads: a slot's sync cells
-    // (sign +1) and each coded bit's cells (sign of the bit).
-    let groups: Vec<(&[Cell], f32, f32)> = layout
-        .sync
-        .iter()
-        .map(|cells| (&cells[..], 1.0, config.sync_db))
-        .chain(
-            layout
-                .bits
-                .iter()
-                .zip(&signs)
-                .map(|(cells, &s)| (&cells[..], s, config.target_db)),
-        )
-        .collect();
-
     // Pass 1: gains from the host reading (open loop).
     let mut units = vec![0f32; blocks * groups.len()];
-    let host_reads = group_reads(&spec, lo, hi, blocks, &groups, &weights);
+    let host_reads = group_reads(&spec, lo, hi, blocks, groups, &weights);
     let cell_weights_of = |block: usize, gi: usize| -> Vec<f32> {
         groups[gi]
             .0
@@ -205,7 +238,20 @@ pub fn embed(
         let need = (r.target * r.n as f32 - r.read) / SEEN;
         units[i] = solve_unit(need, &w, config);
     }
-    let factors = cell_factors(&units, &groups, &weights, blocks, config);
+    let factors = cell_factors(&units, groups, &weights, blocks, config);
+    // Around unit boundaries only the sync cells are marked.
+    let guarded = guard.map(|g| {
+        let mut f = factors.clone();
+        for block in 0..blocks {
+            for (cells, _, _) in &groups[g.sync_groups..] {
+                for c in cells.iter() {
+                    f[block * CELLS + c.slot as usize * BANDS + c.band as usize] = 0.0;
+                }
+            }
+        }
+        (g, f)
+    });
+    let row_factors = |t: usize| pick(&factors, &guarded, t);
 
     // Pass 2: mark the mid, read it as the detector would, and top up every
     // group that still reads short (closed loop: the STFT round trip and the
@@ -215,7 +261,7 @@ pub fn embed(
     // own difference from the mid is marked too, so every channel carries
     // the same gains on its own content.
     let diff_mid = synthesize(len, |t, spectrum| {
-        fill(t, spectrum, &x_mid, &factors, lo, hi)
+        fill(t, spectrum, &x_mid, row_factors(t), lo, hi)
     });
     drop(x_mid);
     done += hops as u64;
@@ -230,7 +276,7 @@ pub fn embed(
                 .collect();
             let x_side = Stft::compute(&side, lo, hi - lo);
             let ds = synthesize(len, |t, spectrum| {
-                fill(t, spectrum, &x_side, &factors, lo, hi)
+                fill(t, spectrum, &x_side, row_factors(t), lo, hi)
             });
             let neg: Vec<f32> = ds.iter().map(|v| -v).collect();
             vec![ds, neg]
@@ -240,7 +286,9 @@ pub fn embed(
             .map(|c| {
                 let own: Vec<f32> = c.iter().zip(&mid_signal).map(|(a, m)| a - m).collect();
                 let x = Stft::compute(&own, lo, hi - lo);
-                synthesize(len, |t, spectrum| fill(t, spectrum, &x, &factors, lo, hi))
+                synthesize(len, |t, spectrum| {
+                    fill(t, spectrum, &x, row_factors(t), lo, hi)
+                })
             })
             .collect(),
     };
@@ -309,7 +357,7 @@ fn group_reads(
     lo: usize,
     hi: usize,
     blocks: usize,
-    groups: &[(&[Cell], f32, f32)],
+    groups: &[Group],
     weights: &[f32],
 ) -> Vec<GroupRead> {
     let mut out = vec![GroupRead::default(); blocks * groups.len()];
@@ -361,7 +409,7 @@ fn cell_value(
 /// signal is X·(10^(g/20) − 1) in the cell's bins.
 fn cell_factors(
     units: &[f32],
-    groups: &[(&[Cell], f32, f32)],
+    groups: &[Group],
     weights: &[f32],
     blocks: usize,
     config: &EmbedConfig,
@@ -378,6 +426,14 @@ fn cell_factors(
         }
     }
     f
+}
+
+/// The factors hop `t` uses: without the data cells in guard hops.
+fn pick<'a>(factors: &'a [f32], guarded: &'a Option<(Guard, Vec<f32>)>, t: usize) -> &'a [f32] {
+    match guarded {
+        Some((g, f)) if g.holds(t) => f,
+        _ => factors,
+    }
 }
 
 /// Writes hop `t`'s difference spectrum: the source's marked bins times

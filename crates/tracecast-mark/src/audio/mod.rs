@@ -1,12 +1,15 @@
 //! The audio mark: embedding into and detecting from PCM samples.
 
+pub mod ab;
 mod analysis;
 mod detect;
 mod embed;
 pub mod layout;
 
 pub use analysis::resample;
-pub use detect::{detect, false_alarm_probability, Detection, MAX_SCALE, MAX_TAG_CHECKS};
+pub use detect::{
+    detect, false_alarm_probability, Detection, UnitReading, MAX_SCALE, MAX_TAG_CHECKS, UNIT_SYNC_Z,
+};
 pub use embed::{embed, EmbedConfig, EmbedReport};
 
 /// Errors of the audio mark.

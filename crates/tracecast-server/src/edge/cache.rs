@@ -111,7 +111,8 @@ impl Cache {
             .sum()
     }
 
-    fn lookup(&self, h: &Holding) -> Option<PathBuf> {
+    /// The file holding `h`, if cached (marks it used).
+    pub fn lookup(&self, h: &Holding) -> Option<PathBuf> {
         let mut inner = self.inner.lock().expect("cache lock");
         inner.clock += 1;
         let now = inner.clock;

@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, RwLock, Semaphore};
 use tracecast_client::{MailboxClient, OriginClient, PostOptions};
 use tracecast_delivery::api::{
-    ContentInfo, CopyInfo, DeliveryRequest, EdgeState, Holding, PushReceipt,
+    AbInfo, ContentInfo, CopyInfo, DeliveryRequest, EdgeState, Holding, PushReceipt,
 };
 use tracecast_delivery::{DeliveryReport, LinkKey, Mode, PrePosition, Ticket, TicketError, Tier};
 use tracecast_mailbox::{BoxName, Disposition, FetchRequest, Want};
@@ -144,6 +144,8 @@ pub struct Edge {
     link_key: LinkKey,
     store: Store,
     cache: Cache,
+    /// A/B variants of renditions (issue 10), A and B in a cache each.
+    variants: [Cache; 2],
     copies: PathBuf,
     config: EdgeConfig,
     work: Semaphore,
@@ -193,6 +195,12 @@ impl Edge {
             load_or_make_link_key(&config.dir.join("link.key")).map_err(io(&config.dir))?;
         let cache_dir = config.dir.join("cache");
         let cache = Cache::open(&cache_dir, config.cache_bytes).map_err(io(&cache_dir))?;
+        let variants = ["a", "b"].map(|v| {
+            let dir = config.dir.join("variants").join(v);
+            Cache::open(&dir, config.cache_bytes).map_err(io(&dir))
+        });
+        let [a, b] = variants;
+        let variants = [a?, b?];
         let copies = config.dir.join("copies");
         std::fs::create_dir_all(&copies).map_err(io(&copies))?;
         let config_decoded = config.decoded_bytes;
@@ -208,6 +216,7 @@ impl Edge {
             link_key,
             store,
             cache,
+            variants,
             copies,
             work: Semaphore::new(config.workers.max(1)),
             config,
@@ -333,6 +342,75 @@ impl Edge {
             })
     }
 
+    /// A rendition's A/B geometry, if it has variants.
+    async fn ab_info(&self, content: i64, tier: Tier) -> Result<Option<AbInfo>, ApiError> {
+        let info = self.content(content).await.map_err(origin_error)?;
+        Ok(info
+            .renditions
+            .into_iter()
+            .find(|r| r.tier == tier)
+            .and_then(|r| r.ab))
+    }
+
+    /// Both variants through the caches (pulled from the origin and
+    /// hash-checked when missing): their bytes, and whether both were hits.
+    async fn variant_bytes(
+        &self,
+        content: i64,
+        tier: Tier,
+        ab: &AbInfo,
+    ) -> Result<([Bytes; 2], bool), ApiError> {
+        let h = Holding { content, tier };
+        let mut out = Vec::with_capacity(2);
+        let mut hits = true;
+        for (i, (which, sha)) in [("a", &ab.a_sha256), ("b", &ab.b_sha256)]
+            .into_iter()
+            .enumerate()
+        {
+            let (bytes, hit) = self.variants[i]
+                .get(h, sha, || self.origin.ab_variant(content, tier, which, sha))
+                .await
+                .map_err(|e| match e {
+                    CacheError::Origin(e) => origin_error(e),
+                    e => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cache", e.to_string()),
+                })?;
+            if bytes.len() as u64 != ab.geometry.bytes {
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_variant",
+                    format!("variant {which} of {content}/{tier} is not the recorded length"),
+                ));
+            }
+            hits &= hit;
+            out.push(bytes);
+        }
+        let b = out.pop().expect("two");
+        let a = out.pop().expect("two");
+        Ok(([a, b], hits))
+    }
+
+    /// The variant files to serve an assembled copy from.
+    async fn variant_files(
+        &self,
+        content: i64,
+        tier: Tier,
+        ab: &AbInfo,
+    ) -> Result<[PathBuf; 2], ApiError> {
+        let h = Holding { content, tier };
+        if let (Some(a), Some(b)) = (self.variants[0].lookup(&h), self.variants[1].lookup(&h)) {
+            return Ok([a, b]);
+        }
+        self.variant_bytes(content, tier, ab).await?;
+        match (self.variants[0].lookup(&h), self.variants[1].lookup(&h)) {
+            (Some(a), Some(b)) => Ok([a, b]),
+            _ => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cache",
+                "the variants were evicted as they arrived; try again",
+            )),
+        }
+    }
+
     fn copy_info(&self, c: &EdgeCopy, base: &str, kept: bool) -> CopyInfo {
         let expires = tracecast_store::now_ms() / 1000 + self.config.link_ttl_secs;
         let sig = self.link_key.sign(c.delivery_id, expires);
@@ -361,8 +439,21 @@ impl Edge {
         }
         let path = self.copies.join(&c.file);
         let want = c.sha256.clone();
+        let assembled = c.file.ends_with(AB_SUFFIX);
         let whole = tokio::task::spawn_blocking(move || {
-            std::fs::read(&path).is_ok_and(|b| hex::encode(Sha256::digest(&b)) == want)
+            let bytes = std::fs::read(&path);
+            if assembled {
+                // The kept part of an assembled copy is its sequence; its
+                // hash was taken of the whole copy when it was made.
+                bytes.is_ok_and(|b| {
+                    std::str::from_utf8(&b)
+                        .ok()
+                        .and_then(tracecast_delivery::ab::sequence_from_text)
+                        .is_some_and(|s| !s.is_empty())
+                })
+            } else {
+                bytes.is_ok_and(|b| hex::encode(Sha256::digest(&b)) == want)
+            }
         })
         .await
         .unwrap_or(false);
@@ -745,6 +836,17 @@ async fn deliver(
     e.in_flight.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight(&e.in_flight);
     let started = std::time::Instant::now();
+    // Pre-marked content bought for download: the copy is assembled from
+    // the A/B variants (a site's push and protected copies are marked as
+    // before).
+    if !via_site && ticket.protected.is_none() {
+        if let Some(ab) = e.ab_info(ticket.content, ticket.tier).await? {
+            let copy = assemble_copy(&e, &ticket, &ab, started).await?;
+            return Ok(
+                (StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response(),
+            );
+        }
+    }
     let holding = Holding {
         content: ticket.content,
         tier: ticket.tier,
@@ -840,6 +942,88 @@ async fn deliver(
             .await;
     }
     Ok((StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response())
+}
+
+/// Kept copies assembled from A/B variants are files `{delivery}.ab`
+/// holding the buyer's sequence.
+const AB_SUFFIX: &str = ".ab";
+
+/// Makes a buyer's copy from the A/B variants: their sequence (payload and
+/// Tardos codeword, from the mark key), the copy's hash taken over the
+/// pieces, the sequence kept, the delivery reported.
+async fn assemble_copy(
+    e: &Arc<Edge>,
+    ticket: &Ticket,
+    ab: &AbInfo,
+    started: std::time::Instant,
+) -> Result<EdgeCopy, ApiError> {
+    let ([a, b], hit) = e.variant_bytes(ticket.content, ticket.tier, ab).await?;
+    let pulled = started.elapsed();
+    let payload = Payload {
+        content_server: ticket.content_server,
+        edge: e.id,
+        home: 0,
+        user: ticket.user,
+    };
+    let key = e.mark_key.clone();
+    let geometry = ab.geometry;
+    let content = ticket.content;
+    let user = ticket.user;
+    let (sequence, sha256) = crate::on_worker(&e.work, move || {
+        let scheme = tracecast_mark::fingerprint::Scheme::for_content(
+            &key,
+            content as u64,
+            geometry.units as usize,
+        );
+        let sequence = scheme.sequence(u64::from(user), &payload, &key);
+        let pieces = geometry.pieces(&sequence)?;
+        let mut hash = Sha256::new();
+        for p in &pieces {
+            let src = if p.b { &b } else { &a };
+            hash.update(&src[p.start as usize..p.end as usize]);
+        }
+        Ok::<_, tracecast_delivery::ab::AssembleError>((sequence, hex::encode(hash.finalize())))
+    })
+    .await?
+    .map_err(|x| ApiError::new(StatusCode::BAD_GATEWAY, "bad_variant", x.to_string()))?;
+    let file = format!("{}{AB_SUFFIX}", ticket.delivery);
+    crate::edge::cache::write_durable(
+        &e.copies.join(&file),
+        tracecast_delivery::ab::sequence_to_text(&sequence).as_bytes(),
+    )
+    .await
+    .map_err(|x| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", x.to_string()))?;
+    let copy = EdgeCopy {
+        edge_id: i64::from(e.id),
+        delivery_id: ticket.delivery,
+        user_id: i64::from(ticket.user),
+        content_id: ticket.content,
+        tier: ticket.tier.as_str().into(),
+        file,
+        bytes: geometry.bytes as i64,
+        sha256,
+        media_type: ab.media_type.clone(),
+        filename: format!(
+            "content-{}-{}-delivery-{}.wav",
+            ticket.content, ticket.tier, ticket.delivery
+        ),
+        created_at: tracecast_store::now_ms(),
+    };
+    e.store.put_edge_copy(&copy).await?;
+    e.verified.lock().expect("lock").insert(ticket.delivery);
+    tracing::info!(
+        delivery = ticket.delivery, user = ticket.user, content = ticket.content, tier = %ticket.tier,
+        cache_hit = hit, pull_ms = pulled.as_millis() as u64, units = geometry.units,
+        total_ms = started.elapsed().as_millis() as u64, "copy assembled from A/B variants"
+    );
+    let reporter = e.clone();
+    let reported = copy.clone();
+    tokio::spawn(async move {
+        if let Err(x) = reporter.send_report(&reported).await {
+            tracing::warn!(delivery = reported.delivery_id, error = %x, "delivery report deferred");
+        }
+    });
+    Ok(copy)
 }
 
 /// A marked copy, encoded and written.
@@ -1079,8 +1263,33 @@ async fn download(
     let last_modified = httpdate::fmt_http_date(
         std::time::UNIX_EPOCH + Duration::from_millis(c.created_at.max(0) as u64),
     );
+    let assembled = if c.file.ends_with(AB_SUFFIX) {
+        let tier: Tier = c.tier.parse().map_err(ApiError::bad_request)?;
+        let ab = e.ab_info(c.content_id, tier).await?.ok_or_else(|| {
+            ApiError::new(StatusCode::GONE, "gone", "the content's variants are gone")
+        })?;
+        let sequence = tokio::fs::read_to_string(&path)
+            .await
+            .ok()
+            .and_then(|t| tracecast_delivery::ab::sequence_from_text(&t))
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::GONE, "gone", "this copy is no longer kept")
+            })?;
+        let pieces = ab
+            .geometry
+            .pieces(&sequence)
+            .map_err(|x| ApiError::new(StatusCode::BAD_GATEWAY, "bad_variant", x.to_string()))?;
+        let files = e.variant_files(c.content_id, tier, &ab).await?;
+        Some((files, pieces))
+    } else {
+        None
+    };
+    let source = match &assembled {
+        Some((files, pieces)) => crate::serve::Source::Pieces(files, pieces),
+        None => crate::serve::Source::File(&path),
+    };
     let rep = crate::serve::Representation {
-        source: crate::serve::Source::File(&path),
+        source,
         len: c.bytes as u64,
         etag: format!("\"{}\"", c.sha256),
         last_modified,

@@ -41,6 +41,96 @@ pub(super) struct IngestQuery {
     /// Deliver copies encrypted, opened with licences.
     #[serde(default)]
     protected: bool,
+    /// Pre-mark the high tier twice (A/B variants) so that edges assemble
+    /// copies from them instead of marking each (audio only).
+    #[serde(default)]
+    ab: bool,
+}
+
+/// The tier whose copies are assembled from A/B variants.
+pub const AB_TIER: Tier = Tier::High;
+
+/// A/B variants made at ingest: two WAV files of equal length.
+struct MadeVariants {
+    a: Vec<u8>,
+    b: Vec<u8>,
+    units: usize,
+    data_offset: usize,
+    frame_bytes: usize,
+}
+
+/// What edges need to assemble copies from a content's variants.
+pub(super) fn ab_info(v: &tracecast_store::AbVariantsRecord) -> tracecast_delivery::api::AbInfo {
+    tracecast_delivery::api::AbInfo {
+        geometry: tracecast_delivery::ab::Geometry {
+            units: v.units as u64,
+            data_offset: v.data_offset as u64,
+            frame_bytes: v.frame_bytes as u64,
+            bytes: v.bytes as u64,
+            unit_frames: tracecast_mark::audio::ab::UNIT_SAMPLES as u64,
+            cut_frames: tracecast_mark::audio::ab::CUT as u64,
+        },
+        a_sha256: v.a_sha256.clone(),
+        b_sha256: v.b_sha256.clone(),
+        media_type: "audio/wav".into(),
+    }
+}
+
+/// Where a WAV file's sample frames start: the `data` chunk's body,
+/// found by walking the RIFF chunks.
+pub fn wav_data_offset(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return None;
+    }
+    let mut at = 12usize;
+    while at.checked_add(8)? <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().ok()?) as usize;
+        if id == b"data" {
+            return Some(at + 8);
+        }
+        // Chunks are padded to an even length.
+        at = at
+            .checked_add(8)?
+            .checked_add(size)?
+            .checked_add(size & 1)?;
+    }
+    None
+}
+
+fn make_variants(pcm: &Pcm, key: &tracecast_mark::MarkKey) -> Result<MadeVariants, MediaError> {
+    let pcm = tracecast_media::cd_quality(pcm);
+    let v = tracecast_mark::audio::ab::embed_variants(
+        &pcm.channels,
+        pcm.sample_rate,
+        key,
+        &Default::default(),
+        &mut |_, _| {},
+    )
+    .map_err(|e| MediaError::Malformed(e.to_string()))?;
+    let wav = |channels: Vec<Vec<f32>>| {
+        tracecast_media::encode_to_vec(
+            &Pcm {
+                sample_rate: pcm.sample_rate,
+                channels,
+                bits_per_sample: Some(16),
+            },
+            OutputFormat::Wav,
+        )
+    };
+    let (units, nch) = (v.units, v.a.len());
+    let a = wav(v.a)?;
+    let b = wav(v.b)?;
+    let data_offset = wav_data_offset(&a)
+        .filter(|&d| a.len() == b.len() && a[..d] == b[..d])
+        .ok_or_else(|| MediaError::Malformed("the two variants' WAV headers differ".into()))?;
+    Ok(MadeVariants {
+        a,
+        b,
+        units,
+        data_offset,
+        frame_bytes: 2 * nch,
+    })
 }
 
 /// One rendition, encoded but not yet tagged.
@@ -108,8 +198,22 @@ pub(super) async fn add_content(
         .map(|(_, e)| e.to_ascii_lowercase());
     let source_bytes = bytes.len() as i64;
     let started = std::time::Instant::now();
-    let made = crate::on_worker(&o.work, move || make_renditions(&bytes, ext.as_deref())).await?;
-    let (kind, made) = made.map_err(|e| {
+    let (ab, mark_key) = (q.ab, o.mark_key.clone());
+    let made = crate::on_worker(&o.work, move || {
+        let (kind, made, pcm) = make_renditions(&bytes, ext.as_deref())?;
+        let variants = match (ab, pcm) {
+            (true, Some(pcm)) => Some(make_variants(&pcm, &mark_key)?),
+            (true, None) => {
+                return Err(MediaError::Malformed(
+                    "A/B variants are made for audio only".into(),
+                ))
+            }
+            (false, _) => None,
+        };
+        Ok((kind, made, variants))
+    })
+    .await?;
+    let (kind, made, variants) = made.map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "bad_media",
@@ -146,6 +250,15 @@ pub(super) async fn add_content(
             return Err(e);
         }
     };
+    if let Some(v) = variants {
+        // Recorded before the renditions: a content is visible only once
+        // it has renditions, and then its variants are there too.
+        let stored = store_variants(&o, id, v).await;
+        if let Err(e) = stored {
+            let _ = o.store.delete_unfinished_content(id).await;
+            return Err(e);
+        }
+    }
     if let Err(e) = o.store.add_renditions(id, &records).await {
         let _ = o.store.delete_unfinished_content(id).await;
         return Err(e.into());
@@ -190,11 +303,46 @@ async fn store_renditions(
     Ok(out)
 }
 
-/// Decodes the source and encodes every tier of its kind.
+async fn store_variants(o: &Origin, content: i64, v: MadeVariants) -> Result<(), ApiError> {
+    let mut put = Vec::new();
+    for bytes in [v.a, v.b] {
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let key = format!("renditions/{sha256}");
+        let len = bytes.len();
+        o.blobs
+            .put(&key, Bytes::from(bytes))
+            .await
+            .map_err(super::blob_error)?;
+        put.push((key, sha256, len));
+    }
+    let (b, a) = (put.pop().expect("two"), put.pop().expect("two"));
+    let len = a.2;
+    o.store
+        .add_ab_variants(
+            content,
+            &tracecast_store::AbVariantsRecord {
+                tier: AB_TIER.as_str().into(),
+                units: v.units as i64,
+                data_offset: v.data_offset as i64,
+                frame_bytes: v.frame_bytes as i64,
+                bytes: len as i64,
+                a_blob_key: a.0,
+                a_sha256: a.1,
+                b_blob_key: b.0,
+                b_sha256: b.1,
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// Decodes the source and encodes every tier of its kind; audio's decoded
+/// PCM comes back too.
+#[allow(clippy::type_complexity)]
 fn make_renditions(
     bytes: &[u8],
     ext: Option<&str>,
-) -> Result<(ContentKind, Vec<Made>), MediaError> {
+) -> Result<(ContentKind, Vec<Made>, Option<Pcm>), MediaError> {
     if tracecast_media::is_picture(&bytes[..bytes.len().min(16)]) {
         let img = tracecast_media::decode_picture(bytes)?;
         let (format, media_type) = if bytes.starts_with(&[0xFF, 0xD8]) {
@@ -214,7 +362,7 @@ fn make_renditions(
                 media_type,
             });
         }
-        return Ok((ContentKind::Picture, out));
+        return Ok((ContentKind::Picture, out, None));
     }
     let pcm = tracecast_media::decode_bytes(bytes.to_vec(), ext)?;
     // A copy must be traceable: the audio mark needs about one block
@@ -256,5 +404,5 @@ fn make_renditions(
             media_type: "audio/flac",
         },
     ];
-    Ok((ContentKind::Audio, out))
+    Ok((ContentKind::Audio, out, Some(pcm)))
 }

@@ -280,17 +280,23 @@ impl Origin {
     }
 
     async fn content_info(&self, c: &ContentRecord) -> Result<ContentInfo, ApiError> {
+        let variants = self.store.ab_variants(c.id).await?;
         let mut renditions: Vec<RenditionInfo> = self
             .store
             .renditions(c.id)
             .await?
             .into_iter()
             .filter_map(|r| {
+                let ab = variants
+                    .iter()
+                    .find(|v| v.tier == r.tier)
+                    .map(ingest::ab_info);
                 Some(RenditionInfo {
                     tier: r.tier.parse().ok()?,
                     bytes: r.bytes as u64,
                     sha256: r.sha256,
                     media_type: r.media_type,
+                    ab,
                 })
             })
             .collect();
@@ -342,6 +348,10 @@ pub fn router(origin: Arc<Origin>) -> Router {
         )
         .route("/v1/contents/{id}", get(content))
         .route("/v1/contents/{id}/renditions/{tier}", get(rendition))
+        .route(
+            "/v1/contents/{id}/renditions/{tier}/{which}",
+            get(ab_variant),
+        )
         .route("/v1/contents/{id}/pre-position", post(pre_position))
         .route("/v1/contents/{id}/reserved", put(members::set_reserved))
         .route(
@@ -600,6 +610,52 @@ async fn content(
 }
 
 /// A rendition's bytes, for edges (and administrators).
+/// `GET /v1/contents/{id}/renditions/{tier}/{a|b}` (edges): an A/B variant.
+async fn ab_variant(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    Path((id, tier, which)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    match o.caller(&headers).await? {
+        Caller::Admin => {}
+        Caller::Account(a) if a.kind == AccountKind::Edge => {}
+        _ => return Err(ApiError::forbidden("variants are served to edges only")),
+    }
+    let id = parse_id(&id, "content")?;
+    let tier: Tier = tier.parse().map_err(ApiError::bad_request)?;
+    let v = o
+        .store
+        .ab_variants(id)
+        .await?
+        .into_iter()
+        .find(|v| v.tier == tier.as_str())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_rendition",
+                format!("content {id} has no A/B variants of its {tier} rendition"),
+            )
+        })?;
+    let (key, sha256) = match which.as_str() {
+        "a" => (v.a_blob_key, v.a_sha256),
+        "b" => (v.b_blob_key, v.b_sha256),
+        _ => return Err(ApiError::bad_request("the variant is a or b")),
+    };
+    let (size, stream) = o.blobs.get_stream(&key).await.map_err(blob_error)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "audio/wav".to_owned()),
+            (header::CONTENT_LENGTH, size.to_string()),
+            (
+                header::HeaderName::from_static(tracecast_client::SHA256_HEADER),
+                sha256,
+            ),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
 async fn rendition(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,

@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
-use tracecast_delivery::api::{MarkFound, TraceReport, TracedDelivery};
+use tracecast_delivery::api::{FingerprintTrace, MarkFound, Suspect, TraceReport, TracedDelivery};
 use tracecast_mark::{MarkKey, Payload};
 use tracecast_media::MediaError;
 use tracecast_store::AccountKind;
@@ -23,6 +23,9 @@ use crate::ApiError;
 #[derive(Deserialize)]
 pub(super) struct TraceQuery {
     filename: Option<String>,
+    /// The content the file is a copy of, when it is pre-marked (A/B) and
+    /// its metadata is gone: its units are read against its code.
+    content: Option<i64>,
 }
 
 struct Read {
@@ -30,9 +33,59 @@ struct Read {
     confidence: f32,
     media: String,
     rights: Option<tracecast_media::Rights>,
+    fingerprint: Option<(AbTrace, tracecast_mark::fingerprint::Tracing, usize)>,
 }
 
-fn read_mark(bytes: &[u8], ext: Option<&str>, key: &MarkKey) -> Result<Read, MediaError> {
+/// A pre-marked content a copy is read against.
+struct AbTrace {
+    content: i64,
+    units: usize,
+    buyers: Vec<i64>,
+    scheme_resists: u32,
+}
+
+/// Reads an audio copy unit by unit against the content's A/B code: the
+/// direct payload (a single leaker) and the Tardos tracing (a mix).
+fn read_ab(
+    pcm: &tracecast_media::Pcm,
+    key: &MarkKey,
+    ab: &mut AbTrace,
+) -> Option<(
+    Option<Payload>,
+    f32,
+    tracecast_mark::fingerprint::Tracing,
+    usize,
+)> {
+    use tracecast_mark::audio::ab as variants;
+    let reading = variants::read_variants(
+        &pcm.channels,
+        pcm.sample_rate,
+        key,
+        ab.units,
+        &mut |_, _| {},
+    )
+    .ok()??;
+    let reads = variants::decisions(&reading);
+    let read = reads.iter().filter(|r| r.is_some()).count();
+    let scheme = tracecast_mark::fingerprint::Scheme::for_content(key, ab.content as u64, ab.units);
+    ab.scheme_resists = scheme.colluders();
+    let buyers = ab.buyers.iter().map(|&u| u as u64);
+    let (direct, tracing) = scheme.trace(key, &reads, buyers).ok()?;
+    let tracing = tracing.unwrap_or(tracecast_mark::fingerprint::Tracing {
+        ranked: Vec::new(),
+        threshold: f64::INFINITY,
+        read,
+        accused: Vec::new(),
+    });
+    Some((direct.payload, direct.confidence, tracing, read))
+}
+
+fn read_mark(
+    bytes: &[u8],
+    ext: Option<&str>,
+    key: &MarkKey,
+    ab: Option<AbTrace>,
+) -> Result<Read, MediaError> {
     let rights = tracecast_media::read_rights(bytes);
     if tracecast_media::is_picture(&bytes[..bytes.len().min(16)]) {
         let img = tracecast_media::decode_picture(bytes)?;
@@ -43,21 +96,37 @@ fn read_mark(bytes: &[u8], ext: Option<&str>, key: &MarkKey) -> Result<Read, Med
             confidence: d.confidence,
             media: format!("picture {}x{}", img.width(), img.height()),
             rights,
+            fingerprint: None,
         });
     }
     let pcm = tracecast_media::decode_bytes(bytes.to_vec(), ext)?;
+    let media = format!(
+        "audio {:.1} s, {} Hz, {} channel(s)",
+        pcm.duration_secs(),
+        pcm.sample_rate,
+        pcm.channels.len()
+    );
+    // A copy of pre-marked content is read unit by unit first: it holds
+    // no repeating payload for the direct detector to find.
+    if let Some(mut ab) = ab {
+        if let Some((payload, confidence, tracing, read)) = read_ab(&pcm, key, &mut ab) {
+            return Ok(Read {
+                payload,
+                confidence,
+                media,
+                rights,
+                fingerprint: Some((ab, tracing, read)),
+            });
+        }
+    }
     let d = tracecast_mark::audio::detect(&pcm.channels, pcm.sample_rate, key, &mut |_, _| {})
         .map_err(|e| MediaError::Malformed(e.to_string()))?;
     Ok(Read {
         payload: d.payload,
         confidence: d.confidence,
-        media: format!(
-            "audio {:.1} s, {} Hz, {} channel(s)",
-            pcm.duration_secs(),
-            pcm.sample_rate,
-            pcm.channels.len()
-        ),
+        media,
         rights,
+        fingerprint: None,
     })
 }
 
@@ -81,7 +150,23 @@ pub(super) async fn trace(
         .map(|(_, e)| e.to_ascii_lowercase());
     let started = std::time::Instant::now();
     let key = o.mark_key.clone();
-    let read = crate::on_worker(&o.work, move || read_mark(&bytes, ext.as_deref(), &key))
+    // Pre-marked content named by the caller or by the file's metadata.
+    let ab_content = q
+        .content
+        .or_else(|| tracecast_media::read_rights(&bytes).map(|r| r.content_id));
+    let ab = match ab_content {
+        Some(c) => match o.store.ab_variants(c).await?.first() {
+            Some(v) => Some(AbTrace {
+                content: c,
+                units: v.units as usize,
+                buyers: o.store.buyers_of(c).await?,
+                scheme_resists: 0,
+            }),
+            None => None,
+        },
+        None => None,
+    };
+    let read = crate::on_worker(&o.work, move || read_mark(&bytes, ext.as_deref(), &key, ab))
         .await?
         .map_err(|e| {
             ApiError::new(
@@ -103,7 +188,38 @@ pub(super) async fn trace(
         media: read.media,
         seconds: 0.0,
         accountability: None,
+        fingerprint: None,
     };
+    if let Some((ab, tracing, read_units)) = &read.fingerprint {
+        let mut named = Vec::new();
+        for s in tracing.ranked.iter().take(5) {
+            let user = o
+                .store
+                .account(AccountKind::User, s.user as i64)
+                .await?
+                .map(|a| a.name);
+            named.push(Suspect {
+                user_id: s.user as i64,
+                user,
+                score: s.score,
+            });
+        }
+        let accused = named
+            .iter()
+            .filter(|s| tracing.accused.contains(&(s.user_id as u64)))
+            .cloned()
+            .collect();
+        report.fingerprint = Some(FingerprintTrace {
+            content: ab.content,
+            read: *read_units,
+            segments: ab.units,
+            resists: ab.scheme_resists,
+            threshold: tracing.threshold,
+            epsilon: tracecast_mark::fingerprint::DEFAULT_EPSILON,
+            accused,
+            ranked: named,
+        });
+    }
     if let Some(p) = read.payload {
         report.mark = Some(MarkFound {
             user: p.user,
@@ -195,9 +311,17 @@ pub(super) async fn trace(
         found = report.mark.is_some(), user = ?report.user, edge = ?report.edge,
         seconds = report.seconds, "trace"
     );
+    // Who bought a content is its provider's business alone.
+    let fingerprint_provider = match &report.fingerprint {
+        Some(f) => o.store.content(f.content).await?.map(|c| c.provider_id),
+        None => None,
+    };
     match caller {
         Caller::Admin => Ok(Json(report)),
         Caller::Account(a) if a.kind == AccountKind::Provider => match &report.mark {
+            _ if report.fingerprint.is_some() && fingerprint_provider != Some(a.id) => Err(
+                ApiError::forbidden("this copy was not delivered from your content"),
+            ),
             Some(m) if i64::from(m.content_server) == a.id => Ok(Json(report)),
             Some(_) => Err(ApiError::forbidden(
                 "this copy was not delivered from your content",
@@ -224,6 +348,7 @@ pub(super) async fn trace(
                 media: report.media,
                 seconds: report.seconds,
                 accountability: None,
+                fingerprint: None,
             }))
         }
     }

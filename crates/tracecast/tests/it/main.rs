@@ -2,6 +2,7 @@
 //! against attacks done with the real tools (lame, oggenc, ffmpeg, sox), and
 //! of the image mark on real photos.
 
+mod ab_audio;
 mod attacks;
 mod cli;
 mod delivery;
