@@ -132,7 +132,7 @@ pub(crate) fn start_nginx(
 }
 
 /// Downloads `url` in full, returning the bytes read.
-async fn fetch_all(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
+pub(crate) async fn fetch_all(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
     let mut r = http.get(url).send().await?;
     if !r.status().is_success() {
         bail!("{url}: {}", r.status());
@@ -146,7 +146,7 @@ async fn fetch_all(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
 
 /// Runs `clients` concurrent loops of `per_client` downloads; returns
 /// (requests, bytes, seconds).
-async fn load(
+pub(crate) async fn load(
     http: &reqwest::Client,
     urls: &[String],
     per_client: usize,
@@ -182,81 +182,129 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         .block_on(bench(o))
 }
 
-async fn bench(o: &Options) -> anyhow::Result<()> {
-    // RUST_LOG=tracecast_server=info shows each copy's timings.
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
-    let dir = tempfile::tempdir()?;
-    let max_buyers = o.buyers.iter().sum::<usize>() + 6;
-    let store = Store::open_dir(&dir.path().join("data")).await?;
-    let admin_token = new_token();
-    store
-        .add_token(token_hash(&admin_token), None, "admin")
-        .await?;
-    let mb = mailbox::Mailbox::start(store.clone(), MailboxConfig::default());
-    let signing = SigningKey::from_bytes(&[5; 32]);
-    let key = MarkKey::from_bytes([6; 32]);
-    let org = Origin::start(
-        store.clone(),
-        Blobs::local(&dir.path().join("blobs"))?,
-        mb.clone(),
-        signing,
-        key.clone(),
-        OriginConfig::default(),
-    )
-    .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(tracecast_server::serve(
-        listener,
-        mailbox::router(mb).merge(origin::router(org)),
-        std::future::pending(),
-    ));
-    let admin = OriginClient::new(&base, &admin_token)?;
-    let edge_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = format!("http://{}/edge", edge_listener.local_addr()?);
-    let acct = admin
-        .add_account(&NewAccount {
-            kind: "edge".into(),
-            name: "bench".into(),
-            address: Some(address.clone()),
-            operator: Some("bench".into()),
-            fee_cents: Some(1),
-            ..NewAccount::named("edge", "")
-        })
-        .await?;
-    let config = EdgeConfig::new(
-        &base,
-        acct.token.as_deref().unwrap_or_default(),
-        &dir.path().join("edge"),
-    );
-    let who = EdgeIdentity::fetch(&config, Duration::from_secs(10)).await?;
-    let edge = Edge::start(store.clone(), key.clone(), config, who)?;
-    tokio::spawn(tracecast_server::serve(
-        edge_listener,
-        tracecast_server::edge::router(edge),
-        std::future::pending(),
-    ));
-    let account = |kind: &'static str, name: String| {
-        let admin = admin.clone();
-        let base = base.clone();
-        async move {
-            let a = admin.add_account(&NewAccount::named(kind, &name)).await?;
-            Ok::<_, anyhow::Error>(OriginClient::new(
-                &base,
-                a.token.as_deref().unwrap_or_default(),
-            )?)
+/// An origin and one edge in this process on SQLite, with a provider
+/// and `buyers` users: what the edge benches run against.
+pub(crate) struct Bench {
+    pub dir: tempfile::TempDir,
+    pub store: Store,
+    pub key: MarkKey,
+    pub provider: OriginClient,
+    pub users: Vec<OriginClient>,
+}
+
+impl Bench {
+    pub(crate) async fn start(buyers: usize) -> anyhow::Result<Self> {
+        // RUST_LOG=tracecast_server=info shows each copy's timings.
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
         }
-    };
-    let provider = account("provider", "bench-provider".into()).await?;
-    let mut users = Vec::new();
-    for i in 0..max_buyers {
-        users.push(account("user", format!("buyer-{i}")).await?);
+        let dir = tempfile::tempdir()?;
+        let store = Store::open_dir(&dir.path().join("data")).await?;
+        let admin_token = new_token();
+        store
+            .add_token(token_hash(&admin_token), None, "admin")
+            .await?;
+        let mb = mailbox::Mailbox::start(store.clone(), MailboxConfig::default());
+        let signing = SigningKey::from_bytes(&[5; 32]);
+        let key = MarkKey::from_bytes([6; 32]);
+        let org = Origin::start(
+            store.clone(),
+            Blobs::local(&dir.path().join("blobs"))?,
+            mb.clone(),
+            signing,
+            key.clone(),
+            OriginConfig::default(),
+        )
+        .await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(tracecast_server::serve(
+            listener,
+            mailbox::router(mb).merge(origin::router(org)),
+            std::future::pending(),
+        ));
+        let admin = OriginClient::new(&base, &admin_token)?;
+        let edge_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = format!("http://{}/edge", edge_listener.local_addr()?);
+        let acct = admin
+            .add_account(&NewAccount {
+                kind: "edge".into(),
+                name: "bench".into(),
+                address: Some(address.clone()),
+                operator: Some("bench".into()),
+                fee_cents: Some(1),
+                ..NewAccount::named("edge", "")
+            })
+            .await?;
+        let config = EdgeConfig::new(
+            &base,
+            acct.token.as_deref().unwrap_or_default(),
+            &dir.path().join("edge"),
+        );
+        let who = EdgeIdentity::fetch(&config, Duration::from_secs(10)).await?;
+        let edge = Edge::start(store.clone(), key.clone(), config, who)?;
+        tokio::spawn(tracecast_server::serve(
+            edge_listener,
+            tracecast_server::edge::router(edge),
+            std::future::pending(),
+        ));
+        let account = |kind: &'static str, name: String| {
+            let admin = admin.clone();
+            let base = base.clone();
+            async move {
+                let a = admin.add_account(&NewAccount::named(kind, &name)).await?;
+                Ok::<_, anyhow::Error>(OriginClient::new(
+                    &base,
+                    a.token.as_deref().unwrap_or_default(),
+                )?)
+            }
+        };
+        let provider = account("provider", "bench-provider".into()).await?;
+        let mut users = Vec::new();
+        for i in 0..buyers {
+            users.push(account("user", format!("buyer-{i}")).await?);
+        }
+        Ok(Self {
+            dir,
+            store,
+            key,
+            provider,
+            users,
+        })
     }
+
+    /// Waits until the edge is alive at the origin.
+    pub(crate) async fn edge_alive(&self) -> anyhow::Result<()> {
+        for _ in 0..100 {
+            if self
+                .store
+                .edges()
+                .await?
+                .iter()
+                .all(|e| e.last_seen.is_some())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+}
+
+async fn bench(o: &Options) -> anyhow::Result<()> {
+    let max_buyers = o.buyers.iter().sum::<usize>() + 6;
+    let bench = Bench::start(max_buyers).await?;
+    bench.edge_alive().await?;
+    let Bench {
+        dir,
+        key,
+        provider,
+        users,
+        ..
+    } = bench;
     eprintln!("making a {:.0}-second track and ingesting it...", o.seconds);
     let src = dir.path().join("track.wav");
     tracecast_media::encode_file(&tracecast_media::synth::music(o.seconds, 44_100, 77), &src)?;
@@ -269,13 +317,6 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
         .find(|r| r.tier == Tier::High)
         .context("no high rendition")?
         .clone();
-    // Wait until the edge is alive at the origin.
-    for _ in 0..100 {
-        if store.edges().await?.iter().all(|e| e.last_seen.is_some()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     // Where one delivery's time goes, measured on the rendition in this
     // process: decode, embed (the mark engine alone), encode.
