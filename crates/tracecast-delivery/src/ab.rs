@@ -132,6 +132,108 @@ pub fn sequence_from_text(text: &str) -> Option<Vec<bool>> {
         .collect()
 }
 
+/// An HLS media playlist of fMP4 segments (RFC 8216): what a variant's
+/// `index.m3u8` says, and what a buyer's own playlist is written from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaPlaylist {
+    /// `#EXT-X-MAP` URI (the fMP4 init segment).
+    pub init: String,
+    /// Each segment's duration in seconds and URI, in order.
+    pub segments: Vec<(f64, String)>,
+}
+
+/// Why a playlist cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaylistError {
+    #[error("not an HLS playlist (no #EXTM3U)")]
+    NotHls,
+    #[error("line {0}: {1}")]
+    Line(usize, &'static str),
+    #[error("the playlist has no segments")]
+    Empty,
+}
+
+impl MediaPlaylist {
+    /// Reads a VOD media playlist with one `#EXT-X-MAP`.
+    pub fn parse(text: &str) -> Result<Self, PlaylistError> {
+        let mut lines = text.lines().map(str::trim).enumerate();
+        match lines.next() {
+            Some((_, "#EXTM3U")) => {}
+            _ => return Err(PlaylistError::NotHls),
+        }
+        let mut init = None;
+        let mut segments = Vec::new();
+        let mut pending: Option<f64> = None;
+        for (i, line) in lines {
+            let n = i + 1;
+            if let Some(rest) = line.strip_prefix("#EXT-X-MAP:") {
+                let uri = rest
+                    .split_once("URI=\"")
+                    .and_then(|(_, r)| r.split_once('"'))
+                    .map(|(u, _)| u)
+                    .ok_or(PlaylistError::Line(n, "EXT-X-MAP without a quoted URI"))?;
+                init = Some(uri.to_owned());
+            } else if let Some(rest) = line.strip_prefix("#EXTINF:") {
+                let d: f64 = rest
+                    .split(',')
+                    .next()
+                    .and_then(|d| d.trim().parse().ok())
+                    .filter(|d: &f64| d.is_finite() && *d >= 0.0 && *d < 86_400.0)
+                    .ok_or(PlaylistError::Line(n, "EXTINF without a duration"))?;
+                pending = Some(d);
+            } else if line.is_empty() || line.starts_with('#') {
+                continue;
+            } else {
+                let d = pending
+                    .take()
+                    .ok_or(PlaylistError::Line(n, "a segment without #EXTINF"))?;
+                segments.push((d, line.to_owned()));
+            }
+        }
+        if segments.is_empty() {
+            return Err(PlaylistError::Empty);
+        }
+        Ok(Self {
+            init: init.ok_or(PlaylistError::Line(0, "no #EXT-X-MAP"))?,
+            segments,
+        })
+    }
+
+    /// Writes the playlist (version 7, VOD, ended).
+    pub fn render(&self) -> String {
+        let target = self
+            .segments
+            .iter()
+            .map(|(d, _)| d.ceil() as u64)
+            .max()
+            .unwrap_or(1);
+        let mut out = format!(
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"{}\"\n",
+            self.init
+        );
+        for (d, uri) in &self.segments {
+            out.push_str(&format!("#EXTINF:{d:.6},\n{uri}\n"));
+        }
+        out.push_str("#EXT-X-ENDLIST\n");
+        out
+    }
+
+    /// A buyer's playlist: the same durations, each segment's URI made by
+    /// `uri(index)` (an edge signs them for the buyer, who never learns
+    /// which variant a URI serves), and the init segment's by `init`.
+    pub fn personal(&self, init: String, uri: impl Fn(usize) -> String) -> Self {
+        Self {
+            init,
+            segments: self
+                .segments
+                .iter()
+                .enumerate()
+                .map(|(i, (d, _))| (*d, uri(i)))
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,7 +275,30 @@ mod tests {
         assert_eq!(sequence_from_text("01x"), None);
     }
 
+    #[test]
+    fn playlists_read_and_write() {
+        let text = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2.000000,\nseg_00000.m4s\n#EXTINF:1.5,\nseg_00001.m4s\n#EXT-X-ENDLIST\n";
+        let p = MediaPlaylist::parse(text).unwrap();
+        assert_eq!(p.init, "init.mp4");
+        assert_eq!(p.segments.len(), 2);
+        let mine = p.personal("i?sig=1".into(), |i| format!("s/{i}?sig=x"));
+        let again = MediaPlaylist::parse(&mine.render()).unwrap();
+        assert_eq!(again.segments[1], (1.5, "s/1?sig=x".into()));
+        assert_eq!(again.init, "i?sig=1");
+        assert_eq!(MediaPlaylist::parse("hello"), Err(PlaylistError::NotHls));
+        assert!(MediaPlaylist::parse("#EXTM3U\nseg.m4s\n").is_err());
+        assert_eq!(MediaPlaylist::parse("#EXTM3U\n"), Err(PlaylistError::Empty));
+    }
+
     proptest! {
+        #[test]
+        fn no_playlist_text_panics(text in "(#EXTM3U\n)?(#EXTINF:[0-9.,a-z]{0,8}\n|#EXT-X-MAP:URI=\"[a-z.]{0,6}\"?\n|[a-z_0-9.]{0,10}\n){0,12}") {
+            if let Ok(p) = MediaPlaylist::parse(&text) {
+                prop_assert!(!p.segments.is_empty());
+                prop_assert_eq!(MediaPlaylist::parse(&p.render()).unwrap().segments.len(), p.segments.len());
+            }
+        }
+
         #[test]
         fn a_slice_covers_exactly_the_range(
             seq in proptest::collection::vec(any::<bool>(), 1..40),

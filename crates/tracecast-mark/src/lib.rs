@@ -101,6 +101,7 @@ pub mod fingerprint;
 pub mod image;
 pub mod key;
 pub mod payload;
+pub mod video;
 
 pub use key::{KeyError, MarkKey, KEY_LEN};
 pub use payload::Payload;

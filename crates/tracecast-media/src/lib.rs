@@ -14,6 +14,7 @@ mod picture;
 mod rendition;
 mod rights;
 pub mod synth;
+pub mod video;
 
 pub use decode::{decode_bytes, decode_file};
 pub use encode::{encode_file, encode_flac, encode_to_vec, FlacEffort, OutputFormat};

@@ -107,6 +107,61 @@ fn is_picture_file(path: &Path) -> anyhow::Result<bool> {
     Ok(tracecast_media::is_picture(&head[..n]))
 }
 
+/// Whether `path` holds a video (MP4/MOV, Matroska/WebM, MPEG-TS).
+fn is_video_file(path: &Path) -> anyhow::Result<bool> {
+    use std::io::Read;
+    let mut head = [0u8; 192];
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(tracecast_media::video::is_video(&head[..n]))
+}
+
+fn embed_video(args: &EmbedArgs, key: &MarkKey, quiet: bool) -> anyhow::Result<()> {
+    let ext = args
+        .output
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ext != "mp4" {
+        bail!("a marked video is written as .mp4 (H.264 and AAC)");
+    }
+    let pb = bar(quiet, "marking frames");
+    let report = tracecast_media::video::mark_video(
+        &args.input,
+        &args.output,
+        key,
+        &payload_of(args),
+        &picture_mark::EmbedConfig::default().scaled(args.strength),
+        &Default::default(),
+        &mut |done, total| {
+            pb.set_length(total);
+            pb.set_position(done);
+        },
+    )
+    .with_context(|| format!("cannot mark {}", args.input.display()))?;
+    pb.finish_and_clear();
+    if !quiet {
+        eprintln!(
+            "marked {} -> {} ({}x{}, {} frames, luma PSNR {:.1} dB)",
+            args.input.display(),
+            args.output.display(),
+            report.width,
+            report.height,
+            report.frames,
+            report.psnr_db
+        );
+    }
+    Ok(())
+}
+
 fn payload_of(args: &EmbedArgs) -> Payload {
     Payload {
         content_server: args.content_server,
@@ -120,6 +175,9 @@ pub fn embed(args: &EmbedArgs, quiet: bool) -> anyhow::Result<()> {
     let key = read_key(&args.key)?;
     if is_picture_file(&args.input)? {
         return embed_picture(args, &key, quiet);
+    }
+    if is_video_file(&args.input)? {
+        return embed_video(args, &key, quiet);
     }
     // Refuse a bad output name before the long work.
     tracecast_media::OutputFormat::from_path(&args.output)?;
@@ -217,6 +275,27 @@ pub fn detect(args: &DetectArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 d.scale,
                 d.rotation_deg,
                 if d.mirrored { ", mirrored" } else { "" }
+            ),
+            sync_z: d.sync_z,
+        };
+        return report(&summary, args.json);
+    }
+    if is_video_file(&args.file)? {
+        let pb = bar(quiet || args.json, "reading frames");
+        let v = tracecast_media::video::detect_video(&args.file, &key, &mut |done, total| {
+            pb.set_length(total);
+            pb.set_position(done);
+        })
+        .with_context(|| format!("cannot search {}", args.file.display()))?;
+        pb.finish_and_clear();
+        let d = v.detection;
+        let summary = Summary {
+            payload: d.payload,
+            tag_ok: d.tag_ok,
+            confidence: d.confidence,
+            details: format!(
+                "{}x{}, {} frames read, sync {:.1} sd, scale {:.3}",
+                v.info.width, v.info.height, v.frames, d.sync_z, d.scale
             ),
             sync_z: d.sync_z,
         };

@@ -115,8 +115,115 @@ pub fn detect(picture: &Plane, key: &MarkKey) -> Result<Detection, ImageMarkErro
     if picture.data.iter().any(|v| !v.is_finite()) {
         return Err(ImageMarkError::NonFinite);
     }
-    let (w, h) = (picture.width, picture.height);
     let res = residual(picture);
+    detect_residual(&res, picture.width, picture.height, key)
+}
+
+/// [`detect`] on a residual already taken (see [`super::residual`]): the
+/// sum of many frames' residuals for video.
+pub fn detect_residual(
+    res: &[f32],
+    w: usize,
+    h: usize,
+    key: &MarkKey,
+) -> Result<Detection, ImageMarkError> {
+    check_size(w, h)?;
+    if res.len() != w * h {
+        return Err(ImageMarkError::RowLength {
+            row: 0,
+            got: res.len(),
+            want: w * h,
+        });
+    }
+    let (layout, hypotheses) = hypotheses(res, w, h, key);
+    let mut best = Detection::nothing();
+    for (lattice, folded, peaks) in hypotheses.iter().take(LATTICES) {
+        for cand in peaks {
+            let d = decode_at(folded, cand, &layout, key, *lattice);
+            if d.tag_ok {
+                return Ok(d);
+            }
+            if d.sync_z > best.sync_z {
+                best = d;
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// Least normalised correlation with a known payload's coded bits for
+/// [`choose_residual`] to say the mark is there (a copy without it
+/// reaches this with probability about 1e-9 per candidate checked).
+pub const CHOICE_Z: f32 = 6.0;
+
+/// Informed detection: which of `choices` (payloads known in advance,
+/// such as the two variants of an A/B segment) the residual carries, if
+/// any, and how strongly (normalised correlation of the decoded cells
+/// with its coded bits, in standard deviations). Far more sensitive than
+/// blind decoding, which must find all the ids and the tag.
+pub fn choose_residual(
+    res: &[f32],
+    w: usize,
+    h: usize,
+    key: &MarkKey,
+    choices: &[Payload],
+) -> Result<Option<(usize, f32)>, ImageMarkError> {
+    check_size(w, h)?;
+    if res.len() != w * h {
+        return Err(ImageMarkError::RowLength {
+            row: 0,
+            got: res.len(),
+            want: w * h,
+        });
+    }
+    let signs: Vec<Vec<f32>> = choices
+        .iter()
+        .map(|p| {
+            code::encode(&p.to_bits(key))
+                .iter()
+                .map(|&b| if b == 1 { 1.0 } else { -1.0 })
+                .collect()
+        })
+        .collect();
+    let (layout, hypotheses) = hypotheses(res, w, h, key);
+    let mut best: Option<(usize, f32, f32)> = None;
+    for (_, folded, peaks) in hypotheses.iter().take(LATTICES) {
+        for cand in peaks {
+            let soft = soft_bits(folded, cand, &layout);
+            let norm = soft.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-9);
+            let mut zs: Vec<(usize, f32)> = signs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    (
+                        i,
+                        soft.iter().zip(s).map(|(a, b)| a * b).sum::<f32>() / norm,
+                    )
+                })
+                .collect();
+            zs.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let margin = zs.get(1).map_or(zs[0].1, |second| zs[0].1 - second.1);
+            if best.is_none_or(|(_, z, _)| zs[0].1 > z) {
+                best = Some((zs[0].0, zs[0].1, margin));
+            }
+        }
+    }
+    // The winner must read clearly, and clearly better than the others.
+    Ok(best
+        .filter(|&(_, z, margin)| z >= CHOICE_Z && margin >= 2.0)
+        .map(|(i, z, _)| (i, z)))
+}
+
+/// The lattice hypotheses of a residual, best sync first, each folded with
+/// its sync peaks.
+#[allow(clippy::type_complexity)]
+fn hypotheses(
+    res: &[f32],
+    w: usize,
+    h: usize,
+    key: &MarkKey,
+) -> (Layout, Vec<(Lattice, Vec<f32>, Vec<Candidate>)>) {
+    let res = res.to_vec();
     let max_lag = (w.min(h) as f32 * 0.75) as usize;
     let (acf, nw, nh) = autocorrelation(&res, w, h, max_lag);
     let lattices = find_lattices(&acf, nw, nh, max_lag as f32);
@@ -150,19 +257,7 @@ pub fn detect(picture: &Plane, key: &MarkKey) -> Result<Detection, ImageMarkErro
         .collect();
     let top_z = |peaks: &[Candidate]| peaks.first().map_or(f32::NEG_INFINITY, |c| c.z);
     hypotheses.sort_by(|a, b| top_z(&b.2).total_cmp(&top_z(&a.2)));
-    let mut best = Detection::nothing();
-    for (lattice, folded, peaks) in hypotheses.iter().take(LATTICES) {
-        for cand in peaks {
-            let d = decode_at(folded, cand, &layout, key, *lattice);
-            if d.tag_ok {
-                return Ok(d);
-            }
-            if d.sync_z > best.sync_z {
-                best = d;
-            }
-        }
-    }
-    Ok(best)
+    (layout, hypotheses)
 }
 
 /// Autocorrelation at a fractional lag (bilinear, cyclic).
@@ -412,13 +507,8 @@ fn read_cells(folded: &[f32], cand: &Candidate) -> Vec<f32> {
     cells
 }
 
-fn decode_at(
-    folded: &[f32],
-    cand: &Candidate,
-    layout: &Layout,
-    key: &MarkKey,
-    lattice: Lattice,
-) -> Detection {
+/// The coded bits' soft values at a candidate (each cell's say limited).
+fn soft_bits(folded: &[f32], cand: &Candidate, layout: &Layout) -> Vec<f32> {
     let cells = read_cells(folded, cand);
     let mut magnitudes: Vec<f32> = layout
         .bits
@@ -439,6 +529,17 @@ fn decode_at(
         })
         .collect();
     debug_assert_eq!(soft.len(), CODED_BITS);
+    soft
+}
+
+fn decode_at(
+    folded: &[f32],
+    cand: &Candidate,
+    layout: &Layout,
+    key: &MarkKey,
+    lattice: Lattice,
+) -> Detection {
+    let soft = soft_bits(folded, cand, layout);
     let decoded = code::decode_payload(&soft, key);
     let mirrored = cand.orientation >= 4;
     let quarter_turns = (cand.orientation % 4) as f32;

@@ -15,8 +15,11 @@ mod embed;
 mod fft2;
 pub mod layout;
 
-pub use analysis::Reducer;
-pub use detect::{detect, false_alarm_probability, Detection, MAX_TAG_CHECKS};
+pub use analysis::{residual, Reducer};
+pub use detect::{
+    choose_residual, detect, detect_residual, false_alarm_probability, Detection, CHOICE_Z,
+    MAX_TAG_CHECKS,
+};
 pub use embed::{EmbedConfig, Embedder};
 
 /// Smallest side of the working grid: pictures whose shorter side is longer

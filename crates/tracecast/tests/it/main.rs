@@ -14,6 +14,7 @@ mod pictures;
 mod protect;
 mod share;
 mod sites;
+mod video;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
