@@ -400,6 +400,22 @@ impl OriginClient {
         .await
     }
 
+    /// A file of a video's HLS variants (`a/seg_00003.m4s`; edges),
+    /// checked against the hash the origin recorded.
+    pub async fn hls_file(
+        &self,
+        content: i64,
+        file: &str,
+        expect_sha256: &str,
+    ) -> Result<Bytes, ClientError> {
+        self.checked_get(
+            &format!("/v1/contents/{content}/hls/{file}"),
+            &format!("{file} of video {content}"),
+            expect_sha256,
+        )
+        .await
+    }
+
     async fn checked_get(
         &self,
         path: &str,

@@ -83,6 +83,22 @@ pub struct RenditionInfo {
     /// them (WAV) instead of marked one by one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ab: Option<AbInfo>,
+    /// Video: the HLS A/B variants copies are assembled from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hls: Option<HlsInfo>,
+}
+
+/// A video's A/B variants as HLS (fMP4): files `a/init.mp4`,
+/// `a/seg_00000.m4s`, `b/seg_00000.m4s`, ..., served to edges by
+/// `GET /v1/contents/{id}/hls/{a|b}/{file}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HlsInfo {
+    pub segments: u64,
+    pub segment_secs: u32,
+    /// Variant A's media playlist (durations; both variants share them).
+    pub playlist: String,
+    /// Every file's length and SHA-256, by its path.
+    pub files: std::collections::BTreeMap<String, (u64, String)>,
 }
 
 /// A rendition's A/B variants (`GET /v1/contents/{id}/renditions/{tier}/a`

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub enum ContentKind {
     Audio,
     Picture,
+    /// Video, delivered as HLS assembled from A/B segments.
+    Video,
 }
 
 impl ContentKind {
@@ -18,6 +20,7 @@ impl ContentKind {
         match self {
             ContentKind::Audio => "audio",
             ContentKind::Picture => "picture",
+            ContentKind::Video => "video",
         }
     }
 
@@ -26,6 +29,7 @@ impl ContentKind {
         match self {
             ContentKind::Audio => &[Tier::Lossless, Tier::High, Tier::Preview],
             ContentKind::Picture => &[Tier::Full, Tier::Large, Tier::Small],
+            ContentKind::Video => &[Tier::Stream],
         }
     }
 
@@ -41,6 +45,7 @@ impl FromStr for ContentKind {
         match s {
             "audio" => Ok(ContentKind::Audio),
             "picture" => Ok(ContentKind::Picture),
+            "video" => Ok(ContentKind::Video),
             _ => Err(format!("unknown content kind {s:?}")),
         }
     }
@@ -62,16 +67,19 @@ pub enum Tier {
     Large,
     /// The picture fitted into 512 px.
     Small,
+    /// Video as HLS (fMP4), each buyer's segments chosen from A/B variants.
+    Stream,
 }
 
 impl Tier {
-    pub const ALL: [Tier; 6] = [
+    pub const ALL: [Tier; 7] = [
         Tier::Lossless,
         Tier::High,
         Tier::Preview,
         Tier::Full,
         Tier::Large,
         Tier::Small,
+        Tier::Stream,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +90,7 @@ impl Tier {
             Tier::Full => "full",
             Tier::Large => "large",
             Tier::Small => "small",
+            Tier::Stream => "stream",
         }
     }
 
@@ -89,6 +98,7 @@ impl Tier {
         match self {
             Tier::Lossless | Tier::High | Tier::Preview => ContentKind::Audio,
             Tier::Full | Tier::Large | Tier::Small => ContentKind::Picture,
+            Tier::Stream => ContentKind::Video,
         }
     }
 
@@ -121,7 +131,7 @@ impl FromStr for Tier {
             .into_iter()
             .find(|t| t.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown tier {s:?}: one of lossless, high, preview (audio) or full, large, small (pictures)")
+                format!("unknown tier {s:?}: one of lossless, high, preview (audio), full, large, small (pictures) or stream (video)")
             })
     }
 }

@@ -381,7 +381,7 @@ fn transform_to(
             &frames.to_string(),
         ])
         .args(["-sc_threshold", "0"])
-        .args(["-force_key_frames", &format!("expr:gte(t,n_forced*{g})")]);
+        .args(["-force_key_frames", &format!("expr:eq(mod(n,{frames}),0)")]);
     }
     cmd.args(["-c:a", "aac", "-b:a", "160k"]);
     match segment_secs {
@@ -488,14 +488,14 @@ pub fn segment_payload(content: i64, segment: u32, b: bool) -> Payload {
 pub struct AbSpec {
     /// The content id the segment payloads name.
     pub content: i64,
-    /// Segment length; the frame rate times it must be whole frames.
+    /// Segment length (rounded to whole frames).
     pub segment_secs: u32,
     /// Strength of the mark in each frame.
     pub config: EmbedConfig,
 }
 
 /// Makes the A and B variants of `input` as HLS in `dir/a` and `dir/b`.
-/// The frame rate times `segment_secs` must be a whole number of frames.
+/// A segment is `segment_secs` rounded to whole frames.
 pub fn make_ab_hls(
     input: &Path,
     dir: &Path,
@@ -510,14 +510,11 @@ pub fn make_ab_hls(
         ref config,
     } = *spec;
     let info = probe(input)?;
-    let per = info.fps * f64::from(segment_secs);
-    if segment_secs == 0 || (per - per.round()).abs() > 1e-6 {
-        return Err(MediaError::Parameters(format!(
-            "{segment_secs}-second segments at {:.3} frames per second are not whole frames",
-            info.fps
-        )));
+    if segment_secs == 0 {
+        return Err(MediaError::Parameters("segments of 0 seconds".into()));
     }
-    let per = per.round() as u64;
+    // Segments are whole frames: at 29.97 fps, 2 s is 60 frames (2.002 s).
+    let per = (info.fps * f64::from(segment_secs)).round().max(1.0) as u64;
     let total = info.frames();
     let mut reports = Vec::with_capacity(2);
     for (k, b) in [false, true].into_iter().enumerate() {

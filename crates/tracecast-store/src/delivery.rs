@@ -149,6 +149,17 @@ pub struct AbVariantsRecord {
     pub b_sha256: String,
 }
 
+/// A video's HLS A/B variants (see migration 0011).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HlsVariantsRecord {
+    pub tier: String,
+    pub segments: i64,
+    pub segment_secs: i64,
+    pub playlist: String,
+    /// JSON: path → [bytes, sha256].
+    pub manifest: String,
+}
+
 /// A content of the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContentRecord {
@@ -714,6 +725,50 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Records a video's HLS variants (the files already in the blob store).
+    pub async fn add_hls_variants(
+        &self,
+        content_id: i64,
+        v: &HlsVariantsRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO hls_variants (content_id, tier, segments, segment_secs, playlist, manifest) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(content_id)
+        .bind(&v.tier)
+        .bind(v.segments)
+        .bind(v.segment_secs)
+        .bind(&v.playlist)
+        .bind(&v.manifest)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A video's HLS variants.
+    pub async fn hls_variants(
+        &self,
+        content_id: i64,
+    ) -> Result<Option<HlsVariantsRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT tier, segments, segment_secs, playlist, manifest FROM hls_variants WHERE content_id = $1",
+        )
+        .bind(content_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(HlsVariantsRecord {
+                tier: r.try_get(0)?,
+                segments: r.try_get(1)?,
+                segment_secs: r.try_get(2)?,
+                playlist: r.try_get(3)?,
+                manifest: r.try_get(4)?,
+            })
+        })
+        .transpose()
     }
 
     /// Users who were delivered `content` (the buyers a mixed copy is

@@ -37,7 +37,7 @@ pub use blob::{BlobError, Blobs};
 pub use consumer::Applied;
 pub use delivery::{
     AbVariantsRecord, Account, AccountKind, ContentRecord, DeliveryRecord, EdgeCopy, EdgeLoad,
-    EdgeRecord, NewContent, NewDelivery, RenditionRecord,
+    EdgeRecord, HlsVariantsRecord, NewContent, NewDelivery, RenditionRecord,
 };
 pub use ledger::LedgerLine;
 pub use mailbox::{

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use tracecast_client::{part_path, ClientError, EdgeClient, OriginClient};
+use tracecast_client::{part_path, ClientError, Downloaded, EdgeClient, OriginClient};
 use tracecast_delivery::api::{
     NewAccount, PrePositionRequest, Purchase, PurchaseRequest, TraceReport,
 };
@@ -361,6 +361,11 @@ pub async fn buy_copy(
         let result = loop {
             let attempt = async {
                 let copy = edges.deliver(&p.edge_address, &p.ticket).await?;
+                if copy.media_type == HLS_MEDIA_TYPE {
+                    // Video: the copy is a stream; a player saves it.
+                    let got = save_stream(&copy.url, out, quiet).await?;
+                    return Ok::<_, ClientError>((copy, got));
+                }
                 let pb = byte_bar(quiet, "download");
                 let bar = pb.clone();
                 let got = edges
@@ -607,6 +612,47 @@ fn buy_via_site(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The media type of a video copy: the buyer's own HLS playlist.
+const HLS_MEDIA_TYPE: &str = "application/vnd.apple.mpegurl";
+
+/// Saves an HLS stream to `out` (MP4) with ffmpeg, as a player would.
+async fn save_stream(url: &str, out: &Path, quiet: bool) -> Result<Downloaded, ClientError> {
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        let pb = ProgressBar::new_spinner();
+        pb.set_message("saving the stream (ffmpeg)");
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb
+    };
+    let (url, path) = (url.to_owned(), out.to_owned());
+    let got = tokio::task::spawn_blocking(move || {
+        let o = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-y", "-i", &url, "-c", "copy"])
+            .arg(&path)
+            .output()
+            .map_err(|e| {
+                ClientError::Local(format!("cannot run ffmpeg: {e} (apt-get install ffmpeg)"))
+            })?;
+        if !o.status.success() {
+            return Err(ClientError::Local(format!(
+                "ffmpeg could not save the stream: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )));
+        }
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        Ok(Downloaded {
+            path,
+            bytes,
+            resumed_from: 0,
+        })
+    })
+    .await
+    .map_err(|e| ClientError::Local(e.to_string()))?;
+    pb.finish_and_clear();
+    got
 }
 
 pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {

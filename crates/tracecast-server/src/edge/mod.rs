@@ -38,6 +38,7 @@ use tracecast_protect::{ContentKey, KeyId};
 use tracecast_store::{EdgeCopy, Store};
 
 pub use cache::{Cache, CacheError};
+mod hls;
 
 use crate::ApiError;
 
@@ -439,7 +440,7 @@ impl Edge {
         }
         let path = self.copies.join(&c.file);
         let want = c.sha256.clone();
-        let assembled = c.file.ends_with(AB_SUFFIX);
+        let assembled = c.file.ends_with(AB_SUFFIX) || c.file.ends_with(hls::HLS_SUFFIX);
         let whole = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&path);
             if assembled {
@@ -747,6 +748,7 @@ pub fn deferred_router(slot: EdgeSlot) -> Router {
         .route("/edge/v1/health", get(health))
         .route("/edge/v1/deliveries", post(deliver))
         .route("/edge/v1/copies/{delivery}", get(download))
+        .route("/edge/v1/copies/{delivery}/hls/{name}", get(hls::segment))
         .with_state(slot)
 }
 
@@ -839,6 +841,17 @@ async fn deliver(
     // Pre-marked content bought for download: the copy is assembled from
     // the A/B variants (a site's push and protected copies are marked as
     // before).
+    if let Some(hls) = e.hls_info(ticket.content, ticket.tier).await? {
+        if via_site || ticket.protected.is_some() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_streamable",
+                "video is streamed from the edge only, unprotected",
+            ));
+        }
+        let copy = hls::make_copy(&e, &ticket, &hls).await?;
+        return Ok((StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response());
+    }
     if !via_site && ticket.protected.is_none() {
         if let Some(ab) = e.ab_info(ticket.content, ticket.tier).await? {
             let copy = assemble_copy(&e, &ticket, &ab, started).await?;
@@ -1259,6 +1272,9 @@ async fn download(
             "this copy is no longer kept; buy again",
         )
     })?;
+    if c.file.ends_with(hls::HLS_SUFFIX) {
+        return hls::playlist(&e, &c, &base_url(&headers), q.expires).await;
+    }
     let path = e.copies.join(&c.file);
     let last_modified = httpdate::fmt_http_date(
         std::time::UNIX_EPOCH + Duration::from_millis(c.created_at.max(0) as u64),

@@ -47,6 +47,136 @@ pub(super) struct IngestQuery {
     ab: bool,
 }
 
+/// The tier a video is sold in (HLS assembled from A/B segments).
+pub const VIDEO_TIER: Tier = Tier::Stream;
+/// Length of a video's HLS segments (one bit of a buyer's sequence each).
+pub const VIDEO_SEGMENT_SECS: u32 = 2;
+
+/// The HLS variants as edges see them.
+pub(super) fn hls_info(
+    h: &tracecast_store::HlsVariantsRecord,
+) -> Result<tracecast_delivery::api::HlsInfo, ApiError> {
+    let files = serde_json::from_str(&h.manifest).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "bad_manifest",
+            format!("the stored HLS manifest does not parse: {e}"),
+        )
+    })?;
+    Ok(tracecast_delivery::api::HlsInfo {
+        segments: h.segments as u64,
+        segment_secs: h.segment_secs as u32,
+        playlist: h.playlist.clone(),
+        files,
+    })
+}
+
+/// Makes a video's A/B variants (HLS) for content `id` and stores them:
+/// every file a blob under `hls/{id}/`, the manifest and variant A's
+/// playlist recorded, and the playlist as the `stream` rendition.
+async fn store_video(
+    o: &Origin,
+    id: i64,
+    bytes: Bytes,
+    ext: Option<String>,
+) -> Result<usize, ApiError> {
+    let failed = |e: String| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_media",
+            format!("cannot ingest this video: {e}; nothing was stored"),
+        )
+    };
+    let internal =
+        |e: std::io::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", e.to_string());
+    let dir = tempfile::tempdir().map_err(internal)?;
+    let work = dir.path().to_owned();
+    let key = o.mark_key.clone();
+    let made = crate::on_worker(&o.work, move || {
+        let ext: String = ext
+            .filter(|e| e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+            .unwrap_or_else(|| "mp4".into());
+        let src = work.join(format!("source.{ext}"));
+        std::fs::write(&src, &bytes).map_err(|e| e.to_string())?;
+        tracecast_media::video::make_ab_hls(
+            &src,
+            &work.join("ab"),
+            &key,
+            &tracecast_media::video::AbSpec {
+                content: id,
+                segment_secs: VIDEO_SEGMENT_SECS,
+                config: Default::default(),
+            },
+            &Default::default(),
+            &mut |_, _| {},
+        )
+        .map_err(|e| e.to_string())
+    })
+    .await?
+    .map_err(failed)?;
+    let mut files = std::collections::BTreeMap::new();
+    for v in ["a", "b"] {
+        let vdir = dir.path().join("ab").join(v);
+        let mut names: Vec<String> = std::fs::read_dir(&vdir)
+            .map_err(internal)?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".m4s") || n == "init.mp4")
+            .collect();
+        names.sort();
+        for name in names {
+            let path = vdir.join(&name);
+            let sha = hex::encode(Sha256::digest(std::fs::read(&path).map_err(internal)?));
+            let len = std::fs::metadata(&path).map_err(internal)?.len();
+            o.blobs
+                .put_file(&format!("hls/{id}/{v}/{name}"), &path)
+                .await
+                .map_err(super::blob_error)?;
+            files.insert(format!("{v}/{name}"), (len, sha));
+        }
+    }
+    let playlist = std::fs::read_to_string(dir.path().join("ab/a/index.m3u8")).map_err(internal)?;
+    let parsed = tracecast_delivery::ab::MediaPlaylist::parse(&playlist)
+        .map_err(|e| failed(e.to_string()))?;
+    if parsed.segments.len() != made.segments {
+        return Err(failed(format!(
+            "the playlist lists {} segments, the encode made {}",
+            parsed.segments.len(),
+            made.segments
+        )));
+    }
+    let sha256 = hex::encode(Sha256::digest(playlist.as_bytes()));
+    let key = format!("hls/{id}/a/index.m3u8");
+    o.blobs
+        .put(&key, Bytes::from(playlist.clone()))
+        .await
+        .map_err(super::blob_error)?;
+    o.store
+        .add_hls_variants(
+            id,
+            &tracecast_store::HlsVariantsRecord {
+                tier: VIDEO_TIER.as_str().into(),
+                segments: made.segments as i64,
+                segment_secs: i64::from(VIDEO_SEGMENT_SECS),
+                playlist: playlist.clone(),
+                manifest: serde_json::to_string(&files).expect("a map serialises"),
+            },
+        )
+        .await?;
+    o.store
+        .add_renditions(
+            id,
+            &[RenditionRecord {
+                tier: VIDEO_TIER.as_str().into(),
+                blob_key: key,
+                sha256,
+                bytes: playlist.len() as i64,
+                media_type: "application/vnd.apple.mpegurl".into(),
+            }],
+        )
+        .await?;
+    Ok(made.segments)
+}
+
 /// The tier whose copies are assembled from A/B variants.
 pub const AB_TIER: Tier = Tier::High;
 
@@ -198,6 +328,44 @@ pub(super) async fn add_content(
         .map(|(_, e)| e.to_ascii_lowercase());
     let source_bytes = bytes.len() as i64;
     let started = std::time::Instant::now();
+    if tracecast_media::video::is_video(&bytes[..bytes.len().min(192)]) {
+        if !q.ab {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_media",
+                "video is sold as HLS assembled from A/B variants: ingest it with ab=true (--ab); nothing was stored",
+            ));
+        }
+        let id = o
+            .store
+            .add_content(&NewContent {
+                provider_id: provider.id,
+                title: title.clone(),
+                kind: ContentKind::Video.as_str().into(),
+                price_cents: q.price_cents,
+                terms: terms.clone(),
+                source_sha256,
+                source_bytes,
+                rental_tariff: None,
+                reserved_up_to_order: q.reserved_up_to_order,
+                protected: false,
+                renditions: Vec::new(),
+            })
+            .await?;
+        let segments = match store_video(&o, id, bytes, ext).await {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = o.store.delete_unfinished_content(id).await;
+                return Err(e);
+            }
+        };
+        tracing::info!(
+            content = id, %title, provider = %provider.name, kind = "video", segments,
+            seconds = started.elapsed().as_secs_f64(), "ingested"
+        );
+        let c = o.content_or_404(id).await?;
+        return Ok((StatusCode::CREATED, Json(o.content_info(&c).await?)).into_response());
+    }
     let (ab, mark_key) = (q.ab, o.mark_key.clone());
     let made = crate::on_worker(&o.work, move || {
         let (kind, made, pcm) = make_renditions(&bytes, ext.as_deref())?;

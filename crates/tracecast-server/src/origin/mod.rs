@@ -281,6 +281,10 @@ impl Origin {
 
     async fn content_info(&self, c: &ContentRecord) -> Result<ContentInfo, ApiError> {
         let variants = self.store.ab_variants(c.id).await?;
+        let hls = match self.store.hls_variants(c.id).await? {
+            Some(h) => Some(ingest::hls_info(&h)?),
+            None => None,
+        };
         let mut renditions: Vec<RenditionInfo> = self
             .store
             .renditions(c.id)
@@ -295,6 +299,9 @@ impl Origin {
                     tier: r.tier.parse().ok()?,
                     bytes: r.bytes as u64,
                     sha256: r.sha256,
+                    hls: hls
+                        .clone()
+                        .filter(|_| r.tier == ingest::VIDEO_TIER.as_str()),
                     media_type: r.media_type,
                     ab,
                 })
@@ -352,6 +359,7 @@ pub fn router(origin: Arc<Origin>) -> Router {
             "/v1/contents/{id}/renditions/{tier}/{which}",
             get(ab_variant),
         )
+        .route("/v1/contents/{id}/hls/{which}/{file}", get(hls_file))
         .route("/v1/contents/{id}/pre-position", post(pre_position))
         .route("/v1/contents/{id}/reserved", put(members::set_reserved))
         .route(
@@ -610,6 +618,56 @@ async fn content(
 }
 
 /// A rendition's bytes, for edges (and administrators).
+/// `GET /v1/contents/{id}/hls/{a|b}/{file}` (edges): a file of a video's
+/// A/B variants, named in its manifest.
+async fn hls_file(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    Path((id, which, file)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    match o.caller(&headers).await? {
+        Caller::Admin => {}
+        Caller::Account(a) if a.kind == AccountKind::Edge => {}
+        _ => return Err(ApiError::forbidden("variants are served to edges only")),
+    }
+    let id = parse_id(&id, "content")?;
+    let h = o.store.hls_variants(id).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_rendition",
+            format!("content {id} has no HLS variants"),
+        )
+    })?;
+    let info = ingest::hls_info(&h)?;
+    let name = format!("{which}/{file}");
+    // Only files of the manifest: the name never reaches the blob store
+    // unchecked.
+    let (_, sha256) = info.files.get(&name).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_segment",
+            format!("no file {name}"),
+        )
+    })?;
+    let (size, stream) = o
+        .blobs
+        .get_stream(&format!("hls/{id}/{name}"))
+        .await
+        .map_err(blob_error)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "video/mp4".to_owned()),
+            (header::CONTENT_LENGTH, size.to_string()),
+            (
+                header::HeaderName::from_static(tracecast_client::SHA256_HEADER),
+                sha256,
+            ),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
 /// `GET /v1/contents/{id}/renditions/{tier}/{a|b}` (edges): an A/B variant.
 async fn ab_variant(
     State(o): State<Arc<Origin>>,

@@ -1,0 +1,265 @@
+//! A/B video at the edge: a buyer's own HLS playlist, whose init and
+//! segment URLs are signed for their delivery and name only a segment's
+//! place, never its variant. The edge picks the variant from the buyer's
+//! sequence, pulls the file from the origin once (hash-checked against the
+//! content's manifest) and serves it with Range.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use tracecast_delivery::ab::{sequence_from_text, sequence_to_text, MediaPlaylist};
+use tracecast_delivery::api::HlsInfo;
+use tracecast_delivery::{Ticket, Tier};
+use tracecast_mark::Payload;
+use tracecast_store::EdgeCopy;
+
+use super::{origin_error, started, Edge, EdgeSlot, LinkQuery};
+use crate::ApiError;
+
+/// Kept copies of A/B video are files `{delivery}.hls` holding the
+/// buyer's sequence.
+pub(super) const HLS_SUFFIX: &str = ".hls";
+
+/// Scope of the segment links' signatures (apart from copy links').
+const SCOPE: &str = "tracecast-hls-segment/v1";
+
+/// The file a segment place names in variant `b` (false = A).
+fn variant_file(name: &str, sequence: &[bool]) -> Option<String> {
+    if name == "init.mp4" {
+        return Some("a/init.mp4".into());
+    }
+    // `{i}.m4s`: players want a segment's extension in its URL.
+    let i: usize = name.strip_suffix(".m4s")?.parse().ok()?;
+    let b = *sequence.get(i)?;
+    Some(format!("{}/seg_{i:05}.m4s", if b { "b" } else { "a" }))
+}
+
+impl Edge {
+    /// A content's HLS variants, if it has them.
+    pub(super) async fn hls_info(
+        &self,
+        content: i64,
+        tier: Tier,
+    ) -> Result<Option<HlsInfo>, ApiError> {
+        let info = self.content(content).await.map_err(origin_error)?;
+        Ok(info
+            .renditions
+            .into_iter()
+            .find(|r| r.tier == tier)
+            .and_then(|r| r.hls))
+    }
+
+    /// A variant file through the edge's disk (pulled once, hash-checked).
+    async fn hls_file(
+        &self,
+        content: i64,
+        hls: &HlsInfo,
+        file: &str,
+    ) -> Result<(PathBuf, u64, String), ApiError> {
+        let (bytes, sha) = hls.files.get(file).cloned().ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_segment", "no such segment")
+        })?;
+        let path = self
+            .config
+            .dir
+            .join("variants/hls")
+            .join(content.to_string())
+            .join(file);
+        if tokio::fs::metadata(&path)
+            .await
+            .is_ok_and(|m| m.len() == bytes)
+        {
+            return Ok((path, bytes, sha));
+        }
+        let got = self
+            .origin
+            .hls_file(content, file, &sha)
+            .await
+            .map_err(origin_error)?;
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(io)?;
+        }
+        let tmp = path.with_extension("partial");
+        super::cache::write_durable(&tmp, &got).await.map_err(io)?;
+        tokio::fs::rename(&tmp, &path).await.map_err(io)?;
+        Ok((path, bytes, sha))
+    }
+}
+
+fn io(e: std::io::Error) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", e.to_string())
+}
+
+/// Makes a buyer's A/B video copy: their sequence, kept; the delivery
+/// reported. The copy's bytes are those of the segments it names; its
+/// hash is over the sequence (the segments are hash-checked one by one).
+pub(super) async fn make_copy(
+    e: &Arc<Edge>,
+    ticket: &Ticket,
+    hls: &HlsInfo,
+) -> Result<EdgeCopy, ApiError> {
+    let payload = Payload {
+        content_server: ticket.content_server,
+        edge: e.id,
+        home: 0,
+        user: ticket.user,
+    };
+    let scheme = tracecast_mark::fingerprint::Scheme::for_content(
+        &e.mark_key,
+        ticket.content as u64,
+        hls.segments as usize,
+    );
+    let sequence = scheme.sequence(u64::from(ticket.user), &payload, &e.mark_key);
+    let text = sequence_to_text(&sequence);
+    let bytes: u64 = (0..sequence.len())
+        .filter_map(|i| variant_file(&format!("{i}.m4s"), &sequence))
+        .chain(["a/init.mp4".to_owned()])
+        .filter_map(|f| hls.files.get(&f).map(|(n, _)| *n))
+        .sum();
+    let file = format!("{}{HLS_SUFFIX}", ticket.delivery);
+    super::cache::write_durable(&e.copies.join(&file), text.as_bytes())
+        .await
+        .map_err(io)?;
+    let copy = EdgeCopy {
+        edge_id: i64::from(e.id),
+        delivery_id: ticket.delivery,
+        user_id: i64::from(ticket.user),
+        content_id: ticket.content,
+        tier: ticket.tier.as_str().into(),
+        file,
+        bytes: bytes as i64,
+        sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        media_type: "application/vnd.apple.mpegurl".into(),
+        filename: format!(
+            "content-{}-{}-delivery-{}.m3u8",
+            ticket.content, ticket.tier, ticket.delivery
+        ),
+        created_at: tracecast_store::now_ms(),
+    };
+    e.store.put_edge_copy(&copy).await?;
+    e.verified.lock().expect("lock").insert(ticket.delivery);
+    tracing::info!(
+        delivery = ticket.delivery,
+        user = ticket.user,
+        content = ticket.content,
+        segments = hls.segments,
+        "HLS copy assembled from A/B segments"
+    );
+    let reporter = e.clone();
+    let reported = copy.clone();
+    tokio::spawn(async move {
+        if let Err(x) = reporter.send_report(&reported).await {
+            tracing::warn!(delivery = reported.delivery_id, error = %x, "delivery report deferred");
+        }
+    });
+    Ok(copy)
+}
+
+async fn sequence_of(e: &Edge, c: &EdgeCopy) -> Result<Vec<bool>, ApiError> {
+    tokio::fs::read_to_string(e.copies.join(&c.file))
+        .await
+        .ok()
+        .and_then(|t| sequence_from_text(&t))
+        .ok_or_else(|| ApiError::new(StatusCode::GONE, "gone", "this copy is no longer kept"))
+}
+
+/// The buyer's playlist: the variant's durations, every URI signed for
+/// this delivery until `expires`.
+pub(super) async fn playlist(
+    e: &Edge,
+    c: &EdgeCopy,
+    base: &str,
+    expires: i64,
+) -> Result<Response, ApiError> {
+    let tier: Tier = c.tier.parse().map_err(ApiError::bad_request)?;
+    let hls = e.hls_info(c.content_id, tier).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::GONE, "gone", "the content's variants are gone")
+    })?;
+    let sequence = sequence_of(e, c).await?;
+    let template = MediaPlaylist::parse(&hls.playlist)
+        .map_err(|x| ApiError::new(StatusCode::BAD_GATEWAY, "bad_playlist", x.to_string()))?;
+    let link = |name: &str| {
+        let sig = e
+            .link_key
+            .sign_scoped(SCOPE, &format!("{}/{name}", c.delivery_id), expires);
+        format!(
+            "{base}/v1/copies/{}/hls/{name}?expires={expires}&sig={sig}",
+            c.delivery_id
+        )
+    };
+    if template.segments.len() != sequence.len() {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "bad_playlist",
+            "the playlist and the copy disagree on the segments",
+        ));
+    }
+    let mine = template.personal(link("init.mp4"), |i| link(&format!("{i}.m4s")));
+    Ok((
+        [
+            ("content-type", "application/vnd.apple.mpegurl"),
+            ("cache-control", "private, no-store"),
+        ],
+        mine.render(),
+    )
+        .into_response())
+}
+
+/// `GET /edge/v1/copies/{delivery}/hls/{name}?expires&sig`: the init
+/// segment (`init.mp4`) or segment `i` (`{i}.m4s`) of the buyer's copy.
+pub(super) async fn segment(
+    State(slot): State<EdgeSlot>,
+    headers: HeaderMap,
+    Path((delivery, name)): Path<(String, String)>,
+    query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let e = started(&slot)?;
+    let Query(q) = query
+        .map_err(|_| ApiError::forbidden("a segment link needs its expires and sig parameters"))?;
+    let delivery: i64 = delivery
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{delivery:?} is not a delivery id")))?;
+    e.link_key
+        .verify_scoped(
+            SCOPE,
+            &format!("{delivery}/{name}"),
+            q.expires,
+            &q.sig,
+            tracecast_store::now_ms() / 1000,
+        )
+        .map_err(|x| ApiError::forbidden(x.to_string()))?;
+    let c = e
+        .kept_copy(delivery)
+        .await?
+        .filter(|c| c.file.ends_with(HLS_SUFFIX))
+        .ok_or_else(|| ApiError::new(StatusCode::GONE, "gone", "this copy is no longer kept"))?;
+    let tier: Tier = c.tier.parse().map_err(ApiError::bad_request)?;
+    let hls = e.hls_info(c.content_id, tier).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::GONE, "gone", "the content's variants are gone")
+    })?;
+    let sequence = sequence_of(&e, &c).await?;
+    let file = variant_file(&name, &sequence).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_segment", "no such segment")
+    })?;
+    let (path, len, sha) = e.hls_file(c.content_id, &hls, &file).await?;
+    let rep = crate::serve::Representation {
+        source: crate::serve::Source::File(&path),
+        len,
+        etag: format!("\"{sha}\""),
+        last_modified: httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(0)),
+        media_type: if name == "init.mp4" {
+            "video/mp4"
+        } else {
+            "video/iso.segment"
+        },
+        filename: &name,
+        max_age: (q.expires - tracecast_store::now_ms() / 1000).max(0) as u64,
+        inline: true,
+    };
+    crate::serve::respond(&rep, &headers).await
+}

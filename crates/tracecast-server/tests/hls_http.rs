@@ -1,0 +1,178 @@
+//! A/B video over HTTP, on SQLite and PostgreSQL: ingest makes the HLS
+//! variants, the edge gives each buyer their own playlist whose signed
+//! URLs name only a segment's place, a player (ffmpeg) plays it through,
+//! and the copy it saved reads back, segment by segment, as that buyer's
+//! sequence.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use reqwest::StatusCode;
+use tracecast_client::{ContentOptions, EdgeClient};
+use tracecast_delivery::ab::MediaPlaylist;
+use tracecast_delivery::Tier;
+use tracecast_mark::fingerprint::Scheme;
+use tracecast_mark::{MarkKey, Payload};
+use tracecast_store::testing::TestStore;
+
+mod common;
+use common::{refused, start, KEY};
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs (apt-get install ffmpeg)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A 30-second 640x360 video with sound: a photo under a slow zoom.
+fn video(dir: &Path) -> PathBuf {
+    let photo = "/usr/share/backgrounds/mate/nature/Wood.jpg";
+    assert!(
+        Path::new(photo).exists(),
+        "apt-get install mate-backgrounds"
+    );
+    let out = dir.join("clip.mp4");
+    ffmpeg(&[
+        "-loop", "1", "-i", photo, "-f", "lavfi", "-i", "sine=frequency=220:sample_rate=48000",
+        "-filter_complex",
+        "[0:v]scale=800:-2,zoompan=z='1+0.0008*on':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=1:s=640x360:fps=24,format=yuv420p[v]",
+        "-map", "[v]", "-map", "1:a", "-t", "30", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "16",
+        "-c:a", "aac", out.to_str().unwrap(),
+    ]);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_buyer_streams_their_own_segments_and_the_copy_reads_back() {
+    let files = tempfile::tempdir().unwrap();
+    let src = video(files.path());
+    for t in TestStore::both().await {
+        let net = start(&t, &["tokyo"]).await;
+        let (provider_id, provider, _) = net.account("provider", "lumen").await;
+        let (alice_id, alice, _) = net.account("user", "alice").await;
+        let (_, bob, _) = net.account("user", "bob").await;
+        net.edges_alive().await;
+
+        // Video without A/B is refused, and nothing is stored.
+        let (status, _) = refused(
+            provider
+                .add_content_with(
+                    &src,
+                    &ContentOptions {
+                        title: "Clip",
+                        ..ContentOptions::default()
+                    },
+                    |_, _| {},
+                )
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(net.origin.store().contents().await.unwrap().is_empty());
+
+        let c = provider
+            .add_content_with(
+                &src,
+                &ContentOptions {
+                    title: "Clip",
+                    price_cents: 200,
+                    ab: true,
+                    ..ContentOptions::default()
+                },
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+        assert_eq!(c.kind, "video");
+        let r = &c.renditions[0];
+        assert_eq!(r.tier, Tier::Stream);
+        let hls = r.hls.clone().expect("HLS variants");
+        assert_eq!((hls.segments, hls.segment_secs), (15, 2));
+        assert_eq!(hls.files.len(), 2 * 15 + 2);
+
+        let edge = EdgeClient::new().unwrap();
+        let http = reqwest::Client::new();
+        let mut playlists = Vec::new();
+        for user in [&alice, &bob] {
+            let p = user.purchase(c.id, None, &[]).await.unwrap();
+            let copy = edge.deliver(&p.edge_address, &p.ticket).await.unwrap();
+            assert_eq!(copy.media_type, "application/vnd.apple.mpegurl");
+            let text = http
+                .get(&copy.url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let pl = MediaPlaylist::parse(&text).unwrap();
+            assert_eq!(pl.segments.len(), 15);
+            // A URI names a place, never a variant.
+            assert!(pl
+                .segments
+                .iter()
+                .all(|(_, u)| !u.contains("/a/") && !u.contains("/b/") && !u.contains("seg_")));
+            playlists.push((copy, pl));
+        }
+        let (alice_copy, alice_pl) = &playlists[0];
+        let (_, bob_pl) = &playlists[1];
+
+        // Segment links are bound to their delivery and signature.
+        let seg = &alice_pl.segments[3].1;
+        let r = http
+            .get(seg)
+            .header("range", "bytes=0-99")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(r.bytes().await.unwrap().len(), 100);
+        let forged = seg.replace("sig=", "sig=0");
+        assert_eq!(
+            http.get(&forged).send().await.unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
+        // Bob's signature on Alice's delivery does not open it.
+        let bob_seg = &bob_pl.segments[3].1;
+        let bob_sig = bob_seg.split("sig=").nth(1).unwrap();
+        let mixed = format!("{}sig={bob_sig}", seg.split("sig=").next().unwrap());
+        assert_eq!(
+            http.get(&mixed).send().await.unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
+
+        // A player plays Alice's playlist through; the copy it saves reads
+        // back as her sequence, segment by segment.
+        let saved = files.path().join(format!("alice-{}.mp4", c.id));
+        ffmpeg(&["-i", &alice_copy.url, "-c", "copy", saved.to_str().unwrap()]);
+        let key = MarkKey::from_bytes(KEY);
+        let scheme = Scheme::for_content(&key, c.id as u64, 15);
+        let payload = Payload {
+            content_server: provider_id as u16,
+            edge: net.edges[0].0.id(),
+            home: 0,
+            user: alice_id as u32,
+        };
+        let want = scheme.sequence(alice_id as u64, &payload, &key);
+        let (saved2, key2, id) = (saved.clone(), key.clone(), c.id);
+        let got = tokio::task::spawn_blocking(move || {
+            tracecast_media::video::read_ab_segments(&saved2, &key2, id, 15, 2, &mut |_, _| {})
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let right = got
+            .iter()
+            .zip(&want)
+            .filter(|(g, w)| **g == Some(**w))
+            .count();
+        assert_eq!(right, 15, "{got:?} vs {want:?}");
+    }
+}
