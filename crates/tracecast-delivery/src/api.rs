@@ -433,8 +433,9 @@ pub struct FingerprintTrace {
     /// How many colluders the content's code resists (0: payload only).
     pub resists: u32,
     /// The score above which a buyer is accused (an innocent passes it
-    /// with probability at most `epsilon`).
-    pub threshold: f64,
+    /// with probability at most `epsilon`); none when the content is too
+    /// short for a code (payload only).
+    pub threshold: Option<f64>,
     pub epsilon: f64,
     /// Buyers accused, highest score first.
     pub accused: Vec<Suspect>,

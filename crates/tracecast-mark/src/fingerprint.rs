@@ -292,6 +292,16 @@ pub struct Layout {
 /// Coded payload bits (ids, tag and the code's tail).
 const PAYLOAD_CODED: usize = crate::code::coded_len(crate::payload::PAYLOAD_BITS);
 
+/// The order the payload's coded bits are laid out in: a stride through
+/// them, so that content with fewer payload segments than coded bits
+/// still carries bits from the whole payload (the user and the tag, not
+/// only the ids every buyer through one edge shares), which the Viterbi
+/// decoder can fill in around.
+fn spread(p: usize) -> usize {
+    // 131 is prime and does not divide 348: a permutation.
+    (p * 131) % PAYLOAD_CODED
+}
+
 impl Layout {
     /// The layout for a Tardos code of `tardos` positions: at least one
     /// whole copy of the coded payload, else a quarter of the segments.
@@ -305,7 +315,7 @@ impl Layout {
         for k in 0..payload + tardos {
             let payload_turn = (k % 4 == 0 || t == tardos) && p < payload;
             if payload_turn {
-                slots.push(Slot::Payload(p % PAYLOAD_CODED));
+                slots.push(Slot::Payload(spread(p % PAYLOAD_CODED)));
                 p += 1;
             } else {
                 slots.push(Slot::Tardos(t));
@@ -523,6 +533,30 @@ mod tests {
 
     fn key() -> MarkKey {
         MarkKey::from_bytes([42; 32])
+    }
+
+    #[test]
+    fn payload_bits_are_spread_so_a_short_copy_still_decodes() {
+        let mut seen = [false; PAYLOAD_CODED];
+        for p in 0..PAYLOAD_CODED {
+            seen[spread(p)] = true;
+        }
+        assert!(seen.iter().all(|s| *s));
+        // Content with room for 300 of the 348 coded bits: the payload
+        // still decodes, tag and all.
+        let key = key();
+        let payload = crate::Payload {
+            content_server: 3,
+            edge: 9,
+            home: 0,
+            user: 77_001,
+        };
+        let scheme = Scheme::for_content(&key, 5, 300);
+        assert!(scheme.code.is_none());
+        let seq = scheme.sequence(77_001, &payload, &key);
+        let read: Vec<Option<bool>> = seq.iter().map(|b| Some(*b)).collect();
+        let (direct, _) = scheme.trace(&key, &read, 0..10).unwrap();
+        assert_eq!(direct.payload, Some(payload));
     }
 
     #[test]

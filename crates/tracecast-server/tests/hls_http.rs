@@ -174,5 +174,13 @@ async fn each_buyer_streams_their_own_segments_and_the_copy_reads_back() {
             .filter(|(g, w)| **g == Some(**w))
             .count();
         assert_eq!(right, 15, "{got:?} vs {want:?}");
+
+        // The origin reads the copy the same way when it is traced; 15
+        // segments are too few to name a buyer, and nobody is accused.
+        let r = provider.trace_as(&saved, Some(c.id)).await.unwrap();
+        let f = r.fingerprint.expect("read against the content's segments");
+        assert_eq!((f.read, f.segments, f.resists), (15, 15, 0));
+        assert!(f.accused.is_empty() && r.mark.is_none());
+        assert!(r.media.starts_with("video"), "{}", r.media);
     }
 }

@@ -767,7 +767,7 @@ pub fn print_trace(file: &Path, r: &TraceReport) {
         );
         for s in &f.ranked {
             println!(
-                "    {} {} (id {}): score {:.1} (threshold {:.1})",
+                "    {} {} (id {}): score {:.1} (threshold {})",
                 if f.accused.iter().any(|a| a.user_id == s.user_id) {
                     "ACCUSED"
                 } else {
@@ -776,7 +776,7 @@ pub fn print_trace(file: &Path, r: &TraceReport) {
                 s.user.as_deref().unwrap_or("?"),
                 s.user_id,
                 s.score,
-                f.threshold
+                f.threshold.map_or("none".into(), |t| format!("{t:.1}"))
             );
         }
         if f.accused.is_empty() {

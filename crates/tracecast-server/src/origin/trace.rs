@@ -39,38 +39,28 @@ struct Read {
 /// A pre-marked content a copy is read against.
 struct AbTrace {
     content: i64,
+    /// Units (audio) or segments (video).
     units: usize,
+    /// Video: the HLS segments' length.
+    segment_secs: Option<u32>,
     buyers: Vec<i64>,
     scheme_resists: u32,
 }
 
-/// Reads an audio copy unit by unit against the content's A/B code: the
-/// direct payload (a single leaker) and the Tardos tracing (a mix).
-fn read_ab(
-    pcm: &tracecast_media::Pcm,
-    key: &MarkKey,
-    ab: &mut AbTrace,
-) -> Option<(
+type AbRead = (
     Option<Payload>,
     f32,
     tracecast_mark::fingerprint::Tracing,
     usize,
-)> {
-    use tracecast_mark::audio::ab as variants;
-    let reading = variants::read_variants(
-        &pcm.channels,
-        pcm.sample_rate,
-        key,
-        ab.units,
-        &mut |_, _| {},
-    )
-    .ok()??;
-    let reads = variants::decisions(&reading);
+);
+
+/// Traces the variants read from a copy through the content's scheme.
+fn trace_reads(reads: &[Option<bool>], key: &MarkKey, ab: &mut AbTrace) -> Option<AbRead> {
     let read = reads.iter().filter(|r| r.is_some()).count();
     let scheme = tracecast_mark::fingerprint::Scheme::for_content(key, ab.content as u64, ab.units);
     ab.scheme_resists = scheme.colluders();
     let buyers = ab.buyers.iter().map(|&u| u as u64);
-    let (direct, tracing) = scheme.trace(key, &reads, buyers).ok()?;
+    let (direct, tracing) = scheme.trace(key, reads, buyers).ok()?;
     let tracing = tracing.unwrap_or(tracecast_mark::fingerprint::Tracing {
         ranked: Vec::new(),
         threshold: f64::INFINITY,
@@ -80,12 +70,81 @@ fn read_ab(
     Some((direct.payload, direct.confidence, tracing, read))
 }
 
+/// Reads a video copy: segment by segment against a pre-marked content,
+/// else the direct video mark.
+fn read_video(
+    bytes: &[u8],
+    ext: Option<&str>,
+    key: &MarkKey,
+    ab: Option<AbTrace>,
+) -> Result<Read, MediaError> {
+    let io = |e: std::io::Error| MediaError::Malformed(format!("a scratch file: {e}"));
+    let dir = tempfile::tempdir().map_err(io)?;
+    let ext = ext
+        .filter(|e| e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or("mp4");
+    let path = dir.path().join(format!("copy.{ext}"));
+    std::fs::write(&path, bytes).map_err(io)?;
+    let info = tracecast_media::video::probe(&path)?;
+    let media = format!(
+        "video {:.1} s, {}x{}, {:.2} fps",
+        info.duration, info.width, info.height, info.fps
+    );
+    if let Some(mut ab) = ab {
+        if let Some(secs) = ab.segment_secs {
+            let reads = tracecast_media::video::read_ab_segments(
+                &path,
+                key,
+                ab.content,
+                ab.units,
+                secs,
+                &mut |_, _| {},
+            )?;
+            if let Some((payload, confidence, tracing, read)) = trace_reads(&reads, key, &mut ab) {
+                return Ok(Read {
+                    payload,
+                    confidence,
+                    media,
+                    rights: None,
+                    fingerprint: Some((ab, tracing, read)),
+                });
+            }
+        }
+    }
+    let v = tracecast_media::video::detect_video(&path, key, &mut |_, _| {})?;
+    Ok(Read {
+        payload: v.detection.payload,
+        confidence: v.detection.confidence,
+        media,
+        rights: None,
+        fingerprint: None,
+    })
+}
+
+/// Reads an audio copy unit by unit against the content's A/B code: the
+/// direct payload (a single leaker) and the Tardos tracing (a mix).
+fn read_ab(pcm: &tracecast_media::Pcm, key: &MarkKey, ab: &mut AbTrace) -> Option<AbRead> {
+    use tracecast_mark::audio::ab as variants;
+    let reading = variants::read_variants(
+        &pcm.channels,
+        pcm.sample_rate,
+        key,
+        ab.units,
+        &mut |_, _| {},
+    )
+    .ok()??;
+    trace_reads(&variants::decisions(&reading), key, ab)
+}
+
 fn read_mark(
     bytes: &[u8],
     ext: Option<&str>,
     key: &MarkKey,
     ab: Option<AbTrace>,
 ) -> Result<Read, MediaError> {
+    if tracecast_media::video::is_video(&bytes[..bytes.len().min(192)]) {
+        return read_video(bytes, ext, key, ab);
+    }
     let rights = tracecast_media::read_rights(bytes);
     if tracecast_media::is_picture(&bytes[..bytes.len().min(16)]) {
         let img = tracecast_media::decode_picture(bytes)?;
@@ -155,15 +214,29 @@ pub(super) async fn trace(
         .content
         .or_else(|| tracecast_media::read_rights(&bytes).map(|r| r.content_id));
     let ab = match ab_content {
-        Some(c) => match o.store.ab_variants(c).await?.first() {
-            Some(v) => Some(AbTrace {
-                content: c,
-                units: v.units as usize,
-                buyers: o.store.buyers_of(c).await?,
-                scheme_resists: 0,
-            }),
-            None => None,
-        },
+        Some(c) => {
+            let audio = o
+                .store
+                .ab_variants(c)
+                .await?
+                .first()
+                .map(|v| (v.units, None));
+            let video = o
+                .store
+                .hls_variants(c)
+                .await?
+                .map(|h| (h.segments, Some(h.segment_secs as u32)));
+            match audio.or(video) {
+                Some((units, segment_secs)) => Some(AbTrace {
+                    content: c,
+                    units: units as usize,
+                    segment_secs,
+                    buyers: o.store.buyers_of(c).await?,
+                    scheme_resists: 0,
+                }),
+                None => None,
+            }
+        }
         None => None,
     };
     let read = crate::on_worker(&o.work, move || read_mark(&bytes, ext.as_deref(), &key, ab))
@@ -214,7 +287,7 @@ pub(super) async fn trace(
             read: *read_units,
             segments: ab.units,
             resists: ab.scheme_resists,
-            threshold: tracing.threshold,
+            threshold: tracing.threshold.is_finite().then_some(tracing.threshold),
             epsilon: tracecast_mark::fingerprint::DEFAULT_EPSILON,
             accused,
             ranked: named,
