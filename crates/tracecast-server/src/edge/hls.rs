@@ -46,11 +46,9 @@ impl Edge {
         content: i64,
         tier: Tier,
     ) -> Result<Option<HlsInfo>, ApiError> {
-        let info = self.content(content).await.map_err(origin_error)?;
-        Ok(info
-            .renditions
-            .into_iter()
-            .find(|r| r.tier == tier)
+        Ok(self
+            .rendition_info(content, tier)
+            .await?
             .and_then(|r| r.hls))
     }
 
@@ -150,13 +148,7 @@ pub(super) async fn make_copy(
         segments = hls.segments,
         "HLS copy assembled from A/B segments"
     );
-    let reporter = e.clone();
-    let reported = copy.clone();
-    tokio::spawn(async move {
-        if let Err(x) = reporter.send_report(&reported).await {
-            tracing::warn!(delivery = reported.delivery_id, error = %x, "delivery report deferred");
-        }
-    });
+    super::report_soon(e, &copy);
     Ok(copy)
 }
 

@@ -345,12 +345,17 @@ impl Edge {
 
     /// A rendition's A/B geometry, if it has variants.
     async fn ab_info(&self, content: i64, tier: Tier) -> Result<Option<AbInfo>, ApiError> {
+        Ok(self.rendition_info(content, tier).await?.and_then(|r| r.ab))
+    }
+
+    /// What the origin says of one of a content's renditions.
+    async fn rendition_info(
+        &self,
+        content: i64,
+        tier: Tier,
+    ) -> Result<Option<tracecast_delivery::api::RenditionInfo>, ApiError> {
         let info = self.content(content).await.map_err(origin_error)?;
-        Ok(info
-            .renditions
-            .into_iter()
-            .find(|r| r.tier == tier)
-            .and_then(|r| r.ab))
+        Ok(info.renditions.into_iter().find(|r| r.tier == tier))
     }
 
     /// Both variants through the caches (pulled from the origin and
@@ -940,8 +945,18 @@ async fn deliver(
         encode_ms = marked.encode_ms,
         total_ms = started.elapsed().as_millis() as u64, "copy marked"
     );
-    // The report goes now; if the origin cannot take it, the report loop
-    // sends it later. The buyer does not wait for it.
+    report_soon(&e, &copy);
+    if via_site {
+        return e
+            .push_to_site(&copy, &req.ticket, &ticket, &base, false)
+            .await;
+    }
+    Ok((StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response())
+}
+
+/// Sends a new copy's delivery report now, off the buyer's path; if the
+/// origin cannot take it, the report loop sends it later.
+fn report_soon(e: &Arc<Edge>, copy: &EdgeCopy) {
     let reporter = e.clone();
     let reported = copy.clone();
     tokio::spawn(async move {
@@ -949,12 +964,6 @@ async fn deliver(
             tracing::warn!(delivery = reported.delivery_id, error = %x, "delivery report deferred");
         }
     });
-    if via_site {
-        return e
-            .push_to_site(&copy, &req.ticket, &ticket, &base, false)
-            .await;
-    }
-    Ok((StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response())
 }
 
 /// Kept copies assembled from A/B variants are files `{delivery}.ab`
@@ -1029,13 +1038,7 @@ async fn assemble_copy(
         cache_hit = hit, pull_ms = pulled.as_millis() as u64, units = geometry.units,
         total_ms = started.elapsed().as_millis() as u64, "copy assembled from A/B variants"
     );
-    let reporter = e.clone();
-    let reported = copy.clone();
-    tokio::spawn(async move {
-        if let Err(x) = reporter.send_report(&reported).await {
-            tracing::warn!(delivery = reported.delivery_id, error = %x, "delivery report deferred");
-        }
-    });
+    report_soon(e, &copy);
     Ok(copy)
 }
 

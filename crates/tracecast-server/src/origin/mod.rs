@@ -617,7 +617,6 @@ async fn content(
     Ok(Json(o.content_info(&c).await?))
 }
 
-/// A rendition's bytes, for edges (and administrators).
 /// `GET /v1/contents/{id}/hls/{a|b}/{file}` (edges): a file of a video's
 /// A/B variants, named in its manifest.
 async fn hls_file(
@@ -625,11 +624,7 @@ async fn hls_file(
     headers: HeaderMap,
     Path((id, which, file)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    match o.caller(&headers).await? {
-        Caller::Admin => {}
-        Caller::Account(a) if a.kind == AccountKind::Edge => {}
-        _ => return Err(ApiError::forbidden("variants are served to edges only")),
-    }
+    edges_only(&o, &headers, "variants").await?;
     let id = parse_id(&id, "content")?;
     let h = o.store.hls_variants(id).await?.ok_or_else(|| {
         ApiError::new(
@@ -649,23 +644,7 @@ async fn hls_file(
             format!("no file {name}"),
         )
     })?;
-    let (size, stream) = o
-        .blobs
-        .get_stream(&format!("hls/{id}/{name}"))
-        .await
-        .map_err(blob_error)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "video/mp4".to_owned()),
-            (header::CONTENT_LENGTH, size.to_string()),
-            (
-                header::HeaderName::from_static(tracecast_client::SHA256_HEADER),
-                sha256,
-            ),
-        ],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response())
+    blob_response(&o, &format!("hls/{id}/{name}"), "video/mp4", sha256).await
 }
 
 /// `GET /v1/contents/{id}/renditions/{tier}/{a|b}` (edges): an A/B variant.
@@ -674,11 +653,7 @@ async fn ab_variant(
     headers: HeaderMap,
     Path((id, tier, which)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    match o.caller(&headers).await? {
-        Caller::Admin => {}
-        Caller::Account(a) if a.kind == AccountKind::Edge => {}
-        _ => return Err(ApiError::forbidden("variants are served to edges only")),
-    }
+    edges_only(&o, &headers, "variants").await?;
     let id = parse_id(&id, "content")?;
     let tier: Tier = tier.parse().map_err(ApiError::bad_request)?;
     let v = o
@@ -699,31 +674,16 @@ async fn ab_variant(
         "b" => (v.b_blob_key, v.b_sha256),
         _ => return Err(ApiError::bad_request("the variant is a or b")),
     };
-    let (size, stream) = o.blobs.get_stream(&key).await.map_err(blob_error)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "audio/wav".to_owned()),
-            (header::CONTENT_LENGTH, size.to_string()),
-            (
-                header::HeaderName::from_static(tracecast_client::SHA256_HEADER),
-                sha256,
-            ),
-        ],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response())
+    blob_response(&o, &key, "audio/wav", sha256).await
 }
 
+/// A rendition's bytes, for edges (and administrators).
 async fn rendition(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
     Path((id, tier)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    match o.caller(&headers).await? {
-        Caller::Admin => {}
-        Caller::Account(a) if a.kind == AccountKind::Edge => {}
-        _ => return Err(ApiError::forbidden("renditions are served to edges only")),
-    }
+    edges_only(&o, &headers, "renditions").await?;
     let id = parse_id(&id, "content")?;
     let tier: Tier = tier.parse().map_err(ApiError::bad_request)?;
     let r = o
@@ -739,14 +699,36 @@ async fn rendition(
                 format!("content {id} has no {tier} rendition"),
             )
         })?;
-    let (size, stream) = o.blobs.get_stream(&r.blob_key).await.map_err(blob_error)?;
+    blob_response(&o, &r.blob_key, &r.media_type, r.sha256).await
+}
+
+/// Refuses anyone but edges and administrators.
+async fn edges_only(o: &Origin, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
+    match o.caller(headers).await? {
+        Caller::Admin => Ok(()),
+        Caller::Account(a) if a.kind == AccountKind::Edge => Ok(()),
+        _ => Err(ApiError::forbidden(format!(
+            "{what} are served to edges only"
+        ))),
+    }
+}
+
+/// Streams a blob with its media type and the SHA-256 the origin recorded
+/// (the edge checks it).
+async fn blob_response(
+    o: &Origin,
+    key: &str,
+    media_type: &str,
+    sha256: String,
+) -> Result<Response, ApiError> {
+    let (size, stream) = o.blobs.get_stream(key).await.map_err(blob_error)?;
     Ok((
         [
-            (header::CONTENT_TYPE, r.media_type),
+            (header::CONTENT_TYPE, media_type.to_owned()),
             (header::CONTENT_LENGTH, size.to_string()),
             (
                 header::HeaderName::from_static(tracecast_client::SHA256_HEADER),
-                r.sha256,
+                sha256,
             ),
         ],
         axum::body::Body::from_stream(stream),
