@@ -139,6 +139,18 @@ pub fn detect(
     Ok(best.expect("at least one rate is tried"))
 }
 
+/// The whitened spectrogram detection searches, with room around the
+/// marked bins `[lo, hi)` for the frequency scales tried.
+fn searchable_spectrogram(signal: &[f32], sample_rate: u32) -> (Spectrogram, usize, usize) {
+    let (lo, hi) = bin_range(sample_rate);
+    let margin = ((hi as f32) * MAX_SCALE).ceil() as usize + 2;
+    let bin0 = lo.saturating_sub(WHITEN_BINS + margin).max(1);
+    let bins = (hi + WHITEN_BINS + margin).min(FRAME / 2) - bin0;
+    let mut spec = Spectrogram::compute(signal, bin0, bins, lo..hi);
+    spec.whiten();
+    (spec, lo, hi)
+}
+
 /// Detection on the mid signal at one analysis rate.
 fn detect_at(
     signal: &[f32],
@@ -147,12 +159,7 @@ fn detect_at(
     key: &MarkKey,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Detection {
-    let (lo, hi) = bin_range(sample_rate);
-    let margin = ((hi as f32) * MAX_SCALE).ceil() as usize + 2;
-    let bin0 = lo.saturating_sub(WHITEN_BINS + margin).max(1);
-    let bins = (hi + WHITEN_BINS + margin).min(FRAME / 2) - bin0;
-    let mut spec = Spectrogram::compute(signal, bin0, bins, lo..hi);
-    spec.whiten();
+    let (spec, lo, hi) = searchable_spectrogram(signal, sample_rate);
 
     let plain = Scale {
         time: 1.0,
@@ -367,12 +374,7 @@ pub(crate) fn read_units(
     units: usize,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Option<UnitReading> {
-    let (lo, hi) = bin_range(sample_rate);
-    let margin = ((hi as f32) * MAX_SCALE).ceil() as usize + 2;
-    let bin0 = lo.saturating_sub(WHITEN_BINS + margin).max(1);
-    let bins = (hi + WHITEN_BINS + margin).min(FRAME / 2) - bin0;
-    let mut spec = Spectrogram::compute(signal, bin0, bins, lo..hi);
-    spec.whiten();
+    let (spec, lo, hi) = searchable_spectrogram(signal, sample_rate);
     let plain = Scale {
         time: 1.0,
         freq: 1.0,

@@ -211,11 +211,7 @@ pub(super) async fn segment(
     query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let e = started(&slot)?;
-    let Query(q) = query
-        .map_err(|_| ApiError::forbidden("a segment link needs its expires and sig parameters"))?;
-    let delivery: i64 = delivery
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("{delivery:?} is not a delivery id")))?;
+    let (delivery, q) = super::link_parts(&delivery, query)?;
     e.link_key
         .verify_scoped(
             SCOPE,

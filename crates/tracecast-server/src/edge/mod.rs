@@ -1248,6 +1248,19 @@ struct LinkQuery {
     sig: String,
 }
 
+/// A link's delivery id and its expiry and signature, or why not.
+fn link_parts(
+    delivery: &str,
+    query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<(i64, LinkQuery), ApiError> {
+    let Query(q) =
+        query.map_err(|_| ApiError::forbidden("a link needs its expires and sig parameters"))?;
+    let delivery: i64 = delivery
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{delivery:?} is not a delivery id")))?;
+    Ok((delivery, q))
+}
+
 async fn download(
     State(slot): State<EdgeSlot>,
     headers: HeaderMap,
@@ -1255,11 +1268,7 @@ async fn download(
     query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let e = started(&slot)?;
-    let Query(q) = query
-        .map_err(|_| ApiError::forbidden("a download link needs its expires and sig parameters"))?;
-    let delivery: i64 = delivery
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("{delivery:?} is not a delivery id")))?;
+    let (delivery, q) = link_parts(&delivery, query)?;
     e.link_key
         .verify(
             delivery,
