@@ -2,7 +2,9 @@
 //! variants, the edge gives each buyer their own playlist whose signed
 //! URLs name only a segment's place, a player (ffmpeg) plays it through,
 //! and the copy it saved reads back, segment by segment, as that buyer's
-//! sequence.
+//! sequence. Rented through a home server, the stream plays and reads
+//! the same. Video without A/B is marked for each buyer at the edge and
+//! traces to them, from the edge and from a home.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,13 +12,14 @@ use std::process::Command;
 use reqwest::StatusCode;
 use tracecast_client::{ContentOptions, EdgeClient};
 use tracecast_delivery::ab::MediaPlaylist;
+use tracecast_delivery::api::PurchaseRequest;
 use tracecast_delivery::Tier;
 use tracecast_mark::fingerprint::Scheme;
 use tracecast_mark::{MarkKey, Payload};
 use tracecast_store::testing::TestStore;
 
 mod common;
-use common::{refused, start, KEY};
+use common::{refused, start, start_home, KEY};
 
 fn ffmpeg(args: &[&str]) {
     let out = Command::new("ffmpeg")
@@ -29,6 +32,45 @@ fn ffmpeg(args: &[&str]) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Reads a saved copy of A/B video segment by segment (15 segments).
+async fn read_sequence(saved: &Path, key: &MarkKey, content: i64) -> Vec<Option<bool>> {
+    let (saved, key) = (saved.to_owned(), key.clone());
+    tokio::task::spawn_blocking(move || {
+        tracecast_media::video::read_ab_segments(&saved, &key, content, 15, 2, &mut |_, _| {})
+    })
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+/// A rental through home `home`: the copy the edge sent on, and the
+/// home's HLS playlist URL.
+async fn rent(
+    user: &tracecast_client::OriginClient,
+    content: i64,
+    home: &str,
+) -> (tracecast_delivery::api::CopyInfo, String) {
+    let p = user
+        .order(&PurchaseRequest {
+            home: Some(home.into()),
+            rent: true,
+            ..PurchaseRequest::download(content, None)
+        })
+        .await
+        .unwrap();
+    let copy = EdgeClient::new()
+        .unwrap()
+        .deliver(&p.edge_address, &p.ticket)
+        .await
+        .unwrap();
+    let hls = copy
+        .via
+        .as_ref()
+        .and_then(|v| v.hls.clone())
+        .expect("a rental streams from the home");
+    (copy, hls)
 }
 
 /// A 30-second 640x360 video with sound: a photo under a slow zoom.
@@ -54,19 +96,22 @@ async fn each_buyer_streams_their_own_segments_and_the_copy_reads_back() {
     let files = tempfile::tempdir().unwrap();
     let src = video(files.path());
     for t in TestStore::both().await {
-        let net = start(&t, &["tokyo"]).await;
+        let mut net = start(&t, &["tokyo"]).await;
+        let (home_id, _) = start_home(&mut net, &t, "maple").await;
         let (provider_id, provider, _) = net.account("provider", "lumen").await;
         let (alice_id, alice, _) = net.account("user", "alice").await;
         let (_, bob, _) = net.account("user", "bob").await;
         net.edges_alive().await;
 
-        // Video without A/B is refused, and nothing is stored.
+        // Protected video is refused (the mark is its protection), and
+        // nothing is stored.
         let (status, _) = refused(
             provider
                 .add_content_with(
                     &src,
                     &ContentOptions {
                         title: "Clip",
+                        protected: true,
                         ..ContentOptions::default()
                     },
                     |_, _| {},
@@ -161,13 +206,7 @@ async fn each_buyer_streams_their_own_segments_and_the_copy_reads_back() {
             user: alice_id as u32,
         };
         let want = scheme.sequence(alice_id as u64, &payload, &key);
-        let (saved2, key2, id) = (saved.clone(), key.clone(), c.id);
-        let got = tokio::task::spawn_blocking(move || {
-            tracecast_media::video::read_ab_segments(&saved2, &key2, id, 15, 2, &mut |_, _| {})
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        let got = read_sequence(&saved, &key, c.id).await;
         let right = got
             .iter()
             .zip(&want)
@@ -182,5 +221,107 @@ async fn each_buyer_streams_their_own_segments_and_the_copy_reads_back() {
         assert_eq!((f.read, f.segments, f.resists), (15, 15, 0));
         assert!(f.accused.is_empty() && r.mark.is_none());
         assert!(r.media.starts_with("video"), "{}", r.media);
+
+        // Rented through a home server: the edge sends the home the init
+        // segment and Carol's variant of every segment (one fragmented
+        // MP4, whose sequence names the home too), and the home streams it
+        // as HLS; a player seeks in it, and a recording reads back as her
+        // sequence.
+        let (carol_id, carol, _) = net.account("user", "carol").await;
+        let (copy, hls) = rent(&carol, c.id, "maple").await;
+        assert_eq!(copy.media_type, "video/mp4");
+        let text = http.get(&hls).send().await.unwrap().text().await.unwrap();
+        assert!(
+            text.contains("#EXT-X-ENDLIST") && text.contains(".ts"),
+            "{text}"
+        );
+        ffmpeg(&["-ss", "12", "-i", &hls, "-t", "3", "-f", "null", "-"]);
+        let played = files.path().join(format!("carol-{}.mp4", c.id));
+        ffmpeg(&["-i", &hls, "-c", "copy", played.to_str().unwrap()]);
+        let want = scheme.sequence(
+            carol_id as u64,
+            &Payload {
+                home: home_id,
+                user: carol_id as u32,
+                ..payload
+            },
+            &key,
+        );
+        let got = read_sequence(&played, &key, c.id).await;
+        assert!(
+            got.iter().zip(&want).all(|(g, w)| *g == Some(*w)),
+            "{got:?} vs {want:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_video_marked_for_each_buyer_traces_to_them_from_the_edge_and_from_a_home() {
+    let files = tempfile::tempdir().unwrap();
+    let src = video(files.path());
+    for t in TestStore::both().await {
+        let mut net = start(&t, &["tokyo"]).await;
+        start_home(&mut net, &t, "maple").await;
+        let (_, provider, _) = net.account("provider", "lumen").await;
+        let (_, alice, _) = net.account("user", "alice").await;
+        let (_, bob, _) = net.account("user", "bob").await;
+        net.edges_alive().await;
+
+        // Without A/B the source is kept and each copy is marked.
+        let c = provider
+            .add_content_with(
+                &src,
+                &ContentOptions {
+                    title: "Clip",
+                    price_cents: 200,
+                    rental_tariff: Some("0.05/minute max 1.00"),
+                    ..ContentOptions::default()
+                },
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+        assert_eq!(c.kind, "video");
+        assert_eq!(c.rental_tariff.as_deref(), Some("0.05/minute max 1.00"));
+        let r = &c.renditions[0];
+        assert_eq!(r.tier, Tier::Stream);
+        assert!(r.hls.is_none() && r.ab.is_none());
+
+        // Alice downloads her own copy from the edge.
+        let http = reqwest::Client::new();
+        let p = alice.purchase(c.id, None, &[]).await.unwrap();
+        let copy = EdgeClient::new()
+            .unwrap()
+            .deliver(&p.edge_address, &p.ticket)
+            .await
+            .unwrap();
+        assert_eq!(copy.media_type, "video/mp4");
+        let bytes = http
+            .get(&copy.url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        use sha2::Digest;
+        assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), copy.sha256);
+        let saved = files.path().join(format!("alice-direct-{}.mp4", c.id));
+        std::fs::write(&saved, &bytes).unwrap();
+        let traced = provider.trace_as(&saved, None).await.unwrap();
+        assert_eq!(traced.user.as_deref(), Some("alice"), "{traced:?}");
+        assert_eq!(traced.site, None);
+        assert_eq!(traced.deliveries[0].delivery, p.delivery);
+
+        // Bob rents it through the home and plays it with a seek; a
+        // recording of the stream traces to him and to the home.
+        let (copy, hls) = rent(&bob, c.id, "maple").await;
+        assert_eq!(copy.media_type, "video/mp4");
+        ffmpeg(&["-ss", "12", "-i", &hls, "-t", "3", "-f", "null", "-"]);
+        let played = files.path().join(format!("bob-direct-{}.mp4", c.id));
+        ffmpeg(&["-i", &hls, "-c", "copy", played.to_str().unwrap()]);
+        let traced = provider.trace_as(&played, None).await.unwrap();
+        assert_eq!(traced.user.as_deref(), Some("bob"), "{traced:?}");
+        assert_eq!(traced.site.as_deref(), Some("home maple"), "{traced:?}");
     }
 }

@@ -489,10 +489,11 @@ pub enum ContentCommand {
         /// (`tracecast licence get`, `tracecast decrypt`).
         #[arg(long)]
         protect: bool,
-        /// Pre-mark the high tier twice (A/B variants, audio): edges then
-        /// assemble each buyer's copy (WAV) from the two by segment, at copy
-        /// speed, and copies mixed by colluding buyers still trace to one
-        /// of them. See docs/ab.md.
+        /// Pre-mark the content twice (A/B variants): edges then assemble
+        /// each buyer's copy from the two by segment, at copy speed (audio:
+        /// a WAV; video: the buyer's own HLS playlist), and copies mixed by
+        /// colluding buyers still trace to one of them. Without it, edges
+        /// mark each copy (a video's every frame). See docs/ab.md.
         #[arg(long)]
         ab: bool,
         #[arg(long)]

@@ -152,6 +152,91 @@ pub(super) async fn make_copy(
     Ok(copy)
 }
 
+/// Makes the copy of A/B video an edge sends on to a home server or kiosk:
+/// the init segment and the buyer's variant of every segment, one after
+/// another, which is a fragmented MP4 that plays and seeks as it is. The
+/// sequence names the site too, so a copy leaked there is told apart.
+pub(super) async fn make_site_copy(
+    e: &Arc<Edge>,
+    ticket: &Ticket,
+    hls: &HlsInfo,
+) -> Result<EdgeCopy, ApiError> {
+    let payload = Payload {
+        content_server: ticket.content_server,
+        edge: e.id,
+        home: ticket.site.as_ref().map_or(0, |s| s.id),
+        user: ticket.user,
+    };
+    let scheme = tracecast_mark::fingerprint::Scheme::for_content(
+        &e.mark_key,
+        ticket.content as u64,
+        hls.segments as usize,
+    );
+    let sequence = scheme.sequence(u64::from(ticket.user), &payload, &e.mark_key);
+    let mut parts = Vec::with_capacity(sequence.len() + 1);
+    for name in std::iter::once("init.mp4".to_owned())
+        .chain((0..sequence.len()).map(|i| format!("{i}.m4s")))
+    {
+        let file = variant_file(&name, &sequence).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "bad_playlist",
+                "the copy names a segment the content lacks",
+            )
+        })?;
+        parts.push(e.hls_file(ticket.content, hls, &file).await?.0);
+    }
+    let file = format!("{}.mp4", ticket.delivery);
+    let path = e.copies.join(&file);
+    let (bytes, sha256) = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let tmp = path.with_extension("mp4.partial");
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        let mut hash = Sha256::new();
+        let mut len = 0u64;
+        for p in &parts {
+            let b = std::fs::read(p)?;
+            hash.update(&b);
+            out.write_all(&b)?;
+            len += b.len() as u64;
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        Ok::<_, std::io::Error>((len, hex::encode(hash.finalize())))
+    })
+    .await
+    .map_err(|x| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", x.to_string()))?
+    .map_err(io)?;
+    let copy = EdgeCopy {
+        edge_id: i64::from(e.id),
+        delivery_id: ticket.delivery,
+        user_id: i64::from(ticket.user),
+        content_id: ticket.content,
+        tier: ticket.tier.as_str().into(),
+        file,
+        bytes: bytes as i64,
+        sha256,
+        media_type: "video/mp4".into(),
+        filename: format!(
+            "content-{}-{}-delivery-{}.mp4",
+            ticket.content, ticket.tier, ticket.delivery
+        ),
+        created_at: tracecast_store::now_ms(),
+    };
+    e.store.put_edge_copy(&copy).await?;
+    e.verified.lock().expect("lock").insert(ticket.delivery);
+    tracing::info!(
+        delivery = ticket.delivery,
+        user = ticket.user,
+        content = ticket.content,
+        segments = hls.segments,
+        bytes,
+        "video copy for a site assembled from A/B segments"
+    );
+    super::report_soon(e, &copy);
+    Ok(copy)
+}
+
 async fn sequence_of(e: &Edge, c: &EdgeCopy) -> Result<Vec<bool>, ApiError> {
     tokio::fs::read_to_string(e.copies.join(&c.file))
         .await

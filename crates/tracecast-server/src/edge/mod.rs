@@ -847,12 +847,18 @@ async fn deliver(
     // the A/B variants (a site's push and protected copies are marked as
     // before).
     if let Some(hls) = e.hls_info(ticket.content, ticket.tier).await? {
-        if via_site || ticket.protected.is_some() {
+        if ticket.protected.is_some() {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "not_streamable",
-                "video is streamed from the edge only, unprotected",
+                "not_protectable",
+                "A/B video is delivered unprotected",
             ));
+        }
+        if via_site {
+            let copy = hls::make_site_copy(&e, &ticket, &hls).await?;
+            return e
+                .push_to_site(&copy, &req.ticket, &ticket, &base, false)
+                .await;
         }
         let copy = hls::make_copy(&e, &ticket, &hls).await?;
         return Ok((StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response());
@@ -876,6 +882,8 @@ async fn deliver(
             let (rendition, hit) = e.rendition(ticket.content, ticket.tier).await?;
             if tracecast_media::is_picture(&rendition[..rendition.len().min(16)]) {
                 (Source::Picture(rendition), hit)
+            } else if tracecast_media::video::is_video(&rendition[..rendition.len().min(192)]) {
+                (Source::Video(rendition), hit)
             } else {
                 let audio = crate::on_worker(&e.work, move || decode_audio(&rendition))
                     .await?
@@ -1078,6 +1086,8 @@ fn decode_audio(rendition: &[u8]) -> Result<DecodedAudio, MediaError> {
 enum Source {
     Audio(Arc<DecodedAudio>),
     Picture(Bytes),
+    /// A video's source, marked frame by frame.
+    Video(Bytes),
 }
 
 /// Decoded audio renditions in memory, least recently used dropped first.
@@ -1142,6 +1152,14 @@ fn mark_copy(
 ) -> Result<Marked, MediaError> {
     let t0 = std::time::Instant::now();
     let (bytes, rights, media_type, extension, mark_ms) = match source {
+        Source::Video(rendition) => {
+            if protect.is_some() {
+                return Err(MediaError::Malformed(
+                    "video is delivered unprotected".into(),
+                ));
+            }
+            return mark_video_copy(&rendition, payload, key, out);
+        }
         Source::Picture(rendition) => {
             let rights = tracecast_media::read_rights(&rendition);
             let mut img = tracecast_media::decode_picture(&rendition)?;
@@ -1239,6 +1257,56 @@ fn mark_copy(
         extension,
         mark_ms,
         encode_ms,
+    })
+}
+
+/// Marks every frame of a video for one buyer and encodes it to MP4 (key
+/// frames every 2 s, so a home server can cut HLS segments from it).
+fn mark_video_copy(
+    rendition: &[u8],
+    payload: &Payload,
+    key: &MarkKey,
+    out: impl Fn(&str) -> PathBuf,
+) -> Result<Marked, MediaError> {
+    let path = out("mp4");
+    let source = out("source.partial");
+    let tmp = out("partial.mp4");
+    let write = |p: &PathBuf| {
+        let p = p.clone();
+        move |e| MediaError::Write { path: p, source: e }
+    };
+    std::fs::write(&source, rendition).map_err(write(&source))?;
+    let t = std::time::Instant::now();
+    let marked = tracecast_media::video::mark_video(
+        &source,
+        &tmp,
+        key,
+        payload,
+        &Default::default(),
+        &tracecast_media::video::VideoEncode {
+            gop_secs: Some(2.0),
+            ..Default::default()
+        },
+        &mut |_, _| {},
+    );
+    let _ = std::fs::remove_file(&source);
+    if let Err(e) = marked {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // Marking and encoding run as one pipeline.
+    let mark_ms = t.elapsed().as_millis() as u64;
+    std::fs::rename(&tmp, &path).map_err(write(&path))?;
+    let mut hash = Sha256::new();
+    let mut file = std::fs::File::open(&path).map_err(write(&path))?;
+    let len = std::io::copy(&mut file, &mut hash).map_err(write(&path))?;
+    Ok(Marked {
+        len,
+        sha256: hex::encode(hash.finalize()),
+        media_type: "video/mp4",
+        extension: "mp4",
+        mark_ms,
+        encode_ms: 0,
     })
 }
 

@@ -3,9 +3,10 @@
 //! edge, the content server and this home, and pushes it here over the fast
 //! link. The user then either downloads it on the LAN (the home deletes it
 //! once the user confirms receipt) or, for a rental, plays it from here
-//! without downloading: an HLS playlist (RFC 8216, AAC in MPEG-TS segments,
-//! made from the marked copy with ffmpeg) or the marked file itself with
-//! HTTP Range, so any player can play, pause and seek. The home keeps the
+//! without downloading: an HLS playlist (RFC 8216, MPEG-TS segments made
+//! from the marked copy with ffmpeg: audio as AAC, video remuxed as it is)
+//! or the marked file itself with HTTP Range, so any player can play, pause
+//! and seek. The home keeps the
 //! viewing sessions; when the rental is ended or its period runs out it
 //! deletes the copy and reports the viewing time to the origin through the
 //! mailbox, where the fee is posted by the content's tariff.
@@ -394,8 +395,9 @@ async fn receive(
     if rental {
         let cfg = h.config.clone();
         let copy = path.clone();
+        let video = p.media_type.starts_with("video/");
         let packaged =
-            crate::on_worker(&h.work, move || package_hls(&cfg, &copy, &hls_dir)).await?;
+            crate::on_worker(&h.work, move || package_hls(&cfg, &copy, &hls_dir, video)).await?;
         if let Err(e) = packaged {
             let _ = tokio::fs::remove_file(&path).await;
             return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hls", e));
@@ -435,16 +437,39 @@ async fn receive(
     Ok((StatusCode::CREATED, Json(h.receipt(&copy, &address))).into_response())
 }
 
-/// Packages the marked copy for HLS: AAC in MPEG-TS segments, the form
-/// every HLS player (Safari, hls.js, VLC, ffplay) plays and seeks in.
-fn package_hls(cfg: &HomeConfig, copy: &FsPath, dir: &FsPath) -> Result<(), String> {
+/// Packages the marked copy for HLS in MPEG-TS segments, the form every
+/// HLS player (Safari, hls.js, VLC, ffplay) plays and seeks in: audio is
+/// encoded to AAC; video is remuxed as it is (H.264 and AAC copied, cut at
+/// its key frames), since re-encoding would cost time and weaken the mark.
+fn package_hls(cfg: &HomeConfig, copy: &FsPath, dir: &FsPath, video: bool) -> Result<(), String> {
     let tmp = dir.with_extension("partial");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let out = std::process::Command::new(&cfg.ffmpeg)
-        .args(["-nostdin", "-v", "error", "-y", "-i"])
-        .arg(copy)
-        .args(["-vn", "-map_metadata", "-1", "-c:a", "aac", "-b:a", &cfg.hls_bitrate])
+    let mut cmd = std::process::Command::new(&cfg.ffmpeg);
+    cmd.args(["-nostdin", "-v", "error", "-y", "-i"]).arg(copy);
+    if video {
+        cmd.args([
+            "-map",
+            "0:v:0",
+            "-map",
+            "0:a:0?",
+            "-map_metadata",
+            "-1",
+            "-c",
+            "copy",
+        ]);
+    } else {
+        cmd.args([
+            "-vn",
+            "-map_metadata",
+            "-1",
+            "-c:a",
+            "aac",
+            "-b:a",
+            &cfg.hls_bitrate,
+        ]);
+    }
+    let out = cmd
         .args(["-f", "hls", "-hls_time", &cfg.segment_secs.to_string()])
         .args(["-hls_playlist_type", "vod", "-hls_segment_filename"])
         .arg(tmp.join("seg%05d.ts"))

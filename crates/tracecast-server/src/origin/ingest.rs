@@ -41,13 +41,15 @@ pub(super) struct IngestQuery {
     /// Deliver copies encrypted, opened with licences.
     #[serde(default)]
     protected: bool,
-    /// Pre-mark the high tier twice (A/B variants) so that edges assemble
-    /// copies from them instead of marking each (audio only).
+    /// Pre-mark the content twice (A/B variants) so that edges assemble
+    /// copies from them instead of marking each (audio: the high tier;
+    /// video: HLS segments).
     #[serde(default)]
     ab: bool,
 }
 
-/// The tier a video is sold in (HLS assembled from A/B segments).
+/// The tier a video is sold in (HLS assembled from A/B segments, or the
+/// source marked for each buyer).
 pub const VIDEO_TIER: Tier = Tier::Stream;
 /// Length of a video's HLS segments (one bit of a buyer's sequence each).
 pub const VIDEO_SEGMENT_SECS: u32 = 2;
@@ -175,6 +177,66 @@ async fn store_video(
         )
         .await?;
     Ok(made.segments)
+}
+
+/// Stores a video for direct marking: the source itself, checked with
+/// ffprobe, as the `stream` rendition; each edge marks every frame of it
+/// for each buyer.
+async fn store_video_source(
+    o: &Origin,
+    id: i64,
+    bytes: Bytes,
+    ext: Option<String>,
+) -> Result<(), ApiError> {
+    let dir = tempfile::tempdir()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", e.to_string()))?;
+    let src = dir.path().join(format!(
+        "source.{}",
+        ext.filter(|e| e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+            .unwrap_or_else(|| "mp4".into())
+    ));
+    let body = bytes.clone();
+    crate::on_worker(&o.work, move || {
+        std::fs::write(&src, &body).map_err(|e| e.to_string())?;
+        tracecast_media::video::probe(&src).map_err(|e| e.to_string())
+    })
+    .await?
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_media",
+            format!("cannot ingest this video: {e}; nothing was stored"),
+        )
+    })?;
+    let media_type = video_media_type(&bytes[..bytes.len().min(16)]);
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let key = format!("renditions/{sha256}");
+    let len = bytes.len() as i64;
+    o.blobs.put(&key, bytes).await.map_err(super::blob_error)?;
+    o.store
+        .add_renditions(
+            id,
+            &[RenditionRecord {
+                tier: VIDEO_TIER.as_str().into(),
+                blob_key: key,
+                sha256,
+                bytes: len,
+                media_type: media_type.into(),
+            }],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A video container's media type, by its first bytes.
+fn video_media_type(head: &[u8]) -> &'static str {
+    if head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
+        "video/x-matroska"
+    } else if head.first() == Some(&0x47) {
+        "video/mp2t"
+    } else {
+        "video/mp4"
+    }
 }
 
 /// The tier whose copies are assembled from A/B variants.
@@ -329,11 +391,11 @@ pub(super) async fn add_content(
     let source_bytes = bytes.len() as i64;
     let started = std::time::Instant::now();
     if tracecast_media::video::is_video(&bytes[..bytes.len().min(192)]) {
-        if !q.ab {
+        if q.protected {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "bad_media",
-                "video is sold as HLS assembled from A/B variants: ingest it with ab=true (--ab); nothing was stored",
+                "video is delivered unprotected (its mark is the protection); nothing was stored",
             ));
         }
         let id = o
@@ -346,13 +408,18 @@ pub(super) async fn add_content(
                 terms: terms.clone(),
                 source_sha256,
                 source_bytes,
-                rental_tariff: None,
+                rental_tariff: rental_tariff.clone(),
                 reserved_up_to_order: q.reserved_up_to_order,
                 protected: false,
                 renditions: Vec::new(),
             })
             .await?;
-        let segments = match store_video(&o, id, bytes, ext).await {
+        let stored = if q.ab {
+            store_video(&o, id, bytes, ext).await
+        } else {
+            store_video_source(&o, id, bytes, ext).await.map(|()| 0)
+        };
+        let segments = match stored {
             Ok(n) => n,
             Err(e) => {
                 let _ = o.store.delete_unfinished_content(id).await;

@@ -317,7 +317,7 @@ impl Origin {
             price_cents: c.price_cents,
             terms: c.terms.clone(),
             source_sha256: c.source_sha256.clone(),
-            rental_tariff: (c.kind == "audio").then(|| {
+            rental_tariff: (c.kind == "audio" || c.kind == "video").then(|| {
                 c.rental_tariff
                     .clone()
                     .unwrap_or_else(|| self.config.rental_tariff.to_string())
@@ -1048,9 +1048,9 @@ async fn route_via_site(
                     ..none
                 });
             }
-            if kind != ContentKind::Audio {
+            if !matches!(kind, ContentKind::Audio | ContentKind::Video) {
                 return Err(ApiError::bad_request(format!(
-                    "content {} is {}: only audio is rented (streamed from a home server)",
+                    "content {} is {}: only audio and video are rented (streamed from a home server)",
                     c.id, c.kind
                 )));
             }
@@ -1099,13 +1099,25 @@ async fn route_via_site(
                     ));
                 }
             }
-            let bytes = o
-                .store
-                .renditions(c.id)
-                .await?
-                .into_iter()
-                .find(|r| r.tier == tier.as_str())
-                .map_or(0, |r| r.bytes.max(0) as u64);
+            let bytes =
+                match o.store.hls_variants(c.id).await? {
+                    // A/B video: the copy is as long as variant A's files.
+                    Some(h) => serde_json::from_str::<
+                        std::collections::BTreeMap<String, (u64, String)>,
+                    >(&h.manifest)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|(f, _)| f.starts_with("a/"))
+                    .map(|(_, (n, _))| n)
+                    .sum(),
+                    None => o
+                        .store
+                        .renditions(c.id)
+                        .await?
+                        .into_iter()
+                        .find(|r| r.tier == tier.as_str())
+                        .map_or(0, |r| r.bytes.max(0) as u64),
+                };
             let needed = bytes + DISC_OVERHEAD;
             if needed > medium.capacity() {
                 return Err(ApiError::new(

@@ -143,6 +143,44 @@ impl Net {
     }
 }
 
+/// A home server in-process, registered at the origin as `name`: its
+/// id, its address (`http://…/home`) and the task serving it.
+pub async fn start_home(net: &mut Net, t: &TestStore, name: &str) -> (u16, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}/home", listener.local_addr().unwrap());
+    let acct = net
+        .admin
+        .add_account(&NewAccount {
+            address: Some(address.clone()),
+            operator: Some(format!("op-{name}")),
+            fee_cents: Some(30),
+            ..NewAccount::named("home", name)
+        })
+        .await
+        .unwrap();
+    let token = acct.token.unwrap();
+    let mut config = tracecast_server::home::HomeConfig::new(
+        &net.base,
+        &token,
+        &net._dir.path().join(format!("home-{name}")),
+    );
+    config.sweep_every = Duration::from_millis(200);
+    let who = tracecast_server::site::SiteIdentity::fetch(
+        &net.base,
+        &token,
+        "home",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let home = tracecast_server::home::Home::start(t.store.clone(), config, who).unwrap();
+    net.tasks.push(serve(
+        listener,
+        tracecast_server::home::router(home.clone()),
+    ));
+    (home.id(), address)
+}
+
 pub fn track(dir: &std::path::Path, seconds: f32, seed: u64) -> std::path::PathBuf {
     let path = dir.join(format!("track-{seed}.wav"));
     tracecast_media::encode_file(&tracecast_media::synth::music(seconds, 44_100, seed), &path)
