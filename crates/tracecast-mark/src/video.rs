@@ -56,6 +56,22 @@ impl Accumulator {
         Ok(())
     }
 
+    /// Adds the frames another accumulator summed (of the same size).
+    pub fn merge(&mut self, other: &Accumulator) -> Result<(), ImageMarkError> {
+        if other.width != self.width || other.height != self.height {
+            return Err(ImageMarkError::RowLength {
+                row: self.frames,
+                got: other.width,
+                want: self.width,
+            });
+        }
+        for (s, o) in self.sum.iter_mut().zip(&other.sum) {
+            *s += o;
+        }
+        self.frames += other.frames;
+        Ok(())
+    }
+
     /// Which of `choices` the frames carry (see
     /// [`crate::image::choose_residual`]): index and strength.
     pub fn choose(
@@ -78,5 +94,43 @@ impl Accumulator {
         let n = self.frames.max(1) as f32;
         let mean: Vec<f32> = self.sum.iter().map(|s| s / n).collect();
         image::detect_residual(&mean, self.width, self.height, key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(w: usize, h: usize, seed: usize) -> Plane {
+        let mut p = Plane::new(w, h);
+        for (i, v) in p.data.iter_mut().enumerate() {
+            *v = ((i * 31 + seed * 17) % 251) as f32;
+        }
+        p
+    }
+
+    #[test]
+    fn merging_sums_as_pushing_every_frame_into_one_does() {
+        let (w, h) = (256, 256);
+        let mut one = Accumulator::new(w, h).unwrap();
+        let mut x = Accumulator::new(w, h).unwrap();
+        let mut y = Accumulator::new(w, h).unwrap();
+        for s in 0..5 {
+            one.push(&frame(w, h, s)).unwrap();
+            if s < 2 { &mut x } else { &mut y }
+                .push(&frame(w, h, s))
+                .unwrap();
+        }
+        x.merge(&y).unwrap();
+        assert_eq!(x.frames(), 5);
+        assert!(x
+            .sum
+            .iter()
+            .zip(&one.sum)
+            .all(|(a, b)| (a - b).abs() < 1e-3));
+        // Accumulators of other sizes do not merge.
+        let other = Accumulator::new(w, h + 8).unwrap();
+        assert!(x.merge(&other).is_err());
+        assert_eq!(x.frames(), 5);
     }
 }

@@ -554,11 +554,23 @@ pub fn make_ab_hls(
     })
 }
 
-/// Reads, segment by segment, which variant each of a copy's first
-/// `segments` segments holds: the frames of each segment's span (the copy
-/// is taken to start where the content starts) are summed and the
-/// segment's two possible payloads tried; one must read clearly, and
-/// clearly better than the other.
+/// Quarters of a segment: the grain at which a copy's segment boundaries
+/// are found.
+const CHUNKS_PER_SEGMENT: u64 = 4;
+
+/// Segments' worth of a copy's start searched for where it lies in the
+/// content.
+const SEARCH_SEGMENTS: u64 = 3;
+
+/// Reads, segment by segment, which variant each of the content's
+/// `segments` segments holds in a copy. The copy may be an excerpt: its
+/// first seconds are summed in quarter segments, and every alignment of a
+/// whole segment's span is tried against every segment's two payloads
+/// (they name their segment), which finds where the copy starts in the
+/// content to a quarter segment. From there each segment's span (or at
+/// least half of it, at the copy's ends) is summed and its two possible
+/// payloads tried; one must read clearly, and clearly better than the
+/// other. Segments the copy does not hold read `None`.
 pub fn read_ab_segments(
     path: &Path,
     key: &MarkKey,
@@ -574,50 +586,171 @@ pub fn read_ab_segments(
     let mut from = dec.child.stdout.take().expect("piped");
     let mut buf = vec![0u8; w * h];
     let mut plane = Plane::new(w, h);
-    let bad = |e: image::ImageMarkError| MediaError::Malformed(e.to_string());
-    let mut out = vec![None; segments];
-    let mut acc = Accumulator::new(w, h).map_err(bad)?;
-    let mut frame = 0u64;
-    let mut read = |acc: &Accumulator, segment: usize, out: &mut Vec<Option<bool>>| {
-        if segment >= segments || acc.frames() == 0 {
-            return Ok::<_, MediaError>(());
-        }
-        // Informed: the segment holds A's payload, B's, or neither.
-        let choices = [false, true].map(|b| segment_payload(content, segment as u32, b));
-        if let Some((i, _)) = acc.choose(key, &choices).map_err(bad)? {
-            out[segment] = Some(i == 1);
-        }
-        progress(segment as u64 + 1, segments as u64);
-        Ok(())
+    let new_acc = || Accumulator::new(w, h).map_err(mark_error);
+    let mut reader = SegmentReader {
+        key,
+        content,
+        out: vec![None; segments],
+        place: None,
+        window: None,
+        progress,
     };
+    // The first chunks, kept until the copy's place is found.
+    let mut chunks: Vec<Accumulator> = Vec::new();
+    let chunk_of = |f: u64| f * CHUNKS_PER_SEGMENT / per;
+    let mut current = new_acc()?;
+    let mut frame = 0u64;
+    let mut stopped_early = false;
     let result = (|| {
-        while read_frame(&mut from, &mut buf)? {
-            let segment = (frame / per) as usize;
-            if segment >= segments {
+        loop {
+            let more = read_frame(&mut from, &mut buf)?;
+            let chunk_ends = !more || (frame > 0 && chunk_of(frame) != chunk_of(frame - 1));
+            if chunk_ends && current.frames() > 0 {
+                let k = chunk_of(frame - 1);
+                let done = std::mem::replace(&mut current, new_acc()?);
+                if reader.place.is_some() {
+                    reader.feed(k, &done)?;
+                } else {
+                    chunks.push(done);
+                    let enough =
+                        chunks.len() as u64 >= (SEARCH_SEGMENTS + 1) * CHUNKS_PER_SEGMENT - 1;
+                    if enough || !more {
+                        reader.place =
+                            find_place(&chunks, key, content, segments).map_err(mark_error)?;
+                        if reader.place.is_none() {
+                            // None of the content's segments reads here.
+                            stopped_early = more;
+                            return Ok(());
+                        }
+                        for (k, c) in chunks.drain(..).enumerate() {
+                            reader.feed(k as u64, &c)?;
+                        }
+                    }
+                }
+            }
+            if !more {
+                break;
+            }
+            if reader
+                .segment_of(chunk_of(frame))
+                .is_some_and(|s| s >= segments)
+            {
+                // Past the content's last segment: the rest is not ours.
+                stopped_early = true;
                 break;
             }
             for (d, s) in plane.data.iter_mut().zip(&buf) {
                 *d = f32::from(*s);
             }
-            acc.push(&plane).map_err(bad)?;
+            current.push(&plane).map_err(mark_error)?;
             frame += 1;
-            if frame.is_multiple_of(per) {
-                read(&acc, segment, &mut out)?;
-                acc = Accumulator::new(w, h).map_err(bad)?;
-            }
         }
-        // A last, short segment.
-        read(&acc, (frame / per) as usize, &mut out)
+        reader.finish()
     })();
     drop(from);
     let done = dec.finish();
     result?;
     // Stopping early closes the pipe under ffmpeg: not an error then.
-    if (frame / per) as usize >= segments {
-        return Ok(out);
+    if !stopped_early {
+        done?;
     }
-    done?;
-    Ok(out)
+    Ok(reader.out)
+}
+
+fn mark_error(e: image::ImageMarkError) -> MediaError {
+    MediaError::Malformed(e.to_string())
+}
+
+/// Sums a copy's chunks into the spans of the content's segments, once
+/// the copy's place is known, and reads each span.
+struct SegmentReader<'a> {
+    key: &'a MarkKey,
+    content: i64,
+    out: Vec<Option<bool>>,
+    /// (phase, segment): copy chunk `phase` starts the content's `segment`.
+    place: Option<(u64, usize)>,
+    /// The span being summed: its segment, its sum and its chunks.
+    window: Option<(usize, Accumulator, u64)>,
+    progress: &'a mut dyn FnMut(u64, u64),
+}
+
+impl SegmentReader<'_> {
+    /// The content's segment copy chunk `k` lies in (none before the
+    /// content's start).
+    fn segment_of(&self, k: u64) -> Option<usize> {
+        let (phase, first) = self.place?;
+        (first as u64 * CHUNKS_PER_SEGMENT + k)
+            .checked_sub(phase)
+            .map(|c| (c / CHUNKS_PER_SEGMENT) as usize)
+    }
+
+    fn feed(&mut self, k: u64, chunk: &Accumulator) -> Result<(), MediaError> {
+        let Some(segment) = self.segment_of(k) else {
+            return Ok(());
+        };
+        match &mut self.window {
+            Some((s, acc, n)) if *s == segment => {
+                acc.merge(chunk).map_err(mark_error)?;
+                *n += 1;
+            }
+            _ => {
+                self.finish()?;
+                self.window = Some((segment, chunk.clone(), 1));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the span being summed. Informed: the segment holds A's
+    /// payload, B's, or neither; a span cut short at the copy's ends is
+    /// read from half a segment.
+    fn finish(&mut self) -> Result<(), MediaError> {
+        let Some((segment, acc, n)) = self.window.take() else {
+            return Ok(());
+        };
+        let segments = self.out.len();
+        if segment >= segments || 2 * n < CHUNKS_PER_SEGMENT || acc.frames() == 0 {
+            return Ok(());
+        }
+        let choices = [false, true].map(|b| segment_payload(self.content, segment as u32, b));
+        if let Some((i, _)) = acc.choose(self.key, &choices).map_err(mark_error)? {
+            self.out[segment] = Some(i == 1);
+        }
+        (self.progress)(segment as u64 + 1, segments as u64);
+        Ok(())
+    }
+}
+
+/// Where a copy's first chunks lie in the content: the phase (which of
+/// the first chunks starts a segment) and that segment, found by trying
+/// every whole-segment span of `chunks` against every segment's two
+/// payloads and keeping the strongest clear winner.
+fn find_place(
+    chunks: &[Accumulator],
+    key: &MarkKey,
+    content: i64,
+    segments: usize,
+) -> Result<Option<(u64, usize)>, image::ImageMarkError> {
+    let per = CHUNKS_PER_SEGMENT as usize;
+    let choices: Vec<Payload> = (0..segments as u32)
+        .flat_map(|s| [false, true].map(|b| segment_payload(content, s, b)))
+        .collect();
+    let mut best: Option<(f32, u64, usize)> = None;
+    for phase in 0..per.min(chunks.len()) {
+        let Some(span) = chunks.get(phase..phase + per) else {
+            break;
+        };
+        let mut acc = span[0].clone();
+        for c in &span[1..] {
+            acc.merge(c)?;
+        }
+        if let Some((i, z)) = acc.choose(key, &choices)? {
+            if best.is_none_or(|(bz, _, _)| z > bz) {
+                best = Some((z, phase as u64, i / 2));
+            }
+        }
+    }
+    Ok(best.map(|(_, phase, segment)| (phase, segment)))
 }
 
 /// The working grid a video of this size is read on (as the image mark's

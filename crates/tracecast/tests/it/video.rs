@@ -331,6 +331,35 @@ fn ab_hls_segments_mix_into_a_playable_copy_whose_variants_read_back() {
         .count();
     eprintln!("segments read right: {right} of 20; {got:?}");
     assert_eq!(right, 20);
+    // An excerpt from 7.3 s to 27.3 s, re-encoded: where it lies in the
+    // content is found, and the segments it holds (4 to 12 whole, 13 in
+    // part) read right; none outside it reads.
+    let excerpt = d.join("excerpt.mp4");
+    ffmpeg(&[
+        "-ss",
+        "7.3",
+        "-i",
+        saved.to_str().unwrap(),
+        "-t",
+        "20",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        "-c:a",
+        "aac",
+        excerpt.to_str().unwrap(),
+    ]);
+    let got = video::read_ab_segments(&excerpt, &key(), 31, 20, 2, &mut |_, _| {}).unwrap();
+    eprintln!("excerpt: {got:?}");
+    for (i, g) in got.iter().enumerate() {
+        match g {
+            Some(b) => assert!((3..=13).contains(&i) && *b == sequence[i], "{i}: {got:?}"),
+            None => assert!(!(4..=12).contains(&i), "segment {i} unread: {got:?}"),
+        }
+    }
     // Under another key, nothing reads.
     let other = MarkKey::from_bytes([1; 32]);
     let none = video::read_ab_segments(&saved, &other, 31, 20, 2, &mut |_, _| {}).unwrap();
