@@ -123,24 +123,16 @@ pub(super) async fn make_copy(
     super::cache::write_durable(&e.copies.join(&file), text.as_bytes())
         .await
         .map_err(io)?;
-    let copy = EdgeCopy {
-        edge_id: i64::from(e.id),
-        delivery_id: ticket.delivery,
-        user_id: i64::from(ticket.user),
-        content_id: ticket.content,
-        tier: ticket.tier.as_str().into(),
-        file,
-        bytes: bytes as i64,
-        sha256: hex::encode(Sha256::digest(text.as_bytes())),
-        media_type: "application/vnd.apple.mpegurl".into(),
-        filename: format!(
-            "content-{}-{}-delivery-{}.m3u8",
-            ticket.content, ticket.tier, ticket.delivery
-        ),
-        created_at: tracecast_store::now_ms(),
-    };
-    e.store.put_edge_copy(&copy).await?;
-    e.verified.lock().expect("lock").insert(ticket.delivery);
+    let copy = e
+        .keep_copy(
+            ticket,
+            file,
+            bytes,
+            hex::encode(Sha256::digest(text.as_bytes())),
+            "application/vnd.apple.mpegurl",
+            "m3u8",
+        )
+        .await?;
     tracing::info!(
         delivery = ticket.delivery,
         user = ticket.user,
@@ -148,7 +140,6 @@ pub(super) async fn make_copy(
         segments = hls.segments,
         "HLS copy assembled from A/B segments"
     );
-    super::report_soon(e, &copy);
     Ok(copy)
 }
 
@@ -207,24 +198,9 @@ pub(super) async fn make_site_copy(
     .await
     .map_err(|x| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", x.to_string()))?
     .map_err(io)?;
-    let copy = EdgeCopy {
-        edge_id: i64::from(e.id),
-        delivery_id: ticket.delivery,
-        user_id: i64::from(ticket.user),
-        content_id: ticket.content,
-        tier: ticket.tier.as_str().into(),
-        file,
-        bytes: bytes as i64,
-        sha256,
-        media_type: "video/mp4".into(),
-        filename: format!(
-            "content-{}-{}-delivery-{}.mp4",
-            ticket.content, ticket.tier, ticket.delivery
-        ),
-        created_at: tracecast_store::now_ms(),
-    };
-    e.store.put_edge_copy(&copy).await?;
-    e.verified.lock().expect("lock").insert(ticket.delivery);
+    let copy = e
+        .keep_copy(ticket, file, bytes, sha256, "video/mp4", "mp4")
+        .await?;
     tracing::info!(
         delivery = ticket.delivery,
         user = ticket.user,
@@ -233,7 +209,6 @@ pub(super) async fn make_site_copy(
         bytes,
         "video copy for a site assembled from A/B segments"
     );
-    super::report_soon(e, &copy);
     Ok(copy)
 }
 

@@ -932,28 +932,22 @@ async fn deliver(
         )
     })?;
     let file = format!("{}.{}", ticket.delivery, marked.extension);
-    let copy = EdgeCopy {
-        edge_id: i64::from(e.id),
-        delivery_id: ticket.delivery,
-        user_id: i64::from(ticket.user),
-        content_id: ticket.content,
-        tier: ticket.tier.as_str().into(),
-        file,
-        bytes: marked.len as i64,
-        sha256: marked.sha256.clone(),
-        media_type: marked.media_type.into(),
-        filename: marked.filename(&ticket),
-        created_at: tracecast_store::now_ms(),
-    };
-    e.store.put_edge_copy(&copy).await?;
-    e.verified.lock().expect("lock").insert(ticket.delivery);
+    let copy = e
+        .keep_copy(
+            &ticket,
+            file,
+            marked.len,
+            marked.sha256.clone(),
+            marked.media_type,
+            marked.extension,
+        )
+        .await?;
     tracing::info!(
         delivery = ticket.delivery, user = ticket.user, content = ticket.content, tier = %ticket.tier,
         cache_hit = hit, pull_ms = pulled.as_millis() as u64, mark_ms = marked.mark_ms,
         encode_ms = marked.encode_ms,
         total_ms = started.elapsed().as_millis() as u64, "copy marked"
     );
-    report_soon(&e, &copy);
     if via_site {
         return e
             .push_to_site(&copy, &req.ticket, &ticket, &base, false)
@@ -962,16 +956,46 @@ async fn deliver(
     Ok((StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response())
 }
 
-/// Sends a new copy's delivery report now, off the buyer's path; if the
-/// origin cannot take it, the report loop sends it later.
-fn report_soon(e: &Arc<Edge>, copy: &EdgeCopy) {
-    let reporter = e.clone();
-    let reported = copy.clone();
-    tokio::spawn(async move {
-        if let Err(x) = reporter.send_report(&reported).await {
-            tracing::warn!(delivery = reported.delivery_id, error = %x, "delivery report deferred");
-        }
-    });
+impl Edge {
+    /// Records a new copy of `ticket`'s delivery, kept in `file`, as
+    /// verified, and sends its delivery report now, off the buyer's path
+    /// (if the origin cannot take it, the report loop sends it later).
+    async fn keep_copy(
+        self: &Arc<Self>,
+        ticket: &Ticket,
+        file: String,
+        bytes: u64,
+        sha256: String,
+        media_type: &str,
+        extension: &str,
+    ) -> Result<EdgeCopy, ApiError> {
+        let copy = EdgeCopy {
+            edge_id: i64::from(self.id),
+            delivery_id: ticket.delivery,
+            user_id: i64::from(ticket.user),
+            content_id: ticket.content,
+            tier: ticket.tier.as_str().into(),
+            file,
+            bytes: bytes as i64,
+            sha256,
+            media_type: media_type.into(),
+            filename: format!(
+                "content-{}-{}-delivery-{}.{extension}",
+                ticket.content, ticket.tier, ticket.delivery
+            ),
+            created_at: tracecast_store::now_ms(),
+        };
+        self.store.put_edge_copy(&copy).await?;
+        self.verified.lock().expect("lock").insert(ticket.delivery);
+        let reporter = self.clone();
+        let reported = copy.clone();
+        tokio::spawn(async move {
+            if let Err(x) = reporter.send_report(&reported).await {
+                tracing::warn!(delivery = reported.delivery_id, error = %x, "delivery report deferred");
+            }
+        });
+        Ok(copy)
+    }
 }
 
 /// Kept copies assembled from A/B variants are files `{delivery}.ab`
@@ -1023,30 +1047,14 @@ async fn assemble_copy(
     )
     .await
     .map_err(|x| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", x.to_string()))?;
-    let copy = EdgeCopy {
-        edge_id: i64::from(e.id),
-        delivery_id: ticket.delivery,
-        user_id: i64::from(ticket.user),
-        content_id: ticket.content,
-        tier: ticket.tier.as_str().into(),
-        file,
-        bytes: geometry.bytes as i64,
-        sha256,
-        media_type: ab.media_type.clone(),
-        filename: format!(
-            "content-{}-{}-delivery-{}.wav",
-            ticket.content, ticket.tier, ticket.delivery
-        ),
-        created_at: tracecast_store::now_ms(),
-    };
-    e.store.put_edge_copy(&copy).await?;
-    e.verified.lock().expect("lock").insert(ticket.delivery);
+    let copy = e
+        .keep_copy(ticket, file, geometry.bytes, sha256, &ab.media_type, "wav")
+        .await?;
     tracing::info!(
         delivery = ticket.delivery, user = ticket.user, content = ticket.content, tier = %ticket.tier,
         cache_hit = hit, pull_ms = pulled.as_millis() as u64, units = geometry.units,
         total_ms = started.elapsed().as_millis() as u64, "copy assembled from A/B variants"
     );
-    report_soon(e, &copy);
     Ok(copy)
 }
 
@@ -1058,15 +1066,6 @@ struct Marked {
     extension: &'static str,
     mark_ms: u64,
     encode_ms: u64,
-}
-
-impl Marked {
-    fn filename(&self, t: &Ticket) -> String {
-        format!(
-            "content-{}-{}-delivery-{}.{}",
-            t.content, t.tier, t.delivery, self.extension
-        )
-    }
 }
 
 /// A decoded audio rendition and the rights its file carried.
