@@ -93,6 +93,23 @@ fn io(e: std::io::Error) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", e.to_string())
 }
 
+/// The buyer's sequence of variants: payload (with the home or kiosk on
+/// the way, if any) and Tardos codeword, from the mark key.
+fn buyer_sequence(e: &Edge, ticket: &Ticket, hls: &HlsInfo) -> Vec<bool> {
+    let payload = Payload {
+        content_server: ticket.content_server,
+        edge: e.id,
+        home: ticket.site.as_ref().map_or(0, |s| s.id),
+        user: ticket.user,
+    };
+    let scheme = tracecast_mark::fingerprint::Scheme::for_content(
+        &e.mark_key,
+        ticket.content as u64,
+        hls.segments as usize,
+    );
+    scheme.sequence(u64::from(ticket.user), &payload, &e.mark_key)
+}
+
 /// Makes a buyer's A/B video copy: their sequence, kept; the delivery
 /// reported. The copy's bytes are those of the segments it names; its
 /// hash is over the sequence (the segments are hash-checked one by one).
@@ -101,18 +118,7 @@ pub(super) async fn make_copy(
     ticket: &Ticket,
     hls: &HlsInfo,
 ) -> Result<EdgeCopy, ApiError> {
-    let payload = Payload {
-        content_server: ticket.content_server,
-        edge: e.id,
-        home: 0,
-        user: ticket.user,
-    };
-    let scheme = tracecast_mark::fingerprint::Scheme::for_content(
-        &e.mark_key,
-        ticket.content as u64,
-        hls.segments as usize,
-    );
-    let sequence = scheme.sequence(u64::from(ticket.user), &payload, &e.mark_key);
+    let sequence = buyer_sequence(e, ticket, hls);
     let text = sequence_to_text(&sequence);
     let bytes: u64 = (0..sequence.len())
         .filter_map(|i| variant_file(&format!("{i}.m4s"), &sequence))
@@ -152,18 +158,7 @@ pub(super) async fn make_site_copy(
     ticket: &Ticket,
     hls: &HlsInfo,
 ) -> Result<EdgeCopy, ApiError> {
-    let payload = Payload {
-        content_server: ticket.content_server,
-        edge: e.id,
-        home: ticket.site.as_ref().map_or(0, |s| s.id),
-        user: ticket.user,
-    };
-    let scheme = tracecast_mark::fingerprint::Scheme::for_content(
-        &e.mark_key,
-        ticket.content as u64,
-        hls.segments as usize,
-    );
-    let sequence = scheme.sequence(u64::from(ticket.user), &payload, &e.mark_key);
+    let sequence = buyer_sequence(e, ticket, hls);
     let mut parts = Vec::with_capacity(sequence.len() + 1);
     for name in std::iter::once("init.mp4".to_owned())
         .chain((0..sequence.len()).map(|i| format!("{i}.m4s")))

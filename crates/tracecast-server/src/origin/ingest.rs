@@ -164,19 +164,40 @@ async fn store_video(
             },
         )
         .await?;
+    add_video_rendition(
+        o,
+        id,
+        key,
+        sha256,
+        playlist.len(),
+        "application/vnd.apple.mpegurl",
+    )
+    .await?;
+    Ok(made.segments)
+}
+
+/// Records a video's one rendition, in [`VIDEO_TIER`].
+async fn add_video_rendition(
+    o: &Origin,
+    id: i64,
+    blob_key: String,
+    sha256: String,
+    bytes: usize,
+    media_type: &str,
+) -> Result<(), ApiError> {
     o.store
         .add_renditions(
             id,
             &[RenditionRecord {
                 tier: VIDEO_TIER.as_str().into(),
-                blob_key: key,
+                blob_key,
                 sha256,
-                bytes: playlist.len() as i64,
-                media_type: "application/vnd.apple.mpegurl".into(),
+                bytes: bytes as i64,
+                media_type: media_type.into(),
             }],
         )
         .await?;
-    Ok(made.segments)
+    Ok(())
 }
 
 /// Stores a video for direct marking: the source itself, checked with
@@ -211,21 +232,9 @@ async fn store_video_source(
     let media_type = video_media_type(&bytes[..bytes.len().min(16)]);
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let key = format!("renditions/{sha256}");
-    let len = bytes.len() as i64;
+    let len = bytes.len();
     o.blobs.put(&key, bytes).await.map_err(super::blob_error)?;
-    o.store
-        .add_renditions(
-            id,
-            &[RenditionRecord {
-                tier: VIDEO_TIER.as_str().into(),
-                blob_key: key,
-                sha256,
-                bytes: len,
-                media_type: media_type.into(),
-            }],
-        )
-        .await?;
-    Ok(())
+    add_video_rendition(o, id, key, sha256, len, media_type).await
 }
 
 /// A video container's media type, by its first bytes.
