@@ -837,6 +837,44 @@ impl Store {
         Ok(rows.iter().map(delivery).collect::<Result<_, _>>()?)
     }
 
+    /// Deliveries matching every filter given, newest first, at most
+    /// `limit`.
+    pub async fn deliveries_where(
+        &self,
+        user: Option<i64>,
+        provider: Option<i64>,
+        content: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let mut conds = Vec::new();
+        let mut binds = Vec::new();
+        for (column, value) in [
+            ("user_id", user),
+            ("provider_id", provider),
+            ("content_id", content),
+        ] {
+            if let Some(v) = value {
+                binds.push(v);
+                conds.push(format!("{column} = ${}", binds.len()));
+            }
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries {filter} ORDER BY id DESC LIMIT {}",
+            limit.clamp(1, 10_000)
+        );
+        let mut q = sqlx::query(&sql);
+        for v in binds {
+            q = q.bind(v);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(delivery).collect::<Result<_, _>>()?)
+    }
+
     /// A user's deliveries, newest first.
     pub async fn deliveries_of_user(&self, user: i64) -> Result<Vec<DeliveryRecord>, StoreError> {
         let rows = sqlx::query(&format!(

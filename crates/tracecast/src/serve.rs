@@ -755,6 +755,14 @@ impl Node {
             )
             .await?;
             router = router.merge(origin::router(o.clone()));
+            // The web console, a client of this origin's API.
+            router = router.merge(
+                tracecast_console::router(tracecast_console::ConsoleConfig {
+                    origin: base.clone(),
+                    secure_cookies: false,
+                })
+                .context("loading the console's templates")?,
+            );
             origin = Some(o);
         }
         let mut edge = None;

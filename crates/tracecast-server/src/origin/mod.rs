@@ -17,12 +17,13 @@ use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use ed25519_dalek::SigningKey;
+use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tracecast_delivery::api::{
     AccountInfo, ContentInfo, EdgeState, NewAccount, OriginInfo, PrePositionRequest, Purchase,
@@ -395,6 +396,7 @@ pub fn router(origin: Arc<Origin>) -> Router {
         .route("/v1/ledger", get(billing::ledger))
         .route("/v1/ledger/balances", get(billing::balances))
         .route("/v1/edges/state", post(edge_state))
+        .route("/v1/deliveries", get(deliveries))
         .route("/v1/deliveries/{id}", get(delivery))
         .route(
             "/v1/trace",
@@ -436,10 +438,49 @@ async fn account(
 ) -> Result<Json<AccountInfo>, ApiError> {
     match o.caller(&headers).await? {
         Caller::Account(a) => Ok(Json(account_info(&a, None))),
-        Caller::Admin => Err(ApiError::bad_request(
-            "an administrator token belongs to no account",
-        )),
+        // An administrator has no account: id 0, no box.
+        Caller::Admin => Ok(Json(AccountInfo {
+            kind: "admin".into(),
+            id: 0,
+            name: "administrator".into(),
+            box_name: String::new(),
+            token: None,
+        })),
     }
+}
+
+#[derive(Deserialize)]
+struct DeliveriesQuery {
+    content: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/deliveries[?content=ID&limit=N]`: the deliveries the caller
+/// may see, newest first: a user's own, a provider's contents', all for an
+/// administrator.
+async fn deliveries(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let caller = o.caller(&headers).await?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let (user, provider) = match &caller {
+        Caller::Admin => (None, None),
+        Caller::Account(a) if a.kind == AccountKind::User => (Some(a.id), None),
+        Caller::Account(a) if a.kind == AccountKind::Provider => (None, Some(a.id)),
+        Caller::Account(a) => {
+            return Err(ApiError::forbidden(format!(
+                "a {} account lists no deliveries",
+                a.kind.as_str()
+            )))
+        }
+    };
+    let list = o
+        .store
+        .deliveries_where(user, provider, q.content, q.limit.unwrap_or(500))
+        .await?;
+    Ok(Json(list).into_response())
 }
 
 async fn add_account(

@@ -22,6 +22,7 @@ pub const KEY: [u8; 32] = [9; 32];
 pub struct Net {
     pub base: String,
     pub admin: OriginClient,
+    pub admin_token: String,
     pub origin: Arc<Origin>,
     pub edges: Vec<(Arc<Edge>, String)>,
     pub signing: SigningKey,
@@ -111,6 +112,7 @@ pub async fn start_with(t: &TestStore, edge_names: &[&str], config: OriginConfig
     Net {
         base,
         admin,
+        admin_token,
         origin: o,
         edges,
         signing,

@@ -1,0 +1,498 @@
+//! The web console: server-rendered HTML pages for providers, users and
+//! operators, served under `/console`.
+//!
+//! The console holds no data and no authority of its own. A person signs
+//! in with the same token the API takes; the console keeps it in an
+//! HttpOnly, SameSite=Strict cookie and calls the origin's JSON API with it
+//! for every page. So a page can show only what the API lets that token
+//! see: the API's authorisation is the one rule, and the console adds a
+//! role check per page on top (a user never gets the operator's pages).
+//!
+//! Templates (`templates/`, MiniJinja, HTML-escaped) and the stylesheet
+//! are compiled into the binary: nothing is fetched from elsewhere.
+
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::{context, Environment};
+use serde::Deserialize;
+use tracecast_client::{ClientError, OriginClient};
+use tracecast_delivery::api::{AccountInfo, ContentInfo};
+
+mod view;
+
+/// Name of the session cookie (it holds the API token).
+pub const COOKIE: &str = "tracecast_console";
+
+/// Settings of the console.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// The origin's API base URL, as this process reaches it.
+    pub origin: String,
+    /// Mark the session cookie `Secure` (behind HTTPS).
+    pub secure_cookies: bool,
+}
+
+/// Why a page was not shown.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("sign in first")]
+    SignIn,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the origin could not answer: {0}")]
+    Upstream(String),
+    #[error("the page could not be drawn: {0}")]
+    Render(#[from] minijinja::Error),
+}
+
+impl PageError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::SignIn => StatusCode::SEE_OTHER,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<ClientError> for PageError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Refused {
+                status, message, ..
+            } => match status.as_u16() {
+                401 => Self::SignIn,
+                403 => Self::Forbidden(message),
+                404 => Self::NotFound(message),
+                400 | 422 => Self::BadRequest(message),
+                _ => Self::Upstream(message),
+            },
+            other => Self::Upstream(other.to_string()),
+        }
+    }
+}
+
+struct Console {
+    config: ConsoleConfig,
+    env: Environment<'static>,
+}
+
+type Shared = Arc<Console>;
+
+/// A response for a failed page: the sign-in page, or an error page.
+struct Failed(Shared, PageError);
+
+impl IntoResponse for Failed {
+    fn into_response(self) -> Response {
+        let Failed(c, e) = self;
+        if matches!(e, PageError::SignIn) {
+            return Redirect::to("/console/login").into_response();
+        }
+        if matches!(e, PageError::Upstream(_) | PageError::Render(_)) {
+            tracing::warn!(error = %e, "console page failed");
+        }
+        let status = e.status();
+        let body = c
+            .env
+            .get_template("error.html")
+            .and_then(|t| {
+                t.render(context! {
+                    status => status.as_u16(),
+                    reason => status.canonical_reason().unwrap_or(""),
+                    message => e.to_string(),
+                })
+            })
+            .unwrap_or_else(|_| e.to_string());
+        (status, html_headers(), body).into_response()
+    }
+}
+
+type Page = Result<Response, Failed>;
+
+/// Headers of every page: HTML, never cached, never framed, scripts and
+/// styles from this server only.
+fn html_headers() -> [(header::HeaderName, HeaderValue); 5] {
+    [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; media-src 'self' http: https:; frame-ancestors 'none'; form-action 'self'",
+            ),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ),
+    ]
+}
+
+/// The console's routes, under `/console`.
+pub fn router(config: ConsoleConfig) -> Result<Router, minijinja::Error> {
+    let mut env = Environment::new();
+    for (name, source) in view::TEMPLATES {
+        env.add_template(name, source)?;
+    }
+    view::add_filters(&mut env);
+    let console = Arc::new(Console {
+        config: ConsoleConfig {
+            origin: config.origin.trim_end_matches('/').to_owned(),
+            ..config
+        },
+        env,
+    });
+    Ok(Router::new()
+        .route("/console", get(home))
+        .route("/console/", get(home))
+        .route("/console/login", get(login_page).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/catalog", get(catalog))
+        .route("/console/contents/{id}", get(content_page))
+        .route("/console/library", get(library))
+        .route("/console/network", get(network))
+        .route("/console/static/console.css", get(stylesheet))
+        .with_state(console))
+}
+
+/// Who is signed in.
+struct Session {
+    client: OriginClient,
+    account: AccountInfo,
+}
+
+impl Session {
+    fn is(&self, kind: &str) -> bool {
+        self.account.kind == kind
+    }
+
+    /// Only these kinds of account see the page.
+    fn only(&self, kinds: &[&str], page: &str) -> Result<(), PageError> {
+        if kinds.contains(&self.account.kind.as_str()) {
+            Ok(())
+        } else {
+            Err(PageError::Forbidden(format!(
+                "the {page} page is not for a {} account",
+                self.account.kind
+            )))
+        }
+    }
+}
+
+/// The session's token, from the cookie.
+fn token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+async fn session(c: &Console, headers: &HeaderMap) -> Result<Session, PageError> {
+    let token = token(headers).ok_or(PageError::SignIn)?;
+    signed_in(c, &token).await
+}
+
+async fn signed_in(c: &Console, token: &str) -> Result<Session, PageError> {
+    let client = OriginClient::new(&c.config.origin, token)?;
+    let account = client.account().await?;
+    Ok(Session { client, account })
+}
+
+/// A cross-site form post is refused: the browser says where it came from.
+fn same_site(headers: &HeaderMap) -> Result<(), PageError> {
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        None | Some("same-origin") | Some("none") => Ok(()),
+        Some(other) => Err(PageError::Forbidden(format!(
+            "a form from another site ({other}) is refused"
+        ))),
+    }
+}
+
+fn render(c: &Console, name: &str, ctx: minijinja::Value) -> Result<Response, PageError> {
+    let body = c.env.get_template(name)?.render(ctx)?;
+    Ok((html_headers(), body).into_response())
+}
+
+/// The navigation a session sees.
+fn nav(s: &Session) -> minijinja::Value {
+    let links: &[(&str, &str)] = match s.account.kind.as_str() {
+        "admin" => &[
+            ("/console/network", "Network"),
+            ("/console/catalog", "Catalog"),
+        ],
+        "provider" => &[("/console/catalog", "Catalog")],
+        "user" => &[("/console/library", "Library")],
+        _ => &[],
+    };
+    context! {
+        account => &s.account,
+        links => links.iter().map(|(href, label)| context! { href, label }).collect::<Vec<_>>(),
+    }
+}
+
+async fn home(State(c): State<Shared>, headers: HeaderMap) -> Page {
+    let s = session(&c, &headers)
+        .await
+        .map_err(|e| Failed(c.clone(), e))?;
+    let to = match s.account.kind.as_str() {
+        "admin" => "/console/network",
+        "provider" => "/console/catalog",
+        "user" => "/console/library",
+        other => {
+            return Err(Failed(
+                c.clone(),
+                PageError::Forbidden(format!("the console has no pages for a {other} account")),
+            ))
+        }
+    };
+    Ok(Redirect::to(to).into_response())
+}
+
+async fn login_page(State(c): State<Shared>) -> Page {
+    render(&c, "login.html", context! { error => () }).map_err(|e| Failed(c.clone(), e))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(State(c): State<Shared>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Page {
+    let fail = |e| Failed(c.clone(), e);
+    same_site(&headers).map_err(fail)?;
+    let token = f.token.trim();
+    let signed = if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        Err(PageError::SignIn)
+    } else {
+        signed_in(&c, token).await
+    };
+    match signed {
+        Ok(s) => {
+            tracing::info!(account = %s.account.name, kind = %s.account.kind, "console sign-in");
+            let cookie = format!(
+                "{COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict{}",
+                if c.config.secure_cookies {
+                    "; Secure"
+                } else {
+                    ""
+                }
+            );
+            let mut resp = Redirect::to("/console").into_response();
+            resp.headers_mut().insert(
+                header::SET_COOKIE,
+                HeaderValue::from_str(&cookie)
+                    .map_err(|_| fail(PageError::BadRequest("a malformed token".into())))?,
+            );
+            Ok(resp)
+        }
+        Err(PageError::SignIn) | Err(PageError::Forbidden(_)) => {
+            let mut resp = render(
+                &c,
+                "login.html",
+                context! { error => "That token is not valid here." },
+            )
+            .map_err(fail)?;
+            *resp.status_mut() = StatusCode::UNAUTHORIZED;
+            Ok(resp)
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+async fn logout(State(c): State<Shared>, headers: HeaderMap) -> Page {
+    same_site(&headers).map_err(|e| Failed(c.clone(), e))?;
+    let mut resp = Redirect::to("/console/login").into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&format!(
+            "{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0"
+        ))
+        .expect("a valid header"),
+    );
+    Ok(resp)
+}
+
+/// A provider's own contents (an administrator sees every provider's).
+async fn catalog(State(c): State<Shared>, headers: HeaderMap) -> Page {
+    let run = async {
+        let s = session(&c, &headers).await?;
+        s.only(&["provider", "admin"], "catalog")?;
+        let contents: Vec<ContentInfo> = s
+            .client
+            .contents()
+            .await?
+            .into_iter()
+            .filter(|ci| s.is("admin") || ci.provider_id == s.account.id)
+            .collect();
+        let deliveries = s
+            .client
+            .call(reqwest::Method::GET, "/v1/deliveries", None)
+            .await?;
+        let sold = view::sold_per_content(&deliveries);
+        render(
+            &c,
+            "catalog.html",
+            context! {
+                nav => nav(&s),
+                contents => contents.iter().map(|ci| context! {
+                    content => ci,
+                    sold => sold.get(&ci.id).copied().unwrap_or_default(),
+                }).collect::<Vec<_>>(),
+            },
+        )
+    };
+    run.await.map_err(|e| Failed(c.clone(), e))
+}
+
+/// One content: its renditions and its deliveries.
+async fn content_page(State(c): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Page {
+    let run = async {
+        let s = session(&c, &headers).await?;
+        s.only(&["provider", "admin"], "content")?;
+        let id: i64 = id
+            .parse()
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| PageError::NotFound(format!("{id:?} is not a content id")))?;
+        let ci = s.client.content(id).await?;
+        // Another provider's content is as missing as an unknown one.
+        if !s.is("admin") && ci.provider_id != s.account.id {
+            return Err(PageError::NotFound(format!("no content {id}")));
+        }
+        let deliveries = s
+            .client
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/deliveries?content={id}"),
+                None,
+            )
+            .await?;
+        render(
+            &c,
+            "content.html",
+            context! {
+                nav => nav(&s),
+                content => ci,
+                deliveries => deliveries,
+                revenue_cents => view::revenue_cents(&deliveries),
+            },
+        )
+    };
+    run.await.map_err(|e| Failed(c.clone(), e))
+}
+
+/// A user's deliveries, with the contents' titles.
+async fn library(State(c): State<Shared>, headers: HeaderMap) -> Page {
+    let run = async {
+        let s = session(&c, &headers).await?;
+        s.only(&["user"], "library")?;
+        let deliveries = s
+            .client
+            .call(reqwest::Method::GET, "/v1/deliveries", None)
+            .await?;
+        let contents = s.client.contents().await?;
+        let rows = view::library_rows(&deliveries, &contents);
+        render(
+            &c,
+            "library.html",
+            context! { nav => nav(&s), rows => rows },
+        )
+    };
+    run.await.map_err(|e| Failed(c.clone(), e))
+}
+
+/// The operator's view: edges and sites.
+async fn network(State(c): State<Shared>, headers: HeaderMap) -> Page {
+    let run = async {
+        let s = session(&c, &headers).await?;
+        s.only(&["admin"], "network")?;
+        let edges = s
+            .client
+            .call(reqwest::Method::GET, "/v1/edges", None)
+            .await?;
+        let sites = s.client.sites().await?;
+        render(
+            &c,
+            "network.html",
+            context! { nav => nav(&s), edges => edges, sites => sites },
+        )
+    };
+    run.await.map_err(|e| Failed(c.clone(), e))
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        view::STYLESHEET,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_read_from_its_cookie_only() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; tracecast_console=tc_abc ; b=2"),
+        );
+        assert_eq!(token(&h).as_deref(), Some("tc_abc"));
+        let mut other = HeaderMap::new();
+        other.insert(header::COOKIE, HeaderValue::from_static("tracecast=tc_x"));
+        assert_eq!(token(&other), None);
+        let mut empty = HeaderMap::new();
+        empty.insert(
+            header::COOKIE,
+            HeaderValue::from_static("tracecast_console="),
+        );
+        assert_eq!(token(&empty), None);
+    }
+
+    #[test]
+    fn cross_site_posts_are_refused() {
+        let mut h = HeaderMap::new();
+        assert!(same_site(&h).is_ok());
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_site(&h).is_ok());
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(same_site(&h).is_err());
+    }
+
+    #[test]
+    fn every_template_parses() {
+        assert!(router(ConsoleConfig {
+            origin: "http://127.0.0.1:1".into(),
+            secure_cookies: false,
+        })
+        .is_ok());
+    }
+}

@@ -1,0 +1,147 @@
+//! What the pages show: templates, filters, and the API's answers shaped
+//! for them.
+
+use std::collections::HashMap;
+
+use minijinja::{context, Environment, Value};
+use tracecast_delivery::api::ContentInfo;
+
+/// The templates, by name (compiled in).
+pub const TEMPLATES: [(&str, &str); 7] = [
+    ("base.html", include_str!("../templates/base.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    ("error.html", include_str!("../templates/error.html")),
+    ("catalog.html", include_str!("../templates/catalog.html")),
+    ("content.html", include_str!("../templates/content.html")),
+    ("library.html", include_str!("../templates/library.html")),
+    ("network.html", include_str!("../templates/network.html")),
+];
+
+pub const STYLESHEET: &str = include_str!("../static/console.css");
+
+/// `money` (cents to `1.50`), `bytes` (`3.2 MB`) and `when` (Unix ms to
+/// an HTTP date).
+pub fn add_filters(env: &mut Environment<'static>) {
+    env.add_filter("money", |cents: i64| money(cents));
+    env.add_filter("bytes", |n: i64| bytes(n));
+    env.add_filter("when", |ms: Option<i64>| when(ms));
+}
+
+pub fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let c = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", c / 100, c % 100)
+}
+
+pub fn bytes(n: i64) -> String {
+    let n = n.max(0) as f64;
+    match n {
+        n if n >= 1e9 => format!("{:.1} GB", n / 1e9),
+        n if n >= 1e6 => format!("{:.1} MB", n / 1e6),
+        n if n >= 1e3 => format!("{:.1} kB", n / 1e3),
+        n => format!("{n} B"),
+    }
+}
+
+pub fn when(ms: Option<i64>) -> String {
+    match ms {
+        Some(ms) if ms > 0 => {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+            format_utc(t)
+        }
+        _ => "—".into(),
+    }
+}
+
+/// `2026-11-22 20:05 UTC`.
+fn format_utc(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// Deliveries per content, from `GET /v1/deliveries`.
+pub fn sold_per_content(deliveries: &serde_json::Value) -> HashMap<i64, u64> {
+    let mut out = HashMap::new();
+    for d in deliveries.as_array().into_iter().flatten() {
+        if let Some(c) = d["content_id"].as_i64() {
+            *out.entry(c).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// What deliveries brought in (the prices of those delivered).
+pub fn revenue_cents(deliveries: &serde_json::Value) -> i64 {
+    deliveries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["status"].as_str() != Some("designated"))
+        .filter_map(|d| d["price_cents"].as_i64())
+        .sum()
+}
+
+/// A user's deliveries with their contents' titles and kinds.
+pub fn library_rows(deliveries: &serde_json::Value, contents: &[ContentInfo]) -> Vec<Value> {
+    let by_id: HashMap<i64, &ContentInfo> = contents.iter().map(|c| (c.id, c)).collect();
+    deliveries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let c = d["content_id"].as_i64().and_then(|id| by_id.get(&id));
+            context! {
+                delivery => Value::from_serialize(d),
+                title => c.map_or("(withdrawn)", |c| c.title.as_str()),
+                kind => c.map_or("", |c| c.kind.as_str()),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_bytes_and_dates_read_as_people_write_them() {
+        assert_eq!(money(150), "1.50");
+        assert_eq!(money(-5), "-0.05");
+        assert_eq!(money(0), "0.00");
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(3_200_000), "3.2 MB");
+        assert_eq!(when(None), "—");
+        // 2026-11-22 20:05:00 UTC
+        assert_eq!(when(Some(1_795_377_900_000)), "2026-11-22 20:05 UTC");
+        assert_eq!(when(Some(951_782_400_000)), "2000-02-29 00:00 UTC");
+    }
+
+    #[test]
+    fn revenue_counts_delivered_copies_only() {
+        let d = serde_json::json!([
+            {"content_id": 1, "price_cents": 150, "status": "marked"},
+            {"content_id": 1, "price_cents": 150, "status": "designated"},
+            {"content_id": 2, "price_cents": 300, "status": "delivered"},
+        ]);
+        assert_eq!(revenue_cents(&d), 450);
+        let sold = sold_per_content(&d);
+        assert_eq!((sold[&1], sold[&2]), (2, 1));
+    }
+}
