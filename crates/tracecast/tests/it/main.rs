@@ -5,6 +5,7 @@
 mod ab_audio;
 mod attacks;
 mod cli;
+mod console;
 mod delivery;
 mod mailbox_cli;
 mod mailbox_crash;

@@ -1,0 +1,198 @@
+//! The web console in a real browser: Debian's Chromium, headless, driven
+//! through chromedriver (WebDriver) against `tracecast serve` processes.
+//! Screenshots of each page are kept as test artifacts under
+//! `target/tmp/console-screenshots/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::delivery::{free_port, json, Net};
+use crate::music_wav;
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver runs (apt-get install chromium chromium-driver)");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver never listened");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, url }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1280,900"],
+        }),
+    );
+    // chromedriver listens on loopback: plain HTTP.
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn sign_in(c: &Client, base: &str, token_file: &Path) {
+    let token = std::fs::read_to_string(token_file).unwrap();
+    c.goto(&format!("{base}/console")).await.unwrap();
+    // Signed out, the console asks for a token.
+    let field = c.wait().for_element(Locator::Css("#token")).await.unwrap();
+    field.send_keys(token.trim()).await.unwrap();
+    c.find(Locator::Css("#sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn sign_out(c: &Client) {
+    c.find(Locator::Css("#sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("#token")).await.unwrap();
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[test]
+fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let net = Net::start(d, None, None);
+    let provider = net.account("provider", "aurora");
+    let bob = net.account("user", "bob");
+    let carol = net.account("user", "carol");
+    let src = music_wav(d, 8.0);
+    let (_, id) = net.publish(&provider, &src, "Nocturne in blue", "1.50", &[]);
+    let bought = json(net.run(
+        &bob,
+        &["buy", &id, "--out", crate::p(&d.join("bob.flac")), "--json"],
+    ));
+    let delivery = bought["delivery"].as_i64().expect("a delivery id");
+
+    let driver = Driver::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = browser(&driver).await;
+        let base = net.base.clone();
+
+        // Bad tokens are refused on the sign-in page.
+        c.goto(&format!("{base}/console/login")).await.unwrap();
+        c.find(Locator::Css("#token"))
+            .await
+            .unwrap()
+            .send_keys("tc_nope")
+            .await
+            .unwrap();
+        c.find(Locator::Css("#sign-in"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert!(text(&c, "#login-error").await.contains("not valid"));
+        shot(&c, "sign-in-refused").await;
+
+        // The provider lands on their catalog.
+        sign_in(&c, &base, &provider).await;
+        let catalog = text(&c, "#catalog").await;
+        assert!(catalog.contains("Nocturne in blue"), "{catalog}");
+        assert!(c
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .ends_with("/console/catalog"));
+        shot(&c, "provider-catalog").await;
+        c.find(Locator::LinkText("Nocturne in blue"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let deliveries = text(&c, "#deliveries").await;
+        assert!(deliveries.contains(&delivery.to_string()), "{deliveries}");
+        assert_eq!(text(&c, "#revenue").await, "1.50");
+        shot(&c, "provider-content").await;
+        sign_out(&c).await;
+
+        // Bob sees his purchase; Carol, who bought nothing, does not.
+        sign_in(&c, &base, &bob).await;
+        let library = text(&c, "#library").await;
+        assert!(library.contains("Nocturne in blue"), "{library}");
+        shot(&c, "user-library").await;
+        // The operator's pages are not his.
+        c.goto(&format!("{base}/console/network")).await.unwrap();
+        assert!(text(&c, "#error-message").await.contains("not for a user"));
+        shot(&c, "user-refused-network").await;
+        c.goto(&format!("{base}/console")).await.unwrap();
+        sign_out(&c).await;
+        sign_in(&c, &base, &carol).await;
+        assert!(text(&c, "#empty").await.contains("Nothing bought yet"));
+        sign_out(&c).await;
+
+        // The operator sees the edges.
+        sign_in(&c, &base, &net.admin).await;
+        let edges = text(&c, "#edges").await;
+        assert!(
+            edges.contains("tokyo") && edges.contains("paris"),
+            "{edges}"
+        );
+        shot(&c, "operator-network").await;
+        c.close().await.unwrap();
+    });
+}
