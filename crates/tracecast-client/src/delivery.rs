@@ -67,6 +67,40 @@ pub struct ContentOptions<'a> {
     pub ab: bool,
 }
 
+/// The query of `POST /v1/contents` for these options.
+fn ingest_query(options: &ContentOptions<'_>, filename: &str) -> Vec<(&'static str, String)> {
+    let ContentOptions {
+        title,
+        price_cents,
+        terms,
+        rental_tariff,
+        reserved_up_to_order,
+        protected,
+        ab,
+    } = *options;
+    let mut query = vec![
+        ("title", title.to_owned()),
+        ("price_cents", price_cents.to_string()),
+    ];
+    if let Some(t) = rental_tariff {
+        query.push(("rental_tariff", t.to_owned()));
+    }
+    if let Some(n) = reserved_up_to_order {
+        query.push(("reserved_up_to_order", n.to_string()));
+    }
+    if protected {
+        query.push(("protected", "true".into()));
+    }
+    if ab {
+        query.push(("ab", "true".into()));
+    }
+    if let Some(t) = terms {
+        query.push(("terms", t.to_owned()));
+    }
+    query.push(("filename", filename.to_owned()));
+    query
+}
+
 /// Client of the origin, with one account's token.
 #[derive(Clone)]
 pub struct OriginClient {
@@ -156,15 +190,6 @@ impl OriginClient {
         options: &ContentOptions<'_>,
         progress: impl Fn(u64, u64) + Send + Sync + 'static,
     ) -> Result<ContentInfo, ClientError> {
-        let ContentOptions {
-            title,
-            price_cents,
-            terms,
-            rental_tariff,
-            reserved_up_to_order,
-            protected,
-            ab,
-        } = *options;
         let bytes = Bytes::from(
             tokio::fs::read(file)
                 .await
@@ -183,34 +208,13 @@ impl OriginClient {
             progress(sent, total);
             Ok::<_, std::io::Error>(c)
         });
-        let mut query = vec![
-            ("title", title.to_owned()),
-            ("price_cents", price_cents.to_string()),
-        ];
-        if let Some(t) = rental_tariff {
-            query.push(("rental_tariff", t.to_owned()));
-        }
-        if let Some(n) = reserved_up_to_order {
-            query.push(("reserved_up_to_order", n.to_string()));
-        }
-        if protected {
-            query.push(("protected", "true".into()));
-        }
-        if ab {
-            query.push(("ab", "true".into()));
-        }
-        if let Some(t) = terms {
-            query.push(("terms", t.to_owned()));
-        }
         let name = file
             .file_name()
             .and_then(|n| n.to_str())
-            .unwrap_or("upload")
-            .to_owned();
-        query.push(("filename", name));
+            .unwrap_or("upload");
         json(
             self.req(reqwest::Method::POST, "/v1/contents")
-                .query(&query)
+                .query(&ingest_query(options, name))
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header(reqwest::header::CONTENT_LENGTH, total)
                 .header(SHA256_HEADER, sha)
@@ -219,6 +223,25 @@ impl OriginClient {
                 .await?,
         )
         .await
+    }
+
+    /// Ingests a body streamed from elsewhere (the web console passes a
+    /// browser's upload through), `len` bytes if known.
+    pub async fn add_content_body(
+        &self,
+        options: &ContentOptions<'_>,
+        filename: &str,
+        len: Option<u64>,
+        body: reqwest::Body,
+    ) -> Result<ContentInfo, ClientError> {
+        let mut req = self
+            .req(reqwest::Method::POST, "/v1/contents")
+            .query(&ingest_query(options, filename))
+            .header(CONTENT_TYPE, "application/octet-stream");
+        if let Some(n) = len {
+            req = req.header(reqwest::header::CONTENT_LENGTH, n);
+        }
+        json(req.body(body).send().await?).await
     }
 
     pub async fn contents(&self) -> Result<Vec<ContentInfo>, ClientError> {

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -170,7 +170,9 @@ pub fn router(config: ConsoleConfig) -> Result<Router, minijinja::Error> {
         .route("/console/contents/{id}", get(content_page))
         .route("/console/library", get(library))
         .route("/console/network", get(network))
+        .route("/console/contents", post(upload))
         .route("/console/static/console.css", get(stylesheet))
+        .route("/console/static/console.js", get(script))
         .with_state(console))
 }
 
@@ -442,6 +444,87 @@ async fn network(State(c): State<Shared>, headers: HeaderMap) -> Page {
         )
     };
     run.await.map_err(|e| Failed(c.clone(), e))
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    title: String,
+    /// `1.50`.
+    price: String,
+    filename: Option<String>,
+    #[serde(default)]
+    ab: bool,
+}
+
+/// `POST /console/contents?title&price&filename[&ab]`, the file as the
+/// body (the catalog page's script, which shows the upload's progress):
+/// passed through to the origin's ingest as it arrives. Answers JSON: the
+/// content, or `{message}`.
+async fn upload(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    body: axum::body::Body,
+) -> Response {
+    let run = async {
+        // Only the console's own script sends this header, and a browser
+        // will not let another site's page send it without asking.
+        if headers.get("tracecast-console").is_none() {
+            return Err(PageError::Forbidden(
+                "uploads come from the console's catalog page".into(),
+            ));
+        }
+        same_site(&headers)?;
+        let s = session(&c, &headers).await?;
+        s.only(&["provider"], "ingest")?;
+        let Query(q) = query.map_err(|e| PageError::BadRequest(e.body_text()))?;
+        let price_cents = tracecast_ledger::parse_money(&q.price).map_err(PageError::BadRequest)?;
+        let len = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let filename = q.filename.unwrap_or_else(|| "upload".into());
+        let info = s
+            .client
+            .add_content_body(
+                &tracecast_client::ContentOptions {
+                    title: &q.title,
+                    price_cents,
+                    ab: q.ab,
+                    ..Default::default()
+                },
+                &filename,
+                len,
+                reqwest::Body::wrap_stream(body.into_data_stream()),
+            )
+            .await?;
+        tracing::info!(content = info.id, provider = %s.account.name, "ingested from the console");
+        Ok(info)
+    };
+    match run.await {
+        Ok(info) => (StatusCode::CREATED, axum::Json(info)).into_response(),
+        Err(e) => {
+            let status = match e {
+                PageError::SignIn => StatusCode::UNAUTHORIZED,
+                ref other => other.status(),
+            };
+            (
+                status,
+                axum::Json(serde_json::json!({ "message": e.to_string() })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        view::SCRIPT,
+    )
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -19,6 +19,9 @@ pub const TEMPLATES: [(&str, &str); 7] = [
 
 pub const STYLESHEET: &str = include_str!("../static/console.css");
 
+/// The one script: the catalog's upload with a progress bar.
+pub const SCRIPT: &str = include_str!("../static/console.js");
+
 /// `money` (cents to `1.50`), `bytes` (`3.2 MB`) and `when` (Unix ms to
 /// an HTTP date).
 pub fn add_filters(env: &mut Environment<'static>) {

@@ -170,6 +170,37 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
             assert_eq!(p.get(page).await.0, StatusCode::FORBIDDEN, "{page}");
         }
 
+        // Uploads come from the console's script only, and from providers.
+        let wav = std::fs::read(track(files.path(), 6.0, 3)).unwrap();
+        let upload = |b: &Browser, with_header: bool| {
+            let mut req = b
+                .http
+                .post(format!(
+                    "{base}/console/contents?title=From%20the%20console&price=2.25&filename=a.wav"
+                ))
+                .body(wav.clone());
+            if let Some(c) = &b.cookie {
+                req = req.header(COOKIE, c);
+            }
+            if with_header {
+                req = req.header("tracecast-console", "upload");
+            }
+            req.send()
+        };
+        assert_eq!(
+            upload(&p, false).await.unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
+        let made = upload(&p, true).await.unwrap();
+        assert_eq!(made.status(), StatusCode::CREATED);
+        let made: serde_json::Value = made.json().await.unwrap();
+        assert_eq!(made["price_cents"], 225);
+        let c = lumen.content(made["id"].as_i64().unwrap()).await.unwrap();
+        assert_eq!(
+            (c.title.as_str(), c.provider.as_str()),
+            ("From the console", "lumen")
+        );
+
         // A user: their library, and nobody else's.
         let mut u = Browser::new(&base);
         assert_eq!(u.sign_in(&alice_token).await, StatusCode::SEE_OTHER);
@@ -182,6 +213,10 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
         );
         assert!(!page.contains(&format!("data-delivery=\"{}\"", b.delivery)));
         assert!(!page.contains("Umbra"), "{page}");
+        assert_eq!(
+            upload(&u, true).await.unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
         for page in [
             "/console/catalog".to_owned(),
             "/console/network".to_owned(),

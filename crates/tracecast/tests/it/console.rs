@@ -1,5 +1,6 @@
 //! The web console in a real browser: Debian's Chromium, headless, driven
-//! through chromedriver (WebDriver) against `tracecast serve` processes.
+//! through chromedriver (WebDriver) against `tracecast serve` processes:
+//! signing in per role, ingest with a progress bar, refusals.
 //! Screenshots of each page are kept as test artifacts under
 //! `target/tmp/console-screenshots/`.
 
@@ -108,6 +109,14 @@ async fn text(c: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// Generated music as a WAV named `name` in `dir`.
+fn music_wav_named(dir: &Path, name: &str, seconds: f32) -> PathBuf {
+    let path = dir.join(name);
+    let pcm = tracecast_media::synth::music(seconds, 44_100, 5);
+    tracecast_media::encode_file(&pcm, &path).unwrap();
+    path
+}
+
 #[test]
 fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,6 +177,60 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
         assert!(deliveries.contains(&delivery.to_string()), "{deliveries}");
         assert_eq!(text(&c, "#revenue").await, "1.50");
         shot(&c, "provider-content").await;
+
+        // Ingest from the browser: the file goes up with a progress bar
+        // and becomes a content of the catalog.
+        c.goto(&format!("{base}/console/catalog")).await.unwrap();
+        let upload = music_wav_named(d, "etude.wav", 7.0);
+        c.find(Locator::Css("#ingest-file"))
+            .await
+            .unwrap()
+            .send_keys(crate::p(&upload))
+            .await
+            .unwrap();
+        c.find(Locator::Css("#ingest-title"))
+            .await
+            .unwrap()
+            .send_keys("Etude from the browser")
+            .await
+            .unwrap();
+        let price = c.find(Locator::Css("#ingest-price")).await.unwrap();
+        price.clear().await.unwrap();
+        price.send_keys("2.25").await.unwrap();
+        c.find(Locator::Css("#ingest-start"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let done = c
+            .wait()
+            .at_most(Duration::from_secs(120))
+            .for_element(Locator::Css("#ingest-status.done"))
+            .await
+            .unwrap();
+        assert!(done
+            .text()
+            .await
+            .unwrap()
+            .contains("Etude from the browser"));
+        assert_eq!(
+            c.find(Locator::Css("#ingest-progress"))
+                .await
+                .unwrap()
+                .attr("value")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("100")
+        );
+        shot(&c, "provider-ingested").await;
+        c.goto(&format!("{base}/console/catalog")).await.unwrap();
+        let catalog = text(&c, "#catalog").await;
+        assert!(
+            catalog.contains("Etude from the browser") && catalog.contains("2.25"),
+            "{catalog}"
+        );
         sign_out(&c).await;
 
         // Bob sees his purchase; Carol, who bought nothing, does not.
