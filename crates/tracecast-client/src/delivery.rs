@@ -475,15 +475,30 @@ impl OriginClient {
             .await
             .map_err(|e| ClientError::Local(format!("cannot read {}: {e}", file.display())))?;
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-        let mut query = vec![("filename", name.to_owned())];
+        self.trace_body(name, content, false, bytes.into()).await
+    }
+
+    /// Traces a file sent as `body` (the web console passes a browser's
+    /// upload through); `timeline`: read the mark along the file too.
+    pub async fn trace_body(
+        &self,
+        filename: &str,
+        content: Option<i64>,
+        timeline: bool,
+        body: reqwest::Body,
+    ) -> Result<TraceReport, ClientError> {
+        let mut query = vec![("filename", filename.to_owned())];
         if let Some(c) = content {
             query.push(("content", c.to_string()));
+        }
+        if timeline {
+            query.push(("timeline", "true".into()));
         }
         json(
             self.req(reqwest::Method::POST, "/v1/trace")
                 .query(&query)
                 .header(CONTENT_TYPE, "application/octet-stream")
-                .body(bytes)
+                .body(body)
                 .send()
                 .await?,
         )

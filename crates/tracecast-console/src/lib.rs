@@ -171,6 +171,7 @@ pub fn router(config: ConsoleConfig) -> Result<Router, minijinja::Error> {
         .route("/console/library", get(library))
         .route("/console/network", get(network))
         .route("/console/contents", post(upload))
+        .route("/console/trace", get(trace_page).post(trace))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
         .with_state(console))
@@ -245,8 +246,9 @@ fn nav(s: &Session) -> minijinja::Value {
         "admin" => &[
             ("/console/network", "Network"),
             ("/console/catalog", "Catalog"),
+            ("/console/trace", "Trace"),
         ],
-        "provider" => &[("/console/catalog", "Catalog")],
+        "provider" => &[("/console/catalog", "Catalog"), ("/console/trace", "Trace")],
         "user" => &[("/console/library", "Library")],
         _ => &[],
     };
@@ -467,14 +469,7 @@ async fn upload(
     body: axum::body::Body,
 ) -> Response {
     let run = async {
-        // Only the console's own script sends this header, and a browser
-        // will not let another site's page send it without asking.
-        if headers.get("tracecast-console").is_none() {
-            return Err(PageError::Forbidden(
-                "uploads come from the console's catalog page".into(),
-            ));
-        }
-        same_site(&headers)?;
+        script_request(&headers)?;
         let s = session(&c, &headers).await?;
         s.only(&["provider"], "ingest")?;
         let Query(q) = query.map_err(|e| PageError::BadRequest(e.body_text()))?;
@@ -503,18 +498,97 @@ async fn upload(
     };
     match run.await {
         Ok(info) => (StatusCode::CREATED, axum::Json(info)).into_response(),
-        Err(e) => {
-            let status = match e {
-                PageError::SignIn => StatusCode::UNAUTHORIZED,
-                ref other => other.status(),
-            };
-            (
-                status,
-                axum::Json(serde_json::json!({ "message": e.to_string() })),
-            )
-                .into_response()
-        }
+        Err(e) => script_error(e),
     }
+}
+
+/// The trace page: upload a suspected leak.
+async fn trace_page(State(c): State<Shared>, headers: HeaderMap) -> Page {
+    let run = async {
+        let s = session(&c, &headers).await?;
+        s.only(&["provider", "admin"], "trace")?;
+        render(&c, "trace.html", context! { nav => nav(&s) })
+    };
+    run.await.map_err(|e| Failed(c.clone(), e))
+}
+
+#[derive(Deserialize)]
+struct TraceQuery {
+    filename: Option<String>,
+    /// A pre-marked (A/B) content the file is a copy of; empty for none.
+    content: Option<String>,
+}
+
+/// `POST /console/trace?filename[&content]`, the file as the body (the
+/// trace page's script): passed through to the origin's trace with the
+/// timeline asked for; answers the result as an HTML fragment.
+async fn trace(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    query: Result<Query<TraceQuery>, axum::extract::rejection::QueryRejection>,
+    body: axum::body::Body,
+) -> Response {
+    let run = async {
+        script_request(&headers)?;
+        let s = session(&c, &headers).await?;
+        s.only(&["provider", "admin"], "trace")?;
+        let Query(q) = query.map_err(|e| PageError::BadRequest(e.body_text()))?;
+        let content = match q.content.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(t) => Some(
+                t.parse::<i64>()
+                    .map_err(|_| PageError::BadRequest(format!("{t:?} is not a content id")))?,
+            ),
+        };
+        let filename = q.filename.unwrap_or_else(|| "leak".into());
+        let report = s
+            .client
+            .trace_body(
+                &filename,
+                content,
+                true,
+                reqwest::Body::wrap_stream(body.into_data_stream()),
+            )
+            .await?;
+        render(
+            &c,
+            "trace_result.html",
+            context! {
+                filename => filename,
+                report => &report,
+                plot => view::timeline_plot(&report.timeline),
+            },
+        )
+    };
+    match run.await {
+        Ok(r) => r,
+        Err(e) => script_error(e),
+    }
+}
+
+/// Requests the console's own script makes carry the `tracecast-console`
+/// header: another site's page cannot send it without a CORS preflight,
+/// which the console never grants.
+fn script_request(headers: &HeaderMap) -> Result<(), PageError> {
+    if headers.get("tracecast-console").is_none() {
+        return Err(PageError::Forbidden(
+            "this is for the console's own pages".into(),
+        ));
+    }
+    same_site(headers)
+}
+
+/// A failed script request: its status and `{message}`.
+fn script_error(e: PageError) -> Response {
+    let status = match e {
+        PageError::SignIn => StatusCode::UNAUTHORIZED,
+        ref other => other.status(),
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({ "message": e.to_string() })),
+    )
+        .into_response()
 }
 
 async fn script() -> impl IntoResponse {

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use minijinja::{context, Environment, Value};
-use tracecast_delivery::api::ContentInfo;
+use tracecast_delivery::api::{ContentInfo, TimelinePoint};
 
 /// The templates, by name (compiled in).
-pub const TEMPLATES: [(&str, &str); 7] = [
+pub const TEMPLATES: [(&str, &str); 9] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("error.html", include_str!("../templates/error.html")),
@@ -15,11 +15,16 @@ pub const TEMPLATES: [(&str, &str); 7] = [
     ("content.html", include_str!("../templates/content.html")),
     ("library.html", include_str!("../templates/library.html")),
     ("network.html", include_str!("../templates/network.html")),
+    ("trace.html", include_str!("../templates/trace.html")),
+    (
+        "trace_result.html",
+        include_str!("../templates/trace_result.html"),
+    ),
 ];
 
 pub const STYLESHEET: &str = include_str!("../static/console.css");
 
-/// The one script: the catalog's upload with a progress bar.
+/// The one script: uploads with a progress bar (ingest, trace).
 pub const SCRIPT: &str = include_str!("../static/console.js");
 
 /// `money` (cents to `1.50`), `bytes` (`3.2 MB`) and `when` (Unix ms to
@@ -119,6 +124,55 @@ pub fn library_rows(deliveries: &serde_json::Value, contents: &[ContentInfo]) ->
         .collect()
 }
 
+/// The plot of a trace's timeline, in SVG user units: the confidence as
+/// a line over the file's length, a dot per stretch (filled where the tag
+/// verified on that stretch alone), and the axes' labels.
+pub fn timeline_plot(points: &[TimelinePoint]) -> Option<Value> {
+    const W: f64 = 720.0;
+    const H: f64 = 200.0;
+    const LEFT: f64 = 44.0;
+    const RIGHT: f64 = 12.0;
+    const TOP: f64 = 12.0;
+    const BOTTOM: f64 = 30.0;
+    let end = points.iter().map(|p| p.end).fold(0.0, f64::max);
+    if points.is_empty() || end <= 0.0 {
+        return None;
+    }
+    let x = |t: f64| LEFT + (W - LEFT - RIGHT) * t / end;
+    let y = |c: f32| TOP + (H - TOP - BOTTOM) * (1.0 - f64::from(c.clamp(0.0, 1.0)));
+    let dots: Vec<Value> = points
+        .iter()
+        .map(|p| {
+            let mid = (p.start + p.end) / 2.0;
+            context! {
+                x => format!("{:.1}", x(mid)),
+                y => format!("{:.1}", y(p.confidence)),
+                ok => p.tag_ok,
+                label => format!(
+                    "{:.0}–{:.0} s: confidence {:.2}{}",
+                    p.start, p.end, p.confidence,
+                    if p.tag_ok { ", tag verified" } else { "" }
+                ),
+            }
+        })
+        .collect();
+    let line = points
+        .iter()
+        .map(|p| format!("{:.1},{:.1}", x((p.start + p.end) / 2.0), y(p.confidence)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(context! {
+        w => W, h => H,
+        left => LEFT, right => W - RIGHT, top => TOP, bottom => H - BOTTOM,
+        mid => format!("{:.1}", y(0.5)),
+        line => line,
+        dots => dots,
+        end_label => format!("{end:.0} s"),
+        verified => points.iter().filter(|p| p.tag_ok).count(),
+        stretches => points.len(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +200,33 @@ mod tests {
         assert_eq!(revenue_cents(&d), 450);
         let sold = sold_per_content(&d);
         assert_eq!((sold[&1], sold[&2]), (2, 1));
+    }
+
+    #[test]
+    fn the_timeline_plot_spans_the_file_and_marks_verified_stretches() {
+        assert!(timeline_plot(&[]).is_none());
+        let points = [
+            TimelinePoint {
+                start: 0.0,
+                end: 12.0,
+                confidence: 1.0,
+                tag_ok: true,
+            },
+            TimelinePoint {
+                start: 6.0,
+                end: 18.0,
+                confidence: 0.0,
+                tag_ok: false,
+            },
+        ];
+        let plot = timeline_plot(&points).unwrap();
+        assert_eq!(plot.get_attr("stretches").unwrap().as_usize(), Some(2));
+        assert_eq!(plot.get_attr("verified").unwrap().as_usize(), Some(1));
+        // Full confidence at the top, none at the bottom of the plot area.
+        assert_eq!(
+            plot.get_attr("line").unwrap().to_string(),
+            "265.3,12.0 486.7,170.0"
+        );
+        assert_eq!(plot.get_attr("end_label").unwrap().to_string(), "18 s");
     }
 }

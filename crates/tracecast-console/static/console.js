@@ -1,40 +1,30 @@
-// The catalog's upload: the file goes up with a progress bar
-// (XMLHttpRequest reports upload progress; fetch does not), then the
-// origin ingests it and the answer says which content it became.
+// The console's one script: files go up with a progress bar
+// (XMLHttpRequest reports upload progress; fetch does not). The catalog
+// page ingests a file; the trace page traces a suspected leak and shows
+// the result the server drew.
 (function () {
   "use strict";
-  var form = document.getElementById("ingest-form");
-  if (!form) {
-    return;
+
+  function byId(id) {
+    return document.getElementById(id);
   }
-  var bar = document.getElementById("ingest-progress");
-  var status = document.getElementById("ingest-status");
-  function say(text, kind) {
-    status.textContent = text;
-    status.className = kind || "";
-  }
-  form.addEventListener("submit", function (ev) {
-    ev.preventDefault();
-    var file = document.getElementById("ingest-file").files[0];
-    if (!file) {
-      say("Choose a file first.", "error");
-      return;
-    }
-    var q = new URLSearchParams({
-      title: document.getElementById("ingest-title").value,
-      price: document.getElementById("ingest-price").value,
-      filename: file.name,
-    });
-    if (document.getElementById("ingest-ab").checked) {
-      q.set("ab", "true");
+
+  // Sends `file` to `url`; `done(status, responseText)` when answered.
+  function send(file, url, prefix, done) {
+    var bar = byId(prefix + "-progress");
+    var status = byId(prefix + "-status");
+    var button = byId(prefix + "-start");
+    function say(text, kind) {
+      status.textContent = text;
+      status.className = kind || "";
     }
     var xhr = new XMLHttpRequest();
-    xhr.open("POST", "/console/contents?" + q.toString());
-    xhr.setRequestHeader("tracecast-console", "upload");
+    xhr.open("POST", url);
+    xhr.setRequestHeader("tracecast-console", prefix);
     xhr.setRequestHeader("content-type", "application/octet-stream");
     bar.hidden = false;
     bar.value = 0;
-    document.getElementById("ingest-start").disabled = true;
+    button.disabled = true;
     xhr.upload.onprogress = function (e) {
       if (e.lengthComputable) {
         bar.value = (100 * e.loaded) / e.total;
@@ -43,27 +33,78 @@
     };
     xhr.upload.onload = function () {
       bar.value = 100;
-      say("Uploaded; the origin is encoding the renditions…");
+      say("Uploaded; the origin is working on it…");
     };
     xhr.onload = function () {
-      document.getElementById("ingest-start").disabled = false;
-      var body;
-      try {
-        body = JSON.parse(xhr.responseText);
-      } catch (err) {
-        body = { message: xhr.responseText };
-      }
-      if (xhr.status === 201 || xhr.status === 200) {
-        status.dataset.content = body.id;
-        say("Ingested as content #" + body.id + ": " + body.title, "done");
-      } else {
-        say("Refused: " + body.message, "error");
-      }
+      button.disabled = false;
+      done(xhr.status, xhr.responseText, say);
     };
     xhr.onerror = function () {
-      document.getElementById("ingest-start").disabled = false;
+      button.disabled = false;
       say("The upload broke off; try again.", "error");
     };
     xhr.send(file);
-  });
+  }
+
+  function message(text) {
+    try {
+      return JSON.parse(text).message;
+    } catch (err) {
+      return text;
+    }
+  }
+
+  var ingest = byId("ingest-form");
+  if (ingest) {
+    ingest.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var file = byId("ingest-file").files[0];
+      if (!file) {
+        return;
+      }
+      var q = new URLSearchParams({
+        title: byId("ingest-title").value,
+        price: byId("ingest-price").value,
+        filename: file.name,
+      });
+      if (byId("ingest-ab").checked) {
+        q.set("ab", "true");
+      }
+      send(file, "/console/contents?" + q.toString(), "ingest", function (status, text, say) {
+        if (status === 201 || status === 200) {
+          var body = JSON.parse(text);
+          byId("ingest-status").dataset.content = body.id;
+          say("Ingested as content #" + body.id + ": " + body.title, "done");
+        } else {
+          say("Refused: " + message(text), "error");
+        }
+      });
+    });
+  }
+
+  var trace = byId("trace-form");
+  if (trace) {
+    trace.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var file = byId("trace-file").files[0];
+      if (!file) {
+        return;
+      }
+      var q = new URLSearchParams({ filename: file.name });
+      var content = byId("trace-content").value.trim();
+      if (content) {
+        q.set("content", content);
+      }
+      byId("trace-result").textContent = "";
+      send(file, "/console/trace?" + q.toString(), "trace", function (status, text, say) {
+        if (status === 200) {
+          say("Traced.", "done");
+          // The server drew this fragment, escaped, from its own template.
+          byId("trace-result").innerHTML = text;
+        } else {
+          say("Refused: " + message(text), "error");
+        }
+      });
+    });
+  }
 })();

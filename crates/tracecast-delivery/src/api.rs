@@ -421,6 +421,22 @@ pub struct TraceReport {
     /// content's provider only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<FingerprintTrace>,
+    /// With `?timeline=true`: the mark read stretch by stretch along the
+    /// file (administrators and the content's provider only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// The mark read on one stretch of a traced file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// Where the stretch starts and ends in the file, seconds.
+    pub start: f64,
+    pub end: f64,
+    /// 0 (nothing) ..1 (every coded bit agrees with the payload).
+    pub confidence: f32,
+    /// Whether the payload's tag verified on this stretch alone.
+    pub tag_ok: bool,
 }
 
 /// Tracing a copy of pre-marked (A/B) content through its Tardos code.

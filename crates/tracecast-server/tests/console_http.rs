@@ -219,6 +219,7 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
         );
         for page in [
             "/console/catalog".to_owned(),
+            "/console/trace".to_owned(),
             "/console/network".to_owned(),
             format!("/console/contents/{}", mine.id),
         ] {

@@ -12,7 +12,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
-use tracecast_delivery::api::{FingerprintTrace, MarkFound, Suspect, TraceReport, TracedDelivery};
+use tracecast_delivery::api::{
+    FingerprintTrace, MarkFound, Suspect, TimelinePoint, TraceReport, TracedDelivery,
+};
 use tracecast_mark::{MarkKey, Payload};
 use tracecast_media::MediaError;
 use tracecast_store::AccountKind;
@@ -26,6 +28,9 @@ pub(super) struct TraceQuery {
     /// The content the file is a copy of, when it is pre-marked (A/B) and
     /// its metadata is gone: its units are read against its code.
     content: Option<i64>,
+    /// Read the mark stretch by stretch too, for a plot along the file.
+    #[serde(default)]
+    timeline: bool,
 }
 
 struct Read {
@@ -34,6 +39,52 @@ struct Read {
     media: String,
     rights: Option<tracecast_media::Rights>,
     fingerprint: Option<(AbTrace, tracecast_mark::fingerprint::Tracing, usize)>,
+    timeline: Vec<TimelinePoint>,
+}
+
+/// Stretches of a timeline: long enough for the mark to read alone.
+const TIMELINE_WINDOW_SECS: f64 = 12.0;
+const TIMELINE_STEP_SECS: f64 = 6.0;
+
+/// The audio mark read on successive overlapping stretches of `pcm`.
+fn audio_timeline(pcm: &tracecast_media::Pcm, key: &MarkKey) -> Vec<TimelinePoint> {
+    let rate = f64::from(pcm.sample_rate);
+    let len = pcm.frames();
+    let window = ((TIMELINE_WINDOW_SECS * rate) as usize).min(len);
+    let step = ((TIMELINE_STEP_SECS * rate) as usize).max(1);
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    while window > 0 && start + window <= len {
+        let slice: Vec<Vec<f32>> = pcm
+            .channels
+            .iter()
+            .map(|c| c[start..start + window].to_vec())
+            .collect();
+        if let Ok(d) = tracecast_mark::audio::detect(&slice, pcm.sample_rate, key, &mut |_, _| {}) {
+            out.push(TimelinePoint {
+                start: start as f64 / rate,
+                end: (start + window) as f64 / rate,
+                confidence: d.confidence,
+                tag_ok: d.tag_ok,
+            });
+        }
+        start += step;
+    }
+    out
+}
+
+/// A/B video segments read: one point per segment, read or not.
+fn segment_timeline(reads: &[Option<bool>], secs: u32) -> Vec<TimelinePoint> {
+    reads
+        .iter()
+        .enumerate()
+        .map(|(i, r)| TimelinePoint {
+            start: (i as u32 * secs) as f64,
+            end: ((i as u32 + 1) * secs) as f64,
+            confidence: if r.is_some() { 1.0 } else { 0.0 },
+            tag_ok: r.is_some(),
+        })
+        .collect()
 }
 
 /// A pre-marked content a copy is read against.
@@ -107,6 +158,7 @@ fn read_video(
                     media,
                     rights: None,
                     fingerprint: Some((ab, tracing, read)),
+                    timeline: segment_timeline(&reads, secs),
                 });
             }
         }
@@ -118,6 +170,7 @@ fn read_video(
         media,
         rights: None,
         fingerprint: None,
+        timeline: Vec::new(),
     })
 }
 
@@ -141,6 +194,7 @@ fn read_mark(
     ext: Option<&str>,
     key: &MarkKey,
     ab: Option<AbTrace>,
+    timeline: bool,
 ) -> Result<Read, MediaError> {
     if tracecast_media::video::is_video(&bytes[..bytes.len().min(192)]) {
         return read_video(bytes, ext, key, ab);
@@ -156,6 +210,7 @@ fn read_mark(
             media: format!("picture {}x{}", img.width(), img.height()),
             rights,
             fingerprint: None,
+            timeline: Vec::new(),
         });
     }
     let pcm = tracecast_media::decode_bytes(bytes.to_vec(), ext)?;
@@ -175,6 +230,7 @@ fn read_mark(
                 media,
                 rights,
                 fingerprint: Some((ab, tracing, read)),
+                timeline: Vec::new(),
             });
         }
     }
@@ -186,6 +242,11 @@ fn read_mark(
         media,
         rights,
         fingerprint: None,
+        timeline: if timeline {
+            audio_timeline(&pcm, key)
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -239,15 +300,17 @@ pub(super) async fn trace(
         }
         None => None,
     };
-    let read = crate::on_worker(&o.work, move || read_mark(&bytes, ext.as_deref(), &key, ab))
-        .await?
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "bad_media",
-                format!("cannot read this file: {e}"),
-            )
-        })?;
+    let read = crate::on_worker(&o.work, move || {
+        read_mark(&bytes, ext.as_deref(), &key, ab, q.timeline)
+    })
+    .await?
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_media",
+            format!("cannot read this file: {e}"),
+        )
+    })?;
     let mut report = TraceReport {
         mark: None,
         user: None,
@@ -262,6 +325,7 @@ pub(super) async fn trace(
         seconds: 0.0,
         accountability: None,
         fingerprint: None,
+        timeline: read.timeline,
     };
     if let Some((ab, tracing, read_units)) = &read.fingerprint {
         let mut named = Vec::new();
@@ -422,6 +486,7 @@ pub(super) async fn trace(
                 seconds: report.seconds,
                 accountability: None,
                 fingerprint: None,
+                timeline: Vec::new(),
             }))
         }
     }

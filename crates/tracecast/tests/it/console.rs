@@ -1,6 +1,7 @@
 //! The web console in a real browser: Debian's Chromium, headless, driven
 //! through chromedriver (WebDriver) against `tracecast serve` processes:
-//! signing in per role, ingest with a progress bar, refusals.
+//! signing in per role, ingest with a progress bar, a leak traced to its
+//! buyer with the detection plotted along the file, refusals.
 //! Screenshots of each page are kept as test artifacts under
 //! `target/tmp/console-screenshots/`.
 
@@ -125,7 +126,7 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
     let provider = net.account("provider", "aurora");
     let bob = net.account("user", "bob");
     let carol = net.account("user", "carol");
-    let src = music_wav(d, 8.0);
+    let src = music_wav(d, 30.0);
     let (_, id) = net.publish(&provider, &src, "Nocturne in blue", "1.50", &[]);
     let bought = json(net.run(
         &bob,
@@ -231,6 +232,52 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
             catalog.contains("Etude from the browser") && catalog.contains("2.25"),
             "{catalog}"
         );
+
+        // Bob's copy leaks: the trace page names him, with the mark's tag
+        // verified and its confidence plotted along the file.
+        c.find(Locator::LinkText("Trace"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait()
+            .for_element(Locator::Css("#trace-file"))
+            .await
+            .unwrap()
+            .send_keys(crate::p(&d.join("bob.flac")))
+            .await
+            .unwrap();
+        c.find(Locator::Css("#trace-start"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let user = c
+            .wait()
+            .at_most(Duration::from_secs(120))
+            .for_element(Locator::Css("#trace-user"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(user, "bob");
+        assert!(text(&c, "#tag-status").await.contains("tag verified"));
+        assert!(text(&c, "#trace-edge").await.contains("run by"));
+        let stretches = c
+            .find_all(Locator::Css("#timeline circle.stretch"))
+            .await
+            .unwrap()
+            .len();
+        let verified = c
+            .find_all(Locator::Css("#timeline circle.verified"))
+            .await
+            .unwrap()
+            .len();
+        assert!(stretches >= 3 && verified >= 2, "{verified} of {stretches}");
+        shot(&c, "provider-trace").await;
         sign_out(&c).await;
 
         // Bob sees his purchase; Carol, who bought nothing, does not.
