@@ -170,6 +170,8 @@ pub fn router(config: ConsoleConfig) -> Result<Router, minijinja::Error> {
         .route("/console/contents/{id}", get(content_page))
         .route("/console/library", get(library))
         .route("/console/network", get(network))
+        .route("/console/invoices", get(invoices))
+        .route("/console/members", get(members))
         .route("/console/contents", post(upload))
         .route("/console/trace", get(trace_page).post(trace))
         .route("/console/static/console.css", get(stylesheet))
@@ -245,11 +247,15 @@ fn nav(s: &Session) -> minijinja::Value {
     let links: &[(&str, &str)] = match s.account.kind.as_str() {
         "admin" => &[
             ("/console/network", "Network"),
+            ("/console/members", "Members"),
             ("/console/catalog", "Catalog"),
             ("/console/trace", "Trace"),
         ],
         "provider" => &[("/console/catalog", "Catalog"), ("/console/trace", "Trace")],
-        "user" => &[("/console/library", "Library")],
+        "user" => &[
+            ("/console/library", "Library"),
+            ("/console/invoices", "Invoices"),
+        ],
         _ => &[],
     };
     context! {
@@ -599,6 +605,46 @@ async fn script() -> impl IntoResponse {
         ],
         view::SCRIPT,
     )
+}
+
+/// A user's invoice: every posting to their account and the balance.
+async fn invoices(State(c): State<Shared>, headers: HeaderMap) -> Page {
+    let run = async {
+        let s = session(&c, &headers).await?;
+        s.only(&["user"], "invoices")?;
+        let invoice = s.client.invoice(None).await?;
+        render(
+            &c,
+            "invoices.html",
+            context! { nav => nav(&s), invoice => invoice },
+        )
+    };
+    run.await.map_err(|e| Failed(c.clone(), e))
+}
+
+/// The members tree (administrators): order, referrer, trust, standing,
+/// leaks; suspended members listed apart.
+async fn members(State(c): State<Shared>, headers: HeaderMap) -> Page {
+    let run = async {
+        let s = session(&c, &headers).await?;
+        s.only(&["admin"], "members")?;
+        let all = s
+            .client
+            .call(reqwest::Method::GET, "/v1/members", None)
+            .await?;
+        let suspended: Vec<&serde_json::Value> = all
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["status"] != "active")
+            .collect();
+        render(
+            &c,
+            "members.html",
+            context! { nav => nav(&s), members => &all, suspended => suspended },
+        )
+    };
+    run.await.map_err(|e| Failed(c.clone(), e))
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -166,7 +166,12 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
         let (s1, _, _) = p.get(&format!("/console/contents/{}", theirs.id)).await;
         let (s2, _, _) = p.get("/console/contents/999999").await;
         assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
-        for page in ["/console/library", "/console/network"] {
+        for page in [
+            "/console/library",
+            "/console/invoices",
+            "/console/members",
+            "/console/network",
+        ] {
             assert_eq!(p.get(page).await.0, StatusCode::FORBIDDEN, "{page}");
         }
 
@@ -217,9 +222,13 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
             upload(&u, true).await.unwrap().status(),
             StatusCode::FORBIDDEN
         );
+        let (status, page, _) = u.get("/console/invoices").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("id=\"balance\""), "{page}");
         for page in [
             "/console/catalog".to_owned(),
             "/console/trace".to_owned(),
+            "/console/members".to_owned(),
             "/console/network".to_owned(),
             format!("/console/contents/{}", mine.id),
         ] {
@@ -242,6 +251,9 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
             page.contains("tokyo") && page.contains("op-tokyo"),
             "{page}"
         );
+        let (status, page, _) = op.get("/console/members").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("No member is suspended"), "{page}");
         let (_, page, _) = op.get("/console/catalog").await;
         assert!(
             page.contains("Umbra") && page.contains("Nocturne"),

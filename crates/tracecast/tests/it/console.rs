@@ -285,6 +285,19 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
         let library = text(&c, "#library").await;
         assert!(library.contains("Nocturne in blue"), "{library}");
         shot(&c, "user-library").await;
+        // His invoice carries the purchase once the edge's report is in.
+        let mut invoice = String::new();
+        for _ in 0..50 {
+            c.goto(&format!("{base}/console/invoices")).await.unwrap();
+            if let Ok(t) = c.find(Locator::Css("#invoice")).await {
+                invoice = t.text().await.unwrap();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(invoice.contains("1.50"), "{invoice}");
+        assert_eq!(text(&c, "#balance").await, "1.50");
+        shot(&c, "user-invoices").await;
         // The operator's pages are not his.
         c.goto(&format!("{base}/console/network")).await.unwrap();
         assert!(text(&c, "#error-message").await.contains("not for a user"));
@@ -303,6 +316,13 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
             "{edges}"
         );
         shot(&c, "operator-network").await;
+        c.find(Locator::LinkText("Members"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert!(text(&c, "#none-suspended").await.contains("No member"));
         c.close().await.unwrap();
     });
 }
