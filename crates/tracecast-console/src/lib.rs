@@ -171,6 +171,8 @@ pub fn router(config: ConsoleConfig) -> Result<Router, minijinja::Error> {
         .route("/console/library", get(library))
         .route("/console/network", get(network))
         .route("/console/invoices", get(invoices))
+        .route("/console/store", get(store))
+        .route("/console/rent", post(rent))
         .route("/console/members", get(members))
         .route("/console/contents", post(upload))
         .route("/console/trace", get(trace_page).post(trace))
@@ -253,6 +255,7 @@ fn nav(s: &Session) -> minijinja::Value {
         ],
         "provider" => &[("/console/catalog", "Catalog"), ("/console/trace", "Trace")],
         "user" => &[
+            ("/console/store", "Store"),
             ("/console/library", "Library"),
             ("/console/invoices", "Invoices"),
         ],
@@ -605,6 +608,76 @@ async fn script() -> impl IntoResponse {
         ],
         view::SCRIPT,
     )
+}
+
+/// What a user can buy or rent, and the home servers to rent through.
+async fn store(State(c): State<Shared>, headers: HeaderMap) -> Page {
+    let run = async {
+        let s = session(&c, &headers).await?;
+        s.only(&["user"], "store")?;
+        let contents = s.client.contents().await?;
+        let homes: Vec<serde_json::Value> = s
+            .client
+            .sites()
+            .await?
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|x| x["kind"] == "home")
+            .cloned()
+            .collect();
+        render(
+            &c,
+            "store.html",
+            context! { nav => nav(&s), contents => contents, homes => homes },
+        )
+    };
+    run.await.map_err(|e| Failed(c.clone(), e))
+}
+
+#[derive(Deserialize)]
+struct RentForm {
+    content: i64,
+    home: String,
+}
+
+/// Rents a content through a home server and opens the player: the
+/// purchase at the origin, the copy marked by the edge and sent on to the
+/// home, which streams it (HTTP Range and HLS) with play, pause and seek.
+async fn rent(State(c): State<Shared>, headers: HeaderMap, Form(f): Form<RentForm>) -> Page {
+    let run = async {
+        same_site(&headers)?;
+        let s = session(&c, &headers).await?;
+        s.only(&["user"], "rental")?;
+        let content = s.client.content(f.content).await?;
+        let purchase = s
+            .client
+            .order(&tracecast_delivery::api::PurchaseRequest {
+                home: Some(f.home.clone()),
+                rent: true,
+                ..tracecast_delivery::api::PurchaseRequest::download(f.content, None)
+            })
+            .await?;
+        let copy = tracecast_client::EdgeClient::new()?
+            .deliver(&purchase.edge_address, &purchase.ticket)
+            .await?;
+        let via = copy.via.clone().ok_or_else(|| {
+            PageError::Upstream("the edge did not send the rental to the home".into())
+        })?;
+        tracing::info!(delivery = purchase.delivery, user = %s.account.name, home = %via.site, "rental opened from the console");
+        render(
+            &c,
+            "player.html",
+            context! {
+                nav => nav(&s),
+                content => content,
+                purchase => purchase,
+                copy => copy,
+                via => via,
+            },
+        )
+    };
+    run.await.map_err(|e| Failed(c.clone(), e))
 }
 
 /// A user's invoice: every posting to their account and the balance.

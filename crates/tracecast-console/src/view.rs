@@ -7,7 +7,7 @@ use minijinja::{context, Environment, Value};
 use tracecast_delivery::api::{ContentInfo, TimelinePoint};
 
 /// The templates, by name (compiled in).
-pub const TEMPLATES: [(&str, &str); 11] = [
+pub const TEMPLATES: [(&str, &str); 13] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("error.html", include_str!("../templates/error.html")),
@@ -17,6 +17,8 @@ pub const TEMPLATES: [(&str, &str); 11] = [
     ("network.html", include_str!("../templates/network.html")),
     ("trace.html", include_str!("../templates/trace.html")),
     ("invoices.html", include_str!("../templates/invoices.html")),
+    ("store.html", include_str!("../templates/store.html")),
+    ("player.html", include_str!("../templates/player.html")),
     ("members.html", include_str!("../templates/members.html")),
     (
         "trace_result.html",

@@ -168,6 +168,7 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
         assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
         for page in [
             "/console/library",
+            "/console/store",
             "/console/invoices",
             "/console/members",
             "/console/network",
@@ -178,8 +179,9 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
         // Uploads come from the console's script only, and from providers.
         let wav = std::fs::read(track(files.path(), 6.0, 3)).unwrap();
         let upload = |b: &Browser, with_header: bool| {
-            let mut req = b
-                .http
+            // A fresh connection each time: a refused upload's body is not
+            // read, and the server closes the connection under it.
+            let mut req = reqwest::Client::new()
                 .post(format!(
                     "{base}/console/contents?title=From%20the%20console&price=2.25&filename=a.wav"
                 ))
@@ -221,6 +223,12 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
         assert_eq!(
             upload(&u, true).await.unwrap().status(),
             StatusCode::FORBIDDEN
+        );
+        let (status, page, _) = u.get("/console/store").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("Umbra&#x27;s secret") && page.contains("Nocturne"),
+            "{page}"
         );
         let (status, page, _) = u.get("/console/invoices").await;
         assert_eq!(status, StatusCode::OK);

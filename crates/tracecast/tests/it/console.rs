@@ -1,7 +1,8 @@
 //! The web console in a real browser: Debian's Chromium, headless, driven
 //! through chromedriver (WebDriver) against `tracecast serve` processes:
-//! signing in per role, ingest with a progress bar, a leak traced to its
-//! buyer with the detection plotted along the file, refusals.
+//! signing in per role, ingest with a progress bar, a rental played from
+//! a home server with play, seek and pause, a leak traced to its buyer
+//! with the detection plotted along the file, refusals.
 //! Screenshots of each page are kept as test artifacts under
 //! `target/tmp/console-screenshots/`.
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
-use crate::delivery::{free_port, json, Net};
+use crate::delivery::{free_port, json, ok, Net, Proc};
 use crate::music_wav;
 
 /// chromedriver on a free port, stopped when dropped.
@@ -59,7 +60,8 @@ async fn browser(driver: &Driver) -> Client {
         serde_json::json!({
             "binary": "/usr/bin/chromium",
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1280,900"],
+                     "--disable-dev-shm-usage", "--window-size=1280,900",
+                     "--autoplay-policy=no-user-gesture-required", "--mute-audio"],
         }),
     );
     // chromedriver listens on loopback: plain HTTP.
@@ -110,6 +112,59 @@ async fn text(c: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// A home server process "maple", registered at the origin.
+fn start_home(net: &Net, dir: &Path) -> Proc {
+    let port = free_port();
+    let token = dir.join("maple.token");
+    ok(net.run(
+        &net.admin,
+        &[
+            "account",
+            "add",
+            "home",
+            "maple",
+            "--address",
+            &format!("http://127.0.0.1:{port}/home"),
+            "--operator",
+            "maple-net",
+            "--fee",
+            "0.30",
+            "--token-out",
+            crate::p(&token),
+        ],
+    ));
+    Proc::start(
+        dir.join("home.log"),
+        vec![
+            "--role".into(),
+            "home".into(),
+            "--data".into(),
+            crate::p(&dir.join("home")).into(),
+            "--origin".into(),
+            net.base.clone(),
+            "--home-token-file".into(),
+            crate::p(&token).into(),
+        ],
+        Vec::new(),
+        port,
+        "/home/v1/health",
+    )
+}
+
+/// Runs `script` in the page and returns its answer.
+async fn js(c: &Client, script: &str) -> serde_json::Value {
+    c.execute(script, Vec::new()).await.unwrap()
+}
+
+/// Waits until `script` answers true.
+async fn until(c: &Client, what: &str, script: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while js(c, script).await != serde_json::Value::Bool(true) {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Generated music as a WAV named `name` in `dir`.
 fn music_wav_named(dir: &Path, name: &str, seconds: f32) -> PathBuf {
     let path = dir.join(name);
@@ -134,6 +189,7 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
     ));
     let delivery = bought["delivery"].as_i64().expect("a delivery id");
 
+    let _home = start_home(&net, d);
     let driver = Driver::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -285,6 +341,37 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
         let library = text(&c, "#library").await;
         assert!(library.contains("Nocturne in blue"), "{library}");
         shot(&c, "user-library").await;
+        // He rents it through his home server and plays it there: play,
+        // seek, pause.
+        c.find(Locator::LinkText("Store"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait()
+            .for_element(Locator::Css("#store .rent-button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait().for_element(Locator::Css("audio#player")).await.unwrap();
+        let src = js(&c, "return document.getElementById('player').currentSrc").await;
+        assert!(src.as_str().unwrap().contains("/home/v1/copies/"), "{src}");
+        js(&c, "document.getElementById('player').play(); return true").await;
+        until(&c, "playing", "const p = document.getElementById('player'); return !p.paused && p.currentTime > 0.5").await;
+        js(&c, "document.getElementById('player').currentTime = 20; return true").await;
+        until(&c, "the seek", "const p = document.getElementById('player'); return p.currentTime >= 20 && p.readyState >= 3").await;
+        shot(&c, "user-player").await;
+        js(&c, "document.getElementById('player').pause(); return true").await;
+        until(&c, "the pause", "return document.getElementById('player').paused").await;
+        let at = js(&c, "return document.getElementById('player').currentTime").await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let later = js(&c, "return document.getElementById('player').currentTime").await;
+        assert_eq!(at, later, "paused playback stays put");
+        c.goto(&format!("{base}/console")).await.unwrap();
+
         // His invoice carries the purchase once the edge's report is in.
         let mut invoice = String::new();
         for _ in 0..50 {
