@@ -172,6 +172,8 @@ pub fn router(config: ConsoleConfig) -> Result<Router, minijinja::Error> {
         .route("/console/network", get(network))
         .route("/console/invoices", get(invoices))
         .route("/console/store", get(store))
+        .route("/console/buy", post(buy))
+        .route("/console/messages", get(messages))
         .route("/console/rent", post(rent))
         .route("/console/members", get(members))
         .route("/console/contents", post(upload))
@@ -258,6 +260,7 @@ fn nav(s: &Session) -> minijinja::Value {
             ("/console/store", "Store"),
             ("/console/library", "Library"),
             ("/console/invoices", "Invoices"),
+            ("/console/messages", "Messages"),
         ],
         _ => &[],
     };
@@ -630,6 +633,61 @@ async fn store(State(c): State<Shared>, headers: HeaderMap) -> Page {
             &c,
             "store.html",
             context! { nav => nav(&s), contents => contents, homes => homes },
+        )
+    };
+    run.await.map_err(|e| Failed(c.clone(), e))
+}
+
+#[derive(Deserialize)]
+struct BuyForm {
+    content: i64,
+}
+
+/// Buys a copy to keep: the purchase at the origin, the copy marked by
+/// the edge; the page links the edge's signed, expiring download.
+async fn buy(State(c): State<Shared>, headers: HeaderMap, Form(f): Form<BuyForm>) -> Page {
+    let run = async {
+        same_site(&headers)?;
+        let s = session(&c, &headers).await?;
+        s.only(&["user"], "purchase")?;
+        let content = s.client.content(f.content).await?;
+        let purchase = s.client.purchase(f.content, None, &[]).await?;
+        let copy = tracecast_client::EdgeClient::new()?
+            .deliver(&purchase.edge_address, &purchase.ticket)
+            .await?;
+        tracing::info!(delivery = purchase.delivery, user = %s.account.name, "bought from the console");
+        render(
+            &c,
+            "bought.html",
+            context! { nav => nav(&s), content => content, purchase => purchase, copy => copy },
+        )
+    };
+    run.await.map_err(|e| Failed(c.clone(), e))
+}
+
+/// A user's box: how much mail waits, and the first message (read, not
+/// acknowledged: `tracecast inbox fetch` still takes it).
+async fn messages(State(c): State<Shared>, headers: HeaderMap) -> Page {
+    let run = async {
+        let s = session(&c, &headers).await?;
+        s.only(&["user"], "messages")?;
+        let token = token(&headers).ok_or(PageError::SignIn)?;
+        let mailbox = tracecast_client::MailboxClient::new(&c.config.origin, &token)?;
+        let name: tracecast_mailbox::BoxName = s
+            .account
+            .box_name
+            .parse()
+            .map_err(|_| PageError::Upstream("the account's box name is malformed".into()))?;
+        let status = mailbox.status(&name).await?;
+        let first = mailbox
+            .fetch(&name, tracecast_mailbox::FetchRequest::first())
+            .await?
+            .message
+            .map(|m| view::message_view(&m));
+        render(
+            &c,
+            "messages.html",
+            context! { nav => nav(&s), box_name => name.to_string(), stats => &status["stats"], first => first },
         )
     };
     run.await.map_err(|e| Failed(c.clone(), e))

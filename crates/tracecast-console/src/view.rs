@@ -7,7 +7,7 @@ use minijinja::{context, Environment, Value};
 use tracecast_delivery::api::{ContentInfo, TimelinePoint};
 
 /// The templates, by name (compiled in).
-pub const TEMPLATES: [(&str, &str); 13] = [
+pub const TEMPLATES: [(&str, &str); 15] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("error.html", include_str!("../templates/error.html")),
@@ -19,6 +19,8 @@ pub const TEMPLATES: [(&str, &str); 13] = [
     ("invoices.html", include_str!("../templates/invoices.html")),
     ("store.html", include_str!("../templates/store.html")),
     ("player.html", include_str!("../templates/player.html")),
+    ("bought.html", include_str!("../templates/bought.html")),
+    ("messages.html", include_str!("../templates/messages.html")),
     ("members.html", include_str!("../templates/members.html")),
     (
         "trace_result.html",
@@ -126,6 +128,26 @@ pub fn library_rows(deliveries: &serde_json::Value, contents: &[ContentInfo]) ->
             }
         })
         .collect()
+}
+
+/// A message for the page: its envelope, and its body as text when it is
+/// text (at most 16 KiB of it), pretty-printed when it is JSON.
+pub fn message_view(m: &tracecast_client::Message) -> Value {
+    let text = std::str::from_utf8(&m.body).ok().map(|t| {
+        match serde_json::from_str::<serde_json::Value>(t) {
+            Ok(v) if m.media_type.contains("json") => {
+                serde_json::to_string_pretty(&v).unwrap_or_else(|_| t.to_owned())
+            }
+            _ => t.chars().take(16 * 1024).collect(),
+        }
+    });
+    context! {
+        id => m.id.get(),
+        date => &m.date,
+        media_type => &m.media_type,
+        bytes => m.body.len(),
+        text => text,
+    }
 }
 
 /// The plot of a trace's timeline, in SVG user units: the confidence as

@@ -169,6 +169,7 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
         for page in [
             "/console/library",
             "/console/store",
+            "/console/messages",
             "/console/invoices",
             "/console/members",
             "/console/network",
@@ -230,6 +231,9 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
             page.contains("Umbra&#x27;s secret") && page.contains("Nocturne"),
             "{page}"
         );
+        let (status, page, _) = u.get("/console/messages").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("user:alice"), "{page}");
         let (status, page, _) = u.get("/console/invoices").await;
         assert_eq!(status, StatusCode::OK);
         assert!(page.contains("id=\"balance\""), "{page}");

@@ -393,6 +393,44 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
         sign_out(&c).await;
         sign_in(&c, &base, &carol).await;
         assert!(text(&c, "#empty").await.contains("Nothing bought yet"));
+        // Carol buys it in the browser and downloads her marked copy.
+        c.goto(&format!("{base}/console/store")).await.unwrap();
+        c.wait()
+            .for_element(Locator::Css(&format!("tr[data-content='{id}'] .buy-button")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let link = c
+            .wait()
+            .for_element(Locator::Css("#download"))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .expect("a download link");
+        let sha = text(&c, "#sha256").await;
+        shot(&c, "user-bought").await;
+        let bytes = reqwest::get(&link).await.unwrap().bytes().await.unwrap();
+        use sha2::Digest;
+        assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), sha);
+        let carol_copy = d.join("carol.flac");
+        std::fs::write(&carol_copy, &bytes).unwrap();
+        // Her bill arrives in her box.
+        let mut pending = String::new();
+        for _ in 0..50 {
+            c.goto(&format!("{base}/console/messages")).await.unwrap();
+            pending = text(&c, "#pending").await;
+            if pending != "0" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_ne!(pending, "0");
+        assert!(text(&c, "#first-body").await.contains("Nocturne in blue"));
+        shot(&c, "user-messages").await;
         sign_out(&c).await;
 
         // The operator sees the edges.
@@ -410,6 +448,37 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
             .await
             .unwrap();
         assert!(text(&c, "#none-suspended").await.contains("No member"));
+        // The operator traces Carol's copy: it names her.
+        c.find(Locator::LinkText("Trace"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait()
+            .for_element(Locator::Css("#trace-file"))
+            .await
+            .unwrap()
+            .send_keys(crate::p(&carol_copy))
+            .await
+            .unwrap();
+        c.find(Locator::Css("#trace-start"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let user = c
+            .wait()
+            .at_most(Duration::from_secs(120))
+            .for_element(Locator::Css("#trace-user"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(user, "carol");
+        shot(&c, "operator-trace").await;
         c.close().await.unwrap();
     });
 }
