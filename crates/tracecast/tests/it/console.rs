@@ -165,6 +165,38 @@ async fn until(c: &Client, what: &str, script: &str) {
     }
 }
 
+/// Opens the trace page from the navigation, traces `file` and answers
+/// who it names.
+async fn trace_in_page(c: &Client, file: &Path) -> String {
+    c.find(Locator::LinkText("Trace"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("#trace-file"))
+        .await
+        .unwrap()
+        .send_keys(crate::p(file))
+        .await
+        .unwrap();
+    c.find(Locator::Css("#trace-start"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(120))
+        .for_element(Locator::Css("#trace-user"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Generated music as a WAV named `name` in `dir`.
 fn music_wav_named(dir: &Path, name: &str, seconds: f32) -> PathBuf {
     let path = dir.join(name);
@@ -291,35 +323,7 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
 
         // Bob's copy leaks: the trace page names him, with the mark's tag
         // verified and its confidence plotted along the file.
-        c.find(Locator::LinkText("Trace"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        c.wait()
-            .for_element(Locator::Css("#trace-file"))
-            .await
-            .unwrap()
-            .send_keys(crate::p(&d.join("bob.flac")))
-            .await
-            .unwrap();
-        c.find(Locator::Css("#trace-start"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let user = c
-            .wait()
-            .at_most(Duration::from_secs(120))
-            .for_element(Locator::Css("#trace-user"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(user, "bob");
+        assert_eq!(trace_in_page(&c, &d.join("bob.flac")).await, "bob");
         assert!(text(&c, "#tag-status").await.contains("tag verified"));
         assert!(text(&c, "#trace-edge").await.contains("run by"));
         let stretches = c
@@ -449,35 +453,7 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
             .unwrap();
         assert!(text(&c, "#none-suspended").await.contains("No member"));
         // The operator traces Carol's copy: it names her.
-        c.find(Locator::LinkText("Trace"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        c.wait()
-            .for_element(Locator::Css("#trace-file"))
-            .await
-            .unwrap()
-            .send_keys(crate::p(&carol_copy))
-            .await
-            .unwrap();
-        c.find(Locator::Css("#trace-start"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let user = c
-            .wait()
-            .at_most(Duration::from_secs(120))
-            .for_element(Locator::Css("#trace-user"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(user, "carol");
+        assert_eq!(trace_in_page(&c, &carol_copy).await, "carol");
         shot(&c, "operator-trace").await;
         c.close().await.unwrap();
     });
