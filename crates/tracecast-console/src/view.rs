@@ -34,7 +34,7 @@ pub const STYLESHEET: &str = include_str!("../static/console.css");
 pub const SCRIPT: &str = include_str!("../static/console.js");
 
 /// `money` (cents to `1.50`), `bytes` (`3.2 MB`) and `when` (Unix ms to
-/// an HTTP date).
+/// an HTTP date: `Sun, 22 Nov 2026 20:05:00 GMT`).
 pub fn add_filters(env: &mut Environment<'static>) {
     env.add_filter("money", |cents: i64| money(cents));
     env.add_filter("bytes", |n: i64| bytes(n));
@@ -59,35 +59,11 @@ pub fn bytes(n: i64) -> String {
 
 pub fn when(ms: Option<i64>) -> String {
     match ms {
-        Some(ms) if ms > 0 => {
-            let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
-            format_utc(t)
-        }
+        Some(ms) if ms > 0 => httpdate::fmt_http_date(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64),
+        ),
         _ => "—".into(),
     }
-}
-
-/// `2026-11-22 20:05 UTC`.
-fn format_utc(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
 }
 
 /// Deliveries per content, from `GET /v1/deliveries`.
@@ -211,9 +187,11 @@ mod tests {
         assert_eq!(bytes(999), "999 B");
         assert_eq!(bytes(3_200_000), "3.2 MB");
         assert_eq!(when(None), "—");
-        // 2026-11-22 20:05:00 UTC
-        assert_eq!(when(Some(1_795_377_900_000)), "2026-11-22 20:05 UTC");
-        assert_eq!(when(Some(951_782_400_000)), "2000-02-29 00:00 UTC");
+        assert_eq!(
+            when(Some(1_795_377_900_000)),
+            "Sun, 22 Nov 2026 20:05:00 GMT"
+        );
+        assert_eq!(when(Some(951_782_400_000)), "Tue, 29 Feb 2000 00:00:00 GMT");
     }
 
     #[test]
