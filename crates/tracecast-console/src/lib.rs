@@ -451,10 +451,17 @@ async fn network(State(c): State<Shared>, headers: HeaderMap) -> Page {
             .call(reqwest::Method::GET, "/v1/edges", None)
             .await?;
         let sites = s.client.sites().await?;
+        // Each server's own word on its cache and load, asked now.
+        let addresses: Vec<String> = [&edges, &sites]
+            .into_iter()
+            .flat_map(|list| list.as_array().into_iter().flatten())
+            .filter_map(|x| x["address"].as_str().map(str::to_owned))
+            .collect();
+        let health = view::health_of(&addresses).await;
         render(
             &c,
             "network.html",
-            context! { nav => nav(&s), edges => edges, sites => sites },
+            context! { nav => nav(&s), edges => edges, sites => sites, health => health },
         )
     };
     run.await.map_err(|e| Failed(c.clone(), e))

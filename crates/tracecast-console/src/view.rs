@@ -106,6 +106,30 @@ pub fn library_rows(deliveries: &serde_json::Value, contents: &[ContentInfo]) ->
         .collect()
 }
 
+/// Asks each server (edge, home, kiosk) for its health (cache, copies,
+/// load) at `{address}/v1/health`, all at once, two seconds at most; by
+/// address, `null` for one that did not answer.
+pub async fn health_of(addresses: &[String]) -> HashMap<String, serde_json::Value> {
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+    else {
+        return HashMap::new();
+    };
+    let asks = addresses.iter().map(|a| {
+        let http = http.clone();
+        async move {
+            let url = format!("{}/v1/health", a.trim_end_matches('/'));
+            let answer = match http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
+                _ => serde_json::Value::Null,
+            };
+            (a.clone(), answer)
+        }
+    });
+    futures::future::join_all(asks).await.into_iter().collect()
+}
+
 /// A message for the page: its envelope, and its body as text when it is
 /// text (at most 16 KiB of it), pretty-printed when it is JSON.
 pub fn message_view(m: &tracecast_client::Message) -> Value {

@@ -263,6 +263,10 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
             page.contains("tokyo") && page.contains("op-tokyo"),
             "{page}"
         );
+        assert!(
+            page.contains("renditions") && !page.contains("unreachable"),
+            "{page}"
+        );
         let (status, page, _) = op.get("/console/members").await;
         assert_eq!(status, StatusCode::OK);
         assert!(page.contains("No member is suspended"), "{page}");

@@ -444,6 +444,14 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
             edges.contains("tokyo") && edges.contains("paris"),
             "{edges}"
         );
+        // Each server's cache and load, asked as the page is drawn: the
+        // home holds Bob's rental.
+        assert!(edges.contains("renditions"), "{edges}");
+        let sites = text(&c, "#sites").await;
+        assert!(
+            sites.contains("maple") && sites.contains("1 rentals"),
+            "{sites}"
+        );
         shot(&c, "operator-network").await;
         c.find(Locator::LinkText("Members"))
             .await
