@@ -174,6 +174,7 @@ pub fn router(config: ConsoleConfig) -> Result<Router, minijinja::Error> {
         .route("/console/store", get(store))
         .route("/console/buy", post(buy))
         .route("/console/messages", get(messages))
+        .route("/console/licences", get(licences).post(new_licence))
         .route("/console/rent", post(rent))
         .route("/console/members", get(members))
         .route("/console/contents", post(upload))
@@ -261,6 +262,7 @@ fn nav(s: &Session) -> minijinja::Value {
             ("/console/library", "Library"),
             ("/console/invoices", "Invoices"),
             ("/console/messages", "Messages"),
+            ("/console/licences", "Licences"),
         ],
         _ => &[],
     };
@@ -696,6 +698,82 @@ async fn messages(State(c): State<Shared>, headers: HeaderMap) -> Page {
             "messages.html",
             context! { nav => nav(&s), box_name => name.to_string(), stats => &status["stats"], first => first },
         )
+    };
+    run.await.map_err(|e| Failed(c.clone(), e))
+}
+
+/// A user's licences, and a form for a new one (protected deliveries).
+async fn licences(State(c): State<Shared>, headers: HeaderMap) -> Page {
+    let run = async {
+        let s = session(&c, &headers).await?;
+        s.only(&["user"], "licences")?;
+        let issued = s
+            .client
+            .call(reqwest::Method::GET, "/v1/licences", None)
+            .await?;
+        let deliveries = s
+            .client
+            .call(reqwest::Method::GET, "/v1/deliveries", None)
+            .await?;
+        let contents = s.client.contents().await?;
+        let protected: Vec<minijinja::Value> = view::library_rows(&deliveries, &contents)
+            .into_iter()
+            .filter(|r| r.get_attr("protected").is_ok_and(|p| p.is_true()))
+            .collect();
+        render(
+            &c,
+            "licences.html",
+            context! { nav => nav(&s), issued => issued, protected => protected },
+        )
+    };
+    run.await.map_err(|e| Failed(c.clone(), e))
+}
+
+#[derive(Deserialize)]
+struct LicenceForm {
+    delivery: i64,
+    /// `clearkey`, `age:age1…` or `device:KEY`.
+    recipient: String,
+}
+
+/// Asks the origin for a licence and hands it over as a file to save.
+async fn new_licence(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Form(f): Form<LicenceForm>,
+) -> Page {
+    let run = async {
+        same_site(&headers)?;
+        let s = session(&c, &headers).await?;
+        s.only(&["user"], "licences")?;
+        let licence = s
+            .client
+            .call(
+                reqwest::Method::POST,
+                "/v1/licences",
+                Some(&serde_json::json!({
+                    "delivery": f.delivery,
+                    "recipient": f.recipient.trim(),
+                })),
+            )
+            .await?;
+        let body =
+            serde_json::to_vec_pretty(&licence).map_err(|e| PageError::Upstream(e.to_string()))?;
+        Ok((
+            [
+                (header::CONTENT_TYPE, "application/json".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"licence-delivery-{}.json\"",
+                        f.delivery
+                    ),
+                ),
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+            ],
+            body,
+        )
+            .into_response())
     };
     run.await.map_err(|e| Failed(c.clone(), e))
 }

@@ -7,7 +7,7 @@ use minijinja::{context, Environment, Value};
 use tracecast_delivery::api::{ContentInfo, TimelinePoint};
 
 /// The templates, by name (compiled in).
-pub const TEMPLATES: [(&str, &str); 15] = [
+pub const TEMPLATES: [(&str, &str); 16] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("error.html", include_str!("../templates/error.html")),
@@ -21,6 +21,7 @@ pub const TEMPLATES: [(&str, &str); 15] = [
     ("player.html", include_str!("../templates/player.html")),
     ("bought.html", include_str!("../templates/bought.html")),
     ("messages.html", include_str!("../templates/messages.html")),
+    ("licences.html", include_str!("../templates/licences.html")),
     ("members.html", include_str!("../templates/members.html")),
     (
         "trace_result.html",
@@ -101,6 +102,7 @@ pub fn library_rows(deliveries: &serde_json::Value, contents: &[ContentInfo]) ->
                 delivery => Value::from_serialize(d),
                 title => c.map_or("(withdrawn)", |c| c.title.as_str()),
                 kind => c.map_or("", |c| c.kind.as_str()),
+                protected => c.is_some_and(|c| c.protected),
             }
         })
         .collect()

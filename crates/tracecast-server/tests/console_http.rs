@@ -110,6 +110,20 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
         let theirs = add(&umbra, "Umbra's secret", 2).await;
         let a = alice.purchase(mine.id, None, &[]).await.unwrap();
         let b = bob.purchase(theirs.id, None, &[]).await.unwrap();
+        let sealed = lumen
+            .add_content_with(
+                &track(files.path(), 6.0, 4),
+                &ContentOptions {
+                    title: "Sealed",
+                    price_cents: 100,
+                    protected: true,
+                    ..ContentOptions::default()
+                },
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+        let s = alice.purchase(sealed.id, None, &[]).await.unwrap();
 
         // Signed out: every page sends you to sign in.
         let mut anon = Browser::new(&base);
@@ -170,6 +184,7 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
             "/console/library",
             "/console/store",
             "/console/messages",
+            "/console/licences",
             "/console/invoices",
             "/console/members",
             "/console/network",
@@ -274,6 +289,43 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
         assert!(
             page.contains("Umbra") && page.contains("Nocturne"),
             "{page}"
+        );
+
+        // Licences: Alice gets one for her protected copy, as a file;
+        // Bob cannot get one for it.
+        let (status, page, _) = u.get("/console/licences").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains(&format!("value=\"{}\"", s.delivery)),
+            "{page}"
+        );
+        assert!(page.contains("no-licences"), "{page}");
+        let ask = |b: &Browser, delivery: i64| {
+            b.http
+                .post(format!("{base}/console/licences"))
+                .header(COOKIE, b.cookie.clone().unwrap())
+                .form(&[
+                    ("delivery", delivery.to_string()),
+                    ("recipient", "clearkey".to_owned()),
+                ])
+                .send()
+        };
+        let got = ask(&u, s.delivery).await.unwrap();
+        assert_eq!(got.status(), StatusCode::OK);
+        assert!(got.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment"));
+        let licence: serde_json::Value = got.json().await.unwrap();
+        assert!(licence.is_object(), "{licence}");
+        let (_, page, _) = u.get("/console/licences").await;
+        assert!(
+            page.contains("id=\"licences\"") && page.contains("clearkey"),
+            "{page}"
+        );
+        assert_eq!(
+            ask(&other, s.delivery).await.unwrap().status(),
+            StatusCode::NOT_FOUND
         );
 
         // Signing out forgets the session.

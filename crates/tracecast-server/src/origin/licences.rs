@@ -140,6 +140,17 @@ pub(super) struct LicenceRequest {
     for_user: Option<String>,
 }
 
+/// `GET /v1/licences` (a user): the licences issued to them, oldest
+/// first (what was granted, not the keys).
+pub(super) async fn list(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = o.caller(&headers).await?;
+    let me = caller.expect(AccountKind::User)?;
+    Ok(Json(o.store.licences_of(me.id).await?).into_response())
+}
+
 /// `POST /v1/licences` (the buyer): a licence for a protected delivery in
 /// the buyer's protection system.
 pub(super) async fn issue(

@@ -367,7 +367,7 @@ pub fn router(origin: Arc<Origin>) -> Router {
             "/v1/contents/{id}/keys/{tier}",
             get(licences::rendition_key),
         )
-        .route("/v1/licences", post(licences::issue))
+        .route("/v1/licences", post(licences::issue).get(licences::list))
         .route(
             "/v1/partners/{name}/consent",
             put(partners::give_consent)
