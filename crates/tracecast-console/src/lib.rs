@@ -371,11 +371,19 @@ async fn catalog(State(c): State<Shared>, headers: HeaderMap) -> Page {
             .call(reqwest::Method::GET, "/v1/deliveries", None)
             .await?;
         let sold = view::sold_per_content(&deliveries);
+        // What the ledger owes the provider (their statement's balance,
+        // negated: a provider's credits are negative postings).
+        let earned = if s.is("provider") {
+            Some(-s.client.invoice(None).await?.balance_cents)
+        } else {
+            None
+        };
         render(
             &c,
             "catalog.html",
             context! {
                 nav => nav(&s),
+                earned_cents => earned,
                 contents => contents.iter().map(|ci| context! {
                     content => ci,
                     sold => sold.get(&ci.id).copied().unwrap_or_default(),
@@ -409,6 +417,14 @@ async fn content_page(State(c): State<Shared>, headers: HeaderMap, Path(id): Pat
                 None,
             )
             .await?;
+        let ledger = if s.is("provider") {
+            Some(view::ledger_revenue(
+                &s.client.invoice(None).await?,
+                &deliveries,
+            ))
+        } else {
+            None
+        };
         render(
             &c,
             "content.html",
@@ -417,6 +433,7 @@ async fn content_page(State(c): State<Shared>, headers: HeaderMap, Path(id): Pat
                 content => ci,
                 deliveries => deliveries,
                 revenue_cents => view::revenue_cents(&deliveries),
+                ledger_cents => ledger,
             },
         )
     };

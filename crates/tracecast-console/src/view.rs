@@ -89,6 +89,26 @@ pub fn revenue_cents(deliveries: &serde_json::Value) -> i64 {
         .sum()
 }
 
+/// What a provider's statement credits them for these deliveries: the
+/// negated sum of its postings that name one of them.
+pub fn ledger_revenue(
+    statement: &tracecast_delivery::api::Invoice,
+    deliveries: &serde_json::Value,
+) -> i64 {
+    let ids: std::collections::HashSet<i64> = deliveries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["id"].as_i64())
+        .collect();
+    -statement
+        .lines
+        .iter()
+        .filter(|l| l.delivery.is_some_and(|d| ids.contains(&d)))
+        .map(|l| l.amount_cents)
+        .sum::<i64>()
+}
+
 /// A user's deliveries with their contents' titles and kinds.
 pub fn library_rows(deliveries: &serde_json::Value, contents: &[ContentInfo]) -> Vec<Value> {
     let by_id: HashMap<i64, &ContentInfo> = contents.iter().map(|c| (c.id, c)).collect();

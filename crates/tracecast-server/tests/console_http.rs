@@ -169,8 +169,10 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
             "{page}"
         );
         assert!(!page.contains("Umbra"), "{page}");
+        assert!(page.contains("id=\"earned\""), "{page}");
         let (status, page, _) = p.get(&format!("/console/contents/{}", mine.id)).await;
         assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("id=\"ledger-revenue\""), "{page}");
         assert!(
             page.contains(&format!("data-delivery=\"{}\"", a.delivery)),
             "{page}"

@@ -82,15 +82,15 @@ fn lines_balance(lines: &[LedgerLine]) -> i64 {
     lines.iter().map(|l| l.amount_cents).sum()
 }
 
-/// `GET /v1/invoice[?user=NAME]`: a user's own, or any user's for an
-/// administrator.
+/// `GET /v1/invoice[?user=NAME]`: a user's own, a provider's statement,
+/// or any user's for an administrator.
 pub(super) async fn invoice(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
     Query(q): Query<WhoQuery>,
 ) -> Result<Response, ApiError> {
-    let name = match (o.caller(&headers).await?, q.user) {
-        (Caller::Admin, Some(u)) => u,
+    let account = match (o.caller(&headers).await?, q.user) {
+        (Caller::Admin, Some(u)) => Party::user(&u),
         (Caller::Admin, None) => {
             return Err(ApiError::bad_request("name the user: ?user=NAME"));
         }
@@ -98,15 +98,18 @@ pub(super) async fn invoice(
             if q.is_some_and(|u| u != a.name) {
                 return Err(ApiError::forbidden("a user sees only their own invoice"));
             }
-            a.name
+            Party::user(&a.name)
         }
+        // A provider's statement: what the ledger owes them (negative
+        // amounts) and what they pay (edge and site fees).
+        (Caller::Account(a), None) if a.kind == AccountKind::Provider => Party::provider(&a.name),
         _ => {
             return Err(ApiError::forbidden(
-                "invoices are for users and administrators",
+                "invoices are for users, providers (their statement) and administrators",
             ))
         }
-    };
-    let account = Party::user(&name).to_string();
+    }
+    .to_string();
     let lines = o.store.account_lines(&account).await?;
     Ok(Json(Invoice {
         account,

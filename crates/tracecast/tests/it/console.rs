@@ -265,6 +265,9 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
         let deliveries = text(&c, "#deliveries").await;
         assert!(deliveries.contains(&delivery.to_string()), "{deliveries}");
         assert_eq!(text(&c, "#revenue").await, "1.50");
+        // The ledger's side: the sale less the fees the provider pays.
+        let ledger: f64 = text(&c, "#ledger-revenue").await.parse().unwrap();
+        assert!(ledger > 0.0 && ledger <= 1.50, "{ledger}");
         shot(&c, "provider-content").await;
 
         // Ingest from the browser: the file goes up with a progress bar
