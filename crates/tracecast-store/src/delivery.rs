@@ -463,6 +463,19 @@ impl Store {
         Ok(rows.iter().map(edge).collect::<Result<_, _>>()?)
     }
 
+    /// What every edge last said it holds: (edge, content, tier), by edge.
+    pub async fn edge_holdings(&self) -> Result<Vec<(i64, i64, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT edge_id, content_id, tier FROM edge_holdings ORDER BY edge_id, content_id, tier",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
     /// Replaces what an edge holds and marks it alive.
     pub async fn set_edge_state(
         &self,

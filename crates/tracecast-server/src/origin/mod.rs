@@ -1207,7 +1207,26 @@ async fn edges(State(o): State<Arc<Origin>>, headers: HeaderMap) -> Result<Respo
             "the edge registry is for administrators and providers",
         ));
     }
-    Ok(Json(o.store.edges().await?).into_response())
+    // Each edge with the renditions it last said it holds.
+    let mut holdings: HashMap<i64, Vec<serde_json::Value>> = HashMap::new();
+    for (edge, content, tier) in o.store.edge_holdings().await? {
+        holdings
+            .entry(edge)
+            .or_default()
+            .push(serde_json::json!({ "content": content, "tier": tier }));
+    }
+    let edges: Vec<serde_json::Value> = o
+        .store
+        .edges()
+        .await?
+        .into_iter()
+        .map(|e| {
+            let mut v = serde_json::to_value(&e).expect("an edge serialises");
+            v["holdings"] = holdings.remove(&e.id).unwrap_or_default().into();
+            v
+        })
+        .collect();
+    Ok(Json(edges).into_response())
 }
 
 async fn edge_state(

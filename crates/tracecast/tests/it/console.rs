@@ -450,6 +450,8 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
         // Each server's cache and load, asked as the page is drawn: the
         // home holds Bob's rental.
         assert!(edges.contains("renditions"), "{edges}");
+        // What the edge that marked the copies holds: the track's tier.
+        assert!(edges.contains(&format!("#{id} lossless")), "{edges}");
         let sites = text(&c, "#sites").await;
         assert!(
             sites.contains("maple") && sites.contains("1 rentals"),
