@@ -28,15 +28,33 @@ pub(super) const HLS_SUFFIX: &str = ".hls";
 /// Scope of the segment links' signatures (apart from copy links').
 const SCOPE: &str = "tracecast-hls-segment/v1";
 
-/// The file a segment place names in variant `b` (false = A).
+/// The variant file a place (`init.mp4` or `{i}.m4s`) names for this
+/// buyer's sequence.
 fn variant_file(name: &str, sequence: &[bool]) -> Option<String> {
     if name == "init.mp4" {
         return Some("a/init.mp4".into());
     }
     // `{i}.m4s`: players want a segment's extension in its URL.
     let i: usize = name.strip_suffix(".m4s")?.parse().ok()?;
-    let b = *sequence.get(i)?;
-    Some(format!("{}/seg_{i:05}.m4s", if b { "b" } else { "a" }))
+    Some(segment_file(i, *sequence.get(i)?))
+}
+
+/// The variant files a buyer's copy is made of, in order: the init
+/// segment, then each segment in the variant the sequence picks.
+fn copy_files(sequence: &[bool]) -> Vec<String> {
+    std::iter::once("a/init.mp4".to_owned())
+        .chain(
+            sequence
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| segment_file(i, b)),
+        )
+        .collect()
+}
+
+/// Segment `i` of variant B (`b`) or A.
+fn segment_file(i: usize, b: bool) -> String {
+    format!("{}/seg_{i:05}.m4s", if b { "b" } else { "a" })
 }
 
 impl Edge {
@@ -120,10 +138,9 @@ pub(super) async fn make_copy(
 ) -> Result<EdgeCopy, ApiError> {
     let sequence = buyer_sequence(e, ticket, hls);
     let text = sequence_to_text(&sequence);
-    let bytes: u64 = (0..sequence.len())
-        .filter_map(|i| variant_file(&format!("{i}.m4s"), &sequence))
-        .chain(["a/init.mp4".to_owned()])
-        .filter_map(|f| hls.files.get(&f).map(|(n, _)| *n))
+    let bytes: u64 = copy_files(&sequence)
+        .iter()
+        .filter_map(|f| hls.files.get(f).map(|(n, _)| *n))
         .sum();
     let file = format!("{}{HLS_SUFFIX}", ticket.delivery);
     super::cache::write_durable(&e.copies.join(&file), text.as_bytes())
@@ -160,16 +177,7 @@ pub(super) async fn make_site_copy(
 ) -> Result<EdgeCopy, ApiError> {
     let sequence = buyer_sequence(e, ticket, hls);
     let mut parts = Vec::with_capacity(sequence.len() + 1);
-    for name in std::iter::once("init.mp4".to_owned())
-        .chain((0..sequence.len()).map(|i| format!("{i}.m4s")))
-    {
-        let file = variant_file(&name, &sequence).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "bad_playlist",
-                "the copy names a segment the content lacks",
-            )
-        })?;
+    for file in copy_files(&sequence) {
         parts.push(e.hls_file(ticket.content, hls, &file).await?.0);
     }
     let file = format!("{}.mp4", ticket.delivery);

@@ -84,21 +84,16 @@ async fn sign_in(c: &Client, base: &str, token_file: &Path) {
     // Signed out, the console asks for a token.
     let field = c.wait().for_element(Locator::Css("#token")).await.unwrap();
     field.send_keys(token.trim()).await.unwrap();
-    c.find(Locator::Css("#sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("#sign-in")).await;
+}
+
+/// Clicks the element `at`.
+async fn click(c: &Client, at: Locator<'_>) {
+    c.find(at).await.unwrap().click().await.unwrap();
 }
 
 async fn sign_out(c: &Client) {
-    c.find(Locator::Css("#sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("#sign-out")).await;
     c.wait().for_element(Locator::Css("#token")).await.unwrap();
 }
 
@@ -168,12 +163,7 @@ async fn until(c: &Client, what: &str, script: &str) {
 /// Opens the trace page from the navigation, traces `file` and answers
 /// who it names.
 async fn trace_in_page(c: &Client, file: &Path) -> String {
-    c.find(Locator::LinkText("Trace"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::LinkText("Trace")).await;
     c.wait()
         .for_element(Locator::Css("#trace-file"))
         .await
@@ -181,12 +171,7 @@ async fn trace_in_page(c: &Client, file: &Path) -> String {
         .send_keys(crate::p(file))
         .await
         .unwrap();
-    c.find(Locator::Css("#trace-start"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("#trace-start")).await;
     c.wait()
         .at_most(Duration::from_secs(120))
         .for_element(Locator::Css("#trace-user"))
@@ -236,12 +221,7 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
             .send_keys("tc_nope")
             .await
             .unwrap();
-        c.find(Locator::Css("#sign-in"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, Locator::Css("#sign-in")).await;
         assert!(text(&c, "#login-error").await.contains("not valid"));
         shot(&c, "sign-in-refused").await;
 
@@ -256,12 +236,7 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
             .as_str()
             .ends_with("/console/catalog"));
         shot(&c, "provider-catalog").await;
-        c.find(Locator::LinkText("Nocturne in blue"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, Locator::LinkText("Nocturne in blue")).await;
         let deliveries = text(&c, "#deliveries").await;
         assert!(deliveries.contains(&delivery.to_string()), "{deliveries}");
         assert_eq!(text(&c, "#revenue").await, "1.50");
@@ -289,12 +264,7 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
         let price = c.find(Locator::Css("#ingest-price")).await.unwrap();
         price.clear().await.unwrap();
         price.send_keys("2.25").await.unwrap();
-        c.find(Locator::Css("#ingest-start"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, Locator::Css("#ingest-start")).await;
         let done = c
             .wait()
             .at_most(Duration::from_secs(120))
@@ -350,12 +320,7 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
         shot(&c, "user-library").await;
         // He rents it through his home server and plays it there: play,
         // seek, pause.
-        c.find(Locator::LinkText("Store"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, Locator::LinkText("Store")).await;
         c.wait()
             .for_element(Locator::Css("#store .rent-button"))
             .await
@@ -458,12 +423,7 @@ fn the_console_signs_each_role_in_to_its_own_pages_in_chromium() {
             "{sites}"
         );
         shot(&c, "operator-network").await;
-        c.find(Locator::LinkText("Members"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, Locator::LinkText("Members")).await;
         assert!(text(&c, "#none-suspended").await.contains("No member"));
         // The operator traces Carol's copy: it names her.
         assert_eq!(trace_in_page(&c, &carol_copy).await, "carol");
