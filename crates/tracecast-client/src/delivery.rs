@@ -296,13 +296,24 @@ impl OriginClient {
     /// Designation and ticket for any purchase: through a home server, a
     /// rental, a kiosk order (user token).
     pub async fn order(&self, request: &PurchaseRequest) -> Result<Purchase, ClientError> {
-        json(
-            self.req(reqwest::Method::POST, "/v1/purchases")
-                .json(request)
-                .send()
-                .await?,
-        )
-        .await
+        self.order_once(request, None).await
+    }
+
+    /// A purchase under an idempotency key: sent again with the same key
+    /// (its answer was lost), it answers the same delivery, never a
+    /// second one.
+    pub async fn order_once(
+        &self,
+        request: &PurchaseRequest,
+        key: Option<&str>,
+    ) -> Result<Purchase, ClientError> {
+        let mut req = self
+            .req(reqwest::Method::POST, "/v1/purchases")
+            .json(request);
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        json(req.send().await?).await
     }
 
     /// Any JSON call of the origin's API (`POST /v1/members/apply` …).

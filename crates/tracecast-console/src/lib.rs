@@ -33,6 +33,9 @@ pub const COOKIE: &str = "tracecast_console";
 pub struct ConsoleConfig {
     /// The origin's API base URL, as this process reaches it.
     pub origin: String,
+    /// The mailbox's base URL (the origin's, unless the mailbox runs in a
+    /// process of its own).
+    pub mailbox: String,
     /// Mark the session cookie `Secure` (behind HTTPS).
     pub secure_cookies: bool,
 }
@@ -157,6 +160,7 @@ pub fn router(config: ConsoleConfig) -> Result<Router, minijinja::Error> {
     let console = Arc::new(Console {
         config: ConsoleConfig {
             origin: config.origin.trim_end_matches('/').to_owned(),
+            mailbox: config.mailbox.trim_end_matches('/').to_owned(),
             ..config
         },
         env,
@@ -698,7 +702,7 @@ async fn messages(State(c): State<Shared>, headers: HeaderMap) -> Page {
         let s = session(&c, &headers).await?;
         s.only(&["user"], "messages")?;
         let token = token(&headers).ok_or(PageError::SignIn)?;
-        let mailbox = tracecast_client::MailboxClient::new(&c.config.origin, &token)?;
+        let mailbox = tracecast_client::MailboxClient::new(&c.config.mailbox, &token)?;
         let name: tracecast_mailbox::BoxName = s
             .account
             .box_name
@@ -927,6 +931,7 @@ mod tests {
     fn every_template_parses() {
         assert!(router(ConsoleConfig {
             origin: "http://127.0.0.1:1".into(),
+            mailbox: "http://127.0.0.1:1".into(),
             secure_cookies: false,
         })
         .is_ok());

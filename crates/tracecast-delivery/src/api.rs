@@ -164,6 +164,11 @@ pub struct PurchaseRequest {
     /// the copy is marked for the user and the partner pays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub for_user: Option<String>,
+    /// The buyer's earlier delivery of this content that this purchase
+    /// replaces (its edge could not serve them): it bills nothing, and is
+    /// refunded if it was billed already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<i64>,
 }
 
 impl PurchaseRequest {
@@ -177,6 +182,7 @@ impl PurchaseRequest {
             kiosk: None,
             disc: None,
             for_user: None,
+            replaces: None,
         }
     }
 }

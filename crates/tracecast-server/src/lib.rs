@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod home;
 pub mod kiosk;
 pub mod mailbox;
+pub mod ops;
 pub mod origin;
 pub mod roaming;
 mod serve;

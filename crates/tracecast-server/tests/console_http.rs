@@ -83,6 +83,7 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
             listener,
             tracecast_console::router(tracecast_console::ConsoleConfig {
                 origin: net.base.clone(),
+                mailbox: net.base.clone(),
                 secure_cookies: false,
             })
             .unwrap(),

@@ -29,10 +29,12 @@ pub enum BlobError {
     Config(String),
 }
 
-/// Where S3-compatible blobs live. Credentials come from the usual
-/// environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), never from
-/// files the server writes.
+/// Where S3-compatible blobs live. Credentials come from files the
+/// operator provides (secrets, read at start) or the usual environment
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`); never from files the
+/// server writes.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct S3Settings {
     pub bucket: String,
     /// e.g. `http://127.0.0.1:9000` for a local S3-compatible server.
@@ -41,6 +43,10 @@ pub struct S3Settings {
     /// Let the endpoint be plain HTTP (loopback and tests).
     #[serde(default)]
     pub allow_http: bool,
+    /// A file holding the access key id.
+    pub access_key_id_file: Option<PathBuf>,
+    /// A file holding the secret access key.
+    pub secret_access_key_file: Option<PathBuf>,
 }
 
 /// The blob store.
@@ -87,6 +93,17 @@ impl Blobs {
         }
         if let Some(r) = &s.region {
             b = b.with_region(r);
+        }
+        let secret = |path: &Path| {
+            std::fs::read_to_string(path)
+                .map(|v| v.trim().to_owned())
+                .map_err(|e| BlobError::Config(format!("reading {}: {e}", path.display())))
+        };
+        if let Some(f) = &s.access_key_id_file {
+            b = b.with_access_key_id(secret(f)?);
+        }
+        if let Some(f) = &s.secret_access_key_file {
+            b = b.with_secret_access_key(secret(f)?);
         }
         let store = b
             .build()

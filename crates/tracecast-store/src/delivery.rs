@@ -221,6 +221,9 @@ pub struct DeliveryRecord {
     pub site_fee_cents: i64,
     /// JSON: kiosk medium and fulfilment, rental tariff and period.
     pub order_info: String,
+    /// The delivery that replaced this one (status `superseded` or
+    /// `refunded`).
+    pub replaced_by: Option<i64>,
 }
 
 /// A delivery to open when the origin designates an edge.
@@ -237,6 +240,8 @@ pub struct NewDelivery {
     pub site_id: Option<i64>,
     pub site_fee_cents: i64,
     pub order_info: String,
+    /// The buyer's idempotency key: one delivery per key and user.
+    pub purchase_key: Option<String>,
 }
 
 /// What an edge keeps of a marked copy.
@@ -260,7 +265,7 @@ const CONTENT_COLUMNS: &str = "c.id, c.provider_id, p.name, c.title, c.kind, c.p
      c.protected";
 const DELIVERY_COLUMNS: &str = "id, content_id, tier, user_id, provider_id, edge_id, price_cents, \
      edge_fee_cents, status, created_at, marked_at, bytes, sha256, mode, site_id, site_fee_cents, \
-     order_info";
+     order_info, replaced_by";
 const EDGE_COLUMNS: &str = "id, name, address, operator, fee_cents, last_seen, in_flight";
 
 fn content(row: &AnyRow) -> Result<ContentRecord, sqlx::Error> {
@@ -300,6 +305,7 @@ fn delivery(row: &AnyRow) -> Result<DeliveryRecord, sqlx::Error> {
         site_id: row.try_get(14)?,
         site_fee_cents: row.try_get(15)?,
         order_info: row.try_get(16)?,
+        replaced_by: row.try_get(17)?,
     })
 }
 
@@ -797,11 +803,17 @@ impl Store {
     }
 
     /// Opens a delivery (the origin designated an edge for it).
-    pub async fn open_delivery(&self, d: &NewDelivery) -> Result<DeliveryRecord, StoreError> {
+    /// Opens a delivery; with a purchase key already used by this user,
+    /// answers the delivery opened with it instead (`.1` is true).
+    pub async fn open_delivery(
+        &self,
+        d: &NewDelivery,
+    ) -> Result<(DeliveryRecord, bool), StoreError> {
         let row = sqlx::query(&format!(
             "INSERT INTO deliveries (content_id, tier, user_id, provider_id, edge_id, price_cents, \
-             edge_fee_cents, status, created_at, mode, site_id, site_fee_cents, order_info) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'designated', $8, $9, $10, $11, $12) \
+             edge_fee_cents, status, created_at, mode, site_id, site_fee_cents, order_info, purchase_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'designated', $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (user_id, purchase_key) DO NOTHING \
              RETURNING {DELIVERY_COLUMNS}"
         ))
         .bind(d.content_id)
@@ -816,9 +828,97 @@ impl Store {
         .bind(d.site_id)
         .bind(d.site_fee_cents)
         .bind(&d.order_info)
-        .fetch_one(&self.pool)
+        .bind(d.purchase_key.as_deref())
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(delivery(&row)?)
+        if let Some(row) = row {
+            return Ok((delivery(&row)?, false));
+        }
+        // Only the purchase key can conflict: a purchase retried at once.
+        let key = d.purchase_key.as_deref().unwrap_or_default();
+        let existing = self
+            .delivery_by_purchase_key(d.user_id, key)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("purchase key {key:?} conflicts")))?;
+        Ok((existing, true))
+    }
+
+    /// The delivery a user opened with a purchase key, if any.
+    pub async fn delivery_by_purchase_key(
+        &self,
+        user: i64,
+        key: &str,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE user_id = $1 AND purchase_key = $2"
+        ))
+        .bind(user)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(delivery).transpose()?)
+    }
+
+    /// Replaces delivery `old` by `new` (the buyer was sent to another
+    /// edge), once: a delivery not yet reported becomes `superseded` and
+    /// will bill nothing when its report comes; one already billed becomes
+    /// `refunded`, its sale reversed under the event `refund_event` in the
+    /// same transaction. Answers the reversal, if one was written.
+    pub async fn supersede_delivery(
+        &self,
+        old: i64,
+        new: i64,
+        refund_event: &str,
+    ) -> Result<Applied<Option<Transaction>>, StoreError> {
+        let refund_event = refund_event.to_owned();
+        self.apply_once("origin-supersede", &old.to_string(), move |conn| {
+            Box::pin(async move {
+                let status: Option<String> = sqlx::query_scalar(
+                    "UPDATE deliveries SET replaced_by = $2, \
+                     status = CASE WHEN status = 'designated' THEN 'superseded' ELSE 'refunded' END \
+                     WHERE id = $1 AND status IN ('designated', 'marked') RETURNING status",
+                )
+                .bind(old)
+                .bind(new)
+                .fetch_optional(&mut *conn)
+                .await?;
+                match status.as_deref() {
+                    Some("superseded") => Ok(None),
+                    Some(_) => {
+                        let lines = sqlx::query(
+                            "SELECT p.account, p.amount_cents, p.memo FROM ledger_postings p \
+                             JOIN ledger_transactions t ON t.id = p.transaction_id \
+                             WHERE t.delivery_id = $1 ORDER BY p.id",
+                        )
+                        .bind(old)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                        let mut t = Transaction::new(refund_event, Some(old));
+                        for r in lines {
+                            let account: String = r.try_get(0)?;
+                            let amount: i64 = r.try_get(1)?;
+                            let memo: String = r.try_get(2)?;
+                            t.postings.push(tracecast_ledger::Posting {
+                                account: account
+                                    .parse()
+                                    .map_err(|e: tracecast_ledger::LedgerError| {
+                                        StoreError::Invalid(e.to_string())
+                                    })?,
+                                amount_cents: -amount,
+                                memo: format!("refund: {memo}"),
+                            });
+                        }
+                        t.check().map_err(|e| StoreError::Invalid(e.to_string()))?;
+                        crate::ledger::write_transaction(conn, &t, crate::now_ms()).await?;
+                        Ok(Some(t))
+                    }
+                    None => Err(StoreError::Invalid(format!(
+                        "delivery {old} cannot be replaced: it is not a delivery in progress or billed"
+                    ))),
+                }
+            })
+        })
+        .await
     }
 
     pub async fn delivery(&self, id: i64) -> Result<Option<DeliveryRecord>, StoreError> {
@@ -919,22 +1019,25 @@ impl Store {
             &delivery_id.to_string(),
             move |conn| {
                 Box::pin(async move {
-                    let n = sqlx::query(
+                    let status: Option<String> = sqlx::query_scalar(
                         "UPDATE deliveries SET marked_at = $1, bytes = $2, sha256 = $3, \
                      status = CASE WHEN status = 'designated' THEN 'marked' ELSE status END \
-                     WHERE id = $4",
+                     WHERE id = $4 RETURNING status",
                     )
                     .bind(marked_at)
                     .bind(bytes)
                     .bind(&sha256)
                     .bind(delivery_id)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    if n != 1 {
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let Some(status) = status else {
                         return Err(StoreError::Invalid(format!("no delivery {delivery_id}")));
+                    };
+                    // A replaced delivery keeps its copy's record (a leak
+                    // of it still traces) but bills nothing.
+                    if status != "superseded" {
+                        crate::ledger::write_transaction(conn, &transaction, marked_at).await?;
                     }
-                    crate::ledger::write_transaction(conn, &transaction, marked_at).await?;
                     Ok(())
                 })
             },

@@ -18,6 +18,7 @@ mod delivery;
 mod ledger;
 mod mailbox;
 mod members;
+mod notify;
 mod protect;
 mod service;
 mod sites;
@@ -41,12 +42,13 @@ pub use delivery::{
 };
 pub use ledger::LedgerLine;
 pub use mailbox::{
-    BoxInfo, BoxStats, DisposeOutcome, Fetch, FetchedMessage, MessageMeta, NewMessage, PostReceipt,
-    Principal, SweepReport,
+    BoxInfo, BoxKindDepth, BoxStats, DisposeOutcome, Fetch, FetchedMessage, MessageMeta,
+    NewMessage, PostReceipt, Principal, SweepReport,
 };
 pub use members::{
     ApplicationRecord, BulkMember, LeakChanges, MemberGraph, MemberRecord, ReservedRequestRecord,
 };
+pub use notify::{MailListener, MailNotice};
 pub use protect::{ConversionRecord, LicenceRecord, PartnerConsent, Spend};
 pub use service::{DeviceRecord, NewUpload, ServiceAccountRecord, UploadRecord};
 pub use sites::{HomeCopy, KioskOrder, NewSite, SiteRecord};
@@ -110,6 +112,9 @@ pub struct Store {
     pool: AnyPool,
     writer: writer::Writer,
     backend: Backend,
+    /// The PostgreSQL URL, for the mail listener's own connection (never
+    /// printed: it may hold a password).
+    listen_url: Option<std::sync::Arc<str>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -167,8 +172,9 @@ impl Store {
         let write_pool = pool_options(backend, writers).connect_with(options).await?;
         Ok(Self {
             pool,
-            writer: writer::Writer::start(write_pool),
+            writer: writer::Writer::start(write_pool, backend),
             backend,
+            listen_url: (backend == Backend::Postgres).then(|| url.as_str().into()),
         })
     }
 
@@ -179,6 +185,27 @@ impl Store {
     /// The read pool, for queries of later roles.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Hears of mail posted by any process on this database: `Some` on
+    /// PostgreSQL (LISTEN/NOTIFY), `None` on SQLite, where one process
+    /// serves the store and hears of its own posts.
+    pub async fn listen_mail(&self) -> Result<Option<MailListener>, StoreError> {
+        match &self.listen_url {
+            Some(url) => Ok(Some(MailListener::connect(url).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the database answers (readiness checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Resolves when the store is being closed (background tasks end).
+    pub async fn closed(&self) {
+        self.writer.closed().await
     }
 
     /// Waits for queued writes and closes the connections.

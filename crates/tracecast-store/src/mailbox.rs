@@ -48,6 +48,15 @@ pub struct BoxInfo {
     pub created_at: i64,
 }
 
+/// Pending mail in every box of one kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoxKindDepth {
+    pub kind: String,
+    pub pending: i64,
+    pub bytes: i64,
+    pub oldest_created_at: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BoxStats {
     pub pending: i64,
@@ -744,6 +753,35 @@ impl Store {
             oldest_pending_at: row.try_get(3)?,
             processed,
         })
+    }
+
+    /// Pending mail by kind of box (the name's part before the colon):
+    /// messages, bytes and the oldest's creation time, for metrics.
+    pub async fn mailbox_depth(&self, now: i64) -> Result<Vec<BoxKindDepth>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT b.name, COUNT(*), CAST(COALESCE(SUM(m.length), 0) AS BIGINT), MIN(m.created_at) \
+             FROM messages m JOIN boxes b ON b.id = m.box_id \
+             WHERE m.state = 0 AND m.expires_at > $1 GROUP BY b.name",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut kinds: std::collections::BTreeMap<String, BoxKindDepth> = Default::default();
+        for r in rows {
+            let name: String = r.try_get(0)?;
+            let kind = name.split(':').next().unwrap_or_default().to_owned();
+            let (n, bytes, oldest): (i64, i64, i64) = (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            let k = kinds.entry(kind.clone()).or_insert(BoxKindDepth {
+                kind,
+                pending: 0,
+                bytes: 0,
+                oldest_created_at: oldest,
+            });
+            k.pending += n;
+            k.bytes += bytes;
+            k.oldest_created_at = k.oldest_created_at.min(oldest);
+        }
+        Ok(kinds.into_values().collect())
     }
 
     /// Boxes that hold pending mail, with the count (for notifications at

@@ -8,7 +8,7 @@ use sqlx::{AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::mailbox::{self, Write, Written};
-use crate::StoreError;
+use crate::{Backend, StoreError};
 
 /// Most writes in one transaction, so one caller's wait stays bounded.
 const MAX_GROUP: usize = 512;
@@ -26,10 +26,10 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(pool: AnyPool) -> Self {
+    pub(crate) fn start(pool: AnyPool, backend: Backend) -> Self {
         let (queue, rx) = mpsc::channel(4 * MAX_GROUP);
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(run(pool, rx, stopped));
+        let task = tokio::spawn(run(pool, backend, rx, stopped));
         Self {
             queue,
             stop: std::sync::Arc::new(stop),
@@ -47,6 +47,12 @@ impl Writer {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Resolves once [`Writer::close`] was called.
+    pub(crate) async fn closed(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    }
+
     /// Commits what is queued, refuses new writes, and stops the task
     /// (whoever else still holds a clone).
     pub(crate) async fn close(self) {
@@ -60,6 +66,7 @@ impl Writer {
 
 async fn run(
     pool: AnyPool,
+    backend: Backend,
     mut rx: mpsc::Receiver<Job>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -82,7 +89,7 @@ async fn run(
             }
         }
         let writes: Vec<&Write> = group.iter().map(|j| &j.write).collect();
-        match commit(&pool, &writes).await {
+        match commit(&pool, backend, &writes).await {
             Ok(results) => {
                 for (job, result) in group.drain(..).zip(results) {
                     let _ = job.reply.send(Ok(result));
@@ -97,7 +104,9 @@ async fn run(
                 // its own transaction so only the culprit gets the error.
                 tracing::warn!(error = %e, writes = group.len(), "group commit failed; retrying one by one");
                 for job in group.drain(..) {
-                    let result = commit(&pool, &[&job.write]).await.map(|mut r| r.remove(0));
+                    let result = commit(&pool, backend, &[&job.write])
+                        .await
+                        .map(|mut r| r.remove(0));
                     let _ = job.reply.send(result);
                 }
             }
@@ -106,12 +115,37 @@ async fn run(
     pool.close().await;
 }
 
-async fn commit(pool: &AnyPool, writes: &[&Write]) -> Result<Vec<Written>, StoreError> {
+async fn commit(
+    pool: &AnyPool,
+    backend: Backend,
+    writes: &[&Write],
+) -> Result<Vec<Written>, StoreError> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     let mut results = Vec::with_capacity(writes.len());
     for write in writes {
         results.push(mailbox::apply(&mut tx, write).await?);
+    }
+    if backend == Backend::Postgres {
+        // Other processes on this database (a mailbox beside an origin)
+        // hear of new mail; NOTIFY is delivered at commit, never before.
+        let mut boxes: Vec<i64> = writes
+            .iter()
+            .zip(&results)
+            .filter_map(|(w, r)| match (w, r) {
+                (Write::Post(m), Written::Posted(p)) if !p.duplicate => Some(m.box_id),
+                _ => None,
+            })
+            .collect();
+        boxes.sort_unstable();
+        boxes.dedup();
+        for payload in crate::notify::payloads(&boxes) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::notify::CHANNEL)
+                .bind(payload)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     tx.commit().await?;
     Ok(results)

@@ -58,6 +58,7 @@ async fn s3_compatible_server() {
         endpoint: Some(moto.endpoint.clone()),
         region: Some("us-east-1".into()),
         allow_http: true,
+        ..S3Settings::default()
     })
     .unwrap();
     assert!(missing.put("x", Bytes::from_static(b"x")).await.is_err());

@@ -27,7 +27,7 @@ pub enum Command {
     /// three users buy through two edges, a copy leaks and is traced.
     Demo(DemoArgs),
     /// Run the servers (origin, edge, mailbox) until Ctrl-C or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Add accounts at the origin: providers, users, edges (administrator).
     #[command(subcommand)]
     Account(AccountCommand),
@@ -183,10 +183,19 @@ pub enum DeviceCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// A TOML file naming roles, database, blob store and edge settings
-    /// (see docs/delivery.md); flags given here override it.
+    /// A TOML settings file (every option in docs/config.md); the
+    /// environment's TRACECAST_<KEY> variables override it, and flags
+    /// given here override both.
     #[arg(long, env = "TRACECAST_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Check the settings (file, environment, flags), print what would
+    /// run, and exit: 0 when valid, 2 with every problem listed.
+    #[arg(long)]
+    pub check: bool,
+    /// Print every option of the settings file (key, type, default, roles,
+    /// environment variable, meaning) as a Markdown table, and exit.
+    #[arg(long)]
+    pub options: bool,
     /// Roles to run, comma-separated: origin (with its mailbox), mailbox,
     /// edge, home, kiosk, roaming, service, gateway. Default: origin,
     /// mailbox, edge, roaming and service in one process (homes, kiosks
@@ -228,26 +237,26 @@ pub struct ServeArgs {
     #[arg(long, env = "TRACECAST_DATABASE")]
     pub database: Option<String>,
     /// Largest message accepted, in bytes.
-    #[arg(long, default_value_t = 4 << 20)]
-    pub max_message_bytes: usize,
+    #[arg(long)]
+    pub max_message_bytes: Option<usize>,
     /// Seconds before an unanswered notification is repeated (then doubling).
-    #[arg(long, default_value_t = 30.0)]
-    pub notify_retry: f64,
+    #[arg(long)]
+    pub notify_retry: Option<f64>,
     /// Longest wait between repeated notifications, in seconds.
-    #[arg(long, default_value_t = 900.0)]
-    pub notify_retry_max: f64,
+    #[arg(long)]
+    pub notify_retry_max: Option<f64>,
     /// Days a pending message waits when its sender set no TTL.
-    #[arg(long, default_value_t = 14)]
-    pub pending_days: u64,
+    #[arg(long)]
+    pub pending_days: Option<u64>,
     /// Days processed messages are kept.
-    #[arg(long, default_value_t = 30)]
-    pub processed_days: u64,
+    #[arg(long)]
+    pub processed_days: Option<u64>,
     /// Processed messages kept per box at most.
-    #[arg(long, default_value_t = 10_000)]
-    pub processed_max: u64,
+    #[arg(long)]
+    pub processed_max: Option<u64>,
     /// Seconds between retention sweeps.
-    #[arg(long, default_value_t = 60)]
-    pub sweep_every: u64,
+    #[arg(long)]
+    pub sweep_every: Option<u64>,
     /// Gateway role: the service server's URL (default: this process).
     #[arg(long, env = "TRACECAST_SERVICE")]
     pub service: Option<String>,

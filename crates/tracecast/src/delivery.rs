@@ -314,6 +314,9 @@ pub async fn buy_copy(
 ) -> anyhow::Result<BuyOutcome> {
     let edges = EdgeClient::new()?;
     let mut avoid = Vec::new();
+    // The delivery an unreachable edge could not serve: the next purchase
+    // replaces it, so it bills nothing.
+    let mut replaces = None;
     // An earlier run that broke off left its purchase beside the part
     // file: continue that purchase (same copy, no new bill).
     let sidecar = purchase_path(out);
@@ -335,10 +338,23 @@ pub async fn buy_copy(
                 p
             }
             None => {
-                let p = origin
-                    .purchase(content, tier, &avoid)
-                    .await
-                    .context("asking the origin")?;
+                let mut request = PurchaseRequest::download(content, tier);
+                request.avoid = avoid.clone();
+                request.replaces = replaces;
+                // One key per purchase: asked again after a lost answer,
+                // the origin gives the same delivery, not a second bill.
+                let key = format!("buy-{:016x}", rand::random::<u64>());
+                let deadline = Instant::now() + retry_for;
+                let p = loop {
+                    match origin.order_once(&request, Some(&key)).await {
+                        Ok(p) => break p,
+                        Err(e) if e.is_transient() && Instant::now() < deadline => {
+                            say(format!("the origin is unreachable ({e}); asking again"));
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                        Err(e) => return Err(anyhow::Error::new(e).context("asking the origin")),
+                    }
+                };
                 std::fs::write(&sidecar, serde_json::to_vec(&p)?)
                     .with_context(|| format!("writing {}", sidecar.display()))?;
                 p
@@ -405,6 +421,7 @@ pub async fn buy_copy(
                     p.edge_name
                 ));
                 avoid.push(p.edge_id);
+                replaces = Some(p.delivery);
                 // The part came from the other edge's copy: it cannot be
                 // continued with different bytes.
                 let _ = std::fs::remove_file(part_path(out));
@@ -446,7 +463,18 @@ pub async fn order_via_site(
     quiet: bool,
     say: &(dyn Fn(String) + Sync),
 ) -> anyhow::Result<SiteOutcome> {
-    let p = origin.order(request).await.context("asking the origin")?;
+    let key = format!("buy-{:016x}", rand::random::<u64>());
+    let deadline = Instant::now() + retry_for;
+    let p = loop {
+        match origin.order_once(request, Some(&key)).await {
+            Ok(p) => break p,
+            Err(e) if e.is_transient() && Instant::now() < deadline => {
+                say(format!("the origin is unreachable ({e}); asking again"));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("asking the origin")),
+        }
+    };
     say(format!(
         "delivery {}: {} copy of content {} by edge {} for {} {}",
         p.delivery,
@@ -498,7 +526,19 @@ pub async fn order_via_site(
             }
         };
         if let Some(done) = copy.via.as_ref().and_then(|v| v.done.as_deref()) {
-            finished = Some(edges.finish(done).await.context("confirming receipt")?);
+            let deadline = Instant::now() + retry_for;
+            finished = Some(loop {
+                match edges.finish(done).await {
+                    Ok(f) => break f,
+                    Err(e) if e.is_transient() && Instant::now() < deadline => {
+                        say(format!(
+                            "the home server did not answer ({e}); confirming again"
+                        ));
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(e) => return Err(anyhow::Error::new(e).context("confirming receipt")),
+                }
+            });
         }
         downloaded = Some(got);
     }

@@ -26,7 +26,7 @@ use tracecast_media::Pcm;
 
 use crate::cli::DemoArgs;
 use crate::delivery::{buy_copy, order_via_site, BuyOutcome};
-use crate::serve::{BlobPlace, Node, Roles, Settings};
+use crate::serve::{Node, Roles, Settings};
 
 /// A real photo when Debian's mate-backgrounds is installed, else a
 /// generated picture.
@@ -34,36 +34,8 @@ const DEMO_PHOTO: &str = "/usr/share/backgrounds/mate/nature/LadyBird.jpg";
 
 fn settings(data: &Path, roles: Roles, mark_key: &Path) -> Settings {
     Settings {
-        data: data.to_owned(),
-        listen: "127.0.0.1:0".into(),
-        database: None,
-        blobs: BlobPlace::Dir(data.join("blobs")),
-        roles,
-        mark_key: mark_key.to_owned(),
-        origin_url: None,
-        edge_token_file: None,
-        edge_dir: None,
-        home_token_file: None,
-        home_dir: None,
-        kiosk_token_file: None,
-        kiosk_dir: None,
-        members: Default::default(),
-        attributes: Default::default(),
         cache_bytes: 512 << 20,
-        mailbox: Default::default(),
-        roaming_name: "roaming".into(),
-        roaming_fee_cents: 10,
-        roaming_agreements: Vec::new(),
-        roaming_sources: Vec::new(),
-        licence_days: 30,
-        licence_systems: vec![
-            tracecast_protect::System::Clearkey,
-            tracecast_protect::System::Age,
-            tracecast_protect::System::Device,
-        ],
-        roaming_partner: None,
-        service: Default::default(),
-        gateway: Default::default(),
+        ..Settings::embedded(data, roles, mark_key)
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod billing;
 mod cli;
+mod config;
 mod delivery;
 mod demo;
 mod inbox;

@@ -1,103 +1,30 @@
 //! `tracecast serve`: any set of roles in one process. With no settings,
 //! every role runs on the embedded store (SQLite and a blob directory
 //! under the data directory) and a local edge is set up on first start.
-//! Split over processes, a TOML file (`--config`) points each at
-//! PostgreSQL, S3 and the origin.
+//! Split over processes, a TOML file (`--config`, see `config.rs` and
+//! docs/config.md) points each at PostgreSQL, S3, the origin and the
+//! mailbox.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use serde::Deserialize;
 use tracecast_mailbox::{Backoff, Retention};
 use tracecast_server::edge::{Edge, EdgeConfig, EdgeIdentity};
 use tracecast_server::home::{Home, HomeConfig};
 use tracecast_server::kiosk::{Kiosk, KioskConfig};
 use tracecast_server::mailbox::{self, MailboxConfig};
+use tracecast_server::ops::{OpsConfig, Readiness};
 use tracecast_server::origin::{self, Origin, OriginConfig};
 use tracecast_server::site::SiteIdentity;
 use tracecast_store::blob::S3Settings;
 use tracecast_store::{AccountKind, Blobs, Store};
 
 use crate::cli::ServeArgs;
+use crate::config::{self, FileConfig, Problems};
 
 const DAY: u64 = 24 * 3600;
-
-/// The settings file (`--config`); every key is optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub listen: Option<String>,
-    pub data: Option<PathBuf>,
-    pub roles: Option<Vec<String>>,
-    pub database: Option<String>,
-    pub mark_key: Option<PathBuf>,
-    pub blobs: Option<BlobsConfig>,
-    pub edge: Option<EdgeFileConfig>,
-    pub home: Option<SiteFileConfig>,
-    pub kiosk: Option<SiteFileConfig>,
-    /// Origin: admission by referral (relay levels, quality by trust, leak
-    /// penalty); see docs/members.md.
-    pub members: Option<tracecast_members::Policy>,
-    /// Origin: attribute trust by occupation, place and history.
-    pub attributes: Option<tracecast_members::AttributeTable>,
-    /// Roaming server: its name, fee and agreements; see docs/protect.md.
-    pub roaming: Option<RoamingFileConfig>,
-    /// Origin: licences for protected content; see docs/protect.md.
-    pub licences: Option<LicencesFileConfig>,
-    /// Service server: uploads and links; see docs/share.md.
-    pub service: Option<ServiceFileConfig>,
-    /// Gateway: the service, the attachment limit, which devices; see
-    /// docs/share.md.
-    pub gateway: Option<GatewayFileConfig>,
-}
-
-/// `[service]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceFileConfig {
-    /// The URL links and upload locations name (default: the listen
-    /// address).
-    pub public_url: Option<String>,
-    /// The largest upload, e.g. "16G".
-    pub max_upload: Option<String>,
-    /// Hours an unfinished upload waits for its next part.
-    pub upload_expiry_hours: Option<u64>,
-    /// Days a download link works at most.
-    pub link_days: Option<u64>,
-    /// Days a finished upload is kept.
-    pub keep_days: Option<u64>,
-}
-
-/// `[gateway]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GatewayFileConfig {
-    /// The service server's URL.
-    pub service: Option<String>,
-    /// The mailbox's URL (default: the service server's).
-    pub mailbox: Option<String>,
-    pub token_file: Option<PathBuf>,
-    /// Content above this travels as a link, e.g. "300K" (the default).
-    pub attachment_limit: Option<String>,
-    /// The largest content a device may send, e.g. "16G".
-    pub max_content: Option<String>,
-    /// Device models served (`*` patterns; default all).
-    pub allow_models: Option<Vec<String>>,
-    pub deny_models: Option<Vec<String>>,
-    /// Devices served at once (default 8).
-    pub max_devices: Option<usize>,
-    /// Hours a link works (default: the service's).
-    pub link_hours: Option<u64>,
-    /// Advertise with mDNS (default true).
-    pub mdns: Option<bool>,
-    /// Advertise on loopback too (one-machine set-ups and tests).
-    pub mdns_loopback: Option<bool>,
-    /// Compose without asking: every message to this recipient.
-    pub to: Option<String>,
-    pub text: Option<String>,
-}
 
 /// The service role's settings.
 #[derive(Debug, Clone)]
@@ -155,81 +82,31 @@ pub struct GatewaySettings {
     pub text: Option<String>,
 }
 
-/// `[licences]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LicencesFileConfig {
-    /// How long a licence lasts.
-    pub days: Option<u32>,
-    /// Systems the origin issues itself (default: clearkey, age, device).
-    pub systems: Option<Vec<tracecast_protect::System>>,
-    /// A roaming server in another process, as its `GET /roaming/v1/keys`
-    /// shows it.
-    pub roaming: Option<RoamingPartnerFileConfig>,
+/// Logs: text for people or JSON lines for collectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
-/// `[licences.roaming]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RoamingPartnerFileConfig {
-    pub name: String,
-    pub signing_key: String,
-    pub agreement_key: String,
-    /// Its URL: licences for systems this origin does not issue are
-    /// converted there before they are answered.
-    pub url: Option<String>,
+/// How the process stops on SIGTERM or Ctrl-C.
+#[derive(Debug, Clone, Copy)]
+pub struct ShutdownSettings {
+    /// Requests in flight may take this long to finish.
+    pub grace: Duration,
+    /// `/readyz` answers 503 this long before the listener closes.
+    pub unready: Duration,
 }
 
-/// `[roaming]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RoamingFileConfig {
-    pub name: Option<String>,
-    /// What one conversion costs the user, e.g. "0.10".
-    pub fee: Option<String>,
-    /// Issuers in other processes (an origin in this one is added).
-    #[serde(default)]
-    pub agreements: Vec<AgreementFileConfig>,
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(60),
+            unready: Duration::ZERO,
+        }
+    }
 }
-
-/// `[[roaming.agreements]]`: an issuer's name and keys (base64url), as its
-/// `GET /v1/licences/issuer` shows them.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgreementFileConfig {
-    pub issuer: String,
-    pub signing_key: String,
-    pub agreement_key: String,
-    /// For package orders: the issuer's origin URL and the file holding
-    /// this server's partner token there (both or neither).
-    pub origin: Option<String>,
-    pub token_file: Option<PathBuf>,
-}
-
-/// `[home]` and `[kiosk]`: the account token and where files go.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SiteFileConfig {
-    pub token_file: Option<PathBuf>,
-    pub dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BlobsConfig {
-    pub dir: Option<PathBuf>,
-    pub s3: Option<S3Settings>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EdgeFileConfig {
-    pub origin: Option<String>,
-    pub token_file: Option<PathBuf>,
-    pub cache_size: Option<String>,
-    pub dir: Option<PathBuf>,
-}
-
 /// Which roles a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Roles {
@@ -260,7 +137,7 @@ impl Roles {
         gateway: false,
     };
 
-    fn parse(names: &[String]) -> anyhow::Result<Roles> {
+    pub fn parse(names: &[String]) -> anyhow::Result<Roles> {
         if names.is_empty() {
             return Ok(Roles::ALL);
         }
@@ -296,12 +173,10 @@ impl Roles {
                 ),
             }
         }
-        // The origin talks to edges and users through its mailbox.
-        r.mailbox |= r.origin;
         Ok(r)
     }
 
-    fn names(&self) -> String {
+    pub fn names(&self) -> String {
         let mut v = Vec::new();
         if self.origin {
             v.push("origin");
@@ -338,7 +213,8 @@ pub enum BlobPlace {
     S3(S3Settings),
 }
 
-/// Everything a node needs, merged from flags and the settings file.
+/// Everything a node needs, merged from flags, the environment and the
+/// settings file (in that order of precedence).
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub data: PathBuf,
@@ -347,8 +223,10 @@ pub struct Settings {
     pub blobs: BlobPlace,
     pub roles: Roles,
     pub mark_key: PathBuf,
-    /// Edge: the origin's URL; `None` when the origin runs in this process.
+    /// The origin's URL; `None` when the origin runs in this process.
     pub origin_url: Option<String>,
+    /// The mailbox's URL when it runs in another process.
+    pub mailbox_url: Option<String>,
     pub edge_token_file: Option<PathBuf>,
     pub edge_dir: Option<PathBuf>,
     pub home_token_file: Option<PathBuf>,
@@ -368,35 +246,84 @@ pub struct Settings {
     pub roaming_partner: Option<tracecast_server::origin::licences::RoamingPartner>,
     pub service: ServiceSettings,
     pub gateway: GatewaySettings,
+    pub ops: OpsConfig,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub shutdown: ShutdownSettings,
+    pub console: bool,
+    pub secure_cookies: bool,
 }
 
-/// Reads "2G", "512M", "100000".
-pub fn parse_size(s: &str) -> anyhow::Result<u64> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
-        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
-        Some('T' | 't') => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .with_context(|| format!("{s:?} is not a size like 2G, 512M or 100000"))?;
-    n.checked_mul(mult).context("size too large")
-}
-
-pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
-    let file: FileConfig = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str(&text)
-                .with_context(|| format!("{} is not a valid settings file", path.display()))?
+impl Settings {
+    /// Everything on the embedded store under `data`, with defaults.
+    pub fn embedded(data: &Path, roles: Roles, mark_key: &Path) -> Settings {
+        Settings {
+            data: data.to_owned(),
+            listen: "127.0.0.1:0".into(),
+            database: None,
+            blobs: BlobPlace::Dir(data.join("blobs")),
+            roles,
+            mark_key: mark_key.to_owned(),
+            origin_url: None,
+            mailbox_url: None,
+            edge_token_file: None,
+            edge_dir: None,
+            home_token_file: None,
+            home_dir: None,
+            kiosk_token_file: None,
+            kiosk_dir: None,
+            members: Default::default(),
+            attributes: Default::default(),
+            cache_bytes: 2 << 30,
+            mailbox: Default::default(),
+            roaming_name: "roaming".into(),
+            roaming_fee_cents: 10,
+            roaming_agreements: Vec::new(),
+            roaming_sources: Vec::new(),
+            licence_days: 30,
+            licence_systems: vec![
+                tracecast_protect::System::Clearkey,
+                tracecast_protect::System::Age,
+                tracecast_protect::System::Device,
+            ],
+            roaming_partner: None,
+            service: Default::default(),
+            gateway: Default::default(),
+            ops: OpsConfig::default(),
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            shutdown: ShutdownSettings::default(),
+            console: true,
+            secure_cookies: false,
         }
-        None => FileConfig::default(),
-    };
+    }
+}
+
+pub use crate::config::parse_size;
+
+/// The settings of `tracecast serve ARGS`: the file, then the environment's
+/// `TRACECAST_*` overrides, then the flags; every problem is reported at
+/// once.
+pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
+    settings_from(args, &config::env_vars())
+}
+
+fn settings_from(args: &ServeArgs, env: &[(String, String)]) -> anyhow::Result<Settings> {
+    let file: FileConfig = config::load(args.config.as_deref(), env)?;
+    let mut problems = Problems::default();
+    // Collects a problem and goes on with a default, so every problem is
+    // found in one run.
+    macro_rules! or_note {
+        ($e:expr, $default:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => {
+                    problems.push(format!("{e:#}"));
+                    $default
+                }
+            }
+        };
+    }
     let data = if args.data != Path::new("tracecast-data") || file.data.is_none() {
         args.data.clone()
     } else {
@@ -407,46 +334,68 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     } else {
         file.listen.clone().unwrap_or_else(|| args.listen.clone())
     };
-    let roles = if !args.role.is_empty() {
-        Roles::parse(&args.role)?
-    } else {
-        Roles::parse(file.roles.as_deref().unwrap_or(&[]))?
+    let mut roles = or_note!(
+        if !args.role.is_empty() {
+            Roles::parse(&args.role)
+        } else {
+            Roles::parse(file.roles.as_deref().unwrap_or(&[]))
+        }
+        .context("`roles`"),
+        Roles::ALL
+    );
+    let database = match (&args.database, &file.database, &file.database_file) {
+        (Some(d), _, _) => Some(d.clone()),
+        (None, Some(_), Some(_)) => {
+            problems.push("`database` and `database_file`: give one, not both");
+            None
+        }
+        (None, Some(d), None) => Some(d.clone()),
+        (None, None, Some(f)) => or_note!(config::read_secret(f, "database_file").map(Some), None),
+        (None, None, None) => None,
     };
-    let blobs = match (&args.blobs, &file.blobs) {
+    let mailbox_file = file.mailbox.unwrap_or_default();
+    let mailbox_url = mailbox_file
+        .url
+        .clone()
+        .map(|u| u.trim_end_matches('/').to_owned());
+    // An origin talks to edges and users through a mailbox: its own,
+    // unless one runs elsewhere on the same (PostgreSQL) database.
+    if roles.origin && mailbox_url.is_none() {
+        roles.mailbox = true;
+    }
+    if roles.origin && !roles.mailbox && mailbox_url.is_some() {
+        match &database {
+            Some(d) if d.starts_with("postgres") => {}
+            _ => problems.push(
+                "`mailbox.url`: an origin whose mailbox runs elsewhere shares its PostgreSQL database: set `database = \"postgres://…\"`",
+            ),
+        }
+    }
+    let blob_file = file.blobs.unwrap_or_default();
+    let blobs = match (&args.blobs, &blob_file) {
         (Some(b), _) if b.starts_with("s3://") => BlobPlace::S3(S3Settings {
             bucket: b
                 .trim_start_matches("s3://")
                 .trim_end_matches('/')
                 .to_owned(),
-            endpoint: file
-                .blobs
-                .as_ref()
-                .and_then(|f| f.s3.as_ref())
-                .and_then(|s| s.endpoint.clone()),
-            region: file
-                .blobs
-                .as_ref()
-                .and_then(|f| f.s3.as_ref())
-                .and_then(|s| s.region.clone()),
-            allow_http: file
-                .blobs
-                .as_ref()
-                .and_then(|f| f.s3.as_ref())
-                .is_some_and(|s| s.allow_http),
+            ..blob_file.s3.clone().unwrap_or_default()
         }),
         (Some(b), _) => BlobPlace::Dir(PathBuf::from(b)),
-        (None, Some(BlobsConfig { s3: Some(s3), .. })) => BlobPlace::S3(s3.clone()),
-        (None, Some(BlobsConfig { dir: Some(d), .. })) => BlobPlace::Dir(d.clone()),
+        (None, config::BlobsConfig { s3: Some(s3), dir }) => {
+            if dir.is_some() {
+                problems.push("`blobs.dir` and `blobs.s3`: give one, not both");
+            }
+            BlobPlace::S3(s3.clone())
+        }
+        (None, config::BlobsConfig { dir: Some(d), .. }) => BlobPlace::Dir(d.clone()),
         _ => BlobPlace::Dir(data.join("blobs")),
     };
     let edge_file = file.edge.unwrap_or_default();
     let home_file = file.home.unwrap_or_default();
     let members = file.members.clone().unwrap_or_default();
-    members.check().context("[members] in the settings file")?;
+    or_note!(members.check().context("`members`"), ());
     let attributes = file.attributes.clone().unwrap_or_default();
-    attributes
-        .check()
-        .context("[attributes] in the settings file")?;
+    or_note!(attributes.check().context("`attributes`"), ());
     let kiosk_file = file.kiosk.unwrap_or_default();
     let roaming_file = file.roaming.unwrap_or_default();
     let b64 = |v: &str, what: &str| -> anyhow::Result<[u8; 32]> {
@@ -455,48 +404,62 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     let mut roaming_agreements = Vec::new();
     let mut roaming_sources = Vec::new();
     for a in &roaming_file.agreements {
-        roaming_agreements.push(tracecast_protect::Agreement {
-            issuer: a.issuer.clone(),
-            signing: ed25519_dalek::VerifyingKey::from_bytes(&b64(&a.signing_key, "signing_key")?)
-                .context("[[roaming.agreements]] signing_key is not an Ed25519 key")?,
-            agreement_public: b64(&a.agreement_key, "agreement_key")?,
-        });
+        let keys = (|| -> anyhow::Result<tracecast_protect::Agreement> {
+            Ok(tracecast_protect::Agreement {
+                issuer: a.issuer.clone(),
+                signing: ed25519_dalek::VerifyingKey::from_bytes(&b64(
+                    &a.signing_key,
+                    "signing_key",
+                )?)
+                .context("signing_key is not an Ed25519 key")?,
+                agreement_public: b64(&a.agreement_key, "agreement_key")?,
+            })
+        })();
+        if let Some(agreement) = or_note!(
+            keys.with_context(|| format!("`roaming.agreements` {}", a.issuer))
+                .map(Some),
+            None
+        ) {
+            roaming_agreements.push(agreement);
+        }
         match (&a.origin, &a.token_file) {
             (Some(origin), Some(token_file)) => {
-                if !(origin.starts_with("http://") || origin.starts_with("https://")) {
-                    bail!("[[roaming.agreements]] origin {origin:?}: use http://HOST:PORT");
+                if let Some(token) = or_note!(
+                    config::read_secret(token_file, "roaming.agreements[].token_file").map(Some),
+                    None
+                ) {
+                    roaming_sources.push(tracecast_server::roaming::PackageSource {
+                        issuer: a.issuer.clone(),
+                        origin: origin.trim_end_matches('/').to_owned(),
+                        token,
+                    });
                 }
-                let token = std::fs::read_to_string(token_file).with_context(|| {
-                    format!("[[roaming.agreements]] token_file {}", token_file.display())
-                })?;
-                roaming_sources.push(tracecast_server::roaming::PackageSource {
-                    issuer: a.issuer.clone(),
-                    origin: origin.trim_end_matches('/').to_owned(),
-                    token: token.trim().to_owned(),
-                });
             }
             (None, None) => {}
-            _ => bail!(
-                "[[roaming.agreements]] {}: give origin and token_file together",
+            _ => problems.push(format!(
+                "`roaming.agreements` {}: give origin and token_file together",
                 a.issuer
-            ),
+            )),
         }
     }
     let licences_file = file.licences.unwrap_or_default();
     let roaming_partner = match &licences_file.roaming {
-        Some(p) => Some(tracecast_server::origin::licences::RoamingPartner {
-            name: p.name.clone(),
-            signing: ed25519_dalek::VerifyingKey::from_bytes(&b64(&p.signing_key, "signing_key")?)
-                .context("[licences.roaming] signing_key is not an Ed25519 key")?,
-            agreement_key: b64(&p.agreement_key, "agreement_key")?,
-            url: match &p.url {
-                Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
-                    Some(u.trim_end_matches('/').to_owned())
-                }
-                Some(u) => bail!("[licences.roaming] url {u:?}: use http://HOST:PORT"),
-                None => None,
-            },
-        }),
+        Some(p) => or_note!(
+            (|| -> anyhow::Result<_> {
+                Ok(Some(tracecast_server::origin::licences::RoamingPartner {
+                    name: p.name.clone(),
+                    signing: ed25519_dalek::VerifyingKey::from_bytes(&b64(
+                        &p.signing_key,
+                        "signing_key",
+                    )?)
+                    .context("signing_key is not an Ed25519 key")?,
+                    agreement_key: b64(&p.agreement_key, "agreement_key")?,
+                    url: p.url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
+                }))
+            })()
+            .context("`licences.roaming`"),
+            None
+        ),
         None => None,
     };
     let licence_systems = licences_file.systems.clone().unwrap_or_else(|| {
@@ -507,22 +470,18 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         ]
     });
     if licence_systems.is_empty() {
-        bail!("[licences] systems: name at least one of clearkey, age, device");
+        problems.push("`licences.systems`: name at least one of clearkey, age, device");
     }
     let licence_days = licences_file.days.unwrap_or(30);
     if licence_days == 0 {
-        bail!("[licences] days must be at least 1");
+        problems.push("`licences.days` must be at least 1");
     }
     let service_file = file.service.unwrap_or_default();
     let hours = |h: u64| Duration::from_secs(h.saturating_mul(3600));
     let service = ServiceSettings {
-        public_url: match service_file.public_url {
-            Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u),
-            Some(u) => bail!("[service] public_url {u:?}: use http://HOST:PORT"),
-            None => None,
-        },
+        public_url: service_file.public_url,
         max_upload: match &service_file.max_upload {
-            Some(m) => parse_size(m).context("[service] max_upload")?,
+            Some(m) => or_note!(parse_size(m).context("`service.max_upload`"), 0),
             None => 16 << 30,
         },
         upload_expiry: hours(service_file.upload_expiry_hours.unwrap_or(24).max(1)),
@@ -530,7 +489,9 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         keep: hours(service_file.keep_days.unwrap_or(30).max(1) * 24),
     };
     if service.link_lifetime > service.keep {
-        bail!("[service] link_days cannot be longer than keep_days: a link would outlive its file");
+        problems.push(
+            "`service.link_days` cannot be longer than `service.keep_days`: a link would outlive its file",
+        );
     }
     let gateway_file = file.gateway.unwrap_or_default();
     let default_policy = tracecast_share::gateway::DevicePolicy::default();
@@ -539,11 +500,11 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         mailbox: gateway_file.mailbox,
         token_file: args.gateway_token_file.clone().or(gateway_file.token_file),
         attachment_limit: match &gateway_file.attachment_limit {
-            Some(l) => parse_size(l).context("[gateway] attachment_limit")?,
+            Some(l) => or_note!(parse_size(l).context("`gateway.attachment_limit`"), 0),
             None => tracecast_server::gateway::DEFAULT_ATTACHMENT_LIMIT,
         },
         max_content: match &gateway_file.max_content {
-            Some(l) => parse_size(l).context("[gateway] max_content")?,
+            Some(l) => or_note!(parse_size(l).context("`gateway.max_content`"), 0),
             None => 16 << 30,
         },
         policy: tracecast_share::gateway::DevicePolicy {
@@ -562,9 +523,10 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         text: args.text.clone().or(gateway_file.text),
     };
     let roaming_fee_cents = match &roaming_file.fee {
-        Some(f) => {
-            tracecast_ledger::parse_money(f).map_err(|e| anyhow::anyhow!("[roaming] fee: {e}"))?
-        }
+        Some(f) => or_note!(
+            tracecast_ledger::parse_money(f).map_err(|e| anyhow::anyhow!("`roaming.fee`: {e}")),
+            0
+        ),
         None => 10,
     };
     let cache = args
@@ -572,9 +534,72 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         .clone()
         .or(edge_file.cache_size)
         .unwrap_or_else(|| "2G".into());
+    let cache_bytes = or_note!(parse_size(&cache).context("`edge.cache_size`"), 0);
+    let mailbox = or_note!(
+        mailbox_config(args, &mailbox_file),
+        MailboxConfig::default()
+    );
+    let log = file.log.unwrap_or_default();
+    let log_format = match log.format.as_deref().unwrap_or("text") {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            problems.push(format!("`log.format`: {other:?} is neither text nor json"));
+            LogFormat::Text
+        }
+    };
+    let log_level = log.level.unwrap_or_else(|| "info".into());
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
+        problems.push(format!("`log.level`: {log_level:?}: {e}"));
+    }
+    let http = file.http.unwrap_or_default();
+    let metrics_token = match file.metrics.unwrap_or_default().token_file {
+        Some(f) => or_note!(
+            config::read_secret(&f, "metrics.token_file").map(Some),
+            None
+        ),
+        None => None,
+    };
+    let ops = OpsConfig {
+        request_timeout: match http.request_timeout_secs.unwrap_or(600) {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        },
+        max_in_flight: http.max_in_flight.unwrap_or(4096),
+        metrics_token,
+    };
+    if ops.max_in_flight == 0 {
+        problems.push("`http.max_in_flight` must be at least 1");
+    }
+    let shutdown_file = file.shutdown.unwrap_or_default();
+    let shutdown = ShutdownSettings {
+        grace: Duration::from_secs(shutdown_file.grace_secs.unwrap_or(60)),
+        unready: Duration::from_secs(shutdown_file.unready_secs.unwrap_or(0)),
+    };
+    let console = file.console.unwrap_or_default();
+    let origin_url = args
+        .origin
+        .clone()
+        .or(file.origin)
+        .or(edge_file.origin)
+        .map(|u| u.trim_end_matches('/').to_owned());
+    if let BlobPlace::S3(s3) = &blobs {
+        for (key, f) in [
+            ("blobs.s3.access_key_id_file", &s3.access_key_id_file),
+            (
+                "blobs.s3.secret_access_key_file",
+                &s3.secret_access_key_file,
+            ),
+        ] {
+            if let Some(f) = f {
+                or_note!(config::read_secret(f, key).map(drop), ());
+            }
+        }
+    }
+    problems.into_result()?;
     Ok(Settings {
         listen,
-        database: args.database.clone().or(file.database),
+        database,
         blobs,
         roles,
         mark_key: args
@@ -582,17 +607,18 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             .clone()
             .or(file.mark_key)
             .unwrap_or_else(|| data.join("mark.key")),
-        origin_url: args.origin.clone().or(edge_file.origin),
+        origin_url,
+        mailbox_url,
         edge_token_file: args.edge_token_file.clone().or(edge_file.token_file),
         edge_dir: edge_file.dir,
         home_token_file: args.home_token_file.clone().or(home_file.token_file),
         home_dir: home_file.dir,
         kiosk_token_file: args.kiosk_token_file.clone().or(kiosk_file.token_file),
         kiosk_dir: kiosk_file.dir,
-        members: members.clone(),
-        attributes: attributes.clone(),
-        cache_bytes: parse_size(&cache)?,
-        mailbox: mailbox_config(args)?,
+        members,
+        attributes,
+        cache_bytes,
+        mailbox,
         roaming_name: roaming_file.name.unwrap_or_else(|| "roaming".into()),
         roaming_fee_cents,
         roaming_agreements,
@@ -602,7 +628,76 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         roaming_partner,
         service,
         gateway,
+        ops,
+        log_format,
+        log_level,
+        shutdown,
+        console: console.enabled.unwrap_or(true),
+        secure_cookies: console.secure_cookies.unwrap_or(false),
         data,
+    })
+}
+
+fn mailbox_config(
+    args: &ServeArgs,
+    file: &config::MailboxFileConfig,
+) -> anyhow::Result<MailboxConfig> {
+    let secs = |name: &str, v: f64| -> anyhow::Result<u64> {
+        anyhow::ensure!(
+            v.is_finite() && v > 0.0,
+            "`mailbox.{name}` must be a positive number of seconds"
+        );
+        Ok((v * 1000.0) as u64)
+    };
+    let max_message_bytes = match (args.max_message_bytes, &file.max_message_bytes) {
+        (Some(n), _) => n,
+        (None, Some(v)) => config::size_value(v).context("`mailbox.max_message_bytes`")? as usize,
+        (None, None) => 4 << 20,
+    };
+    anyhow::ensure!(
+        max_message_bytes > 0,
+        "`mailbox.max_message_bytes` must be positive"
+    );
+    let pending_days = args.pending_days.or(file.pending_days).unwrap_or(14);
+    let processed_days = args.processed_days.or(file.processed_days).unwrap_or(30);
+    let processed_max = args.processed_max.or(file.processed_max).unwrap_or(10_000);
+    let sweep_every = args.sweep_every.or(file.sweep_every_secs).unwrap_or(60);
+    anyhow::ensure!(
+        processed_max > 0,
+        "`mailbox.processed_max` must be positive"
+    );
+    anyhow::ensure!(
+        sweep_every > 0,
+        "`mailbox.sweep_every_secs` must be positive"
+    );
+    anyhow::ensure!(pending_days > 0, "`mailbox.pending_days` must be positive");
+    let retention = Retention {
+        default_ttl: pending_days * DAY,
+        max_ttl: (pending_days * DAY).max(Retention::default().max_ttl),
+        processed_keep: processed_days * DAY,
+        processed_max,
+        ..Retention::default()
+    };
+    let max_wait = file.max_wait_secs.unwrap_or(60);
+    anyhow::ensure!(max_wait > 0, "`mailbox.max_wait_secs` must be positive");
+    Ok(MailboxConfig {
+        max_message_bytes,
+        retention,
+        backoff: Backoff {
+            first_ms: secs(
+                "notify_retry_secs",
+                args.notify_retry.or(file.notify_retry_secs).unwrap_or(30.0),
+            )?,
+            max_ms: secs(
+                "notify_retry_max_secs",
+                args.notify_retry_max
+                    .or(file.notify_retry_max_secs)
+                    .unwrap_or(900.0),
+            )?,
+        },
+        sweep_every: Duration::from_secs(sweep_every),
+        max_wait: Duration::from_secs(max_wait),
+        ..MailboxConfig::default()
     })
 }
 
@@ -612,8 +707,11 @@ pub struct Node {
     pub store: Store,
     pub edge: Option<Arc<Edge>>,
     pub admin_token: PathBuf,
+    /// What `/readyz` answers; draining starts when the node stops.
+    pub readiness: Readiness,
     /// The gateway's mDNS advertisement, withdrawn when the node stops.
     mdns: Option<tracecast_server::gateway::Advertisement>,
+    shutdown: crate::serve::ShutdownSettings,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -636,8 +734,10 @@ impl Node {
             None => Store::open_dir(&s.data).await,
         }
         .context("opening the store")?;
+        let readiness = Readiness::new(&s.roles.names());
+        readiness.check_store(&store);
         let admin_token = s.data.join("admin.token");
-        if s.roles.mailbox
+        if (s.roles.mailbox || s.roles.origin)
             && tracecast_server::auth::ensure_admin(&store, &admin_token)
                 .await?
                 .is_some()
@@ -646,10 +746,17 @@ impl Node {
         }
         let mut router = axum::Router::new();
         let mut mb = None;
+        let mailbox_config = MailboxConfig {
+            drain: readiness.drain_token(),
+            ..s.mailbox.clone()
+        };
         if s.roles.mailbox {
-            let m = mailbox::Mailbox::start(store.clone(), s.mailbox.clone());
+            let m = mailbox::Mailbox::start(store.clone(), mailbox_config);
             router = router.merge(mailbox::router(m.clone()));
             mb = Some(m);
+        } else if s.roles.origin {
+            // The mailbox role runs in another process on this database.
+            mb = Some(mailbox::Mailbox::attach(store.clone(), mailbox_config));
         }
         let mut roaming = None;
         if s.roles.roaming {
@@ -755,14 +862,17 @@ impl Node {
             )
             .await?;
             router = router.merge(origin::router(o.clone()));
-            // The web console, a client of this origin's API.
-            router = router.merge(
-                tracecast_console::router(tracecast_console::ConsoleConfig {
-                    origin: base.clone(),
-                    secure_cookies: false,
-                })
-                .context("loading the console's templates")?,
-            );
+            if s.console {
+                // The web console, a client of this origin's API.
+                router = router.merge(
+                    tracecast_console::router(tracecast_console::ConsoleConfig {
+                        origin: base.clone(),
+                        mailbox: s.mailbox_url.clone().unwrap_or_else(|| base.clone()),
+                        secure_cookies: s.secure_cookies,
+                    })
+                    .context("loading the console's templates")?,
+                );
+            }
             origin = Some(o);
         }
         let mut edge = None;
@@ -782,6 +892,7 @@ impl Node {
                         .with_context(|| format!("reading {}", token_file.display()))?;
                     let mut config = EdgeConfig::new(url, &token, &s.data.join("edge"));
                     config.cache_bytes = s.cache_bytes;
+                    config.mailbox = s.mailbox_url.clone();
                     if let Some(d) = &s.edge_dir {
                         config.dir = d.clone();
                     }
@@ -796,15 +907,36 @@ impl Node {
         let slot = tracecast_server::edge::EdgeSlot::default();
         if pending_edge.is_some() {
             router = router.merge(tracecast_server::edge::deferred_router(slot.clone()));
+            let started = slot.clone();
+            readiness.check("edge", move || {
+                let up = started.get().is_some();
+                async move { up.then_some(()).ok_or_else(|| "not started yet".to_owned()) }
+            });
         }
         let home_slot = tracecast_server::home::HomeSlot::default();
         if s.roles.home {
             router = router.merge(tracecast_server::home::deferred_router(home_slot.clone()));
+            let started = home_slot.clone();
+            readiness.check("home", move || {
+                let up = started.get().is_some();
+                async move { up.then_some(()).ok_or_else(|| "not started yet".to_owned()) }
+            });
         }
         let kiosk_slot = tracecast_server::kiosk::KioskSlot::default();
         if s.roles.kiosk {
             router = router.merge(tracecast_server::kiosk::deferred_router(kiosk_slot.clone()));
+            let started = kiosk_slot.clone();
+            readiness.check("kiosk", move || {
+                let up = started.get().is_some();
+                async move { up.then_some(()).ok_or_else(|| "not started yet".to_owned()) }
+            });
         }
+        router = router.merge(tracecast_server::ops::router(
+            readiness.clone(),
+            &s.ops,
+            s.roles.mailbox.then(|| store.clone()),
+        ));
+        let router = tracecast_server::ops::layer(router, &s.ops);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(tracecast_server::serve(listener, router, async move {
             let _ = stopped.await;
@@ -825,11 +957,9 @@ impl Node {
             let who =
                 SiteIdentity::fetch(&origin_url, &token, "home", Duration::from_secs(60)).await?;
             let dir = s.home_dir.clone().unwrap_or_else(|| s.data.join("home"));
-            let h = Home::start(
-                store.clone(),
-                HomeConfig::new(&origin_url, &token, &dir),
-                who,
-            )?;
+            let mut config = HomeConfig::new(&origin_url, &token, &dir);
+            config.mailbox = s.mailbox_url.clone();
+            let h = Home::start(store.clone(), config, who)?;
             let _ = home_slot.set(h);
         }
         if s.roles.kiosk {
@@ -837,11 +967,9 @@ impl Node {
             let who =
                 SiteIdentity::fetch(&origin_url, &token, "kiosk", Duration::from_secs(60)).await?;
             let dir = s.kiosk_dir.clone().unwrap_or_else(|| s.data.join("kiosk"));
-            let k = Kiosk::start(
-                store.clone(),
-                KioskConfig::new(&origin_url, &token, &dir),
-                who,
-            )?;
+            let mut config = KioskConfig::new(&origin_url, &token, &dir);
+            config.mailbox = s.mailbox_url.clone();
+            let k = Kiosk::start(store.clone(), config, who)?;
             let _ = kiosk_slot.set(k);
         }
         let mdns = match gateway_name {
@@ -876,18 +1004,59 @@ impl Node {
             store,
             edge,
             admin_token,
+            readiness,
             mdns,
+            shutdown: s.shutdown,
             stop,
             server,
         })
     }
 
-    /// Stops serving (in-flight requests finish) and closes the store.
+    /// Stops in order: `/readyz` turns 503 and long-polls and event
+    /// streams end; after `unready` the listener closes; requests in
+    /// flight (downloads, posts) get `grace` to finish, then are cut;
+    /// last, the store commits what is queued and closes. A message is
+    /// acknowledged only once durable, so none is lost either way.
     pub async fn stop(self) {
-        drop(self.mdns);
-        let _ = self.stop.send(());
-        let _ = self.server.await;
-        self.store.close().await;
+        let Node {
+            store,
+            readiness,
+            mdns,
+            shutdown,
+            stop,
+            mut server,
+            ..
+        } = self;
+        readiness.start_draining();
+        drop(mdns);
+        if !shutdown.unready.is_zero() {
+            tracing::info!(
+                secs = shutdown.unready.as_secs(),
+                "draining: /readyz answers 503"
+            );
+            tokio::time::sleep(shutdown.unready).await;
+        }
+        let _ = stop.send(());
+        let in_flight = tracecast_server::ops::metrics().in_flight.get();
+        if in_flight > 0 {
+            tracing::info!(
+                requests = in_flight,
+                grace_secs = shutdown.grace.as_secs(),
+                "letting requests in flight finish"
+            );
+        }
+        if tokio::time::timeout(shutdown.grace, &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                requests = tracecast_server::ops::metrics().in_flight.get(),
+                "the grace period ended; cutting the requests still in flight"
+            );
+            server.abort();
+        }
+        store.close().await;
+        tracing::info!("stopped");
     }
 }
 
@@ -979,8 +1148,28 @@ fn read_or_make_signing_key(path: &Path) -> anyhow::Result<ed25519_dalek::Signin
 }
 
 pub fn run(args: &ServeArgs, quiet: bool) -> anyhow::Result<()> {
-    init_logs(quiet);
+    if args.options {
+        print!("{}", config::options_markdown());
+        return Ok(());
+    }
     let s = settings(args)?;
+    if args.check {
+        println!(
+            "settings are valid: roles {}, store {}, blobs {}",
+            s.roles.names(),
+            match &s.database {
+                Some(d) if d.starts_with("postgres") => "PostgreSQL",
+                Some(_) => "SQLite (database URL)",
+                None => "SQLite in the data directory",
+            },
+            match &s.blobs {
+                BlobPlace::Dir(d) => format!("files in {}", d.display()),
+                BlobPlace::S3(s3) => format!("S3 bucket {}", s3.bucket),
+            }
+        );
+        return Ok(());
+    }
+    init_logs_as(quiet, s.log_format, &s.log_level);
     tokio::runtime::Runtime::new()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(&s.listen)
             .await
@@ -996,47 +1185,27 @@ pub fn run(args: &ServeArgs, quiet: bool) -> anyhow::Result<()> {
     })
 }
 
-fn mailbox_config(args: &ServeArgs) -> anyhow::Result<MailboxConfig> {
-    let secs = |name: &str, v: f64| -> anyhow::Result<u64> {
-        anyhow::ensure!(
-            v.is_finite() && v > 0.0,
-            "--{name} must be a positive number of seconds"
-        );
-        Ok((v * 1000.0) as u64)
-    };
-    anyhow::ensure!(
-        args.max_message_bytes > 0,
-        "--max-message-bytes must be positive"
-    );
-    anyhow::ensure!(args.processed_max > 0, "--processed-max must be positive");
-    anyhow::ensure!(args.sweep_every > 0, "--sweep-every must be positive");
-    let retention = Retention {
-        default_ttl: args.pending_days * DAY,
-        max_ttl: (args.pending_days * DAY).max(Retention::default().max_ttl),
-        processed_keep: args.processed_days * DAY,
-        processed_max: args.processed_max,
-        ..Retention::default()
-    };
-    Ok(MailboxConfig {
-        max_message_bytes: args.max_message_bytes,
-        retention,
-        backoff: Backoff {
-            first_ms: secs("notify-retry", args.notify_retry)?,
-            max_ms: secs("notify-retry-max", args.notify_retry_max)?,
-        },
-        sweep_every: Duration::from_secs(args.sweep_every),
-        ..MailboxConfig::default()
-    })
+pub fn init_logs(quiet: bool) {
+    init_logs_as(quiet, LogFormat::Text, "info");
 }
 
-pub fn init_logs(quiet: bool) {
-    let default = if quiet { "warn" } else { "info" };
+/// Logs to stderr: text or JSON lines; `RUST_LOG` overrides `level`.
+pub fn init_logs_as(quiet: bool, format: LogFormat, level: &str) {
+    let default = if quiet { "warn" } else { level };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 async fn shutdown_signal() {
@@ -1074,7 +1243,7 @@ mod tests {
             path.to_str().unwrap(),
         ])?;
         match cli.command {
-            crate::cli::Command::Serve(args) => settings(&args),
+            crate::cli::Command::Serve(args) => settings_from(&args, &[]),
             _ => unreachable!("serve parses as serve"),
         }
     }

@@ -40,6 +40,7 @@ use tracecast_store::{EdgeCopy, Store};
 pub use cache::{Cache, CacheError};
 mod hls;
 
+use crate::ops::metrics::DeliveryOutcome;
 use crate::ApiError;
 
 /// Settings of an edge.
@@ -64,6 +65,9 @@ pub struct EdgeConfig {
     /// Bytes of decoded audio kept in memory (a 5-minute stereo track is
     /// about 106 MB).
     pub decoded_bytes: u64,
+    /// The mailbox that takes delivery reports, when it is not at the
+    /// origin's URL.
+    pub mailbox: Option<String>,
 }
 
 impl EdgeConfig {
@@ -78,6 +82,7 @@ impl EdgeConfig {
             state_every: Duration::from_secs(2),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             decoded_bytes: 512 << 20,
+            mailbox: None,
         }
     }
 }
@@ -186,7 +191,11 @@ impl Edge {
     ) -> Result<Arc<Self>, EdgeError> {
         let origin_err = |e| EdgeError::Origin(config.origin.clone(), e);
         let origin = OriginClient::new(&config.origin, &config.token).map_err(origin_err)?;
-        let mailbox = MailboxClient::new(&config.origin, &config.token).map_err(origin_err)?;
+        let mailbox = MailboxClient::new(
+            config.mailbox.as_deref().unwrap_or(&config.origin),
+            &config.token,
+        )
+        .map_err(origin_err)?;
         let io = |p: &FsPath| {
             let p = p.to_owned();
             move |e| EdgeError::Io(p, e)
@@ -332,7 +341,8 @@ impl Edge {
                 )
             })?;
         let sha = r.sha256.clone();
-        self.cache
+        let got = self
+            .cache
             .get(Holding { content, tier }, &sha, || {
                 self.origin.rendition(content, tier, &sha)
             })
@@ -340,7 +350,9 @@ impl Edge {
             .map_err(|e| match e {
                 CacheError::Origin(e) => origin_error(e),
                 e => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cache", e.to_string()),
-            })
+            })?;
+        crate::ops::metrics().cache_lookup("rendition", got.1);
+        Ok(got)
     }
 
     /// A rendition's A/B geometry, if it has variants.
@@ -819,8 +831,10 @@ async fn deliver(
         })?;
     let base = base_url(&headers);
     let via_site = ticket.mode.via_site();
+    let m = crate::ops::metrics();
     if let Some(c) = e.kept_copy(ticket.delivery).await? {
         // A resumed or repeated request: the same bytes, no new marking.
+        m.delivery(DeliveryOutcome::kept);
         if via_site {
             return e.push_to_site(&c, &req.ticket, &ticket, &base, true).await;
         }
@@ -835,6 +849,7 @@ async fn deliver(
         .clone();
     let _marking = gate.lock().await;
     if let Some(c) = e.kept_copy(ticket.delivery).await? {
+        m.delivery(DeliveryOutcome::kept);
         if via_site {
             return e.push_to_site(&c, &req.ticket, &ticket, &base, true).await;
         }
@@ -856,16 +871,19 @@ async fn deliver(
         }
         if via_site {
             let copy = hls::make_site_copy(&e, &ticket, &hls).await?;
+            m.delivery(DeliveryOutcome::pushed);
             return e
                 .push_to_site(&copy, &req.ticket, &ticket, &base, false)
                 .await;
         }
         let copy = hls::make_copy(&e, &ticket, &hls).await?;
+        m.delivery(DeliveryOutcome::assembled);
         return Ok((StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response());
     }
     if !via_site && ticket.protected.is_none() {
         if let Some(ab) = e.ab_info(ticket.content, ticket.tier).await? {
             let copy = assemble_copy(&e, &ticket, &ab, started).await?;
+            m.delivery(DeliveryOutcome::assembled);
             return Ok(
                 (StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response(),
             );
@@ -876,6 +894,7 @@ async fn deliver(
         tier: ticket.tier,
     };
     let cached = e.decoded.lock().expect("lock").get(&holding);
+    m.cache_lookup("decoded", cached.is_some());
     let (source, hit) = match cached {
         Some(audio) => (Source::Audio(audio), true),
         None => {
@@ -913,6 +932,11 @@ async fn deliver(
         Some(kid) => Some(e.content_key(ticket.content, ticket.tier, kid).await?),
         None => None,
     };
+    let kind = match &source {
+        Source::Audio(_) => "audio",
+        Source::Picture(_) => "picture",
+        Source::Video(_) => "video",
+    };
     let key = e.mark_key.clone();
     // Alone on the edge, the encoder may use every core.
     let alone = e.in_flight.load(Ordering::Relaxed) <= 1;
@@ -931,6 +955,7 @@ async fn deliver(
             format!("marking failed: {x}"),
         )
     })?;
+    m.marked(kind, marked.mark_ms, marked.encode_ms);
     let file = format!("{}.{}", ticket.delivery, marked.extension);
     let copy = e
         .keep_copy(
@@ -949,10 +974,12 @@ async fn deliver(
         total_ms = started.elapsed().as_millis() as u64, "copy marked"
     );
     if via_site {
+        m.delivery(DeliveryOutcome::pushed);
         return e
             .push_to_site(&copy, &req.ticket, &ticket, &base, false)
             .await;
     }
+    m.delivery(DeliveryOutcome::marked);
     Ok((StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response())
 }
 

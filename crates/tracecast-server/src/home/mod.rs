@@ -60,6 +60,8 @@ pub struct HomeConfig {
     pub sweep_every: Duration,
     /// The ffmpeg to package HLS with.
     pub ffmpeg: String,
+    /// The mailbox that takes reports, when it is not at the origin's URL.
+    pub mailbox: Option<String>,
 }
 
 impl HomeConfig {
@@ -75,6 +77,7 @@ impl HomeConfig {
             hls_bitrate: "256k".into(),
             sweep_every: Duration::from_secs(5),
             ffmpeg: "ffmpeg".into(),
+            mailbox: None,
         }
     }
 }
@@ -112,8 +115,11 @@ impl Home {
         config: HomeConfig,
         who: SiteIdentity,
     ) -> Result<Arc<Self>, SiteError> {
-        let mailbox = MailboxClient::new(&config.origin, &config.token)
-            .map_err(|e| SiteError::Origin(config.origin.clone(), e))?;
+        let mailbox = MailboxClient::new(
+            config.mailbox.as_deref().unwrap_or(&config.origin),
+            &config.token,
+        )
+        .map_err(|e| SiteError::Origin(config.origin.clone(), e))?;
         let io = |p: &FsPath| {
             let p = p.to_owned();
             move |e| SiteError::Io(p, e)

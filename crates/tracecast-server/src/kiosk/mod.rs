@@ -42,6 +42,8 @@ pub struct KioskConfig {
     pub token: String,
     /// Where disc images wait for the burner.
     pub dir: PathBuf,
+    /// The mailbox that takes reports, when it is not at the origin's URL.
+    pub mailbox: Option<String>,
 }
 
 impl KioskConfig {
@@ -50,6 +52,7 @@ impl KioskConfig {
             origin: origin.trim_end_matches('/').to_owned(),
             token: token.trim().to_owned(),
             dir: dir.to_owned(),
+            mailbox: None,
         }
     }
 }
@@ -82,8 +85,11 @@ impl Kiosk {
         config: KioskConfig,
         who: SiteIdentity,
     ) -> Result<Arc<Self>, SiteError> {
-        let mailbox = MailboxClient::new(&config.origin, &config.token)
-            .map_err(|e| SiteError::Origin(config.origin.clone(), e))?;
+        let mailbox = MailboxClient::new(
+            config.mailbox.as_deref().unwrap_or(&config.origin),
+            &config.token,
+        )
+        .map_err(|e| SiteError::Origin(config.origin.clone(), e))?;
         let discs = config.dir.join("discs");
         std::fs::create_dir_all(&discs).map_err(|e| SiteError::Io(discs.clone(), e))?;
         let kiosk = Arc::new(Self {

@@ -15,7 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use tracecast_mailbox::{
     check_idempotency_key, check_media_type, header, parse_protect, parse_ttl, parse_wait, Backoff,
@@ -41,6 +41,9 @@ pub struct MailboxConfig {
     pub sweep_every: Duration,
     /// Longest long-poll.
     pub max_wait: Duration,
+    /// Cancelled when the process starts draining: long-polls answer and
+    /// event streams end, so shutdown is not held up by them.
+    pub drain: tokio_util::sync::CancellationToken,
 }
 
 impl Default for MailboxConfig {
@@ -51,6 +54,7 @@ impl Default for MailboxConfig {
             backoff: Backoff::default(),
             sweep_every: Duration::from_secs(60),
             max_wait: Duration::from_secs(60),
+            drain: Default::default(),
         }
     }
 }
@@ -69,10 +73,10 @@ impl Mailbox {
     /// Starts the mailbox's background work (notification retries,
     /// retention) and returns it, ready for [`router`].
     pub fn start(store: Store, config: MailboxConfig) -> Arc<Self> {
-        let notifier = Notifier::new(config.backoff);
-        tokio::spawn(notifier.clone().retry_loop(store.clone()));
-        let sweeper = store.clone();
-        let (retention, every) = (config.retention, config.sweep_every);
+        let mailbox = Self::new(store, config, true);
+        tokio::spawn(mailbox.notifier.clone().retry_loop(mailbox.store.clone()));
+        let sweeper = mailbox.store.clone();
+        let (retention, every) = (mailbox.config.retention, mailbox.config.sweep_every);
         tokio::spawn(async move {
             loop {
                 match sweeper.sweep(retention, tracecast_store::now_ms()).await {
@@ -83,6 +87,22 @@ impl Mailbox {
                 tokio::time::sleep(every).await;
             }
         });
+        mailbox
+    }
+
+    /// The mailbox as a library for an origin whose mailbox role runs in
+    /// another process on the same PostgreSQL database: it posts into the
+    /// store and hears of new mail through the database; retention,
+    /// webhooks and the HTTP API are the mailbox process's.
+    pub fn attach(store: Store, config: MailboxConfig) -> Arc<Self> {
+        Self::new(store, config, false)
+    }
+
+    /// The mailbox over `store`, hearing of mail other processes post
+    /// there; `webhooks`: whether it calls boxes' webhooks.
+    fn new(store: Store, config: MailboxConfig, webhooks: bool) -> Arc<Self> {
+        let notifier = Notifier::new(config.backoff, webhooks);
+        tokio::spawn(notifier.clone().listen(store.clone()));
         Arc::new(Self {
             store,
             notifier,
@@ -123,6 +143,7 @@ impl Mailbox {
                 expires_at,
             })
             .await?;
+        count_post(receipt.duplicate);
         if !receipt.duplicate {
             self.notifier.mail(&self.store, box_id);
         }
@@ -332,6 +353,7 @@ async fn post_message(
             expires_at,
         })
         .await?;
+    count_post(receipt.duplicate);
     if !receipt.duplicate {
         mb.notifier.mail(&mb.store, box_id);
     }
@@ -348,6 +370,14 @@ async fn post_message(
         StatusCode::CREATED
     };
     Ok((status, [(http_header::LOCATION, location)], Json(body)).into_response())
+}
+
+fn count_post(duplicate: bool) {
+    let outcome = if duplicate { "duplicate" } else { "new" };
+    crate::ops::metrics()
+        .posts
+        .get_or_create(&crate::ops::metrics::PostLabels { outcome })
+        .inc();
 }
 
 fn http_date(ms: i64) -> String {
@@ -394,10 +424,14 @@ async fn fetch(
     if fetch.message.is_none() && wait > 0 {
         // The instruction is applied; now wait for the first new message.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-        while fetch.message.is_none() {
-            match tokio::time::timeout_at(deadline, notices.changed()).await {
-                Ok(Ok(())) => {}
-                _ => break,
+        let drain = mb.config.drain.clone();
+        while fetch.message.is_none() && !drain.is_cancelled() {
+            tokio::select! {
+                changed = tokio::time::timeout_at(deadline, notices.changed()) => match changed {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                },
+                () = drain.cancelled() => break,
             }
             let done = fetch.done;
             fetch = mb
@@ -507,6 +541,7 @@ async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let box_id = mb.owned_box(&headers, &name).await?;
+    let mb_drain = mb.config.drain.clone();
     let rx = mb.notifier.subscribe(box_id);
     // The first pass reports mail already waiting; later passes wait for a
     // new notice (new mail or a repeat).
@@ -531,6 +566,7 @@ async fn events(
                 }
             }
         });
+    let stream = stream.take_until(mb_drain.cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
@@ -555,9 +591,12 @@ async fn wait(
         if let Some(n) = notice(&mb, box_id).await? {
             return Ok(Json(n).into_response());
         }
-        match tokio::time::timeout_at(deadline, rx.changed()).await {
-            Ok(Ok(())) => continue,
-            _ => return Ok(StatusCode::NO_CONTENT.into_response()),
+        tokio::select! {
+            changed = tokio::time::timeout_at(deadline, rx.changed()) => match changed {
+                Ok(Ok(())) => continue,
+                _ => return Ok(StatusCode::NO_CONTENT.into_response()),
+            },
+            () = mb.config.drain.cancelled() => return Ok(StatusCode::NO_CONTENT.into_response()),
         }
     }
 }

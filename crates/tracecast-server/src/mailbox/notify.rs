@@ -47,14 +47,18 @@ impl BoxNotice {
 pub struct Notifier {
     boxes: Mutex<HashMap<i64, BoxNotice>>,
     backoff: Backoff,
+    /// Only the mailbox role calls webhooks: an origin attached to a
+    /// mailbox elsewhere wakes its own waiters only.
+    webhooks: bool,
     http: reqwest::Client,
 }
 
 impl Notifier {
-    pub fn new(backoff: Backoff) -> Arc<Self> {
+    pub fn new(backoff: Backoff, webhooks: bool) -> Arc<Self> {
         Arc::new(Self {
             boxes: Mutex::new(HashMap::new()),
             backoff,
+            webhooks,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -91,6 +95,60 @@ impl Notifier {
             n.waiting = false;
             n.attempts = 0;
         });
+    }
+
+    /// Wakes every waiter to look again (notices may have been missed).
+    fn wake_all(&self) {
+        let boxes = self.boxes.lock().unwrap_or_else(|e| e.into_inner());
+        for n in boxes.values() {
+            n.generation.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// Hears of mail other processes posted on the same database (an
+    /// origin's bills, when the mailbox runs apart from it), for as long
+    /// as the store is open. Nothing to do on SQLite.
+    pub async fn listen(self: Arc<Self>, store: Store) {
+        let closed = store.clone();
+        tokio::select! {
+            () = self.listen_until_closed(store) => {}
+            () = closed.closed() => {}
+        }
+    }
+
+    async fn listen_until_closed(self: Arc<Self>, store: Store) {
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let mut listener = match store.listen_mail().await {
+                Ok(Some(l)) => l,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listening for mail failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            // Anything posted before the listener was there is looked for.
+            self.wake_all();
+            loop {
+                match listener.next().await {
+                    Ok(tracecast_store::MailNotice::Boxes(ids)) => {
+                        pause = Duration::from_millis(200);
+                        for id in ids {
+                            self.mail(&store, id);
+                        }
+                    }
+                    Ok(tracecast_store::MailNotice::Resumed) => self.wake_all(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the mail listener lost the database; reconnecting");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(10));
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     pub fn subscribe(&self, box_id: i64) -> watch::Receiver<u64> {
@@ -148,6 +206,9 @@ impl Notifier {
     }
 
     fn spawn_webhook(self: &Arc<Self>, store: Store, box_id: i64, attempt: u32) {
+        if !self.webhooks {
+            return;
+        }
         if self.with(box_id, |n| matches!(n.webhook, Some(None))) {
             return; // No webhook: nothing to send, nothing to look up.
         }

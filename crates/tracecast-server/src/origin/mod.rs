@@ -918,6 +918,29 @@ async fn purchase(
             ),
         ));
     }
+    // A purchase retried with its key (the answer was lost: the origin
+    // restarted, the network broke) is the same delivery, never a second.
+    let key = purchase_key(&headers)?;
+    let earlier = match &key {
+        Some(k) => o.store.delivery_by_purchase_key(user.id, k).await?,
+        None => None,
+    };
+    if let Some(d) = &earlier {
+        if d.content_id != c.id || d.tier != tier.as_str() || d.mode != route.mode.as_str() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "key_reused",
+                format!(
+                    "Idempotency-Key was used for delivery {} of content {} ({} {}); use a new key for another purchase",
+                    d.id, d.content_id, d.tier, d.mode
+                ),
+            ));
+        }
+    }
+    let replaces = match (req.replaces, &earlier) {
+        (Some(old), None) => Some(replaceable(&o, old, user.id, c.id, route.mode).await?),
+        _ => None,
+    };
     let loads = o
         .store
         .edge_loads(c.id, tier.as_str(), now - o.config.load_window_ms)
@@ -934,7 +957,11 @@ async fn purchase(
             load: l.load.max(0) as u64,
         })
         .collect();
-    let chosen = designate(&views, &req.avoid).ok_or_else(|| {
+    let chosen = match &earlier {
+        Some(d) => Some(d.edge_id),
+        None => designate(&views, &req.avoid),
+    }
+    .ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no_edge",
@@ -951,8 +978,11 @@ async fn purchase(
         _ if tier.is_paid() => c.price_cents,
         _ => 0,
     };
-    partners::spend(&o, &buyer, price).await?;
-    let d = o
+    let price = earlier.as_ref().map_or(price, |d| d.price_cents);
+    if earlier.is_none() {
+        partners::spend(&o, &buyer, price).await?;
+    }
+    let (d, again) = o
         .store
         .open_delivery(&NewDelivery {
             content_id: c.id,
@@ -966,8 +996,13 @@ async fn purchase(
             site_id: route.site.as_ref().map(|s| s.id),
             site_fee_cents: route.site.as_ref().map_or(0, |s| s.fee_cents),
             order_info: route.order_info.to_string(),
+            purchase_key: key.clone(),
         })
         .await?;
+    let again = again || earlier.is_some();
+    if let (Some(old), false) = (replaces, again) {
+        refund_replaced(&o, old, d.id).await?;
+    }
     let expires = now / 1000 + o.config.ticket_ttl_secs;
     let protected = if c.protected {
         Some(o.rendition_key(c.id, tier).await?.0.to_string())
@@ -996,12 +1031,24 @@ async fn purchase(
         protected,
     }
     .sign(&o.signing);
+    if !again {
+        crate::ops::metrics()
+            .purchases
+            .get_or_create(&crate::ops::metrics::ModeLabels {
+                mode: route.mode.as_str().to_owned(),
+            })
+            .inc();
+    }
     tracing::info!(
         delivery = d.id, content = c.id, %tier, user = %user.name, edge = %edge.edge.name,
         holds = edge.holds, "designated"
     );
     Ok((
-        StatusCode::CREATED,
+        if again {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        },
         Json(Purchase {
             delivery: d.id,
             content: c.id,
@@ -1021,6 +1068,76 @@ async fn purchase(
         }),
     )
         .into_response())
+}
+
+/// The purchase's `Idempotency-Key`, if it has one.
+fn purchase_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => {
+            let k = v
+                .to_str()
+                .map_err(|_| ApiError::bad_request("Idempotency-Key is not visible ASCII"))?;
+            tracecast_mailbox::check_idempotency_key(k)?;
+            Ok(Some(k.to_owned()))
+        }
+    }
+}
+
+/// The delivery a purchase replaces, checked: the buyer's own download of
+/// the same content, still in progress or billed, not replaced before.
+async fn replaceable(
+    o: &Origin,
+    old: i64,
+    user: i64,
+    content: i64,
+    mode: Mode,
+) -> Result<i64, ApiError> {
+    let d = o
+        .store
+        .delivery(old)
+        .await?
+        .filter(|d| d.user_id == user)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_delivery",
+                format!("you have no delivery {old} to replace"),
+            )
+        })?;
+    if d.content_id != content || d.mode != Mode::Download.as_str() || mode != Mode::Download {
+        return Err(ApiError::bad_request(format!(
+            "delivery {old} is not a download of content {content}: only a download is replaced by another"
+        )));
+    }
+    if d.replaced_by.is_some() || !matches!(d.status.as_str(), "designated" | "marked") {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_replaced",
+            format!("delivery {old} was replaced already"),
+        ));
+    }
+    Ok(old)
+}
+
+/// The buyer was sent to another edge: the delivery they could not fetch
+/// bills nothing (refunded if it was billed already). Both copies carry
+/// the buyer's mark, so a second copy gains nobody anything.
+async fn refund_replaced(o: &Origin, old: i64, new: i64) -> Result<(), ApiError> {
+    let applied = o
+        .store
+        .supersede_delivery(old, new, &format!("delivery-{old}/refund"))
+        .await?;
+    crate::ops::metrics().refunds.inc();
+    if let tracecast_store::Applied::Now(Some(refund)) = applied {
+        reports::send_refund(o, old, &refund).await?;
+    }
+    tracing::info!(
+        delivery = old,
+        replaced_by = new,
+        "delivery replaced; nothing billed for it"
+    );
+    Ok(())
 }
 
 /// Where a purchase goes after the edge: nowhere, a home or a kiosk.

@@ -49,7 +49,7 @@ pub(super) async fn consume(origin: Arc<Origin>) {
             continue;
         };
         match apply(&origin, &m).await {
-            Ok(()) => {}
+            Ok(()) => crate::ops::metrics().report("applied"),
             Err(Fault::Transient(e)) => {
                 tracing::warn!(error = %e, message = m.id.get(), "applying a delivery report failed; will retry");
                 tokio::time::sleep(pause).await;
@@ -57,6 +57,7 @@ pub(super) async fn consume(origin: Arc<Origin>) {
                 continue;
             }
             Err(Fault::Rejected(why)) => {
+                crate::ops::metrics().report("rejected");
                 // Kept in the processed store for an operator to read; it
                 // must not block the reports behind it.
                 tracing::warn!(message = m.id.get(), sender = %m.sender, %why, "delivery report rejected");
@@ -226,8 +227,12 @@ async fn apply_marked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
         .store
         .record_marked(d.id, r.bytes as i64, &r.sha256, r.marked_at, t.clone())
         .await?;
-    // A partner's order is billed to the user by the partner.
-    if matches!(mode, Mode::Download | Mode::Home) && p.partner_payer().is_none() {
+    // A partner's order is billed to the user by the partner; a delivery
+    // replaced before its report came was never sold.
+    if matches!(mode, Mode::Download | Mode::Home)
+        && p.partner_payer().is_none()
+        && o.store.ledger_event_exists(&event).await?
+    {
         // Sent whether or not this run applied the report: a crash
         // between applying and billing must not lose the bill, and the
         // idempotency key makes a repeat land once.
@@ -372,4 +377,22 @@ async fn send_bill(o: &Origin, p: &Parties, t: &Transaction, kind: &str) -> Resu
         )
         .await?;
     Ok(())
+}
+
+/// Tells the user a delivery's bill was reversed (it was replaced by
+/// another delivery): a bill of the negative amount, sent once.
+pub(super) async fn send_refund(
+    o: &Origin,
+    delivery: i64,
+    refund: &Transaction,
+) -> Result<(), StoreError> {
+    let Some(p) = Parties::load(o, delivery).await.ok() else {
+        return Err(StoreError::Invalid(format!("no delivery {delivery}")));
+    };
+    send_bill(o, &p, refund, "refund")
+        .await
+        .map_err(|f| match f {
+            Fault::Transient(e) => e,
+            Fault::Rejected(why) => StoreError::Invalid(why),
+        })
 }

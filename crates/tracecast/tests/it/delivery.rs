@@ -113,6 +113,31 @@ impl Proc {
         self.spawn();
     }
 
+    /// Asks the process to stop (SIGTERM) and waits for it to exit.
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        c.wait().unwrap()
+    }
+
+    /// Sends SIGTERM and returns at once; [`Proc::wait`] collects it.
+    pub(crate) fn signal_term(&self) {
+        let c = self.child.as_ref().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub(crate) fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.take().expect("running").wait().unwrap()
+    }
+
     pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();

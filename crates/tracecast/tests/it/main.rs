@@ -12,6 +12,7 @@ mod mailbox_crash;
 mod members;
 mod picture_false_alarm;
 mod pictures;
+mod production;
 mod protect;
 mod share;
 mod sites;

@@ -1,0 +1,231 @@
+//! Purchases that survive failures, on both stores: a purchase retried
+//! with its `Idempotency-Key` is the same delivery (never a second bill),
+//! and a purchase that replaces a delivery the buyer could not fetch
+//! leaves that one unbilled: refunded when it was billed already,
+//! superseded (billing nothing when its report comes late) when not.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{refused, start, track};
+use reqwest::StatusCode;
+use tracecast_client::EdgeClient;
+use tracecast_delivery::api::PurchaseRequest;
+use tracecast_store::testing::TestStore;
+use tracecast_store::{AccountKind, Store};
+
+/// Waits until the origin applied the report of `delivery` (its status
+/// left `designated`).
+async fn reported(store: &Store, delivery: i64) -> String {
+    for _ in 0..200 {
+        let d = store.delivery(delivery).await.unwrap().unwrap();
+        if d.marked_at.is_some() {
+            return d.status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("delivery {delivery} was never reported");
+}
+
+/// The user's balance: what they owe (cents).
+async fn owed(store: &Store, user: &str) -> i64 {
+    store
+        .account_lines(&format!("user:{user}"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.amount_cents)
+        .sum()
+}
+
+async fn bills(store: &Store, user_id: i64) -> usize {
+    let a = store
+        .account(AccountKind::User, user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .list(a.box_id, tracecast_mailbox::MessageState::Pending, 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|m| m.media_type == tracecast_delivery::Bill::MEDIA_TYPE)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
+    for t in TestStore::both().await {
+        let net = start(&t, &["tokyo", "paris"]).await;
+        let files = tempfile::tempdir().unwrap();
+        let (_, provider, _) = net.account("provider", "aurora").await;
+        let (alice_id, alice, _) = net.account("user", "alice").await;
+        let (bob_id, bob, _) = net.account("user", "bob").await;
+        net.edges_alive().await;
+        let src = track(files.path(), 8.0, 3);
+        let c = provider
+            .add_content(&src, "Etude", 200, None, |_, _| {})
+            .await
+            .unwrap();
+        let other = provider
+            .add_content(
+                &track(files.path(), 6.0, 4),
+                "Prelude",
+                100,
+                None,
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+        let store = net.origin.store().clone();
+        let buy = PurchaseRequest::download(c.id, None);
+
+        // The same key: the same delivery, at the same edge, not a second.
+        let first = alice.order_once(&buy, Some("k-alice-1")).await.unwrap();
+        let again = alice.order_once(&buy, Some("k-alice-1")).await.unwrap();
+        assert_eq!(
+            (again.delivery, again.edge_id),
+            (first.delivery, first.edge_id)
+        );
+        // Another content under the same key is a mistake, refused.
+        let e = alice
+            .order_once(
+                &PurchaseRequest::download(other.id, None),
+                Some("k-alice-1"),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e), (StatusCode::CONFLICT, "key_reused".into()));
+        // Bob's key space is his own.
+        let b1 = bob.order_once(&buy, Some("k-alice-1")).await.unwrap();
+        assert_ne!(b1.delivery, first.delivery);
+        // A malformed key is refused and opens nothing.
+        let before = store.deliveries_of_user(alice_id).await.unwrap().len();
+        let e = alice
+            .order_once(&buy, Some(&"x".repeat(300)))
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            store.deliveries_of_user(alice_id).await.unwrap().len(),
+            before
+        );
+
+        // Alice's copy is marked and billed; then its edge fails her and
+        // she is sent to the other: the first is refunded.
+        let edges = EdgeClient::new().unwrap();
+        edges
+            .deliver(&first.edge_address, &first.ticket)
+            .await
+            .unwrap();
+        assert_eq!(reported(&store, first.delivery).await, "marked");
+        for _ in 0..100 {
+            if owed(&store, "alice").await == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(owed(&store, "alice").await, 200);
+        let replacing = PurchaseRequest {
+            avoid: vec![first.edge_id],
+            replaces: Some(first.delivery),
+            ..buy.clone()
+        };
+        let second = alice
+            .order_once(&replacing, Some("k-alice-2"))
+            .await
+            .unwrap();
+        assert_ne!(second.edge_id, first.edge_id);
+        let d1 = store.delivery(first.delivery).await.unwrap().unwrap();
+        assert_eq!(
+            (d1.status.as_str(), d1.replaced_by),
+            ("refunded", Some(second.delivery))
+        );
+        assert_eq!(owed(&store, "alice").await, 0, "the first bill reversed");
+        // The retried replacing purchase refunds nothing more.
+        let same = alice
+            .order_once(&replacing, Some("k-alice-2"))
+            .await
+            .unwrap();
+        assert_eq!(same.delivery, second.delivery);
+        assert_eq!(owed(&store, "alice").await, 0);
+        // A delivery is replaced once, and only by its buyer.
+        let e = alice
+            .order_once(&replacing, Some("k-alice-3"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::CONFLICT);
+        let e = bob
+            .order_once(
+                &PurchaseRequest {
+                    replaces: Some(second.delivery),
+                    ..buy.clone()
+                },
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::NOT_FOUND);
+        edges
+            .deliver(&second.edge_address, &second.ticket)
+            .await
+            .unwrap();
+        assert_eq!(reported(&store, second.delivery).await, "marked");
+        for _ in 0..100 {
+            if owed(&store, "alice").await == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(owed(&store, "alice").await, 200, "alice pays once");
+        // Her box: the first bill, its refund, the second bill.
+        for _ in 0..100 {
+            if bills(&store, alice_id).await == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(bills(&store, alice_id).await, 3);
+
+        // Bob's first delivery is replaced before its edge marks it; the
+        // copy made late bills nothing, though it still traces to him.
+        let b2 = bob
+            .order_once(
+                &PurchaseRequest {
+                    avoid: vec![b1.edge_id],
+                    replaces: Some(b1.delivery),
+                    ..buy.clone()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let late = edges.deliver(&b1.edge_address, &b1.ticket).await.unwrap();
+        assert_eq!(reported(&store, b1.delivery).await, "superseded");
+        edges.deliver(&b2.edge_address, &b2.ticket).await.unwrap();
+        assert_eq!(reported(&store, b2.delivery).await, "marked");
+        for _ in 0..100 {
+            if owed(&store, "bob").await == 200 && bills(&store, bob_id).await == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(owed(&store, "bob").await, 200, "bob pays once");
+        assert!(!store
+            .ledger_event_exists(&format!("delivery-{}/marked", b1.delivery))
+            .await
+            .unwrap());
+        assert_eq!(bills(&store, bob_id).await, 1);
+        let out = files.path().join("bob-late.flac");
+        edges.download(&late, &out, &|_, _| {}).await.unwrap();
+        let r = net.admin.trace(&out).await.unwrap();
+        assert!(r.mark.is_some(), "the late copy carries a mark");
+        assert_eq!(r.user.as_deref(), Some("bob"));
+        // The books balance.
+        let total: i64 = store.balances().await.unwrap().iter().map(|b| b.1).sum();
+        assert_eq!(total, 0);
+        let refunds = tracecast_server::ops::metrics().refunds.get();
+        assert!(refunds >= 2, "{refunds}");
+    }
+}
