@@ -59,6 +59,21 @@ type Bytestream = futures::stream::BoxStream<'static, std::io::Result<bytes::Byt
 
 async fn segment(source: Source<'_>, r: ByteRange) -> std::io::Result<Bytestream> {
     match source {
+        Source::File(path) if r.len() <= CHUNK as u64 => {
+            // A player's or download manager's range: opened and read in
+            // one trip to the blocking pool.
+            use std::os::unix::fs::FileExt;
+            let path = path.to_owned();
+            let bytes = tokio::task::spawn_blocking(move || {
+                let f = std::fs::File::open(path)?;
+                let mut buf = vec![0u8; r.len() as usize];
+                f.read_exact_at(&mut buf, r.first)?;
+                Ok::<_, std::io::Error>(bytes::Bytes::from(buf))
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            Ok(futures::stream::once(async move { Ok(bytes) }).boxed())
+        }
         Source::File(path) => {
             let mut f = tokio::fs::File::open(path).await?;
             // Fewer, larger reads: each one is a hop to the blocking pool.

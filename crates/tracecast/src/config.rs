@@ -842,6 +842,21 @@ mod tests {
     }
 
     #[test]
+    fn the_example_deployment_files_are_valid() {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config"));
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let c = load(Some(&path), &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            let roles = c.roles.unwrap_or_default();
+            crate::serve::Roles::parse(&roles).unwrap();
+            assert!(!roles.is_empty(), "{} names its roles", path.display());
+            seen += 1;
+        }
+        assert_eq!(seen, 5, "origin, mailbox, edge, home, kiosk");
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("2G").unwrap(), 2 << 30);
         assert_eq!(parse_size("300K").unwrap(), 300 << 10);

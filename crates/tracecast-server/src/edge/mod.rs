@@ -163,7 +163,9 @@ pub struct Edge {
     /// Kept copies known whole in this run (made now, or hashed since a
     /// restart): copies are not fsynced, so one from before a crash is
     /// checked against its recorded SHA-256 before it is served again.
-    verified: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// Their records are kept here too, so a range request of a player or
+    /// download manager costs no query.
+    verified: std::sync::Mutex<HashMap<i64, EdgeCopy>>,
     /// Content keys of protected renditions, from the origin; never logged.
     keys: std::sync::Mutex<HashMap<(i64, Tier), (KeyId, ContentKey)>>,
     catalog: RwLock<HashMap<i64, ContentInfo>>,
@@ -448,13 +450,24 @@ impl Edge {
         }
     }
 
+    /// Notes a kept copy as whole (bounded: past the bound the notes start
+    /// over, and copies are looked up and checked again).
+    fn remember(&self, c: EdgeCopy) {
+        const MOST: usize = 200_000;
+        let mut v = self.verified.lock().expect("lock");
+        if v.len() >= MOST {
+            v.clear();
+        }
+        v.insert(c.delivery_id, c);
+    }
+
     async fn kept_copy(&self, delivery: i64) -> Result<Option<EdgeCopy>, ApiError> {
+        if let Some(c) = self.verified.lock().expect("lock").get(&delivery) {
+            return Ok(Some(c.clone()));
+        }
         let Some(c) = self.store.edge_copy(i64::from(self.id), delivery).await? else {
             return Ok(None);
         };
-        if self.verified.lock().expect("lock").contains(&delivery) {
-            return Ok(Some(c));
-        }
         let path = self.copies.join(&c.file);
         let want = c.sha256.clone();
         let assembled = c.file.ends_with(AB_SUFFIX) || c.file.ends_with(hls::HLS_SUFFIX);
@@ -476,7 +489,7 @@ impl Edge {
         .await
         .unwrap_or(false);
         if whole {
-            self.verified.lock().expect("lock").insert(delivery);
+            self.remember(c.clone());
             Ok(Some(c))
         } else {
             // Lost or torn in a crash: forget it; the ticket marks it again.
@@ -702,6 +715,7 @@ impl Edge {
                 .await
             {
                 for (delivery, file) in old {
+                    self.verified.lock().expect("lock").remove(&delivery);
                     let _ = tokio::fs::remove_file(self.copies.join(&file)).await;
                     let _ = self
                         .store
@@ -1013,7 +1027,7 @@ impl Edge {
             created_at: tracecast_store::now_ms(),
         };
         self.store.put_edge_copy(&copy).await?;
-        self.verified.lock().expect("lock").insert(ticket.delivery);
+        self.remember(copy.clone());
         let reporter = self.clone();
         let reported = copy.clone();
         tokio::spawn(async move {
