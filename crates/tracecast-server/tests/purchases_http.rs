@@ -150,6 +150,10 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
             .unwrap();
         assert_eq!(same.delivery, second.delivery);
         assert_eq!(owed(&store, "alice").await, 0);
+        // The first key, asked again (a script run again after a crash),
+        // answers the delivery that replaced it.
+        let followed = alice.order_once(&buy, Some("k-alice-1")).await.unwrap();
+        assert_eq!(followed.delivery, second.delivery);
         // A delivery is replaced once, and only by its buyer.
         let e = alice
             .order_once(&replacing, Some("k-alice-3"))

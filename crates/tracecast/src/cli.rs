@@ -577,6 +577,11 @@ pub struct BuyArgs {
     /// Download no faster than this many bytes per second (K, M suffixes).
     #[arg(long)]
     pub limit_rate: Option<String>,
+    /// A key naming this purchase (scripts): run again with the same key,
+    /// after a crash or a lost answer, it continues the same purchase and
+    /// never bills twice. Default: a new key for every run.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -309,9 +309,11 @@ pub async fn buy_copy(
     out: &Path,
     retry_for: Duration,
     limit_rate: Option<u64>,
+    key: Option<&str>,
     quiet: bool,
     say: &(dyn Fn(String) + Sync),
 ) -> anyhow::Result<BuyOutcome> {
+    let keys = PurchaseKeys::new(key);
     let edges = EdgeClient::new()?;
     let mut avoid = Vec::new();
     // The delivery an unreachable edge could not serve: the next purchase
@@ -341,20 +343,7 @@ pub async fn buy_copy(
                 let mut request = PurchaseRequest::download(content, tier);
                 request.avoid = avoid.clone();
                 request.replaces = replaces;
-                // One key per purchase: asked again after a lost answer,
-                // the origin gives the same delivery, not a second bill.
-                let key = format!("buy-{:016x}", rand::random::<u64>());
-                let deadline = Instant::now() + retry_for;
-                let p = loop {
-                    match origin.order_once(&request, Some(&key)).await {
-                        Ok(p) => break p,
-                        Err(e) if e.is_transient() && Instant::now() < deadline => {
-                            say(format!("the origin is unreachable ({e}); asking again"));
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                        Err(e) => return Err(anyhow::Error::new(e).context("asking the origin")),
-                    }
-                };
+                let p = purchase(origin, &request, &keys.nth(avoid.len()), retry_for, say).await?;
                 std::fs::write(&sidecar, serde_json::to_vec(&p)?)
                     .with_context(|| format!("writing {}", sidecar.display()))?;
                 p
@@ -431,6 +420,51 @@ pub async fn buy_copy(
     }
 }
 
+/// The idempotency keys of one purchase: the buyer's (or a random one)
+/// for the first, and one derived from it for each replacement, so a
+/// purchase run again with the same key (a script retrying after a crash)
+/// is the same purchase, replacements included.
+struct PurchaseKeys(String);
+
+impl PurchaseKeys {
+    fn new(key: Option<&str>) -> Self {
+        Self(key.map_or_else(
+            || format!("buy-{:016x}", rand::random::<u64>()),
+            str::to_owned,
+        ))
+    }
+
+    fn nth(&self, replacement: usize) -> String {
+        match replacement {
+            0 => self.0.clone(),
+            n => format!("{}~{n}", self.0),
+        }
+    }
+}
+
+/// Asks the origin for a purchase under `key`, again with the same key
+/// while the origin is unreachable (up to `retry_for`): a lost answer
+/// never becomes a second delivery.
+async fn purchase(
+    origin: &OriginClient,
+    request: &PurchaseRequest,
+    key: &str,
+    retry_for: Duration,
+    say: &(dyn Fn(String) + Sync),
+) -> anyhow::Result<Purchase> {
+    let deadline = Instant::now() + retry_for;
+    loop {
+        match origin.order_once(request, Some(key)).await {
+            Ok(p) => return Ok(p),
+            Err(e) if e.is_transient() && Instant::now() < deadline => {
+                say(format!("the origin is unreachable ({e}); asking again"));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("asking the origin")),
+        }
+    }
+}
+
 /// Where `buy` keeps its purchase until the copy is whole.
 pub fn purchase_path(out: &Path) -> std::path::PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_os_string();
@@ -460,50 +494,61 @@ pub async fn order_via_site(
     request: &PurchaseRequest,
     out: Option<&Path>,
     retry_for: Duration,
+    key: Option<&str>,
     quiet: bool,
     say: &(dyn Fn(String) + Sync),
 ) -> anyhow::Result<SiteOutcome> {
-    let key = format!("buy-{:016x}", rand::random::<u64>());
-    let deadline = Instant::now() + retry_for;
-    let p = loop {
-        match origin.order_once(request, Some(&key)).await {
-            Ok(p) => break p,
-            Err(e) if e.is_transient() && Instant::now() < deadline => {
-                say(format!("the origin is unreachable ({e}); asking again"));
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context("asking the origin")),
-        }
-    };
-    say(format!(
-        "delivery {}: {} copy of content {} by edge {} for {} {}",
-        p.delivery,
-        p.tier,
-        p.content,
-        p.edge_name,
-        match p.mode {
-            Mode::Kiosk => "kiosk",
-            _ => "home server",
-        },
-        p.site.as_deref().unwrap_or("?")
-    ));
-    if p.mode == Mode::Home && out.is_none() {
-        anyhow::bail!("--out FILE: where to write the copy downloaded from the home server");
-    }
+    let keys = PurchaseKeys::new(key);
     let edges = EdgeClient::new()?;
-    let deadline = Instant::now() + retry_for;
-    let copy = loop {
-        match edges.deliver(&p.edge_address, &p.ticket).await {
-            Ok(c) => break c,
-            Err(e) if e.is_transient() && Instant::now() < deadline => {
-                say(format!("not delivered yet ({e}); retrying"));
-                tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut avoid: Vec<i64> = Vec::new();
+    let mut replaces = None;
+    let (p, copy) = loop {
+        let mut this = request.clone();
+        this.avoid.extend_from_slice(&avoid);
+        this.replaces = replaces;
+        let p = purchase(origin, &this, &keys.nth(avoid.len()), retry_for, say).await?;
+        say(format!(
+            "delivery {}: {} copy of content {} by edge {} for {} {}",
+            p.delivery,
+            p.tier,
+            p.content,
+            p.edge_name,
+            match p.mode {
+                Mode::Kiosk => "kiosk",
+                _ => "home server",
+            },
+            p.site.as_deref().unwrap_or("?")
+        ));
+        if p.mode == Mode::Home && out.is_none() {
+            anyhow::bail!("--out FILE: where to write the copy downloaded from the home server");
+        }
+        let deadline = Instant::now() + retry_for;
+        let delivered = loop {
+            match edges.deliver(&p.edge_address, &p.ticket).await {
+                Ok(c) => break Ok(c),
+                Err(e) if e.is_transient() && Instant::now() < deadline => {
+                    say(format!("not delivered yet ({e}); retrying"));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        match delivered {
+            Ok(copy) => break (p, copy),
+            Err(e) if e.is_transient() && avoid.len() < 4 => {
+                say(format!(
+                    "edge {} is still unreachable; asking the origin for another",
+                    p.edge_name
+                ));
+                avoid.push(p.edge_id);
+                replaces = Some(p.delivery);
             }
             Err(e) => return Err(anyhow::Error::new(e).context("delivering")),
         }
     };
     let (mut downloaded, mut finished) = (None, None);
     if let (Mode::Home, Some(out)) = (p.mode, out) {
+        let deadline = Instant::now() + 2 * retry_for;
         let got = loop {
             let pb = byte_bar(quiet, "download from the home server");
             let bar = pb.clone();
@@ -516,7 +561,7 @@ pub async fn order_via_site(
             pb.finish_and_clear();
             match got {
                 Ok(d) => break d,
-                Err(e) if e.is_transient() && Instant::now() < deadline + retry_for => {
+                Err(e) if e.is_transient() && Instant::now() < deadline => {
                     say(format!(
                         "the home server did not answer ({e}); the download resumes"
                     ));
@@ -588,6 +633,7 @@ fn buy_via_site(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             &request,
             args.out.as_deref(),
             Duration::from_secs(args.retry_for),
+            args.idempotency_key.as_deref(),
             quiet,
             &say,
         )
@@ -719,6 +765,7 @@ pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             &out_path,
             Duration::from_secs(args.retry_for),
             limit,
+            args.idempotency_key.as_deref(),
             quiet,
             &say,
         )

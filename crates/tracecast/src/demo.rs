@@ -241,6 +241,7 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
             &out,
             Duration::from_secs(10),
             None,
+            None,
             quiet_bars,
             &|_| {},
         )
@@ -433,6 +434,7 @@ async fn protected(
         Some(Tier::Lossless),
         &sealed,
         Duration::from_secs(10),
+        None,
         None,
         true,
         &|_| {},
@@ -629,7 +631,16 @@ async fn homes_and_kiosks(
     let mut rent = PurchaseRequest::download(track.id, None);
     rent.home = Some("maple-court".into());
     rent.rent = true;
-    let r = order_via_site(alice, &rent, None, Duration::from_secs(10), true, &|_| {}).await?;
+    let r = order_via_site(
+        alice,
+        &rent,
+        None,
+        Duration::from_secs(10),
+        None,
+        true,
+        &|_| {},
+    )
+    .await?;
     let via = r.copy.via.clone().context("the rental's links")?;
     say(format!(
         "   alice rents {:?} (tariff {}): the edge marked a copy with her id and the home's and sent it to maple-court",
@@ -691,7 +702,16 @@ async fn homes_and_kiosks(
         medium: "cd-r".into(),
         fulfilment: Fulfilment::Pickup,
     });
-    let k = order_via_site(bob, &disc, None, Duration::from_secs(10), true, &|_| {}).await?;
+    let k = order_via_site(
+        bob,
+        &disc,
+        None,
+        Duration::from_secs(10),
+        None,
+        true,
+        &|_| {},
+    )
+    .await?;
     let receipt = k
         .copy
         .via

@@ -101,7 +101,14 @@ impl Readiness {
         let store = store.clone();
         self.check("store", move || {
             let store = store.clone();
-            async move { store.ping().await.map_err(|e| e.to_string()) }
+            async move {
+                // The detail goes to the log; the unauthenticated answer
+                // says only what failed.
+                store.ping().await.map_err(|e| {
+                    tracing::warn!(error = %e, "readiness: the store does not answer");
+                    "the database does not answer".to_owned()
+                })
+            }
         });
     }
 

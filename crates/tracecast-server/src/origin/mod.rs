@@ -921,10 +921,18 @@ async fn purchase(
     // A purchase retried with its key (the answer was lost: the origin
     // restarted, the network broke) is the same delivery, never a second.
     let key = purchase_key(&headers)?;
-    let earlier = match &key {
+    let mut earlier = match &key {
         Some(k) => o.store.delivery_by_purchase_key(user.id, k).await?,
         None => None,
     };
+    // The purchase was replaced since (its edge failed the buyer): the
+    // same key answers the delivery that replaced it.
+    for _ in 0..8 {
+        match earlier.as_ref().and_then(|d| d.replaced_by) {
+            Some(next) => earlier = o.store.delivery(next).await?,
+            None => break,
+        }
+    }
     if let Some(d) = &earlier {
         if d.content_id != c.id || d.tier != tier.as_str() || d.mode != route.mode.as_str() {
             return Err(ApiError::new(
@@ -982,24 +990,27 @@ async fn purchase(
     if earlier.is_none() {
         partners::spend(&o, &buyer, price).await?;
     }
-    let (d, again) = o
-        .store
-        .open_delivery(&NewDelivery {
-            content_id: c.id,
-            tier: tier.as_str().into(),
-            user_id: user.id,
-            provider_id: c.provider_id,
-            edge_id: edge.edge.id,
-            price_cents: price,
-            edge_fee_cents: edge.edge.fee_cents,
-            mode: route.mode.as_str().into(),
-            site_id: route.site.as_ref().map(|s| s.id),
-            site_fee_cents: route.site.as_ref().map_or(0, |s| s.fee_cents),
-            order_info: route.order_info.to_string(),
-            purchase_key: key.clone(),
-        })
-        .await?;
-    let again = again || earlier.is_some();
+    let (d, again) = match earlier {
+        Some(d) => (d, true),
+        None => {
+            o.store
+                .open_delivery(&NewDelivery {
+                    content_id: c.id,
+                    tier: tier.as_str().into(),
+                    user_id: user.id,
+                    provider_id: c.provider_id,
+                    edge_id: edge.edge.id,
+                    price_cents: price,
+                    edge_fee_cents: edge.edge.fee_cents,
+                    mode: route.mode.as_str().into(),
+                    site_id: route.site.as_ref().map(|s| s.id),
+                    site_fee_cents: route.site.as_ref().map_or(0, |s| s.fee_cents),
+                    order_info: route.order_info.to_string(),
+                    purchase_key: key.clone(),
+                })
+                .await?
+        }
+    };
     if let (Some(old), false) = (replaces, again) {
         refund_replaced(&o, old, d.id).await?;
     }
@@ -1084,8 +1095,9 @@ fn purchase_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// The delivery a purchase replaces, checked: the buyer's own download of
-/// the same content, still in progress or billed, not replaced before.
+/// The delivery a purchase replaces, checked: the buyer's own delivery of
+/// the same content and mode, still in progress or billed, not replaced
+/// before.
 async fn replaceable(
     o: &Origin,
     old: i64,
@@ -1105,9 +1117,10 @@ async fn replaceable(
                 format!("you have no delivery {old} to replace"),
             )
         })?;
-    if d.content_id != content || d.mode != Mode::Download.as_str() || mode != Mode::Download {
+    if d.content_id != content || d.mode != mode.as_str() {
         return Err(ApiError::bad_request(format!(
-            "delivery {old} is not a download of content {content}: only a download is replaced by another"
+            "delivery {old} is not a {} of content {content}: a delivery is replaced by one of the same kind",
+            mode.as_str()
         )));
     }
     if d.replaced_by.is_some() || !matches!(d.status.as_str(), "designated" | "marked") {

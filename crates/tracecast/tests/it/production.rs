@@ -544,7 +544,19 @@ fn production_run(dir: &Path, db: &str, s3: &S3Server, n: usize) {
                 let Some(b) = buyers.get(i) else { return };
                 let out = copies.join(format!("{}.flac", b.name));
                 let id = content.to_string();
-                let mut args = vec!["buy", id.as_str(), "--json", "-q", "--retry-for", "8"];
+                // One key a buyer: a buy run again after a failure is the
+                // same purchase.
+                let key = format!("{}-order", b.name);
+                let mut args = vec![
+                    "buy",
+                    id.as_str(),
+                    "--json",
+                    "-q",
+                    "--retry-for",
+                    "8",
+                    "--idempotency-key",
+                    key.as_str(),
+                ];
                 match b.way {
                     Way::Download => args.extend(["--out", p(&out)]),
                     Way::Home => args.extend(["--home", "maple", "--out", p(&out)]),
@@ -557,6 +569,11 @@ fn production_run(dir: &Path, db: &str, s3: &S3Server, n: usize) {
                     if o.status.success() {
                         break serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap();
                     }
+                    eprintln!(
+                        "production: {} tries again: {}",
+                        b.name,
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    );
                     assert!(
                         attempts < 5,
                         "{} could not buy: {}",
