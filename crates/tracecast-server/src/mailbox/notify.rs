@@ -89,6 +89,16 @@ impl Notifier {
         }
     }
 
+    /// Another process posted (heard through the database). The database
+    /// also echoes this process's own posts, already announced by `mail`:
+    /// a box whose owner was told and has not fetched since is not told
+    /// again here; the retry loop repeats the notice on its schedule.
+    fn mail_elsewhere(self: &Arc<Self>, store: &Store, box_id: i64) {
+        if !self.with(box_id, |n| n.waiting) {
+            self.mail(store, box_id);
+        }
+    }
+
     /// The owner fetched: stop repeating.
     pub fn fetched(&self, box_id: i64) {
         self.with(box_id, |n| {
@@ -136,7 +146,7 @@ impl Notifier {
                     Ok(tracecast_store::MailNotice::Boxes(ids)) => {
                         pause = Duration::from_millis(200);
                         for id in ids {
-                            self.mail(&store, id);
+                            self.mail_elsewhere(&store, id);
                         }
                     }
                     Ok(tracecast_store::MailNotice::Resumed) => self.wake_all(),
