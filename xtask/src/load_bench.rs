@@ -508,13 +508,22 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         len as f64 / 1e6
     );
-    println!("| scenario | served by | requests/s | MB/s | p50 ms | p99 ms | failed |");
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| scenario | served by | requests/s | MB/s | p50 ms | p99 ms | failed | RSS after MiB |"
+    );
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let at_start: Vec<f64> = roles.iter().map(|r| r.memory().1).collect();
     let mut results: BTreeMap<(&str, &str), Measured> = BTreeMap::new();
     for s in &scenarios {
         let m = run_wrk(o, dir, s)?;
+        // The serving role's resident set right after its scenario, so a
+        // role's memory can be put down to the load that grew it.
+        let rss = roles
+            .iter()
+            .find(|r| r.name == s.role || (!split && s.role == "mailbox" && r.name == "origin"))
+            .map_or_else(|| "—".to_owned(), |r| format!("{:.0}", r.memory().1));
         println!(
-            "| {} | {} | {:.0} | {:.1} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {:.0} | {:.1} | {:.2} | {:.2} | {} | {rss} |",
             s.name, s.role, m.requests_per_sec, m.mb_per_sec, m.p50_ms, m.p99_ms, m.failed
         );
         results.insert((s.name, s.role), m);
@@ -530,11 +539,14 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             );
         }
     }
-    println!("\n| role | peak RSS MiB | RSS now MiB |");
-    println!("| --- | ---: | ---: |");
-    for r in &roles {
+    println!("\n| role | RSS before load MiB | peak RSS MiB | RSS now MiB |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (r, start) in roles.iter().zip(&at_start) {
         let (peak, now) = r.memory();
-        println!("| {} (port {}) | {peak:.0} | {now:.0} |", r.name, r.port);
+        println!(
+            "| {} (port {}) | {start:.0} | {peak:.0} | {now:.0} |",
+            r.name, r.port
+        );
     }
     drop(nginx);
     drop(roles);

@@ -16,6 +16,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Long-running roles free large buffers after bursts of work (marking a
+/// copy, serving whole files); jemalloc returns that memory to the system
+/// where glibc's arenas would keep it resident.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match run(cli) {
