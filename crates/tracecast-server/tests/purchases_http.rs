@@ -226,9 +226,86 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
         let r = net.admin.trace(&out).await.unwrap();
         assert!(r.mark.is_some(), "the late copy carries a mark");
         assert_eq!(r.user.as_deref(), Some("bob"));
+        // A replacing purchase whose first try stopped half way (the
+        // origin died after opening the new delivery; then, for dave,
+        // after the ledger refund but before the refund bill): retried
+        // with its key, it finishes settling the delivery it replaces.
+        for (name, stopped_after_refund) in [("carol", false), ("dave", true)] {
+            let (user_id, user, _) = net.account("user", name).await;
+            let d1 = user.order_once(&buy, None).await.unwrap();
+            edges.deliver(&d1.edge_address, &d1.ticket).await.unwrap();
+            assert_eq!(reported(&store, d1.delivery).await, "marked");
+            for _ in 0..100 {
+                if owed(&store, name).await == 200 && bills(&store, user_id).await == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(owed(&store, name).await, 200);
+            let r1 = store.delivery(d1.delivery).await.unwrap().unwrap();
+            let other_edge = if d1.edge_id == first.edge_id {
+                second.edge_id
+            } else {
+                first.edge_id
+            };
+            let key = format!("k-{name}-2");
+            let (opened, _) = store
+                .open_delivery(&tracecast_store::NewDelivery {
+                    content_id: r1.content_id,
+                    tier: r1.tier.clone(),
+                    user_id,
+                    provider_id: r1.provider_id,
+                    edge_id: other_edge,
+                    price_cents: r1.price_cents,
+                    edge_fee_cents: r1.edge_fee_cents,
+                    mode: r1.mode.clone(),
+                    site_id: None,
+                    site_fee_cents: 0,
+                    order_info: r1.order_info.clone(),
+                    purchase_key: Some(key.clone()),
+                })
+                .await
+                .unwrap();
+            if stopped_after_refund {
+                store
+                    .supersede_delivery(
+                        d1.delivery,
+                        opened.id,
+                        &format!("delivery-{}/refund", d1.delivery),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(owed(&store, name).await, 0);
+                assert_eq!(bills(&store, user_id).await, 1, "the refund bill was lost");
+            }
+            let replacing = PurchaseRequest {
+                avoid: vec![d1.edge_id],
+                replaces: Some(d1.delivery),
+                ..buy.clone()
+            };
+            for _ in 0..2 {
+                let retried = user.order_once(&replacing, Some(&key)).await.unwrap();
+                assert_eq!(retried.delivery, opened.id);
+                let r1 = store.delivery(d1.delivery).await.unwrap().unwrap();
+                assert_eq!(
+                    (r1.status.as_str(), r1.replaced_by),
+                    ("refunded", Some(opened.id)),
+                    "{name}"
+                );
+                assert_eq!(
+                    owed(&store, name).await,
+                    0,
+                    "{name}: the bill reversed once"
+                );
+                assert_eq!(bills(&store, user_id).await, 2, "{name}: bill and refund");
+            }
+        }
+
         // The books balance.
         let total: i64 = store.balances().await.unwrap().iter().map(|b| b.1).sum();
         assert_eq!(total, 0);
+        // Alice's refund on each store; carol's (dave's was settled by
+        // hand above).
         let refunds = tracecast_server::ops::metrics().refunds.get();
         assert!(refunds >= 2, "{refunds}");
     }

@@ -1011,8 +1011,28 @@ async fn purchase(
                 .await?
         }
     };
-    if let (Some(old), false) = (replaces, again) {
-        refund_replaced(&o, old, d.id).await?;
+    match (replaces, again, req.replaces) {
+        (Some(old), false, _) => refund_replaced(&o, old, d.id).await?,
+        // A replacing purchase retried with its key: the first try may
+        // have stopped after opening this delivery (the origin died, the
+        // store failed) before the one it replaces was settled or its
+        // refund bill sent. Settling is keyed, so finishing is safe.
+        (_, true, Some(old)) => {
+            let unsettled = o.store.delivery(old).await?.filter(|od| {
+                od.user_id == user.id
+                    && od.id != d.id
+                    && od.content_id == d.content_id
+                    && od.mode == d.mode
+                    && match od.replaced_by {
+                        Some(by) => by == d.id,
+                        None => matches!(od.status.as_str(), "designated" | "marked"),
+                    }
+            });
+            if unsettled.is_some() {
+                refund_replaced(&o, old, d.id).await?;
+            }
+        }
+        _ => {}
     }
     let expires = now / 1000 + o.config.ticket_ttl_secs;
     let protected = if c.protected {
@@ -1137,12 +1157,20 @@ async fn replaceable(
 /// bills nothing (refunded if it was billed already). Both copies carry
 /// the buyer's mark, so a second copy gains nobody anything.
 async fn refund_replaced(o: &Origin, old: i64, new: i64) -> Result<(), ApiError> {
-    let applied = o
-        .store
-        .supersede_delivery(old, new, &format!("delivery-{old}/refund"))
-        .await?;
-    crate::ops::metrics().refunds.inc();
-    if let tracecast_store::Applied::Now(Some(refund)) = applied {
+    let event = format!("delivery-{old}/refund");
+    let refund = match o.store.supersede_delivery(old, new, &event).await? {
+        tracecast_store::Applied::Now(refund) => {
+            if refund.is_some() {
+                crate::ops::metrics().refunds.inc();
+            }
+            refund
+        }
+        // Settled before, by a try that may have failed before the
+        // refund bill was sent: the bill is sent again from the ledger
+        // (the mailbox keeps one per delivery).
+        tracecast_store::Applied::Before => reports::refund_in_ledger(o, old, &event).await?,
+    };
+    if let Some(refund) = refund {
         reports::send_refund(o, old, &refund).await?;
     }
     tracing::info!(

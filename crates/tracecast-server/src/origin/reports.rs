@@ -379,6 +379,30 @@ async fn send_bill(o: &Origin, p: &Parties, t: &Transaction, kind: &str) -> Resu
     Ok(())
 }
 
+/// The refund of `delivery` as the ledger holds it (event `event`), if it
+/// was refunded.
+pub(super) async fn refund_in_ledger(
+    o: &Origin,
+    delivery: i64,
+    event: &str,
+) -> Result<Option<Transaction>, StoreError> {
+    let mut refund = Transaction::new(event, Some(delivery));
+    for line in o.store.postings(delivery).await? {
+        if line.event != event {
+            continue;
+        }
+        refund.postings.push(tracecast_ledger::Posting {
+            account: line
+                .account
+                .parse()
+                .map_err(|e: tracecast_ledger::LedgerError| StoreError::Invalid(e.to_string()))?,
+            amount_cents: line.amount_cents,
+            memo: line.memo,
+        });
+    }
+    Ok((!refund.postings.is_empty()).then_some(refund))
+}
+
 /// Tells the user a delivery's bill was reversed (it was replaced by
 /// another delivery): a bill of the negative amount, sent once.
 pub(super) async fn send_refund(
