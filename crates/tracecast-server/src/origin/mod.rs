@@ -1018,17 +1018,18 @@ async fn purchase(
         // store failed) before the one it replaces was settled or its
         // refund bill sent. Settling is keyed, so finishing is safe.
         (_, true, Some(old)) => {
-            let unsettled = o.store.delivery(old).await?.filter(|od| {
-                od.user_id == user.id
-                    && od.id != d.id
-                    && od.content_id == d.content_id
-                    && od.mode == d.mode
-                    && match od.replaced_by {
-                        Some(by) => by == d.id,
-                        None => matches!(od.status.as_str(), "designated" | "marked"),
-                    }
-            });
-            if unsettled.is_some() {
+            let finish = match o.store.delivery(old).await? {
+                // Settled by this purchase: its refund bill may be unsent.
+                Some(od) if od.user_id == user.id && od.replaced_by.is_some() => {
+                    od.replaced_by == Some(d.id)
+                }
+                // Not settled yet: only if it may still be replaced.
+                Some(_) => replaceable(&o, old, user.id, c.id, route.mode)
+                    .await
+                    .is_ok(),
+                None => false,
+            };
+            if finish && old != d.id {
                 refund_replaced(&o, old, d.id).await?;
             }
         }
