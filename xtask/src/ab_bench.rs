@@ -15,48 +15,29 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use tracecast_client::{ContentOptions, EdgeClient};
 use tracecast_delivery::Tier;
 
 use crate::edge_bench::{fetch_all, load, start_nginx, Bench};
 
+#[derive(clap::Parser)]
 pub struct Options {
+    /// Music to assemble from, in seconds.
+    #[arg(long, default_value_t = 300.0)]
     pub seconds: f32,
+    /// Buyer counts to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 10, 100])]
     pub buyers: Vec<usize>,
+    #[arg(long, default_value = "/usr/sbin/nginx")]
     pub nginx: PathBuf,
     /// Downloads per buyer in the serving phase (at least 2).
+    #[arg(long, default_value_t = 0)]
     pub rounds: usize,
 }
 
 pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
-    let mut o = Options {
-        seconds: 300.0,
-        buyers: vec![1, 10, 100],
-        nginx: PathBuf::from("/usr/sbin/nginx"),
-        rounds: 0,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .copied()
-                .with_context(|| format!("{a} needs a value"))
-        };
-        match *a {
-            "--seconds" => o.seconds = value()?.parse()?,
-            "--buyers" => {
-                o.buyers = value()?
-                    .split(',')
-                    .map(|s| s.trim().parse())
-                    .collect::<Result<_, _>>()?
-            }
-            "--nginx" => o.nginx = PathBuf::from(value()?),
-            "--rounds" => o.rounds = value()?.parse()?,
-            other => bail!("unknown option {other}"),
-        }
-    }
-    Ok(o)
+    Ok(crate::options("ab", args))
 }
 
 pub fn run(o: &Options) -> anyhow::Result<()> {

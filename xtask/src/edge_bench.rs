@@ -28,38 +28,20 @@ use tracecast_server::mailbox::{self, MailboxConfig};
 use tracecast_server::origin::{self, Origin, OriginConfig};
 use tracecast_store::{Blobs, Store};
 
+#[derive(clap::Parser)]
 pub struct Options {
+    /// Music to deliver, in seconds.
+    #[arg(long, default_value_t = 300.0)]
     pub seconds: f32,
+    /// Buyer counts to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 10, 100])]
     pub buyers: Vec<usize>,
+    #[arg(long, default_value = "/usr/sbin/nginx")]
     pub nginx: PathBuf,
 }
 
 pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
-    let mut o = Options {
-        seconds: 300.0,
-        buyers: vec![1, 10, 100],
-        nginx: PathBuf::from("/usr/sbin/nginx"),
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .copied()
-                .with_context(|| format!("{a} needs a value"))
-        };
-        match *a {
-            "--seconds" => o.seconds = value()?.parse()?,
-            "--buyers" => {
-                o.buyers = value()?
-                    .split(',')
-                    .map(|s| s.trim().parse())
-                    .collect::<Result<_, _>>()?
-            }
-            "--nginx" => o.nginx = PathBuf::from(value()?),
-            other => bail!("unknown option {other}"),
-        }
-    }
-    Ok(o)
+    Ok(crate::options("edge", args))
 }
 
 /// nginx on loopback serving one directory, stopped on drop.

@@ -17,51 +17,25 @@ use tracecast_delivery::api::NewAccount;
 use tracecast_store::testing::TestStore;
 use tracecast_store::Backend;
 
+#[derive(clap::Parser)]
 pub struct Options {
+    /// Seconds a scenario (the load is bounded).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=120))]
     pub seconds: u32,
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub connections: u32,
+    /// postgres: the roles as separate processes; sqlite: origin with its
+    /// mailbox, and an edge.
+    #[arg(long, default_value = "postgres", value_parser = crate::one_backend)]
     pub backend: Backend,
+    #[arg(long, default_value = "/usr/sbin/nginx")]
     pub nginx: PathBuf,
+    #[arg(long, default_value = "/usr/bin/wrk")]
     pub wrk: PathBuf,
 }
 
 pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
-    let mut o = Options {
-        seconds: 10,
-        connections: 32,
-        backend: Backend::Postgres,
-        nginx: PathBuf::from("/usr/sbin/nginx"),
-        wrk: PathBuf::from("/usr/bin/wrk"),
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .copied()
-                .with_context(|| format!("{a} needs a value"))
-        };
-        match *a {
-            "--seconds" => o.seconds = value()?.parse()?,
-            "--connections" => o.connections = value()?.parse()?,
-            "--backend" => {
-                o.backend = match value()? {
-                    "postgres" => Backend::Postgres,
-                    "sqlite" => Backend::Sqlite,
-                    other => bail!("--backend {other}: use postgres or sqlite"),
-                }
-            }
-            "--nginx" => o.nginx = PathBuf::from(value()?),
-            "--wrk" => o.wrk = PathBuf::from(value()?),
-            other => bail!("unknown option {other}"),
-        }
-    }
-    if o.seconds == 0 || o.seconds > 120 {
-        bail!("--seconds: 1 to 120 (the load is bounded)");
-    }
-    if o.connections == 0 || o.connections > 1024 {
-        bail!("--connections: 1 to 1024");
-    }
-    Ok(o)
+    Ok(crate::options("load", args))
 }
 
 /// One `tracecast serve` process, stopped (SIGTERM, then killed) on drop.

@@ -20,49 +20,31 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use futures::StreamExt;
 use tokio::task::JoinSet;
 use tracecast_client::{MailboxClient, PostOptions};
 use tracecast_mailbox::{BoxName, Disposition, FetchRequest, Next, Want};
 use tracecast_store::testing::TestStore;
-use tracecast_store::Backend;
 
+#[derive(clap::Parser)]
 pub struct Options {
+    #[arg(long, default_value_t = 20_000)]
     pub messages: usize,
+    #[arg(long, default_value_t = 100)]
     pub boxes: usize,
+    #[arg(long, default_value_t = 10.0)]
     pub latency_secs: f64,
-    pub backends: Vec<Backend>,
+    #[arg(long, value_enum, default_value = "both")]
+    pub backend: crate::Backends,
+    #[arg(long, default_value = "127.0.0.1:4222")]
     pub nats: String,
+    #[arg(long, default_value_t = 3)]
     pub rounds: usize,
 }
 
 pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
-    let mut o = Options {
-        messages: 20_000,
-        boxes: 100,
-        latency_secs: 10.0,
-        backends: vec![Backend::Sqlite, Backend::Postgres],
-        nats: "127.0.0.1:4222".into(),
-        rounds: 3,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .copied()
-                .with_context(|| format!("{a} needs a value"))
-        };
-        match *a {
-            "--messages" => o.messages = value()?.parse()?,
-            "--boxes" => o.boxes = value()?.parse()?,
-            "--latency-secs" => o.latency_secs = value()?.parse()?,
-            "--nats" => o.nats = value()?.to_owned(),
-            "--rounds" => o.rounds = value()?.parse()?,
-            "--backend" => o.backends = crate::parse_backends(value()?)?,
-            other => bail!("unknown option {other}"),
-        }
-    }
+    let o: Options = crate::options("mailbox", args);
     anyhow::ensure!(
         o.messages >= o.boxes && o.boxes > 0,
         "--messages must be at least --boxes"
@@ -132,7 +114,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     // Each tracecast server gets its own runtime, as it would in its own
     // process, and lives for all rounds.
     let mut servers = Vec::new();
-    for &backend in &o.backends {
+    for backend in o.backend.list() {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

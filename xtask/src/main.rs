@@ -24,14 +24,40 @@ use tracecast_attack::Attack;
 use tracecast_mark::audio::{self, EmbedConfig};
 use tracecast_mark::{MarkKey, Payload};
 
+/// A bench's options from its arguments (`bench NAME ARGS...`); `--help`
+/// prints them, and a bad one exits 2 naming it.
+pub fn options<T: clap::Parser>(bench: &str, args: &[&str]) -> T {
+    let argv =
+        std::iter::once(format!("xtask bench {bench}")).chain(args.iter().map(|a| (*a).to_owned()));
+    T::try_parse_from(argv).unwrap_or_else(|e| e.exit())
+}
+
 /// `--backend sqlite|postgres|both`.
-pub fn parse_backends(v: &str) -> anyhow::Result<Vec<tracecast_store::Backend>> {
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Backends {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+impl Backends {
+    pub fn list(self) -> Vec<tracecast_store::Backend> {
+        use tracecast_store::Backend;
+        match self {
+            Backends::Sqlite => vec![Backend::Sqlite],
+            Backends::Postgres => vec![Backend::Postgres],
+            Backends::Both => vec![Backend::Sqlite, Backend::Postgres],
+        }
+    }
+}
+
+/// `--backend sqlite|postgres`: one store.
+pub fn one_backend(v: &str) -> anyhow::Result<tracecast_store::Backend> {
     use tracecast_store::Backend;
     Ok(match v {
-        "sqlite" => vec![Backend::Sqlite],
-        "postgres" => vec![Backend::Postgres],
-        "both" => vec![Backend::Sqlite, Backend::Postgres],
-        other => anyhow::bail!("--backend {other}: use sqlite, postgres or both"),
+        "postgres" => Backend::Postgres,
+        "sqlite" => Backend::Sqlite,
+        other => bail!("{other}: use postgres or sqlite"),
     })
 }
 

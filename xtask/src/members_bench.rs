@@ -11,37 +11,23 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use rand::{Rng, SeedableRng};
 use tracecast_store::testing::TestStore;
-use tracecast_store::{Backend, BulkMember};
+use tracecast_store::BulkMember;
 
+#[derive(clap::Parser)]
 pub struct Options {
+    #[arg(long, default_value_t = 1_000_000)]
     pub members: usize,
+    #[arg(long, default_value_t = 12)]
     pub depth: u32,
-    pub backends: Vec<Backend>,
+    #[arg(long, value_enum, default_value = "both")]
+    pub backend: crate::Backends,
 }
 
 pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
-    let mut o = Options {
-        members: 1_000_000,
-        depth: 12,
-        backends: vec![Backend::Sqlite, Backend::Postgres],
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .copied()
-                .with_context(|| format!("{a} needs a value"))
-        };
-        match *a {
-            "--members" => o.members = value()?.parse()?,
-            "--depth" => o.depth = value()?.parse()?,
-            "--backend" => o.backends = crate::parse_backends(value()?)?,
-            other => bail!("unknown option {other}"),
-        }
-    }
+    let o: Options = crate::options("members", args);
     anyhow::ensure!(
         o.members > 0 && o.depth > 0,
         "--members and --depth must be positive"
@@ -95,7 +81,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     );
     println!("| backend | admit with trust (s) | load (s) | recompute (s) | total (s) | peak memory (MiB) | target |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
-    for backend in &o.backends {
+    for backend in &o.backend.list() {
         rt.block_on(async {
             let store = TestStore::new(*backend).await.context("a test store")?;
             let s = &store.store;

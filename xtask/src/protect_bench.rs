@@ -7,38 +7,25 @@
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use ed25519_dalek::SigningKey;
 use tracecast_protect::{
     encrypt_into, new_age_identity, new_x25519_keypair, Agreement, ContentKey, Grant, Issuer,
     KeyId, Recipient, Rights, RoamingAgreement, RoamingServer,
 };
 
+#[derive(clap::Parser)]
 pub struct Options {
     /// Bytes to encrypt per round.
+    #[arg(long, default_value_t = 512)]
     pub mib: usize,
     /// Conversions per system pair.
+    #[arg(long, default_value_t = 3000)]
     pub conversions: usize,
 }
 
 pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
-    let mut o = Options {
-        mib: 512,
-        conversions: 3000,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .copied()
-                .with_context(|| format!("{a} needs a value"))
-        };
-        match *a {
-            "--mib" => o.mib = value()?.parse()?,
-            "--conversions" => o.conversions = value()?.parse()?,
-            other => bail!("unknown option {other}"),
-        }
-    }
+    let o: Options = crate::options("protect", args);
     anyhow::ensure!(o.mib > 0 && o.conversions > 0, "sizes must be positive");
     Ok(o)
 }

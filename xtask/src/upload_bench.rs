@@ -23,9 +23,14 @@ use tracecast_store::{AccountKind, Blobs, Store};
 
 use crate::edge_bench::start_nginx;
 
+#[derive(clap::Parser)]
 pub struct Options {
+    /// Bytes to upload (K, M, G suffixes).
+    #[arg(long = "size", value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
     pub bytes: u64,
-    pub runs: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    #[arg(long, default_value = "/usr/sbin/nginx")]
     pub nginx: PathBuf,
 }
 
@@ -40,29 +45,7 @@ fn parse_size(s: &str) -> anyhow::Result<u64> {
 }
 
 pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
-    let mut o = Options {
-        bytes: 1 << 30,
-        runs: 5,
-        nginx: PathBuf::from("/usr/sbin/nginx"),
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .copied()
-                .with_context(|| format!("{a} needs a value"))
-        };
-        match *a {
-            "--size" => o.bytes = parse_size(value()?)?,
-            "--runs" => o.runs = value()?.parse()?,
-            "--nginx" => o.nginx = PathBuf::from(value()?),
-            other => bail!("unknown option {other}"),
-        }
-    }
-    if o.runs == 0 {
-        bail!("--runs must be at least 1");
-    }
-    Ok(o)
+    Ok(crate::options("upload", args))
 }
 
 /// A file of `bytes` pseudo-random bytes (incompressible, like media).
