@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::time::Duration;
 
 use common::{refused, start, track};
@@ -37,6 +38,17 @@ async fn owed(store: &Store, user: &str) -> i64 {
         .iter()
         .map(|l| l.amount_cents)
         .sum()
+}
+
+/// Waits (up to 5 s) for the origin to apply what it was sent; the
+/// assertions after it say what was expected.
+async fn settled<F: Future<Output = bool>>(check: impl Fn() -> F) {
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn bills(store: &Store, user_id: i64) -> usize {
@@ -121,12 +133,7 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
             .await
             .unwrap();
         assert_eq!(reported(&store, first.delivery).await, "marked");
-        for _ in 0..100 {
-            if owed(&store, "alice").await == 200 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        settled(|| async { owed(&store, "alice").await == 200 }).await;
         assert_eq!(owed(&store, "alice").await, 200);
         let replacing = PurchaseRequest {
             avoid: vec![first.edge_id],
@@ -177,20 +184,10 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
             .await
             .unwrap();
         assert_eq!(reported(&store, second.delivery).await, "marked");
-        for _ in 0..100 {
-            if owed(&store, "alice").await == 200 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        settled(|| async { owed(&store, "alice").await == 200 }).await;
         assert_eq!(owed(&store, "alice").await, 200, "alice pays once");
         // Her box: the first bill, its refund, the second bill.
-        for _ in 0..100 {
-            if bills(&store, alice_id).await == 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        settled(|| async { bills(&store, alice_id).await == 3 }).await;
         assert_eq!(bills(&store, alice_id).await, 3);
 
         // Bob's first delivery is replaced before its edge marks it; the
@@ -210,12 +207,8 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
         assert_eq!(reported(&store, b1.delivery).await, "superseded");
         edges.deliver(&b2.edge_address, &b2.ticket).await.unwrap();
         assert_eq!(reported(&store, b2.delivery).await, "marked");
-        for _ in 0..100 {
-            if owed(&store, "bob").await == 200 && bills(&store, bob_id).await == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        settled(|| async { owed(&store, "bob").await == 200 && bills(&store, bob_id).await == 1 })
+            .await;
         assert_eq!(owed(&store, "bob").await, 200, "bob pays once");
         assert!(!store
             .ledger_event_exists(&format!("delivery-{}/marked", b1.delivery))
@@ -236,12 +229,10 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
             let d1 = user.order_once(&buy, None).await.unwrap();
             edges.deliver(&d1.edge_address, &d1.ticket).await.unwrap();
             assert_eq!(reported(&store, d1.delivery).await, "marked");
-            for _ in 0..100 {
-                if owed(&store, name).await == 200 && bills(&store, user_id).await == 1 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            settled(|| async {
+                owed(&store, name).await == 200 && bills(&store, user_id).await == 1
+            })
+            .await;
             assert_eq!(owed(&store, name).await, 200);
             let r1 = store.delivery(d1.delivery).await.unwrap().unwrap();
             let other_edge = if d1.edge_id == first.edge_id {
