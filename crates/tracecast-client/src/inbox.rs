@@ -45,6 +45,11 @@ pub struct LocalEntry {
     pub date: String,
     pub protected: bool,
     pub read: bool,
+    /// Who posted it, as the mailbox authenticated them (`user:bob`,
+    /// `gateway:kenji-phone`, `origin`); absent for mail fetched before
+    /// servers said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
 }
 
 impl LocalEntry {
@@ -158,6 +163,7 @@ impl Inbox {
             date: m.date.clone(),
             protected: m.protected,
             read: false,
+            sender: m.sender.as_ref().map(|s| s.to_string()),
         };
         write_durably(&self.body_path(m.id), &m.body)?;
         self.write_meta(&entry)?;
@@ -263,6 +269,7 @@ mod tests {
             body: body.as_bytes().to_vec().into(),
             date: "Sun, 22 Nov 2026 00:00:00 GMT".into(),
             protected: false,
+            sender: None,
         }
     }
 

@@ -7,7 +7,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use tracecast_mailbox::{
-    header, BoxName, Disposition, FetchRequest, MessageId, Next, Room, RoomPlan, Want,
+    header, BoxName, Disposition, FetchRequest, MessageId, Next, Room, RoomPlan, Sender, Want,
 };
 
 use crate::inbox::{Inbox, InboxError};
@@ -63,6 +63,10 @@ pub struct Message {
     /// When the server accepted it (IMF-fixdate).
     pub date: String,
     pub protected: bool,
+    /// Who posted it, as the mailbox authenticated them (`None` from a
+    /// server that does not say): what to show as its sender, whatever
+    /// the body claims.
+    pub sender: Option<Sender>,
 }
 
 /// The answer to a fetch.
@@ -302,6 +306,7 @@ impl MailboxClient {
             .unwrap_or("")
             .to_owned();
         let protected = header_value(&resp, header::PROTECTED) == Some("true");
+        let sender = header_value(&resp, header::SENDER).and_then(Sender::parse);
         let expected = resp.content_length();
         let body = resp.bytes().await?;
         if expected.is_some_and(|n| n != body.len() as u64) {
@@ -316,6 +321,7 @@ impl MailboxClient {
                 body,
                 date,
                 protected,
+                sender,
             }),
             next,
             next_length,

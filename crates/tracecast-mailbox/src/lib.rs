@@ -29,6 +29,7 @@
 mod protocol;
 mod retention;
 mod room;
+mod rules;
 
 pub use protocol::{
     check_idempotency_key, check_media_type, parse_protect, parse_ttl, parse_wait, BoxName,
@@ -37,6 +38,9 @@ pub use protocol::{
 };
 pub use retention::{Backoff, Retention};
 pub use room::{LocalMessage, Room, RoomPlan};
+pub use rules::{
+    may_post, BoxKind, PostRefusal, Sender, DELIVERY_REPORT, REVOCATION_REPORT, SITE_REPORT,
+};
 
 /// HTTP header names of the protocol, shared by the service and its clients.
 pub mod header {
@@ -56,8 +60,13 @@ pub mod header {
     /// What happened to the instruction of a fetch: `applied`, `already`
     /// (repeated instruction) or absent.
     pub const DONE: &str = "tracecast-done";
-    /// Sender-chosen key that makes a retried post land once.
+    /// Sender-chosen key that makes a retried post land once (within
+    /// that sender's posts to the box: one sender cannot take another's
+    /// key).
     pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+    /// On a fetched message: who posted it, as the mailbox authenticated
+    /// them (`user:bob`, `gateway:kenji-phone`, `origin`, `admin`).
+    pub const SENDER: &str = "tracecast-sender";
     /// HMAC-SHA256 of a webhook body under the box's webhook secret.
     pub const SIGNATURE: &str = "tracecast-signature";
 }

@@ -106,7 +106,11 @@ impl BoxName {
 impl TryFrom<String> for BoxName {
     type Error = ProtocolError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
+        // `admin` and `origin` name the senders that post without a box
+        // (rules::Sender); no box may take those names.
         let ok = !s.is_empty()
+            && s != "admin"
+            && s != "origin"
             && s.len() <= MAX_BOX_NAME
             && s.as_bytes()[0].is_ascii_alphanumeric()
             && s.bytes().all(|b| {
@@ -501,7 +505,17 @@ mod tests {
     fn names_types_and_flags() {
         assert!("user:alice".parse::<BoxName>().is_ok());
         assert!("edge-3.eu_1".parse::<BoxName>().is_ok());
-        for bad in ["", "Alice", ":x", "a b", "a/b", &"x".repeat(65)] {
+        // admin and origin are senders without boxes: no box takes them.
+        for bad in [
+            "",
+            "Alice",
+            ":x",
+            "a b",
+            "a/b",
+            &"x".repeat(65),
+            "admin",
+            "origin",
+        ] {
             assert!(bad.parse::<BoxName>().is_err(), "{bad}");
         }
         assert!(check_media_type("text/plain; charset=utf-8").is_ok());

@@ -30,7 +30,7 @@ use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use tracecast_ledger::{Party, Transaction};
 use tracecast_protect::{Agreement, Issuer, ProtectError, Recipient, RoamingServer, SignedLicence};
-use tracecast_store::{Account, AccountKind, ConversionRecord, Principal, Store};
+use tracecast_store::{Account, ConversionRecord, Principal, Store};
 
 use crate::auth::Authenticator;
 use crate::ApiError;
@@ -301,7 +301,7 @@ async fn user_of(r: &Roaming, headers: &HeaderMap) -> Result<Account, ApiError> 
             .store
             .account_by_box(id)
             .await?
-            .filter(|a| a.kind == AccountKind::User)
+            .filter(|a| a.user().is_some())
             .ok_or_else(|| ApiError::forbidden("licences are converted for users")),
         Principal::Admin => Err(ApiError::forbidden(
             "licences are converted for the user they name, with their own token",

@@ -29,7 +29,7 @@ use tracecast_delivery::{LinkError, LinkKey};
 use tracecast_share::gateway::{LinkAnswer, NumberEntry, Registered, Registration};
 use tracecast_share::tus::{self, TusError};
 use tracecast_share::ServiceAccount;
-use tracecast_store::{Account, AccountKind, Blobs, NewUpload, Principal, Store, UploadRecord};
+use tracecast_store::{Blobs, GatewayId, NewUpload, Principal, Store, UploadRecord};
 
 use crate::auth::Authenticator;
 use crate::ApiError;
@@ -90,7 +90,13 @@ impl std::fmt::Debug for Service {
 /// Who calls.
 enum Caller {
     Admin,
-    Gateway(Account),
+    Gateway(Gw),
+}
+
+/// A gateway calling: its id (kind included) and its account.
+struct Gw {
+    id: GatewayId,
+    name: String,
 }
 
 /// The upload's PATCH slot, freed when dropped.
@@ -204,7 +210,12 @@ impl Service {
         match self.auth.principal(&self.store, headers).await? {
             Principal::Admin => Ok(Caller::Admin),
             Principal::Box { id, .. } => match self.store.account_by_box(id).await? {
-                Some(a) if a.kind == AccountKind::Gateway => Ok(Caller::Gateway(a)),
+                Some(a) => match a.gateway() {
+                    Some(id) => Ok(Caller::Gateway(Gw { id, name: a.name })),
+                    None => Err(ApiError::forbidden(
+                        "the service server serves gateways: use a gateway's token",
+                    )),
+                },
                 _ => Err(ApiError::forbidden(
                     "the service server serves gateways: use a gateway's token",
                 )),
@@ -212,7 +223,7 @@ impl Service {
         }
     }
 
-    async fn gateway(&self, headers: &HeaderMap) -> Result<Account, ApiError> {
+    async fn gateway(&self, headers: &HeaderMap) -> Result<Gw, ApiError> {
         match self.caller(headers).await? {
             Caller::Gateway(a) => Ok(a),
             Caller::Admin => Err(ApiError::forbidden(
@@ -229,7 +240,7 @@ impl Service {
     }
 
     /// The caller's upload (others' are unknown to it).
-    async fn owned(&self, id: &str, gateway: &Account) -> Result<UploadRecord, ApiError> {
+    async fn owned(&self, id: &str, gateway: &Gw) -> Result<UploadRecord, ApiError> {
         check_id(id)?;
         match self.store.upload(id).await? {
             Some(u) if u.gateway_id == gateway.id => Ok(u),

@@ -66,7 +66,7 @@ async fn a_purchase_is_marked_served_with_ranges_reported_billed_and_traced() {
                 .unwrap();
             holds = loads
                 .iter()
-                .any(|l| l.edge.id == i64::from(paris.id()) && l.holds);
+                .any(|l| l.edge.id.get() == i64::from(paris.id()) && l.holds);
             if holds {
                 break;
             }
@@ -435,7 +435,12 @@ async fn bad_input_is_refused_and_changes_nothing() {
             (status, code.as_str()),
             (StatusCode::BAD_GATEWAY, "origin_unreachable")
         );
-        assert!(t.store.edge_copy(77, 5000).await.unwrap().is_none());
+        assert!(t
+            .store
+            .edge_copy(tracecast_store::EdgeId(77), 5000)
+            .await
+            .unwrap()
+            .is_none());
         // Garbage bodies at the edge are refused, never a server error.
         for body in [
             "",

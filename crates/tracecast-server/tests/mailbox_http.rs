@@ -503,7 +503,7 @@ async fn webhooks_are_signed_and_repeated_until_fetched(s: &Server) {
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     let receiver = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let name: BoxName = "role:edge-1".parse().unwrap();
+    let name: BoxName = "app:webhook-1".parse().unwrap();
     let created = s.admin.create_box(&name, Some(&hook)).await.unwrap();
     let secret = created.webhook_secret.clone().unwrap();
     let edge = MailboxClient::new(&s.base, &created.token).unwrap();
@@ -532,7 +532,7 @@ async fn webhooks_are_signed_and_repeated_until_fetched(s: &Server) {
                 format!("sha256={}", mailbox::sign_webhook(&secret, body.as_bytes()))
             );
             let v: serde_json::Value = serde_json::from_str(body).unwrap();
-            assert_eq!(v["box"], "role:edge-1");
+            assert_eq!(v["box"], "app:webhook-1");
             assert_eq!(v["pending"], 1);
         }
     }

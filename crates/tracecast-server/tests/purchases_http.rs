@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use tracecast_client::EdgeClient;
 use tracecast_delivery::api::PurchaseRequest;
 use tracecast_store::testing::TestStore;
-use tracecast_store::{AccountKind, Store};
+use tracecast_store::{AccountId, Store, UserId};
 
 /// Waits until the origin applied the report of `delivery` (its status
 /// left `designated`).
@@ -53,7 +53,7 @@ async fn settled<F: Future<Output = bool>>(check: impl Fn() -> F) {
 
 async fn bills(store: &Store, user_id: i64) -> usize {
     let a = store
-        .account(AccountKind::User, user_id)
+        .account(AccountId::User(UserId(user_id)))
         .await
         .unwrap()
         .unwrap();
@@ -114,14 +114,22 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
         let b1 = bob.order_once(&buy, Some("k-alice-1")).await.unwrap();
         assert_ne!(b1.delivery, first.delivery);
         // A malformed key is refused and opens nothing.
-        let before = store.deliveries_of_user(alice_id).await.unwrap().len();
+        let before = store
+            .deliveries_of_user(UserId(alice_id))
+            .await
+            .unwrap()
+            .len();
         let e = alice
             .order_once(&buy, Some(&"x".repeat(300)))
             .await
             .unwrap_err();
         assert_eq!(refused(e).0, StatusCode::BAD_REQUEST);
         assert_eq!(
-            store.deliveries_of_user(alice_id).await.unwrap().len(),
+            store
+                .deliveries_of_user(UserId(alice_id))
+                .await
+                .unwrap()
+                .len(),
             before
         );
 
@@ -245,9 +253,9 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
                 .open_delivery(&tracecast_store::NewDelivery {
                     content_id: r1.content_id,
                     tier: r1.tier.clone(),
-                    user_id,
+                    user_id: UserId(user_id),
                     provider_id: r1.provider_id,
-                    edge_id: other_edge,
+                    edge_id: tracecast_store::EdgeId(other_edge),
                     price_cents: r1.price_cents,
                     edge_fee_cents: r1.edge_fee_cents,
                     mode: r1.mode.clone(),

@@ -141,7 +141,7 @@ async fn sites_take_only_good_pushes_and_a_kiosk_refuses_what_does_not_fit() {
         }
         assert!(t
             .store
-            .kiosk_order(i64::from(KIOSK), 41)
+            .kiosk_order(tracecast_store::SiteId(i64::from(KIOSK)), 41)
             .await
             .unwrap()
             .is_none());
@@ -159,7 +159,7 @@ async fn sites_take_only_good_pushes_and_a_kiosk_refuses_what_does_not_fit() {
         }
         let o = t
             .store
-            .kiosk_order(i64::from(KIOSK), 41)
+            .kiosk_order(tracecast_store::SiteId(i64::from(KIOSK)), 41)
             .await
             .unwrap()
             .unwrap();
@@ -197,7 +197,7 @@ async fn sites_take_only_good_pushes_and_a_kiosk_refuses_what_does_not_fit() {
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(t
             .store
-            .home_copy(i64::from(HOME), 43)
+            .home_copy(tracecast_store::SiteId(i64::from(HOME)), 43)
             .await
             .unwrap()
             .is_none());
@@ -249,7 +249,7 @@ async fn sites_take_only_good_pushes_and_a_kiosk_refuses_what_does_not_fit() {
         let ended = loop {
             let c = t
                 .store
-                .home_copy(i64::from(HOME), 47)
+                .home_copy(tracecast_store::SiteId(i64::from(HOME)), 47)
                 .await
                 .unwrap()
                 .unwrap();
@@ -265,7 +265,11 @@ async fn sites_take_only_good_pushes_and_a_kiosk_refuses_what_does_not_fit() {
         assert_eq!(ended.end_reason.as_deref(), Some("rental-ended"));
         assert!(!dir.path().join("h/copies").join(&ended.file).exists());
         assert!(!dir.path().join("h/hls/47").exists());
-        let pending = t.store.unreported_home_ends(i64::from(HOME)).await.unwrap();
+        let pending = t
+            .store
+            .unreported_home_ends(tracecast_store::SiteId(i64::from(HOME)))
+            .await
+            .unwrap();
         assert!(pending.iter().any(|c| c.delivery_id == 47));
 
         server.abort();

@@ -359,8 +359,160 @@ fn external_link(ct: &mail_parser::ContentType<'_>, inner: &[u8]) -> Result<Link
     })
 }
 
+/// Who really shared a message: the gateway it names, when the mailbox
+/// says that gateway posted it; anyone can write the header.
+pub fn verified_gateway<'a>(shared: &'a Shared, sender: Option<&str>) -> Option<&'a str> {
+    let sender = sender?;
+    (sender.strip_prefix("gateway:") == Some(shared.gateway.as_str()))
+        .then_some(shared.gateway.as_str())
+}
+
+/// What a recipient does with a link in a shared message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkVerdict {
+    /// Fetch it: a gateway sent it (the mailbox says so) and it points at
+    /// a service server the recipient trusts.
+    Fetch,
+    /// Show it, do not fetch it, and say why.
+    ShowOnly(String),
+}
+
+/// `scheme://host:port` of an http(s) URL, lower-cased, or `None`.
+fn origin_of(url: &str) -> Option<(String, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    // A user part (`trusted@elsewhere`) names another host.
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some((
+        format!("{scheme}://{}", authority.to_ascii_lowercase()),
+        path,
+    ))
+}
+
+/// Whether to fetch `link`: only when the message came from a gateway
+/// (by the mailbox's word, `sender`) and the link points at the files of
+/// one of the `trusted` service servers (base URLs). Anything else is a
+/// link someone typed: shown, never fetched unasked.
+pub fn judge_link(
+    link: &Link,
+    shared: &Shared,
+    sender: Option<&str>,
+    trusted: &[String],
+) -> LinkVerdict {
+    if verified_gateway(shared, sender).is_none() {
+        return LinkVerdict::ShowOnly(format!(
+            "the message names gateway {:?} but was posted by {}",
+            shared.gateway,
+            sender.unwrap_or("an unknown sender")
+        ));
+    }
+    let Some((origin, path)) = origin_of(&link.url) else {
+        return LinkVerdict::ShowOnly("the link is not a plain http(s) address".into());
+    };
+    let to_service = trusted.iter().any(|t| {
+        origin_of(t.trim_end_matches('/')).is_some_and(|(o, _)| o == origin)
+            && path.starts_with("/service/v1/files/")
+    });
+    if to_service {
+        LinkVerdict::Fetch
+    } else {
+        LinkVerdict::ShowOnly(format!(
+            "{origin} is not a service server you trust (--service)"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn links_are_fetched_only_from_a_real_gateway_to_a_trusted_service() {
+        let shared = |gateway: &str| Shared {
+            gateway: gateway.into(),
+            device: "TCA-0000-0000-0000 cam".into(),
+            subject: String::new(),
+            text: String::new(),
+            attachments: Vec::new(),
+            links: Vec::new(),
+        };
+        let link = |url: &str| Link {
+            url: url.into(),
+            filename: "f".into(),
+            media_type: "application/octet-stream".into(),
+            length: None,
+            expires: None,
+        };
+        let trusted = vec!["http://127.0.0.1:7070/".to_owned()];
+        let good = "http://127.0.0.1:7070/service/v1/files/u1/a.mp4?expires=9&sig=ab";
+        let cases: &[(&str, Option<&str>, &str, bool)] = &[
+            ("kenji-phone", Some("gateway:kenji-phone"), good, true),
+            (
+                "kenji-phone",
+                Some("HTTP://127.0.0.1:7070/service/v1/files/x"),
+                good,
+                false,
+            ),
+            // A user posting a gateway's header.
+            ("kenji-phone", Some("user:mallory"), good, false),
+            ("kenji-phone", Some("gateway:other-phone"), good, false),
+            ("kenji-phone", None, good, false),
+            // A gateway's message, but the link goes elsewhere.
+            (
+                "kenji-phone",
+                Some("gateway:kenji-phone"),
+                "http://evil.example/service/v1/files/x",
+                false,
+            ),
+            (
+                "kenji-phone",
+                Some("gateway:kenji-phone"),
+                "http://127.0.0.1:7070@evil.example/service/v1/files/x",
+                false,
+            ),
+            (
+                "kenji-phone",
+                Some("gateway:kenji-phone"),
+                "http://127.0.0.1:7071/service/v1/files/x",
+                false,
+            ),
+            (
+                "kenji-phone",
+                Some("gateway:kenji-phone"),
+                "http://127.0.0.1:7070/v1/boxes/user:bob/fetch",
+                false,
+            ),
+            (
+                "kenji-phone",
+                Some("gateway:kenji-phone"),
+                "file:///etc/passwd",
+                false,
+            ),
+        ];
+        for (gateway, sender, url, fetch) in cases {
+            let verdict = judge_link(&link(url), &shared(gateway), *sender, &trusted);
+            assert_eq!(
+                verdict == LinkVerdict::Fetch,
+                *fetch,
+                "{sender:?} {url}: {verdict:?}"
+            );
+        }
+        assert_eq!(
+            verified_gateway(&shared("kenji-phone"), Some("gateway:kenji-phone")),
+            Some("kenji-phone")
+        );
+        assert_eq!(
+            verified_gateway(&shared("kenji-phone"), Some("user:kenji-phone")),
+            None
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -13,6 +13,7 @@ use tracecast_mailbox::BoxName;
 
 use tracecast_ledger::Transaction;
 
+use crate::ids::{AccountId, EdgeId, GatewayId, PartnerId, ProviderId, SiteId, UserId};
 use crate::{Applied, Store, StoreError};
 
 /// What kind of account a token belongs to.
@@ -103,19 +104,69 @@ impl AccountKind {
     }
 }
 
-/// An account as a token resolves to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An account as a token resolves to it: who it is (kind and id
+/// together), its name and its mailbox box.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
-    pub kind: AccountKind,
-    pub id: i64,
+    pub id: AccountId,
     pub name: String,
     pub box_id: i64,
+}
+
+impl Account {
+    pub fn kind(&self) -> AccountKind {
+        self.id.kind()
+    }
+
+    /// The user this account is, if it is a user's.
+    pub fn user(&self) -> Option<UserId> {
+        match self.id {
+            AccountId::User(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    pub fn provider(&self) -> Option<ProviderId> {
+        match self.id {
+            AccountId::Provider(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn edge(&self) -> Option<EdgeId> {
+        match self.id {
+            AccountId::Edge(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The home server or kiosk this account is.
+    pub fn site(&self) -> Option<SiteId> {
+        match self.id {
+            AccountId::Home(s) | AccountId::Kiosk(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn partner(&self) -> Option<PartnerId> {
+        match self.id {
+            AccountId::Partner(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn gateway(&self) -> Option<GatewayId> {
+        match self.id {
+            AccountId::Gateway(g) => Some(g),
+            _ => None,
+        }
+    }
 }
 
 /// A registered edge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EdgeRecord {
-    pub id: i64,
+    pub id: EdgeId,
     pub name: String,
     pub address: String,
     pub operator: String,
@@ -164,7 +215,7 @@ pub struct HlsVariantsRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContentRecord {
     pub id: i64,
-    pub provider_id: i64,
+    pub provider_id: ProviderId,
     pub provider: String,
     pub title: String,
     pub kind: String,
@@ -185,7 +236,7 @@ pub struct ContentRecord {
 /// A content to add, with its renditions (already in the blob store).
 #[derive(Debug, Clone)]
 pub struct NewContent {
-    pub provider_id: i64,
+    pub provider_id: ProviderId,
     pub title: String,
     pub kind: String,
     pub price_cents: i64,
@@ -204,9 +255,9 @@ pub struct DeliveryRecord {
     pub id: i64,
     pub content_id: i64,
     pub tier: String,
-    pub user_id: i64,
-    pub provider_id: i64,
-    pub edge_id: i64,
+    pub user_id: UserId,
+    pub provider_id: ProviderId,
+    pub edge_id: EdgeId,
     pub price_cents: i64,
     pub edge_fee_cents: i64,
     pub status: String,
@@ -217,7 +268,7 @@ pub struct DeliveryRecord {
     /// `download`, `home`, `rental` or `kiosk`.
     pub mode: String,
     /// The home or kiosk on the way, if any.
-    pub site_id: Option<i64>,
+    pub site_id: Option<SiteId>,
     pub site_fee_cents: i64,
     /// JSON: kiosk medium and fulfilment, rental tariff and period.
     pub order_info: String,
@@ -231,13 +282,13 @@ pub struct DeliveryRecord {
 pub struct NewDelivery {
     pub content_id: i64,
     pub tier: String,
-    pub user_id: i64,
-    pub provider_id: i64,
-    pub edge_id: i64,
+    pub user_id: UserId,
+    pub provider_id: ProviderId,
+    pub edge_id: EdgeId,
     pub price_cents: i64,
     pub edge_fee_cents: i64,
     pub mode: String,
-    pub site_id: Option<i64>,
+    pub site_id: Option<SiteId>,
     pub site_fee_cents: i64,
     pub order_info: String,
     /// The buyer's idempotency key: one delivery per key and user.
@@ -247,9 +298,9 @@ pub struct NewDelivery {
 /// What an edge keeps of a marked copy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EdgeCopy {
-    pub edge_id: i64,
+    pub edge_id: EdgeId,
     pub delivery_id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub content_id: i64,
     pub tier: String,
     pub file: String,
@@ -271,7 +322,7 @@ const EDGE_COLUMNS: &str = "id, name, address, operator, fee_cents, last_seen, i
 fn content(row: &AnyRow) -> Result<ContentRecord, sqlx::Error> {
     Ok(ContentRecord {
         id: row.try_get(0)?,
-        provider_id: row.try_get(1)?,
+        provider_id: ProviderId(row.try_get(1)?),
         provider: row.try_get(2)?,
         title: row.try_get(3)?,
         kind: row.try_get(4)?,
@@ -291,9 +342,9 @@ fn delivery(row: &AnyRow) -> Result<DeliveryRecord, sqlx::Error> {
         id: row.try_get(0)?,
         content_id: row.try_get(1)?,
         tier: row.try_get(2)?,
-        user_id: row.try_get(3)?,
-        provider_id: row.try_get(4)?,
-        edge_id: row.try_get(5)?,
+        user_id: UserId(row.try_get(3)?),
+        provider_id: ProviderId(row.try_get(4)?),
+        edge_id: EdgeId(row.try_get(5)?),
         price_cents: row.try_get(6)?,
         edge_fee_cents: row.try_get(7)?,
         status: row.try_get(8)?,
@@ -302,7 +353,7 @@ fn delivery(row: &AnyRow) -> Result<DeliveryRecord, sqlx::Error> {
         bytes: row.try_get(11)?,
         sha256: row.try_get(12)?,
         mode: row.try_get(13)?,
-        site_id: row.try_get(14)?,
+        site_id: row.try_get::<Option<i64>, _>(14)?.map(SiteId),
         site_fee_cents: row.try_get(15)?,
         order_info: row.try_get(16)?,
         replaced_by: row.try_get(17)?,
@@ -311,7 +362,7 @@ fn delivery(row: &AnyRow) -> Result<DeliveryRecord, sqlx::Error> {
 
 fn edge(row: &AnyRow) -> Result<EdgeRecord, sqlx::Error> {
     Ok(EdgeRecord {
-        id: row.try_get(0)?,
+        id: EdgeId(row.try_get(0)?),
         name: row.try_get(1)?,
         address: row.try_get(2)?,
         operator: row.try_get(3)?,
@@ -403,8 +454,7 @@ impl Store {
                 }
             };
         Ok(Account {
-            kind,
-            id,
+            id: AccountId::new(kind, id),
             name: name.to_owned(),
             box_id: info.id,
         })
@@ -423,8 +473,7 @@ impl Store {
             .await?;
             if let Some(row) = row {
                 return Ok(Some(Account {
-                    kind,
-                    id: row.try_get(0)?,
+                    id: AccountId::new(kind, row.try_get(0)?),
                     name: row.try_get(1)?,
                     box_id,
                 }));
@@ -433,19 +482,19 @@ impl Store {
         Ok(None)
     }
 
-    /// An account by kind and id.
-    pub async fn account(&self, kind: AccountKind, id: i64) -> Result<Option<Account>, StoreError> {
+    /// An account by its kind and id.
+    pub async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        let kind = id.kind();
         let row = sqlx::query(&format!(
             "SELECT name, box_id FROM {} WHERE id = $1{}",
             kind.table(),
             kind.only()
         ))
-        .bind(id)
+        .bind(id.raw())
         .fetch_optional(&self.pool)
         .await?;
         Ok(match row {
             Some(row) => Some(Account {
-                kind,
                 id,
                 name: row.try_get(0)?,
                 box_id: row.try_get(1)?,
@@ -454,9 +503,9 @@ impl Store {
         })
     }
 
-    pub async fn edge(&self, id: i64) -> Result<Option<EdgeRecord>, StoreError> {
+    pub async fn edge(&self, id: EdgeId) -> Result<Option<EdgeRecord>, StoreError> {
         let row = sqlx::query(&format!("SELECT {EDGE_COLUMNS} FROM edges WHERE id = $1"))
-            .bind(id)
+            .bind(id.get())
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(edge).transpose()?)
@@ -470,14 +519,14 @@ impl Store {
     }
 
     /// What every edge last said it holds: (edge, content, tier), by edge.
-    pub async fn edge_holdings(&self) -> Result<Vec<(i64, i64, String)>, StoreError> {
+    pub async fn edge_holdings(&self) -> Result<Vec<(EdgeId, i64, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT edge_id, content_id, tier FROM edge_holdings ORDER BY edge_id, content_id, tier",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .map(|r| Ok((EdgeId(r.try_get(0)?), r.try_get(1)?, r.try_get(2)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
     }
@@ -485,12 +534,13 @@ impl Store {
     /// Replaces what an edge holds and marks it alive.
     pub async fn set_edge_state(
         &self,
-        edge_id: i64,
+        edge_id: EdgeId,
         holdings: &[(i64, String)],
         in_flight: i64,
         now: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        let edge_id = edge_id.get();
         sqlx::query("DELETE FROM edge_holdings WHERE edge_id = $1")
             .bind(edge_id)
             .execute(&mut *tx)
@@ -608,7 +658,7 @@ impl Store {
              source_bytes, created_at, rental_tariff, reserved_up_to_order, protected) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
-        .bind(c.provider_id)
+        .bind(c.provider_id.get())
         .bind(&c.title)
         .bind(&c.kind)
         .bind(c.price_cents)
@@ -642,13 +692,13 @@ impl Store {
     /// A provider's earlier content made from the same source file.
     pub async fn content_by_source(
         &self,
-        provider_id: i64,
+        provider_id: ProviderId,
         sha256: &str,
     ) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM contents WHERE provider_id = $1 AND source_sha256 = $2",
         )
-        .bind(provider_id)
+        .bind(provider_id.get())
         .bind(sha256)
         .fetch_optional(&self.pool)
         .await?)
@@ -792,14 +842,14 @@ impl Store {
 
     /// Users who were delivered `content` (the buyers a mixed copy is
     /// traced among).
-    pub async fn buyers_of(&self, content_id: i64) -> Result<Vec<i64>, StoreError> {
+    pub async fn buyers_of(&self, content_id: i64) -> Result<Vec<UserId>, StoreError> {
         let rows = sqlx::query(
             "SELECT DISTINCT user_id FROM deliveries WHERE content_id = $1 ORDER BY user_id",
         )
         .bind(content_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        rows.iter().map(|r| Ok(UserId(r.try_get(0)?))).collect()
     }
 
     /// Opens a delivery (the origin designated an edge for it).
@@ -818,14 +868,14 @@ impl Store {
         ))
         .bind(d.content_id)
         .bind(&d.tier)
-        .bind(d.user_id)
-        .bind(d.provider_id)
-        .bind(d.edge_id)
+        .bind(d.user_id.get())
+        .bind(d.provider_id.get())
+        .bind(d.edge_id.get())
         .bind(d.price_cents)
         .bind(d.edge_fee_cents)
         .bind(crate::now_ms())
         .bind(&d.mode)
-        .bind(d.site_id)
+        .bind(d.site_id.map(SiteId::get))
         .bind(d.site_fee_cents)
         .bind(&d.order_info)
         .bind(d.purchase_key.as_deref())
@@ -846,13 +896,13 @@ impl Store {
     /// The delivery a user opened with a purchase key, if any.
     pub async fn delivery_by_purchase_key(
         &self,
-        user: i64,
+        user: UserId,
         key: &str,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE user_id = $1 AND purchase_key = $2"
         ))
-        .bind(user)
+        .bind(user.get())
         .bind(key)
         .fetch_optional(&self.pool)
         .await?;
@@ -934,17 +984,17 @@ impl Store {
     /// Deliveries whose mark reads (user, edge, provider), newest first.
     pub async fn deliveries_marked(
         &self,
-        user: i64,
-        edge: i64,
-        provider: i64,
+        user: UserId,
+        edge: EdgeId,
+        provider: ProviderId,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE user_id = $1 AND edge_id = $2 \
              AND provider_id = $3 ORDER BY id DESC"
         ))
-        .bind(user)
-        .bind(edge)
-        .bind(provider)
+        .bind(user.get())
+        .bind(edge.get())
+        .bind(provider.get())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(delivery).collect::<Result<_, _>>()?)
@@ -954,16 +1004,16 @@ impl Store {
     /// `limit`.
     pub async fn deliveries_where(
         &self,
-        user: Option<i64>,
-        provider: Option<i64>,
+        user: Option<UserId>,
+        provider: Option<ProviderId>,
         content: Option<i64>,
         limit: i64,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         let mut conds = Vec::new();
         let mut binds = Vec::new();
         for (column, value) in [
-            ("user_id", user),
-            ("provider_id", provider),
+            ("user_id", user.map(UserId::get)),
+            ("provider_id", provider.map(ProviderId::get)),
             ("content_id", content),
         ] {
             if let Some(v) = value {
@@ -989,11 +1039,14 @@ impl Store {
     }
 
     /// A user's deliveries, newest first.
-    pub async fn deliveries_of_user(&self, user: i64) -> Result<Vec<DeliveryRecord>, StoreError> {
+    pub async fn deliveries_of_user(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE user_id = $1 ORDER BY id DESC"
         ))
-        .bind(user)
+        .bind(user.get())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(delivery).collect::<Result<_, _>>()?)
@@ -1082,14 +1135,14 @@ impl Store {
     /// The copy an edge kept for a delivery.
     pub async fn edge_copy(
         &self,
-        edge_id: i64,
+        edge_id: EdgeId,
         delivery_id: i64,
     ) -> Result<Option<EdgeCopy>, StoreError> {
         let row = sqlx::query(
             "SELECT user_id, content_id, tier, file, bytes, sha256, media_type, filename, created_at \
              FROM edge_copies WHERE edge_id = $1 AND delivery_id = $2",
         )
-        .bind(edge_id)
+        .bind(edge_id.get())
         .bind(delivery_id)
         .fetch_optional(&self.pool)
         .await?;
@@ -1097,7 +1150,7 @@ impl Store {
         Ok(Some(EdgeCopy {
             edge_id,
             delivery_id,
-            user_id: r.try_get(0)?,
+            user_id: UserId(r.try_get(0)?),
             content_id: r.try_get(1)?,
             tier: r.try_get(2)?,
             file: r.try_get(3)?,
@@ -1116,9 +1169,9 @@ impl Store {
              sha256, media_type, filename, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (edge_id, delivery_id) DO NOTHING",
         )
-        .bind(c.edge_id)
+        .bind(c.edge_id.get())
         .bind(c.delivery_id)
-        .bind(c.user_id)
+        .bind(c.user_id.get())
         .bind(c.content_id)
         .bind(&c.tier)
         .bind(&c.file)
@@ -1136,13 +1189,13 @@ impl Store {
     /// Copies an edge has kept since before `before` (Unix ms), to expire.
     pub async fn edge_copies_before(
         &self,
-        edge_id: i64,
+        edge_id: EdgeId,
         before: i64,
     ) -> Result<Vec<(i64, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT delivery_id, file FROM edge_copies WHERE edge_id = $1 AND created_at < $2",
         )
-        .bind(edge_id)
+        .bind(edge_id.get())
         .bind(before)
         .fetch_all(&self.pool)
         .await?;
@@ -1152,11 +1205,14 @@ impl Store {
     }
 
     /// Kept copies whose delivery report has not reached the origin yet.
-    pub async fn unreported_edge_copies(&self, edge_id: i64) -> Result<Vec<EdgeCopy>, StoreError> {
+    pub async fn unreported_edge_copies(
+        &self,
+        edge_id: EdgeId,
+    ) -> Result<Vec<EdgeCopy>, StoreError> {
         let ids: Vec<i64> = sqlx::query_scalar(
             "SELECT delivery_id FROM edge_copies WHERE edge_id = $1 AND reported_at IS NULL ORDER BY delivery_id",
         )
-        .bind(edge_id)
+        .bind(edge_id.get())
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(ids.len());
@@ -1170,7 +1226,7 @@ impl Store {
 
     pub async fn set_edge_copy_reported(
         &self,
-        edge_id: i64,
+        edge_id: EdgeId,
         delivery_id: i64,
         at: i64,
     ) -> Result<(), StoreError> {
@@ -1178,16 +1234,20 @@ impl Store {
             "UPDATE edge_copies SET reported_at = $1 WHERE edge_id = $2 AND delivery_id = $3",
         )
         .bind(at)
-        .bind(edge_id)
+        .bind(edge_id.get())
         .bind(delivery_id)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    pub async fn delete_edge_copy(&self, edge_id: i64, delivery_id: i64) -> Result<(), StoreError> {
+    pub async fn delete_edge_copy(
+        &self,
+        edge_id: EdgeId,
+        delivery_id: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM edge_copies WHERE edge_id = $1 AND delivery_id = $2")
-            .bind(edge_id)
+            .bind(edge_id.get())
             .bind(delivery_id)
             .execute(&self.pool)
             .await?;

@@ -15,6 +15,7 @@
 pub mod blob;
 mod consumer;
 mod delivery;
+mod ids;
 mod ledger;
 mod mailbox;
 mod members;
@@ -40,6 +41,7 @@ pub use delivery::{
     AbVariantsRecord, Account, AccountKind, ContentRecord, DeliveryRecord, EdgeCopy, EdgeLoad,
     EdgeRecord, HlsVariantsRecord, NewContent, NewDelivery, RenditionRecord,
 };
+pub use ids::{AccountId, EdgeId, GatewayId, PartnerId, ProviderId, SiteId, UserId};
 pub use ledger::LedgerLine;
 pub use mailbox::{
     BoxInfo, BoxKindDepth, BoxStats, DisposeOutcome, Fetch, FetchedMessage, MessageMeta,

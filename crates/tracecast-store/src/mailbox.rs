@@ -3,7 +3,9 @@
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use tracecast_mailbox::{BoxName, FetchRequest, MessageId, MessageState, Next, Retention, Want};
+use tracecast_mailbox::{
+    BoxName, FetchRequest, MessageId, MessageState, Next, Retention, Sender, Want,
+};
 
 use crate::{Store, StoreError};
 
@@ -14,8 +16,8 @@ pub struct NewMessage {
     pub media_type: String,
     pub body: Vec<u8>,
     pub protected: bool,
-    /// Who sent it (a box name or `admin`), as authenticated.
-    pub sender: String,
+    /// Who sent it, as authenticated: never what the message says.
+    pub sender: Sender,
     /// A retried post with the same key lands once.
     pub idempotency_key: Option<String>,
     pub created_at: i64,
@@ -75,8 +77,8 @@ pub struct FetchedMessage {
     pub protected: bool,
     pub created_at: i64,
     pub expires_at: i64,
-    /// Who posted it, as authenticated (a box name or `admin`).
-    pub sender: String,
+    /// Who posted it, as authenticated.
+    pub sender: Sender,
 }
 
 /// What an instruction did.
@@ -259,7 +261,7 @@ async fn post(conn: &mut AnyConnection, m: &NewMessage) -> Result<PostReceipt, S
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO messages (box_id, state, media_type, body, length, protected, sender, idem_key, created_at, expires_at) \
          VALUES ($1, 0, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (box_id, idem_key) DO NOTHING RETURNING id",
+         ON CONFLICT (box_id, sender, idem_key) DO NOTHING RETURNING id",
     )
     .bind(m.box_id)
     .bind(m.media_type.as_str())
@@ -279,13 +281,16 @@ async fn post(conn: &mut AnyConnection, m: &NewMessage) -> Result<PostReceipt, S
             duplicate: false,
         });
     }
-    // Only an idempotency key can conflict: answer with the first post.
-    let row =
-        sqlx::query("SELECT id, created_at FROM messages WHERE box_id = $1 AND idem_key = $2")
-            .bind(m.box_id)
-            .bind(m.idempotency_key.as_deref())
-            .fetch_one(&mut *conn)
-            .await?;
+    // Only an idempotency key can conflict: answer with this sender's
+    // first post under it.
+    let row = sqlx::query(
+        "SELECT id, created_at FROM messages WHERE box_id = $1 AND sender = $2 AND idem_key = $3",
+    )
+    .bind(m.box_id)
+    .bind(m.sender.as_str())
+    .bind(m.idempotency_key.as_deref())
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(PostReceipt {
         id: id_of(row.try_get(0)?)?,
         created_at: row.try_get(1)?,
@@ -392,7 +397,12 @@ fn fetched(row: &AnyRow) -> Result<FetchedMessage, StoreError> {
         protected: row.try_get::<i64, _>("protected")? != 0,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
-        sender: row.try_get("sender")?,
+        sender: {
+            let s: String = row.try_get("sender")?;
+            Sender::parse(&s).ok_or_else(|| {
+                StoreError::Invalid(format!("message sender {s:?} is not a sender"))
+            })?
+        },
     })
 }
 

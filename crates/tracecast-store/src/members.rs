@@ -9,14 +9,15 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use tracecast_members::{Forest, MembersError, Node};
 
+use crate::ids::UserId;
 use crate::{Backend, Store, StoreError};
 
 /// A member as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemberRecord {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub order: i64,
-    pub referrer_id: Option<i64>,
+    pub referrer_id: Option<UserId>,
     pub attribute_trust: f64,
     pub rating: f64,
     pub trust: f64,
@@ -44,9 +45,9 @@ const MEMBER_COLUMNS: &str = "user_id, member_order, referrer_id, attribute_trus
 
 fn member(r: &AnyRow) -> Result<MemberRecord, sqlx::Error> {
     Ok(MemberRecord {
-        user_id: r.try_get(0)?,
+        user_id: UserId(r.try_get(0)?),
         order: r.try_get(1)?,
-        referrer_id: r.try_get(2)?,
+        referrer_id: r.try_get::<Option<i64>, _>(2)?.map(UserId),
         attribute_trust: r.try_get(3)?,
         rating: r.try_get(4)?,
         trust: r.try_get(5)?,
@@ -116,9 +117,9 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     pub async fn add_member(
         &self,
-        user_id: i64,
+        user_id: UserId,
         order: i64,
-        referrer_id: Option<i64>,
+        referrer_id: Option<UserId>,
         attribute_trust: f64,
         rating: f64,
         trust: f64,
@@ -132,7 +133,7 @@ impl Store {
                 "INSERT INTO identity_checks (user_id, operator, document, checked_at) \
                  VALUES ($1, $2, $3, $4)",
             )
-            .bind(user_id)
+            .bind(user_id.get())
             .bind(operator)
             .bind(document)
             .bind(now)
@@ -143,9 +144,9 @@ impl Store {
             "INSERT INTO members ({MEMBER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, 1.0) \
              ON CONFLICT (user_id) DO NOTHING RETURNING {MEMBER_COLUMNS}"
         ))
-        .bind(user_id)
+        .bind(user_id.get())
         .bind(order)
-        .bind(referrer_id)
+        .bind(referrer_id.map(UserId::get))
         .bind(attribute_trust)
         .bind(rating)
         .bind(trust)
@@ -158,11 +159,11 @@ impl Store {
         Ok(member(&row)?)
     }
 
-    pub async fn member(&self, user_id: i64) -> Result<Option<MemberRecord>, StoreError> {
+    pub async fn member(&self, user_id: UserId) -> Result<Option<MemberRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {MEMBER_COLUMNS} FROM members WHERE user_id = $1"
         ))
-        .bind(user_id)
+        .bind(user_id.get())
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(member).transpose()?)
@@ -171,7 +172,7 @@ impl Store {
     /// The referral chain above a member, referrer first, at most `levels`.
     pub async fn member_chain(
         &self,
-        user_id: i64,
+        user_id: UserId,
         levels: usize,
     ) -> Result<Vec<MemberRecord>, StoreError> {
         let mut out = Vec::new();
@@ -261,10 +262,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_member_status(&self, user_id: i64, status: &str) -> Result<(), StoreError> {
+    pub async fn set_member_status(&self, user_id: UserId, status: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE members SET status = $1 WHERE user_id = $2")
             .bind(status)
-            .bind(user_id)
+            .bind(user_id.get())
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -274,7 +275,10 @@ impl Store {
     /// box, in one transaction; answers their user ids. Every final trust
     /// is computed over the batch first (`tracecast-members::Forest`, one
     /// pass), so it is written with the row rather than updated after.
-    pub async fn bulk_add_members(&self, members: &[BulkMember]) -> Result<Vec<i64>, StoreError> {
+    pub async fn bulk_add_members(
+        &self,
+        members: &[BulkMember],
+    ) -> Result<Vec<UserId>, StoreError> {
         let now = crate::now_ms();
         let mut tx = self.pool.begin().await?;
         let next = |table: &'static str| format!("SELECT COALESCE(MAX(id), 0) FROM {table}");
@@ -371,7 +375,7 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok(ids)
+        Ok(ids.into_iter().map(UserId).collect())
     }
 }
 
@@ -390,8 +394,8 @@ fn placeholders(rows: usize, cols: usize) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApplicationRecord {
     pub id: i64,
-    pub user_id: i64,
-    pub referrer_id: i64,
+    pub user_id: UserId,
+    pub referrer_id: UserId,
     pub attributes: String,
     pub attribute_trust: f64,
     pub levels: i64,
@@ -402,8 +406,8 @@ pub struct ApplicationRecord {
 impl Store {
     pub async fn add_application(
         &self,
-        user_id: i64,
-        referrer_id: i64,
+        user_id: UserId,
+        referrer_id: UserId,
         attributes: &str,
         attribute_trust: f64,
         levels: i64,
@@ -412,8 +416,8 @@ impl Store {
             "INSERT INTO member_applications (user_id, referrer_id, attributes, attribute_trust, \
              levels, status, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6) RETURNING id",
         )
-        .bind(user_id)
-        .bind(referrer_id)
+        .bind(user_id.get())
+        .bind(referrer_id.get())
         .bind(attributes)
         .bind(attribute_trust)
         .bind(levels)
@@ -433,8 +437,8 @@ impl Store {
         row.map(|r| {
             Ok(ApplicationRecord {
                 id: r.try_get(0)?,
-                user_id: r.try_get(1)?,
-                referrer_id: r.try_get(2)?,
+                user_id: UserId(r.try_get(1)?),
+                referrer_id: UserId(r.try_get(2)?),
                 attributes: r.try_get(3)?,
                 attribute_trust: r.try_get(4)?,
                 levels: r.try_get(5)?,
@@ -450,7 +454,7 @@ impl Store {
         &self,
         application_id: i64,
         level: i64,
-        approver_id: i64,
+        approver_id: UserId,
         rating: f64,
     ) -> Result<bool, StoreError> {
         let n = sqlx::query(
@@ -459,7 +463,7 @@ impl Store {
         )
         .bind(application_id)
         .bind(level)
-        .bind(approver_id)
+        .bind(approver_id.get())
         .bind(rating)
         .bind(crate::now_ms())
         .execute(&self.pool)
@@ -469,7 +473,10 @@ impl Store {
     }
 
     /// (level, approver, rating) of an application, by level.
-    pub async fn approvals(&self, application_id: i64) -> Result<Vec<(i64, i64, f64)>, StoreError> {
+    pub async fn approvals(
+        &self,
+        application_id: i64,
+    ) -> Result<Vec<(i64, UserId, f64)>, StoreError> {
         let rows = sqlx::query(
             "SELECT level, approver_id, rating FROM member_approvals WHERE application_id = $1 \
              ORDER BY level",
@@ -478,7 +485,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .map(|r| Ok((r.try_get(0)?, UserId(r.try_get(1)?), r.try_get(2)?)))
             .collect()
     }
 
@@ -496,12 +503,13 @@ impl Store {
     }
 
     /// A user's id and box by name.
-    pub async fn user_by_name(&self, name: &str) -> Result<Option<(i64, i64)>, StoreError> {
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<(UserId, i64)>, StoreError> {
         let row = sqlx::query("SELECT id, box_id FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+        row.map(|r| Ok((UserId(r.try_get(0)?), r.try_get(1)?)))
+            .transpose()
     }
 }
 
@@ -509,7 +517,7 @@ impl Store {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeakChanges<'a> {
     pub delivery_id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     /// Who traced: `admin` or `provider:NAME`.
     pub traced_by: &'a str,
     /// Suspend the member (false when they already are).
@@ -526,10 +534,10 @@ pub struct LeakChanges<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReservedRequestRecord {
     pub id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub content_id: i64,
     /// The upstream members asked, referrer first.
-    pub asked: Vec<i64>,
+    pub asked: Vec<UserId>,
     /// `all` or `any`.
     pub rule: String,
     /// `pending`, `granted` or `refused`.
@@ -541,7 +549,7 @@ fn reserved_request(r: &AnyRow) -> Result<ReservedRequestRecord, StoreError> {
     let asked: String = r.try_get(3)?;
     Ok(ReservedRequestRecord {
         id: r.try_get(0)?,
-        user_id: r.try_get(1)?,
+        user_id: UserId(r.try_get(1)?),
         content_id: r.try_get(2)?,
         asked: serde_json::from_str(&asked)
             .map_err(|e| StoreError::Invalid(format!("reserved request asked list: {e}")))?,
@@ -574,7 +582,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (delivery_id) DO NOTHING",
         )
         .bind(leak.delivery_id)
-        .bind(leak.user_id)
+        .bind(leak.user_id.get())
         .bind(leak.traced_by)
         .bind(penalties)
         .bind(crate::now_ms())
@@ -586,7 +594,7 @@ impl Store {
         }
         if leak.suspend {
             sqlx::query("UPDATE members SET status = 'suspended' WHERE user_id = $1")
-                .bind(leak.user_id)
+                .bind(leak.user_id.get())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -616,16 +624,16 @@ impl Store {
 
     pub async fn add_reserved_request(
         &self,
-        user_id: i64,
+        user_id: UserId,
         content_id: i64,
-        asked: &[i64],
+        asked: &[UserId],
         rule: &str,
     ) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "INSERT INTO reserved_requests (user_id, content_id, asked, rule, status, created_at) \
              VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id",
         )
-        .bind(user_id)
+        .bind(user_id.get())
         .bind(content_id)
         .bind(serde_json::to_string(asked).expect("ids serialise"))
         .bind(rule)
@@ -650,14 +658,14 @@ impl Store {
     /// A user's latest request for a content that is pending or granted.
     pub async fn open_reserved_request(
         &self,
-        user_id: i64,
+        user_id: UserId,
         content_id: i64,
     ) -> Result<Option<ReservedRequestRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {RESERVED_COLUMNS} FROM reserved_requests WHERE user_id = $1 \
              AND content_id = $2 AND status IN ('pending', 'granted') ORDER BY id DESC LIMIT 1"
         ))
-        .bind(user_id)
+        .bind(user_id.get())
         .bind(content_id)
         .fetch_optional(&self.pool)
         .await?;
@@ -670,16 +678,16 @@ impl Store {
     pub async fn add_reserved_decision(
         &self,
         request_id: i64,
-        approver_id: i64,
+        approver_id: UserId,
         approve: bool,
-    ) -> Result<Option<Vec<(i64, bool)>>, StoreError> {
+    ) -> Result<Option<Vec<(UserId, bool)>>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
             "INSERT INTO reserved_decisions (request_id, approver_id, approve, decided_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (request_id, approver_id) DO NOTHING",
         )
         .bind(request_id)
-        .bind(approver_id)
+        .bind(approver_id.get())
         .bind(i64::from(approve))
         .bind(crate::now_ms())
         .execute(&mut *tx)
@@ -696,7 +704,7 @@ impl Store {
         .await?;
         tx.commit().await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? == 1)))
+            .map(|r| Ok((UserId(r.try_get(0)?), r.try_get::<i64, _>(1)? == 1)))
             .collect::<Result<_, StoreError>>()
             .map(Some)
     }

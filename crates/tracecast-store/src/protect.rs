@@ -5,6 +5,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::ids::{AccountId, PartnerId, UserId};
 use crate::{Store, StoreError};
 
 /// A licence as recorded for audit.
@@ -12,7 +13,7 @@ use crate::{Store, StoreError};
 pub struct LicenceRecord {
     pub id: String,
     pub delivery_id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub content_id: i64,
     pub key_id: String,
     pub system: String,
@@ -69,7 +70,7 @@ impl Store {
         )
         .bind(&l.id)
         .bind(l.delivery_id)
-        .bind(l.user_id)
+        .bind(l.user_id.get())
         .bind(l.content_id)
         .bind(&l.key_id)
         .bind(&l.system)
@@ -80,12 +81,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn licences_of(&self, user_id: i64) -> Result<Vec<LicenceRecord>, StoreError> {
+    pub async fn licences_of(&self, user_id: UserId) -> Result<Vec<LicenceRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, delivery_id, user_id, content_id, key_id, system, issued_at, not_after \
              FROM licences WHERE user_id = $1 ORDER BY issued_at",
         )
-        .bind(user_id)
+        .bind(user_id.get())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -93,7 +94,7 @@ impl Store {
                 Ok(LicenceRecord {
                     id: r.try_get(0)?,
                     delivery_id: r.try_get(1)?,
-                    user_id: r.try_get(2)?,
+                    user_id: UserId(r.try_get(2)?),
                     content_id: r.try_get(3)?,
                     key_id: r.try_get(4)?,
                     system: r.try_get(5)?,
@@ -224,7 +225,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         match id {
-            Some(id) => self.account(kind, id).await,
+            Some(id) => self.account(AccountId::new(kind, id)).await,
             None => Ok(None),
         }
     }
@@ -233,8 +234,8 @@ impl Store {
     /// buys for them; what was spent under it stays.
     pub async fn set_partner_consent(
         &self,
-        user_id: i64,
-        partner_id: i64,
+        user_id: UserId,
+        partner_id: PartnerId,
         limit_cents: i64,
     ) -> Result<PartnerConsent, StoreError> {
         sqlx::query(
@@ -242,8 +243,8 @@ impl Store {
              VALUES ($1, $2, $3, $4) \
              ON CONFLICT (user_id, partner_id) DO UPDATE SET limit_cents = excluded.limit_cents",
         )
-        .bind(user_id)
-        .bind(partner_id)
+        .bind(user_id.get())
+        .bind(partner_id.get())
         .bind(limit_cents)
         .bind(crate::now_ms())
         .execute(&self.pool)
@@ -256,13 +257,13 @@ impl Store {
     /// Takes a consent back; answers whether there was one.
     pub async fn revoke_partner_consent(
         &self,
-        user_id: i64,
-        partner_id: i64,
+        user_id: UserId,
+        partner_id: PartnerId,
     ) -> Result<bool, StoreError> {
         let done =
             sqlx::query("DELETE FROM partner_consents WHERE user_id = $1 AND partner_id = $2")
-                .bind(user_id)
-                .bind(partner_id)
+                .bind(user_id.get())
+                .bind(partner_id.get())
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() > 0)
@@ -270,15 +271,15 @@ impl Store {
 
     pub async fn partner_consent(
         &self,
-        user_id: i64,
-        partner_id: i64,
+        user_id: UserId,
+        partner_id: PartnerId,
     ) -> Result<Option<PartnerConsent>, StoreError> {
         let row = sqlx::query(
             "SELECT limit_cents, spent_cents FROM partner_consents \
              WHERE user_id = $1 AND partner_id = $2",
         )
-        .bind(user_id)
-        .bind(partner_id)
+        .bind(user_id.get())
+        .bind(partner_id.get())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
@@ -295,16 +296,16 @@ impl Store {
     /// it).
     pub async fn spend_partner_consent(
         &self,
-        user_id: i64,
-        partner_id: i64,
+        user_id: UserId,
+        partner_id: PartnerId,
         cents: i64,
     ) -> Result<Spend, StoreError> {
         let done = sqlx::query(
             "UPDATE partner_consents SET spent_cents = spent_cents + $3 \
              WHERE user_id = $1 AND partner_id = $2 AND spent_cents + $3 <= limit_cents",
         )
-        .bind(user_id)
-        .bind(partner_id)
+        .bind(user_id.get())
+        .bind(partner_id.get())
         .bind(cents)
         .execute(&self.pool)
         .await?;

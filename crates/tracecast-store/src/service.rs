@@ -6,6 +6,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::ids::GatewayId;
 use crate::{Store, StoreError};
 
 /// A device account the service issued.
@@ -23,7 +24,7 @@ pub struct ServiceAccountRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeviceRecord {
     pub account: String,
-    pub gateway_id: i64,
+    pub gateway_id: GatewayId,
     pub model: String,
     pub hardware: String,
     pub registered_at: i64,
@@ -33,7 +34,7 @@ pub struct DeviceRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UploadRecord {
     pub id: String,
-    pub gateway_id: i64,
+    pub gateway_id: GatewayId,
     pub length: i64,
     /// Bytes durable in the spool file.
     pub received: i64,
@@ -52,7 +53,7 @@ pub struct UploadRecord {
 #[derive(Debug, Clone)]
 pub struct NewUpload {
     pub id: String,
-    pub gateway_id: i64,
+    pub gateway_id: GatewayId,
     pub length: i64,
     pub metadata: String,
     pub filename: String,
@@ -66,7 +67,7 @@ const UPLOAD_COLUMNS: &str = "id, gateway_id, length, received, metadata, filena
 fn upload_row(row: &sqlx::any::AnyRow) -> Result<UploadRecord, StoreError> {
     Ok(UploadRecord {
         id: row.try_get(0)?,
-        gateway_id: row.try_get(1)?,
+        gateway_id: GatewayId(row.try_get(1)?),
         length: row.try_get(2)?,
         received: row.try_get(3)?,
         metadata: row.try_get(4)?,
@@ -163,7 +164,7 @@ impl Store {
     pub async fn register_device(
         &self,
         account: &str,
-        gateway_id: i64,
+        gateway_id: GatewayId,
         model: &str,
         hardware: &str,
     ) -> Result<DeviceRecord, StoreError> {
@@ -175,7 +176,7 @@ impl Store {
              registered_at = excluded.registered_at",
         )
         .bind(account)
-        .bind(gateway_id)
+        .bind(gateway_id.get())
         .bind(model)
         .bind(hardware)
         .bind(now)
@@ -191,19 +192,22 @@ impl Store {
     }
 
     /// The devices registered through a gateway.
-    pub async fn gateway_devices(&self, gateway_id: i64) -> Result<Vec<DeviceRecord>, StoreError> {
+    pub async fn gateway_devices(
+        &self,
+        gateway_id: GatewayId,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT account, gateway_id, model, hardware, registered_at FROM service_devices \
              WHERE gateway_id = $1 ORDER BY registered_at",
         )
-        .bind(gateway_id)
+        .bind(gateway_id.get())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(DeviceRecord {
                     account: r.try_get(0)?,
-                    gateway_id: r.try_get(1)?,
+                    gateway_id: GatewayId(r.try_get(1)?),
                     model: r.try_get(2)?,
                     hardware: r.try_get(3)?,
                     registered_at: r.try_get(4)?,
@@ -243,7 +247,7 @@ impl Store {
              media_type, created_at, expires_at) VALUES ($1, $2, $3, 0, $4, $5, $6, $7, $8)",
         )
         .bind(&u.id)
-        .bind(u.gateway_id)
+        .bind(u.gateway_id.get())
         .bind(u.length)
         .bind(&u.metadata)
         .bind(&u.filename)
@@ -364,14 +368,16 @@ mod tests {
             let gw = s
                 .add_account(AccountKind::Gateway, "phone", "h1".into(), None)
                 .await
+                .unwrap()
+                .gateway()
                 .unwrap();
-            s.register_device("ACC-0001", gw.id, "Lumix", "wifi")
+            s.register_device("ACC-0001", gw, "Lumix", "wifi")
                 .await
                 .unwrap();
-            s.register_device("ACC-0001", gw.id, "Lumix G9", "wifi")
+            s.register_device("ACC-0001", gw, "Lumix G9", "wifi")
                 .await
                 .unwrap();
-            let devices = s.gateway_devices(gw.id).await.unwrap();
+            let devices = s.gateway_devices(gw).await.unwrap();
             assert_eq!(devices.len(), 1);
             assert_eq!(devices[0].model, "Lumix G9");
 
@@ -386,7 +392,7 @@ mod tests {
             let u = s
                 .create_upload(&NewUpload {
                     id: "u1".into(),
-                    gateway_id: gw.id,
+                    gateway_id: gw,
                     length: 100,
                     metadata: "filename YS5qcGc=".into(),
                     filename: "a.jpg".into(),

@@ -6,12 +6,13 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::ids::{AccountId, SiteId, UserId};
 use crate::{Account, AccountKind, Store, StoreError};
 
 /// A registered home server or kiosk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SiteRecord {
-    pub id: i64,
+    pub id: SiteId,
     pub kind: AccountKind,
     pub name: String,
     pub address: String,
@@ -42,9 +43,9 @@ pub struct NewSite {
 /// A copy a home server holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HomeCopy {
-    pub home_id: i64,
+    pub home_id: SiteId,
     pub delivery_id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub content_id: i64,
     /// `home` (to download on the LAN) or `rental` (to view).
     pub mode: String,
@@ -66,9 +67,9 @@ pub struct HomeCopy {
 /// A kiosk's order and the disc image made for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KioskOrder {
-    pub kiosk_id: i64,
+    pub kiosk_id: SiteId,
     pub delivery_id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub content_id: i64,
     pub medium: String,
     pub fulfilment: String,
@@ -92,7 +93,7 @@ const KIOSK_COLUMNS: &str = "kiosk_id, delivery_id, user_id, content_id, medium,
 fn site(r: &AnyRow) -> Result<SiteRecord, sqlx::Error> {
     let kind: String = r.try_get(1)?;
     Ok(SiteRecord {
-        id: r.try_get(0)?,
+        id: SiteId(r.try_get(0)?),
         kind: AccountKind::parse(&kind).unwrap_or(AccountKind::Home),
         name: r.try_get(2)?,
         address: r.try_get(3)?,
@@ -107,9 +108,9 @@ fn site(r: &AnyRow) -> Result<SiteRecord, sqlx::Error> {
 
 fn home_copy(r: &AnyRow) -> Result<HomeCopy, sqlx::Error> {
     Ok(HomeCopy {
-        home_id: r.try_get(0)?,
+        home_id: SiteId(r.try_get(0)?),
         delivery_id: r.try_get(1)?,
-        user_id: r.try_get(2)?,
+        user_id: UserId(r.try_get(2)?),
         content_id: r.try_get(3)?,
         mode: r.try_get(4)?,
         file: r.try_get(5)?,
@@ -128,9 +129,9 @@ fn home_copy(r: &AnyRow) -> Result<HomeCopy, sqlx::Error> {
 
 fn kiosk_order(r: &AnyRow) -> Result<KioskOrder, sqlx::Error> {
     Ok(KioskOrder {
-        kiosk_id: r.try_get(0)?,
+        kiosk_id: SiteId(r.try_get(0)?),
         delivery_id: r.try_get(1)?,
-        user_id: r.try_get(2)?,
+        user_id: UserId(r.try_get(2)?),
         content_id: r.try_get(3)?,
         medium: r.try_get(4)?,
         fulfilment: r.try_get(5)?,
@@ -200,8 +201,7 @@ impl Store {
         let rec = site(&row)?;
         Ok((
             Account {
-                kind: s.kind,
-                id: rec.id,
+                id: AccountId::new(s.kind, rec.id.get()),
                 name: rec.name.clone(),
                 box_id: info.id,
             },
@@ -209,9 +209,9 @@ impl Store {
         ))
     }
 
-    pub async fn site(&self, id: i64) -> Result<Option<SiteRecord>, StoreError> {
+    pub async fn site(&self, id: SiteId) -> Result<Option<SiteRecord>, StoreError> {
         let row = sqlx::query(&format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = $1"))
-            .bind(id)
+            .bind(id.get())
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(site).transpose()?)
@@ -241,9 +241,9 @@ impl Store {
              file = excluded.file, bytes = excluded.bytes, sha256 = excluded.sha256, \
              received_at = excluded.received_at WHERE home_copies.ended_at IS NULL"
         ))
-        .bind(c.home_id)
+        .bind(c.home_id.get())
         .bind(c.delivery_id)
-        .bind(c.user_id)
+        .bind(c.user_id.get())
         .bind(c.content_id)
         .bind(&c.mode)
         .bind(&c.file)
@@ -264,13 +264,13 @@ impl Store {
 
     pub async fn home_copy(
         &self,
-        home_id: i64,
+        home_id: SiteId,
         delivery_id: i64,
     ) -> Result<Option<HomeCopy>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {HOME_COLUMNS} FROM home_copies WHERE home_id = $1 AND delivery_id = $2"
         ))
-        .bind(home_id)
+        .bind(home_id.get())
         .bind(delivery_id)
         .fetch_optional(&self.pool)
         .await?;
@@ -278,12 +278,12 @@ impl Store {
     }
 
     /// Copies a home still holds (not ended).
-    pub async fn live_home_copies(&self, home_id: i64) -> Result<Vec<HomeCopy>, StoreError> {
+    pub async fn live_home_copies(&self, home_id: SiteId) -> Result<Vec<HomeCopy>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {HOME_COLUMNS} FROM home_copies WHERE home_id = $1 AND ended_at IS NULL \
              ORDER BY delivery_id"
         ))
-        .bind(home_id)
+        .bind(home_id.get())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(home_copy).collect::<Result<_, _>>()?)
@@ -291,7 +291,7 @@ impl Store {
 
     pub async fn set_home_sessions(
         &self,
-        home_id: i64,
+        home_id: SiteId,
         delivery_id: i64,
         sessions: &str,
     ) -> Result<(), StoreError> {
@@ -300,7 +300,7 @@ impl Store {
              AND ended_at IS NULL",
         )
         .bind(sessions)
-        .bind(home_id)
+        .bind(home_id.get())
         .bind(delivery_id)
         .execute(&self.pool)
         .await?;
@@ -310,7 +310,7 @@ impl Store {
     /// Marks a copy ended (deleted) once; whether this call ended it.
     pub async fn end_home_copy(
         &self,
-        home_id: i64,
+        home_id: SiteId,
         delivery_id: i64,
         at: i64,
         reason: &str,
@@ -323,7 +323,7 @@ impl Store {
         .bind(at)
         .bind(reason)
         .bind(sessions)
-        .bind(home_id)
+        .bind(home_id.get())
         .bind(delivery_id)
         .execute(&self.pool)
         .await?
@@ -332,12 +332,12 @@ impl Store {
     }
 
     /// Ended copies whose report the origin has not taken yet.
-    pub async fn unreported_home_ends(&self, home_id: i64) -> Result<Vec<HomeCopy>, StoreError> {
+    pub async fn unreported_home_ends(&self, home_id: SiteId) -> Result<Vec<HomeCopy>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {HOME_COLUMNS} FROM home_copies WHERE home_id = $1 AND ended_at IS NOT NULL \
              AND reported_at IS NULL ORDER BY delivery_id"
         ))
-        .bind(home_id)
+        .bind(home_id.get())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(home_copy).collect::<Result<_, _>>()?)
@@ -345,7 +345,7 @@ impl Store {
 
     pub async fn set_home_reported(
         &self,
-        home_id: i64,
+        home_id: SiteId,
         delivery_id: i64,
         at: i64,
     ) -> Result<(), StoreError> {
@@ -353,7 +353,7 @@ impl Store {
             "UPDATE home_copies SET reported_at = $1 WHERE home_id = $2 AND delivery_id = $3",
         )
         .bind(at)
-        .bind(home_id)
+        .bind(home_id.get())
         .bind(delivery_id)
         .execute(&self.pool)
         .await?;
@@ -367,9 +367,9 @@ impl Store {
             "INSERT INTO kiosk_orders ({KIOSK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
              $9, $10, $11, $12, $13) ON CONFLICT (kiosk_id, delivery_id) DO NOTHING"
         ))
-        .bind(o.kiosk_id)
+        .bind(o.kiosk_id.get())
         .bind(o.delivery_id)
-        .bind(o.user_id)
+        .bind(o.user_id.get())
         .bind(o.content_id)
         .bind(&o.medium)
         .bind(&o.fulfilment)
@@ -388,24 +388,24 @@ impl Store {
 
     pub async fn kiosk_order(
         &self,
-        kiosk_id: i64,
+        kiosk_id: SiteId,
         delivery_id: i64,
     ) -> Result<Option<KioskOrder>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {KIOSK_COLUMNS} FROM kiosk_orders WHERE kiosk_id = $1 AND delivery_id = $2"
         ))
-        .bind(kiosk_id)
+        .bind(kiosk_id.get())
         .bind(delivery_id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(kiosk_order).transpose()?)
     }
 
-    pub async fn kiosk_orders(&self, kiosk_id: i64) -> Result<Vec<KioskOrder>, StoreError> {
+    pub async fn kiosk_orders(&self, kiosk_id: SiteId) -> Result<Vec<KioskOrder>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {KIOSK_COLUMNS} FROM kiosk_orders WHERE kiosk_id = $1 ORDER BY delivery_id"
         ))
-        .bind(kiosk_id)
+        .bind(kiosk_id.get())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(kiosk_order).collect::<Result<_, _>>()?)
@@ -413,13 +413,13 @@ impl Store {
 
     pub async fn unreported_kiosk_orders(
         &self,
-        kiosk_id: i64,
+        kiosk_id: SiteId,
     ) -> Result<Vec<KioskOrder>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {KIOSK_COLUMNS} FROM kiosk_orders WHERE kiosk_id = $1 AND reported_at IS NULL \
              ORDER BY delivery_id"
         ))
-        .bind(kiosk_id)
+        .bind(kiosk_id.get())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(kiosk_order).collect::<Result<_, _>>()?)
@@ -427,7 +427,7 @@ impl Store {
 
     pub async fn set_kiosk_reported(
         &self,
-        kiosk_id: i64,
+        kiosk_id: SiteId,
         delivery_id: i64,
         at: i64,
     ) -> Result<(), StoreError> {
@@ -435,7 +435,7 @@ impl Store {
             "UPDATE kiosk_orders SET reported_at = $1 WHERE kiosk_id = $2 AND delivery_id = $3",
         )
         .bind(at)
-        .bind(kiosk_id)
+        .bind(kiosk_id.get())
         .bind(delivery_id)
         .execute(&self.pool)
         .await?;
@@ -445,13 +445,13 @@ impl Store {
     /// Forgets a kiosk order's image (burned or picked up).
     pub async fn clear_kiosk_image(
         &self,
-        kiosk_id: i64,
+        kiosk_id: SiteId,
         delivery_id: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE kiosk_orders SET image = NULL, status = 'burned' WHERE kiosk_id = $1 AND delivery_id = $2",
         )
-        .bind(kiosk_id)
+        .bind(kiosk_id.get())
         .bind(delivery_id)
         .execute(&self.pool)
         .await?;

@@ -25,7 +25,7 @@ fn message(box_id: i64, body: &str) -> NewMessage {
         media_type: "text/plain".into(),
         body: body.as_bytes().to_vec(),
         protected: false,
-        sender: "test".into(),
+        sender: tracecast_mailbox::Sender::Box("user:test".parse().unwrap()),
         idempotency_key: None,
         created_at: now,
         expires_at: now + 3_600_000,

@@ -4,14 +4,15 @@
 //! `tracecast-members` and written back.
 
 use tracecast_store::testing::TestStore;
-use tracecast_store::{AccountKind, BulkMember, Store};
+use tracecast_store::{AccountKind, BulkMember, Store, UserId};
 
-async fn user(store: &Store, name: &str) -> i64 {
+async fn user(store: &Store, name: &str) -> UserId {
     store
         .add_account(AccountKind::User, name, format!("hash-{name}"), None)
         .await
         .unwrap()
-        .id
+        .user()
+        .unwrap()
 }
 
 async fn members_are_kept_and_computed(store: &Store) {
@@ -63,11 +64,13 @@ async fn members_are_kept_and_computed(store: &Store) {
     let graph = store.member_graph().await.unwrap();
     assert_eq!(
         graph.user_ids,
-        all.iter().map(|m| m.user_id).collect::<Vec<_>>()
+        all.iter().map(|m| m.user_id.get()).collect::<Vec<_>>()
     );
     assert_eq!(
         graph.referrers,
-        all.iter().map(|m| m.referrer_id).collect::<Vec<_>>()
+        all.iter()
+            .map(|m| m.referrer_id.map(UserId::get))
+            .collect::<Vec<_>>()
     );
     assert!(graph.active.iter().all(|a| *a));
     let mut forest = graph
@@ -77,7 +80,7 @@ async fn members_are_kept_and_computed(store: &Store) {
     let updates: Vec<(i64, f64)> = all
         .iter()
         .zip(&trust)
-        .map(|(m, t)| (m.user_id, *t))
+        .map(|(m, t)| (m.user_id.get(), *t))
         .collect();
     store.set_member_trusts(&updates).await.unwrap();
     let root = store.member(ids[0]).await.unwrap().unwrap();

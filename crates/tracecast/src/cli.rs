@@ -382,6 +382,16 @@ pub enum InboxCommand {
         /// Where the files go.
         #[arg(long)]
         out: PathBuf,
+        /// The mailbox server the message came from (its own service
+        /// server's links are trusted).
+        #[arg(
+            long,
+            env = "TRACECAST_SERVER",
+            default_value = "http://127.0.0.1:7070"
+        )]
+        server: String,
+        #[command(flatten)]
+        links: LinkArgs,
     },
     /// Protect a message from overwrite (or --off to lift it).
     Protect {
@@ -421,7 +431,37 @@ pub struct FetchArgs {
     #[arg(long)]
     pub save: Option<PathBuf>,
     #[command(flatten)]
+    pub links: LinkArgs,
+    #[command(flatten)]
     pub conn: Connection,
+}
+
+/// Which links in shared messages are fetched. A message's sender is
+/// the mailbox's word; a link is fetched only when a gateway sent it and
+/// it points at a trusted service server.
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    /// A service server whose download links are fetched (repeatable;
+    /// the mailbox server's own address is always trusted). Links
+    /// anywhere else are shown, not fetched.
+    #[arg(long = "service", env = "TRACECAST_SERVICE", value_delimiter = ',')]
+    pub services: Vec<String>,
+    /// Fetch every link in a shared message, whoever sent it and wherever
+    /// it points.
+    #[arg(long)]
+    pub follow_any_link: bool,
+}
+
+impl LinkArgs {
+    /// The policy, trusting `server` (the mailbox's own address) too.
+    pub fn policy(&self, server: &str) -> crate::share::LinkPolicy {
+        let mut trusted = self.services.clone();
+        trusted.push(server.to_owned());
+        crate::share::LinkPolicy {
+            trusted,
+            follow_any: self.follow_any_link,
+        }
+    }
 }
 
 // Parsed once per run: the size of a variant does not matter.

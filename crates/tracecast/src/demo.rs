@@ -948,13 +948,24 @@ async fn sharing(
     let mut shared = Vec::new();
     drain(&bob, &own, &mut inbox, &DrainOptions::default(), |m| {
         if m.media_type == tracecast_share::message::MESSAGE_MEDIA_TYPE {
-            shared.push((m.id, m.body.to_vec()));
+            shared.push((
+                m.id,
+                m.body.to_vec(),
+                m.sender.as_ref().map(|s| s.to_string()),
+            ));
         }
     })
     .await?;
     let out = dir.join("bob-saved");
-    for (id, body) in &shared {
-        crate::share::save_shared(&id.to_string(), body, &out, true).await?;
+    // Links are fetched only from the service server bob trusts (here:
+    // the node's own), and only when a gateway posted the message.
+    let links = crate::share::LinkPolicy {
+        trusted: vec![origin.base.clone()],
+        follow_any: false,
+    };
+    for (id, body, sender) in &shared {
+        crate::share::save_shared(&id.to_string(), body, sender.as_deref(), &links, &out, true)
+            .await?;
     }
     for (name, bytes) in &sent {
         let same = std::fs::read(out.join(name)).is_ok_and(|got| &got == bytes);

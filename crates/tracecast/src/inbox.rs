@@ -181,16 +181,24 @@ pub fn inbox(cmd: InboxCommand, quiet: bool) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        InboxCommand::Save { dir, id, out } => {
+        InboxCommand::Save {
+            dir,
+            id,
+            out,
+            server,
+            links,
+        } => {
             let id: MessageId = id.parse()?;
             let mut inbox = Inbox::open(&dir)?;
-            if !inbox.contains(id) {
+            let Some(sender) = inbox.get(id).map(|e| e.sender.clone()) else {
                 bail!("message {id} is not in {}", dir.display());
-            }
+            };
             let body = inbox.read(id)?;
             let written = runtime()?.block_on(crate::share::save_shared(
                 &id.to_string(),
                 &body,
+                sender.as_deref(),
+                &links.policy(&server),
                 &out,
                 quiet,
             ))?;
@@ -270,9 +278,20 @@ async fn fetch(args: FetchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(out) = &args.save {
+        let policy = args.links.policy(&args.conn.server);
         for id in shared {
+            let sender = inbox.get(id).and_then(|e| e.sender.clone());
             let body = inbox.read(id)?;
-            match crate::share::save_shared(&id.to_string(), &body, out, quiet).await {
+            match crate::share::save_shared(
+                &id.to_string(),
+                &body,
+                sender.as_deref(),
+                &policy,
+                out,
+                quiet,
+            )
+            .await
+            {
                 Ok(written) => {
                     for p in written {
                         println!("{}", p.display());

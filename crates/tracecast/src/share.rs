@@ -17,7 +17,7 @@ use tracecast_server::gateway::{
 };
 use tracecast_share::gateway::ServiceRequest;
 use tracecast_share::message;
-use tracecast_store::{AccountKind, Principal, Store};
+use tracecast_store::{Principal, Store};
 
 use crate::cli::{DeviceCommand, ServiceAccountCommand, ServiceCommand};
 use crate::delivery::byte_bar;
@@ -114,7 +114,7 @@ pub async fn start_gateway(
             .await?
         {
             Some(Principal::Box { id, .. }) => match store.account_by_box(id).await? {
-                Some(a) if a.kind == AccountKind::Gateway => a.name,
+                Some(a) if a.gateway().is_some() => a.name,
                 _ => bail!("the token in {} is not a gateway's", token_file.display()),
             },
             _ => bail!("the token in {} is unknown here", token_file.display()),
@@ -375,6 +375,8 @@ fn part_exists(path: &Path) -> bool {
 pub async fn save_shared(
     id: &str,
     body: &[u8],
+    sender: Option<&str>,
+    links: &LinkPolicy,
     out: &Path,
     quiet: bool,
 ) -> anyhow::Result<Vec<PathBuf>> {
@@ -382,9 +384,20 @@ pub async fn save_shared(
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut written = Vec::new();
     let text_path = out.join(format!("{id}.txt"));
+    // The sender is the mailbox's word; the message's own headers are
+    // only a claim.
+    let from = match message::verified_gateway(&shared, sender) {
+        Some(gateway) => format!("{gateway} (gateway), device {}", shared.device),
+        None => format!(
+            "{} (the message claims gateway {:?}, device {:?}: not verified)",
+            sender.unwrap_or("an unknown sender"),
+            shared.gateway,
+            shared.device
+        ),
+    };
     let mut summary = format!(
-        "From: {} (gateway), device {}\nSubject: {}\n\n{}\n",
-        shared.gateway, shared.device, shared.subject, shared.text
+        "From: {from}\nSubject: {}\n\n{}\n",
+        shared.subject, shared.text
     );
     for a in &shared.attachments {
         let path = free_name(out, &a.filename);
@@ -393,6 +406,21 @@ pub async fn save_shared(
         written.push(path);
     }
     for link in &shared.links {
+        let verdict = if links.follow_any {
+            message::LinkVerdict::Fetch
+        } else {
+            message::judge_link(link, &shared, sender, &links.trusted)
+        };
+        if let message::LinkVerdict::ShowOnly(why) = verdict {
+            if !quiet {
+                eprintln!(
+                    "message {id}: not fetching {} ({why}); fetch it yourself if you trust it, or pass --follow-any-link",
+                    link.url
+                );
+            }
+            summary.push_str(&format!("\nlink (not fetched: {why}): {}\n", link.url));
+            continue;
+        }
         // Resume into the same name when a .part is waiting.
         let first = out.join(&link.filename);
         let path = if part_exists(&first) {
@@ -420,6 +448,16 @@ pub async fn save_shared(
         .with_context(|| format!("writing {}", text_path.display()))?;
     written.insert(0, text_path);
     Ok(written)
+}
+
+/// Which download links in shared messages are fetched unasked.
+#[derive(Debug, Clone, Default)]
+pub struct LinkPolicy {
+    /// Base URLs of service servers whose file links are fetched when a
+    /// gateway sent them.
+    pub trusted: Vec<String>,
+    /// Fetch every link (the user asked for it).
+    pub follow_any: bool,
 }
 
 #[cfg(test)]

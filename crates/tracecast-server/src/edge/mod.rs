@@ -35,7 +35,7 @@ use tracecast_mailbox::{BoxName, Disposition, FetchRequest, Want};
 use tracecast_mark::{MarkKey, Payload};
 use tracecast_media::{MediaError, PictureFormat};
 use tracecast_protect::{ContentKey, KeyId};
-use tracecast_store::{EdgeCopy, Store};
+use tracecast_store::{EdgeCopy, EdgeId, Store, UserId};
 
 pub use cache::{Cache, CacheError};
 mod hls;
@@ -465,7 +465,11 @@ impl Edge {
         if let Some(c) = self.verified.lock().expect("lock").get(&delivery) {
             return Ok(Some(c.clone()));
         }
-        let Some(c) = self.store.edge_copy(i64::from(self.id), delivery).await? else {
+        let Some(c) = self
+            .store
+            .edge_copy(EdgeId(i64::from(self.id)), delivery)
+            .await?
+        else {
             return Ok(None);
         };
         let path = self.copies.join(&c.file);
@@ -499,7 +503,7 @@ impl Edge {
             );
             let _ = tokio::fs::remove_file(self.copies.join(&c.file)).await;
             self.store
-                .delete_edge_copy(i64::from(self.id), delivery)
+                .delete_edge_copy(EdgeId(i64::from(self.id)), delivery)
                 .await?;
             Ok(None)
         }
@@ -594,7 +598,7 @@ impl Edge {
             delivery: c.delivery_id,
             content: c.content_id,
             tier: ticket_tier,
-            user: c.user_id as u32,
+            user: c.user_id.get() as u32,
             edge: self.id,
             bytes: c.bytes as u64,
             sha256: c.sha256.clone(),
@@ -612,7 +616,11 @@ impl Edge {
             )
             .await?;
         self.store
-            .set_edge_copy_reported(i64::from(self.id), c.delivery_id, tracecast_store::now_ms())
+            .set_edge_copy_reported(
+                EdgeId(i64::from(self.id)),
+                c.delivery_id,
+                tracecast_store::now_ms(),
+            )
             .await
             .map_err(|e| tracecast_client::ClientError::Local(e.to_string()))?;
         Ok(())
@@ -660,8 +668,11 @@ impl Edge {
                     done = None;
                     pause = Duration::from_millis(500);
                     let Some(m) = f.message else { continue };
+                    // Only the origin orders an edge (the mailbox refuses
+                    // anyone else's post here; this edge checks again).
+                    let from_origin = m.sender == Some(tracecast_mailbox::Sender::Origin);
                     match serde_json::from_slice::<PrePosition>(&m.body) {
-                        Ok(order) if m.media_type == PrePosition::MEDIA_TYPE => {
+                        Ok(order) if from_origin && m.media_type == PrePosition::MEDIA_TYPE => {
                             match self.rendition(order.content, order.tier).await {
                                 Ok((b, hit)) => {
                                     tracing::info!(content = order.content, tier = %order.tier, bytes = b.len(), already = hit, "pre-positioned");
@@ -674,7 +685,11 @@ impl Edge {
                             }
                         }
                         _ => {
-                            tracing::warn!(media_type = %m.media_type, "ignoring an unknown order");
+                            tracing::warn!(
+                                media_type = %m.media_type,
+                                sender = ?m.sender.as_ref().map(|s| s.to_string()),
+                                "ignoring an order that is not the origin's"
+                            );
                             done = Some(m.id);
                         }
                     }
@@ -692,7 +707,11 @@ impl Edge {
     async fn report_loop(self: Arc<Self>) {
         loop {
             tokio::time::sleep(Duration::from_secs(3)).await;
-            let Ok(pending) = self.store.unreported_edge_copies(i64::from(self.id)).await else {
+            let Ok(pending) = self
+                .store
+                .unreported_edge_copies(EdgeId(i64::from(self.id)))
+                .await
+            else {
                 continue;
             };
             for c in pending {
@@ -711,7 +730,7 @@ impl Edge {
             let before = tracecast_store::now_ms() - self.config.copy_ttl_secs * 1000;
             if let Ok(old) = self
                 .store
-                .edge_copies_before(i64::from(self.id), before)
+                .edge_copies_before(EdgeId(i64::from(self.id)), before)
                 .await
             {
                 for (delivery, file) in old {
@@ -719,7 +738,7 @@ impl Edge {
                     let _ = tokio::fs::remove_file(self.copies.join(&file)).await;
                     let _ = self
                         .store
-                        .delete_edge_copy(i64::from(self.id), delivery)
+                        .delete_edge_copy(EdgeId(i64::from(self.id)), delivery)
                         .await;
                 }
             }
@@ -1011,9 +1030,9 @@ impl Edge {
         extension: &str,
     ) -> Result<EdgeCopy, ApiError> {
         let copy = EdgeCopy {
-            edge_id: i64::from(self.id),
+            edge_id: EdgeId(i64::from(self.id)),
             delivery_id: ticket.delivery,
-            user_id: i64::from(ticket.user),
+            user_id: UserId(i64::from(ticket.user)),
             content_id: ticket.content,
             tier: ticket.tier.as_str().into(),
             file,

@@ -28,7 +28,7 @@ use tracecast_client::MailboxClient;
 use tracecast_delivery::api::{PushReceipt, SiteCopy};
 use tracecast_delivery::{LinkKey, Mode, Sessions, SiteEvent, SiteReport};
 use tracecast_mailbox::BoxName;
-use tracecast_store::{HomeCopy, Store};
+use tracecast_store::{HomeCopy, SiteId, Store, UserId};
 
 use crate::site::{self, SiteError, SiteIdentity};
 use crate::ApiError;
@@ -199,7 +199,7 @@ impl Home {
         };
         if let Err(e) = self
             .store
-            .set_home_sessions(i64::from(self.id), c.delivery_id, &json)
+            .set_home_sessions(SiteId(i64::from(self.id)), c.delivery_id, &json)
             .await
         {
             tracing::warn!(delivery = c.delivery_id, error = %e, "recording a viewing session failed");
@@ -215,7 +215,7 @@ impl Home {
         let ended = self
             .store
             .end_home_copy(
-                i64::from(self.id),
+                SiteId(i64::from(self.id)),
                 c.delivery_id,
                 now,
                 event.as_str(),
@@ -264,7 +264,11 @@ impl Home {
             Ok(()) => {
                 let _ = self
                     .store
-                    .set_home_reported(i64::from(self.id), c.delivery_id, tracecast_store::now_ms())
+                    .set_home_reported(
+                        SiteId(i64::from(self.id)),
+                        c.delivery_id,
+                        tracecast_store::now_ms(),
+                    )
                     .await;
             }
             Err(e) => {
@@ -278,7 +282,11 @@ impl Home {
         loop {
             tokio::time::sleep(self.config.sweep_every).await;
             let now = tracecast_store::now_ms();
-            if let Ok(live) = self.store.live_home_copies(i64::from(self.id)).await {
+            if let Ok(live) = self
+                .store
+                .live_home_copies(SiteId(i64::from(self.id)))
+                .await
+            {
                 for c in live.into_iter().filter(|c| c.until_ms <= now) {
                     let event = if c.mode == "rental" {
                         SiteEvent::RentalEnded
@@ -290,7 +298,11 @@ impl Home {
                     }
                 }
             }
-            if let Ok(pending) = self.store.unreported_home_ends(i64::from(self.id)).await {
+            if let Ok(pending) = self
+                .store
+                .unreported_home_ends(SiteId(i64::from(self.id)))
+                .await
+            {
                 for c in pending {
                     // A crash between ending and deleting left files.
                     self.remove_files(&c).await;
@@ -338,7 +350,7 @@ fn started(slot: &HomeSlot) -> Result<Arc<Home>, ApiError> {
 
 async fn health(State(slot): State<HomeSlot>) -> Result<Json<serde_json::Value>, ApiError> {
     let h = started(&slot)?;
-    let live = h.store.live_home_copies(i64::from(h.id)).await?;
+    let live = h.store.live_home_copies(SiteId(i64::from(h.id))).await?;
     Ok(Json(serde_json::json!({
         "home": h.name,
         "id": h.id,
@@ -367,7 +379,11 @@ async fn receive(
         .as_ref()
         .map(|s| s.address.trim_end_matches('/').to_owned())
         .unwrap_or_default();
-    if let Some(c) = h.store.home_copy(i64::from(h.id), t.delivery).await? {
+    if let Some(c) = h
+        .store
+        .home_copy(SiteId(i64::from(h.id)), t.delivery)
+        .await?
+    {
         if c.ended_at.is_some() {
             return Err(ApiError::new(
                 StatusCode::GONE,
@@ -415,9 +431,9 @@ async fn receive(
         _ => now + h.config.keep_secs * 1000,
     };
     let copy = HomeCopy {
-        home_id: i64::from(h.id),
+        home_id: SiteId(i64::from(h.id)),
         delivery_id: t.delivery,
-        user_id: i64::from(t.user),
+        user_id: UserId(i64::from(t.user)),
         content_id: t.content,
         mode: t.mode.as_str().into(),
         file,
@@ -524,7 +540,7 @@ impl Link {
 }
 
 async fn live_copy(h: &Home, delivery: i64) -> Result<HomeCopy, ApiError> {
-    match h.store.home_copy(i64::from(h.id), delivery).await? {
+    match h.store.home_copy(SiteId(i64::from(h.id)), delivery).await? {
         Some(c) if c.ended_at.is_none() => Ok(c),
         Some(c) => Err(ApiError::new(
             StatusCode::GONE,
@@ -645,7 +661,7 @@ async fn done(
     h.end(&c, event).await?;
     let viewed: i64 = serde_json::from_str::<Vec<(i64, i64)>>(
         &h.store
-            .home_copy(i64::from(h.id), c.delivery_id)
+            .home_copy(SiteId(i64::from(h.id)), c.delivery_id)
             .await?
             .map(|c| c.sessions)
             .unwrap_or_default(),

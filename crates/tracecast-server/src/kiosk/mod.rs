@@ -26,7 +26,7 @@ use tracecast_delivery::api::{DiscReceipt, PushReceipt, SiteCopy};
 use tracecast_delivery::{Mode, SiteEvent, SiteReport};
 use tracecast_disc::{DiscFile, Medium, Plan};
 use tracecast_mailbox::BoxName;
-use tracecast_store::{KioskOrder, Store};
+use tracecast_store::{KioskOrder, SiteId, Store, UserId};
 
 use crate::site::{self, SiteError, SiteIdentity};
 use crate::ApiError;
@@ -136,7 +136,7 @@ impl Kiosk {
                 let _ = self
                     .store
                     .set_kiosk_reported(
-                        i64::from(self.id),
+                        SiteId(i64::from(self.id)),
                         o.delivery_id,
                         tracecast_store::now_ms(),
                     )
@@ -149,7 +149,11 @@ impl Kiosk {
     async fn report_loop(self: Arc<Self>) {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-            if let Ok(pending) = self.store.unreported_kiosk_orders(i64::from(self.id)).await {
+            if let Ok(pending) = self
+                .store
+                .unreported_kiosk_orders(SiteId(i64::from(self.id)))
+                .await
+            {
                 for o in pending {
                     self.report(&o).await;
                 }
@@ -207,7 +211,7 @@ fn started(slot: &KioskSlot) -> Result<Arc<Kiosk>, ApiError> {
 
 async fn health(State(slot): State<KioskSlot>) -> Result<Json<serde_json::Value>, ApiError> {
     let k = started(&slot)?;
-    let orders = k.store.kiosk_orders(i64::from(k.id)).await?;
+    let orders = k.store.kiosk_orders(SiteId(i64::from(k.id))).await?;
     Ok(Json(serde_json::json!({
         "kiosk": k.name,
         "id": k.id,
@@ -274,7 +278,11 @@ async fn receive(
         .map_err(|e: tracecast_disc::DiscError| ApiError::bad_request(e.to_string()))?;
     let manifest_name = "manifest.json".to_owned();
     let files = vec![manifest_name.clone(), p.filename.clone()];
-    if let Some(o) = k.store.kiosk_order(i64::from(k.id), t.delivery).await? {
+    if let Some(o) = k
+        .store
+        .kiosk_order(SiteId(i64::from(k.id)), t.delivery)
+        .await?
+    {
         // The edge retried: the first outcome stands.
         return match o.status.as_str() {
             "refused" => Err(refused(&o.detail)),
@@ -330,9 +338,9 @@ async fn receive(
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut o = KioskOrder {
-        kiosk_id: i64::from(k.id),
+        kiosk_id: SiteId(i64::from(k.id)),
         delivery_id: t.delivery,
-        user_id: i64::from(t.user),
+        user_id: UserId(i64::from(t.user)),
         content_id: t.content,
         medium: medium.to_string(),
         fulfilment: serde_json::to_string(&order.fulfilment).expect("serialises"),
@@ -453,7 +461,7 @@ fn write_image_file(
 async fn discs(State(slot): State<KioskSlot>, headers: HeaderMap) -> Result<Response, ApiError> {
     let k = started(&slot)?;
     k.operator(&headers)?;
-    Ok(Json(k.store.kiosk_orders(i64::from(k.id)).await?).into_response())
+    Ok(Json(k.store.kiosk_orders(SiteId(i64::from(k.id))).await?).into_response())
 }
 
 /// The order whose image waits for the burner.
@@ -461,7 +469,7 @@ async fn waiting_image(k: &Kiosk, delivery: &str) -> Result<(i64, KioskOrder), A
     let d = parse_delivery(delivery)?;
     let o = k
         .store
-        .kiosk_order(i64::from(k.id), d)
+        .kiosk_order(SiteId(i64::from(k.id)), d)
         .await?
         .filter(|o| o.image.is_some())
         .ok_or_else(|| {
@@ -517,7 +525,9 @@ async fn burned(
     k.operator(&headers)?;
     let (d, _) = waiting_image(&k, &delivery).await?;
     let _ = tokio::fs::remove_file(k.image_path(d)).await;
-    k.store.clear_kiosk_image(i64::from(k.id), d).await?;
+    k.store
+        .clear_kiosk_image(SiteId(i64::from(k.id)), d)
+        .await?;
     tracing::info!(delivery = d, "disc burned; image deleted");
     Ok(Json(serde_json::json!({"delivery": d, "image_deleted": true})).into_response())
 }

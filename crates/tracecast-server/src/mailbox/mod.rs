@@ -18,8 +18,8 @@ use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use tracecast_mailbox::{
-    check_idempotency_key, check_media_type, header, parse_protect, parse_ttl, parse_wait, Backoff,
-    BoxName, FetchRequest, MessageId, MessageState, Retention, Want,
+    check_idempotency_key, check_media_type, header, may_post, parse_protect, parse_ttl,
+    parse_wait, Backoff, BoxName, FetchRequest, MessageId, MessageState, Retention, Sender, Want,
 };
 use tracecast_store::{NewMessage, Principal, Store};
 
@@ -116,15 +116,15 @@ impl Mailbox {
         &self.store
     }
 
-    /// Posts a message from another role in this process (a bill, an
-    /// order to an edge) and notifies the box's owner, as a post over HTTP
-    /// would. Answers once the message is durable.
+    /// Posts a message from the origin in this process (a bill, an order
+    /// to an edge, a member's notice) and notifies the box's owner, as a
+    /// post over HTTP would. Its sender is the origin: no token posts as
+    /// the origin. Answers once the message is durable.
     pub async fn send(
         &self,
         box_id: i64,
         media_type: &str,
         body: Vec<u8>,
-        sender: &str,
         idempotency_key: Option<String>,
     ) -> Result<tracecast_store::PostReceipt, tracecast_store::StoreError> {
         let now = tracecast_store::now_ms();
@@ -137,7 +137,7 @@ impl Mailbox {
                 media_type: media_type.to_owned(),
                 body,
                 protected: false,
-                sender: sender.to_owned(),
+                sender: Sender::Origin,
                 idempotency_key,
                 created_at: now,
                 expires_at,
@@ -301,9 +301,11 @@ async fn post_message(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // The sender is who the token says, stamped on the message and shown
+    // to its recipient; nothing in the message can change it.
     let sender = match mb.principal(&headers).await? {
-        Principal::Admin => "admin".to_owned(),
-        Principal::Box { name, .. } => name.to_string(),
+        Principal::Admin => Sender::Admin,
+        Principal::Box { name, .. } => Sender::Box(name),
     };
     let name: BoxName = name.parse()?;
     let body = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
@@ -326,6 +328,8 @@ async fn post_message(
             )
         })?;
     check_media_type(media_type)?;
+    may_post(&sender, &name, media_type)
+        .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "not_your_box", e.to_string()))?;
     let protected = header_str(&headers, header::PROTECTED)?
         .map(parse_protect)
         .transpose()?
@@ -464,6 +468,7 @@ async fn fetch(
     set(&mut out, header::MESSAGE_ID, m.id.to_string());
     set(&mut out, header::MESSAGE_DATE, http_date(m.created_at));
     set(&mut out, header::PROTECTED, m.protected.to_string());
+    set(&mut out, header::SENDER, m.sender.to_string());
     set(
         &mut out,
         http_header::CONTENT_TYPE.as_str(),
@@ -519,6 +524,7 @@ async fn processed(
     let mut out = HeaderMap::new();
     set(&mut out, header::MESSAGE_ID, m.id.to_string());
     set(&mut out, header::MESSAGE_DATE, http_date(m.created_at));
+    set(&mut out, header::SENDER, m.sender.to_string());
     set(&mut out, http_header::CONTENT_TYPE.as_str(), m.media_type);
     Ok((StatusCode::OK, out, m.body).into_response())
 }

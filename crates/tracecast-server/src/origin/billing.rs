@@ -15,7 +15,7 @@ use axum::Json;
 use serde::Deserialize;
 use tracecast_delivery::api::{Invoice, InvoiceLine, PaymentReceipt, PaymentRequest};
 use tracecast_ledger::{Flow, Party};
-use tracecast_store::{AccountKind, LedgerLine};
+use tracecast_store::LedgerLine;
 
 use super::{json_body, Caller, Origin};
 use crate::ApiError;
@@ -94,7 +94,7 @@ pub(super) async fn invoice(
         (Caller::Admin, None) => {
             return Err(ApiError::bad_request("name the user: ?user=NAME"));
         }
-        (Caller::Account(a), q) if a.kind == AccountKind::User => {
+        (Caller::Account(a), q) if a.user().is_some() => {
             if q.is_some_and(|u| u != a.name) {
                 return Err(ApiError::forbidden("a user sees only their own invoice"));
             }
@@ -102,7 +102,7 @@ pub(super) async fn invoice(
         }
         // A provider's statement: what the ledger owes them (negative
         // amounts) and what they pay (edge and site fees).
-        (Caller::Account(a), None) if a.kind == AccountKind::Provider => Party::provider(&a.name),
+        (Caller::Account(a), None) if a.provider().is_some() => Party::provider(&a.name),
         _ => {
             return Err(ApiError::forbidden(
                 "invoices are for users, providers (their statement) and administrators",
@@ -136,7 +136,8 @@ pub(super) async fn pay(
     body: Result<Json<PaymentRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let user = caller.expect(AccountKind::User)?.clone();
+    let (user_id, user) = caller.user()?;
+    let user = user.clone();
     let req = json_body(body)?;
     let key = req.idempotency_key.trim();
     if key.is_empty()
@@ -154,7 +155,7 @@ pub(super) async fn pay(
     }
     let provider = o.config.payments.clone();
     let account = Party::user(&user.name);
-    let event = format!("payment-{}-{key}", user.id);
+    let event = format!("payment-{user_id}-{key}");
     let balance = lines_balance(&o.store.account_lines(&account.to_string()).await?);
     let reference = format!("{}-{key}", provider.name());
     if o.store.ledger_event_exists(&event).await? {

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tracecast_delivery::{ContentKind, Tier};
 use tracecast_media::{MediaError, OutputFormat, Pcm, PictureFormat, Rights};
-use tracecast_store::{AccountKind, NewContent, RenditionRecord};
+use tracecast_store::{NewContent, RenditionRecord};
 
 use super::{upload_bytes, Origin};
 use crate::ApiError;
@@ -348,7 +348,8 @@ pub(super) async fn add_content(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let provider = caller.expect(AccountKind::Provider)?.clone();
+    let (provider_id, provider) = caller.provider()?;
+    let provider = provider.clone();
     let Query(q) = query.map_err(|e| {
         ApiError::bad_request(format!(
             "{}: give ?title=...&price_cents=...",
@@ -380,7 +381,7 @@ pub(super) async fn add_content(
     let source_sha256 = hex::encode(Sha256::digest(&bytes));
     if let Some(id) = o
         .store
-        .content_by_source(provider.id, &source_sha256)
+        .content_by_source(provider_id, &source_sha256)
         .await?
     {
         // A retried upload: the content is already there.
@@ -410,7 +411,7 @@ pub(super) async fn add_content(
         let id = o
             .store
             .add_content(&NewContent {
-                provider_id: provider.id,
+                provider_id,
                 title: title.clone(),
                 kind: ContentKind::Video.as_str().into(),
                 price_cents: q.price_cents,
@@ -467,7 +468,7 @@ pub(super) async fn add_content(
     let id = o
         .store
         .add_content(&NewContent {
-            provider_id: provider.id,
+            provider_id,
             title: title.clone(),
             kind: kind.as_str().into(),
             price_cents: q.price_cents,

@@ -16,9 +16,9 @@ use base64::Engine;
 use serde::Deserialize;
 use tracecast_delivery::Tier;
 use tracecast_protect::{ContentKey, Grant, KeyId, Recipient, Rights};
-use tracecast_store::{AccountKind, LicenceRecord};
+use tracecast_store::{AccountId, LicenceRecord};
 
-use super::{json_body, Caller, Origin};
+use super::{json_body, Origin};
 use crate::ApiError;
 
 /// The name licences are issued under.
@@ -108,10 +108,9 @@ pub(super) async fn rendition_key(
     headers: HeaderMap,
     Path((id, tier)): Path<(i64, String)>,
 ) -> Result<Response, ApiError> {
-    match o.caller(&headers).await? {
-        Caller::Admin => {}
-        Caller::Account(a) if a.kind == AccountKind::Edge => {}
-        _ => return Err(ApiError::forbidden("content keys go to edges only")),
+    match o.caller(&headers).await?.id() {
+        None | Some(AccountId::Edge(_)) => {}
+        Some(_) => return Err(ApiError::forbidden("content keys go to edges only")),
     }
     let tier: Tier = tier.parse().map_err(ApiError::bad_request)?;
     let c = o.content_or_404(id).await?;
@@ -147,8 +146,8 @@ pub(super) async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let me = caller.expect(AccountKind::User)?;
-    Ok(Json(o.store.licences_of(me.id).await?).into_response())
+    let (me, _) = caller.user()?;
+    Ok(Json(o.store.licences_of(me).await?).into_response())
 }
 
 /// `POST /v1/licences` (the buyer): a licence for a protected delivery in
@@ -162,6 +161,7 @@ pub(super) async fn issue(
     let req = json_body(body)?;
     let buyer = super::partners::buyer(&o, &caller, req.for_user.as_deref()).await?;
     let me = buyer.user.clone();
+    let me_id = buyer.user_id;
     let recipient: Recipient = req
         .recipient
         .parse()
@@ -170,7 +170,7 @@ pub(super) async fn issue(
         .store
         .delivery(req.delivery)
         .await?
-        .filter(|d| d.user_id == me.id)
+        .filter(|d| d.user_id == me_id)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -262,7 +262,7 @@ pub(super) async fn issue(
         .record_licence(&LicenceRecord {
             id: id.clone(),
             delivery_id: d.id,
-            user_id: me.id,
+            user_id: me_id,
             content_id: c.id,
             key_id: kid.to_string(),
             system: recipient.system().to_string(),

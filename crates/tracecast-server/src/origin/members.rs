@@ -23,7 +23,7 @@ use tracecast_delivery::api::{Accountability, TrustChange};
 use tracecast_members::{
     admit_first, admit_referred, Approval, Approvals, Attributes, Member, Outcome, Reserved, Status,
 };
-use tracecast_store::{AccountKind, ContentRecord, LeakChanges, MemberRecord};
+use tracecast_store::{AccountId, ContentRecord, LeakChanges, MemberRecord, UserId};
 
 use super::{json_body, Caller, Origin};
 use crate::ApiError;
@@ -71,9 +71,9 @@ pub(super) struct ApproveRequest {
 
 fn to_rules(m: &MemberRecord) -> Member {
     Member {
-        id: m.user_id,
+        id: m.user_id.get(),
         order: m.order as u32,
-        referrer: m.referrer_id,
+        referrer: m.referrer_id.map(UserId::get),
         attribute_trust: m.attribute_trust,
         rating: m.rating,
         trust: m.trust,
@@ -89,7 +89,7 @@ fn rule_error(e: tracecast_members::MembersError) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", e.to_string())
 }
 
-async fn user_named(o: &Origin, name: &str) -> Result<(i64, i64), ApiError> {
+async fn user_named(o: &Origin, name: &str) -> Result<(UserId, i64), ApiError> {
     o.store.user_by_name(name).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -99,9 +99,9 @@ async fn user_named(o: &Origin, name: &str) -> Result<(i64, i64), ApiError> {
     })
 }
 
-async fn name_of(o: &Origin, user: i64) -> Result<String, ApiError> {
+async fn name_of(o: &Origin, user: UserId) -> Result<String, ApiError> {
     Ok(o.store
-        .account(AccountKind::User, user)
+        .account(AccountId::User(user))
         .await?
         .map(|a| a.name)
         .unwrap_or_else(|| format!("user {user}")))
@@ -150,13 +150,14 @@ pub(super) async fn apply(
     body: Result<Json<ApplyRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let me = caller.expect(AccountKind::User)?.clone();
+    let (me_id, me) = caller.user()?;
+    let me = me.clone();
     let req = json_body(body)?;
-    if o.store.member(me.id).await?.is_some() {
+    if o.store.member(me_id).await?.is_some() {
         return Err(ApiError::bad_request("you are a member already"));
     }
     let (referrer_id, _) = user_named(&o, &req.referrer).await?;
-    if referrer_id == me.id {
+    if referrer_id == me_id {
         return Err(rule_error(tracecast_members::MembersError::SelfApproval));
     }
     let referrer = o.store.member(referrer_id).await?.ok_or_else(|| {
@@ -168,7 +169,7 @@ pub(super) async fn apply(
     })?;
     if referrer.status != "active" {
         return Err(rule_error(tracecast_members::MembersError::Suspended(
-            referrer_id,
+            referrer_id.get(),
         )));
     }
     let policy = &o.config.members;
@@ -183,13 +184,13 @@ pub(super) async fn apply(
     let attrs = serde_json::to_string(&req.attributes).expect("serialises");
     let id = o
         .store
-        .add_application(me.id, referrer_id, &attrs, trust, i64::from(levels))
+        .add_application(me_id, referrer_id, &attrs, trust, i64::from(levels))
         .await?;
     // The request goes to the referrer and up the chain, each through
     // their box.
     for (k, m) in chain.iter().take(levels as usize).enumerate() {
         let level = k as u32 + 1;
-        let Some(acct) = o.store.account(AccountKind::User, m.user_id).await? else {
+        let Some(acct) = o.store.account(AccountId::User(m.user_id)).await? else {
             continue;
         };
         let msg = MemberApplication {
@@ -205,7 +206,6 @@ pub(super) async fn apply(
                 acct.box_id,
                 MemberApplication::MEDIA_TYPE,
                 serde_json::to_vec(&msg).expect("serialises"),
-                "origin",
                 Some(format!("member-application-{id}-{level}")),
             )
             .await?;
@@ -230,7 +230,8 @@ pub(super) async fn decide(
     body: Result<Json<ApproveRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let me = caller.expect(AccountKind::User)?.clone();
+    let (me_id, me) = caller.user()?;
+    let me = me.clone();
     let app = o
         .store
         .application(id)
@@ -259,11 +260,11 @@ pub(super) async fn decide(
     chain.truncate(app.levels.max(1) as usize);
     let level = chain
         .iter()
-        .position(|m| m.user_id == me.id)
+        .position(|m| m.user_id == me_id)
         .ok_or_else(|| ApiError::forbidden("you are not asked to approve this application"))?
         as u32
         + 1;
-    if me.id == app.user_id {
+    if me_id == app.user_id {
         return Err(rule_error(tracecast_members::MembersError::SelfApproval));
     }
     match verb.as_str() {
@@ -292,11 +293,11 @@ pub(super) async fn decide(
     }
     if chain[level as usize - 1].status != "active" {
         return Err(rule_error(tracecast_members::MembersError::Suspended(
-            me.id,
+            me_id.get(),
         )));
     }
     o.store
-        .add_approval(id, i64::from(level), me.id, rating)
+        .add_approval(id, i64::from(level), me_id, rating)
         .await?;
     let approvals: Vec<Approval> = o
         .store
@@ -304,7 +305,7 @@ pub(super) async fn decide(
         .await?
         .into_iter()
         .map(|(level, approver, rating)| Approval {
-            approver,
+            approver: approver.get(),
             level: level as u32,
             rating,
         })
@@ -320,7 +321,7 @@ pub(super) async fn decide(
     let mut policy = o.config.members.clone();
     policy.relay_levels = app.levels as u32;
     let a = admit_referred(
-        app.user_id,
+        app.user_id.get(),
         app.attribute_trust,
         &rules,
         &approvals,
@@ -332,7 +333,7 @@ pub(super) async fn decide(
         .add_member(
             app.user_id,
             i64::from(a.order),
-            a.referrer,
+            a.referrer.map(UserId),
             a.attribute_trust,
             a.rating,
             a.trust,
@@ -343,7 +344,7 @@ pub(super) async fn decide(
     o.store.close_application(id, "admitted").await?;
     tracing::info!(
         application = id,
-        user = app.user_id,
+        user = %app.user_id,
         order = m.order,
         trust = m.trust,
         "member admitted by referral"
@@ -365,7 +366,7 @@ pub(super) async fn show(
     let (user, _) = user_named(&o, &name).await?;
     match &caller {
         Caller::Admin => {}
-        Caller::Account(a) if a.kind == AccountKind::User && a.id == user => {}
+        Caller::Account(a) if a.id == AccountId::User(user) => {}
         _ => {
             return Err(ApiError::forbidden(
                 "a member's record is for them and administrators",
@@ -417,7 +418,7 @@ pub(super) async fn tree(
             "trust": m.trust,
             "standing": m.standing,
             "status": m.status,
-            "leaks": leaks.get(&m.user_id).copied().unwrap_or(0),
+            "leaks": leaks.get(&m.user_id.get()).copied().unwrap_or(0),
         }));
     }
     Ok(Json(out).into_response())
@@ -466,7 +467,7 @@ fn outcome_name(o: Outcome) -> &'static str {
 /// members granted it.
 pub(super) async fn reserved_allowed(
     o: &Origin,
-    user: i64,
+    user: UserId,
     member: Option<&MemberRecord>,
     c: &ContentRecord,
     up_to: i64,
@@ -504,7 +505,8 @@ pub(super) async fn ask_reserved(
     body: Result<Json<AskRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let me = caller.expect(AccountKind::User)?.clone();
+    let (me_id, me) = caller.user()?;
+    let me = me.clone();
     let req = json_body(body)?;
     let c = o.content_or_404(req.content).await?;
     let Some(up_to) = c.reserved_up_to_order else {
@@ -513,19 +515,19 @@ pub(super) async fn ask_reserved(
         }))
         .into_response());
     };
-    let m = o.store.member(me.id).await?;
+    let m = o.store.member(me_id).await?;
     if let Some(m) = &m {
         if m.status != "active" {
             return Err(rule_error(tracecast_members::MembersError::Suspended(
-                me.id,
+                me_id.get(),
             )));
         }
     }
-    if reserved_allowed(&o, me.id, m.as_ref(), &c, up_to)
+    if reserved_allowed(&o, me_id, m.as_ref(), &c, up_to)
         .await
         .is_ok()
     {
-        let why = match o.store.open_reserved_request(me.id, c.id).await? {
+        let why = match o.store.open_reserved_request(me_id, c.id).await? {
             Some(r) => format!("request {} was granted", r.id),
             None => format!("members of order {up_to} or above receive it freely"),
         };
@@ -535,7 +537,7 @@ pub(super) async fn ask_reserved(
         );
     }
     let m = m.expect("reserved_allowed refuses non-members");
-    let names = |ids: Vec<i64>| {
+    let names = |ids: Vec<UserId>| {
         let o = o.clone();
         async move {
             let mut out = Vec::new();
@@ -545,7 +547,7 @@ pub(super) async fn ask_reserved(
             Ok::<_, ApiError>(out)
         }
     };
-    if let Some(r) = o.store.open_reserved_request(me.id, c.id).await? {
+    if let Some(r) = o.store.open_reserved_request(me_id, c.id).await? {
         return Ok(Json(serde_json::json!({
             "request": r.id, "content": c.id, "status": r.status,
             "asked": names(r.asked).await?, "rule": r.rule,
@@ -555,7 +557,7 @@ pub(super) async fn ask_reserved(
     let policy = &o.config.members;
     let chain = o
         .store
-        .member_chain(me.id, policy.relay_levels as usize)
+        .member_chain(me_id, policy.relay_levels as usize)
         .await?;
     let levels = policy.levels_for(chain.len()) as usize;
     // A suspended member cannot approve: asking them would wait forever.
@@ -571,14 +573,14 @@ pub(super) async fn ask_reserved(
             "no upstream member can approve this request (none is active)",
         ));
     }
-    let ids: Vec<i64> = asked.iter().map(|a| a.user_id).collect();
+    let ids: Vec<UserId> = asked.iter().map(|a| a.user_id).collect();
     let rule = rule_name(policy.reserved);
     let id = o
         .store
-        .add_reserved_request(me.id, c.id, &ids, rule)
+        .add_reserved_request(me_id, c.id, &ids, rule)
         .await?;
     for a in &asked {
-        let Some(acct) = o.store.account(AccountKind::User, a.user_id).await? else {
+        let Some(acct) = o.store.account(AccountId::User(a.user_id)).await? else {
             continue;
         };
         let msg = ReservedContentRequest {
@@ -595,7 +597,6 @@ pub(super) async fn ask_reserved(
                 acct.box_id,
                 ReservedContentRequest::MEDIA_TYPE,
                 serde_json::to_vec(&msg).expect("serialises"),
-                "origin",
                 Some(format!("reserved-request-{id}-{}", a.user_id)),
             )
             .await?;
@@ -619,7 +620,7 @@ pub(super) async fn decide_reserved(
     Path((id, verb)): Path<(i64, String)>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let me = caller.expect(AccountKind::User)?.clone();
+    let (me_id, _) = caller.user()?;
     let approve = match verb.as_str() {
         "grant" => true,
         "deny" => false,
@@ -643,24 +644,24 @@ pub(super) async fn decide_reserved(
                 format!("no pending request {id}"),
             )
         })?;
-    if me.id == r.user_id {
+    if me_id == r.user_id {
         return Err(rule_error(tracecast_members::MembersError::SelfApproval));
     }
-    if !r.asked.contains(&me.id) {
+    if !r.asked.contains(&me_id) {
         return Err(ApiError::forbidden("you are not asked about this request"));
     }
     if o.store
-        .member(me.id)
+        .member(me_id)
         .await?
         .is_none_or(|m| m.status != "active")
     {
         return Err(rule_error(tracecast_members::MembersError::Suspended(
-            me.id,
+            me_id.get(),
         )));
     }
     let decisions = o
         .store
-        .add_reserved_decision(id, me.id, approve)
+        .add_reserved_decision(id, me_id, approve)
         .await?
         .ok_or_else(|| {
             ApiError::new(
@@ -669,8 +670,17 @@ pub(super) async fn decide_reserved(
                 format!("you have already answered request {id}"),
             )
         })?;
-    let yes: Vec<i64> = decisions.iter().filter(|d| d.1).map(|d| d.0).collect();
-    let no: Vec<i64> = decisions.iter().filter(|d| !d.1).map(|d| d.0).collect();
+    let yes: Vec<i64> = decisions
+        .iter()
+        .filter(|d| d.1)
+        .map(|d| d.0.get())
+        .collect();
+    let no: Vec<i64> = decisions
+        .iter()
+        .filter(|d| !d.1)
+        .map(|d| d.0.get())
+        .collect();
+    let asked: Vec<i64> = r.asked.iter().map(|a| a.get()).collect();
     let policy = tracecast_members::Policy {
         reserved: if r.rule == "any" {
             Approvals::Any
@@ -679,7 +689,7 @@ pub(super) async fn decide_reserved(
         },
         ..o.config.members.clone()
     };
-    let outcome = policy.reserved_outcome(&r.asked, &yes, &no);
+    let outcome = policy.reserved_outcome(&asked, &yes, &no);
     if outcome != Outcome::Pending
         && o.store
             .close_reserved_request(id, outcome_name(outcome))
@@ -710,7 +720,7 @@ pub(super) async fn set_reserved(
     let c = o.content_or_404(id).await?;
     match &caller {
         Caller::Admin => {}
-        Caller::Account(a) if a.kind == AccountKind::Provider && a.id == c.provider_id => {}
+        Caller::Account(a) if a.id == AccountId::Provider(c.provider_id) => {}
         _ => {
             return Err(ApiError::forbidden(
                 "only the content's provider or an administrator reserves it",
@@ -741,7 +751,7 @@ pub(super) struct SetReserved {
 pub(super) async fn account_for_leak(
     o: &Origin,
     delivery: i64,
-    user: i64,
+    user: UserId,
     traced_by: &str,
 ) -> Result<Option<Accountability>, ApiError> {
     let Some(m) = o.store.member(user).await? else {
@@ -779,8 +789,11 @@ pub(super) async fn account_for_leak(
     let graph = o.store.member_graph().await?;
     let mut forest = graph.forest().map_err(rule_error)?;
     forest.compute();
-    let wanted: std::collections::HashSet<i64> =
-        ancestors.iter().map(|a| a.user_id).chain([user]).collect();
+    let wanted: std::collections::HashSet<i64> = ancestors
+        .iter()
+        .map(|a| a.user_id.get())
+        .chain([user.get()])
+        .collect();
     let at: std::collections::HashMap<i64, usize> = graph
         .user_ids
         .iter()
@@ -796,7 +809,7 @@ pub(super) async fn account_for_leak(
         )
     };
     if !already {
-        forest.suspend(*at.get(&user).ok_or_else(missing)?);
+        forest.suspend(*at.get(&user.get()).ok_or_else(missing)?);
     }
     let mut standings = Vec::new();
     for (id, keep) in &penalties {
@@ -830,7 +843,9 @@ pub(super) async fn account_for_leak(
             chain.push(TrustChange {
                 member: name_of(o, a.user_id).await?,
                 before: a.trust,
-                after: at.get(&a.user_id).map_or(a.trust, |i| forest.trust()[*i]),
+                after: at
+                    .get(&a.user_id.get())
+                    .map_or(a.trust, |i| forest.trust()[*i]),
             });
         }
         tracing::warn!(

@@ -35,7 +35,10 @@ use tracecast_delivery::{
 };
 use tracecast_mailbox::BoxName;
 use tracecast_mark::MarkKey;
-use tracecast_store::{Account, AccountKind, Blobs, ContentRecord, NewDelivery, Principal, Store};
+use tracecast_store::{
+    Account, AccountId, AccountKind, Blobs, ContentRecord, EdgeId, NewDelivery, Principal,
+    ProviderId, Store, UserId,
+};
 
 use crate::auth::{new_token, token_hash, Authenticator};
 use crate::mailbox::Mailbox;
@@ -156,7 +159,8 @@ impl std::fmt::Debug for Origin {
     }
 }
 
-/// Who is calling.
+/// Who is calling: the administrator, or an account whose id carries its
+/// kind (a user 3 is never a home 3).
 #[derive(Debug, Clone)]
 enum Caller {
     Admin,
@@ -164,13 +168,42 @@ enum Caller {
 }
 
 impl Caller {
-    fn expect(&self, kind: AccountKind) -> Result<&Account, ApiError> {
+    fn needs(kind: AccountKind) -> ApiError {
+        ApiError::forbidden(format!("this needs a {} token", kind.as_str()))
+    }
+
+    /// The calling user, or a refusal.
+    fn user(&self) -> Result<(UserId, &Account), ApiError> {
         match self {
-            Caller::Account(a) if a.kind == kind => Ok(a),
-            _ => Err(ApiError::forbidden(format!(
-                "this needs a {} token",
-                kind.as_str()
-            ))),
+            Caller::Account(a) => a.user().map(|u| (u, a)),
+            Caller::Admin => None,
+        }
+        .ok_or_else(|| Self::needs(AccountKind::User))
+    }
+
+    /// The calling provider, or a refusal.
+    fn provider(&self) -> Result<(ProviderId, &Account), ApiError> {
+        match self {
+            Caller::Account(a) => a.provider().map(|p| (p, a)),
+            Caller::Admin => None,
+        }
+        .ok_or_else(|| Self::needs(AccountKind::Provider))
+    }
+
+    /// The calling edge, or a refusal.
+    fn edge(&self) -> Result<(EdgeId, &Account), ApiError> {
+        match self {
+            Caller::Account(a) => a.edge().map(|e| (e, a)),
+            Caller::Admin => None,
+        }
+        .ok_or_else(|| Self::needs(AccountKind::Edge))
+    }
+
+    /// The account's id with its kind (`None`: the administrator).
+    fn id(&self) -> Option<AccountId> {
+        match self {
+            Caller::Account(a) => Some(a.id),
+            Caller::Admin => None,
         }
     }
 }
@@ -249,8 +282,8 @@ impl Origin {
 
     /// The identity of an edge account, for an edge run in this process.
     pub fn local_edge(&self, account: &Account) -> Option<crate::edge::EdgeIdentity> {
-        (account.kind == AccountKind::Edge).then(|| crate::edge::EdgeIdentity {
-            id: u16::try_from(account.id).unwrap_or(u16::MAX),
+        account.edge().map(|id| crate::edge::EdgeIdentity {
+            id: u16::try_from(id.get()).unwrap_or(u16::MAX),
             name: account.name.clone(),
             origin_key: self.signing.verifying_key(),
             reports_box: REPORTS_BOX.parse().expect("a valid box name"),
@@ -314,7 +347,7 @@ impl Origin {
             title: c.title.clone(),
             kind: c.kind.clone(),
             provider: c.provider.clone(),
-            provider_id: c.provider_id,
+            provider_id: c.provider_id.get(),
             price_cents: c.price_cents,
             terms: c.terms.clone(),
             source_sha256: c.source_sha256.clone(),
@@ -424,10 +457,10 @@ async fn origin_info(State(o): State<Arc<Origin>>) -> Json<OriginInfo> {
 
 fn account_info(a: &Account, token: Option<String>) -> AccountInfo {
     AccountInfo {
-        kind: a.kind.as_str().into(),
-        id: a.id,
+        kind: a.kind().as_str().into(),
+        id: a.id.raw(),
         name: a.name.clone(),
-        box_name: format!("{}:{}", a.kind.as_str(), a.name),
+        box_name: format!("{}:{}", a.kind().as_str(), a.name),
         token,
     }
 }
@@ -465,14 +498,14 @@ async fn deliveries(
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let (user, provider) = match &caller {
-        Caller::Admin => (None, None),
-        Caller::Account(a) if a.kind == AccountKind::User => (Some(a.id), None),
-        Caller::Account(a) if a.kind == AccountKind::Provider => (None, Some(a.id)),
-        Caller::Account(a) => {
+    let (user, provider) = match caller.id() {
+        None => (None, None),
+        Some(AccountId::User(u)) => (Some(u), None),
+        Some(AccountId::Provider(p)) => (None, Some(p)),
+        Some(other) => {
             return Err(ApiError::forbidden(format!(
                 "a {} account lists no deliveries",
-                a.kind.as_str()
+                other.kind().as_str()
             )))
         }
     };
@@ -526,7 +559,7 @@ async fn add_account(
         .store
         .add_account(kind, &new.name, token_hash(&token), edge)
         .await?;
-    tracing::info!(kind = kind.as_str(), id = account.id, name = %account.name, "account added");
+    tracing::info!(kind = kind.as_str(), id = %account.id, name = %account.name, "account added");
     Ok((
         StatusCode::CREATED,
         Json(account_info(&account, Some(token))),
@@ -600,7 +633,7 @@ async fn add_site(o: &Origin, kind: AccountKind, new: NewAccount) -> Result<Resp
             token_hash(&token),
         )
         .await?;
-    tracing::info!(kind = what, id = account.id, name = %account.name, "site added");
+    tracing::info!(kind = what, id = %account.id, name = %account.name, "site added");
     Ok((
         StatusCode::CREATED,
         Json(account_info(&account, Some(token))),
@@ -745,10 +778,9 @@ async fn rendition(
 
 /// Refuses anyone but edges and administrators.
 async fn edges_only(o: &Origin, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
-    match o.caller(headers).await? {
-        Caller::Admin => Ok(()),
-        Caller::Account(a) if a.kind == AccountKind::Edge => Ok(()),
-        _ => Err(ApiError::forbidden(format!(
+    match o.caller(headers).await?.id() {
+        None | Some(AccountId::Edge(_)) => Ok(()),
+        Some(_) => Err(ApiError::forbidden(format!(
             "{what} are served to edges only"
         ))),
     }
@@ -794,9 +826,9 @@ async fn pre_position(
 ) -> Result<Json<Vec<i64>>, ApiError> {
     let caller = o.caller(&headers).await?;
     let c = o.content_or_404(parse_id(&id, "content")?).await?;
-    match &caller {
-        Caller::Admin => {}
-        Caller::Account(a) if a.kind == AccountKind::Provider && a.id == c.provider_id => {}
+    match caller.id() {
+        None => {}
+        Some(AccountId::Provider(p)) if p == c.provider_id => {}
         _ => {
             return Err(ApiError::forbidden(
                 "only the content's provider positions it on edges",
@@ -815,7 +847,7 @@ async fn pre_position(
     let edges = o.store.edges().await?;
     let chosen: Vec<_> = edges
         .into_iter()
-        .filter(|e| req.edges.is_empty() || req.edges.contains(&e.id))
+        .filter(|e| req.edges.is_empty() || req.edges.contains(&e.id.get()))
         .collect();
     if chosen.is_empty() {
         return Err(ApiError::bad_request("no such edge is registered"));
@@ -827,7 +859,7 @@ async fn pre_position(
     .expect("serialises");
     let mut told = Vec::new();
     for e in chosen {
-        let Some(acct) = o.store.account(AccountKind::Edge, e.id).await? else {
+        let Some(acct) = o.store.account(AccountId::Edge(e.id)).await? else {
             continue;
         };
         o.mailbox
@@ -835,11 +867,10 @@ async fn pre_position(
                 acct.box_id,
                 PrePosition::MEDIA_TYPE,
                 order.clone(),
-                "origin",
                 Some(format!("pre-position-{}-{tier}-{}", c.id, now_secs() / 60)),
             )
             .await?;
-        told.push(e.id);
+        told.push(e.id.get());
     }
     tracing::info!(content = c.id, %tier, edges = ?told, "pre-position ordered");
     Ok(Json(told))
@@ -854,17 +885,18 @@ async fn purchase(
     let req = json_body(body)?;
     let buyer = partners::buyer(&o, &caller, req.for_user.as_deref()).await?;
     let user = &buyer.user;
+    let user_id = buyer.user_id;
     let c = o.content_or_404(req.content).await?;
     let kind: ContentKind = c.kind.parse().map_err(ApiError::bad_request)?;
     // A member receives the quality their trust allows (DESIGN.md "004").
-    let member = o.store.member(user.id).await?;
+    let member = o.store.member(user_id).await?;
     if member.as_ref().is_some_and(|m| m.status != "active") {
         return Err(ApiError::forbidden(
             "your membership is suspended: a copy delivered to you was found leaked",
         ));
     }
     if let Some(up_to) = c.reserved_up_to_order {
-        members::reserved_allowed(&o, user.id, member.as_ref(), &c, up_to).await?;
+        members::reserved_allowed(&o, user_id, member.as_ref(), &c, up_to).await?;
     }
     let allowed = member
         .as_ref()
@@ -922,7 +954,7 @@ async fn purchase(
     // restarted, the network broke) is the same delivery, never a second.
     let key = purchase_key(&headers)?;
     let mut earlier = match &key {
-        Some(k) => o.store.delivery_by_purchase_key(user.id, k).await?,
+        Some(k) => o.store.delivery_by_purchase_key(user_id, k).await?,
         None => None,
     };
     // The purchase was replaced since (its edge failed the buyer): the
@@ -946,7 +978,7 @@ async fn purchase(
         }
     }
     let replaces = match (req.replaces, &earlier) {
-        (Some(old), None) => Some(replaceable(&o, old, user.id, c.id, route.mode).await?),
+        (Some(old), None) => Some(replaceable(&o, old, user_id, c.id, route.mode).await?),
         _ => None,
     };
     let loads = o
@@ -956,7 +988,7 @@ async fn purchase(
     let views: Vec<EdgeView> = loads
         .iter()
         .map(|l| EdgeView {
-            id: l.edge.id,
+            id: l.edge.id.get(),
             alive: l
                 .edge
                 .last_seen
@@ -966,7 +998,7 @@ async fn purchase(
         })
         .collect();
     let chosen = match &earlier {
-        Some(d) => Some(d.edge_id),
+        Some(d) => Some(d.edge_id.get()),
         None => designate(&views, &req.avoid),
     }
     .ok_or_else(|| {
@@ -978,7 +1010,7 @@ async fn purchase(
     })?;
     let edge = loads
         .into_iter()
-        .find(|l| l.edge.id == chosen)
+        .find(|l| l.edge.id.get() == chosen)
         .expect("designated from the list");
     let price = match route.mode {
         // A rental's fee follows the viewing, by its tariff.
@@ -997,7 +1029,7 @@ async fn purchase(
                 .open_delivery(&NewDelivery {
                     content_id: c.id,
                     tier: tier.as_str().into(),
-                    user_id: user.id,
+                    user_id,
                     provider_id: c.provider_id,
                     edge_id: edge.edge.id,
                     price_cents: price,
@@ -1020,11 +1052,11 @@ async fn purchase(
         (_, true, Some(old)) => {
             let finish = match o.store.delivery(old).await? {
                 // Settled by this purchase: its refund bill may be unsent.
-                Some(od) if od.user_id == user.id && od.replaced_by.is_some() => {
+                Some(od) if od.user_id == user_id && od.replaced_by.is_some() => {
                     od.replaced_by == Some(d.id)
                 }
                 // Not settled yet: only if it may still be replaced.
-                Some(_) => replaceable(&o, old, user.id, c.id, route.mode)
+                Some(_) => replaceable(&o, old, user_id, c.id, route.mode)
                     .await
                     .is_ok(),
                 None => false,
@@ -1045,16 +1077,16 @@ async fn purchase(
         delivery: d.id,
         content: c.id,
         tier,
-        user: u32::try_from(user.id)
+        user: u32::try_from(user_id.get())
             .map_err(|_| ApiError::bad_request("user id out of the mark's range"))?,
-        content_server: u16::try_from(c.provider_id)
+        content_server: u16::try_from(c.provider_id.get())
             .map_err(|_| ApiError::bad_request("provider id out of range"))?,
-        edge: u16::try_from(edge.edge.id)
+        edge: u16::try_from(edge.edge.id.get())
             .map_err(|_| ApiError::bad_request("edge id out of range"))?,
         expires,
         mode: route.mode,
         site: route.site.as_ref().map(|s| SiteTarget {
-            id: u16::try_from(s.id).unwrap_or(u16::MAX),
+            id: u16::try_from(s.id.get()).unwrap_or(u16::MAX),
             name: s.name.clone(),
             address: s.address.clone(),
         }),
@@ -1086,7 +1118,7 @@ async fn purchase(
             content: c.id,
             tier,
             price_cents: price,
-            edge_id: edge.edge.id,
+            edge_id: edge.edge.id.get(),
             edge_name: edge.edge.name,
             edge_address: edge.edge.address,
             edge_holds: edge.holds,
@@ -1122,7 +1154,7 @@ fn purchase_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 async fn replaceable(
     o: &Origin,
     old: i64,
-    user: i64,
+    user: UserId,
     content: i64,
     mode: Mode,
 ) -> Result<i64, ApiError> {
@@ -1355,19 +1387,15 @@ async fn route_via_site(
 
 async fn edges(State(o): State<Arc<Origin>>, headers: HeaderMap) -> Result<Response, ApiError> {
     if !matches!(
-        o.caller(&headers).await?,
-        Caller::Admin
-            | Caller::Account(Account {
-                kind: AccountKind::Provider,
-                ..
-            })
+        o.caller(&headers).await?.id(),
+        None | Some(AccountId::Provider(_))
     ) {
         return Err(ApiError::forbidden(
             "the edge registry is for administrators and providers",
         ));
     }
     // Each edge with the renditions it last said it holds.
-    let mut holdings: HashMap<i64, Vec<serde_json::Value>> = HashMap::new();
+    let mut holdings: HashMap<EdgeId, Vec<serde_json::Value>> = HashMap::new();
     for (edge, content, tier) in o.store.edge_holdings().await? {
         holdings
             .entry(edge)
@@ -1394,7 +1422,7 @@ async fn edge_state(
     body: Result<Json<EdgeState>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let caller = o.caller(&headers).await?;
-    let edge = caller.expect(AccountKind::Edge)?;
+    let (edge, _) = caller.edge()?;
     let state = json_body(body)?;
     if state.holdings.len() > 100_000 {
         return Err(ApiError::bad_request("too many holdings in one report"));
@@ -1406,7 +1434,7 @@ async fn edge_state(
         .collect();
     o.store
         .set_edge_state(
-            edge.id,
+            edge,
             &holdings,
             state.in_flight.max(0),
             tracecast_store::now_ms(),
@@ -1431,15 +1459,15 @@ async fn delivery(
     })?;
     let allowed = match &caller {
         Caller::Admin => true,
-        Caller::Account(a) => match a.kind {
-            AccountKind::User => a.id == d.user_id,
-            AccountKind::Provider => a.id == d.provider_id,
-            AccountKind::Edge => a.id == d.edge_id,
-            AccountKind::Home | AccountKind::Kiosk => Some(a.id) == d.site_id,
+        Caller::Account(a) => match a.id {
+            AccountId::User(u) => u == d.user_id,
+            AccountId::Provider(p) => p == d.provider_id,
+            AccountId::Edge(e) => e == d.edge_id,
+            AccountId::Home(s) | AccountId::Kiosk(s) => Some(s) == d.site_id,
             // The deliveries it bought.
-            AccountKind::Partner => serde_json::from_str::<serde_json::Value>(&d.order_info)
+            AccountId::Partner(_) => serde_json::from_str::<serde_json::Value>(&d.order_info)
                 .is_ok_and(|v| v["payer"].as_str() == Some(&format!("operator:{}", a.name))),
-            AccountKind::Gateway => false,
+            AccountId::Gateway(_) => false,
         },
     };
     if !allowed {

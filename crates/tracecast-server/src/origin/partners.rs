@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use tracecast_store::{Account, AccountKind, Spend};
+use tracecast_store::{Account, AccountKind, PartnerId, Spend, UserId};
 
 use super::{json_body, Caller, Origin};
 use crate::ApiError;
@@ -20,7 +20,8 @@ use crate::ApiError;
 /// Who a purchase or licence is for, and the partner buying it if any.
 pub(super) struct Buyer {
     pub user: Account,
-    pub partner: Option<Account>,
+    pub user_id: UserId,
+    pub partner: Option<(PartnerId, Account)>,
 }
 
 impl Buyer {
@@ -28,7 +29,7 @@ impl Buyer {
     pub fn payer(&self) -> Option<String> {
         self.partner
             .as_ref()
-            .map(|p| format!("operator:{}", p.name))
+            .map(|(_, p)| format!("operator:{}", p.name))
     }
 }
 
@@ -39,15 +40,24 @@ pub(super) async fn buyer(
     caller: &Caller,
     for_user: Option<&str>,
 ) -> Result<Buyer, ApiError> {
-    match (caller, for_user) {
-        (Caller::Account(a), None) if a.kind == AccountKind::User => Ok(Buyer {
-            user: a.clone(),
-            partner: None,
-        }),
-        (Caller::Account(a), Some(_)) if a.kind == AccountKind::User => Err(ApiError::bad_request(
-            "for_user is for partners; a user buys for themself",
-        )),
-        (Caller::Account(p), Some(name)) if p.kind == AccountKind::Partner => {
+    let partner = match caller {
+        Caller::Account(a) => a.partner().map(|id| (id, a)),
+        Caller::Admin => None,
+    };
+    if let Ok((user_id, a)) = caller.user() {
+        return match for_user {
+            None => Ok(Buyer {
+                user: a.clone(),
+                user_id,
+                partner: None,
+            }),
+            Some(_) => Err(ApiError::bad_request(
+                "for_user is for partners; a user buys for themself",
+            )),
+        };
+    }
+    match (partner, for_user) {
+        (Some((partner_id, p)), Some(name)) => {
             let user = o
                 .store
                 .account_by_name(AccountKind::User, name)
@@ -59,7 +69,14 @@ pub(super) async fn buyer(
                         format!("there is no user {name:?}"),
                     )
                 })?;
-            if o.store.partner_consent(user.id, p.id).await?.is_none() {
+            let user_id = user
+                .user()
+                .ok_or_else(|| ApiError::forbidden("not a user"))?;
+            if o.store
+                .partner_consent(user_id, partner_id)
+                .await?
+                .is_none()
+            {
                 return Err(ApiError::forbidden(format!(
                     "{name} has not consented to {} buying for them",
                     p.name
@@ -67,10 +84,11 @@ pub(super) async fn buyer(
             }
             Ok(Buyer {
                 user,
-                partner: Some(p.clone()),
+                user_id,
+                partner: Some((partner_id, p.clone())),
             })
         }
-        (Caller::Account(p), None) if p.kind == AccountKind::Partner => Err(ApiError::bad_request(
+        (Some(_), None) => Err(ApiError::bad_request(
             "a partner names the user it buys for (for_user)",
         )),
         _ => Err(ApiError::forbidden(
@@ -82,10 +100,12 @@ pub(super) async fn buyer(
 /// Spends a partner's order under the user's consent, or refuses it with
 /// nothing spent.
 pub(super) async fn spend(o: &Origin, b: &Buyer, cents: i64) -> Result<(), ApiError> {
-    let Some(p) = &b.partner else { return Ok(()) };
+    let Some((partner_id, p)) = &b.partner else {
+        return Ok(());
+    };
     match o
         .store
-        .spend_partner_consent(b.user.id, p.id, cents)
+        .spend_partner_consent(b.user_id, *partner_id, cents)
         .await?
     {
         Spend::Done => Ok(()),
@@ -113,10 +133,11 @@ pub(super) struct ConsentRequest {
     limit_cents: i64,
 }
 
-async fn partner_named(o: &Origin, name: &str) -> Result<Account, ApiError> {
+async fn partner_named(o: &Origin, name: &str) -> Result<(PartnerId, Account), ApiError> {
     o.store
         .account_by_name(AccountKind::Partner, name)
         .await?
+        .and_then(|a| a.partner().map(|id| (id, a)))
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -135,15 +156,15 @@ pub(super) async fn give_consent(
     body: Result<Json<ConsentRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let me = caller.expect(AccountKind::User)?;
+    let (me_id, me) = caller.user()?;
     let req = json_body(body)?;
     if req.limit_cents < 0 {
         return Err(ApiError::bad_request("a limit cannot be negative"));
     }
-    let p = partner_named(&o, &name).await?;
+    let (p_id, p) = partner_named(&o, &name).await?;
     let c = o
         .store
-        .set_partner_consent(me.id, p.id, req.limit_cents)
+        .set_partner_consent(me_id, p_id, req.limit_cents)
         .await?;
     tracing::info!(user = %me.name, partner = %p.name, limit = req.limit_cents, "consent given");
     Ok(consent_json(&p, c))
@@ -156,9 +177,9 @@ pub(super) async fn revoke_consent(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let me = caller.expect(AccountKind::User)?;
-    let p = partner_named(&o, &name).await?;
-    if !o.store.revoke_partner_consent(me.id, p.id).await? {
+    let (me_id, me) = caller.user()?;
+    let (p_id, p) = partner_named(&o, &name).await?;
+    if !o.store.revoke_partner_consent(me_id, p_id).await? {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no_consent",
@@ -177,9 +198,9 @@ pub(super) async fn show_consent(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let me = caller.expect(AccountKind::User)?;
-    let p = partner_named(&o, &name).await?;
-    let c = o.store.partner_consent(me.id, p.id).await?.ok_or_else(|| {
+    let (me_id, _) = caller.user()?;
+    let (p_id, p) = partner_named(&o, &name).await?;
+    let c = o.store.partner_consent(me_id, p_id).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "no_consent",

@@ -11,8 +11,10 @@ use std::time::Duration;
 use tracecast_delivery::messages::money;
 use tracecast_delivery::{Bill, DeliveryReport, Mode, SiteEvent, SiteReport};
 use tracecast_ledger::{Flow, Kiosk, Party, RentalTariff, Sale, SiteUse, Transaction, Viewing};
-use tracecast_mailbox::{Disposition, FetchRequest, Want};
-use tracecast_store::{AccountKind, DeliveryRecord, FetchedMessage, StoreError};
+use tracecast_mailbox::{Disposition, FetchRequest, Sender, Want};
+use tracecast_store::{
+    AccountId, AccountKind, DeliveryRecord, EdgeId, FetchedMessage, SiteId, StoreError, UserId,
+};
 
 use super::Origin;
 
@@ -120,12 +122,12 @@ impl Parties {
             .ok_or_else(|| Fault::Rejected(format!("no delivery {delivery}")))?;
         let user = o
             .store
-            .account(AccountKind::User, d.user_id)
+            .account(AccountId::User(d.user_id))
             .await?
             .ok_or_else(|| Fault::Rejected(format!("no user {}", d.user_id)))?;
         let provider = o
             .store
-            .account(AccountKind::Provider, d.provider_id)
+            .account(AccountId::Provider(d.provider_id))
             .await?
             .ok_or_else(|| Fault::Rejected(format!("no provider {}", d.provider_id)))?;
         let content = o
@@ -203,9 +205,12 @@ async fn apply_marked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
     let p = Parties::load(o, r.delivery).await?;
     let d = &p.d;
     // Only the designated edge may report, and only what was designated.
-    if m.sender != format!("edge:{}", p.edge.name)
-        || i64::from(r.edge) != d.edge_id
-        || i64::from(r.user) != d.user_id
+    // The designated edge's own box posted it: nobody else's report of
+    // this delivery counts.
+    let edge_box = Sender::Box(AccountKind::Edge.box_name(&p.edge.name)?);
+    if m.sender != edge_box
+        || EdgeId(i64::from(r.edge)) != d.edge_id
+        || UserId(i64::from(r.user)) != d.user_id
         || r.content != d.content_id
         || r.tier.as_str() != d.tier
     {
@@ -262,8 +267,8 @@ async fn apply_site(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
         SiteEvent::RentalEnded => mode == Mode::Rental,
         SiteEvent::DiscWritten | SiteEvent::Refused => mode == Mode::Kiosk,
     };
-    if m.sender != format!("{}:{}", site.kind.as_str(), site.name)
-        || i64::from(r.site) != site.id
+    if m.sender != Sender::Box(site.kind.box_name(&site.name)?)
+        || SiteId(i64::from(r.site)) != site.id
         || !fits
     {
         return Err(Fault::Rejected(format!(
@@ -372,7 +377,6 @@ async fn send_bill(o: &Origin, p: &Parties, t: &Transaction, kind: &str) -> Resu
             p.user.box_id,
             Bill::MEDIA_TYPE,
             serde_json::to_vec(&bill).expect("serialises"),
-            "origin",
             Some(key),
         )
         .await?;

@@ -17,7 +17,7 @@ use tracecast_delivery::api::{
 };
 use tracecast_mark::{MarkKey, Payload};
 use tracecast_media::MediaError;
-use tracecast_store::AccountKind;
+use tracecast_store::{AccountId, EdgeId, ProviderId, SiteId, UserId};
 
 use super::{upload_bytes, Caller, Origin};
 use crate::ApiError;
@@ -31,6 +31,13 @@ pub(super) struct TraceQuery {
     /// Read the mark stretch by stretch too, for a plot along the file.
     #[serde(default)]
     timeline: bool,
+}
+
+/// Who asks for a trace, by what they may learn.
+enum Asker {
+    Admin,
+    Provider(ProviderId),
+    User(UserId),
 }
 
 struct Read {
@@ -94,7 +101,7 @@ struct AbTrace {
     units: usize,
     /// Video: the HLS segments' length.
     segment_secs: Option<u32>,
-    buyers: Vec<i64>,
+    buyers: Vec<UserId>,
     scheme_resists: u32,
 }
 
@@ -110,7 +117,7 @@ fn trace_reads(reads: &[Option<bool>], key: &MarkKey, ab: &mut AbTrace) -> Optio
     let read = reads.iter().filter(|r| r.is_some()).count();
     let scheme = tracecast_mark::fingerprint::Scheme::for_content(key, ab.content as u64, ab.units);
     ab.scheme_resists = scheme.colluders();
-    let buyers = ab.buyers.iter().map(|&u| u as u64);
+    let buyers = ab.buyers.iter().map(|u| u.get() as u64);
     let (direct, tracing) = scheme.trace(key, reads, buyers).ok()?;
     let tracing = tracing.unwrap_or(tracecast_mark::fingerprint::Tracing {
         ranked: Vec::new(),
@@ -257,11 +264,21 @@ pub(super) async fn trace(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<TraceReport>, ApiError> {
     let caller = o.caller(&headers).await?;
-    if let Caller::Account(a) = &caller {
-        if a.kind == AccountKind::Edge {
-            return Err(ApiError::forbidden("edges do not trace"));
+    // Who may learn what of a copy: administrators everything, a
+    // provider its own content's copies, a user whether a copy is theirs.
+    // Other accounts (edges, homes, kiosks, partners, gateways) hold no
+    // copies of their own and do not trace.
+    let asker = match caller.id() {
+        None => Asker::Admin,
+        Some(AccountId::Provider(p)) => Asker::Provider(p),
+        Some(AccountId::User(u)) => Asker::User(u),
+        Some(other) => {
+            return Err(ApiError::forbidden(format!(
+                "a {} account does not trace copies",
+                other.kind().as_str()
+            )))
         }
-    }
+    };
     let bytes = upload_bytes(&headers, body)?;
     let ext = q
         .filename
@@ -332,7 +349,7 @@ pub(super) async fn trace(
         for s in tracing.ranked.iter().take(5) {
             let user = o
                 .store
-                .account(AccountKind::User, s.user as i64)
+                .account(AccountId::User(UserId(s.user as i64)))
                 .await?
                 .map(|a| a.name);
             named.push(Suspect {
@@ -369,15 +386,15 @@ pub(super) async fn trace(
         let mut found = o
             .store
             .deliveries_marked(
-                i64::from(p.user),
-                i64::from(p.edge),
-                i64::from(p.content_server),
+                UserId(i64::from(p.user)),
+                EdgeId(i64::from(p.edge)),
+                ProviderId(i64::from(p.content_server)),
             )
             .await?;
         // The content named in the file's metadata first, if it survived.
         // Deliveries through the home or kiosk the mark names come first,
         // then the content named in the file's metadata, if it survived.
-        let site = (p.home != 0).then_some(i64::from(p.home));
+        let site = (p.home != 0).then_some(SiteId(i64::from(p.home)));
         found.sort_by_key(|d| {
             (
                 d.site_id != site,
@@ -410,15 +427,15 @@ pub(super) async fn trace(
         }
         report.user = o
             .store
-            .account(AccountKind::User, i64::from(p.user))
+            .account(AccountId::User(UserId(i64::from(p.user))))
             .await?
             .map(|a| a.name);
         report.provider = o
             .store
-            .account(AccountKind::Provider, i64::from(p.content_server))
+            .account(AccountId::Provider(ProviderId(i64::from(p.content_server))))
             .await?
             .map(|a| a.name);
-        if let Some(e) = o.store.edge(i64::from(p.edge)).await? {
+        if let Some(e) = o.store.edge(EdgeId(i64::from(p.edge))).await? {
             report.edge = Some(e.name);
             report.edge_operator = Some(e.operator);
         }
@@ -426,22 +443,20 @@ pub(super) async fn trace(
     // A leak traced by an administrator, or by the provider of the leaked
     // content, holds the member to account (DESIGN.md "004"); a user's own
     // check never does.
-    let traced_by = match &caller {
-        Caller::Admin => Some("admin".to_owned()),
-        Caller::Account(a)
-            if a.kind == AccountKind::Provider
-                && report
-                    .mark
-                    .as_ref()
-                    .is_some_and(|m| i64::from(m.content_server) == a.id) =>
-        {
+    let mark_provider = report
+        .mark
+        .as_ref()
+        .map(|m| ProviderId(i64::from(m.content_server)));
+    let traced_by = match (&asker, &caller) {
+        (Asker::Admin, _) => Some("admin".to_owned()),
+        (Asker::Provider(p), Caller::Account(a)) if mark_provider == Some(*p) => {
             Some(format!("provider:{}", a.name))
         }
         _ => None,
     };
     if let (Some(by), Some(m), Some(d)) = (&traced_by, &report.mark, report.deliveries.first()) {
         report.accountability =
-            super::members::account_for_leak(&o, d.delivery, i64::from(m.user), by).await?;
+            super::members::account_for_leak(&o, d.delivery, UserId(i64::from(m.user)), by).await?;
     }
     report.seconds = started.elapsed().as_secs_f64();
     tracing::info!(
@@ -453,24 +468,24 @@ pub(super) async fn trace(
         Some(f) => o.store.content(f.content).await?.map(|c| c.provider_id),
         None => None,
     };
-    match caller {
-        Caller::Admin => Ok(Json(report)),
-        Caller::Account(a) if a.kind == AccountKind::Provider => match &report.mark {
-            _ if report.fingerprint.is_some() && fingerprint_provider != Some(a.id) => Err(
+    match asker {
+        Asker::Admin => Ok(Json(report)),
+        Asker::Provider(p) => match mark_provider {
+            _ if report.fingerprint.is_some() && fingerprint_provider != Some(p) => Err(
                 ApiError::forbidden("this copy was not delivered from your content"),
             ),
-            Some(m) if i64::from(m.content_server) == a.id => Ok(Json(report)),
+            Some(m) if m == p => Ok(Json(report)),
             Some(_) => Err(ApiError::forbidden(
                 "this copy was not delivered from your content",
             )),
             None => Ok(Json(report)),
         },
-        Caller::Account(a) => {
+        Asker::User(me) => {
             // A user's own check: genuine for them or not, nothing more.
             let mine = report
                 .mark
                 .as_ref()
-                .is_some_and(|m| i64::from(m.user) == a.id)
+                .is_some_and(|m| UserId(i64::from(m.user)) == me)
                 && !report.deliveries.is_empty();
             Ok(Json(TraceReport {
                 mark: None,

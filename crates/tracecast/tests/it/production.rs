@@ -671,7 +671,9 @@ fn production_run(dir: &Path, db: &str, s3: &S3Server, n: usize) {
     let mut bills_expected: HashMap<i64, usize> = HashMap::new();
     for (i, d) in &done {
         let b = &buyers[*i];
-        let all = rt.block_on(store.deliveries_of_user(b.id)).unwrap();
+        let all = rt
+            .block_on(store.deliveries_of_user(tracecast_store::UserId(b.id)))
+            .unwrap();
         let mut refunds_here = 0;
         for other in &all {
             if other.id == d.delivery {
@@ -742,7 +744,11 @@ fn production_run(dir: &Path, db: &str, s3: &S3Server, n: usize) {
     assert_eq!(pending, 0, "every report was applied");
     for b in buyers.iter().filter(|b| b.way == Way::Download) {
         let a = rt
-            .block_on(store.account(tracecast_store::AccountKind::User, b.id))
+            .block_on(
+                store.account(tracecast_store::AccountId::User(tracecast_store::UserId(
+                    b.id,
+                ))),
+            )
             .unwrap()
             .unwrap();
         let bills = rt

@@ -1,0 +1,262 @@
+//! The abuse suite: what a hostile caller tries with an ordinary account's
+//! token (or none), each on SQLite and PostgreSQL, beside the honest path
+//! that must still work. Each test names the abuse of docs/security.md it
+//! holds shut; removing the defence it names makes it fail.
+
+mod common;
+
+use common::{refused, start, track};
+use reqwest::StatusCode;
+use tracecast_client::{EdgeClient, OriginClient};
+use tracecast_delivery::api::NewAccount;
+use tracecast_delivery::Tier;
+use tracecast_store::testing::TestStore;
+
+/// A bought copy of a fresh 10-second track, downloaded by `buyer`: the
+/// content id, the delivery id and the copy's path.
+async fn bought(
+    net: &common::Net,
+    provider: &OriginClient,
+    buyer: &OriginClient,
+    dir: &std::path::Path,
+    seed: u64,
+) -> (i64, i64, std::path::PathBuf) {
+    let c = provider
+        .add_content(
+            &track(dir, 10.0, seed),
+            &format!("Work {seed}"),
+            150,
+            None,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    let p = buyer.purchase(c.id, Some(Tier::High), &[]).await.unwrap();
+    let edge = EdgeClient::new().unwrap();
+    let copy = edge.deliver(&p.edge_address, &p.ticket).await.unwrap();
+    let out = dir.join(format!("copy-{seed}-{}.flac", p.delivery));
+    edge.download(&copy, &out, &|_, _| {}).await.unwrap();
+    let _ = net;
+    (c.id, p.delivery, out)
+}
+
+/// Abuse 8: account ids are per kind. A home server and a gateway whose
+/// ids equal a user's are other parties: they learn nothing of that
+/// user's copies from a trace or the delivery records, while the user's
+/// own check still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_id_of_another_kind_is_another_party() {
+    for t in TestStore::both().await {
+        let net = start(&t, &["tokyo"]).await;
+        let files = tempfile::tempdir().unwrap();
+        let (_, provider, _) = net.account("provider", "aurora").await;
+        let (alice_id, alice, _) = net.account("user", "alice").await;
+        let home = net
+            .admin
+            .add_account(&NewAccount {
+                address: Some("http://127.0.0.1:9/home".into()),
+                ..NewAccount::named("home", "maple")
+            })
+            .await
+            .unwrap();
+        let gateway = net
+            .admin
+            .add_account(&NewAccount::named("gateway", "phone"))
+            .await
+            .unwrap();
+        // The same numbers, three kinds.
+        assert_eq!((home.id, gateway.id), (alice_id, alice_id));
+        net.edges_alive().await;
+        let (_, delivery, copy) = bought(&net, &provider, &alice, files.path(), 81).await;
+
+        for other in [&home, &gateway] {
+            let as_other = OriginClient::new(&net.base, other.token.as_deref().unwrap()).unwrap();
+            let e = as_other.trace(&copy).await.unwrap_err();
+            assert_eq!(
+                refused(e),
+                (StatusCode::FORBIDDEN, "forbidden".into()),
+                "a {} traces nothing",
+                other.kind
+            );
+            let e = as_other.delivery(delivery).await.unwrap_err();
+            assert_eq!(
+                refused(e),
+                (StatusCode::NOT_FOUND, "unknown_delivery".into()),
+                "a {} does not read alice's delivery",
+                other.kind
+            );
+        }
+        // The honest check: alice's copy is hers.
+        let mine = alice.trace(&copy).await.unwrap();
+        assert_eq!(mine.genuine_for_caller, Some(true));
+        assert_eq!(mine.deliveries.len(), 1);
+    }
+}
+
+/// Mail as `name`'s box: its client and box name.
+fn mailbox(net: &common::Net, token: &str) -> tracecast_client::MailboxClient {
+    tracecast_client::MailboxClient::new(&net.base, token).unwrap()
+}
+
+fn key(k: &str) -> tracecast_client::PostOptions {
+    tracecast_client::PostOptions {
+        idempotency_key: Some(k.into()),
+        ..Default::default()
+    }
+}
+
+/// Waits until the origin has billed `delivery` (its sale is in the
+/// ledger); false after 10 s.
+async fn billed(store: &tracecast_store::Store, delivery: i64) -> bool {
+    for _ in 0..200 {
+        if store
+            .ledger_event_exists(&format!("delivery-{delivery}/marked"))
+            .await
+            .unwrap()
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Abuse 2: billing silenced through the mailbox. A user may not post to
+/// the origin's reports box at all, and an idempotency key belongs to its
+/// sender: another edge taking `delivery-K` first does not make the
+/// designated edge's report of K a duplicate. The honest report still
+/// bills the buyer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nobody_silences_another_partys_report() {
+    use tracecast_mailbox::DELIVERY_REPORT;
+    for t in TestStore::both().await {
+        let net = start(&t, &["tokyo", "paris"]).await;
+        let files = tempfile::tempdir().unwrap();
+        let (_, provider, _) = net.account("provider", "aurora").await;
+        let (_, alice, _) = net.account("user", "alice").await;
+        let (_, _, mallory_token) = net.account("user", "mallory").await;
+        net.edges_alive().await;
+        let c = provider
+            .add_content(&track(files.path(), 8.0, 21), "Etude", 120, None, |_, _| {})
+            .await
+            .unwrap();
+        let paris = net
+            .edges
+            .iter()
+            .find(|(e, _)| e.name() == "paris")
+            .map(|(e, _)| i64::from(e.id()))
+            .unwrap();
+        let p = alice
+            .purchase(c.id, Some(Tier::High), &[paris])
+            .await
+            .unwrap();
+        assert_eq!(p.edge_name, "tokyo");
+        let reports: tracecast_mailbox::BoxName = "role:origin-reports".parse().unwrap();
+        let taken = format!("delivery-{}", p.delivery);
+
+        // A user: refused outright, nothing stored.
+        let e = mailbox(&net, &mallory_token)
+            .post(&reports, DELIVERY_REPORT, "{}", &key(&taken))
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e), (StatusCode::FORBIDDEN, "not_your_box".into()));
+        let e = mailbox(&net, &mallory_token)
+            .post(&reports, "application/json", "{}", &key(&taken))
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::FORBIDDEN);
+
+        // Another edge may post reports, but the key it takes is its own.
+        let paris_box = net
+            .origin
+            .store()
+            .box_by_name(&"edge:paris".parse().unwrap())
+            .await
+            .unwrap();
+        let paris_token = tracecast_server::auth::new_token();
+        net.origin
+            .store()
+            .add_token(
+                tracecast_server::auth::token_hash(&paris_token),
+                Some(paris_box.id),
+                "paris, as a hostile operator",
+            )
+            .await
+            .unwrap();
+        let squatted = mailbox(&net, &paris_token)
+            .post(&reports, DELIVERY_REPORT, "{}", &key(&taken))
+            .await
+            .unwrap();
+        assert!(!squatted.duplicate);
+
+        // The honest path: tokyo marks, reports under the same key, and
+        // alice is billed.
+        let edge = EdgeClient::new().unwrap();
+        edge.deliver(&p.edge_address, &p.ticket).await.unwrap();
+        assert!(
+            billed(net.origin.store(), p.delivery).await,
+            "the designated edge's report was taken for a duplicate"
+        );
+    }
+}
+
+/// Abuse 10 (and the other boxes anyone could post to): only the origin
+/// orders an edge; the system's own messages (bills, orders) are posted
+/// only by the origin; and every fetched message says who posted it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orders_and_bills_come_only_from_the_origin() {
+    use tracecast_delivery::{Bill, PrePosition};
+    use tracecast_mailbox::{BoxName, FetchRequest, Sender};
+    for t in TestStore::both().await {
+        let net = start(&t, &["tokyo"]).await;
+        let (_, _, mallory) = net.account("user", "mallory").await;
+        let (_, _, alice) = net.account("user", "alice").await;
+        let order = serde_json::to_vec(&PrePosition {
+            content: 1,
+            tier: Tier::High,
+        })
+        .unwrap();
+        for to in ["edge:tokyo", "home:maple", "kiosk:corner", "partner:roam"] {
+            let to: BoxName = to.parse().unwrap();
+            let e = mailbox(&net, &mallory)
+                .post(&to, PrePosition::MEDIA_TYPE, order.clone(), &key("x"))
+                .await
+                .unwrap_err();
+            // Refused by the rule before the box is even looked up.
+            assert_eq!(refused(e).0, StatusCode::FORBIDDEN, "{to}");
+        }
+        let e = mailbox(&net, &net.admin_token)
+            .post(
+                &"edge:tokyo".parse().unwrap(),
+                PrePosition::MEDIA_TYPE,
+                order.clone(),
+                &key("x"),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::FORBIDDEN);
+
+        // A forged bill to alice: refused; a note from mallory: accepted,
+        // and alice sees who sent it.
+        let alice_box: BoxName = "user:alice".parse().unwrap();
+        let e = mailbox(&net, &mallory)
+            .post(&alice_box, Bill::MEDIA_TYPE, "{}", &key("bill-1"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e), (StatusCode::FORBIDDEN, "not_your_box".into()));
+        mailbox(&net, &mallory)
+            .post(&alice_box, "text/plain", "hello", &key("hi"))
+            .await
+            .unwrap();
+        let got = mailbox(&net, &alice)
+            .fetch(&alice_box, FetchRequest::first())
+            .await
+            .unwrap()
+            .message
+            .unwrap();
+        assert_eq!(
+            got.sender,
+            Some(Sender::Box("user:mallory".parse().unwrap()))
+        );
+    }
+}
