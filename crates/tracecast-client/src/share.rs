@@ -127,6 +127,20 @@ impl ServiceClient {
         .await
     }
 
+    /// Gives a device account a new set-up code (administrator); the
+    /// answer carries it, shown this once.
+    pub async fn new_code(&self, account: &str) -> Result<IssuedAccount, ClientError> {
+        json(
+            self.req(
+                reqwest::Method::POST,
+                &format!("/service/v1/accounts/{}/code", url_segment(account)),
+            )
+            .send()
+            .await?,
+        )
+        .await
+    }
+
     /// Suspends or reactivates a device account (administrator).
     pub async fn set_account_status(&self, account: &str, status: &str) -> Result<(), ClientError> {
         let resp = self
@@ -420,11 +434,13 @@ impl GatewayClient {
         &self,
         offer: &ServiceOffer,
         account: &str,
+        code: &str,
     ) -> Result<ServiceOn, ClientError> {
         json(
             self.req(reqwest::Method::POST, &offer.confirm)
                 .json(&AccountConfirm {
                     account: account.to_owned(),
+                    code: code.to_owned(),
                 })
                 .send()
                 .await?,

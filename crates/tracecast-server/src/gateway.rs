@@ -351,6 +351,13 @@ async fn confirm_account(
                 "no service offer with this id (expired after 5 minutes?): ask for service again",
             )
         })?;
+    if confirm.code.trim().is_empty() || confirm.code.len() > tracecast_share::gateway::MAX_CODE {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "no_code",
+            "send the account's set-up code with it (the code issued with the account)",
+        ));
+    }
     // Step 6: only an id of the service's format goes further.
     let account = check_account(&offer.account, &confirm.account).map_err(|e| {
         tracing::info!(reason = %e, "malformed account refused at the gateway");
@@ -368,10 +375,12 @@ async fn confirm_account(
             account: account.clone(),
             model: offer.model.trim().to_owned(),
             hardware: offer.hardware.trim().to_owned(),
+            code: confirm.code.trim().to_owned(),
         })
         .await
         .map_err(|e| relayed(e, "the device's registration"))?;
-    // Step 9.
+    // Step 9. Only now, with the service's word that the code proves the
+    // account, does a device of this account replace an earlier one.
     let token = new_token();
     {
         let mut devices = g.devices.lock().map_err(|_| internal("lock".into()))?;

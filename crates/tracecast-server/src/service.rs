@@ -26,12 +26,12 @@ use futures::StreamExt;
 use serde::Deserialize;
 use tokio::io::AsyncSeekExt;
 use tracecast_delivery::{LinkError, LinkKey};
-use tracecast_share::gateway::{LinkAnswer, NumberEntry, Registered, Registration};
+use tracecast_share::gateway::{IssuedAccount, LinkAnswer, NumberEntry, Registered, Registration};
 use tracecast_share::tus::{self, TusError};
 use tracecast_share::ServiceAccount;
 use tracecast_store::{Blobs, GatewayId, NewUpload, Principal, Store, UploadRecord};
 
-use crate::auth::Authenticator;
+use crate::auth::{token_hash, Authenticator};
 use crate::ApiError;
 
 /// The scope of the service's download links.
@@ -353,6 +353,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/service/v1/registrations", post(register))
         .route("/service/v1/accounts", post(issue_account))
         .route("/service/v1/accounts/{account}/status", put(set_status))
+        .route("/service/v1/accounts/{account}/code", post(new_code))
         .route("/service/v1/numbers/{number}", put(set_number).get(number))
         .with_state(service)
 }
@@ -881,13 +882,28 @@ async fn register(
             )));
         }
     }
-    let record = s.store.service_account(&account).await?.ok_or_else(|| {
+    // The account's set-up code is the proof that whoever sets the device
+    // up holds the account. An unknown account and a wrong code get one
+    // answer: the service says nothing of which accounts exist.
+    let refused = || {
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_account",
-            format!("the service never issued {account}"),
+            StatusCode::FORBIDDEN,
+            "not_set_up",
+            format!(
+                "the service has no account {account} with this set-up code; check both with whoever issued the account"
+            ),
         )
-    })?;
+    };
+    let record = s.store.service_account(&account).await?;
+    let proven = record.as_ref().is_some_and(|rec| {
+        rec.code_hash
+            .as_deref()
+            .is_some_and(|h| crate::auth::same_secret(&token_hash(&r.code), h))
+    });
+    let Some(record) = record.filter(|_| proven) else {
+        tracing::info!(%account, gateway = %gw.name, "device set-up refused: unknown account or wrong code");
+        return Err(refused());
+    };
     if record.status != "active" {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -924,9 +940,10 @@ async fn issue_account(
     if r.label.trim().is_empty() || r.label.len() > 200 {
         return Err(ApiError::bad_request("a label is 1 to 200 characters"));
     }
-    let record = s
+    let code = setup_code();
+    let mut record = s
         .store
-        .issue_service_account(r.label.trim(), |serial| {
+        .issue_service_account(r.label.trim(), &token_hash(&code), |serial| {
             u64::try_from(serial)
                 .map_err(|e| e.to_string())
                 .and_then(|n| ServiceAccount::new(n).map_err(|e| e.to_string()))
@@ -934,7 +951,63 @@ async fn issue_account(
         })
         .await?;
     tracing::info!(account = %record.account, "device account issued");
-    Ok((StatusCode::CREATED, Json(record)).into_response())
+    record.code_hash = None;
+    Ok((StatusCode::CREATED, Json(issued(record, code))).into_response())
+}
+
+/// A new set-up code: 128 random bits, easy to type.
+fn setup_code() -> String {
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    let hex = hex::encode(bytes);
+    // Eight groups of four: read aloud or typed on a camera's buttons.
+    hex.as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The administrator's answer when an account gets a code.
+fn issued(r: tracecast_store::ServiceAccountRecord, code: String) -> IssuedAccount {
+    IssuedAccount {
+        serial: r.serial,
+        account: r.account,
+        label: r.label,
+        status: r.status,
+        created_at: r.created_at,
+        code: Some(code),
+    }
+}
+
+/// `POST /service/v1/accounts/{account}/code` (administrator): a new
+/// set-up code for an account (lost, or issued before codes); the old one
+/// stops working. Devices already set up keep working.
+async fn new_code(
+    State(s): State<Arc<Service>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    s.admin(&headers).await?;
+    let code = setup_code();
+    if !s
+        .store
+        .set_service_account_code(&account, &token_hash(&code))
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_account",
+            format!("the service never issued {account}"),
+        ));
+    }
+    let record = s
+        .store
+        .service_account(&account)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_account", "gone"))?;
+    tracing::info!(%account, "device account given a new set-up code");
+    Ok(Json(issued(record, code)).into_response())
 }
 
 #[derive(Debug, Deserialize)]

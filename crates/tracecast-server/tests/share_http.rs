@@ -233,7 +233,13 @@ async fn a_device_shares_through_a_gateway_on_both_backends() {
             .request_service(&request(&typo, "Lumix G9"))
             .await
             .unwrap();
-        let (status, code, message) = refusal(device.confirm(&offer, &typo).await.unwrap_err());
+        let camera_code = camera.code.clone().expect("a code comes with the account");
+        let (status, code, message) = refusal(
+            device
+                .confirm(&offer, &typo, &camera_code)
+                .await
+                .unwrap_err(),
+        );
         assert_eq!(
             (status, code.as_str()),
             (StatusCode::BAD_REQUEST, "account_format")
@@ -246,10 +252,16 @@ async fn a_device_shares_through_a_gateway_on_both_backends() {
             .unwrap()
             .is_empty());
         // An offer is used once.
-        let (status, _, _) = refusal(device.confirm(&offer, &camera.account).await.unwrap_err());
+        let (status, _, _) = refusal(
+            device
+                .confirm(&offer, &camera.account, &camera_code)
+                .await
+                .unwrap_err(),
+        );
         assert_eq!(status, StatusCode::NOT_FOUND);
 
-        // Well-formed but never issued: the service server says so.
+        // Well-formed but never issued, and issued but with a wrong code:
+        // one answer, which says nothing of which accounts exist.
         let never = tracecast_share::ServiceAccount::new(99_999)
             .unwrap()
             .to_string();
@@ -257,19 +269,44 @@ async fn a_device_shares_through_a_gateway_on_both_backends() {
             .request_service(&request(&never, "Lumix G9"))
             .await
             .unwrap();
-        let (status, code, message) = refusal(device.confirm(&offer, &never).await.unwrap_err());
+        let (status, code, never_message) = refusal(
+            device
+                .confirm(&offer, &never, &camera_code)
+                .await
+                .unwrap_err(),
+        );
         assert_eq!(
             (status, code.as_str()),
-            (StatusCode::NOT_FOUND, "service_refused")
+            (StatusCode::FORBIDDEN, "service_refused")
         );
-        assert!(message.contains("never issued"), "{message}");
+        assert!(never_message.contains("set-up code"), "{never_message}");
+        let offer = device
+            .request_service(&request(&camera.account, "Lumix G9"))
+            .await
+            .unwrap();
+        let (status, _, wrong_message) = refusal(
+            device
+                .confirm(&offer, &camera.account, "0000-0000")
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            wrong_message.replace(&camera.account, "ACCOUNT"),
+            never_message.replace(&never, "ACCOUNT"),
+            "an unknown account and a wrong code are answered alike"
+        );
         // Suspended.
         let offer = device
             .request_service(&request(&tablet.account, "Pixel Tablet"))
             .await
             .unwrap();
-        let (status, _, message) =
-            refusal(device.confirm(&offer, &tablet.account).await.unwrap_err());
+        let (status, _, message) = refusal(
+            device
+                .confirm(&offer, &tablet.account, tablet.code.as_deref().unwrap())
+                .await
+                .unwrap_err(),
+        );
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(message.contains("suspended"), "{message}");
 
@@ -278,12 +315,32 @@ async fn a_device_shares_through_a_gateway_on_both_backends() {
             .request_service(&request(&camera.account, "Lumix G9"))
             .await
             .unwrap();
-        let on = device.confirm(&offer, &camera.account).await.unwrap();
+        let on = device
+            .confirm(&offer, &camera.account, &camera_code)
+            .await
+            .unwrap();
         assert_eq!(on.account, camera.account);
         assert_eq!(on.attachment_limit, 300 * 1024);
         let devices = t.store.gateway_devices(w.gateway_id).await.unwrap();
         assert_eq!(devices.len(), 1);
         assert_eq!(devices[0].model, "Lumix G9");
+        // Abuse 6: whoever computes the camera's account id (serials are
+        // sequential, the check digit public) but lacks its code cannot
+        // set a device up in its place, nor evict it: the camera's token
+        // keeps working below.
+        let offer = device
+            .request_service(&request(&camera.account, "Lumix G9"))
+            .await
+            .unwrap();
+        let (status, _, _) = refusal(
+            device
+                .confirm(&offer, &camera.account, "a-guess")
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let devices = t.store.gateway_devices(w.gateway_id).await.unwrap();
+        assert_eq!(devices.len(), 1);
 
         // Without the device's token, nothing is sent.
         let files = tempfile::tempdir().unwrap();

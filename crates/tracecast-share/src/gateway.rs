@@ -7,13 +7,16 @@
 //!    ([`ServiceRequest`]);
 //! 3. the gateway checks the device may use the service ([`DevicePolicy`]);
 //! 4. and says so ([`ServiceOffer`]);
-//! 5. the device sends its account ([`AccountConfirm`]);
+//! 5. the device sends its account and the set-up code issued with it
+//!    ([`AccountConfirm`]): the account id alone is no proof (ids are
+//!    sequential and their check digit public);
 //! 6. the gateway checks the account has the format the service server
 //!    issues ([`crate::ServiceAccount`], check digit), refusing a malformed
 //!    one itself;
 //! 7. the gateway sends its own credentials (its token) and the device's
 //!    to the service server ([`Registration`]);
-//! 8. the server stores and checks them;
+//! 8. the server checks them (an unknown account and a wrong code get
+//!    the same answer) and stores them;
 //! 9. the device is told the service is on ([`ServiceOn`]).
 
 use serde::{Deserialize, Serialize};
@@ -45,19 +48,44 @@ pub struct ServiceOffer {
     pub message: String,
 }
 
-/// Step 5: the device sends its account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Longest set-up code accepted.
+pub const MAX_CODE: usize = 200;
+
+/// Step 5: the device sends its account and its set-up code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountConfirm {
     pub account: String,
+    /// The code issued with the account (a secret: never logged).
+    pub code: String,
+}
+
+impl std::fmt::Debug for AccountConfirm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountConfirm")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Step 7: what the gateway sends the service server (with its own
 /// token).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
     pub account: String,
     pub model: String,
     pub hardware: String,
+    /// The device's set-up code, the proof that the account is its own.
+    pub code: String,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("account", &self.account)
+            .field("model", &self.model)
+            .field("hardware", &self.hardware)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Step 8's answer from the service server.
@@ -113,13 +141,28 @@ pub struct NumberEntry {
 }
 
 /// A device account the service issued, as the administrator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuedAccount {
     pub serial: i64,
     pub account: String,
     pub label: String,
     pub status: String,
     pub created_at: i64,
+    /// The set-up code, shown only when the account is issued (or given a
+    /// new code): the device needs it to be set up at a gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl std::fmt::Debug for IssuedAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the code.
+        f.debug_struct("IssuedAccount")
+            .field("account", &self.account)
+            .field("label", &self.label)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a gateway will not serve a device (step 3).

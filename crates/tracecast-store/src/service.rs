@@ -18,6 +18,10 @@ pub struct ServiceAccountRecord {
     /// `active` or `suspended`.
     pub status: String,
     pub created_at: i64,
+    /// SHA-256 of the account's set-up code (never its code); `None` for
+    /// an account issued before codes, which must be given one.
+    #[serde(skip)]
+    pub code_hash: Option<String>,
 }
 
 /// A device registered through a gateway.
@@ -87,15 +91,18 @@ fn account_row(row: &sqlx::any::AnyRow) -> Result<ServiceAccountRecord, StoreErr
         label: row.try_get(2)?,
         status: row.try_get(3)?,
         created_at: row.try_get(4)?,
+        code_hash: row.try_get(5)?,
     })
 }
 
 impl Store {
-    /// Issues the next device account: `format` turns a serial into the
-    /// id (with its check digit). Two issuers racing: the loser retries.
+    /// Issues the next device account with the SHA-256 of its set-up
+    /// code: `format` turns a serial into the id (with its check digit).
+    /// Two issuers racing: the loser retries.
     pub async fn issue_service_account(
         &self,
         label: &str,
+        code_hash: &str,
         format: impl Fn(i64) -> Result<String, String>,
     ) -> Result<ServiceAccountRecord, StoreError> {
         for _ in 0..5 {
@@ -106,13 +113,14 @@ impl Store {
             let account = format(serial).map_err(StoreError::Invalid)?;
             let now = crate::now_ms();
             let inserted = sqlx::query(
-                "INSERT INTO service_accounts (serial, account, label, status, created_at) \
-                 VALUES ($1, $2, $3, 'active', $4) ON CONFLICT DO NOTHING",
+                "INSERT INTO service_accounts (serial, account, label, status, created_at, code_hash) \
+                 VALUES ($1, $2, $3, 'active', $4, $5) ON CONFLICT DO NOTHING",
             )
             .bind(serial)
             .bind(&account)
             .bind(label)
             .bind(now)
+            .bind(code_hash)
             .execute(&self.pool)
             .await?
             .rows_affected();
@@ -123,6 +131,7 @@ impl Store {
                     label: label.to_owned(),
                     status: "active".into(),
                     created_at: now,
+                    code_hash: Some(code_hash.to_owned()),
                 });
             }
         }
@@ -136,13 +145,29 @@ impl Store {
         account: &str,
     ) -> Result<Option<ServiceAccountRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT serial, account, label, status, created_at FROM service_accounts \
+            "SELECT serial, account, label, status, created_at, code_hash FROM service_accounts \
              WHERE account = $1",
         )
         .bind(account)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(account_row).transpose()
+    }
+
+    /// Gives a device account a new set-up code (its SHA-256); false when
+    /// there is no such account. The old code stops working.
+    pub async fn set_service_account_code(
+        &self,
+        account: &str,
+        code_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE service_accounts SET code_hash = $1 WHERE account = $2")
+            .bind(code_hash)
+            .bind(account)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
     }
 
     /// Suspends or reactivates a device account; false when there is none.
@@ -349,8 +374,14 @@ mod tests {
     async fn accounts_devices_numbers_and_uploads() {
         for t in TestStore::both().await {
             let s = &t.store;
-            let a = s.issue_service_account("camera", format).await.unwrap();
-            let b = s.issue_service_account("tablet", format).await.unwrap();
+            let a = s
+                .issue_service_account("camera", "h-a", format)
+                .await
+                .unwrap();
+            let b = s
+                .issue_service_account("tablet", "h-b", format)
+                .await
+                .unwrap();
             assert_eq!((a.serial, b.serial), (1, 2));
             assert_eq!(b.account, "ACC-0002");
             assert!(s

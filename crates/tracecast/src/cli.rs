@@ -103,13 +103,28 @@ pub enum ServiceCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ServiceAccountCommand {
-    /// Issue a device account (TCA-dddd-dddd-dddd, with a check digit).
+    /// Issue a device account (TCA-dddd-dddd-dddd, with a check digit)
+    /// and its set-up code, shown once: the device needs both.
     Issue {
         /// Who or what it is for.
         label: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Write the set-up code to this file (mode 0600) instead of
+        /// printing it.
+        #[arg(long)]
+        code_out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Give an account a new set-up code (lost, or issued before codes);
+    /// the old code stops working.
+    Code {
+        account: String,
+        /// Write the code to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        code_out: Option<PathBuf>,
         #[command(flatten)]
         conn: Connection,
     },
@@ -135,6 +150,13 @@ pub enum DeviceCommand {
         /// The account the service issued (TCA-dddd-dddd-dddd).
         #[arg(long)]
         account: String,
+        /// The set-up code issued with the account (prefer --code-file or
+        /// TRACECAST_SETUP_CODE: arguments show in `ps`).
+        #[arg(long, env = "TRACECAST_SETUP_CODE", hide_env_values = true)]
+        code: Option<String>,
+        /// File holding the set-up code.
+        #[arg(long, conflicts_with = "code")]
+        code_file: Option<PathBuf>,
         /// The device's model.
         #[arg(long)]
         model: String,

@@ -894,7 +894,8 @@ async fn sharing(
             ..request.clone()
         })
         .await?;
-    let refused = device.confirm(&offer, &typo).await.is_err();
+    let code = camera.code.clone().context("the account's set-up code")?;
+    let refused = device.confirm(&offer, &typo, &code).await.is_err();
     if !refused {
         failures += 1;
     }
@@ -902,8 +903,21 @@ async fn sharing(
         "    {} a mistyped account ({typo}) is refused at the phone by its check digit",
         if refused { "ok " } else { "BAD" }
     ));
+    // The account id alone is no proof: ids are sequential.
     let offer = device.request_service(&request).await?;
-    let on = device.confirm(&offer, &camera.account).await?;
+    let guessed = device
+        .confirm(&offer, &camera.account, "0000-0000-0000-0000")
+        .await
+        .is_err();
+    if !guessed {
+        failures += 1;
+    }
+    say(format!(
+        "    {} its account id without the set-up code issued with it is refused",
+        if guessed { "ok " } else { "BAD" }
+    ));
+    let offer = device.request_service(&request).await?;
+    let on = device.confirm(&offer, &camera.account, &code).await?;
     say(format!("    {}", on.message));
     let camera_client = GatewayClient::new(&gateway_url, Some(&on.token))?;
     let memo = phone.join("memo.wav");

@@ -160,15 +160,37 @@ pub async fn start_gateway(
 pub fn service(cmd: ServiceCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match cmd {
-            ServiceCommand::Account(ServiceAccountCommand::Issue { label, json, conn }) => {
+            ServiceCommand::Account(ServiceAccountCommand::Issue {
+                label,
+                json,
+                code_out,
+                conn,
+            }) => {
                 let client = ServiceClient::new(&conn.server, &conn.token()?)?;
-                let issued = client.issue_account(&label).await?;
+                let mut issued = client.issue_account(&label).await?;
+                let code = issued.code.take().unwrap_or_default();
                 if json {
-                    println!("{}", serde_json::to_string(&issued)?);
+                    let mut v = serde_json::to_value(&issued)?;
+                    if code_out.is_none() {
+                        v["code"] = code.clone().into();
+                    }
+                    println!("{v}");
                 } else {
                     println!("{}", issued.account);
                     eprintln!("device account for {:?} issued", issued.label);
                 }
+                show_code(&issued.account, &code, code_out.as_deref(), json)?;
+            }
+            ServiceCommand::Account(ServiceAccountCommand::Code {
+                account,
+                code_out,
+                conn,
+            }) => {
+                let issued = ServiceClient::new(&conn.server, &conn.token()?)?
+                    .new_code(&account)
+                    .await?;
+                let code = issued.code.unwrap_or_default();
+                show_code(&issued.account, &code, code_out.as_deref(), false)?;
             }
             ServiceCommand::Account(ServiceAccountCommand::Suspend { account, conn }) => {
                 ServiceClient::new(&conn.server, &conn.token()?)?
@@ -202,6 +224,29 @@ pub fn service(cmd: ServiceCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Hands a set-up code over: to a 0600 file, or on stdout (after the
+/// account, which `issue` prints first).
+fn show_code(account: &str, code: &str, out: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    match out {
+        Some(path) => {
+            tracecast_server::auth::write_secret(path, &format!("{code}\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "{account}: set-up code in {} (give it to the device's holder; shown once)",
+                path.display()
+            );
+        }
+        None if json => {}
+        None => {
+            println!("{code}");
+            eprintln!(
+                "{account}: that is its set-up code (give it to the device's holder; shown once)"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// What a device keeps after set-up.
 #[derive(Debug, Serialize, Deserialize)]
 struct DeviceState {
@@ -217,6 +262,8 @@ pub fn device(cmd: DeviceCommand, quiet: bool) -> anyhow::Result<ExitCode> {
         match cmd {
             DeviceCommand::Setup {
                 account,
+                code,
+                code_file,
                 model,
                 hardware,
                 gateway,
@@ -263,8 +310,18 @@ pub fn device(cmd: DeviceCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                     eprintln!("{}", offer.message);
                 }
                 // Steps 5-9.
+                let code = match (code, code_file) {
+                    (Some(c), _) => c,
+                    (None, Some(f)) => std::fs::read_to_string(&f)
+                        .with_context(|| format!("reading {}", f.display()))?
+                        .trim()
+                        .to_owned(),
+                    (None, None) => anyhow::bail!(
+                        "give the account's set-up code (--code-file FILE or TRACECAST_SETUP_CODE): the operator issued it with the account"
+                    ),
+                };
                 let on = client
-                    .confirm(&offer, &account)
+                    .confirm(&offer, &account, &code)
                     .await
                     .context("the service was not switched on")?;
                 let saved = DeviceState {

@@ -81,14 +81,23 @@ fn a_camera_shares_through_a_phone_gateway_process() {
         &admin,
         &base,
     ));
+    let code_file = dir.path().join("camera.code");
     let account = ok(cli(
-        &["service", "account", "issue", "Kenji's camera"],
+        &[
+            "service",
+            "account",
+            "issue",
+            "Kenji's camera",
+            "--code-out",
+            p(&code_file),
+        ],
         &admin,
         &base,
     ))
     .trim()
     .to_owned();
     assert!(account.starts_with("TCA-"), "{account}");
+    assert!(std::fs::read_to_string(&code_file).unwrap().trim().len() >= 32);
     ok(cli(
         &["service", "number", "+1 555 0100", "bob"],
         &admin,
@@ -127,6 +136,8 @@ fn a_camera_shares_through_a_phone_gateway_process() {
         "setup",
         "--account",
         &typo,
+        "--code-file",
+        p(&code_file),
         "--model",
         "Lumix G9",
         "--hardware",
@@ -147,6 +158,8 @@ fn a_camera_shares_through_a_phone_gateway_process() {
         "setup",
         "--account",
         &account,
+        "--code-file",
+        p(&code_file),
         "--model",
         "Lumix G9",
         "--hardware",
