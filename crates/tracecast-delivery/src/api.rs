@@ -222,6 +222,11 @@ pub struct Purchase {
 pub struct EdgeState {
     pub holdings: Vec<Holding>,
     pub in_flight: i64,
+    /// The public half (Ed25519, hex) of the key this edge signs its
+    /// pushes to homes and kiosks with; the origin writes it into tickets
+    /// for orders through them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ pub mod range;
 pub mod site;
 pub mod ticket;
 pub mod tier;
+pub mod voucher;
 
 pub use designate::{designate, EdgeView};
 pub use link::{LinkError, LinkKey};
@@ -25,3 +26,4 @@ pub use range::{ByteRange, RangeError, RangeRequest};
 pub use site::{DiscOrder, Fulfilment, Mode, Sessions, SiteEvent, SiteReport};
 pub use ticket::{SiteTarget, Ticket, TicketError};
 pub use tier::{ContentKind, Tier};
+pub use voucher::{CopyVoucher, VoucherError};

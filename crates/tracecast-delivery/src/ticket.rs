@@ -47,6 +47,12 @@ pub struct Ticket {
     /// origin for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protected: Option<String>,
+    /// Orders through a home or kiosk: the designated edge's push key
+    /// (Ed25519, hex). The site takes a push only with a voucher this key
+    /// signed ([`crate::CopyVoucher`]), so a buyer holding the ticket
+    /// cannot push bytes of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_key: Option<String>,
 }
 
 fn is_download(m: &Mode) -> bool {
@@ -168,6 +174,7 @@ mod tests {
             disc: None,
             rental_until: None,
             protected: None,
+            edge_key: None,
         }
     }
 

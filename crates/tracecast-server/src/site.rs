@@ -12,7 +12,7 @@ use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 use tracecast_client::{MailboxClient, OriginClient, PostOptions};
 use tracecast_delivery::api::{AccountInfo, OriginInfo};
-use tracecast_delivery::{SiteReport, Ticket, TicketError};
+use tracecast_delivery::{CopyVoucher, SiteReport, Ticket, TicketError};
 use tracecast_mailbox::BoxName;
 
 use crate::ApiError;
@@ -21,6 +21,8 @@ use crate::ApiError;
 pub const TICKET_HEADER: &str = "tracecast-ticket";
 /// Header naming the copy's file.
 pub const FILENAME_HEADER: &str = "tracecast-filename";
+/// Header carrying the pushing edge's signed voucher for the copy.
+pub const VOUCHER_HEADER: &str = "tracecast-copy-voucher";
 /// How long after a ticket's expiry its copy may still be pushed (marking
 /// a long work takes a while).
 const PUSH_GRACE_SECS: i64 = 3600;
@@ -105,14 +107,19 @@ impl SiteIdentity {
 /// An edge's push, its headers checked (the body is not read yet).
 pub(crate) struct Push {
     pub ticket: Ticket,
-    /// The SHA-256 the edge announced (lower-case hex).
+    /// The SHA-256 the edge vouched for (lower-case hex): the body must
+    /// have it.
     pub sha256: String,
+    /// The copy's length, as the edge vouched.
+    pub bytes: u64,
     pub media_type: String,
     pub filename: String,
 }
 
 /// Checks an edge's push before its body is read: a ticket for this site,
-/// an announced SHA-256, a plain file name.
+/// the voucher of the edge that ticket names (signed with its push key,
+/// for this delivery and site: the buyer holds the ticket but cannot sign
+/// one), the SHA-256 it vouches for, a plain file name.
 pub(crate) fn read_push(
     headers: &HeaderMap,
     origin_key: &VerifyingKey,
@@ -128,10 +135,14 @@ pub(crate) fn read_push(
             _ => ApiError::forbidden(t.to_string()),
         },
     )?;
-    let sha256 = h(tracecast_client::SHA256_HEADER)
-        .map(str::to_ascii_lowercase)
-        .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| ApiError::bad_request("a push names its SHA-256 (64 hex digits)"))?;
+    let voucher = CopyVoucher::verify(h(VOUCHER_HEADER), &ticket, site)
+        .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "not_the_edge", e.to_string()))?;
+    let sha256 = voucher.sha256.to_ascii_lowercase();
+    if h(tracecast_client::SHA256_HEADER).map(str::to_ascii_lowercase) != Some(sha256.clone()) {
+        return Err(ApiError::bad_request(
+            "the push's SHA-256 header is not the one its voucher names",
+        ));
+    }
     let filename = h(FILENAME_HEADER)
         .filter(|f| {
             !f.is_empty()
@@ -150,6 +161,7 @@ pub(crate) fn read_push(
     Ok(Push {
         ticket,
         sha256,
+        bytes: voucher.bytes,
         media_type,
         filename,
     })

@@ -260,3 +260,62 @@ async fn orders_and_bills_come_only_from_the_origin() {
         );
     }
 }
+
+/// Abuse 7: the buyer's own bytes on a home server. The purchase ticket
+/// is the buyer's; a push needs the voucher of the edge the ticket names,
+/// signed with that edge's push key and binding the copy's hash. The
+/// buyer pushing first is refused and changes nothing; the edge's push of
+/// the marked copy then lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_edge_pushes_a_copy_to_a_home() {
+    use sha2::Digest;
+    for t in TestStore::both().await {
+        let mut net = start(&t, &["tokyo"]).await;
+        let files = tempfile::tempdir().unwrap();
+        let (_, provider, _) = net.account("provider", "aurora").await;
+        let (_, alice, _) = net.account("user", "alice").await;
+        let (home_id, home) = common::start_home(&mut net, &t, "maple").await;
+        net.edges_alive().await;
+        let c = provider
+            .add_content(&track(files.path(), 8.0, 71), "Etude", 120, None, |_, _| {})
+            .await
+            .unwrap();
+        let mut order = tracecast_delivery::api::PurchaseRequest::download(c.id, Some(Tier::High));
+        order.home = Some("maple".into());
+        let p = alice.order_once(&order, None).await.unwrap();
+
+        let own = b"not the marked copy".repeat(500);
+        let sha = hex::encode(sha2::Sha256::digest(&own));
+        let r = reqwest::Client::new()
+            .post(format!("{home}/v1/copies"))
+            .header("tracecast-ticket", &p.ticket)
+            .header("tracecast-sha256", &sha)
+            .header("tracecast-filename", "song.flac")
+            .header("content-type", "audio/flac")
+            .body(own)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(t
+            .store
+            .home_copy(tracecast_store::SiteId(i64::from(home_id)), p.delivery)
+            .await
+            .unwrap()
+            .is_none());
+
+        // The edge's own push: the marked copy reaches the home.
+        let copy = EdgeClient::new()
+            .unwrap()
+            .deliver(&p.edge_address, &p.ticket)
+            .await
+            .unwrap();
+        let held = t
+            .store
+            .home_copy(tracecast_store::SiteId(i64::from(home_id)), p.delivery)
+            .await
+            .unwrap()
+            .expect("the home holds the edge's copy");
+        assert_eq!(held.sha256, copy.sha256);
+    }
+}

@@ -285,6 +285,7 @@ async fn a_purchase_is_marked_served_with_ranges_reported_billed_and_traced() {
             disc: None,
             rental_until: None,
             protected: None,
+            edge_key: None,
         }
         .sign(&SigningKey::from_bytes(&[4; 32]));
         assert_eq!(
@@ -422,6 +423,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             disc: None,
             rental_until: None,
             protected: None,
+            edge_key: None,
         }
         .sign(&net.signing);
         let (status, code) = refused(

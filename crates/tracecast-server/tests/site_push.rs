@@ -1,5 +1,7 @@
 //! What homes and kiosks accept from an edge: only a push with an origin
-//! ticket naming them, a body matching its SHA-256 and a plain file name;
+//! ticket naming them and the voucher of the edge that ticket names (the
+//! buyer holds the ticket, not the edge's key), a body matching the
+//! vouched SHA-256 and a plain file name;
 //! a kiosk refuses an order whose image does not fit the medium (and keeps
 //! refusing it when the push is retried), writing nothing. Runs on both
 //! store backends.
@@ -7,7 +9,7 @@
 use ed25519_dalek::SigningKey;
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
-use tracecast_delivery::{DiscOrder, Fulfilment, Mode, SiteTarget, Ticket, Tier};
+use tracecast_delivery::{CopyVoucher, DiscOrder, Fulfilment, Mode, SiteTarget, Ticket, Tier};
 use tracecast_server::home::{Home, HomeConfig};
 use tracecast_server::kiosk::{Kiosk, KioskConfig};
 use tracecast_server::site::SiteIdentity;
@@ -15,6 +17,8 @@ use tracecast_store::testing::TestStore;
 
 const KIOSK: u16 = 3;
 const HOME: u16 = 4;
+/// The edge's push key.
+const EDGE: [u8; 32] = [2; 32];
 
 fn ticket(mode: Mode, site: u16, medium: &str) -> Ticket {
     Ticket {
@@ -37,12 +41,48 @@ fn ticket(mode: Mode, site: u16, medium: &str) -> Ticket {
         }),
         rental_until: None,
         protected: None,
+        edge_key: Some(hex::encode(
+            SigningKey::from_bytes(&EDGE).verifying_key().to_bytes(),
+        )),
     }
 }
 
+/// The voucher the honest edge signs for a push of `sha` (`len` bytes)
+/// under a ticket's text (none for a ticket that does not read).
+fn voucher(ticket: &str, sha: &str, len: u64, key: &[u8; 32]) -> Option<String> {
+    use base64::Engine;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(ticket.split_once('.')?.0)
+        .ok()?;
+    let t: Ticket = serde_json::from_slice(&json).ok()?;
+    Some(
+        CopyVoucher {
+            delivery: t.delivery,
+            edge: t.edge,
+            site: t.site?.id,
+            sha256: sha.to_owned(),
+            bytes: len,
+        }
+        .sign(&SigningKey::from_bytes(key)),
+    )
+}
+
+/// A push as the edge makes it: the ticket and the edge's voucher.
 async fn push(
     url: &str,
     ticket: Option<&str>,
+    body: &[u8],
+    sha: &str,
+    name: &str,
+) -> (StatusCode, String) {
+    let v = ticket.and_then(|t| voucher(t, sha, body.len() as u64, &EDGE));
+    push_with(url, ticket, v.as_deref(), body, sha, name).await
+}
+
+async fn push_with(
+    url: &str,
+    ticket: Option<&str>,
+    voucher: Option<&str>,
     body: &[u8],
     sha: &str,
     name: &str,
@@ -55,6 +95,9 @@ async fn push(
         .body(body.to_vec());
     if let Some(t) = ticket {
         req = req.header("tracecast-ticket", t);
+    }
+    if let Some(v) = voucher {
+        req = req.header("tracecast-copy-voucher", v);
     }
     let resp = req.send().await.unwrap();
     (resp.status(), resp.text().await.unwrap())
@@ -166,10 +209,39 @@ async fn sites_take_only_good_pushes_and_a_kiosk_refuses_what_does_not_fit() {
         assert_eq!(o.status, "refused");
         assert!(!kiosk.image_path(41).exists());
 
-        // The same copy on a CD-R is written; a retried push answers the
-        // same receipt without writing a second image.
+        // Abuse 7: the buyer holds the ticket and pushes first: without
+        // the edge's voucher, or with one signed by a key of their own, or
+        // with the edge's voucher but other bytes, nothing is written.
         let cd = ticket(Mode::Kiosk, KIOSK, "cd-r");
         let cd = Ticket { delivery: 42, ..cd }.sign(&origin);
+        let own: Vec<u8> = b"the buyer's own bytes".repeat(1000);
+        let own_sha = hex::encode(Sha256::digest(&own));
+        let theirs = voucher(&cd, &own_sha, own.len() as u64, &[77; 32]);
+        let edges = voucher(&cd, &sha, body.len() as u64, &EDGE);
+        for (v, bytes, claimed, want) in [
+            (None, &own, &own_sha, StatusCode::FORBIDDEN),
+            (theirs.as_deref(), &own, &own_sha, StatusCode::FORBIDDEN),
+            (edges.as_deref(), &own, &own_sha, StatusCode::BAD_REQUEST),
+            (
+                edges.as_deref(),
+                &own,
+                &sha,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+        ] {
+            let (status, text) = push_with(&kiosk_url, Some(&cd), v, bytes, claimed, name).await;
+            assert_eq!(status, want, "{text}");
+        }
+        assert!(t
+            .store
+            .kiosk_order(tracecast_store::SiteId(i64::from(KIOSK)), 42)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(!kiosk.image_path(42).exists());
+
+        // The same copy on a CD-R is written; a retried push answers the
+        // same receipt without writing a second image.
         let (status, first) = push(&kiosk_url, Some(&cd), &body, &sha, name).await;
         assert_eq!(status, StatusCode::CREATED, "{first}");
         let (status, again) = push(&kiosk_url, Some(&cd), &body, &sha, name).await;

@@ -173,6 +173,8 @@ pub struct EdgeRecord {
     pub fee_cents: i64,
     pub last_seen: Option<i64>,
     pub in_flight: i64,
+    /// The edge's push key (Ed25519 public key, hex), once it said.
+    pub push_key: Option<String>,
 }
 
 /// A rendition to record at ingest.
@@ -317,7 +319,7 @@ const CONTENT_COLUMNS: &str = "c.id, c.provider_id, p.name, c.title, c.kind, c.p
 const DELIVERY_COLUMNS: &str = "id, content_id, tier, user_id, provider_id, edge_id, price_cents, \
      edge_fee_cents, status, created_at, marked_at, bytes, sha256, mode, site_id, site_fee_cents, \
      order_info, replaced_by";
-const EDGE_COLUMNS: &str = "id, name, address, operator, fee_cents, last_seen, in_flight";
+const EDGE_COLUMNS: &str = "id, name, address, operator, fee_cents, last_seen, in_flight, push_key";
 
 fn content(row: &AnyRow) -> Result<ContentRecord, sqlx::Error> {
     Ok(ContentRecord {
@@ -369,6 +371,7 @@ fn edge(row: &AnyRow) -> Result<EdgeRecord, sqlx::Error> {
         fee_cents: row.try_get(4)?,
         last_seen: row.try_get(5)?,
         in_flight: row.try_get(6)?,
+        push_key: row.try_get(7)?,
     })
 }
 
@@ -537,6 +540,7 @@ impl Store {
         edge_id: EdgeId,
         holdings: &[(i64, String)],
         in_flight: i64,
+        push_key: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -556,12 +560,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("UPDATE edges SET last_seen = $1, in_flight = $2 WHERE id = $3")
-            .bind(now)
-            .bind(in_flight)
-            .bind(edge_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE edges SET last_seen = $1, in_flight = $2, push_key = COALESCE($4, push_key) \
+             WHERE id = $3",
+        )
+        .bind(now)
+        .bind(in_flight)
+        .bind(edge_id)
+        .bind(push_key)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -588,8 +596,8 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let e = edge(r)?;
-                let holds: i64 = r.try_get(7)?;
-                let recent: i64 = r.try_get(8)?;
+                let holds: i64 = r.try_get(8)?;
+                let recent: i64 = r.try_get(9)?;
                 Ok(EdgeLoad {
                     load: recent + e.in_flight,
                     edge: e,

@@ -148,6 +148,9 @@ pub struct Edge {
     origin_key: VerifyingKey,
     mark_key: MarkKey,
     link_key: LinkKey,
+    /// Signs this edge's pushes to homes and kiosks (its public half goes
+    /// to the origin with the edge's state, and from there into tickets).
+    push_key: ed25519_dalek::SigningKey,
     store: Store,
     cache: Cache,
     /// A/B variants of renditions (issue 10), A and B in a cache each.
@@ -205,6 +208,10 @@ impl Edge {
         std::fs::create_dir_all(&config.dir).map_err(io(&config.dir))?;
         let link_key =
             load_or_make_link_key(&config.dir.join("link.key")).map_err(io(&config.dir))?;
+        // The same 32 random bytes as a link key, used as an Ed25519 seed.
+        let push_key = ed25519_dalek::SigningKey::from_bytes(
+            &load_or_make_secret(&config.dir.join("push.key")).map_err(io(&config.dir))?,
+        );
         let cache_dir = config.dir.join("cache");
         let cache = Cache::open(&cache_dir, config.cache_bytes).map_err(io(&cache_dir))?;
         let variants = ["a", "b"].map(|v| {
@@ -226,6 +233,7 @@ impl Edge {
             origin_key: who.origin_key,
             mark_key,
             link_key,
+            push_key,
             store,
             cache,
             variants,
@@ -545,10 +553,21 @@ impl Edge {
                 ),
             )
         };
+        // The edge's own word that these are the bytes it marked: the
+        // site takes no push on the ticket alone (the buyer holds it).
+        let voucher = tracecast_delivery::CopyVoucher {
+            delivery: c.delivery_id,
+            edge: self.id,
+            site: site.id,
+            sha256: c.sha256.clone(),
+            bytes: c.bytes as u64,
+        }
+        .sign(&self.push_key);
         let resp = self
             .http
             .post(format!("{}/v1/copies", site.address.trim_end_matches('/')))
             .header(crate::site::TICKET_HEADER, ticket_text)
+            .header(crate::site::VOUCHER_HEADER, voucher)
             .header(tracecast_client::SHA256_HEADER, &c.sha256)
             .header(crate::site::FILENAME_HEADER, &c.filename)
             .header(header::CONTENT_TYPE, &c.media_type)
@@ -632,6 +651,7 @@ impl Edge {
             let state = EdgeState {
                 holdings: self.cache.holdings(),
                 in_flight: self.in_flight.load(Ordering::Relaxed),
+                push_key: Some(hex::encode(self.push_key.verifying_key().to_bytes())),
             };
             match self.origin.edge_state(&state).await {
                 Ok(()) if failing => {
@@ -748,9 +768,14 @@ impl Edge {
 }
 
 pub(crate) fn load_or_make_link_key(path: &FsPath) -> std::io::Result<LinkKey> {
+    load_or_make_secret(path).map(LinkKey::from_bytes)
+}
+
+/// 32 secret bytes kept in a file of mode 0600, made on first need.
+fn load_or_make_secret(path: &FsPath) -> std::io::Result<[u8; 32]> {
     if let Ok(bytes) = std::fs::read(path) {
         if let Ok(k) = <[u8; 32]>::try_from(bytes.as_slice()) {
-            return Ok(LinkKey::from_bytes(k));
+            return Ok(k);
         }
     }
     let mut k = [0u8; 32];
@@ -758,7 +783,7 @@ pub(crate) fn load_or_make_link_key(path: &FsPath) -> std::io::Result<LinkKey> {
     let tmp = path.with_extension("partial");
     crate::auth::write_secret_bytes(&tmp, &k)?;
     std::fs::rename(&tmp, path)?;
-    Ok(LinkKey::from_bytes(k))
+    Ok(k)
 }
 
 fn origin_error(e: tracecast_client::ClientError) -> ApiError {

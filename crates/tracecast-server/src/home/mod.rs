@@ -413,7 +413,7 @@ async fn receive(
     let path = h.copies.join(&file);
     let rental = t.mode == Mode::Rental;
     let hls_dir = h.hls_dir(t.delivery);
-    let len = site::store_body(body, &path, &p.sha256, MAX_COPY_BYTES as u64).await?;
+    let len = site::store_body(body, &path, &p.sha256, p.bytes.min(MAX_COPY_BYTES as u64)).await?;
     if rental {
         let cfg = h.config.clone();
         let copy = path.clone();

@@ -293,7 +293,13 @@ async fn receive(
     let copy_path = k
         .discs
         .join(format!("{}-{:08x}.copy", t.delivery, rand::random::<u32>()));
-    let len = site::store_body(body, &copy_path, &p.sha256, MAX_COPY_BYTES as u64).await?;
+    let len = site::store_body(
+        body,
+        &copy_path,
+        &p.sha256,
+        p.bytes.min(MAX_COPY_BYTES as u64),
+    )
+    .await?;
     let erase = || {
         let path = copy_path.clone();
         async move {

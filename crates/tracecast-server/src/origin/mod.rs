@@ -1012,6 +1012,18 @@ async fn purchase(
         .into_iter()
         .find(|l| l.edge.id.get() == chosen)
         .expect("designated from the list");
+    if route.mode.via_site() && edge.edge.push_key.is_none() {
+        // Its pushes could not be told from a buyer's: no site would
+        // take them.
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_edge",
+            format!(
+                "edge {} has not told the origin its push key yet; try again shortly",
+                edge.edge.name
+            ),
+        ));
+    }
     let price = match route.mode {
         // A rental's fee follows the viewing, by its tariff.
         Mode::Rental => 0,
@@ -1093,6 +1105,12 @@ async fn purchase(
         disc: route.disc.clone(),
         rental_until: route.rental_until,
         protected,
+        // Only the designated edge's own push reaches a home or kiosk.
+        edge_key: route
+            .mode
+            .via_site()
+            .then(|| edge.edge.push_key.clone())
+            .flatten(),
     }
     .sign(&o.signing);
     if !again {
@@ -1432,11 +1450,24 @@ async fn edge_state(
         .iter()
         .map(|h| (h.content, h.tier.as_str().to_owned()))
         .collect();
+    let push_key = state.push_key.as_deref().map(str::to_ascii_lowercase);
+    if let Some(k) = &push_key {
+        let valid = hex::decode(k)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+            .is_some_and(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).is_ok());
+        if !valid {
+            return Err(ApiError::bad_request(
+                "push_key is an Ed25519 public key in hex (64 digits)",
+            ));
+        }
+    }
     o.store
         .set_edge_state(
             edge,
             &holdings,
             state.in_flight.max(0),
+            push_key.as_deref(),
             tracecast_store::now_ms(),
         )
         .await?;
