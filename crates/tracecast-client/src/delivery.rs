@@ -401,6 +401,54 @@ impl OriginClient {
         Ok(())
     }
 
+    /// The key of a protected delivery's copy (the delivery's edge).
+    pub async fn copy_key(
+        &self,
+        delivery: i64,
+    ) -> Result<tracecast_delivery::api::CopyKey, ClientError> {
+        json(
+            self.req(
+                reqwest::Method::GET,
+                &format!("/v1/deliveries/{delivery}/key"),
+            )
+            .send()
+            .await?,
+        )
+        .await
+    }
+
+    /// A licence for one of the caller's deliveries in `recipient`'s
+    /// system (`clearkey`, `age:…`, `device:…`; a partner names the user
+    /// it bought for). A licence follows the delivery's settlement (its
+    /// edge's report reaching the origin): asked too early it is refused
+    /// `not_settled`, and asked again here for up to `wait`.
+    pub async fn licence(
+        &self,
+        delivery: i64,
+        recipient: &str,
+        for_user: Option<&str>,
+        wait: std::time::Duration,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut body = serde_json::json!({ "delivery": delivery, "recipient": recipient });
+        if let Some(u) = for_user {
+            body["for_user"] = u.into();
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match self
+                .call(reqwest::Method::POST, "/v1/licences", Some(&body))
+                .await
+            {
+                Err(ClientError::Refused { code, .. })
+                    if code == "not_settled" && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// A rendition's bytes (edge token), checked against the SHA-256 the
     /// origin recorded at ingest.
     pub async fn rendition(

@@ -769,13 +769,11 @@ async fn new_licence(
         s.only(&["user"], "licences")?;
         let licence = s
             .client
-            .call(
-                reqwest::Method::POST,
-                "/v1/licences",
-                Some(&serde_json::json!({
-                    "delivery": f.delivery,
-                    "recipient": f.recipient.trim(),
-                })),
+            .licence(
+                f.delivery,
+                f.recipient.trim(),
+                None,
+                std::time::Duration::from_secs(10),
             )
             .await?;
         let body =

@@ -217,6 +217,23 @@ pub struct Purchase {
     pub store_total_cents: Option<i64>,
 }
 
+/// `GET /v1/deliveries/{id}/key` (the delivery's edge): the key its
+/// protected copy is encrypted under (base64url), and the key's id.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyKey {
+    pub key_id: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for CopyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("CopyKey")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `POST /v1/edges/state` (edge): what it holds and how busy it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct EdgeState {

@@ -16,6 +16,7 @@
 //! and keys are wiped when dropped.
 
 pub mod container;
+mod copykey;
 pub mod keywrap;
 pub mod licence;
 pub mod roaming;

@@ -437,14 +437,11 @@ impl Roaming {
             .await
             .map_err(|e| format!("buying at {}: {e}", item.issuer))?;
         let licence = origin
-            .call(
-                reqwest::Method::POST,
-                "/v1/licences",
-                Some(&serde_json::json!({
-                    "delivery": purchase.delivery,
-                    "recipient": own,
-                    "for_user": user,
-                })),
+            .licence(
+                purchase.delivery,
+                own,
+                Some(user),
+                std::time::Duration::ZERO,
             )
             .await
             .map_err(|e| format!("licence for delivery {}: {e}", purchase.delivery))?;

@@ -319,3 +319,134 @@ async fn only_the_edge_pushes_a_copy_to_a_home() {
         assert_eq!(held.sha256, copy.sha256);
     }
 }
+
+/// A licence's key, verified with the origin's key, and its key id.
+fn licence_key(
+    net: &common::Net,
+    v: serde_json::Value,
+) -> (tracecast_protect::KeyId, tracecast_protect::ContentKey) {
+    let signed: tracecast_protect::SignedLicence = serde_json::from_value(v).unwrap();
+    let l = signed
+        .verify_signature(
+            &tracecast_protect::Trusted::new().with("origin", net.signing.verifying_key()),
+        )
+        .unwrap();
+    let key = l.content_key(&tracecast_protect::Secret::None).unwrap();
+    (l.key_id, key)
+}
+
+/// Abuse 3: a licence without paying. A licence goes only with a live,
+/// settled delivery of the caller, never to a suspended member, and
+/// carries the key of that buyer's copy alone: another buyer's licence
+/// does not open it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_licence_is_for_a_settled_delivery_and_opens_one_copy() {
+    use std::time::Duration;
+    for t in TestStore::both().await {
+        let net = start(&t, &["tokyo"]).await;
+        let files = tempfile::tempdir().unwrap();
+        let (_, provider, _) = net.account("provider", "aurora").await;
+        let (_, alice, _) = net.account("user", "alice").await;
+        let (_, bob, _) = net.account("user", "bob").await;
+        let (carol_id, carol, _) = net.account("user", "carol").await;
+        net.edges_alive().await;
+        let c = provider
+            .add_content_with(
+                &track(files.path(), 8.0, 31),
+                &tracecast_client::ContentOptions {
+                    title: "Sealed",
+                    price_cents: 150,
+                    terms: None,
+                    rental_tariff: None,
+                    reserved_up_to_order: None,
+                    protected: true,
+                    ab: false,
+                },
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+        assert!(c.protected);
+        let edge = EdgeClient::new().unwrap();
+        let fetch = |p: tracecast_delivery::api::Purchase, name: &str| {
+            let out = files.path().join(name);
+            let edge = edge.clone();
+            async move {
+                let copy = edge.deliver(&p.edge_address, &p.ticket).await.unwrap();
+                edge.download(&copy, &out, &|_, _| {}).await.unwrap();
+                std::fs::read(&out).unwrap()
+            }
+        };
+
+        // Bought but never fetched (so never billed): no licence.
+        let pa = alice.purchase(c.id, None, &[]).await.unwrap();
+        let e = alice
+            .licence(pa.delivery, "clearkey", None, Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e), (StatusCode::CONFLICT, "not_settled".into()));
+        // Not hers: nothing, as if it did not exist.
+        let e = bob
+            .licence(pa.delivery, "clearkey", None, Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::NOT_FOUND);
+
+        // Fetched, billed: her licence opens her copy.
+        let alice_copy = fetch(pa.clone(), "alice.tcprot").await;
+        let (akid, akey) = licence_key(
+            &net,
+            alice
+                .licence(pa.delivery, "clearkey", None, Duration::from_secs(20))
+                .await
+                .unwrap(),
+        );
+        let plain = tracecast_protect::decrypt_bytes(&alice_copy, akid, &akey).unwrap();
+        assert_eq!(&plain[..4], b"fLaC");
+
+        // Bob buys his own copy: his licence opens his, not hers.
+        let pb = bob.purchase(c.id, None, &[]).await.unwrap();
+        let bob_copy = fetch(pb.clone(), "bob.tcprot").await;
+        let (bkid, bkey) = licence_key(
+            &net,
+            bob.licence(pb.delivery, "clearkey", None, Duration::from_secs(20))
+                .await
+                .unwrap(),
+        );
+        assert_ne!(bkid, akid);
+        assert!(tracecast_protect::decrypt_bytes(&bob_copy, bkid, &bkey).is_ok());
+        assert!(tracecast_protect::decrypt_bytes(&alice_copy, bkid, &bkey).is_err());
+        assert!(tracecast_protect::decrypt_bytes(&alice_copy, akid, &bkey).is_err());
+
+        // A suspended member gets no licence, even for a settled delivery.
+        let store = net.origin.store();
+        store
+            .add_member(
+                tracecast_store::UserId(carol_id),
+                1,
+                None,
+                0.9,
+                1.0,
+                0.9,
+                "{}",
+                Some(("op", "passport")),
+            )
+            .await
+            .unwrap();
+        let pc = carol.purchase(c.id, None, &[]).await.unwrap();
+        fetch(pc.clone(), "carol.tcprot").await;
+        carol
+            .licence(pc.delivery, "clearkey", None, Duration::from_secs(20))
+            .await
+            .unwrap();
+        store
+            .set_member_status(tracecast_store::UserId(carol_id), "suspended")
+            .await
+            .unwrap();
+        let e = carol
+            .licence(pc.delivery, "clearkey", None, Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::FORBIDDEN);
+    }
+}

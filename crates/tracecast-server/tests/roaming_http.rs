@@ -114,12 +114,15 @@ async fn licences_roam_between_systems_on_both_backends() {
         // The issuer's way: alice's device system is not one the origin
         // issues; the roaming server converts before delivery.
         let (dev_secret, dev_public) = tracecast_protect::new_x25519_keypair();
+        // A licence follows the delivery's settlement (its report).
+        let wait = std::time::Duration::from_secs(30);
         let l = licence(
             alice
-                .call(
-                    Method::POST,
-                    "/v1/licences",
-                    Some(&json!({"delivery": p.delivery, "recipient": format!("device:{}", b64.encode(dev_public))})),
+                .licence(
+                    p.delivery,
+                    &format!("device:{}", b64.encode(dev_public)),
+                    None,
+                    wait,
                 )
                 .await
                 .unwrap(),
@@ -133,11 +136,7 @@ async fn licences_roam_between_systems_on_both_backends() {
         // The user's way: a ClearKey licence (carrying the roaming copy)
         // brought to the roaming server and converted into age.
         let ck = alice
-            .call(
-                Method::POST,
-                "/v1/licences",
-                Some(&json!({"delivery": p.delivery, "recipient": "clearkey"})),
-            )
+            .licence(p.delivery, "clearkey", None, wait)
             .await
             .unwrap();
         let (age_secret, age_public) = tracecast_protect::new_age_identity();

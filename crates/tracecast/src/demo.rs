@@ -453,10 +453,11 @@ async fn protected(
     // The origin issues a ClearKey licence; the roaming server converts it
     // into carol's device system.
     let ck = carol
-        .call(
-            reqwest::Method::POST,
-            "/v1/licences",
-            Some(&serde_json::json!({"delivery": b.purchase.delivery, "recipient": "clearkey"})),
+        .licence(
+            b.purchase.delivery,
+            "clearkey",
+            None,
+            Duration::from_secs(30),
         )
         .await?;
     let (device_secret, device_public) = tracecast_protect::new_x25519_keypair();

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use base64::Engine;
@@ -216,11 +217,7 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
         } => {
             let lic = runtime()?.block_on(async {
                 origin(&conn)?
-                    .call(
-                        Method::POST,
-                        "/v1/licences",
-                        Some(&serde_json::json!({"delivery": delivery, "recipient": recipient})),
-                    )
+                    .licence(delivery, &recipient, None, Duration::from_secs(30))
                     .await
                     .map_err(anyhow::Error::from)
             })?;

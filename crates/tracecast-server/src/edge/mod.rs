@@ -169,8 +169,6 @@ pub struct Edge {
     /// Their records are kept here too, so a range request of a player or
     /// download manager costs no query.
     verified: std::sync::Mutex<HashMap<i64, EdgeCopy>>,
-    /// Content keys of protected renditions, from the origin; never logged.
-    keys: std::sync::Mutex<HashMap<(i64, Tier), (KeyId, ContentKey)>>,
     catalog: RwLock<HashMap<i64, ContentInfo>>,
     /// Pushes copies to home servers and kiosks.
     http: reqwest::Client,
@@ -244,7 +242,6 @@ impl Edge {
             marking: Mutex::default(),
             decoded: std::sync::Mutex::new(Decoded::new(config_decoded)),
             verified: Default::default(),
-            keys: Default::default(),
             catalog: RwLock::default(),
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(5))
@@ -286,57 +283,39 @@ impl Edge {
         Ok(c)
     }
 
-    /// The rendition's bytes through the cache; whether it was a hit.
-    /// The content key a protected ticket names, from the origin (kept in
-    /// memory once fetched).
-    async fn content_key(
-        &self,
-        content: i64,
-        tier: Tier,
-        key_id: &str,
-    ) -> Result<(KeyId, ContentKey), ApiError> {
+    /// The key of a protected delivery's copy, which its ticket names,
+    /// from the origin (each copy has its own; nothing is kept after).
+    async fn copy_key(&self, delivery: i64, key_id: &str) -> Result<(KeyId, ContentKey), ApiError> {
         let kid: KeyId = key_id
             .parse()
             .map_err(|_| ApiError::bad_request("the ticket's key id is malformed"))?;
-        if let Some((k, key)) = self.keys.lock().expect("lock").get(&(content, tier)) {
-            if *k == kid {
-                return Ok((*k, key.clone()));
-            }
-        }
         let unavailable = |why: String| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "key_unavailable",
-                format!("the content key is not available now: {why}"),
+                format!("the copy's key is not available now: {why}"),
             )
         };
-        let v = self
+        let answer = self
             .origin
-            .call(
-                reqwest::Method::GET,
-                &format!("/v1/contents/{content}/keys/{tier}"),
-                None,
-            )
+            .copy_key(delivery)
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         use base64::Engine;
         let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(v["key"].as_str().unwrap_or_default())
+            .decode(&answer.key)
             .ok()
             .and_then(|b| ContentKey::from_slice(&b).ok())
             .ok_or_else(|| unavailable("the origin's answer holds no key".into()))?;
-        if v["key_id"].as_str() != Some(key_id) {
+        if answer.key_id != key_id {
             return Err(unavailable(
                 "the origin's key is not the one the ticket names".into(),
             ));
         }
-        self.keys
-            .lock()
-            .expect("lock")
-            .insert((content, tier), (kid, key.clone()));
         Ok((kid, key))
     }
 
+    /// The rendition's bytes through the cache; whether it was a hit.
     async fn rendition(&self, content: i64, tier: Tier) -> Result<(Bytes, bool), ApiError> {
         let info = self.content(content).await.map_err(origin_error)?;
         let r = info
@@ -987,7 +966,7 @@ async fn deliver(
         user: ticket.user,
     };
     let protect = match &ticket.protected {
-        Some(kid) => Some(e.content_key(ticket.content, ticket.tier, kid).await?),
+        Some(kid) => Some(e.copy_key(ticket.delivery, kid).await?),
         None => None,
     };
     let kind = match &source {

@@ -16,7 +16,7 @@ use base64::Engine;
 use serde::Deserialize;
 use tracecast_delivery::Tier;
 use tracecast_protect::{ContentKey, Grant, KeyId, Recipient, Rights};
-use tracecast_store::{AccountId, LicenceRecord};
+use tracecast_store::LicenceRecord;
 
 use super::{json_body, Origin};
 use crate::ApiError;
@@ -99,33 +99,61 @@ impl Origin {
             .map_err(broken)?;
         Ok((kid.parse().map_err(broken)?, key))
     }
+
+    /// The key id and key of one delivery's copy of a protected rendition.
+    pub(super) async fn copy_key(
+        &self,
+        content: i64,
+        tier: Tier,
+        delivery: i64,
+    ) -> Result<(KeyId, ContentKey), ApiError> {
+        let (_, rendition) = self.rendition_key(content, tier).await?;
+        Ok(rendition.for_copy(delivery))
+    }
 }
 
-/// `GET /v1/contents/{id}/keys/{tier}` (edges and administrators): the
-/// key an edge encrypts marked copies under.
-pub(super) async fn rendition_key(
+/// `GET /v1/deliveries/{id}/key` (the delivery's edge): the key that
+/// delivery's copy is encrypted under. Each copy has its own key, derived
+/// from the rendition's (`ContentKey::for_copy`), so an edge learns only
+/// the keys of copies it makes, and a licence opens one copy.
+pub(super) async fn copy_key(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
-    Path((id, tier)): Path<(i64, String)>,
+    Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    match o.caller(&headers).await?.id() {
-        None | Some(AccountId::Edge(_)) => {}
-        Some(_) => return Err(ApiError::forbidden("content keys go to edges only")),
-    }
-    let tier: Tier = tier.parse().map_err(ApiError::bad_request)?;
-    let c = o.content_or_404(id).await?;
-    if !c.protected {
-        return Err(ApiError::new(
+    let caller = o.caller(&headers).await?;
+    let (edge, _) = caller.edge()?;
+    let unknown = || {
+        ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_protected",
-            format!("content {id} is not protected"),
+            "unknown_delivery",
+            format!("no protected delivery {id} for this edge"),
+        )
+    };
+    let d = o
+        .store
+        .delivery(id)
+        .await?
+        .filter(|d| d.edge_id == edge)
+        .ok_or_else(unknown)?;
+    // A delivery being replaced (or replaced) gets no new copy.
+    if d.replaced_by.is_some() || !matches!(d.status.as_str(), "designated" | "marked") {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "replaced",
+            format!("delivery {id} was replaced: no copy is made for it"),
         ));
     }
-    let (kid, key) = o.rendition_key(id, tier).await?;
-    Ok(Json(serde_json::json!({
-        "key_id": kid.to_string(),
-        "key": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.as_bytes()),
-    }))
+    let c = o.content_or_404(d.content_id).await?;
+    if !c.protected {
+        return Err(unknown());
+    }
+    let tier: Tier = d.tier.parse().map_err(ApiError::bad_request)?;
+    let (kid, key) = o.copy_key(c.id, tier, d.id).await?;
+    Ok(Json(tracecast_delivery::api::CopyKey {
+        key_id: kid.to_string(),
+        key: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.as_bytes()),
+    })
     .into_response())
 }
 
@@ -195,8 +223,20 @@ pub(super) async fn issue(
             c.id
         )));
     }
+    // As at purchase: a suspended member receives nothing more.
+    if o.store
+        .member(me_id)
+        .await?
+        .is_some_and(|m| m.status != "active")
+    {
+        return Err(ApiError::forbidden(
+            "your membership is suspended: a copy delivered to you was found leaked",
+        ));
+    }
+    settled(&d, paid_by.is_some())?;
     let tier: Tier = d.tier.parse().map_err(ApiError::bad_request)?;
-    let (kid, key) = o.rendition_key(c.id, tier).await?;
+    // The copy's own key: this licence opens this buyer's copy only.
+    let (kid, key) = o.copy_key(c.id, tier, d.id).await?;
     let now = tracecast_store::now_ms() / 1000;
     // A rental's licence ends with the rental.
     let rental_until = serde_json::from_str::<serde_json::Value>(&d.order_info)
@@ -285,6 +325,45 @@ pub(super) async fn issue(
     }
     tracing::info!(licence = %id, delivery = d.id, user = %me.name, system = %recipient.system(), native, "licence issued");
     Ok((StatusCode::CREATED, Json(signed)).into_response())
+}
+
+/// Refuses a licence for a delivery that is not live and paid for: one
+/// replaced (or being replaced: its copy is revoked), refunded or
+/// superseded; and, bought by the user, one whose sale is not in the
+/// ledger yet (its edge's report has not been applied: retry shortly). A
+/// partner's order is paid when it is placed (its consent was spent).
+fn settled(d: &tracecast_store::DeliveryRecord, partner_paid: bool) -> Result<(), ApiError> {
+    if d.replaced_by.is_some() || !matches!(d.status.as_str(), "designated" | "marked") {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "not_live",
+            format!(
+                "delivery {} is {}: it carries no licence",
+                d.id,
+                if d.replaced_by.is_some() {
+                    "replaced".to_owned()
+                } else {
+                    d.status.clone()
+                }
+            ),
+        ));
+    }
+    if partner_paid {
+        return Ok(());
+    }
+    // `marked` is written with the sale in one transaction (the report's
+    // apply_once), so a marked delivery is a billed one.
+    if d.status != "marked" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_settled",
+            format!(
+                "delivery {} is not settled yet: a licence follows once its copy is made and billed (retry in a few seconds)",
+                d.id
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Has the roaming server in another process convert a licence this

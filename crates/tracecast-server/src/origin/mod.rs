@@ -396,10 +396,7 @@ pub fn router(origin: Arc<Origin>) -> Router {
         .route("/v1/contents/{id}/hls/{which}/{file}", get(hls_file))
         .route("/v1/contents/{id}/pre-position", post(pre_position))
         .route("/v1/contents/{id}/reserved", put(members::set_reserved))
-        .route(
-            "/v1/contents/{id}/keys/{tier}",
-            get(licences::rendition_key),
-        )
+        .route("/v1/deliveries/{id}/key", get(licences::copy_key))
         .route("/v1/licences", post(licences::issue).get(licences::list))
         .route(
             "/v1/partners/{name}/consent",
@@ -1080,8 +1077,10 @@ async fn purchase(
         _ => {}
     }
     let expires = now / 1000 + o.config.ticket_ttl_secs;
+    // Protected content: the ticket names the copy's own key (the edge
+    // asks for it by delivery).
     let protected = if c.protected {
-        Some(o.rendition_key(c.id, tier).await?.0.to_string())
+        Some(o.copy_key(c.id, tier, d.id).await?.0.to_string())
     } else {
         None
     };
