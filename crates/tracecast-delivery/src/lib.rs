@@ -21,7 +21,7 @@ pub mod voucher;
 
 pub use designate::{designate, EdgeView};
 pub use link::{LinkError, LinkKey};
-pub use messages::{Bill, DeliveryReport, PrePosition};
+pub use messages::{Bill, DeliveryReport, PrePosition, RevocationReport, Revoke, RevokedCopy};
 pub use range::{ByteRange, RangeError, RangeRequest};
 pub use site::{DiscOrder, Fulfilment, Mode, Sessions, SiteEvent, SiteReport};
 pub use ticket::{SiteTarget, Ticket, TicketError};

@@ -55,6 +55,49 @@ impl PrePosition {
     pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.pre-position+json";
 }
 
+/// Origin → edge: a delivery was replaced (its buyer was sent to another
+/// edge); revoke its copy: refuse its ticket and links from now on, drop
+/// the kept copy, and say whether any of its bytes had left. Only then
+/// does money move: a copy that never left is refunded, one that did is
+/// paid for (DESIGN.md: a refund never leaves a usable copy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoke {
+    pub delivery: i64,
+    pub replaced_by: i64,
+}
+
+impl Revoke {
+    pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.revoke+json";
+}
+
+/// Edge → origin: a replaced delivery's copy is revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationReport {
+    pub delivery: i64,
+    pub edge: u16,
+    /// Whether bytes of the copy had left the edge (a download, a push to
+    /// a home or kiosk) before it was revoked.
+    pub served: bool,
+    /// The copy the edge had made, if any (its report may not have
+    /// reached the origin: a served copy is billed from this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<RevokedCopy>,
+    /// Unix milliseconds.
+    pub revoked_at: i64,
+}
+
+/// What a revoked delivery's copy was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedCopy {
+    pub bytes: u64,
+    pub sha256: String,
+    pub marked_at: i64,
+}
+
+impl RevocationReport {
+    pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.revocation-report+json";
+}
+
 /// Money is the ledger's: amounts in cents, written "12.50".
 pub use tracecast_ledger::{money, parse_money};
 

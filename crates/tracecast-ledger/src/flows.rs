@@ -59,6 +59,10 @@ pub enum Flow {
     },
     /// A kiosk wrote the disc image.
     DiscWritten { sale: Sale, kiosk: Kiosk },
+    /// A replacement made free after it was billed: an earlier delivery
+    /// of the same purchase had been served and keeps the sale, so the
+    /// price goes back (the edge's fee for the copy stays: it made one).
+    Waived(Sale),
     /// A user paid through a payment provider.
     Payment {
         user: Party,
@@ -84,6 +88,17 @@ impl Flow {
             }
             Flow::RentalMarked(s) => {
                 edge_fee(&mut t, s);
+            }
+            Flow::Waived(s) => {
+                t.transfer(
+                    &s.provider,
+                    &s.user,
+                    s.price_cents,
+                    format!(
+                        "refund: {} (an earlier copy of this purchase was delivered and paid)",
+                        s.title
+                    ),
+                );
             }
             Flow::HomeDelivered { delivery, home } => {
                 home_fee(&mut t, home, &format!("delivery {delivery}"));
@@ -209,6 +224,7 @@ mod tests {
         prop_oneof![
             sale().prop_map(Flow::Marked),
             sale().prop_map(Flow::RentalMarked),
+            sale().prop_map(Flow::Waived),
             (any::<i64>(), site())
                 .prop_map(|(delivery, home)| Flow::HomeDelivered { delivery, home }),
             (sale(), 0i64..100_000, 0i64..1_000_000_000, site()).prop_map(
@@ -268,6 +284,27 @@ mod tests {
             let twice: Vec<&Transaction> = txs.iter().chain(txs.iter()).collect();
             prop_assert_eq!(&all, &balances(twice.iter().copied()));
         }
+    }
+
+    #[test]
+    fn a_waived_replacement_gives_the_price_back_and_keeps_the_edges_fee() {
+        let sale = Sale {
+            user: Party::user("bob"),
+            provider: Party::provider("acme"),
+            title: "Song".into(),
+            price_cents: 500,
+            edge: "e1".into(),
+            edge_operator: Party::operator("fastnet"),
+            edge_fee_cents: 20,
+        };
+        let billed = Flow::Marked(sale.clone()).transaction("delivery-2/marked", Some(2));
+        let waived = Flow::Waived(sale).transaction("delivery-2/waived", Some(2));
+        assert_eq!(waived.check(), Ok(()));
+        let both = crate::balances([&billed, &waived]);
+        // Bob owes nothing for the replacement; the edge keeps its fee.
+        assert_eq!(both.get(&Party::user("bob")).copied().unwrap_or(0), 0);
+        assert_eq!(both[&Party::operator("fastnet")], -20);
+        assert_eq!(both[&Party::provider("acme")], 20);
     }
 
     #[test]

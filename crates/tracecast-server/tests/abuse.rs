@@ -450,3 +450,146 @@ async fn a_licence_is_for_a_settled_delivery_and_opens_one_copy() {
         assert_eq!(refused(e).0, StatusCode::FORBIDDEN);
     }
 }
+
+/// What a user owes (cents), from the ledger.
+async fn owed(store: &tracecast_store::Store, user: &str) -> i64 {
+    store
+        .account_lines(&format!("user:{user}"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.amount_cents)
+        .sum()
+}
+
+/// Waits up to 10 s for `check`.
+async fn eventually<F: std::future::Future<Output = bool>>(check: impl Fn() -> F) -> bool {
+    for _ in 0..200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Abuse 1: a free copy by replacement. Alice downloads her copy, then
+/// buys a replacement at another edge and never fetches it. The replaced
+/// delivery is revoked at its edge before any money moves: its link and
+/// ticket stop working, and since its bytes had left, it keeps its sale
+/// and the replacement is free: she pays once, and has nothing for free.
+/// Bob, whose edge failed him before a byte left, is refunded as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replacement_never_leaves_a_free_copy() {
+    use tracecast_delivery::api::PurchaseRequest;
+    for t in TestStore::both().await {
+        let net = start(&t, &["tokyo", "paris"]).await;
+        let files = tempfile::tempdir().unwrap();
+        let (_, provider, _) = net.account("provider", "aurora").await;
+        let (_, alice, _) = net.account("user", "alice").await;
+        let (_, bob, _) = net.account("user", "bob").await;
+        net.edges_alive().await;
+        let c = provider
+            .add_content(&track(files.path(), 8.0, 11), "Etude", 200, None, |_, _| {})
+            .await
+            .unwrap();
+        let store = net.origin.store().clone();
+        let edge = EdgeClient::new().unwrap();
+        let buy = PurchaseRequest::download(c.id, Some(Tier::High));
+
+        // Alice takes the whole copy.
+        let first = alice.order_once(&buy, None).await.unwrap();
+        let copy = edge
+            .deliver(&first.edge_address, &first.ticket)
+            .await
+            .unwrap();
+        edge.download(&copy, &files.path().join("a.flac"), &|_, _| {})
+            .await
+            .unwrap();
+        assert!(eventually(|| async { owed(&store, "alice").await == 200 }).await);
+        // ... then asks for a replacement, and never fetches it.
+        let second = alice
+            .order_once(
+                &PurchaseRequest {
+                    avoid: vec![first.edge_id],
+                    replaces: Some(first.delivery),
+                    ..buy.clone()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(
+            eventually(|| async {
+                store
+                    .delivery(second.delivery)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .waived_by
+                    == Some(first.delivery)
+            })
+            .await,
+            "the served copy keeps the sale; the replacement is free"
+        );
+        assert_eq!(owed(&store, "alice").await, 200, "alice pays once");
+        let d1 = store.delivery(first.delivery).await.unwrap().unwrap();
+        assert_eq!(d1.status, "marked");
+        // The replaced copy's link and ticket serve nothing any more.
+        let r = reqwest::get(&copy.url).await.unwrap();
+        assert_eq!(r.status(), StatusCode::GONE);
+        let e = edge
+            .deliver(&first.edge_address, &first.ticket)
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e), (StatusCode::GONE, "replaced".into()));
+        // The free replacement, fetched after all, bills nothing more.
+        edge.deliver(&second.edge_address, &second.ticket)
+            .await
+            .unwrap();
+        assert!(
+            eventually(|| async {
+                store
+                    .delivery(second.delivery)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .status
+                    == "marked"
+            })
+            .await
+        );
+        assert_eq!(owed(&store, "alice").await, 200, "still once");
+
+        // Bob's edge fails him before a byte leaves: refunded, and his
+        // replacement is what he pays for.
+        let b1 = bob.order_once(&buy, None).await.unwrap();
+        let unsent = edge.deliver(&b1.edge_address, &b1.ticket).await.unwrap();
+        assert!(eventually(|| async { owed(&store, "bob").await == 200 }).await);
+        let b2 = bob
+            .order_once(
+                &PurchaseRequest {
+                    avoid: vec![b1.edge_id],
+                    replaces: Some(b1.delivery),
+                    ..buy.clone()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(
+            eventually(|| async {
+                store.delivery(b1.delivery).await.unwrap().unwrap().status == "refunded"
+            })
+            .await
+        );
+        assert_eq!(owed(&store, "bob").await, 0);
+        assert_eq!(
+            reqwest::get(&unsent.url).await.unwrap().status(),
+            StatusCode::GONE,
+            "a refunded copy is not served"
+        );
+        edge.deliver(&b2.edge_address, &b2.ticket).await.unwrap();
+        assert!(eventually(|| async { owed(&store, "bob").await == 200 }).await);
+    }
+}

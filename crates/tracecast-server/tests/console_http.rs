@@ -125,6 +125,12 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
             .await
             .unwrap();
         let s = alice.purchase(sealed.id, None, &[]).await.unwrap();
+        // Her protected copy is made (and billed): a licence follows.
+        tracecast_client::EdgeClient::new()
+            .unwrap()
+            .deliver(&s.edge_address, &s.ticket)
+            .await
+            .unwrap();
 
         // Signed out: every page sends you to sign in.
         let mut anon = Browser::new(&base);

@@ -275,8 +275,12 @@ pub struct DeliveryRecord {
     /// JSON: kiosk medium and fulfilment, rental tariff and period.
     pub order_info: String,
     /// The delivery that replaced this one (status `superseded` or
-    /// `refunded`).
+    /// `refunded` once its edge revoked a copy that never left it; a
+    /// replaced copy that had left keeps its status and its sale).
     pub replaced_by: Option<i64>,
+    /// A replacement that bills no price: the delivery it replaced had
+    /// been served and kept the sale.
+    pub waived_by: Option<i64>,
 }
 
 /// A delivery to open when the origin designates an edge.
@@ -311,6 +315,21 @@ pub struct EdgeCopy {
     pub media_type: String,
     pub filename: String,
     pub created_at: i64,
+    /// When bytes of the copy first left the edge (a download began, a
+    /// push landed): from then on it is a delivered copy.
+    pub served_at: Option<i64>,
+}
+
+/// An edge's record of a replaced delivery it revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeRevocation {
+    pub delivery_id: i64,
+    /// Bytes of the copy had left before the revocation.
+    pub served: bool,
+    /// The copy it had made: bytes, SHA-256, when it was ready.
+    pub copy: Option<(i64, String, i64)>,
+    pub revoked_at: i64,
+    pub reported_at: Option<i64>,
 }
 
 const CONTENT_COLUMNS: &str = "c.id, c.provider_id, p.name, c.title, c.kind, c.price_cents, \
@@ -318,7 +337,7 @@ const CONTENT_COLUMNS: &str = "c.id, c.provider_id, p.name, c.title, c.kind, c.p
      c.protected";
 const DELIVERY_COLUMNS: &str = "id, content_id, tier, user_id, provider_id, edge_id, price_cents, \
      edge_fee_cents, status, created_at, marked_at, bytes, sha256, mode, site_id, site_fee_cents, \
-     order_info, replaced_by";
+     order_info, replaced_by, waived_by";
 const EDGE_COLUMNS: &str = "id, name, address, operator, fee_cents, last_seen, in_flight, push_key";
 
 fn content(row: &AnyRow) -> Result<ContentRecord, sqlx::Error> {
@@ -359,6 +378,7 @@ fn delivery(row: &AnyRow) -> Result<DeliveryRecord, sqlx::Error> {
         site_fee_cents: row.try_get(15)?,
         order_info: row.try_get(16)?,
         replaced_by: row.try_get(17)?,
+        waived_by: row.try_get(18)?,
     })
 }
 
@@ -1147,8 +1167,8 @@ impl Store {
         delivery_id: i64,
     ) -> Result<Option<EdgeCopy>, StoreError> {
         let row = sqlx::query(
-            "SELECT user_id, content_id, tier, file, bytes, sha256, media_type, filename, created_at \
-             FROM edge_copies WHERE edge_id = $1 AND delivery_id = $2",
+            "SELECT user_id, content_id, tier, file, bytes, sha256, media_type, filename, created_at, \
+             served_at FROM edge_copies WHERE edge_id = $1 AND delivery_id = $2",
         )
         .bind(edge_id.get())
         .bind(delivery_id)
@@ -1167,6 +1187,7 @@ impl Store {
             media_type: r.try_get(6)?,
             filename: r.try_get(7)?,
             created_at: r.try_get(8)?,
+            served_at: r.try_get(9)?,
         }))
     }
 
@@ -1261,4 +1282,235 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Notes that bytes of a kept copy left the edge (first time only).
+    pub async fn set_edge_copy_served(
+        &self,
+        edge_id: EdgeId,
+        delivery_id: i64,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE edge_copies SET served_at = COALESCE(served_at, $1) \
+             WHERE edge_id = $2 AND delivery_id = $3",
+        )
+        .bind(at)
+        .bind(edge_id.get())
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Revokes a delivery at an edge, once: records whether its copy had
+    /// been served (or `served_elsewhere`: bytes this process saw leave
+    /// that the store had not recorded yet) and what the copy was, and
+    /// drops the copy's row, in one transaction. A second call answers
+    /// the first revocation and changes nothing. `.1` is the kept file to
+    /// delete, when this call revoked it.
+    pub async fn revoke_edge_copy(
+        &self,
+        edge_id: EdgeId,
+        delivery_id: i64,
+        served_elsewhere: bool,
+        now: i64,
+    ) -> Result<(EdgeRevocation, Option<String>), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(r) = revocation_in(&mut tx, edge_id, delivery_id).await? {
+            return Ok((r, None));
+        }
+        let copy = sqlx::query(
+            "SELECT file, bytes, sha256, created_at, served_at FROM edge_copies \
+             WHERE edge_id = $1 AND delivery_id = $2",
+        )
+        .bind(edge_id.get())
+        .bind(delivery_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (file, copy, served) = match copy {
+            Some(r) => {
+                let file: String = r.try_get(0)?;
+                let served_at: Option<i64> = r.try_get(4)?;
+                (
+                    Some(file),
+                    Some((
+                        r.try_get::<i64, _>(1)?,
+                        r.try_get::<String, _>(2)?,
+                        r.try_get::<i64, _>(3)?,
+                    )),
+                    served_at.is_some() || served_elsewhere,
+                )
+            }
+            None => (None, None, false),
+        };
+        let (bytes, sha256, marked_at): (Option<i64>, Option<String>, Option<i64>) = match &copy {
+            Some((b, s, m)) => (Some(*b), Some(s.clone()), Some(*m)),
+            None => (None, None, None),
+        };
+        sqlx::query(
+            "INSERT INTO edge_revocations (edge_id, delivery_id, served, copy_bytes, copy_sha256, \
+             copy_marked_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(edge_id.get())
+        .bind(delivery_id)
+        .bind(i64::from(served))
+        .bind(bytes)
+        .bind(sha256)
+        .bind(marked_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM edge_copies WHERE edge_id = $1 AND delivery_id = $2")
+            .bind(edge_id.get())
+            .bind(delivery_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((
+            EdgeRevocation {
+                delivery_id,
+                served,
+                copy,
+                revoked_at: now,
+                reported_at: None,
+            },
+            file,
+        ))
+    }
+
+    /// A delivery's revocation at an edge, if it was revoked.
+    pub async fn edge_revocation(
+        &self,
+        edge_id: EdgeId,
+        delivery_id: i64,
+    ) -> Result<Option<EdgeRevocation>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        revocation_in(&mut conn, edge_id, delivery_id).await
+    }
+
+    /// Revocations whose report has not reached the origin yet.
+    pub async fn unreported_edge_revocations(
+        &self,
+        edge_id: EdgeId,
+    ) -> Result<Vec<EdgeRevocation>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT delivery_id FROM edge_revocations WHERE edge_id = $1 AND reported_at IS NULL \
+             ORDER BY delivery_id",
+        )
+        .bind(edge_id.get())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) = self.edge_revocation(edge_id, id).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn set_edge_revocation_reported(
+        &self,
+        edge_id: EdgeId,
+        delivery_id: i64,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE edge_revocations SET reported_at = $1 WHERE edge_id = $2 AND delivery_id = $3",
+        )
+        .bind(at)
+        .bind(edge_id.get())
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks `old` as replaced by `new`, before anything is refunded (its
+    /// edge revokes it first); false when it was replaced already or is
+    /// not a delivery in progress or billed.
+    pub async fn begin_replacement(&self, old: i64, new: i64) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE deliveries SET replaced_by = $2 WHERE id = $1 AND replaced_by IS NULL \
+             AND status IN ('designated', 'marked')",
+        )
+        .bind(old)
+        .bind(new)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Makes a replacement free, once: the delivery it replaced had been
+    /// served and keeps the sale. Its price becomes 0 (a report that comes
+    /// later bills no price); if its sale was billed already, `refund`
+    /// (the price back to the payer) is written in the same transaction
+    /// and answered.
+    pub async fn waive_delivery(
+        &self,
+        id: i64,
+        kept_by: i64,
+        refund: Transaction,
+    ) -> Result<Applied<Option<Transaction>>, StoreError> {
+        refund
+            .check()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.apply_once("origin-waive", &id.to_string(), move |conn| {
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "UPDATE deliveries SET price_cents = 0, waived_by = $2 \
+                     WHERE id = $1 AND waived_by IS NULL",
+                )
+                .bind(id)
+                .bind(kept_by)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    return Ok(None);
+                }
+                let billed: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM ledger_transactions WHERE event = $1")
+                        .bind(format!("delivery-{id}/marked"))
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                if billed.is_none() || refund.postings.is_empty() {
+                    return Ok(None);
+                }
+                crate::ledger::write_transaction(conn, &refund, crate::now_ms()).await?;
+                Ok(Some(refund))
+            })
+        })
+        .await
+    }
+}
+
+async fn revocation_in(
+    conn: &mut sqlx::AnyConnection,
+    edge_id: EdgeId,
+    delivery_id: i64,
+) -> Result<Option<EdgeRevocation>, StoreError> {
+    let row = sqlx::query(
+        "SELECT served, copy_bytes, copy_sha256, copy_marked_at, revoked_at, reported_at \
+         FROM edge_revocations WHERE edge_id = $1 AND delivery_id = $2",
+    )
+    .bind(edge_id.get())
+    .bind(delivery_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let bytes: Option<i64> = r.try_get(1)?;
+    let sha: Option<String> = r.try_get(2)?;
+    let at: Option<i64> = r.try_get(3)?;
+    Ok(Some(EdgeRevocation {
+        delivery_id,
+        served: r.try_get::<i64, _>(0)? == 1,
+        copy: match (bytes, sha, at) {
+            (Some(b), Some(s), Some(m)) => Some((b, s, m)),
+            _ => None,
+        },
+        revoked_at: r.try_get(4)?,
+        reported_at: r.try_get(5)?,
+    }))
 }

@@ -39,7 +39,7 @@ pub use blob::{BlobError, Blobs};
 pub use consumer::Applied;
 pub use delivery::{
     AbVariantsRecord, Account, AccountKind, ContentRecord, DeliveryRecord, EdgeCopy, EdgeLoad,
-    EdgeRecord, HlsVariantsRecord, NewContent, NewDelivery, RenditionRecord,
+    EdgeRecord, EdgeRevocation, HlsVariantsRecord, NewContent, NewDelivery, RenditionRecord,
 };
 pub use ids::{AccountId, EdgeId, GatewayId, PartnerId, ProviderId, SiteId, UserId};
 pub use ledger::LedgerLine;

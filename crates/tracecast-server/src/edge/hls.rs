@@ -269,6 +269,7 @@ pub(super) async fn playlist(
 /// segment (`init.mp4`) or segment `i` (`{i}.m4s`) of the buyer's copy.
 pub(super) async fn segment(
     State(slot): State<EdgeSlot>,
+    method: axum::http::Method,
     headers: HeaderMap,
     Path((delivery, name)): Path<(String, String)>,
     query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
@@ -284,11 +285,16 @@ pub(super) async fn segment(
             tracecast_store::now_ms() / 1000,
         )
         .map_err(|x| ApiError::forbidden(x.to_string()))?;
-    let c = e
-        .kept_copy(delivery)
-        .await?
-        .filter(|c| c.file.ends_with(HLS_SUFFIX))
-        .ok_or_else(|| ApiError::new(StatusCode::GONE, "gone", "this copy is no longer kept"))?;
+    let (_serving, c) = e
+        .serving(delivery, method != axum::http::Method::HEAD)
+        .await?;
+    if !c.file.ends_with(HLS_SUFFIX) {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "gone",
+            "this copy is no longer kept",
+        ));
+    }
     let tier: Tier = c.tier.parse().map_err(ApiError::bad_request)?;
     let hls = e.hls_info(c.content_id, tier).await?.ok_or_else(|| {
         ApiError::new(StatusCode::GONE, "gone", "the content's variants are gone")

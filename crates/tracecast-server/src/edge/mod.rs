@@ -25,7 +25,7 @@ use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::{Mutex, RwLock, Semaphore};
+use tokio::sync::{RwLock, Semaphore};
 use tracecast_client::{MailboxClient, OriginClient, PostOptions};
 use tracecast_delivery::api::{
     AbInfo, ContentInfo, CopyInfo, DeliveryRequest, EdgeState, Holding, PushReceipt,
@@ -159,8 +159,12 @@ pub struct Edge {
     config: EdgeConfig,
     work: Semaphore,
     in_flight: AtomicI64,
-    /// One marking per delivery at a time.
-    marking: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+    /// Per delivery: marking and revoking hold its gate alone, serving
+    /// holds it shared, so a revocation never misses bytes that left.
+    gates: Gates,
+    /// Deliveries whose bytes this process has seen leave (their
+    /// `served_at` is written once; bounded like `verified`).
+    served: std::sync::Mutex<std::collections::HashSet<i64>>,
     /// Decoded audio renditions kept in memory while they sell.
     decoded: std::sync::Mutex<Decoded>,
     /// Kept copies known whole in this run (made now, or hashed since a
@@ -239,7 +243,8 @@ impl Edge {
             work: Semaphore::new(config.workers.max(1)),
             config,
             in_flight: AtomicI64::new(0),
-            marking: Mutex::default(),
+            gates: Gates::default(),
+            served: Default::default(),
             decoded: std::sync::Mutex::new(Decoded::new(config_decoded)),
             verified: Default::default(),
             catalog: RwLock::default(),
@@ -448,6 +453,133 @@ impl Edge {
         v.insert(c.delivery_id, c);
     }
 
+    /// Whether the origin revoked this delivery here (it was replaced).
+    async fn revoked(&self, delivery: i64) -> Result<bool, ApiError> {
+        Ok(self
+            .store
+            .edge_revocation(EdgeId(i64::from(self.id)), delivery)
+            .await?
+            .is_some())
+    }
+
+    /// Notes, before they leave, that bytes of a delivery's copy are
+    /// served: from then on its buyer has (part of) it, and a replacement
+    /// cannot refund it.
+    async fn mark_served(&self, delivery: i64) -> Result<(), ApiError> {
+        if self.served.lock().expect("lock").contains(&delivery) {
+            return Ok(());
+        }
+        self.store
+            .set_edge_copy_served(
+                EdgeId(i64::from(self.id)),
+                delivery,
+                tracecast_store::now_ms(),
+            )
+            .await?;
+        let mut served = self.served.lock().expect("lock");
+        if served.len() >= 200_000 {
+            served.clear();
+        }
+        served.insert(delivery);
+        Ok(())
+    }
+
+    /// A kept copy to serve, under its gate held shared (a revocation
+    /// waits for it): refused once the delivery is revoked; noted as
+    /// served when bytes will leave (`body`: not a HEAD).
+    async fn serving(
+        &self,
+        delivery: i64,
+        body: bool,
+    ) -> Result<(tokio::sync::OwnedRwLockReadGuard<()>, EdgeCopy), ApiError> {
+        let gate = self.gates.get(delivery).read_owned().await;
+        if self.revoked(delivery).await? {
+            return Err(replaced(delivery));
+        }
+        let c = self.kept_copy(delivery).await?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::GONE,
+                "gone",
+                "this copy is no longer kept; buy again",
+            )
+        })?;
+        if body {
+            self.mark_served(delivery).await?;
+        }
+        Ok((gate, c))
+    }
+
+    /// Revokes a replaced delivery (the origin's order), once: its ticket
+    /// and links are refused from now on and its kept copy is dropped;
+    /// the origin hears whether any of its bytes had left. A copy whose
+    /// report has not gone yet is reported first, so a served copy is
+    /// billed.
+    async fn revoke(&self, delivery: i64) -> Result<(), tracecast_client::ClientError> {
+        let local =
+            |e: tracecast_store::StoreError| tracecast_client::ClientError::Local(e.to_string());
+        let _alone = self.gates.get(delivery).write_owned().await;
+        let edge = EdgeId(i64::from(self.id));
+        if let Some(c) = self.store.edge_copy(edge, delivery).await.map_err(local)? {
+            if let Ok(unreported) = self.store.unreported_edge_copies(edge).await {
+                if unreported.iter().any(|u| u.delivery_id == delivery) {
+                    self.send_report(&c).await?;
+                }
+            }
+        }
+        let seen = self.served.lock().expect("lock").contains(&delivery);
+        let (r, file) = self
+            .store
+            .revoke_edge_copy(edge, delivery, seen, tracecast_store::now_ms())
+            .await
+            .map_err(local)?;
+        self.verified.lock().expect("lock").remove(&delivery);
+        if let Some(file) = file {
+            let _ = tokio::fs::remove_file(self.copies.join(file)).await;
+        }
+        tracing::info!(delivery, served = r.served, "replaced delivery revoked");
+        self.send_revocation(&r).await
+    }
+
+    /// Tells the origin a revocation happened (its idempotency key makes
+    /// a resend land once).
+    async fn send_revocation(
+        &self,
+        r: &tracecast_store::EdgeRevocation,
+    ) -> Result<(), tracecast_client::ClientError> {
+        let report = tracecast_delivery::RevocationReport {
+            delivery: r.delivery_id,
+            edge: self.id,
+            served: r.served,
+            copy: r.copy.as_ref().map(|(bytes, sha256, marked_at)| {
+                tracecast_delivery::RevokedCopy {
+                    bytes: *bytes as u64,
+                    sha256: sha256.clone(),
+                    marked_at: *marked_at,
+                }
+            }),
+            revoked_at: r.revoked_at,
+        };
+        self.mailbox
+            .post(
+                &self.reports_box,
+                tracecast_delivery::RevocationReport::MEDIA_TYPE,
+                serde_json::to_vec(&report).expect("serialises"),
+                &PostOptions {
+                    idempotency_key: Some(format!("revoked-{}", r.delivery_id)),
+                    ..PostOptions::default()
+                },
+            )
+            .await?;
+        self.store
+            .set_edge_revocation_reported(
+                EdgeId(i64::from(self.id)),
+                r.delivery_id,
+                tracecast_store::now_ms(),
+            )
+            .await
+            .map_err(|e| tracecast_client::ClientError::Local(e.to_string()))
+    }
+
     async fn kept_copy(&self, delivery: i64) -> Result<Option<EdgeCopy>, ApiError> {
         if let Some(c) = self.verified.lock().expect("lock").get(&delivery) {
             return Ok(Some(c.clone()));
@@ -463,18 +595,22 @@ impl Edge {
         let want = c.sha256.clone();
         let assembled = c.file.ends_with(AB_SUFFIX) || c.file.ends_with(hls::HLS_SUFFIX);
         let whole = tokio::task::spawn_blocking(move || {
-            let bytes = std::fs::read(&path);
             if assembled {
-                // The kept part of an assembled copy is its sequence; its
-                // hash was taken of the whole copy when it was made.
-                bytes.is_ok_and(|b| {
+                // The kept part of an assembled copy is its sequence (a
+                // small file); its hash was taken of the whole copy when
+                // it was made.
+                std::fs::read(&path).is_ok_and(|b| {
                     std::str::from_utf8(&b)
                         .ok()
                         .and_then(tracecast_delivery::ab::sequence_from_text)
                         .is_some_and(|s| !s.is_empty())
                 })
             } else {
-                bytes.is_ok_and(|b| hex::encode(Sha256::digest(&b)) == want)
+                // Hashed as it is read: a kept copy may be gigabytes.
+                let mut hash = Sha256::new();
+                std::fs::File::open(&path)
+                    .and_then(|mut f| std::io::copy(&mut f, &mut hash))
+                    .is_ok_and(|_| hex::encode(hash.finalize()) == want)
             }
         })
         .await
@@ -580,6 +716,8 @@ impl Edge {
             .json()
             .await
             .map_err(|e| unreachable(format!("malformed answer: {e}")))?;
+        // The site holds the copy now: it was delivered.
+        self.mark_served(c.delivery_id).await?;
         let mut info = self.copy_info(c, base, kept);
         info.url = receipt.url.unwrap_or_default();
         if receipt.link_expires > 0 {
@@ -670,6 +808,22 @@ impl Edge {
                     // Only the origin orders an edge (the mailbox refuses
                     // anyone else's post here; this edge checks again).
                     let from_origin = m.sender == Some(tracecast_mailbox::Sender::Origin);
+                    if from_origin && m.media_type == tracecast_delivery::Revoke::MEDIA_TYPE {
+                        match serde_json::from_slice::<tracecast_delivery::Revoke>(&m.body) {
+                            Ok(order) => match self.revoke(order.delivery).await {
+                                Ok(()) => done = Some(m.id),
+                                Err(e) => {
+                                    tracing::warn!(delivery = order.delivery, error = %e, "revocation not reported yet; will retry");
+                                    tokio::time::sleep(Duration::from_secs(2)).await;
+                                }
+                            },
+                            Err(e) => {
+                                tracing::warn!(error = %e, "ignoring a malformed revocation");
+                                done = Some(m.id);
+                            }
+                        }
+                        continue;
+                    }
                     match serde_json::from_slice::<PrePosition>(&m.body) {
                         Ok(order) if from_origin && m.media_type == PrePosition::MEDIA_TYPE => {
                             match self.rendition(order.content, order.tier).await {
@@ -720,6 +874,19 @@ impl Edge {
                 }
                 tracing::info!(delivery = c.delivery_id, "delayed delivery report sent");
             }
+            let Ok(revoked) = self
+                .store
+                .unreported_edge_revocations(EdgeId(i64::from(self.id)))
+                .await
+            else {
+                continue;
+            };
+            for r in revoked {
+                if let Err(e) = self.send_revocation(&r).await {
+                    tracing::debug!(delivery = r.delivery_id, error = %e, "revocation report still not sent");
+                    break;
+                }
+            }
         }
     }
 
@@ -763,6 +930,36 @@ fn load_or_make_secret(path: &FsPath) -> std::io::Result<[u8; 32]> {
     crate::auth::write_secret_bytes(&tmp, &k)?;
     std::fs::rename(&tmp, path)?;
     Ok(k)
+}
+
+/// Per-delivery locks, made on first need and forgotten when nobody holds
+/// them (so the map stays as small as the work in progress).
+#[derive(Default)]
+struct Gates(std::sync::Mutex<HashMap<i64, Arc<RwLock<()>>>>);
+
+impl Gates {
+    fn get(&self, delivery: i64) -> Arc<RwLock<()>> {
+        let mut map = self.0.lock().expect("lock");
+        if map.len() >= 1024 {
+            // Only the map holds a gate nobody is using.
+            map.retain(|_, g| Arc::strong_count(g) > 1);
+        }
+        map.entry(delivery).or_default().clone()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().expect("lock").len()
+    }
+}
+
+/// The answer for a delivery that was replaced and revoked here.
+fn replaced(delivery: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        "replaced",
+        format!("delivery {delivery} was replaced by another: its copy is revoked; use the replacement's ticket"),
+    )
 }
 
 fn origin_error(e: tracecast_client::ClientError) -> ApiError {
@@ -869,23 +1066,12 @@ async fn deliver(
     let base = base_url(&headers);
     let via_site = ticket.mode.via_site();
     let m = crate::ops::metrics();
+    let _marking = e.gates.get(ticket.delivery).write_owned().await;
+    if e.revoked(ticket.delivery).await? {
+        return Err(replaced(ticket.delivery));
+    }
     if let Some(c) = e.kept_copy(ticket.delivery).await? {
         // A resumed or repeated request: the same bytes, no new marking.
-        m.delivery(DeliveryOutcome::kept);
-        if via_site {
-            return e.push_to_site(&c, &req.ticket, &ticket, &base, true).await;
-        }
-        return Ok(Json(e.copy_info(&c, &base, true)).into_response());
-    }
-    let gate = e
-        .marking
-        .lock()
-        .await
-        .entry(ticket.delivery)
-        .or_default()
-        .clone();
-    let _marking = gate.lock().await;
-    if let Some(c) = e.kept_copy(ticket.delivery).await? {
         m.delivery(DeliveryOutcome::kept);
         if via_site {
             return e.push_to_site(&c, &req.ticket, &ticket, &base, true).await;
@@ -1048,6 +1234,7 @@ impl Edge {
                 ticket.content, ticket.tier, ticket.delivery
             ),
             created_at: tracecast_store::now_ms(),
+            served_at: None,
         };
         self.store.put_edge_copy(&copy).await?;
         self.remember(copy.clone());
@@ -1394,6 +1581,7 @@ fn link_parts(
 
 async fn download(
     State(slot): State<EdgeSlot>,
+    method: axum::http::Method,
     headers: HeaderMap,
     Path(delivery): Path<String>,
     query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
@@ -1408,13 +1596,11 @@ async fn download(
             tracecast_store::now_ms() / 1000,
         )
         .map_err(|x| ApiError::forbidden(x.to_string()))?;
-    let c = e.kept_copy(delivery).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::GONE,
-            "gone",
-            "this copy is no longer kept; buy again",
-        )
-    })?;
+    // Held until the response is made (its file opened): a revocation
+    // waits, and counts these bytes as served.
+    let (_serving, c) = e
+        .serving(delivery, method != axum::http::Method::HEAD)
+        .await?;
     if c.file.ends_with(hls::HLS_SUFFIX) {
         return hls::playlist(&e, &c, &base_url(&headers), q.expires).await;
     }
@@ -1458,4 +1644,40 @@ async fn download(
         inline: false,
     };
     crate::serve::respond(&rep, &headers).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn gates_nobody_holds_are_forgotten() {
+        let gates = Gates::default();
+        let held = gates.get(1).write_owned().await;
+        for delivery in 2..3000 {
+            let _ = gates.get(delivery);
+        }
+        assert!(gates.len() <= 1024, "{} gates kept", gates.len());
+        // The gate in use is the same one, still held.
+        assert!(gates.get(1).try_write().is_err());
+        drop(held);
+        assert!(gates.get(1).try_write().is_ok());
+    }
+
+    #[test]
+    fn the_mailbox_knows_the_reports_by_their_types() {
+        // The mailbox's posting rules name the report types of this flow.
+        assert_eq!(
+            DeliveryReport::MEDIA_TYPE,
+            tracecast_mailbox::DELIVERY_REPORT
+        );
+        assert_eq!(
+            tracecast_delivery::RevocationReport::MEDIA_TYPE,
+            tracecast_mailbox::REVOCATION_REPORT
+        );
+        assert_eq!(
+            tracecast_delivery::SiteReport::MEDIA_TYPE,
+            tracecast_mailbox::SITE_REPORT
+        );
+    }
 }

@@ -1027,7 +1027,13 @@ async fn purchase(
         _ if tier.is_paid() => c.price_cents,
         _ => 0,
     };
-    let price = earlier.as_ref().map_or(price, |d| d.price_cents);
+    // A replacement costs what the delivery it replaces costs: nothing,
+    // when that one was itself free (its own predecessor kept the sale).
+    let price = match (&earlier, &replaces) {
+        (Some(d), _) => d.price_cents,
+        (None, Some(old)) => old.price_cents.min(price),
+        (None, None) => price,
+    };
     if earlier.is_none() {
         partners::spend(&o, &buyer, price).await?;
     }
@@ -1052,28 +1058,27 @@ async fn purchase(
                 .await?
         }
     };
+    // The replaced delivery is revoked at its edge before any money
+    // moves: the edge refuses its ticket and links from now on and says
+    // whether its copy had left; only a copy that never left is refunded
+    // (reports::apply_revoked). A copy already served stays paid for.
     match (replaces, again, req.replaces) {
-        (Some(old), false, _) => refund_replaced(&o, old, d.id).await?,
+        (Some(old), false, _) => replace(&o, &old, d.id).await?,
         // A replacing purchase retried with its key: the first try may
         // have stopped after opening this delivery (the origin died, the
-        // store failed) before the one it replaces was settled or its
-        // refund bill sent. Settling is keyed, so finishing is safe.
-        (_, true, Some(old)) => {
-            let finish = match o.store.delivery(old).await? {
-                // Settled by this purchase: its refund bill may be unsent.
-                Some(od) if od.user_id == user_id && od.replaced_by.is_some() => {
-                    od.replaced_by == Some(d.id)
-                }
-                // Not settled yet: only if it may still be replaced.
-                Some(_) => replaceable(&o, old, user_id, c.id, route.mode)
-                    .await
-                    .is_ok(),
-                None => false,
-            };
-            if finish && old != d.id {
-                refund_replaced(&o, old, d.id).await?;
+        // store failed) before the one it replaces was marked or its
+        // edge ordered to revoke it. Both are keyed, so finishing is safe.
+        (_, true, Some(old)) => match o.store.delivery(old).await? {
+            Some(od) if od.user_id == user_id && od.replaced_by == Some(d.id) => {
+                order_revocation(&o, &od).await?
             }
-        }
+            Some(od) if od.replaced_by.is_none() && old != d.id => {
+                if let Ok(od) = replaceable(&o, od.id, user_id, c.id, route.mode).await {
+                    replace(&o, &od, d.id).await?;
+                }
+            }
+            _ => {}
+        },
         _ => {}
     }
     let expires = now / 1000 + o.config.ticket_ttl_secs;
@@ -1174,7 +1179,7 @@ async fn replaceable(
     user: UserId,
     content: i64,
     mode: Mode,
-) -> Result<i64, ApiError> {
+) -> Result<tracecast_store::DeliveryRecord, ApiError> {
     let d = o
         .store
         .delivery(old)
@@ -1200,13 +1205,69 @@ async fn replaceable(
             format!("delivery {old} was replaced already"),
         ));
     }
-    Ok(old)
+    Ok(d)
 }
 
-/// The buyer was sent to another edge: the delivery they could not fetch
-/// bills nothing (refunded if it was billed already). Both copies carry
+/// Replaces `old` by `new`: marks it replaced and orders its edge to
+/// revoke it. Nothing is refunded here.
+async fn replace(
+    o: &Origin,
+    old: &tracecast_store::DeliveryRecord,
+    new: i64,
+) -> Result<(), ApiError> {
+    if !o.store.begin_replacement(old.id, new).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_replaced",
+            format!("delivery {} was replaced already", old.id),
+        ));
+    }
+    let old = tracecast_store::DeliveryRecord {
+        replaced_by: Some(new),
+        ..old.clone()
+    };
+    order_revocation(o, &old).await?;
+    tracing::info!(
+        delivery = old.id,
+        replaced_by = new,
+        "delivery replaced; its edge is told to revoke it"
+    );
+    Ok(())
+}
+
+/// Orders the edge of a replaced delivery to revoke it (once per
+/// delivery: the order's idempotency key).
+async fn order_revocation(
+    o: &Origin,
+    old: &tracecast_store::DeliveryRecord,
+) -> Result<(), ApiError> {
+    let Some(new) = old.replaced_by else {
+        return Ok(());
+    };
+    let edge = o
+        .store
+        .account(AccountId::Edge(old.edge_id))
+        .await?
+        .ok_or_else(|| ApiError::bad_request("the replaced delivery's edge is gone"))?;
+    let order = tracecast_delivery::Revoke {
+        delivery: old.id,
+        replaced_by: new,
+    };
+    o.mailbox
+        .send(
+            edge.box_id,
+            tracecast_delivery::Revoke::MEDIA_TYPE,
+            serde_json::to_vec(&order).expect("serialises"),
+            Some(format!("revoke-{}", old.id)),
+        )
+        .await?;
+    Ok(())
+}
+
+/// A replaced delivery's edge revoked it before any of its bytes left:
+/// it bills nothing (refunded if it was billed already). Both copies carry
 /// the buyer's mark, so a second copy gains nobody anything.
-async fn refund_replaced(o: &Origin, old: i64, new: i64) -> Result<(), ApiError> {
+pub(super) async fn refund_replaced(o: &Origin, old: i64, new: i64) -> Result<(), ApiError> {
     let event = format!("delivery-{old}/refund");
     let refund = match o.store.supersede_delivery(old, new, &event).await? {
         tracecast_store::Applied::Now(refund) => {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tracecast_delivery::messages::money;
-use tracecast_delivery::{Bill, DeliveryReport, Mode, SiteEvent, SiteReport};
+use tracecast_delivery::{Bill, DeliveryReport, Mode, RevocationReport, SiteEvent, SiteReport};
 use tracecast_ledger::{Flow, Kiosk, Party, RentalTariff, Sale, SiteUse, Transaction, Viewing};
 use tracecast_mailbox::{Disposition, FetchRequest, Sender, Want};
 use tracecast_store::{
@@ -99,6 +99,7 @@ async fn apply(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
     match m.media_type.as_str() {
         DeliveryReport::MEDIA_TYPE => apply_marked(o, m).await,
         SiteReport::MEDIA_TYPE => apply_site(o, m).await,
+        RevocationReport::MEDIA_TYPE => apply_revoked(o, m).await,
         other => Err(Fault::Rejected(format!("unexpected message type {other}"))),
     }
 }
@@ -219,6 +220,18 @@ async fn apply_marked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
             m.sender, d.id
         )));
     }
+    record_sale(o, &p, r.bytes as i64, &r.sha256, r.marked_at).await
+}
+
+/// Records a delivery's copy as made (its sale, once) and bills the user.
+async fn record_sale(
+    o: &Origin,
+    p: &Parties,
+    bytes: i64,
+    sha256: &str,
+    marked_at: i64,
+) -> Result<(), Fault> {
+    let d = &p.d;
     let mode = Mode::parse(&d.mode).unwrap_or_default();
     let event = format!("delivery-{}/marked", d.id);
     let t = match mode {
@@ -230,7 +243,7 @@ async fn apply_marked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
     };
     let applied = o
         .store
-        .record_marked(d.id, r.bytes as i64, &r.sha256, r.marked_at, t.clone())
+        .record_marked(d.id, bytes, sha256, marked_at, t.clone())
         .await?;
     // A partner's order is billed to the user by the partner; a delivery
     // replaced before its report came was never sold.
@@ -241,7 +254,7 @@ async fn apply_marked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
         // Sent whether or not this run applied the report: a crash
         // between applying and billing must not lose the bill, and the
         // idempotency key makes a repeat land once.
-        send_bill(o, &p, &t, "bill").await?;
+        send_bill(o, p, &t, "bill").await?;
     }
     if matches!(applied, tracecast_store::Applied::Now(())) {
         tracing::info!(
@@ -250,6 +263,71 @@ async fn apply_marked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
         );
     }
     Ok(())
+}
+
+/// A replaced delivery's edge revoked it (the origin ordered it when the
+/// replacement was bought). A copy that never left the edge is refunded
+/// (superseded if it was never billed). A copy that had left is a
+/// delivered copy: it keeps its sale (billed now from the edge's word if
+/// its own report never came), and every delivery that replaced it
+/// bills no price: its buyer pays once.
+async fn apply_revoked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
+    let r: RevocationReport = serde_json::from_slice(&m.body)
+        .map_err(|e| Fault::Rejected(format!("malformed revocation report: {e}")))?;
+    let p = Parties::load(o, r.delivery).await?;
+    let d = &p.d;
+    let edge_box = Sender::Box(AccountKind::Edge.box_name(&p.edge.name)?);
+    let Some(replacement) = d.replaced_by else {
+        return Err(Fault::Rejected(format!(
+            "delivery {} was not replaced: nothing to revoke",
+            d.id
+        )));
+    };
+    if m.sender != edge_box || EdgeId(i64::from(r.edge)) != d.edge_id {
+        return Err(Fault::Rejected(format!(
+            "revocation from {} does not match delivery {}",
+            m.sender, d.id
+        )));
+    }
+    if !r.served {
+        return super::refund_replaced(o, d.id, replacement)
+            .await
+            .map_err(|e| match e.status.is_server_error() {
+                true => Fault::Transient(StoreError::Closed),
+                false => Fault::Rejected(e.message),
+            });
+    }
+    if d.status == "designated" {
+        if let Some(c) = &r.copy {
+            record_sale(o, &p, c.bytes as i64, &c.sha256, c.marked_at).await?;
+        }
+    }
+    // Every later delivery of this chain is free.
+    let mut next = Some(replacement);
+    let mut hops = 0;
+    while let (Some(id), true) = (next, hops < 16) {
+        hops += 1;
+        let later = Parties::load(o, id).await?;
+        let refund = waiver(&later);
+        if let tracecast_store::Applied::Now(Some(t)) =
+            o.store.waive_delivery(id, d.id, refund).await?
+        {
+            send_bill(o, &later, &t, "waived").await?;
+        }
+        tracing::info!(
+            delivery = id,
+            kept_by = d.id,
+            "replacement made free: the delivery it replaced had been served and keeps the sale"
+        );
+        next = later.d.replaced_by;
+    }
+    Ok(())
+}
+
+/// The price of a delivery back to whoever paid it (a replacement made
+/// free after it was billed).
+fn waiver(p: &Parties) -> Transaction {
+    Flow::Waived(p.sale()).transaction(&format!("delivery-{}/waived", p.d.id), Some(p.d.id))
 }
 
 async fn apply_site(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
