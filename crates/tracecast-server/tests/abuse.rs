@@ -497,7 +497,25 @@ async fn a_replacement_never_leaves_a_free_copy() {
         let edge = EdgeClient::new().unwrap();
         let buy = PurchaseRequest::download(c.id, Some(Tier::High));
 
-        // Alice takes the whole copy.
+        // A free preview is not replaced by a paid tier.
+        let preview = alice
+            .order_once(&PurchaseRequest::download(c.id, Some(Tier::Preview)), None)
+            .await
+            .unwrap();
+        assert_eq!(preview.price_cents, 0);
+        let e = alice
+            .order_once(
+                &PurchaseRequest {
+                    replaces: Some(preview.delivery),
+                    ..buy.clone()
+                },
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::BAD_REQUEST);
+
+        // Alice takes the whole copy; the edge's kept copy then expires.
         let first = alice.order_once(&buy, None).await.unwrap();
         let copy = edge
             .deliver(&first.edge_address, &first.ticket)
@@ -507,6 +525,33 @@ async fn a_replacement_never_leaves_a_free_copy() {
             .await
             .unwrap();
         assert!(eventually(|| async { owed(&store, "alice").await == 200 }).await);
+        store
+            .delete_edge_copy(tracecast_store::EdgeId(first.edge_id), first.delivery)
+            .await
+            .unwrap();
+        // A later purchase, retried naming her served delivery as one it
+        // replaces, replaces nothing: only what it was opened for.
+        let other = alice.order_once(&buy, Some("k-later")).await.unwrap();
+        let retried = alice
+            .order_once(
+                &PurchaseRequest {
+                    replaces: Some(first.delivery),
+                    ..buy.clone()
+                },
+                Some("k-later"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(retried.delivery, other.delivery);
+        assert_eq!(
+            store
+                .delivery(first.delivery)
+                .await
+                .unwrap()
+                .unwrap()
+                .replaced_by,
+            None
+        );
         // ... then asks for a replacement, and never fetches it.
         let second = alice
             .order_once(

@@ -280,7 +280,8 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
                     mode: r1.mode.clone(),
                     site_id: None,
                     site_fee_cents: 0,
-                    order_info: r1.order_info.clone(),
+                    // What the purchase path keeps: the delivery it replaces.
+                    order_info: serde_json::json!({ "replaces": d1.delivery }).to_string(),
                     purchase_key: Some(key.clone()),
                 })
                 .await

@@ -315,9 +315,6 @@ pub struct EdgeCopy {
     pub media_type: String,
     pub filename: String,
     pub created_at: i64,
-    /// When bytes of the copy first left the edge (a download began, a
-    /// push landed): from then on it is a delivered copy.
-    pub served_at: Option<i64>,
 }
 
 /// An edge's record of a replaced delivery it revoked.
@@ -1167,8 +1164,8 @@ impl Store {
         delivery_id: i64,
     ) -> Result<Option<EdgeCopy>, StoreError> {
         let row = sqlx::query(
-            "SELECT user_id, content_id, tier, file, bytes, sha256, media_type, filename, created_at, \
-             served_at FROM edge_copies WHERE edge_id = $1 AND delivery_id = $2",
+            "SELECT user_id, content_id, tier, file, bytes, sha256, media_type, filename, created_at \
+             FROM edge_copies WHERE edge_id = $1 AND delivery_id = $2",
         )
         .bind(edge_id.get())
         .bind(delivery_id)
@@ -1187,7 +1184,6 @@ impl Store {
             media_type: r.try_get(6)?,
             filename: r.try_get(7)?,
             created_at: r.try_get(8)?,
-            served_at: r.try_get(9)?,
         }))
     }
 
@@ -1283,7 +1279,9 @@ impl Store {
         Ok(())
     }
 
-    /// Notes that bytes of a kept copy left the edge (first time only).
+    /// Notes that bytes of a delivery's copy left the edge (first time
+    /// only). Kept apart from the copy, which expires: a copy served,
+    /// expired and then replaced was still delivered.
     pub async fn set_edge_copy_served(
         &self,
         edge_id: EdgeId,
@@ -1291,12 +1289,12 @@ impl Store {
         at: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE edge_copies SET served_at = COALESCE(served_at, $1) \
-             WHERE edge_id = $2 AND delivery_id = $3",
+            "INSERT INTO edge_served (edge_id, delivery_id, served_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (edge_id, delivery_id) DO NOTHING",
         )
-        .bind(at)
         .bind(edge_id.get())
         .bind(delivery_id)
+        .bind(at)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1320,17 +1318,24 @@ impl Store {
             return Ok((r, None));
         }
         let copy = sqlx::query(
-            "SELECT file, bytes, sha256, created_at, served_at FROM edge_copies \
+            "SELECT file, bytes, sha256, created_at FROM edge_copies \
              WHERE edge_id = $1 AND delivery_id = $2",
         )
         .bind(edge_id.get())
         .bind(delivery_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let (file, copy, served) = match copy {
+        let served_before: Option<i64> = sqlx::query_scalar(
+            "SELECT served_at FROM edge_served WHERE edge_id = $1 AND delivery_id = $2",
+        )
+        .bind(edge_id.get())
+        .bind(delivery_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let served = served_before.is_some() || served_elsewhere;
+        let (file, copy) = match copy {
             Some(r) => {
                 let file: String = r.try_get(0)?;
-                let served_at: Option<i64> = r.try_get(4)?;
                 (
                     Some(file),
                     Some((
@@ -1338,10 +1343,9 @@ impl Store {
                         r.try_get::<String, _>(2)?,
                         r.try_get::<i64, _>(3)?,
                     )),
-                    served_at.is_some() || served_elsewhere,
                 )
             }
-            None => (None, None, false),
+            None => (None, None),
         };
         let (bytes, sha256, marked_at): (Option<i64>, Option<String>, Option<i64>) = match &copy {
             Some((b, s, m)) => (Some(*b), Some(s.clone()), Some(*m)),
@@ -1458,9 +1462,11 @@ impl Store {
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.apply_once("origin-waive", &id.to_string(), move |conn| {
             Box::pin(async move {
+                // Only a live delivery: one refunded or superseded in the
+                // meantime has given its price back already.
                 let n = sqlx::query(
                     "UPDATE deliveries SET price_cents = 0, waived_by = $2 \
-                     WHERE id = $1 AND waived_by IS NULL",
+                     WHERE id = $1 AND waived_by IS NULL AND status IN ('designated', 'marked')",
                 )
                 .bind(id)
                 .bind(kept_by)
@@ -1475,7 +1481,12 @@ impl Store {
                         .bind(format!("delivery-{id}/marked"))
                         .fetch_optional(&mut *conn)
                         .await?;
-                if billed.is_none() || refund.postings.is_empty() {
+                let refunded: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM ledger_transactions WHERE event = $1")
+                        .bind(format!("delivery-{id}/refund"))
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                if billed.is_none() || refunded.is_some() || refund.postings.is_empty() {
                     return Ok(None);
                 }
                 crate::ledger::write_transaction(conn, &refund, crate::now_ms()).await?;

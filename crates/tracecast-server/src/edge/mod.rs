@@ -668,6 +668,9 @@ impl Edge {
                 ),
             )
         };
+        // Bytes leave with the request: from now on the copy counts as
+        // delivered, whatever the site answers.
+        self.mark_served(c.delivery_id).await?;
         // The edge's own word that these are the bytes it marked: the
         // site takes no push on the ticket alone (the buyer holds it).
         let voucher = tracecast_delivery::CopyVoucher {
@@ -716,8 +719,6 @@ impl Edge {
             .json()
             .await
             .map_err(|e| unreachable(format!("malformed answer: {e}")))?;
-        // The site holds the copy now: it was delivered.
-        self.mark_served(c.delivery_id).await?;
         let mut info = self.copy_info(c, base, kept);
         info.url = receipt.url.unwrap_or_default();
         if receipt.link_expires > 0 {
@@ -1234,7 +1235,6 @@ impl Edge {
                 ticket.content, ticket.tier, ticket.delivery
             ),
             created_at: tracecast_store::now_ms(),
-            served_at: None,
         };
         self.store.put_edge_copy(&copy).await?;
         self.remember(copy.clone());

@@ -975,7 +975,7 @@ async fn purchase(
         }
     }
     let replaces = match (req.replaces, &earlier) {
-        (Some(old), None) => Some(replaceable(&o, old, user_id, c.id, route.mode).await?),
+        (Some(old), None) => Some(replaceable(&o, old, user_id, c.id, tier, route.mode).await?),
         _ => None,
     };
     let loads = o
@@ -1037,6 +1037,10 @@ async fn purchase(
     if earlier.is_none() {
         partners::spend(&o, &buyer, price).await?;
     }
+    if let Some(old) = &replaces {
+        // Kept with the order: a retry finishes this replacement only.
+        route.order_info["replaces"] = old.id.into();
+    }
     let (d, again) = match earlier {
         Some(d) => (d, true),
         None => {
@@ -1072,8 +1076,15 @@ async fn purchase(
             Some(od) if od.user_id == user_id && od.replaced_by == Some(d.id) => {
                 order_revocation(&o, &od).await?
             }
-            Some(od) if od.replaced_by.is_none() && old != d.id => {
-                if let Ok(od) = replaceable(&o, od.id, user_id, c.id, route.mode).await {
+            // Only the replacement this delivery was opened for (a retry
+            // cannot name another of the buyer's deliveries after the
+            // fact).
+            Some(od)
+                if od.replaced_by.is_none()
+                    && old != d.id
+                    && opened_to_replace(&d) == Some(old) =>
+            {
+                if let Ok(od) = replaceable(&o, od.id, user_id, c.id, tier, route.mode).await {
                     replace(&o, &od, d.id).await?;
                 }
             }
@@ -1178,6 +1189,7 @@ async fn replaceable(
     old: i64,
     user: UserId,
     content: i64,
+    tier: Tier,
     mode: Mode,
 ) -> Result<tracecast_store::DeliveryRecord, ApiError> {
     let d = o
@@ -1192,9 +1204,11 @@ async fn replaceable(
                 format!("you have no delivery {old} to replace"),
             )
         })?;
-    if d.content_id != content || d.mode != mode.as_str() {
+    // The same copy from another edge: the same content, tier and mode
+    // (a free preview replaced by a paid tier would be a free copy).
+    if d.content_id != content || d.mode != mode.as_str() || d.tier != tier.as_str() {
         return Err(ApiError::bad_request(format!(
-            "delivery {old} is not a {} of content {content}: a delivery is replaced by one of the same kind",
+            "delivery {old} is not a {} of the {tier} of content {content}: a delivery is replaced by one of the same kind",
             mode.as_str()
         )));
     }
@@ -1206,6 +1220,13 @@ async fn replaceable(
         ));
     }
     Ok(d)
+}
+
+/// The delivery a purchase was opened to replace (kept with its order).
+fn opened_to_replace(d: &tracecast_store::DeliveryRecord) -> Option<i64> {
+    serde_json::from_str::<serde_json::Value>(&d.order_info)
+        .ok()
+        .and_then(|v| v["replaces"].as_i64())
 }
 
 /// Replaces `old` by `new`: marks it replaced and orders its edge to

@@ -289,7 +289,10 @@ async fn apply_revoked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
             m.sender, d.id
         )));
     }
-    if !r.served {
+    // Fail closed: a copy the origin knows was made (the delivery is
+    // marked) but the edge no longer has a record of counts as served.
+    let served = r.served || (r.copy.is_none() && d.status != "designated");
+    if !served {
         return super::refund_replaced(o, d.id, replacement)
             .await
             .map_err(|e| match e.status.is_server_error() {
@@ -299,6 +302,7 @@ async fn apply_revoked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
     }
     if d.status == "designated" {
         if let Some(c) = &r.copy {
+            // Its own report never came: bill it from the edge's word.
             record_sale(o, &p, c.bytes as i64, &c.sha256, c.marked_at).await?;
         }
     }
