@@ -20,27 +20,87 @@ const MAX_FRAMES: usize = 3 * 3600 * 48_000;
 /// Most channels accepted; the mark engine folds them to mid anyway.
 const MAX_CHANNELS: usize = 8;
 
+/// How much audio one decode may produce. A few kilobytes of compressed
+/// silence can decode to gigabytes of samples: whoever decodes what
+/// someone else sent says how much it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Most samples, all channels together (`seconds * rate * channels`).
+    pub max_samples: u64,
+    /// What to do with audio beyond it.
+    pub beyond: Beyond,
+}
+
+/// Audio past a [`Budget`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beyond {
+    /// Keep the start that fits and stop decoding (a trace reads the
+    /// first minutes: the mark repeats throughout).
+    Truncate,
+    /// Refuse the file ([`MediaError::TooLong`]).
+    Refuse,
+}
+
+impl Budget {
+    /// `minutes` of 48 kHz stereo, the same number of samples at other
+    /// rates and channel counts.
+    pub fn minutes(minutes: f64, beyond: Beyond) -> Self {
+        Self {
+            max_samples: (minutes.max(0.0) * 60.0 * 48_000.0 * 2.0) as u64,
+            beyond,
+        }
+    }
+}
+
+/// Audio decoded within a budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub pcm: Pcm,
+    /// The file went on past the budget; `pcm` is its start.
+    pub truncated: bool,
+}
+
 /// Decodes an audio file. `progress` is told samples decoded per channel and,
 /// when the container says, the total.
 pub fn decode_file(path: &Path, progress: Option<Progress<'_>>) -> Result<Pcm, MediaError> {
+    decode_file_within(path, None, progress).map(|d| d.pcm)
+}
+
+/// [`decode_file`] within a budget.
+pub fn decode_file_within(
+    path: &Path,
+    budget: Option<Budget>,
+    progress: Option<Progress<'_>>,
+) -> Result<Decoded, MediaError> {
     let file = File::open(path).map_err(|source| MediaError::Open {
         path: path.to_owned(),
         source,
     })?;
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_owned);
-    decode_source(Box::new(file), ext.as_deref(), progress)
+    decode_source(Box::new(file), ext.as_deref(), budget, progress)
 }
 
 /// Decodes an audio file held in memory; `ext` is a format hint ("mp3").
 pub fn decode_bytes(bytes: Vec<u8>, ext: Option<&str>) -> Result<Pcm, MediaError> {
-    decode_source(Box::new(Cursor::new(bytes)), ext, None)
+    decode_bytes_within(bytes, ext, None).map(|d| d.pcm)
+}
+
+/// [`decode_bytes`] within a budget: memory stays near the budget
+/// whatever the file claims or holds.
+pub fn decode_bytes_within(
+    bytes: Vec<u8>,
+    ext: Option<&str>,
+    budget: Option<Budget>,
+) -> Result<Decoded, MediaError> {
+    decode_source(Box::new(Cursor::new(bytes)), ext, budget, None)
 }
 
 fn decode_source(
     source: Box<dyn MediaSource>,
     ext: Option<&str>,
+    budget: Option<Budget>,
     mut progress: Option<Progress<'_>>,
-) -> Result<Pcm, MediaError> {
+) -> Result<Decoded, MediaError> {
     let mss = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = ext {
@@ -83,6 +143,7 @@ fn decode_source(
     let mut scratch: Option<SampleBuffer<f32>> = None;
     let mut decoded_packets = 0usize;
     let mut last_error: Option<String> = None;
+    let mut truncated = false;
     loop {
         let packet = match format.next_packet() {
             Ok(p) => p,
@@ -124,9 +185,28 @@ fn decode_source(
                 "channel count or sample rate changes mid-stream".into(),
             ));
         }
-        let frames = decoded.frames();
+        let per_channel = decoded.frames();
+        let mut frames = per_channel;
         if frames == 0 {
             continue;
+        }
+        if let Some(b) = budget {
+            let room = (b.max_samples / n_ch as u64).saturating_sub(channels[0].len() as u64);
+            if frames as u64 > room {
+                match b.beyond {
+                    Beyond::Refuse => {
+                        return Err(MediaError::TooLong(format!(
+                            "it holds more than {:.0} s of {} Hz audio in {n_ch} channel(s), the most this decodes",
+                            b.max_samples as f64 / n_ch as f64 / f64::from(sample_rate.max(1)),
+                            sample_rate
+                        )))
+                    }
+                    Beyond::Truncate => {
+                        truncated = true;
+                        frames = room as usize;
+                    }
+                }
+            }
         }
         let buf = match &mut scratch {
             Some(b) if b.capacity() >= decoded.capacity() * n_ch => b,
@@ -135,7 +215,7 @@ fn decode_source(
         buf.copy_planar_ref(decoded);
         let samples = buf.samples();
         for (c, ch) in channels.iter_mut().enumerate() {
-            ch.extend_from_slice(&samples[c * frames..(c + 1) * frames]);
+            ch.extend_from_slice(&samples[c * per_channel..c * per_channel + frames]);
         }
         if channels[0].len() > MAX_FRAMES {
             return Err(MediaError::Parameters(format!(
@@ -146,6 +226,9 @@ fn decode_source(
         decoded_packets += 1;
         if let Some(p) = progress.as_mut() {
             p(channels[0].len() as u64, total);
+        }
+        if truncated {
+            break;
         }
     }
     if decoded_packets == 0 || channels.first().is_none_or(Vec::is_empty) {
@@ -182,10 +265,13 @@ fn decode_source(
         } else {
             None
         };
-    Ok(Pcm {
-        sample_rate,
-        channels,
-        bits_per_sample,
+    Ok(Decoded {
+        pcm: Pcm {
+            sample_rate,
+            channels,
+            bits_per_sample,
+        },
+        truncated,
     })
 }
 

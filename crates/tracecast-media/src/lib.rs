@@ -16,13 +16,15 @@ mod rights;
 pub mod synth;
 pub mod video;
 
-pub use decode::{decode_bytes, decode_file};
+pub use decode::{
+    decode_bytes, decode_bytes_within, decode_file, decode_file_within, Beyond, Budget, Decoded,
+};
 pub use encode::{encode_file, encode_flac, encode_to_vec, FlacEffort, OutputFormat};
 /// The `image` crate's picture type, as read and written here.
 pub use image::DynamicImage;
 pub use picture::{
-    add_to_rows, decode_picture, detect_picture, encode_picture, is_picture, luma_rows,
-    mark_picture, psnr, read_picture, write_picture, PictureFormat, PictureMarkError,
+    add_to_rows, decode_picture, decode_picture_within, detect_picture, encode_picture, is_picture,
+    luma_rows, mark_picture, psnr, read_picture, write_picture, PictureFormat, PictureMarkError,
     DEFAULT_JPEG_QUALITY, MAX_PICTURE_SIDE,
 };
 pub use rendition::{cd_quality, fit_picture, preview};
@@ -87,6 +89,10 @@ pub enum MediaError {
     Encode(String),
     #[error("audio parameters out of range: {0}")]
     Parameters(String),
+    #[error("the file is too long: {0}")]
+    TooLong(String),
+    #[error("the picture is too large: {0}")]
+    TooLarge(String),
 }
 
 /// A path's extension in lower case ("" when it has none).

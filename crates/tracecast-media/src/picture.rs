@@ -66,6 +66,16 @@ pub fn read_picture(path: &Path) -> Result<DynamicImage, MediaError> {
 
 /// Decodes PNG or JPEG bytes, upright by their EXIF orientation.
 pub fn decode_picture(bytes: &[u8]) -> Result<DynamicImage, MediaError> {
+    decode_picture_within(bytes, None)
+}
+
+/// [`decode_picture`], refusing a picture of more than `max_pixels`
+/// before its pixels are decoded (a few kilobytes of PNG can declare a
+/// gigapixel).
+pub fn decode_picture_within(
+    bytes: &[u8],
+    max_pixels: Option<u64>,
+) -> Result<DynamicImage, MediaError> {
     if !is_picture(bytes) {
         return Err(MediaError::UnsupportedFormat {
             hint: Some("pictures must be PNG or JPEG".into()),
@@ -87,6 +97,15 @@ pub fn decode_picture(bytes: &[u8]) -> Result<DynamicImage, MediaError> {
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(malformed)?;
+    let (w, h) = decoder.dimensions();
+    if let Some(max) = max_pixels {
+        if u64::from(w) * u64::from(h) > max {
+            return Err(MediaError::TooLarge(format!(
+                "{w}x{h} is more than {:.0} megapixels, the most this decodes",
+                max as f64 / 1e6
+            )));
+        }
+    }
     let orientation = decoder.orientation().map_err(malformed)?;
     let mut img = DynamicImage::from_decoder(decoder).map_err(malformed)?;
     img.apply_orientation(orientation);

@@ -638,3 +638,58 @@ async fn a_replacement_never_leaves_a_free_copy() {
         assert!(eventually(|| async { owed(&store, "bob").await == 200 }).await);
     }
 }
+
+/// Abuse 4: memory exhaustion through trace. A few hundred kilobytes of
+/// FLAC holding 30 minutes of silence are read only as far as the
+/// trace's budget (its start); a file over the upload limit is refused
+/// before it is decoded; and an account's traces are rate-limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_trace_costs_what_its_budget_allows() {
+    let files = tempfile::tempdir().unwrap();
+    let bomb = files.path().join("silence.flac");
+    let made = std::process::Command::new("sox")
+        .args(["-D", "-n", "-r", "48000", "-c", "2", "-b", "16"])
+        .arg(&bomb)
+        .args(["trim", "0", "1800"])
+        .status()
+        .expect("sox (apt-get install sox)");
+    assert!(made.success());
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 1 << 20);
+    for t in TestStore::both().await {
+        let config = tracecast_server::origin::OriginConfig {
+            budgets: tracecast_server::origin::Budgets {
+                trace_max_bytes: 1 << 20,
+                traces_per_minute: 3,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let net = common::start_with(&t, &[], config).await;
+        let (_, mallory, _) = net.account("user", "mallory").await;
+        // Read from its start only; answered, no mark.
+        let r = mallory.trace(&bomb).await.unwrap();
+        assert!(r.media.contains("its start was read"), "{}", r.media);
+        assert!(r.media.contains("300.0 s"), "{}", r.media);
+        assert_eq!(r.genuine_for_caller, Some(false));
+        // Too large to take at all: 413 before any decoding.
+        let big = files.path().join("big.wav");
+        std::fs::write(&big, vec![7u8; 2 << 20]).unwrap();
+        let e = mallory.trace(&big).await.unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::PAYLOAD_TOO_LARGE);
+        // The account's rate: three a minute, then 429 with Retry-After.
+        let mut limited = None;
+        for _ in 0..3 {
+            if let Err(e) = mallory.trace(&bomb).await {
+                limited = Some(refused(e));
+                break;
+            }
+        }
+        assert_eq!(
+            limited,
+            Some((StatusCode::TOO_MANY_REQUESTS, "too_many_traces".into()))
+        );
+        // Another account is not held back by mallory's.
+        let (_, alice, _) = net.account("user", "alice").await;
+        assert!(alice.trace(&bomb).await.is_ok());
+    }
+}

@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub attributes: Option<tracecast_members::AttributeTable>,
     pub roaming: Option<RoamingFileConfig>,
     pub licences: Option<LicencesFileConfig>,
+    pub trace: Option<TraceFileConfig>,
+    pub ingest: Option<IngestFileConfig>,
     pub service: Option<ServiceFileConfig>,
     pub gateway: Option<GatewayFileConfig>,
 }
@@ -121,6 +123,23 @@ pub struct GatewayFileConfig {
     pub mdns_loopback: Option<bool>,
     pub to: Option<String>,
     pub text: Option<String>,
+}
+
+/// `[trace]`: what one trace request may cost.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceFileConfig {
+    pub max_upload: Option<String>,
+    pub audio_minutes: Option<f64>,
+    pub max_megapixels: Option<f64>,
+    pub per_minute: Option<u32>,
+}
+
+/// `[ingest]`: what one ingest may cost.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestFileConfig {
+    pub audio_minutes: Option<f64>,
 }
 
 /// `[licences]`.
@@ -344,6 +363,11 @@ pub const OPTIONS: &[Opt] = &[
     opt("licences.roaming.signing_key", Ty::Str, "", "origin", "…its signing key (base64url, from `GET /roaming/v1/keys`)…"),
     opt("licences.roaming.agreement_key", Ty::Str, "", "origin", "…its agreement key…"),
     opt("licences.roaming.url", Ty::Url, "", "origin", "…and its URL: licences for systems this origin does not issue are converted there."),
+    opt("trace.max_upload", Ty::Size, "512M", "origin", "The largest file `/v1/trace` takes (held in memory while it is read); larger is answered 413."),
+    opt("trace.audio_minutes", Ty::Float, "5", "origin", "Audio a trace decodes, from the start: minutes of 48 kHz stereo (the same number of samples at other rates). The mark repeats throughout, so a long file is traced from its start. One trace at the default peaks at about 430 MB (decoded samples and the detector's work), whatever the file holds; traces run one per core."),
+    opt("trace.max_megapixels", Ty::Float, "50", "origin", "The largest picture a trace or an ingest decodes; larger is answered 413 before its pixels are decoded."),
+    opt("trace.per_minute", Ty::Int, "10", "origin", "Traces one account may ask for in a minute (429 with Retry-After beyond); each account runs one at a time. Administrators are not limited."),
+    opt("ingest.audio_minutes", Ty::Float, "120", "origin", "The longest audio an ingest takes (minutes of 48 kHz stereo, the same number of samples at other rates); longer is answered 413 and nothing is stored."),
     opt("service.public_url", Ty::Url, "the listen address", "service", "The URL links and upload locations name."),
     opt("service.max_upload", Ty::Size, "16G", "service", "The largest upload."),
     opt("service.upload_expiry_hours", Ty::Int, "24", "service", "Hours an unfinished upload waits for its next part."),

@@ -91,8 +91,19 @@ fn decode(path: &Path, quiet: bool) -> anyhow::Result<tracecast_media::Pcm> {
         }
         pb.set_position(done);
     };
-    let pcm = tracecast_media::decode_file(path, Some(&mut progress))
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    // The mark engine holds a file whole: at most 3 hours of 48 kHz
+    // stereo (the same number of samples at other rates and channel
+    // counts, about 4 GB decoded), refused beyond with its length.
+    let pcm = tracecast_media::decode_file_within(
+        path,
+        Some(tracecast_media::Budget::minutes(
+            180.0,
+            tracecast_media::Beyond::Refuse,
+        )),
+        Some(&mut progress),
+    )
+    .with_context(|| format!("cannot read {}", path.display()))?
+    .pcm;
     pb.finish_and_clear();
     Ok(pcm)
 }

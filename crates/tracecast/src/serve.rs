@@ -242,6 +242,8 @@ pub struct Settings {
     pub roaming_agreements: Vec<tracecast_protect::Agreement>,
     pub roaming_sources: Vec<tracecast_server::roaming::PackageSource>,
     pub licence_days: u32,
+    /// What one trace or ingest may cost.
+    pub budgets: tracecast_server::origin::Budgets,
     pub licence_systems: Vec<tracecast_protect::System>,
     pub roaming_partner: Option<tracecast_server::origin::licences::RoamingPartner>,
     pub service: ServiceSettings,
@@ -281,6 +283,7 @@ impl Settings {
             roaming_agreements: Vec::new(),
             roaming_sources: Vec::new(),
             licence_days: 30,
+            budgets: Default::default(),
             licence_systems: vec![
                 tracecast_protect::System::Clearkey,
                 tracecast_protect::System::Age,
@@ -476,6 +479,44 @@ fn settings_from(args: &ServeArgs, env: &[(String, String)]) -> anyhow::Result<S
     if licence_days == 0 {
         problems.push("`licences.days` must be at least 1");
     }
+    let budgets = {
+        let t = file.trace.unwrap_or_default();
+        let i = file.ingest.unwrap_or_default();
+        let mut b = tracecast_server::origin::Budgets::default();
+        if let Some(m) = &t.max_upload {
+            b.trace_max_bytes = or_note!(parse_size(m).context("`trace.max_upload`"), 0)
+                .min(usize::MAX as u64) as usize;
+        }
+        let mut minutes = |v: Option<f64>, key: &str, into: &mut f64| {
+            if let Some(m) = v {
+                if m.is_finite() && m > 0.0 && m <= 24.0 * 60.0 {
+                    *into = m;
+                } else {
+                    problems.push(format!("`{key}` is minutes, more than 0 and at most 1440"));
+                }
+            }
+        };
+        minutes(t.audio_minutes, "trace.audio_minutes", &mut b.trace_minutes);
+        minutes(
+            i.audio_minutes,
+            "ingest.audio_minutes",
+            &mut b.ingest_minutes,
+        );
+        if let Some(mp) = t.max_megapixels {
+            if mp.is_finite() && mp > 0.0 && mp <= 4_000.0 {
+                b.max_pixels = (mp * 1e6) as u64;
+            } else {
+                problems.push("`trace.max_megapixels` is more than 0 and at most 4000");
+            }
+        }
+        if let Some(n) = t.per_minute {
+            if n == 0 {
+                problems.push("`trace.per_minute` must be at least 1");
+            }
+            b.traces_per_minute = n.max(1);
+        }
+        b
+    };
     let service_file = file.service.unwrap_or_default();
     let hours = |h: u64| Duration::from_secs(h.saturating_mul(3600));
     let service = ServiceSettings {
@@ -624,6 +665,7 @@ fn settings_from(args: &ServeArgs, env: &[(String, String)]) -> anyhow::Result<S
         roaming_agreements,
         roaming_sources,
         licence_days,
+        budgets,
         licence_systems,
         roaming_partner,
         service,
@@ -857,6 +899,7 @@ impl Node {
                     roaming_partner: s.roaming_partner.clone(),
                     native_systems: s.licence_systems.clone(),
                     licence_secs: i64::from(s.licence_days) * 24 * 3600,
+                    budgets: s.budgets,
                     ..OriginConfig::default()
                 },
             )

@@ -242,3 +242,63 @@ proptest! {
         }
     }
 }
+
+/// Thirty minutes of 48 kHz stereo silence as FLAC: a few hundred
+/// kilobytes that decode to 345 MB of samples (made by sox, streaming).
+fn silence_bomb(dir: &std::path::Path) -> Vec<u8> {
+    let path = dir.join("silence.flac");
+    let ok = std::process::Command::new("sox")
+        .args(["-D", "-n", "-r", "48000", "-c", "2", "-b", "16"])
+        .arg(&path)
+        .args(["trim", "0", "1800"])
+        .status()
+        .expect("sox (apt-get install sox)")
+        .success();
+    assert!(ok, "sox made the file");
+    std::fs::read(&path).unwrap()
+}
+
+#[test]
+fn a_decode_budget_bounds_what_a_small_file_can_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = silence_bomb(dir.path());
+    assert!(bomb.len() < 2 << 20, "{} bytes", bomb.len());
+    // A trace's budget: the first five minutes, and no more is decoded.
+    let five = tracecast_media::Budget::minutes(5.0, tracecast_media::Beyond::Truncate);
+    let d = tracecast_media::decode_bytes_within(bomb.clone(), Some("flac"), Some(five)).unwrap();
+    assert!(d.truncated);
+    assert_eq!(d.pcm.channels.len(), 2);
+    assert_eq!(d.pcm.frames(), 5 * 60 * 48_000);
+    assert!(d.pcm.channels[0].capacity() <= 2 * 5 * 60 * 48_000);
+    // An ingest's budget refuses it with its length.
+    let refuse = tracecast_media::Budget::minutes(10.0, tracecast_media::Beyond::Refuse);
+    match tracecast_media::decode_bytes_within(bomb, Some("flac"), Some(refuse)) {
+        Err(MediaError::TooLong(why)) => assert!(why.contains("600 s"), "{why}"),
+        other => panic!("expected TooLong, got {:?}", other.map(|d| d.truncated)),
+    }
+    // Within the budget, nothing changes.
+    let music = encode_to_vec(&short_music(), OutputFormat::Flac).unwrap();
+    let d = tracecast_media::decode_bytes_within(music, Some("flac"), Some(five)).unwrap();
+    assert!(!d.truncated);
+    assert_eq!(d.pcm.frames(), short_music().frames());
+}
+
+#[test]
+fn a_picture_is_refused_by_its_declared_size_before_its_pixels_are_decoded() {
+    // A 64x64 PNG whose header is rewritten to declare 30000x30000 (a
+    // few bytes that would decode to 3.6 GB).
+    let img = image::RgbaImage::from_pixel(64, 64, image::Rgba([9, 9, 9, 255]));
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgba8(img)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    // Signature (8), length (4), "IHDR" (4), then width and height.
+    png[16..20].copy_from_slice(&30_000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&30_000u32.to_be_bytes());
+    let crc = crc32fast::hash(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    match tracecast_media::decode_picture_within(&png, Some(50_000_000)) {
+        Err(MediaError::TooLarge(why)) => assert!(why.contains("30000x30000"), "{why}"),
+        other => panic!("expected TooLarge, got {:?}", other.map(|i| i.width())),
+    }
+}

@@ -444,8 +444,9 @@ pub(super) async fn add_content(
         return Ok((StatusCode::CREATED, Json(o.content_info(&c).await?)).into_response());
     }
     let (ab, mark_key) = (q.ab, o.mark_key.clone());
+    let budget = o.config.budgets.ingest();
     let made = crate::on_worker(&o.work, move || {
-        let (kind, made, pcm) = make_renditions(&bytes, ext.as_deref())?;
+        let (kind, made, pcm) = make_renditions(&bytes, ext.as_deref(), &budget)?;
         let variants = match (ab, pcm) {
             (true, Some(pcm)) => Some(make_variants(&pcm, &mark_key)?),
             (true, None) => {
@@ -459,9 +460,10 @@ pub(super) async fn add_content(
     })
     .await?;
     let (kind, made, variants) = made.map_err(|e| {
+        let (status, code) = super::budget_refusal(&e);
         ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad_media",
+            status,
+            code,
             format!("cannot ingest this file: {e}; nothing was stored"),
         )
     })?;
@@ -587,9 +589,10 @@ async fn store_variants(o: &Origin, content: i64, v: MadeVariants) -> Result<(),
 fn make_renditions(
     bytes: &[u8],
     ext: Option<&str>,
+    budget: &super::DecodeBudget,
 ) -> Result<(ContentKind, Vec<Made>, Option<Pcm>), MediaError> {
     if tracecast_media::is_picture(&bytes[..bytes.len().min(16)]) {
-        let img = tracecast_media::decode_picture(bytes)?;
+        let img = tracecast_media::decode_picture_within(bytes, Some(budget.max_pixels))?;
         let (format, media_type) = if bytes.starts_with(&[0xFF, 0xD8]) {
             (PictureFormat::Jpeg(92), "image/jpeg")
         } else {
@@ -609,7 +612,7 @@ fn make_renditions(
         }
         return Ok((ContentKind::Picture, out, None));
     }
-    let pcm = tracecast_media::decode_bytes(bytes.to_vec(), ext)?;
+    let pcm = tracecast_media::decode_bytes_within(bytes.to_vec(), ext, Some(budget.audio))?.pcm;
     // A copy must be traceable: the audio mark needs about one block
     // (4.5 s) to be read back.
     if pcm.duration_secs() < MIN_AUDIO_SECS {

@@ -86,6 +86,81 @@ pub struct OriginConfig {
     /// key for it (conversions into systems this origin does not issue
     /// need one in this process).
     pub roaming_partner: Option<licences::RoamingPartner>,
+    /// What one request of outside media may cost.
+    pub budgets: Budgets,
+}
+
+/// What decoding what a caller sent may cost: each request is bounded,
+/// whatever the file claims or holds (DESIGN.md: what one request may
+/// cost is bounded and documented; docs/config.md).
+#[derive(Debug, Clone, Copy)]
+pub struct Budgets {
+    /// Largest file a trace takes (bytes; held in memory while read).
+    pub trace_max_bytes: usize,
+    /// Audio a trace reads: this many minutes of 48 kHz stereo (the same
+    /// number of samples at other rates), from the start; the mark
+    /// repeats throughout, so the rest is not needed.
+    pub trace_minutes: f64,
+    /// Largest picture (pixels) a trace or an ingest decodes.
+    pub max_pixels: u64,
+    /// Traces one account may ask for in a minute (administrators: no
+    /// limit); each account runs one at a time.
+    pub traces_per_minute: u32,
+    /// Longest audio an ingest takes (minutes of 48 kHz stereo); longer
+    /// is refused.
+    pub ingest_minutes: f64,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self {
+            trace_max_bytes: 512 << 20,
+            trace_minutes: 5.0,
+            max_pixels: 50_000_000,
+            traces_per_minute: 10,
+            ingest_minutes: 120.0,
+        }
+    }
+}
+
+/// One decode's bounds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DecodeBudget {
+    pub audio: tracecast_media::Budget,
+    pub max_pixels: u64,
+}
+
+impl Budgets {
+    pub(crate) fn trace(&self) -> DecodeBudget {
+        DecodeBudget {
+            audio: tracecast_media::Budget::minutes(
+                self.trace_minutes,
+                tracecast_media::Beyond::Truncate,
+            ),
+            max_pixels: self.max_pixels,
+        }
+    }
+
+    pub(crate) fn ingest(&self) -> DecodeBudget {
+        DecodeBudget {
+            audio: tracecast_media::Budget::minutes(
+                self.ingest_minutes,
+                tracecast_media::Beyond::Refuse,
+            ),
+            max_pixels: self.max_pixels,
+        }
+    }
+}
+
+/// The answer to media over a budget: 413 naming the limit; other bad
+/// media 422.
+pub(crate) fn budget_refusal(e: &tracecast_media::MediaError) -> (StatusCode, &'static str) {
+    match e {
+        tracecast_media::MediaError::TooLong(_) | tracecast_media::MediaError::TooLarge(_) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "over_budget")
+        }
+        _ => (StatusCode::UNPROCESSABLE_ENTITY, "bad_media"),
+    }
 }
 
 impl std::fmt::Debug for OriginConfig {
@@ -121,6 +196,7 @@ impl Default for OriginConfig {
             ],
             roaming: None,
             roaming_partner: None,
+            budgets: Budgets::default(),
         }
     }
 }
@@ -144,6 +220,8 @@ pub struct Origin {
     /// Signs licences (the origin's signing key, under the licence
     /// format's own domain).
     licence_issuer: tracecast_protect::Issuer,
+    /// Traces by account: a rate, and one at a time.
+    traces: trace::TraceLimits,
     /// This origin's side of its agreement with the roaming server.
     roaming_agreement: Option<tracecast_protect::RoamingAgreement>,
     /// Calls to a roaming server in another process.
@@ -232,6 +310,7 @@ impl Origin {
             Err(e) => return Err(e),
         };
         let workers = config.workers.max(1);
+        let config_traces_per_minute = config.budgets.traces_per_minute;
         let partner = match (&config.roaming, &config.roaming_partner) {
             (Some(r), _) => Some((r.name().to_owned(), r.agreement_key())),
             (None, Some(p)) => Some((p.name.clone(), p.agreement_key)),
@@ -267,6 +346,7 @@ impl Origin {
             ),
             licence_issuer: tracecast_protect::Issuer::new(licences::ISSUER, signing.clone()),
             roaming_agreement,
+            traces: trace::TraceLimits::new(config_traces_per_minute),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
@@ -377,6 +457,7 @@ impl Origin {
 /// The origin's routes under `/v1` (beside the mailbox's).
 pub fn router(origin: Arc<Origin>) -> Router {
     let upload = origin.config.max_upload_bytes;
+    let trace_upload = origin.config.budgets.trace_max_bytes;
     Router::new()
         .route("/v1/origin", get(origin_info))
         .route("/v1/account", get(account))
@@ -430,7 +511,7 @@ pub fn router(origin: Arc<Origin>) -> Router {
         .route("/v1/deliveries/{id}", get(delivery))
         .route(
             "/v1/trace",
-            post(trace::trace).layer(DefaultBodyLimit::max(upload)),
+            post(trace::trace).layer(DefaultBodyLimit::max(trace_upload)),
         )
         .with_state(origin)
 }

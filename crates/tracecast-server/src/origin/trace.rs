@@ -33,6 +33,67 @@ pub(super) struct TraceQuery {
     timeline: bool,
 }
 
+/// What one account may ask of the tracer: a rate (a keyed token bucket,
+/// `governor`), and one trace at a time. Administrators are not limited.
+pub(super) struct TraceLimits {
+    rate: governor::DefaultKeyedRateLimiter<AccountId>,
+    busy: std::sync::Mutex<std::collections::HashSet<AccountId>>,
+}
+
+/// An account's trace in progress; the slot frees when dropped.
+struct Running<'a>(&'a TraceLimits, AccountId);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut busy) = self.0.busy.lock() {
+            busy.remove(&self.1);
+        }
+    }
+}
+
+impl TraceLimits {
+    pub(super) fn new(per_minute: u32) -> Self {
+        let per_minute = std::num::NonZeroU32::new(per_minute.max(1)).expect("at least 1");
+        Self {
+            rate: governor::RateLimiter::keyed(governor::Quota::per_minute(per_minute)),
+            busy: Default::default(),
+        }
+    }
+
+    /// Admits one trace of `who`, or answers 429 with when to ask again.
+    fn admit(&self, who: AccountId) -> Result<Running<'_>, ApiError> {
+        let busy = |secs: u64, why: String| {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_traces", why)
+                .with_retry_after(secs)
+        };
+        if let Err(not_until) = self.rate.check_key(&who) {
+            let wait = not_until
+                .wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ))
+                .as_secs()
+                + 1;
+            return Err(busy(
+                wait,
+                format!(
+                    "too many traces from this account: ask again in {wait} s (trace.per_minute)"
+                ),
+            ));
+        }
+        let mut running = self.busy.lock().map_err(|_| busy(1, "busy".into()))?;
+        if running.len() > 10_000 {
+            running.clear();
+        }
+        if !running.insert(who) {
+            return Err(busy(
+                2,
+                "a trace of this account is running: one at a time".into(),
+            ));
+        }
+        Ok(Running(self, who))
+    }
+}
+
 /// Who asks for a trace, by what they may learn.
 enum Asker {
     Admin,
@@ -202,13 +263,14 @@ fn read_mark(
     key: &MarkKey,
     ab: Option<AbTrace>,
     timeline: bool,
+    budget: &super::DecodeBudget,
 ) -> Result<Read, MediaError> {
     if tracecast_media::video::is_video(&bytes[..bytes.len().min(192)]) {
         return read_video(bytes, ext, key, ab);
     }
     let rights = tracecast_media::read_rights(bytes);
     if tracecast_media::is_picture(&bytes[..bytes.len().min(16)]) {
-        let img = tracecast_media::decode_picture(bytes)?;
+        let img = tracecast_media::decode_picture_within(bytes, Some(budget.max_pixels))?;
         let d = tracecast_media::detect_picture(&img, key)
             .map_err(|e| MediaError::Malformed(e.to_string()))?;
         return Ok(Read {
@@ -220,12 +282,20 @@ fn read_mark(
             timeline: Vec::new(),
         });
     }
-    let pcm = tracecast_media::decode_bytes(bytes.to_vec(), ext)?;
+    // At most the trace's budget, from the start: a small file of
+    // compressed silence must not cost gigabytes.
+    let decoded = tracecast_media::decode_bytes_within(bytes.to_vec(), ext, Some(budget.audio))?;
+    let pcm = decoded.pcm;
     let media = format!(
-        "audio {:.1} s, {} Hz, {} channel(s)",
+        "audio {:.1} s, {} Hz, {} channel(s){}",
         pcm.duration_secs(),
         pcm.sample_rate,
-        pcm.channels.len()
+        pcm.channels.len(),
+        if decoded.truncated {
+            " (the file is longer; its start was read)"
+        } else {
+            ""
+        }
     );
     // A copy of pre-marked content is read unit by unit first: it holds
     // no repeating payload for the direct detector to find.
@@ -279,6 +349,12 @@ pub(super) async fn trace(
             )))
         }
     };
+    // A rate per account and one trace at a time (the work is a core
+    // for seconds).
+    let _running = match caller.id() {
+        Some(id) => Some(o.traces.admit(id)?),
+        None => None,
+    };
     let bytes = upload_bytes(&headers, body)?;
     let ext = q
         .filename
@@ -317,16 +393,14 @@ pub(super) async fn trace(
         }
         None => None,
     };
+    let budget = o.config.budgets.trace();
     let read = crate::on_worker(&o.work, move || {
-        read_mark(&bytes, ext.as_deref(), &key, ab, q.timeline)
+        read_mark(&bytes, ext.as_deref(), &key, ab, q.timeline, &budget)
     })
     .await?
     .map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad_media",
-            format!("cannot read this file: {e}"),
-        )
+        let (status, code) = super::budget_refusal(&e);
+        ApiError::new(status, code, format!("cannot read this file: {e}"))
     })?;
     let mut report = TraceReport {
         mark: None,
