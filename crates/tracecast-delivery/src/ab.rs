@@ -156,6 +156,20 @@ pub enum PlaylistError {
 impl MediaPlaylist {
     /// Reads a VOD media playlist with one `#EXT-X-MAP`.
     pub fn parse(text: &str) -> Result<Self, PlaylistError> {
+        let (init, segments) = Self::parse_segments(text)?;
+        Ok(Self {
+            init: init.ok_or(PlaylistError::Line(0, "no #EXT-X-MAP"))?,
+            segments,
+        })
+    }
+
+    /// Reads any VOD media playlist (MPEG-TS segments have no
+    /// `#EXT-X-MAP`): its init segment if any, and each segment's
+    /// duration in seconds and URI.
+    #[allow(clippy::type_complexity)]
+    pub fn parse_segments(
+        text: &str,
+    ) -> Result<(Option<String>, Vec<(f64, String)>), PlaylistError> {
         let mut lines = text.lines().map(str::trim).enumerate();
         match lines.next() {
             Some((_, "#EXTM3U")) => {}
@@ -193,10 +207,7 @@ impl MediaPlaylist {
         if segments.is_empty() {
             return Err(PlaylistError::Empty);
         }
-        Ok(Self {
-            init: init.ok_or(PlaylistError::Line(0, "no #EXT-X-MAP"))?,
-            segments,
-        })
+        Ok((init, segments))
     }
 
     /// Writes the playlist (version 7, VOD, ended).

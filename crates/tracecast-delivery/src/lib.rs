@@ -14,6 +14,7 @@ pub mod evict;
 pub mod link;
 pub mod messages;
 pub mod range;
+pub mod rental;
 pub mod site;
 pub mod ticket;
 pub mod tier;

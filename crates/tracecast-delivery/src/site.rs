@@ -96,6 +96,10 @@ pub struct SiteReport {
     /// Rentals: viewing sessions, [start, end] in Unix ms.
     #[serde(default)]
     pub viewing: Vec<(i64, i64)>,
+    /// Rentals: the playback time handed out (ranges of the file and
+    /// segments, `crate::rental`); the fee never covers less.
+    #[serde(default)]
+    pub served_ms: i64,
     /// Unix ms when the copy was deleted or the disc written.
     pub at: i64,
     /// Kiosk: the image's size and SHA-256; refusals: why.
@@ -165,6 +169,7 @@ mod tests {
             site: 2,
             event: SiteEvent::RentalEnded,
             viewing: vec![(1, 2)],
+            served_ms: 5,
             at: 3,
             detail: String::new(),
         };

@@ -693,3 +693,132 @@ async fn a_trace_costs_what_its_budget_allows() {
         assert!(alice.trace(&bomb).await.is_ok());
     }
 }
+
+/// Abuse 9: a rental that is a purchase. The rental's file is never
+/// handed over in one request, every range is bounded, and ranges and
+/// segments together are handed out no faster than they play (a lead of
+/// a player's buffer past the viewing); the fee covers at least the
+/// playback time handed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rental_streams_and_is_never_handed_over() {
+    use tracecast_delivery::api::PurchaseRequest;
+    for t in TestStore::both().await {
+        let mut net = start(&t, &["tokyo"]).await;
+        let files = tempfile::tempdir().unwrap();
+        let (_, provider, _) = net.account("provider", "aurora").await;
+        let (_, alice, _) = net.account("user", "alice").await;
+        let (home_id, _) = common::start_home(&mut net, &t, "maple").await;
+        net.edges_alive().await;
+        let c = provider
+            .add_content_with(
+                &track(files.path(), 150.0, 91),
+                &tracecast_client::ContentOptions {
+                    title: "Long",
+                    price_cents: 900,
+                    terms: None,
+                    rental_tariff: Some("0.05/minute max 5.00"),
+                    reserved_up_to_order: None,
+                    protected: false,
+                    ab: false,
+                },
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+        let mut rent = PurchaseRequest::download(c.id, None);
+        rent.home = Some("maple".into());
+        rent.rent = true;
+        let p = alice.order_once(&rent, None).await.unwrap();
+        let copy = EdgeClient::new()
+            .unwrap()
+            .deliver(&p.edge_address, &p.ticket)
+            .await
+            .unwrap();
+        let via = copy.via.clone().unwrap();
+        let http = reqwest::Client::new();
+
+        // The whole file in one request: refused.
+        let r = http.get(&copy.url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        // Ranges as fast as they can be asked for: bounded, and stopped
+        // once they run a lead ahead of the playback.
+        let mut got = 0u64;
+        let mut stopped = None;
+        while got < copy.bytes {
+            let r = http
+                .get(&copy.url)
+                .header("range", format!("bytes={got}-"))
+                .send()
+                .await
+                .unwrap();
+            if r.status() != StatusCode::PARTIAL_CONTENT {
+                stopped = Some((r.status(), r.headers().get("retry-after").cloned()));
+                break;
+            }
+            let n = r.bytes().await.unwrap().len() as u64;
+            assert!(n > 0 && n <= 1 << 20, "{n} bytes in one range");
+            got += n;
+        }
+        let (status, retry_after) = stopped.expect("the pace stopped the reads");
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(retry_after.is_some());
+        assert!(
+            got < copy.bytes / 2,
+            "{got} of {} bytes handed out",
+            copy.bytes
+        );
+        // The HLS stream is paced by the same account.
+        let hls = via.hls.clone().unwrap();
+        let playlist = http.get(&hls).send().await.unwrap().text().await.unwrap();
+        let base = hls.rsplit_once('/').unwrap().0;
+        let segments: Vec<&str> = playlist.lines().filter(|l| l.ends_with(".ts")).collect();
+        let mut segment_stop = None;
+        for (i, seg) in segments.iter().enumerate() {
+            let r = http.get(format!("{base}/{seg}")).send().await.unwrap();
+            if r.status() == StatusCode::TOO_MANY_REQUESTS {
+                segment_stop = Some(i);
+                break;
+            }
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+        assert!(
+            segment_stop.is_some_and(|i| i < 3),
+            "segments stop at once: {segment_stop:?} of {}",
+            segments.len()
+        );
+
+        // Ended: the fee covers at least what was handed out.
+        let served = t
+            .store
+            .home_copy(tracecast_store::SiteId(i64::from(home_id)), p.delivery)
+            .await
+            .unwrap()
+            .unwrap()
+            .served_ms;
+        assert!(served >= 55_000, "{served} ms handed out");
+        EdgeClient::new()
+            .unwrap()
+            .finish(via.done.as_deref().unwrap())
+            .await
+            .unwrap();
+        let event = format!("delivery-{}/rental-ended", p.delivery);
+        let store = net.origin.store().clone();
+        assert!(eventually(|| async { store.ledger_event_exists(&event).await.unwrap() }).await);
+        let tariff: tracecast_ledger::RentalTariff = "0.05/minute max 5.00".parse().unwrap();
+        let floor = tariff.fee(&tracecast_ledger::Viewing {
+            sessions: vec![(0, served)],
+        });
+        let fee: i64 = store
+            .account_lines("user:alice")
+            .await
+            .unwrap()
+            .iter()
+            .filter(|l| l.event == event && l.memo.starts_with("rental"))
+            .map(|l| l.amount_cents)
+            .sum();
+        assert!(
+            fee >= floor && floor >= 5,
+            "fee {fee}, handed out {served} ms"
+        );
+    }
+}

@@ -62,6 +62,8 @@ pub struct HomeCopy {
     pub ended_at: Option<i64>,
     pub end_reason: Option<String>,
     pub reported_at: Option<i64>,
+    /// Rentals: the playback time handed out so far (milliseconds).
+    pub served_ms: i64,
 }
 
 /// A kiosk's order and the disc image made for it.
@@ -86,7 +88,8 @@ pub struct KioskOrder {
 const SITE_COLUMNS: &str =
     "id, kind, name, address, operator, fee_cents, payer, media, shipping_cents, box_id";
 const HOME_COLUMNS: &str = "home_id, delivery_id, user_id, content_id, mode, file, bytes, sha256, \
-     media_type, filename, received_at, until_ms, sessions, ended_at, end_reason, reported_at";
+     media_type, filename, received_at, until_ms, sessions, ended_at, end_reason, reported_at, \
+     served_ms";
 const KIOSK_COLUMNS: &str = "kiosk_id, delivery_id, user_id, content_id, medium, fulfilment, \
      status, detail, image, image_bytes, image_sha256, created_at, reported_at";
 
@@ -124,6 +127,7 @@ fn home_copy(r: &AnyRow) -> Result<HomeCopy, sqlx::Error> {
         ended_at: r.try_get(13)?,
         end_reason: r.try_get(14)?,
         reported_at: r.try_get(15)?,
+        served_ms: r.try_get(16)?,
     })
 }
 
@@ -237,7 +241,7 @@ impl Store {
     pub async fn put_home_copy(&self, c: &HomeCopy) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "INSERT INTO home_copies ({HOME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-             $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (home_id, delivery_id) DO UPDATE SET \
+             $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (home_id, delivery_id) DO UPDATE SET \
              file = excluded.file, bytes = excluded.bytes, sha256 = excluded.sha256, \
              received_at = excluded.received_at WHERE home_copies.ended_at IS NULL"
         ))
@@ -257,6 +261,7 @@ impl Store {
         .bind(c.ended_at)
         .bind(&c.end_reason)
         .bind(c.reported_at)
+        .bind(c.served_ms)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -289,19 +294,23 @@ impl Store {
         Ok(rows.iter().map(home_copy).collect::<Result<_, _>>()?)
     }
 
+    /// Records a rental's viewing sessions and the playback time handed
+    /// out so far.
     pub async fn set_home_sessions(
         &self,
         home_id: SiteId,
         delivery_id: i64,
         sessions: &str,
+        served_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE home_copies SET sessions = $1 WHERE home_id = $2 AND delivery_id = $3 \
-             AND ended_at IS NULL",
+            "UPDATE home_copies SET sessions = $1, served_ms = $4 WHERE home_id = $2 \
+             AND delivery_id = $3 AND ended_at IS NULL",
         )
         .bind(sessions)
         .bind(home_id.get())
         .bind(delivery_id)
+        .bind(served_ms)
         .execute(&self.pool)
         .await?;
         Ok(())

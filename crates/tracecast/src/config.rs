@@ -29,7 +29,7 @@ pub struct FileConfig {
     pub mailbox: Option<MailboxFileConfig>,
     pub blobs: Option<BlobsConfig>,
     pub edge: Option<EdgeFileConfig>,
-    pub home: Option<SiteFileConfig>,
+    pub home: Option<HomeFileConfig>,
     pub kiosk: Option<SiteFileConfig>,
     pub members: Option<tracecast_members::Policy>,
     pub attributes: Option<tracecast_members::AttributeTable>,
@@ -190,6 +190,16 @@ pub struct SiteFileConfig {
     pub dir: Option<PathBuf>,
 }
 
+/// `[home]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeFileConfig {
+    pub token_file: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
+    pub rental_lead_secs: Option<u64>,
+    pub rental_max_range: Option<String>,
+}
+
 /// `[blobs]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -338,6 +348,8 @@ pub const OPTIONS: &[Opt] = &[
     opt("edge.dir", Ty::Path, "`data`/edge", "edge", "Where the cache, kept copies and the link key live."),
     opt("home.token_file", Ty::Path, "", "home", "File holding this home server's account token."),
     opt("home.dir", Ty::Path, "`data`/home", "home", "Where pushed copies and rentals' HLS files live."),
+    opt("home.rental_lead_secs", Ty::Int, "60", "home", "Playback time a renter may hold beyond what was viewed (a player's buffer): ranges of the file and HLS segments are handed out no faster than they play (429 with Retry-After beyond), so the viewing fee covers what the renter holds."),
+    opt("home.rental_max_range", Ty::Size, "1M", "home", "The largest byte range one request of a rental's file is answered with (an open-ended `bytes=0-` gets this much; a request without Range is refused: a rental streams)."),
     opt("kiosk.token_file", Ty::Path, "", "kiosk", "File holding this kiosk's account token."),
     opt("kiosk.dir", Ty::Path, "`data`/kiosk", "kiosk", "Where pushed copies and disc images live."),
     opt("members.relay_levels", Ty::Int, "1", "origin", "Levels up the referral chain that must approve an applicant."),

@@ -231,6 +231,8 @@ pub struct Settings {
     pub edge_dir: Option<PathBuf>,
     pub home_token_file: Option<PathBuf>,
     pub home_dir: Option<PathBuf>,
+    /// How a home hands out rentals.
+    pub rental_pace: tracecast_delivery::rental::Pace,
     pub kiosk_token_file: Option<PathBuf>,
     pub kiosk_dir: Option<PathBuf>,
     pub members: tracecast_members::Policy,
@@ -272,6 +274,7 @@ impl Settings {
             edge_dir: None,
             home_token_file: None,
             home_dir: None,
+            rental_pace: Default::default(),
             kiosk_token_file: None,
             kiosk_dir: None,
             members: Default::default(),
@@ -395,6 +398,17 @@ fn settings_from(args: &ServeArgs, env: &[(String, String)]) -> anyhow::Result<S
     };
     let edge_file = file.edge.unwrap_or_default();
     let home_file = file.home.unwrap_or_default();
+    let mut rental_pace = tracecast_delivery::rental::Pace::default();
+    if let Some(secs) = home_file.rental_lead_secs {
+        rental_pace.lead_ms = (secs.min(24 * 3600) * 1000) as i64;
+    }
+    if let Some(m) = &home_file.rental_max_range {
+        let n = or_note!(parse_size(m).context("`home.rental_max_range`"), 0);
+        if n == 0 {
+            problems.push("`home.rental_max_range` must be at least 1 byte");
+        }
+        rental_pace.max_range = n.max(1);
+    }
     let members = file.members.clone().unwrap_or_default();
     or_note!(members.check().context("`members`"), ());
     let attributes = file.attributes.clone().unwrap_or_default();
@@ -654,6 +668,7 @@ fn settings_from(args: &ServeArgs, env: &[(String, String)]) -> anyhow::Result<S
         edge_dir: edge_file.dir,
         home_token_file: args.home_token_file.clone().or(home_file.token_file),
         home_dir: home_file.dir,
+        rental_pace,
         kiosk_token_file: args.kiosk_token_file.clone().or(kiosk_file.token_file),
         kiosk_dir: kiosk_file.dir,
         members,
@@ -1002,6 +1017,7 @@ impl Node {
             let dir = s.home_dir.clone().unwrap_or_else(|| s.data.join("home"));
             let mut config = HomeConfig::new(&origin_url, &token, &dir);
             config.mailbox = s.mailbox_url.clone();
+            config.pace = s.rental_pace;
             let h = Home::start(store.clone(), config, who)?;
             let _ = home_slot.set(h);
         }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -26,6 +26,7 @@ use ed25519_dalek::VerifyingKey;
 use tokio::sync::Semaphore;
 use tracecast_client::MailboxClient;
 use tracecast_delivery::api::{PushReceipt, SiteCopy};
+use tracecast_delivery::rental::{range_cost_ms, rental_range, Admit, Pace, RentalRangeError};
 use tracecast_delivery::{LinkKey, Mode, Sessions, SiteEvent, SiteReport};
 use tracecast_mailbox::BoxName;
 use tracecast_store::{HomeCopy, SiteId, Store, UserId};
@@ -62,6 +63,9 @@ pub struct HomeConfig {
     pub ffmpeg: String,
     /// The mailbox that takes reports, when it is not at the origin's URL.
     pub mailbox: Option<String>,
+    /// How rentals are handed out: bounded ranges, no faster than they
+    /// play.
+    pub pace: Pace,
 }
 
 impl HomeConfig {
@@ -78,6 +82,7 @@ impl HomeConfig {
             sweep_every: Duration::from_secs(5),
             ffmpeg: "ffmpeg".into(),
             mailbox: None,
+            pace: Pace::default(),
         }
     }
 }
@@ -95,8 +100,25 @@ pub struct Home {
     hls: PathBuf,
     config: HomeConfig,
     work: Semaphore,
-    /// Viewing sessions of live rentals (also kept in the store).
-    sessions: std::sync::Mutex<HashMap<i64, Sessions>>,
+    /// Viewing sessions of live rentals and the playback time handed out
+    /// (also kept in the store).
+    rentals: std::sync::Mutex<HashMap<i64, Streamed>>,
+    /// Rentals' durations (from their HLS playlists), by delivery.
+    timings: std::sync::Mutex<HashMap<i64, Arc<Timings>>>,
+}
+
+/// What a rental has been: its viewing and what it was handed.
+#[derive(Debug, Clone, Default)]
+struct Streamed {
+    sessions: Sessions,
+    served_ms: i64,
+}
+
+/// A rental's playback time: in all, and each HLS segment's.
+#[derive(Debug)]
+struct Timings {
+    duration_ms: i64,
+    segments: HashMap<String, i64>,
 }
 
 impl std::fmt::Debug for Home {
@@ -143,7 +165,8 @@ impl Home {
             hls,
             work: Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             config,
-            sessions: Default::default(),
+            rentals: Default::default(),
+            timings: Default::default(),
         });
         tokio::spawn(home.clone().sweep_loop());
         tracing::info!(home = %home.name, id = home.id, "home server started");
@@ -177,39 +200,99 @@ impl Home {
         }
     }
 
-    /// A rental's sessions, from memory or the store.
-    fn sessions_of(&self, c: &HomeCopy) -> Sessions {
-        let mut map = self.sessions.lock().expect("lock");
+    /// A rental's viewing and what it was handed, from memory or the
+    /// store.
+    fn streamed_of(&self, c: &HomeCopy) -> Streamed {
+        let mut map = self.rentals.lock().expect("lock");
         map.entry(c.delivery_id)
-            .or_insert_with(|| Sessions {
-                spans: serde_json::from_str(&c.sessions).unwrap_or_default(),
+            .or_insert_with(|| Streamed {
+                sessions: Sessions {
+                    spans: serde_json::from_str(&c.sessions).unwrap_or_default(),
+                },
+                served_ms: c.served_ms,
             })
             .clone()
     }
 
-    /// Counts a read of a rental as viewing.
-    async fn touch(&self, c: &HomeCopy) {
+    /// A rental's durations, read once from its HLS playlist.
+    fn timings(&self, c: &HomeCopy) -> Result<Arc<Timings>, ApiError> {
+        if let Some(t) = self.timings.lock().expect("lock").get(&c.delivery_id) {
+            return Ok(t.clone());
+        }
+        let broken = || {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "hls",
+                "this rental's playlist is unreadable",
+            )
+        };
+        let text = std::fs::read_to_string(self.hls_dir(c.delivery_id).join("index.m3u8"))
+            .map_err(|_| broken())?;
+        let (_, segments) =
+            tracecast_delivery::ab::MediaPlaylist::parse_segments(&text).map_err(|_| broken())?;
+        let t = Arc::new(Timings {
+            duration_ms: segments.iter().map(|(d, _)| (d * 1000.0) as i64).sum(),
+            segments: segments
+                .into_iter()
+                .map(|(d, uri)| (uri, (d * 1000.0).ceil() as i64))
+                .collect(),
+        });
+        let mut map = self.timings.lock().expect("lock");
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert(c.delivery_id, t.clone());
+        Ok(t)
+    }
+
+    /// Counts a read of a rental as viewing and hands out `cost_ms` of
+    /// playback if the pace allows (else 429 with when to ask again).
+    async fn admit(&self, c: &HomeCopy, cost_ms: i64) -> Result<(), ApiError> {
         let now = tracecast_store::now_ms();
-        let _ = self.sessions_of(c);
-        let json = {
-            let mut map = self.sessions.lock().expect("lock");
+        let _ = self.streamed_of(c);
+        let (verdict, json, served) = {
+            let mut map = self.rentals.lock().expect("lock");
             let s = map.entry(c.delivery_id).or_default();
-            s.touch(now, self.config.session_gap_ms, self.config.session_tail_ms);
-            serde_json::to_string(&s.spans).expect("serialises")
+            s.sessions
+                .touch(now, self.config.session_gap_ms, self.config.session_tail_ms);
+            let verdict = self
+                .config
+                .pace
+                .admit(s.served_ms, s.sessions.total_ms(), cost_ms);
+            if let Admit::Serve { served_ms } = verdict {
+                s.served_ms = served_ms;
+            }
+            (
+                verdict,
+                serde_json::to_string(&s.sessions.spans).expect("serialises"),
+                s.served_ms,
+            )
         };
         if let Err(e) = self
             .store
-            .set_home_sessions(SiteId(i64::from(self.id)), c.delivery_id, &json)
+            .set_home_sessions(SiteId(i64::from(self.id)), c.delivery_id, &json, served)
             .await
         {
             tracing::warn!(delivery = c.delivery_id, error = %e, "recording a viewing session failed");
+        }
+        match verdict {
+            Admit::Serve { .. } => Ok(()),
+            Admit::Wait { retry_after_secs } => Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ahead_of_playback",
+                format!(
+                    "a rental streams at playback speed: this is ahead of what was played; ask again in {retry_after_secs} s"
+                ),
+            )
+            .with_retry_after(retry_after_secs)),
         }
     }
 
     /// Deletes a copy and queues its report; whether this call ended it.
     async fn end(&self, c: &HomeCopy, event: SiteEvent) -> Result<bool, ApiError> {
         let now = tracecast_store::now_ms();
-        let mut sessions = self.sessions_of(c);
+        let streamed = self.streamed_of(c);
+        let mut sessions = streamed.sessions;
         sessions.close(now);
         let json = serde_json::to_string(&sessions.spans).expect("serialises");
         let ended = self
@@ -222,7 +305,8 @@ impl Home {
                 &json,
             )
             .await?;
-        self.sessions.lock().expect("lock").remove(&c.delivery_id);
+        self.rentals.lock().expect("lock").remove(&c.delivery_id);
+        self.timings.lock().expect("lock").remove(&c.delivery_id);
         self.remove_files(c).await;
         if ended {
             tracing::info!(
@@ -235,6 +319,7 @@ impl Home {
             done.ended_at = Some(now);
             done.end_reason = Some(event.as_str().into());
             done.sessions = json;
+            done.served_ms = streamed.served_ms;
             self.report(&done).await;
         }
         Ok(ended)
@@ -257,6 +342,7 @@ impl Home {
             site: self.id,
             event,
             viewing: serde_json::from_str(&c.sessions).unwrap_or_default(),
+            served_ms: c.served_ms,
             at: c.ended_at.unwrap_or_else(tracecast_store::now_ms),
             detail: String::new(),
         };
@@ -447,6 +533,7 @@ async fn receive(
         ended_at: None,
         end_reason: None,
         reported_at: None,
+        served_ms: 0,
     };
     h.store.put_home_copy(&copy).await?;
     tracing::info!(
@@ -562,9 +649,11 @@ async fn live_copy(h: &Home, delivery: i64) -> Result<HomeCopy, ApiError> {
 /// and segments.
 async fn read(
     State(slot): State<HomeSlot>,
+    method: axum::http::Method,
     headers: HeaderMap,
     Path(parts): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
+    let mut headers = headers;
     let h = started(&slot)?;
     let link = Link::check(&h, parts)?;
     let c = live_copy(&h, link.delivery).await?;
@@ -606,8 +695,39 @@ async fn read(
             "this link serves the copy (and, for rentals, its HLS playlist and segments)",
         ));
     };
-    if rental && counts {
-        h.touch(&c).await;
+    // A rental streams: the file in bounded ranges, segments whole, both
+    // handed out no faster than they play (DESIGN.md: rentals do not hand
+    // the file over).
+    if rental && counts && method != axum::http::Method::HEAD {
+        let t = h.timings(&c)?;
+        let cost = if link.file == c.filename {
+            let r = rental_range(
+                headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+                len,
+                h.config.pace.max_range,
+            )
+            .map_err(|e| match e {
+                RentalRangeError::WholeFile => {
+                    ApiError::new(StatusCode::FORBIDDEN, "rental_streams", e.to_string())
+                }
+                RentalRangeError::Unsatisfiable => ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range",
+                    format!("{e} ({len} bytes)"),
+                ),
+            })?;
+            // Answer exactly the bounded range (If-Range cannot widen it).
+            headers.remove(header::IF_RANGE);
+            headers.insert(
+                header::RANGE,
+                header::HeaderValue::from_str(&format!("bytes={}-{}", r.first, r.last))
+                    .expect("a range is ASCII"),
+            );
+            range_cost_ms(r.len(), len, t.duration_ms)
+        } else {
+            t.segments.get(&link.file).copied().unwrap_or(t.duration_ms)
+        };
+        h.admit(&c, cost).await?;
     }
     let last_modified = httpdate::fmt_http_date(
         std::time::UNIX_EPOCH + Duration::from_millis(c.received_at.max(0) as u64),

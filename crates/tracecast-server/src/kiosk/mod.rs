@@ -128,6 +128,7 @@ impl Kiosk {
                 SiteEvent::DiscWritten
             },
             viewing: Vec::new(),
+            served_ms: 0,
             at: o.created_at,
             detail: o.detail.clone(),
         };

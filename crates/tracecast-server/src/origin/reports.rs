@@ -381,11 +381,17 @@ async fn apply_site(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
             let viewing = Viewing {
                 sessions: r.viewing.clone(),
             };
+            // Never less than what the renter was handed: its playback
+            // time as one viewing (the home paces it by the viewing, so
+            // the two differ by a player's buffer at most).
+            let handed = Viewing {
+                sessions: vec![(0, r.served_ms.max(0))],
+            };
             let home = home.ok_or_else(|| Fault::Rejected("the rental's home is gone".into()))?;
             let t = Flow::RentalEnded {
                 sale: p.sale(),
-                fee_cents: tariff.fee(&viewing),
-                viewing_ms: viewing.total_ms(),
+                fee_cents: tariff.fee(&viewing).max(tariff.fee(&handed)),
+                viewing_ms: viewing.total_ms().max(handed.total_ms()),
                 home,
             }
             .transaction(&event, Some(d.id));
