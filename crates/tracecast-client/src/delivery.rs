@@ -401,6 +401,53 @@ impl OriginClient {
         Ok(())
     }
 
+    /// A package order at a roaming server (`POST /roaming/v1/orders`)
+    /// under an idempotency key: asked again after a lost answer (as this
+    /// does, up to three times), the order buys and charges nothing more.
+    pub async fn package_order(
+        &self,
+        body: &serde_json::Value,
+        key: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let sent = self
+                .req(reqwest::Method::POST, "/roaming/v1/orders")
+                .header("idempotency-key", key)
+                .json(body)
+                .send()
+                .await;
+            let answer = match sent {
+                Ok(resp) => json(resp).await,
+                Err(e) => Err(e.into()),
+            };
+            match answer {
+                Err(e) if e.is_transient() && tries < 3 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Replaces a token: the caller's own (`None`), or an account's
+    /// (administrator). The answer carries the new token, shown once.
+    pub async fn replace_token(
+        &self,
+        account: Option<(&str, &str)>,
+    ) -> Result<AccountInfo, ClientError> {
+        let path = match account {
+            Some((kind, name)) => format!(
+                "/v1/accounts/{}/{}/token",
+                tracecast_share::url_segment(kind),
+                tracecast_share::url_segment(name)
+            ),
+            None => "/v1/account/token".to_owned(),
+        };
+        json(self.req(reqwest::Method::POST, &path).send().await?).await
+    }
+
     /// The key of a protected delivery's copy (the delivery's edge).
     pub async fn copy_key(
         &self,

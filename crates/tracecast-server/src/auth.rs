@@ -33,11 +33,16 @@ pub fn same_secret(shown: &str, expected: &str) -> bool {
     Sha256::digest(shown.as_bytes()) == Sha256::digest(expected.as_bytes())
 }
 
-/// Resolves bearer tokens to principals, caching the answers (tokens are
-/// not revoked while a server runs).
+/// How long a resolved token is trusted without asking the store again:
+/// a revoked token stops working everywhere within this time (at once in
+/// the process that revoked it).
+pub const TOKEN_CACHE_SECS: u64 = 10;
+
+/// Resolves bearer tokens to principals, caching each answer for
+/// [`TOKEN_CACHE_SECS`] (a token may be revoked while servers run).
 #[derive(Default)]
 pub struct Authenticator {
-    cache: RwLock<HashMap<String, Principal>>,
+    cache: RwLock<HashMap<String, (Principal, std::time::Instant)>>,
 }
 
 impl Authenticator {
@@ -57,17 +62,33 @@ impl Authenticator {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("Authorization must be: Bearer <token>"))?;
         let hash = token_hash(token);
-        if let Some(p) = self.cache.read().ok().and_then(|c| c.get(&hash).cloned()) {
-            return Ok(p);
+        let fresh = std::time::Duration::from_secs(TOKEN_CACHE_SECS);
+        if let Some((p, at)) = self.cache.read().ok().and_then(|c| c.get(&hash).cloned()) {
+            if at.elapsed() < fresh {
+                return Ok(p);
+            }
         }
-        let principal = store
-            .principal(&hash)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+        let Some(principal) = store.principal(&hash).await? else {
+            if let Ok(mut cache) = self.cache.write() {
+                cache.remove(&hash);
+            }
+            return Err(ApiError::unauthorized("unknown token"));
+        };
         if let Ok(mut cache) = self.cache.write() {
-            cache.insert(hash, principal.clone());
+            // Bounded: past the bound the cache starts over.
+            if cache.len() >= 100_000 {
+                cache.clear();
+            }
+            cache.insert(hash, (principal.clone(), std::time::Instant::now()));
         }
         Ok(principal)
+    }
+
+    /// Forgets every cached token of a box (its tokens were replaced).
+    pub fn forget_box(&self, box_id: i64) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.retain(|_, (p, _)| !matches!(p, Principal::Box { id, .. } if *id == box_id));
+        }
     }
 }
 

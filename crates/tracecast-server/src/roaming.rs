@@ -200,11 +200,15 @@ impl Roaming {
         target: &Recipient,
         way: Way,
     ) -> Result<SignedLicence, ApiError> {
-        self.convert_bought(user, source, target, way, 0).await
+        self.convert_bought(user, source, target, way, 0, None)
+            .await
     }
 
     /// [`Self::convert`], also billing the user `bought_cents` that this
     /// server paid the issuer for them (a package order).
+    /// `once_per`: what the charge is for, once (a package order's
+    /// delivery: an order retried with its key converts again but charges
+    /// nothing more); by default the source licence.
     async fn convert_bought(
         &self,
         user: &str,
@@ -212,6 +216,7 @@ impl Roaming {
         target: &Recipient,
         way: Way,
         bought_cents: i64,
+        once_per: Option<String>,
     ) -> Result<SignedLicence, ApiError> {
         let now = tracecast_store::now_ms() / 1000;
         let c = self
@@ -219,7 +224,8 @@ impl Roaming {
             .convert(source, user, target, now)
             .map_err(refused)?;
         let new_id = c.licence.id.clone();
-        let mut charge = Transaction::new(format!("roaming-{}", c.source.id), None);
+        let charged_for = once_per.clone().unwrap_or_else(|| c.source.id.clone());
+        let mut charge = Transaction::new(format!("roaming-{charged_for}"), None);
         charge.transfer(
             &Party::user(user),
             &Party::operator(&self.config.name),
@@ -247,7 +253,7 @@ impl Roaming {
             .store
             .record_conversion(
                 &ConversionRecord {
-                    source_id: c.source.id.clone(),
+                    source_id: charged_for.clone(),
                     issuer: c.source.issuer.clone(),
                     user_name: user.to_owned(),
                     content_id: c.source.content,
@@ -261,6 +267,10 @@ impl Roaming {
                 &charge,
             )
             .await?;
+        if !fresh && once_per.is_some() {
+            // The same order again: the licence, and no second charge.
+            return Ok(c.converted);
+        }
         if !fresh {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -422,20 +432,31 @@ impl Roaming {
     /// One item of a package order: bought at the issuer's origin for the
     /// user, its licence taken in a system the origin issues and converted
     /// into the user's.
+    /// `key`: the item's idempotency key at the origin (the order's key
+    /// and the item's place): a retried order buys each item once.
     async fn order_item(
         &self,
         user: &str,
         item: &OrderItem,
         target: &Recipient,
         (origin, own): &(tracecast_client::OriginClient, String),
+        key: &str,
     ) -> Result<(tracecast_delivery::api::Purchase, SignedLicence), String> {
         let mut request =
             tracecast_delivery::api::PurchaseRequest::download(item.content, item.tier);
         request.for_user = Some(user.to_owned());
-        let purchase = origin
-            .order(&request)
-            .await
-            .map_err(|e| format!("buying at {}: {e}", item.issuer))?;
+        // A lost answer is asked again with the same key: one purchase.
+        let mut tries = 0;
+        let purchase = loop {
+            tries += 1;
+            match origin.order_once(&request, Some(key)).await {
+                Err(e) if e.is_transient() && tries < 3 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                other => break other,
+            }
+        }
+        .map_err(|e| format!("buying at {}: {e}", item.issuer))?;
         let licence = origin
             .licence(
                 purchase.delivery,
@@ -448,7 +469,14 @@ impl Roaming {
         let licence: SignedLicence = serde_json::from_value(licence)
             .map_err(|e| format!("{} answered a malformed licence: {e}", item.issuer))?;
         let converted = self
-            .convert_bought(user, &licence, target, Way::Package, purchase.price_cents)
+            .convert_bought(
+                user,
+                &licence,
+                target,
+                Way::Package,
+                purchase.price_cents,
+                Some(format!("package-{}-{}", item.issuer, purchase.delivery)),
+            )
             .await
             .map_err(|e| e.message)?;
         Ok((purchase, converted))
@@ -464,6 +492,23 @@ async fn orders(
     body: Result<Json<OrderRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let user = user_of(&r, &headers).await?;
+    // The order's Idempotency-Key (the CLI sends one): the same order
+    // sent again buys and charges nothing more. Without one, each order
+    // is new.
+    let order_key = match headers.get("idempotency-key") {
+        Some(v) => {
+            let k = v
+                .to_str()
+                .map_err(|_| ApiError::bad_request("Idempotency-Key is not visible ASCII"))?;
+            tracecast_mailbox::check_idempotency_key(k)?;
+            k.to_owned()
+        }
+        None => {
+            let mut b = [0u8; 12];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+            hex::encode(b)
+        }
+    };
     let Json(req) = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
     if req.items.is_empty() || req.items.len() > MAX_ORDER {
         return Err(ApiError::bad_request(format!(
@@ -482,7 +527,16 @@ async fn orders(
             sources.insert(item.issuer.clone(), found);
         }
         let result = match &sources[&item.issuer] {
-            Ok(source) => r.order_item(&user.name, item, &target, source).await,
+            Ok(source) => {
+                // Within the user's purchase keys at the origin: the
+                // roaming server's, this order's, this item's.
+                let key = {
+                    use sha2::Digest;
+                    let h = sha2::Sha256::digest(format!("{}\n{order_key}\n{index}", r.name()));
+                    format!("roaming-{}", hex::encode(&h[..16]))
+                };
+                r.order_item(&user.name, item, &target, source, &key).await
+            }
             Err(e) => Err(e.clone()),
         };
         let (purchase, licence, error) = match result {

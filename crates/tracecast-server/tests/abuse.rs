@@ -822,3 +822,84 @@ async fn a_rental_streams_and_is_never_handed_over() {
         );
     }
 }
+
+/// Audit: tokens were cached for a process's life with no revocation. A
+/// replaced token stops working at once here (and within
+/// `TOKEN_CACHE_SECS` in other processes); only an administrator
+/// replaces another account's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replaced_token_stops_working() {
+    for t in TestStore::both().await {
+        let net = start(&t, &[]).await;
+        let (_, alice, first) = net.account("user", "alice").await;
+        let (_, bob, _) = net.account("user", "bob").await;
+        // Used once, so it is cached.
+        alice.account().await.unwrap();
+        mailbox(&net, &first).whoami().await.unwrap();
+        let second = alice.replace_token(None).await.unwrap().token.unwrap();
+        let e = alice.account().await.unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::UNAUTHORIZED);
+        assert!(mailbox(&net, &first).whoami().await.is_err());
+        let alice2 = OriginClient::new(&net.base, &second).unwrap();
+        assert_eq!(alice2.account().await.unwrap().name, "alice");
+        // Bob cannot replace hers; the administrator can.
+        let e = bob
+            .replace_token(Some(("user", "alice")))
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::FORBIDDEN);
+        let third = net
+            .admin
+            .replace_token(Some(("user", "alice")))
+            .await
+            .unwrap()
+            .token
+            .unwrap();
+        assert_eq!(
+            refused(alice2.account().await.unwrap_err()).0,
+            StatusCode::UNAUTHORIZED
+        );
+        let alice3 = OriginClient::new(&net.base, &third).unwrap();
+        assert_eq!(alice3.account().await.unwrap().name, "alice");
+    }
+}
+
+/// Audit: two orders at once under one partner key counted twice against
+/// the user's limit. The consent is spent in the transaction that opens
+/// the delivery: concurrent retries open one delivery and spend once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partners_order_sent_twice_at_once_spends_once() {
+    use tracecast_delivery::api::PurchaseRequest;
+    for t in TestStore::both().await {
+        let net = start(&t, &["tokyo"]).await;
+        let files = tempfile::tempdir().unwrap();
+        let (_, provider, _) = net.account("provider", "aurora").await;
+        let (_, alice, _) = net.account("user", "alice").await;
+        let (_, partner, _) = net.account("partner", "roaming").await;
+        net.edges_alive().await;
+        let c = provider
+            .add_content(&track(files.path(), 6.0, 5), "Etude", 100, None, |_, _| {})
+            .await
+            .unwrap();
+        alice
+            .call(
+                reqwest::Method::PUT,
+                "/v1/partners/roaming/consent",
+                Some(&serde_json::json!({"limit_cents": 1000})),
+            )
+            .await
+            .unwrap();
+        let mut order = PurchaseRequest::download(c.id, None);
+        order.for_user = Some("alice".into());
+        let (a, b) = tokio::join!(
+            partner.order_once(&order, Some("k-1")),
+            partner.order_once(&order, Some("k-1"))
+        );
+        assert_eq!(a.unwrap().delivery, b.unwrap().delivery);
+        let consent = alice
+            .call(reqwest::Method::GET, "/v1/partners/roaming/consent", None)
+            .await
+            .unwrap();
+        assert_eq!(consent["spent_cents"], 100, "{consent}");
+    }
+}

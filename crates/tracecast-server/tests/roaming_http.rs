@@ -310,12 +310,29 @@ async fn licences_roam_between_systems_on_both_backends() {
             )
             .await
             .unwrap();
-        let r = order().await;
+        // Under an idempotency key (the CLI sends one): sent again after a
+        // lost answer, the order buys and charges nothing more.
+        let body = json!({"items": [{"issuer": "origin", "content": c.id}], "recipient": format!("age:{age_public}")});
+        let r = alice_at_shop.package_order(&body, "order-1").await.unwrap();
         assert_eq!(
             (r["ordered"].as_i64(), r["charged_cents"].as_i64()),
             (Some(1), Some(110)),
             "{r}"
         );
+        let again = alice_at_shop.package_order(&body, "order-1").await.unwrap();
+        assert_eq!(
+            again["results"][0]["purchase"]["delivery"], r["results"][0]["purchase"]["delivery"],
+            "{again}"
+        );
+        let packages = t
+            .store
+            .conversions_of("alice")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.way == "package")
+            .count();
+        assert_eq!(packages, 1, "the retried order is charged once");
         let bought: tracecast_delivery::api::Purchase =
             serde_json::from_value(r["results"][0]["purchase"].clone()).unwrap();
         let copy = edge

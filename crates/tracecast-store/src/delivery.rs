@@ -877,13 +877,29 @@ impl Store {
         rows.iter().map(|r| Ok(UserId(r.try_get(0)?))).collect()
     }
 
-    /// Opens a delivery (the origin designated an edge for it).
-    /// Opens a delivery; with a purchase key already used by this user,
-    /// answers the delivery opened with it instead (`.1` is true).
+    /// Opens a delivery (the origin designated an edge for it); with a
+    /// purchase key already used by this user, answers the delivery
+    /// opened with it instead (`.1` is true).
     pub async fn open_delivery(
         &self,
         d: &NewDelivery,
     ) -> Result<(DeliveryRecord, bool), StoreError> {
+        match self.open_delivery_paid(d, None).await? {
+            Ok(opened) => Ok(opened),
+            Err(_) => Err(StoreError::Invalid("nothing to spend".into())),
+        }
+    }
+
+    /// [`Self::open_delivery`] for a partner's order: the price is spent
+    /// under the user's consent in the same transaction as the delivery is
+    /// opened, so two orders at once under one key spend once, and an
+    /// order over the limit opens nothing (`Err(spend)`).
+    pub async fn open_delivery_paid(
+        &self,
+        d: &NewDelivery,
+        spend: Option<(UserId, crate::ids::PartnerId)>,
+    ) -> Result<Result<(DeliveryRecord, bool), crate::Spend>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO deliveries (content_id, tier, user_id, provider_id, edge_id, price_cents, \
              edge_fee_cents, status, created_at, mode, site_id, site_fee_cents, order_info, purchase_key) \
@@ -904,18 +920,41 @@ impl Store {
         .bind(d.site_fee_cents)
         .bind(&d.order_info)
         .bind(d.purchase_key.as_deref())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = row {
-            return Ok((delivery(&row)?, false));
+            let opened = delivery(&row)?;
+            if let Some((user, partner)) = spend {
+                let spent = sqlx::query(
+                    "UPDATE partner_consents SET spent_cents = spent_cents + $3 \
+                     WHERE user_id = $1 AND partner_id = $2 AND spent_cents + $3 <= limit_cents",
+                )
+                .bind(user.get())
+                .bind(partner.get())
+                .bind(d.price_cents)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if spent == 0 {
+                    tx.rollback().await?;
+                    return Ok(Err(match self.partner_consent(user, partner).await? {
+                        Some(c) => crate::Spend::OverLimit(c),
+                        None => crate::Spend::NoConsent,
+                    }));
+                }
+            }
+            tx.commit().await?;
+            return Ok(Ok((opened, false)));
         }
-        // Only the purchase key can conflict: a purchase retried at once.
+        tx.rollback().await?;
+        // Only the purchase key can conflict: a purchase retried at once
+        // (nothing spent again).
         let key = d.purchase_key.as_deref().unwrap_or_default();
         let existing = self
             .delivery_by_purchase_key(d.user_id, key)
             .await?
             .ok_or_else(|| StoreError::Invalid(format!("purchase key {key:?} conflicts")))?;
-        Ok((existing, true))
+        Ok(Ok((existing, true)))
     }
 
     /// The delivery a user opened with a purchase key, if any.

@@ -488,6 +488,32 @@ impl Store {
             .map(|_| ())
     }
 
+    /// Replaces every token of a box by one new token (its hash), in one
+    /// transaction: the old tokens stop working at once (servers' caches
+    /// forget them within their time to live).
+    pub async fn replace_box_tokens(
+        &self,
+        box_id: i64,
+        hash: &str,
+        label: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let gone = sqlx::query("DELETE FROM tokens WHERE box_id = $1")
+            .bind(box_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("INSERT INTO tokens (hash, box_id, label, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(hash)
+            .bind(box_id)
+            .bind(label)
+            .bind(crate::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(gone)
+    }
+
     /// Whether any administrator token exists.
     pub async fn has_admin(&self) -> Result<bool, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE box_id IS NULL")

@@ -532,6 +532,21 @@ pub enum AccountCommand {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Replace a token: the caller's own, or (administrator) the account
+    /// named. Every earlier token of the account stops working; the new
+    /// one is shown once.
+    Token {
+        /// With NAME: the account's kind (user, provider, edge, …).
+        kind: Option<String>,
+        /// The account's name.
+        name: Option<String>,
+        /// Write the new token to this file (mode 0600) instead of
+        /// printing it.
+        #[arg(long)]
+        token_out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -119,6 +119,39 @@ pub fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                 let a = origin(&conn)?.account().await?;
                 println!("{} {} (id {}, box {})", a.kind, a.name, a.id, a.box_name);
             }
+            AccountCommand::Token {
+                kind,
+                name,
+                token_out,
+                conn,
+            } => {
+                let whose = match (kind.as_deref(), name.as_deref()) {
+                    (Some(k), Some(n)) => Some((k, n)),
+                    (None, None) => None,
+                    _ => anyhow::bail!("name the account as KIND NAME, or neither for your own"),
+                };
+                let a = origin(&conn)?.replace_token(whose).await?;
+                let token = a.token.clone().unwrap_or_default();
+                match token_out {
+                    Some(path) => {
+                        tracecast_server::auth::write_secret(&path, &format!("{token}\n"))
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        eprintln!(
+                            "{} {}: new token in {}; every earlier one is revoked",
+                            a.kind,
+                            a.name,
+                            path.display()
+                        );
+                    }
+                    None => {
+                        eprintln!(
+                            "{} {}: new token (every earlier one is revoked):",
+                            a.kind, a.name
+                        );
+                        println!("{token}");
+                    }
+                }
+            }
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -165,11 +165,13 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("creating {}", out_dir.display()))?;
             let system: String = recipient.split(':').next().unwrap_or("licence").to_owned();
             let failed = runtime()?.block_on(async {
+                // One key for this order: a retry after a lost answer
+                // buys nothing twice.
+                let key = format!("order-{:032x}", rand::random::<u128>());
                 let answer = origin(&conn)?
-                    .call(
-                        Method::POST,
-                        "/roaming/v1/orders",
-                        Some(&serde_json::json!({"items": wanted, "recipient": recipient})),
+                    .package_order(
+                        &serde_json::json!({"items": wanted, "recipient": recipient}),
+                        &key,
                     )
                     .await?;
                 let edges = tracecast_client::EdgeClient::new()?;

@@ -150,6 +150,11 @@ impl Mailbox {
         Ok(receipt)
     }
 
+    /// Forgets the cached tokens of a box whose tokens were replaced.
+    pub fn forget_tokens(&self, box_id: i64) {
+        self.auth.forget_box(box_id);
+    }
+
     /// Changes whenever mail arrives in the box (for in-process consumers).
     pub fn subscribe(&self, box_id: i64) -> tokio::sync::watch::Receiver<u64> {
         self.notifier.subscribe(box_id)

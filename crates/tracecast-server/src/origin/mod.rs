@@ -462,6 +462,8 @@ pub fn router(origin: Arc<Origin>) -> Router {
         .route("/v1/origin", get(origin_info))
         .route("/v1/account", get(account))
         .route("/v1/accounts", post(add_account))
+        .route("/v1/accounts/{kind}/{name}/token", post(replace_token))
+        .route("/v1/account/token", post(replace_own_token))
         .route(
             "/v1/contents",
             get(contents)
@@ -643,6 +645,65 @@ async fn add_account(
         Json(account_info(&account, Some(token))),
     )
         .into_response())
+}
+
+/// `POST /v1/accounts/{kind}/{name}/token` (administrator): a new token
+/// for an account; every earlier token of it stops working (a leaked
+/// token, a device lost). Shown once.
+async fn replace_token(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    Path((kind, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    if !matches!(o.caller(&headers).await?, Caller::Admin) {
+        return Err(ApiError::forbidden(
+            "only an administrator replaces another account's token",
+        ));
+    }
+    let kind = AccountKind::parse(&kind)
+        .ok_or_else(|| ApiError::bad_request(format!("unknown account kind {kind:?}")))?;
+    let account = o.store.account_by_name(kind, &name).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_account",
+            format!("there is no {} named {name:?}", kind.as_str()),
+        )
+    })?;
+    o.new_token_for(&account).await
+}
+
+/// `POST /v1/account/token` (any account): replaces the caller's own
+/// token; the one it called with stops working.
+async fn replace_own_token(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    match o.caller(&headers).await? {
+        Caller::Account(a) => o.new_token_for(&a).await,
+        Caller::Admin => Err(ApiError::forbidden(
+            "an administrator token is replaced by writing a new one (see docs/security.md)",
+        )),
+    }
+}
+
+impl Origin {
+    async fn new_token_for(&self, a: &Account) -> Result<Response, ApiError> {
+        let token = new_token();
+        let gone = self
+            .store
+            .replace_box_tokens(
+                a.box_id,
+                &token_hash(&token),
+                &format!("{} {}", a.kind().as_str(), a.name),
+            )
+            .await?;
+        // At once in this process; other processes within their cache's
+        // time to live.
+        self.auth.forget_box(a.box_id);
+        self.mailbox.forget_tokens(a.box_id);
+        tracing::info!(account = %a.id, name = %a.name, revoked = gone, "account token replaced");
+        Ok((StatusCode::CREATED, Json(account_info(a, Some(token)))).into_response())
+    }
 }
 
 /// Registers a home server or kiosk.
@@ -1115,18 +1176,18 @@ async fn purchase(
         (None, Some(old)) => old.price_cents.min(price),
         (None, None) => price,
     };
-    if earlier.is_none() {
-        partners::spend(&o, &buyer, price).await?;
-    }
     if let Some(old) = &replaces {
         // Kept with the order: a retry finishes this replacement only.
         route.order_info["replaces"] = old.id.into();
     }
     let (d, again) = match earlier {
         Some(d) => (d, true),
-        None => {
-            o.store
-                .open_delivery(&NewDelivery {
+        // A partner's order spends its consent in the same transaction:
+        // two at once under one key spend once.
+        None => o
+            .store
+            .open_delivery_paid(
+                &NewDelivery {
                     content_id: c.id,
                     tier: tier.as_str().into(),
                     user_id,
@@ -1139,9 +1200,11 @@ async fn purchase(
                     site_fee_cents: route.site.as_ref().map_or(0, |s| s.fee_cents),
                     order_info: route.order_info.to_string(),
                     purchase_key: key.clone(),
-                })
-                .await?
-        }
+                },
+                partners::spender(&buyer),
+            )
+            .await?
+            .map_err(|refused| partners::refusal(&buyer, price, refused))?,
     };
     // The replaced delivery is revoked at its edge before any money
     // moves: the edge refuses its ticket and links from now on and says

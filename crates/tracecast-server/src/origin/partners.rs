@@ -97,34 +97,32 @@ pub(super) async fn buyer(
     }
 }
 
-/// Spends a partner's order under the user's consent, or refuses it with
-/// nothing spent.
-pub(super) async fn spend(o: &Origin, b: &Buyer, cents: i64) -> Result<(), ApiError> {
-    let Some((partner_id, p)) = &b.partner else {
-        return Ok(());
-    };
-    match o
-        .store
-        .spend_partner_consent(b.user_id, *partner_id, cents)
-        .await?
-    {
-        Spend::Done => Ok(()),
-        Spend::NoConsent => Err(ApiError::forbidden(format!(
-            "{} has taken back their consent to {}",
-            b.user.name, p.name
-        ))),
-        Spend::OverLimit(c) => Err(ApiError::new(
+/// The partner whose consent an order spends, if a partner buys.
+pub(super) fn spender(b: &Buyer) -> Option<(tracecast_store::UserId, PartnerId)> {
+    b.partner.as_ref().map(|(id, _)| (b.user_id, *id))
+}
+
+/// Why a partner's order was not placed: the consent was taken back, or
+/// the order would pass its limit (nothing was opened or spent).
+pub(super) fn refusal(b: &Buyer, cents: i64, spend: Spend) -> ApiError {
+    let partner = b.partner.as_ref().map_or("", |(_, p)| p.name.as_str());
+    match spend {
+        Spend::Done => ApiError::bad_request("nothing to refuse"),
+        Spend::NoConsent => ApiError::forbidden(format!(
+            "{} has taken back their consent to {partner}",
+            b.user.name
+        )),
+        Spend::OverLimit(c) => ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
             "over_limit",
             format!(
-                "{} would pass {}'s limit for {} ({} of {} spent); nothing was charged",
+                "{} would pass {}'s limit for {partner} ({} of {} spent); nothing was charged",
                 tracecast_ledger::money(cents),
                 b.user.name,
-                p.name,
                 tracecast_ledger::money(c.spent_cents),
                 tracecast_ledger::money(c.limit_cents)
             ),
-        )),
+        ),
     }
 }
 
