@@ -508,7 +508,16 @@ async fn receive(
             crate::on_worker(&h.work, move || package_hls(&cfg, &copy, &hls_dir, video)).await?;
         if let Err(e) = packaged {
             let _ = tokio::fs::remove_file(&path).await;
-            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hls", e));
+            return Err(match e {
+                // This home cannot stream rentals at all: not a passing
+                // failure (another edge would not help).
+                Packaging::MissingTool(why) => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "missing_tool", why)
+                }
+                Packaging::Failed(why) => {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hls", why)
+                }
+            });
         }
     }
     let now = tracecast_store::now_ms();
@@ -550,10 +559,23 @@ async fn receive(
 /// HLS player (Safari, hls.js, VLC, ffplay) plays and seeks in: audio is
 /// encoded to AAC; video is remuxed as it is (H.264 and AAC copied, cut at
 /// its key frames), since re-encoding would cost time and weaken the mark.
-fn package_hls(cfg: &HomeConfig, copy: &FsPath, dir: &FsPath, video: bool) -> Result<(), String> {
+/// Why a rental could not be packaged.
+enum Packaging {
+    /// ffmpeg is not installed here.
+    MissingTool(String),
+    Failed(String),
+}
+
+fn package_hls(
+    cfg: &HomeConfig,
+    copy: &FsPath,
+    dir: &FsPath,
+    video: bool,
+) -> Result<(), Packaging> {
     let tmp = dir.with_extension("partial");
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::create_dir_all(&tmp)
+        .map_err(|e| Packaging::Failed(format!("{}: {e}", tmp.display())))?;
     let mut cmd = std::process::Command::new(&cfg.ffmpeg);
     cmd.args(["-nostdin", "-v", "error", "-y", "-i"]).arg(copy);
     if video {
@@ -585,19 +607,24 @@ fn package_hls(cfg: &HomeConfig, copy: &FsPath, dir: &FsPath, video: bool) -> Re
         .arg(tmp.join("index.m3u8"))
         .output()
         .map_err(|e| {
-            format!(
-                "running {}: {e}; a home server needs ffmpeg to stream rentals (apt-get install ffmpeg)",
+            let why = format!(
+                "this home server cannot stream rentals: running {} failed ({e}); it needs ffmpeg (apt-get install ffmpeg)",
                 cfg.ffmpeg
-            )
+            );
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Packaging::MissingTool(why)
+            } else {
+                Packaging::Failed(why)
+            }
         })?;
     if !out.status.success() {
-        return Err(format!(
+        return Err(Packaging::Failed(format!(
             "packaging the rental for HLS failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        )));
     }
     let _ = std::fs::remove_dir_all(dir);
-    std::fs::rename(&tmp, dir).map_err(|e| format!("{}: {e}", dir.display()))
+    std::fs::rename(&tmp, dir).map_err(|e| Packaging::Failed(format!("{}: {e}", dir.display())))
 }
 
 /// A link's path: which copy, until when, signed.

@@ -211,6 +211,36 @@ fn demo_runs_end_to_end() {
     assert!(dir.path().join("bob-saved/memo.wav").exists());
 }
 
+/// On a machine with only the Rust toolchain (no ffmpeg, lame, sox or
+/// isoinfo on the PATH) the demo completes every step it can and says
+/// which tool each skipped step needs and how to install it.
+#[test]
+fn the_demo_runs_without_outside_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_tools = dir.path().join("bin");
+    std::fs::create_dir_all(&no_tools).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tracecast"))
+        .args(["demo", "--dir", p(&dir.path().join("demo"))])
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("PATH", &no_tools)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("BAD"), "{text}");
+    assert!(text.contains("apt-get install ffmpeg"), "{text}");
+    assert!(text.contains("apt-get install lame"), "{text}");
+    assert!(text.contains("apt-get install genisoimage"), "{text}");
+    // The steps that need no tool all ran.
+    assert!(text.contains("-> bob (user 2)"), "{text}");
+    assert!(text.contains("bob's inbox saved"), "{text}");
+}
+
 /// Real sound-theme files from Debian (Ogg Vorbis): the longest carries a
 /// mark end to end; none of them, unmarked, reads as marked; short ones
 /// are marked without error.
