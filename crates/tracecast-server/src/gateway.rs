@@ -140,7 +140,9 @@ pub struct Gateway {
     composer: Arc<dyn Composer>,
     compose_one: tokio::sync::Mutex<()>,
     devices: Mutex<Vec<DeviceEntry>>,
-    offers: Mutex<HashMap<String, (ServiceRequest, Instant)>>,
+    /// Open service offers: the request, when, and who asked (its
+    /// address: one neighbour may not take every slot).
+    offers: Mutex<HashMap<String, (ServiceRequest, Instant, IpAddr)>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -289,8 +291,12 @@ fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 }
 
 /// Steps 2-4.
+/// Most open offers one address may hold (the gateway keeps 64 in all).
+const OFFERS_PER_ADDRESS: usize = 4;
+
 async fn request_service(
     State(g): State<Arc<Gateway>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     body: Result<Json<ServiceRequest>, JsonRejection>,
 ) -> Result<Json<ServiceOffer>, ApiError> {
     let r = json_body(body)?;
@@ -308,7 +314,20 @@ async fn request_service(
     let id = random_id();
     {
         let mut offers = g.offers.lock().map_err(|_| internal("lock".into()))?;
-        offers.retain(|_, (_, at)| at.elapsed() < OFFER_TTL);
+        offers.retain(|_, (_, at, _)| at.elapsed() < OFFER_TTL);
+        if offers
+            .values()
+            .filter(|(_, _, ip)| *ip == peer.ip())
+            .count()
+            >= OFFERS_PER_ADDRESS
+        {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "busy",
+                "this device has asked for service too often; confirm an offer or wait five minutes",
+            )
+            .with_retry_after(60));
+        }
         if offers.len() >= 64 {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -316,7 +335,7 @@ async fn request_service(
                 "too many devices are being set up; try again in a minute",
             ));
         }
-        offers.insert(id.clone(), (r.clone(), Instant::now()));
+        offers.insert(id.clone(), (r.clone(), Instant::now(), peer.ip()));
     }
     Ok(Json(ServiceOffer {
         confirm: format!("/gateway/v1/service-requests/{id}/account"),
@@ -342,8 +361,8 @@ async fn confirm_account(
         .lock()
         .map_err(|_| internal("lock".into()))?
         .remove(&id)
-        .filter(|(_, at)| at.elapsed() < OFFER_TTL)
-        .map(|(r, _)| r)
+        .filter(|(_, at, _)| at.elapsed() < OFFER_TTL)
+        .map(|(r, _, _)| r)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
