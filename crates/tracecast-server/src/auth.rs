@@ -84,6 +84,22 @@ impl Authenticator {
         Ok(principal)
     }
 
+    /// The bearer token's hash in a request (for replacing it).
+    pub fn presented_hash(headers: &HeaderMap) -> Option<String> {
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| token_hash(t.trim()))
+    }
+
+    /// Forgets one cached token.
+    pub fn forget(&self, hash: &str) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.remove(hash);
+        }
+    }
+
     /// Forgets every cached token of a box (its tokens were replaced).
     pub fn forget_box(&self, box_id: i64) {
         if let Ok(mut cache) = self.cache.write() {

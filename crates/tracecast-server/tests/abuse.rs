@@ -861,6 +861,14 @@ async fn a_replaced_token_stops_working() {
         );
         let alice3 = OriginClient::new(&net.base, &third).unwrap();
         assert_eq!(alice3.account().await.unwrap().name, "alice");
+        // The administrator replaces its own token the same way.
+        let admin2 = net.admin.replace_token(None).await.unwrap().token.unwrap();
+        assert_eq!(
+            refused(net.admin.account().await.unwrap_err()).0,
+            StatusCode::UNAUTHORIZED
+        );
+        let admin2 = OriginClient::new(&net.base, &admin2).unwrap();
+        assert_eq!(admin2.account().await.unwrap().kind, "admin");
     }
 }
 

@@ -514,6 +514,30 @@ impl Store {
         Ok(gone)
     }
 
+    /// Replaces one administrator token by a new one (their hashes), in
+    /// one transaction; false when the old one is not an administrator's.
+    pub async fn replace_admin_token(&self, old: &str, new: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let gone = sqlx::query("DELETE FROM tokens WHERE hash = $1 AND box_id IS NULL")
+            .bind(old)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if gone != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO tokens (hash, box_id, label, created_at) VALUES ($1, NULL, 'admin', $2)",
+        )
+        .bind(new)
+        .bind(crate::now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Whether any administrator token exists.
     pub async fn has_admin(&self) -> Result<bool, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE box_id IS NULL")

@@ -150,6 +150,11 @@ impl Mailbox {
         Ok(receipt)
     }
 
+    /// Forgets one cached token (it was replaced).
+    pub fn forget_token(&self, hash: &str) {
+        self.auth.forget(hash);
+    }
+
     /// Forgets the cached tokens of a box whose tokens were replaced.
     pub fn forget_tokens(&self, box_id: i64) {
         self.auth.forget_box(box_id);

@@ -680,9 +680,34 @@ async fn replace_own_token(
 ) -> Result<Response, ApiError> {
     match o.caller(&headers).await? {
         Caller::Account(a) => o.new_token_for(&a).await,
-        Caller::Admin => Err(ApiError::forbidden(
-            "an administrator token is replaced by writing a new one (see docs/security.md)",
-        )),
+        // The administrator's own token: this one is replaced, other
+        // administrator tokens stay.
+        Caller::Admin => {
+            let old = Authenticator::presented_hash(&headers)
+                .ok_or_else(|| ApiError::unauthorized("no token"))?;
+            let token = new_token();
+            if !o
+                .store
+                .replace_admin_token(&old, &token_hash(&token))
+                .await?
+            {
+                return Err(ApiError::unauthorized("unknown token"));
+            }
+            o.auth.forget(&old);
+            o.mailbox.forget_token(&old);
+            tracing::info!("an administrator token was replaced");
+            Ok((
+                StatusCode::CREATED,
+                Json(AccountInfo {
+                    kind: "admin".into(),
+                    id: 0,
+                    name: "administrator".into(),
+                    box_name: String::new(),
+                    token: Some(token),
+                }),
+            )
+                .into_response())
+        }
     }
 }
 
