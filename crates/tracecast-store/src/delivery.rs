@@ -1273,12 +1273,7 @@ impl Store {
         &self,
         edge_id: EdgeId,
     ) -> Result<Vec<EdgeCopy>, StoreError> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT delivery_id FROM edge_copies WHERE edge_id = $1 AND reported_at IS NULL ORDER BY delivery_id",
-        )
-        .bind(edge_id.get())
-        .fetch_all(&self.pool)
-        .await?;
+        let ids = self.unreported(Outbox::Copies, edge_id).await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(c) = self.edge_copy(edge_id, id).await? {
@@ -1294,9 +1289,33 @@ impl Store {
         delivery_id: i64,
         at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE edge_copies SET reported_at = $1 WHERE edge_id = $2 AND delivery_id = $3",
-        )
+        self.set_reported(Outbox::Copies, edge_id, delivery_id, at)
+            .await
+    }
+
+    /// Deliveries of an edge's outbox whose report has not gone yet.
+    async fn unreported(&self, outbox: Outbox, edge_id: EdgeId) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT delivery_id FROM {} WHERE edge_id = $1 AND reported_at IS NULL \
+             ORDER BY delivery_id",
+            outbox.table()
+        ))
+        .bind(edge_id.get())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn set_reported(
+        &self,
+        outbox: Outbox,
+        edge_id: EdgeId,
+        delivery_id: i64,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "UPDATE {} SET reported_at = $1 WHERE edge_id = $2 AND delivery_id = $3",
+            outbox.table()
+        ))
         .bind(at)
         .bind(edge_id.get())
         .bind(delivery_id)
@@ -1436,13 +1455,7 @@ impl Store {
         &self,
         edge_id: EdgeId,
     ) -> Result<Vec<EdgeRevocation>, StoreError> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT delivery_id FROM edge_revocations WHERE edge_id = $1 AND reported_at IS NULL \
-             ORDER BY delivery_id",
-        )
-        .bind(edge_id.get())
-        .fetch_all(&self.pool)
-        .await?;
+        let ids = self.unreported(Outbox::Revocations, edge_id).await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(r) = self.edge_revocation(edge_id, id).await? {
@@ -1458,15 +1471,8 @@ impl Store {
         delivery_id: i64,
         at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE edge_revocations SET reported_at = $1 WHERE edge_id = $2 AND delivery_id = $3",
-        )
-        .bind(at)
-        .bind(edge_id.get())
-        .bind(delivery_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.set_reported(Outbox::Revocations, edge_id, delivery_id, at)
+            .await
     }
 
     /// Marks `old` as replaced by `new`, before anything is refunded (its
@@ -1563,4 +1569,22 @@ async fn revocation_in(
         revoked_at: r.try_get(4)?,
         reported_at: r.try_get(5)?,
     }))
+}
+
+/// An edge's outboxes: what it still has to tell the origin.
+#[derive(Clone, Copy)]
+enum Outbox {
+    /// Delivery reports of kept copies.
+    Copies,
+    /// Revocation reports.
+    Revocations,
+}
+
+impl Outbox {
+    fn table(self) -> &'static str {
+        match self {
+            Outbox::Copies => "edge_copies",
+            Outbox::Revocations => "edge_revocations",
+        }
+    }
 }

@@ -891,7 +891,12 @@ async fn sharing(
     })
     .await?
     .unwrap_or_default();
-    let gateway_url = match found.first() {
+    // Another gateway may answer on this network (another demo, a real
+    // phone): the camera takes this demo's own.
+    let gateway_url = match found
+        .iter()
+        .find(|f| f.url.trim_end_matches('/') == node.base)
+    {
         Some(f) => {
             say(format!(
                 "    the camera finds {} by mDNS (_tracecast-gw._tcp) at {}",
@@ -901,7 +906,7 @@ async fn sharing(
         }
         None => {
             say(
-                "    no mDNS answer on this machine: the camera is given the gateway's address"
+                "    no mDNS answer from this gateway on this machine: the camera is given its address"
                     .into(),
             );
             node.base.clone()

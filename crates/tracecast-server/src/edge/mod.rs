@@ -493,7 +493,11 @@ impl Edge {
         body: bool,
     ) -> Result<(tokio::sync::OwnedRwLockReadGuard<()>, EdgeCopy), ApiError> {
         let gate = self.gates.get(delivery).read_owned().await;
-        if self.revoked(delivery).await? {
+        // A copy known whole in this run is not revoked (a revocation
+        // drops it from `verified` under the gate held alone): a
+        // player's range requests cost no query.
+        let known = self.verified.lock().expect("lock").contains_key(&delivery);
+        if !known && self.revoked(delivery).await? {
             return Err(replaced(delivery));
         }
         let c = self.kept_copy(delivery).await?.ok_or_else(|| {
