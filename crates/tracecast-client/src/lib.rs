@@ -4,11 +4,17 @@
 //! is acknowledged only in the request after the one that brought it, and
 //! only once it is on disk.
 
+mod buyer;
 mod delivery;
 mod inbox;
 mod mailbox;
+mod saved;
 mod share;
 
+pub use buyer::{
+    buy_copy, order_via_site, purchase_path, BuyError, BuyOutcome, Narrator, Silent, SiteOutcome,
+    HLS_MEDIA_TYPE,
+};
 pub use delivery::{
     part_path, ContentOptions, Downloaded, EdgeClient, KioskClient, OriginClient, SHA256_HEADER,
 };
@@ -17,4 +23,5 @@ pub use mailbox::{
     drain, ClientError, CreatedBox, DrainOptions, DrainReport, Fetched, MailboxClient, Message,
     Notice, PostOptions, Posted,
 };
+pub use saved::{save_shared, LinkPolicy, SaveError};
 pub use share::{download_link, GatewayClient, SendOptions, ServiceClient, Uploaded};

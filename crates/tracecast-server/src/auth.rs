@@ -111,8 +111,8 @@ impl Authenticator {
 /// Why the administrator token could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminTokenError {
-    #[error("writing the administrator token to {0}: {1}")]
-    Io(PathBuf, std::io::Error),
+    #[error("the administrator token: {0}")]
+    File(#[from] crate::secrets::SecretFileError),
     #[error(transparent)]
     Store(#[from] tracecast_store::StoreError),
 }
@@ -124,33 +124,11 @@ pub async fn ensure_admin(store: &Store, path: &Path) -> Result<Option<PathBuf>,
         return Ok(None);
     }
     let token = new_token();
-    let io = |e| AdminTokenError::Io(path.to_owned(), e);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    write_secret(path, &format!("{token}\n")).map_err(io)?;
+    // A file left from an earlier database names a token that no longer
+    // exists: replacing it loses nothing.
+    crate::secrets::replace(path, format!("{token}\n").as_bytes())?;
     store.add_token(token_hash(&token), None, "admin").await?;
     Ok(Some(path.to_owned()))
-}
-
-/// Writes a secret readable by its owner only.
-pub fn write_secret(path: &Path, contents: &str) -> std::io::Result<()> {
-    write_secret_bytes(path, contents.as_bytes())
-}
-
-/// Writes secret bytes readable by their owner only.
-pub fn write_secret_bytes(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path)?;
-    f.write_all(contents)?;
-    f.sync_all()
 }
 
 #[cfg(test)]

@@ -204,10 +204,8 @@ impl Gateway {
 
     fn save_devices(&self, devices: &[DeviceEntry]) -> Result<(), ApiError> {
         let path = self.config.state_dir.join("devices.json");
-        let tmp = path.with_extension("json.partial");
         let bytes = serde_json::to_vec_pretty(devices).map_err(|e| internal(e.to_string()))?;
-        crate::auth::write_secret_bytes(&tmp, &bytes)
-            .and_then(|()| std::fs::rename(&tmp, &path))
+        crate::secrets::replace(&path, &bytes)
             .map_err(|e| internal(format!("saving the devices: {e}")))
     }
 
@@ -761,5 +759,61 @@ mod tests {
             ..ask
         };
         assert!(none.compose(&bare).is_err());
+    }
+}
+
+/// The compose prompt at the gateway's terminal: what the device sent,
+/// then the recipient and the text, one line each (the device's
+/// suggestions in brackets are taken on an empty line).
+pub struct TerminalComposer;
+
+fn ask_line(prompt: &str) -> Result<Option<String>, String> {
+    use std::io::{BufRead as _, Write as _};
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) => Ok(None),
+        Ok(_) => Ok(Some(line.trim_end_matches(['\r', '\n']).to_owned())),
+        Err(e) => Err(format!("reading the terminal: {e}")),
+    }
+}
+
+impl Composer for TerminalComposer {
+    fn compose(&self, ask: &ComposeAsk) -> Result<Composed, String> {
+        eprintln!(
+            "\n── {} wants to share {} ({} bytes, {}){}",
+            ask.device,
+            ask.filename,
+            ask.bytes,
+            ask.media_type,
+            if ask.as_link {
+                ": over the attachment limit, it will travel as a download link"
+            } else {
+                ""
+            }
+        );
+        let hint = |s: &Option<String>| s.as_ref().map(|v| format!(" [{v}]")).unwrap_or_default();
+        let to = ask_line(&format!(
+            "To (a number or a user's name; empty line: the suggestion; '-' cancels){}: ",
+            hint(&ask.suggested_to)
+        ))?
+        .ok_or("no one answered at the gateway's terminal")?;
+        let to = match to.trim() {
+            "-" => return Err("cancelled at the gateway".into()),
+            "" => ask.suggested_to.clone().ok_or("no recipient was given")?,
+            t => t.to_owned(),
+        };
+        let text = ask_line(&format!("Message{}: ", hint(&ask.suggested_text)))?
+            .ok_or("no one answered at the gateway's terminal")?;
+        let text = match text.trim() {
+            "-" => return Err("cancelled at the gateway".into()),
+            "" => ask.suggested_text.clone().unwrap_or_default(),
+            _ => text,
+        };
+        Ok(Composed {
+            recipient: to,
+            text,
+        })
     }
 }

@@ -202,8 +202,8 @@ impl Service {
 
     /// Loads the link key from `path`, making one (mode 0600) on first
     /// start.
-    pub fn link_key(path: &std::path::Path) -> std::io::Result<LinkKey> {
-        crate::edge::load_or_make_link_key(path)
+    pub fn link_key(path: &std::path::Path) -> Result<LinkKey, crate::secrets::SecretFileError> {
+        crate::secrets::read_or_make(path, "link key").map(LinkKey::from_bytes)
     }
 
     async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {

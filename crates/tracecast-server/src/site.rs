@@ -38,6 +38,8 @@ pub enum SiteError {
     Malformed(&'static str),
     #[error("data directory {0}: {1}")]
     Io(std::path::PathBuf, std::io::Error),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretFileError),
 }
 
 /// Who a home server or kiosk is, as the origin knows it.

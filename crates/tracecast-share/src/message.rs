@@ -429,6 +429,26 @@ pub fn judge_link(
     }
 }
 
+/// The media type a file's extension suggests.
+pub fn guess_media_type(file: &std::path::Path) -> &'static str {
+    let ext = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("txt") => "text/plain; charset=utf-8",
+        Some("json") => "application/json",
+        Some("eml") => "message/rfc822",
+        Some("html" | "htm") => "text/html; charset=utf-8",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("wav") => "audio/wav",
+        Some("flac") => "audio/flac",
+        Some("mp3") => "audio/mpeg",
+        _ => "application/octet-stream",
+    }
+}
+
 #[cfg(test)]
 mod tests {
 

@@ -476,10 +476,10 @@ pub struct LinkArgs {
 
 impl LinkArgs {
     /// The policy, trusting `server` (the mailbox's own address) too.
-    pub fn policy(&self, server: &str) -> crate::share::LinkPolicy {
+    pub fn policy(&self, server: &str) -> tracecast_client::LinkPolicy {
         let mut trusted = self.services.clone();
         trusted.push(server.to_owned());
-        crate::share::LinkPolicy {
+        tracecast_client::LinkPolicy {
             trusted,
             follow_any: self.follow_any_link,
         }

@@ -7,10 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use tracecast_client::{part_path, ClientError, Downloaded, EdgeClient, OriginClient};
-use tracecast_delivery::api::{
-    NewAccount, PrePositionRequest, Purchase, PurchaseRequest, TraceReport,
-};
+use tracecast_client::{buy_copy, order_via_site, Narrator, OriginClient};
+use tracecast_delivery::api::{NewAccount, PrePositionRequest, PurchaseRequest, TraceReport};
 use tracecast_delivery::messages::{money, parse_money};
 use tracecast_delivery::{DiscOrder, Fulfilment, Mode, Tier};
 
@@ -95,7 +93,7 @@ pub fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                 let token = created.token.clone().unwrap_or_default();
                 match token_out {
                     Some(path) => {
-                        tracecast_server::auth::write_secret(&path, &format!("{token}\n"))
+                        tracecast_server::secrets::replace(&path, format!("{token}\n").as_bytes())
                             .with_context(|| format!("writing {}", path.display()))?;
                         eprintln!(
                             "added {} {} (id {}, box {}); its token is in {}",
@@ -134,7 +132,7 @@ pub fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                 let token = a.token.clone().unwrap_or_default();
                 match token_out {
                     Some(path) => {
-                        tracecast_server::auth::write_secret(&path, &format!("{token}\n"))
+                        tracecast_server::secrets::replace(&path, format!("{token}\n").as_bytes())
                             .with_context(|| format!("writing {}", path.display()))?;
                         eprintln!(
                             "{} {}: new token in {}; every earlier one is revoked",
@@ -323,322 +321,44 @@ struct Bought {
     file: String,
 }
 
-/// A finished purchase.
-pub struct BuyOutcome {
-    pub purchase: Purchase,
-    pub copy: tracecast_delivery::api::CopyInfo,
-    pub downloaded: tracecast_client::Downloaded,
-}
-
-/// Buys a content into `out`: designation at the origin, the ticket shown
-/// to the edge, the marked copy downloaded (resuming after a break). An
-/// edge that stays unreachable for `retry_for` is avoided and the origin
-/// asked again, which makes a new copy marked by the other edge.
-#[allow(clippy::too_many_arguments)]
-pub async fn buy_copy(
-    origin: &OriginClient,
-    content: i64,
-    tier: Option<Tier>,
-    out: &Path,
-    retry_for: Duration,
-    limit_rate: Option<u64>,
-    key: Option<&str>,
-    quiet: bool,
-    say: &(dyn Fn(String) + Sync),
-) -> anyhow::Result<BuyOutcome> {
-    let keys = PurchaseKeys::new(key);
-    let edges = EdgeClient::new()?;
-    let mut avoid = Vec::new();
-    // The delivery an unreachable edge could not serve: the next purchase
-    // replaces it, so it bills nothing.
-    let mut replaces = None;
-    // An earlier run that broke off left its purchase beside the part
-    // file: continue that purchase (same copy, no new bill).
-    let sidecar = purchase_path(out);
-    let mut earlier = std::fs::read(&sidecar)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Purchase>(&b).ok())
-        .filter(|p| {
-            p.content == content
-                && tier.is_none_or(|t| t == p.tier)
-                && p.ticket_expires > tracecast_store::now_ms() / 1000 + 30
-        });
-    loop {
-        let p: Purchase = match earlier.take() {
-            Some(p) => {
-                say(format!(
-                    "continuing delivery {} from an earlier run",
-                    p.delivery
-                ));
-                p
-            }
-            None => {
-                let mut request = PurchaseRequest::download(content, tier);
-                request.avoid = avoid.clone();
-                request.replaces = replaces;
-                let p = purchase(origin, &request, &keys.nth(avoid.len()), retry_for, say).await?;
-                std::fs::write(&sidecar, serde_json::to_vec(&p)?)
-                    .with_context(|| format!("writing {}", sidecar.display()))?;
-                p
-            }
-        };
-        say(format!(
-            "delivery {}: {} copy of content {} from edge {} ({}), price {}",
-            p.delivery,
-            p.tier,
-            p.content,
-            p.edge_name,
-            if p.edge_holds {
-                "holds it"
-            } else {
-                "will fetch it from the origin"
-            },
-            money(p.price_cents)
-        ));
-        let deadline = Instant::now() + retry_for;
-        let result = loop {
-            let attempt = async {
-                let copy = edges.deliver(&p.edge_address, &p.ticket).await?;
-                if copy.media_type == HLS_MEDIA_TYPE {
-                    // Video: the copy is a stream; a player saves it.
-                    let got = save_stream(&copy.url, out, quiet).await?;
-                    return Ok::<_, ClientError>((copy, got));
-                }
-                let pb = byte_bar(quiet, "download");
-                let bar = pb.clone();
-                let got = edges
-                    .download_limited(&copy, out, limit_rate, &move |d, t| {
-                        bar.set_length(t);
-                        bar.set_position(d);
-                    })
-                    .await;
-                pb.finish_and_clear();
-                Ok::<_, ClientError>((copy, got?))
-            }
-            .await;
-            match attempt {
-                Ok(done) => break Ok(done),
-                Err(e) if e.is_transient() && Instant::now() < deadline => {
-                    say(format!(
-                        "edge {} did not answer ({e}); retrying, the download resumes",
-                        p.edge_name
-                    ));
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(e) => break Err(e),
-            }
-        };
-        match result {
-            Ok((copy, downloaded)) => {
-                let _ = std::fs::remove_file(&sidecar);
-                return Ok(BuyOutcome {
-                    purchase: p,
-                    copy,
-                    downloaded,
-                });
-            }
-            Err(e) if e.is_transient() && avoid.len() < 4 => {
-                say(format!(
-                    "edge {} is still unreachable; asking the origin for another (a new copy, marked by that edge)",
-                    p.edge_name
-                ));
-                avoid.push(p.edge_id);
-                replaces = Some(p.delivery);
-                // The part came from the other edge's copy: it cannot be
-                // continued with different bytes.
-                let _ = std::fs::remove_file(part_path(out));
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context("buying")),
-        }
-    }
-}
-
-/// The idempotency keys of one purchase: the buyer's (or a random one)
-/// for the first, and one derived from it for each replacement, so a
-/// purchase run again with the same key (a script retrying after a crash)
-/// is the same purchase, replacements included.
-struct PurchaseKeys(String);
-
-impl PurchaseKeys {
-    fn new(key: Option<&str>) -> Self {
-        Self(key.map_or_else(
-            || format!("buy-{:016x}", rand::random::<u64>()),
-            str::to_owned,
-        ))
-    }
-
-    fn nth(&self, replacement: usize) -> String {
-        match replacement {
-            0 => self.0.clone(),
-            n => format!("{}~{n}", self.0),
-        }
-    }
-}
-
-/// Asks the origin for a purchase under `key`, again with the same key
-/// while the origin is unreachable (up to `retry_for`): a lost answer
-/// never becomes a second delivery.
-async fn purchase(
-    origin: &OriginClient,
-    request: &PurchaseRequest,
-    key: &str,
-    retry_for: Duration,
-    say: &(dyn Fn(String) + Sync),
-) -> anyhow::Result<Purchase> {
-    let deadline = Instant::now() + retry_for;
-    loop {
-        match origin.order_once(request, Some(key)).await {
-            Ok(p) => return Ok(p),
-            Err(e) if e.is_transient() && Instant::now() < deadline => {
-                say(format!("the origin is unreachable ({e}); asking again"));
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context("asking the origin")),
-        }
-    }
-}
-
-/// Where `buy` keeps its purchase until the copy is whole.
-pub fn purchase_path(out: &Path) -> std::path::PathBuf {
-    let mut name = out.file_name().unwrap_or_default().to_os_string();
-    name.push(".purchase.json");
-    out.with_file_name(name)
-}
-
-/// What an order through a home server or kiosk came to.
-#[derive(Debug, serde::Serialize)]
-pub struct SiteOutcome {
-    pub purchase: Purchase,
-    pub copy: tracecast_delivery::api::CopyInfo,
-    /// Home downloads: the file written.
-    #[serde(skip)]
-    pub downloaded: Option<tracecast_client::Downloaded>,
-    /// Home downloads: the home's answer to the receipt.
-    pub finished: Option<serde_json::Value>,
-}
-
-/// Orders through a home server (download or rental) or a kiosk: the
-/// origin designates an edge, the edge marks the copy (with the site's id
-/// too) and sends it on; a home download is then fetched from the home
-/// (resuming if the home restarts) and its receipt confirmed, which makes
-/// the home delete its copy.
-pub async fn order_via_site(
-    origin: &OriginClient,
-    request: &PurchaseRequest,
-    out: Option<&Path>,
-    retry_for: Duration,
-    key: Option<&str>,
-    quiet: bool,
-    say: &(dyn Fn(String) + Sync),
-) -> anyhow::Result<SiteOutcome> {
-    let keys = PurchaseKeys::new(key);
-    let edges = EdgeClient::new()?;
-    let mut avoid: Vec<i64> = Vec::new();
-    let mut replaces = None;
-    let (p, copy) = loop {
-        let mut this = request.clone();
-        this.avoid.extend_from_slice(&avoid);
-        this.replaces = replaces;
-        let p = purchase(origin, &this, &keys.nth(avoid.len()), retry_for, say).await?;
-        say(format!(
-            "delivery {}: {} copy of content {} by edge {} for {} {}",
-            p.delivery,
-            p.tier,
-            p.content,
-            p.edge_name,
-            match p.mode {
-                Mode::Kiosk => "kiosk",
-                _ => "home server",
-            },
-            p.site.as_deref().unwrap_or("?")
-        ));
-        if p.mode == Mode::Home && out.is_none() {
-            anyhow::bail!("--out FILE: where to write the copy downloaded from the home server");
-        }
-        let deadline = Instant::now() + retry_for;
-        let delivered = loop {
-            match edges.deliver(&p.edge_address, &p.ticket).await {
-                Ok(c) => break Ok(c),
-                Err(e) if e.is_transient() && Instant::now() < deadline => {
-                    say(format!("not delivered yet ({e}); retrying"));
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(e) => break Err(e),
-            }
-        };
-        match delivered {
-            Ok(copy) => break (p, copy),
-            Err(e) if e.is_transient() && avoid.len() < 4 => {
-                say(format!(
-                    "edge {} is still unreachable; asking the origin for another",
-                    p.edge_name
-                ));
-                avoid.push(p.edge_id);
-                replaces = Some(p.delivery);
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context("delivering")),
-        }
-    };
-    let (mut downloaded, mut finished) = (None, None);
-    if let (Mode::Home, Some(out)) = (p.mode, out) {
-        let deadline = Instant::now() + 2 * retry_for;
-        let got = loop {
-            let pb = byte_bar(quiet, "download from the home server");
-            let bar = pb.clone();
-            let got = edges
-                .download(&copy, out, &move |d, t| {
-                    bar.set_length(t);
-                    bar.set_position(d);
-                })
-                .await;
-            pb.finish_and_clear();
-            match got {
-                Ok(d) => break d,
-                Err(e) if e.is_transient() && Instant::now() < deadline => {
-                    say(format!(
-                        "the home server did not answer ({e}); the download resumes"
-                    ));
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(e) => return Err(anyhow::Error::new(e).context("downloading from the home")),
-            }
-        };
-        if let Some(done) = copy.via.as_ref().and_then(|v| v.done.as_deref()) {
-            let deadline = Instant::now() + retry_for;
-            finished = Some(loop {
-                match edges.finish(done).await {
-                    Ok(f) => break f,
-                    Err(e) if e.is_transient() && Instant::now() < deadline => {
-                        say(format!(
-                            "the home server did not answer ({e}); confirming again"
-                        ));
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    Err(e) => return Err(anyhow::Error::new(e).context("confirming receipt")),
-                }
-            });
-        }
-        downloaded = Some(got);
-    }
-    Ok(SiteOutcome {
-        purchase: p,
-        copy,
-        downloaded,
-        finished,
-    })
-}
-
 fn parse_tier(tier: Option<&str>) -> anyhow::Result<Option<Tier>> {
     tier.map(str::parse::<Tier>)
         .transpose()
         .map_err(anyhow::Error::msg)
 }
 
-/// Narration on standard error, unless `--quiet`.
-fn stderr_unless(quiet: bool) -> impl Fn(String) + Sync {
-    move |s| {
-        if !quiet {
-            eprintln!("{s}");
+/// Narration and progress bars on standard error, unless `--quiet`.
+pub struct Terminal {
+    quiet: bool,
+    bar: std::sync::Mutex<Option<ProgressBar>>,
+}
+
+impl Terminal {
+    pub fn new(quiet: bool) -> Self {
+        Self {
+            quiet,
+            bar: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl Narrator for Terminal {
+    fn say(&self, line: String) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    fn bytes(&self, what: &'static str, done: u64, total: u64) {
+        let mut bar = self.bar.lock().expect("bar lock");
+        let pb = bar.get_or_insert_with(|| byte_bar(self.quiet, what));
+        pb.set_length(total);
+        pb.set_position(done);
+    }
+
+    fn transfer_ended(&self) {
+        if let Some(pb) = self.bar.lock().expect("bar lock").take() {
+            pb.finish_and_clear();
         }
     }
 }
@@ -647,7 +367,7 @@ fn buy_via_site(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         let tier = parse_tier(args.tier.as_deref())?;
         let origin = origin(&args.conn)?;
-        let say = stderr_unless(quiet);
+        let terminal = Terminal::new(quiet);
         let mut request = PurchaseRequest::download(args.content, tier);
         request.home = args.home.clone();
         request.rent = args.rent;
@@ -667,8 +387,7 @@ fn buy_via_site(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             args.out.as_deref(),
             Duration::from_secs(args.retry_for),
             args.idempotency_key.as_deref(),
-            quiet,
-            &say,
+            &terminal,
         )
         .await?;
         if args.json {
@@ -733,47 +452,6 @@ fn buy_via_site(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The media type of a video copy: the buyer's own HLS playlist.
-const HLS_MEDIA_TYPE: &str = "application/vnd.apple.mpegurl";
-
-/// Saves an HLS stream to `out` (MP4) with ffmpeg, as a player would.
-async fn save_stream(url: &str, out: &Path, quiet: bool) -> Result<Downloaded, ClientError> {
-    let pb = if quiet {
-        ProgressBar::hidden()
-    } else {
-        let pb = ProgressBar::new_spinner();
-        pb.set_message("saving the stream (ffmpeg)");
-        pb.enable_steady_tick(Duration::from_millis(120));
-        pb
-    };
-    let (url, path) = (url.to_owned(), out.to_owned());
-    let got = tokio::task::spawn_blocking(move || {
-        let o = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-nostdin", "-y", "-i", &url, "-c", "copy"])
-            .arg(&path)
-            .output()
-            .map_err(|e| {
-                ClientError::Local(format!("cannot run ffmpeg: {e} (apt-get install ffmpeg)"))
-            })?;
-        if !o.status.success() {
-            return Err(ClientError::Local(format!(
-                "ffmpeg could not save the stream: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            )));
-        }
-        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        Ok(Downloaded {
-            path,
-            bytes,
-            resumed_from: 0,
-        })
-    })
-    .await
-    .map_err(|e| ClientError::Local(e.to_string()))?;
-    pb.finish_and_clear();
-    got
-}
-
 pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if args.home.is_some() || args.kiosk.is_some() {
         return buy_via_site(args, quiet);
@@ -785,11 +463,11 @@ pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         let tier = parse_tier(args.tier.as_deref())?;
         let origin = origin(&args.conn)?;
-        let say = stderr_unless(quiet);
+        let terminal = Terminal::new(quiet);
         let limit = args
             .limit_rate
             .as_deref()
-            .map(crate::serve::parse_size)
+            .map(tracecast_server::node::parse_size)
             .transpose()?;
         let b = buy_copy(
             &origin,
@@ -799,8 +477,7 @@ pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             Duration::from_secs(args.retry_for),
             limit,
             args.idempotency_key.as_deref(),
-            quiet,
-            &say,
+            &terminal,
         )
         .await?;
         let out = Bought {

@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use tracecast_client::{drain, DrainOptions, Inbox, MailboxClient, OriginClient};
+use tracecast_client::{
+    buy_copy, drain, order_via_site, BuyOutcome, DrainOptions, Inbox, MailboxClient, OriginClient,
+    Silent,
+};
 use tracecast_delivery::api::{
     ContentInfo, NewAccount, PrePositionRequest, PurchaseRequest, TraceReport,
 };
@@ -25,8 +28,7 @@ use tracecast_mailbox::BoxName;
 use tracecast_media::Pcm;
 
 use crate::cli::DemoArgs;
-use crate::delivery::{buy_copy, order_via_site, BuyOutcome};
-use crate::serve::{Node, Roles, Settings};
+use tracecast_server::node::{Node, Roles, Settings};
 
 /// A real photo when Debian's mate-backgrounds is installed, else a
 /// generated picture.
@@ -62,7 +64,6 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
             println!("{s}");
         }
     };
-    let quiet_bars = true;
     let started = Instant::now();
     let dir = args.dir.as_path();
     say("tracecast demo: every copy carries an invisible, keyed mark of who received it\n".into());
@@ -109,9 +110,9 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         let data = dir.join(format!("edge-{name}"));
         std::fs::create_dir_all(&data)?;
         let token_file = data.join("edge.token");
-        tracecast_server::auth::write_secret(
+        tracecast_server::secrets::replace(
             &token_file,
-            acct.token.as_deref().unwrap_or_default(),
+            acct.token.as_deref().unwrap_or_default().as_bytes(),
         )?;
         let mut s = settings(
             &data,
@@ -242,8 +243,7 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
             Duration::from_secs(10),
             None,
             None,
-            quiet_bars,
-            &|_| {},
+            &Silent,
         )
         .await?;
         say(format!(
@@ -436,8 +436,7 @@ async fn protected(
         Duration::from_secs(10),
         None,
         None,
-        true,
-        &|_| {},
+        &Silent,
     )
     .await?;
     let bytes = std::fs::read(&sealed)?;
@@ -574,16 +573,7 @@ async fn rent_and_play(
     let mut rent = PurchaseRequest::download(track.id, None);
     rent.home = Some("maple-court".into());
     rent.rent = true;
-    let r = order_via_site(
-        alice,
-        &rent,
-        None,
-        Duration::from_secs(10),
-        None,
-        true,
-        &|_| {},
-    )
-    .await?;
+    let r = order_via_site(alice, &rent, None, Duration::from_secs(10), None, &Silent).await?;
     let via = r.copy.via.clone().context("the rental's links")?;
     say(format!(
         "   alice rents {:?} (tariff {}): the edge marked a copy with her id and the home's and sent it to maple-court",
@@ -691,7 +681,10 @@ async fn homes_and_kiosks(
     ] {
         let a = admin.add_account(&new).await?;
         let file = data.join(format!("{}.token", a.kind));
-        tracecast_server::auth::write_secret(&file, a.token.as_deref().unwrap_or_default())?;
+        tracecast_server::secrets::replace(
+            &file,
+            a.token.as_deref().unwrap_or_default().as_bytes(),
+        )?;
         tokens.push(file);
     }
     let mut s = settings(
@@ -732,16 +725,7 @@ async fn homes_and_kiosks(
         medium: "cd-r".into(),
         fulfilment: Fulfilment::Pickup,
     });
-    let k = order_via_site(
-        bob,
-        &disc,
-        None,
-        Duration::from_secs(10),
-        None,
-        true,
-        &|_| {},
-    )
-    .await?;
+    let k = order_via_site(bob, &disc, None, Duration::from_secs(10), None, &Silent).await?;
     let receipt = k
         .copy
         .via
@@ -857,7 +841,7 @@ async fn sharing(
     std::fs::create_dir_all(&phone)?;
     let (_, gw_token) = account(&admin, "gateway", "kenji-phone").await?;
     let token_file = phone.join("gateway.token");
-    tracecast_server::auth::write_secret(&token_file, &gw_token)?;
+    tracecast_server::secrets::replace(&token_file, gw_token.as_bytes())?;
     let camera = service.issue_account("kenji's camera").await?;
     let number = "+81 90 1234 5678";
     service.set_number(number, "user:bob").await?;
@@ -960,7 +944,7 @@ async fn sharing(
     let mut sent = Vec::new();
     for file in [memo.as_path(), recording] {
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-        let media_type = crate::inbox::guess_media_type(file);
+        let media_type = tracecast_share::message::guess_media_type(file);
         let receipt = camera_client
             .send(
                 file,
@@ -1008,13 +992,20 @@ async fn sharing(
     let out = dir.join("bob-saved");
     // Links are fetched only from the service server bob trusts (here:
     // the node's own), and only when a gateway posted the message.
-    let links = crate::share::LinkPolicy {
+    let links = tracecast_client::LinkPolicy {
         trusted: vec![origin.base.clone()],
         follow_any: false,
     };
     for (id, body, sender) in &shared {
-        crate::share::save_shared(&id.to_string(), body, sender.as_deref(), &links, &out, true)
-            .await?;
+        tracecast_client::save_shared(
+            &id.to_string(),
+            body,
+            sender.as_deref(),
+            &links,
+            &out,
+            &Silent,
+        )
+        .await?;
     }
     for (name, bytes) in &sent {
         let same = std::fs::read(out.join(name)).is_ok_and(|got| &got == bytes);

@@ -35,9 +35,9 @@ pub fn mailbox(cmd: MailboxCommand, _quiet: bool) -> anyhow::Result<ExitCode> {
                 let created = client(&conn)?.create_box(&name, webhook.as_deref()).await?;
                 match token_out {
                     Some(path) => {
-                        tracecast_server::auth::write_secret(
+                        tracecast_server::secrets::replace(
                             &path,
-                            &format!("{}\n", created.token),
+                            format!("{}\n", created.token).as_bytes(),
                         )
                         .with_context(|| format!("writing {}", path.display()))?;
                         eprintln!(
@@ -69,7 +69,9 @@ pub fn mailbox(cmd: MailboxCommand, _quiet: bool) -> anyhow::Result<ExitCode> {
                 } else {
                     std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
                 };
-                let media_type = media_type.unwrap_or_else(|| guess_media_type(&file).to_owned());
+                let media_type = media_type.unwrap_or_else(|| {
+                    tracecast_share::message::guess_media_type(&file).to_owned()
+                });
                 let options = PostOptions {
                     protect,
                     ttl,
@@ -101,25 +103,6 @@ pub fn mailbox(cmd: MailboxCommand, _quiet: bool) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
-}
-
-pub(crate) fn guess_media_type(file: &Path) -> &'static str {
-    let ext = file
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("txt") => "text/plain; charset=utf-8",
-        Some("json") => "application/json",
-        Some("eml") => "message/rfc822",
-        Some("html" | "htm") => "text/html; charset=utf-8",
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("wav") => "audio/wav",
-        Some("flac") => "audio/flac",
-        Some("mp3") => "audio/mpeg",
-        _ => "application/octet-stream",
-    }
 }
 
 pub fn inbox(cmd: InboxCommand, quiet: bool) -> anyhow::Result<ExitCode> {
@@ -194,13 +177,13 @@ pub fn inbox(cmd: InboxCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                 bail!("message {id} is not in {}", dir.display());
             };
             let body = inbox.read(id)?;
-            let written = runtime()?.block_on(crate::share::save_shared(
+            let written = runtime()?.block_on(tracecast_client::save_shared(
                 &id.to_string(),
                 &body,
                 sender.as_deref(),
                 &links.policy(&server),
                 &out,
-                quiet,
+                &crate::delivery::Terminal::new(quiet),
             ))?;
             for p in written {
                 println!("{}", p.display());
@@ -282,13 +265,13 @@ async fn fetch(args: FetchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         for id in shared {
             let sender = inbox.get(id).and_then(|e| e.sender.clone());
             let body = inbox.read(id)?;
-            match crate::share::save_shared(
+            match tracecast_client::save_shared(
                 &id.to_string(),
                 &body,
                 sender.as_deref(),
                 &policy,
                 out,
-                quiet,
+                &crate::delivery::Terminal::new(quiet),
             )
             .await
             {
@@ -299,13 +282,10 @@ async fn fetch(args: FetchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 }
                 // Not a shared message (other mail of that type): kept in
                 // the inbox, nothing to save.
-                Err(e)
-                    if e.downcast_ref::<tracecast_share::message::MessageError>()
-                        .is_some() =>
-                {
+                Err(e @ tracecast_client::SaveError::NotShared(_)) => {
                     tracing::debug!(error = %e, "not a shared message");
                 }
-                Err(e) => return Err(e.context(format!("saving message {id}"))),
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("saving message {id}"))),
             }
         }
     }

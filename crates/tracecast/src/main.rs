@@ -2,7 +2,6 @@
 
 mod billing;
 mod cli;
-mod config;
 mod delivery;
 mod demo;
 mod inbox;

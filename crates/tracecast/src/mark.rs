@@ -1,6 +1,5 @@
 //! `tracecast keygen` and `tracecast mark embed|detect`.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -29,42 +28,12 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
 pub fn write_new_key(path: &Path) -> anyhow::Result<MarkKey> {
     let mut key = [0u8; KEY_LEN];
     rand::rngs::OsRng.fill_bytes(&mut key);
-    write_secret_file(path, &key)?;
+    tracecast_server::secrets::write_new(path, &key)?;
     Ok(MarkKey::from_bytes(key))
 }
 
-/// Writes a secret to a new file of mode 0600 (never over an existing one),
-/// synced.
-pub fn write_secret_file(path: &Path, secret: &[u8]) -> anyhow::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot create key file {}", path.display()))?;
-    f.write_all(secret)?;
-    f.sync_all()?;
-    Ok(())
-}
-
-/// The key at `path`, made first if there is none (its directory too).
-pub fn read_or_make_key(path: &Path) -> anyhow::Result<MarkKey> {
-    if path.exists() {
-        return read_key(path);
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    write_new_key(path)
-}
-
 pub fn read_key(path: &Path) -> anyhow::Result<MarkKey> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?;
+    let bytes = tracecast_server::secrets::read_bytes(path)?;
     MarkKey::parse(&bytes).with_context(|| format!("bad key file {}", path.display()))
 }
 

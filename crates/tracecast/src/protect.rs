@@ -38,7 +38,7 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
                 }
                 System::Clearkey => anyhow::bail!("clearkey needs no key"),
             };
-            crate::mark::write_secret_file(&out, secret.as_bytes())?;
+            tracecast_server::secrets::write_new(&out, secret.as_bytes())?;
             println!("{recipient}");
             eprintln!(
                 "secret written to {} (mode 0600); ask for licences with --recipient {recipient}",

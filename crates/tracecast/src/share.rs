@@ -3,159 +3,17 @@
 //! prompt, `tracecast service` (device accounts, numbers), `tracecast
 //! device` (set-up and send) and saving shared messages from the inbox.
 
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use tracecast_client::{download_link, GatewayClient, SendOptions, ServiceClient};
-use tracecast_server::gateway::{
-    ComposeAsk, Composed, Composer, Gateway, GatewayConfig, PresetComposer,
-};
+use tracecast_client::{GatewayClient, SendOptions, ServiceClient};
 use tracecast_share::gateway::ServiceRequest;
-use tracecast_share::message;
-use tracecast_store::{Principal, Store};
 
 use crate::cli::{DeviceCommand, ServiceAccountCommand, ServiceCommand};
-use crate::delivery::byte_bar;
-use crate::serve::Settings;
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
-
-/// The compose prompt at the gateway's terminal: what the device sent,
-/// then the recipient and the text, one line each (the device's
-/// suggestions in brackets are taken on an empty line).
-pub struct TerminalComposer;
-
-fn ask_line(prompt: &str) -> Result<Option<String>, String> {
-    eprint!("{prompt}");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    match std::io::stdin().lock().read_line(&mut line) {
-        Ok(0) => Ok(None),
-        Ok(_) => Ok(Some(line.trim_end_matches(['\r', '\n']).to_owned())),
-        Err(e) => Err(format!("reading the terminal: {e}")),
-    }
-}
-
-impl Composer for TerminalComposer {
-    fn compose(&self, ask: &ComposeAsk) -> Result<Composed, String> {
-        eprintln!(
-            "\n── {} wants to share {} ({} bytes, {}){}",
-            ask.device,
-            ask.filename,
-            ask.bytes,
-            ask.media_type,
-            if ask.as_link {
-                ": over the attachment limit, it will travel as a download link"
-            } else {
-                ""
-            }
-        );
-        let hint = |s: &Option<String>| s.as_ref().map(|v| format!(" [{v}]")).unwrap_or_default();
-        let to = ask_line(&format!(
-            "To (a number or a user's name; empty line: the suggestion; '-' cancels){}: ",
-            hint(&ask.suggested_to)
-        ))?
-        .ok_or("no one answered at the gateway's terminal")?;
-        let to = match to.trim() {
-            "-" => return Err("cancelled at the gateway".into()),
-            "" => ask.suggested_to.clone().ok_or("no recipient was given")?,
-            t => t.to_owned(),
-        };
-        let text = ask_line(&format!("Message{}: ", hint(&ask.suggested_text)))?
-            .ok_or("no one answered at the gateway's terminal")?;
-        let text = match text.trim() {
-            "-" => return Err("cancelled at the gateway".into()),
-            "" => ask.suggested_text.clone().unwrap_or_default(),
-            _ => text,
-        };
-        Ok(Composed {
-            recipient: to,
-            text,
-        })
-    }
-}
-
-/// Sets up the gateway role: its token, name and composer.
-pub async fn start_gateway(
-    s: &Settings,
-    store: &Store,
-    base: &str,
-) -> anyhow::Result<(Arc<Gateway>, String)> {
-    let g = &s.gateway;
-    let token_file = g
-        .token_file
-        .as_ref()
-        .context("a gateway needs its account token: --gateway-token-file FILE")?;
-    let token = std::fs::read_to_string(token_file)
-        .with_context(|| format!("reading {}", token_file.display()))?
-        .trim()
-        .to_owned();
-    let service = match (&g.service, s.roles.service) {
-        (Some(url), _) => url.trim_end_matches('/').to_owned(),
-        (None, true) => base.to_owned(),
-        (None, false) => bail!("a gateway needs the service server: --service http://HOST:PORT"),
-    };
-    let mailbox = g.mailbox.clone().unwrap_or_else(|| service.clone());
-    // The gateway's name is its account's: asked of the store here, or of
-    // the remote mailbox.
-    let name = if s.roles.service {
-        match store
-            .principal(&tracecast_server::auth::token_hash(&token))
-            .await?
-        {
-            Some(Principal::Box { id, .. }) => match store.account_by_box(id).await? {
-                Some(a) if a.gateway().is_some() => a.name,
-                _ => bail!("the token in {} is not a gateway's", token_file.display()),
-            },
-            _ => bail!("the token in {} is unknown here", token_file.display()),
-        }
-    } else {
-        let who = tracecast_client::MailboxClient::new(&mailbox, &token)?
-            .whoami()
-            .await
-            .with_context(|| format!("asking {mailbox} who the gateway is"))?
-            .context("the gateway's token is an administrator's, not a gateway's")?;
-        match who.as_str().strip_prefix("gateway:") {
-            Some(n) => n.to_owned(),
-            None => bail!(
-                "the token in {} is not a gateway's ({who})",
-                token_file.display()
-            ),
-        }
-    };
-    let composer: Arc<dyn Composer> = match &g.to {
-        Some(to) => Arc::new(PresetComposer {
-            to: Some(to.clone()),
-            text: g.text.clone(),
-        }),
-        None => Arc::new(TerminalComposer),
-    };
-    let gateway = Gateway::new(
-        GatewayConfig {
-            name: name.clone(),
-            service_url: service,
-            mailbox_url: mailbox,
-            token,
-            attachment_limit: g.attachment_limit,
-            max_content_bytes: g.max_content,
-            policy: g.policy.clone(),
-            state_dir: s.data.join("gateway"),
-            link_valid_for: g.link_valid_for,
-        },
-        composer,
-    )?;
-    Ok((gateway, name))
-}
+use crate::delivery::{byte_bar, runtime};
 
 pub fn service(cmd: ServiceCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
@@ -229,7 +87,7 @@ pub fn service(cmd: ServiceCommand) -> anyhow::Result<ExitCode> {
 fn show_code(account: &str, code: &str, out: Option<&Path>, json: bool) -> anyhow::Result<()> {
     match out {
         Some(path) => {
-            tracecast_server::auth::write_secret(path, &format!("{code}\n"))
+            tracecast_server::secrets::replace(path, format!("{code}\n").as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!(
                 "{account}: set-up code in {} (give it to the device's holder; shown once)",
@@ -331,9 +189,9 @@ pub fn device(cmd: DeviceCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                     token: on.token.clone(),
                     attachment_limit: on.attachment_limit,
                 };
-                tracecast_server::auth::write_secret(
+                tracecast_server::secrets::replace(
                     &state,
-                    &serde_json::to_string_pretty(&saved)?,
+                    serde_json::to_string_pretty(&saved)?.as_bytes(),
                 )
                 .with_context(|| format!("writing {}", state.display()))?;
                 println!("{}", on.message);
@@ -361,7 +219,7 @@ pub fn device(cmd: DeviceCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                     .unwrap_or("shared.bin")
                     .to_owned();
                 let media_type =
-                    media_type.unwrap_or_else(|| crate::inbox::guess_media_type(&file).to_owned());
+                    media_type.unwrap_or_else(|| tracecast_share::message::guess_media_type(&file).to_owned());
                 if !quiet {
                     eprintln!(
                         "sending {} to gateway {}: its user composes the message…",
@@ -402,133 +260,4 @@ pub fn device(cmd: DeviceCommand, quiet: bool) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// A free name in `dir` for `name`: `name`, else `stem-1.ext`, …
-fn free_name(dir: &Path, name: &str) -> PathBuf {
-    let first = dir.join(name);
-    if !first.exists() {
-        return first;
-    }
-    let (stem, ext) = match name.rsplit_once('.') {
-        Some((s, e)) if !s.is_empty() => (s.to_owned(), format!(".{e}")),
-        _ => (name.to_owned(), String::new()),
-    };
-    (1..)
-        .map(|i| dir.join(format!("{stem}-{i}{ext}")))
-        .find(|p| !p.exists())
-        .expect("some name is free")
-}
-
-/// An unfinished download of `path` (to resume rather than rename).
-fn part_exists(path: &Path) -> bool {
-    tracecast_client::part_path(path).exists()
-}
-
-/// Saves what a shared message carries into `out`: `ID.txt` with who sent
-/// it and the text, each attachment, and the file behind each link
-/// (resuming an unfinished one). Returns what it wrote; a message that is
-/// not a shared one is an error.
-pub async fn save_shared(
-    id: &str,
-    body: &[u8],
-    sender: Option<&str>,
-    links: &LinkPolicy,
-    out: &Path,
-    quiet: bool,
-) -> anyhow::Result<Vec<PathBuf>> {
-    let shared = message::parse(body)?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut written = Vec::new();
-    let text_path = out.join(format!("{id}.txt"));
-    // The sender is the mailbox's word; the message's own headers are
-    // only a claim.
-    let from = match message::verified_gateway(&shared, sender) {
-        Some(gateway) => format!("{gateway} (gateway), device {}", shared.device),
-        None => format!(
-            "{} (the message claims gateway {:?}, device {:?}: not verified)",
-            sender.unwrap_or("an unknown sender"),
-            shared.gateway,
-            shared.device
-        ),
-    };
-    let mut summary = format!(
-        "From: {from}\nSubject: {}\n\n{}\n",
-        shared.subject, shared.text
-    );
-    for a in &shared.attachments {
-        let path = free_name(out, &a.filename);
-        std::fs::write(&path, &a.bytes).with_context(|| format!("writing {}", path.display()))?;
-        summary.push_str(&format!("\nattachment: {}\n", path.display()));
-        written.push(path);
-    }
-    for link in &shared.links {
-        let verdict = if links.follow_any {
-            message::LinkVerdict::Fetch
-        } else {
-            message::judge_link(link, &shared, sender, &links.trusted)
-        };
-        if let message::LinkVerdict::ShowOnly(why) = verdict {
-            if !quiet {
-                eprintln!(
-                    "message {id}: not fetching {} ({why}); fetch it yourself if you trust it, or pass --follow-any-link",
-                    link.url
-                );
-            }
-            summary.push_str(&format!("\nlink (not fetched: {why}): {}\n", link.url));
-            continue;
-        }
-        // Resume into the same name when a .part is waiting.
-        let first = out.join(&link.filename);
-        let path = if part_exists(&first) {
-            first
-        } else {
-            free_name(out, &link.filename)
-        };
-        let bar = byte_bar(quiet, "download");
-        let got = download_link(&link.url, &path, &|done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        })
-        .await
-        .with_context(|| format!("downloading {}", link.url))?;
-        bar.finish_and_clear();
-        summary.push_str(&format!(
-            "\nlink: {}\n  saved {} bytes to {}\n",
-            link.url,
-            got,
-            path.display()
-        ));
-        written.push(path);
-    }
-    std::fs::write(&text_path, summary)
-        .with_context(|| format!("writing {}", text_path.display()))?;
-    written.insert(0, text_path);
-    Ok(written)
-}
-
-/// Which download links in shared messages are fetched unasked.
-#[derive(Debug, Clone, Default)]
-pub struct LinkPolicy {
-    /// Base URLs of service servers whose file links are fetched when a
-    /// gateway sent them.
-    pub trusted: Vec<String>,
-    /// Fetch every link (the user asked for it).
-    pub follow_any: bool,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn saved_files_never_overwrite() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(free_name(dir.path(), "a.jpg"), dir.path().join("a.jpg"));
-        std::fs::write(dir.path().join("a.jpg"), b"x").unwrap();
-        assert_eq!(free_name(dir.path(), "a.jpg"), dir.path().join("a-1.jpg"));
-        std::fs::write(dir.path().join("a-1.jpg"), b"x").unwrap();
-        assert_eq!(free_name(dir.path(), "a.jpg"), dir.path().join("a-2.jpg"));
-        assert_eq!(free_name(dir.path(), "noext"), dir.path().join("noext"));
-    }
 }

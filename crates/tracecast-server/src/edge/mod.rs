@@ -98,6 +98,8 @@ pub enum EdgeError {
     OriginKey,
     #[error("edge data directory {0}: {1}")]
     Io(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretFileError),
 }
 
 /// Who an edge is, as the origin knows it.
@@ -208,12 +210,15 @@ impl Edge {
             move |e| EdgeError::Io(p, e)
         };
         std::fs::create_dir_all(&config.dir).map_err(io(&config.dir))?;
-        let link_key =
-            load_or_make_link_key(&config.dir.join("link.key")).map_err(io(&config.dir))?;
-        // The same 32 random bytes as a link key, used as an Ed25519 seed.
-        let push_key = ed25519_dalek::SigningKey::from_bytes(
-            &load_or_make_secret(&config.dir.join("push.key")).map_err(io(&config.dir))?,
-        );
+        let link_key = LinkKey::from_bytes(crate::secrets::read_or_make(
+            &config.dir.join("link.key"),
+            "link key",
+        )?);
+        // 32 random bytes, like a link key, used as an Ed25519 seed.
+        let push_key = ed25519_dalek::SigningKey::from_bytes(&crate::secrets::read_or_make(
+            &config.dir.join("push.key"),
+            "push key",
+        )?);
         let cache_dir = config.dir.join("cache");
         let cache = Cache::open(&cache_dir, config.cache_bytes).map_err(io(&cache_dir))?;
         let variants = ["a", "b"].map(|v| {
@@ -916,25 +921,6 @@ impl Edge {
             tokio::time::sleep(Duration::from_secs(600)).await;
         }
     }
-}
-
-pub(crate) fn load_or_make_link_key(path: &FsPath) -> std::io::Result<LinkKey> {
-    load_or_make_secret(path).map(LinkKey::from_bytes)
-}
-
-/// 32 secret bytes kept in a file of mode 0600, made on first need.
-fn load_or_make_secret(path: &FsPath) -> std::io::Result<[u8; 32]> {
-    if let Ok(bytes) = std::fs::read(path) {
-        if let Ok(k) = <[u8; 32]>::try_from(bytes.as_slice()) {
-            return Ok(k);
-        }
-    }
-    let mut k = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
-    let tmp = path.with_extension("partial");
-    crate::auth::write_secret_bytes(&tmp, &k)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(k)
 }
 
 /// Per-delivery locks, made on first need and forgotten when nobody holds

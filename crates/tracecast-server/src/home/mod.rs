@@ -151,8 +151,10 @@ impl Home {
         for d in [&copies, &hls] {
             std::fs::create_dir_all(d).map_err(io(d))?;
         }
-        let link_key = crate::edge::load_or_make_link_key(&config.dir.join("link.key"))
-            .map_err(io(&config.dir))?;
+        let link_key = LinkKey::from_bytes(crate::secrets::read_or_make(
+            &config.dir.join("link.key"),
+            "link key",
+        )?);
         let home = Arc::new(Self {
             id: who.id,
             name: who.name,

@@ -409,22 +409,47 @@ impl Problems {
         self.0.push(p.into());
     }
 
+    /// One problem that stops the reading at once.
+    pub fn one(p: impl Into<String>) -> Problems {
+        Problems(vec![p.into()])
+    }
+
     /// `Ok(())` when there are none, else every problem in one error.
-    pub fn into_result(self) -> anyhow::Result<()> {
+    pub fn into_result(self) -> Result<(), Problems> {
         if self.0.is_empty() {
-            return Ok(());
+            Ok(())
+        } else {
+            Err(self)
         }
-        let mut msg = format!(
+    }
+}
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
             "{} problem{} with the settings:",
             self.0.len(),
             if self.0.len() == 1 { "" } else { "s" }
-        );
+        )?;
         for p in &self.0 {
-            msg.push_str("\n  - ");
-            msg.push_str(p);
+            write!(f, "\n  - {p}")?;
         }
-        Err(anyhow::anyhow!(msg))
+        Ok(())
     }
+}
+
+impl std::error::Error for Problems {}
+
+/// A size that is not one.
+#[derive(Debug, thiserror::Error)]
+pub enum BadSize {
+    #[error("{0:?} is not a size like 2G, 512M or 100000")]
+    NotASize(String),
+    #[error("{0:?}: size too large")]
+    TooLarge(String),
+    #[error("{0} is not a size")]
+    WrongType(String),
 }
 
 fn find(key: &str) -> Option<&'static Opt> {
@@ -589,14 +614,14 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], problems: &mut P
 
 /// Reads the settings file (if any), applies the environment's overrides,
 /// and checks every key and type; all problems are reported together.
-pub fn load(path: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<FileConfig> {
+pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<FileConfig, Problems> {
     let mut problems = Problems::default();
     let mut table = match path {
         Some(p) => {
             let text = std::fs::read_to_string(p)
-                .map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
+                .map_err(|e| Problems::one(format!("reading {}: {e}", p.display())))?;
             text.parse::<toml::Table>()
-                .map_err(|e| anyhow::anyhow!("{} is not valid TOML: {e}", p.display()))?
+                .map_err(|e| Problems::one(format!("{} is not valid TOML: {e}", p.display())))?
         }
         None => toml::Table::new(),
     };
@@ -607,7 +632,7 @@ pub fn load(path: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Fil
     // members.quality, whose keys are the operator's).
     let config: FileConfig = toml::Value::Table(table)
         .try_into()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("settings: {}", e.message()))?;
+        .map_err(|e: toml::de::Error| Problems::one(format!("settings: {}", e.message())))?;
     Ok(config)
 }
 
@@ -630,8 +655,7 @@ pub fn read_secret(path: &Path, key: &str) -> Result<String, String> {
 }
 
 /// Reads "2G", "512M", "100000".
-pub fn parse_size(s: &str) -> anyhow::Result<u64> {
-    use anyhow::Context;
+pub fn parse_size(s: &str) -> Result<u64, BadSize> {
     let s = s.trim();
     let (num, mult) = match s.chars().last() {
         Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
@@ -643,16 +667,17 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
     let n: u64 = num
         .trim()
         .parse()
-        .with_context(|| format!("{s:?} is not a size like 2G, 512M or 100000"))?;
-    n.checked_mul(mult).context("size too large")
+        .map_err(|_| BadSize::NotASize(s.to_owned()))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| BadSize::TooLarge(s.to_owned()))
 }
 
 /// A size given as a string ("4M") or a number of bytes.
-pub fn size_value(v: &toml::Value) -> anyhow::Result<u64> {
+pub fn size_value(v: &toml::Value) -> Result<u64, BadSize> {
     match v {
         toml::Value::Integer(i) if *i >= 0 => Ok(*i as u64),
         toml::Value::String(s) => parse_size(s),
-        other => anyhow::bail!("{} is not a size", describe(other)),
+        other => Err(BadSize::WrongType(describe(other))),
     }
 }
 
@@ -710,10 +735,10 @@ pub fn options_markdown() -> String {
 mod tests {
     use super::*;
 
-    fn load_str(text: &str, env: &[(&str, &str)]) -> anyhow::Result<FileConfig> {
-        let dir = tempfile::tempdir()?;
+    fn load_str(text: &str, env: &[(&str, &str)]) -> Result<FileConfig, Problems> {
+        let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.toml");
-        std::fs::write(&path, text)?;
+        std::fs::write(&path, text).unwrap();
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -873,7 +898,7 @@ mod tests {
         }
         assert!(
             doc.contains(&format!("{BEGIN}{table}{END}")),
-            "docs/config.md is out of date: run UPDATE_DOCS=1 cargo test -p tracecast config"
+            "docs/config.md is out of date: run UPDATE_DOCS=1 cargo test -p tracecast-server node::file"
         );
     }
 
@@ -885,7 +910,7 @@ mod tests {
             let path = entry.unwrap().path();
             let c = load(Some(&path), &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             let roles = c.roles.unwrap_or_default();
-            crate::serve::Roles::parse(&roles).unwrap();
+            crate::node::Roles::parse(&roles).unwrap();
             assert!(!roles.is_empty(), "{} names its roles", path.display());
             seen += 1;
         }

@@ -1,0 +1,391 @@
+//! The buyer's side of a purchase, as `tracecast buy` and the demo run
+//! it: designation at the origin under an idempotency key, the ticket
+//! shown to the edge, the marked copy downloaded (resuming after a break),
+//! another edge asked for when one stays unreachable, and orders through
+//! home servers and kiosks. What happens is told to a [`Narrator`], so a
+//! terminal can show it and a test can record it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tracecast_delivery::api::{CopyInfo, Purchase, PurchaseRequest};
+use tracecast_delivery::messages::money;
+use tracecast_delivery::{Mode, Tier};
+
+use crate::{part_path, ClientError, Downloaded, EdgeClient, OriginClient};
+
+/// Where a purchase is told about as it happens.
+pub trait Narrator: Send + Sync {
+    /// A line of narration.
+    fn say(&self, line: String);
+    /// `done` of `total` bytes of a transfer (`what`) have arrived.
+    fn bytes(&self, _what: &'static str, _done: u64, _total: u64) {}
+    /// The transfer ended, whole or broken off.
+    fn transfer_ended(&self) {}
+}
+
+/// Tells nobody.
+pub struct Silent;
+
+impl Narrator for Silent {
+    fn say(&self, _line: String) {}
+}
+
+/// Why a purchase did not end with a copy.
+#[derive(Debug, thiserror::Error)]
+pub enum BuyError {
+    #[error("asking the origin: {0}")]
+    Origin(ClientError),
+    #[error("buying: {0}")]
+    Edge(ClientError),
+    #[error("downloading from the home: {0}")]
+    Home(ClientError),
+    #[error("confirming receipt: {0}")]
+    Receipt(ClientError),
+    #[error("writing {path}: {source}")]
+    Local {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("a copy downloaded from a home server needs a file to go to (--out FILE)")]
+    NeedsOut,
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A finished purchase.
+pub struct BuyOutcome {
+    pub purchase: Purchase,
+    pub copy: CopyInfo,
+    pub downloaded: Downloaded,
+}
+
+/// Buys a content into `out`: designation at the origin, the ticket shown
+/// to the edge, the marked copy downloaded (resuming after a break). An
+/// edge that stays unreachable for `retry_for` is avoided and the origin
+/// asked again, which makes a new copy marked by the other edge.
+#[allow(clippy::too_many_arguments)]
+pub async fn buy_copy(
+    origin: &OriginClient,
+    content: i64,
+    tier: Option<Tier>,
+    out: &Path,
+    retry_for: Duration,
+    limit_rate: Option<u64>,
+    key: Option<&str>,
+    tell: &dyn Narrator,
+) -> Result<BuyOutcome, BuyError> {
+    let keys = PurchaseKeys::new(key);
+    let edges = EdgeClient::new()?;
+    let mut avoid = Vec::new();
+    // The delivery an unreachable edge could not serve: the next purchase
+    // replaces it, so it bills nothing.
+    let mut replaces = None;
+    // An earlier run that broke off left its purchase beside the part
+    // file: continue that purchase (same copy, no new bill).
+    let sidecar = purchase_path(out);
+    let mut earlier = std::fs::read(&sidecar)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Purchase>(&b).ok())
+        .filter(|p| {
+            p.content == content
+                && tier.is_none_or(|t| t == p.tier)
+                && p.ticket_expires > now_secs() + 30
+        });
+    loop {
+        let p: Purchase = match earlier.take() {
+            Some(p) => {
+                tell.say(format!(
+                    "continuing delivery {} from an earlier run",
+                    p.delivery
+                ));
+                p
+            }
+            None => {
+                let mut request = PurchaseRequest::download(content, tier);
+                request.avoid = avoid.clone();
+                request.replaces = replaces;
+                let p = purchase(origin, &request, &keys.nth(avoid.len()), retry_for, tell).await?;
+                let json = serde_json::to_vec(&p).expect("a purchase serialises");
+                std::fs::write(&sidecar, json).map_err(|source| BuyError::Local {
+                    path: sidecar.clone(),
+                    source,
+                })?;
+                p
+            }
+        };
+        tell.say(format!(
+            "delivery {}: {} copy of content {} from edge {} ({}), price {}",
+            p.delivery,
+            p.tier,
+            p.content,
+            p.edge_name,
+            if p.edge_holds {
+                "holds it"
+            } else {
+                "will fetch it from the origin"
+            },
+            money(p.price_cents)
+        ));
+        let deadline = Instant::now() + retry_for;
+        let result = loop {
+            let attempt = async {
+                let copy = edges.deliver(&p.edge_address, &p.ticket).await?;
+                if copy.media_type == HLS_MEDIA_TYPE {
+                    // Video: the copy is a stream; a player saves it.
+                    tell.say("saving the stream (ffmpeg)".into());
+                    let got = save_stream(&copy.url, out).await?;
+                    return Ok::<_, ClientError>((copy, got));
+                }
+                let got = edges
+                    .download_limited(&copy, out, limit_rate, &|d, t| tell.bytes("download", d, t))
+                    .await;
+                tell.transfer_ended();
+                Ok::<_, ClientError>((copy, got?))
+            }
+            .await;
+            match attempt {
+                Ok(done) => break Ok(done),
+                Err(e) if e.is_transient() && Instant::now() < deadline => {
+                    tell.say(format!(
+                        "edge {} did not answer ({e}); retrying, the download resumes",
+                        p.edge_name
+                    ));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        match result {
+            Ok((copy, downloaded)) => {
+                let _ = std::fs::remove_file(&sidecar);
+                return Ok(BuyOutcome {
+                    purchase: p,
+                    copy,
+                    downloaded,
+                });
+            }
+            Err(e) if e.is_transient() && avoid.len() < 4 => {
+                tell.say(format!(
+                    "edge {} is still unreachable; asking the origin for another (a new copy, marked by that edge)",
+                    p.edge_name
+                ));
+                avoid.push(p.edge_id);
+                replaces = Some(p.delivery);
+                // The part came from the other edge's copy: it cannot be
+                // continued with different bytes.
+                let _ = std::fs::remove_file(part_path(out));
+            }
+            Err(e) => return Err(BuyError::Edge(e)),
+        }
+    }
+}
+
+/// The idempotency keys of one purchase: the buyer's (or a random one)
+/// for the first, and one derived from it for each replacement, so a
+/// purchase run again with the same key (a script retrying after a crash)
+/// is the same purchase, replacements included.
+struct PurchaseKeys(String);
+
+impl PurchaseKeys {
+    fn new(key: Option<&str>) -> Self {
+        Self(key.map_or_else(
+            || format!("buy-{:016x}", rand::random::<u64>()),
+            str::to_owned,
+        ))
+    }
+
+    fn nth(&self, replacement: usize) -> String {
+        match replacement {
+            0 => self.0.clone(),
+            n => format!("{}~{n}", self.0),
+        }
+    }
+}
+
+/// Asks the origin for a purchase under `key`, again with the same key
+/// while the origin is unreachable (up to `retry_for`): a lost answer
+/// never becomes a second delivery.
+async fn purchase(
+    origin: &OriginClient,
+    request: &PurchaseRequest,
+    key: &str,
+    retry_for: Duration,
+    tell: &dyn Narrator,
+) -> Result<Purchase, BuyError> {
+    let deadline = Instant::now() + retry_for;
+    loop {
+        match origin.order_once(request, Some(key)).await {
+            Ok(p) => return Ok(p),
+            Err(e) if e.is_transient() && Instant::now() < deadline => {
+                tell.say(format!("the origin is unreachable ({e}); asking again"));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(BuyError::Origin(e)),
+        }
+    }
+}
+
+/// Where `buy` keeps its purchase until the copy is whole.
+pub fn purchase_path(out: &Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".purchase.json");
+    out.with_file_name(name)
+}
+
+/// What an order through a home server or kiosk came to.
+#[derive(Debug, serde::Serialize)]
+pub struct SiteOutcome {
+    pub purchase: Purchase,
+    pub copy: CopyInfo,
+    /// Home downloads: the file written.
+    #[serde(skip)]
+    pub downloaded: Option<Downloaded>,
+    /// Home downloads: the home's answer to the receipt.
+    pub finished: Option<serde_json::Value>,
+}
+
+/// Orders through a home server (download or rental) or a kiosk: the
+/// origin designates an edge, the edge marks the copy (with the site's id
+/// too) and sends it on; a home download is then fetched from the home
+/// (resuming if the home restarts) and its receipt confirmed, which makes
+/// the home delete its copy.
+pub async fn order_via_site(
+    origin: &OriginClient,
+    request: &PurchaseRequest,
+    out: Option<&Path>,
+    retry_for: Duration,
+    key: Option<&str>,
+    tell: &dyn Narrator,
+) -> Result<SiteOutcome, BuyError> {
+    let keys = PurchaseKeys::new(key);
+    let edges = EdgeClient::new()?;
+    let mut avoid: Vec<i64> = Vec::new();
+    let mut replaces = None;
+    let (p, copy) = loop {
+        let mut this = request.clone();
+        this.avoid.extend_from_slice(&avoid);
+        this.replaces = replaces;
+        let p = purchase(origin, &this, &keys.nth(avoid.len()), retry_for, tell).await?;
+        tell.say(format!(
+            "delivery {}: {} copy of content {} by edge {} for {} {}",
+            p.delivery,
+            p.tier,
+            p.content,
+            p.edge_name,
+            match p.mode {
+                Mode::Kiosk => "kiosk",
+                _ => "home server",
+            },
+            p.site.as_deref().unwrap_or("?")
+        ));
+        if p.mode == Mode::Home && out.is_none() {
+            return Err(BuyError::NeedsOut);
+        }
+        let deadline = Instant::now() + retry_for;
+        let delivered = loop {
+            match edges.deliver(&p.edge_address, &p.ticket).await {
+                Ok(c) => break Ok(c),
+                Err(e) if e.is_transient() && Instant::now() < deadline => {
+                    tell.say(format!("not delivered yet ({e}); retrying"));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        match delivered {
+            Ok(copy) => break (p, copy),
+            Err(e) if e.is_transient() && avoid.len() < 4 => {
+                tell.say(format!(
+                    "edge {} is still unreachable; asking the origin for another",
+                    p.edge_name
+                ));
+                avoid.push(p.edge_id);
+                replaces = Some(p.delivery);
+            }
+            Err(e) => return Err(BuyError::Edge(e)),
+        }
+    };
+    let (mut downloaded, mut finished) = (None, None);
+    if let (Mode::Home, Some(out)) = (p.mode, out) {
+        let deadline = Instant::now() + 2 * retry_for;
+        let got = loop {
+            let got = edges
+                .download(&copy, out, &|d, t| {
+                    tell.bytes("download from the home server", d, t)
+                })
+                .await;
+            tell.transfer_ended();
+            match got {
+                Ok(d) => break d,
+                Err(e) if e.is_transient() && Instant::now() < deadline => {
+                    tell.say(format!(
+                        "the home server did not answer ({e}); the download resumes"
+                    ));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(BuyError::Home(e)),
+            }
+        };
+        if let Some(done) = copy.via.as_ref().and_then(|v| v.done.as_deref()) {
+            let deadline = Instant::now() + retry_for;
+            finished = Some(loop {
+                match edges.finish(done).await {
+                    Ok(f) => break f,
+                    Err(e) if e.is_transient() && Instant::now() < deadline => {
+                        tell.say(format!(
+                            "the home server did not answer ({e}); confirming again"
+                        ));
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(e) => return Err(BuyError::Receipt(e)),
+                }
+            });
+        }
+        downloaded = Some(got);
+    }
+    Ok(SiteOutcome {
+        purchase: p,
+        copy,
+        downloaded,
+        finished,
+    })
+}
+
+/// The media type of a video copy: the buyer's own HLS playlist.
+pub const HLS_MEDIA_TYPE: &str = "application/vnd.apple.mpegurl";
+
+/// Saves an HLS stream to `out` (MP4) with ffmpeg, as a player would.
+async fn save_stream(url: &str, out: &Path) -> Result<Downloaded, ClientError> {
+    let (url, path) = (url.to_owned(), out.to_owned());
+    let got = tokio::task::spawn_blocking(move || {
+        let o = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-y", "-i", &url, "-c", "copy"])
+            .arg(&path)
+            .output()
+            .map_err(|e| {
+                ClientError::Local(format!("cannot run ffmpeg: {e} (apt-get install ffmpeg)"))
+            })?;
+        if !o.status.success() {
+            return Err(ClientError::Local(format!(
+                "ffmpeg could not save the stream: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )));
+        }
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        Ok(Downloaded {
+            path,
+            bytes,
+            resumed_from: 0,
+        })
+    })
+    .await
+    .map_err(|e| ClientError::Local(e.to_string()))?;
+    got
+}
