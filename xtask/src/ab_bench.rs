@@ -55,7 +55,7 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
     eprintln!("making a {:.0}-second track...", o.seconds);
     let src = dir.join("track.wav");
     tracecast_media::encode_file(&tracecast_media::synth::music(o.seconds, 44_100, 78), &src)?;
-    let blobs = dir.join("blobs/renditions");
+    let blobs = dir.join("data/blobs/renditions");
 
     // Ingest: direct (three FLAC tiers) and A/B (the same, plus the two
     // variants of the high tier). The second upload differs by one byte

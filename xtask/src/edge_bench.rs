@@ -17,16 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use ed25519_dalek::SigningKey;
 use tracecast_client::{EdgeClient, OriginClient};
 use tracecast_delivery::api::{CopyInfo, NewAccount};
 use tracecast_delivery::Tier;
 use tracecast_mark::MarkKey;
-use tracecast_server::auth::{new_token, token_hash};
-use tracecast_server::edge::{Edge, EdgeConfig, EdgeIdentity};
-use tracecast_server::mailbox::{self, MailboxConfig};
-use tracecast_server::origin::{self, Origin, OriginConfig};
-use tracecast_store::{Blobs, Store};
+use tracecast_server::node::{Node, Roles, Settings};
+use tracecast_store::Store;
 
 #[derive(clap::Parser)]
 pub struct Options {
@@ -164,14 +160,17 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         .block_on(bench(o))
 }
 
-/// An origin and one edge in this process on SQLite, with a provider
-/// and `buyers` users: what the edge benches run against.
+/// An origin and its edge in this process on SQLite, started as
+/// `tracecast serve` starts them ([`Node::start`]), with a provider and
+/// `buyers` users: what the edge benches run against.
 pub(crate) struct Bench {
     pub dir: tempfile::TempDir,
     pub store: Store,
     pub key: MarkKey,
     pub provider: OriginClient,
     pub users: Vec<OriginClient>,
+    /// Serving until the bench ends.
+    _node: Node,
 }
 
 impl Bench {
@@ -184,55 +183,27 @@ impl Bench {
                 .try_init();
         }
         let dir = tempfile::tempdir()?;
-        let store = Store::open_dir(&dir.path().join("data")).await?;
-        let admin_token = new_token();
-        store
-            .add_token(token_hash(&admin_token), None, "admin")
-            .await?;
-        let mb = mailbox::Mailbox::start(store.clone(), MailboxConfig::default());
-        let signing = SigningKey::from_bytes(&[5; 32]);
+        let data = dir.path().join("data");
         let key = MarkKey::from_bytes([6; 32]);
-        let org = Origin::start(
-            store.clone(),
-            Blobs::local(&dir.path().join("blobs"))?,
-            mb.clone(),
-            signing,
-            key.clone(),
-            OriginConfig::default(),
-        )
-        .await?;
+        let key_file = data.join("mark.key");
+        tracecast_server::secrets::write_new(&key_file, key.as_bytes())?;
+        let roles = Roles {
+            origin: true,
+            mailbox: true,
+            edge: true,
+            home: false,
+            kiosk: false,
+            roaming: false,
+            service: false,
+            gateway: false,
+        };
+        let mut settings = Settings::embedded(&data, roles, &key_file);
+        settings.console = false;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(tracecast_server::serve(
-            listener,
-            mailbox::router(mb).merge(origin::router(org)),
-            std::future::pending(),
-        ));
+        let node = Node::start(&settings, listener).await?;
+        let base = node.base.clone();
+        let admin_token = tracecast_server::secrets::read_text(&node.admin_token)?;
         let admin = OriginClient::new(&base, &admin_token)?;
-        let edge_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = format!("http://{}/edge", edge_listener.local_addr()?);
-        let acct = admin
-            .add_account(&NewAccount {
-                kind: "edge".into(),
-                name: "bench".into(),
-                address: Some(address.clone()),
-                operator: Some("bench".into()),
-                fee_cents: Some(1),
-                ..NewAccount::named("edge", "")
-            })
-            .await?;
-        let config = EdgeConfig::new(
-            &base,
-            acct.token.as_deref().unwrap_or_default(),
-            &dir.path().join("edge"),
-        );
-        let who = EdgeIdentity::fetch(&config, Duration::from_secs(10)).await?;
-        let edge = Edge::start(store.clone(), key.clone(), config, who)?;
-        tokio::spawn(tracecast_server::serve(
-            edge_listener,
-            tracecast_server::edge::router(edge),
-            std::future::pending(),
-        ));
         let account = |kind: &'static str, name: String| {
             let admin = admin.clone();
             let base = base.clone();
@@ -251,10 +222,11 @@ impl Bench {
         }
         Ok(Self {
             dir,
-            store,
+            store: node.store.clone(),
             key,
             provider,
             users,
+            _node: node,
         })
     }
 
@@ -302,7 +274,11 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
 
     // Where one delivery's time goes, measured on the rendition in this
     // process: decode, embed (the mark engine alone), encode.
-    let blob = std::fs::read(dir.path().join("blobs/renditions").join(&rendition.sha256))?;
+    let blob = std::fs::read(
+        dir.path()
+            .join("data/blobs/renditions")
+            .join(&rendition.sha256),
+    )?;
     let mut best = [f64::MAX; 3];
     for _ in 0..3 {
         let t = Instant::now();

@@ -109,3 +109,91 @@ fn architecture_lists_every_crate() {
         );
     }
 }
+
+/// The names of a manifest's `[dependencies]` (not dev or build ones).
+fn dependencies(manifest: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line == "[dependencies]";
+            continue;
+        }
+        if !inside || line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let name = line
+            .split(|c: char| c == '=' || c == '.' || c.is_whitespace())
+            .next()
+            .unwrap_or_default();
+        if !name.is_empty() {
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+/// `name` appears in `text` as a whole word (`rand` is not in `rand_chacha`).
+fn names(text: &str, name: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    text.match_indices(name).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + name.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
+}
+
+/// Each crate depends only on what ARCHITECTURE.md's code map says it may
+/// ("may depend on"; what follows a bold **No**/**Not** is forbidden, and
+/// "all of the above" allows the crates of the rows above).
+#[test]
+fn dependencies_are_the_ones_the_architecture_allows() {
+    let arch = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    let mut above: Vec<String> = Vec::new();
+    let mut problems = Vec::new();
+    let mut rows = 0;
+    for line in arch.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        let name = cells[0].trim_matches('`');
+        let allowed = cells.last().unwrap();
+        let allowed = allowed.split("**No").next().unwrap();
+        let manifest = if name == "xtask" {
+            root().join("xtask/Cargo.toml")
+        } else {
+            root().join("crates").join(name).join("Cargo.toml")
+        };
+        let Ok(manifest) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        rows += 1;
+        for dep in dependencies(&manifest) {
+            let ok = names(allowed, &dep)
+                || (allowed.contains("all of the above") && above.contains(&dep));
+            if !ok {
+                problems.push(format!("{name} depends on {dep}"));
+            }
+        }
+        above.push(name.to_owned());
+    }
+    assert!(
+        rows >= 15,
+        "ARCHITECTURE.md's code map has {rows} crate rows"
+    );
+    assert!(
+        problems.is_empty(),
+        "dependencies ARCHITECTURE.md's \"may depend on\" does not allow:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn words_are_matched_whole() {
+    assert!(names("hmac, rand_chacha, sha2", "sha2"));
+    assert!(!names("hmac, rand_chacha, sha2", "rand"));
+    assert!(!names("tracecast-server", "tracecast"));
+    assert!(names("all of the above, clap", "clap"));
+    assert_eq!(
+        dependencies("[dependencies]\nrand.workspace = true\nhkdf = \"0.12\"\n# x\n[dev-dependencies]\ntempfile = \"3\"\n"),
+        ["rand", "hkdf"]
+    );
+}

@@ -884,7 +884,8 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md");
         let doc = std::fs::read_to_string(path).unwrap_or_default();
         let table = options_markdown();
-        const BEGIN: &str = "<!-- options: generated from crates/tracecast/src/config.rs -->\n";
+        const BEGIN: &str =
+            "<!-- options: generated from crates/tracecast-server/src/node/file.rs -->\n";
         const END: &str = "<!-- end of options -->";
         if std::env::var_os("UPDATE_DOCS").is_some() {
             let (head, rest) = doc
