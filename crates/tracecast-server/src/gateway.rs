@@ -726,42 +726,6 @@ pub fn discover(wait: Duration, loopback: bool) -> Result<Vec<Found>, GatewayErr
     Ok(found)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_preset_composer_takes_flags_then_the_devices_suggestion() {
-        let ask = ComposeAsk {
-            device: "TCA-0000-0000-0018 (cam)".into(),
-            filename: "a.jpg".into(),
-            media_type: "image/jpeg".into(),
-            bytes: 10,
-            as_link: false,
-            suggested_to: Some("bob".into()),
-            suggested_text: Some("hi".into()),
-        };
-        let flags = PresetComposer {
-            to: Some("+15550100".into()),
-            text: None,
-        };
-        assert_eq!(
-            flags.compose(&ask).unwrap(),
-            Composed {
-                recipient: "+15550100".into(),
-                text: "hi".into()
-            }
-        );
-        let none = PresetComposer::default();
-        assert_eq!(none.compose(&ask).unwrap().recipient, "bob");
-        let bare = ComposeAsk {
-            suggested_to: None,
-            ..ask
-        };
-        assert!(none.compose(&bare).is_err());
-    }
-}
-
 /// The compose prompt at the gateway's terminal: what the device sent,
 /// then the recipient and the text, one line each (the device's
 /// suggestions in brackets are taken on an empty line).
@@ -815,5 +779,41 @@ impl Composer for TerminalComposer {
             recipient: to,
             text,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preset_composer_takes_flags_then_the_devices_suggestion() {
+        let ask = ComposeAsk {
+            device: "TCA-0000-0000-0018 (cam)".into(),
+            filename: "a.jpg".into(),
+            media_type: "image/jpeg".into(),
+            bytes: 10,
+            as_link: false,
+            suggested_to: Some("bob".into()),
+            suggested_text: Some("hi".into()),
+        };
+        let flags = PresetComposer {
+            to: Some("+15550100".into()),
+            text: None,
+        };
+        assert_eq!(
+            flags.compose(&ask).unwrap(),
+            Composed {
+                recipient: "+15550100".into(),
+                text: "hi".into()
+            }
+        );
+        let none = PresetComposer::default();
+        assert_eq!(none.compose(&ask).unwrap().recipient, "bob");
+        let bare = ComposeAsk {
+            suggested_to: None,
+            ..ask
+        };
+        assert!(none.compose(&bare).is_err());
     }
 }
