@@ -41,6 +41,28 @@ impl ApiError {
     }
 }
 
+/// A body that is not the JSON a route takes: its status (400 malformed,
+/// 415 not JSON, 422 the wrong shape) and axum's account of what is wrong.
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        Self::new(e.status(), "bad_body", e.body_text())
+    }
+}
+
+/// A body that could not be read (too large, or the connection broke).
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        Self::new(e.status(), "bad_body", e.body_text())
+    }
+}
+
+/// A query string that does not parse.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        Self::bad_request(e.body_text())
+    }
+}
+
 impl From<ProtocolError> for ApiError {
     fn from(e: ProtocolError) -> Self {
         Self::bad_request(e.to_string())

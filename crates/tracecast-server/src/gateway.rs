@@ -283,11 +283,6 @@ async fn info(State(g): State<Arc<Gateway>>) -> Json<GatewayInfo> {
     })
 }
 
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(v)| v)
-        .map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))
-}
-
 /// Steps 2-4.
 /// Most open offers one address may hold (the gateway keeps 64 in all).
 const OFFERS_PER_ADDRESS: usize = 4;
@@ -297,7 +292,7 @@ async fn request_service(
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     body: Result<Json<ServiceRequest>, JsonRejection>,
 ) -> Result<Json<ServiceOffer>, ApiError> {
-    let r = json_body(body)?;
+    let Json(r) = body?;
     let serving = g
         .devices
         .lock()
@@ -353,7 +348,7 @@ async fn confirm_account(
     Path(id): Path<String>,
     body: Result<Json<AccountConfirm>, JsonRejection>,
 ) -> Result<Json<ServiceOn>, ApiError> {
-    let confirm = json_body(body)?;
+    let Json(confirm) = body?;
     let offer = g
         .offers
         .lock()

@@ -327,7 +327,7 @@ async fn conversions(
     body: Result<Json<ConvertRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let user = user_of(&r, &headers).await?;
-    let Json(req) = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let Json(req) = body?;
     if req.licences.is_empty() || req.licences.len() > MAX_BATCH {
         return Err(ApiError::bad_request(format!(
             "send 1 to {MAX_BATCH} licences"
@@ -509,7 +509,7 @@ async fn orders(
             hex::encode(b)
         }
     };
-    let Json(req) = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let Json(req) = body?;
     if req.items.is_empty() || req.items.len() > MAX_ORDER {
         return Err(ApiError::bad_request(format!(
             "order 1 to {MAX_ORDER} items"

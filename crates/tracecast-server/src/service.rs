@@ -864,7 +864,7 @@ async fn register(
     body: Result<Json<Registration>, JsonRejection>,
 ) -> Result<Json<Registered>, ApiError> {
     let gw = s.gateway(&headers).await?;
-    let Json(r) = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let Json(r) = body?;
     // The gateway checked the format; the server checks again and then
     // whether it issued the account.
     let account: ServiceAccount =
@@ -936,7 +936,7 @@ async fn issue_account(
     body: Result<Json<IssueRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     s.admin(&headers).await?;
-    let Json(r) = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let Json(r) = body?;
     if r.label.trim().is_empty() || r.label.len() > 200 {
         return Err(ApiError::bad_request("a label is 1 to 200 characters"));
     }
@@ -1023,7 +1023,7 @@ async fn set_status(
     body: Result<Json<StatusRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     s.admin(&headers).await?;
-    let Json(r) = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let Json(r) = body?;
     if !matches!(r.status.as_str(), "active" | "suspended") {
         return Err(ApiError::bad_request("status is active or suspended"));
     }
@@ -1058,7 +1058,7 @@ async fn set_number(
 ) -> Result<Response, ApiError> {
     s.admin(&headers).await?;
     let number = normalised_number(&number)?;
-    let Json(e) = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let Json(e) = body?;
     let name: tracecast_mailbox::BoxName = e.box_name.parse()?;
     s.store.box_by_name(&name).await?;
     s.store.set_number(&number, name.as_str()).await?;

@@ -1047,7 +1047,7 @@ async fn deliver(
     body: Result<Json<DeliveryRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let e = started(&slot)?;
-    let Json(req) = body.map_err(|r| ApiError::new(r.status(), "bad_body", r.body_text()))?;
+    let Json(req) = body?;
     let now = tracecast_store::now_ms();
     let ticket =
         Ticket::verify(&req.ticket, &e.origin_key, e.id, now / 1000).map_err(|t| match t {

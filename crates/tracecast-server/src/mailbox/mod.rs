@@ -256,7 +256,7 @@ async fn create_box(
             "creating boxes needs an administrator token",
         ));
     }
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body?;
     let name: BoxName = req.name.parse()?;
     if let Some(url) = &req.webhook {
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
@@ -318,7 +318,7 @@ async fn post_message(
         Principal::Box { name, .. } => Sender::Box(name),
     };
     let name: BoxName = name.parse()?;
-    let body = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let body = body?;
     if body.len() > mb.config.max_message_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -411,7 +411,7 @@ async fn fetch(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let box_id = mb.owned_box(&headers, &name).await?;
-    let Query(pairs) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(pairs) = query?;
     let max_wait = mb.config.max_wait.as_secs();
     let mut wait = None;
     for (_, v) in pairs.iter().filter(|(k, _)| k == "wait") {
@@ -502,7 +502,7 @@ async fn list_messages(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let box_id = mb.owned_box(&headers, &name).await?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = query?;
     let state = match q.state.as_deref().unwrap_or("pending") {
         "pending" => MessageState::Pending,
         "processed" => MessageState::Processed,
@@ -599,7 +599,7 @@ async fn wait(
     query: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let box_id = mb.owned_box(&headers, &name).await?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = query?;
     let timeout = Duration::from_secs(q.timeout.unwrap_or(30)).min(mb.config.max_wait);
     let mut rx = mb.notifier.subscribe(box_id);
     let deadline = tokio::time::Instant::now() + timeout;

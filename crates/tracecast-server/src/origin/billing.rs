@@ -17,7 +17,7 @@ use tracecast_delivery::api::{Invoice, InvoiceLine, PaymentReceipt, PaymentReque
 use tracecast_ledger::{Flow, Party};
 use tracecast_store::LedgerLine;
 
-use super::{json_body, Caller, Origin};
+use super::{Caller, Origin};
 use crate::ApiError;
 
 /// What a payment provider is asked to charge.
@@ -138,7 +138,7 @@ pub(super) async fn pay(
     let caller = o.caller(&headers).await?;
     let (user_id, user) = caller.user()?;
     let user = user.clone();
-    let req = json_body(body)?;
+    let Json(req) = body?;
     let key = req.idempotency_key.trim();
     if key.is_empty()
         || key.len() > 100

@@ -18,7 +18,7 @@ use tracecast_delivery::Tier;
 use tracecast_protect::{ContentKey, Grant, KeyId, Recipient, Rights};
 use tracecast_store::LicenceRecord;
 
-use super::{json_body, Origin};
+use super::Origin;
 use crate::ApiError;
 
 /// The name licences are issued under.
@@ -186,7 +186,7 @@ pub(super) async fn issue(
     body: Result<Json<LicenceRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let req = json_body(body)?;
+    let Json(req) = body?;
     let buyer = super::partners::buyer(&o, &caller, req.for_user.as_deref()).await?;
     let me = buyer.user.clone();
     let me_id = buyer.user_id;

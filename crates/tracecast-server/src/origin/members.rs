@@ -25,7 +25,7 @@ use tracecast_members::{
 };
 use tracecast_store::{AccountId, ContentRecord, LeakChanges, MemberRecord, UserId};
 
-use super::{json_body, Caller, Origin};
+use super::{Caller, Origin};
 use crate::ApiError;
 
 /// The message a referrer (and each level above) receives.
@@ -118,7 +118,7 @@ pub(super) async fn admit(
             "first-order members are admitted by an operator after a face-to-face check",
         ));
     }
-    let req = json_body(body)?;
+    let Json(req) = body?;
     if req.operator.trim().is_empty() || req.document.trim().is_empty() {
         return Err(ApiError::bad_request(
             "name the operator who checked and the document checked",
@@ -152,7 +152,7 @@ pub(super) async fn apply(
     let caller = o.caller(&headers).await?;
     let (me_id, me) = caller.user()?;
     let me = me.clone();
-    let req = json_body(body)?;
+    let Json(req) = body?;
     if o.store.member(me_id).await?.is_some() {
         return Err(ApiError::bad_request("you are a member already"));
     }
@@ -284,7 +284,7 @@ pub(super) async fn decide(
             ))
         }
     }
-    let req = json_body(body)?;
+    let Json(req) = body?;
     let rating = req.rating;
     if !(rating.is_finite() && (0.0..=1.0).contains(&rating)) {
         return Err(rule_error(tracecast_members::MembersError::OutOfRange(
@@ -507,7 +507,7 @@ pub(super) async fn ask_reserved(
     let caller = o.caller(&headers).await?;
     let (me_id, me) = caller.user()?;
     let me = me.clone();
-    let req = json_body(body)?;
+    let Json(req) = body?;
     let c = o.content_or_404(req.content).await?;
     let Some(up_to) = c.reserved_up_to_order else {
         return Ok(Json(serde_json::json!({
@@ -727,7 +727,7 @@ pub(super) async fn set_reserved(
             ))
         }
     }
-    let req = json_body(body)?;
+    let Json(req) = body?;
     if req.up_to_order.is_some_and(|n| n < 1) {
         return Err(ApiError::bad_request("orders start at 1"));
     }

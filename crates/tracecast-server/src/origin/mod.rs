@@ -518,11 +518,6 @@ pub fn router(origin: Arc<Origin>) -> Router {
         .with_state(origin)
 }
 
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(v)| v)
-        .map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))
-}
-
 fn now_secs() -> i64 {
     tracecast_store::now_ms() / 1000
 }
@@ -577,7 +572,7 @@ async fn deliveries(
     query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = query?;
     let (user, provider) = match caller.id() {
         None => (None, None),
         Some(AccountId::User(u)) => (Some(u), None),
@@ -604,7 +599,7 @@ async fn add_account(
     if !matches!(o.caller(&headers).await?, Caller::Admin) {
         return Err(ApiError::forbidden("only an administrator adds accounts"));
     }
-    let new = json_body(body)?;
+    let Json(new) = body?;
     let kind = AccountKind::parse(&new.kind).ok_or_else(|| {
         ApiError::bad_request(format!(
             "unknown account kind {:?}: provider, user, edge, home, kiosk, partner or gateway",
@@ -999,7 +994,7 @@ async fn pre_position(
             ))
         }
     }
-    let req = json_body(body)?;
+    let Json(req) = body?;
     let kind: ContentKind = c.kind.parse().map_err(ApiError::bad_request)?;
     let tier = req.tier.unwrap_or(kind.default_tier());
     if tier.kind() != kind {
@@ -1046,7 +1041,7 @@ async fn purchase(
     body: Result<Json<PurchaseRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let req = json_body(body)?;
+    let Json(req) = body?;
     let buyer = partners::buyer(&o, &caller, req.for_user.as_deref()).await?;
     let user = &buyer.user;
     let user_id = buyer.user_id;
@@ -1691,7 +1686,7 @@ async fn edge_state(
 ) -> Result<StatusCode, ApiError> {
     let caller = o.caller(&headers).await?;
     let (edge, _) = caller.edge()?;
-    let state = json_body(body)?;
+    let Json(state) = body?;
     if state.holdings.len() > 100_000 {
         return Err(ApiError::bad_request("too many holdings in one report"));
     }
@@ -1769,7 +1764,7 @@ pub(super) fn upload_bytes(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Bytes, ApiError> {
     use sha2::Digest;
-    let body = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let body = body?;
     if body.is_empty() {
         return Err(ApiError::bad_request("the upload is empty"));
     }

@@ -14,7 +14,7 @@ use axum::Json;
 use serde::Deserialize;
 use tracecast_store::{Account, AccountKind, PartnerId, Spend, UserId};
 
-use super::{json_body, Caller, Origin};
+use super::{Caller, Origin};
 use crate::ApiError;
 
 /// Who a purchase or licence is for, and the partner buying it if any.
@@ -155,7 +155,7 @@ pub(super) async fn give_consent(
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
     let (me_id, me) = caller.user()?;
-    let req = json_body(body)?;
+    let Json(req) = body?;
     if req.limit_cents < 0 {
         return Err(ApiError::bad_request("a limit cannot be negative"));
     }
