@@ -4,6 +4,7 @@
 //! and kiosk (DESIGN.md "001").
 
 pub mod auth;
+mod caller;
 pub mod edge;
 mod error;
 pub mod gateway;
@@ -18,6 +19,7 @@ pub mod secrets;
 mod serve;
 pub mod service;
 pub mod site;
+pub mod slot;
 
 use std::net::SocketAddr;
 

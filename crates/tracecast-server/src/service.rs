@@ -29,9 +29,10 @@ use tracecast_delivery::{LinkError, LinkKey};
 use tracecast_share::gateway::{IssuedAccount, LinkAnswer, NumberEntry, Registered, Registration};
 use tracecast_share::tus::{self, TusError};
 use tracecast_share::ServiceAccount;
-use tracecast_store::{Blobs, GatewayId, NewUpload, Principal, Store, UploadRecord};
+use tracecast_store::{Blobs, GatewayId, NewUpload, Store, UploadRecord};
 
 use crate::auth::{token_hash, Authenticator};
+use crate::caller::Caller;
 use crate::ApiError;
 
 /// The scope of the service's download links.
@@ -85,12 +86,6 @@ impl std::fmt::Debug for Service {
             .field("public_url", &self.config.public_url)
             .finish()
     }
-}
-
-/// Who calls.
-enum Caller {
-    Admin,
-    Gateway(Gw),
 }
 
 /// A gateway calling: its id (kind included) and its account.
@@ -207,36 +202,26 @@ impl Service {
     }
 
     async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        match self.auth.principal(&self.store, headers).await? {
-            Principal::Admin => Ok(Caller::Admin),
-            Principal::Box { id, .. } => match self.store.account_by_box(id).await? {
-                Some(a) => match a.gateway() {
-                    Some(id) => Ok(Caller::Gateway(Gw { id, name: a.name })),
-                    None => Err(ApiError::forbidden(
-                        "the service server serves gateways: use a gateway's token",
-                    )),
-                },
-                _ => Err(ApiError::forbidden(
-                    "the service server serves gateways: use a gateway's token",
-                )),
-            },
-        }
+        Caller::identify(&self.auth, &self.store, headers, None).await
     }
 
+    /// The calling gateway: the service server serves gateways (and its
+    /// administrator).
     async fn gateway(&self, headers: &HeaderMap) -> Result<Gw, ApiError> {
-        match self.caller(headers).await? {
-            Caller::Gateway(a) => Ok(a),
-            Caller::Admin => Err(ApiError::forbidden(
-                "uploads belong to gateways: use a gateway's token",
-            )),
-        }
+        let caller = self.caller(headers).await?;
+        let (id, account) = caller.gateway().map_err(|_| {
+            ApiError::forbidden("the service server serves gateways: use a gateway's token")
+        })?;
+        Ok(Gw {
+            id,
+            name: account.name.clone(),
+        })
     }
 
     async fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        match self.caller(headers).await? {
-            Caller::Admin => Ok(()),
-            Caller::Gateway(_) => Err(ApiError::forbidden("only an administrator does this")),
-        }
+        self.caller(headers)
+            .await?
+            .admin("only an administrator does this")
     }
 
     /// The caller's upload (others' are unknown to it).

@@ -18,7 +18,7 @@ use tracecast_delivery::{Ticket, Tier};
 use tracecast_mark::Payload;
 use tracecast_store::EdgeCopy;
 
-use super::{origin_error, started, Edge, EdgeSlot, LinkQuery};
+use super::{origin_error, Edge, EdgeSlot, LinkQuery};
 use crate::ApiError;
 
 /// Kept copies of A/B video are files `{delivery}.hls` holding the
@@ -274,7 +274,7 @@ pub(super) async fn segment(
     Path((delivery, name)): Path<(String, String)>,
     query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let e = started(&slot)?;
+    let e = slot.started()?;
     let (delivery, q) = super::link_parts(&delivery, query)?;
     e.link_key
         .verify_scoped(

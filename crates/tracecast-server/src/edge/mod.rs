@@ -974,13 +974,11 @@ fn origin_error(e: tracecast_client::ClientError) -> ApiError {
 /// Where the routes find the edge: filled when it has started, so the
 /// routes can be served before (an edge in the origin's process learns its
 /// identity from the origin it serves beside).
-pub type EdgeSlot = Arc<std::sync::OnceLock<Arc<Edge>>>;
+pub type EdgeSlot = crate::slot::Slot<Edge>;
 
 /// The edge's routes, under `/edge`.
 pub fn router(edge: Arc<Edge>) -> Router {
-    let slot = EdgeSlot::default();
-    let _ = slot.set(edge);
-    deferred_router(slot)
+    deferred_router(EdgeSlot::holding(EDGE, edge))
 }
 
 /// The edge's routes for an edge that starts later; until then they answer
@@ -994,18 +992,11 @@ pub fn deferred_router(slot: EdgeSlot) -> Router {
         .with_state(slot)
 }
 
-fn started(slot: &EdgeSlot) -> Result<Arc<Edge>, ApiError> {
-    slot.get().cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "starting",
-            "the edge is starting; retry shortly",
-        )
-    })
-}
+/// The edge, as 503 answers name it while it starts.
+pub const EDGE: &str = "the edge";
 
 async fn health(State(slot): State<EdgeSlot>) -> Result<Json<serde_json::Value>, ApiError> {
-    let e = started(&slot)?;
+    let e = slot.started()?;
     Ok(Json(serde_json::json!({
         "edge": e.name,
         "id": e.id,
@@ -1046,7 +1037,7 @@ async fn deliver(
     headers: HeaderMap,
     body: Result<Json<DeliveryRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let e = started(&slot)?;
+    let e = slot.started()?;
     let Json(req) = body?;
     let now = tracecast_store::now_ms();
     let ticket =
@@ -1576,7 +1567,7 @@ async fn download(
     Path(delivery): Path<String>,
     query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let e = started(&slot)?;
+    let e = slot.started()?;
     let (delivery, q) = link_parts(&delivery, query)?;
     e.link_key
         .verify(

@@ -402,13 +402,11 @@ impl Home {
 }
 
 /// Where the routes find the home: filled when it has started.
-pub type HomeSlot = Arc<std::sync::OnceLock<Arc<Home>>>;
+pub type HomeSlot = crate::slot::Slot<Home>;
 
 /// The home's routes, under `/home`.
 pub fn router(home: Arc<Home>) -> Router {
-    let slot = HomeSlot::default();
-    let _ = slot.set(home);
-    deferred_router(slot)
+    deferred_router(HomeSlot::holding(HOME, home))
 }
 
 /// The home's routes for a home that starts later (503 until then).
@@ -426,18 +424,11 @@ pub fn deferred_router(slot: HomeSlot) -> Router {
         .with_state(slot)
 }
 
-fn started(slot: &HomeSlot) -> Result<Arc<Home>, ApiError> {
-    slot.get().cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "starting",
-            "the home server is starting; retry shortly",
-        )
-    })
-}
+/// The home server, as 503 answers name it while it starts.
+pub const HOME: &str = "the home server";
 
 async fn health(State(slot): State<HomeSlot>) -> Result<Json<serde_json::Value>, ApiError> {
-    let h = started(&slot)?;
+    let h = slot.started()?;
     let live = h.store.live_home_copies(SiteId(i64::from(h.id))).await?;
     Ok(Json(serde_json::json!({
         "home": h.name,
@@ -453,7 +444,7 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let h = started(&slot)?;
+    let h = slot.started()?;
     let p = site::read_push(&headers, &h.origin_key, h.id)?;
     let t = &p.ticket;
     if !matches!(t.mode, Mode::Home | Mode::Rental) {
@@ -683,7 +674,7 @@ async fn read(
     Path(parts): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
     let mut headers = headers;
-    let h = started(&slot)?;
+    let h = slot.started()?;
     let link = Link::check(&h, parts)?;
     let c = live_copy(&h, link.delivery).await?;
     let rental = c.mode == "rental";
@@ -792,7 +783,7 @@ async fn done(
     State(slot): State<HomeSlot>,
     Path(parts): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let h = started(&slot)?;
+    let h = slot.started()?;
     let link = Link::check(&h, parts)?;
     if link.file != "done" {
         return Err(ApiError::new(

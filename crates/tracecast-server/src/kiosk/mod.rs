@@ -179,12 +179,10 @@ impl Kiosk {
     }
 }
 
-pub type KioskSlot = Arc<std::sync::OnceLock<Arc<Kiosk>>>;
+pub type KioskSlot = crate::slot::Slot<Kiosk>;
 
 pub fn router(kiosk: Arc<Kiosk>) -> Router {
-    let slot = KioskSlot::default();
-    let _ = slot.set(kiosk);
-    deferred_router(slot)
+    deferred_router(KioskSlot::holding(KIOSK, kiosk))
 }
 
 pub fn deferred_router(slot: KioskSlot) -> Router {
@@ -200,18 +198,11 @@ pub fn deferred_router(slot: KioskSlot) -> Router {
         .with_state(slot)
 }
 
-fn started(slot: &KioskSlot) -> Result<Arc<Kiosk>, ApiError> {
-    slot.get().cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "starting",
-            "the kiosk is starting; retry shortly",
-        )
-    })
-}
+/// The kiosk, as 503 answers name it while it starts.
+pub const KIOSK: &str = "the kiosk";
 
 async fn health(State(slot): State<KioskSlot>) -> Result<Json<serde_json::Value>, ApiError> {
-    let k = started(&slot)?;
+    let k = slot.started()?;
     let orders = k.store.kiosk_orders(SiteId(i64::from(k.id))).await?;
     Ok(Json(serde_json::json!({
         "kiosk": k.name,
@@ -262,7 +253,7 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let k = started(&slot)?;
+    let k = slot.started()?;
     let p = site::read_push(&headers, &k.origin_key, k.id)?;
     let t = p.ticket.clone();
     let order = match (&t.mode, &t.disc) {
@@ -466,7 +457,7 @@ fn write_image_file(
 
 /// `GET /kiosk/v1/discs` (operator): the orders and their images.
 async fn discs(State(slot): State<KioskSlot>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let k = started(&slot)?;
+    let k = slot.started()?;
     k.operator(&headers)?;
     Ok(Json(k.store.kiosk_orders(SiteId(i64::from(k.id))).await?).into_response())
 }
@@ -501,7 +492,7 @@ async fn image(
     headers: HeaderMap,
     Path(delivery): Path<String>,
 ) -> Result<Response, ApiError> {
-    let k = started(&slot)?;
+    let k = slot.started()?;
     k.operator(&headers)?;
     let (d, o) = waiting_image(&k, &delivery).await?;
     let path = k.image_path(d);
@@ -528,7 +519,7 @@ async fn burned(
     headers: HeaderMap,
     Path(delivery): Path<String>,
 ) -> Result<Response, ApiError> {
-    let k = started(&slot)?;
+    let k = slot.started()?;
     k.operator(&headers)?;
     let (d, _) = waiting_image(&k, &delivery).await?;
     let _ = tokio::fs::remove_file(k.image_path(d)).await;

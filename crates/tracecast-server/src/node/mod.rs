@@ -255,32 +255,20 @@ impl Node {
         }
         // The edge's routes are mounted now; its identity may come from an
         // origin that is only reachable once this process serves.
-        let slot = crate::edge::EdgeSlot::default();
+        let slot = crate::edge::EdgeSlot::new(crate::edge::EDGE);
         if pending_edge.is_some() {
             router = router.merge(crate::edge::deferred_router(slot.clone()));
-            let started = slot.clone();
-            readiness.check("edge", move || {
-                let up = started.get().is_some();
-                async move { up.then_some(()).ok_or_else(|| "not started yet".to_owned()) }
-            });
+            ready_when_started(&readiness, "edge", &slot);
         }
-        let home_slot = crate::home::HomeSlot::default();
+        let home_slot = crate::home::HomeSlot::new(crate::home::HOME);
         if s.roles.home {
             router = router.merge(crate::home::deferred_router(home_slot.clone()));
-            let started = home_slot.clone();
-            readiness.check("home", move || {
-                let up = started.get().is_some();
-                async move { up.then_some(()).ok_or_else(|| "not started yet".to_owned()) }
-            });
+            ready_when_started(&readiness, "home", &home_slot);
         }
-        let kiosk_slot = crate::kiosk::KioskSlot::default();
+        let kiosk_slot = crate::kiosk::KioskSlot::new(crate::kiosk::KIOSK);
         if s.roles.kiosk {
             router = router.merge(crate::kiosk::deferred_router(kiosk_slot.clone()));
-            let started = kiosk_slot.clone();
-            readiness.check("kiosk", move || {
-                let up = started.get().is_some();
-                async move { up.then_some(()).ok_or_else(|| "not started yet".to_owned()) }
-            });
+            ready_when_started(&readiness, "kiosk", &kiosk_slot);
         }
         router = router.merge(crate::ops::router(
             readiness.clone(),
@@ -302,7 +290,7 @@ impl Node {
             config.cache_bytes = s.cache_bytes;
             let e =
                 Edge::start(store.clone(), mark_key, config, who).map_err(starting("the edge"))?;
-            let _ = slot.set(e.clone());
+            slot.set(e.clone());
             edge = Some(e);
         }
         let origin_url = s.origin_url.clone().unwrap_or_else(|| base.clone());
@@ -316,7 +304,7 @@ impl Node {
             config.mailbox = s.mailbox_url.clone();
             config.pace = s.rental_pace;
             let h = Home::start(store.clone(), config, who).map_err(starting("the home server"))?;
-            let _ = home_slot.set(h);
+            home_slot.set(h);
         }
         if s.roles.kiosk {
             let token = read_token(s.kiosk_token_file.as_ref(), "kiosk", "--kiosk-token-file")?;
@@ -327,7 +315,7 @@ impl Node {
             let mut config = KioskConfig::new(&origin_url, &token, &dir);
             config.mailbox = s.mailbox_url.clone();
             let k = Kiosk::start(store.clone(), config, who).map_err(starting("the kiosk"))?;
-            let _ = kiosk_slot.set(k);
+            kiosk_slot.set(k);
         }
         let mdns = match gateway_name {
             Some(name) if s.gateway.mdns => {
@@ -415,6 +403,19 @@ impl Node {
         store.close().await;
         tracing::info!("stopped");
     }
+}
+
+/// `/readyz` names a late-started role not ready until it has started.
+fn ready_when_started<T: Send + Sync + 'static>(
+    readiness: &Readiness,
+    name: &'static str,
+    slot: &crate::slot::Slot<T>,
+) {
+    let slot = slot.clone();
+    readiness.check(name, move || {
+        let up = slot.is_started();
+        async move { up.then_some(()).ok_or_else(|| "not started yet".to_owned()) }
+    });
 }
 
 /// A role's account token, kept in a file its operator gave.

@@ -36,8 +36,7 @@ use tracecast_delivery::{
 use tracecast_mailbox::BoxName;
 use tracecast_mark::MarkKey;
 use tracecast_store::{
-    Account, AccountId, AccountKind, Blobs, ContentRecord, EdgeId, NewDelivery, Principal,
-    ProviderId, Store, UserId,
+    Account, AccountId, AccountKind, Blobs, ContentRecord, EdgeId, NewDelivery, Store, UserId,
 };
 
 use crate::auth::{new_token, token_hash, Authenticator};
@@ -212,7 +211,7 @@ pub struct Origin {
     config: OriginConfig,
     reports_box: i64,
     work: Semaphore,
-    accounts: RwLock<HashMap<i64, Account>>,
+    accounts: crate::caller::AccountCache,
     /// Held while a leak's penalties are computed and written.
     members_lock: tokio::sync::Mutex<()>,
     /// Seals content keys at rest.
@@ -237,54 +236,7 @@ impl std::fmt::Debug for Origin {
     }
 }
 
-/// Who is calling: the administrator, or an account whose id carries its
-/// kind (a user 3 is never a home 3).
-#[derive(Debug, Clone)]
-enum Caller {
-    Admin,
-    Account(Account),
-}
-
-impl Caller {
-    fn needs(kind: AccountKind) -> ApiError {
-        ApiError::forbidden(format!("this needs a {} token", kind.as_str()))
-    }
-
-    /// The calling user, or a refusal.
-    fn user(&self) -> Result<(UserId, &Account), ApiError> {
-        match self {
-            Caller::Account(a) => a.user().map(|u| (u, a)),
-            Caller::Admin => None,
-        }
-        .ok_or_else(|| Self::needs(AccountKind::User))
-    }
-
-    /// The calling provider, or a refusal.
-    fn provider(&self) -> Result<(ProviderId, &Account), ApiError> {
-        match self {
-            Caller::Account(a) => a.provider().map(|p| (p, a)),
-            Caller::Admin => None,
-        }
-        .ok_or_else(|| Self::needs(AccountKind::Provider))
-    }
-
-    /// The calling edge, or a refusal.
-    fn edge(&self) -> Result<(EdgeId, &Account), ApiError> {
-        match self {
-            Caller::Account(a) => a.edge().map(|e| (e, a)),
-            Caller::Admin => None,
-        }
-        .ok_or_else(|| Self::needs(AccountKind::Edge))
-    }
-
-    /// The account's id with its kind (`None`: the administrator).
-    fn id(&self) -> Option<AccountId> {
-        match self {
-            Caller::Account(a) => Some(a.id),
-            Caller::Admin => None,
-        }
-    }
-}
+use crate::caller::Caller;
 
 impl Origin {
     /// Starts the origin: makes sure its reports box exists and starts the
@@ -374,23 +326,7 @@ impl Origin {
     }
 
     async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        match self.auth.principal(&self.store, headers).await? {
-            Principal::Admin => Ok(Caller::Admin),
-            Principal::Box { id, name } => {
-                if let Some(a) = self.accounts.read().ok().and_then(|m| m.get(&id).cloned()) {
-                    return Ok(Caller::Account(a));
-                }
-                let account = self.store.account_by_box(id).await?.ok_or_else(|| {
-                    ApiError::forbidden(format!(
-                        "the token of box {name} is a mailbox token, not an account's"
-                    ))
-                })?;
-                if let Ok(mut m) = self.accounts.write() {
-                    m.insert(id, account.clone());
-                }
-                Ok(Caller::Account(account))
-            }
-        }
+        Caller::identify(&self.auth, &self.store, headers, Some(&self.accounts)).await
     }
 
     async fn content_info(&self, c: &ContentRecord) -> Result<ContentInfo, ApiError> {
