@@ -131,7 +131,7 @@ impl OriginClient {
         &self.base
     }
 
-    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
             .header(AUTHORIZATION, format!("Bearer {}", self.token))

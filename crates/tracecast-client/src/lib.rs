@@ -8,6 +8,7 @@ mod buyer;
 mod delivery;
 mod inbox;
 mod mailbox;
+mod members;
 mod saved;
 mod share;
 

@@ -863,15 +863,10 @@ async fn members(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
         s.only(&["admin"], "members")?;
-        let all = s
-            .client
-            .call(reqwest::Method::GET, "/v1/members", None)
-            .await?;
-        let suspended: Vec<&serde_json::Value> = all
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|m| m["status"] != "active")
+        let all = s.client.members().await?;
+        let suspended: Vec<&tracecast_members::api::TreeEntry> = all
+            .iter()
+            .filter(|m| m.status != tracecast_members::Status::Active)
             .collect();
         render(
             &c,

@@ -20,6 +20,7 @@
 //! ([`Policy::leak`]); the trust of everyone below is then recomputed
 //! ([`Forest`]).
 
+pub mod api;
 mod attributes;
 mod forest;
 mod policy;

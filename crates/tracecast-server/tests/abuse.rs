@@ -674,8 +674,17 @@ async fn a_trace_costs_what_its_budget_allows() {
         // Too large to take at all: 413 before any decoding.
         let big = files.path().join("big.wav");
         std::fs::write(&big, vec![7u8; 2 << 20]).unwrap();
-        let e = mallory.trace(&big).await.unwrap_err();
-        assert_eq!(refused(e).0, StatusCode::PAYLOAD_TOO_LARGE);
+        match mallory.trace(&big).await {
+            Err(tracecast_client::ClientError::Refused { status, .. }) => {
+                assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE)
+            }
+            // The origin answers 413 without reading the body and closes
+            // the connection; a client still writing may see the close
+            // (a reset) before it reads the answer. Either way nothing
+            // was taken.
+            Err(tracecast_client::ClientError::Transport(_)) => {}
+            other => panic!("a trace over the budget was taken: {other:?}"),
+        }
         // The account's rate: three a minute, then 429 with Retry-After.
         let mut limited = None;
         for _ in 0..3 {

@@ -289,13 +289,7 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                 conn,
             } => {
                 let up_to = if free { None } else { up_to_order };
-                origin(&conn)?
-                    .call(
-                        reqwest::Method::PUT,
-                        &format!("/v1/contents/{id}/reserved"),
-                        Some(&serde_json::json!({ "up_to_order": up_to })),
-                    )
-                    .await?;
+                origin(&conn)?.set_reserved(id, up_to).await?;
                 match up_to {
                     Some(n) => println!("content {id}: reserved for members up to order {n}"),
                     None => println!("content {id}: no longer reserved"),

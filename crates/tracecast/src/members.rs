@@ -3,36 +3,56 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use reqwest::Method;
-use serde_json::{json, Value};
+use tracecast_members::api::{AdmitRequest, ApplicationStatus, ApplyRequest, TreeEntry};
+use tracecast_members::{Attributes, Outcome, Status};
 
 use crate::cli::{AttributeArgs, MembersCommand};
 use crate::delivery::{origin, runtime};
 
-fn attrs(a: &AttributeArgs) -> Value {
-    json!({"occupation": a.occupation, "place": a.place, "history": a.history})
+fn attrs(a: &AttributeArgs) -> Attributes {
+    Attributes {
+        occupation: a.occupation.clone(),
+        place: a.place.clone(),
+        history: a.history.clone(),
+    }
+}
+
+fn tier_name(t: Option<tracecast_delivery::Tier>) -> String {
+    t.map_or_else(|| "none".to_owned(), |t| t.to_string())
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Active => "active",
+        Status::Suspended => "suspended",
+    }
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pending => "pending",
+        Outcome::Granted => "granted",
+        Outcome::Refused => "refused",
+    }
 }
 
 /// Grants or denies a request for reserved content.
 async fn decide_reserved(
     conn: &crate::cli::Connection,
     request: i64,
-    verb: &str,
+    grant: bool,
 ) -> anyhow::Result<()> {
-    let r = origin(conn)?
-        .call(
-            Method::POST,
-            &format!("/v1/members/reserved/{request}/{verb}"),
-            None,
-        )
-        .await?;
+    let r = origin(conn)?.decide_reserved(request, grant).await?;
     println!(
         "request {request}: {} ({} of {} asked granted, {} denied; {} must grant)",
-        r["status"].as_str().unwrap_or("?"),
-        r["granted_by"],
-        r["asked"],
-        r["denied_by"],
-        r["rule"].as_str().unwrap_or("all")
+        outcome_name(r.status),
+        r.granted_by,
+        r.asked,
+        r.denied_by,
+        match r.rule {
+            tracecast_members::Approvals::All => "all",
+            tracecast_members::Approvals::Any => "any",
+        }
     );
     Ok(())
 }
@@ -48,18 +68,16 @@ pub fn run(cmd: MembersCommand) -> anyhow::Result<ExitCode> {
                 conn,
             } => {
                 let m = origin(&conn)?
-                    .call(
-                        Method::POST,
-                        "/v1/members/admit",
-                        Some(&json!({
-                            "user": user, "operator": operator, "document": document,
-                            "attributes": attrs(&attributes),
-                        })),
-                    )
+                    .admit_member(&AdmitRequest {
+                        user: user.clone(),
+                        attributes: attrs(&attributes),
+                        operator: operator.clone(),
+                        document,
+                    })
                     .await?;
                 println!(
                     "{user}: first-order member, trust {:.3} (checked by {operator})",
-                    m["trust"].as_f64().unwrap_or(0.0)
+                    m.trust
                 );
             }
             MembersCommand::Apply {
@@ -68,15 +86,14 @@ pub fn run(cmd: MembersCommand) -> anyhow::Result<ExitCode> {
                 conn,
             } => {
                 let r = origin(&conn)?
-                    .call(
-                        Method::POST,
-                        "/v1/members/apply",
-                        Some(&json!({"referrer": referrer, "attributes": attrs(&attributes)})),
-                    )
+                    .apply_for_membership(&ApplyRequest {
+                        referrer: referrer.clone(),
+                        attributes: attrs(&attributes),
+                    })
                     .await?;
                 println!(
                     "application {} sent through {referrer}: {} level(s) must approve; they find it in their mailbox",
-                    r["application"], r["levels"]
+                    r.application, r.levels
                 );
             }
             MembersCommand::Approve {
@@ -85,134 +102,110 @@ pub fn run(cmd: MembersCommand) -> anyhow::Result<ExitCode> {
                 conn,
             } => {
                 let r = origin(&conn)?
-                    .call(
-                        Method::POST,
-                        &format!("/v1/members/applications/{application}/approve"),
-                        Some(&json!({"rating": rating})),
-                    )
+                    .approve_application(application, rating)
                     .await?;
-                match r["status"].as_str() {
-                    Some("admitted") => println!(
+                match (r.status, &r.member) {
+                    (ApplicationStatus::Admitted, Some(m)) => println!(
                         "application {application}: admitted as order {} with trust {:.3}",
-                        r["member"]["order"],
-                        r["member"]["trust"].as_f64().unwrap_or(0.0)
+                        m.order, m.trust
                     ),
                     _ => println!(
                         "application {application}: approved; {} of {} level(s) so far",
-                        r["approved_levels"], r["levels"]
+                        r.approved_levels.unwrap_or(0),
+                        r.levels.unwrap_or(0)
                     ),
                 }
             }
             MembersCommand::Refuse { application, conn } => {
-                origin(&conn)?
-                    .call(
-                        Method::POST,
-                        &format!("/v1/members/applications/{application}/refuse"),
-                        None,
-                    )
-                    .await?;
+                origin(&conn)?.refuse_application(application).await?;
                 println!("application {application}: refused");
             }
             MembersCommand::Show { user, conn } => {
-                let r = origin(&conn)?
-                    .call(Method::GET, &format!("/v1/members/{user}"), None)
-                    .await?;
-                let m = &r["member"];
+                let r = origin(&conn)?.member(&user).await?;
+                let m = &r.member;
                 println!(
                     "{user}: order {}, trust {:.3} (attributes {:.3} x referrer x ratings {:.3}), {}",
-                    m["order"],
-                    m["trust"].as_f64().unwrap_or(0.0),
-                    m["attribute_trust"].as_f64().unwrap_or(0.0),
-                    m["rating"].as_f64().unwrap_or(0.0),
-                    m["status"].as_str().unwrap_or("")
+                    m.order,
+                    m.trust,
+                    m.attribute_trust,
+                    m.rating,
+                    status_name(m.status)
                 );
                 println!(
                     "  best quality: audio {}, pictures {}",
-                    r["best_audio"].as_str().unwrap_or("none"),
-                    r["best_picture"].as_str().unwrap_or("none")
+                    tier_name(r.best_audio),
+                    tier_name(r.best_picture)
                 );
-                for c in r["chain"].as_array().into_iter().flatten() {
+                for c in &r.chain {
                     println!(
                         "  referred by {} (order {}, trust {:.3}, {})",
-                        c["name"].as_str().unwrap_or("?"),
-                        c["order"],
-                        c["trust"].as_f64().unwrap_or(0.0),
-                        c["status"].as_str().unwrap_or("")
+                        c.name,
+                        c.order,
+                        c.trust,
+                        status_name(c.status)
                     );
                 }
             }
             MembersCommand::Ask { content, conn } => {
-                let r = origin(&conn)?
-                    .call(
-                        Method::POST,
-                        "/v1/members/reserved",
-                        Some(&json!({ "content": content })),
-                    )
-                    .await?;
-                let asked: Vec<&str> = r["asked"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                match r["status"].as_str() {
-                    Some("granted") if asked.is_empty() => println!(
+                let r = origin(&conn)?.ask_reserved(content).await?;
+                match (r.status, r.asked.is_empty()) {
+                    (Outcome::Granted, true) => println!(
                         "content {content}: granted ({})",
-                        r["why"].as_str().unwrap_or("")
+                        r.why.as_deref().unwrap_or("")
                     ),
-                    Some(status) => println!(
-                        "content {content}: request {} {status}; asked {} ({} must grant)",
-                        r["request"],
-                        asked.join(", "),
-                        r["rule"].as_str().unwrap_or("all")
+                    (status, _) => println!(
+                        "content {content}: request {} {}; asked {} ({} must grant)",
+                        r.request.map_or_else(|| "?".to_owned(), |n| n.to_string()),
+                        outcome_name(status),
+                        r.asked.join(", "),
+                        match r.rule {
+                            Some(tracecast_members::Approvals::Any) => "any",
+                            _ => "all",
+                        }
                     ),
-                    None => println!("content {content}: {r}"),
                 }
             }
             MembersCommand::Grant { request, conn } => {
-                decide_reserved(&conn, request, "grant").await?
+                decide_reserved(&conn, request, true).await?
             }
             MembersCommand::Deny { request, conn } => {
-                decide_reserved(&conn, request, "deny").await?
+                decide_reserved(&conn, request, false).await?
             }
             MembersCommand::Tree { json: as_json, conn } => {
-                let all = origin(&conn)?.call(Method::GET, "/v1/members", None).await?;
+                let all = origin(&conn)?.members().await?;
                 if as_json {
                     println!("{}", serde_json::to_string_pretty(&all)?);
                     return Ok(ExitCode::SUCCESS);
                 }
-                let list = all.as_array().cloned().unwrap_or_default();
-                let mut children: BTreeMap<Option<i64>, Vec<&Value>> = BTreeMap::new();
-                for m in &list {
-                    children.entry(m["referrer"].as_i64()).or_default().push(m);
+                let mut children: BTreeMap<Option<i64>, Vec<&TreeEntry>> = BTreeMap::new();
+                for m in &all {
+                    children.entry(m.referrer).or_default().push(m);
                 }
                 fn walk(
-                    children: &BTreeMap<Option<i64>, Vec<&Value>>,
+                    children: &BTreeMap<Option<i64>, Vec<&TreeEntry>>,
                     at: Option<i64>,
                     depth: usize,
                 ) {
                     for m in children.get(&at).into_iter().flatten() {
-                        let standing = m["standing"].as_f64().unwrap_or(1.0);
-                        let leaks = m["leaks"].as_i64().unwrap_or(0);
                         println!(
                             "{}{} (order {}, trust {:.3}{}{}{})",
                             "  ".repeat(depth),
-                            m["name"].as_str().unwrap_or("?"),
-                            m["order"],
-                            m["trust"].as_f64().unwrap_or(0.0),
-                            if standing < 1.0 {
-                                format!(", standing {standing:.3}")
+                            m.name,
+                            m.order,
+                            m.trust,
+                            if m.standing < 1.0 {
+                                format!(", standing {:.3}", m.standing)
                             } else {
                                 String::new()
                             },
-                            if leaks > 0 {
-                                format!(", {leaks} leak(s)")
+                            if m.leaks > 0 {
+                                format!(", {} leak(s)", m.leaks)
                             } else {
                                 String::new()
                             },
-                            if m["status"] == "active" { "" } else { ", SUSPENDED" }
+                            if m.status == Status::Active { "" } else { ", SUSPENDED" }
                         );
-                        walk(children, m["id"].as_i64(), depth + 1);
+                        walk(children, Some(m.id), depth + 1);
                     }
                 }
                 walk(&children, None, 0);

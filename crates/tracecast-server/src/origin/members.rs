@@ -20,6 +20,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tracecast_delivery::api::{Accountability, TrustChange};
+use tracecast_members::api::{
+    AdmitRequest, ApplicationStatus, Applied, ApplyRequest, ApproveRequest, AskReserved, ChainLink,
+    Decided, MemberInfo, MemberView, Reservation, ReservedAnswer, ReservedDecided, SetReserved,
+    TreeEntry,
+};
 use tracecast_members::{
     admit_first, admit_referred, Approval, Approvals, Attributes, Member, Outcome, Reserved, Status,
 };
@@ -44,29 +49,30 @@ impl MemberApplication {
     pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.member-application+json";
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct AdmitRequest {
-    user: String,
-    #[serde(default)]
-    attributes: Attributes,
-    /// Who checked the identity, face to face.
-    operator: String,
-    /// What document was checked (a kind and a short reference, not a
-    /// full number).
-    document: String,
+/// A stored member as the API shows them.
+pub(super) fn member_info(m: &MemberRecord) -> MemberInfo {
+    MemberInfo {
+        user_id: m.user_id.get(),
+        order: m.order,
+        referrer_id: m.referrer_id.map(UserId::get),
+        attribute_trust: m.attribute_trust,
+        rating: m.rating,
+        trust: m.trust,
+        status: status_of(m),
+        // Written by this origin from an `Attributes`; an unreadable
+        // record shows empty attributes rather than failing the page.
+        attributes: serde_json::from_str(&m.attributes).unwrap_or_default(),
+        admitted_at: m.admitted_at,
+        standing: m.standing,
+    }
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct ApplyRequest {
-    referrer: String,
-    #[serde(default)]
-    attributes: Attributes,
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct ApproveRequest {
-    /// How far the approver trusts the applicant, 0 to 1.
-    rating: f64,
+fn status_of(m: &MemberRecord) -> Status {
+    if m.status == "active" {
+        Status::Active
+    } else {
+        Status::Suspended
+    }
 }
 
 fn to_rules(m: &MemberRecord) -> Member {
@@ -77,11 +83,7 @@ fn to_rules(m: &MemberRecord) -> Member {
         attribute_trust: m.attribute_trust,
         rating: m.rating,
         trust: m.trust,
-        status: if m.status == "active" {
-            Status::Active
-        } else {
-            Status::Suspended
-        },
+        status: status_of(m),
     }
 }
 
@@ -140,7 +142,7 @@ pub(super) async fn admit(
         )
         .await?;
     tracing::info!(user = %req.user, trust = m.trust, operator = %req.operator, "first-order member admitted");
-    Ok((StatusCode::CREATED, Json(m)).into_response())
+    Ok((StatusCode::CREATED, Json(member_info(&m))).into_response())
 }
 
 /// `POST /v1/members/apply` (user): ask through a member.
@@ -213,10 +215,13 @@ pub(super) async fn apply(
     tracing::info!(application = id, applicant = %me.name, referrer = %req.referrer, levels, "membership application relayed");
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({
-            "application": id, "referrer": req.referrer, "levels": levels,
-            "attribute_trust": trust, "status": "pending",
-        })),
+        Json(Applied {
+            application: id,
+            referrer: req.referrer,
+            levels,
+            attribute_trust: trust,
+            status: ApplicationStatus::Pending,
+        }),
     )
         .into_response())
 }
@@ -271,9 +276,14 @@ pub(super) async fn decide(
         "refuse" => {
             o.store.close_application(id, "refused").await?;
             tracing::info!(application = id, by = %me.name, "membership application refused");
-            return Ok(
-                Json(serde_json::json!({"application": id, "status": "refused"})).into_response(),
-            );
+            return Ok(Json(Decided {
+                application: id,
+                status: ApplicationStatus::Refused,
+                approved_levels: None,
+                levels: None,
+                member: None,
+            })
+            .into_response());
         }
         "approve" => {}
         _ => {
@@ -311,10 +321,13 @@ pub(super) async fn decide(
         })
         .collect();
     if approvals.len() < app.levels as usize {
-        return Ok(Json(serde_json::json!({
-            "application": id, "status": "pending", "approved_levels": approvals.len(),
-            "levels": app.levels,
-        }))
+        return Ok(Json(Decided {
+            application: id,
+            status: ApplicationStatus::Pending,
+            approved_levels: Some(approvals.len() as u32),
+            levels: Some(app.levels as u32),
+            member: None,
+        })
         .into_response());
     }
     let rules: Vec<Member> = chain.iter().map(to_rules).collect();
@@ -349,10 +362,14 @@ pub(super) async fn decide(
         trust = m.trust,
         "member admitted by referral"
     );
-    Ok(
-        Json(serde_json::json!({"application": id, "status": "admitted", "member": m}))
-            .into_response(),
-    )
+    Ok(Json(Decided {
+        application: id,
+        status: ApplicationStatus::Admitted,
+        approved_levels: None,
+        levels: None,
+        member: Some(member_info(&m)),
+    })
+    .into_response())
 }
 
 /// `GET /v1/members/{name}`: a member with their chain (administrators,
@@ -382,17 +399,21 @@ pub(super) async fn show(
     })?;
     let mut chain = Vec::new();
     for c in o.store.member_chain(user, 64).await? {
-        chain.push(serde_json::json!({
-            "name": name_of(&o, c.user_id).await?, "order": c.order, "trust": c.trust,
-            "status": c.status,
-        }));
+        chain.push(ChainLink {
+            name: name_of(&o, c.user_id).await?,
+            order: c.order,
+            trust: c.trust,
+            status: status_of(&c),
+        });
     }
     let best = |kind| o.config.members.quality.tier(m.trust, kind);
-    Ok(Json(serde_json::json!({
-        "name": name, "member": m, "chain": chain,
-        "best_audio": best(tracecast_delivery::ContentKind::Audio),
-        "best_picture": best(tracecast_delivery::ContentKind::Picture),
-    }))
+    Ok(Json(MemberView {
+        name,
+        member: member_info(&m),
+        chain,
+        best_audio: best(tracecast_delivery::ContentKind::Audio),
+        best_picture: best(tracecast_delivery::ContentKind::Picture),
+    })
     .into_response())
 }
 
@@ -410,16 +431,16 @@ pub(super) async fn tree(
         o.store.leak_counts().await?.into_iter().collect();
     let mut out = Vec::new();
     for m in o.store.all_members().await?.into_iter().take(10_000) {
-        out.push(serde_json::json!({
-            "name": name_of(&o, m.user_id).await?,
-            "id": m.user_id,
-            "order": m.order,
-            "referrer": m.referrer_id,
-            "trust": m.trust,
-            "standing": m.standing,
-            "status": m.status,
-            "leaks": leaks.get(&m.user_id.get()).copied().unwrap_or(0),
-        }));
+        out.push(TreeEntry {
+            name: name_of(&o, m.user_id).await?,
+            id: m.user_id.get(),
+            order: m.order,
+            referrer: m.referrer_id.map(UserId::get),
+            trust: m.trust,
+            standing: m.standing,
+            status: status_of(&m),
+            leaks: leaks.get(&m.user_id.get()).copied().unwrap_or(0),
+        });
     }
     Ok(Json(out).into_response())
 }
@@ -442,15 +463,40 @@ impl ReservedContentRequest {
     pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.reserved-request+json";
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct AskRequest {
-    content: i64,
-}
-
 fn rule_name(a: Approvals) -> &'static str {
     match a {
         Approvals::All => "all",
         Approvals::Any => "any",
+    }
+}
+
+/// Granted outright, and why.
+fn granted(content: i64, why: String) -> ReservedAnswer {
+    ReservedAnswer {
+        content,
+        status: Outcome::Granted,
+        request: None,
+        why: Some(why),
+        asked: Vec::new(),
+        rule: None,
+    }
+}
+
+/// A stored request's rule ("all" unless "any").
+fn approvals_of(rule: &str) -> Approvals {
+    if rule == "any" {
+        Approvals::Any
+    } else {
+        Approvals::All
+    }
+}
+
+/// A stored request's status.
+fn outcome_of(status: &str) -> Outcome {
+    match status {
+        "granted" => Outcome::Granted,
+        "refused" => Outcome::Refused,
+        _ => Outcome::Pending,
     }
 }
 
@@ -502,7 +548,7 @@ pub(super) async fn reserved_allowed(
 pub(super) async fn ask_reserved(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
-    body: Result<Json<AskRequest>, JsonRejection>,
+    body: Result<Json<AskReserved>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
     let (me_id, me) = caller.user()?;
@@ -510,10 +556,7 @@ pub(super) async fn ask_reserved(
     let Json(req) = body?;
     let c = o.content_or_404(req.content).await?;
     let Some(up_to) = c.reserved_up_to_order else {
-        return Ok(Json(serde_json::json!({
-            "content": c.id, "status": "granted", "why": "the content is not reserved",
-        }))
-        .into_response());
+        return Ok(Json(granted(c.id, "the content is not reserved".into())).into_response());
     };
     let m = o.store.member(me_id).await?;
     if let Some(m) = &m {
@@ -531,10 +574,7 @@ pub(super) async fn ask_reserved(
             Some(r) => format!("request {} was granted", r.id),
             None => format!("members of order {up_to} or above receive it freely"),
         };
-        return Ok(
-            Json(serde_json::json!({"content": c.id, "status": "granted", "why": why}))
-                .into_response(),
-        );
+        return Ok(Json(granted(c.id, why)).into_response());
     }
     let m = m.expect("reserved_allowed refuses non-members");
     let names = |ids: Vec<UserId>| {
@@ -548,10 +588,14 @@ pub(super) async fn ask_reserved(
         }
     };
     if let Some(r) = o.store.open_reserved_request(me_id, c.id).await? {
-        return Ok(Json(serde_json::json!({
-            "request": r.id, "content": c.id, "status": r.status,
-            "asked": names(r.asked).await?, "rule": r.rule,
-        }))
+        return Ok(Json(ReservedAnswer {
+            content: c.id,
+            status: outcome_of(&r.status),
+            request: Some(r.id),
+            why: None,
+            asked: names(r.asked).await?,
+            rule: Some(approvals_of(&r.rule)),
+        })
         .into_response());
     }
     let policy = &o.config.members;
@@ -604,10 +648,14 @@ pub(super) async fn ask_reserved(
     tracing::info!(request = id, member = %me.name, content = c.id, asked = ids.len(), rule, "reserved content asked for");
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({
-            "request": id, "content": c.id, "status": "pending",
-            "asked": names(ids).await?, "rule": rule,
-        })),
+        Json(ReservedAnswer {
+            content: c.id,
+            status: Outcome::Pending,
+            request: Some(id),
+            why: None,
+            asked: names(ids).await?,
+            rule: Some(policy.reserved),
+        }),
     )
         .into_response())
 }
@@ -682,11 +730,7 @@ pub(super) async fn decide_reserved(
         .collect();
     let asked: Vec<i64> = r.asked.iter().map(|a| a.get()).collect();
     let policy = tracecast_members::Policy {
-        reserved: if r.rule == "any" {
-            Approvals::Any
-        } else {
-            Approvals::All
-        },
+        reserved: approvals_of(&r.rule),
         ..o.config.members.clone()
     };
     let outcome = policy.reserved_outcome(&asked, &yes, &no);
@@ -701,10 +745,14 @@ pub(super) async fn decide_reserved(
             "reserved content request decided"
         );
     }
-    Ok(Json(serde_json::json!({
-        "request": id, "status": outcome_name(outcome), "granted_by": yes.len(),
-        "denied_by": no.len(), "asked": r.asked.len(), "rule": r.rule,
-    }))
+    Ok(Json(ReservedDecided {
+        request: id,
+        status: outcome,
+        granted_by: yes.len() as u32,
+        denied_by: no.len() as u32,
+        asked: r.asked.len() as u32,
+        rule: policy.reserved,
+    })
     .into_response())
 }
 
@@ -733,15 +781,11 @@ pub(super) async fn set_reserved(
     }
     o.store.set_content_reserved(id, req.up_to_order).await?;
     tracing::info!(content = id, up_to_order = ?req.up_to_order, "content reservation set");
-    Ok(
-        Json(serde_json::json!({"content": id, "reserved_up_to_order": req.up_to_order}))
-            .into_response(),
-    )
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct SetReserved {
-    up_to_order: Option<i64>,
+    Ok(Json(Reservation {
+        content: id,
+        reserved_up_to_order: req.up_to_order,
+    })
+    .into_response())
 }
 
 /// A leak traced to `user` through `delivery`: the member is suspended, the
