@@ -401,36 +401,6 @@ impl OriginClient {
         Ok(())
     }
 
-    /// A package order at a roaming server (`POST /roaming/v1/orders`)
-    /// under an idempotency key: asked again after a lost answer (as this
-    /// does, up to three times), the order buys and charges nothing more.
-    pub async fn package_order(
-        &self,
-        body: &serde_json::Value,
-        key: &str,
-    ) -> Result<serde_json::Value, ClientError> {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let sent = self
-                .req(reqwest::Method::POST, "/roaming/v1/orders")
-                .header("idempotency-key", key)
-                .json(body)
-                .send()
-                .await;
-            let answer = match sent {
-                Ok(resp) => json(resp).await,
-                Err(e) => Err(e.into()),
-            };
-            match answer {
-                Err(e) if e.is_transient() && tries < 3 => {
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
     /// Replaces a token: the caller's own (`None`), or an account's
     /// (administrator). The answer carries the new token, shown once.
     pub async fn replace_token(
@@ -475,17 +445,24 @@ impl OriginClient {
         recipient: &str,
         for_user: Option<&str>,
         wait: std::time::Duration,
-    ) -> Result<serde_json::Value, ClientError> {
-        let mut body = serde_json::json!({ "delivery": delivery, "recipient": recipient });
-        if let Some(u) = for_user {
-            body["for_user"] = u.into();
-        }
+    ) -> Result<tracecast_protect::SignedLicence, ClientError> {
+        let body = tracecast_protect::api::LicenceRequest {
+            delivery,
+            recipient: recipient.to_owned(),
+            for_user: for_user.map(str::to_owned),
+        };
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            match self
-                .call(reqwest::Method::POST, "/v1/licences", Some(&body))
-                .await
-            {
+            let sent = self
+                .req(reqwest::Method::POST, "/v1/licences")
+                .json(&body)
+                .send()
+                .await;
+            let answer = match sent {
+                Ok(resp) => json(resp).await,
+                Err(e) => Err(e.into()),
+            };
+            match answer {
                 Err(ClientError::Refused { code, .. })
                     if code == "not_settled" && tokio::time::Instant::now() < deadline =>
                 {

@@ -7,6 +7,7 @@
 mod buyer;
 mod delivery;
 mod inbox;
+mod licences;
 mod mailbox;
 mod members;
 mod saved;

@@ -494,3 +494,18 @@ pub struct Suspect {
     pub user: Option<String>,
     pub score: f64,
 }
+
+/// `PUT /v1/partners/{name}/consent` (a user): the partner may buy for
+/// them up to this much in all.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsentRequest {
+    pub limit_cents: i64,
+}
+
+/// A user's consent to a partner: the limit and what was spent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    pub partner: String,
+    pub limit_cents: i64,
+    pub spent_cents: i64,
+}

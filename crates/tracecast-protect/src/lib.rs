@@ -15,6 +15,7 @@
 //! Keys are never printed: `Debug` of every key-holding type is redacted,
 //! and keys are wiped when dropped.
 
+pub mod api;
 pub mod container;
 mod copykey;
 pub mod keywrap;

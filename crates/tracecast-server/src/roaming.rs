@@ -29,6 +29,10 @@ use base64::Engine;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use tracecast_ledger::{Party, Transaction};
+use tracecast_protect::api::{
+    ConversionRequest, Conversions, Converted, Package, PackageItem, PackageOrder, Packaged,
+    RoamingKeys,
+};
 use tracecast_protect::{Agreement, Issuer, ProtectError, Recipient, RoamingServer, SignedLicence};
 use tracecast_store::{Account, ConversionRecord, Principal, Store};
 
@@ -287,23 +291,6 @@ impl Roaming {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct ConvertRequest {
-    licences: Vec<SignedLicence>,
-    /// `clearkey`, `age:age1…` or `device:KEY`.
-    recipient: String,
-}
-
-/// One licence's outcome in a batch.
-#[derive(Debug, Serialize)]
-struct Outcome {
-    index: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    licence: Option<SignedLicence>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
 /// The user calling, by their own token.
 async fn user_of(r: &Roaming, headers: &HeaderMap) -> Result<Account, ApiError> {
     match r.auth.principal(&r.store, headers).await? {
@@ -324,7 +311,7 @@ async fn user_of(r: &Roaming, headers: &HeaderMap) -> Result<Account, ApiError> 
 async fn conversions(
     State(r): State<Arc<Roaming>>,
     headers: HeaderMap,
-    body: Result<Json<ConvertRequest>, JsonRejection>,
+    body: Result<Json<ConversionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let user = user_of(&r, &headers).await?;
     let Json(req) = body?;
@@ -340,13 +327,13 @@ async fn conversions(
     let mut out = Vec::with_capacity(req.licences.len());
     for (index, l) in req.licences.iter().enumerate() {
         match r.convert(&user.name, l, &target, Way::User).await {
-            Ok(licence) => out.push(Outcome {
+            Ok(licence) => out.push(Converted {
                 index,
                 licence: Some(licence),
                 error: None,
             }),
             Err(e) if e.status.is_server_error() => return Err(e),
-            Err(e) => out.push(Outcome {
+            Err(e) => out.push(Converted {
                 index,
                 licence: None,
                 error: Some(e.message),
@@ -354,45 +341,16 @@ async fn conversions(
         }
     }
     let converted = out.iter().filter(|o| o.licence.is_some()).count();
-    Ok(Json(serde_json::json!({
-        "converted": converted,
-        "charged_cents": converted as i64 * r.config.fee_cents,
-        "results": out,
-    }))
+    Ok(Json(Conversions {
+        converted,
+        charged_cents: converted as i64 * r.config.fee_cents,
+        results: out,
+    })
     .into_response())
 }
 
 /// Most items in one package order.
 pub const MAX_ORDER: usize = 20;
-
-#[derive(Debug, Deserialize)]
-struct OrderItem {
-    issuer: String,
-    content: i64,
-    #[serde(default)]
-    tier: Option<tracecast_delivery::Tier>,
-}
-
-#[derive(Debug, Deserialize)]
-struct OrderRequest {
-    items: Vec<OrderItem>,
-    recipient: String,
-}
-
-/// One item's outcome in a package order.
-#[derive(Debug, Serialize)]
-struct OrderOutcome {
-    index: usize,
-    issuer: String,
-    content: i64,
-    /// Where to fetch the copy (marked for the user) and the ticket to show.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    purchase: Option<tracecast_delivery::api::Purchase>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    licence: Option<SignedLicence>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
 
 impl Roaming {
     /// The partner client of an issuer's origin and the recipient its
@@ -411,12 +369,11 @@ impl Roaming {
             .ok_or_else(|| format!("{} buys nothing at {issuer:?}", self.name()))?;
         let origin = tracecast_client::OriginClient::new(&source.origin, &source.token)
             .map_err(|e| e.to_string())?;
-        let info = origin
-            .call(reqwest::Method::GET, "/v1/licences/issuer", None)
+        let systems = origin
+            .licence_issuer()
             .await
-            .map_err(|e| format!("{issuer}: {e}"))?;
-        let systems: Vec<tracecast_protect::System> =
-            serde_json::from_value(info["systems"].clone()).unwrap_or_default();
+            .map_err(|e| format!("{issuer}: {e}"))?
+            .systems;
         let own = if systems.contains(&tracecast_protect::System::Clearkey) {
             "clearkey".to_owned()
         } else if systems.contains(&tracecast_protect::System::Device) {
@@ -437,7 +394,7 @@ impl Roaming {
     async fn order_item(
         &self,
         user: &str,
-        item: &OrderItem,
+        item: &PackageItem,
         target: &Recipient,
         (origin, own): &(tracecast_client::OriginClient, String),
         key: &str,
@@ -466,8 +423,6 @@ impl Roaming {
             )
             .await
             .map_err(|e| format!("licence for delivery {}: {e}", purchase.delivery))?;
-        let licence: SignedLicence = serde_json::from_value(licence)
-            .map_err(|e| format!("{} answered a malformed licence: {e}", item.issuer))?;
         let converted = self
             .convert_bought(
                 user,
@@ -489,7 +444,7 @@ impl Roaming {
 async fn orders(
     State(r): State<Arc<Roaming>>,
     headers: HeaderMap,
-    body: Result<Json<OrderRequest>, JsonRejection>,
+    body: Result<Json<PackageOrder>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let user = user_of(&r, &headers).await?;
     // The order's Idempotency-Key (the CLI sends one): the same order
@@ -546,7 +501,7 @@ async fn orders(
                 (None, None, Some(e))
             }
         };
-        out.push(OrderOutcome {
+        out.push(Packaged {
             index,
             issuer: item.issuer.clone(),
             content: item.content,
@@ -560,11 +515,11 @@ async fn orders(
         .iter()
         .map(|p| p.price_cents + r.config.fee_cents)
         .sum();
-    Ok(Json(serde_json::json!({
-        "ordered": done.len(),
-        "charged_cents": charged,
-        "results": out,
-    }))
+    Ok(Json(Package {
+        ordered: done.len(),
+        charged_cents: charged,
+        results: out,
+    })
     .into_response())
 }
 
@@ -618,13 +573,13 @@ async fn issuer_conversions(
 
 /// `GET /roaming/v1/keys`: what an issuer needs to make an agreement, and
 /// players to trust converted licences.
-async fn keys(State(r): State<Arc<Roaming>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "name": r.name(),
-        "signing_key": B64.encode(r.verifying_key().as_bytes()),
-        "agreement_key": B64.encode(r.agreement_key()),
-        "fee_cents": r.config.fee_cents,
-    }))
+async fn keys(State(r): State<Arc<Roaming>>) -> Json<RoamingKeys> {
+    Json(RoamingKeys {
+        name: r.name().to_owned(),
+        signing_key: B64.encode(r.verifying_key().as_bytes()),
+        agreement_key: B64.encode(r.agreement_key()),
+        fee_cents: r.config.fee_cents,
+    })
 }
 
 pub fn router(r: Arc<Roaming>) -> Router {

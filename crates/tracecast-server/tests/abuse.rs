@@ -323,9 +323,8 @@ async fn only_the_edge_pushes_a_copy_to_a_home() {
 /// A licence's key, verified with the origin's key, and its key id.
 fn licence_key(
     net: &common::Net,
-    v: serde_json::Value,
+    signed: tracecast_protect::SignedLicence,
 ) -> (tracecast_protect::KeyId, tracecast_protect::ContentKey) {
-    let signed: tracecast_protect::SignedLicence = serde_json::from_value(v).unwrap();
     let l = signed
         .verify_signature(
             &tracecast_protect::Trusted::new().with("origin", net.signing.verifying_key()),

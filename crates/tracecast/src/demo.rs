@@ -461,28 +461,24 @@ async fn protected(
         .await?;
     let (device_secret, device_public) = tracecast_protect::new_x25519_keypair();
     let converted = carol
-        .call(
-            reqwest::Method::POST,
-            "/roaming/v1/conversions",
-            Some(&serde_json::json!({
-                "licences": [ck],
-                "recipient": format!("device:{}", b64.encode(device_public)),
-            })),
-        )
+        .convert_licences(&tracecast_protect::api::ConversionRequest {
+            licences: vec![ck],
+            recipient: format!("device:{}", b64.encode(device_public)),
+        })
         .await?;
-    let licence: tracecast_protect::SignedLicence =
-        serde_json::from_value(converted["results"][0]["licence"].clone())
-            .context("the roaming server converted nothing")?;
-    let issuer = carol
-        .call(reqwest::Method::GET, "/v1/licences/issuer", None)
-        .await?;
-    let key = |v: &serde_json::Value| -> anyhow::Result<ed25519_dalek::VerifyingKey> {
-        let b = tracecast_protect::decode32(v.as_str().unwrap_or_default(), "licence key")?;
-        Ok(ed25519_dalek::VerifyingKey::from_bytes(&b)?)
-    };
+    let licence = converted
+        .results
+        .first()
+        .and_then(|r| r.licence.clone())
+        .context("the roaming server converted nothing")?;
+    let issuer = carol.licence_issuer().await?;
+    let roaming = issuer
+        .roaming
+        .as_ref()
+        .context("the origin names no roaming server")?;
     let trusted = tracecast_protect::Trusted::new()
-        .with("origin", key(&issuer["key"])?)
-        .with("roaming", key(&issuer["roaming"]["key"])?);
+        .with("origin", issuer.signer.verifying_key()?)
+        .with("roaming", roaming.verifying_key()?);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;
@@ -493,7 +489,7 @@ async fn protected(
     std::fs::write(&out, &plain)?;
     say(format!(
         "   carol's ClearKey licence converted by the roaming server into her device system (HPKE), charged {}; her device key opens the copy: {} bytes of FLAC",
-        money(converted["charged_cents"].as_i64().unwrap_or(0)),
+        money(converted.charged_cents),
         plain.len()
     ));
     let r = admin.trace(&out).await?;
@@ -509,30 +505,32 @@ async fn protected(
     // 5.00); it buys the track at the origin, converts its licence into
     // her age system and bills her the price and its fee.
     let (_, _, alice, _) = &users[0];
-    alice
-        .call(
-            reqwest::Method::PUT,
-            "/v1/partners/roaming/consent",
-            Some(&serde_json::json!({"limit_cents": 500})),
-        )
-        .await?;
+    alice.give_consent("roaming", 500).await?;
     let (age_secret, age_public) = tracecast_protect::new_age_identity();
     let order = alice
-        .call(
-            reqwest::Method::POST,
-            "/roaming/v1/orders",
-            Some(&serde_json::json!({
-                "items": [{"issuer": "origin", "content": c.id}],
-                "recipient": format!("age:{age_public}"),
-            })),
+        .package_order(
+            &tracecast_protect::api::PackageOrder {
+                items: vec![tracecast_protect::api::PackageItem {
+                    issuer: "origin".into(),
+                    content: c.id,
+                    tier: None,
+                }],
+                recipient: format!("age:{age_public}"),
+            },
+            "demo-package-1",
         )
         .await?;
-    let item = &order["results"][0];
-    let purchase: tracecast_delivery::api::Purchase =
-        serde_json::from_value(item["purchase"].clone())
-            .with_context(|| format!("the package order failed: {}", item["error"]))?;
-    let licence: tracecast_protect::SignedLicence =
-        serde_json::from_value(item["licence"].clone())?;
+    let item = order
+        .results
+        .first()
+        .context("the package order is empty")?;
+    let (purchase, licence) = match (&item.purchase, &item.licence) {
+        (Some(p), Some(l)) => (p.clone(), l.clone()),
+        _ => anyhow::bail!(
+            "the package order failed: {}",
+            item.error.as_deref().unwrap_or("no reason given")
+        ),
+    };
     let edges = tracecast_client::EdgeClient::new()?;
     let copy = edges
         .deliver(&purchase.edge_address, &purchase.ticket)
@@ -547,7 +545,7 @@ async fn protected(
     say(format!(
         "   alice's package order: the roaming server bought it at the origin for her (she consented up to {}), converted the licence into her age system and billed her {}; her age key opens the copy",
         money(500),
-        money(order["charged_cents"].as_i64().unwrap_or(0)),
+        money(order.charged_cents),
     ));
     let r = admin.trace(&out).await?;
     let ok = r.user.as_deref() == Some("alice");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use base64::Engine;
-use reqwest::Method;
+use tracecast_protect::api::{ConversionRequest, PackageItem, PackageOrder};
 use tracecast_protect::{Decryptor, Header, Secret, SignedLicence, System, Trusted};
 
 use crate::cli::{DecryptArgs, LicenceCommand};
@@ -57,26 +57,24 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
                     std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
                 let l = SignedLicence::parse(&raw)
                     .with_context(|| format!("{} is not a licence", path.display()))?;
-                sent.push(serde_json::to_value(l)?);
+                sent.push(l);
             }
             let system: String = recipient.split(':').next().unwrap_or("licence").to_owned();
             let answer = runtime()?.block_on(async {
                 origin(&conn)?
-                    .call(
-                        Method::POST,
-                        "/roaming/v1/conversions",
-                        Some(&serde_json::json!({"licences": sent, "recipient": recipient})),
-                    )
+                    .convert_licences(&ConversionRequest {
+                        licences: sent,
+                        recipient,
+                    })
                     .await
                     .map_err(anyhow::Error::from)
             })?;
             std::fs::create_dir_all(&out_dir)?;
             let mut failed = 0;
-            for r in answer["results"].as_array().into_iter().flatten() {
-                let i = r["index"].as_u64().unwrap_or(0) as usize;
-                let src = &licences[i.min(licences.len() - 1)];
-                match (&r["licence"], r["error"].as_str()) {
-                    (l, None) if l.is_object() => {
+            for r in &answer.results {
+                let src = &licences[r.index.min(licences.len() - 1)];
+                match (&r.licence, r.error.as_deref()) {
+                    (Some(l), None) => {
                         let stem = src
                             .file_stem()
                             .and_then(|s| s.to_str())
@@ -93,8 +91,8 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
             }
             println!(
                 "{} converted, {} charged",
-                answer["converted"],
-                tracecast_ledger::money(answer["charged_cents"].as_i64().unwrap_or(0))
+                answer.converted,
+                tracecast_ledger::money(answer.charged_cents)
             );
             if failed > 0 {
                 return Ok(ExitCode::from(1));
@@ -106,37 +104,29 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
             revoke,
             conn,
         } => {
-            let path = format!("/v1/partners/{partner}/consent");
             let answer = runtime()?.block_on(async {
                 let origin = origin(&conn)?;
                 let answer = match (limit, revoke) {
                     (Some(l), _) => {
                         let cents = tracecast_ledger::parse_money(&l)
                             .map_err(|e| anyhow::anyhow!("--limit: {e}"))?;
-                        origin
-                            .call(
-                                Method::PUT,
-                                &path,
-                                Some(&serde_json::json!({ "limit_cents": cents })),
-                            )
-                            .await?
+                        Some(origin.give_consent(&partner, cents).await?)
                     }
                     (None, true) => {
-                        origin.call(Method::DELETE, &path, None).await?;
-                        serde_json::Value::Null
+                        origin.revoke_consent(&partner).await?;
+                        None
                     }
-                    (None, false) => origin.call(Method::GET, &path, None).await?,
+                    (None, false) => Some(origin.consent(&partner).await?),
                 };
                 anyhow::Ok(answer)
             })?;
-            if answer.is_null() {
-                println!("{partner} may no longer buy for you");
-            } else {
-                println!(
+            match answer {
+                None => println!("{partner} may no longer buy for you"),
+                Some(c) => println!(
                     "{partner} may buy for you up to {} ({} spent)",
-                    tracecast_ledger::money(answer["limit_cents"].as_i64().unwrap_or(0)),
-                    tracecast_ledger::money(answer["spent_cents"].as_i64().unwrap_or(0))
-                );
+                    tracecast_ledger::money(c.limit_cents),
+                    tracecast_ledger::money(c.spent_cents)
+                ),
             }
         }
         LicenceCommand::Order {
@@ -154,12 +144,19 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
                 let content: i64 = content
                     .parse()
                     .with_context(|| format!("{item:?}: the content is a number"))?;
-                let tier = parts.next();
+                let tier = parts
+                    .next()
+                    .map(str::parse::<tracecast_delivery::Tier>)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("{item:?}: {e}"))?;
                 if parts.next().is_some() {
                     anyhow::bail!("{item:?}: write ISSUER:CONTENT or ISSUER:CONTENT:TIER");
                 }
-                wanted
-                    .push(serde_json::json!({"issuer": issuer, "content": content, "tier": tier}));
+                wanted.push(PackageItem {
+                    issuer: issuer.to_owned(),
+                    content,
+                    tier,
+                });
             }
             std::fs::create_dir_all(&out_dir)
                 .with_context(|| format!("creating {}", out_dir.display()))?;
@@ -170,27 +167,30 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
                 let key = format!("order-{:032x}", rand::random::<u128>());
                 let answer = origin(&conn)?
                     .package_order(
-                        &serde_json::json!({"items": wanted, "recipient": recipient}),
+                        &PackageOrder {
+                            items: wanted,
+                            recipient,
+                        },
                         &key,
                     )
                     .await?;
                 let edges = tracecast_client::EdgeClient::new()?;
                 let mut failed = 0;
-                for r in answer["results"].as_array().into_iter().flatten() {
-                    let label = format!("{}:{}", r["issuer"].as_str().unwrap_or("?"), r["content"]);
-                    if let Some(e) = r["error"].as_str() {
+                for r in &answer.results {
+                    let label = format!("{}:{}", r.issuer, r.content);
+                    let (Some(p), Some(licence)) = (&r.purchase, &r.licence) else {
                         failed += 1;
-                        println!("{label}: refused: {e}");
+                        println!(
+                            "{label}: refused: {}",
+                            r.error.as_deref().unwrap_or("no reason given")
+                        );
                         continue;
-                    }
-                    let p: tracecast_delivery::api::Purchase =
-                        serde_json::from_value(r["purchase"].clone())
-                            .context("the roaming server answered a malformed purchase")?;
+                    };
                     let copy = edges.deliver(&p.edge_address, &p.ticket).await?;
                     let out = out_dir.join(&copy.filename);
                     let got = edges.download(&copy, &out, &|_, _| {}).await?;
                     let lic = out_dir.join(format!("delivery-{}.{system}.licence", p.delivery));
-                    std::fs::write(&lic, serde_json::to_string_pretty(&r["licence"])? + "\n")
+                    std::fs::write(&lic, serde_json::to_string_pretty(licence)? + "\n")
                         .with_context(|| format!("writing {}", lic.display()))?;
                     println!(
                         "{label}: delivery {}, {} ({} bytes) with {}",
@@ -202,8 +202,8 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
                 }
                 println!(
                     "{} ordered, {} charged by the roaming server",
-                    answer["ordered"],
-                    tracecast_ledger::money(answer["charged_cents"].as_i64().unwrap_or(0))
+                    answer.ordered,
+                    tracecast_ledger::money(answer.charged_cents)
                 );
                 anyhow::Ok(failed)
             })?;
@@ -269,29 +269,22 @@ pub fn decrypt(args: DecryptArgs) -> anyhow::Result<ExitCode> {
     // The licence must verify under the origin's key, for this user, now.
     let (issuer, me) = runtime()?.block_on(async {
         let client = origin(&args.conn)?;
-        let issuer = client
-            .call(Method::GET, "/v1/licences/issuer", None)
-            .await?;
+        let issuer = client.licence_issuer().await?;
         let me = client.account().await?;
         anyhow::Ok((issuer, me.name))
     })?;
-    let key = tracecast_protect::decode32(
-        issuer["key"].as_str().unwrap_or_default(),
-        "origin's licence key",
-    )?;
     let mut trusted = Trusted::new().with(
-        issuer["name"].as_str().unwrap_or("origin"),
-        ed25519_dalek::VerifyingKey::from_bytes(&key).context("the origin's licence key")?,
+        &issuer.signer.name,
+        issuer
+            .signer
+            .verifying_key()
+            .context("the origin's licence key")?,
     );
     // Licences converted by the origin's roaming server are trusted too.
-    if let Some(r) = issuer["roaming"].as_object() {
-        let key = tracecast_protect::decode32(
-            r["key"].as_str().unwrap_or_default(),
-            "roaming server's licence key",
-        )?;
+    if let Some(r) = &issuer.roaming {
         trusted.add(
-            r["name"].as_str().unwrap_or("roaming"),
-            ed25519_dalek::VerifyingKey::from_bytes(&key)
+            &r.name,
+            r.verifying_key()
                 .context("the roaming server's licence key")?,
         );
     }

@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use serde::Deserialize;
 use tracecast_delivery::Tier;
+use tracecast_protect::api::{LicenceIssuer, PublishedKey};
 use tracecast_protect::{ContentKey, Grant, KeyId, Recipient, Rights};
 use tracecast_store::LicenceRecord;
 
@@ -157,16 +157,6 @@ pub(super) async fn copy_key(
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct LicenceRequest {
-    delivery: i64,
-    /// `clearkey`, `age:age1…` or `device:BASE64URL`.
-    recipient: String,
-    /// A partner asking for the licence of a copy it bought for this user.
-    #[serde(default)]
-    for_user: Option<String>,
-}
-
 /// `GET /v1/licences` (a user): the licences issued to them, oldest
 /// first (what was granted, not the keys).
 pub(super) async fn list(
@@ -183,7 +173,7 @@ pub(super) async fn list(
 pub(super) async fn issue(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
-    body: Result<Json<LicenceRequest>, JsonRejection>,
+    body: Result<Json<tracecast_protect::api::LicenceRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
     let Json(req) = body?;
@@ -442,20 +432,16 @@ pub(super) async fn issuer(
         (None, Some(p)) => Some((p.name.clone(), p.signing)),
         (None, None) => None,
     };
-    let roaming = partner.map(|(name, key)| {
-        serde_json::json!({
-            "name": name,
-            "key": b64.encode(key.as_bytes()),
-            "fingerprint": tracecast_protect::fingerprint(&key),
-        })
-    });
-    Ok(Json(serde_json::json!({
-        "name": ISSUER,
-        "key": b64.encode(key.as_bytes()),
-        "fingerprint": tracecast_protect::fingerprint(&key),
-        "agreement_key": b64.encode(agreement(&o.signing).agreement_public),
-        "systems": o.config.native_systems,
-        "roaming": roaming,
-    }))
+    let published = |name: String, key: &ed25519_dalek::VerifyingKey| PublishedKey {
+        name,
+        key: b64.encode(key.as_bytes()),
+        fingerprint: tracecast_protect::fingerprint(key),
+    };
+    Ok(Json(LicenceIssuer {
+        signer: published(ISSUER.to_owned(), &key),
+        agreement_key: b64.encode(agreement(&o.signing).agreement_public),
+        systems: o.config.native_systems.clone(),
+        roaming: partner.map(|(name, key)| published(name, &key)),
+    })
     .into_response())
 }

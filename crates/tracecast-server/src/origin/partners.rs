@@ -11,7 +11,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 use tracecast_store::{Account, AccountKind, PartnerId, Spend, UserId};
 
 use super::{Caller, Origin};
@@ -126,11 +125,6 @@ pub(super) fn refusal(b: &Buyer, cents: i64, spend: Spend) -> ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct ConsentRequest {
-    limit_cents: i64,
-}
-
 async fn partner_named(o: &Origin, name: &str) -> Result<(PartnerId, Account), ApiError> {
     o.store
         .account_by_name(AccountKind::Partner, name)
@@ -151,7 +145,7 @@ pub(super) async fn give_consent(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    body: Result<Json<ConsentRequest>, JsonRejection>,
+    body: Result<Json<tracecast_delivery::api::ConsentRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
     let (me_id, me) = caller.user()?;
@@ -210,10 +204,10 @@ pub(super) async fn show_consent(
 
 /// A consent as the API answers it.
 fn consent_json(p: &Account, c: tracecast_store::PartnerConsent) -> Response {
-    Json(serde_json::json!({
-        "partner": p.name,
-        "limit_cents": c.limit_cents,
-        "spent_cents": c.spent_cents,
-    }))
+    Json(tracecast_delivery::api::Consent {
+        partner: p.name.clone(),
+        limit_cents: c.limit_cents,
+        spent_cents: c.spent_cents,
+    })
     .into_response()
 }

@@ -1,0 +1,129 @@
+//! The JSON of the licence and roaming APIs (`GET /v1/licences/issuer`,
+//! `/roaming/v1/…`), one type per request and answer, shared by the
+//! servers that answer and the clients that ask. Keys travel as base64url;
+//! they are decoded here, in one place, never by a handler.
+
+use serde::{Deserialize, Serialize};
+use tracecast_delivery::api::Purchase;
+use tracecast_delivery::Tier;
+
+use crate::{decode32, ProtectError, SignedLicence, System};
+
+/// A signing key as published: its holder, the key and its fingerprint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishedKey {
+    pub name: String,
+    /// Ed25519 public key, base64url.
+    pub key: String,
+    pub fingerprint: String,
+}
+
+impl PublishedKey {
+    pub fn verifying_key(&self) -> Result<ed25519_dalek::VerifyingKey, ProtectError> {
+        ed25519_dalek::VerifyingKey::from_bytes(&decode32(&self.key, "licence key")?).map_err(
+            |_| ProtectError::Malformed(format!("{}'s key is not an Ed25519 key", self.name)),
+        )
+    }
+}
+
+/// `GET /v1/licences/issuer`: who signs the origin's licences, in which
+/// systems, and the roaming server it works with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LicenceIssuer {
+    #[serde(flatten)]
+    pub signer: PublishedKey,
+    /// X25519 public key of its roaming agreements, base64url.
+    pub agreement_key: String,
+    pub systems: Vec<System>,
+    pub roaming: Option<PublishedKey>,
+}
+
+/// `POST /v1/licences`: a licence for one of the caller's deliveries, in
+/// the recipient's system (`clearkey`, `age:age1…` or `device:BASE64URL`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LicenceRequest {
+    pub delivery: i64,
+    pub recipient: String,
+    /// A partner asking for the licence of a copy it bought for this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_user: Option<String>,
+}
+
+/// `POST /roaming/v1/conversions` (a user): licences to convert into the
+/// user's system (`clearkey`, `age:age1…` or `device:KEY`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConversionRequest {
+    pub licences: Vec<SignedLicence>,
+    pub recipient: String,
+}
+
+/// One licence's outcome in a batch: the converted licence or the reason.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Converted {
+    /// Its place in the request.
+    pub index: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence: Option<SignedLicence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A batch of conversions and what it cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Conversions {
+    pub converted: usize,
+    pub charged_cents: i64,
+    pub results: Vec<Converted>,
+}
+
+/// One content to buy at an issuer's origin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackageItem {
+    pub issuer: String,
+    pub content: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+}
+
+/// `POST /roaming/v1/orders` (a user, with an idempotency key): contents
+/// bought at their issuers' origins, each licensed into the user's system.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackageOrder {
+    pub items: Vec<PackageItem>,
+    pub recipient: String,
+}
+
+/// One item's outcome: the purchase (where to fetch the copy marked for
+/// the user, and the ticket) and its licence, or the reason.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Packaged {
+    pub index: usize,
+    pub issuer: String,
+    pub content: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase: Option<Purchase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence: Option<SignedLicence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A package order and what it cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Package {
+    pub ordered: usize,
+    pub charged_cents: i64,
+    pub results: Vec<Packaged>,
+}
+
+/// `GET /roaming/v1/keys`: what an issuer needs to make an agreement, and
+/// players to trust converted licences.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoamingKeys {
+    pub name: String,
+    /// Ed25519, base64url.
+    pub signing_key: String,
+    /// X25519, base64url.
+    pub agreement_key: String,
+    pub fee_cents: i64,
+}
