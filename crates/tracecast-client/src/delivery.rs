@@ -336,7 +336,7 @@ impl OriginClient {
     }
 
     /// Home servers and kiosks (any account).
-    pub async fn sites(&self) -> Result<serde_json::Value, ClientError> {
+    pub async fn sites(&self) -> Result<Vec<tracecast_delivery::api::SiteInfo>, ClientError> {
         json(self.req(reqwest::Method::GET, "/v1/sites").send().await?).await
     }
 
@@ -379,7 +379,7 @@ impl OriginClient {
     }
 
     /// Every account's balance (administrator).
-    pub async fn balances(&self) -> Result<serde_json::Value, ClientError> {
+    pub async fn balances(&self) -> Result<tracecast_delivery::api::Balances, ClientError> {
         json(
             self.req(reqwest::Method::GET, "/v1/ledger/balances")
                 .send()

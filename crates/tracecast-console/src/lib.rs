@@ -475,10 +475,12 @@ async fn network(State(c): State<Shared>, headers: HeaderMap) -> Page {
             .await?;
         let sites = s.client.sites().await?;
         // Each server's own word on its cache and load, asked now.
-        let addresses: Vec<String> = [&edges, &sites]
+        let addresses: Vec<String> = edges
+            .as_array()
             .into_iter()
-            .flat_map(|list| list.as_array().into_iter().flatten())
+            .flatten()
             .filter_map(|x| x["address"].as_str().map(str::to_owned))
+            .chain(sites.iter().map(|s| s.address.clone()))
             .collect();
         let health = view::health_of(&addresses).await;
         render(
@@ -649,15 +651,12 @@ async fn store(State(c): State<Shared>, headers: HeaderMap) -> Page {
         let s = session(&c, &headers).await?;
         s.only(&["user"], "store")?;
         let contents = s.client.contents().await?;
-        let homes: Vec<serde_json::Value> = s
+        let homes: Vec<tracecast_delivery::api::SiteInfo> = s
             .client
             .sites()
             .await?
-            .as_array()
             .into_iter()
-            .flatten()
-            .filter(|x| x["kind"] == "home")
-            .cloned()
+            .filter(|x| x.kind == tracecast_delivery::api::SiteKind::Home)
             .collect();
         render(
             &c,

@@ -509,3 +509,46 @@ pub struct Consent {
     pub limit_cents: i64,
     pub spent_cents: i64,
 }
+
+/// Which kind of site a home server or kiosk is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SiteKind {
+    Home,
+    Kiosk,
+}
+
+/// `GET /v1/sites` (any account): a home server or kiosk and its terms.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteInfo {
+    pub id: i64,
+    pub kind: SiteKind,
+    pub name: String,
+    pub address: String,
+    pub operator: String,
+    /// A home's usage fee per delivery or rental; a kiosk's agency fee
+    /// per order.
+    pub fee_cents: i64,
+    /// A home's: who pays the usage fee (`user` or a ledger account).
+    pub payer: String,
+    /// A kiosk's: price per medium, in cents.
+    #[serde(default)]
+    pub media: std::collections::BTreeMap<String, i64>,
+    pub shipping_cents: i64,
+}
+
+/// One account's balance in the ledger: positive owes, negative is owed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    pub account: String,
+    pub balance_cents: i64,
+}
+
+/// `GET /v1/ledger/balances` (administrator): every account's balance;
+/// they sum to zero.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Balances {
+    pub currency: String,
+    pub balances: Vec<Balance>,
+    pub total_cents: i64,
+}

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use tracecast_client::{EdgeClient, KioskClient};
-use tracecast_delivery::api::PaymentRequest;
+use tracecast_delivery::api::{PaymentRequest, SiteKind};
 use tracecast_ledger::{money, parse_money};
 
 use crate::cli::{BillArgs, KioskCommand, LedgerCommand, PayArgs, RentalCommand, SitesArgs};
@@ -20,32 +20,29 @@ pub fn sites(args: SitesArgs) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&sites)?);
             return Ok(ExitCode::SUCCESS);
         }
-        for s in sites.as_array().into_iter().flatten() {
-            let fee = money(s["fee_cents"].as_i64().unwrap_or(0));
-            let kind = s["kind"].as_str().unwrap_or("");
-            let what = if kind == "kiosk" {
-                let media: Vec<String> = s["media"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(m, c)| format!("{m} {}", money(c.as_i64().unwrap_or(0))))
-                    .collect();
-                format!(
-                    "agency fee {fee}, media: {}, shipping {}",
-                    media.join(", "),
-                    money(s["shipping_cents"].as_i64().unwrap_or(0))
-                )
-            } else {
-                format!(
-                    "usage fee {fee}, paid by {}",
-                    s["payer"].as_str().unwrap_or("user")
-                )
+        for s in &sites {
+            let fee = money(s.fee_cents);
+            let (kind, what) = match s.kind {
+                SiteKind::Kiosk => {
+                    let media: Vec<String> = s
+                        .media
+                        .iter()
+                        .map(|(m, c)| format!("{m} {}", money(*c)))
+                        .collect();
+                    (
+                        "kiosk",
+                        format!(
+                            "agency fee {fee}, media: {}, shipping {}",
+                            media.join(", "),
+                            money(s.shipping_cents)
+                        ),
+                    )
+                }
+                SiteKind::Home => ("home", format!("usage fee {fee}, paid by {}", s.payer)),
             };
             println!(
                 "{kind:<5} {:<20} {}  (operator {}; {what})",
-                s["name"].as_str().unwrap_or(""),
-                s["address"].as_str().unwrap_or(""),
-                s["operator"].as_str().unwrap_or("")
+                s.name, s.address, s.operator
             );
         }
         Ok(ExitCode::SUCCESS)
@@ -173,9 +170,9 @@ pub fn ledger(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&b)?);
                 } else {
-                    let currency = b["currency"].as_str().unwrap_or("");
-                    for row in b["balances"].as_array().into_iter().flatten() {
-                        let c = row["balance_cents"].as_i64().unwrap_or(0);
+                    let currency = &b.currency;
+                    for row in &b.balances {
+                        let c = row.balance_cents;
                         let how = if c > 0 {
                             "owes"
                         } else if c < 0 {
@@ -185,14 +182,14 @@ pub fn ledger(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                         };
                         println!(
                             "{:<36} {:>10} {currency}  {how}",
-                            row["account"].as_str().unwrap_or(""),
+                            row.account,
                             money(c.abs())
                         );
                     }
                     println!(
                         "{:<36} {:>10} {currency}  (every transaction sums to zero)",
                         "total",
-                        money(b["total_cents"].as_i64().unwrap_or(0))
+                        money(b.total_cents)
                     );
                 }
             }

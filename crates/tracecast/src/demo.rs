@@ -797,7 +797,7 @@ async fn homes_and_kiosks(
         money(paid.balance_cents)
     ));
     let b = admin.balances().await?;
-    let total = b["total_cents"].as_i64().unwrap_or(-1);
+    let total = b.total_cents;
     if total != 0 {
         failures += 1;
     }
@@ -806,11 +806,11 @@ async fn homes_and_kiosks(
         if total == 0 { "ok " } else { "BAD" },
         money(total)
     ));
-    for row in b["balances"].as_array().into_iter().flatten() {
+    for row in &b.balances {
         say(format!(
             "      {:<28} {:>7}",
-            row["account"].as_str().unwrap_or(""),
-            money(row["balance_cents"].as_i64().unwrap_or(0))
+            row.account,
+            money(row.balance_cents)
         ));
     }
     site.stop().await;

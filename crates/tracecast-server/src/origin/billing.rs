@@ -321,10 +321,18 @@ pub(super) async fn balances(
     admin_only(&o.caller(&headers).await?)?;
     let b = o.store.balances().await?;
     let total: i64 = b.iter().map(|(_, c)| c).sum();
-    Ok(Json(serde_json::json!({
-        "currency": o.config.currency,
-        "balances": b.iter().map(|(a, c)| serde_json::json!({"account": a, "balance_cents": c})).collect::<Vec<_>>(),
-        "total_cents": total,
-    }))
+    Ok(Json(tracecast_delivery::api::Balances {
+        currency: o.config.currency.clone(),
+        balances: b
+            .into_iter()
+            .map(
+                |(account, balance_cents)| tracecast_delivery::api::Balance {
+                    account,
+                    balance_cents,
+                },
+            )
+            .collect(),
+        total_cents: total,
+    })
     .into_response())
 }

@@ -740,18 +740,26 @@ async fn add_site(o: &Origin, kind: AccountKind, new: NewAccount) -> Result<Resp
 /// choose one).
 async fn sites(State(o): State<Arc<Origin>>, headers: HeaderMap) -> Result<Response, ApiError> {
     o.caller(&headers).await?;
-    let sites: Vec<serde_json::Value> = o
+    let sites: Vec<tracecast_delivery::api::SiteInfo> = o
         .store
         .sites()
         .await?
         .into_iter()
-        .map(|s| {
-            serde_json::json!({
-                "id": s.id, "kind": s.kind, "name": s.name, "address": s.address,
-                "operator": s.operator, "fee_cents": s.fee_cents, "payer": s.payer,
-                "media": serde_json::from_str::<serde_json::Value>(&s.media).unwrap_or_default(),
-                "shipping_cents": s.shipping_cents,
-            })
+        .map(|s| tracecast_delivery::api::SiteInfo {
+            id: s.id.get(),
+            kind: if s.kind == AccountKind::Kiosk {
+                tracecast_delivery::api::SiteKind::Kiosk
+            } else {
+                tracecast_delivery::api::SiteKind::Home
+            },
+            // Written by this origin from a map of medium to cents.
+            media: serde_json::from_str(&s.media).unwrap_or_default(),
+            name: s.name,
+            address: s.address,
+            operator: s.operator,
+            fee_cents: s.fee_cents,
+            payer: s.payer,
+            shipping_cents: s.shipping_cents,
         })
         .collect();
     Ok(Json(sites).into_response())
