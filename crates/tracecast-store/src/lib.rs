@@ -26,6 +26,9 @@ mod sites;
 mod writer;
 
 #[doc(hidden)]
+/// Throwaway stores for tests; compiled for tests and with the `testing`
+/// feature, never into a product build.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 use std::path::Path;
