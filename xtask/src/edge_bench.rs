@@ -191,11 +191,7 @@ impl Bench {
             origin: true,
             mailbox: true,
             edge: true,
-            home: false,
-            kiosk: false,
-            roaming: false,
-            service: false,
-            gateway: false,
+            ..Roles::NONE
         };
         let mut settings = Settings::embedded(&data, roles, &key_file);
         settings.console = false;

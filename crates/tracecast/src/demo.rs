@@ -73,12 +73,9 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
     let origin_roles = Roles {
         origin: true,
         mailbox: true,
-        edge: false,
-        home: false,
-        kiosk: false,
         roaming: true,
         service: true,
-        gateway: false,
+        ..Roles::NONE
     };
     // The origin runs with a roaming server in its process (step 8).
     let origin = Node::start(
@@ -117,14 +114,8 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         let mut s = settings(
             &data,
             Roles {
-                origin: false,
-                mailbox: false,
                 edge: true,
-                home: false,
-                kiosk: false,
-                roaming: false,
-                service: false,
-                gateway: false,
+                ..Roles::NONE
             },
             &mark_key,
         );
@@ -688,14 +679,9 @@ async fn homes_and_kiosks(
     let mut s = settings(
         &data,
         Roles {
-            origin: false,
-            mailbox: false,
-            edge: false,
             home: true,
             kiosk: true,
-            roaming: false,
-            service: false,
-            gateway: false,
+            ..Roles::NONE
         },
         mark_key,
     );
@@ -846,14 +832,8 @@ async fn sharing(
     let mut s = settings(
         &phone,
         Roles {
-            origin: false,
-            mailbox: false,
-            edge: false,
-            home: false,
-            kiosk: false,
-            roaming: false,
-            service: false,
             gateway: true,
+            ..Roles::NONE
         },
         &dir.join("unused.key"),
     );

@@ -127,20 +127,23 @@ impl Roles {
         gateway: false,
     };
 
+    /// No role: the start of a set written as `Roles { edge: true, ..Roles::NONE }`.
+    pub const NONE: Roles = Roles {
+        origin: false,
+        mailbox: false,
+        edge: false,
+        home: false,
+        kiosk: false,
+        roaming: false,
+        service: false,
+        gateway: false,
+    };
+
     pub fn parse(names: &[String]) -> Result<Roles, String> {
         if names.is_empty() {
             return Ok(Roles::ALL);
         }
-        let mut r = Roles {
-            origin: false,
-            mailbox: false,
-            edge: false,
-            home: false,
-            kiosk: false,
-            roaming: false,
-            service: false,
-            gateway: false,
-        };
+        let mut r = Roles::NONE;
         for n in names {
             match n.trim() {
                 "origin" => r.origin = true,
