@@ -453,16 +453,8 @@ impl OriginClient {
         };
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let sent = self
-                .req(reqwest::Method::POST, "/v1/licences")
-                .json(&body)
-                .send()
-                .await;
-            let answer = match sent {
-                Ok(resp) => json(resp).await,
-                Err(e) => Err(e.into()),
-            };
-            match answer {
+            let post = self.req(reqwest::Method::POST, "/v1/licences").json(&body);
+            match async { json(post.send().await?).await }.await {
                 Err(ClientError::Refused { code, .. })
                     if code == "not_settled" && tokio::time::Instant::now() < deadline =>
                 {

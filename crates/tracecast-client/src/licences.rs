@@ -79,17 +79,11 @@ impl OriginClient {
         let mut tries = 0;
         loop {
             tries += 1;
-            let sent = self
+            let post = self
                 .req(Method::POST, "/roaming/v1/orders")
                 .header("idempotency-key", key)
-                .json(order)
-                .send()
-                .await;
-            let answer = match sent {
-                Ok(resp) => json(resp).await,
-                Err(e) => Err(e.into()),
-            };
-            match answer {
+                .json(order);
+            match async { json(post.send().await?).await }.await {
                 Err(e) if e.is_transient() && tries < 3 => {
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 }
