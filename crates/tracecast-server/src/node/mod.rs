@@ -529,8 +529,10 @@ async fn start_gateway(
     base: &str,
 ) -> Result<(Arc<crate::gateway::Gateway>, String), NodeError> {
     let g = &s.gateway;
-    let token = read_token(g.token_file.as_ref(), "gateway", "--gateway-token-file")?;
-    let token_file = g.token_file.as_deref().unwrap_or(Path::new(""));
+    let token_file = g.token_file.as_ref().ok_or_else(|| {
+        NodeError::Needs("a gateway needs its account token: --gateway-token-file FILE".into())
+    })?;
+    let token = crate::secrets::read_text(token_file)?;
     let service = match (&g.service, s.roles.service) {
         (Some(url), _) => url.trim_end_matches('/').to_owned(),
         (None, true) => base.to_owned(),
