@@ -31,6 +31,7 @@ const PURE: &[&str] = &[
     "tracecast-ledger",
     "tracecast-disc",
     "tracecast-members",
+    "tracecast-purchase",
     "tracecast-protect",
     "tracecast-share",
 ];

@@ -59,6 +59,37 @@ pub struct DiscOrder {
     pub fulfilment: Fulfilment,
 }
 
+/// What a delivery's order holds beyond its columns, kept with the
+/// delivery: a rental's tariff and end, a kiosk order's medium, fulfilment
+/// and store prices, the partner that paid, the delivery it replaces.
+/// Stored as a JSON object; absent fields are not written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderInfo {
+    /// Rental: what viewing costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tariff: Option<tracecast_ledger::RentalTariff>,
+    /// Rental: when it ends (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    /// Kiosk: the medium written (`cd-r`, `dvd-r`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfilment: Option<Fulfilment>,
+    /// Kiosk: what the store charges for the medium and for shipping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium_cents: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_cents: Option<i64>,
+    /// The partner that bought the copy for its user (a ledger party,
+    /// `operator:NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer: Option<String>,
+    /// The delivery this one was opened to replace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<i64>,
+}
+
 /// What happened at a home or kiosk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -150,6 +181,49 @@ impl Sessions {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn order_info_reads_what_earlier_versions_stored() {
+        // Rows written before the type existed, as the store holds them.
+        for (stored, want) in [
+            ("{}", OrderInfo::default()),
+            (
+                r#"{"tariff":"0.50/hour","until":1700000000}"#,
+                OrderInfo {
+                    tariff: Some("0.50/hour".parse().unwrap()),
+                    until: Some(1_700_000_000),
+                    ..OrderInfo::default()
+                },
+            ),
+            (
+                r#"{"fulfilment":{"by":"ship","address":"1 Main St"},"medium":"cd-r","medium_cents":200,"shipping_cents":450,"replaces":7}"#,
+                OrderInfo {
+                    medium: Some("cd-r".into()),
+                    fulfilment: Some(Fulfilment::Ship {
+                        address: "1 Main St".into(),
+                    }),
+                    medium_cents: Some(200),
+                    shipping_cents: Some(450),
+                    replaces: Some(7),
+                    ..OrderInfo::default()
+                },
+            ),
+            (
+                r#"{"payer":"operator:roaming"}"#,
+                OrderInfo {
+                    payer: Some("operator:roaming".into()),
+                    ..OrderInfo::default()
+                },
+            ),
+        ] {
+            let read: OrderInfo = serde_json::from_str(stored).unwrap();
+            assert_eq!(read, want, "{stored}");
+            let again: OrderInfo =
+                serde_json::from_str(&serde_json::to_string(&read).unwrap()).unwrap();
+            assert_eq!(again, read);
+        }
+        assert_eq!(serde_json::to_string(&OrderInfo::default()).unwrap(), "{}");
+    }
 
     #[test]
     fn reads_close_together_make_one_session() {

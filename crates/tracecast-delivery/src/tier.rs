@@ -39,6 +39,12 @@ impl ContentKind {
     }
 }
 
+impl fmt::Display for ContentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl FromStr for ContentKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -281,7 +281,10 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
                     site_id: None,
                     site_fee_cents: 0,
                     // What the purchase path keeps: the delivery it replaces.
-                    order_info: serde_json::json!({ "replaces": d1.delivery }).to_string(),
+                    order_info: tracecast_delivery::OrderInfo {
+                        replaces: Some(d1.delivery),
+                        ..Default::default()
+                    },
                     purchase_key: Some(key.clone()),
                 })
                 .await

@@ -11,6 +11,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use tracecast_mailbox::BoxName;
 
+use tracecast_delivery::OrderInfo;
 use tracecast_ledger::Transaction;
 
 use crate::ids::{AccountId, EdgeId, GatewayId, PartnerId, ProviderId, SiteId, UserId};
@@ -272,8 +273,9 @@ pub struct DeliveryRecord {
     /// The home or kiosk on the way, if any.
     pub site_id: Option<SiteId>,
     pub site_fee_cents: i64,
-    /// JSON: kiosk medium and fulfilment, rental tariff and period.
-    pub order_info: String,
+    /// Kiosk medium and fulfilment, rental tariff and period, the payer, the
+    /// delivery replaced (a JSON object in its column).
+    pub order_info: OrderInfo,
     /// The delivery that replaced this one (status `superseded` or
     /// `refunded` once its edge revoked a copy that never left it; a
     /// replaced copy that had left keeps its status and its sale).
@@ -296,7 +298,7 @@ pub struct NewDelivery {
     pub mode: String,
     pub site_id: Option<SiteId>,
     pub site_fee_cents: i64,
-    pub order_info: String,
+    pub order_info: OrderInfo,
     /// The buyer's idempotency key: one delivery per key and user.
     pub purchase_key: Option<String>,
 }
@@ -373,7 +375,13 @@ fn delivery(row: &AnyRow) -> Result<DeliveryRecord, sqlx::Error> {
         mode: row.try_get(13)?,
         site_id: row.try_get::<Option<i64>, _>(14)?.map(SiteId),
         site_fee_cents: row.try_get(15)?,
-        order_info: row.try_get(16)?,
+        order_info: {
+            let json: String = row.try_get(16)?;
+            serde_json::from_str(&json).map_err(|e| sqlx::Error::ColumnDecode {
+                index: "order_info".into(),
+                source: Box::new(e),
+            })?
+        },
         replaced_by: row.try_get(17)?,
         waived_by: row.try_get(18)?,
     })
@@ -918,7 +926,7 @@ impl Store {
         .bind(&d.mode)
         .bind(d.site_id.map(SiteId::get))
         .bind(d.site_fee_cents)
-        .bind(&d.order_info)
+        .bind(serde_json::to_string(&d.order_info).expect("an order serialises"))
         .bind(d.purchase_key.as_deref())
         .fetch_optional(&mut *tx)
         .await?;

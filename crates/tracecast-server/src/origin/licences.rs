@@ -197,9 +197,7 @@ pub(super) async fn issue(
             )
         })?;
     // A partner has licences for the copies it bought, and no other.
-    let paid_by = serde_json::from_str::<serde_json::Value>(&d.order_info)
-        .ok()
-        .and_then(|v| v["payer"].as_str().map(str::to_owned));
+    let paid_by = d.order_info.payer.clone();
     if buyer.partner.is_some() && paid_by != buyer.payer() {
         return Err(ApiError::forbidden(format!(
             "delivery {} was not bought by you",
@@ -229,9 +227,7 @@ pub(super) async fn issue(
     let (kid, key) = o.copy_key(c.id, tier, d.id).await?;
     let now = tracecast_store::now_ms() / 1000;
     // A rental's licence ends with the rental.
-    let rental_until = serde_json::from_str::<serde_json::Value>(&d.order_info)
-        .ok()
-        .and_then(|v| v["until"].as_i64());
+    let rental_until = d.order_info.until;
     let not_after = rental_until.map_or(now + o.config.licence_secs, |u| {
         u.min(now + o.config.licence_secs)
     });

@@ -26,7 +26,7 @@ use tracecast_members::api::{
     TreeEntry,
 };
 use tracecast_members::{
-    admit_first, admit_referred, Approval, Approvals, Attributes, Member, Outcome, Reserved, Status,
+    admit_first, admit_referred, Approval, Approvals, Attributes, Member, Outcome, Status,
 };
 use tracecast_store::{AccountId, ContentRecord, LeakChanges, MemberRecord, UserId};
 
@@ -508,39 +508,45 @@ fn outcome_name(o: Outcome) -> &'static str {
     }
 }
 
+/// A member's standing as the purchase decision reads it.
+pub(super) fn member_fact(m: &MemberRecord) -> tracecast_purchase::Member {
+    tracecast_purchase::Member {
+        active: m.status == "active",
+        trust: m.trust,
+        order: m.order,
+    }
+}
+
+/// The member's open request to their upstream members for content `c`.
+pub(super) async fn reserved_request(
+    o: &Origin,
+    user: UserId,
+    content: i64,
+) -> Result<tracecast_purchase::ReservedRequest, ApiError> {
+    use tracecast_purchase::ReservedRequest;
+    Ok(match o.store.open_reserved_request(user, content).await? {
+        Some(r) if r.status == "granted" => ReservedRequest::Granted,
+        Some(r) => ReservedRequest::Waiting(r.id),
+        None => ReservedRequest::None,
+    })
+}
+
 /// Whether `user` may receive the reserved content `c` (reserved up to
 /// `up_to`): a member of that order or above, or one whose upstream
-/// members granted it.
-pub(super) async fn reserved_allowed(
+/// members granted it (`tracecast_purchase::reserved`, as at purchase).
+async fn reserved_allowed(
     o: &Origin,
     user: UserId,
     member: Option<&MemberRecord>,
     c: &ContentRecord,
     up_to: i64,
 ) -> Result<(), ApiError> {
-    let Some(m) = member else {
-        return Err(ApiError::forbidden(format!(
-            "content {} is reserved for members up to order {up_to}; you are not a member",
-            c.id
-        )));
+    let request = match member {
+        Some(_) => reserved_request(o, user, c.id).await?,
+        None => tracecast_purchase::ReservedRequest::None,
     };
-    let reserved = Reserved {
-        up_to_order: up_to.clamp(0, i64::from(u32::MAX)) as u32,
-    };
-    if !reserved.needs_approval(m.order.clamp(0, i64::from(u32::MAX)) as u32) {
-        return Ok(());
-    }
-    match o.store.open_reserved_request(user, c.id).await? {
-        Some(r) if r.status == "granted" => Ok(()),
-        Some(r) => Err(ApiError::forbidden(format!(
-            "content {} is reserved for members up to order {up_to}; your request {} is still waiting for your upstream members",
-            c.id, r.id
-        ))),
-        None => Err(ApiError::forbidden(format!(
-            "content {} is reserved for members up to order {up_to} and you are of order {}: ask your upstream members first (tracecast members ask {})",
-            c.id, m.order, c.id
-        ))),
-    }
+    tracecast_purchase::reserved(c.id, up_to, member.map(member_fact).as_ref(), request)?;
+    Ok(())
 }
 
 /// `POST /v1/members/reserved` (member): ask the upstream members for a

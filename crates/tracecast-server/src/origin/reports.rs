@@ -163,7 +163,11 @@ impl Parties {
     /// Who pays for the copy when it is not the user: a partner that
     /// bought it for them ("002" way 2).
     fn partner_payer(&self) -> Option<Party> {
-        self.order()["payer"].as_str().and_then(|p| p.parse().ok())
+        self.d
+            .order_info
+            .payer
+            .as_deref()
+            .and_then(|p| p.parse().ok())
     }
 
     fn sale(&self) -> Sale {
@@ -193,10 +197,6 @@ impl Parties {
             payer,
             fee_cents: self.d.site_fee_cents,
         })
-    }
-
-    fn order(&self) -> serde_json::Value {
-        serde_json::from_str(&self.d.order_info).unwrap_or_default()
     }
 }
 
@@ -293,7 +293,7 @@ async fn apply_revoked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
     // marked) but the edge no longer has a record of counts as served.
     let served = r.served || (r.copy.is_none() && d.status != "designated");
     if !served {
-        return super::refund_replaced(o, d.id, replacement)
+        return super::purchase::refund_replaced(o, d.id, replacement)
             .await
             .map_err(|e| match e.status.is_server_error() {
                 true => Fault::Transient(StoreError::Closed),
@@ -374,10 +374,7 @@ async fn apply_site(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
             }),
         ),
         SiteEvent::RentalEnded => {
-            let tariff: RentalTariff = p.order()["tariff"]
-                .as_str()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(o.config.rental_tariff);
+            let tariff: RentalTariff = d.order_info.tariff.unwrap_or(o.config.rental_tariff);
             let viewing = Viewing {
                 sessions: r.viewing.clone(),
             };
@@ -398,16 +395,15 @@ async fn apply_site(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
             ("rental-ended", Some(t))
         }
         SiteEvent::DiscWritten => {
-            let order = p.order();
-            let cents = |k: &str| order[k].as_i64().unwrap_or(0);
+            let order = &d.order_info;
             let t = Flow::DiscWritten {
                 sale: p.sale(),
                 kiosk: Kiosk {
                     store: Party::store(&site.operator),
-                    medium: order["medium"].as_str().unwrap_or("disc").to_owned(),
-                    medium_cents: cents("medium_cents"),
+                    medium: order.medium.clone().unwrap_or_else(|| "disc".to_owned()),
+                    medium_cents: order.medium_cents.unwrap_or(0),
                     agency_cents: d.site_fee_cents,
-                    shipping_cents: cents("shipping_cents"),
+                    shipping_cents: order.shipping_cents.unwrap_or(0),
                 },
             }
             .transaction(&event, Some(d.id));
