@@ -374,8 +374,28 @@ impl OriginClient {
     }
 
     /// Every ledger posting (administrator).
-    pub async fn ledger(&self) -> Result<serde_json::Value, ClientError> {
+    pub async fn ledger(&self) -> Result<Vec<tracecast_delivery::api::Posting>, ClientError> {
         json(self.req(reqwest::Method::GET, "/v1/ledger").send().await?).await
+    }
+
+    /// The deliveries the caller may see (a user: theirs; a provider: of
+    /// its contents; the administrator: all), newest first; of one content
+    /// with `content`.
+    pub async fn deliveries(
+        &self,
+        content: Option<i64>,
+    ) -> Result<Vec<tracecast_delivery::api::DeliveryInfo>, ClientError> {
+        let mut req = self.req(reqwest::Method::GET, "/v1/deliveries");
+        if let Some(c) = content {
+            req = req.query(&[("content", c)]);
+        }
+        json(req.send().await?).await
+    }
+
+    /// The edge registry with each edge's holdings (administrator,
+    /// provider).
+    pub async fn edges(&self) -> Result<Vec<tracecast_delivery::api::EdgeInfo>, ClientError> {
+        json(self.req(reqwest::Method::GET, "/v1/edges").send().await?).await
     }
 
     /// Every account's balance (administrator).
@@ -581,7 +601,10 @@ impl OriginClient {
     }
 
     /// A delivery with its ledger postings.
-    pub async fn delivery(&self, id: i64) -> Result<serde_json::Value, ClientError> {
+    pub async fn delivery(
+        &self,
+        id: i64,
+    ) -> Result<tracecast_delivery::api::DeliveryDetail, ClientError> {
         json(
             self.req(reqwest::Method::GET, &format!("/v1/deliveries/{id}"))
                 .send()

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use tracecast_delivery::api::{Consent, ConsentRequest};
 use tracecast_protect::api::{
-    ConversionRequest, Conversions, LicenceIssuer, Package, PackageOrder,
+    ConversionRequest, Conversions, IssuedLicence, LicenceIssuer, Package, PackageOrder,
 };
 use tracecast_share::url_segment;
 
@@ -18,6 +18,11 @@ impl OriginClient {
     /// (`GET /v1/licences/issuer`).
     pub async fn licence_issuer(&self) -> Result<LicenceIssuer, ClientError> {
         json(self.req(Method::GET, "/v1/licences/issuer").send().await?).await
+    }
+
+    /// The licences issued to the caller (user; `GET /v1/licences`).
+    pub async fn licences(&self) -> Result<Vec<IssuedLicence>, ClientError> {
+        json(self.req(Method::GET, "/v1/licences").send().await?).await
     }
 
     /// Lets a partner buy for the caller up to `limit_cents` in all (user).

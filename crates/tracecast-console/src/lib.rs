@@ -370,10 +370,7 @@ async fn catalog(State(c): State<Shared>, headers: HeaderMap) -> Page {
             .into_iter()
             .filter(|ci| s.is("admin") || ci.provider_id == s.account.id)
             .collect();
-        let deliveries = s
-            .client
-            .call(reqwest::Method::GET, "/v1/deliveries", None)
-            .await?;
+        let deliveries = s.client.deliveries(None).await?;
         let sold = view::sold_per_content(&deliveries);
         // What the ledger owes the provider (their statement's balance,
         // negated: a provider's credits are negative postings).
@@ -413,14 +410,7 @@ async fn content_page(State(c): State<Shared>, headers: HeaderMap, Path(id): Pat
         if !s.is("admin") && ci.provider_id != s.account.id {
             return Err(PageError::NotFound(format!("no content {id}")));
         }
-        let deliveries = s
-            .client
-            .call(
-                reqwest::Method::GET,
-                &format!("/v1/deliveries?content={id}"),
-                None,
-            )
-            .await?;
+        let deliveries = s.client.deliveries(Some(id)).await?;
         let ledger = if s.is("provider") {
             Some(view::ledger_revenue(
                 &s.client.invoice(None).await?,
@@ -449,10 +439,7 @@ async fn library(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
         s.only(&["user"], "library")?;
-        let deliveries = s
-            .client
-            .call(reqwest::Method::GET, "/v1/deliveries", None)
-            .await?;
+        let deliveries = s.client.deliveries(None).await?;
         let contents = s.client.contents().await?;
         let rows = view::library_rows(&deliveries, &contents);
         render(
@@ -469,17 +456,12 @@ async fn network(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
         s.only(&["admin"], "network")?;
-        let edges = s
-            .client
-            .call(reqwest::Method::GET, "/v1/edges", None)
-            .await?;
+        let edges = s.client.edges().await?;
         let sites = s.client.sites().await?;
         // Each server's own word on its cache and load, asked now.
         let addresses: Vec<String> = edges
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x["address"].as_str().map(str::to_owned))
+            .iter()
+            .map(|e| e.address.clone())
             .chain(sites.iter().map(|s| s.address.clone()))
             .collect();
         let health = view::health_of(&addresses).await;
@@ -727,14 +709,8 @@ async fn licences(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
         s.only(&["user"], "licences")?;
-        let issued = s
-            .client
-            .call(reqwest::Method::GET, "/v1/licences", None)
-            .await?;
-        let deliveries = s
-            .client
-            .call(reqwest::Method::GET, "/v1/deliveries", None)
-            .await?;
+        let issued = s.client.licences().await?;
+        let deliveries = s.client.deliveries(None).await?;
         let contents = s.client.contents().await?;
         let protected: Vec<minijinja::Value> = view::library_rows(&deliveries, &contents)
             .into_iter()

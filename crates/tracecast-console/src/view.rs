@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use minijinja::{context, Environment, Value};
-use tracecast_delivery::api::{ContentInfo, TimelinePoint};
+use tracecast_delivery::api::{ContentInfo, DeliveryInfo, TimelinePoint};
+use tracecast_delivery::DeliveryStatus;
 
 /// The templates, by name (compiled in).
 pub const TEMPLATES: [(&str, &str); 16] = [
@@ -68,24 +69,26 @@ pub fn when(ms: Option<i64>) -> String {
 }
 
 /// Deliveries per content, from `GET /v1/deliveries`.
-pub fn sold_per_content(deliveries: &serde_json::Value) -> HashMap<i64, u64> {
+pub fn sold_per_content(deliveries: &[DeliveryInfo]) -> HashMap<i64, u64> {
     let mut out = HashMap::new();
-    for d in deliveries.as_array().into_iter().flatten() {
-        if let Some(c) = d["content_id"].as_i64() {
-            *out.entry(c).or_default() += 1;
-        }
+    for d in deliveries {
+        *out.entry(d.content_id).or_default() += 1;
     }
     out
 }
 
-/// What deliveries brought in (the prices of those delivered).
-pub fn revenue_cents(deliveries: &serde_json::Value) -> i64 {
+/// What deliveries brought in: the prices of those whose copy was made
+/// and kept (not still waiting, replaced before it was made, or refunded).
+pub fn revenue_cents(deliveries: &[DeliveryInfo]) -> i64 {
     deliveries
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|d| d["status"].as_str() != Some("designated"))
-        .filter_map(|d| d["price_cents"].as_i64())
+        .iter()
+        .filter(|d| {
+            !matches!(
+                d.status,
+                DeliveryStatus::Designated | DeliveryStatus::Superseded | DeliveryStatus::Refunded
+            )
+        })
+        .map(|d| d.price_cents)
         .sum()
 }
 
@@ -93,14 +96,9 @@ pub fn revenue_cents(deliveries: &serde_json::Value) -> i64 {
 /// negated sum of its postings that name one of them.
 pub fn ledger_revenue(
     statement: &tracecast_delivery::api::Invoice,
-    deliveries: &serde_json::Value,
+    deliveries: &[DeliveryInfo],
 ) -> i64 {
-    let ids: std::collections::HashSet<i64> = deliveries
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d["id"].as_i64())
-        .collect();
+    let ids: std::collections::HashSet<i64> = deliveries.iter().map(|d| d.id).collect();
     -statement
         .lines
         .iter()
@@ -110,14 +108,12 @@ pub fn ledger_revenue(
 }
 
 /// A user's deliveries with their contents' titles and kinds.
-pub fn library_rows(deliveries: &serde_json::Value, contents: &[ContentInfo]) -> Vec<Value> {
+pub fn library_rows(deliveries: &[DeliveryInfo], contents: &[ContentInfo]) -> Vec<Value> {
     let by_id: HashMap<i64, &ContentInfo> = contents.iter().map(|c| (c.id, c)).collect();
     deliveries
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|d| {
-            let c = d["content_id"].as_i64().and_then(|id| by_id.get(&id));
+            let c = by_id.get(&d.content_id);
             context! {
                 delivery => Value::from_serialize(d),
                 title => c.map_or("(withdrawn)", |c| c.title.as_str()),
@@ -242,14 +238,38 @@ mod tests {
 
     #[test]
     fn revenue_counts_delivered_copies_only() {
-        let d = serde_json::json!([
-            {"content_id": 1, "price_cents": 150, "status": "marked"},
-            {"content_id": 1, "price_cents": 150, "status": "designated"},
-            {"content_id": 2, "price_cents": 300, "status": "delivered"},
-        ]);
+        let delivery = |id, content_id, price_cents, status| DeliveryInfo {
+            id,
+            content_id,
+            tier: tracecast_delivery::Tier::Lossless,
+            user_id: 1,
+            provider_id: 1,
+            edge_id: 1,
+            price_cents,
+            edge_fee_cents: 10,
+            status,
+            created_at: 0,
+            marked_at: None,
+            bytes: None,
+            sha256: None,
+            mode: tracecast_delivery::Mode::Download,
+            site_id: None,
+            site_fee_cents: 0,
+            order_info: Default::default(),
+            replaced_by: None,
+            waived_by: None,
+        };
+        let d = [
+            delivery(1, 1, 150, DeliveryStatus::Marked),
+            delivery(2, 1, 150, DeliveryStatus::Designated),
+            delivery(3, 2, 300, DeliveryStatus::Delivered),
+            // Replaced before it was made, or paid back: no revenue.
+            delivery(4, 2, 300, DeliveryStatus::Superseded),
+            delivery(5, 2, 300, DeliveryStatus::Refunded),
+        ];
         assert_eq!(revenue_cents(&d), 450);
         let sold = sold_per_content(&d);
-        assert_eq!((sold[&1], sold[&2]), (2, 1));
+        assert_eq!((sold[&1], sold[&2]), (2, 3));
     }
 
     #[test]

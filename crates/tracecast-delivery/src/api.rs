@@ -252,6 +252,74 @@ pub struct Holding {
     pub tier: Tier,
 }
 
+/// `GET /v1/edges` (administrator, provider): an edge of the registry with
+/// the renditions it last said it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeInfo {
+    pub id: i64,
+    pub name: String,
+    pub address: String,
+    pub operator: String,
+    pub fee_cents: i64,
+    /// When it last reported its state (Unix milliseconds).
+    pub last_seen: Option<i64>,
+    pub in_flight: i64,
+    pub push_key: Option<String>,
+    #[serde(default)]
+    pub holdings: Vec<Holding>,
+}
+
+/// `GET /v1/deliveries` (a user: theirs; a provider: of its contents; the
+/// administrator: all; `?content=` narrows): one delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryInfo {
+    pub id: i64,
+    pub content_id: i64,
+    pub tier: Tier,
+    pub user_id: i64,
+    pub provider_id: i64,
+    pub edge_id: i64,
+    pub price_cents: i64,
+    pub edge_fee_cents: i64,
+    pub status: crate::DeliveryStatus,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub marked_at: Option<i64>,
+    /// The marked copy's length and SHA-256, once its edge reported it.
+    pub bytes: Option<i64>,
+    pub sha256: Option<String>,
+    pub mode: Mode,
+    pub site_id: Option<i64>,
+    pub site_fee_cents: i64,
+    pub order_info: crate::OrderInfo,
+    pub replaced_by: Option<i64>,
+    pub waived_by: Option<i64>,
+}
+
+/// One ledger posting with its transaction (`GET /v1/ledger`,
+/// administrator; and a delivery's own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Posting {
+    pub transaction: i64,
+    pub event: String,
+    pub delivery: Option<i64>,
+    /// Unix milliseconds.
+    pub at: i64,
+    /// A ledger party (`user:alice`, `provider:acme`…).
+    pub account: String,
+    /// Positive: debit (owes); negative: credit (is owed).
+    pub amount_cents: i64,
+    pub memo: String,
+}
+
+/// `GET /v1/deliveries/{id}` (whoever may see it): a delivery with its
+/// ledger postings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryDetail {
+    pub delivery: DeliveryInfo,
+    pub postings: Vec<Posting>,
+}
+
 /// `POST /v1/contents/{id}/pre-position`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct PrePositionRequest {
@@ -388,8 +456,8 @@ pub struct TracedDelivery {
     pub delivery: i64,
     pub content: i64,
     pub title: String,
-    pub tier: String,
-    pub status: String,
+    pub tier: Tier,
+    pub status: crate::DeliveryStatus,
     pub ordered_at: i64,
     pub marked_at: Option<i64>,
 }

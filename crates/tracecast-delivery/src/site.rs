@@ -41,6 +41,14 @@ impl Mode {
     }
 }
 
+/// Read from a store column.
+impl TryFrom<String> for Mode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Mode::parse(&s).ok_or_else(|| format!("unknown delivery mode {s:?}"))
+    }
+}
+
 /// How the user gets a kiosk's disc.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "by")]
@@ -88,6 +96,14 @@ pub struct OrderInfo {
     /// The delivery this one was opened to replace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<i64>,
+}
+
+/// Read from a store column (a JSON object).
+impl TryFrom<String> for OrderInfo {
+    type Error = serde_json::Error;
+    fn try_from(s: String) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(&s)
+    }
 }
 
 /// What happened at a home or kiosk.

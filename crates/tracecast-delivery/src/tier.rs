@@ -124,6 +124,22 @@ impl Tier {
     }
 }
 
+/// Read from a store column.
+impl TryFrom<String> for Tier {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+/// Read from a store column.
+impl TryFrom<String> for ContentKind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
 impl fmt::Display for Tier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

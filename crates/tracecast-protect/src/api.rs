@@ -49,6 +49,20 @@ pub struct LicenceRequest {
     pub for_user: Option<String>,
 }
 
+/// `GET /v1/licences` (a user): a licence issued to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedLicence {
+    pub id: String,
+    pub delivery_id: i64,
+    pub content_id: i64,
+    pub key_id: String,
+    /// `clearkey`, `age` or `hpke`.
+    pub system: String,
+    /// Unix seconds.
+    pub issued_at: i64,
+    pub not_after: i64,
+}
+
 /// `POST /roaming/v1/conversions` (a user): licences to convert into the
 /// user's system (`clearkey`, `age:age1…` or `device:KEY`).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -218,20 +218,17 @@ async fn a_purchase_is_marked_served_with_ranges_reported_billed_and_traced() {
             (p.delivery, 250, "aurora")
         );
         let d = alice.delivery(p.delivery).await.unwrap();
-        assert_eq!(d["delivery"]["status"], "marked");
-        assert_eq!(d["delivery"]["sha256"], copy.sha256.as_str());
+        assert_eq!(
+            d.delivery.status,
+            tracecast_delivery::DeliveryStatus::Marked
+        );
+        assert_eq!(d.delivery.sha256.as_deref(), Some(copy.sha256.as_str()));
         // Double entry: alice owes the price to aurora, aurora owes
         // paris's operator the usage fee; the postings sum to zero.
-        let postings: Vec<(String, i64)> = d["postings"]
-            .as_array()
-            .unwrap()
+        let postings: Vec<(String, i64)> = d
+            .postings
             .iter()
-            .map(|p| {
-                (
-                    p["account"].as_str().unwrap().to_owned(),
-                    p["amount_cents"].as_i64().unwrap(),
-                )
-            })
+            .map(|p| (p.account.clone(), p.amount_cents))
             .collect();
         assert_eq!(
             postings,

@@ -22,7 +22,7 @@ async fn reported(store: &Store, delivery: i64) -> String {
     for _ in 0..200 {
         let d = store.delivery(delivery).await.unwrap().unwrap();
         if d.marked_at.is_some() {
-            return d.status;
+            return d.status.to_string();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -162,6 +162,7 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
                 .unwrap()
                 .unwrap()
                 .status
+                .as_str()
                 == "refunded"
         })
         .await;
@@ -225,12 +226,19 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
             .await
             .unwrap();
         settled(|| async {
-            store.delivery(b1.delivery).await.unwrap().unwrap().status == "superseded"
+            store
+                .delivery(b1.delivery)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+                .as_str()
+                == "superseded"
         })
         .await;
         assert_eq!(
             store.delivery(b1.delivery).await.unwrap().unwrap().status,
-            "superseded"
+            tracecast_delivery::DeliveryStatus::Superseded
         );
         let e = edges
             .deliver(&b1.edge_address, &b1.ticket)
@@ -271,13 +279,13 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
             let (opened, _) = store
                 .open_delivery(&tracecast_store::NewDelivery {
                     content_id: r1.content_id,
-                    tier: r1.tier.clone(),
+                    tier: r1.tier,
                     user_id: UserId(user_id),
                     provider_id: r1.provider_id,
                     edge_id: tracecast_store::EdgeId(other_edge),
                     price_cents: r1.price_cents,
                     edge_fee_cents: r1.edge_fee_cents,
-                    mode: r1.mode.clone(),
+                    mode: r1.mode,
                     site_id: None,
                     site_fee_cents: 0,
                     // What the purchase path keeps: the delivery it replaces.
@@ -311,7 +319,14 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
                 assert_eq!(retried.delivery, opened.id);
                 // Settled once its edge revoked the unserved copy.
                 settled(|| async {
-                    store.delivery(d1.delivery).await.unwrap().unwrap().status == "refunded"
+                    store
+                        .delivery(d1.delivery)
+                        .await
+                        .unwrap()
+                        .unwrap()
+                        .status
+                        .as_str()
+                        == "refunded"
                         && bills(&store, user_id).await == 2
                 })
                 .await;

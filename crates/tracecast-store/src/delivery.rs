@@ -11,7 +11,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use tracecast_mailbox::BoxName;
 
-use tracecast_delivery::OrderInfo;
+use sqlx::FromRow;
+use tracecast_delivery::{DeliveryStatus, Mode, OrderInfo, Tier};
 use tracecast_ledger::Transaction;
 
 use crate::ids::{AccountId, EdgeId, GatewayId, PartnerId, ProviderId, SiteId, UserId};
@@ -252,29 +253,34 @@ pub struct NewContent {
     pub renditions: Vec<RenditionRecord>,
 }
 
-/// One delivery: a copy for one user through one edge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One delivery: a copy for one user through one edge. Read by column
+/// name; a tier, mode, status or order the types do not know is a corrupt
+/// row (an error), never a default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct DeliveryRecord {
     pub id: i64,
     pub content_id: i64,
-    pub tier: String,
+    #[sqlx(try_from = "String")]
+    pub tier: Tier,
     pub user_id: UserId,
     pub provider_id: ProviderId,
     pub edge_id: EdgeId,
     pub price_cents: i64,
     pub edge_fee_cents: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: DeliveryStatus,
     pub created_at: i64,
     pub marked_at: Option<i64>,
     pub bytes: Option<i64>,
     pub sha256: Option<String>,
-    /// `download`, `home`, `rental` or `kiosk`.
-    pub mode: String,
+    #[sqlx(try_from = "String")]
+    pub mode: Mode,
     /// The home or kiosk on the way, if any.
     pub site_id: Option<SiteId>,
     pub site_fee_cents: i64,
     /// Kiosk medium and fulfilment, rental tariff and period, the payer, the
     /// delivery replaced (a JSON object in its column).
+    #[sqlx(try_from = "String")]
     pub order_info: OrderInfo,
     /// The delivery that replaced this one (status `superseded` or
     /// `refunded` once its edge revoked a copy that never left it; a
@@ -285,17 +291,43 @@ pub struct DeliveryRecord {
     pub waived_by: Option<i64>,
 }
 
+impl From<DeliveryRecord> for tracecast_delivery::api::DeliveryInfo {
+    fn from(d: DeliveryRecord) -> Self {
+        Self {
+            id: d.id,
+            content_id: d.content_id,
+            tier: d.tier,
+            user_id: d.user_id.get(),
+            provider_id: d.provider_id.get(),
+            edge_id: d.edge_id.get(),
+            price_cents: d.price_cents,
+            edge_fee_cents: d.edge_fee_cents,
+            status: d.status,
+            created_at: d.created_at,
+            marked_at: d.marked_at,
+            bytes: d.bytes,
+            sha256: d.sha256,
+            mode: d.mode,
+            site_id: d.site_id.map(SiteId::get),
+            site_fee_cents: d.site_fee_cents,
+            order_info: d.order_info,
+            replaced_by: d.replaced_by,
+            waived_by: d.waived_by,
+        }
+    }
+}
+
 /// A delivery to open when the origin designates an edge.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
     pub content_id: i64,
-    pub tier: String,
+    pub tier: Tier,
     pub user_id: UserId,
     pub provider_id: ProviderId,
     pub edge_id: EdgeId,
     pub price_cents: i64,
     pub edge_fee_cents: i64,
-    pub mode: String,
+    pub mode: Mode,
     pub site_id: Option<SiteId>,
     pub site_fee_cents: i64,
     pub order_info: OrderInfo,
@@ -358,33 +390,7 @@ fn content(row: &AnyRow) -> Result<ContentRecord, sqlx::Error> {
 }
 
 fn delivery(row: &AnyRow) -> Result<DeliveryRecord, sqlx::Error> {
-    Ok(DeliveryRecord {
-        id: row.try_get(0)?,
-        content_id: row.try_get(1)?,
-        tier: row.try_get(2)?,
-        user_id: UserId(row.try_get(3)?),
-        provider_id: ProviderId(row.try_get(4)?),
-        edge_id: EdgeId(row.try_get(5)?),
-        price_cents: row.try_get(6)?,
-        edge_fee_cents: row.try_get(7)?,
-        status: row.try_get(8)?,
-        created_at: row.try_get(9)?,
-        marked_at: row.try_get(10)?,
-        bytes: row.try_get(11)?,
-        sha256: row.try_get(12)?,
-        mode: row.try_get(13)?,
-        site_id: row.try_get::<Option<i64>, _>(14)?.map(SiteId),
-        site_fee_cents: row.try_get(15)?,
-        order_info: {
-            let json: String = row.try_get(16)?;
-            serde_json::from_str(&json).map_err(|e| sqlx::Error::ColumnDecode {
-                index: "order_info".into(),
-                source: Box::new(e),
-            })?
-        },
-        replaced_by: row.try_get(17)?,
-        waived_by: row.try_get(18)?,
-    })
+    DeliveryRecord::from_row(row)
 }
 
 fn edge(row: &AnyRow) -> Result<EdgeRecord, sqlx::Error> {
@@ -916,14 +922,14 @@ impl Store {
              RETURNING {DELIVERY_COLUMNS}"
         ))
         .bind(d.content_id)
-        .bind(&d.tier)
+        .bind(d.tier.as_str())
         .bind(d.user_id.get())
         .bind(d.provider_id.get())
         .bind(d.edge_id.get())
         .bind(d.price_cents)
         .bind(d.edge_fee_cents)
         .bind(crate::now_ms())
-        .bind(&d.mode)
+        .bind(d.mode.as_str())
         .bind(d.site_id.map(SiteId::get))
         .bind(d.site_fee_cents)
         .bind(serde_json::to_string(&d.order_info).expect("an order serialises"))
@@ -1177,17 +1183,16 @@ impl Store {
         &self,
         delivery_id: i64,
         event: &str,
-        status: &str,
+        status: DeliveryStatus,
         transaction: Option<Transaction>,
     ) -> Result<Applied<()>, StoreError> {
         if let Some(t) = &transaction {
             t.check().map_err(|e| StoreError::Invalid(e.to_string()))?;
         }
-        let status = status.to_owned();
         self.apply_once("origin-delivery-events", event, move |conn| {
             Box::pin(async move {
                 let n = sqlx::query("UPDATE deliveries SET status = $1 WHERE id = $2")
-                    .bind(&status)
+                    .bind(status.as_str())
                     .bind(delivery_id)
                     .execute(&mut *conn)
                     .await?

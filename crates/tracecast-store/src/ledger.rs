@@ -22,6 +22,20 @@ pub struct LedgerLine {
     pub memo: String,
 }
 
+impl From<LedgerLine> for tracecast_delivery::api::Posting {
+    fn from(l: LedgerLine) -> Self {
+        Self {
+            transaction: l.transaction,
+            event: l.event,
+            delivery: l.delivery,
+            at: l.at,
+            account: l.account,
+            amount_cents: l.amount_cents,
+            memo: l.memo,
+        }
+    }
+}
+
 /// Writes `t` inside the caller's database transaction unless its event
 /// was written before; whether it was written now.
 pub(crate) async fn write_transaction(

@@ -301,17 +301,15 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         }
     }
     let ledger = admin.delivery(bought[0].purchase.delivery).await?;
-    if let Some(postings) = ledger["postings"].as_array() {
-        for p in postings {
-            let c = p["amount_cents"].as_i64().unwrap_or(0);
-            say(format!(
-                "   ledger: {:<24} {:>6} {} ({})",
-                p["account"].as_str().unwrap_or(""),
-                money(c.abs()),
-                if c >= 0 { "debit " } else { "credit" },
-                p["memo"].as_str().unwrap_or("")
-            ));
-        }
+    for p in &ledger.postings {
+        let c = p.amount_cents;
+        say(format!(
+            "   ledger: {:<24} {:>6} {} ({})",
+            p.account,
+            money(c.abs()),
+            if c >= 0 { "debit " } else { "credit" },
+            p.memo
+        ));
     }
 
     // 7. Leaks, traced.

@@ -252,7 +252,14 @@ pub(super) async fn ledger(
     admin_only(&o.caller(&headers).await?)?;
     let lines = o.store.ledger_lines().await?;
     match q.format.as_deref().unwrap_or("json") {
-        "json" => Ok(Json(lines).into_response()),
+        "json" => Ok(Json(
+            lines
+                .iter()
+                .cloned()
+                .map(tracecast_delivery::api::Posting::from)
+                .collect::<Vec<_>>(),
+        )
+        .into_response()),
         "csv" => {
             let mut w = csv::Writer::from_writer(Vec::new());
             let io = |e: csv::Error| {

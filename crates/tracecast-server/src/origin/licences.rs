@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use tracecast_delivery::Tier;
+use tracecast_delivery::{DeliveryStatus, Tier};
 use tracecast_protect::api::{LicenceIssuer, PublishedKey};
 use tracecast_protect::{ContentKey, Grant, KeyId, Recipient, Rights};
 use tracecast_store::LicenceRecord;
@@ -137,7 +137,7 @@ pub(super) async fn copy_key(
         .filter(|d| d.edge_id == edge)
         .ok_or_else(unknown)?;
     // A delivery being replaced (or replaced) gets no new copy.
-    if d.replaced_by.is_some() || !matches!(d.status.as_str(), "designated" | "marked") {
+    if d.replaced_by.is_some() || !d.status.is_open() {
         return Err(ApiError::new(
             StatusCode::GONE,
             "replaced",
@@ -148,8 +148,7 @@ pub(super) async fn copy_key(
     if !c.protected {
         return Err(unknown());
     }
-    let tier: Tier = d.tier.parse().map_err(ApiError::bad_request)?;
-    let (kid, key) = o.copy_key(c.id, tier, d.id).await?;
+    let (kid, key) = o.copy_key(c.id, d.tier, d.id).await?;
     Ok(Json(tracecast_delivery::api::CopyKey {
         key_id: kid.to_string(),
         key: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.as_bytes()),
@@ -165,7 +164,22 @@ pub(super) async fn list(
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
     let (me, _) = caller.user()?;
-    Ok(Json(o.store.licences_of(me).await?).into_response())
+    let issued: Vec<tracecast_protect::api::IssuedLicence> = o
+        .store
+        .licences_of(me)
+        .await?
+        .into_iter()
+        .map(|l| tracecast_protect::api::IssuedLicence {
+            id: l.id,
+            delivery_id: l.delivery_id,
+            content_id: l.content_id,
+            key_id: l.key_id,
+            system: l.system,
+            issued_at: l.issued_at,
+            not_after: l.not_after,
+        })
+        .collect();
+    Ok(Json(issued).into_response())
 }
 
 /// `POST /v1/licences` (the buyer): a licence for a protected delivery in
@@ -222,9 +236,8 @@ pub(super) async fn issue(
         ));
     }
     settled(&d, paid_by.is_some())?;
-    let tier: Tier = d.tier.parse().map_err(ApiError::bad_request)?;
     // The copy's own key: this licence opens this buyer's copy only.
-    let (kid, key) = o.copy_key(c.id, tier, d.id).await?;
+    let (kid, key) = o.copy_key(c.id, d.tier, d.id).await?;
     let now = tracecast_store::now_ms() / 1000;
     // A rental's licence ends with the rental.
     let rental_until = d.order_info.until;
@@ -319,7 +332,7 @@ pub(super) async fn issue(
 /// ledger yet (its edge's report has not been applied: retry shortly). A
 /// partner's order is paid when it is placed (its consent was spent).
 fn settled(d: &tracecast_store::DeliveryRecord, partner_paid: bool) -> Result<(), ApiError> {
-    if d.replaced_by.is_some() || !matches!(d.status.as_str(), "designated" | "marked") {
+    if d.replaced_by.is_some() || !d.status.is_open() {
         return Err(ApiError::new(
             StatusCode::GONE,
             "not_live",
@@ -329,7 +342,7 @@ fn settled(d: &tracecast_store::DeliveryRecord, partner_paid: bool) -> Result<()
                 if d.replaced_by.is_some() {
                     "replaced".to_owned()
                 } else {
-                    d.status.clone()
+                    d.status.to_string()
                 }
             ),
         ));
@@ -339,7 +352,7 @@ fn settled(d: &tracecast_store::DeliveryRecord, partner_paid: bool) -> Result<()
     }
     // `marked` is written with the sale in one transaction (the report's
     // apply_once), so a marked delivery is a billed one.
-    if d.status != "marked" {
+    if d.status != DeliveryStatus::Marked {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_settled",

@@ -27,7 +27,8 @@ use ed25519_dalek::SigningKey;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tracecast_delivery::api::{
-    AccountInfo, ContentInfo, EdgeState, NewAccount, OriginInfo, PrePositionRequest, RenditionInfo,
+    AccountInfo, ContentInfo, DeliveryDetail, DeliveryInfo, EdgeInfo, EdgeState, Holding,
+    NewAccount, OriginInfo, PrePositionRequest, RenditionInfo,
 };
 use tracecast_delivery::{ContentKind, PrePosition, Tier};
 use tracecast_mailbox::BoxName;
@@ -515,10 +516,13 @@ async fn deliveries(
             )))
         }
     };
-    let list = o
+    let list: Vec<DeliveryInfo> = o
         .store
         .deliveries_where(user, provider, q.content, q.limit.unwrap_or(500))
-        .await?;
+        .await?
+        .into_iter()
+        .map(DeliveryInfo::from)
+        .collect();
     Ok(Json(list).into_response())
 }
 
@@ -984,22 +988,31 @@ async fn edges(State(o): State<Arc<Origin>>, headers: HeaderMap) -> Result<Respo
         ));
     }
     // Each edge with the renditions it last said it holds.
-    let mut holdings: HashMap<EdgeId, Vec<serde_json::Value>> = HashMap::new();
+    let mut holdings: HashMap<EdgeId, Vec<Holding>> = HashMap::new();
     for (edge, content, tier) in o.store.edge_holdings().await? {
-        holdings
-            .entry(edge)
-            .or_default()
-            .push(serde_json::json!({ "content": content, "tier": tier }));
+        // Written from an edge's typed report: every tier reads back.
+        if let Ok(tier) = tier.parse() {
+            holdings
+                .entry(edge)
+                .or_default()
+                .push(Holding { content, tier });
+        }
     }
-    let edges: Vec<serde_json::Value> = o
+    let edges: Vec<EdgeInfo> = o
         .store
         .edges()
         .await?
         .into_iter()
-        .map(|e| {
-            let mut v = serde_json::to_value(&e).expect("an edge serialises");
-            v["holdings"] = holdings.remove(&e.id).unwrap_or_default().into();
-            v
+        .map(|e| EdgeInfo {
+            holdings: holdings.remove(&e.id).unwrap_or_default(),
+            id: e.id.get(),
+            name: e.name,
+            address: e.address,
+            operator: e.operator,
+            fee_cents: e.fee_cents,
+            last_seen: e.last_seen,
+            in_flight: e.in_flight,
+            push_key: e.push_key,
         })
         .collect();
     Ok(Json(edges).into_response())
@@ -1082,7 +1095,11 @@ async fn delivery(
         ));
     }
     let postings = o.store.postings(id).await?;
-    Ok(Json(serde_json::json!({ "delivery": d, "postings": postings })).into_response())
+    Ok(Json(DeliveryDetail {
+        delivery: d.into(),
+        postings: postings.into_iter().map(Into::into).collect(),
+    })
+    .into_response())
 }
 
 /// Reads a whole upload, checking the optional `Tracecast-Sha256` header.

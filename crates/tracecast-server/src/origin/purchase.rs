@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tracecast_delivery::api::{Purchase, PurchaseRequest};
-use tracecast_delivery::{ContentKind, Mode, SiteTarget, Ticket, Tier};
+use tracecast_delivery::{ContentKind, SiteTarget, Ticket, Tier};
 use tracecast_purchase::{Earlier, Facts, Plan, Refusal, Replaced, Site, SiteKind, Terms};
 use tracecast_store::{
     AccountId, AccountKind, ContentRecord, DeliveryRecord, EdgeLoad, NewDelivery, SiteRecord,
@@ -59,27 +59,16 @@ fn corrupt(what: impl std::fmt::Display) -> ApiError {
     )
 }
 
-fn tier_and_mode(d: &DeliveryRecord) -> Result<(Tier, Mode), ApiError> {
-    let tier = d
-        .tier
-        .parse()
-        .map_err(|_| corrupt(format_args!("tier of delivery {}", d.id)))?;
-    let mode =
-        Mode::parse(&d.mode).ok_or_else(|| corrupt(format_args!("mode of delivery {}", d.id)))?;
-    Ok((tier, mode))
-}
-
-fn replaced_fact(d: &DeliveryRecord) -> Result<Replaced, ApiError> {
-    let (tier, mode) = tier_and_mode(d)?;
-    Ok(Replaced {
+fn replaced_fact(d: &DeliveryRecord) -> Replaced {
+    Replaced {
         id: d.id,
         content: d.content_id,
-        tier,
-        mode,
+        tier: d.tier,
+        mode: d.mode,
         price_cents: d.price_cents,
         replaced: d.replaced_by.is_some(),
-        open: matches!(d.status.as_str(), "designated" | "marked"),
-    })
+        open: d.status.is_open(),
+    }
 }
 
 fn site_fact(s: SiteRecord) -> Option<Site> {
@@ -185,21 +174,15 @@ async fn gather<'r>(
         reserved_request,
         site,
         payer,
-        earlier: earlier
-            .as_ref()
-            .map(|d| {
-                let (tier, mode) = tier_and_mode(d)?;
-                Ok::<_, ApiError>(Earlier {
-                    id: d.id,
-                    content: d.content_id,
-                    tier,
-                    mode,
-                    edge: d.edge_id.get(),
-                    price_cents: d.price_cents,
-                })
-            })
-            .transpose()?,
-        replaced: replaced.as_ref().map(replaced_fact).transpose()?,
+        earlier: earlier.as_ref().map(|d| Earlier {
+            id: d.id,
+            content: d.content_id,
+            tier: d.tier,
+            mode: d.mode,
+            edge: d.edge_id.get(),
+            price_cents: d.price_cents,
+        }),
+        replaced: replaced.as_ref().map(replaced_fact),
         now_ms: tracecast_store::now_ms(),
     };
     Ok(Gathered {
@@ -245,13 +228,13 @@ pub(super) async fn purchase(
             .open_delivery_paid(
                 &NewDelivery {
                     content_id: c.id,
-                    tier: plan.tier.as_str().into(),
+                    tier: plan.tier,
                     user_id,
                     provider_id: c.provider_id,
                     edge_id: tracecast_store::EdgeId(plan.edge.id),
                     price_cents: plan.price_cents,
                     edge_fee_cents: plan.edge.fee_cents,
-                    mode: plan.mode.as_str().into(),
+                    mode: plan.mode,
                     site_id: plan.site.as_ref().map(|s| tracecast_store::SiteId(s.id)),
                     site_fee_cents: plan.site.as_ref().map_or(0, |s| s.fee_cents),
                     order_info: plan.order.clone(),
@@ -335,7 +318,7 @@ async fn finish_replacement(
                     && old != d.id
                     && d.order_info.replaces == Some(old) =>
             {
-                let fact = replaced_fact(&od)?;
+                let fact = replaced_fact(&od);
                 if tracecast_purchase::replaceable(
                     old,
                     Some(&fact),

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tracecast_delivery::messages::money;
-use tracecast_delivery::{Bill, DeliveryReport, Mode, RevocationReport, SiteEvent, SiteReport};
+use tracecast_delivery::{
+    Bill, DeliveryReport, DeliveryStatus, Mode, RevocationReport, SiteEvent, SiteReport,
+};
 use tracecast_ledger::{Flow, Kiosk, Party, RentalTariff, Sale, SiteUse, Transaction, Viewing};
 use tracecast_mailbox::{Disposition, FetchRequest, Sender, Want};
 use tracecast_store::{
@@ -213,7 +215,7 @@ async fn apply_marked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
         || EdgeId(i64::from(r.edge)) != d.edge_id
         || UserId(i64::from(r.user)) != d.user_id
         || r.content != d.content_id
-        || r.tier.as_str() != d.tier
+        || r.tier != d.tier
     {
         return Err(Fault::Rejected(format!(
             "report from {} does not match delivery {}",
@@ -232,9 +234,8 @@ async fn record_sale(
     marked_at: i64,
 ) -> Result<(), Fault> {
     let d = &p.d;
-    let mode = Mode::parse(&d.mode).unwrap_or_default();
     let event = format!("delivery-{}/marked", d.id);
-    let t = match mode {
+    let t = match d.mode {
         Mode::Download | Mode::Home => Flow::Marked(p.sale()).transaction(&event, Some(d.id)),
         // The rental fee follows the viewing; the edge has done its part.
         Mode::Rental => Flow::RentalMarked(p.sale()).transaction(&event, Some(d.id)),
@@ -247,7 +248,7 @@ async fn record_sale(
         .await?;
     // A partner's order is billed to the user by the partner; a delivery
     // replaced before its report came was never sold.
-    if matches!(mode, Mode::Download | Mode::Home)
+    if matches!(d.mode, Mode::Download | Mode::Home)
         && p.partner_payer().is_none()
         && o.store.ledger_event_exists(&event).await?
     {
@@ -259,7 +260,7 @@ async fn record_sale(
     if matches!(applied, tracecast_store::Applied::Now(())) {
         tracing::info!(
             delivery = d.id, user = %p.user.name, edge = %p.edge.name, content = %p.content.title,
-            mode = %d.mode, amount = %money(d.price_cents), "delivery reported"
+            mode = d.mode.as_str(), amount = %money(d.price_cents), "delivery reported"
         );
     }
     Ok(())
@@ -291,7 +292,7 @@ async fn apply_revoked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
     }
     // Fail closed: a copy the origin knows was made (the delivery is
     // marked) but the edge no longer has a record of counts as served.
-    let served = r.served || (r.copy.is_none() && d.status != "designated");
+    let served = r.served || (r.copy.is_none() && d.status != DeliveryStatus::Designated);
     if !served {
         return super::purchase::refund_replaced(o, d.id, replacement)
             .await
@@ -300,7 +301,7 @@ async fn apply_revoked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
                 false => Fault::Rejected(e.message),
             });
     }
-    if d.status == "designated" {
+    if d.status == DeliveryStatus::Designated {
         if let Some(c) = &r.copy {
             // Its own report never came: bill it from the edge's word.
             record_sale(o, &p, c.bytes as i64, &c.sha256, c.marked_at).await?;
@@ -343,11 +344,10 @@ async fn apply_site(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
         .site
         .as_ref()
         .ok_or_else(|| Fault::Rejected(format!("delivery {} has no home or kiosk", d.id)))?;
-    let mode = Mode::parse(&d.mode).unwrap_or_default();
     let fits = match r.event {
-        SiteEvent::Delivered | SiteEvent::Expired => mode == Mode::Home,
-        SiteEvent::RentalEnded => mode == Mode::Rental,
-        SiteEvent::DiscWritten | SiteEvent::Refused => mode == Mode::Kiosk,
+        SiteEvent::Delivered | SiteEvent::Expired => d.mode == Mode::Home,
+        SiteEvent::RentalEnded => d.mode == Mode::Rental,
+        SiteEvent::DiscWritten | SiteEvent::Refused => d.mode == Mode::Kiosk,
     };
     if m.sender != Sender::Box(site.kind.box_name(&site.name)?)
         || SiteId(i64::from(r.site)) != site.id
@@ -362,17 +362,14 @@ async fn apply_site(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
     }
     let event = r.event_id();
     let home = p.home_use();
-    let (status, t) = match r.event {
-        SiteEvent::Delivered | SiteEvent::Expired => (
-            r.event.as_str(),
-            home.map(|home| {
-                Flow::HomeDelivered {
-                    delivery: d.id,
-                    home,
-                }
-                .transaction(&event, Some(d.id))
-            }),
-        ),
+    let t = match r.event {
+        SiteEvent::Delivered | SiteEvent::Expired => home.map(|home| {
+            Flow::HomeDelivered {
+                delivery: d.id,
+                home,
+            }
+            .transaction(&event, Some(d.id))
+        }),
         SiteEvent::RentalEnded => {
             let tariff: RentalTariff = d.order_info.tariff.unwrap_or(o.config.rental_tariff);
             let viewing = Viewing {
@@ -392,7 +389,7 @@ async fn apply_site(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
                 home,
             }
             .transaction(&event, Some(d.id));
-            ("rental-ended", Some(t))
+            Some(t)
         }
         SiteEvent::DiscWritten => {
             let order = &d.order_info;
@@ -407,13 +404,13 @@ async fn apply_site(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
                 },
             }
             .transaction(&event, Some(d.id));
-            ("disc-written", Some(t))
+            Some(t)
         }
-        SiteEvent::Refused => ("refused", None),
+        SiteEvent::Refused => None,
     };
     let applied = o
         .store
-        .record_delivery_event(d.id, &event, status, t.clone())
+        .record_delivery_event(d.id, &event, DeliveryStatus::after(r.event), t.clone())
         .await?;
     if let Some(t) = &t {
         if matches!(r.event, SiteEvent::RentalEnded | SiteEvent::DiscWritten) {
@@ -440,11 +437,7 @@ async fn send_bill(o: &Origin, p: &Parties, t: &Transaction, kind: &str) -> Resu
         delivery: p.d.id,
         content: p.content.id,
         title: p.content.title.clone(),
-        tier: p
-            .d
-            .tier
-            .parse()
-            .unwrap_or(tracecast_delivery::Tier::Lossless),
+        tier: p.d.tier,
         amount_cents: owed,
         currency: o.config.currency.clone(),
         payee,

@@ -493,8 +493,8 @@ pub(super) async fn trace(
                 delivery: d.id,
                 content: d.content_id,
                 title,
-                tier: d.tier.clone(),
-                status: d.status.clone(),
+                tier: d.tier,
+                status: d.status,
                 ordered_at: d.created_at,
                 marked_at: d.marked_at,
             });

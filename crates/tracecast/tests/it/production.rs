@@ -651,7 +651,7 @@ fn production_run(dir: &Path, db: &str, s3: &S3Server, n: usize) {
         let mut waiting = 0;
         for (i, d) in &done {
             let rec = rt.block_on(store.delivery(d.delivery)).unwrap().unwrap();
-            if rec.status != finals(buyers[*i].way) {
+            if rec.status.as_str() != finals(buyers[*i].way) {
                 waiting += 1;
             }
         }
