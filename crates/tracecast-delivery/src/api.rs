@@ -117,7 +117,7 @@ pub struct AbInfo {
 pub struct ContentInfo {
     pub id: i64,
     pub title: String,
-    pub kind: String,
+    pub kind: crate::ContentKind,
     pub provider: String,
     pub provider_id: i64,
     pub price_cents: i64,

@@ -9,6 +9,7 @@
 
 pub mod ab;
 pub mod api;
+pub mod copy;
 pub mod designate;
 pub mod evict;
 pub mod link;
@@ -21,6 +22,7 @@ pub mod ticket;
 pub mod tier;
 pub mod voucher;
 
+pub use copy::{copy_plan, CopyFacts, CopyPlan, CopyRefusal, Destination};
 pub use designate::{designate, EdgeView};
 pub use link::{LinkError, LinkKey};
 pub use messages::{Bill, DeliveryReport, PrePosition, RevocationReport, Revoke, RevokedCopy};

@@ -62,6 +62,33 @@ pub enum Status {
     Suspended,
 }
 
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Suspended => "suspended",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Read from a store column.
+impl TryFrom<String> for Status {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "active" => Ok(Status::Active),
+            "suspended" => Ok(Status::Suspended),
+            _ => Err(format!("unknown member status {s:?}")),
+        }
+    }
+}
+
 /// A member as the rules see them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {

@@ -439,7 +439,10 @@ async fn a_licence_is_for_a_settled_delivery_and_opens_one_copy() {
             .await
             .unwrap();
         store
-            .set_member_status(tracecast_store::UserId(carol_id), "suspended")
+            .set_member_status(
+                tracecast_store::UserId(carol_id),
+                tracecast_members::Status::Suspended,
+            )
             .await
             .unwrap();
         let e = carol

@@ -135,7 +135,7 @@ async fn each_buyer_streams_their_own_segments_and_the_copy_reads_back() {
             )
             .await
             .unwrap();
-        assert_eq!(c.kind, "video");
+        assert_eq!(c.kind, tracecast_delivery::ContentKind::Video);
         let r = &c.renditions[0];
         assert_eq!(r.tier, Tier::Stream);
         let hls = r.hls.clone().expect("HLS variants");
@@ -281,7 +281,7 @@ async fn a_video_marked_for_each_buyer_traces_to_them_from_the_edge_and_from_a_h
             )
             .await
             .unwrap();
-        assert_eq!(c.kind, "video");
+        assert_eq!(c.kind, tracecast_delivery::ContentKind::Video);
         assert_eq!(c.rental_tariff.as_deref(), Some("0.05/minute max 1.00"));
         let r = &c.renditions[0];
         assert_eq!(r.tier, Tier::Stream);

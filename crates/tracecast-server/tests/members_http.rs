@@ -218,7 +218,7 @@ async fn referral_admission_over_http_on_both_backends() {
         // A suspended member cannot refer.
         let cat_id = t.store.user_by_name("cat").await.unwrap().unwrap().0;
         t.store
-            .set_member_status(cat_id, "suspended")
+            .set_member_status(cat_id, tracecast_members::Status::Suspended)
             .await
             .unwrap();
         assert_eq!(
@@ -519,7 +519,7 @@ async fn reserved_content_and_accountability_on_both_backends() {
         let cat_id = t.store.user_by_name("cat").await.unwrap().unwrap().0;
         assert_eq!(
             t.store.member(cat_id).await.unwrap().unwrap().status,
-            "active"
+            tracecast_members::Status::Active
         );
 
         let r = net.admin.trace(&leaked).await.unwrap();

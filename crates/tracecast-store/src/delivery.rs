@@ -12,7 +12,7 @@ use sqlx::Row;
 use tracecast_mailbox::BoxName;
 
 use sqlx::FromRow;
-use tracecast_delivery::{DeliveryStatus, Mode, OrderInfo, Tier};
+use tracecast_delivery::{ContentKind, DeliveryStatus, Mode, OrderInfo, Tier};
 use tracecast_ledger::Transaction;
 
 use crate::ids::{AccountId, EdgeId, GatewayId, PartnerId, ProviderId, SiteId, UserId};
@@ -166,7 +166,7 @@ impl Account {
 }
 
 /// A registered edge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct EdgeRecord {
     pub id: EdgeId,
     pub name: String,
@@ -180,9 +180,10 @@ pub struct EdgeRecord {
 }
 
 /// A rendition to record at ingest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct RenditionRecord {
-    pub tier: String,
+    #[sqlx(try_from = "String")]
+    pub tier: Tier,
     pub blob_key: String,
     pub sha256: String,
     pub bytes: i64,
@@ -191,9 +192,10 @@ pub struct RenditionRecord {
 
 /// A rendition's A/B variants (issue 10): two WAV files of `bytes` bytes
 /// each, PCM from `data_offset`, `frame_bytes` per sample frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AbVariantsRecord {
-    pub tier: String,
+    #[sqlx(try_from = "String")]
+    pub tier: Tier,
     pub units: i64,
     pub data_offset: i64,
     pub frame_bytes: i64,
@@ -205,9 +207,10 @@ pub struct AbVariantsRecord {
 }
 
 /// A video's HLS A/B variants (see migration 0011).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HlsVariantsRecord {
-    pub tier: String,
+    #[sqlx(try_from = "String")]
+    pub tier: Tier,
     pub segments: i64,
     pub segment_secs: i64,
     pub playlist: String,
@@ -222,7 +225,7 @@ pub struct ContentRecord {
     pub provider_id: ProviderId,
     pub provider: String,
     pub title: String,
-    pub kind: String,
+    pub kind: ContentKind,
     pub price_cents: i64,
     pub terms: String,
     pub source_sha256: String,
@@ -242,7 +245,7 @@ pub struct ContentRecord {
 pub struct NewContent {
     pub provider_id: ProviderId,
     pub title: String,
-    pub kind: String,
+    pub kind: ContentKind,
     pub price_cents: i64,
     pub terms: String,
     pub source_sha256: String,
@@ -336,13 +339,14 @@ pub struct NewDelivery {
 }
 
 /// What an edge keeps of a marked copy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct EdgeCopy {
     pub edge_id: EdgeId,
     pub delivery_id: i64,
     pub user_id: UserId,
     pub content_id: i64,
-    pub tier: String,
+    #[sqlx(try_from = "String")]
+    pub tier: Tier,
     pub file: String,
     pub bytes: i64,
     pub sha256: String,
@@ -377,7 +381,7 @@ fn content(row: &AnyRow) -> Result<ContentRecord, sqlx::Error> {
         provider_id: ProviderId(row.try_get(1)?),
         provider: row.try_get(2)?,
         title: row.try_get(3)?,
-        kind: row.try_get(4)?,
+        kind: crate::typed(row, 4)?,
         price_cents: row.try_get(5)?,
         terms: row.try_get(6)?,
         source_sha256: row.try_get(7)?,
@@ -394,16 +398,7 @@ fn delivery(row: &AnyRow) -> Result<DeliveryRecord, sqlx::Error> {
 }
 
 fn edge(row: &AnyRow) -> Result<EdgeRecord, sqlx::Error> {
-    Ok(EdgeRecord {
-        id: EdgeId(row.try_get(0)?),
-        name: row.try_get(1)?,
-        address: row.try_get(2)?,
-        operator: row.try_get(3)?,
-        fee_cents: row.try_get(4)?,
-        last_seen: row.try_get(5)?,
-        in_flight: row.try_get(6)?,
-        push_key: row.try_get(7)?,
-    })
+    EdgeRecord::from_row(row)
 }
 
 /// An edge as designation sees it.
@@ -553,14 +548,14 @@ impl Store {
     }
 
     /// What every edge last said it holds: (edge, content, tier), by edge.
-    pub async fn edge_holdings(&self) -> Result<Vec<(EdgeId, i64, String)>, StoreError> {
+    pub async fn edge_holdings(&self) -> Result<Vec<(EdgeId, i64, Tier)>, StoreError> {
         let rows = sqlx::query(
             "SELECT edge_id, content_id, tier FROM edge_holdings ORDER BY edge_id, content_id, tier",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((EdgeId(r.try_get(0)?), r.try_get(1)?, r.try_get(2)?)))
+            .map(|r| Ok((EdgeId(r.try_get(0)?), r.try_get(1)?, crate::typed(r, 2)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
     }
@@ -652,7 +647,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(content_id)
-            .bind(&r.tier)
+            .bind(r.tier.as_str())
             .bind(&r.blob_key)
             .bind(&r.sha256)
             .bind(r.bytes)
@@ -699,7 +694,7 @@ impl Store {
         )
         .bind(c.provider_id.get())
         .bind(&c.title)
-        .bind(&c.kind)
+        .bind(c.kind.as_str())
         .bind(c.price_cents)
         .bind(&c.terms)
         .bind(&c.source_sha256)
@@ -716,7 +711,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(id)
-            .bind(&r.tier)
+            .bind(r.tier.as_str())
             .bind(&r.blob_key)
             .bind(&r.sha256)
             .bind(r.bytes)
@@ -771,17 +766,10 @@ impl Store {
         .bind(content_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RenditionRecord {
-                    tier: r.try_get(0)?,
-                    blob_key: r.try_get(1)?,
-                    sha256: r.try_get(2)?,
-                    bytes: r.try_get(3)?,
-                    media_type: r.try_get(4)?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(RenditionRecord::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Records a rendition's A/B variants (already in the blob store).
@@ -795,7 +783,7 @@ impl Store {
              a_blob_key, a_sha256, b_blob_key, b_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(content_id)
-        .bind(&v.tier)
+        .bind(v.tier.as_str())
         .bind(v.units)
         .bind(v.data_offset)
         .bind(v.frame_bytes)
@@ -818,21 +806,10 @@ impl Store {
         .bind(content_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AbVariantsRecord {
-                    tier: r.try_get(0)?,
-                    units: r.try_get(1)?,
-                    data_offset: r.try_get(2)?,
-                    frame_bytes: r.try_get(3)?,
-                    bytes: r.try_get(4)?,
-                    a_blob_key: r.try_get(5)?,
-                    a_sha256: r.try_get(6)?,
-                    b_blob_key: r.try_get(7)?,
-                    b_sha256: r.try_get(8)?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(AbVariantsRecord::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Records a video's HLS variants (the files already in the blob store).
@@ -846,7 +823,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(content_id)
-        .bind(&v.tier)
+        .bind(v.tier.as_str())
         .bind(v.segments)
         .bind(v.segment_secs)
         .bind(&v.playlist)
@@ -867,16 +844,7 @@ impl Store {
         .bind(content_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(HlsVariantsRecord {
-                tier: r.try_get(0)?,
-                segments: r.try_get(1)?,
-                segment_secs: r.try_get(2)?,
-                playlist: r.try_get(3)?,
-                manifest: r.try_get(4)?,
-            })
-        })
-        .transpose()
+        Ok(row.as_ref().map(HlsVariantsRecord::from_row).transpose()?)
     }
 
     /// Users who were delivered `content` (the buyers a mixed copy is
@@ -1216,27 +1184,14 @@ impl Store {
         delivery_id: i64,
     ) -> Result<Option<EdgeCopy>, StoreError> {
         let row = sqlx::query(
-            "SELECT user_id, content_id, tier, file, bytes, sha256, media_type, filename, created_at \
-             FROM edge_copies WHERE edge_id = $1 AND delivery_id = $2",
+            "SELECT edge_id, delivery_id, user_id, content_id, tier, file, bytes, sha256, media_type, \
+             filename, created_at FROM edge_copies WHERE edge_id = $1 AND delivery_id = $2",
         )
         .bind(edge_id.get())
         .bind(delivery_id)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(r) = row else { return Ok(None) };
-        Ok(Some(EdgeCopy {
-            edge_id,
-            delivery_id,
-            user_id: UserId(r.try_get(0)?),
-            content_id: r.try_get(1)?,
-            tier: r.try_get(2)?,
-            file: r.try_get(3)?,
-            bytes: r.try_get(4)?,
-            sha256: r.try_get(5)?,
-            media_type: r.try_get(6)?,
-            filename: r.try_get(7)?,
-            created_at: r.try_get(8)?,
-        }))
+        Ok(row.as_ref().map(EdgeCopy::from_row).transpose()?)
     }
 
     /// Records a kept copy; `false` when one was already recorded.
@@ -1250,7 +1205,7 @@ impl Store {
         .bind(c.delivery_id)
         .bind(c.user_id.get())
         .bind(c.content_id)
-        .bind(&c.tier)
+        .bind(c.tier.as_str())
         .bind(&c.file)
         .bind(c.bytes)
         .bind(&c.sha256)

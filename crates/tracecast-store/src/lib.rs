@@ -262,6 +262,22 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A text column read as its type (a tier, a kind, a status): a value the
+/// type does not know is a decode error naming the column, never a
+/// default.
+pub(crate) fn typed<T>(row: &sqlx::any::AnyRow, index: usize) -> Result<T, sqlx::Error>
+where
+    T: TryFrom<String>,
+    T::Error: std::fmt::Display,
+{
+    use sqlx::Row;
+    let text: String = row.try_get(index)?;
+    T::try_from(text).map_err(|e| sqlx::Error::ColumnDecode {
+        index: index.to_string(),
+        source: e.to_string().into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

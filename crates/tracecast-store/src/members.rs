@@ -7,7 +7,7 @@
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
-use tracecast_members::{Forest, MembersError, Node};
+use tracecast_members::{Forest, MembersError, Node, Status};
 
 use crate::ids::UserId;
 use crate::{Backend, Store, StoreError};
@@ -21,7 +21,7 @@ pub struct MemberRecord {
     pub attribute_trust: f64,
     pub rating: f64,
     pub trust: f64,
-    pub status: String,
+    pub status: Status,
     pub attributes: String,
     pub admitted_at: i64,
     /// What is left of the member's own standing after leaks below them.
@@ -51,7 +51,7 @@ fn member(r: &AnyRow) -> Result<MemberRecord, sqlx::Error> {
         attribute_trust: r.try_get(3)?,
         rating: r.try_get(4)?,
         trust: r.try_get(5)?,
-        status: r.try_get(6)?,
+        status: crate::typed(r, 6)?,
         attributes: r.try_get(7)?,
         admitted_at: r.try_get(8)?,
         standing: r.try_get(9)?,
@@ -262,9 +262,13 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_member_status(&self, user_id: UserId, status: &str) -> Result<(), StoreError> {
+    pub async fn set_member_status(
+        &self,
+        user_id: UserId,
+        status: Status,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE members SET status = $1 WHERE user_id = $2")
-            .bind(status)
+            .bind(status.as_str())
             .bind(user_id.get())
             .execute(&self.pool)
             .await?;

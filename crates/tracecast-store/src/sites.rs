@@ -2,6 +2,8 @@
 //! registry of them, a home's copies with their viewing sessions, and a
 //! kiosk's orders with the disc image written for each.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -21,8 +23,9 @@ pub struct SiteRecord {
     pub fee_cents: i64,
     /// Home: who pays the usage fee ("user" or a ledger account).
     pub payer: String,
-    /// Kiosk: JSON object of medium → price in cents.
-    pub media: String,
+    /// Kiosk: the media it sells (`cd-r`…) and their prices in cents
+    /// (a JSON object in its column).
+    pub media: BTreeMap<String, i64>,
     pub shipping_cents: i64,
     pub box_id: i64,
 }
@@ -36,7 +39,7 @@ pub struct NewSite {
     pub operator: String,
     pub fee_cents: i64,
     pub payer: String,
-    pub media: String,
+    pub media: BTreeMap<String, i64>,
     pub shipping_cents: i64,
 }
 
@@ -95,15 +98,22 @@ const KIOSK_COLUMNS: &str = "kiosk_id, delivery_id, user_id, content_id, medium,
 
 fn site(r: &AnyRow) -> Result<SiteRecord, sqlx::Error> {
     let kind: String = r.try_get(1)?;
+    let media: String = r.try_get(7)?;
+    let corrupt = |column: &str, e: String| sqlx::Error::ColumnDecode {
+        index: column.into(),
+        source: e.into(),
+    };
     Ok(SiteRecord {
         id: SiteId(r.try_get(0)?),
-        kind: AccountKind::parse(&kind).unwrap_or(AccountKind::Home),
+        kind: AccountKind::parse(&kind)
+            .filter(|k| matches!(k, AccountKind::Home | AccountKind::Kiosk))
+            .ok_or_else(|| corrupt("kind", format!("{kind:?} is not a site kind")))?,
         name: r.try_get(2)?,
         address: r.try_get(3)?,
         operator: r.try_get(4)?,
         fee_cents: r.try_get(5)?,
         payer: r.try_get(6)?,
-        media: r.try_get(7)?,
+        media: serde_json::from_str(&media).map_err(|e| corrupt("media", e.to_string()))?,
         shipping_cents: r.try_get(8)?,
         box_id: r.try_get(9)?,
     })
@@ -196,7 +206,7 @@ impl Store {
         .bind(&s.operator)
         .bind(s.fee_cents)
         .bind(&s.payer)
-        .bind(&s.media)
+        .bind(serde_json::to_string(&s.media).expect("a price list serialises"))
         .bind(s.shipping_cents)
         .bind(info.id)
         .bind(crate::now_ms())

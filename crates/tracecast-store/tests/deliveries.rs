@@ -50,7 +50,7 @@ async fn world(store: &Store) -> World {
         .add_content(&NewContent {
             provider_id: provider,
             title: "Nocturne".into(),
-            kind: "audio".into(),
+            kind: tracecast_delivery::ContentKind::Audio,
             price_cents: 250,
             terms: String::new(),
             source_sha256: "ab".repeat(32),

@@ -31,7 +31,10 @@ async fn members_are_kept_and_computed(store: &Store) {
         )
         .await
         .unwrap();
-    assert_eq!((a.order, a.trust, a.status.as_str()), (1, 0.9, "active"));
+    assert_eq!(
+        (a.order, a.trust, a.status),
+        (1, 0.9, tracecast_members::Status::Active)
+    );
     store
         .add_member(ben, 2, Some(ann), 0.8, 0.5, 0.9 * 0.8 * 0.5, "{}", None)
         .await

@@ -3,7 +3,6 @@
 mod billing;
 mod cli;
 mod delivery;
-mod demo;
 mod inbox;
 mod mark;
 mod members;
@@ -40,7 +39,19 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             mark::embed(&args, quiet).map(|()| ExitCode::SUCCESS)
         }
         cli::Command::Mark(cli::MarkCommand::Detect(args)) => mark::detect(&args, quiet),
-        cli::Command::Demo(args) => demo::run(&args, quiet).map(|()| ExitCode::SUCCESS),
+        cli::Command::Demo(args) => {
+            // Server logs only when asked (RUST_LOG=info): the narration
+            // is the show.
+            if std::env::var_os("RUST_LOG").is_some() {
+                serve::init_logs(quiet);
+            }
+            tracecast_demo::run(&tracecast_demo::DemoOptions {
+                dir: args.dir,
+                media: args.media,
+                quiet,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         cli::Command::Serve(args) => serve::run(&args, quiet).map(|()| ExitCode::SUCCESS),
         cli::Command::Mailbox(cmd) => inbox::mailbox(cmd, quiet),
         cli::Command::Inbox(cmd) => inbox::inbox(cmd, quiet),

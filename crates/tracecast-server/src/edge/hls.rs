@@ -231,7 +231,7 @@ pub(super) async fn playlist(
     base: &str,
     expires: i64,
 ) -> Result<Response, ApiError> {
-    let tier: Tier = c.tier.parse().map_err(ApiError::bad_request)?;
+    let tier = c.tier;
     let hls = e.hls_info(c.content_id, tier).await?.ok_or_else(|| {
         ApiError::new(StatusCode::GONE, "gone", "the content's variants are gone")
     })?;
@@ -295,7 +295,7 @@ pub(super) async fn segment(
             "this copy is no longer kept",
         ));
     }
-    let tier: Tier = c.tier.parse().map_err(ApiError::bad_request)?;
+    let tier = c.tier;
     let hls = e.hls_info(c.content_id, tier).await?.ok_or_else(|| {
         ApiError::new(StatusCode::GONE, "gone", "the content's variants are gone")
     })?;

@@ -30,7 +30,10 @@ use tracecast_client::{MailboxClient, OriginClient, PostOptions};
 use tracecast_delivery::api::{
     AbInfo, ContentInfo, CopyInfo, DeliveryRequest, EdgeState, Holding, PushReceipt,
 };
-use tracecast_delivery::{DeliveryReport, LinkKey, Mode, PrePosition, Ticket, TicketError, Tier};
+use tracecast_delivery::{
+    copy_plan, CopyFacts, CopyPlan, CopyRefusal, DeliveryReport, Destination, LinkKey, Mode,
+    PrePosition, Ticket, TicketError, Tier,
+};
 use tracecast_mailbox::{BoxName, Disposition, FetchRequest, Want};
 use tracecast_mark::{MarkKey, Payload};
 use tracecast_media::{MediaError, PictureFormat};
@@ -739,11 +742,10 @@ impl Edge {
     }
 
     async fn send_report(&self, c: &EdgeCopy) -> Result<(), tracecast_client::ClientError> {
-        let ticket_tier: Tier = c.tier.parse().unwrap_or(Tier::Lossless);
         let report = DeliveryReport {
             delivery: c.delivery_id,
             content: c.content_id,
-            tier: ticket_tier,
+            tier: c.tier,
             user: c.user_id.get() as u32,
             edge: self.id,
             bytes: c.bytes as u64,
@@ -1049,50 +1051,69 @@ async fn deliver(
     let via_site = ticket.mode.via_site();
     let m = crate::ops::metrics();
     let _marking = e.gates.get(ticket.delivery).write_owned().await;
-    if e.revoked(ticket.delivery).await? {
-        return Err(replaced(ticket.delivery));
-    }
-    if let Some(c) = e.kept_copy(ticket.delivery).await? {
+    // The facts, then the plan (tracecast_delivery::copy_plan), then the
+    // work. The rendition is asked about only when a copy is to be made.
+    let revoked = e.revoked(ticket.delivery).await?;
+    let kept = match revoked {
+        true => None,
+        false => e.kept_copy(ticket.delivery).await?,
+    };
+    let rendition = match (revoked, &kept) {
+        (false, None) => e.rendition_info(ticket.content, ticket.tier).await?,
+        _ => None,
+    };
+    let plan = copy_plan(CopyFacts {
+        revoked,
+        kept: kept.is_some(),
+        via_site,
+        protected: ticket.protected.is_some(),
+        hls: rendition.as_ref().is_some_and(|r| r.hls.is_some()),
+        ab: rendition.as_ref().is_some_and(|r| r.ab.is_some()),
+    })
+    .map_err(|refusal| match refusal {
+        CopyRefusal::Revoked => replaced(ticket.delivery),
+        CopyRefusal::ProtectedVideo => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_protectable",
+            refusal.to_string(),
+        ),
+    })?;
+    if let (CopyPlan::Kept(to), Some(c)) = (plan, &kept) {
         // A resumed or repeated request: the same bytes, no new marking.
         m.delivery(DeliveryOutcome::kept);
-        if via_site {
-            return e.push_to_site(&c, &req.ticket, &ticket, &base, true).await;
-        }
-        return Ok(Json(e.copy_info(&c, &base, true)).into_response());
+        return match to {
+            Destination::Site => e.push_to_site(c, &req.ticket, &ticket, &base, true).await,
+            Destination::Buyer => Ok(Json(e.copy_info(c, &base, true)).into_response()),
+        };
     }
     e.in_flight.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight(&e.in_flight);
     let started = std::time::Instant::now();
-    // Pre-marked content bought for download: the copy is assembled from
-    // the A/B variants (a site's push and protected copies are marked as
-    // before).
-    if let Some(hls) = e.hls_info(ticket.content, ticket.tier).await? {
-        if ticket.protected.is_some() {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "not_protectable",
-                "A/B video is delivered unprotected",
-            ));
-        }
-        if via_site {
+    let (hls, ab) = rendition.map_or((None, None), |r| (r.hls, r.ab));
+    match (plan, hls, ab) {
+        (CopyPlan::Hls(Destination::Site), Some(hls), _) => {
             let copy = hls::make_site_copy(&e, &ticket, &hls).await?;
             m.delivery(DeliveryOutcome::pushed);
             return e
                 .push_to_site(&copy, &req.ticket, &ticket, &base, false)
                 .await;
         }
-        let copy = hls::make_copy(&e, &ticket, &hls).await?;
-        m.delivery(DeliveryOutcome::assembled);
-        return Ok((StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response());
-    }
-    if !via_site && ticket.protected.is_none() {
-        if let Some(ab) = e.ab_info(ticket.content, ticket.tier).await? {
+        (CopyPlan::Hls(Destination::Buyer), Some(hls), _) => {
+            let copy = hls::make_copy(&e, &ticket, &hls).await?;
+            m.delivery(DeliveryOutcome::assembled);
+            return Ok(
+                (StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response(),
+            );
+        }
+        (CopyPlan::AbPieces, _, Some(ab)) => {
             let copy = assemble_copy(&e, &ticket, &ab, started).await?;
             m.delivery(DeliveryOutcome::assembled);
             return Ok(
                 (StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response(),
             );
         }
+        // Marked now, below.
+        _ => {}
     }
     let holding = Holding {
         content: ticket.content,
@@ -1206,7 +1227,7 @@ impl Edge {
             delivery_id: ticket.delivery,
             user_id: UserId(i64::from(ticket.user)),
             content_id: ticket.content,
-            tier: ticket.tier.as_str().into(),
+            tier: ticket.tier,
             file,
             bytes: bytes as i64,
             sha256,
@@ -1590,8 +1611,7 @@ async fn download(
         std::time::UNIX_EPOCH + Duration::from_millis(c.created_at.max(0) as u64),
     );
     let assembled = if c.file.ends_with(AB_SUFFIX) {
-        let tier: Tier = c.tier.parse().map_err(ApiError::bad_request)?;
-        let ab = e.ab_info(c.content_id, tier).await?.ok_or_else(|| {
+        let ab = e.ab_info(c.content_id, c.tier).await?.ok_or_else(|| {
             ApiError::new(StatusCode::GONE, "gone", "the content's variants are gone")
         })?;
         let sequence = tokio::fs::read_to_string(&path)
@@ -1605,7 +1625,7 @@ async fn download(
             .geometry
             .pieces(&sequence)
             .map_err(|x| ApiError::new(StatusCode::BAD_GATEWAY, "bad_variant", x.to_string()))?;
-        let files = e.variant_files(c.content_id, tier, &ab).await?;
+        let files = e.variant_files(c.content_id, c.tier, &ab).await?;
         Some((files, pieces))
     } else {
         None

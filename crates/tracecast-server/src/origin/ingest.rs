@@ -156,7 +156,7 @@ async fn store_video(
         .add_hls_variants(
             id,
             &tracecast_store::HlsVariantsRecord {
-                tier: VIDEO_TIER.as_str().into(),
+                tier: VIDEO_TIER,
                 segments: made.segments as i64,
                 segment_secs: i64::from(VIDEO_SEGMENT_SECS),
                 playlist: playlist.clone(),
@@ -189,7 +189,7 @@ async fn add_video_rendition(
         .add_renditions(
             id,
             &[RenditionRecord {
-                tier: VIDEO_TIER.as_str().into(),
+                tier: VIDEO_TIER,
                 blob_key,
                 sha256,
                 bytes: bytes as i64,
@@ -413,7 +413,7 @@ pub(super) async fn add_content(
             .add_content(&NewContent {
                 provider_id,
                 title: title.clone(),
-                kind: ContentKind::Video.as_str().into(),
+                kind: ContentKind::Video,
                 price_cents: q.price_cents,
                 terms: terms.clone(),
                 source_sha256,
@@ -472,7 +472,7 @@ pub(super) async fn add_content(
         .add_content(&NewContent {
             provider_id,
             title: title.clone(),
-            kind: kind.as_str().into(),
+            kind,
             price_cents: q.price_cents,
             terms: terms.clone(),
             source_sha256,
@@ -540,7 +540,7 @@ async fn store_renditions(
             .await
             .map_err(super::blob_error)?;
         out.push(RenditionRecord {
-            tier: m.tier.as_str().into(),
+            tier: m.tier,
             blob_key: key,
             sha256,
             bytes: len,
@@ -568,7 +568,7 @@ async fn store_variants(o: &Origin, content: i64, v: MadeVariants) -> Result<(),
         .add_ab_variants(
             content,
             &tracecast_store::AbVariantsRecord {
-                tier: AB_TIER.as_str().into(),
+                tier: AB_TIER,
                 units: v.units as i64,
                 data_offset: v.data_offset as i64,
                 frame_bytes: v.frame_bytes as i64,

@@ -229,7 +229,7 @@ pub(super) async fn issue(
     if o.store
         .member(me_id)
         .await?
-        .is_some_and(|m| m.status != "active")
+        .is_some_and(|m| m.status != tracecast_members::Status::Active)
     {
         return Err(ApiError::forbidden(
             "your membership is suspended: a copy delivered to you was found leaked",

@@ -58,20 +58,12 @@ pub(super) fn member_info(m: &MemberRecord) -> MemberInfo {
         attribute_trust: m.attribute_trust,
         rating: m.rating,
         trust: m.trust,
-        status: status_of(m),
+        status: m.status,
         // Written by this origin from an `Attributes`; an unreadable
         // record shows empty attributes rather than failing the page.
         attributes: serde_json::from_str(&m.attributes).unwrap_or_default(),
         admitted_at: m.admitted_at,
         standing: m.standing,
-    }
-}
-
-fn status_of(m: &MemberRecord) -> Status {
-    if m.status == "active" {
-        Status::Active
-    } else {
-        Status::Suspended
     }
 }
 
@@ -83,7 +75,7 @@ fn to_rules(m: &MemberRecord) -> Member {
         attribute_trust: m.attribute_trust,
         rating: m.rating,
         trust: m.trust,
-        status: status_of(m),
+        status: m.status,
     }
 }
 
@@ -169,7 +161,7 @@ pub(super) async fn apply(
             format!("{} is not a member and cannot refer", req.referrer),
         )
     })?;
-    if referrer.status != "active" {
+    if referrer.status != Status::Active {
         return Err(rule_error(tracecast_members::MembersError::Suspended(
             referrer_id.get(),
         )));
@@ -301,7 +293,7 @@ pub(super) async fn decide(
             rating,
         )));
     }
-    if chain[level as usize - 1].status != "active" {
+    if chain[level as usize - 1].status != Status::Active {
         return Err(rule_error(tracecast_members::MembersError::Suspended(
             me_id.get(),
         )));
@@ -403,7 +395,7 @@ pub(super) async fn show(
             name: name_of(&o, c.user_id).await?,
             order: c.order,
             trust: c.trust,
-            status: status_of(&c),
+            status: c.status,
         });
     }
     let best = |kind| o.config.members.quality.tier(m.trust, kind);
@@ -438,7 +430,7 @@ pub(super) async fn tree(
             referrer: m.referrer_id.map(UserId::get),
             trust: m.trust,
             standing: m.standing,
-            status: status_of(&m),
+            status: m.status,
             leaks: leaks.get(&m.user_id.get()).copied().unwrap_or(0),
         });
     }
@@ -511,7 +503,7 @@ fn outcome_name(o: Outcome) -> &'static str {
 /// A member's standing as the purchase decision reads it.
 pub(super) fn member_fact(m: &MemberRecord) -> tracecast_purchase::Member {
     tracecast_purchase::Member {
-        active: m.status == "active",
+        active: m.status == Status::Active,
         trust: m.trust,
         order: m.order,
     }
@@ -566,7 +558,7 @@ pub(super) async fn ask_reserved(
     };
     let m = o.store.member(me_id).await?;
     if let Some(m) = &m {
-        if m.status != "active" {
+        if m.status != Status::Active {
             return Err(rule_error(tracecast_members::MembersError::Suspended(
                 me_id.get(),
             )));
@@ -614,7 +606,7 @@ pub(super) async fn ask_reserved(
     let asked: Vec<&MemberRecord> = chain
         .iter()
         .take(levels)
-        .filter(|a| a.status == "active")
+        .filter(|a| a.status == Status::Active)
         .collect();
     if asked.is_empty() {
         return Err(ApiError::new(
@@ -707,7 +699,7 @@ pub(super) async fn decide_reserved(
     if o.store
         .member(me_id)
         .await?
-        .is_none_or(|m| m.status != "active")
+        .is_none_or(|m| m.status != Status::Active)
     {
         return Err(rule_error(tracecast_members::MembersError::Suspended(
             me_id.get(),
@@ -819,7 +811,7 @@ pub(super) async fn account_for_leak(
                 .store
                 .member(user)
                 .await?
-                .is_some_and(|m| m.status != "active"),
+                .is_some_and(|m| m.status != Status::Active),
             first_time: false,
             chain: Vec::new(),
             members_changed: 0,
@@ -828,7 +820,7 @@ pub(super) async fn account_for_leak(
     let ancestors = o.store.member_chain(user, 64).await?;
     // A member already suspended answered for an earlier leak; their chain
     // is not punished again.
-    let already = m.status != "active";
+    let already = m.status != Status::Active;
     let penalties = if already {
         Vec::new()
     } else {

@@ -336,34 +336,32 @@ impl Origin {
             .renditions(c.id)
             .await?
             .into_iter()
-            .filter_map(|r| {
+            .map(|r| {
                 let ab = variants
                     .iter()
                     .find(|v| v.tier == r.tier)
                     .map(ingest::ab_info);
-                Some(RenditionInfo {
-                    tier: r.tier.parse().ok()?,
+                RenditionInfo {
+                    tier: r.tier,
                     bytes: r.bytes as u64,
                     sha256: r.sha256,
-                    hls: hls
-                        .clone()
-                        .filter(|_| r.tier == ingest::VIDEO_TIER.as_str()),
+                    hls: hls.clone().filter(|_| r.tier == ingest::VIDEO_TIER),
                     media_type: r.media_type,
                     ab,
-                })
+                }
             })
             .collect();
         renditions.sort_by_key(|r| r.tier);
         Ok(ContentInfo {
             id: c.id,
             title: c.title.clone(),
-            kind: c.kind.clone(),
+            kind: c.kind,
             provider: c.provider.clone(),
             provider_id: c.provider_id.get(),
             price_cents: c.price_cents,
             terms: c.terms.clone(),
             source_sha256: c.source_sha256.clone(),
-            rental_tariff: (c.kind == "audio" || c.kind == "video").then(|| {
+            rental_tariff: matches!(c.kind, ContentKind::Audio | ContentKind::Video).then(|| {
                 c.rental_tariff
                     .clone()
                     .unwrap_or_else(|| self.config.rental_tariff.to_string())
@@ -706,9 +704,9 @@ async fn add_site(o: &Origin, kind: AccountKind, new: NewAccount) -> Result<Resp
                     return Err(ApiError::bad_request("a medium's price cannot be negative"));
                 }
             }
-            serde_json::to_string(&media).expect("serialises")
+            media
         }
-        _ => "{}".into(),
+        _ => Default::default(),
     };
     let token = new_token();
     let (account, _) = o
@@ -751,8 +749,7 @@ async fn sites(State(o): State<Arc<Origin>>, headers: HeaderMap) -> Result<Respo
             } else {
                 tracecast_delivery::api::SiteKind::Home
             },
-            // Written by this origin from a map of medium to cents.
-            media: serde_json::from_str(&s.media).unwrap_or_default(),
+            media: s.media,
             name: s.name,
             address: s.address,
             operator: s.operator,
@@ -837,7 +834,7 @@ async fn ab_variant(
         .ab_variants(id)
         .await?
         .into_iter()
-        .find(|v| v.tier == tier.as_str())
+        .find(|v| v.tier == tier)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -867,7 +864,7 @@ async fn rendition(
         .renditions(id)
         .await?
         .into_iter()
-        .find(|r| r.tier == tier.as_str())
+        .find(|r| r.tier == tier)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -938,7 +935,7 @@ async fn pre_position(
         }
     }
     let Json(req) = body?;
-    let kind: ContentKind = c.kind.parse().map_err(ApiError::bad_request)?;
+    let kind = c.kind;
     let tier = req.tier.unwrap_or(kind.default_tier());
     if tier.kind() != kind {
         return Err(ApiError::bad_request(format!(
@@ -990,13 +987,10 @@ async fn edges(State(o): State<Arc<Origin>>, headers: HeaderMap) -> Result<Respo
     // Each edge with the renditions it last said it holds.
     let mut holdings: HashMap<EdgeId, Vec<Holding>> = HashMap::new();
     for (edge, content, tier) in o.store.edge_holdings().await? {
-        // Written from an edge's typed report: every tier reads back.
-        if let Ok(tier) = tier.parse() {
-            holdings
-                .entry(edge)
-                .or_default()
-                .push(Holding { content, tier });
-        }
+        holdings
+            .entry(edge)
+            .or_default()
+            .push(Holding { content, tier });
     }
     let edges: Vec<EdgeInfo> = o
         .store

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tracecast_delivery::api::{Purchase, PurchaseRequest};
-use tracecast_delivery::{ContentKind, SiteTarget, Ticket, Tier};
+use tracecast_delivery::{SiteTarget, Ticket, Tier};
 use tracecast_purchase::{Earlier, Facts, Plan, Refusal, Replaced, Site, SiteKind, Terms};
 use tracecast_store::{
     AccountId, AccountKind, ContentRecord, DeliveryRecord, EdgeLoad, NewDelivery, SiteRecord,
@@ -80,7 +80,7 @@ fn site_fact(s: SiteRecord) -> Option<Site> {
     Some(Site {
         id: s.id.get(),
         kind,
-        media: serde_json::from_str(&s.media).unwrap_or_default(),
+        media: s.media,
         name: s.name,
         address: s.address,
         fee_cents: s.fee_cents,
@@ -112,14 +112,13 @@ async fn copy_bytes(o: &Origin, c: &ContentRecord) -> Result<BTreeMap<Tier, u64>
             .filter(|(f, _)| f.starts_with("a/"))
             .map(|(_, (n, _))| n)
             .sum();
-        let kind: ContentKind = c.kind.parse().map_err(ApiError::bad_request)?;
-        return Ok(kind.tiers().iter().map(|t| (*t, a)).collect());
+        return Ok(c.kind.tiers().iter().map(|t| (*t, a)).collect());
     }
     Ok(o.store
         .renditions(c.id)
         .await?
         .into_iter()
-        .filter_map(|r| Some((r.tier.parse().ok()?, r.bytes.max(0) as u64)))
+        .map(|r| (r.tier, r.bytes.max(0) as u64))
         .collect())
 }
 
@@ -163,7 +162,7 @@ async fn gather<'r>(
         request: req,
         content: tracecast_purchase::Content {
             id: c.id,
-            kind: c.kind.parse().map_err(ApiError::bad_request)?,
+            kind: c.kind,
             price_cents: c.price_cents,
             protected: c.protected,
             rental_tariff: c.rental_tariff.clone(),

@@ -1,20 +1,8 @@
-//! `tracecast demo`: a whole distribution run on loopback, narrated. An
-//! origin (with its mailbox), two edges, and a home server with a shop's
-//! kiosk start as separate servers in this process, each with its own
-//! SQLite store; a provider publishes a track and a photo; three users buy
-//! through the edges; bills arrive in their boxes; one copy leaks (cut and
-//! re-encoded as MP3) and is traced back to its buyer, as is a cropped,
-//! recompressed copy of the photo; an unmarked file must come back "no
-//! mark". Then alice rents the track from the home server and plays it
-//! with seeks, bob orders it on a CD-R at the kiosk, and bob pays his
-//! invoice; the ledger's balances sum to zero. Last, a camera shares a
-//! short memo (attached) and a long recording (a download link) through a
-//! phone's gateway to bob's mailbox, and bob's inbox saves both.
+//! The demo's steps, in order, each narrated as it runs.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use tracecast_client::{
     buy_copy, drain, order_via_site, BuyOutcome, DrainOptions, Inbox, MailboxClient, OriginClient,
     Silent,
@@ -27,7 +15,7 @@ use tracecast_delivery::{Bill, DiscOrder, Fulfilment, Tier};
 use tracecast_mailbox::BoxName;
 use tracecast_media::Pcm;
 
-use crate::cli::DemoArgs;
+use crate::{fail, Context, DemoOptions, Result};
 use tracecast_server::node::{Node, Roles, Settings};
 
 /// A real photo when Debian's mate-backgrounds is installed, else a
@@ -41,24 +29,22 @@ fn settings(data: &Path, roles: Roles, mark_key: &Path) -> Settings {
     }
 }
 
-pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
+/// Runs the demo to its end, narrating each step (unless `quiet`).
+pub fn run(args: &DemoOptions) -> Result<()> {
     if args.dir.exists() {
         std::fs::remove_dir_all(&args.dir)
             .with_context(|| format!("cannot clear {}", args.dir.display()))?;
     }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    // Server logs only when asked (RUST_LOG=info): the narration is the show.
-    if std::env::var_os("RUST_LOG").is_some() {
-        crate::serve::init_logs(quiet);
-    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(demo(args, quiet))
+        .block_on(demo(args))
 }
 
-async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
+async fn demo(args: &DemoOptions) -> Result<()> {
+    let quiet = args.quiet;
     let say = |s: String| {
         if !quiet {
             println!("{s}");
@@ -200,8 +186,13 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         "edge paris to report the track",
         Duration::from_secs(30),
         || async {
-            let loads = origin.store.edge_loads(track.id, "lossless", 0).await?;
-            Ok(loads.iter().any(|l| l.edge.name == "paris" && l.holds))
+            let edges = admin.edges().await?;
+            Ok(edges.iter().any(|e| {
+                e.name == "paris"
+                    && e.holdings
+                        .iter()
+                        .any(|h| h.content == track.id && h.tier == Tier::Lossless)
+            }))
         },
     )
     .await?;
@@ -297,7 +288,7 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
             }
         }
         if got == 0 {
-            bail!("no bill reached {name}");
+            fail!("no bill reached {name}");
         }
     }
     let ledger = admin.delivery(bought[0].purchase.delivery).await?;
@@ -378,7 +369,7 @@ async fn demo(args: &DemoArgs, quiet: bool) -> anyhow::Result<()> {
         dir.display()
     ));
     if failures > 0 {
-        bail!("{failures} case(s) traced wrongly");
+        fail!("{failures} case(s) traced wrongly");
     }
     Ok(())
 }
@@ -394,7 +385,7 @@ async fn protected(
     provider: &OriginClient,
     admin: &OriginClient,
     users: &[(&str, i64, OriginClient, String)],
-) -> anyhow::Result<usize> {
+) -> Result<usize> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut failures = 0;
@@ -469,7 +460,8 @@ async fn protected(
         .with("origin", issuer.signer.verifying_key()?)
         .with("roaming", roaming.verifying_key()?);
     let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the clock is before 1970")?
         .as_secs() as i64;
     let l = licence.verify(&trusted, "carol", now)?;
     let content_key = l.content_key(&tracecast_protect::Secret::Device(device_secret))?;
@@ -515,7 +507,7 @@ async fn protected(
         .context("the package order is empty")?;
     let (purchase, licence) = match (&item.purchase, &item.licence) {
         (Some(p), Some(l)) => (p.clone(), l.clone()),
-        _ => anyhow::bail!(
+        _ => fail!(
             "the package order failed: {}",
             item.error.as_deref().unwrap_or("no reason given")
         ),
@@ -554,7 +546,7 @@ async fn rent_and_play(
     users: &[(&str, i64, OriginClient, String)],
     track: &ContentInfo,
     say: &dyn Fn(String),
-) -> anyhow::Result<usize> {
+) -> Result<usize> {
     let mut failures = 0;
     let (_, _, alice, _) = &users[0];
     let mut rent = PurchaseRequest::download(track.id, None);
@@ -638,7 +630,7 @@ async fn homes_and_kiosks(
     mark_key: &Path,
     users: &[(&str, i64, OriginClient, String)],
     track: &ContentInfo,
-) -> anyhow::Result<usize> {
+) -> Result<usize> {
     let mut failures = 0;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let at = listener.local_addr()?;
@@ -813,7 +805,7 @@ async fn sharing(
     origin: &Node,
     users: &[(&str, i64, OriginClient, String)],
     recording: &Path,
-) -> anyhow::Result<usize> {
+) -> Result<usize> {
     use tracecast_client::{GatewayClient, SendOptions, ServiceClient};
     let mut failures = 0;
     let admin_token = std::fs::read_to_string(&origin.admin_token)?;
@@ -849,7 +841,8 @@ async fn sharing(
     let found = tokio::task::spawn_blocking(|| {
         tracecast_server::gateway::discover(Duration::from_secs(3), true)
     })
-    .await?
+    .await
+    .context("looking for the phone's gateway")?
     .unwrap_or_default();
     // Another gateway may answer on this network (another demo, a real
     // phone): the camera takes this demo's own.
@@ -1003,7 +996,7 @@ async fn sharing(
     Ok(failures)
 }
 
-async fn account(admin: &OriginClient, kind: &str, name: &str) -> anyhow::Result<(i64, String)> {
+async fn account(admin: &OriginClient, kind: &str, name: &str) -> Result<(i64, String)> {
     let a = admin.add_account(&NewAccount::named(kind, name)).await?;
     Ok((a.id, a.token.unwrap_or_default()))
 }
@@ -1016,10 +1009,10 @@ fn renditions(c: &ContentInfo) -> String {
         .join(", ")
 }
 
-async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F) -> anyhow::Result<()>
+async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<()>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+    Fut: std::future::Future<Output = Result<bool>>,
 {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
@@ -1028,13 +1021,13 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    bail!("timed out waiting for {what}")
+    fail!("timed out waiting for {what}")
 }
 
 /// The track and the photo to publish: from `--media DIR` (the first
 /// audio file and the first picture in it), else a generated 60-second
 /// piece and Debian's ladybird photo (or a generated picture).
-fn sample_media(args: &DemoArgs, out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+fn sample_media(args: &DemoOptions, out: &Path) -> Result<(PathBuf, PathBuf)> {
     let mut track = None;
     let mut photo = None;
     if let Some(dir) = &args.media {
@@ -1086,7 +1079,7 @@ fn sample_media(args: &DemoArgs, out: &Path) -> anyhow::Result<(PathBuf, PathBuf
 
 /// Bob's copy, cut to 25 seconds from the middle and re-encoded as MP3 at
 /// 128 kbit/s with lame (or, without lame, with noise added in code).
-fn leak_audio(copy: &Path, dir: &Path) -> anyhow::Result<(PathBuf, String)> {
+fn leak_audio(copy: &Path, dir: &Path) -> Result<(PathBuf, String)> {
     let pcm = tracecast_media::decode_file(copy, None)?;
     let sr = pcm.sample_rate as usize;
     let from = (pcm.frames() / 2).saturating_sub(12 * sr);
@@ -1116,7 +1109,7 @@ fn leak_audio(copy: &Path, dir: &Path) -> anyhow::Result<(PathBuf, String)> {
     }
 }
 
-fn leak_picture(copy: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
+fn leak_picture(copy: &Path, dir: &Path) -> Result<PathBuf> {
     use tracecast_attack::picture::PictureAttack as A;
     let img = tracecast_media::read_picture(copy)?;
     let leaked = A::Chain(vec![A::Crop(0.1), A::Jpeg(70)]).apply(&img, 1);
