@@ -30,7 +30,7 @@ pub use keywrap::KeyWrap;
 pub use licence::{fingerprint, Grant, Issuer, Licence, Rights, SignedLicence, System, Trusted};
 pub use roaming::{Agreement, Conversion, RoamingAgreement, RoamingServer};
 pub use systems::{
-    decode32, new_age_identity, new_x25519_keypair, x25519_public, Recipient, Secret,
+    decode32, new_age_identity, new_key_file, new_x25519_keypair, x25519_public, Recipient, Secret,
 };
 
 /// Why protecting, licensing or converting failed.

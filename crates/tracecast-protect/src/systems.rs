@@ -174,6 +174,50 @@ impl Drop for Secret {
     }
 }
 
+/// How a device key file starts (`tracecast licence keygen --system device`).
+const DEVICE_KEY_PREFIX: &str = "TRACECAST-DEVICE-KEY-";
+
+/// A new secret for `system` as the text of the key file a user keeps,
+/// and the recipient to ask licences for (`age:age1…` or
+/// `device:BASE64URL`). The text holds the secret: write it to a file only
+/// its owner reads.
+pub fn new_key_file(system: System) -> Result<(String, String), ProtectError> {
+    match system {
+        System::Age => {
+            let (secret, public) = new_age_identity();
+            Ok((
+                format!("# tracecast age identity\n# public key: {public}\n{secret}\n"),
+                format!("age:{public}"),
+            ))
+        }
+        System::Device => {
+            let (mut secret, public) = new_x25519_keypair();
+            let text = format!("{DEVICE_KEY_PREFIX}{}\n", B64.encode(secret));
+            secret.zeroize();
+            Ok((text, format!("device:{}", B64.encode(public))))
+        }
+        System::Clearkey => Err(ProtectError::Unsupported("clearkey needs no key".into())),
+    }
+}
+
+impl Secret {
+    /// The secret in a key file's text: an age identity (as `age-keygen`
+    /// or [`new_key_file`] write it) or a device key.
+    pub fn from_key_file(text: &str) -> Result<Secret, ProtectError> {
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("AGE-SECRET-KEY-") {
+                return Ok(Secret::Age(line.to_owned()));
+            }
+            if let Some(k) = line.strip_prefix(DEVICE_KEY_PREFIX) {
+                return Ok(Secret::Device(decode32(k, "device key")?));
+            }
+        }
+        Err(ProtectError::Malformed(
+            "neither an age identity nor a tracecast device key".into(),
+        ))
+    }
+}
+
 /// A new age identity: (`AGE-SECRET-KEY-1…`, `age1…`).
 pub fn new_age_identity() -> (String, String) {
     let id = age::x25519::Identity::generate();

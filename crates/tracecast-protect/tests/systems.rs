@@ -223,3 +223,37 @@ fn the_age_command_decrypts_an_age_licence() {
         key.as_bytes()
     );
 }
+
+#[test]
+fn key_files_hold_the_secret_their_recipient_names() {
+    use base64::Engine;
+    use tracecast_protect::{new_key_file, x25519_public, System};
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let (text, recipient) = new_key_file(System::Device).unwrap();
+    let secret = match &Secret::from_key_file(&text).unwrap() {
+        Secret::Device(k) => *k,
+        other => panic!("a device key file read as {other:?}"),
+    };
+    assert_eq!(
+        format!("device:{}", b64.encode(x25519_public(&secret).unwrap())),
+        recipient
+    );
+
+    let (text, recipient) = new_key_file(System::Age).unwrap();
+    let identity = match &Secret::from_key_file(&text).unwrap() {
+        Secret::Age(id) => id.parse::<age::x25519::Identity>().unwrap(),
+        other => panic!("an age identity file read as {other:?}"),
+    };
+    assert_eq!(format!("age:{}", identity.to_public()), recipient);
+
+    assert!(new_key_file(System::Clearkey).is_err());
+    for bad in [
+        "",
+        "hello\n",
+        "TRACECAST-DEVICE-KEY-short\n",
+        "# AGE-SECRET-KEY-1 in a comment",
+    ] {
+        assert!(Secret::from_key_file(bad).is_err(), "{bad:?}");
+    }
+}

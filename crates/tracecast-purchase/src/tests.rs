@@ -95,6 +95,31 @@ fn world() -> World {
     }
 }
 
+/// An earlier delivery under the request's key.
+fn earlier(content: i64, tier: Tier, edge: i64, price_cents: i64) -> Option<Earlier> {
+    Some(Earlier {
+        id: 9,
+        content,
+        tier,
+        mode: Mode::Download,
+        edge,
+        price_cents,
+    })
+}
+
+/// Delivery 7 of content 1, the one the request replaces.
+fn replaced(tier: Tier, price_cents: i64, replaced: bool, open: bool) -> Option<Replaced> {
+    Some(Replaced {
+        id: 7,
+        content: 1,
+        tier,
+        mode: Mode::Download,
+        price_cents,
+        replaced,
+        open,
+    })
+}
+
 fn member(trust: f64, order: i64) -> Option<Member> {
     Some(Member {
         active: true,
@@ -409,28 +434,14 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
         (
             "a retry is the same delivery, at its edge and price",
             Box::new(|w| {
-                w.earlier = Some(Earlier {
-                    id: 9,
-                    content: 1,
-                    tier: Tier::Lossless,
-                    mode: Mode::Download,
-                    edge: 1,
-                    price_cents: 0,
-                });
+                w.earlier = earlier(1, Tier::Lossless, 1, 0);
             }),
             "download lossless edge1 0c again 9",
         ),
         (
             "a key reused for another content",
             Box::new(|w| {
-                w.earlier = Some(Earlier {
-                    id: 9,
-                    content: 3,
-                    tier: Tier::Lossless,
-                    mode: Mode::Download,
-                    edge: 1,
-                    price_cents: 500,
-                });
+                w.earlier = earlier(3, Tier::Lossless, 1, 500);
             }),
             "409 key_reused: Idempotency-Key was used for delivery 9 of content 3 (lossless download); use a new key for another purchase",
         ),
@@ -438,14 +449,7 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
             "a key reused for another tier",
             Box::new(|w| {
                 w.request.tier = Some(Tier::High);
-                w.earlier = Some(Earlier {
-                    id: 9,
-                    content: 1,
-                    tier: Tier::Lossless,
-                    mode: Mode::Download,
-                    edge: 1,
-                    price_cents: 500,
-                });
+                w.earlier = earlier(1, Tier::Lossless, 1, 500);
             }),
             "409 key_reused: Idempotency-Key was used for delivery 9 of content 1 (lossless download); use a new key for another purchase",
         ),
@@ -454,15 +458,7 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
             Box::new(|w| {
                 w.request.replaces = Some(7);
                 w.request.avoid = vec![2];
-                w.replaced = Some(Replaced {
-                    id: 7,
-                    content: 1,
-                    tier: Tier::Lossless,
-                    mode: Mode::Download,
-                    price_cents: 0,
-                    replaced: false,
-                    open: true,
-                });
+                w.replaced = replaced(Tier::Lossless, 0, false, true);
             }),
             "download lossless edge1 0c replaces 7 order OrderInfo { tariff: None, until: None, medium: None, fulfilment: None, medium_cents: None, shipping_cents: None, payer: None, replaces: Some(7) }",
         ),
@@ -475,15 +471,7 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
             "replacing a preview by a paid tier",
             Box::new(|w| {
                 w.request.replaces = Some(7);
-                w.replaced = Some(Replaced {
-                    id: 7,
-                    content: 1,
-                    tier: Tier::Preview,
-                    mode: Mode::Download,
-                    price_cents: 0,
-                    replaced: false,
-                    open: true,
-                });
+                w.replaced = replaced(Tier::Preview, 0, false, true);
             }),
             "400 bad_request: delivery 7 is not a download of the lossless of content 1: a delivery is replaced by one of the same kind",
         ),
@@ -491,15 +479,7 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
             "replacing twice",
             Box::new(|w| {
                 w.request.replaces = Some(7);
-                w.replaced = Some(Replaced {
-                    id: 7,
-                    content: 1,
-                    tier: Tier::Lossless,
-                    mode: Mode::Download,
-                    price_cents: 500,
-                    replaced: true,
-                    open: true,
-                });
+                w.replaced = replaced(Tier::Lossless, 500, true, true);
             }),
             "409 already_replaced: delivery 7 was replaced already",
         ),
@@ -507,15 +487,7 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
             "replacing a settled delivery",
             Box::new(|w| {
                 w.request.replaces = Some(7);
-                w.replaced = Some(Replaced {
-                    id: 7,
-                    content: 1,
-                    tier: Tier::Lossless,
-                    mode: Mode::Download,
-                    price_cents: 500,
-                    replaced: false,
-                    open: false,
-                });
+                w.replaced = replaced(Tier::Lossless, 500, false, false);
             }),
             "409 already_replaced: delivery 7 was replaced already",
         ),
@@ -541,14 +513,7 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
         (
             "a retry whose edge is gone",
             Box::new(|w| {
-                w.earlier = Some(Earlier {
-                    id: 9,
-                    content: 1,
-                    tier: Tier::Lossless,
-                    mode: Mode::Download,
-                    edge: 4,
-                    price_cents: 500,
-                });
+                w.earlier = earlier(1, Tier::Lossless, 4, 500);
             }),
             "503 no_edge: no edge is available to deliver this now; try again shortly",
         ),

@@ -16,14 +16,8 @@ fn client(conn: &Connection) -> anyhow::Result<MailboxClient> {
     Ok(MailboxClient::new(&conn.server, &conn.token()?)?)
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
-
 pub fn mailbox(cmd: MailboxCommand, _quiet: bool) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async {
+    crate::delivery::runtime()?.block_on(async {
         match cmd {
             MailboxCommand::CreateBox {
                 name,
@@ -107,7 +101,7 @@ pub fn mailbox(cmd: MailboxCommand, _quiet: bool) -> anyhow::Result<ExitCode> {
 
 pub fn inbox(cmd: InboxCommand, quiet: bool) -> anyhow::Result<ExitCode> {
     match cmd {
-        InboxCommand::Fetch(args) => runtime()?.block_on(fetch(args, quiet)),
+        InboxCommand::Fetch(args) => crate::delivery::runtime()?.block_on(fetch(args, quiet)),
         InboxCommand::List { dir, json } => {
             let inbox = Inbox::open(&dir)?;
             let mut out = std::io::stdout().lock();
@@ -177,7 +171,7 @@ pub fn inbox(cmd: InboxCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                 bail!("message {id} is not in {}", dir.display());
             };
             let body = inbox.read(id)?;
-            let written = runtime()?.block_on(tracecast_client::save_shared(
+            let written = crate::delivery::runtime()?.block_on(tracecast_client::save_shared(
                 &id.to_string(),
                 &body,
                 sender.as_deref(),

@@ -7,37 +7,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use base64::Engine;
 use tracecast_protect::api::{ConversionRequest, PackageItem, PackageOrder};
 use tracecast_protect::{Decryptor, Header, Secret, SignedLicence, System, Trusted};
 
 use crate::cli::{DecryptArgs, LicenceCommand};
 use crate::delivery::{origin, runtime};
 
-const DEVICE_PREFIX: &str = "TRACECAST-DEVICE-KEY-";
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
 pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         LicenceCommand::Keygen { system, out } => {
-            let system: System = system.parse()?;
-            let (secret, recipient) = match system {
-                System::Age => {
-                    let (secret, public) = tracecast_protect::new_age_identity();
-                    (
-                        format!("# tracecast age identity\n# public key: {public}\n{secret}\n"),
-                        format!("age:{public}"),
-                    )
-                }
-                System::Device => {
-                    let (secret, public) = tracecast_protect::new_x25519_keypair();
-                    (
-                        format!("{DEVICE_PREFIX}{}\n", B64.encode(secret)),
-                        format!("device:{}", B64.encode(public)),
-                    )
-                }
-                System::Clearkey => anyhow::bail!("clearkey needs no key"),
-            };
+            let (secret, recipient) = tracecast_protect::new_key_file(system.parse()?)?;
             tracecast_server::secrets::write_new(&out, secret.as_bytes())?;
             println!("{recipient}");
             eprintln!(
@@ -245,21 +224,7 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
 fn read_secret(path: &Path) -> anyhow::Result<Secret> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    for line in text.lines().map(str::trim) {
-        if line.starts_with("AGE-SECRET-KEY-") {
-            return Ok(Secret::Age(line.to_owned()));
-        }
-        if let Some(k) = line.strip_prefix(DEVICE_PREFIX) {
-            return Ok(Secret::Device(tracecast_protect::decode32(
-                k,
-                "device key",
-            )?));
-        }
-    }
-    anyhow::bail!(
-        "{} holds neither an age identity nor a tracecast device key",
-        path.display()
-    )
+    Secret::from_key_file(&text).with_context(|| format!("{}", path.display()))
 }
 
 pub fn decrypt(args: DecryptArgs) -> anyhow::Result<ExitCode> {
