@@ -296,6 +296,16 @@ pub struct DeliveryInfo {
     pub waived_by: Option<i64>,
 }
 
+impl DeliveryInfo {
+    /// What a provider sees of one of its sales: everything but where the
+    /// buyer has a disc posted (the kiosk's to know; its ticket carries
+    /// it).
+    pub fn seen_by_provider(mut self) -> Self {
+        self.order_info.fulfilment = None;
+        self
+    }
+}
+
 /// One ledger posting with its transaction (`GET /v1/ledger`,
 /// administrator; and a delivery's own).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -520,6 +520,10 @@ async fn deliveries(
         .await?
         .into_iter()
         .map(DeliveryInfo::from)
+        .map(|d| match provider {
+            Some(_) => d.seen_by_provider(),
+            None => d,
+        })
         .collect();
     Ok(Json(list).into_response())
 }
@@ -1089,8 +1093,12 @@ async fn delivery(
         ));
     }
     let postings = o.store.postings(id).await?;
+    let delivery = DeliveryInfo::from(d);
     Ok(Json(DeliveryDetail {
-        delivery: d.into(),
+        delivery: match caller.id() {
+            Some(AccountId::Provider(_)) => delivery.seen_by_provider(),
+            _ => delivery,
+        },
         postings: postings.into_iter().map(Into::into).collect(),
     })
     .into_response())

@@ -347,17 +347,59 @@ fn sites_flow(dir: &Path, database: Option<&str>, s3: Option<&S3Server>) {
         .count();
     assert_eq!(postings, 4, "two transfers, posted once: {ledger}");
 
-    // 4. A kiosk order: an ISO image a burner takes, with the marked file.
+    // 4. A kiosk order, posted: an ISO image a burner takes, with the
+    // marked file.
+    const HOME_ADDRESS: &str = "1 Elm Street, Springfield";
     let k = json(net.run(
         &bob,
         &[
-            "buy", &id, "--kiosk", "corner", "--medium", "cd-r", "--json",
+            "buy",
+            &id,
+            "--kiosk",
+            "corner",
+            "--medium",
+            "cd-r",
+            "--ship-to",
+            HOME_ADDRESS,
+            "--json",
         ],
     ));
     let order = k["purchase"]["delivery"].as_i64().unwrap();
     let disc = &k["copy"]["via"]["disc"];
     assert_eq!(disc["medium"], "cd-r", "{k}");
-    assert_eq!(k["purchase"]["store_total_cents"], 150 + 150 + 50, "{k}");
+    // Content, medium, agency fee and shipping.
+    assert_eq!(
+        k["purchase"]["store_total_cents"],
+        150 + 150 + 50 + 400,
+        "{k}"
+    );
+    // Where bob lives is his and the store's to know: his own list of
+    // deliveries shows the address, the provider's list of its sales and
+    // its view of the one delivery do not.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let as_account = |token: &Path| {
+        tracecast_client::OriginClient::new(&net.base, &std::fs::read_to_string(token).unwrap())
+            .unwrap()
+    };
+    let shipped_to = |d: &tracecast_delivery::api::DeliveryInfo| match &d.order_info.fulfilment {
+        Some(tracecast_delivery::Fulfilment::Ship { address }) => Some(address.clone()),
+        _ => None,
+    };
+    let mine = rt.block_on(as_account(&bob).deliveries(None)).unwrap();
+    let mine = mine
+        .iter()
+        .find(|d| d.id == order)
+        .expect("bob's kiosk order");
+    assert_eq!(shipped_to(mine).as_deref(), Some(HOME_ADDRESS));
+    let sold = rt.block_on(as_account(&provider).deliveries(None)).unwrap();
+    let sold = sold
+        .iter()
+        .find(|d| d.id == order)
+        .expect("the provider's sale");
+    assert_eq!(shipped_to(sold), None);
+    assert_eq!(sold.order_info.medium.as_deref(), Some("cd-r"));
+    let one = rt.block_on(as_account(&provider).delivery(order)).unwrap();
+    assert_eq!(shipped_to(&one.delivery), None);
     let kiosk_url = format!("http://127.0.0.1:{port}/kiosk");
     let kiosk_cli = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_tracecast"))
@@ -434,8 +476,9 @@ fn sites_flow(dir: &Path, database: Option<&str>, s3: Option<&S3Server>) {
             .map(|r| r["balance_cents"].as_i64().unwrap())?;
         (owed != 0).then_some(owed)
     });
-    // The store paid the provider 1.50 for bob and is owed 3.50 by him.
-    assert_eq!(store_billed, 150 - 350);
+    // The store paid the provider 1.50 for bob and is owed 7.50 by him
+    // (content, disc, agency fee, postage).
+    assert_eq!(store_billed, 150 - 750);
 
     // 5. A medium too small: a clear error, nothing billed.
     let before = json(net.run(&bob, &["bill", "--json"]))["balance_cents"].clone();
