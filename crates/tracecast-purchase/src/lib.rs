@@ -50,7 +50,8 @@ pub struct Content {
     pub rental_tariff: Option<String>,
     /// Members of this order or lower receive it freely.
     pub reserved_up_to_order: Option<i64>,
-    /// How many bytes a copy of each tier is (what a disc must hold).
+    /// How many bytes a copy of each tier is (what a disc must hold); read
+    /// only when the request names a kiosk, the one route that uses it.
     pub copy_bytes: BTreeMap<Tier, u64>,
 }
 

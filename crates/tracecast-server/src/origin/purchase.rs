@@ -167,7 +167,12 @@ async fn gather<'r>(
             protected: c.protected,
             rental_tariff: c.rental_tariff.clone(),
             reserved_up_to_order: c.reserved_up_to_order,
-            copy_bytes: copy_bytes(o, c).await?,
+            // Only a kiosk order asks whether the copy fits its medium:
+            // other purchases skip the two reads.
+            copy_bytes: match req.kiosk {
+                Some(_) => copy_bytes(o, c).await?,
+                None => BTreeMap::new(),
+            },
         },
         member: member.as_ref().map(members::member_fact),
         reserved_request,
