@@ -248,7 +248,7 @@ pub struct SiteOutcome {
     #[serde(skip)]
     pub downloaded: Option<Downloaded>,
     /// Home downloads: the home's answer to the receipt.
-    pub finished: Option<serde_json::Value>,
+    pub finished: Option<tracecast_delivery::api::SiteCopyEnded>,
 }
 
 /// Orders through a home server (download or rental) or a kiosk: the

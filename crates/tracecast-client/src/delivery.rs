@@ -769,7 +769,10 @@ pub fn part_path(out: &Path) -> PathBuf {
 impl EdgeClient {
     /// Posts to a home server's end link: confirms a download arrived
     /// whole, or ends a rental. The home deletes its copy and reports.
-    pub async fn finish(&self, done_url: &str) -> Result<serde_json::Value, ClientError> {
+    pub async fn finish(
+        &self,
+        done_url: &str,
+    ) -> Result<tracecast_delivery::api::SiteCopyEnded, ClientError> {
         json(self.http.post(done_url).send().await?).await
     }
 }
@@ -792,7 +795,7 @@ impl KioskClient {
     }
 
     /// The orders and their images.
-    pub async fn discs(&self) -> Result<serde_json::Value, ClientError> {
+    pub async fn discs(&self) -> Result<Vec<tracecast_delivery::api::KioskDisc>, ClientError> {
         json(
             self.http
                 .get(format!("{}/v1/discs", self.base))
@@ -844,7 +847,10 @@ impl KioskClient {
     }
 
     /// The disc is burned: the kiosk deletes the image.
-    pub async fn burned(&self, delivery: i64) -> Result<serde_json::Value, ClientError> {
+    pub async fn burned(
+        &self,
+        delivery: i64,
+    ) -> Result<tracecast_delivery::api::DiscBurned, ClientError> {
         json(
             self.http
                 .post(format!("{}/v1/discs/{delivery}/burned", self.base))

@@ -88,27 +88,7 @@ pub struct PostOptions {
     pub idempotency_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct Posted {
-    pub id: MessageId,
-    pub date: String,
-    pub duplicate: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct CreatedBox {
-    pub name: BoxName,
-    pub token: String,
-    pub webhook_secret: Option<String>,
-}
-
-/// A notice of waiting mail.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct Notice {
-    pub pending: i64,
-    pub pending_bytes: i64,
-    pub first: Option<MessageId>,
-}
+pub use tracecast_mailbox::api::{BoxStatus, CreatedBox, Notice, Posted};
 
 /// A client of one mailbox server, holding one token.
 #[derive(Clone)]
@@ -188,12 +168,7 @@ impl MailboxClient {
         if !resp.status().is_success() {
             return Err(refused(resp).await);
         }
-        #[derive(Deserialize)]
-        struct Who {
-            #[serde(rename = "box")]
-            box_name: Option<BoxName>,
-        }
-        let who: Who = resp
+        let who: tracecast_mailbox::api::WhoAmI = resp
             .json()
             .await
             .map_err(|e| ClientError::Malformed(e.to_string()))?;
@@ -208,7 +183,10 @@ impl MailboxClient {
     ) -> Result<CreatedBox, ClientError> {
         let resp = self
             .auth(self.http.post(self.url("/v1/boxes")))
-            .json(&serde_json::json!({ "name": name, "webhook": webhook }))
+            .json(&tracecast_mailbox::api::CreateBox {
+                name: name.to_string(),
+                webhook: webhook.map(str::to_owned),
+            })
             .send()
             .await?;
         if resp.status() != StatusCode::CREATED {
@@ -355,8 +333,8 @@ impl MailboxClient {
         }
     }
 
-    /// The box's counters as JSON.
-    pub async fn status(&self, of: &BoxName) -> Result<serde_json::Value, ClientError> {
+    /// The box's counters.
+    pub async fn status(&self, of: &BoxName) -> Result<BoxStatus, ClientError> {
         let resp = self
             .auth(self.http.get(self.url(&format!("/v1/boxes/{of}"))))
             .send()

@@ -698,7 +698,7 @@ async fn messages(State(c): State<Shared>, headers: HeaderMap) -> Page {
         render(
             &c,
             "messages.html",
-            context! { nav => nav(&s), box_name => name.to_string(), stats => &status["stats"], first => first },
+            context! { nav => nav(&s), box_name => name.to_string(), stats => &status.stats, first => first },
         )
     };
     run.await.map_err(|e| Failed(c.clone(), e))

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DiscOrder, Fulfilment, Mode, Tier};
+use crate::{DiscOrder, DiscStatus, Fulfilment, Mode, SiteEvent, Tier};
 
 /// `POST /v1/accounts` (administrator).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -404,6 +404,45 @@ pub struct PushReceipt {
     #[serde(default)]
     pub link_expires: i64,
     pub via: SiteCopy,
+}
+
+/// `POST` to a home's end link: the copy is deleted and reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteCopyEnded {
+    pub delivery: i64,
+    /// `delivered` (a download confirmed) or `rental-ended`.
+    pub event: SiteEvent,
+    /// Rentals: the viewing the fee is computed from.
+    pub viewed_ms: i64,
+    pub deleted: bool,
+}
+
+/// `GET /kiosk/v1/discs` (the shop's operator): one order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KioskDisc {
+    pub delivery: i64,
+    pub user: i64,
+    pub content: i64,
+    pub medium: String,
+    pub fulfilment: Fulfilment,
+    pub status: DiscStatus,
+    /// The image written, or why the order was refused.
+    pub detail: String,
+    /// The image waits for the burner (`GET …/image`).
+    pub image_waiting: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_sha256: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// `POST /kiosk/v1/discs/{delivery}/burned`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscBurned {
+    pub delivery: i64,
+    pub image_deleted: bool,
 }
 
 /// `GET /v1/invoice`: what a user owes, line by line.

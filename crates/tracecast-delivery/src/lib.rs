@@ -27,7 +27,9 @@ pub use designate::{designate, EdgeView};
 pub use link::{LinkError, LinkKey};
 pub use messages::{Bill, DeliveryReport, PrePosition, RevocationReport, Revoke, RevokedCopy};
 pub use range::{ByteRange, RangeError, RangeRequest};
-pub use site::{DiscOrder, Fulfilment, Mode, OrderInfo, Sessions, SiteEvent, SiteReport};
+pub use site::{
+    DiscOrder, DiscStatus, Fulfilment, Mode, OrderInfo, Sessions, SiteEvent, SiteReport,
+};
 pub use status::DeliveryStatus;
 pub use ticket::{SiteTarget, Ticket, TicketError};
 pub use tier::{ContentKind, Tier};

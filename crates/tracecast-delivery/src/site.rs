@@ -59,6 +59,49 @@ pub enum Fulfilment {
     Ship { address: String },
 }
 
+impl TryFrom<String> for Fulfilment {
+    type Error = serde_json::Error;
+    /// As a store keeps it: a JSON object.
+    fn try_from(s: String) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(&s)
+    }
+}
+
+/// Where a kiosk's order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscStatus {
+    /// The image is written and waits for the burner.
+    Written,
+    /// The order could not be written (it does not fit the medium).
+    Refused,
+    /// The disc is made; the image is deleted.
+    Burned,
+}
+
+impl DiscStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiscStatus::Written => "written",
+            DiscStatus::Refused => "refused",
+            DiscStatus::Burned => "burned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [DiscStatus::Written, DiscStatus::Refused, DiscStatus::Burned]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
+impl TryFrom<String> for DiscStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        DiscStatus::parse(&s).ok_or_else(|| format!("unknown disc order status {s:?}"))
+    }
+}
+
 /// What a kiosk is asked to write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscOrder {
@@ -132,6 +175,25 @@ impl SiteEvent {
             SiteEvent::Refused => "refused",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            SiteEvent::Delivered,
+            SiteEvent::Expired,
+            SiteEvent::RentalEnded,
+            SiteEvent::DiscWritten,
+            SiteEvent::Refused,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s)
+    }
+}
+
+impl TryFrom<String> for SiteEvent {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        SiteEvent::parse(&s).ok_or_else(|| format!("unknown site event {s:?}"))
+    }
 }
 
 /// Home or kiosk → origin, through the mailbox: the copy is gone, and why.
@@ -190,6 +252,20 @@ impl Sessions {
 
     pub fn total_ms(&self) -> i64 {
         self.spans.iter().map(|(a, b)| b - a).sum()
+    }
+
+    /// As a store keeps them: a JSON list of `[start, end]` pairs.
+    pub fn to_column(&self) -> String {
+        serde_json::to_string(&self.spans).expect("pairs of integers serialise")
+    }
+}
+
+impl TryFrom<String> for Sessions {
+    type Error = serde_json::Error;
+    fn try_from(s: String) -> Result<Self, serde_json::Error> {
+        Ok(Sessions {
+            spans: serde_json::from_str(&s)?,
+        })
     }
 }
 
@@ -277,6 +353,52 @@ mod tests {
                 address: "1 Main St".into()
             }
         );
+    }
+
+    #[test]
+    fn stored_words_read_back_and_unknown_ones_are_errors() {
+        for e in [
+            SiteEvent::Delivered,
+            SiteEvent::Expired,
+            SiteEvent::RentalEnded,
+            SiteEvent::DiscWritten,
+            SiteEvent::Refused,
+        ] {
+            assert_eq!(SiteEvent::try_from(e.as_str().to_owned()), Ok(e));
+            // The column and the JSON name it the same way.
+            assert_eq!(
+                serde_json::to_string(&e).unwrap(),
+                format!("\"{}\"", e.as_str())
+            );
+        }
+        for d in [DiscStatus::Written, DiscStatus::Refused, DiscStatus::Burned] {
+            assert_eq!(DiscStatus::try_from(d.as_str().to_owned()), Ok(d));
+            assert_eq!(
+                serde_json::to_string(&d).unwrap(),
+                format!("\"{}\"", d.as_str())
+            );
+        }
+        for bad in ["", "Delivered", "burnt", "rental_ended"] {
+            assert!(SiteEvent::try_from(bad.to_owned()).is_err(), "{bad}");
+            assert!(DiscStatus::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+        let s = Sessions {
+            spans: vec![(1, 5), (9, 12)],
+        };
+        assert_eq!(s.to_column(), "[[1,5],[9,12]]");
+        assert_eq!(Sessions::try_from(s.to_column()).unwrap(), s);
+        assert_eq!(
+            Sessions::try_from("[]".to_owned()).unwrap(),
+            Sessions::default()
+        );
+        for bad in ["", "{}", "[[1]]", "[[\"a\",2]]"] {
+            assert!(Sessions::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Fulfilment::try_from(r#"{"by":"pickup"}"#.to_owned()).unwrap(),
+            Fulfilment::Pickup
+        );
+        assert!(Fulfilment::try_from(r#"{"by":"drone"}"#.to_owned()).is_err());
     }
 
     proptest! {

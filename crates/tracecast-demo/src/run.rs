@@ -603,7 +603,7 @@ async fn rent_and_play(
     say(format!(
         "   {} she ends the rental after {:.1} s of viewing: the home deleted its copy and reported the viewing time; the fee follows the tariff",
         if gone { "ok " } else { "BAD" },
-        ended["viewed_ms"].as_i64().unwrap_or(0) as f64 / 1000.0
+        ended.viewed_ms as f64 / 1000.0
     ));
 
     Ok(failures)

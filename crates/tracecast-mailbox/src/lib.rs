@@ -26,6 +26,7 @@
 //! when the box is empty and answer with the first message to arrive: the
 //! notification and the fetch in one round trip.
 
+pub mod api;
 mod protocol;
 mod retention;
 mod room;

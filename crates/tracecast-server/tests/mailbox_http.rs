@@ -135,8 +135,8 @@ async fn drain_moves_everything_once(s: &Server) {
     assert_eq!(bodies[0], b"bill 0");
     assert_eq!(bodies[39], b"bill 39");
     let status = alice_client.status(&alice).await.unwrap();
-    assert_eq!(status["stats"]["pending"], 0);
-    assert_eq!(status["stats"]["processed"], 40);
+    assert_eq!(status.stats.pending, 0);
+    assert_eq!(status.stats.processed, 40);
     // Nothing more to fetch.
     let again = drain(&alice_client, &alice, &mut inbox, &options, |_| {})
         .await
@@ -302,7 +302,7 @@ async fn bad_requests_get_4xx_and_change_nothing(s: &Server) {
     }
     // Alice's box holds exactly the one message it held.
     let status = client.status(&alice).await.unwrap();
-    assert_eq!(status["stats"]["pending"], 1);
+    assert_eq!(status.stats.pending, 1);
     let f = client
         .fetch(&alice, tracecast_mailbox::FetchRequest::first())
         .await
@@ -335,7 +335,7 @@ async fn room_is_checked_and_read_mail_is_overwritten_unless_protected(s: &Serve
         .await
         .unwrap();
     assert_eq!((r.stored, r.full), (3, true));
-    assert_eq!(client.status(&alice).await.unwrap()["stats"]["pending"], 2);
+    assert_eq!(client.status(&alice).await.unwrap().stats.pending, 2);
     // Nothing read yet: still full, nothing fetched.
     let r = drain(&client, &alice, &mut inbox, &options, |_| {})
         .await
@@ -353,7 +353,7 @@ async fn room_is_checked_and_read_mail_is_overwritten_unless_protected(s: &Serve
     assert_eq!((r.stored, r.overwritten, r.full), (2, 2, false));
     assert!(inbox.contains(ids[0]), "protected message kept");
     assert_eq!(inbox.len(), 3);
-    assert_eq!(client.status(&alice).await.unwrap()["stats"]["pending"], 0);
+    assert_eq!(client.status(&alice).await.unwrap().stats.pending, 0);
 }
 
 async fn retried_posts_land_once(s: &Server) {
@@ -372,7 +372,7 @@ async fn retried_posts_land_once(s: &Server) {
         .unwrap();
     assert_eq!(a.id, b.id);
     assert!(!a.duplicate && b.duplicate);
-    assert_eq!(client.status(&alice).await.unwrap()["stats"]["pending"], 1);
+    assert_eq!(client.status(&alice).await.unwrap().stats.pending, 1);
 }
 
 async fn long_poll_and_events_announce_mail_and_repeat(s: &Server) {
@@ -685,7 +685,7 @@ async fn random_requests_are_refused_cleanly(s: &Server) {
     }
     // Alice's box: the one message, untouched.
     let stats = client.status(&alice).await.unwrap();
-    assert_eq!(stats["stats"]["pending"], 1);
+    assert_eq!(stats.stats.pending, 1);
     let f = client
         .fetch(&alice, tracecast_mailbox::FetchRequest::first())
         .await
@@ -727,14 +727,14 @@ async fn watching_drain_stores_mail_as_it_arrives(s: &Server) {
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while (stored.load(Ordering::SeqCst) < 3
-        || client.status(&alice).await.unwrap()["stats"]["pending"] != 0)
+        || client.status(&alice).await.unwrap().stats.pending != 0)
         && std::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(stored.load(Ordering::SeqCst), 3);
     // The last one was acknowledged by the waiting fetch that followed it.
-    assert_eq!(client.status(&alice).await.unwrap()["stats"]["pending"], 0);
+    assert_eq!(client.status(&alice).await.unwrap().stats.pending, 0);
     assert!(!watcher.is_finished(), "a watching drain keeps going");
     watcher.abort();
 }

@@ -206,7 +206,7 @@ async fn sites_take_only_good_pushes_and_a_kiosk_refuses_what_does_not_fit() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(o.status, "refused");
+        assert_eq!(o.status, tracecast_delivery::DiscStatus::Refused);
         assert!(!kiosk.image_path(41).exists());
 
         // Abuse 7: the buyer holds the ticket and pushes first: without
@@ -334,7 +334,10 @@ async fn sites_take_only_good_pushes_and_a_kiosk_refuses_what_does_not_fit() {
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         };
-        assert_eq!(ended.end_reason.as_deref(), Some("rental-ended"));
+        assert_eq!(
+            ended.end_reason,
+            Some(tracecast_delivery::SiteEvent::RentalEnded)
+        );
         assert!(!dir.path().join("h/copies").join(&ended.file).exists());
         assert!(!dir.path().join("h/hls/47").exists());
         let pending = t

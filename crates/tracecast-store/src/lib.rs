@@ -265,10 +265,11 @@ pub fn now_ms() -> i64 {
 /// A text column read as its type (a tier, a kind, a status): a value the
 /// type does not know is a decode error naming the column, never a
 /// default.
-pub(crate) fn typed<T>(row: &sqlx::any::AnyRow, index: usize) -> Result<T, sqlx::Error>
+pub(crate) fn typed<T, I>(row: &sqlx::any::AnyRow, index: I) -> Result<T, sqlx::Error>
 where
     T: TryFrom<String>,
     T::Error: std::fmt::Display,
+    I: sqlx::ColumnIndex<sqlx::any::AnyRow> + std::fmt::Display + Copy,
 {
     use sqlx::Row;
     let text: String = row.try_get(index)?;
@@ -276,6 +277,24 @@ where
         index: index.to_string(),
         source: e.to_string().into(),
     })
+}
+
+/// [`typed`] for a column that may be NULL.
+pub(crate) fn typed_opt<T, I>(row: &sqlx::any::AnyRow, index: I) -> Result<Option<T>, sqlx::Error>
+where
+    T: TryFrom<String>,
+    T::Error: std::fmt::Display,
+    I: sqlx::ColumnIndex<sqlx::any::AnyRow> + std::fmt::Display + Copy,
+{
+    use sqlx::Row;
+    let text: Option<String> = row.try_get(index)?;
+    text.map(|t| {
+        T::try_from(t).map_err(|e| sqlx::Error::ColumnDecode {
+            index: index.to_string(),
+            source: e.to_string().into(),
+        })
+    })
+    .transpose()
 }
 
 #[cfg(test)]

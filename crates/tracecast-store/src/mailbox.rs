@@ -59,14 +59,8 @@ pub struct BoxKindDepth {
     pub oldest_created_at: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct BoxStats {
-    pub pending: i64,
-    pub pending_bytes: i64,
-    pub first_pending: Option<MessageId>,
-    pub oldest_pending_at: Option<i64>,
-    pub processed: i64,
-}
+/// A box's counters, in the shape the mailbox API answers.
+pub use tracecast_mailbox::api::BoxStats;
 
 /// A message as fetched: body and what the protocol says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]

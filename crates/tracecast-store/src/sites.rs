@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
+use tracecast_delivery::{DiscStatus, Fulfilment, Mode, Sessions, SiteEvent};
 
 use crate::ids::{AccountId, SiteId, UserId};
 use crate::{Account, AccountKind, Store, StoreError};
@@ -43,15 +44,16 @@ pub struct NewSite {
     pub shipping_cents: i64,
 }
 
-/// A copy a home server holds.
+/// A copy a home server holds. Read by column name; a mode, session list
+/// or end the types do not know is a corrupt row (an error).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HomeCopy {
     pub home_id: SiteId,
     pub delivery_id: i64,
     pub user_id: UserId,
     pub content_id: i64,
-    /// `home` (to download on the LAN) or `rental` (to view).
-    pub mode: String,
+    /// `Home` (to download on the LAN) or `Rental` (to view).
+    pub mode: Mode,
     pub file: String,
     pub bytes: i64,
     pub sha256: String,
@@ -60,32 +62,52 @@ pub struct HomeCopy {
     pub received_at: i64,
     /// When the copy is deleted if nobody ends it first (Unix ms).
     pub until_ms: i64,
-    /// JSON list of [start, end] viewing sessions.
-    pub sessions: String,
+    /// Viewing sessions (a JSON list of [start, end] in its column).
+    pub sessions: Sessions,
     pub ended_at: Option<i64>,
-    pub end_reason: Option<String>,
+    pub end_reason: Option<SiteEvent>,
     pub reported_at: Option<i64>,
     /// Rentals: the playback time handed out so far (milliseconds).
     pub served_ms: i64,
 }
 
-/// A kiosk's order and the disc image made for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A kiosk's order and the disc image made for it. Read by column name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
 pub struct KioskOrder {
     pub kiosk_id: SiteId,
     pub delivery_id: i64,
     pub user_id: UserId,
     pub content_id: i64,
     pub medium: String,
-    pub fulfilment: String,
-    /// `written` or `refused`.
-    pub status: String,
+    /// Pickup or shipping (a JSON object in its column).
+    #[sqlx(try_from = "String")]
+    pub fulfilment: Fulfilment,
+    #[sqlx(try_from = "String")]
+    pub status: DiscStatus,
     pub detail: String,
     pub image: Option<String>,
     pub image_bytes: Option<i64>,
     pub image_sha256: Option<String>,
     pub created_at: i64,
     pub reported_at: Option<i64>,
+}
+
+impl From<KioskOrder> for tracecast_delivery::api::KioskDisc {
+    fn from(o: KioskOrder) -> Self {
+        Self {
+            delivery: o.delivery_id,
+            user: o.user_id.get(),
+            content: o.content_id,
+            medium: o.medium,
+            fulfilment: o.fulfilment,
+            status: o.status,
+            detail: o.detail,
+            image_waiting: o.image.is_some(),
+            image_bytes: o.image_bytes,
+            image_sha256: o.image_sha256,
+            created_at: o.created_at,
+        }
+    }
 }
 
 const SITE_COLUMNS: &str =
@@ -96,67 +118,58 @@ const HOME_COLUMNS: &str = "home_id, delivery_id, user_id, content_id, mode, fil
 const KIOSK_COLUMNS: &str = "kiosk_id, delivery_id, user_id, content_id, medium, fulfilment, \
      status, detail, image, image_bytes, image_sha256, created_at, reported_at";
 
-fn site(r: &AnyRow) -> Result<SiteRecord, sqlx::Error> {
-    let kind: String = r.try_get(1)?;
-    let media: String = r.try_get(7)?;
-    let corrupt = |column: &str, e: String| sqlx::Error::ColumnDecode {
-        index: column.into(),
-        source: e.into(),
-    };
-    Ok(SiteRecord {
-        id: SiteId(r.try_get(0)?),
-        kind: AccountKind::parse(&kind)
+impl FromRow<'_, AnyRow> for SiteRecord {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        let kind: String = r.try_get("kind")?;
+        let kind = AccountKind::parse(&kind)
             .filter(|k| matches!(k, AccountKind::Home | AccountKind::Kiosk))
-            .ok_or_else(|| corrupt("kind", format!("{kind:?} is not a site kind")))?,
-        name: r.try_get(2)?,
-        address: r.try_get(3)?,
-        operator: r.try_get(4)?,
-        fee_cents: r.try_get(5)?,
-        payer: r.try_get(6)?,
-        media: serde_json::from_str(&media).map_err(|e| corrupt("media", e.to_string()))?,
-        shipping_cents: r.try_get(8)?,
-        box_id: r.try_get(9)?,
-    })
+            .ok_or_else(|| sqlx::Error::ColumnDecode {
+                index: "kind".into(),
+                source: format!("{kind:?} is not a site kind").into(),
+            })?;
+        let media: String = r.try_get("media")?;
+        Ok(SiteRecord {
+            id: r.try_get("id")?,
+            kind,
+            name: r.try_get("name")?,
+            address: r.try_get("address")?,
+            operator: r.try_get("operator")?,
+            fee_cents: r.try_get("fee_cents")?,
+            payer: r.try_get("payer")?,
+            media: serde_json::from_str(&media).map_err(|e| sqlx::Error::ColumnDecode {
+                index: "media".into(),
+                source: e.into(),
+            })?,
+            shipping_cents: r.try_get("shipping_cents")?,
+            box_id: r.try_get("box_id")?,
+        })
+    }
 }
 
-fn home_copy(r: &AnyRow) -> Result<HomeCopy, sqlx::Error> {
-    Ok(HomeCopy {
-        home_id: SiteId(r.try_get(0)?),
-        delivery_id: r.try_get(1)?,
-        user_id: UserId(r.try_get(2)?),
-        content_id: r.try_get(3)?,
-        mode: r.try_get(4)?,
-        file: r.try_get(5)?,
-        bytes: r.try_get(6)?,
-        sha256: r.try_get(7)?,
-        media_type: r.try_get(8)?,
-        filename: r.try_get(9)?,
-        received_at: r.try_get(10)?,
-        until_ms: r.try_get(11)?,
-        sessions: r.try_get(12)?,
-        ended_at: r.try_get(13)?,
-        end_reason: r.try_get(14)?,
-        reported_at: r.try_get(15)?,
-        served_ms: r.try_get(16)?,
-    })
-}
-
-fn kiosk_order(r: &AnyRow) -> Result<KioskOrder, sqlx::Error> {
-    Ok(KioskOrder {
-        kiosk_id: SiteId(r.try_get(0)?),
-        delivery_id: r.try_get(1)?,
-        user_id: UserId(r.try_get(2)?),
-        content_id: r.try_get(3)?,
-        medium: r.try_get(4)?,
-        fulfilment: r.try_get(5)?,
-        status: r.try_get(6)?,
-        detail: r.try_get(7)?,
-        image: r.try_get(8)?,
-        image_bytes: r.try_get(9)?,
-        image_sha256: r.try_get(10)?,
-        created_at: r.try_get(11)?,
-        reported_at: r.try_get(12)?,
-    })
+// By hand: sqlx's derive has no `try_from` for a column that may be NULL
+// (`end_reason`).
+impl FromRow<'_, AnyRow> for HomeCopy {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(HomeCopy {
+            home_id: r.try_get("home_id")?,
+            delivery_id: r.try_get("delivery_id")?,
+            user_id: r.try_get("user_id")?,
+            content_id: r.try_get("content_id")?,
+            mode: crate::typed(r, "mode")?,
+            file: r.try_get("file")?,
+            bytes: r.try_get("bytes")?,
+            sha256: r.try_get("sha256")?,
+            media_type: r.try_get("media_type")?,
+            filename: r.try_get("filename")?,
+            received_at: r.try_get("received_at")?,
+            until_ms: r.try_get("until_ms")?,
+            sessions: crate::typed(r, "sessions")?,
+            ended_at: r.try_get("ended_at")?,
+            end_reason: crate::typed_opt(r, "end_reason")?,
+            reported_at: r.try_get("reported_at")?,
+            served_ms: r.try_get("served_ms")?,
+        })
+    }
 }
 
 impl Store {
@@ -179,7 +192,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         if let Some(r) = exists {
-            let kind: String = r.try_get(0)?;
+            let kind: String = r.try_get("kind")?;
             return Err(StoreError::Invalid(format!(
                 "a {kind} named {:?} already exists",
                 s.name
@@ -212,7 +225,7 @@ impl Store {
         .bind(crate::now_ms())
         .fetch_one(&self.pool)
         .await?;
-        let rec = site(&row)?;
+        let rec = SiteRecord::from_row(&row)?;
         Ok((
             Account {
                 id: AccountId::new(s.kind, rec.id.get()),
@@ -228,7 +241,7 @@ impl Store {
             .bind(id.get())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(site).transpose()?)
+        Ok(row.as_ref().map(SiteRecord::from_row).transpose()?)
     }
 
     pub async fn site_by_name(&self, name: &str) -> Result<Option<SiteRecord>, StoreError> {
@@ -236,14 +249,17 @@ impl Store {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(site).transpose()?)
+        Ok(row.as_ref().map(SiteRecord::from_row).transpose()?)
     }
 
     pub async fn sites(&self) -> Result<Vec<SiteRecord>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY id"))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(site).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(SiteRecord::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Records a copy a home received (again: the same delivery replaces
@@ -259,7 +275,7 @@ impl Store {
         .bind(c.delivery_id)
         .bind(c.user_id.get())
         .bind(c.content_id)
-        .bind(&c.mode)
+        .bind(c.mode.as_str())
         .bind(&c.file)
         .bind(c.bytes)
         .bind(&c.sha256)
@@ -267,9 +283,9 @@ impl Store {
         .bind(&c.filename)
         .bind(c.received_at)
         .bind(c.until_ms)
-        .bind(&c.sessions)
+        .bind(c.sessions.to_column())
         .bind(c.ended_at)
-        .bind(&c.end_reason)
+        .bind(c.end_reason.map(SiteEvent::as_str))
         .bind(c.reported_at)
         .bind(c.served_ms)
         .execute(&self.pool)
@@ -289,7 +305,7 @@ impl Store {
         .bind(delivery_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(home_copy).transpose()?)
+        Ok(row.as_ref().map(HomeCopy::from_row).transpose()?)
     }
 
     /// Copies a home still holds (not ended).
@@ -301,7 +317,10 @@ impl Store {
         .bind(home_id.get())
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(home_copy).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(HomeCopy::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Records a rental's viewing sessions and the playback time handed
@@ -310,14 +329,14 @@ impl Store {
         &self,
         home_id: SiteId,
         delivery_id: i64,
-        sessions: &str,
+        sessions: &Sessions,
         served_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE home_copies SET sessions = $1, served_ms = $4 WHERE home_id = $2 \
              AND delivery_id = $3 AND ended_at IS NULL",
         )
-        .bind(sessions)
+        .bind(sessions.to_column())
         .bind(home_id.get())
         .bind(delivery_id)
         .bind(served_ms)
@@ -332,16 +351,16 @@ impl Store {
         home_id: SiteId,
         delivery_id: i64,
         at: i64,
-        reason: &str,
-        sessions: &str,
+        reason: SiteEvent,
+        sessions: &Sessions,
     ) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "UPDATE home_copies SET ended_at = $1, end_reason = $2, sessions = $3 \
              WHERE home_id = $4 AND delivery_id = $5 AND ended_at IS NULL",
         )
         .bind(at)
-        .bind(reason)
-        .bind(sessions)
+        .bind(reason.as_str())
+        .bind(sessions.to_column())
         .bind(home_id.get())
         .bind(delivery_id)
         .execute(&self.pool)
@@ -359,7 +378,10 @@ impl Store {
         .bind(home_id.get())
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(home_copy).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(HomeCopy::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     pub async fn set_home_reported(
@@ -391,8 +413,8 @@ impl Store {
         .bind(o.user_id.get())
         .bind(o.content_id)
         .bind(&o.medium)
-        .bind(&o.fulfilment)
-        .bind(&o.status)
+        .bind(serde_json::to_string(&o.fulfilment).expect("a fulfilment serialises"))
+        .bind(o.status.as_str())
         .bind(&o.detail)
         .bind(&o.image)
         .bind(o.image_bytes)
@@ -417,7 +439,7 @@ impl Store {
         .bind(delivery_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(kiosk_order).transpose()?)
+        Ok(row.as_ref().map(KioskOrder::from_row).transpose()?)
     }
 
     pub async fn kiosk_orders(&self, kiosk_id: SiteId) -> Result<Vec<KioskOrder>, StoreError> {
@@ -427,7 +449,10 @@ impl Store {
         .bind(kiosk_id.get())
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(kiosk_order).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(KioskOrder::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     pub async fn unreported_kiosk_orders(
@@ -441,7 +466,10 @@ impl Store {
         .bind(kiosk_id.get())
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(kiosk_order).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(KioskOrder::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     pub async fn set_kiosk_reported(
@@ -468,10 +496,11 @@ impl Store {
         delivery_id: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE kiosk_orders SET image = NULL, status = 'burned' WHERE kiosk_id = $1 AND delivery_id = $2",
+            "UPDATE kiosk_orders SET image = NULL, status = $3 WHERE kiosk_id = $1 AND delivery_id = $2",
         )
         .bind(kiosk_id.get())
         .bind(delivery_id)
+        .bind(DiscStatus::Burned.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())

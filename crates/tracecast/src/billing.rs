@@ -65,10 +65,10 @@ pub fn rental(cmd: RentalCommand) -> anyhow::Result<ExitCode> {
     };
     runtime()?.block_on(async move {
         let r = EdgeClient::new()?.finish(&url).await.context("ending the rental")?;
-        let viewed = r["viewed_ms"].as_i64().unwrap_or(0);
+        let viewed = r.viewed_ms;
         println!(
             "rental {} ended: {} min {} s viewed; the home server deleted its copy, and the fee follows the tariff",
-            r["delivery"],
+            r.delivery,
             viewed / 60_000,
             viewed / 1000 % 60
         );
@@ -211,14 +211,14 @@ pub fn kiosk(cmd: KioskCommand) -> anyhow::Result<ExitCode> {
         match cmd {
             KioskCommand::Discs { .. } => {
                 let orders = client.discs().await?;
-                for o in orders.as_array().into_iter().flatten() {
+                for o in orders {
                     println!(
                         "order {:>6}  {:<9} {:<8} user {:<8} {}",
-                        o["delivery_id"],
-                        o["status"].as_str().unwrap_or(""),
-                        o["medium"].as_str().unwrap_or(""),
-                        o["user_id"],
-                        o["detail"].as_str().unwrap_or("")
+                        o.delivery,
+                        o.status.as_str(),
+                        o.medium,
+                        o.user,
+                        o.detail
                     );
                 }
             }

@@ -25,7 +25,7 @@ use axum::{Json, Router};
 use ed25519_dalek::VerifyingKey;
 use tokio::sync::Semaphore;
 use tracecast_client::MailboxClient;
-use tracecast_delivery::api::{PushReceipt, SiteCopy};
+use tracecast_delivery::api::{PushReceipt, SiteCopy, SiteCopyEnded};
 use tracecast_delivery::rental::{range_cost_ms, rental_range, Admit, Pace, RentalRangeError};
 use tracecast_delivery::{LinkKey, Mode, Sessions, SiteEvent, SiteReport};
 use tracecast_mailbox::BoxName;
@@ -187,7 +187,7 @@ impl Home {
         let expires = c.until_ms / 1000;
         let sig = self.link_key.sign(c.delivery_id, expires);
         let prefix = format!("{address}/v1/copies/{}/{expires}/{sig}", c.delivery_id);
-        let mode = Mode::parse(&c.mode).unwrap_or(Mode::Home);
+        let mode = c.mode;
         PushReceipt {
             url: Some(format!("{prefix}/{}", c.filename)),
             link_expires: expires,
@@ -208,9 +208,7 @@ impl Home {
         let mut map = self.rentals.lock().expect("lock");
         map.entry(c.delivery_id)
             .or_insert_with(|| Streamed {
-                sessions: Sessions {
-                    spans: serde_json::from_str(&c.sessions).unwrap_or_default(),
-                },
+                sessions: c.sessions.clone(),
                 served_ms: c.served_ms,
             })
             .clone()
@@ -252,7 +250,7 @@ impl Home {
     async fn admit(&self, c: &HomeCopy, cost_ms: i64) -> Result<(), ApiError> {
         let now = tracecast_store::now_ms();
         let _ = self.streamed_of(c);
-        let (verdict, json, served) = {
+        let (verdict, sessions, served) = {
             let mut map = self.rentals.lock().expect("lock");
             let s = map.entry(c.delivery_id).or_default();
             s.sessions
@@ -264,15 +262,11 @@ impl Home {
             if let Admit::Serve { served_ms } = verdict {
                 s.served_ms = served_ms;
             }
-            (
-                verdict,
-                serde_json::to_string(&s.sessions.spans).expect("serialises"),
-                s.served_ms,
-            )
+            (verdict, s.sessions.clone(), s.served_ms)
         };
         if let Err(e) = self
             .store
-            .set_home_sessions(SiteId(i64::from(self.id)), c.delivery_id, &json, served)
+            .set_home_sessions(SiteId(i64::from(self.id)), c.delivery_id, &sessions, served)
             .await
         {
             tracing::warn!(delivery = c.delivery_id, error = %e, "recording a viewing session failed");
@@ -296,20 +290,21 @@ impl Home {
         let streamed = self.streamed_of(c);
         let mut sessions = streamed.sessions;
         sessions.close(now);
-        let json = serde_json::to_string(&sessions.spans).expect("serialises");
+        // The files go first: a copy the store calls ended is one whose
+        // bytes are already gone.
+        self.remove_files(c).await;
         let ended = self
             .store
             .end_home_copy(
                 SiteId(i64::from(self.id)),
                 c.delivery_id,
                 now,
-                event.as_str(),
-                &json,
+                event,
+                &sessions,
             )
             .await?;
         self.rentals.lock().expect("lock").remove(&c.delivery_id);
         self.timings.lock().expect("lock").remove(&c.delivery_id);
-        self.remove_files(c).await;
         if ended {
             tracing::info!(
                 delivery = c.delivery_id,
@@ -319,8 +314,8 @@ impl Home {
             );
             let mut done = c.clone();
             done.ended_at = Some(now);
-            done.end_reason = Some(event.as_str().into());
-            done.sessions = json;
+            done.end_reason = Some(event);
+            done.sessions = sessions;
             done.served_ms = streamed.served_ms;
             self.report(&done).await;
         }
@@ -334,16 +329,15 @@ impl Home {
 
     /// Sends an ended copy's report; the sweep retries the ones that fail.
     async fn report(&self, c: &HomeCopy) {
-        let event = match c.end_reason.as_deref() {
-            Some("delivered") => SiteEvent::Delivered,
-            Some("rental-ended") => SiteEvent::RentalEnded,
+        let event = match c.end_reason {
+            Some(e @ (SiteEvent::Delivered | SiteEvent::RentalEnded)) => e,
             _ => SiteEvent::Expired,
         };
         let report = SiteReport {
             delivery: c.delivery_id,
             site: self.id,
             event,
-            viewing: serde_json::from_str(&c.sessions).unwrap_or_default(),
+            viewing: c.sessions.spans.clone(),
             served_ms: c.served_ms,
             at: c.ended_at.unwrap_or_else(tracecast_store::now_ms),
             detail: String::new(),
@@ -376,7 +370,7 @@ impl Home {
                 .await
             {
                 for c in live.into_iter().filter(|c| c.until_ms <= now) {
-                    let event = if c.mode == "rental" {
+                    let event = if c.mode == Mode::Rental {
                         SiteEvent::RentalEnded
                     } else {
                         SiteEvent::Expired
@@ -434,7 +428,7 @@ async fn health(State(slot): State<HomeSlot>) -> Result<Json<serde_json::Value>,
         "home": h.name,
         "id": h.id,
         "copies": live.len(),
-        "rentals": live.iter().filter(|c| c.mode == "rental").count(),
+        "rentals": live.iter().filter(|c| c.mode == Mode::Rental).count(),
     })))
 }
 
@@ -470,7 +464,7 @@ async fn receive(
                 format!(
                     "delivery {} was {} and its copy deleted",
                     t.delivery,
-                    c.end_reason.as_deref().unwrap_or("ended")
+                    c.end_reason.map_or("ended", SiteEvent::as_str)
                 ),
             ));
         }
@@ -523,7 +517,7 @@ async fn receive(
         delivery_id: t.delivery,
         user_id: UserId(i64::from(t.user)),
         content_id: t.content,
-        mode: t.mode.as_str().into(),
+        mode: t.mode,
         file,
         bytes: len as i64,
         sha256: p.sha256.clone(),
@@ -531,7 +525,7 @@ async fn receive(
         filename: p.filename.clone(),
         received_at: now,
         until_ms,
-        sessions: "[]".into(),
+        sessions: Sessions::default(),
         ended_at: None,
         end_reason: None,
         reported_at: None,
@@ -654,7 +648,7 @@ async fn live_copy(h: &Home, delivery: i64) -> Result<HomeCopy, ApiError> {
             "gone",
             format!(
                 "this copy was deleted ({})",
-                c.end_reason.as_deref().unwrap_or("ended")
+                c.end_reason.map_or("ended", SiteEvent::as_str)
             ),
         )),
         None => Err(ApiError::new(
@@ -677,7 +671,7 @@ async fn read(
     let h = slot.started()?;
     let link = Link::check(&h, parts)?;
     let c = live_copy(&h, link.delivery).await?;
-    let rental = c.mode == "rental";
+    let rental = c.mode == Mode::Rental;
     let (path, media_type, etag, len, counts) = if link.file == c.filename {
         (
             h.copies.join(&c.file),
@@ -793,27 +787,23 @@ async fn done(
         ));
     }
     let c = live_copy(&h, link.delivery).await?;
-    let event = if c.mode == "rental" {
+    let event = if c.mode == Mode::Rental {
         SiteEvent::RentalEnded
     } else {
         SiteEvent::Delivered
     };
     h.end(&c, event).await?;
-    let viewed: i64 = serde_json::from_str::<Vec<(i64, i64)>>(
-        &h.store
-            .home_copy(SiteId(i64::from(h.id)), c.delivery_id)
-            .await?
-            .map(|c| c.sessions)
-            .unwrap_or_default(),
-    )
-    .map(|v| v.iter().map(|(a, b)| b - a).sum())
-    .unwrap_or(0);
-    Ok(Json(serde_json::json!({
-        "delivery": c.delivery_id,
-        "event": event.as_str(),
-        "viewed_ms": viewed,
-        "deleted": true,
-    }))
+    let viewed_ms = h
+        .store
+        .home_copy(SiteId(i64::from(h.id)), c.delivery_id)
+        .await?
+        .map_or(0, |c| c.sessions.total_ms());
+    Ok(Json(SiteCopyEnded {
+        delivery: c.delivery_id,
+        event,
+        viewed_ms,
+        deleted: true,
+    })
     .into_response())
 }
 

@@ -22,8 +22,8 @@ use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tracecast_client::MailboxClient;
-use tracecast_delivery::api::{DiscReceipt, PushReceipt, SiteCopy};
-use tracecast_delivery::{Mode, SiteEvent, SiteReport};
+use tracecast_delivery::api::{DiscBurned, DiscReceipt, KioskDisc, PushReceipt, SiteCopy};
+use tracecast_delivery::{DiscStatus, Mode, SiteEvent, SiteReport};
 use tracecast_disc::{DiscFile, Medium, Plan};
 use tracecast_mailbox::BoxName;
 use tracecast_store::{KioskOrder, SiteId, Store, UserId};
@@ -122,7 +122,7 @@ impl Kiosk {
         let report = SiteReport {
             delivery: o.delivery_id,
             site: self.id,
-            event: if o.status == "refused" {
+            event: if o.status == DiscStatus::Refused {
                 SiteEvent::Refused
             } else {
                 SiteEvent::DiscWritten
@@ -207,7 +207,10 @@ async fn health(State(slot): State<KioskSlot>) -> Result<Json<serde_json::Value>
     Ok(Json(serde_json::json!({
         "kiosk": k.name,
         "id": k.id,
-        "waiting_to_burn": orders.iter().filter(|o| o.status == "written").count(),
+        "waiting_to_burn": orders
+            .iter()
+            .filter(|o| o.status == DiscStatus::Written)
+            .count(),
     })))
 }
 
@@ -228,8 +231,7 @@ fn receipt(o: &KioskOrder, capacity: u64, files: Vec<String>, name: &str) -> Pus
                 image_sha256: o.image_sha256.clone().unwrap_or_default(),
                 capacity,
                 files,
-                fulfilment: serde_json::from_str(&o.fulfilment)
-                    .unwrap_or(tracecast_delivery::Fulfilment::Pickup),
+                fulfilment: o.fulfilment.clone(),
             }),
         },
     }
@@ -276,8 +278,8 @@ async fn receive(
         .await?
     {
         // The edge retried: the first outcome stands.
-        return match o.status.as_str() {
-            "refused" => Err(refused(&o.detail)),
+        return match o.status {
+            DiscStatus::Refused => Err(refused(&o.detail)),
             _ => Ok(Json(receipt(&o, medium.capacity(), files, &k.name)).into_response()),
         };
     }
@@ -341,8 +343,8 @@ async fn receive(
         user_id: UserId(i64::from(t.user)),
         content_id: t.content,
         medium: medium.to_string(),
-        fulfilment: serde_json::to_string(&order.fulfilment).expect("serialises"),
-        status: "written".into(),
+        fulfilment: order.fulfilment.clone(),
+        status: DiscStatus::Written,
         detail: String::new(),
         image: None,
         image_bytes: None,
@@ -352,7 +354,7 @@ async fn receive(
     };
     if let Err(e) = medium.check_fits(plan.image_bytes()) {
         erase().await;
-        o.status = "refused".into();
+        o.status = DiscStatus::Refused;
         o.detail = format!("{e}; the order was not written and nothing is charged");
         k.store.put_kiosk_order(&o).await?;
         tracing::warn!(delivery = t.delivery, %medium, "order refused: does not fit");
@@ -459,7 +461,8 @@ fn write_image_file(
 async fn discs(State(slot): State<KioskSlot>, headers: HeaderMap) -> Result<Response, ApiError> {
     let k = slot.started()?;
     k.operator(&headers)?;
-    Ok(Json(k.store.kiosk_orders(SiteId(i64::from(k.id))).await?).into_response())
+    let orders = k.store.kiosk_orders(SiteId(i64::from(k.id))).await?;
+    Ok(Json(orders.into_iter().map(KioskDisc::from).collect::<Vec<_>>()).into_response())
 }
 
 /// The order whose image waits for the burner.
@@ -527,5 +530,9 @@ async fn burned(
         .clear_kiosk_image(SiteId(i64::from(k.id)), d)
         .await?;
     tracing::info!(delivery = d, "disc burned; image deleted");
-    Ok(Json(serde_json::json!({"delivery": d, "image_deleted": true})).into_response())
+    Ok(Json(DiscBurned {
+        delivery: d,
+        image_deleted: true,
+    })
+    .into_response())
 }

@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
+use tracecast_mailbox::api::{BoxStatus, CreateBox, CreatedBox, Notice, Posted, WhoAmI};
 use tracecast_mailbox::{
     check_idempotency_key, check_media_type, header, may_post, parse_protect, parse_ttl,
     parse_wait, Backoff, BoxName, FetchRequest, MessageId, MessageState, Retention, Sender, Want,
@@ -232,18 +233,17 @@ async fn openapi() -> impl IntoResponse {
 async fn whoami(
     State(mb): State<Arc<Mailbox>>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<WhoAmI>, ApiError> {
     Ok(Json(match mb.principal(&headers).await? {
-        Principal::Admin => serde_json::json!({ "box": null, "admin": true }),
-        Principal::Box { name, .. } => serde_json::json!({ "box": name, "admin": false }),
+        Principal::Admin => WhoAmI {
+            box_name: None,
+            admin: true,
+        },
+        Principal::Box { name, .. } => WhoAmI {
+            box_name: Some(name),
+            admin: false,
+        },
     }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateBox {
-    name: String,
-    webhook: Option<String>,
 }
 
 async fn create_box(
@@ -276,12 +276,12 @@ async fn create_box(
             token_hash(&token),
         )
         .await?;
-    let body = serde_json::json!({
-        "name": info.name,
-        "token": token,
-        "webhook": info.webhook,
-        "webhook_secret": secret,
-    });
+    let body = CreatedBox {
+        name,
+        token,
+        webhook: info.webhook,
+        webhook_secret: secret,
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -289,10 +289,13 @@ async fn box_status(
     State(mb): State<Arc<Mailbox>>,
     Path(name): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<BoxStatus>, ApiError> {
     let id = mb.owned_box(&headers, &name).await?;
     let stats = mb.store.stats(id, tracecast_store::now_ms()).await?;
-    Ok(Json(serde_json::json!({ "name": name, "stats": stats })))
+    Ok(Json(BoxStatus {
+        name: name.parse()?,
+        stats,
+    }))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
@@ -372,12 +375,12 @@ async fn post_message(
         mb.notifier.mail(&mb.store, box_id);
     }
     let location = format!("/v1/boxes/{name}/messages/{}", receipt.id);
-    let body = serde_json::json!({
-        "id": receipt.id,
-        "date": http_date(receipt.created_at),
-        "expires": http_date(expires_at),
-        "duplicate": receipt.duplicate,
-    });
+    let body = Posted {
+        id: receipt.id,
+        date: http_date(receipt.created_at),
+        expires: http_date(expires_at),
+        duplicate: receipt.duplicate,
+    };
     let status = if receipt.duplicate {
         StatusCode::OK
     } else {
@@ -540,15 +543,9 @@ async fn processed(
 }
 
 /// The notice an event stream or long-poll carries.
-async fn notice(mb: &Mailbox, box_id: i64) -> Result<Option<serde_json::Value>, ApiError> {
+async fn notice(mb: &Mailbox, box_id: i64) -> Result<Option<Notice>, ApiError> {
     let stats = mb.store.stats(box_id, tracecast_store::now_ms()).await?;
-    Ok((stats.pending > 0).then(|| {
-        serde_json::json!({
-            "pending": stats.pending,
-            "pending_bytes": stats.pending_bytes,
-            "first": stats.first_pending,
-        })
-    }))
+    Ok((stats.pending > 0).then(|| Notice::from(stats)))
 }
 
 async fn events(
@@ -571,7 +568,8 @@ async fn events(
                 let was_first = std::mem::replace(&mut first, false);
                 match notice(&mb, box_id).await {
                     Ok(Some(n)) => {
-                        let event = Event::default().event("mail").data(n.to_string());
+                        let data = serde_json::to_string(&n).expect("a notice serialises");
+                        let event = Event::default().event("mail").data(data);
                         return Some((Ok(event), (mb, rx, false)));
                     }
                     // Nothing waiting: say so, then wait for the first notice.

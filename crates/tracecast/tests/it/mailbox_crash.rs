@@ -251,7 +251,7 @@ async fn server_killed(backend: Backend) {
         "{duplicates} duplicates for {kills} kills"
     );
     let status = client.status(&name).await.unwrap();
-    assert_eq!(status["stats"]["pending"], 0, "{status}");
+    assert_eq!(status.stats.pending, 0, "{status:?}");
     drop(server);
     cleanup(database).await;
 }
@@ -314,7 +314,7 @@ async fn client_killed(backend: Backend) {
         again <= kills as u64,
         "{again} duplicates for {kills} kills"
     );
-    assert_eq!(client.status(&name).await.unwrap()["stats"]["pending"], 0);
+    assert_eq!(client.status(&name).await.unwrap().stats.pending, 0);
     drop(server);
     cleanup(database).await;
 }
