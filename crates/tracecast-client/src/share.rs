@@ -142,13 +142,17 @@ impl ServiceClient {
     }
 
     /// Suspends or reactivates a device account (administrator).
-    pub async fn set_account_status(&self, account: &str, status: &str) -> Result<(), ClientError> {
+    pub async fn set_account_status(
+        &self,
+        account: &str,
+        status: tracecast_share::AccountStatus,
+    ) -> Result<(), ClientError> {
         let resp = self
             .req(
                 reqwest::Method::PUT,
                 &format!("/service/v1/accounts/{}/status", url_segment(account)),
             )
-            .json(&serde_json::json!({ "status": status }))
+            .json(&tracecast_share::gateway::AccountStatusChange { status })
             .send()
             .await?;
         if !resp.status().is_success() {

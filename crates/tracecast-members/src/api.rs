@@ -46,14 +46,8 @@ pub struct ApplyRequest {
     pub attributes: Attributes,
 }
 
-/// Where an application stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApplicationStatus {
-    Pending,
-    Admitted,
-    Refused,
-}
+/// Where an application stands (as the store keeps it too).
+pub use crate::ApplicationStatus;
 
 /// The answer to an application.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -89,6 +89,43 @@ impl TryFrom<String> for Status {
     }
 }
 
+/// Where an application through a referrer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplicationStatus {
+    /// Waiting for the approvals up the chain.
+    Pending,
+    /// Every level approved; the applicant is a member.
+    Admitted,
+    /// A level refused.
+    Refused,
+}
+
+impl ApplicationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplicationStatus::Pending => "pending",
+            ApplicationStatus::Admitted => "admitted",
+            ApplicationStatus::Refused => "refused",
+        }
+    }
+}
+
+/// Read from a store column.
+impl TryFrom<String> for ApplicationStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        [
+            ApplicationStatus::Pending,
+            ApplicationStatus::Admitted,
+            ApplicationStatus::Refused,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+        .ok_or_else(|| format!("unknown application status {s:?}"))
+    }
+}
+
 /// A member as the rules see them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {
@@ -195,6 +232,37 @@ pub fn admit_referred(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn stored_words_read_back_and_unknown_ones_are_errors() {
+        for a in [
+            ApplicationStatus::Pending,
+            ApplicationStatus::Admitted,
+            ApplicationStatus::Refused,
+        ] {
+            assert_eq!(ApplicationStatus::try_from(a.as_str().to_owned()), Ok(a));
+            let json = serde_json::to_string(&a).unwrap();
+            assert_eq!(json, format!("\"{}\"", a.as_str()));
+        }
+        for o in [Outcome::Pending, Outcome::Granted, Outcome::Refused] {
+            assert_eq!(Outcome::try_from(o.as_str().to_owned()), Ok(o));
+            let json = serde_json::to_string(&o).unwrap();
+            assert_eq!(json, format!("\"{}\"", o.as_str()));
+        }
+        for r in [Approvals::All, Approvals::Any] {
+            assert_eq!(Approvals::try_from(r.as_str().to_owned()), Ok(r));
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.as_str()));
+        }
+        for bad in ["", "Pending", "approved", "some", "granted "] {
+            assert!(
+                ApplicationStatus::try_from(bad.to_owned()).is_err(),
+                "{bad}"
+            );
+            assert!(Approvals::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+        assert!(Outcome::try_from("admitted".to_owned()).is_err());
+    }
 
     fn member(id: i64, order: u32, trust: f64) -> Member {
         Member {

@@ -28,6 +28,26 @@ pub enum Approvals {
     Any,
 }
 
+impl Approvals {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Approvals::All => "all",
+            Approvals::Any => "any",
+        }
+    }
+}
+
+/// Read from a store column.
+impl TryFrom<String> for Approvals {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        [Approvals::All, Approvals::Any]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("unknown approval rule {s:?}"))
+    }
+}
+
 /// Content reserved for members up to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reserved {
@@ -50,6 +70,27 @@ pub enum Outcome {
     Pending,
     Granted,
     Refused,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pending => "pending",
+            Outcome::Granted => "granted",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// Read from a store column.
+impl TryFrom<String> for Outcome {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        [Outcome::Pending, Outcome::Granted, Outcome::Refused]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("unknown request status {s:?}"))
+    }
 }
 
 /// Trust thresholds to quality ranks (0 = the best tier of a content's

@@ -56,8 +56,7 @@ pub struct IssuedLicence {
     pub delivery_id: i64,
     pub content_id: i64,
     pub key_id: String,
-    /// `clearkey`, `age` or `hpke`.
-    pub system: String,
+    pub system: System,
     /// Unix seconds.
     pub issued_at: i64,
     pub not_after: i64,

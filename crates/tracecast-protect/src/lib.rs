@@ -27,7 +27,9 @@ pub use container::{
     decrypt_bytes, encrypt, encrypt_bytes, encrypt_into, ContentKey, Decryptor, Header, KeyId,
 };
 pub use keywrap::KeyWrap;
-pub use licence::{fingerprint, Grant, Issuer, Licence, Rights, SignedLicence, System, Trusted};
+pub use licence::{
+    fingerprint, ConversionWay, Grant, Issuer, Licence, Rights, SignedLicence, System, Trusted,
+};
 pub use roaming::{Agreement, Conversion, RoamingAgreement, RoamingServer};
 pub use systems::{
     decode32, new_age_identity, new_key_file, new_x25519_keypair, x25519_public, Recipient, Secret,

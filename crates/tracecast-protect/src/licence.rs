@@ -67,6 +67,50 @@ impl std::str::FromStr for System {
     }
 }
 
+impl TryFrom<String> for System {
+    type Error = ProtectError;
+    /// As a store keeps it.
+    fn try_from(s: String) -> Result<Self, ProtectError> {
+        s.parse()
+    }
+}
+
+/// How a roaming conversion came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversionWay {
+    /// The user brought the licence.
+    User,
+    /// The issuer asked before delivering.
+    Issuer,
+    /// A package order: bought at the issuer for the user.
+    Package,
+}
+
+impl ConversionWay {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversionWay::User => "user",
+            ConversionWay::Issuer => "issuer",
+            ConversionWay::Package => "package",
+        }
+    }
+}
+
+impl TryFrom<String> for ConversionWay {
+    type Error = ProtectError;
+    fn try_from(s: String) -> Result<Self, ProtectError> {
+        [
+            ConversionWay::User,
+            ConversionWay::Issuer,
+            ConversionWay::Package,
+        ]
+        .into_iter()
+        .find(|w| w.as_str() == s)
+        .ok_or_else(|| ProtectError::Malformed(format!("unknown conversion way {s:?}")))
+    }
+}
+
 /// What the licence allows: opening the key between these times (Unix
 /// seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -33,7 +33,9 @@ use tracecast_protect::api::{
     ConversionRequest, Conversions, Converted, Package, PackageItem, PackageOrder, Packaged,
     RoamingKeys,
 };
-use tracecast_protect::{Agreement, Issuer, ProtectError, Recipient, RoamingServer, SignedLicence};
+use tracecast_protect::{
+    Agreement, ConversionWay, Issuer, ProtectError, Recipient, RoamingServer, SignedLicence,
+};
 use tracecast_store::{Account, ConversionRecord, Principal, Store};
 
 use crate::auth::Authenticator;
@@ -124,27 +126,6 @@ impl std::fmt::Debug for Roaming {
     }
 }
 
-/// How a conversion came.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Way {
-    /// The user brought the licence.
-    User,
-    /// The issuer asked before delivering.
-    Issuer,
-    /// A package order: bought at the issuer for the user.
-    Package,
-}
-
-impl Way {
-    fn as_str(self) -> &'static str {
-        match self {
-            Way::User => "user",
-            Way::Issuer => "issuer",
-            Way::Package => "package",
-        }
-    }
-}
-
 fn refused(e: ProtectError) -> ApiError {
     match e {
         ProtectError::Malformed(_) | ProtectError::Unsupported(_) => {
@@ -202,7 +183,7 @@ impl Roaming {
         user: &str,
         source: &SignedLicence,
         target: &Recipient,
-        way: Way,
+        way: ConversionWay,
     ) -> Result<SignedLicence, ApiError> {
         self.convert_bought(user, source, target, way, 0, None)
             .await
@@ -218,7 +199,7 @@ impl Roaming {
         user: &str,
         source: &SignedLicence,
         target: &Recipient,
-        way: Way,
+        way: ConversionWay,
         bought_cents: i64,
         once_per: Option<String>,
     ) -> Result<SignedLicence, ApiError> {
@@ -261,11 +242,11 @@ impl Roaming {
                     issuer: c.source.issuer.clone(),
                     user_name: user.to_owned(),
                     content_id: c.source.content,
-                    from_system: c.source.system.to_string(),
-                    to_system: target.system().to_string(),
+                    from_system: c.source.system,
+                    to_system: target.system(),
                     licence_id: new_id.clone(),
                     fee_cents: self.config.fee_cents,
-                    way: way.as_str().into(),
+                    way,
                     converted_at: now,
                 },
                 &charge,
@@ -326,7 +307,7 @@ async fn conversions(
         .map_err(|e: ProtectError| ApiError::bad_request(e.to_string()))?;
     let mut out = Vec::with_capacity(req.licences.len());
     for (index, l) in req.licences.iter().enumerate() {
-        match r.convert(&user.name, l, &target, Way::User).await {
+        match r.convert(&user.name, l, &target, ConversionWay::User).await {
             Ok(licence) => out.push(Converted {
                 index,
                 licence: Some(licence),
@@ -428,7 +409,7 @@ impl Roaming {
                 user,
                 &licence,
                 target,
-                Way::Package,
+                ConversionWay::Package,
                 purchase.price_cents,
                 Some(format!("package-{}-{}", item.issuer, purchase.delivery)),
             )
@@ -566,7 +547,7 @@ async fn issuer_conversions(
         )
         .map_err(refused)?;
     let converted = r
-        .convert(&lic.user, &req.licence, &target, Way::Issuer)
+        .convert(&lic.user, &req.licence, &target, ConversionWay::Issuer)
         .await?;
     Ok(Json(converted).into_response())
 }

@@ -26,9 +26,11 @@ use futures::StreamExt;
 use serde::Deserialize;
 use tokio::io::AsyncSeekExt;
 use tracecast_delivery::{LinkError, LinkKey};
-use tracecast_share::gateway::{IssuedAccount, LinkAnswer, NumberEntry, Registered, Registration};
+use tracecast_share::gateway::{
+    AccountStatusChange, IssuedAccount, LinkAnswer, NumberEntry, Registered, Registration,
+};
 use tracecast_share::tus::{self, TusError};
-use tracecast_share::ServiceAccount;
+use tracecast_share::{AccountStatus, ServiceAccount};
 use tracecast_store::{Blobs, GatewayId, NewUpload, Store, UploadRecord};
 
 use crate::auth::{token_hash, Authenticator};
@@ -889,7 +891,7 @@ async fn register(
         tracing::info!(%account, gateway = %gw.name, "device set-up refused: unknown account or wrong code");
         return Err(refused());
     };
-    if record.status != "active" {
+    if record.status != AccountStatus::Active {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "account_suspended",
@@ -995,26 +997,17 @@ async fn new_code(
     Ok(Json(issued(record, code)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StatusRequest {
-    status: String,
-}
-
 async fn set_status(
     State(s): State<Arc<Service>>,
     Path(account): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<StatusRequest>, JsonRejection>,
+    body: Result<Json<AccountStatusChange>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     s.admin(&headers).await?;
     let Json(r) = body?;
-    if !matches!(r.status.as_str(), "active" | "suspended") {
-        return Err(ApiError::bad_request("status is active or suspended"));
-    }
     if !s
         .store
-        .set_service_account_status(&account, &r.status)
+        .set_service_account_status(&account, r.status)
         .await?
     {
         return Err(ApiError::new(

@@ -335,7 +335,7 @@ async fn licences_roam_between_systems_on_both_backends() {
             .await
             .unwrap()
             .into_iter()
-            .filter(|c| c.way == "package")
+            .filter(|c| c.way == tracecast_protect::ConversionWay::Package)
             .count();
         assert_eq!(packages, 1, "the retried order is charged once");
         let bought = r.results[0].purchase.clone().unwrap();

@@ -203,7 +203,7 @@ async fn a_device_shares_through_a_gateway_on_both_backends() {
         assert!(camera.account.starts_with("TCA-"), "{camera:?}");
         let tablet = admin.issue_account("old tablet").await.unwrap();
         admin
-            .set_account_status(&tablet.account, "suspended")
+            .set_account_status(&tablet.account, tracecast_share::AccountStatus::Suspended)
             .await
             .unwrap();
         admin.set_number("+1 555 0100", "user:bob").await.unwrap();

@@ -49,6 +49,41 @@ const SERIAL_DIGITS: usize = 11;
 const MAX_SERIAL: u64 = 99_999_999_999;
 const PREFIX: &str = "TCA-";
 
+/// Whether the service carries a device account's mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountStatus {
+    Active,
+    /// Set up and sends are refused until an administrator reactivates it.
+    Suspended,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Suspended => "suspended",
+        }
+    }
+}
+
+impl fmt::Display for AccountStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Read from a store column.
+impl TryFrom<String> for AccountStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        [AccountStatus::Active, AccountStatus::Suspended]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("unknown account status {s:?}"))
+    }
+}
+
 /// A service account id, checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceAccount(u64);
@@ -138,6 +173,20 @@ impl FromStr for ServiceAccount {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn statuses_read_back_and_unknown_ones_are_errors() {
+        for a in [AccountStatus::Active, AccountStatus::Suspended] {
+            assert_eq!(AccountStatus::try_from(a.as_str().to_owned()), Ok(a));
+            assert_eq!(
+                serde_json::to_string(&a).unwrap(),
+                format!("\"{}\"", a.as_str())
+            );
+        }
+        for bad in ["", "Active", "banned", "suspended "] {
+            assert!(AccountStatus::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn ids_read_back_and_known_damm_values_hold() {

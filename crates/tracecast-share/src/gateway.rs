@@ -38,6 +38,13 @@ pub struct ServiceRequest {
     pub hardware: String,
 }
 
+/// `PUT /service/v1/accounts/{account}/status` (administrator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountStatusChange {
+    pub status: crate::AccountStatus,
+}
+
 /// Step 4: the gateway may serve this device; the device confirms with its
 /// account at `confirm` (a path on the gateway).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,7 +153,7 @@ pub struct IssuedAccount {
     pub serial: i64,
     pub account: String,
     pub label: String,
-    pub status: String,
+    pub status: crate::AccountStatus,
     pub created_at: i64,
     /// The set-up code, shown only when the account is issued (or given a
     /// new code): the device needs it to be set up at a gateway.

@@ -20,7 +20,7 @@ pub mod gateway;
 pub mod message;
 pub mod tus;
 
-pub use account::{AccountError, ServiceAccount};
+pub use account::{AccountError, AccountStatus, ServiceAccount};
 pub use tus::{TusError, Upload};
 
 /// `s` as one URL path segment: unreserved characters kept, every other

@@ -54,7 +54,7 @@ pub use members::{
     ApplicationRecord, BulkMember, LeakChanges, MemberGraph, MemberRecord, ReservedRequestRecord,
 };
 pub use notify::{MailListener, MailNotice};
-pub use protect::{ConversionRecord, LicenceRecord, PartnerConsent, Spend};
+pub use protect::{ContentKeyRecord, ConversionRecord, LicenceRecord, PartnerConsent, Spend};
 pub use service::{DeviceRecord, NewUpload, ServiceAccountRecord, UploadRecord};
 pub use sites::{HomeCopy, KioskOrder, NewSite, SiteRecord};
 pub use sqlx::AnyConnection;

@@ -6,8 +6,10 @@
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::Row;
-use tracecast_members::{Forest, MembersError, Node, Status};
+use sqlx::{FromRow, Row};
+use tracecast_members::{
+    ApplicationStatus, Approvals, Forest, MembersError, Node, Outcome, Status,
+};
 
 use crate::ids::UserId;
 use crate::{Backend, Store, StoreError};
@@ -394,8 +396,8 @@ fn placeholders(rows: usize, cols: usize) -> String {
         .join(", ")
 }
 
-/// An application through a referrer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An application through a referrer. Read by column name.
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
 pub struct ApplicationRecord {
     pub id: i64,
     pub user_id: UserId,
@@ -403,7 +405,8 @@ pub struct ApplicationRecord {
     pub attributes: String,
     pub attribute_trust: f64,
     pub levels: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: ApplicationStatus,
     pub created_at: i64,
 }
 
@@ -418,39 +421,27 @@ impl Store {
     ) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "INSERT INTO member_applications (user_id, referrer_id, attributes, attribute_trust, \
-             levels, status, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6) RETURNING id",
+             levels, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(user_id.get())
         .bind(referrer_id.get())
         .bind(attributes)
         .bind(attribute_trust)
         .bind(levels)
+        .bind(ApplicationStatus::Pending.as_str())
         .bind(crate::now_ms())
         .fetch_one(&self.pool)
         .await?)
     }
 
     pub async fn application(&self, id: i64) -> Result<Option<ApplicationRecord>, StoreError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, user_id, referrer_id, attributes, attribute_trust, levels, status, created_at \
              FROM member_applications WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(ApplicationRecord {
-                id: r.try_get(0)?,
-                user_id: UserId(r.try_get(1)?),
-                referrer_id: UserId(r.try_get(2)?),
-                attributes: r.try_get(3)?,
-                attribute_trust: r.try_get(4)?,
-                levels: r.try_get(5)?,
-                status: r.try_get(6)?,
-                created_at: r.try_get(7)?,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     /// Records an approval once per level; whether it is new.
@@ -494,15 +485,19 @@ impl Store {
     }
 
     /// Moves a pending application to `status`; whether it was pending.
-    pub async fn close_application(&self, id: i64, status: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE member_applications SET status = $1 WHERE id = $2 AND status = 'pending'",
-        )
-        .bind(status)
-        .bind(id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+    pub async fn close_application(
+        &self,
+        id: i64,
+        status: ApplicationStatus,
+    ) -> Result<bool, StoreError> {
+        let n =
+            sqlx::query("UPDATE member_applications SET status = $1 WHERE id = $2 AND status = $3")
+                .bind(status.as_str())
+                .bind(id)
+                .bind(ApplicationStatus::Pending.as_str())
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         Ok(n == 1)
     }
 
@@ -542,25 +537,28 @@ pub struct ReservedRequestRecord {
     pub content_id: i64,
     /// The upstream members asked, referrer first.
     pub asked: Vec<UserId>,
-    /// `all` or `any`.
-    pub rule: String,
-    /// `pending`, `granted` or `refused`.
-    pub status: String,
+    pub rule: Approvals,
+    pub status: Outcome,
     pub created_at: i64,
 }
 
-fn reserved_request(r: &AnyRow) -> Result<ReservedRequestRecord, StoreError> {
-    let asked: String = r.try_get(3)?;
-    Ok(ReservedRequestRecord {
-        id: r.try_get(0)?,
-        user_id: UserId(r.try_get(1)?),
-        content_id: r.try_get(2)?,
-        asked: serde_json::from_str(&asked)
-            .map_err(|e| StoreError::Invalid(format!("reserved request asked list: {e}")))?,
-        rule: r.try_get(4)?,
-        status: r.try_get(5)?,
-        created_at: r.try_get(6)?,
-    })
+// By hand: the asked list is JSON in its column.
+impl FromRow<'_, AnyRow> for ReservedRequestRecord {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        let asked: String = r.try_get("asked")?;
+        Ok(ReservedRequestRecord {
+            id: r.try_get("id")?,
+            user_id: r.try_get("user_id")?,
+            content_id: r.try_get("content_id")?,
+            asked: serde_json::from_str(&asked).map_err(|e| sqlx::Error::ColumnDecode {
+                index: "asked".into(),
+                source: e.into(),
+            })?,
+            rule: crate::typed(r, "rule")?,
+            status: crate::typed(r, "status")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
 }
 
 const RESERVED_COLUMNS: &str = "id, user_id, content_id, asked, rule, status, created_at";
@@ -597,8 +595,9 @@ impl Store {
             return Ok(false);
         }
         if leak.suspend {
-            sqlx::query("UPDATE members SET status = 'suspended' WHERE user_id = $1")
+            sqlx::query("UPDATE members SET status = $2 WHERE user_id = $1")
                 .bind(leak.user_id.get())
+                .bind(Status::Suspended.as_str())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -631,17 +630,18 @@ impl Store {
         user_id: UserId,
         content_id: i64,
         asked: &[UserId],
-        rule: &str,
+        rule: Approvals,
     ) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "INSERT INTO reserved_requests (user_id, content_id, asked, rule, status, created_at) \
-             VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id",
+             VALUES ($1, $2, $3, $4, $6, $5) RETURNING id",
         )
         .bind(user_id.get())
         .bind(content_id)
         .bind(serde_json::to_string(asked).expect("ids serialise"))
-        .bind(rule)
+        .bind(rule.as_str())
         .bind(crate::now_ms())
+        .bind(Outcome::Pending.as_str())
         .fetch_one(&self.pool)
         .await?)
     }
@@ -656,7 +656,10 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(reserved_request).transpose()
+        Ok(row
+            .as_ref()
+            .map(ReservedRequestRecord::from_row)
+            .transpose()?)
     }
 
     /// A user's latest request for a content that is pending or granted.
@@ -667,13 +670,18 @@ impl Store {
     ) -> Result<Option<ReservedRequestRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {RESERVED_COLUMNS} FROM reserved_requests WHERE user_id = $1 \
-             AND content_id = $2 AND status IN ('pending', 'granted') ORDER BY id DESC LIMIT 1"
+             AND content_id = $2 AND status IN ($3, $4) ORDER BY id DESC LIMIT 1"
         ))
         .bind(user_id.get())
         .bind(content_id)
+        .bind(Outcome::Pending.as_str())
+        .bind(Outcome::Granted.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(reserved_request).transpose()
+        Ok(row
+            .as_ref()
+            .map(ReservedRequestRecord::from_row)
+            .transpose()?)
     }
 
     /// Records one asked member's word and answers every decision so far
@@ -715,14 +723,19 @@ impl Store {
 
     /// Moves a pending request to `granted` or `refused`; whether it was
     /// pending.
-    pub async fn close_reserved_request(&self, id: i64, status: &str) -> Result<bool, StoreError> {
+    pub async fn close_reserved_request(
+        &self,
+        id: i64,
+        status: Outcome,
+    ) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "UPDATE reserved_requests SET status = $1, decided_at = $2 \
-             WHERE id = $3 AND status = 'pending'",
+             WHERE id = $3 AND status = $4",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(crate::now_ms())
         .bind(id)
+        .bind(Outcome::Pending.as_str())
         .execute(&self.pool)
         .await?
         .rows_affected();

@@ -3,39 +3,50 @@
 //! the record of every licence issued (no key in it).
 
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::FromRow;
+use tracecast_delivery::Tier;
+use tracecast_protect::{ConversionWay, System};
 
 use crate::ids::{AccountId, PartnerId, UserId};
 use crate::{Store, StoreError};
 
-/// A licence as recorded for audit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A licence as recorded for audit. Read by column name; a system the
+/// types do not know is a corrupt row (an error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
 pub struct LicenceRecord {
     pub id: String,
     pub delivery_id: i64,
     pub user_id: UserId,
     pub content_id: i64,
     pub key_id: String,
-    pub system: String,
+    #[sqlx(try_from = "String")]
+    pub system: System,
     pub issued_at: i64,
     pub not_after: i64,
 }
 
+/// A protected rendition's key: its id and the key sealed by the origin
+/// (`tracecast-protect::KeyWrap`; the store never sees it open).
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct ContentKeyRecord {
+    pub key_id: String,
+    pub sealed_key: String,
+}
+
 impl Store {
-    /// The (key id, sealed key) of a rendition, if it has one.
+    /// A rendition's key, if it has one.
     pub async fn content_key(
         &self,
         content_id: i64,
-        tier: &str,
-    ) -> Result<Option<(String, String)>, StoreError> {
-        let row = sqlx::query(
+        tier: Tier,
+    ) -> Result<Option<ContentKeyRecord>, StoreError> {
+        Ok(sqlx::query_as(
             "SELECT key_id, sealed_key FROM content_keys WHERE content_id = $1 AND tier = $2",
         )
         .bind(content_id)
-        .bind(tier)
+        .bind(tier.as_str())
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+        .await?)
     }
 
     /// Keeps a rendition's key unless it has one already; answers the one
@@ -43,16 +54,16 @@ impl Store {
     pub async fn add_content_key(
         &self,
         content_id: i64,
-        tier: &str,
+        tier: Tier,
         key_id: &str,
         sealed_key: &str,
-    ) -> Result<(String, String), StoreError> {
+    ) -> Result<ContentKeyRecord, StoreError> {
         sqlx::query(
             "INSERT INTO content_keys (content_id, tier, key_id, sealed_key, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (content_id, tier) DO NOTHING",
         )
         .bind(content_id)
-        .bind(tier)
+        .bind(tier.as_str())
         .bind(key_id)
         .bind(sealed_key)
         .bind(crate::now_ms())
@@ -73,7 +84,7 @@ impl Store {
         .bind(l.user_id.get())
         .bind(l.content_id)
         .bind(&l.key_id)
-        .bind(&l.system)
+        .bind(l.system.as_str())
         .bind(l.issued_at)
         .bind(l.not_after)
         .execute(&self.pool)
@@ -82,42 +93,31 @@ impl Store {
     }
 
     pub async fn licences_of(&self, user_id: UserId) -> Result<Vec<LicenceRecord>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, delivery_id, user_id, content_id, key_id, system, issued_at, not_after \
              FROM licences WHERE user_id = $1 ORDER BY issued_at",
         )
         .bind(user_id.get())
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LicenceRecord {
-                    id: r.try_get(0)?,
-                    delivery_id: r.try_get(1)?,
-                    user_id: UserId(r.try_get(2)?),
-                    content_id: r.try_get(3)?,
-                    key_id: r.try_get(4)?,
-                    system: r.try_get(5)?,
-                    issued_at: r.try_get(6)?,
-                    not_after: r.try_get(7)?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }
 
 /// A licence conversion as the roaming server's audit log keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
 pub struct ConversionRecord {
     pub source_id: String,
     pub issuer: String,
     pub user_name: String,
     pub content_id: i64,
-    pub from_system: String,
-    pub to_system: String,
+    #[sqlx(try_from = "String")]
+    pub from_system: System,
+    #[sqlx(try_from = "String")]
+    pub to_system: System,
     pub licence_id: String,
     pub fee_cents: i64,
-    pub way: String,
+    #[sqlx(try_from = "String")]
+    pub way: ConversionWay,
     pub converted_at: i64,
 }
 
@@ -143,11 +143,11 @@ impl Store {
         .bind(&c.issuer)
         .bind(&c.user_name)
         .bind(c.content_id)
-        .bind(&c.from_system)
-        .bind(&c.to_system)
+        .bind(c.from_system.as_str())
+        .bind(c.to_system.as_str())
         .bind(&c.licence_id)
         .bind(c.fee_cents)
-        .bind(&c.way)
+        .bind(c.way.as_str())
         .bind(c.converted_at)
         .execute(&mut *tx)
         .await?
@@ -164,35 +164,19 @@ impl Store {
         &self,
         user_name: &str,
     ) -> Result<Vec<ConversionRecord>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT source_id, issuer, user_name, content_id, from_system, to_system, licence_id, \
              fee_cents, way, converted_at FROM roaming_conversions WHERE user_name = $1 \
              ORDER BY converted_at",
         )
         .bind(user_name)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ConversionRecord {
-                    source_id: r.try_get(0)?,
-                    issuer: r.try_get(1)?,
-                    user_name: r.try_get(2)?,
-                    content_id: r.try_get(3)?,
-                    from_system: r.try_get(4)?,
-                    to_system: r.try_get(5)?,
-                    licence_id: r.try_get(6)?,
-                    fee_cents: r.try_get(7)?,
-                    way: r.try_get(8)?,
-                    converted_at: r.try_get(9)?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }
 
 /// A user's consent that a partner (a roaming server) buys for them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, FromRow)]
 pub struct PartnerConsent {
     pub limit_cents: i64,
     pub spent_cents: i64,
@@ -274,21 +258,14 @@ impl Store {
         user_id: UserId,
         partner_id: PartnerId,
     ) -> Result<Option<PartnerConsent>, StoreError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT limit_cents, spent_cents FROM partner_consents \
              WHERE user_id = $1 AND partner_id = $2",
         )
         .bind(user_id.get())
         .bind(partner_id.get())
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(PartnerConsent {
-                limit_cents: r.try_get(0)?,
-                spent_cents: r.try_get(1)?,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     /// Spends `cents` under a user's consent to a partner, checking the

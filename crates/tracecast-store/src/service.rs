@@ -5,18 +5,19 @@
 
 use serde::Serialize;
 use sqlx::Row;
+use tracecast_share::AccountStatus;
 
 use crate::ids::GatewayId;
 use crate::{Store, StoreError};
 
-/// A device account the service issued.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A device account the service issued. Read by column name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ServiceAccountRecord {
     pub serial: i64,
     pub account: String,
     pub label: String,
-    /// `active` or `suspended`.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: AccountStatus,
     pub created_at: i64,
     /// SHA-256 of the account's set-up code (never its code); `None` for
     /// an account issued before codes, which must be given one.
@@ -84,17 +85,6 @@ fn upload_row(row: &sqlx::any::AnyRow) -> Result<UploadRecord, StoreError> {
     })
 }
 
-fn account_row(row: &sqlx::any::AnyRow) -> Result<ServiceAccountRecord, StoreError> {
-    Ok(ServiceAccountRecord {
-        serial: row.try_get(0)?,
-        account: row.try_get(1)?,
-        label: row.try_get(2)?,
-        status: row.try_get(3)?,
-        created_at: row.try_get(4)?,
-        code_hash: row.try_get(5)?,
-    })
-}
-
 impl Store {
     /// Issues the next device account with the SHA-256 of its set-up
     /// code: `format` turns a serial into the id (with its check digit).
@@ -114,13 +104,14 @@ impl Store {
             let now = crate::now_ms();
             let inserted = sqlx::query(
                 "INSERT INTO service_accounts (serial, account, label, status, created_at, code_hash) \
-                 VALUES ($1, $2, $3, 'active', $4, $5) ON CONFLICT DO NOTHING",
+                 VALUES ($1, $2, $3, $6, $4, $5) ON CONFLICT DO NOTHING",
             )
             .bind(serial)
             .bind(&account)
             .bind(label)
             .bind(now)
             .bind(code_hash)
+            .bind(AccountStatus::Active.as_str())
             .execute(&self.pool)
             .await?
             .rows_affected();
@@ -129,7 +120,7 @@ impl Store {
                     serial,
                     account,
                     label: label.to_owned(),
-                    status: "active".into(),
+                    status: AccountStatus::Active,
                     created_at: now,
                     code_hash: Some(code_hash.to_owned()),
                 });
@@ -144,14 +135,13 @@ impl Store {
         &self,
         account: &str,
     ) -> Result<Option<ServiceAccountRecord>, StoreError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT serial, account, label, status, created_at, code_hash FROM service_accounts \
              WHERE account = $1",
         )
         .bind(account)
         .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(account_row).transpose()
+        .await?)
     }
 
     /// Gives a device account a new set-up code (its SHA-256); false when
@@ -174,10 +164,10 @@ impl Store {
     pub async fn set_service_account_status(
         &self,
         account: &str,
-        status: &str,
+        status: AccountStatus,
     ) -> Result<bool, StoreError> {
         let n = sqlx::query("UPDATE service_accounts SET status = $1 WHERE account = $2")
-            .bind(status)
+            .bind(status.as_str())
             .bind(account)
             .execute(&self.pool)
             .await?
@@ -365,6 +355,7 @@ impl Store {
 mod tests {
     use crate::testing::TestStore;
     use crate::{AccountKind, NewUpload};
+    use tracecast_share::AccountStatus;
 
     fn format(serial: i64) -> Result<String, String> {
         Ok(format!("ACC-{serial:04}"))
@@ -385,16 +376,16 @@ mod tests {
             assert_eq!((a.serial, b.serial), (1, 2));
             assert_eq!(b.account, "ACC-0002");
             assert!(s
-                .set_service_account_status("ACC-0002", "suspended")
+                .set_service_account_status("ACC-0002", AccountStatus::Suspended)
                 .await
                 .unwrap());
             assert!(!s
-                .set_service_account_status("ACC-9999", "active")
+                .set_service_account_status("ACC-9999", AccountStatus::Active)
                 .await
                 .unwrap());
             assert_eq!(
                 s.service_account("ACC-0002").await.unwrap().unwrap().status,
-                "suspended"
+                AccountStatus::Suspended
             );
             let gw = s
                 .add_account(AccountKind::Gateway, "phone", "h1".into(), None)

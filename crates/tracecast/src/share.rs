@@ -52,13 +52,13 @@ pub fn service(cmd: ServiceCommand) -> anyhow::Result<ExitCode> {
             }
             ServiceCommand::Account(ServiceAccountCommand::Suspend { account, conn }) => {
                 ServiceClient::new(&conn.server, &conn.token()?)?
-                    .set_account_status(&account, "suspended")
+                    .set_account_status(&account, tracecast_share::AccountStatus::Suspended)
                     .await?;
                 eprintln!("{account}: the service is off");
             }
             ServiceCommand::Account(ServiceAccountCommand::Activate { account, conn }) => {
                 ServiceClient::new(&conn.server, &conn.token()?)?
-                    .set_account_status(&account, "active")
+                    .set_account_status(&account, tracecast_share::AccountStatus::Active)
                     .await?;
                 eprintln!("{account}: the service is on");
             }

@@ -72,7 +72,7 @@ impl Origin {
         content: i64,
         tier: Tier,
     ) -> Result<(KeyId, ContentKey), ApiError> {
-        let (kid, sealed) = match self.store.content_key(content, tier.as_str()).await? {
+        let kept = match self.store.content_key(content, tier).await? {
             Some(k) => k,
             None => {
                 let kid = KeyId::generate();
@@ -81,10 +81,11 @@ impl Origin {
                     .keywrap
                     .seal(&key, &place(content, tier, &kid.to_string()));
                 self.store
-                    .add_content_key(content, tier.as_str(), &kid.to_string(), &sealed)
+                    .add_content_key(content, tier, &kid.to_string(), &sealed)
                     .await?
             }
         };
+        let (kid, sealed) = (kept.key_id, kept.sealed_key);
         let broken = |e: tracecast_protect::ProtectError| {
             tracing::error!(content, %tier, error = %e, "a content key does not open");
             ApiError::new(
@@ -304,7 +305,7 @@ pub(super) async fn issue(
             user_id: me_id,
             content_id: c.id,
             key_id: kid.to_string(),
-            system: recipient.system().to_string(),
+            system: recipient.system(),
             issued_at: now,
             not_after,
         })
@@ -313,7 +314,12 @@ pub(super) async fn issue(
         signed = match (&o.config.roaming, &o.config.roaming_partner) {
             (Some(roaming), _) => {
                 roaming
-                    .convert(&me.name, &signed, &recipient, crate::roaming::Way::Issuer)
+                    .convert(
+                        &me.name,
+                        &signed,
+                        &recipient,
+                        tracecast_protect::ConversionWay::Issuer,
+                    )
                     .await?
             }
             (None, Some(partner)) => {

@@ -233,7 +233,7 @@ pub(super) async fn decide(
         .store
         .application(id)
         .await?
-        .filter(|a| a.status == "pending")
+        .filter(|a| a.status == ApplicationStatus::Pending)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -266,7 +266,9 @@ pub(super) async fn decide(
     }
     match verb.as_str() {
         "refuse" => {
-            o.store.close_application(id, "refused").await?;
+            o.store
+                .close_application(id, ApplicationStatus::Refused)
+                .await?;
             tracing::info!(application = id, by = %me.name, "membership application refused");
             return Ok(Json(Decided {
                 application: id,
@@ -346,7 +348,9 @@ pub(super) async fn decide(
             None,
         )
         .await?;
-    o.store.close_application(id, "admitted").await?;
+    o.store
+        .close_application(id, ApplicationStatus::Admitted)
+        .await?;
     tracing::info!(
         application = id,
         user = %app.user_id,
@@ -455,13 +459,6 @@ impl ReservedContentRequest {
     pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.reserved-request+json";
 }
 
-fn rule_name(a: Approvals) -> &'static str {
-    match a {
-        Approvals::All => "all",
-        Approvals::Any => "any",
-    }
-}
-
 /// Granted outright, and why.
 fn granted(content: i64, why: String) -> ReservedAnswer {
     ReservedAnswer {
@@ -471,32 +468,6 @@ fn granted(content: i64, why: String) -> ReservedAnswer {
         why: Some(why),
         asked: Vec::new(),
         rule: None,
-    }
-}
-
-/// A stored request's rule ("all" unless "any").
-fn approvals_of(rule: &str) -> Approvals {
-    if rule == "any" {
-        Approvals::Any
-    } else {
-        Approvals::All
-    }
-}
-
-/// A stored request's status.
-fn outcome_of(status: &str) -> Outcome {
-    match status {
-        "granted" => Outcome::Granted,
-        "refused" => Outcome::Refused,
-        _ => Outcome::Pending,
-    }
-}
-
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Pending => "pending",
-        Outcome::Granted => "granted",
-        Outcome::Refused => "refused",
     }
 }
 
@@ -517,7 +488,7 @@ pub(super) async fn reserved_request(
 ) -> Result<tracecast_purchase::ReservedRequest, ApiError> {
     use tracecast_purchase::ReservedRequest;
     Ok(match o.store.open_reserved_request(user, content).await? {
-        Some(r) if r.status == "granted" => ReservedRequest::Granted,
+        Some(r) if r.status == Outcome::Granted => ReservedRequest::Granted,
         Some(r) => ReservedRequest::Waiting(r.id),
         None => ReservedRequest::None,
     })
@@ -588,11 +559,11 @@ pub(super) async fn ask_reserved(
     if let Some(r) = o.store.open_reserved_request(me_id, c.id).await? {
         return Ok(Json(ReservedAnswer {
             content: c.id,
-            status: outcome_of(&r.status),
+            status: r.status,
             request: Some(r.id),
             why: None,
             asked: names(r.asked).await?,
-            rule: Some(approvals_of(&r.rule)),
+            rule: Some(r.rule),
         })
         .into_response());
     }
@@ -616,7 +587,7 @@ pub(super) async fn ask_reserved(
         ));
     }
     let ids: Vec<UserId> = asked.iter().map(|a| a.user_id).collect();
-    let rule = rule_name(policy.reserved);
+    let rule = policy.reserved;
     let id = o
         .store
         .add_reserved_request(me_id, c.id, &ids, rule)
@@ -643,7 +614,7 @@ pub(super) async fn ask_reserved(
             )
             .await?;
     }
-    tracing::info!(request = id, member = %me.name, content = c.id, asked = ids.len(), rule, "reserved content asked for");
+    tracing::info!(request = id, member = %me.name, content = c.id, asked = ids.len(), rule = rule.as_str(), "reserved content asked for");
     Ok((
         StatusCode::CREATED,
         Json(ReservedAnswer {
@@ -682,7 +653,7 @@ pub(super) async fn decide_reserved(
         .store
         .reserved_request(id)
         .await?
-        .filter(|r| r.status == "pending")
+        .filter(|r| r.status == Outcome::Pending)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -728,18 +699,14 @@ pub(super) async fn decide_reserved(
         .collect();
     let asked: Vec<i64> = r.asked.iter().map(|a| a.get()).collect();
     let policy = tracecast_members::Policy {
-        reserved: approvals_of(&r.rule),
+        reserved: r.rule,
         ..o.config.members.clone()
     };
     let outcome = policy.reserved_outcome(&asked, &yes, &no);
-    if outcome != Outcome::Pending
-        && o.store
-            .close_reserved_request(id, outcome_name(outcome))
-            .await?
-    {
+    if outcome != Outcome::Pending && o.store.close_reserved_request(id, outcome).await? {
         tracing::info!(
             request = id,
-            outcome = outcome_name(outcome),
+            outcome = outcome.as_str(),
             "reserved content request decided"
         );
     }
