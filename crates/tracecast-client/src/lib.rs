@@ -10,6 +10,7 @@ mod inbox;
 mod licences;
 mod mailbox;
 mod members;
+mod protected;
 mod saved;
 mod share;
 
@@ -25,5 +26,6 @@ pub use mailbox::{
     drain, ClientError, CreatedBox, DrainOptions, DrainReport, Fetched, MailboxClient, Message,
     Notice, PostOptions, Posted,
 };
+pub use protected::{OpenCopy, Opened};
 pub use saved::{save_shared, LinkPolicy, SaveError};
 pub use share::{download_link, GatewayClient, SendOptions, ServiceClient, Uploaded};

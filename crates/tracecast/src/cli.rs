@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
 /// tracecast: content distribution where every copy carries a keyed,
@@ -437,8 +438,13 @@ pub struct FetchArgs {
     #[arg(long)]
     pub max_count: Option<u64>,
     /// What the server does with each stored message.
-    #[arg(long, value_parser = ["delete", "move"], default_value = "delete")]
-    pub then: String,
+    #[arg(
+        long,
+        default_value = "delete",
+        value_parser = clap::builder::PossibleValuesParser::new(["delete", "move"])
+            .try_map(|s| s.parse::<tracecast_mailbox::Disposition>())
+    )]
+    pub then: tracecast_mailbox::Disposition,
     /// Keep running: wait for notifications and fetch as mail arrives.
     #[arg(long)]
     pub watch: bool,

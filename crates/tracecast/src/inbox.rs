@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tracecast_client::{drain, DrainOptions, DrainReport, Inbox, MailboxClient, PostOptions};
-use tracecast_mailbox::{BoxName, Disposition, MessageId, Room};
+use tracecast_mailbox::{BoxName, MessageId, Room};
 
 use crate::cli::{Connection, FetchArgs, InboxCommand, MailboxCommand};
 
@@ -205,11 +205,7 @@ async fn fetch(args: FetchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             max_bytes: args.max_bytes,
             max_count: args.max_count,
         },
-        then: if args.then == "move" {
-            Disposition::Move
-        } else {
-            Disposition::Delete
-        },
+        then: args.then,
         retry_for: Duration::from_secs(args.retry_for),
         max_messages: None,
         // Watching holds a waiting fetch that also carries the last

@@ -1,14 +1,13 @@
 //! `tracecast licence` and `tracecast decrypt`: protected content
 //! (DESIGN.md "002") from the user's side.
 
-use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use tracecast_client::OpenCopy;
 use tracecast_protect::api::{ConversionRequest, PackageItem, PackageOrder};
-use tracecast_protect::{Decryptor, Header, Secret, SignedLicence, System, Trusted};
+use tracecast_protect::SignedLicence;
 
 use crate::cli::{DecryptArgs, LicenceCommand};
 use crate::delivery::{origin, runtime};
@@ -219,93 +218,36 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The secret in an age identity file (as `age-keygen` or `licence keygen`
-/// write it) or a device key file.
-fn read_secret(path: &Path) -> anyhow::Result<Secret> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Secret::from_key_file(&text).with_context(|| format!("{}", path.display()))
-}
-
 pub fn decrypt(args: DecryptArgs) -> anyhow::Result<ExitCode> {
-    let raw = std::fs::read(&args.licence)
-        .with_context(|| format!("reading {}", args.licence.display()))?;
-    let signed = SignedLicence::parse(&raw)?;
-    // The licence must verify under the origin's key, for this user, now.
-    let (issuer, me) = runtime()?.block_on(async {
-        let client = origin(&args.conn)?;
-        let issuer = client.licence_issuer().await?;
-        let me = client.account().await?;
-        anyhow::Ok((issuer, me.name))
-    })?;
-    let mut trusted = Trusted::new().with(
-        &issuer.signer.name,
-        issuer
-            .signer
-            .verifying_key()
-            .context("the origin's licence key")?,
-    );
-    // Licences converted by the origin's roaming server are trusted too.
-    if let Some(r) = &issuer.roaming {
-        trusted.add(
-            &r.name,
-            r.verifying_key()
-                .context("the roaming server's licence key")?,
-        );
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64;
-    let lic = signed
-        .verify(&trusted, &me, now)
-        .context("the licence does not verify")?;
-    let secret = match (&lic.system, &args.identity) {
-        (System::Clearkey, _) => Secret::None,
-        (_, Some(path)) => read_secret(path)?,
-        (s, None) => anyhow::bail!("a {s} licence opens with your key: give --identity FILE"),
-    };
-    let content_key = lic.content_key(&secret)?;
-    let mut file = std::fs::File::open(&args.file)
-        .with_context(|| format!("opening {}", args.file.display()))?;
-    let mut head = [0u8; tracecast_protect::container::HEADER_LEN];
-    std::io::Read::read_exact(&mut file, &mut head)
-        .context("the file is shorter than a protected file's header")?;
-    let header = Header::parse(&head)?;
-    let d = Decryptor::new(header, lic.key_id, &content_key)
-        .context("this licence is for another content")?;
-    let tmp = args.out.with_extension("partial");
-    let mut out = std::io::BufWriter::new(
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
-    );
-    let written = match &args.range {
-        None => d.decrypt_stream(&mut std::io::BufReader::new(&mut file), &mut out),
-        Some(r) => {
-            let (a, b) = r
-                .split_once('-')
+    let range = args
+        .range
+        .as_deref()
+        .map(|r| {
+            r.split_once('-')
                 .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
                 .filter(|(a, b)| a <= b)
-                .context("--range START-END, START <= END")?;
-            d.decrypt_range(&mut file, a, b + 1, &mut out)
-        }
-    };
-    let written = match written {
-        Ok(n) => n,
-        Err(e) => {
-            drop(out);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e).context("decrypting");
-        }
-    };
-    out.flush()?;
-    out.get_ref().sync_all()?;
-    drop(out);
-    std::fs::rename(&tmp, &args.out)?;
+                .context("--range START-END, START <= END")
+        })
+        .transpose()?;
+    let opened = runtime()?.block_on(async {
+        origin(&args.conn)?
+            .open_protected_copy(&OpenCopy {
+                licence: args.licence.clone(),
+                file: args.file.clone(),
+                out: args.out.clone(),
+                identity: args.identity.clone(),
+                range,
+            })
+            .await
+            .context("opening the protected copy")
+    })?;
     println!(
-        "{}: {written} bytes decrypted with licence {} ({}, until {})",
+        "{}: {} bytes decrypted with licence {} ({}, until {})",
         args.out.display(),
-        lic.id,
-        lic.system,
-        lic.rights.not_after
+        opened.bytes,
+        opened.licence.id,
+        opened.licence.system,
+        opened.licence.rights.not_after
     );
     Ok(ExitCode::SUCCESS)
 }
