@@ -247,7 +247,8 @@ pub struct SiteOutcome {
     /// Home downloads: the file written.
     #[serde(skip)]
     pub downloaded: Option<Downloaded>,
-    /// Home downloads: the home's answer to the receipt.
+    /// Home downloads: the home's answer to the receipt (`None` when the
+    /// home had deleted its copy before the receipt reached it).
     pub finished: Option<tracecast_delivery::api::SiteCopyEnded>,
 }
 
@@ -335,9 +336,21 @@ pub async fn order_via_site(
         };
         if let Some(done) = copy.via.as_ref().and_then(|v| v.done.as_deref()) {
             let deadline = Instant::now() + retry_for;
-            finished = Some(loop {
+            finished = loop {
                 match edges.finish(done).await {
-                    Ok(f) => break f,
+                    Ok(f) => break Some(f),
+                    // The whole copy is here, checked against its SHA-256,
+                    // and the home has deleted its own: an earlier
+                    // confirmation reached it before it went away, or its
+                    // keeping time ran out. Either way the copy is ours.
+                    Err(ClientError::Refused {
+                        status, message, ..
+                    }) if status == reqwest::StatusCode::GONE => {
+                        tell.say(format!(
+                            "the home server had already deleted its copy ({message})"
+                        ));
+                        break None;
+                    }
                     Err(e) if e.is_transient() && Instant::now() < deadline => {
                         tell.say(format!(
                             "the home server did not answer ({e}); confirming again"
@@ -346,7 +359,7 @@ pub async fn order_via_site(
                     }
                     Err(e) => return Err(BuyError::Receipt(e)),
                 }
-            });
+            };
         }
         downloaded = Some(got);
     }
