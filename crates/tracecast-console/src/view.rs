@@ -126,8 +126,10 @@ pub fn library_rows(deliveries: &[DeliveryInfo], contents: &[ContentInfo]) -> Ve
 
 /// Asks each server (edge, home, kiosk) for its health (cache, copies,
 /// load) at `{address}/v1/health`, all at once, two seconds at most; by
-/// address, `null` for one that did not answer.
-pub async fn health_of(addresses: &[String]) -> HashMap<String, serde_json::Value> {
+/// address, `None` for one that did not answer with a health.
+pub async fn health_of(
+    addresses: &[String],
+) -> HashMap<String, Option<tracecast_delivery::api::Health>> {
     let Ok(http) = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(2))
         .build()
@@ -139,8 +141,8 @@ pub async fn health_of(addresses: &[String]) -> HashMap<String, serde_json::Valu
         async move {
             let url = format!("{}/v1/health", a.trim_end_matches('/'));
             let answer = match http.get(&url).send().await {
-                Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
-                _ => serde_json::Value::Null,
+                Ok(r) if r.status().is_success() => r.json().await.ok(),
+                _ => None,
             };
             (a.clone(), answer)
         }

@@ -406,6 +406,47 @@ pub struct PushReceipt {
     pub via: SiteCopy,
 }
 
+/// `GET /edge/v1/health`: the edge's cache and load, for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeHealth {
+    pub edge: String,
+    pub id: u16,
+    /// Renditions held, and their bytes.
+    pub cached: usize,
+    pub cache_bytes: u64,
+    /// Copies being marked now.
+    pub in_flight: i64,
+}
+
+/// `GET /home/v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HomeHealth {
+    pub home: String,
+    pub id: u16,
+    /// Copies held (downloads waiting and rentals), of which rentals.
+    pub copies: usize,
+    pub rentals: usize,
+}
+
+/// `GET /kiosk/v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KioskHealth {
+    pub kiosk: String,
+    pub id: u16,
+    /// Images written and waiting for the burner.
+    pub waiting_to_burn: usize,
+}
+
+/// Any server's health, as the operator's console reads it: which one it
+/// is follows from its fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Health {
+    Edge(EdgeHealth),
+    Home(HomeHealth),
+    Kiosk(KioskHealth),
+}
+
 /// `POST` to a home's end link: the copy is deleted and reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteCopyEnded {
@@ -668,4 +709,39 @@ pub struct Balances {
     pub currency: String,
     pub balances: Vec<Balance>,
     pub total_cents: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_health_reads_as_the_role_that_answered() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                r#"{"edge":"paris","id":1,"cached":2,"cache_bytes":300,"in_flight":0}"#,
+                Some("edge"),
+            ),
+            (
+                r#"{"home":"den","id":4,"copies":2,"rentals":1}"#,
+                Some("home"),
+            ),
+            (
+                r#"{"kiosk":"shop","id":5,"waiting_to_burn":3}"#,
+                Some("kiosk"),
+            ),
+            // The mailbox's own health, or anything else: not a role's.
+            (r#"{"status":"ok"}"#, None),
+            (r#"{"home":"den","id":4}"#, None),
+            ("[]", None),
+        ];
+        for (body, want) in cases {
+            let got = serde_json::from_str::<Health>(body).ok().map(|h| match h {
+                Health::Edge(_) => "edge",
+                Health::Home(_) => "home",
+                Health::Kiosk(_) => "kiosk",
+            });
+            assert_eq!(got, *want, "{body}");
+        }
+    }
 }

@@ -72,6 +72,17 @@ pub struct Notice {
     pub first: Option<MessageId>,
 }
 
+/// The body a box's webhook receives (signed in `Tracecast-Signature`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookNotice {
+    #[serde(rename = "box")]
+    pub box_name: String,
+    pub pending: i64,
+    pub first: Option<MessageId>,
+    /// 0 for the first notice, then one more for each repeat.
+    pub attempt: u32,
+}
+
 impl From<BoxStats> for Notice {
     fn from(s: BoxStats) -> Self {
         Notice {

@@ -531,10 +531,23 @@ async fn webhooks_are_signed_and_repeated_until_fetched(s: &Server) {
                 sig,
                 format!("sha256={}", mailbox::sign_webhook(&secret, body.as_bytes()))
             );
-            let v: serde_json::Value = serde_json::from_str(body).unwrap();
-            assert_eq!(v["box"], "app:webhook-1");
-            assert_eq!(v["pending"], 1);
+            let v: tracecast_mailbox::api::WebhookNotice = serde_json::from_str(body).unwrap();
+            assert_eq!(v.box_name, "app:webhook-1");
+            assert_eq!(v.pending, 1);
         }
+        // Each repeat says which it is.
+        let attempts: Vec<u32> = hits
+            .iter()
+            .map(|(_, body)| {
+                serde_json::from_str::<tracecast_mailbox::api::WebhookNotice>(body)
+                    .unwrap()
+                    .attempt
+            })
+            .collect();
+        assert!(
+            attempts.windows(2).all(|w| w[0] < w[1]),
+            "attempts {attempts:?}"
+        );
     }
     // Once fetched, the repeats stop.
     let dir = tempfile::tempdir().unwrap();

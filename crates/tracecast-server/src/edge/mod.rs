@@ -997,15 +997,17 @@ pub fn deferred_router(slot: EdgeSlot) -> Router {
 /// The edge, as 503 answers name it while it starts.
 pub const EDGE: &str = "the edge";
 
-async fn health(State(slot): State<EdgeSlot>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn health(
+    State(slot): State<EdgeSlot>,
+) -> Result<Json<tracecast_delivery::api::EdgeHealth>, ApiError> {
     let e = slot.started()?;
-    Ok(Json(serde_json::json!({
-        "edge": e.name,
-        "id": e.id,
-        "cached": e.cache.holdings().len(),
-        "cache_bytes": e.cache.used_bytes(),
-        "in_flight": e.in_flight.load(Ordering::Relaxed),
-    })))
+    Ok(Json(tracecast_delivery::api::EdgeHealth {
+        edge: e.name.clone(),
+        id: e.id,
+        cached: e.cache.holdings().len(),
+        cache_bytes: e.cache.used_bytes(),
+        in_flight: e.in_flight.load(Ordering::Relaxed),
+    }))
 }
 
 /// The edge's base URL as the buyer reached it.

@@ -421,15 +421,17 @@ pub fn deferred_router(slot: HomeSlot) -> Router {
 /// The home server, as 503 answers name it while it starts.
 pub const HOME: &str = "the home server";
 
-async fn health(State(slot): State<HomeSlot>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn health(
+    State(slot): State<HomeSlot>,
+) -> Result<Json<tracecast_delivery::api::HomeHealth>, ApiError> {
     let h = slot.started()?;
     let live = h.store.live_home_copies(SiteId(i64::from(h.id))).await?;
-    Ok(Json(serde_json::json!({
-        "home": h.name,
-        "id": h.id,
-        "copies": live.len(),
-        "rentals": live.iter().filter(|c| c.mode == Mode::Rental).count(),
-    })))
+    Ok(Json(tracecast_delivery::api::HomeHealth {
+        home: h.name.clone(),
+        id: h.id,
+        copies: live.len(),
+        rentals: live.iter().filter(|c| c.mode == Mode::Rental).count(),
+    }))
 }
 
 /// `POST /home/v1/copies`: an edge pushes a marked copy.

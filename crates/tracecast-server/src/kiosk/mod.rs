@@ -201,17 +201,19 @@ pub fn deferred_router(slot: KioskSlot) -> Router {
 /// The kiosk, as 503 answers name it while it starts.
 pub const KIOSK: &str = "the kiosk";
 
-async fn health(State(slot): State<KioskSlot>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn health(
+    State(slot): State<KioskSlot>,
+) -> Result<Json<tracecast_delivery::api::KioskHealth>, ApiError> {
     let k = slot.started()?;
     let orders = k.store.kiosk_orders(SiteId(i64::from(k.id))).await?;
-    Ok(Json(serde_json::json!({
-        "kiosk": k.name,
-        "id": k.id,
-        "waiting_to_burn": orders
+    Ok(Json(tracecast_delivery::api::KioskHealth {
+        kiosk: k.name.clone(),
+        id: k.id,
+        waiting_to_burn: orders
             .iter()
             .filter(|o| o.status == DiscStatus::Written)
             .count(),
-    })))
+    }))
 }
 
 fn receipt(o: &KioskOrder, capacity: u64, files: Vec<String>, name: &str) -> PushReceipt {

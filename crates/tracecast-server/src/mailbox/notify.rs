@@ -250,13 +250,13 @@ impl Notifier {
             if stats.pending == 0 {
                 return;
             }
-            let body = serde_json::json!({
-                "box": hook.name,
-                "pending": stats.pending,
-                "first": stats.first_pending,
-                "attempt": attempt,
+            let body = serde_json::to_string(&tracecast_mailbox::api::WebhookNotice {
+                box_name: hook.name.clone(),
+                pending: stats.pending,
+                first: stats.first_pending,
+                attempt,
             })
-            .to_string();
+            .expect("a notice serialises");
             let result = this
                 .http
                 .post(&hook.url)
