@@ -7,86 +7,11 @@
 use tracecast_delivery::{DeliveryStatus, Fulfilment, Mode, OrderInfo, Tier};
 use tracecast_ledger::{Flow, Party, Sale};
 use tracecast_store::testing::TestStore;
-use tracecast_store::{
-    AccountKind, Applied, EdgeId, NewContent, NewDelivery, ProviderId, Store, UserId,
-};
+use tracecast_store::{Applied, NewDelivery, Store};
 
-struct World {
-    alice: UserId,
-    bob: UserId,
-    provider: ProviderId,
-    edge: EdgeId,
-    content: i64,
-}
+mod common;
 
-async fn world(store: &Store) -> World {
-    let account = |kind, name: &'static str, edge| async move {
-        store
-            .add_account(kind, name, format!("hash-{name}"), edge)
-            .await
-            .unwrap()
-    };
-    let alice = account(AccountKind::User, "alice", None)
-        .await
-        .user()
-        .unwrap();
-    let bob = account(AccountKind::User, "bob", None)
-        .await
-        .user()
-        .unwrap();
-    let provider = account(AccountKind::Provider, "aurora", None)
-        .await
-        .provider()
-        .unwrap();
-    let edge = account(
-        AccountKind::Edge,
-        "paris",
-        Some(("http://paris.example", "op", 20)),
-    )
-    .await
-    .edge()
-    .unwrap();
-    let content = store
-        .add_content(&NewContent {
-            provider_id: provider,
-            title: "Nocturne".into(),
-            kind: tracecast_delivery::ContentKind::Audio,
-            price_cents: 250,
-            terms: String::new(),
-            source_sha256: "ab".repeat(32),
-            source_bytes: 1_000,
-            rental_tariff: None,
-            reserved_up_to_order: None,
-            protected: false,
-            renditions: Vec::new(),
-        })
-        .await
-        .unwrap();
-    World {
-        alice,
-        bob,
-        provider,
-        edge,
-        content,
-    }
-}
-
-fn order(w: &World, user: UserId, key: Option<&str>) -> NewDelivery {
-    NewDelivery {
-        content_id: w.content,
-        tier: Tier::High,
-        user_id: user,
-        provider_id: w.provider,
-        edge_id: w.edge,
-        price_cents: 250,
-        edge_fee_cents: 20,
-        mode: Mode::Download,
-        site_id: None,
-        site_fee_cents: 0,
-        order_info: OrderInfo::default(),
-        purchase_key: key.map(str::to_owned),
-    }
-}
+use common::{order, world};
 
 fn sale(id: i64) -> tracecast_ledger::Transaction {
     Flow::Marked(Sale {

@@ -4,100 +4,30 @@
 //! source licence, a partner's consent spent only within its limit; and a
 //! row the types do not know read as an error, never as a default.
 
-use tracecast_delivery::{ContentKind, Mode, OrderInfo, Tier};
+use tracecast_delivery::Tier;
 use tracecast_ledger::{Party, Transaction};
 use tracecast_protect::{ConversionWay, System};
 use tracecast_store::testing::TestStore;
 use tracecast_store::{
-    AccountKind, ContentKeyRecord, ConversionRecord, LicenceRecord, NewContent, NewDelivery,
-    PartnerConsent, Spend, Store, UserId,
+    AccountKind, ContentKeyRecord, ConversionRecord, LicenceRecord, PartnerConsent, Spend, Store,
+    UserId,
 };
 
-/// Licences name a delivery, its user and its content: a content and one
-/// delivery each for two users.
-struct World {
-    alice: UserId,
-    bob: UserId,
-    content: i64,
-    delivery: [i64; 2],
-}
+mod common;
 
-async fn world(store: &Store) -> World {
-    let account = |kind, name: &'static str, edge| async move {
-        store
-            .add_account(kind, name, format!("hash-{name}"), edge)
-            .await
-            .unwrap()
-    };
-    let alice = account(AccountKind::User, "alice", None)
-        .await
-        .user()
-        .unwrap();
-    let bob = account(AccountKind::User, "bob", None)
-        .await
-        .user()
-        .unwrap();
-    let provider = account(AccountKind::Provider, "aurora", None)
-        .await
-        .provider()
-        .unwrap();
-    let edge = account(
-        AccountKind::Edge,
-        "paris",
-        Some(("http://paris.example", "op", 20)),
-    )
-    .await
-    .edge()
-    .unwrap();
-    let content = store
-        .add_content(&NewContent {
-            provider_id: provider,
-            title: "Nocturne".into(),
-            kind: ContentKind::Audio,
-            price_cents: 250,
-            terms: String::new(),
-            source_sha256: "ab".repeat(32),
-            source_bytes: 1_000,
-            rental_tariff: None,
-            reserved_up_to_order: None,
-            protected: true,
-            renditions: Vec::new(),
-        })
-        .await
-        .unwrap();
-    let mut delivery = [0; 2];
-    for (i, user) in [alice, bob].into_iter().enumerate() {
-        let (d, _) = store
-            .open_delivery(&NewDelivery {
-                content_id: content,
-                tier: Tier::High,
-                user_id: user,
-                provider_id: provider,
-                edge_id: edge,
-                price_cents: 250,
-                edge_fee_cents: 20,
-                mode: Mode::Download,
-                site_id: None,
-                site_fee_cents: 0,
-                order_info: OrderInfo::default(),
-                purchase_key: None,
-            })
-            .await
-            .unwrap();
-        delivery[i] = d.id;
-    }
-    World {
-        alice,
-        bob,
-        content,
-        delivery,
-    }
-}
+use common::{order, world, World};
 
-fn licence(w: &World, id: &str, user: UserId, system: System, issued_at: i64) -> LicenceRecord {
+fn licence(
+    w: &World,
+    delivery: i64,
+    id: &str,
+    user: UserId,
+    system: System,
+    issued_at: i64,
+) -> LicenceRecord {
     LicenceRecord {
         id: id.into(),
-        delivery_id: w.delivery[usize::from(user != w.alice)],
+        delivery_id: delivery,
         user_id: user,
         content_id: w.content,
         key_id: "kid-1".into(),
@@ -163,9 +93,11 @@ async fn protected_content_is_kept(store: &Store) {
 
     // Licences, per user, in the order issued, with their system.
     let (alice, bob) = (w.alice, w.bob);
-    let a1 = licence(&w, "lic-a1", alice, System::Age, 100);
-    let a2 = licence(&w, "lic-a2", alice, System::Device, 200);
-    let b1 = licence(&w, "lic-b1", bob, System::Clearkey, 150);
+    let (da, _) = store.open_delivery(&order(&w, alice, None)).await.unwrap();
+    let (db, _) = store.open_delivery(&order(&w, bob, None)).await.unwrap();
+    let a1 = licence(&w, da.id, "lic-a1", alice, System::Age, 100);
+    let a2 = licence(&w, da.id, "lic-a2", alice, System::Device, 200);
+    let b1 = licence(&w, db.id, "lic-b1", bob, System::Clearkey, 150);
     for l in [&a2, &b1, &a1] {
         store.record_licence(l).await.unwrap();
     }
