@@ -186,7 +186,7 @@ impl Bench {
         let data = dir.path().join("data");
         let key = MarkKey::from_bytes([6; 32]);
         let key_file = data.join("mark.key");
-        tracecast_server::secrets::write_new(&key_file, key.as_bytes())?;
+        tracecast_secrets::write_new(&key_file, key.as_bytes())?;
         let roles = Roles {
             origin: true,
             mailbox: true,
@@ -198,7 +198,7 @@ impl Bench {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let node = Node::start(&settings, listener).await?;
         let base = node.base.clone();
-        let admin_token = tracecast_server::secrets::read_text(&node.admin_token)?;
+        let admin_token = tracecast_secrets::read_text(&node.admin_token)?;
         let admin = OriginClient::new(&base, &admin_token)?;
         let account = |kind: &'static str, name: String| {
             let admin = admin.clone();

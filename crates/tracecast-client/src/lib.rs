@@ -1,11 +1,16 @@
-//! Client of tracecast's services. Today: the mailbox protocol
-//! ([`MailboxClient`]), a durable local [`Inbox`], and [`drain`], which moves
-//! mail from a box into an inbox with the protocol's guarantees: a message
-//! is acknowledged only in the request after the one that brought it, and
-//! only once it is on disk.
+//! The caller's side of every tracecast role: the buyer's protocol
+//! (designation, a marked copy, resuming, orders through homes and kiosks),
+//! the mailbox protocol ([`MailboxClient`], a durable local [`Inbox`] and
+//! [`drain`], which acknowledges a message only in the request after the one
+//! that brought it, and only once it is on disk), fetching and saving what
+//! devices shared ([`fetch`]), a device's set-up and sharing ([`device`]),
+//! licences and protected copies, and the clients of edges, kiosks,
+//! gateways and the service server.
 
 mod buyer;
 mod delivery;
+pub mod device;
+pub mod fetch;
 mod inbox;
 mod licences;
 mod mailbox;
@@ -22,6 +27,7 @@ pub use delivery::{
     part_path, ContentOptions, Downloaded, EdgeClient, KioskClient, OriginClient, SHA256_HEADER,
 };
 pub use inbox::{Inbox, InboxError, LocalEntry};
+pub use licences::{ConvertedFile, ConvertedFiles, PackageItemOutcome, PackageReceived};
 pub use mailbox::{
     drain, ClientError, CreatedBox, DrainOptions, DrainReport, Fetched, MailboxClient, Message,
     Notice, PostOptions, Posted,

@@ -46,7 +46,7 @@ pub enum DemoError {
     #[error("a server of the demo did not start: {0}")]
     Node(#[from] tracecast_server::node::NodeError),
     #[error(transparent)]
-    Secret(#[from] tracecast_server::secrets::SecretFileError),
+    Secret(#[from] tracecast_secrets::SecretFileError),
     #[error(transparent)]
     Buy(#[from] tracecast_client::BuyError),
     #[error(transparent)]

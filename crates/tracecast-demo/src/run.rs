@@ -93,7 +93,7 @@ async fn demo(args: &DemoOptions) -> Result<()> {
         let data = dir.join(format!("edge-{name}"));
         std::fs::create_dir_all(&data)?;
         let token_file = data.join("edge.token");
-        tracecast_server::secrets::replace(
+        tracecast_secrets::replace(
             &token_file,
             acct.token.as_deref().unwrap_or_default().as_bytes(),
         )?;
@@ -660,10 +660,7 @@ async fn homes_and_kiosks(
     ] {
         let a = admin.add_account(&new).await?;
         let file = data.join(format!("{}.token", a.kind));
-        tracecast_server::secrets::replace(
-            &file,
-            a.token.as_deref().unwrap_or_default().as_bytes(),
-        )?;
+        tracecast_secrets::replace(&file, a.token.as_deref().unwrap_or_default().as_bytes())?;
         tokens.push(file);
     }
     let mut s = settings(
@@ -815,7 +812,7 @@ async fn sharing(
     std::fs::create_dir_all(&phone)?;
     let (_, gw_token) = account(&admin, "gateway", "kenji-phone").await?;
     let token_file = phone.join("gateway.token");
-    tracecast_server::secrets::replace(&token_file, gw_token.as_bytes())?;
+    tracecast_secrets::replace(&token_file, gw_token.as_bytes())?;
     let camera = service.issue_account("kenji's camera").await?;
     let number = "+81 90 1234 5678";
     service.set_number(number, "user:bob").await?;

@@ -1,4 +1,5 @@
-//! Reading and writing media files for tracecast: audio and pictures.
+//! Reading and writing media files for tracecast: audio, pictures and
+//! video, and marking whole files of each kind ([`marking`]).
 //!
 //! This crate is the I/O edge of the mark engine: it turns files into planar
 //! `f32` PCM ([`Pcm`]) and back. Decoding goes through symphonia (WAV, FLAC,
@@ -10,6 +11,7 @@
 
 mod decode;
 mod encode;
+pub mod marking;
 mod picture;
 mod rendition;
 mod rights;

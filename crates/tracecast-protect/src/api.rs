@@ -98,6 +98,38 @@ pub struct PackageItem {
     pub tier: Option<Tier>,
 }
 
+impl std::str::FromStr for PackageItem {
+    type Err = String;
+
+    /// `ISSUER:CONTENT` or `ISSUER:CONTENT:TIER`, as a user names an item.
+    fn from_str(item: &str) -> Result<Self, String> {
+        let form = || format!("{item:?}: write ISSUER:CONTENT or ISSUER:CONTENT:TIER");
+        let mut parts = item.split(':');
+        let (Some(issuer), Some(content)) = (parts.next(), parts.next()) else {
+            return Err(form());
+        };
+        if issuer.is_empty() {
+            return Err(form());
+        }
+        let content = content
+            .parse()
+            .map_err(|_| format!("{item:?}: the content is a number"))?;
+        let tier = parts
+            .next()
+            .map(str::parse::<Tier>)
+            .transpose()
+            .map_err(|e| format!("{item:?}: {e}"))?;
+        if parts.next().is_some() {
+            return Err(form());
+        }
+        Ok(PackageItem {
+            issuer: issuer.to_owned(),
+            content,
+            tier,
+        })
+    }
+}
+
 /// `POST /roaming/v1/orders` (a user, with an idempotency key): contents
 /// bought at their issuers' origins, each licensed into the user's system.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,4 +171,37 @@ pub struct RoamingKeys {
     /// X25519, base64url.
     pub agreement_key: String,
     pub fee_cents: i64,
+}
+
+#[cfg(test)]
+mod item_tests {
+    use super::*;
+
+    #[test]
+    fn items_are_read_as_issuer_content_and_tier() {
+        type Want = Result<(&'static str, i64, Option<Tier>), &'static str>;
+        let cases: &[(&str, Want)] = &[
+            ("north:12", Ok(("north", 12, None))),
+            ("north:12:preview", Ok(("north", 12, Some(Tier::Preview)))),
+            ("north", Err("write ISSUER:CONTENT")),
+            (":12", Err("write ISSUER:CONTENT")),
+            ("north:twelve", Err("the content is a number")),
+            ("north:12:gold", Err("\"north:12:gold\": ")),
+            ("north:12:preview:x", Err("write ISSUER:CONTENT")),
+        ];
+        for (text, want) in cases {
+            let got = text.parse::<PackageItem>();
+            match (want, got) {
+                (Ok((issuer, content, tier)), Ok(item)) => {
+                    assert_eq!(
+                        (item.issuer.as_str(), item.content, item.tier),
+                        (*issuer, *content, *tier),
+                        "{text}"
+                    );
+                }
+                (Err(part), Err(e)) => assert!(e.contains(part), "{text}: {e}"),
+                (want, got) => panic!("{text}: wanted {want:?}, got {got:?}"),
+            }
+        }
+    }
 }

@@ -112,7 +112,7 @@ impl Authenticator {
 #[derive(Debug, thiserror::Error)]
 pub enum AdminTokenError {
     #[error("the administrator token: {0}")]
-    File(#[from] crate::secrets::SecretFileError),
+    File(#[from] tracecast_secrets::SecretFileError),
     #[error(transparent)]
     Store(#[from] tracecast_store::StoreError),
 }
@@ -126,7 +126,7 @@ pub async fn ensure_admin(store: &Store, path: &Path) -> Result<Option<PathBuf>,
     let token = new_token();
     // A file left from an earlier database names a token that no longer
     // exists: replacing it loses nothing.
-    crate::secrets::replace(path, format!("{token}\n").as_bytes())?;
+    tracecast_secrets::replace(path, format!("{token}\n").as_bytes())?;
     store.add_token(token_hash(&token), None, "admin").await?;
     Ok(Some(path.to_owned()))
 }

@@ -205,7 +205,7 @@ impl Gateway {
     fn save_devices(&self, devices: &[DeviceEntry]) -> Result<(), ApiError> {
         let path = self.config.state_dir.join("devices.json");
         let bytes = serde_json::to_vec_pretty(devices).map_err(|e| internal(e.to_string()))?;
-        crate::secrets::replace(&path, &bytes)
+        tracecast_secrets::replace(&path, &bytes)
             .map_err(|e| internal(format!("saving the devices: {e}")))
     }
 

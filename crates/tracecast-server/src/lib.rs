@@ -15,7 +15,6 @@ pub mod node;
 pub mod ops;
 pub mod origin;
 pub mod roaming;
-pub mod secrets;
 mod serve;
 pub mod service;
 pub mod site;

@@ -199,8 +199,8 @@ impl Service {
 
     /// Loads the link key from `path`, making one (mode 0600) on first
     /// start.
-    pub fn link_key(path: &std::path::Path) -> Result<LinkKey, crate::secrets::SecretFileError> {
-        crate::secrets::read_or_make(path, "link key").map(LinkKey::from_bytes)
+    pub fn link_key(path: &std::path::Path) -> Result<LinkKey, tracecast_secrets::SecretFileError> {
+        tracecast_secrets::read_or_make(path, "link key").map(LinkKey::from_bytes)
     }
 
     async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {

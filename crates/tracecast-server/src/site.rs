@@ -39,7 +39,7 @@ pub enum SiteError {
     #[error("data directory {0}: {1}")]
     Io(std::path::PathBuf, std::io::Error),
     #[error(transparent)]
-    Secret(#[from] crate::secrets::SecretFileError),
+    Secret(#[from] tracecast_secrets::SecretFileError),
 }
 
 /// Who a home server or kiosk is, as the origin knows it.

@@ -42,6 +42,22 @@ pub fn byte_bar(quiet: bool, message: &'static str) -> ProgressBar {
     pb
 }
 
+/// Hands a new secret (a token, a set-up code) to its holder: into a 0600
+/// file, or on standard output; `what` names it on standard error.
+pub fn hand_over(secret: &str, file: Option<&Path>, what: &str) -> anyhow::Result<()> {
+    match file {
+        Some(path) => {
+            tracecast_secrets::replace(path, format!("{secret}\n").as_bytes())?;
+            eprintln!("{what} is in {}", path.display());
+        }
+        None => {
+            eprintln!("{what}:");
+            println!("{secret}");
+        }
+    }
+    Ok(())
+}
+
 pub fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match cmd {
@@ -90,28 +106,14 @@ pub fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                         shipping_cents: money(shipping)?,
                     })
                     .await?;
-                let token = created.token.clone().unwrap_or_default();
-                match token_out {
-                    Some(path) => {
-                        tracecast_server::secrets::replace(&path, format!("{token}\n").as_bytes())
-                            .with_context(|| format!("writing {}", path.display()))?;
-                        eprintln!(
-                            "added {} {} (id {}, box {}); its token is in {}",
-                            created.kind,
-                            created.name,
-                            created.id,
-                            created.box_name,
-                            path.display()
-                        );
-                    }
-                    None => {
-                        eprintln!(
-                            "added {} {} (id {}, box {}); token:",
-                            created.kind, created.name, created.id, created.box_name
-                        );
-                        println!("{token}");
-                    }
-                }
+                hand_over(
+                    created.token.as_deref().unwrap_or_default(),
+                    token_out.as_deref(),
+                    &format!(
+                        "added {} {} (id {}, box {}); its token",
+                        created.kind, created.name, created.id, created.box_name
+                    ),
+                )?;
             }
             AccountCommand::Whoami { conn } => {
                 let a = origin(&conn)?.account().await?;
@@ -129,26 +131,14 @@ pub fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                     _ => anyhow::bail!("name the account as KIND NAME, or neither for your own"),
                 };
                 let a = origin(&conn)?.replace_token(whose).await?;
-                let token = a.token.clone().unwrap_or_default();
-                match token_out {
-                    Some(path) => {
-                        tracecast_server::secrets::replace(&path, format!("{token}\n").as_bytes())
-                            .with_context(|| format!("writing {}", path.display()))?;
-                        eprintln!(
-                            "{} {}: new token in {}; every earlier one is revoked",
-                            a.kind,
-                            a.name,
-                            path.display()
-                        );
-                    }
-                    None => {
-                        eprintln!(
-                            "{} {}: new token (every earlier one is revoked):",
-                            a.kind, a.name
-                        );
-                        println!("{token}");
-                    }
-                }
+                hand_over(
+                    a.token.as_deref().unwrap_or_default(),
+                    token_out.as_deref(),
+                    &format!(
+                        "{} {}: new token (every earlier one is revoked)",
+                        a.kind, a.name
+                    ),
+                )?;
             }
         }
         Ok(ExitCode::SUCCESS)

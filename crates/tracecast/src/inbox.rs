@@ -7,10 +7,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use tracecast_client::{drain, DrainOptions, DrainReport, Inbox, MailboxClient, PostOptions};
+use tracecast_client::fetch::{fetch_into_inbox, FetchOptions};
+use tracecast_client::{DrainOptions, Inbox, MailboxClient, PostOptions};
 use tracecast_mailbox::{BoxName, MessageId, Room};
 
 use crate::cli::{Connection, FetchArgs, InboxCommand, MailboxCommand};
+use crate::delivery::Terminal;
 
 fn client(conn: &Connection) -> anyhow::Result<MailboxClient> {
     Ok(MailboxClient::new(&conn.server, &conn.token()?)?)
@@ -27,21 +29,8 @@ pub fn mailbox(cmd: MailboxCommand, _quiet: bool) -> anyhow::Result<ExitCode> {
             } => {
                 let name: BoxName = name.parse()?;
                 let created = client(&conn)?.create_box(&name, webhook.as_deref()).await?;
-                match token_out {
-                    Some(path) => {
-                        tracecast_server::secrets::replace(
-                            &path,
-                            format!("{}\n", created.token).as_bytes(),
-                        )
-                        .with_context(|| format!("writing {}", path.display()))?;
-                        eprintln!(
-                            "created box {}; its token is in {}",
-                            created.name,
-                            path.display()
-                        );
-                    }
-                    None => println!("{}", created.token),
-                }
+                let what = format!("created box {}; its token", created.name);
+                crate::delivery::hand_over(&created.token, token_out.as_deref(), &what)?;
                 if let Some(secret) = created.webhook_secret {
                     eprintln!("webhook secret (verifies Tracecast-Signature): {secret}");
                 }
@@ -177,7 +166,7 @@ pub fn inbox(cmd: InboxCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                 sender.as_deref(),
                 &links.policy(&server),
                 &out,
-                &crate::delivery::Terminal::new(quiet),
+                &Terminal::new(quiet),
             ))?;
             for p in written {
                 println!("{}", p.display());
@@ -200,85 +189,29 @@ async fn fetch(args: FetchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         .context("asking the mailbox who this token belongs to")?
         .context("this is an administrator token; fetching needs a box's token")?;
     let mut inbox = Inbox::open(&args.dir)?;
-    let options = DrainOptions {
-        room: Room {
-            max_bytes: args.max_bytes,
-            max_count: args.max_count,
+    let policy = args.links.policy(&args.conn.server);
+    let options = FetchOptions {
+        drain: DrainOptions {
+            room: Room {
+                max_bytes: args.max_bytes,
+                max_count: args.max_count,
+            },
+            then: args.then,
+            retry_for: Duration::from_secs(args.retry_for),
+            max_messages: None,
+            // Watching holds a waiting fetch that also carries the last
+            // acknowledgement, so mail arrives in one round trip.
+            watch: args.watch.then_some(Duration::from_secs(30)),
         },
-        then: args.then,
-        retry_for: Duration::from_secs(args.retry_for),
-        max_messages: None,
-        // Watching holds a waiting fetch that also carries the last
-        // acknowledgement, so mail arrives in one round trip.
-        watch: args.watch.then_some(Duration::from_secs(30)),
+        ride_out_outages: args.watch,
+        save: args.save.as_deref().map(|out| (out, &policy)),
     };
-    let mut total = DrainReport::default();
-    // Shared messages to save once they are on disk.
-    let mut shared: Vec<MessageId> = Vec::new();
-    loop {
-        let result = drain(&client, &own, &mut inbox, &options, |m| {
-            if m.media_type
-                .starts_with(tracecast_share::message::MESSAGE_MEDIA_TYPE)
-            {
-                shared.push(m.id);
-            }
-            if !quiet {
-                eprintln!(
-                    "stored message {} ({}, {} bytes)",
-                    m.id,
-                    m.media_type,
-                    m.body.len()
-                );
-            }
-        })
-        .await;
-        match result {
-            Ok(report) => {
-                total.stored += report.stored;
-                total.duplicates += report.duplicates;
-                total.overwritten += report.overwritten;
-                total.retries += report.retries;
-                total.full = report.full;
-                break;
-            }
-            // Watching rides out a server that stays away longer than
-            // --retry-for: nothing is lost, the next fetch repeats.
-            Err(e) if args.watch && e.is_transient() => {
-                tracing::debug!(error = %e, "mailbox unreachable; trying again");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
+    let report =
+        fetch_into_inbox(&client, &own, &mut inbox, &options, &Terminal::new(quiet)).await?;
+    for p in &report.saved {
+        println!("{}", p.display());
     }
-    if let Some(out) = &args.save {
-        let policy = args.links.policy(&args.conn.server);
-        for id in shared {
-            let sender = inbox.get(id).and_then(|e| e.sender.clone());
-            let body = inbox.read(id)?;
-            match tracecast_client::save_shared(
-                &id.to_string(),
-                &body,
-                sender.as_deref(),
-                &policy,
-                out,
-                &crate::delivery::Terminal::new(quiet),
-            )
-            .await
-            {
-                Ok(written) => {
-                    for p in written {
-                        println!("{}", p.display());
-                    }
-                }
-                // Not a shared message (other mail of that type): kept in
-                // the inbox, nothing to save.
-                Err(e @ tracecast_client::SaveError::NotShared(_)) => {
-                    tracing::debug!(error = %e, "not a shared message");
-                }
-                Err(e) => return Err(anyhow::Error::new(e).context(format!("saving message {id}"))),
-            }
-        }
-    }
+    let total = report.drain;
     if total.full && !quiet {
         eprintln!(
             "inbox full ({} messages, {} bytes): the rest waits on the server; read or remove messages, then fetch again",

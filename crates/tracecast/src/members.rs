@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use tracecast_members::api::{AdmitRequest, ApplicationStatus, ApplyRequest, TreeEntry};
-use tracecast_members::{Attributes, Outcome, Status};
+use tracecast_members::{Attributes, Outcome};
 
 use crate::cli::{AttributeArgs, MembersCommand};
 use crate::delivery::{origin, runtime};
@@ -21,21 +21,6 @@ fn tier_name(t: Option<tracecast_delivery::Tier>) -> String {
     t.map_or_else(|| "none".to_owned(), |t| t.to_string())
 }
 
-fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Active => "active",
-        Status::Suspended => "suspended",
-    }
-}
-
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Pending => "pending",
-        Outcome::Granted => "granted",
-        Outcome::Refused => "refused",
-    }
-}
-
 /// Grants or denies a request for reserved content.
 async fn decide_reserved(
     conn: &crate::cli::Connection,
@@ -45,14 +30,11 @@ async fn decide_reserved(
     let r = origin(conn)?.decide_reserved(request, grant).await?;
     println!(
         "request {request}: {} ({} of {} asked granted, {} denied; {} must grant)",
-        outcome_name(r.status),
+        r.status.as_str(),
         r.granted_by,
         r.asked,
         r.denied_by,
-        match r.rule {
-            tracecast_members::Approvals::All => "all",
-            tracecast_members::Approvals::Any => "any",
-        }
+        r.rule.as_str()
     );
     Ok(())
 }
@@ -129,7 +111,7 @@ pub fn run(cmd: MembersCommand) -> anyhow::Result<ExitCode> {
                     m.trust,
                     m.attribute_trust,
                     m.rating,
-                    status_name(m.status)
+                    m.status.as_str()
                 );
                 println!(
                     "  best quality: audio {}, pictures {}",
@@ -142,7 +124,7 @@ pub fn run(cmd: MembersCommand) -> anyhow::Result<ExitCode> {
                         c.name,
                         c.order,
                         c.trust,
-                        status_name(c.status)
+                        c.status.as_str()
                     );
                 }
             }
@@ -156,12 +138,9 @@ pub fn run(cmd: MembersCommand) -> anyhow::Result<ExitCode> {
                     (status, _) => println!(
                         "content {content}: request {} {}; asked {} ({} must grant)",
                         r.request.map_or_else(|| "?".to_owned(), |n| n.to_string()),
-                        outcome_name(status),
+                        status.as_str(),
                         r.asked.join(", "),
-                        match r.rule {
-                            Some(tracecast_members::Approvals::Any) => "any",
-                            _ => "all",
-                        }
+                        r.rule.unwrap_or_default().as_str()
                     ),
                 }
             }
@@ -203,7 +182,7 @@ pub fn run(cmd: MembersCommand) -> anyhow::Result<ExitCode> {
                             } else {
                                 String::new()
                             },
-                            if m.status == Status::Active { "" } else { ", SUSPENDED" }
+                            if m.status == tracecast_members::Status::Active { "" } else { ", SUSPENDED" }
                         );
                         walk(children, Some(m.id), depth + 1);
                     }

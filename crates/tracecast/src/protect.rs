@@ -5,9 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use tracecast_client::OpenCopy;
-use tracecast_protect::api::{ConversionRequest, PackageItem, PackageOrder};
-use tracecast_protect::SignedLicence;
+use tracecast_client::{OpenCopy, PackageItemOutcome};
+use tracecast_protect::api::{PackageItem, PackageOrder};
 
 use crate::cli::{DecryptArgs, LicenceCommand};
 use crate::delivery::{origin, runtime};
@@ -16,7 +15,7 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         LicenceCommand::Keygen { system, out } => {
             let (secret, recipient) = tracecast_protect::new_key_file(system.parse()?)?;
-            tracecast_server::secrets::write_new(&out, secret.as_bytes())?;
+            tracecast_secrets::write_new(&out, secret.as_bytes())?;
             println!("{recipient}");
             eprintln!(
                 "secret written to {} (mode 0600); ask for licences with --recipient {recipient}",
@@ -29,42 +28,18 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
             out_dir,
             conn,
         } => {
-            let mut sent = Vec::new();
-            for path in &licences {
-                let raw =
-                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                let l = SignedLicence::parse(&raw)
-                    .with_context(|| format!("{} is not a licence", path.display()))?;
-                sent.push(l);
-            }
-            let system: String = recipient.split(':').next().unwrap_or("licence").to_owned();
             let answer = runtime()?.block_on(async {
-                origin(&conn)?
-                    .convert_licences(&ConversionRequest {
-                        licences: sent,
-                        recipient,
-                    })
-                    .await
-                    .map_err(anyhow::Error::from)
+                let origin = origin(&conn)?;
+                anyhow::Ok(
+                    origin
+                        .convert_licence_files(&licences, &recipient, &out_dir)
+                        .await?,
+                )
             })?;
-            std::fs::create_dir_all(&out_dir)?;
-            let mut failed = 0;
-            for r in &answer.results {
-                let src = &licences[r.index.min(licences.len() - 1)];
-                match (&r.licence, r.error.as_deref()) {
-                    (Some(l), None) => {
-                        let stem = src
-                            .file_stem()
-                            .and_then(|s| s.to_str())
-                            .unwrap_or("licence");
-                        let out = out_dir.join(format!("{stem}.{system}.licence"));
-                        std::fs::write(&out, serde_json::to_string_pretty(l)? + "\n")?;
-                        println!("{}: converted to {}", src.display(), out.display());
-                    }
-                    (_, e) => {
-                        failed += 1;
-                        println!("{}: refused: {}", src.display(), e.unwrap_or("?"));
-                    }
+            for f in &answer.files {
+                match &f.outcome {
+                    Ok(out) => println!("{}: converted to {}", f.source.display(), out.display()),
+                    Err(e) => println!("{}: refused: {e}", f.source.display()),
                 }
             }
             println!(
@@ -72,7 +47,7 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
                 answer.converted,
                 tracecast_ledger::money(answer.charged_cents)
             );
-            if failed > 0 {
+            if answer.files.iter().any(|f| f.outcome.is_err()) {
                 return Ok(ExitCode::from(1));
             }
         }
@@ -113,79 +88,41 @@ pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
             out_dir,
             conn,
         } => {
-            let mut wanted = Vec::new();
-            for item in &items {
-                let mut parts = item.split(':');
-                let (Some(issuer), Some(content)) = (parts.next(), parts.next()) else {
-                    anyhow::bail!("{item:?}: write ISSUER:CONTENT or ISSUER:CONTENT:TIER");
-                };
-                let content: i64 = content
-                    .parse()
-                    .with_context(|| format!("{item:?}: the content is a number"))?;
-                let tier = parts
-                    .next()
-                    .map(str::parse::<tracecast_delivery::Tier>)
-                    .transpose()
-                    .map_err(|e| anyhow::anyhow!("{item:?}: {e}"))?;
-                if parts.next().is_some() {
-                    anyhow::bail!("{item:?}: write ISSUER:CONTENT or ISSUER:CONTENT:TIER");
-                }
-                wanted.push(PackageItem {
-                    issuer: issuer.to_owned(),
-                    content,
-                    tier,
-                });
-            }
-            std::fs::create_dir_all(&out_dir)
-                .with_context(|| format!("creating {}", out_dir.display()))?;
-            let system: String = recipient.split(':').next().unwrap_or("licence").to_owned();
-            let failed = runtime()?.block_on(async {
-                // One key for this order: a retry after a lost answer
-                // buys nothing twice.
-                let key = format!("order-{:032x}", rand::random::<u128>());
-                let answer = origin(&conn)?
-                    .package_order(
-                        &PackageOrder {
-                            items: wanted,
-                            recipient,
-                        },
-                        &key,
-                    )
-                    .await?;
-                let edges = tracecast_client::EdgeClient::new()?;
-                let mut failed = 0;
-                for r in &answer.results {
-                    let label = format!("{}:{}", r.issuer, r.content);
-                    let (Some(p), Some(licence)) = (&r.purchase, &r.licence) else {
-                        failed += 1;
-                        println!(
-                            "{label}: refused: {}",
-                            r.error.as_deref().unwrap_or("no reason given")
-                        );
-                        continue;
-                    };
-                    let copy = edges.deliver(&p.edge_address, &p.ticket).await?;
-                    let out = out_dir.join(&copy.filename);
-                    let got = edges.download(&copy, &out, &|_, _| {}).await?;
-                    let lic = out_dir.join(format!("delivery-{}.{system}.licence", p.delivery));
-                    std::fs::write(&lic, serde_json::to_string_pretty(licence)? + "\n")
-                        .with_context(|| format!("writing {}", lic.display()))?;
-                    println!(
-                        "{label}: delivery {}, {} ({} bytes) with {}",
-                        p.delivery,
-                        out.display(),
-                        got.bytes,
-                        lic.display()
-                    );
-                }
-                println!(
-                    "{} ordered, {} charged by the roaming server",
-                    answer.ordered,
-                    tracecast_ledger::money(answer.charged_cents)
-                );
-                anyhow::Ok(failed)
+            let items = items
+                .iter()
+                .map(|i| i.parse::<PackageItem>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            let order = PackageOrder { items, recipient };
+            let got = runtime()?.block_on(async {
+                let origin = origin(&conn)?;
+                anyhow::Ok(origin.order_package_into(&order, &out_dir).await?)
             })?;
-            if failed > 0 {
+            for item in &got.items {
+                match item {
+                    PackageItemOutcome::Delivered {
+                        label,
+                        delivery,
+                        copy,
+                        licence,
+                    } => println!(
+                        "{label}: delivery {delivery}, {} ({} bytes) with {}",
+                        copy.path.display(),
+                        copy.bytes,
+                        licence.display()
+                    ),
+                    PackageItemOutcome::Refused { label, reason } => {
+                        println!("{label}: refused: {reason}")
+                    }
+                }
+            }
+            println!(
+                "{} ordered, {} charged by the roaming server",
+                got.ordered,
+                tracecast_ledger::money(got.charged_cents)
+            );
+            let refused = |i: &PackageItemOutcome| matches!(i, PackageItemOutcome::Refused { .. });
+            if got.items.iter().any(refused) {
                 return Ok(ExitCode::from(1));
             }
         }

@@ -1,51 +1,17 @@
 //! `tracecast serve`: the command line's side of a node. The node itself
 //! (roles, settings, start and stop) is `tracecast_server::node`.
 
-use std::path::Path;
-
 use anyhow::Context;
-use tracecast_server::node::{self, BlobPlace, Flags, LogFormat, Node};
+use tracecast_server::node::{self, BlobPlace, LogFormat, Node};
 
 use crate::cli::ServeArgs;
-
-impl ServeArgs {
-    /// The flags' part of the settings: a flag left at its default leaves
-    /// the choice to the settings file.
-    pub fn flags(&self) -> Flags {
-        Flags {
-            config: self.config.clone(),
-            role: self.role.clone(),
-            data: (self.data != Path::new(node::DEFAULT_DATA)).then(|| self.data.clone()),
-            listen: (self.listen != node::DEFAULT_LISTEN).then(|| self.listen.clone()),
-            database: self.database.clone(),
-            blobs: self.blobs.clone(),
-            origin: self.origin.clone(),
-            edge_token_file: self.edge_token_file.clone(),
-            home_token_file: self.home_token_file.clone(),
-            kiosk_token_file: self.kiosk_token_file.clone(),
-            cache_size: self.cache_size.clone(),
-            mark_key: self.mark_key.clone(),
-            max_message_bytes: self.max_message_bytes,
-            notify_retry: self.notify_retry,
-            notify_retry_max: self.notify_retry_max,
-            pending_days: self.pending_days,
-            processed_days: self.processed_days,
-            processed_max: self.processed_max,
-            sweep_every: self.sweep_every,
-            service: self.service.clone(),
-            gateway_token_file: self.gateway_token_file.clone(),
-            to: self.to.clone(),
-            text: self.text.clone(),
-        }
-    }
-}
 
 pub fn run(args: &ServeArgs, quiet: bool) -> anyhow::Result<()> {
     if args.options {
         print!("{}", node::file::options_markdown());
         return Ok(());
     }
-    let s = node::settings(&args.flags())?;
+    let s = node::settings(&args.flags)?;
     if args.check {
         println!(
             "settings are valid: roles {}, store {}, blobs {}",

@@ -8,12 +8,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
-use tracecast_client::{GatewayClient, SendOptions, ServiceClient};
-use tracecast_share::gateway::ServiceRequest;
+use tracecast_client::device::{DeviceState, Setup, Share};
+use tracecast_client::ServiceClient;
 
 use crate::cli::{DeviceCommand, ServiceAccountCommand, ServiceCommand};
-use crate::delivery::{byte_bar, runtime};
+use crate::delivery::{hand_over, runtime, Terminal};
 
 pub fn service(cmd: ServiceCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
@@ -82,37 +81,14 @@ pub fn service(cmd: ServiceCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Hands a set-up code over: to a 0600 file, or on stdout (after the
-/// account, which `issue` prints first).
+/// Hands a set-up code over (after the account, which `issue` prints
+/// first); with `--json` and no file, the code is in the JSON.
 fn show_code(account: &str, code: &str, out: Option<&Path>, json: bool) -> anyhow::Result<()> {
-    match out {
-        Some(path) => {
-            tracecast_server::secrets::replace(path, format!("{code}\n").as_bytes())
-                .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!(
-                "{account}: set-up code in {} (give it to the device's holder; shown once)",
-                path.display()
-            );
-        }
-        None if json => {}
-        None => {
-            println!("{code}");
-            eprintln!(
-                "{account}: that is its set-up code (give it to the device's holder; shown once)"
-            );
-        }
+    if json && out.is_none() {
+        return Ok(());
     }
-    Ok(())
-}
-
-/// What a device keeps after set-up.
-#[derive(Debug, Serialize, Deserialize)]
-struct DeviceState {
-    gateway: String,
-    gateway_name: String,
-    account: String,
-    token: String,
-    attachment_limit: u64,
+    let what = format!("{account}: its set-up code (give it to the device's holder; shown once)");
+    hand_over(code, out, &what)
 }
 
 pub fn device(cmd: DeviceCommand, quiet: bool) -> anyhow::Result<ExitCode> {
@@ -129,6 +105,14 @@ pub fn device(cmd: DeviceCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                 loopback,
                 state,
             } => {
+                // The code first: a missing one fails before the network.
+                let code = match (code, code_file) {
+                    (Some(c), _) => c,
+                    (None, Some(f)) => tracecast_secrets::read_text(&f)?,
+                    (None, None) => anyhow::bail!(
+                        "give the account's set-up code (--code-file FILE or TRACECAST_SETUP_CODE): the operator issued it with the account"
+                    ),
+                };
                 // Step 1: find a gateway.
                 let url = match gateway {
                     Some(g) => g,
@@ -143,58 +127,26 @@ pub fn device(cmd: DeviceCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                             )
                         })
                         .await??;
-                        let first = found.first().context(
-                            "no gateway answered on the local network: is the phone's gateway on? (or give --gateway http://HOST:PORT)",
-                        )?;
-                        if !quiet {
-                            for f in &found {
-                                eprintln!("found gateway {} at {}", f.name, f.url);
-                            }
+                        for f in found.iter().filter(|_| !quiet) {
+                            eprintln!("found gateway {} at {}", f.name, f.url);
                         }
-                        first.url.clone()
+                        found.into_iter().next().context(
+                            "no gateway answered on the local network: is the phone's gateway on? (or give --gateway http://HOST:PORT)",
+                        )?.url
                     }
                 };
-                let client = GatewayClient::new(&url, None)?;
-                // Steps 2-4.
-                let offer = client
-                    .request_service(&ServiceRequest {
-                        account: account.clone(),
-                        model,
-                        hardware,
-                    })
-                    .await
-                    .context("the gateway refused the service request")?;
-                if !quiet {
-                    eprintln!("{}", offer.message);
-                }
-                // Steps 5-9.
-                let code = match (code, code_file) {
-                    (Some(c), _) => c,
-                    (None, Some(f)) => std::fs::read_to_string(&f)
-                        .with_context(|| format!("reading {}", f.display()))?
-                        .trim()
-                        .to_owned(),
-                    (None, None) => anyhow::bail!(
-                        "give the account's set-up code (--code-file FILE or TRACECAST_SETUP_CODE): the operator issued it with the account"
-                    ),
+                let setup = Setup {
+                    gateway: &url,
+                    account: &account,
+                    code: &code,
+                    model: &model,
+                    hardware: &hardware,
                 };
-                let on = client
-                    .confirm(&offer, &account, &code)
+                let (saved, message) = tracecast_client::device::set_up(&setup, &Terminal::new(quiet))
                     .await
-                    .context("the service was not switched on")?;
-                let saved = DeviceState {
-                    gateway: url,
-                    gateway_name: on.gateway.clone(),
-                    account: on.account.clone(),
-                    token: on.token.clone(),
-                    attachment_limit: on.attachment_limit,
-                };
-                tracecast_server::secrets::replace(
-                    &state,
-                    serde_json::to_string_pretty(&saved)?.as_bytes(),
-                )
-                .with_context(|| format!("writing {}", state.display()))?;
-                println!("{}", on.message);
+                    .with_context(|| format!("setting the device up with the gateway at {url}"))?;
+                saved.save(&state)?;
+                println!("{message}");
             }
             DeviceCommand::Send {
                 file,
@@ -203,47 +155,19 @@ pub fn device(cmd: DeviceCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                 media_type,
                 state,
             } => {
-                let saved: DeviceState = serde_json::from_slice(
-                    &std::fs::read(&state).with_context(|| {
-                        format!(
-                            "reading {}: set the device up first (tracecast device setup)",
-                            state.display()
-                        )
-                    })?,
+                let saved = DeviceState::load(&state)?;
+                let share = Share {
+                    to: to.as_deref(),
+                    text: text.as_deref(),
+                    media_type: media_type.as_deref(),
+                };
+                let receipt = tracecast_client::device::share_file(
+                    &saved,
+                    &file,
+                    &share,
+                    std::sync::Arc::new(Terminal::new(quiet)),
                 )
-                .with_context(|| format!("{} is not a device's state", state.display()))?;
-                let client = GatewayClient::new(&saved.gateway, Some(&saved.token))?;
-                let filename = file
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("shared.bin")
-                    .to_owned();
-                let media_type =
-                    media_type.unwrap_or_else(|| tracecast_share::message::guess_media_type(&file).to_owned());
-                if !quiet {
-                    eprintln!(
-                        "sending {} to gateway {}: its user composes the message…",
-                        file.display(),
-                        saved.gateway_name
-                    );
-                }
-                let bar = byte_bar(quiet, "send");
-                bar.set_length(std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0));
-                let ticks = bar.clone();
-                let receipt = client
-                    .send(
-                        &file,
-                        &SendOptions {
-                            filename: &filename,
-                            media_type: &media_type,
-                            to: to.as_deref(),
-                            text: text.as_deref(),
-                        },
-                        move |n| ticks.set_position(n),
-                    )
-                    .await;
-                bar.finish_and_clear();
-                let receipt = receipt?;
+                .await?;
                 println!(
                     "sent to {} ({}) as {}: message {}{}",
                     receipt.recipient,

@@ -102,7 +102,7 @@ pub enum EdgeError {
     #[error("edge data directory {0}: {1}")]
     Io(PathBuf, std::io::Error),
     #[error(transparent)]
-    Secret(#[from] crate::secrets::SecretFileError),
+    Secret(#[from] tracecast_secrets::SecretFileError),
 }
 
 /// Who an edge is, as the origin knows it.
@@ -213,12 +213,12 @@ impl Edge {
             move |e| EdgeError::Io(p, e)
         };
         std::fs::create_dir_all(&config.dir).map_err(io(&config.dir))?;
-        let link_key = LinkKey::from_bytes(crate::secrets::read_or_make(
+        let link_key = LinkKey::from_bytes(tracecast_secrets::read_or_make(
             &config.dir.join("link.key"),
             "link key",
         )?);
         // 32 random bytes, like a link key, used as an Ed25519 seed.
-        let push_key = ed25519_dalek::SigningKey::from_bytes(&crate::secrets::read_or_make(
+        let push_key = ed25519_dalek::SigningKey::from_bytes(&tracecast_secrets::read_or_make(
             &config.dir.join("push.key"),
             "push key",
         )?);

@@ -151,7 +151,7 @@ impl Home {
         for d in [&copies, &hls] {
             std::fs::create_dir_all(d).map_err(io(d))?;
         }
-        let link_key = LinkKey::from_bytes(crate::secrets::read_or_make(
+        let link_key = LinkKey::from_bytes(tracecast_secrets::read_or_make(
             &config.dir.join("link.key"),
             "link key",
         )?);

@@ -26,8 +26,8 @@ use crate::kiosk::{Kiosk, KioskConfig};
 use crate::mailbox::{self, MailboxConfig};
 use crate::ops::Readiness;
 use crate::origin::{self, Origin, OriginConfig};
-use crate::secrets::SecretFileError;
 use crate::site::SiteIdentity;
+use tracecast_secrets::SecretFileError;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -423,14 +423,14 @@ pub fn read_token(file: Option<&PathBuf>, role: &str, flag: &str) -> Result<Stri
     let file = file.ok_or_else(|| {
         NodeError::Needs(format!("a {role} needs its account token: {flag} FILE"))
     })?;
-    Ok(crate::secrets::read_text(file)?)
+    Ok(tracecast_secrets::read_text(file)?)
 }
 
 /// The mark key (32 raw bytes or 64 hex digits): made on first start at
 /// the origin; an edge must be given the origin's.
 pub fn mark_key(path: &Path, make: bool) -> Result<tracecast_mark::MarkKey, NodeError> {
     if path.exists() {
-        let bytes = crate::secrets::read_bytes(path)?;
+        let bytes = tracecast_secrets::read_bytes(path)?;
         return tracecast_mark::MarkKey::parse(&bytes).map_err(|e| {
             NodeError::Secret(SecretFileError::Malformed {
                 path: path.to_owned(),
@@ -445,14 +445,14 @@ pub fn mark_key(path: &Path, make: bool) -> Result<tracecast_mark::MarkKey, Node
         )));
     }
     Ok(tracecast_mark::MarkKey::from_bytes(
-        crate::secrets::read_or_make(path, "mark key")?,
+        tracecast_secrets::read_or_make(path, "mark key")?,
     ))
 }
 
 /// An Ed25519 key kept as its 32-byte seed, made on first start.
 fn signing_key(path: &Path) -> Result<ed25519_dalek::SigningKey, NodeError> {
     Ok(ed25519_dalek::SigningKey::from_bytes(
-        &crate::secrets::read_or_make(path, "signing key")?,
+        &tracecast_secrets::read_or_make(path, "signing key")?,
     ))
 }
 
@@ -515,7 +515,7 @@ async fn local_account(
             let a = store
                 .add_account(kind, name, crate::auth::token_hash(&token), edge)
                 .await?;
-            crate::secrets::replace(token_path, format!("{token}\n").as_bytes())?;
+            tracecast_secrets::replace(token_path, format!("{token}\n").as_bytes())?;
             (a, token)
         }
     };
@@ -532,7 +532,7 @@ async fn start_gateway(
     let token_file = g.token_file.as_ref().ok_or_else(|| {
         NodeError::Needs("a gateway needs its account token: --gateway-token-file FILE".into())
     })?;
-    let token = crate::secrets::read_text(token_file)?;
+    let token = tracecast_secrets::read_text(token_file)?;
     let service = match (&g.service, s.roles.service) {
         (Some(url), _) => url.trim_end_matches('/').to_owned(),
         (None, true) => base.to_owned(),

@@ -307,32 +307,90 @@ pub fn settings(args: &Flags) -> Result<Settings, Problems> {
     settings_from(args, &file::env_vars())
 }
 
-/// What the command line gives; `None` (or an empty list) leaves the
-/// choice to the environment, the settings file, then the default.
-#[derive(Debug, Clone, Default)]
+/// What the command line gives (`tracecast serve`'s flags); `None` (or an
+/// empty list) leaves the choice to the environment, the settings file,
+/// then the default.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Flags {
+    /// A TOML settings file (every option in docs/config.md); the
+    /// environment's TRACECAST_<KEY> variables override it, and flags
+    /// given here override both.
+    #[arg(long, env = "TRACECAST_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Roles to run, comma-separated: origin (with its mailbox), mailbox,
+    /// edge, home, kiosk, roaming, service, gateway. Default: origin,
+    /// mailbox, edge, roaming and service in one process (homes, kiosks
+    /// and gateways run beside users, shops and devices, with their own
+    /// account token).
+    #[arg(long, value_delimiter = ',')]
     pub role: Vec<String>,
+    /// Data directory: the SQLite store, blobs, the administrator token
+    /// [default: tracecast-data].
+    #[arg(long, env = "TRACECAST_DATA")]
     pub data: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7070].
+    #[arg(long, env = "TRACECAST_LISTEN")]
     pub listen: Option<String>,
+    /// Metadata database URL (postgres://...); the SQLite file in the data
+    /// directory when absent.
+    #[arg(long, env = "TRACECAST_DATABASE")]
     pub database: Option<String>,
+    /// Blob store: a directory, or s3://BUCKET (endpoint and region from
+    /// the config file or AWS_ENDPOINT / AWS_REGION; keys from the
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY environment).
+    #[arg(long, env = "TRACECAST_BLOBS")]
     pub blobs: Option<String>,
+    /// Edge role: the origin's URL (default: this process).
+    #[arg(long, env = "TRACECAST_ORIGIN")]
     pub origin: Option<String>,
+    /// Edge role: file holding this edge's account token.
+    #[arg(long, env = "TRACECAST_EDGE_TOKEN_FILE")]
     pub edge_token_file: Option<PathBuf>,
+    /// Home role: file holding this home server's account token.
+    #[arg(long)]
     pub home_token_file: Option<PathBuf>,
+    /// Kiosk role: file holding this kiosk's account token.
+    #[arg(long)]
     pub kiosk_token_file: Option<PathBuf>,
+    /// Edge role: bytes of renditions to cache (suffixes K, M, G).
+    #[arg(long)]
     pub cache_size: Option<String>,
+    /// Mark key file shared by the origin (to trace) and edges (to mark).
+    #[arg(long, env = "TRACECAST_MARK_KEY")]
     pub mark_key: Option<PathBuf>,
+    /// Largest message accepted, in bytes.
+    #[arg(long)]
     pub max_message_bytes: Option<usize>,
+    /// Seconds before an unanswered notification is repeated (then doubling).
+    #[arg(long)]
     pub notify_retry: Option<f64>,
+    /// Longest wait between repeated notifications, in seconds.
+    #[arg(long)]
     pub notify_retry_max: Option<f64>,
+    /// Days a pending message waits when its sender set no TTL.
+    #[arg(long)]
     pub pending_days: Option<u64>,
+    /// Days processed messages are kept.
+    #[arg(long)]
     pub processed_days: Option<u64>,
+    /// Processed messages kept per box at most.
+    #[arg(long)]
     pub processed_max: Option<u64>,
+    /// Seconds between retention sweeps.
+    #[arg(long)]
     pub sweep_every: Option<u64>,
+    /// Gateway role: the service server's URL (default: this process).
+    #[arg(long, env = "TRACECAST_SERVICE")]
     pub service: Option<String>,
+    /// Gateway role: file holding the gateway's account token.
+    #[arg(long, env = "TRACECAST_GATEWAY_TOKEN_FILE")]
     pub gateway_token_file: Option<PathBuf>,
+    /// Gateway role: send every message to this recipient instead of
+    /// asking at the terminal (scripts).
+    #[arg(long)]
     pub to: Option<String>,
+    /// Gateway role: with --to, the message text.
+    #[arg(long)]
     pub text: Option<String>,
 }
 

@@ -1,6 +1,7 @@
-//! Secret files: the tokens, keys and device lists a process keeps on
-//! disk. One module so every one of them is written the same way: readable
-//! by its owner only (mode 0600), synced, and never left half-written.
+//! Secret files: the tokens, keys and device state a process keeps on
+//! disk, servers and clients alike. One crate so every one of them is
+//! written the same way: readable by its owner only (mode 0600), synced,
+//! and never left half-written.
 //!
 //! Two ways to write, named for what the caller means:
 //! - [`write_new`] makes a file that must not exist yet (a key: replacing
