@@ -9,19 +9,14 @@
 
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tracecast_client::{ClientError, OriginClient};
 use tracecast_delivery::api::NewAccount;
 use tracecast_mailbox::{BoxName, Disposition, FetchRequest, Want};
-use tracecast_mark::MarkKey;
-use tracecast_server::auth::{new_token, token_hash};
-use tracecast_server::mailbox::{self, MailboxConfig};
 use tracecast_server::origin::members::MemberApplication;
-use tracecast_server::origin::{self, Origin, OriginConfig};
+use tracecast_server::origin::OriginConfig;
 use tracecast_store::testing::TestStore;
-use tracecast_store::Blobs;
 
 fn status(e: ClientError) -> StatusCode {
     match e {
@@ -33,31 +28,11 @@ fn status(e: ClientError) -> StatusCode {
 #[tokio::test]
 async fn referral_admission_over_http_on_both_backends() {
     for t in TestStore::both().await {
-        let dir = tempfile::tempdir().unwrap();
-        let admin_token = new_token();
-        t.store
-            .add_token(token_hash(&admin_token), None, "admin")
-            .await
-            .unwrap();
-        let mb = mailbox::Mailbox::start(t.store.clone(), MailboxConfig::default());
         let mut config = OriginConfig::default();
         config.members.relay_levels = 2;
-        let o = Origin::start(
-            t.store.clone(),
-            Blobs::local(&dir.path().join("blobs")).unwrap(),
-            mb.clone(),
-            SigningKey::from_bytes(&[3; 32]),
-            MarkKey::from_bytes([7; 32]),
-            config,
-        )
-        .await
-        .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            let router = mailbox::router(mb).merge(origin::router(o));
-            let _ = tracecast_server::serve(listener, router, std::future::pending()).await;
-        });
+        let net = common::start_with(&t, &[], config).await;
+        let base = net.base.clone();
+        let admin_token = net.admin_token.clone();
         let admin = OriginClient::new(&base, &admin_token).unwrap();
         let mut users = std::collections::HashMap::new();
         for name in ["ann", "ben", "cat", "dan", "eve"] {
@@ -260,7 +235,7 @@ async fn referral_admission_over_http_on_both_backends() {
             StatusCode::FORBIDDEN
         );
 
-        server.abort();
+        drop(net);
         t.finish().await;
     }
 }

@@ -11,7 +11,7 @@ use tracecast_delivery::api::{PaymentRequest, SiteKind};
 use tracecast_ledger::{money, parse_money};
 
 use crate::cli::{BillArgs, KioskCommand, LedgerCommand, PayArgs, RentalCommand, SitesArgs};
-use crate::delivery::{origin, runtime, when};
+use crate::terminal::{origin, runtime, when};
 
 pub fn sites(args: SitesArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {

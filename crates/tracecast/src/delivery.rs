@@ -6,57 +6,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
-use tracecast_client::{buy_copy, order_via_site, Narrator, OriginClient};
+use indicatif::ProgressBar;
+use tracecast_client::{buy_copy, order_via_site};
 use tracecast_delivery::api::{NewAccount, PrePositionRequest, PurchaseRequest, TraceReport};
 use tracecast_delivery::messages::{money, parse_money};
 use tracecast_delivery::{DiscOrder, Fulfilment, Mode, Tier};
 
-use crate::cli::{AccountCommand, BuyArgs, Connection, ContentCommand, TraceArgs};
-
-pub fn origin(conn: &Connection) -> anyhow::Result<OriginClient> {
-    Ok(OriginClient::new(&conn.server, &conn.token()?)?)
-}
-
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
-
-/// A byte progress bar, hidden when quiet.
-pub fn byte_bar(quiet: bool, message: &'static str) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(0);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
-    );
-    pb.set_message(message);
-    pb
-}
-
-/// Hands a new secret (a token, a set-up code) to its holder: into a 0600
-/// file, or on standard output; `what` names it on standard error.
-pub fn hand_over(secret: &str, file: Option<&Path>, what: &str) -> anyhow::Result<()> {
-    match file {
-        Some(path) => {
-            tracecast_secrets::replace(path, format!("{secret}\n").as_bytes())?;
-            eprintln!("{what} is in {}", path.display());
-        }
-        None => {
-            eprintln!("{what}:");
-            println!("{secret}");
-        }
-    }
-    Ok(())
-}
+use crate::cli::{AccountCommand, BuyArgs, ContentCommand, TraceArgs};
+use crate::terminal::{byte_bar, hand_over, origin, runtime, when, Terminal};
 
 pub fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
@@ -311,42 +268,6 @@ fn parse_tier(tier: Option<&str>) -> anyhow::Result<Option<Tier>> {
         .map_err(anyhow::Error::msg)
 }
 
-/// Narration and progress bars on standard error, unless `--quiet`.
-pub struct Terminal {
-    quiet: bool,
-    bar: std::sync::Mutex<Option<ProgressBar>>,
-}
-
-impl Terminal {
-    pub fn new(quiet: bool) -> Self {
-        Self {
-            quiet,
-            bar: std::sync::Mutex::new(None),
-        }
-    }
-}
-
-impl Narrator for Terminal {
-    fn say(&self, line: String) {
-        if !self.quiet {
-            eprintln!("{line}");
-        }
-    }
-
-    fn bytes(&self, what: &'static str, done: u64, total: u64) {
-        let mut bar = self.bar.lock().expect("bar lock");
-        let pb = bar.get_or_insert_with(|| byte_bar(self.quiet, what));
-        pb.set_length(total);
-        pb.set_position(done);
-    }
-
-    fn transfer_ended(&self) {
-        if let Some(pb) = self.bar.lock().expect("bar lock").take() {
-            pb.finish_and_clear();
-        }
-    }
-}
-
 fn buy_via_site(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         let tier = parse_tier(args.tier.as_deref())?;
@@ -525,11 +446,6 @@ pub fn trace(args: TraceArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             ExitCode::from(1)
         })
     })
-}
-
-pub fn when(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    httpdate::fmt_http_date(t)
 }
 
 pub fn print_trace(file: &Path, r: &TraceReport) {

@@ -12,14 +12,14 @@ use tracecast_client::{DrainOptions, Inbox, MailboxClient, PostOptions};
 use tracecast_mailbox::{BoxName, MessageId, Room};
 
 use crate::cli::{Connection, FetchArgs, InboxCommand, MailboxCommand};
-use crate::delivery::Terminal;
+use crate::terminal::Terminal;
 
 fn client(conn: &Connection) -> anyhow::Result<MailboxClient> {
     Ok(MailboxClient::new(&conn.server, &conn.token()?)?)
 }
 
 pub fn mailbox(cmd: MailboxCommand, _quiet: bool) -> anyhow::Result<ExitCode> {
-    crate::delivery::runtime()?.block_on(async {
+    crate::terminal::runtime()?.block_on(async {
         match cmd {
             MailboxCommand::CreateBox {
                 name,
@@ -30,7 +30,7 @@ pub fn mailbox(cmd: MailboxCommand, _quiet: bool) -> anyhow::Result<ExitCode> {
                 let name: BoxName = name.parse()?;
                 let created = client(&conn)?.create_box(&name, webhook.as_deref()).await?;
                 let what = format!("created box {}; its token", created.name);
-                crate::delivery::hand_over(&created.token, token_out.as_deref(), &what)?;
+                crate::terminal::hand_over(&created.token, token_out.as_deref(), &what)?;
                 if let Some(secret) = created.webhook_secret {
                     eprintln!("webhook secret (verifies Tracecast-Signature): {secret}");
                 }
@@ -90,7 +90,7 @@ pub fn mailbox(cmd: MailboxCommand, _quiet: bool) -> anyhow::Result<ExitCode> {
 
 pub fn inbox(cmd: InboxCommand, quiet: bool) -> anyhow::Result<ExitCode> {
     match cmd {
-        InboxCommand::Fetch(args) => crate::delivery::runtime()?.block_on(fetch(args, quiet)),
+        InboxCommand::Fetch(args) => crate::terminal::runtime()?.block_on(fetch(args, quiet)),
         InboxCommand::List { dir, json } => {
             let inbox = Inbox::open(&dir)?;
             let mut out = std::io::stdout().lock();
@@ -160,7 +160,7 @@ pub fn inbox(cmd: InboxCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                 bail!("message {id} is not in {}", dir.display());
             };
             let body = inbox.read(id)?;
-            let written = crate::delivery::runtime()?.block_on(tracecast_client::save_shared(
+            let written = crate::terminal::runtime()?.block_on(tracecast_client::save_shared(
                 &id.to_string(),
                 &body,
                 sender.as_deref(),

@@ -9,6 +9,7 @@ mod members;
 mod protect;
 mod serve;
 mod share;
+mod terminal;
 
 use std::process::ExitCode;
 

@@ -7,7 +7,7 @@ use tracecast_members::api::{AdmitRequest, ApplicationStatus, ApplyRequest, Tree
 use tracecast_members::{Attributes, Outcome};
 
 use crate::cli::{AttributeArgs, MembersCommand};
-use crate::delivery::{origin, runtime};
+use crate::terminal::{origin, runtime};
 
 fn attrs(a: &AttributeArgs) -> Attributes {
     Attributes {

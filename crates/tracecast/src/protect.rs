@@ -9,7 +9,7 @@ use tracecast_client::{OpenCopy, PackageItemOutcome};
 use tracecast_protect::api::{PackageItem, PackageOrder};
 
 use crate::cli::{DecryptArgs, LicenceCommand};
-use crate::delivery::{origin, runtime};
+use crate::terminal::{origin, runtime};
 
 pub fn licence(cmd: LicenceCommand) -> anyhow::Result<ExitCode> {
     match cmd {

@@ -29,7 +29,7 @@ pub fn run(args: &ServeArgs, quiet: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     init_logs_as(quiet, s.log_format, &s.log_level);
-    tokio::runtime::Runtime::new()?.block_on(async {
+    crate::terminal::runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(&s.listen)
             .await
             .with_context(|| format!("listening on {}", s.listen))?;

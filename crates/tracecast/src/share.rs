@@ -12,7 +12,7 @@ use tracecast_client::device::{DeviceState, Setup, Share};
 use tracecast_client::ServiceClient;
 
 use crate::cli::{DeviceCommand, ServiceAccountCommand, ServiceCommand};
-use crate::delivery::{hand_over, runtime, Terminal};
+use crate::terminal::{hand_over, runtime, Terminal};
 
 pub fn service(cmd: ServiceCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {

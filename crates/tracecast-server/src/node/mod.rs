@@ -60,11 +60,31 @@ fn starting<E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
-/// A running set of roles on one listener.
+/// What a caller may hand a node in place of what its settings would
+/// make. The binary hands nothing; tests start an origin, its edges and
+/// homes as separate nodes on one throwaway store, with an origin's config
+/// of their own and short report intervals.
+#[derive(Default)]
+pub struct Parts {
+    /// An open store, used instead of the settings' database (and closed
+    /// when this node stops).
+    pub store: Option<Store>,
+    /// The origin's whole config, used instead of the one the settings make.
+    pub origin: Option<OriginConfig>,
+    /// How often an edge reports its state to the origin.
+    pub edge_state_every: Option<Duration>,
+    /// How often a home sweeps its ended copies.
+    pub home_sweep_every: Option<Duration>,
+}
+
+/// A running set of roles on one listener. Dropping it stops the listener
+/// as [`Node::stop`] would, without the wait for `/readyz` to be seen.
 pub struct Node {
     pub base: String,
     pub store: Store,
+    pub origin: Option<Arc<Origin>>,
     pub edge: Option<Arc<Edge>>,
+    pub home: Option<Arc<Home>>,
     pub admin_token: PathBuf,
     /// What `/readyz` answers; draining starts when the node stops.
     pub readiness: Readiness,
@@ -78,6 +98,15 @@ pub struct Node {
 impl Node {
     /// Starts the roles in `s` on `listener`.
     pub async fn start(s: &Settings, listener: tokio::net::TcpListener) -> Result<Node, NodeError> {
+        Self::start_with(s, listener, Parts::default()).await
+    }
+
+    /// [`Node::start`] with parts the caller made.
+    pub async fn start_with(
+        s: &Settings,
+        listener: tokio::net::TcpListener,
+        parts: Parts,
+    ) -> Result<Node, NodeError> {
         let addr = listener.local_addr()?;
         // Listening on every interface: this process reaches itself (and
         // its local edge is announced) on loopback; edges for remote
@@ -88,10 +117,11 @@ impl Node {
             addr
         };
         let base = format!("http://{reach}");
-        let store = match &s.database {
-            Some(url) => Store::open(url).await,
-            None => Store::open_dir(&s.data).await,
-        }?;
+        let store = match (parts.store, &s.database) {
+            (Some(store), _) => store,
+            (None, Some(url)) => Store::open(url).await?,
+            (None, None) => Store::open_dir(&s.data).await?,
+        };
         let readiness = Readiness::new(&s.roles.names());
         readiness.check_store(&store);
         let admin_token = s.data.join("admin.token");
@@ -201,7 +231,7 @@ impl Node {
                 mb.clone().expect("origin runs with its mailbox"),
                 signing,
                 mark_key,
-                OriginConfig {
+                parts.origin.unwrap_or_else(|| OriginConfig {
                     members: s.members.clone(),
                     attributes: s.attributes.clone(),
                     roaming: roaming.clone(),
@@ -210,7 +240,7 @@ impl Node {
                     licence_secs: i64::from(s.licence_days) * 24 * 3600,
                     budgets: s.budgets,
                     ..OriginConfig::default()
-                },
+                }),
             )
             .await
             .map_err(starting("the origin"))?;
@@ -288,12 +318,16 @@ impl Node {
                     .map_err(starting("the edge"))?,
             };
             config.cache_bytes = s.cache_bytes;
+            if let Some(every) = parts.edge_state_every {
+                config.state_every = every;
+            }
             let e =
                 Edge::start(store.clone(), mark_key, config, who).map_err(starting("the edge"))?;
             slot.set(e.clone());
             edge = Some(e);
         }
         let origin_url = s.origin_url.clone().unwrap_or_else(|| base.clone());
+        let mut home = None;
         if s.roles.home {
             let token = read_token(s.home_token_file.as_ref(), "home", "--home-token-file")?;
             let who = SiteIdentity::fetch(&origin_url, &token, "home", Duration::from_secs(60))
@@ -303,8 +337,12 @@ impl Node {
             let mut config = HomeConfig::new(&origin_url, &token, &dir);
             config.mailbox = s.mailbox_url.clone();
             config.pace = s.rental_pace;
+            if let Some(every) = parts.home_sweep_every {
+                config.sweep_every = every;
+            }
             let h = Home::start(store.clone(), config, who).map_err(starting("the home server"))?;
-            home_slot.set(h);
+            home_slot.set(h.clone());
+            home = Some(h);
         }
         if s.roles.kiosk {
             let token = read_token(s.kiosk_token_file.as_ref(), "kiosk", "--kiosk-token-file")?;
@@ -347,7 +385,9 @@ impl Node {
         Ok(Node {
             base,
             store,
+            origin,
             edge,
+            home,
             admin_token,
             readiness,
             mdns,

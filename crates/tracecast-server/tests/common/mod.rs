@@ -1,21 +1,23 @@
-//! The origin and edges in-process over HTTP, shared by the tests that
-//! need them: each test binary uses a part.
+//! The origin, edges and homes over HTTP, each a node started the way
+//! `tracecast serve` starts a process (`tracecast_server::node`), on one
+//! throwaway store; shared by the tests that need them: each test binary
+//! uses a part.
 #![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::path::Path;
+
 use ed25519_dalek::SigningKey;
 use reqwest::StatusCode;
 use tracecast_client::{ClientError, OriginClient};
 use tracecast_delivery::api::NewAccount;
-use tracecast_mark::MarkKey;
-use tracecast_server::auth::{new_token, token_hash};
-use tracecast_server::edge::{Edge, EdgeConfig, EdgeIdentity};
-use tracecast_server::mailbox::{self, MailboxConfig};
-use tracecast_server::origin::{self, Origin, OriginConfig};
+use tracecast_server::edge::Edge;
+use tracecast_server::node::{Node, Parts, Roles, Settings};
+use tracecast_server::origin::{Origin, OriginConfig};
 use tracecast_store::testing::TestStore;
-use tracecast_store::Blobs;
+use tracecast_store::Store;
 
 pub const KEY: [u8; 32] = [9; 32];
 
@@ -26,16 +28,11 @@ pub struct Net {
     pub origin: Arc<Origin>,
     pub edges: Vec<(Arc<Edge>, String)>,
     pub signing: SigningKey,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    /// The origin's node, then each edge's and home's: started the way
+    /// `tracecast serve` starts a process; dropping one stops it.
+    nodes: Vec<Node>,
+    store: Store,
+    dir: tempfile::TempDir,
 }
 
 pub fn serve(
@@ -51,38 +48,77 @@ pub async fn start(t: &TestStore, edge_names: &[&str]) -> Net {
     start_with(t, edge_names, OriginConfig::default()).await
 }
 
-/// [`start`] with the origin's settings.
+/// Settings for a node of `roles` under `data`, all sharing the mark key
+/// file in `dir`.
+fn settings(dir: &Path, data: &str, roles: Roles) -> Settings {
+    Settings::embedded(&dir.join(data), roles, &dir.join("mark.key"))
+}
+
+const NONE: Roles = Roles {
+    origin: false,
+    mailbox: false,
+    edge: false,
+    home: false,
+    kiosk: false,
+    roaming: false,
+    service: false,
+    gateway: false,
+};
+
+async fn listener() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    (listener, base)
+}
+
+/// [`start`] with the origin's settings: the origin with its mailbox as one
+/// node, each edge as a node of its own, all on the test's store.
 pub async fn start_with(t: &TestStore, edge_names: &[&str], config: OriginConfig) -> Net {
     let dir = tempfile::tempdir().unwrap();
-    let admin_token = new_token();
-    t.store
-        .add_token(token_hash(&admin_token), None, "admin")
-        .await
-        .unwrap();
-    let mb = mailbox::Mailbox::start(t.store.clone(), MailboxConfig::default());
+    tracecast_secrets::write_new(&dir.path().join("mark.key"), &KEY).unwrap();
+    // The origin's ticket key is known to the tests (they sign and verify).
     let signing = SigningKey::from_bytes(&[3; 32]);
-    let o = Origin::start(
-        t.store.clone(),
-        Blobs::local(&dir.path().join("blobs")).unwrap(),
-        mb.clone(),
-        signing.clone(),
-        MarkKey::from_bytes(KEY),
-        config,
+    tracecast_secrets::write_new(
+        &dir.path().join("origin/origin-ticket.key"),
+        &signing.to_bytes(),
+    )
+    .unwrap();
+    let roles = Roles {
+        origin: true,
+        mailbox: true,
+        ..NONE
+    };
+    let (listen, base) = listener().await;
+    let node = Node::start_with(
+        &settings(dir.path(), "origin", roles),
+        listen,
+        Parts {
+            store: Some(t.store.clone()),
+            origin: Some(config),
+            ..Parts::default()
+        },
     )
     .await
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut tasks = vec![serve(
-        listener,
-        mailbox::router(mb).merge(origin::router(o.clone())),
-    )];
+    let admin_token = tracecast_secrets::read_text(&node.admin_token).unwrap();
+    let origin = node.origin.clone().unwrap();
     let admin = OriginClient::new(&base, &admin_token).unwrap();
-    let mut edges = Vec::new();
+    let mut net = Net {
+        base,
+        admin,
+        admin_token,
+        origin,
+        edges: Vec::new(),
+        signing,
+        nodes: vec![node],
+        store: t.store.clone(),
+        dir,
+    };
     for (i, name) in edge_names.iter().enumerate() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = format!("http://{}/edge", listener.local_addr().unwrap());
-        let acct = admin
+        let (listen, base) = listener().await;
+        let address = format!("{base}/edge");
+        let acct = net
+            .admin
             .add_account(&NewAccount {
                 kind: "edge".into(),
                 name: (*name).into(),
@@ -93,35 +129,45 @@ pub async fn start_with(t: &TestStore, edge_names: &[&str], config: OriginConfig
             })
             .await
             .unwrap();
-        let mut config = EdgeConfig::new(
-            &base,
-            acct.token.as_deref().unwrap(),
-            &dir.path().join(name),
-        );
-        config.state_every = Duration::from_millis(200);
-        let who = EdgeIdentity::fetch(&config, Duration::from_secs(5))
-            .await
-            .unwrap();
-        let edge = Edge::start(t.store.clone(), MarkKey::from_bytes(KEY), config, who).unwrap();
-        tasks.push(serve(
-            listener,
-            tracecast_server::edge::router(edge.clone()),
-        ));
-        edges.push((edge, address));
+        let roles = Roles { edge: true, ..NONE };
+        let node = net
+            .site_node(name, roles, acct.token.as_deref().unwrap(), listen)
+            .await;
+        net.edges.push((node.edge.clone().unwrap(), address));
+        net.nodes.push(node);
     }
-    Net {
-        base,
-        admin,
-        admin_token,
-        origin: o,
-        edges,
-        signing,
-        tasks,
-        _dir: dir,
-    }
+    net
 }
 
 impl Net {
+    /// A node of an edge or a home that reaches the origin with `token`.
+    async fn site_node(
+        &self,
+        name: &str,
+        roles: Roles,
+        token: &str,
+        listen: tokio::net::TcpListener,
+    ) -> Node {
+        let token_file = self.dir.path().join(format!("{name}.token"));
+        tracecast_secrets::write_new(&token_file, token.as_bytes()).unwrap();
+        let mut s = settings(self.dir.path(), name, roles);
+        s.origin_url = Some(self.base.clone());
+        s.edge_token_file = Some(token_file.clone());
+        s.home_token_file = Some(token_file);
+        Node::start_with(
+            &s,
+            listen,
+            Parts {
+                store: Some(self.store.clone()),
+                edge_state_every: Some(Duration::from_millis(200)),
+                home_sweep_every: Some(Duration::from_millis(200)),
+                ..Parts::default()
+            },
+        )
+        .await
+        .unwrap()
+    }
+
     pub async fn account(&self, kind: &str, name: &str) -> (i64, OriginClient, String) {
         let a = self
             .admin
@@ -145,11 +191,11 @@ impl Net {
     }
 }
 
-/// A home server in-process, registered at the origin as `name`: its
-/// id, its address (`http://…/home`) and the task serving it.
-pub async fn start_home(net: &mut Net, t: &TestStore, name: &str) -> (u16, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}/home", listener.local_addr().unwrap());
+/// A home server as a node of its own, registered at the origin as
+/// `name`: its id and its address (`http://…/home`).
+pub async fn start_home(net: &mut Net, _t: &TestStore, name: &str) -> (u16, String) {
+    let (listen, base) = listener().await;
+    let address = format!("{base}/home");
     let acct = net
         .admin
         .add_account(&NewAccount {
@@ -160,27 +206,13 @@ pub async fn start_home(net: &mut Net, t: &TestStore, name: &str) -> (u16, Strin
         })
         .await
         .unwrap();
-    let token = acct.token.unwrap();
-    let mut config = tracecast_server::home::HomeConfig::new(
-        &net.base,
-        &token,
-        &net._dir.path().join(format!("home-{name}")),
-    );
-    config.sweep_every = Duration::from_millis(200);
-    let who = tracecast_server::site::SiteIdentity::fetch(
-        &net.base,
-        &token,
-        "home",
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    let home = tracecast_server::home::Home::start(t.store.clone(), config, who).unwrap();
-    net.tasks.push(serve(
-        listener,
-        tracecast_server::home::router(home.clone()),
-    ));
-    (home.id(), address)
+    let roles = Roles { home: true, ..NONE };
+    let node = net
+        .site_node(name, roles, acct.token.as_deref().unwrap(), listen)
+        .await;
+    let id = node.home.as_ref().unwrap().id();
+    net.nodes.push(node);
+    (id, address)
 }
 
 pub fn track(dir: &std::path::Path, seconds: f32, seed: u64) -> std::path::PathBuf {
