@@ -1132,9 +1132,11 @@ impl Store {
                     let Some(status) = status else {
                         return Err(StoreError::Invalid(format!("no delivery {delivery_id}")));
                     };
+                    let status = DeliveryStatus::try_from(status)
+                        .map_err(|e| StoreError::Invalid(format!("delivery {delivery_id}: {e}")))?;
                     // A replaced delivery keeps its copy's record (a leak
                     // of it still traces) but bills nothing.
-                    if status != "superseded" {
+                    if status != DeliveryStatus::Superseded {
                         crate::ledger::write_transaction(conn, &transaction, marked_at).await?;
                     }
                     Ok(())

@@ -255,7 +255,7 @@ async fn record_sale(
         // Sent whether or not this run applied the report: a crash
         // between applying and billing must not lose the bill, and the
         // idempotency key makes a repeat land once.
-        send_bill(o, p, &t, "bill").await?;
+        send_bill(o, p, &t, BillFor::Delivery).await?;
     }
     if matches!(applied, tracecast_store::Applied::Now(())) {
         tracing::info!(
@@ -317,7 +317,7 @@ async fn apply_revoked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
         if let tracecast_store::Applied::Now(Some(t)) =
             o.store.waive_delivery(id, d.id, refund).await?
         {
-            send_bill(o, &later, &t, "waived").await?;
+            send_bill(o, &later, &t, BillFor::Waived).await?;
         }
         tracing::info!(
             delivery = id,
@@ -414,7 +414,7 @@ async fn apply_site(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
         .await?;
     if let Some(t) = &t {
         if matches!(r.event, SiteEvent::RentalEnded | SiteEvent::DiscWritten) {
-            send_bill(o, &p, t, r.event.as_str()).await?;
+            send_bill(o, &p, t, BillFor::Site(r.event)).await?;
         }
     }
     if matches!(applied, tracecast_store::Applied::Now(())) {
@@ -426,11 +426,37 @@ async fn apply_site(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
     Ok(())
 }
 
+/// What a bill is for; each is sent once per delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BillFor {
+    /// The marked copy itself.
+    Delivery,
+    /// A replacement that costs nothing more.
+    Waived,
+    Refund,
+    /// What a home's or kiosk's report costs (a rental's end, a disc).
+    Site(SiteEvent),
+}
+
+impl BillFor {
+    /// The bill's idempotency key for `delivery` (the words are stored in
+    /// boxes: unchanged from when they were strings).
+    fn key(self, delivery: i64) -> String {
+        match self {
+            BillFor::Delivery => format!("bill-{delivery}"),
+            BillFor::Waived => format!("bill-{delivery}-waived"),
+            BillFor::Refund => format!("bill-{delivery}-refund"),
+            BillFor::Site(e) => format!("bill-{delivery}-{}", e.as_str()),
+        }
+    }
+}
+
 /// Sends the user what this event costs them (once per delivery and kind).
-async fn send_bill(o: &Origin, p: &Parties, t: &Transaction, kind: &str) -> Result<(), Fault> {
+async fn send_bill(o: &Origin, p: &Parties, t: &Transaction, kind: BillFor) -> Result<(), Fault> {
     let owed = t.effect_on(&Party::user(&p.user.name));
+    // A disc is paid to the store; everything else to the provider.
     let payee = match (kind, &p.site) {
-        ("disc-written", Some(s)) => s.operator.clone(),
+        (BillFor::Site(SiteEvent::DiscWritten), Some(s)) => s.operator.clone(),
         _ => p.provider.name.clone(),
     };
     let bill = Bill {
@@ -444,11 +470,7 @@ async fn send_bill(o: &Origin, p: &Parties, t: &Transaction, kind: &str) -> Resu
         edge: p.edge.name.clone(),
         issued_at: tracecast_store::now_ms(),
     };
-    let key = if kind == "bill" {
-        format!("bill-{}", p.d.id)
-    } else {
-        format!("bill-{}-{kind}", p.d.id)
-    };
+    let key = kind.key(p.d.id);
     o.mailbox
         .send(
             p.user.box_id,
@@ -494,7 +516,7 @@ pub(super) async fn send_refund(
     let Some(p) = Parties::load(o, delivery).await.ok() else {
         return Err(StoreError::Invalid(format!("no delivery {delivery}")));
     };
-    send_bill(o, &p, refund, "refund")
+    send_bill(o, &p, refund, BillFor::Refund)
         .await
         .map_err(|f| match f {
             Fault::Transient(e) => e,
