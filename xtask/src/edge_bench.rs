@@ -200,7 +200,7 @@ impl Bench {
         let base = node.base.clone();
         let admin_token = tracecast_secrets::read_text(&node.admin_token)?;
         let admin = OriginClient::new(&base, &admin_token)?;
-        let account = |kind: &'static str, name: String| {
+        let account = |kind: tracecast_delivery::AccountKind, name: String| {
             let admin = admin.clone();
             let base = base.clone();
             async move {
@@ -211,10 +211,14 @@ impl Bench {
                 )?)
             }
         };
-        let provider = account("provider", "bench-provider".into()).await?;
+        let provider = account(
+            tracecast_delivery::AccountKind::Provider,
+            "bench-provider".into(),
+        )
+        .await?;
         let mut users = Vec::new();
         for i in 0..buyers {
-            users.push(account("user", format!("buyer-{i}")).await?);
+            users.push(account(tracecast_delivery::AccountKind::User, format!("buyer-{i}")).await?);
         }
         Ok(Self {
             dir,

@@ -301,17 +301,23 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let admin = OriginClient::new(&base, &admin_token)?;
     let (provider, user, user_token, edge_token) = rt.block_on(async {
         let p = admin
-            .add_account(&NewAccount::named("provider", "aurora"))
+            .add_account(&NewAccount::named(
+                tracecast_delivery::AccountKind::Provider,
+                "aurora",
+            ))
             .await?;
         let u = admin
-            .add_account(&NewAccount::named("user", "bench"))
+            .add_account(&NewAccount::named(
+                tracecast_delivery::AccountKind::User,
+                "bench",
+            ))
             .await?;
         let e = admin
             .add_account(&NewAccount {
                 address: Some(format!("http://127.0.0.1:{edge_port}/edge")),
                 operator: Some("bench-cdn".into()),
                 fee_cents: Some(5),
-                ..NewAccount::named("edge", "tokyo")
+                ..NewAccount::named(tracecast_delivery::AccountKind::Edge, "tokyo")
             })
             .await?;
         let ut = u.token.clone().context("a token")?;

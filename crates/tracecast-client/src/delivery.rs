@@ -425,12 +425,12 @@ impl OriginClient {
     /// (administrator). The answer carries the new token, shown once.
     pub async fn replace_token(
         &self,
-        account: Option<(&str, &str)>,
+        account: Option<(tracecast_delivery::AccountKind, &str)>,
     ) -> Result<AccountInfo, ClientError> {
         let path = match account {
             Some((kind, name)) => format!(
                 "/v1/accounts/{}/{}/token",
-                tracecast_share::url_segment(kind),
+                kind.as_str(),
                 tracecast_share::url_segment(name)
             ),
             None => "/v1/account/token".to_owned(),

@@ -22,6 +22,7 @@ use minijinja::{context, Environment};
 use serde::Deserialize;
 use tracecast_client::{ClientError, OriginClient};
 use tracecast_delivery::api::{AccountInfo, ContentInfo};
+use tracecast_delivery::{AccountKind, CallerKind};
 
 mod view;
 
@@ -194,14 +195,18 @@ struct Session {
     account: AccountInfo,
 }
 
+const ADMIN: CallerKind = CallerKind::Admin;
+const PROVIDER: CallerKind = CallerKind::Account(AccountKind::Provider);
+const USER: CallerKind = CallerKind::Account(AccountKind::User);
+
 impl Session {
-    fn is(&self, kind: &str) -> bool {
+    fn is(&self, kind: CallerKind) -> bool {
         self.account.kind == kind
     }
 
     /// Only these kinds of account see the page.
-    fn only(&self, kinds: &[&str], page: &str) -> Result<(), PageError> {
-        if kinds.contains(&self.account.kind.as_str()) {
+    fn only(&self, kinds: &[CallerKind], page: &str) -> Result<(), PageError> {
+        if kinds.contains(&self.account.kind) {
             Ok(())
         } else {
             Err(PageError::Forbidden(format!(
@@ -253,15 +258,15 @@ fn render(c: &Console, name: &str, ctx: minijinja::Value) -> Result<Response, Pa
 
 /// The navigation a session sees.
 fn nav(s: &Session) -> minijinja::Value {
-    let links: &[(&str, &str)] = match s.account.kind.as_str() {
-        "admin" => &[
+    let links: &[(&str, &str)] = match s.account.kind {
+        ADMIN => &[
             ("/console/network", "Network"),
             ("/console/members", "Members"),
             ("/console/catalog", "Catalog"),
             ("/console/trace", "Trace"),
         ],
-        "provider" => &[("/console/catalog", "Catalog"), ("/console/trace", "Trace")],
-        "user" => &[
+        PROVIDER => &[("/console/catalog", "Catalog"), ("/console/trace", "Trace")],
+        USER => &[
             ("/console/store", "Store"),
             ("/console/library", "Library"),
             ("/console/invoices", "Invoices"),
@@ -280,10 +285,10 @@ async fn home(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let s = session(&c, &headers)
         .await
         .map_err(|e| Failed(c.clone(), e))?;
-    let to = match s.account.kind.as_str() {
-        "admin" => "/console/network",
-        "provider" => "/console/catalog",
-        "user" => "/console/library",
+    let to = match s.account.kind {
+        ADMIN => "/console/network",
+        PROVIDER => "/console/catalog",
+        USER => "/console/library",
         other => {
             return Err(Failed(
                 c.clone(),
@@ -362,19 +367,19 @@ async fn logout(State(c): State<Shared>, headers: HeaderMap) -> Page {
 async fn catalog(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
-        s.only(&["provider", "admin"], "catalog")?;
+        s.only(&[PROVIDER, ADMIN], "catalog")?;
         let contents: Vec<ContentInfo> = s
             .client
             .contents()
             .await?
             .into_iter()
-            .filter(|ci| s.is("admin") || ci.provider_id == s.account.id)
+            .filter(|ci| s.is(ADMIN) || ci.provider_id == s.account.id)
             .collect();
         let deliveries = s.client.deliveries(None).await?;
         let sold = view::sold_per_content(&deliveries);
         // What the ledger owes the provider (their statement's balance,
         // negated: a provider's credits are negative postings).
-        let earned = if s.is("provider") {
+        let earned = if s.is(PROVIDER) {
             Some(-s.client.invoice(None).await?.balance_cents)
         } else {
             None
@@ -399,7 +404,7 @@ async fn catalog(State(c): State<Shared>, headers: HeaderMap) -> Page {
 async fn content_page(State(c): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
-        s.only(&["provider", "admin"], "content")?;
+        s.only(&[PROVIDER, ADMIN], "content")?;
         let id: i64 = id
             .parse()
             .ok()
@@ -407,11 +412,11 @@ async fn content_page(State(c): State<Shared>, headers: HeaderMap, Path(id): Pat
             .ok_or_else(|| PageError::NotFound(format!("{id:?} is not a content id")))?;
         let ci = s.client.content(id).await?;
         // Another provider's content is as missing as an unknown one.
-        if !s.is("admin") && ci.provider_id != s.account.id {
+        if !s.is(ADMIN) && ci.provider_id != s.account.id {
             return Err(PageError::NotFound(format!("no content {id}")));
         }
         let deliveries = s.client.deliveries(Some(id)).await?;
-        let ledger = if s.is("provider") {
+        let ledger = if s.is(PROVIDER) {
             Some(view::ledger_revenue(
                 &s.client.invoice(None).await?,
                 &deliveries,
@@ -438,7 +443,7 @@ async fn content_page(State(c): State<Shared>, headers: HeaderMap, Path(id): Pat
 async fn library(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
-        s.only(&["user"], "library")?;
+        s.only(&[USER], "library")?;
         let deliveries = s.client.deliveries(None).await?;
         let contents = s.client.contents().await?;
         let rows = view::library_rows(&deliveries, &contents);
@@ -455,7 +460,7 @@ async fn library(State(c): State<Shared>, headers: HeaderMap) -> Page {
 async fn network(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
-        s.only(&["admin"], "network")?;
+        s.only(&[ADMIN], "network")?;
         let edges = s.client.edges().await?;
         let sites = s.client.sites().await?;
         // Each server's own word on its cache and load, asked now.
@@ -497,7 +502,7 @@ async fn upload(
     let run = async {
         script_request(&headers)?;
         let s = session(&c, &headers).await?;
-        s.only(&["provider"], "ingest")?;
+        s.only(&[PROVIDER], "ingest")?;
         let Query(q) = query.map_err(|e| PageError::BadRequest(e.body_text()))?;
         let price_cents = tracecast_ledger::parse_money(&q.price).map_err(PageError::BadRequest)?;
         let len = headers
@@ -532,7 +537,7 @@ async fn upload(
 async fn trace_page(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
-        s.only(&["provider", "admin"], "trace")?;
+        s.only(&[PROVIDER, ADMIN], "trace")?;
         render(&c, "trace.html", context! { nav => nav(&s) })
     };
     run.await.map_err(|e| Failed(c.clone(), e))
@@ -557,7 +562,7 @@ async fn trace(
     let run = async {
         script_request(&headers)?;
         let s = session(&c, &headers).await?;
-        s.only(&["provider", "admin"], "trace")?;
+        s.only(&[PROVIDER, ADMIN], "trace")?;
         let Query(q) = query.map_err(|e| PageError::BadRequest(e.body_text()))?;
         let content = match q.content.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -631,7 +636,7 @@ async fn script() -> impl IntoResponse {
 async fn store(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
-        s.only(&["user"], "store")?;
+        s.only(&[USER], "store")?;
         let contents = s.client.contents().await?;
         let homes: Vec<tracecast_delivery::api::SiteInfo> = s
             .client
@@ -660,7 +665,7 @@ async fn buy(State(c): State<Shared>, headers: HeaderMap, Form(f): Form<BuyForm>
     let run = async {
         same_site(&headers)?;
         let s = session(&c, &headers).await?;
-        s.only(&["user"], "purchase")?;
+        s.only(&[USER], "purchase")?;
         let content = s.client.content(f.content).await?;
         let purchase = s.client.purchase(f.content, None, &[]).await?;
         let copy = tracecast_client::EdgeClient::new()?
@@ -681,7 +686,7 @@ async fn buy(State(c): State<Shared>, headers: HeaderMap, Form(f): Form<BuyForm>
 async fn messages(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
-        s.only(&["user"], "messages")?;
+        s.only(&[USER], "messages")?;
         let token = token(&headers).ok_or(PageError::SignIn)?;
         let mailbox = tracecast_client::MailboxClient::new(&c.config.mailbox, &token)?;
         let name: tracecast_mailbox::BoxName = s
@@ -708,7 +713,7 @@ async fn messages(State(c): State<Shared>, headers: HeaderMap) -> Page {
 async fn licences(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
-        s.only(&["user"], "licences")?;
+        s.only(&[USER], "licences")?;
         let issued = s.client.licences().await?;
         let deliveries = s.client.deliveries(None).await?;
         let contents = s.client.contents().await?;
@@ -741,7 +746,7 @@ async fn new_licence(
     let run = async {
         same_site(&headers)?;
         let s = session(&c, &headers).await?;
-        s.only(&["user"], "licences")?;
+        s.only(&[USER], "licences")?;
         let licence = s
             .client
             .licence(
@@ -785,7 +790,7 @@ async fn rent(State(c): State<Shared>, headers: HeaderMap, Form(f): Form<RentFor
     let run = async {
         same_site(&headers)?;
         let s = session(&c, &headers).await?;
-        s.only(&["user"], "rental")?;
+        s.only(&[USER], "rental")?;
         let content = s.client.content(f.content).await?;
         let purchase = s
             .client
@@ -821,7 +826,7 @@ async fn rent(State(c): State<Shared>, headers: HeaderMap, Form(f): Form<RentFor
 async fn invoices(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
-        s.only(&["user"], "invoices")?;
+        s.only(&[USER], "invoices")?;
         let invoice = s.client.invoice(None).await?;
         render(
             &c,
@@ -837,7 +842,7 @@ async fn invoices(State(c): State<Shared>, headers: HeaderMap) -> Page {
 async fn members(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
-        s.only(&["admin"], "members")?;
+        s.only(&[ADMIN], "members")?;
         let all = s.client.members().await?;
         let suspended: Vec<&tracecast_members::api::TreeEntry> = all
             .iter()

@@ -3,13 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DiscOrder, DiscStatus, Fulfilment, Mode, SiteEvent, Tier};
+use crate::{AccountKind, CallerKind, DiscOrder, DiscStatus, Fulfilment, Mode, SiteEvent, Tier};
 
 /// `POST /v1/accounts` (administrator).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewAccount {
-    /// `provider`, `user` or `edge`.
-    pub kind: String,
+    pub kind: AccountKind,
     pub name: String,
     /// Edges only: where buyers reach it (`http://host:port/edge`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,9 +35,9 @@ pub struct NewAccount {
 
 impl NewAccount {
     /// A provider or user account (edges also need an address).
-    pub fn named(kind: &str, name: &str) -> Self {
+    pub fn named(kind: AccountKind, name: &str) -> Self {
         Self {
-            kind: kind.into(),
+            kind,
             name: name.into(),
             address: None,
             operator: None,
@@ -53,7 +52,7 @@ impl NewAccount {
 /// An account as the origin describes it; `token` only when just created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountInfo {
-    pub kind: String,
+    pub kind: CallerKind,
     pub id: i64,
     pub name: String,
     #[serde(rename = "box")]

@@ -8,6 +8,7 @@
 //! without clocks.
 
 pub mod ab;
+pub mod account;
 pub mod api;
 pub mod copy;
 pub mod designate;
@@ -22,6 +23,7 @@ pub mod ticket;
 pub mod tier;
 pub mod voucher;
 
+pub use account::{AccountKind, CallerKind};
 pub use copy::{copy_plan, CopyFacts, CopyPlan, CopyRefusal, Destination};
 pub use designate::{designate, EdgeView};
 pub use link::{LinkError, LinkKey};

@@ -11,7 +11,7 @@ use tracecast_delivery::api::{
     ContentInfo, NewAccount, PrePositionRequest, PurchaseRequest, TraceReport,
 };
 use tracecast_delivery::messages::money;
-use tracecast_delivery::{Bill, DiscOrder, Fulfilment, Tier};
+use tracecast_delivery::{AccountKind, Bill, DiscOrder, Fulfilment, Tier};
 use tracecast_mailbox::BoxName;
 use tracecast_media::Pcm;
 
@@ -82,12 +82,12 @@ async fn demo(args: &DemoOptions) -> Result<()> {
         let address = format!("http://{}/edge", listener.local_addr()?);
         let acct = admin
             .add_account(&NewAccount {
-                kind: "edge".into(),
+                kind: AccountKind::Edge,
                 name: name.into(),
                 address: Some(address.clone()),
                 operator: Some(operator.into()),
                 fee_cents: Some(fee),
-                ..NewAccount::named("edge", "")
+                ..NewAccount::named(AccountKind::Edge, "")
             })
             .await?;
         let data = dir.join(format!("edge-{name}"));
@@ -117,11 +117,11 @@ async fn demo(args: &DemoOptions) -> Result<()> {
     }
 
     // 2. A provider and three users.
-    let provider = account(&admin, "provider", "aurora-records").await?;
+    let provider = account(&admin, AccountKind::Provider, "aurora-records").await?;
     let provider_client = OriginClient::new(&origin.base, provider.1.as_str())?;
     let mut users = Vec::new();
     for name in ["alice", "bob", "carol"] {
-        let (id, token) = account(&admin, "user", name).await?;
+        let (id, token) = account(&admin, AccountKind::User, name).await?;
         users.push((name, id, OriginClient::new(&origin.base, &token)?, token));
     }
     say(format!(
@@ -642,7 +642,7 @@ async fn homes_and_kiosks(
             address: Some(format!("http://{at}/home")),
             operator: Some("maple-court-net".into()),
             fee_cents: Some(30),
-            ..NewAccount::named("home", "maple-court")
+            ..NewAccount::named(AccountKind::Home, "maple-court")
         },
         NewAccount {
             address: Some(format!("http://{at}/kiosk")),
@@ -655,7 +655,7 @@ async fn homes_and_kiosks(
                     .collect(),
             ),
             shipping_cents: Some(400),
-            ..NewAccount::named("kiosk", "corner-store")
+            ..NewAccount::named(AccountKind::Kiosk, "corner-store")
         },
     ] {
         let a = admin.add_account(&new).await?;
@@ -810,7 +810,7 @@ async fn sharing(
     let service = ServiceClient::new(&origin.base, &admin_token)?;
     let phone = dir.join("phone");
     std::fs::create_dir_all(&phone)?;
-    let (_, gw_token) = account(&admin, "gateway", "kenji-phone").await?;
+    let (_, gw_token) = account(&admin, AccountKind::Gateway, "kenji-phone").await?;
     let token_file = phone.join("gateway.token");
     tracecast_secrets::replace(&token_file, gw_token.as_bytes())?;
     let camera = service.issue_account("kenji's camera").await?;
@@ -993,7 +993,7 @@ async fn sharing(
     Ok(failures)
 }
 
-async fn account(admin: &OriginClient, kind: &str, name: &str) -> Result<(i64, String)> {
+async fn account(admin: &OriginClient, kind: AccountKind, name: &str) -> Result<(i64, String)> {
     let a = admin.add_account(&NewAccount::named(kind, name)).await?;
     Ok((a.id, a.token.unwrap_or_default()))
 }

@@ -33,7 +33,10 @@ pub enum SiteError {
     #[error("reaching the origin at {0}: {1}")]
     Origin(String, tracecast_client::ClientError),
     #[error("the token is a {0} account's, not a {1}'s")]
-    WrongKind(String, &'static str),
+    WrongKind(
+        tracecast_delivery::CallerKind,
+        tracecast_delivery::AccountKind,
+    ),
     #[error("the origin's answer is malformed: {0}")]
     Malformed(&'static str),
     #[error("data directory {0}: {1}")]
@@ -80,7 +83,7 @@ impl SiteIdentity {
     pub async fn fetch(
         origin_url: &str,
         token: &str,
-        kind: &'static str,
+        kind: tracecast_delivery::AccountKind,
         wait: Duration,
     ) -> Result<Self, SiteError> {
         let (info, account) = whoami_at_origin(origin_url, token, wait)

@@ -55,13 +55,16 @@ async fn an_id_of_another_kind_is_another_party() {
             .admin
             .add_account(&NewAccount {
                 address: Some("http://127.0.0.1:9/home".into()),
-                ..NewAccount::named("home", "maple")
+                ..NewAccount::named(tracecast_delivery::AccountKind::Home, "maple")
             })
             .await
             .unwrap();
         let gateway = net
             .admin
-            .add_account(&NewAccount::named("gateway", "phone"))
+            .add_account(&NewAccount::named(
+                tracecast_delivery::AccountKind::Gateway,
+                "phone",
+            ))
             .await
             .unwrap();
         // The same numbers, three kinds.
@@ -863,13 +866,13 @@ async fn a_replaced_token_stops_working() {
         assert_eq!(alice2.account().await.unwrap().name, "alice");
         // Bob cannot replace hers; the administrator can.
         let e = bob
-            .replace_token(Some(("user", "alice")))
+            .replace_token(Some((tracecast_delivery::AccountKind::User, "alice")))
             .await
             .unwrap_err();
         assert_eq!(refused(e).0, StatusCode::FORBIDDEN);
         let third = net
             .admin
-            .replace_token(Some(("user", "alice")))
+            .replace_token(Some((tracecast_delivery::AccountKind::User, "alice")))
             .await
             .unwrap()
             .token
@@ -887,7 +890,24 @@ async fn a_replaced_token_stops_working() {
             StatusCode::UNAUTHORIZED
         );
         let admin2 = OriginClient::new(&net.base, &admin2).unwrap();
-        assert_eq!(admin2.account().await.unwrap().kind, "admin");
+        assert_eq!(
+            admin2.account().await.unwrap().kind,
+            tracecast_delivery::CallerKind::Admin
+        );
+        // A kind no account has is refused with the kinds there are, and
+        // nothing is added; nor can "admin" be made an account.
+        for kind in ["wizard", "admin", "Edge"] {
+            let body = serde_json::json!({ "kind": kind, "name": "merlin" });
+            let e = admin2
+                .call(reqwest::Method::POST, "/v1/accounts", Some(&body))
+                .await
+                .unwrap_err();
+            assert!(refused(e).0.is_client_error(), "{kind}");
+        }
+        for kind in tracecast_delivery::AccountKind::ALL {
+            let lookup = t.store.account_by_name(kind, "merlin").await.unwrap();
+            assert!(lookup.is_none(), "{kind}");
+        }
     }
 }
 

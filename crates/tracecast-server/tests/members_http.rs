@@ -37,7 +37,10 @@ async fn referral_admission_over_http_on_both_backends() {
         let mut users = std::collections::HashMap::new();
         for name in ["ann", "ben", "cat", "dan", "eve"] {
             let a = admin
-                .add_account(&NewAccount::named("user", name))
+                .add_account(&NewAccount::named(
+                    tracecast_delivery::AccountKind::User,
+                    name,
+                ))
                 .await
                 .unwrap();
             let token = a.token.unwrap();

@@ -18,52 +18,21 @@ use tracecast_ledger::Transaction;
 use crate::ids::{AccountId, EdgeId, GatewayId, PartnerId, ProviderId, SiteId, UserId};
 use crate::{Applied, Store, StoreError};
 
-/// What kind of account a token belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AccountKind {
-    Provider,
-    User,
-    Edge,
-    /// A home server near users (DESIGN.md "001" steps 5-6).
-    Home,
-    /// A store's kiosk that writes discs (step 7).
-    Kiosk,
-    /// A roaming server that buys for users who consented ("002" way 2).
-    Partner,
-    /// A phone that relays devices' content to the service server ("000").
-    Gateway,
+pub use tracecast_delivery::AccountKind;
+
+/// Where the store keeps each kind of account, and its mailbox box.
+pub trait KindInStore: Copy {
+    /// The table holding accounts of this kind.
+    fn table(self) -> &'static str;
+    /// Restricts a query of `table()` to this kind (homes and kiosks
+    /// share one table, and one id space in the mark's home field).
+    fn only(self) -> &'static str;
+    /// The mailbox box of an account: `user:alice`, `edge:tokyo-1`.
+    fn box_name(self, name: &str) -> Result<BoxName, StoreError>;
 }
 
-impl AccountKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccountKind::Provider => "provider",
-            AccountKind::User => "user",
-            AccountKind::Edge => "edge",
-            AccountKind::Home => "home",
-            AccountKind::Kiosk => "kiosk",
-            AccountKind::Partner => "partner",
-            AccountKind::Gateway => "gateway",
-        }
-    }
-
-    /// Every kind, as tokens resolve them.
-    pub const ALL: [AccountKind; 7] = [
-        AccountKind::User,
-        AccountKind::Provider,
-        AccountKind::Edge,
-        AccountKind::Home,
-        AccountKind::Kiosk,
-        AccountKind::Partner,
-        AccountKind::Gateway,
-    ];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
-    pub(crate) fn table(self) -> &'static str {
+impl KindInStore for AccountKind {
+    fn table(self) -> &'static str {
         match self {
             AccountKind::Provider => "providers",
             AccountKind::User => "users",
@@ -74,9 +43,7 @@ impl AccountKind {
         }
     }
 
-    /// Restricts a query of `table()` to this kind (homes and kiosks
-    /// share one table, and one id space in the mark's home field).
-    pub(crate) fn only(self) -> &'static str {
+    fn only(self) -> &'static str {
         match self {
             AccountKind::Home => " AND kind = 'home'",
             AccountKind::Kiosk => " AND kind = 'kiosk'",
@@ -84,19 +51,7 @@ impl AccountKind {
         }
     }
 
-    /// The largest id a mark can carry for this kind.
-    pub fn max_id(self) -> i64 {
-        match self {
-            AccountKind::Provider | AccountKind::Edge | AccountKind::Home | AccountKind::Kiosk => {
-                i64::from(u16::MAX)
-            }
-            // Never in a mark, but kept as small as a user's.
-            AccountKind::User | AccountKind::Partner | AccountKind::Gateway => i64::from(u32::MAX),
-        }
-    }
-
-    /// The mailbox box of an account: `user:alice`, `edge:tokyo-1`.
-    pub fn box_name(self, name: &str) -> Result<BoxName, StoreError> {
+    fn box_name(self, name: &str) -> Result<BoxName, StoreError> {
         format!("{}:{name}", self.as_str()).parse().map_err(|_| {
             StoreError::Invalid(format!(
                 "{name:?} is not a valid {} name: use lower-case letters, digits, '.', '_' and '-'",

@@ -42,7 +42,8 @@ pub use blob::{BlobError, Blobs};
 pub use consumer::Applied;
 pub use delivery::{
     AbVariantsRecord, Account, AccountKind, ContentRecord, DeliveryRecord, EdgeCopy, EdgeLoad,
-    EdgeRecord, EdgeRevocation, HlsVariantsRecord, NewContent, NewDelivery, RenditionRecord,
+    EdgeRecord, EdgeRevocation, HlsVariantsRecord, KindInStore, NewContent, NewDelivery,
+    RenditionRecord,
 };
 pub use ids::{AccountId, EdgeId, GatewayId, PartnerId, ProviderId, SiteId, UserId};
 pub use ledger::LedgerLine;

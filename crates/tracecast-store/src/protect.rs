@@ -8,6 +8,7 @@ use tracecast_delivery::Tier;
 use tracecast_protect::{ConversionWay, System};
 
 use crate::ids::{AccountId, PartnerId, UserId};
+use crate::KindInStore;
 use crate::{Store, StoreError};
 
 /// A licence as recorded for audit. Read by column name; a system the

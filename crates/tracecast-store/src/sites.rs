@@ -10,6 +10,7 @@ use sqlx::{FromRow, Row};
 use tracecast_delivery::{DiscStatus, Fulfilment, Mode, Sessions, SiteEvent};
 
 use crate::ids::{AccountId, SiteId, UserId};
+use crate::KindInStore;
 use crate::{Account, AccountKind, Store, StoreError};
 
 /// A registered home server or kiosk.

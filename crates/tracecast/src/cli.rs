@@ -424,8 +424,7 @@ pub enum AccountCommand {
     Add {
         /// provider, user, edge, home, kiosk, partner (a roaming server) or
         /// gateway (a phone that shares from devices)
-        #[arg(value_parser = ["provider", "user", "edge", "home", "kiosk", "partner", "gateway"])]
-        kind: String,
+        kind: tracecast_delivery::AccountKind,
         /// Lower-case name: letters, digits, '.', '_', '-'.
         name: String,
         /// Edges, homes, kiosks: the URL it is reached at
@@ -466,7 +465,7 @@ pub enum AccountCommand {
     /// one is shown once.
     Token {
         /// With NAME: the account's kind (user, provider, edge, …).
-        kind: Option<String>,
+        kind: Option<tracecast_delivery::AccountKind>,
         /// The account's name.
         name: Option<String>,
         /// Write the new token to this file (mode 0600) instead of

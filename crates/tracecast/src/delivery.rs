@@ -82,7 +82,7 @@ pub fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                 token_out,
                 conn,
             } => {
-                let whose = match (kind.as_deref(), name.as_deref()) {
+                let whose = match (kind, name.as_deref()) {
                     (Some(k), Some(n)) => Some((k, n)),
                     (None, None) => None,
                     _ => anyhow::bail!("name the account as KIND NAME, or neither for your own"),

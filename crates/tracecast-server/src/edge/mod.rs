@@ -96,7 +96,9 @@ pub enum EdgeError {
     #[error("reaching the origin at {0}: {1}")]
     Origin(String, tracecast_client::ClientError),
     #[error("the token is a {0} account's, not an edge's")]
-    NotAnEdge(String),
+    NotAnEdge(tracecast_delivery::CallerKind),
+    #[error("edge id {0} does not fit in a mark")]
+    IdOutOfRange(i64),
     #[error("the origin's ticket key is malformed")]
     OriginKey,
     #[error("edge data directory {0}: {1}")]
@@ -124,7 +126,7 @@ impl EdgeIdentity {
         let (info, account) = crate::site::whoami_at_origin(&config.origin, &config.token, wait)
             .await
             .map_err(|e| EdgeError::Origin(config.origin.clone(), e))?;
-        if account.kind != "edge" {
+        if account.kind != tracecast_delivery::AccountKind::Edge {
             return Err(EdgeError::NotAnEdge(account.kind));
         }
         let key_bytes: [u8; 32] = hex::decode(&info.ticket_key)
@@ -132,8 +134,7 @@ impl EdgeIdentity {
             .and_then(|b| b.try_into().ok())
             .ok_or(EdgeError::OriginKey)?;
         Ok(Self {
-            id: u16::try_from(account.id)
-                .map_err(|_| EdgeError::NotAnEdge("out-of-range".into()))?,
+            id: u16::try_from(account.id).map_err(|_| EdgeError::IdOutOfRange(account.id))?,
             name: account.name,
             origin_key: VerifyingKey::from_bytes(&key_bytes).map_err(|_| EdgeError::OriginKey)?,
             reports_box: info.reports_box.parse().map_err(|_| EdgeError::OriginKey)?,

@@ -330,9 +330,14 @@ impl Node {
         let mut home = None;
         if s.roles.home {
             let token = read_token(s.home_token_file.as_ref(), "home", "--home-token-file")?;
-            let who = SiteIdentity::fetch(&origin_url, &token, "home", Duration::from_secs(60))
-                .await
-                .map_err(starting("the home server"))?;
+            let who = SiteIdentity::fetch(
+                &origin_url,
+                &token,
+                AccountKind::Home,
+                Duration::from_secs(60),
+            )
+            .await
+            .map_err(starting("the home server"))?;
             let dir = s.home_dir.clone().unwrap_or_else(|| s.data.join("home"));
             let mut config = HomeConfig::new(&origin_url, &token, &dir);
             config.mailbox = s.mailbox_url.clone();
@@ -346,9 +351,14 @@ impl Node {
         }
         if s.roles.kiosk {
             let token = read_token(s.kiosk_token_file.as_ref(), "kiosk", "--kiosk-token-file")?;
-            let who = SiteIdentity::fetch(&origin_url, &token, "kiosk", Duration::from_secs(60))
-                .await
-                .map_err(starting("the kiosk"))?;
+            let who = SiteIdentity::fetch(
+                &origin_url,
+                &token,
+                AccountKind::Kiosk,
+                Duration::from_secs(60),
+            )
+            .await
+            .map_err(starting("the kiosk"))?;
             let dir = s.kiosk_dir.clone().unwrap_or_else(|| s.data.join("kiosk"));
             let mut config = KioskConfig::new(&origin_url, &token, &dir);
             config.mailbox = s.mailbox_url.clone();

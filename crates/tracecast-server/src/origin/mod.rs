@@ -30,7 +30,7 @@ use tracecast_delivery::api::{
     AccountInfo, ContentInfo, DeliveryDetail, DeliveryInfo, EdgeInfo, EdgeState, Holding,
     NewAccount, OriginInfo, PrePositionRequest, RenditionInfo,
 };
-use tracecast_delivery::{ContentKind, PrePosition, Tier};
+use tracecast_delivery::{CallerKind, ContentKind, PrePosition, Tier};
 use tracecast_mailbox::BoxName;
 use tracecast_mark::MarkKey;
 use tracecast_store::{Account, AccountId, AccountKind, Blobs, ContentRecord, EdgeId, Store};
@@ -462,7 +462,7 @@ async fn origin_info(State(o): State<Arc<Origin>>) -> Json<OriginInfo> {
 
 fn account_info(a: &Account, token: Option<String>) -> AccountInfo {
     AccountInfo {
-        kind: a.kind().as_str().into(),
+        kind: a.kind().into(),
         id: a.id.raw(),
         name: a.name.clone(),
         box_name: format!("{}:{}", a.kind().as_str(), a.name),
@@ -478,7 +478,7 @@ async fn account(
         Caller::Account(a) => Ok(Json(account_info(&a, None))),
         // An administrator has no account: id 0, no box.
         Caller::Admin => Ok(Json(AccountInfo {
-            kind: "admin".into(),
+            kind: CallerKind::Admin,
             id: 0,
             name: "administrator".into(),
             box_name: String::new(),
@@ -537,12 +537,7 @@ async fn add_account(
         return Err(ApiError::forbidden("only an administrator adds accounts"));
     }
     let Json(new) = body?;
-    let kind = AccountKind::parse(&new.kind).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "unknown account kind {:?}: provider, user, edge, home, kiosk, partner or gateway",
-            new.kind
-        ))
-    })?;
+    let kind = new.kind;
     if matches!(kind, AccountKind::Home | AccountKind::Kiosk) {
         return add_site(&o, kind, new).await;
     }
@@ -592,8 +587,7 @@ async fn replace_token(
             "only an administrator replaces another account's token",
         ));
     }
-    let kind = AccountKind::parse(&kind)
-        .ok_or_else(|| ApiError::bad_request(format!("unknown account kind {kind:?}")))?;
+    let kind: AccountKind = kind.parse().map_err(ApiError::bad_request)?;
     let account = o.store.account_by_name(kind, &name).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -631,7 +625,7 @@ async fn replace_own_token(
             Ok((
                 StatusCode::CREATED,
                 Json(AccountInfo {
-                    kind: "admin".into(),
+                    kind: CallerKind::Admin,
                     id: 0,
                     name: "administrator".into(),
                     box_name: String::new(),

@@ -14,6 +14,7 @@ use tracecast_delivery::{
 };
 use tracecast_ledger::{Flow, Kiosk, Party, RentalTariff, Sale, SiteUse, Transaction, Viewing};
 use tracecast_mailbox::{Disposition, FetchRequest, Sender, Want};
+use tracecast_store::KindInStore;
 use tracecast_store::{
     AccountId, AccountKind, DeliveryRecord, EdgeId, FetchedMessage, SiteId, StoreError, UserId,
 };

@@ -120,12 +120,12 @@ pub async fn start_with(t: &TestStore, edge_names: &[&str], config: OriginConfig
         let acct = net
             .admin
             .add_account(&NewAccount {
-                kind: "edge".into(),
+                kind: tracecast_delivery::AccountKind::Edge,
                 name: (*name).into(),
                 address: Some(address.clone()),
                 operator: Some(format!("op-{name}")),
                 fee_cents: Some(5 + i as i64),
-                ..NewAccount::named("edge", "")
+                ..NewAccount::named(tracecast_delivery::AccountKind::Edge, "")
             })
             .await
             .unwrap();
@@ -171,7 +171,7 @@ impl Net {
     pub async fn account(&self, kind: &str, name: &str) -> (i64, OriginClient, String) {
         let a = self
             .admin
-            .add_account(&NewAccount::named(kind, name))
+            .add_account(&NewAccount::named(kind.parse().unwrap(), name))
             .await
             .unwrap();
         let token = a.token.unwrap();
@@ -202,7 +202,7 @@ pub async fn start_home(net: &mut Net, _t: &TestStore, name: &str) -> (u16, Stri
             address: Some(address.clone()),
             operator: Some(format!("op-{name}")),
             fee_cents: Some(30),
-            ..NewAccount::named("home", name)
+            ..NewAccount::named(tracecast_delivery::AccountKind::Home, name)
         })
         .await
         .unwrap();

@@ -493,7 +493,10 @@ fn production_run(dir: &Path, db: &str, s3: &S3Server, n: usize) {
                 async move {
                     let name = format!("buyer{i:04}");
                     let a = client
-                        .add_account(&tracecast_delivery::api::NewAccount::named("user", &name))
+                        .add_account(&tracecast_delivery::api::NewAccount::named(
+                            tracecast_delivery::AccountKind::User,
+                            &name,
+                        ))
                         .await
                         .unwrap();
                     let token = tokens.join(format!("{name}.token"));
