@@ -656,6 +656,19 @@ fn production_run(dir: &Path, db: &str, s3: &S3Server, n: usize) {
             let rec = rt.block_on(store.delivery(d.delivery)).unwrap().unwrap();
             if rec.status.as_str() != finals(buyers[*i].way) {
                 waiting += 1;
+                continue;
+            }
+            // A replaced delivery's revocation report may come after the
+            // replacement's own: settled once each replaced one is refunded
+            // or has made its replacement free.
+            let all = rt
+                .block_on(store.deliveries_of_user(tracecast_store::UserId(buyers[*i].id)))
+                .unwrap();
+            let unsettled = all
+                .iter()
+                .any(|o| o.id != d.delivery && o.status.is_open() && o.replaced_by.is_some());
+            if unsettled && rec.waived_by.is_none() {
+                waiting += 1;
             }
         }
         if waiting == 0 {
