@@ -54,16 +54,7 @@ fn settings(dir: &Path, data: &str, roles: Roles) -> Settings {
     Settings::embedded(&dir.join(data), roles, &dir.join("mark.key"))
 }
 
-const NONE: Roles = Roles {
-    origin: false,
-    mailbox: false,
-    edge: false,
-    home: false,
-    kiosk: false,
-    roaming: false,
-    service: false,
-    gateway: false,
-};
+const NONE: Roles = Roles::NONE;
 
 async fn listener() -> (tokio::net::TcpListener, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
