@@ -222,6 +222,20 @@ pub struct FileDetection {
     pub details: String,
 }
 
+impl FileDetection {
+    /// A picture's or a video's reading (both are the image mark's).
+    fn of_image(kind: FileKind, d: &picture_mark::Detection, details: String) -> Self {
+        FileDetection {
+            kind,
+            payload: d.payload,
+            tag_ok: d.tag_ok,
+            confidence: d.confidence,
+            sync_z: d.sync_z,
+            details,
+        }
+    }
+}
+
 /// Looks for a mark under `key` in the file at `path`, of any kind.
 pub fn detect_file(
     path: &Path,
@@ -233,37 +247,25 @@ pub fn detect_file(
         FileKind::Picture => {
             let img = crate::read_picture(path)?;
             let d = crate::detect_picture(&img, key)?;
-            Ok(FileDetection {
-                kind,
-                payload: d.payload,
-                tag_ok: d.tag_ok,
-                confidence: d.confidence,
-                sync_z: d.sync_z,
-                details: format!(
-                    "sync {:.1} sd, scale {:.3}, rotation {:.1} deg{}",
-                    d.sync_z,
-                    d.scale,
-                    d.rotation_deg,
-                    if d.mirrored { ", mirrored" } else { "" }
-                ),
-            })
+            let details = format!(
+                "sync {:.1} sd, scale {:.3}, rotation {:.1} deg{}",
+                d.sync_z,
+                d.scale,
+                d.rotation_deg,
+                if d.mirrored { ", mirrored" } else { "" }
+            );
+            Ok(FileDetection::of_image(kind, &d, details))
         }
         FileKind::Video => {
             let v = crate::video::detect_video(path, key, &mut |done, total| {
                 progress(Stage::ReadingFrames, done, total)
             })?;
-            let d = v.detection;
-            Ok(FileDetection {
-                kind,
-                payload: d.payload,
-                tag_ok: d.tag_ok,
-                confidence: d.confidence,
-                sync_z: d.sync_z,
-                details: format!(
-                    "{}x{}, {} frames read, sync {:.1} sd, scale {:.3}",
-                    v.info.width, v.info.height, v.frames, d.sync_z, d.scale
-                ),
-            })
+            let d = &v.detection;
+            let details = format!(
+                "{}x{}, {} frames read, sync {:.1} sd, scale {:.3}",
+                v.info.width, v.info.height, v.frames, d.sync_z, d.scale
+            );
+            Ok(FileDetection::of_image(kind, d, details))
         }
         FileKind::Audio => {
             let pcm = decode_audio(path, progress)?;
