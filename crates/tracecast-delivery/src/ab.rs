@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// bytes with the same header; sample frames start at `data_offset`, each
 /// `frame_bytes` long. Unit `u ≥ 1` starts at frame
 /// `u × unit_frames + cut_frames` (unit 0 at the start of the file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Geometry {
     pub units: u64,
     pub data_offset: u64,

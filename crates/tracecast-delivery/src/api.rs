@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{AccountKind, CallerKind, DiscOrder, DiscStatus, Fulfilment, Mode, SiteEvent, Tier};
 
 /// `POST /v1/accounts` (administrator).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewAccount {
     pub kind: AccountKind,
     pub name: String,
@@ -50,8 +50,11 @@ impl NewAccount {
 }
 
 /// An account as the origin describes it; `token` only when just created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccountInfo {
+    /// `admin`, or the account's kind: `provider`, `user`, `edge`, `home`,
+    /// `kiosk`, `partner` or `gateway`.
+    #[schema(value_type = String)]
     pub kind: CallerKind,
     pub id: i64,
     pub name: String,
@@ -62,7 +65,7 @@ pub struct AccountInfo {
 }
 
 /// `GET /v1/origin`: what edges and clients need to know of the origin.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OriginInfo {
     /// Ed25519 public key that signs purchase tickets (hex).
     pub ticket_key: String,
@@ -72,7 +75,7 @@ pub struct OriginInfo {
 }
 
 /// One rendition of a content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RenditionInfo {
     pub tier: Tier,
     pub bytes: u64,
@@ -90,7 +93,7 @@ pub struct RenditionInfo {
 /// A video's A/B variants as HLS (fMP4): files `a/init.mp4`,
 /// `a/seg_00000.m4s`, `b/seg_00000.m4s`, ..., served to edges by
 /// `GET /v1/contents/{id}/hls/{a|b}/{file}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HlsInfo {
     pub segments: u64,
     pub segment_secs: u32,
@@ -102,7 +105,7 @@ pub struct HlsInfo {
 
 /// A rendition's A/B variants (`GET /v1/contents/{id}/renditions/{tier}/a`
 /// and `/b`, for edges).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AbInfo {
     #[serde(flatten)]
     pub geometry: crate::ab::Geometry,
@@ -112,7 +115,7 @@ pub struct AbInfo {
 }
 
 /// A content of the catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContentInfo {
     pub id: i64,
     pub title: String,
@@ -140,7 +143,7 @@ pub struct ContentInfo {
 }
 
 /// `POST /v1/purchases` (user).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PurchaseRequest {
     pub content: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,7 +190,7 @@ impl PurchaseRequest {
 }
 
 /// The designated edge for a purchase, and the ticket to show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Purchase {
     pub delivery: i64,
     pub content: i64,
@@ -218,7 +221,7 @@ pub struct Purchase {
 
 /// `GET /v1/deliveries/{id}/key` (the delivery's edge): the key its
 /// protected copy is encrypted under (base64url), and the key's id.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CopyKey {
     pub key_id: String,
     pub key: String,
@@ -234,7 +237,7 @@ impl std::fmt::Debug for CopyKey {
 }
 
 /// `POST /v1/edges/state` (edge): what it holds and how busy it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct EdgeState {
     pub holdings: Vec<Holding>,
     pub in_flight: i64,
@@ -245,7 +248,7 @@ pub struct EdgeState {
     pub push_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Holding {
     pub content: i64,
     pub tier: Tier,
@@ -253,7 +256,7 @@ pub struct Holding {
 
 /// `GET /v1/edges` (administrator, provider): an edge of the registry with
 /// the renditions it last said it holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EdgeInfo {
     pub id: i64,
     pub name: String,
@@ -270,7 +273,7 @@ pub struct EdgeInfo {
 
 /// `GET /v1/deliveries` (a user: theirs; a provider: of its contents; the
 /// administrator: all; `?content=` narrows): one delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryInfo {
     pub id: i64,
     pub content_id: i64,
@@ -307,7 +310,7 @@ impl DeliveryInfo {
 
 /// One ledger posting with its transaction (`GET /v1/ledger`,
 /// administrator; and a delivery's own).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Posting {
     pub transaction: i64,
     pub event: String,
@@ -323,14 +326,14 @@ pub struct Posting {
 
 /// `GET /v1/deliveries/{id}` (whoever may see it): a delivery with its
 /// ledger postings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryDetail {
     pub delivery: DeliveryInfo,
     pub postings: Vec<Posting>,
 }
 
 /// `POST /v1/contents/{id}/pre-position`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct PrePositionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<Tier>,
@@ -340,13 +343,13 @@ pub struct PrePositionRequest {
 }
 
 /// `POST {edge}/v1/deliveries`: the buyer shows the origin's ticket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryRequest {
     pub ticket: String,
 }
 
 /// The edge's answer: where to download the marked copy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CopyInfo {
     pub delivery: i64,
     /// Signed, expiring download URL (absolute).
@@ -364,7 +367,7 @@ pub struct CopyInfo {
 }
 
 /// A copy an edge sent to a home server or kiosk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteCopy {
     pub site: String,
     pub mode: Mode,
@@ -383,7 +386,7 @@ pub struct SiteCopy {
 }
 
 /// What a kiosk wrote for an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DiscReceipt {
     pub medium: String,
     pub volume: String,
@@ -395,7 +398,7 @@ pub struct DiscReceipt {
 }
 
 /// A home server's or kiosk's answer to the edge's push.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PushReceipt {
     /// Home: the signed link the user downloads or streams from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -406,7 +409,7 @@ pub struct PushReceipt {
 }
 
 /// `GET /edge/v1/health`: the edge's cache and load, for the operator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EdgeHealth {
     pub edge: String,
     pub id: u16,
@@ -418,7 +421,7 @@ pub struct EdgeHealth {
 }
 
 /// `GET /home/v1/health`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HomeHealth {
     pub home: String,
     pub id: u16,
@@ -428,7 +431,7 @@ pub struct HomeHealth {
 }
 
 /// `GET /kiosk/v1/health`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KioskHealth {
     pub kiosk: String,
     pub id: u16,
@@ -447,7 +450,7 @@ pub enum Health {
 }
 
 /// `POST` to a home's end link: the copy is deleted and reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteCopyEnded {
     pub delivery: i64,
     /// `delivered` (a download confirmed) or `rental-ended`.
@@ -458,7 +461,7 @@ pub struct SiteCopyEnded {
 }
 
 /// `GET /kiosk/v1/discs` (the shop's operator): one order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KioskDisc {
     pub delivery: i64,
     pub user: i64,
@@ -479,14 +482,14 @@ pub struct KioskDisc {
 }
 
 /// `POST /kiosk/v1/discs/{delivery}/burned`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DiscBurned {
     pub delivery: i64,
     pub image_deleted: bool,
 }
 
 /// `GET /v1/invoice`: what a user owes, line by line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Invoice {
     pub account: String,
     pub currency: String,
@@ -495,7 +498,7 @@ pub struct Invoice {
     pub balance_cents: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InvoiceLine {
     pub at: i64,
     pub event: String,
@@ -505,7 +508,7 @@ pub struct InvoiceLine {
 }
 
 /// `POST /v1/payments` (user).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentRequest {
     /// Cents to pay; the whole balance when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -518,7 +521,7 @@ pub struct PaymentRequest {
     pub note: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentReceipt {
     pub provider: String,
     pub reference: String,
@@ -529,7 +532,7 @@ pub struct PaymentReceipt {
 }
 
 /// The mark read from a file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MarkFound {
     pub user: u32,
     pub edge: u16,
@@ -540,7 +543,7 @@ pub struct MarkFound {
 }
 
 /// One delivery a trace matched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TracedDelivery {
     pub delivery: i64,
     pub content: i64,
@@ -553,7 +556,7 @@ pub struct TracedDelivery {
 
 /// A traced leak's consequence for the member it was traced to (DESIGN.md
 /// "004").
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Accountability {
     pub member: String,
     pub delivery: i64,
@@ -569,7 +572,7 @@ pub struct Accountability {
 }
 
 /// A member's trust before and after a leak below them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TrustChange {
     pub member: String,
     pub before: f64,
@@ -577,7 +580,7 @@ pub struct TrustChange {
 }
 
 /// `POST /v1/trace`: what a file says about who received it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceReport {
     /// `None`: no mark verified under the origin's key.
     pub mark: Option<MarkFound>,
@@ -613,7 +616,7 @@ pub struct TraceReport {
 }
 
 /// The mark read on one stretch of a traced file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelinePoint {
     /// Where the stretch starts and ends in the file, seconds.
     pub start: f64,
@@ -625,7 +628,7 @@ pub struct TimelinePoint {
 }
 
 /// Tracing a copy of pre-marked (A/B) content through its Tardos code.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FingerprintTrace {
     pub content: i64,
     /// Segments (units) read, of the content's.
@@ -645,7 +648,7 @@ pub struct FingerprintTrace {
 }
 
 /// A buyer's accusation score.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Suspect {
     pub user_id: i64,
     pub user: Option<String>,
@@ -654,13 +657,13 @@ pub struct Suspect {
 
 /// `PUT /v1/partners/{name}/consent` (a user): the partner may buy for
 /// them up to this much in all.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentRequest {
     pub limit_cents: i64,
 }
 
 /// A user's consent to a partner: the limit and what was spent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Consent {
     pub partner: String,
     pub limit_cents: i64,
@@ -668,7 +671,7 @@ pub struct Consent {
 }
 
 /// Which kind of site a home server or kiosk is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SiteKind {
     Home,
@@ -676,7 +679,7 @@ pub enum SiteKind {
 }
 
 /// `GET /v1/sites` (any account): a home server or kiosk and its terms.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteInfo {
     pub id: i64,
     pub kind: SiteKind,
@@ -695,7 +698,7 @@ pub struct SiteInfo {
 }
 
 /// One account's balance in the ledger: positive owes, negative is owed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Balance {
     pub account: String,
     pub balance_cents: i64,
@@ -703,7 +706,7 @@ pub struct Balance {
 
 /// `GET /v1/ledger/balances` (administrator): every account's balance;
 /// they sum to zero.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Balances {
     pub currency: String,
     pub balances: Vec<Balance>,

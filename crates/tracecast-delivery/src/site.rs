@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 /// How a delivery reaches its user.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Downloaded from the edge.
@@ -50,7 +52,7 @@ impl TryFrom<String> for Mode {
 }
 
 /// How the user gets a kiosk's disc.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase", tag = "by")]
 pub enum Fulfilment {
     /// The user collects it at the store.
@@ -68,7 +70,7 @@ impl TryFrom<String> for Fulfilment {
 }
 
 /// Where a kiosk's order stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DiscStatus {
     /// The image is written and waits for the burner.
@@ -103,7 +105,7 @@ impl TryFrom<String> for DiscStatus {
 }
 
 /// What a kiosk is asked to write.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DiscOrder {
     /// `cd-r`, `dvd-r`, `bd-r`, `usb-16g`…
     pub medium: String,
@@ -114,10 +116,11 @@ pub struct DiscOrder {
 /// delivery: a rental's tariff and end, a kiosk order's medium, fulfilment
 /// and store prices, the partner that paid, the delivery it replaces.
 /// Stored as a JSON object; absent fields are not written.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderInfo {
     /// Rental: what viewing costs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub tariff: Option<tracecast_ledger::RentalTariff>,
     /// Rental: when it ends (Unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,7 +153,7 @@ impl TryFrom<String> for OrderInfo {
 }
 
 /// What happened at a home or kiosk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SiteEvent {
     /// The user downloaded the copy from the home; it was deleted.

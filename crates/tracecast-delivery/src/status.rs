@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::site::SiteEvent;
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeliveryStatus {
     /// The ticket is issued; no copy reported yet.

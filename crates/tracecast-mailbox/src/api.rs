@@ -1,4 +1,4 @@
-//! The JSON bodies of the mailbox's HTTP API (docs/openapi/mailbox.yaml),
+//! The JSON bodies of the mailbox's HTTP API (docs/openapi/mailbox.json),
 //! shared by the server and the client so both read the same shapes.
 
 use serde::{Deserialize, Serialize};
@@ -7,7 +7,7 @@ use crate::{BoxName, MessageId};
 
 /// `GET /v1/whoami`: a box owner's token names its box; an
 /// administrator's names none.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WhoAmI {
     #[serde(rename = "box")]
     pub box_name: Option<BoxName>,
@@ -15,7 +15,7 @@ pub struct WhoAmI {
 }
 
 /// `POST /v1/boxes` (administrator).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBox {
     pub name: String,
@@ -26,7 +26,7 @@ pub struct CreateBox {
 }
 
 /// The answer to [`CreateBox`]: the box's owner token, shown once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedBox {
     pub name: BoxName,
     pub token: String,
@@ -35,7 +35,7 @@ pub struct CreatedBox {
 }
 
 /// `POST /v1/boxes/{name}/messages`: the message is on disk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Posted {
     pub id: MessageId,
     /// HTTP dates.
@@ -46,7 +46,7 @@ pub struct Posted {
 }
 
 /// A box's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BoxStats {
     pub pending: i64,
     pub pending_bytes: i64,
@@ -57,7 +57,7 @@ pub struct BoxStats {
 }
 
 /// `GET /v1/boxes/{name}` (its owner).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BoxStatus {
     pub name: BoxName,
     pub stats: BoxStats,
@@ -65,7 +65,7 @@ pub struct BoxStatus {
 
 /// A notice of waiting mail (an event on the stream, a long-poll answer,
 /// a webhook's body).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notice {
     pub pending: i64,
     pub pending_bytes: i64,
@@ -73,7 +73,7 @@ pub struct Notice {
 }
 
 /// The body a box's webhook receives (signed in `Tracecast-Signature`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookNotice {
     #[serde(rename = "box")]
     pub box_name: String,

@@ -56,7 +56,20 @@ pub enum ProtocolError {
 
 /// A message id: positive, unique within one mailbox service, increasing in
 /// the order messages were accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[schema(value_type = i64)]
 #[serde(transparent)]
 pub struct MessageId(i64);
 
@@ -93,7 +106,10 @@ impl FromStr for MessageId {
 
 /// The name of a box: one recipient (a user `user:alice`, a device
 /// `device:cam-1`, or a server role `edge:3`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[schema(value_type = String, pattern = "^[a-z0-9][a-z0-9._:-]{0,63}$")]
 #[serde(try_from = "String", into = "String")]
 pub struct BoxName(String);
 
@@ -223,7 +239,19 @@ impl fmt::Display for Disposition {
 /// Where a message is in its life. States only move forward
 /// (pending → processed → deleted, or pending → deleted), which is what
 /// makes a repeated instruction harmless and an applied delete final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageState {
     Pending,

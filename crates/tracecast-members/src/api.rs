@@ -9,7 +9,7 @@ use crate::{Approvals, Attributes, Outcome, Status};
 
 /// `POST /v1/members/admit` (administrator): a first-order member,
 /// after a face-to-face identity check.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AdmitRequest {
     pub user: String,
     #[serde(default)]
@@ -22,7 +22,7 @@ pub struct AdmitRequest {
 }
 
 /// A member as the API shows them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberInfo {
     pub user_id: i64,
     pub order: i64,
@@ -39,7 +39,7 @@ pub struct MemberInfo {
 }
 
 /// `POST /v1/members/apply` (user): ask to join through a member.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApplyRequest {
     pub referrer: String,
     #[serde(default)]
@@ -50,7 +50,7 @@ pub struct ApplyRequest {
 pub use crate::ApplicationStatus;
 
 /// The answer to an application.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Applied {
     pub application: i64,
     pub referrer: String,
@@ -61,14 +61,14 @@ pub struct Applied {
 }
 
 /// `POST /v1/members/applications/{id}/approve` (a member asked).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApproveRequest {
     /// How far the approver trusts the applicant, 0 to 1.
     pub rating: f64,
 }
 
 /// An application after a member's word on it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Decided {
     pub application: i64,
     pub status: ApplicationStatus,
@@ -83,7 +83,7 @@ pub struct Decided {
 }
 
 /// One member up a chain of referrers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChainLink {
     pub name: String,
     pub order: i64,
@@ -92,7 +92,7 @@ pub struct ChainLink {
 }
 
 /// `GET /v1/members/{name}` (the member, or an administrator).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberView {
     pub name: String,
     pub member: MemberInfo,
@@ -104,7 +104,7 @@ pub struct MemberView {
 }
 
 /// `GET /v1/members` (administrator): one member of the tree.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TreeEntry {
     pub name: String,
     pub id: i64,
@@ -118,13 +118,13 @@ pub struct TreeEntry {
 }
 
 /// `POST /v1/members/reserved` (user): ask for reserved content.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AskReserved {
     pub content: i64,
 }
 
 /// Whether a user may receive reserved content, and who was asked.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReservedAnswer {
     pub content: i64,
     pub status: Outcome,
@@ -143,7 +143,7 @@ pub struct ReservedAnswer {
 
 /// `POST /v1/members/reserved/{id}/grant` or `/deny`: the request after
 /// the caller's word.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReservedDecided {
     pub request: i64,
     pub status: Outcome,
@@ -155,13 +155,13 @@ pub struct ReservedDecided {
 
 /// `PUT /v1/contents/{id}/reserved` (its provider or an administrator):
 /// reserve a content for members up to an order, or free it (`None`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SetReserved {
     pub up_to_order: Option<i64>,
 }
 
 /// A content's reservation as set.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reservation {
     pub content: i64,
     pub reserved_up_to_order: Option<i64>,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{unit, MembersError};
 
 /// What an applicant declares (and an operator or referrer may check).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attributes {
     pub occupation: String,
     pub place: String,

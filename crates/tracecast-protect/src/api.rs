@@ -10,7 +10,7 @@ use tracecast_delivery::Tier;
 use crate::{decode32, ProtectError, SignedLicence, System};
 
 /// A signing key as published: its holder, the key and its fingerprint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublishedKey {
     pub name: String,
     /// Ed25519 public key, base64url.
@@ -28,7 +28,7 @@ impl PublishedKey {
 
 /// `GET /v1/licences/issuer`: who signs the origin's licences, in which
 /// systems, and the roaming server it works with.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LicenceIssuer {
     #[serde(flatten)]
     pub signer: PublishedKey,
@@ -40,7 +40,7 @@ pub struct LicenceIssuer {
 
 /// `POST /v1/licences`: a licence for one of the caller's deliveries, in
 /// the recipient's system (`clearkey`, `age:age1…` or `device:BASE64URL`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LicenceRequest {
     pub delivery: i64,
     pub recipient: String,
@@ -50,7 +50,7 @@ pub struct LicenceRequest {
 }
 
 /// `GET /v1/licences` (a user): a licence issued to the caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssuedLicence {
     pub id: String,
     pub delivery_id: i64,
@@ -64,14 +64,14 @@ pub struct IssuedLicence {
 
 /// `POST /roaming/v1/conversions` (a user): licences to convert into the
 /// user's system (`clearkey`, `age:age1…` or `device:KEY`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConversionRequest {
     pub licences: Vec<SignedLicence>,
     pub recipient: String,
 }
 
 /// One licence's outcome in a batch: the converted licence or the reason.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Converted {
     /// Its place in the request.
     pub index: usize,
@@ -82,7 +82,7 @@ pub struct Converted {
 }
 
 /// A batch of conversions and what it cost.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Conversions {
     pub converted: usize,
     pub charged_cents: i64,
@@ -90,7 +90,7 @@ pub struct Conversions {
 }
 
 /// One content to buy at an issuer's origin.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PackageItem {
     pub issuer: String,
     pub content: i64,
@@ -132,7 +132,7 @@ impl std::str::FromStr for PackageItem {
 
 /// `POST /roaming/v1/orders` (a user, with an idempotency key): contents
 /// bought at their issuers' origins, each licensed into the user's system.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PackageOrder {
     pub items: Vec<PackageItem>,
     pub recipient: String,
@@ -140,7 +140,7 @@ pub struct PackageOrder {
 
 /// One item's outcome: the purchase (where to fetch the copy marked for
 /// the user, and the ticket) and its licence, or the reason.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Packaged {
     pub index: usize,
     pub issuer: String,
@@ -154,7 +154,7 @@ pub struct Packaged {
 }
 
 /// A package order and what it cost.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Package {
     pub ordered: usize,
     pub charged_cents: i64,
@@ -163,7 +163,7 @@ pub struct Package {
 
 /// `GET /roaming/v1/keys`: what an issuer needs to make an agreement, and
 /// players to trust converted licences.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoamingKeys {
     pub name: String,
     /// Ed25519, base64url.

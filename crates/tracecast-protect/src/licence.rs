@@ -26,7 +26,7 @@ pub const FORMAT: &str = "tracecast-licence/1";
 pub const MAX_LICENCE_BYTES: usize = 64 << 10;
 
 /// The protection systems a licence can be written for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum System {
     /// W3C EME ClearKey: the key as a JSON Web Key set, for browsers.
@@ -163,7 +163,7 @@ pub struct Grant<'a> {
 }
 
 /// A licence as sent: the signed payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignedLicence {
     pub format: String,

@@ -31,6 +31,7 @@ use tracecast_share::gateway::{
 use tracecast_share::message::{self, Content, Outgoing};
 
 use crate::auth::{new_token, token_hash};
+use crate::openapi::ErrorBody;
 use crate::ApiError;
 
 /// The default attachment limit: 300 KiB, like common MMS limits.
@@ -266,15 +267,22 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         )
         .route("/gateway/v1/messages", post(send_message))
         .with_state(gateway)
+        .merge(crate::openapi::router(crate::openapi::RoleApi::Gateway))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// `GET /gateway/v1`: which gateway this is.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GatewayInfo {
     pub gateway: String,
     pub attachment_limit: u64,
     pub devices: usize,
 }
 
+/// Which gateway this is, its attachment limit and how many devices it
+/// serves; anyone on the network may ask (devices find the gateway by
+/// mDNS, `_tracecast-gw._tcp`).
+#[utoipa::path(get, path = "/gateway/v1", tag = "gateway", security(()),
+    responses((status = 200, description = "The gateway's name, attachment limit (bytes) and devices served.", body = GatewayInfo)))]
 async fn info(State(g): State<Arc<Gateway>>) -> Json<GatewayInfo> {
     Json(GatewayInfo {
         gateway: g.config.name.clone(),
@@ -287,6 +295,20 @@ async fn info(State(g): State<Arc<Gateway>>) -> Json<GatewayInfo> {
 /// Most open offers one address may hold (the gateway keeps 64 in all).
 const OFFERS_PER_ADDRESS: usize = 4;
 
+/// A device on the local network asks for service (set-up steps 2-4; no
+/// token: the device has none yet). The gateway checks its policy and
+/// offers service, to confirm with the account within five minutes.
+#[utoipa::path(post, path = "/gateway/v1/service-requests", tag = "gateway", security(()),
+    request_body(content = ServiceRequest, description = "The device's account, model and hardware."),
+    responses(
+        (status = 200, description = "An offer: confirm it at `confirm` with the account and its set-up code, within five minutes.", body = ServiceOffer),
+        (status = 400, description = "The body is not valid JSON.", body = ErrorBody),
+        (status = 403, description = "The gateway's policy does not serve this device (its model, or the number of devices it serves).", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        (status = 429, description = "This address holds too many open offers (Retry-After), or too many devices are being set up at once.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait (when one address asked too often)."))),
+        (status = 500, description = "The gateway failed inside.", body = ErrorBody)))]
 async fn request_service(
     State(g): State<Arc<Gateway>>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
@@ -342,7 +364,24 @@ async fn request_service(
     }))
 }
 
-/// Steps 5-9.
+/// A device confirms an offer with its account and the account's set-up
+/// code (set-up steps 5-9; no token: the offer's id is the reference). The
+/// gateway checks the account's format, registers the device at the
+/// service server, and gives the device its token for sending. The offer
+/// is used up by this request, whatever its outcome.
+#[utoipa::path(post, path = "/gateway/v1/service-requests/{id}/account", tag = "gateway", security(()),
+    params(("id" = String, Path, description = "The offer's id (`request` in the offer).")),
+    request_body(content = AccountConfirm, description = "The account (as in the request) and its set-up code."),
+    responses(
+        (status = 200, description = "The service is on: `token` authorises the device's sends through this gateway, shown only here.", body = ServiceOn),
+        (status = 400, description = "The body is not valid JSON, the set-up code is missing or too long, or the account is not of the service's format \
+            (or not the one asked for); or the service server refused the registration as malformed.", body = ErrorBody),
+        (status = 403, description = "The service server refused the registration: no such account with this code, or the account is suspended.", body = ErrorBody),
+        (status = 404, description = "No open offer with this id (used, or expired after five minutes): ask for service again.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        (status = 500, description = "The gateway failed inside (saving its devices).", body = ErrorBody),
+        (status = 502, description = "The service server could not be reached, or failed; try again.", body = ErrorBody)))]
 async fn confirm_account(
     State(g): State<Arc<Gateway>>,
     Path(id): Path<String>,
@@ -435,7 +474,30 @@ impl Drop for InTransit {
     }
 }
 
-/// Share: the device's send-message request.
+/// Shares content from a set-up device (its token from the gateway, as
+/// `Authorization: Bearer <token>`): the gateway's user composes the
+/// message (recipient and text; the device's suggestions are offered),
+/// content over the attachment limit goes to the service server by tus and
+/// travels as a signed link, and the message goes to the recipient's
+/// mailbox.
+#[utoipa::path(post, path = "/gateway/v1/messages", tag = "gateway", security(("bearer" = [])),
+    params(
+        ("filename" = Option<String>, Query, description = "The content's file name."),
+        ("to" = Option<String>, Query, description = "The suggested recipient: a phone number or a user's name."),
+        ("text" = Option<String>, Query, description = "The suggested message text.")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The content; its Content-Type is the content's media type."),
+    responses(
+        (status = 200, description = "The message is in the recipient's mailbox.", body = SendReceipt),
+        (status = 400, description = "The content broke off, or the recipient is neither a phone number nor a user's name, or names no valid mailbox; \
+            or the service server or mailbox refused a request as malformed.", body = ErrorBody),
+        (status = 401, description = "No device token, or one this gateway does not know: set the device up again.", body = ErrorBody),
+        (status = 403, description = "The service server or the mailbox refused the gateway (relayed).", body = ErrorBody),
+        (status = 404, description = "No mailbox has the recipient's number, or the recipient's mailbox does not exist (relayed).", body = ErrorBody),
+        (status = 413, description = "The content is over the gateway's largest; or the mailbox or service server refused it as too large (relayed).", body = ErrorBody),
+        (status = 422, description = "The message was not sent: the gateway's user cancelled, or gave no recipient.", body = ErrorBody),
+        (status = 500, description = "The gateway failed inside (spooling the content, the compose prompt).", body = ErrorBody),
+        (status = 502, description = "The service server or the mailbox could not be reached, or failed; try again.", body = ErrorBody)))]
 async fn send_message(
     State(g): State<Arc<Gateway>>,
     Query(q): Query<SendQuery>,
@@ -776,6 +838,19 @@ impl Composer for TerminalComposer {
         })
     }
 }
+
+/// The gateway role's contract (`/openapi/gateway.json`, docs/openapi/gateway.json).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(description = "A phone gateway (DESIGN.md \"000\") between devices on its local network and the service server, \
+        advertised by mDNS (`_tracecast-gw._tcp`). A device asks for service and confirms the offer with its account and \
+        the account's set-up code (no token: the gateway registers it at the service server and answers the device's token); \
+        then it shares content with that token (`Authorization: Bearer <device token>`, a token of this gateway's, not an account's). \
+        Errors are JSON `{\"error\": code, \"message\": text}`; refusals of the service server or mailbox are relayed with their status."),
+    paths(info, request_service, confirm_account, send_message),
+    tags((name = "gateway", description = "Setting devices up and relaying what they share"))
+)]
+pub struct Api;
 
 #[cfg(test)]
 mod tests {

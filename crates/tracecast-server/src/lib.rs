@@ -12,6 +12,7 @@ pub mod home;
 pub mod kiosk;
 pub mod mailbox;
 pub mod node;
+pub mod openapi;
 pub mod ops;
 pub mod origin;
 pub mod roaming;

@@ -39,6 +39,7 @@ use tracecast_protect::{
 use tracecast_store::{Account, ConversionRecord, Principal, Store};
 
 use crate::auth::Authenticator;
+use crate::openapi::{ErrorBody, Refusals};
 use crate::ApiError;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -89,7 +90,7 @@ const ISSUER_SKEW_SECS: i64 = 300;
 
 /// A way-3 request from an issuer in another process: signed whole (the
 /// body's bytes) with its licence key.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssuerRequest {
     pub issuer: String,
     pub licence: SignedLicence,
@@ -287,8 +288,21 @@ async fn user_of(r: &Roaming, headers: &HeaderMap) -> Result<Account, ApiError> 
     }
 }
 
-/// `POST /roaming/v1/conversions` (a user): the licences they brought, each
-/// converted into their system or refused with the reason.
+/// Converts the licences a user brought (way 1), each into the user's own
+/// system or refused with the reason; each converted licence is charged the
+/// roaming fee once (a user, with their own token).
+#[utoipa::path(post, path = "/roaming/v1/conversions", tag = "roaming", security(("bearer" = [])),
+    request_body(content = ConversionRequest,
+        description = "1 to 100 signed licences, and the recipient to convert them for (`clearkey`, `age:age1…` or `device:KEY`)."),
+    responses(
+        (status = 200, description = "Each licence's outcome in request order: the converted licence, or why not \
+            (no agreement with its issuer, not the caller's, expired, converted before); `charged_cents` is what was charged.",
+            body = Conversions),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        (status = 500, description = "A conversion failed in the server (a licence could not be opened or sealed); \
+            the conversions before it in the request were made and charged.", body = ErrorBody),
+        Refusals))]
 async fn conversions(
     State(r): State<Arc<Roaming>>,
     headers: HeaderMap,
@@ -419,9 +433,24 @@ impl Roaming {
     }
 }
 
-/// `POST /roaming/v1/orders` (a user): a package order. Each item is bought
-/// at its issuer on the user's behalf and its licence converted into the
-/// user's system; the user is billed here, the price and the fee.
+/// A package order (way 2, a user with their own token): each item is
+/// bought at its issuer's origin on the user's behalf (the user consented
+/// there to this roaming server buying for them) and its licence converted
+/// into the user's system; the user is billed here, the price and the fee.
+/// The same order sent again with its Idempotency-Key buys and charges
+/// nothing more.
+#[utoipa::path(post, path = "/roaming/v1/orders", tag = "roaming", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "The order's key: sent again with the same key, the order buys and charges nothing more. Without one, each order is new.")),
+    request_body(content = PackageOrder,
+        description = "1 to 20 items (issuer, content, optional tier), and the recipient to license them for (`clearkey`, `age:age1…` or `device:KEY`)."),
+    responses(
+        (status = 200, description = "Each item's outcome in order: the purchase (where to fetch the copy marked for the user) \
+            and its converted licence, or why not; `charged_cents` is what was billed.",
+            body = Package),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        Refusals))]
 async fn orders(
     State(r): State<Arc<Roaming>>,
     headers: HeaderMap,
@@ -504,9 +533,23 @@ async fn orders(
     .into_response())
 }
 
-/// `POST /roaming/v1/issuer-conversions` (an issuer in another process,
-/// way 3): the body signed with the issuer's licence key, fresh, for a
-/// licence it issued.
+/// Converts a licence an issuer issued, at the issuer's request before it
+/// delivers (way 3, an issuer in another process): the body is signed
+/// whole with the issuer's licence key (no token), and fresh.
+#[utoipa::path(post, path = "/roaming/v1/issuer-conversions", tag = "roaming", security(()),
+    params(("Tracecast-Issuer-Signature" = String, Header,
+        description = "The issuer's Ed25519 signature of the body's exact bytes, base64url without padding.")),
+    request_body(content = IssuerRequest, description = "The issuer, its licence, the recipient (`clearkey`, `age:age1…` or `device:KEY`), \
+        and when it was signed (Unix seconds, within 5 minutes of the server's time)."),
+    responses(
+        (status = 200, description = "The converted licence, issued by this roaming server; the user is charged the fee.", body = SignedLicence),
+        (status = 400, description = "The body is not such a request, the recipient is malformed, or the licence is malformed or of an unsupported system.", body = ErrorBody),
+        (status = 401, description = "No signature, or one that is not base64url of an Ed25519 signature.", body = ErrorBody),
+        (status = 403, description = "No roaming agreement with the issuer, the signature does not verify, the request is stale, \
+            or the agreement's rules refuse the licence (not the issuer's, expired…).", body = ErrorBody),
+        (status = 409, description = "This licence was converted before; nothing was charged.", body = ErrorBody),
+        (status = 500, description = "The conversion failed in the server.", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; nothing was changed; retry.", body = ErrorBody)))]
 async fn issuer_conversions(
     State(r): State<Arc<Roaming>>,
     headers: HeaderMap,
@@ -552,8 +595,10 @@ async fn issuer_conversions(
     Ok(Json(converted).into_response())
 }
 
-/// `GET /roaming/v1/keys`: what an issuer needs to make an agreement, and
-/// players to trust converted licences.
+/// What an issuer needs to make an agreement, and players to trust
+/// converted licences; anyone may ask.
+#[utoipa::path(get, path = "/roaming/v1/keys", tag = "roaming", security(()),
+    responses((status = 200, description = "The server's name, its licence-signing key, its agreement key and its fee.", body = RoamingKeys)))]
 async fn keys(State(r): State<Arc<Roaming>>) -> Json<RoamingKeys> {
     Json(RoamingKeys {
         name: r.name().to_owned(),
@@ -570,4 +615,20 @@ pub fn router(r: Arc<Roaming>) -> Router {
         .route("/roaming/v1/orders", post(orders))
         .route("/roaming/v1/issuer-conversions", post(issuer_conversions))
         .with_state(r)
+        .merge(crate::openapi::router(crate::openapi::RoleApi::Roaming))
 }
+
+/// The roaming role's contract (`/openapi/roaming.json`, docs/openapi/roaming.json).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(description = "A roaming server (DESIGN.md \"002\"): it converts a licence of one protection system into the user's own, \
+        for issuers it has a roaming agreement with, recording each conversion once and charging its fee in the ledger. \
+        A user converts licences they hold (`POST /roaming/v1/conversions`) or gives a package order the server buys for them \
+        (`POST /roaming/v1/orders`), with their own account token (`Authorization: Bearer <token>`). An issuer in another \
+        process asks for a conversion before it delivers (`POST /roaming/v1/issuer-conversions`) with the body signed by its \
+        licence key in `Tracecast-Issuer-Signature`. `GET /roaming/v1/keys` is public. \
+        Errors are JSON `{\"error\": code, \"message\": text}`; a 503 changed nothing and may be retried."),
+    paths(keys, conversions, orders, issuer_conversions),
+    tags((name = "roaming", description = "Licence conversion and package orders"))
+)]
+pub struct Api;

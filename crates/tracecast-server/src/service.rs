@@ -35,6 +35,7 @@ use tracecast_store::{Blobs, GatewayId, NewUpload, Store, UploadRecord};
 
 use crate::auth::{token_hash, Authenticator};
 use crate::caller::Caller;
+use crate::openapi::{ErrorBody, Refusals};
 use crate::ApiError;
 
 /// The scope of the service's download links.
@@ -333,7 +334,7 @@ pub fn router(service: Arc<Service>) -> Router {
             axum::routing::head(head_upload)
                 .patch(patch_upload)
                 .delete(delete_upload)
-                .options(options_uploads),
+                .options(options_upload),
         )
         .route("/service/v1/uploads/{id}/link", post(make_link))
         .route("/service/v1/files/{id}/{name}", get(download))
@@ -343,8 +344,17 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/service/v1/accounts/{account}/code", post(new_code))
         .route("/service/v1/numbers/{number}", put(set_number).get(number))
         .with_state(service)
+        .merge(crate::openapi::router(crate::openapi::RoleApi::Service))
 }
 
+/// What the server offers of tus (discovery); anyone may ask.
+#[utoipa::path(options, path = "/service/v1/uploads", tag = "uploads", security(()),
+    responses((status = 204, description = "The tus version, extensions and largest upload taken.",
+        headers(
+            ("Tus-Resumable" = String, description = "`1.0.0`."),
+            ("Tus-Version" = String, description = "`1.0.0`."),
+            ("Tus-Extension" = String, description = "`creation,termination,expiration`."),
+            ("Tus-Max-Size" = u64, description = "The largest upload, in bytes.")))))]
 async fn options_uploads(State(s): State<Arc<Service>>) -> Response {
     let mut out = HeaderMap::new();
     tus_headers(&mut out);
@@ -359,6 +369,20 @@ async fn options_uploads(State(s): State<Arc<Service>>) -> Response {
     (StatusCode::NO_CONTENT, out).into_response()
 }
 
+/// What the server offers of tus, asked at an upload's URL (the same
+/// answer as at `/service/v1/uploads`); anyone may ask.
+#[utoipa::path(options, path = "/service/v1/uploads/{id}", tag = "uploads", security(()),
+    params(("id" = String, Path, description = "The upload, as its Location named it (`u` and 32 hex digits).")),
+    responses((status = 204, description = "The tus version, extensions and largest upload taken.",
+        headers(
+            ("Tus-Resumable" = String, description = "`1.0.0`."),
+            ("Tus-Version" = String, description = "`1.0.0`."),
+            ("Tus-Extension" = String, description = "`creation,termination,expiration`."),
+            ("Tus-Max-Size" = u64, description = "The largest upload, in bytes.")))))]
+async fn options_upload(state: State<Arc<Service>>) -> Response {
+    options_uploads(state).await
+}
+
 /// Wraps a handler's answer so refusals carry `Tus-Resumable` too.
 fn with_tus(r: Result<Response, ApiError>) -> Response {
     let mut resp = match r {
@@ -369,6 +393,28 @@ fn with_tus(r: Result<Response, ApiError>) -> Response {
     resp
 }
 
+/// Creates an upload (tus creation; a gateway, with its account token): its
+/// length and metadata now, its bytes by PATCH. An empty upload is
+/// complete at once. Every answer carries `Tus-Resumable`.
+#[utoipa::path(post, path = "/service/v1/uploads", tag = "uploads", security(("bearer" = [])),
+    params(
+        ("Tus-Resumable" = String, Header, description = "`1.0.0`: the tus version the client speaks."),
+        ("Upload-Length" = u64, Header, description = "The upload's length in bytes (deferring it is not offered)."),
+        ("Upload-Metadata" = Option<String>, Header,
+            description = "tus metadata, at most 4096 bytes: `filename` (or `name`) and `filetype` (or `type`, `content-type`), values base64.")),
+    responses(
+        (status = 201, description = "Created; PATCH its bytes to Location.",
+            headers(
+                ("Location" = String, description = "The upload's URL."),
+                ("Upload-Expires" = String, description = "When an unfinished upload is dropped (HTTP date)."),
+                ("Tus-Resumable" = String, description = "`1.0.0`."))),
+        (status = 400, description = "Upload-Length is missing or not a number, Upload-Defer-Length was sent, or Upload-Metadata is malformed or too long.", body = ErrorBody),
+        (status = 412, description = "Tus-Resumable is missing or not `1.0.0`.", body = ErrorBody),
+        (status = 413, description = "Upload-Length is over the largest upload (`Tus-Max-Size`).", body = ErrorBody),
+        (status = 401, description = "No token, or one the server does not know.", body = ErrorBody),
+        (status = 403, description = "The token is not a gateway's.", body = ErrorBody),
+        (status = 500, description = "The upload's spool file could not be made.", body = ErrorBody),
+        (status = 503, description = "The store, or (for an empty upload) the blob store, is unavailable; retry.", body = ErrorBody)))]
 async fn create_upload(State(s): State<Arc<Service>>, headers: HeaderMap) -> Response {
     with_tus(create(&s, &headers).await)
 }
@@ -449,6 +495,26 @@ fn expires_header(out: &mut HeaderMap, u: &UploadRecord) {
     }
 }
 
+/// Where an upload stands (tus core; the gateway that made it): the offset
+/// to resume a PATCH at. A HEAD answer has no body: refusals are told by
+/// their status alone.
+#[utoipa::path(head, path = "/service/v1/uploads/{id}", tag = "uploads", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The upload, as its Location named it (`u` and 32 hex digits)."), ("Tus-Resumable" = String, Header, description = "`1.0.0`: the tus version the client speaks.")),
+    responses(
+        (status = 200, description = "The upload's offset and length.",
+            headers(
+                ("Upload-Offset" = u64, description = "Bytes received and on disk: PATCH from here."),
+                ("Upload-Length" = u64, description = "The upload's length."),
+                ("Upload-Metadata" = String, description = "The metadata it was created with, if any."),
+                ("Upload-Expires" = String, description = "When it is dropped (HTTP date)."),
+                ("Cache-Control" = String, description = "`no-store`."),
+                ("Tus-Resumable" = String, description = "`1.0.0`."))),
+        (status = 401, description = "No token, or one the server does not know."),
+        (status = 403, description = "The token is not a gateway's."),
+        (status = 404, description = "No such upload of this gateway's (never made, deleted, or swept after expiring)."),
+        (status = 410, description = "The unfinished upload has expired."),
+        (status = 412, description = "Tus-Resumable is missing or not `1.0.0`."),
+        (status = 503, description = "The store is unavailable; retry.")))]
 async fn head_upload(
     State(s): State<Arc<Service>>,
     Path(id): Path<String>,
@@ -483,6 +549,31 @@ async fn head(s: &Service, id: &str, headers: &HeaderMap) -> Result<Response, Ap
     Ok((StatusCode::OK, out).into_response())
 }
 
+/// Sends an upload's bytes from its offset (tus core; the gateway that
+/// made it). What reached the disk counts even when the body breaks off:
+/// HEAD says where to resume. The last bytes complete the upload.
+#[utoipa::path(patch, path = "/service/v1/uploads/{id}", tag = "uploads", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The upload, as its Location named it (`u` and 32 hex digits)."), ("Tus-Resumable" = String, Header, description = "`1.0.0`: the tus version the client speaks."),
+        ("Upload-Offset" = u64, Header, description = "Where these bytes start: the upload's offset (HEAD gives it).")),
+    request_body(content = Vec<u8>, content_type = "application/offset+octet-stream", description = "The next bytes of the upload."),
+    responses(
+        (status = 204, description = "The bytes are on disk (the upload is complete when the offset reaches its length).",
+            headers(
+                ("Upload-Offset" = u64, description = "The new offset."),
+                ("Upload-Expires" = String, description = "When an unfinished upload is dropped (HTTP date)."),
+                ("Tus-Resumable" = String, description = "`1.0.0`."))),
+        (status = 400, description = "Upload-Offset or Content-Length is missing or not a number, the body would go past the upload's length, \
+            or the body ended before its end (what arrived is kept: HEAD gives the offset).", body = ErrorBody),
+        (status = 404, description = "No such upload of this gateway's.", body = ErrorBody),
+        (status = 409, description = "Upload-Offset is not the upload's offset: ask HEAD and resume there.", body = ErrorBody),
+        (status = 410, description = "The unfinished upload has expired.", body = ErrorBody),
+        (status = 412, description = "Tus-Resumable is missing or not `1.0.0`.", body = ErrorBody),
+        (status = 415, description = "The Content-Type is not `application/offset+octet-stream`.", body = ErrorBody),
+        (status = 423, description = "Another PATCH to this upload is in progress: resume when it ends.", body = ErrorBody),
+        (status = 500, description = "Writing the spool file failed; the upload keeps the bytes it had.", body = ErrorBody),
+        (status = 401, description = "No token, or one the server does not know.", body = ErrorBody),
+        (status = 403, description = "The token is not a gateway's.", body = ErrorBody),
+        (status = 503, description = "The store, or the blob store the complete upload goes to, is unavailable: send the last PATCH again.", body = ErrorBody)))]
 async fn patch_upload(
     State(s): State<Arc<Service>>,
     Path(id): Path<String>,
@@ -722,6 +813,17 @@ async fn finish(s: &Service, u: &UploadRecord) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Drops an upload, finished or not, and its bytes (tus termination; the
+/// gateway that made it); links to it stop working.
+#[utoipa::path(delete, path = "/service/v1/uploads/{id}", tag = "uploads", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The upload, as its Location named it (`u` and 32 hex digits)."), ("Tus-Resumable" = String, Header, description = "`1.0.0`: the tus version the client speaks.")),
+    responses(
+        (status = 204, description = "The upload and its bytes are gone.",
+            headers(("Tus-Resumable" = String, description = "`1.0.0`."))),
+        (status = 404, description = "No such upload of this gateway's.", body = ErrorBody),
+        (status = 412, description = "Tus-Resumable is missing or not `1.0.0`.", body = ErrorBody),
+        (status = 423, description = "A PATCH to this upload is in progress.", body = ErrorBody),
+        Refusals))]
 async fn delete_upload(
     State(s): State<Arc<Service>>,
     Path(id): Path<String>,
@@ -740,13 +842,27 @@ async fn delete(s: &Service, id: &str, headers: &HeaderMap) -> Result<Response, 
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LinkRequest {
     /// Seconds the link works; at most the service's link lifetime.
     valid_for_secs: Option<u64>,
 }
 
+/// A signed, expiring download link to a complete upload (the gateway that
+/// made it), to send in place of the content; it works without a token
+/// until it expires or the upload is dropped.
+#[utoipa::path(post, path = "/service/v1/uploads/{id}/link", tag = "uploads", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The upload, as its Location named it (`u` and 32 hex digits).")),
+    request_body(content = Option<LinkRequest>,
+        description = "Optional (`application/json`): how long the link works, at most the service's link lifetime (the default)."),
+    responses(
+        (status = 200, description = "The link, when it expires, and what it serves.", body = LinkAnswer),
+        (status = 404, description = "No such upload of this gateway's.", body = ErrorBody),
+        (status = 409, description = "The upload is not complete: finish it first.", body = ErrorBody),
+        (status = 415, description = "A body was sent with a Content-Type that is not JSON.", body = ErrorBody),
+        (status = 422, description = "The JSON body is of the wrong shape.", body = ErrorBody),
+        Refusals))]
 async fn make_link(
     State(s): State<Arc<Service>>,
     Path(id): Path<String>,
@@ -787,6 +903,36 @@ struct LinkQuery {
     sig: Option<String>,
 }
 
+/// A shared file behind its signed, expiring link (the link is the
+/// authority: no token), with validators and byte ranges; HEAD answers the
+/// headers alone.
+#[utoipa::path(get, path = "/service/v1/files/{id}/{name}", tag = "files", security(()),
+    params(("id" = String, Path, description = "The upload, as its Location named it (`u` and 32 hex digits)."),
+        ("name" = String, Path, description = "The file's name, for the recipient's browser (not checked)."),
+        ("expires" = i64, Query, description = "When the link stops working (Unix seconds), as the link gives it."),
+        ("sig" = String, Query, description = "The link's signature, as the link gives it."),
+        ("Range" = Option<String>, Header, description = "Byte ranges (`bytes=0-1023`, several comma-separated)."),
+        ("If-Range" = Option<String>, Header, description = "Serve the ranges only if the file is still this ETag or Last-Modified date; else the whole file."),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag the caller holds: 304 if it is still the file's.")),
+    responses(
+        (status = 200, description = "The whole file, in the media type it was uploaded with, as an attachment.",
+            content_type = "application/octet-stream", body = Vec<u8>,
+            headers(
+                ("ETag" = String, description = "The upload's id, quoted."),
+                ("Last-Modified" = String, description = "When the upload completed."),
+                ("Accept-Ranges" = String, description = "`bytes`."),
+                ("Content-Disposition" = String, description = "`attachment` with the file's name."))),
+        (status = 206, description = "The ranges asked for: one range with Content-Range, or several as `multipart/byteranges`.",
+            content_type = "application/octet-stream", body = Vec<u8>,
+            headers(("Content-Range" = String, description = "The range served and the file's length."))),
+        (status = 304, description = "If-None-Match names the file's ETag."),
+        (status = 400, description = "The query is malformed (a parameter repeated, missing or not a number).", body = ErrorBody),
+        (status = 403, description = "The link is not one the service signed (altered or incomplete).", body = ErrorBody),
+        (status = 410, description = "The link has expired (ask the sender for a new one), or the file is no longer kept.", body = ErrorBody),
+        (status = 416, description = "No range asked for lies within the file.", body = ErrorBody,
+            headers(("Content-Range" = String, description = "`bytes */LENGTH`: the file's length."))),
+        (status = 500, description = "The file could not be read.", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; retry.", body = ErrorBody)))]
 async fn download(
     State(s): State<Arc<Service>>,
     Path((id, _name)): Path<(String, String)>,
@@ -845,6 +991,21 @@ async fn download(
     crate::serve::respond(&rep, &headers).await
 }
 
+/// Registers a device a gateway sets up (set-up steps 7-9; a gateway, with
+/// its account token): the account's set-up code proves whoever sets the
+/// device up holds the account.
+#[utoipa::path(post, path = "/service/v1/registrations", tag = "devices", security(("bearer" = [])),
+    request_body(content = Registration, description = "The device's account, model and hardware, and the account's set-up code."),
+    responses(
+        (status = 200, description = "The device is registered to the account, through this gateway.", body = Registered),
+        (status = 400, description = "The body is not valid JSON, the account is not of the service's format, \
+            or the model or hardware is empty or too long.", body = ErrorBody),
+        (status = 401, description = "No token, or one the server does not know.", body = ErrorBody),
+        (status = 403, description = "The token is not a gateway's; no account of this id has this set-up code (one answer for both); \
+            or the account is suspended.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; nothing was changed; retry.", body = ErrorBody)))]
 async fn register(
     State(s): State<Arc<Service>>,
     headers: HeaderMap,
@@ -911,12 +1072,21 @@ async fn register(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IssueRequest {
     label: String,
 }
 
+/// Issues a device account with its set-up code (the administrator); the
+/// code is shown only here.
+#[utoipa::path(post, path = "/service/v1/accounts", tag = "accounts", security(("bearer" = [])),
+    request_body(content = IssueRequest, description = "The account's label (1 to 200 characters): whose it is."),
+    responses(
+        (status = 201, description = "Issued; `code` is shown only here.", body = IssuedAccount),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        Refusals))]
 async fn issue_account(
     State(s): State<Arc<Service>>,
     headers: HeaderMap,
@@ -967,9 +1137,15 @@ fn issued(r: tracecast_store::ServiceAccountRecord, code: String) -> IssuedAccou
     }
 }
 
-/// `POST /service/v1/accounts/{account}/code` (administrator): a new
-/// set-up code for an account (lost, or issued before codes); the old one
-/// stops working. Devices already set up keep working.
+/// A new set-up code for an account (the administrator; lost, or issued
+/// before codes); the old one stops working. Devices already set up keep
+/// working.
+#[utoipa::path(post, path = "/service/v1/accounts/{account}/code", tag = "accounts", security(("bearer" = [])),
+    params(("account" = String, Path, description = "The account's id (`TCA-…`).")),
+    responses(
+        (status = 200, description = "The account with its new code, shown only here.", body = IssuedAccount),
+        (status = 404, description = "The service never issued this account.", body = ErrorBody),
+        Refusals))]
 async fn new_code(
     State(s): State<Arc<Service>>,
     Path(account): Path<String>,
@@ -997,6 +1173,17 @@ async fn new_code(
     Ok(Json(issued(record, code)).into_response())
 }
 
+/// Suspends or reactivates an account (the administrator): a suspended
+/// account's devices cannot be set up.
+#[utoipa::path(put, path = "/service/v1/accounts/{account}/status", tag = "accounts", security(("bearer" = [])),
+    params(("account" = String, Path, description = "The account's id (`TCA-…`).")),
+    request_body(content = AccountStatusChange, description = "The new status."),
+    responses(
+        (status = 204, description = "The status is set."),
+        (status = 404, description = "The service never issued this account.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        Refusals))]
 async fn set_status(
     State(s): State<Arc<Service>>,
     Path(account): Path<String>,
@@ -1028,6 +1215,17 @@ fn normalised_number(number: &str) -> Result<String, ApiError> {
     }
 }
 
+/// Gives a phone number a mailbox (the administrator): gateways send what
+/// is shared with that number there.
+#[utoipa::path(put, path = "/service/v1/numbers/{number}", tag = "numbers", security(("bearer" = [])),
+    params(("number" = String, Path, description = "The phone number: digits, an optional leading +.")),
+    request_body(content = NumberEntry, description = "The mailbox the number's messages go to."),
+    responses(
+        (status = 204, description = "The number names the box now."),
+        (status = 404, description = "No such box.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        Refusals))]
 async fn set_number(
     State(s): State<Arc<Service>>,
     Path(number): Path<String>,
@@ -1043,6 +1241,13 @@ async fn set_number(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// The mailbox a phone number names (any account, or the administrator).
+#[utoipa::path(get, path = "/service/v1/numbers/{number}", tag = "numbers", security(("bearer" = [])),
+    params(("number" = String, Path, description = "The phone number: digits, an optional leading +.")),
+    responses(
+        (status = 200, description = "The number's mailbox.", body = NumberEntry),
+        (status = 404, description = "No mailbox has this number.", body = ErrorBody),
+        Refusals))]
 async fn number(
     State(s): State<Arc<Service>>,
     Path(number): Path<String>,
@@ -1059,6 +1264,27 @@ async fn number(
     })?;
     Ok(Json(NumberEntry { box_name }))
 }
+
+/// The service role's contract (`/openapi/service.json`, docs/openapi/service.json).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(description = "The service server (DESIGN.md \"000\"): it issues device accounts, registers the devices gateways set up, \
+        keeps the large attachments gateways upload with the tus resumable upload protocol 1.0.0 (core, creation, termination, \
+        expiration; every tus answer carries `Tus-Resumable`), and mints signed, expiring download links to them. \
+        Callers use account tokens (`Authorization: Bearer <token>`): a gateway's for uploads, links and registrations; \
+        the administrator's to issue accounts and give numbers mailboxes; any account's to look a number up. \
+        A download link (`/service/v1/files/…?expires&sig`) is the authority on its own: no token. \
+        Errors are JSON `{\"error\": code, \"message\": text}` (a HEAD answer has no body); a 503 changed nothing and may be retried."),
+    paths(options_uploads, options_upload, create_upload, head_upload, patch_upload, delete_upload, make_link, download,
+        register, issue_account, new_code, set_status, set_number, number),
+    tags(
+        (name = "uploads", description = "Resumable uploads (tus 1.0.0) and links to them"),
+        (name = "files", description = "Shared files behind signed links"),
+        (name = "devices", description = "Devices gateways set up"),
+        (name = "accounts", description = "Device accounts (administrator)"),
+        (name = "numbers", description = "Phone numbers' mailboxes"))
+)]
+pub struct Api;
 
 #[cfg(test)]
 mod tests {

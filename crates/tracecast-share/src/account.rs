@@ -50,7 +50,9 @@ const MAX_SERIAL: u64 = 99_999_999_999;
 const PREFIX: &str = "TCA-";
 
 /// Whether the service carries a device account's mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AccountStatus {
     Active,

@@ -30,7 +30,7 @@ pub const MDNS_SERVICE_TYPE: &str = "_tracecast-gw._tcp.local.";
 pub const MAX_DESCRIPTION: usize = 200;
 
 /// Step 2: a device asks a gateway for service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceRequest {
     pub account: String,
     pub model: String,
@@ -39,7 +39,7 @@ pub struct ServiceRequest {
 }
 
 /// `PUT /service/v1/accounts/{account}/status` (administrator).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountStatusChange {
     pub status: crate::AccountStatus,
@@ -47,7 +47,7 @@ pub struct AccountStatusChange {
 
 /// Step 4: the gateway may serve this device; the device confirms with its
 /// account at `confirm` (a path on the gateway).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceOffer {
     pub request: String,
     pub gateway: String,
@@ -59,7 +59,7 @@ pub struct ServiceOffer {
 pub const MAX_CODE: usize = 200;
 
 /// Step 5: the device sends its account and its set-up code.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccountConfirm {
     pub account: String,
     /// The code issued with the account (a secret: never logged).
@@ -76,7 +76,7 @@ impl std::fmt::Debug for AccountConfirm {
 
 /// Step 7: what the gateway sends the service server (with its own
 /// token).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Registration {
     pub account: String,
     pub model: String,
@@ -96,7 +96,7 @@ impl std::fmt::Debug for Registration {
 }
 
 /// Step 8's answer from the service server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Registered {
     pub account: String,
     pub gateway: String,
@@ -106,7 +106,7 @@ pub struct Registered {
 
 /// Step 9: the service is on for the device; `token` authorises its
 /// send-message requests to this gateway.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceOn {
     pub account: String,
     pub gateway: String,
@@ -117,7 +117,7 @@ pub struct ServiceOn {
 }
 
 /// The receipt of a send-message request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SendReceipt {
     /// The message's id in the recipient's mailbox.
     pub message: String,
@@ -130,7 +130,7 @@ pub struct SendReceipt {
 }
 
 /// A signed, expiring download link to a finished upload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LinkAnswer {
     pub url: String,
     /// Unix seconds.
@@ -141,14 +141,14 @@ pub struct LinkAnswer {
 }
 
 /// The mailbox box a number names at the service server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NumberEntry {
     #[serde(rename = "box")]
     pub box_name: String,
 }
 
 /// A device account the service issued, as the administrator sees it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssuedAccount {
     pub serial: i64,
     pub account: String,

@@ -95,7 +95,7 @@ pub struct Fetch {
 }
 
 /// A message's metadata, for listings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MessageMeta {
     pub id: MessageId,
     pub state: MessageState,

@@ -19,6 +19,7 @@ use tracecast_mark::Payload;
 use tracecast_store::EdgeCopy;
 
 use super::{origin_error, Edge, EdgeSlot, LinkQuery};
+use crate::openapi::ErrorBody;
 use crate::ApiError;
 
 /// Kept copies of A/B video are files `{delivery}.hls` holding the
@@ -265,8 +266,39 @@ pub(super) async fn playlist(
         .into_response())
 }
 
-/// `GET /edge/v1/copies/{delivery}/hls/{name}?expires&sig`: the init
-/// segment (`init.mp4`) or segment `i` (`{i}.m4s`) of the buyer's copy.
+/// The init segment (`init.mp4`) or segment `i` (`{i}.m4s`) of a buyer's
+/// A/B video, in the variant their sequence picks, behind the signed link
+/// their playlist gives (the link is the authority: no token); byte ranges
+/// as for a copy, HEAD the headers alone.
+#[utoipa::path(get, path = "/edge/v1/copies/{delivery}/hls/{name}", tag = "edge", security(()),
+    params(
+        ("delivery" = i64, Path, description = "The delivery the copy was made for."),
+        ("name" = String, Path, description = "`init.mp4`, or `{i}.m4s` for segment i (from 0)."),
+        ("expires" = i64, Query, description = "When the link stops working (Unix seconds), as the playlist gives it."),
+        ("sig" = String, Query, description = "The link's signature, as the playlist gives it."),
+        ("Range" = Option<String>, Header, description = "Byte ranges (`bytes=0-1023`, several comma-separated)."),
+        ("If-Range" = Option<String>, Header, description = "Serve the ranges only if the segment is still this ETag; else the whole segment."),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag the caller holds: 304 if it is still the segment's.")),
+    responses(
+        (status = 200, description = "The whole segment, played in place.",
+            content((Vec<u8> = "video/mp4"), (Vec<u8> = "video/iso.segment")),
+            headers(
+                ("ETag" = String, description = "The segment file's SHA-256, quoted."),
+                ("Accept-Ranges" = String, description = "`bytes`."),
+                ("Cache-Control" = String, description = "`private`, until the link expires."))),
+        (status = 206, description = "The ranges asked for: one range with Content-Range, or several as `multipart/byteranges`.",
+            content_type = "application/octet-stream", body = Vec<u8>,
+            headers(("Content-Range" = String, description = "The range served and the segment's length."))),
+        (status = 304, description = "If-None-Match names the segment's ETag."),
+        (status = 400, description = "The delivery is not a number.", body = ErrorBody),
+        (status = 403, description = "The link lacks `expires` or `sig`, was altered, is for another segment, or has expired.", body = ErrorBody),
+        (status = 404, description = "No such segment in this copy, or the origin no longer knows the content.", body = ErrorBody),
+        (status = 410, description = "The copy is no longer kept, is not an A/B video copy, its delivery was replaced, or the content's variants are gone.", body = ErrorBody),
+        (status = 416, description = "No range asked for lies within the segment.", body = ErrorBody,
+            headers(("Content-Range" = String, description = "`bytes */LENGTH`: the segment's length."))),
+        (status = 500, description = "The segment could not be stored or read.", body = ErrorBody),
+        (status = 502, description = "The origin could not be reached for the segment, or its answer did not check.", body = ErrorBody),
+        (status = 503, description = "The edge is starting, or its store is unavailable; retry.", body = ErrorBody)))]
 pub(super) async fn segment(
     State(slot): State<EdgeSlot>,
     method: axum::http::Method,

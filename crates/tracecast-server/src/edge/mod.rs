@@ -43,6 +43,7 @@ use tracecast_store::{EdgeCopy, EdgeId, Store, UserId};
 pub use cache::{Cache, CacheError};
 mod hls;
 
+use crate::openapi::ErrorBody;
 use crate::ops::metrics::DeliveryOutcome;
 use crate::ApiError;
 
@@ -993,11 +994,19 @@ pub fn deferred_router(slot: EdgeSlot) -> Router {
         .route("/edge/v1/copies/{delivery}", get(download))
         .route("/edge/v1/copies/{delivery}/hls/{name}", get(hls::segment))
         .with_state(slot)
+        // The contract is served while the edge starts too.
+        .merge(crate::openapi::router(crate::openapi::RoleApi::Edge))
 }
 
 /// The edge, as 503 answers name it while it starts.
 pub const EDGE: &str = "the edge";
 
+/// The edge's cache and load, for its operator; anyone may ask.
+#[utoipa::path(get, path = "/edge/v1/health", tag = "edge", security(()),
+    responses(
+        (status = 200, description = "The edge's name and id, what its cache holds, and the copies being marked now.",
+            body = tracecast_delivery::api::EdgeHealth),
+        (status = 503, description = "The edge is starting (it learns who it is from the origin); retry shortly.", body = ErrorBody)))]
 async fn health(
     State(slot): State<EdgeSlot>,
 ) -> Result<Json<tracecast_delivery::api::EdgeHealth>, ApiError> {
@@ -1037,6 +1046,33 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Marks a copy for the buyer the origin's purchase ticket names (the
+/// ticket is the authority: no token) and answers a signed, expiring
+/// download link; for an order through a home server or kiosk, the copy is
+/// sent on there and the answer says where. A repeated or resumed request
+/// gets the copy already marked, never a second marking.
+#[utoipa::path(post, path = "/edge/v1/deliveries", tag = "edge", security(()),
+    request_body(content = DeliveryRequest, description = "The purchase ticket the origin signed for this edge (`POST /v1/purchases` at the origin)."),
+    responses(
+        (status = 201, description = "The copy was marked (or assembled from A/B variants) for the buyer: `url` is its signed download link. \
+            Through a home server or kiosk, the copy was sent there: `via` says what it did with it, `url` is the home's own link.",
+            body = CopyInfo),
+        (status = 200, description = "The copy was marked before (a resumed or repeated request): the same bytes, a fresh link; `kept` is true.",
+            body = CopyInfo),
+        (status = 400, description = "The body is not JSON, the ticket is malformed, names no home server or kiosk where it must, or carries a malformed key id; \
+            or the home server or kiosk refused the push as malformed.", body = ErrorBody),
+        (status = 403, description = "The ticket's signature does not verify with the origin's key, it has expired, or it is for another edge; \
+            or the home server or kiosk refused the push.", body = ErrorBody),
+        (status = 404, description = "The origin knows no such content, or it has no rendition of the ticket's tier.", body = ErrorBody),
+        (status = 410, description = "The delivery was replaced and its copy revoked here: use the replacement's ticket; \
+            or the home server already ended this delivery's copy.", body = ErrorBody),
+        (status = 413, description = "The body is larger than the edge takes, or the home server or kiosk refused the copy as too large.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape; or the ticket asks for protected A/B video (video is delivered unprotected); \
+            or the kiosk refused the order (it does not fit the medium) or the home server cannot stream rentals.", body = ErrorBody),
+        (status = 500, description = "Decoding, marking or writing the copy failed.", body = ErrorBody),
+        (status = 502, description = "The origin, or the home server or kiosk the copy goes to, could not be reached or answered wrongly; ask again to retry.", body = ErrorBody),
+        (status = 503, description = "The edge is starting or shutting down, its store or cache is unavailable, or the protected copy's key could not be had from the origin; retry.", body = ErrorBody)))]
 async fn deliver(
     State(slot): State<EdgeSlot>,
     headers: HeaderMap,
@@ -1584,6 +1620,42 @@ fn link_parts(
     Ok((delivery, q))
 }
 
+/// A marked copy behind its signed, expiring link (the answer of
+/// `POST /edge/v1/deliveries`; the link is the authority: no token), with
+/// validators and byte ranges for download managers and players; HEAD
+/// answers the headers alone. For A/B video the copy is the buyer's own
+/// HLS playlist, its URIs signed links to the segments.
+#[utoipa::path(get, path = "/edge/v1/copies/{delivery}", tag = "edge", security(()),
+    params(
+        ("delivery" = i64, Path, description = "The delivery the copy was marked for."),
+        ("expires" = i64, Query, description = "When the link stops working (Unix seconds), as the link gives it."),
+        ("sig" = String, Query, description = "The link's signature, as the link gives it."),
+        ("Range" = Option<String>, Header, description = "Byte ranges (`bytes=0-1023`, several comma-separated)."),
+        ("If-Range" = Option<String>, Header, description = "Serve the ranges only if the copy is still this ETag or Last-Modified date; else the whole copy."),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag the caller holds: 304 if it is still the copy's.")),
+    responses(
+        (status = 200, description = "The whole copy, in its own media type (audio/flac, image/jpeg, image/png, video/mp4, audio/wav, or the protected container) \
+            as an attachment; for A/B video, the buyer's HLS playlist.",
+            content((Vec<u8> = "application/octet-stream"), (String = "application/vnd.apple.mpegurl")),
+            headers(
+                ("ETag" = String, description = "The copy's SHA-256, quoted."),
+                ("Last-Modified" = String, description = "When the copy was marked."),
+                ("Accept-Ranges" = String, description = "`bytes`."),
+                ("Content-Disposition" = String, description = "`attachment` with the copy's file name."),
+                ("Cache-Control" = String, description = "`private`, until the link expires."))),
+        (status = 206, description = "The ranges asked for: one range with Content-Range, or several as `multipart/byteranges`.",
+            content_type = "application/octet-stream", body = Vec<u8>,
+            headers(("Content-Range" = String, description = "The range served and the copy's length (`bytes 0-1023/52428800`)."))),
+        (status = 304, description = "If-None-Match names the copy's ETag: the caller's bytes are current."),
+        (status = 400, description = "The delivery is not a number.", body = ErrorBody),
+        (status = 403, description = "The link lacks `expires` or `sig`, was altered, or has expired (buy again for a fresh one: the copy is kept).", body = ErrorBody),
+        (status = 404, description = "The origin no longer knows the content this copy is assembled from.", body = ErrorBody),
+        (status = 410, description = "The copy is no longer kept (its time ran out; buy again), or its delivery was replaced (use the replacement's ticket).", body = ErrorBody),
+        (status = 416, description = "No range asked for lies within the copy.", body = ErrorBody,
+            headers(("Content-Range" = String, description = "`bytes */LENGTH`: the copy's length."))),
+        (status = 500, description = "The copy could not be read.", body = ErrorBody),
+        (status = 502, description = "The A/B variants or playlist the copy is made from are inconsistent, or the origin could not be reached for them.", body = ErrorBody),
+        (status = 503, description = "The edge is starting, or its store or cache is unavailable; retry.", body = ErrorBody)))]
 async fn download(
     State(slot): State<EdgeSlot>,
     method: axum::http::Method,
@@ -1649,6 +1721,20 @@ async fn download(
     };
     crate::serve::respond(&rep, &headers).await
 }
+
+/// The edge role's contract (`/openapi/edge.json`, docs/openapi/edge.json).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(description = "A delivery server (DESIGN.md \"001\" steps 3-4): it marks a copy of a rendition for one buyer and serves it. \
+        No bearer token is used here. A buyer shows the purchase ticket the origin signed for this edge \
+        (`POST /edge/v1/deliveries`): the ticket is the authority, and the answer is a signed, expiring link to the copy. \
+        Copies (and an A/B video's HLS segments) are served behind such links: the `expires` and `sig` query parameters \
+        are the authority, with ETag, If-None-Match, If-Range and byte ranges; HEAD answers the headers alone. \
+        Errors are JSON `{\"error\": code, \"message\": text}`; a 503 changed nothing and may be retried."),
+    paths(health, deliver, download, hls::segment),
+    tags((name = "edge", description = "Marking copies for buyers and serving them"))
+)]
+pub struct Api;
 
 #[cfg(test)]
 mod tests {

@@ -31,6 +31,7 @@ use tracecast_delivery::{LinkKey, Mode, Sessions, SiteEvent, SiteReport};
 use tracecast_mailbox::BoxName;
 use tracecast_store::{HomeCopy, SiteId, Store, UserId};
 
+use crate::openapi::ErrorBody;
 use crate::site::{self, SiteError, SiteIdentity};
 use crate::ApiError;
 
@@ -416,11 +417,19 @@ pub fn deferred_router(slot: HomeSlot) -> Router {
             get(read).post(done),
         )
         .with_state(slot)
+        // The contract is served while the home starts too.
+        .merge(crate::openapi::router(crate::openapi::RoleApi::Home))
 }
 
 /// The home server, as 503 answers name it while it starts.
 pub const HOME: &str = "the home server";
 
+/// The copies the home holds, for its operator; anyone may ask.
+#[utoipa::path(get, path = "/home/v1/health", tag = "home", security(()),
+    responses(
+        (status = 200, description = "The home's name and id, and the copies it holds (downloads waiting and rentals).",
+            body = tracecast_delivery::api::HomeHealth),
+        (status = 503, description = "The home server is starting (it learns who it is from the origin), or its store is unavailable; retry.", body = ErrorBody)))]
 async fn health(
     State(slot): State<HomeSlot>,
 ) -> Result<Json<tracecast_delivery::api::HomeHealth>, ApiError> {
@@ -434,7 +443,33 @@ async fn health(
     }))
 }
 
-/// `POST /home/v1/copies`: an edge pushes a marked copy.
+/// An edge pushes a copy it marked for a delivery through this home (a
+/// download from the LAN, or a rental): the origin's ticket naming this
+/// home and the voucher of the edge the ticket names are the authority (no
+/// token). The body is checked against the vouched SHA-256 and kept; a
+/// rental is packaged for HLS. The answer holds the signed links the user
+/// reads the copy from and ends it with.
+#[utoipa::path(post, path = "/home/v1/copies", tag = "home", security(()),
+    params(
+        ("Tracecast-Ticket" = String, Header, description = "The purchase ticket the origin signed, naming this home server."),
+        ("Tracecast-Copy-Voucher" = String, Header, description = "The pushing edge's signed voucher for this copy (delivery, edge, site, SHA-256, length)."),
+        ("Tracecast-Sha256" = String, Header, description = "The copy's SHA-256 (hex), as the voucher names it."),
+        ("Tracecast-Filename" = String, Header, description = "The copy's file name: letters, digits, `.`, `_`, `-`.")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The marked copy; its Content-Type is the copy's media type."),
+    responses(
+        (status = 201, description = "The copy is kept (and, for a rental, packaged for HLS): its links.", body = PushReceipt),
+        (status = 200, description = "The same copy was pushed before (the edge retried): the same links.", body = PushReceipt),
+        (status = 400, description = "The ticket is malformed or not for a home server; the SHA-256 header is not the voucher's; \
+            the file name is missing or not plain; or the body broke off.", body = ErrorBody),
+        (status = 403, description = "No ticket, or its signature does not verify, it has expired, or it names another site; \
+            or the voucher is missing, malformed, or not signed by the edge the ticket names.", body = ErrorBody),
+        (status = 410, description = "This delivery's copy was already delivered, ended or expired here, and deleted.", body = ErrorBody),
+        (status = 413, description = "The body is longer than the voucher says (or than a home takes); nothing is kept.", body = ErrorBody),
+        (status = 422, description = "The body's SHA-256 is not the vouched one (damaged on the way: push again); \
+            or this home cannot stream rentals (no ffmpeg).", body = ErrorBody),
+        (status = 500, description = "Storing the copy or packaging the rental failed; nothing is kept.", body = ErrorBody),
+        (status = 503, description = "The home server is starting or shutting down, or its store is unavailable; retry.", body = ErrorBody)))]
 async fn receive(
     State(slot): State<HomeSlot>,
     headers: HeaderMap,
@@ -661,8 +696,43 @@ async fn live_copy(h: &Home, delivery: i64) -> Result<HomeCopy, ApiError> {
     }
 }
 
-/// `GET …/{file}`: the copy itself (Range), or the rental's HLS playlist
-/// and segments.
+/// The copy itself with byte ranges, or a rental's HLS playlist and
+/// segments, behind the signed link the home gave (the link in the path is
+/// the authority: no token); HEAD answers the headers alone. A rental
+/// streams: its file only in bounded ranges, and nothing faster than it
+/// plays; its reads are the viewing it is billed by.
+#[utoipa::path(get, path = "/home/v1/copies/{delivery}/{expires}/{sig}/{file}", tag = "home", security(()),
+    params(
+        ("delivery" = i64, Path, description = "The delivery the copy was pushed for."),
+        ("expires" = i64, Path, description = "When the link stops working (Unix seconds), as the link gives it."),
+        ("sig" = String, Path, description = "The link's signature, as the link gives it."),
+        ("file" = String, Path, description = "The copy's file name; for a rental also `index.m3u8` or a segment `segNNNNN.ts`."),
+        ("Range" = Option<String>, Header, description = "Byte ranges (`bytes=0-1023`); a rental's file is read only in ranges, each cut to the home's bound."),
+        ("If-Range" = Option<String>, Header, description = "Serve the ranges only if the file is still this ETag or Last-Modified date (ignored for a rental's file)."),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag the caller holds: 304 if it is still the file's.")),
+    responses(
+        (status = 200, description = "The whole file: the copy in its own media type (an attachment; inline for a rental), \
+            a rental's HLS playlist, or one of its MPEG-TS segments.",
+            content((Vec<u8> = "application/octet-stream"), (String = "application/vnd.apple.mpegurl"), (Vec<u8> = "video/mp2t")),
+            headers(
+                ("ETag" = String, description = "The file's validator."),
+                ("Last-Modified" = String, description = "When the copy arrived."),
+                ("Accept-Ranges" = String, description = "`bytes`."),
+                ("Content-Disposition" = String, description = "`attachment` (`inline` for a rental) with the file's name."))),
+        (status = 206, description = "The ranges asked for: one range with Content-Range, or several as `multipart/byteranges`; \
+            for a rental's file, one range no longer than the home's bound.",
+            content_type = "application/octet-stream", body = Vec<u8>,
+            headers(("Content-Range" = String, description = "The range served and the file's length."))),
+        (status = 304, description = "If-None-Match names the file's ETag."),
+        (status = 403, description = "The link is not valid (altered, malformed or expired); or a rental's whole file was asked for (a rental streams in ranges).", body = ErrorBody),
+        (status = 404, description = "This home holds no such copy, no such segment, or serves no such file on this link.", body = ErrorBody),
+        (status = 410, description = "The copy was deleted (delivered, ended or expired).", body = ErrorBody),
+        (status = 416, description = "No range asked for lies within the file: for a rental's file with the error JSON; \
+            otherwise with no body and Content-Range `bytes */LENGTH`.", body = ErrorBody),
+        (status = 429, description = "A rental is read faster than it plays: ask again after Retry-After.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 500, description = "The file, or a rental's playlist, could not be read.", body = ErrorBody),
+        (status = 503, description = "The home server is starting, or its store is unavailable; retry.", body = ErrorBody)))]
 async fn read(
     State(slot): State<HomeSlot>,
     method: axum::http::Method,
@@ -773,8 +843,22 @@ fn is_hls_name(f: &str) -> bool {
             .is_some_and(|n| !n.is_empty() && n.len() <= 8 && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// `POST …/done`: the user confirms a download arrived whole, or ends a
-/// rental; the copy is deleted and reported.
+/// The user confirms a download arrived whole, or ends a rental, through
+/// the `done` link the home gave (the link in the path is the authority: no
+/// token); the copy is deleted and reported to the origin with the viewing.
+#[utoipa::path(post, path = "/home/v1/copies/{delivery}/{expires}/{sig}/{file}", tag = "home", security(()),
+    params(
+        ("delivery" = i64, Path, description = "The delivery the copy was pushed for."),
+        ("expires" = i64, Path, description = "When the link stops working (Unix seconds), as the link gives it."),
+        ("sig" = String, Path, description = "The link's signature, as the link gives it."),
+        ("file" = String, Path, description = "`done`: a POST goes to the link's `…/done`.")),
+    responses(
+        (status = 200, description = "The copy is deleted and its end reported (a rental's viewing with it).", body = SiteCopyEnded),
+        (status = 403, description = "The link is not valid (altered, malformed or expired).", body = ErrorBody),
+        (status = 404, description = "This home holds no such copy.", body = ErrorBody),
+        (status = 405, description = "The link's last part is not `done`.", body = ErrorBody),
+        (status = 410, description = "The copy was already deleted (delivered, ended or expired).", body = ErrorBody),
+        (status = 503, description = "The home server is starting, or its store is unavailable; nothing was changed, retry.", body = ErrorBody)))]
 async fn done(
     State(slot): State<HomeSlot>,
     Path(parts): Path<(String, String, String, String)>,
@@ -808,6 +892,21 @@ async fn done(
     })
     .into_response())
 }
+
+/// The home role's contract (`/openapi/home.json`, docs/openapi/home.json).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(description = "A home server (DESIGN.md \"001\" steps 5-6): a cache near users that takes copies an edge marked for them, \
+        to download on the LAN or, for a rental, to play from here (HLS or byte ranges, no faster than it plays). \
+        No bearer token is used here. An edge's push (`POST /home/v1/copies`) carries the origin's ticket naming this home \
+        and the pushing edge's signed voucher for the copy; its answer gives the user signed, expiring links whose path \
+        (`/home/v1/copies/{delivery}/{expires}/{sig}/…`) is the authority: read the copy (or a rental's playlist and segments), \
+        and POST `…/done` to confirm receipt or end the rental. \
+        Errors are JSON `{\"error\": code, \"message\": text}`; a 503 changed nothing and may be retried."),
+    paths(health, receive, read, done),
+    tags((name = "home", description = "Copies pushed by edges, read and ended by their users"))
+)]
+pub struct Api;
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,7 @@ use tracecast_disc::{DiscFile, Medium, Plan};
 use tracecast_mailbox::BoxName;
 use tracecast_store::{KioskOrder, SiteId, Store, UserId};
 
+use crate::openapi::{ErrorBody, Refusals};
 use crate::site::{self, SiteError, SiteIdentity};
 use crate::ApiError;
 
@@ -196,11 +197,19 @@ pub fn deferred_router(slot: KioskSlot) -> Router {
         .route("/kiosk/v1/discs/{delivery}/image", get(image))
         .route("/kiosk/v1/discs/{delivery}/burned", post(burned))
         .with_state(slot)
+        // The contract is served while the kiosk starts too.
+        .merge(crate::openapi::router(crate::openapi::RoleApi::Kiosk))
 }
 
 /// The kiosk, as 503 answers name it while it starts.
 pub const KIOSK: &str = "the kiosk";
 
+/// The images waiting for the burner, for the shop; anyone may ask.
+#[utoipa::path(get, path = "/kiosk/v1/health", tag = "kiosk", security(()),
+    responses(
+        (status = 200, description = "The kiosk's name and id, and how many images wait for the burner.",
+            body = tracecast_delivery::api::KioskHealth),
+        (status = 503, description = "The kiosk is starting (it learns who it is from the origin), or its store is unavailable; retry.", body = ErrorBody)))]
 async fn health(
     State(slot): State<KioskSlot>,
 ) -> Result<Json<tracecast_delivery::api::KioskHealth>, ApiError> {
@@ -251,7 +260,32 @@ fn refused(detail: &str) -> ApiError {
     )
 }
 
-/// `POST /kiosk/v1/copies`: an edge pushes a marked copy for a disc.
+/// An edge pushes a copy it marked for a kiosk order: the origin's ticket
+/// naming this kiosk (with the medium and fulfilment) and the voucher of
+/// the edge the ticket names are the authority (no token). The kiosk
+/// writes a disc image holding the copy and the order's manifest, or
+/// refuses an order that does not fit the medium; either way it keeps no
+/// copy apart from the image, and reports to the origin.
+#[utoipa::path(post, path = "/kiosk/v1/copies", tag = "kiosk", security(()),
+    params(
+        ("Tracecast-Ticket" = String, Header, description = "The purchase ticket the origin signed, naming this kiosk and the order's medium."),
+        ("Tracecast-Copy-Voucher" = String, Header, description = "The pushing edge's signed voucher for this copy (delivery, edge, site, SHA-256, length)."),
+        ("Tracecast-Sha256" = String, Header, description = "The copy's SHA-256 (hex), as the voucher names it."),
+        ("Tracecast-Filename" = String, Header, description = "The copy's file name on the disc: letters, digits, `.`, `_`, `-`.")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The marked copy; its Content-Type is the copy's media type."),
+    responses(
+        (status = 201, description = "The disc image is written and waits for the burner; `via.disc` describes it.", body = PushReceipt),
+        (status = 200, description = "The order was written before (the edge retried): the first outcome stands.", body = PushReceipt),
+        (status = 400, description = "The ticket is malformed, or not a kiosk order with a medium; the medium is unknown; \
+            the SHA-256 header is not the voucher's; the file name is missing or not plain, or cannot go on a disc; or the body broke off.", body = ErrorBody),
+        (status = 403, description = "No ticket, or its signature does not verify, it has expired, or it names another site; \
+            or the voucher is missing, malformed, or not signed by the edge the ticket names.", body = ErrorBody),
+        (status = 413, description = "The body is longer than the voucher says (or than a kiosk takes); nothing is kept.", body = ErrorBody),
+        (status = 422, description = "The order does not fit its medium (refused, now or when first pushed: nothing is charged); \
+            or the body's SHA-256 is not the vouched one (damaged on the way: push again).", body = ErrorBody),
+        (status = 500, description = "Storing the copy or writing the image failed; no image is kept.", body = ErrorBody),
+        (status = 503, description = "The kiosk is starting or shutting down, or its store is unavailable; retry.", body = ErrorBody)))]
 async fn receive(
     State(slot): State<KioskSlot>,
     headers: HeaderMap,
@@ -459,7 +493,12 @@ fn write_image_file(
     Ok((n, sha))
 }
 
-/// `GET /kiosk/v1/discs` (operator): the orders and their images.
+/// The kiosk's orders and their images (the shop's operator, with the
+/// kiosk's own token; any other token is refused with 403).
+#[utoipa::path(get, path = "/kiosk/v1/discs", tag = "kiosk", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every order this kiosk took, with whether its image waits for the burner.", body = Vec<KioskDisc>),
+        Refusals))]
 async fn discs(State(slot): State<KioskSlot>, headers: HeaderMap) -> Result<Response, ApiError> {
     let k = slot.started()?;
     k.operator(&headers)?;
@@ -490,8 +529,30 @@ fn parse_delivery(s: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("{s:?} is not a delivery id")))
 }
 
-/// `GET /kiosk/v1/discs/{delivery}/image` (operator): the image to burn,
-/// with Range.
+/// The disc image of an order, to burn, with byte ranges (the shop's
+/// operator, with the kiosk's own token).
+#[utoipa::path(get, path = "/kiosk/v1/discs/{delivery}/image", tag = "kiosk", security(("bearer" = [])),
+    params(
+        ("delivery" = i64, Path, description = "The order's delivery."),
+        ("Range" = Option<String>, Header, description = "Byte ranges (`bytes=0-1023`, several comma-separated)."),
+        ("If-Range" = Option<String>, Header, description = "Serve the ranges only if the image is still this ETag or Last-Modified date; else the whole image."),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag the caller holds: 304 if it is still the image's.")),
+    responses(
+        (status = 200, description = "The whole image (ISO 9660 with Joliet and Rock Ridge), as an attachment.",
+            content_type = "application/x-iso9660-image", body = Vec<u8>,
+            headers(
+                ("ETag" = String, description = "The image's SHA-256, quoted."),
+                ("Accept-Ranges" = String, description = "`bytes`."),
+                ("Content-Disposition" = String, description = "`attachment; filename=\"tracecast-{delivery}.iso\"`."))),
+        (status = 206, description = "The ranges asked for: one range with Content-Range, or several as `multipart/byteranges`.",
+            content_type = "application/x-iso9660-image", body = Vec<u8>,
+            headers(("Content-Range" = String, description = "The range served and the image's length."))),
+        (status = 304, description = "If-None-Match names the image's ETag."),
+        (status = 404, description = "No image waits for this order (none was written, or it was burned).", body = ErrorBody),
+        (status = 416, description = "No range asked for lies within the image.", body = ErrorBody,
+            headers(("Content-Range" = String, description = "`bytes */LENGTH`: the image's length."))),
+        (status = 500, description = "The image could not be read.", body = ErrorBody),
+        Refusals))]
 async fn image(
     State(slot): State<KioskSlot>,
     headers: HeaderMap,
@@ -517,8 +578,14 @@ async fn image(
     crate::serve::respond(&rep, &headers).await
 }
 
-/// `POST /kiosk/v1/discs/{delivery}/burned` (operator): the disc is made;
-/// the image is deleted.
+/// The disc is made: its image is deleted (the shop's operator, with the
+/// kiosk's own token).
+#[utoipa::path(post, path = "/kiosk/v1/discs/{delivery}/burned", tag = "kiosk", security(("bearer" = [])),
+    params(("delivery" = i64, Path, description = "The order's delivery.")),
+    responses(
+        (status = 200, description = "The image is deleted.", body = DiscBurned),
+        (status = 404, description = "No image waits for this order (none was written, or it was burned already).", body = ErrorBody),
+        Refusals))]
 async fn burned(
     State(slot): State<KioskSlot>,
     headers: HeaderMap,
@@ -538,3 +605,17 @@ async fn burned(
     })
     .into_response())
 }
+
+/// The kiosk role's contract (`/openapi/kiosk.json`, docs/openapi/kiosk.json).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(description = "A kiosk in a shop (DESIGN.md \"001\" step 7): it takes copies an edge marked for kiosk orders and writes \
+        each to a disc image (ISO 9660 with Joliet and Rock Ridge) for the shop's burner, refusing an order that does not fit \
+        its medium. An edge's push (`POST /kiosk/v1/copies`) carries the origin's ticket naming this kiosk and the pushing \
+        edge's signed voucher for the copy: no token. The shop's operator lists the orders, downloads each image and confirms \
+        it burned with the kiosk's own account token (`Authorization: Bearer <kiosk token>`); any other token is refused. \
+        Errors are JSON `{\"error\": code, \"message\": text}`; a 503 changed nothing and may be retried."),
+    paths(health, receive, discs, image, burned),
+    tags((name = "kiosk", description = "Copies pushed by edges, written to disc images for the shop's burner"))
+)]
+pub struct Api;

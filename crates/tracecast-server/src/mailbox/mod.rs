@@ -1,5 +1,5 @@
 //! The mailbox role: HTTP API of DESIGN.md "003" (documented in
-//! `docs/mailbox.md` and `docs/openapi/mailbox.yaml`).
+//! `docs/mailbox.md` and `docs/openapi/mailbox.json`).
 
 mod notify;
 
@@ -28,6 +28,7 @@ pub use notify::sign as sign_webhook;
 use notify::Notifier;
 
 use crate::auth::{new_token, token_hash, Authenticator};
+use crate::openapi::{ErrorBody, Refusals};
 use crate::ApiError;
 
 /// Settings of the mailbox role.
@@ -196,12 +197,24 @@ impl Mailbox {
     }
 }
 
+/// The mailbox's contract (`/openapi/mailbox.json`, docs/openapi/mailbox.json).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(description = "Durable per-recipient boxes with notify, fetch, and acknowledge-with-next-fetch; \
+        docs/mailbox.md gives the exchange step by step. A box's token reads that box only; any valid \
+        token may post where the mailbox's rules allow; an administrator token creates boxes. Errors \
+        are JSON `{\"error\": code, \"message\": text}`: a 4xx changed nothing, a 503 changed nothing \
+        and may be retried."),
+    paths(health, whoami, create_box, box_status, post_message, list_messages, fetch, processed, events, wait),
+    tags((name = "mailbox", description = "Boxes, messages and their notices"))
+)]
+pub struct Api;
+
 /// The mailbox's routes under `/v1`.
 pub fn router(mailbox: Arc<Mailbox>) -> Router {
     let limit = mailbox.config.max_message_bytes;
     Router::new()
         .route("/v1/health", get(health))
-        .route("/v1/openapi/mailbox.yaml", get(openapi))
         .route("/v1/whoami", get(whoami))
         .route("/v1/boxes", post(create_box))
         .route("/v1/boxes/{name}", get(box_status))
@@ -217,19 +230,19 @@ pub fn router(mailbox: Arc<Mailbox>) -> Router {
         // a body exactly at the limit, and answered with our own 413.
         .layer(DefaultBodyLimit::max(limit + 1))
         .with_state(mailbox)
+        .merge(crate::openapi::router(crate::openapi::RoleApi::Mailbox))
 }
 
+/// Liveness.
+#[utoipa::path(get, path = "/v1/health", tag = "mailbox", security(()),
+    responses((status = 200, description = "Up.", body = Object, example = json!({"status": "ok"}))))]
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn openapi() -> impl IntoResponse {
-    (
-        [(http_header::CONTENT_TYPE, "application/yaml")],
-        include_str!("../../../../docs/openapi/mailbox.yaml"),
-    )
-}
-
+/// The holder of the token: a box's owner (`box` set) or the administrator.
+#[utoipa::path(get, path = "/v1/whoami", tag = "mailbox", security(("bearer" = [])),
+    responses((status = 200, description = "Who the token is.", body = WhoAmI), Refusals))]
 async fn whoami(
     State(mb): State<Arc<Mailbox>>,
     headers: HeaderMap,
@@ -246,6 +259,15 @@ async fn whoami(
     }))
 }
 
+/// Creates a box (administrator). Its owner token is shown only here.
+#[utoipa::path(post, path = "/v1/boxes", tag = "mailbox", security(("bearer" = [])),
+    request_body = CreateBox,
+    responses(
+        (status = 201, description = "Created; the token is shown only here.", body = CreatedBox),
+        (status = 409, description = "A box of that name exists; nothing changed.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        Refusals))]
 async fn create_box(
     State(mb): State<Arc<Mailbox>>,
     headers: HeaderMap,
@@ -285,6 +307,11 @@ async fn create_box(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// A box's counters (its owner).
+#[utoipa::path(get, path = "/v1/boxes/{name}", tag = "mailbox", security(("bearer" = [])),
+    params(("name" = BoxName, Path, description = "The box: 1-64 of a-z 0-9 . _ - : starting with a letter or digit.")),
+    responses((status = 200, description = "The box's counters.", body = BoxStatus),
+        (status = 404, description = "No such box.", body = ErrorBody), Refusals))]
 async fn box_status(
     State(mb): State<Arc<Mailbox>>,
     Path(name): Path<String>,
@@ -308,6 +335,27 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
         .transpose()
 }
 
+/// Sends a message to a box, answered once it is on disk (fsync; commits
+/// are grouped). Who may post where is a rule of the mailbox: `role:*`
+/// boxes take reports from edges, homes and kiosks only; `edge:*`,
+/// `home:*`, `kiosk:*` and `partner:*` boxes take the origin's orders
+/// only; other boxes take any valid token, but the system's own types
+/// (`application/vnd.tracecast.*`) only from the origin. The sender is the
+/// authenticated token, stamped by the server.
+#[utoipa::path(post, path = "/v1/boxes/{name}/messages", tag = "mailbox", security(("bearer" = [])),
+    params(("name" = BoxName, Path, description = "The box: 1-64 of a-z 0-9 . _ - : starting with a letter or digit."),
+        ("Tracecast-Protected" = Option<bool>, Header, description = "Protect the message from overwrite in the recipient's inbox."),
+        ("Tracecast-Ttl" = Option<u64>, Header, description = "Seconds before a pending message expires (the server's default otherwise)."),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retried post with the same key lands once; the key is the sender's own.")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The message; its Content-Type is the message's media type."),
+    responses(
+        (status = 201, description = "Accepted and durable.", body = Posted,
+            headers(("Location" = String, description = "The message's address."))),
+        (status = 200, description = "The Idempotency-Key was seen; the earlier message stands.", body = Posted),
+        (status = 404, description = "No such box.", body = ErrorBody),
+        (status = 413, description = "Larger than `mailbox.max_message`; nothing stored.", body = ErrorBody),
+        (status = 415, description = "No or a malformed Content-Type.", body = ErrorBody),
+        Refusals))]
 async fn post_message(
     State(mb): State<Arc<Mailbox>>,
     Path(name): Path<String>,
@@ -407,6 +455,34 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: String) {
     }
 }
 
+/// Fetches a message and acknowledges the one stored before (its owner).
+/// The whole request is checked before anything is applied; the server
+/// keeps every message until told, and a repeated instruction answers
+/// `Tracecast-Done: already`.
+#[utoipa::path(get, path = "/v1/boxes/{name}/fetch", tag = "mailbox", security(("bearer" = [])),
+    params(("name" = BoxName, Path, description = "The box: 1-64 of a-z 0-9 . _ - : starting with a letter or digit."),
+        ("want" = String, Query, pattern = "^(first|none|[1-9][0-9]*)$",
+            description = "`first` (oldest pending), a message id (the previous answer's Tracecast-Next), or `none` (only the instruction)."),
+        ("done" = Option<MessageId>, Query, description = "The message just stored."),
+        ("then" = Option<String>, Query, pattern = "^(delete|move)$", description = "What to do with `done`: delete it, or move it to the processed store."),
+        ("wait" = Option<u64>, Query, maximum = 60,
+            description = "With want=first only: if the box is empty, hold the request up to this many seconds (a long-poll fetch).")),
+    responses(
+        (status = 200, description = "The message, as it was posted.", content_type = "application/octet-stream", body = Vec<u8>,
+            headers(
+                ("Tracecast-Message-Id" = i64, description = "The message's id."),
+                ("Tracecast-Message-Date" = String, description = "IMF-fixdate when accepted."),
+                ("Tracecast-Protected" = bool, description = "Protected from overwrite."),
+                ("Tracecast-Sender" = String, description = "Who posted it, as the mailbox authenticated them; never taken from the message."),
+                ("Tracecast-Next" = String, description = "The next pending message's id, or `none`."),
+                ("Tracecast-Next-Length" = i64, description = "The next pending message's length."),
+                ("Tracecast-Done" = String, description = "What the instruction did: `applied` or `already`."))),
+        (status = 204, description = "No message (want=none, or the box is empty, also after `wait`); the instruction, if any, is applied.",
+            headers(("Tracecast-Next" = String, description = "The next pending message's id, or `none`."))),
+        (status = 404, description = "No such box or message.", body = ErrorBody),
+        (status = 409, description = "The instruction conflicts with the message's state.", body = ErrorBody),
+        (status = 410, description = "The message is gone (deleted or expired).", body = ErrorBody),
+        Refusals))]
 async fn fetch(
     State(mb): State<Arc<Mailbox>>,
     Path(name): Path<String>,
@@ -490,6 +566,12 @@ async fn fetch(
     Ok((StatusCode::OK, out, m.body).into_response())
 }
 
+/// A listing's answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct MessageList {
+    messages: Vec<tracecast_store::MessageMeta>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -498,12 +580,22 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
+/// Lists messages' metadata, oldest first (its owner).
+#[utoipa::path(get, path = "/v1/boxes/{name}/messages", tag = "mailbox", security(("bearer" = [])),
+    params(("name" = BoxName, Path, description = "The box: 1-64 of a-z 0-9 . _ - : starting with a letter or digit."),
+        ("state" = Option<String>, Query, pattern = "^(pending|processed)$", description = "Which store (default pending)."),
+        ("after" = Option<i64>, Query, description = "Only ids above this."),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100).")),
+    responses(
+        (status = 200, description = "Oldest first.", body = MessageList),
+        (status = 404, description = "No such box.", body = ErrorBody),
+        Refusals))]
 async fn list_messages(
     State(mb): State<Arc<Mailbox>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<MessageList>, ApiError> {
     let box_id = mb.owned_box(&headers, &name).await?;
     let Query(q) = query?;
     let state = match q.state.as_deref().unwrap_or("pending") {
@@ -523,9 +615,18 @@ async fn list_messages(
         .store
         .list(box_id, state, q.after.unwrap_or(0).max(0), limit)
         .await?;
-    Ok(Json(serde_json::json!({ "messages": messages })))
+    Ok(Json(MessageList { messages }))
 }
 
+/// A message of the processed store (its owner).
+#[utoipa::path(get, path = "/v1/boxes/{name}/processed/{id}", tag = "mailbox", security(("bearer" = [])),
+    params(("name" = BoxName, Path, description = "The box: 1-64 of a-z 0-9 . _ - : starting with a letter or digit."), ("id" = MessageId, Path, description = "The message.")),
+    responses(
+        (status = 200, description = "The message, as it was posted.", content_type = "application/octet-stream", body = Vec<u8>,
+            headers(("Tracecast-Message-Id" = i64), ("Tracecast-Message-Date" = String), ("Tracecast-Sender" = String))),
+        (status = 404, description = "No such box or processed message.", body = ErrorBody),
+        (status = 410, description = "The message is gone.", body = ErrorBody),
+        Refusals))]
 async fn processed(
     State(mb): State<Arc<Mailbox>>,
     Path((name, id)): Path<(String, String)>,
@@ -548,6 +649,15 @@ async fn notice(mb: &Mailbox, box_id: i64) -> Result<Option<Notice>, ApiError> {
     Ok((stats.pending > 0).then(|| Notice::from(stats)))
 }
 
+/// Notices as Server-Sent Events (its owner): an event `mail` with a
+/// Notice as data when mail waits (at once on connecting if some does), on
+/// new mail, and again with backoff while the owner does not fetch.
+#[utoipa::path(get, path = "/v1/boxes/{name}/events", tag = "mailbox", security(("bearer" = [])),
+    params(("name" = BoxName, Path, description = "The box: 1-64 of a-z 0-9 . _ - : starting with a letter or digit.")),
+    responses(
+        (status = 200, description = "An event stream of `mail` events, each a Notice.", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such box.", body = ErrorBody),
+        Refusals))]
 async fn events(
     State(mb): State<Arc<Mailbox>>,
     Path(name): Path<String>,
@@ -590,6 +700,14 @@ struct WaitQuery {
     timeout: Option<u64>,
 }
 
+/// Long-polls for mail (its owner).
+#[utoipa::path(get, path = "/v1/boxes/{name}/wait", tag = "mailbox", security(("bearer" = [])),
+    params(("name" = BoxName, Path, description = "The box: 1-64 of a-z 0-9 . _ - : starting with a letter or digit."), ("timeout" = Option<u64>, Query, maximum = 60, description = "Seconds to wait (default 30; at most `mailbox.max_wait`).")),
+    responses(
+        (status = 200, description = "Mail waits.", body = Notice),
+        (status = 204, description = "No mail within the timeout."),
+        (status = 404, description = "No such box.", body = ErrorBody),
+        Refusals))]
 async fn wait(
     State(mb): State<Arc<Mailbox>>,
     Path(name): Path<String>,

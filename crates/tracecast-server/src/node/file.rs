@@ -615,8 +615,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], problems: &mut P
 /// Reads the settings file (if any), applies the environment's overrides,
 /// and checks every key and type; all problems are reported together.
 pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<FileConfig, Problems> {
-    let mut problems = Problems::default();
-    let mut table = match path {
+    let table = match path {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| Problems::one(format!("reading {}: {e}", p.display())))?;
@@ -625,6 +624,19 @@ pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<FileConfig,
         }
         None => toml::Table::new(),
     };
+    from_table(table, env)
+}
+
+/// A settings file's text, read and checked as [`load`] reads a file.
+pub fn parse_str(text: &str, env: &[(String, String)]) -> Result<FileConfig, Problems> {
+    let table = text
+        .parse::<toml::Table>()
+        .map_err(|e| Problems::one(format!("the settings are not valid TOML: {e}")))?;
+    from_table(table, env)
+}
+
+fn from_table(mut table: toml::Table, env: &[(String, String)]) -> Result<FileConfig, Problems> {
+    let mut problems = Problems::default();
     apply_env(&mut table, env, &mut problems);
     check_keys(&table, "", &mut problems);
     problems.into_result()?;

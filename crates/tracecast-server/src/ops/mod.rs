@@ -270,6 +270,7 @@ pub fn layer(router: Router, config: &OpsConfig) -> Router {
         ));
     }
     router
+        .layer(axum::middleware::from_fn(crate::error::json_errors))
         .layer(axum::middleware::from_fn_with_state(slots, observe))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetSensitiveHeadersLayer::new([

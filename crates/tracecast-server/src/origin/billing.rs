@@ -18,6 +18,7 @@ use tracecast_ledger::{Flow, Party};
 use tracecast_store::LedgerLine;
 
 use super::{Caller, Origin};
+use crate::openapi::{ErrorBody, Refusals};
 use crate::ApiError;
 
 /// What a payment provider is asked to charge.
@@ -82,8 +83,13 @@ fn lines_balance(lines: &[LedgerLine]) -> i64 {
     lines.iter().map(|l| l.amount_cents).sum()
 }
 
-/// `GET /v1/invoice[?user=NAME]`: a user's own, a provider's statement,
-/// or any user's for an administrator.
+/// An invoice: a user's own, a provider's statement, or any user's for an administrator.
+///
+/// The postings on the account's ledger account, with its balance; an
+/// administrator names the user (`?user=NAME`).
+#[utoipa::path(get, path = "/v1/invoice", tag = "billing", security(("bearer" = [])),
+    params(("user" = Option<String>, Query, description = "Whose invoice: needed by an administrator; a user may name only themself; a provider names nobody.")),
+    responses((status = 200, description = "The account's postings and balance.", body = Invoice), Refusals))]
 pub(super) async fn invoice(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -129,7 +135,20 @@ pub(super) async fn invoice(
     .into_response())
 }
 
-/// `POST /v1/payments` (user): pays the balance, or part of it.
+/// Pays the balance, or part of it, through the payment provider (users).
+///
+/// The same idempotency key pays once: a repeat answers `repeated` and
+/// charges nothing.
+#[utoipa::path(post, path = "/v1/payments", tag = "billing", security(("bearer" = [])),
+    request_body = PaymentRequest,
+    responses(
+        (status = 201, description = "Paid and posted (or, with `repeated`, posted before).", body = PaymentReceipt),
+        (status = 200, description = "The idempotency key was seen: nothing new was charged (`repeated`).", body = PaymentReceipt),
+        (status = 402, description = "The payment provider declined the payment; nothing was posted.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape, nothing is owed, or the amount is more than the balance.", body = ErrorBody),
+        (status = 502, description = "The payment provider is unavailable; nothing was posted; retry with the same key.", body = ErrorBody),
+        Refusals))]
 pub(super) async fn pay(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -243,7 +262,15 @@ fn admin_only(c: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// `GET /v1/ledger?format=csv|json` (administrator): every posting.
+/// Every posting of the ledger, as JSON or as CSV for accountants (administrators).
+#[utoipa::path(get, path = "/v1/ledger", tag = "billing", security(("bearer" = [])),
+    params(("format" = Option<String>, Query, pattern = "^(json|csv)$", description = "`json` (the default) or `csv`.")),
+    responses(
+        (status = 200, description = "Every posting, in the order posted.", content(
+            (Vec<tracecast_delivery::api::Posting> = "application/json"),
+            (String = "text/csv"))),
+        (status = 500, description = "The CSV export failed.", body = ErrorBody),
+        Refusals))]
 pub(super) async fn ledger(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -319,8 +346,9 @@ pub(super) async fn ledger(
     }
 }
 
-/// `GET /v1/ledger/balances` (administrator): every account's balance;
-/// they sum to zero.
+/// Every ledger account's balance (administrators); they sum to zero.
+#[utoipa::path(get, path = "/v1/ledger/balances", tag = "billing", security(("bearer" = [])),
+    responses((status = 200, description = "Balances and their total.", body = tracecast_delivery::api::Balances), Refusals))]
 pub(super) async fn balances(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,

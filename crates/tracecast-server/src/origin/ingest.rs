@@ -18,6 +18,7 @@ use tracecast_media::{MediaError, OutputFormat, Pcm, PictureFormat, Rights};
 use tracecast_store::{NewContent, RenditionRecord};
 
 use super::{upload_bytes, Origin};
+use crate::openapi::{ErrorBody, Refusals};
 use crate::ApiError;
 
 /// Longest preview excerpt.
@@ -341,6 +342,30 @@ struct Made {
     media_type: &'static str,
 }
 
+/// Ingests an upload into the catalog (providers).
+///
+/// The source (audio, a picture or a video) is decoded once and each tier
+/// encoded, tagged with the rights and stored; the content is listed once
+/// its renditions are. The same source uploaded again answers the content
+/// already made.
+#[utoipa::path(post, path = "/v1/contents", tag = "contents", security(("bearer" = [])),
+    params(("title" = String, Query, description = "1 to 300 characters."),
+        ("price_cents" = Option<i64>, Query, minimum = 0, description = "The price of a copy, in cents (default 0)."),
+        ("terms" = Option<String>, Query, description = "The licence terms tagged into every copy (the origin's default otherwise)."),
+        ("filename" = Option<String>, Query, description = "The source's file name; its extension helps decoding."),
+        ("rental_tariff" = Option<String>, Query, description = "What renting costs: `0.50/hour`, `1.50/day`, `0.02/minute max 3`."),
+        ("reserved_up_to_order" = Option<i64>, Query, minimum = 1, description = "Reserve the content for members up to this order."),
+        ("protected" = Option<bool>, Query, description = "Deliver copies encrypted, opened with licences (not video)."),
+        ("ab" = Option<bool>, Query, description = "Pre-mark A/B variants that edges assemble copies from (audio: the high tier; video: HLS segments)."),
+        ("Tracecast-Sha256" = Option<String>, Header, description = "The upload's SHA-256 (hex); a damaged upload is refused.")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The source file."),
+    responses(
+        (status = 201, description = "Ingested.", body = tracecast_delivery::api::ContentInfo),
+        (status = 200, description = "This source was ingested before (`existing`); nothing new was made.", body = tracecast_delivery::api::ContentInfo),
+        (status = 413, description = "Larger than the upload limit, or audio or a picture beyond the ingest budget; nothing was stored.", body = ErrorBody),
+        (status = 422, description = "The upload does not match its Tracecast-Sha256, or it cannot be ingested (undecodable, too short, protected video, A/B variants of a picture); nothing was stored.", body = ErrorBody),
+        (status = 500, description = "Encoding or storing a rendition failed; nothing was stored.", body = ErrorBody),
+        Refusals))]
 pub(super) async fn add_content(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,

@@ -19,6 +19,7 @@ use tracecast_protect::{ContentKey, Grant, KeyId, Recipient, Rights};
 use tracecast_store::LicenceRecord;
 
 use super::Origin;
+use crate::openapi::{ErrorBody, Refusals};
 use crate::ApiError;
 
 /// The name licences are issued under.
@@ -113,10 +114,19 @@ impl Origin {
     }
 }
 
-/// `GET /v1/deliveries/{id}/key` (the delivery's edge): the key that
-/// delivery's copy is encrypted under. Each copy has its own key, derived
-/// from the rendition's (`ContentKey::for_copy`), so an edge learns only
-/// the keys of copies it makes, and a licence opens one copy.
+/// The key a protected delivery's copy is encrypted under (the delivery's edge).
+///
+/// Each copy has its own key, derived from the rendition's
+/// (`ContentKey::for_copy`), so an edge learns only the keys of copies it
+/// makes, and a licence opens one copy.
+#[utoipa::path(get, path = "/v1/deliveries/{id}/key", tag = "edges", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The delivery.")),
+    responses(
+        (status = 200, description = "The copy's key id and key (base64url).", body = tracecast_delivery::api::CopyKey),
+        (status = 404, description = "No protected delivery of that id for this edge.", body = ErrorBody),
+        (status = 410, description = "The delivery was replaced or is settled: no copy is made for it.", body = ErrorBody),
+        (status = 500, description = "The rendition's key cannot be opened (a fault of the origin).", body = ErrorBody),
+        Refusals))]
 pub(super) async fn copy_key(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -157,8 +167,11 @@ pub(super) async fn copy_key(
     .into_response())
 }
 
-/// `GET /v1/licences` (a user): the licences issued to them, oldest
-/// first (what was granted, not the keys).
+/// The licences issued to the caller, oldest first (users).
+///
+/// What was granted, never the keys.
+#[utoipa::path(get, path = "/v1/licences", tag = "licences", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's licences.", body = Vec<tracecast_protect::api::IssuedLicence>), Refusals))]
 pub(super) async fn list(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -183,8 +196,22 @@ pub(super) async fn list(
     Ok(Json(issued).into_response())
 }
 
-/// `POST /v1/licences` (the buyer): a licence for a protected delivery in
-/// the buyer's protection system.
+/// A licence for a protected delivery, in the buyer's protection system (the buyer, or the partner that bought it).
+///
+/// The licence opens that buyer's copy only; one for a system this origin
+/// does not issue is converted by its roaming server first.
+#[utoipa::path(post, path = "/v1/licences", tag = "licences", security(("bearer" = [])),
+    request_body = tracecast_protect::api::LicenceRequest,
+    responses(
+        (status = 201, description = "The signed licence.", body = tracecast_protect::SignedLicence),
+        (status = 404, description = "No such delivery of the buyer's, no such content, or (a partner's request) no such user.", body = ErrorBody),
+        (status = 409, description = "The delivery is not settled yet (its copy is not made and billed); retry in a few seconds.", body = ErrorBody),
+        (status = 410, description = "The delivery is replaced, refunded or superseded, or its rental has ended: no licence.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape, or the recipient's system is one this origin does not issue and has no roaming server for.", body = ErrorBody),
+        (status = 500, description = "The rendition's key cannot be opened, or the conversion failed (a fault of the servers).", body = ErrorBody),
+        (status = 502, description = "The roaming server did not convert the licence.", body = ErrorBody),
+        Refusals))]
 pub(super) async fn issue(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -433,8 +460,11 @@ async fn convert_remote(
     Ok(converted)
 }
 
-/// `GET /v1/licences/issuer`: the name and Ed25519 key licences are signed
-/// with, for players to verify them.
+/// Who signs the origin's licences, in which systems, and its roaming server (any token).
+///
+/// Players verify licences with these keys.
+#[utoipa::path(get, path = "/v1/licences/issuer", tag = "licences", security(("bearer" = [])),
+    responses((status = 200, description = "The issuer's keys and systems.", body = LicenceIssuer), Refusals))]
 pub(super) async fn issuer(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,

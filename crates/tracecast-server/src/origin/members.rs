@@ -28,9 +28,10 @@ use tracecast_members::api::{
 use tracecast_members::{
     admit_first, admit_referred, Approval, Approvals, Attributes, Member, Outcome, Status,
 };
-use tracecast_store::{AccountId, ContentRecord, LeakChanges, MemberRecord, UserId};
+use tracecast_store::{AccountId, AccountKind, LeakChanges, MemberRecord, UserId};
 
 use super::{Caller, Origin};
+use crate::openapi::{ErrorBody, Refusals};
 use crate::ApiError;
 
 /// The message a referrer (and each level above) receives.
@@ -101,7 +102,17 @@ async fn name_of(o: &Origin, user: UserId) -> Result<String, ApiError> {
         .unwrap_or_else(|| format!("user {user}")))
 }
 
-/// `POST /v1/members/admit` (administrator): a first-order member.
+/// Admits a first-order member after a face-to-face identity check (administrators).
+///
+/// The operator who checked and the document checked are recorded.
+#[utoipa::path(post, path = "/v1/members/admit", tag = "members", security(("bearer" = [])),
+    request_body = AdmitRequest,
+    responses(
+        (status = 201, description = "Admitted.", body = MemberInfo),
+        (status = 404, description = "No such user.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape, or the policy refuses the member.", body = ErrorBody),
+        Refusals))]
 pub(super) async fn admit(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -137,7 +148,18 @@ pub(super) async fn admit(
     Ok((StatusCode::CREATED, Json(member_info(&m))).into_response())
 }
 
-/// `POST /v1/members/apply` (user): ask through a member.
+/// Applies for membership through a member, the referrer (users).
+///
+/// The application goes to the referrer and up their chain, each level
+/// through its box, for the policy's number of levels.
+#[utoipa::path(post, path = "/v1/members/apply", tag = "members", security(("bearer" = [])),
+    request_body = ApplyRequest,
+    responses(
+        (status = 201, description = "Relayed to the chain.", body = Applied),
+        (status = 404, description = "No user of the referrer's name.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape; or the referrer is not a member, is suspended, or is the applicant.", body = ErrorBody),
+        Refusals))]
 pub(super) async fn apply(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -218,8 +240,21 @@ pub(super) async fn apply(
         .into_response())
 }
 
-/// `POST /v1/members/applications/{id}/approve` or `/refuse` (a member of
-/// the chain): their word on the applicant.
+/// A member of the chain approves (with a rating) or refuses an application.
+///
+/// One refusal closes it; once every level approved, the applicant is
+/// admitted with their final trust.
+#[utoipa::path(post, path = "/v1/members/applications/{id}/{verb}", tag = "members", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The application."),
+        ("verb" = String, Path, pattern = "^(approve|refuse)$", description = "`approve` or `refuse`.")),
+    request_body(content = Option<ApproveRequest>, description = "With `approve`: the rating, 0 to 1. `refuse` takes no body."),
+    responses(
+        (status = 200, description = "The application after the caller's word: pending, admitted or refused.", body = Decided),
+        (status = 404, description = "No pending application of that id, or a verb other than approve and refuse.", body = ErrorBody),
+        (status = 409, description = "The referrer is no longer a member.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape; or the rating is out of range, the caller is suspended or the applicant, or the policy refuses the admission.", body = ErrorBody),
+        Refusals))]
 pub(super) async fn decide(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -368,22 +403,31 @@ pub(super) async fn decide(
     .into_response())
 }
 
-/// `GET /v1/members/{name}`: a member with their chain (administrators,
-/// or the member themselves).
+/// A member with their chain of referrers and the best tiers their trust receives (the member, or an administrator).
+#[utoipa::path(get, path = "/v1/members/{name}", tag = "members", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The member's user name.")),
+    responses(
+        (status = 200, description = "The member.", body = MemberView),
+        (status = 404, description = "No such user, or the user is not a member.", body = ErrorBody),
+        Refusals))]
 pub(super) async fn show(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let (user, _) = user_named(&o, &name).await?;
+    // Who may look is settled before the name is looked up, so a user
+    // cannot learn which names exist from 404 and 403.
+    let refused = || ApiError::forbidden("a member's record is for them and administrators");
     match &caller {
         Caller::Admin => {}
-        Caller::Account(a) if a.id == AccountId::User(user) => {}
-        _ => {
-            return Err(ApiError::forbidden(
-                "a member's record is for them and administrators",
-            ))
+        Caller::Account(a) if a.kind() == AccountKind::User && a.name == name => {}
+        _ => return Err(refused()),
+    }
+    let (user, _) = user_named(&o, &name).await?;
+    if let Caller::Account(a) = &caller {
+        if a.id != AccountId::User(user) {
+            return Err(refused());
         }
     }
     let m = o.store.member(user).await?.ok_or_else(|| {
@@ -413,7 +457,9 @@ pub(super) async fn show(
     .into_response())
 }
 
-/// `GET /v1/members` (administrator): every member, referrers first.
+/// Every member, referrers first, with the leaks traced to each (administrators).
+#[utoipa::path(get, path = "/v1/members", tag = "members", security(("bearer" = [])),
+    responses((status = 200, description = "The members tree (at most 10000).", body = Vec<TreeEntry>), Refusals))]
 pub(super) async fn tree(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -494,26 +540,19 @@ pub(super) async fn reserved_request(
     })
 }
 
-/// Whether `user` may receive the reserved content `c` (reserved up to
-/// `up_to`): a member of that order or above, or one whose upstream
-/// members granted it (`tracecast_purchase::reserved`, as at purchase).
-async fn reserved_allowed(
-    o: &Origin,
-    user: UserId,
-    member: Option<&MemberRecord>,
-    c: &ContentRecord,
-    up_to: i64,
-) -> Result<(), ApiError> {
-    let request = match member {
-        Some(_) => reserved_request(o, user, c.id).await?,
-        None => tracecast_purchase::ReservedRequest::None,
-    };
-    tracecast_purchase::reserved(c.id, up_to, member.map(member_fact).as_ref(), request)?;
-    Ok(())
-}
-
-/// `POST /v1/members/reserved` (member): ask the upstream members for a
-/// reserved content. Asking again answers the request already open.
+/// Asks the upstream members for a content reserved for lower orders (members).
+///
+/// Granted outright when the content is not reserved or the member's order
+/// receives it; asking again answers the request already open.
+#[utoipa::path(post, path = "/v1/members/reserved", tag = "members", security(("bearer" = [])),
+    request_body = AskReserved,
+    responses(
+        (status = 201, description = "A request went up the chain.", body = ReservedAnswer),
+        (status = 200, description = "Granted outright, or the request already open.", body = ReservedAnswer),
+        (status = 404, description = "No such content.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape; or the caller is suspended, or no upstream member is active to approve.", body = ErrorBody),
+        Refusals))]
 pub(super) async fn ask_reserved(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -535,17 +574,25 @@ pub(super) async fn ask_reserved(
             )));
         }
     }
-    if reserved_allowed(&o, me_id, m.as_ref(), &c, up_to)
-        .await
-        .is_ok()
-    {
-        let why = match o.store.open_reserved_request(me_id, c.id).await? {
-            Some(r) => format!("request {} was granted", r.id),
-            None => format!("members of order {up_to} or above receive it freely"),
-        };
-        return Ok(Json(granted(c.id, why)).into_response());
-    }
-    let m = m.expect("reserved_allowed refuses non-members");
+    // A store failure is an error of its own; only the rule's refusal
+    // goes on to asking upstream (and a non-member cannot ask).
+    let request = match &m {
+        Some(_) => reserved_request(&o, me_id, c.id).await?,
+        None => tracecast_purchase::ReservedRequest::None,
+    };
+    let decision =
+        tracecast_purchase::reserved(c.id, up_to, m.as_ref().map(member_fact).as_ref(), request);
+    let m = match (decision, m) {
+        (Ok(()), _) => {
+            let why = match o.store.open_reserved_request(me_id, c.id).await? {
+                Some(r) => format!("request {} was granted", r.id),
+                None => format!("members of order {up_to} or above receive it freely"),
+            };
+            return Ok(Json(granted(c.id, why)).into_response());
+        }
+        (Err(refusal), None) => return Err(refusal.into()),
+        (Err(_), Some(m)) => m,
+    };
     let names = |ids: Vec<UserId>| {
         let o = o.clone();
         async move {
@@ -629,8 +676,18 @@ pub(super) async fn ask_reserved(
         .into_response())
 }
 
-/// `POST /v1/members/reserved/{id}/grant` or `/deny` (an upstream member
-/// asked).
+/// An upstream member asked grants or denies a request for reserved content.
+///
+/// The request is decided by the policy's rule (all or any of those asked).
+#[utoipa::path(post, path = "/v1/members/reserved/{id}/{verb}", tag = "members", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The request."),
+        ("verb" = String, Path, pattern = "^(grant|deny)$", description = "`grant` or `deny`.")),
+    responses(
+        (status = 200, description = "The request after the caller's word.", body = ReservedDecided),
+        (status = 404, description = "No pending request of that id, or a verb other than grant and deny.", body = ErrorBody),
+        (status = 409, description = "The caller answered this request already.", body = ErrorBody),
+        (status = 422, description = "The caller asked for it themself, or is suspended or not a member.", body = ErrorBody),
+        Refusals))]
 pub(super) async fn decide_reserved(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -721,8 +778,18 @@ pub(super) async fn decide_reserved(
     .into_response())
 }
 
-/// `PUT /v1/contents/{id}/reserved` (the content's provider or an
-/// administrator): `{"up_to_order": N}` reserves it, `null` frees it.
+/// Reserves a content for members up to an order, or frees it (the content's provider, or an administrator).
+///
+/// `{"up_to_order": N}` reserves it, `null` frees it.
+#[utoipa::path(put, path = "/v1/contents/{id}/reserved", tag = "contents", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The content.")),
+    request_body = SetReserved,
+    responses(
+        (status = 200, description = "The reservation as set.", body = Reservation),
+        (status = 404, description = "No such content.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        Refusals))]
 pub(super) async fn set_reserved(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,

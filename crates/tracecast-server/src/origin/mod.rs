@@ -37,6 +37,7 @@ use tracecast_store::{Account, AccountId, AccountKind, Blobs, ContentRecord, Edg
 
 use crate::auth::{new_token, token_hash, Authenticator};
 use crate::mailbox::Mailbox;
+use crate::openapi::{ErrorBody, Refusals};
 use crate::ApiError;
 
 /// The box edges send delivery reports to.
@@ -446,12 +447,19 @@ pub fn router(origin: Arc<Origin>) -> Router {
             post(trace::trace).layer(DefaultBodyLimit::max(trace_upload)),
         )
         .with_state(origin)
+        .merge(crate::openapi::router(crate::openapi::RoleApi::Origin))
 }
 
 fn now_secs() -> i64 {
     tracecast_store::now_ms() / 1000
 }
 
+/// What edges and clients need to know of the origin (no token needed).
+///
+/// The key that signs purchase tickets, the box edges report to, and the
+/// currency of prices.
+#[utoipa::path(get, path = "/v1/origin", tag = "origin", security(()),
+    responses((status = 200, description = "The origin's public facts.", body = OriginInfo)))]
 async fn origin_info(State(o): State<Arc<Origin>>) -> Json<OriginInfo> {
     Json(OriginInfo {
         ticket_key: hex::encode(o.signing.verifying_key().to_bytes()),
@@ -470,6 +478,11 @@ fn account_info(a: &Account, token: Option<String>) -> AccountInfo {
     }
 }
 
+/// The account behind the token (any token).
+///
+/// An administrator's token answers kind `admin`, id 0 and no box.
+#[utoipa::path(get, path = "/v1/account", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, description = "Who the token is; never a token.", body = AccountInfo), Refusals))]
 async fn account(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -493,9 +506,14 @@ struct DeliveriesQuery {
     limit: Option<i64>,
 }
 
-/// `GET /v1/deliveries[?content=ID&limit=N]`: the deliveries the caller
-/// may see, newest first: a user's own, a provider's contents', all for an
-/// administrator.
+/// The deliveries the caller may see, newest first.
+///
+/// A user's own, a provider's contents' (without a kiosk order's
+/// fulfilment), every one for an administrator; other accounts are refused.
+#[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries", security(("bearer" = [])),
+    params(("content" = Option<i64>, Query, description = "Only deliveries of this content."),
+        ("limit" = Option<i64>, Query, description = "At most this many (default 500; taken as 1-10000).")),
+    responses((status = 200, description = "Newest first.", body = Vec<DeliveryInfo>), Refusals))]
 async fn deliveries(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -528,6 +546,19 @@ async fn deliveries(
     Ok(Json(list).into_response())
 }
 
+/// Adds an account (administrator): a provider, user, edge, home, kiosk, partner or gateway.
+///
+/// Edges, homes and kiosks need an address; homes and kiosks are
+/// registered with their fees (and a kiosk with its media's prices). The
+/// account's token is shown only here.
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", security(("bearer" = [])),
+    request_body = NewAccount,
+    responses(
+        (status = 201, description = "Added; `token` is shown only here.", body = AccountInfo),
+        (status = 409, description = "A mailbox box of the account's name exists already; nothing changed.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        Refusals))]
 async fn add_account(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -574,9 +605,17 @@ async fn add_account(
         .into_response())
 }
 
-/// `POST /v1/accounts/{kind}/{name}/token` (administrator): a new token
-/// for an account; every earlier token of it stops working (a leaked
-/// token, a device lost). Shown once.
+/// Replaces an account's token (administrator).
+///
+/// Every earlier token of the account stops working (a leaked token, a
+/// device lost); the new one is shown only here.
+#[utoipa::path(post, path = "/v1/accounts/{kind}/{name}/token", tag = "accounts", security(("bearer" = [])),
+    params(("kind" = AccountKind, Path, description = "The account's kind."),
+        ("name" = String, Path, description = "The account's name.")),
+    responses(
+        (status = 201, description = "The new token, shown only here.", body = AccountInfo),
+        (status = 404, description = "No account of that kind and name.", body = ErrorBody),
+        Refusals))]
 async fn replace_token(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -598,8 +637,12 @@ async fn replace_token(
     o.new_token_for(&account).await
 }
 
-/// `POST /v1/account/token` (any account): replaces the caller's own
-/// token; the one it called with stops working.
+/// Replaces the caller's own token (any account, or an administrator).
+///
+/// The token it called with stops working; an administrator's other
+/// tokens stay. The new one is shown only here.
+#[utoipa::path(post, path = "/v1/account/token", tag = "accounts", security(("bearer" = [])),
+    responses((status = 201, description = "The new token, shown only here.", body = AccountInfo), Refusals))]
 async fn replace_own_token(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -731,8 +774,9 @@ async fn add_site(o: &Origin, kind: AccountKind, new: NewAccount) -> Result<Resp
         .into_response())
 }
 
-/// `GET /v1/sites`: homes and kiosks (any account may list them, to
-/// choose one).
+/// Home servers and kiosks with their terms (any token), to choose one.
+#[utoipa::path(get, path = "/v1/sites", tag = "sites", security(("bearer" = [])),
+    responses((status = 200, description = "Every home server and kiosk.", body = Vec<tracecast_delivery::api::SiteInfo>), Refusals))]
 async fn sites(State(o): State<Arc<Origin>>, headers: HeaderMap) -> Result<Response, ApiError> {
     o.caller(&headers).await?;
     let sites: Vec<tracecast_delivery::api::SiteInfo> = o
@@ -759,6 +803,12 @@ async fn sites(State(o): State<Arc<Origin>>, headers: HeaderMap) -> Result<Respo
     Ok(Json(sites).into_response())
 }
 
+/// The catalog (any token): every content with its renditions.
+#[utoipa::path(get, path = "/v1/contents", tag = "contents", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every content of the catalog.", body = Vec<ContentInfo>),
+        (status = 500, description = "A stored HLS manifest does not read back (a fault of the origin).", body = ErrorBody),
+        Refusals))]
 async fn contents(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -778,6 +828,14 @@ fn parse_id(s: &str, what: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("{s:?} is not a {what} id")))
 }
 
+/// One content of the catalog with its renditions (any token).
+#[utoipa::path(get, path = "/v1/contents/{id}", tag = "contents", security(("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The content.")),
+    responses(
+        (status = 200, description = "The content.", body = ContentInfo),
+        (status = 404, description = "No such content.", body = ErrorBody),
+        (status = 500, description = "A stored HLS manifest does not read back (a fault of the origin).", body = ErrorBody),
+        Refusals))]
 async fn content(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -788,8 +846,19 @@ async fn content(
     Ok(Json(o.content_info(&c).await?))
 }
 
-/// `GET /v1/contents/{id}/hls/{a|b}/{file}` (edges): a file of a video's
-/// A/B variants, named in its manifest.
+/// A file of a video's A/B variants, named in its manifest (edges and administrators).
+///
+/// Sent with the SHA-256 the origin recorded, which the edge checks.
+#[utoipa::path(get, path = "/v1/contents/{id}/hls/{which}/{file}", tag = "edges", security(("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The content."),
+        ("which" = String, Path, pattern = "^(a|b)$", description = "The variant."),
+        ("file" = String, Path, description = "A file of the variant's manifest: `init.mp4` or `seg_NNNNN.m4s`.")),
+    responses(
+        (status = 200, description = "The file.", content_type = "video/mp4", body = Vec<u8>,
+            headers(("Tracecast-Sha256" = String, description = "The file's SHA-256 (hex), as recorded at ingest."))),
+        (status = 404, description = "The content has no HLS variants, or its manifest has no such file.", body = ErrorBody),
+        (status = 500, description = "The stored HLS manifest does not read back (a fault of the origin).", body = ErrorBody),
+        Refusals))]
 async fn hls_file(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -818,7 +887,18 @@ async fn hls_file(
     blob_response(&o, &format!("hls/{id}/{name}"), "video/mp4", sha256).await
 }
 
-/// `GET /v1/contents/{id}/renditions/{tier}/{a|b}` (edges): an A/B variant.
+/// One of a rendition's pre-marked A/B variants, a WAV file (edges and administrators).
+///
+/// Edges assemble each buyer's copy from the two.
+#[utoipa::path(get, path = "/v1/contents/{id}/renditions/{tier}/{which}", tag = "edges", security(("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The content."),
+        ("tier" = Tier, Path, description = "The rendition's tier."),
+        ("which" = String, Path, pattern = "^(a|b)$", description = "The variant.")),
+    responses(
+        (status = 200, description = "The variant.", content_type = "audio/wav", body = Vec<u8>,
+            headers(("Tracecast-Sha256" = String, description = "The file's SHA-256 (hex), as recorded at ingest."))),
+        (status = 404, description = "The content has no A/B variants of that tier.", body = ErrorBody),
+        Refusals))]
 async fn ab_variant(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -848,7 +928,19 @@ async fn ab_variant(
     blob_response(&o, &key, "audio/wav", sha256).await
 }
 
-/// A rendition's bytes, for edges (and administrators).
+/// A rendition's bytes (edges and administrators).
+///
+/// Its Content-Type is the rendition's media type (`audio/flac`,
+/// `image/jpeg`, `image/png`, a video container, or
+/// `application/vnd.apple.mpegurl` for an A/B video's playlist).
+#[utoipa::path(get, path = "/v1/contents/{id}/renditions/{tier}", tag = "edges", security(("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The content."),
+        ("tier" = Tier, Path, description = "The rendition's tier.")),
+    responses(
+        (status = 200, description = "The rendition, in its own media type.", content_type = "application/octet-stream", body = Vec<u8>,
+            headers(("Tracecast-Sha256" = String, description = "The rendition's SHA-256 (hex), as recorded at ingest."))),
+        (status = 404, description = "The content has no rendition of that tier.", body = ErrorBody),
+        Refusals))]
 async fn rendition(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -915,6 +1007,18 @@ pub(super) fn blob_error(e: tracecast_store::BlobError) -> ApiError {
     )
 }
 
+/// Orders edges to fetch a rendition before buyers ask (the content's provider, or an administrator).
+///
+/// Each edge named (every edge when none is) gets an order in its box.
+#[utoipa::path(post, path = "/v1/contents/{id}/pre-position", tag = "contents", security(("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The content.")),
+    request_body = PrePositionRequest,
+    responses(
+        (status = 200, description = "The ids of the edges ordered.", body = Vec<i64>),
+        (status = 404, description = "No such content.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        Refusals))]
 async fn pre_position(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -973,6 +1077,9 @@ async fn pre_position(
     Ok(Json(told))
 }
 
+/// The edge registry with what each edge last said it holds (administrators and providers).
+#[utoipa::path(get, path = "/v1/edges", tag = "edges", security(("bearer" = [])),
+    responses((status = 200, description = "Every registered edge.", body = Vec<EdgeInfo>), Refusals))]
 async fn edges(State(o): State<Arc<Origin>>, headers: HeaderMap) -> Result<Response, ApiError> {
     if !matches!(
         o.caller(&headers).await?.id(),
@@ -1010,6 +1117,16 @@ async fn edges(State(o): State<Arc<Origin>>, headers: HeaderMap) -> Result<Respo
     Ok(Json(edges).into_response())
 }
 
+/// An edge reports what it holds, how busy it is and its push key (edges).
+///
+/// The origin designates edges for purchases from these reports.
+#[utoipa::path(post, path = "/v1/edges/state", tag = "edges", security(("bearer" = [])),
+    request_body = EdgeState,
+    responses(
+        (status = 204, description = "Recorded."),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        Refusals))]
 async fn edge_state(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -1050,6 +1167,17 @@ async fn edge_state(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A delivery with its ledger postings (whoever may see it).
+///
+/// Its user, its content's provider, its edge, its home or kiosk, the
+/// partner that bought it, or an administrator; to anyone else it does
+/// not exist.
+#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries", security(("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The delivery.")),
+    responses(
+        (status = 200, description = "The delivery and its postings.", body = DeliveryDetail),
+        (status = 404, description = "No such delivery, or not one the caller may see.", body = ErrorBody),
+        Refusals))]
 async fn delivery(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -1120,3 +1248,48 @@ pub(super) fn upload_bytes(
     }
     Ok(body)
 }
+
+/// The origin role's contract (`/openapi/origin.json`, docs/openapi/origin.json).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(description = "The content server: accounts, ingest into renditions, the catalog, the edge \
+        registry, purchases (an edge designated and a signed ticket), licences for protected content, \
+        partners' consents, members admitted by referral, invoices, payments and the ledger, and tracing \
+        a leaked file back to its delivery. Every route but `/v1/origin` takes a bearer token, and each \
+        operation says whose it takes: the administrator's (accounts and their tokens, the ledger, the \
+        members tree and first-order members, traces), a provider's (ingest, reserving and positioning \
+        its contents, its deliveries and statement, traces of its copies), a user's (purchases, \
+        licences, consents, membership, invoices and payments, checking a copy), a partner's (purchases \
+        and licences for users who consented), an edge's (renditions and variants, copy keys, its \
+        state), or a home's or kiosk's site token (a delivery through it). Any token reads the \
+        catalog and the sites. Errors are JSON `{\"error\": code, \"message\": text}`: a 4xx changed \
+        nothing, a 503 changed nothing and may be retried."),
+    paths(
+        origin_info, account, add_account, replace_token, replace_own_token,
+        contents, ingest::add_content, content, rendition, ab_variant, hls_file, pre_position,
+        members::set_reserved,
+        edges, sites, edge_state,
+        purchase::purchase, deliveries, delivery, licences::copy_key,
+        licences::issue, licences::list, licences::issuer,
+        partners::give_consent, partners::revoke_consent, partners::show_consent,
+        members::tree, members::admit, members::apply, members::decide, members::ask_reserved,
+        members::decide_reserved, members::show,
+        billing::invoice, billing::pay, billing::ledger, billing::balances,
+        trace::trace
+    ),
+    components(schemas(Tier, AccountKind)),
+    tags(
+        (name = "origin", description = "What edges and clients need to know of the origin"),
+        (name = "accounts", description = "Accounts and their tokens"),
+        (name = "contents", description = "The catalog: ingest, contents, reservation, pre-positioning"),
+        (name = "edges", description = "The edge registry, and what edges fetch from the origin"),
+        (name = "sites", description = "Home servers and kiosks"),
+        (name = "deliveries", description = "Purchases and the deliveries they open"),
+        (name = "licences", description = "Licences for protected content"),
+        (name = "partners", description = "Users' consents to partners buying for them"),
+        (name = "members", description = "Admission by referral, and reserved content"),
+        (name = "billing", description = "Invoices, payments and the ledger"),
+        (name = "trace", description = "Tracing a leaked file back to its delivery")
+    )
+)]
+pub struct Api;

@@ -14,6 +14,7 @@ use axum::Json;
 use tracecast_store::{Account, AccountKind, PartnerId, Spend, UserId};
 
 use super::{Caller, Origin};
+use crate::openapi::{ErrorBody, Refusals};
 use crate::ApiError;
 
 /// Who a purchase or licence is for, and the partner buying it if any.
@@ -139,8 +140,18 @@ async fn partner_named(o: &Origin, name: &str) -> Result<(PartnerId, Account), A
         })
 }
 
-/// `PUT /v1/partners/{name}/consent` (a user): lets the partner buy for
-/// them up to `limit_cents` in all.
+/// Lets a partner buy for the caller up to `limit_cents` in all (users).
+///
+/// Setting it again changes the limit; what was spent stays.
+#[utoipa::path(put, path = "/v1/partners/{name}/consent", tag = "partners", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The partner (a roaming server's account).")),
+    request_body = tracecast_delivery::api::ConsentRequest,
+    responses(
+        (status = 200, description = "The consent as it stands.", body = tracecast_delivery::api::Consent),
+        (status = 404, description = "No such partner.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        Refusals))]
 pub(super) async fn give_consent(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -162,7 +173,13 @@ pub(super) async fn give_consent(
     Ok(consent_json(&p, c))
 }
 
-/// `DELETE /v1/partners/{name}/consent` (a user): takes it back.
+/// Takes back the caller's consent to a partner (users).
+#[utoipa::path(delete, path = "/v1/partners/{name}/consent", tag = "partners", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The partner (a roaming server's account).")),
+    responses(
+        (status = 204, description = "Taken back."),
+        (status = 404, description = "No such partner, or no consent to it.", body = ErrorBody),
+        Refusals))]
 pub(super) async fn revoke_consent(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
@@ -182,8 +199,13 @@ pub(super) async fn revoke_consent(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `GET /v1/partners/{name}/consent` (a user): the limit and what was
-/// spent.
+/// The caller's consent to a partner: the limit and what was spent (users).
+#[utoipa::path(get, path = "/v1/partners/{name}/consent", tag = "partners", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The partner (a roaming server's account).")),
+    responses(
+        (status = 200, description = "The consent.", body = tracecast_delivery::api::Consent),
+        (status = 404, description = "No such partner, or no consent to it.", body = ErrorBody),
+        Refusals))]
 pub(super) async fn show_consent(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,

@@ -21,6 +21,7 @@ use tracecast_store::{
 };
 
 use super::{members, partners, reports, Origin};
+use crate::openapi::{ErrorBody, Refusals};
 use crate::ApiError;
 
 impl From<Refusal> for ApiError {
@@ -196,6 +197,26 @@ async fn gather<'r>(
     })
 }
 
+/// Buys a content: designates an edge and signs the ticket to show it (users, or a partner for a user who consented).
+///
+/// The copy is marked for the user; it is downloaded from the edge, or
+/// goes through a home server (download or rental) or a store's kiosk (a
+/// disc). A retry with the same Idempotency-Key answers the same delivery;
+/// `replaces` names a delivery of the buyer's whose edge failed them. A 503
+/// also answers when no edge can deliver now: retry shortly.
+#[utoipa::path(post, path = "/v1/purchases", tag = "deliveries", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retried purchase with the same key is the same delivery, never a second.")),
+    request_body = PurchaseRequest,
+    responses(
+        (status = 201, description = "A delivery is opened: the edge and the ticket.", body = Purchase),
+        (status = 200, description = "The Idempotency-Key was seen: the delivery opened then (or the one that replaced it).", body = Purchase),
+        (status = 402, description = "A partner's order would pass the user's limit for it; nothing was charged.", body = ErrorBody),
+        (status = 404, description = "No such content, user (a partner's order), home server or kiosk, or delivery to replace.", body = ErrorBody),
+        (status = 409, description = "The Idempotency-Key was used for another purchase, or the delivery to replace was replaced already.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape; or the kiosk does not sell the medium, the copy does not fit it, or protected content was ordered through a home server or kiosk.", body = ErrorBody),
+        (status = 500, description = "A stored record does not read back, or a protected rendition's key cannot be opened (a fault of the origin).", body = ErrorBody),
+        Refusals))]
 pub(super) async fn purchase(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,

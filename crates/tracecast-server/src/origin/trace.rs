@@ -20,6 +20,7 @@ use tracecast_media::MediaError;
 use tracecast_store::{AccountId, EdgeId, ProviderId, SiteId, UserId};
 
 use super::{upload_bytes, Caller, Origin};
+use crate::openapi::{ErrorBody, Refusals};
 use crate::ApiError;
 
 #[derive(Deserialize)]
@@ -327,6 +328,28 @@ fn read_mark(
     })
 }
 
+/// Traces a file back to its delivery by the mark it carries (administrators, providers, users).
+///
+/// An administrator learns everything, and a provider everything of its own
+/// content's copies; a leak either traces suspends the member it is traced
+/// to and lowers their referrers' standing. A user learns only whether the
+/// copy is a genuine delivery to them.
+/// Each account traces one file at a time, within a rate.
+#[utoipa::path(post, path = "/v1/trace", tag = "trace", security(("bearer" = [])),
+    params(("filename" = Option<String>, Query, description = "The file's name; its extension helps decoding."),
+        ("content" = Option<i64>, Query, description = "The content the file is a copy of, when it was pre-marked (A/B) and its metadata is gone."),
+        ("timeline" = Option<bool>, Query, description = "Also read the mark stretch by stretch along the file (administrators and the content's provider)."),
+        ("Tracecast-Sha256" = Option<String>, Header, description = "The upload's SHA-256 (hex); a damaged upload is refused.")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file to trace: audio, a picture or a video."),
+    responses(
+        (status = 200, description = "What the file says about who received it, as much as the caller may learn.", body = TraceReport),
+        (status = 409, description = "The membership changed while the leak was accounted for; trace again.", body = ErrorBody),
+        (status = 413, description = "Larger than `trace.max_upload`, or a picture beyond the pixel budget.", body = ErrorBody),
+        (status = 422, description = "The upload does not match its Tracecast-Sha256, or the file cannot be read; or the members' records do not form a valid tree.", body = ErrorBody),
+        (status = 429, description = "Too many traces from this account, or one of its traces is running.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before asking again."))),
+        (status = 500, description = "Reading the file failed unexpectedly (a fault of the origin).", body = ErrorBody),
+        Refusals))]
 pub(super) async fn trace(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,

@@ -65,6 +65,17 @@ async fn listener() -> (tokio::net::TcpListener, String) {
 /// [`start`] with the origin's settings: the origin with its mailbox as one
 /// node, each edge as a node of its own, all on the test's store.
 pub async fn start_with(t: &TestStore, edge_names: &[&str], config: OriginConfig) -> Net {
+    start_roles(t, edge_names, config, NONE).await
+}
+
+/// [`start_with`], the origin's node also running `more` roles (e.g. the
+/// service server).
+pub async fn start_roles(
+    t: &TestStore,
+    edge_names: &[&str],
+    config: OriginConfig,
+    more: Roles,
+) -> Net {
     let dir = tempfile::tempdir().unwrap();
     tracecast_secrets::write_new(&dir.path().join("mark.key"), &KEY).unwrap();
     // The origin's ticket key is known to the tests (they sign and verify).
@@ -77,7 +88,7 @@ pub async fn start_with(t: &TestStore, edge_names: &[&str], config: OriginConfig
     let roles = Roles {
         origin: true,
         mailbox: true,
-        ..NONE
+        ..more
     };
     let (listen, base) = listener().await;
     let node = Node::start_with(
