@@ -41,10 +41,24 @@ impl ApiError {
     }
 }
 
+/// A body over its route's limit (see [`crate::budget`]).
+fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        "the request body is larger than this route takes; docs/config.md \
+         (\"Request budgets\") lists each route's limit",
+    )
+}
+
 /// A body that is not the JSON a route takes: its status (400 malformed,
-/// 415 not JSON, 422 the wrong shape) and axum's account of what is wrong.
+/// 415 not JSON, 422 the wrong shape, 413 too large) and axum's account of
+/// what is wrong.
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return body_too_large();
+        }
         Self::new(e.status(), "bad_body", e.body_text())
     }
 }
@@ -52,6 +66,9 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 /// A body that could not be read (too large, or the connection broke).
 impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return body_too_large();
+        }
         Self::new(e.status(), "bad_body", e.body_text())
     }
 }
@@ -124,12 +141,13 @@ pub(crate) async fn json_errors(
     if head || !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
+    // axum's own refusals are plain text or empty; a page of the console
+    // (HTML) or a body a role chose keeps its type.
+    let plain = match res.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(v) => v.to_str().is_ok_and(|v| v.starts_with("text/plain")),
+    };
+    if !plain {
         return res;
     }
     let (mut parts, body) = res.into_parts();

@@ -266,6 +266,9 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             post(confirm_account),
         )
         .route("/gateway/v1/messages", post(send_message))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::budget::JSON_BODY,
+        ))
         .with_state(gateway)
         .merge(crate::openapi::router(crate::openapi::RoleApi::Gateway))
 }

@@ -4,6 +4,7 @@
 //! and kiosk (DESIGN.md "001").
 
 pub mod auth;
+pub mod budget;
 mod caller;
 pub mod edge;
 mod error;

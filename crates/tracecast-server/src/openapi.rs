@@ -145,6 +145,20 @@ impl Modify for Common {
                 )
                 .build()
         };
+        let too_large = || {
+            utoipa::openapi::ResponseBuilder::new()
+                .description(
+                    "The body is larger than this route takes (docs/config.md, \
+                     \"Request budgets\"); nothing was changed.",
+                )
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
         for item in doc.paths.paths.values_mut() {
             for op in [
                 &mut item.get,
@@ -162,6 +176,17 @@ impl Modify for Common {
                     .responses
                     .entry("503".to_owned())
                     .or_insert_with(|| shed().into());
+                // A JSON body has a limit (crate::budget).
+                let json_body = op
+                    .request_body
+                    .as_ref()
+                    .is_some_and(|b| b.content.contains_key("application/json"));
+                if json_body {
+                    op.responses
+                        .responses
+                        .entry("413".to_owned())
+                        .or_insert_with(|| too_large().into());
+                }
             }
         }
     }

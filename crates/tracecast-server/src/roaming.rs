@@ -115,6 +115,8 @@ pub struct Roaming {
     store: Store,
     auth: Authenticator,
     config: RoamingConfig,
+    /// One batch of conversions or one package order at a time per user.
+    busy: crate::budget::OneAtATime<String>,
 }
 
 impl std::fmt::Debug for Roaming {
@@ -160,6 +162,7 @@ impl Roaming {
             store,
             auth: Authenticator::default(),
             config,
+            busy: crate::budget::OneAtATime::new("conversion_running", "a conversion or order"),
         }))
     }
 
@@ -302,6 +305,8 @@ async fn user_of(r: &Roaming, headers: &HeaderMap) -> Result<Account, ApiError> 
         (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
         (status = 500, description = "A conversion failed in the server (a licence could not be opened or sealed); \
             the conversions before it in the request were made and charged.", body = ErrorBody),
+        (status = 429, description = "A conversion or order of this user is running: one at a time.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
         Refusals))]
 async fn conversions(
     State(r): State<Arc<Roaming>>,
@@ -309,6 +314,7 @@ async fn conversions(
     body: Result<Json<ConversionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let user = user_of(&r, &headers).await?;
+    let _converting = r.busy.admit(user.name.clone())?;
     let Json(req) = body?;
     if req.licences.is_empty() || req.licences.len() > MAX_BATCH {
         return Err(ApiError::bad_request(format!(
@@ -450,6 +456,8 @@ impl Roaming {
             body = Package),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
         (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        (status = 429, description = "A conversion or order of this user is running: one at a time.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
         Refusals))]
 async fn orders(
     State(r): State<Arc<Roaming>>,
@@ -457,6 +465,7 @@ async fn orders(
     body: Result<Json<PackageOrder>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let user = user_of(&r, &headers).await?;
+    let _ordering = r.busy.admit(user.name.clone())?;
     // The order's Idempotency-Key (the CLI sends one): the same order
     // sent again buys and charges nothing more. Without one, each order
     // is new.
@@ -614,6 +623,10 @@ pub fn router(r: Arc<Roaming>) -> Router {
         .route("/roaming/v1/conversions", post(conversions))
         .route("/roaming/v1/orders", post(orders))
         .route("/roaming/v1/issuer-conversions", post(issuer_conversions))
+        // Each takes a list the caller sizes (licences, package items).
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::budget::JSON_LIST_BODY,
+        ))
         .with_state(r)
         .merge(crate::openapi::router(crate::openapi::RoleApi::Roaming))
 }

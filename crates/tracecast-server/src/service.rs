@@ -343,6 +343,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/service/v1/accounts/{account}/status", put(set_status))
         .route("/service/v1/accounts/{account}/code", post(new_code))
         .route("/service/v1/numbers/{number}", put(set_number).get(number))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::budget::JSON_BODY,
+        ))
         .with_state(service)
         .merge(crate::openapi::router(crate::openapi::RoleApi::Service))
 }

@@ -950,3 +950,72 @@ async fn a_partners_order_sent_twice_at_once_spends_once() {
         assert_eq!(consent["spent_cents"], 100, "{consent}");
     }
 }
+
+/// Budgets: a JSON body is read into memory, so its size is capped per
+/// route (docs/config.md, "Request budgets"): a purchase padded past
+/// 64 KiB, with or without Content-Length, is refused with 413 before it
+/// is parsed and buys nothing; the same purchase at its normal size works,
+/// and an edge's holdings list may be larger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_json_body_is_capped_per_route() {
+    let t = TestStore::new(tracecast_store::Backend::Sqlite)
+        .await
+        .unwrap();
+    let net = start(&t, &["tokyo"]).await;
+    let (_, _, alice) = net.account("user", "alice").await;
+    let http = reqwest::Client::new();
+    let padded = format!(
+        r#"{{"content": 1, "tier": "high", "pad": "{}"}}"#,
+        "x".repeat(tracecast_server::budget::JSON_BODY)
+    );
+    let deliveries = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM deliveries")
+            .fetch_one(t.store.pool())
+            .await
+            .unwrap()
+    };
+    let deliveries_before = deliveries().await;
+    // Content-Length says it; and a chunked body that does not.
+    for chunked in [false, true] {
+        let body = if chunked {
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                vec![Ok(padded.clone().into_bytes())];
+            reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+        } else {
+            reqwest::Body::from(padded.clone())
+        };
+        let r = http
+            .post(format!("{}/v1/purchases", net.base))
+            .bearer_auth(&alice)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "chunked: {chunked}"
+        );
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(e["error"], "too_large", "{e}");
+        assert!(
+            e["message"].as_str().unwrap().contains("Request budgets"),
+            "{e}"
+        );
+    }
+    assert_eq!(deliveries().await, deliveries_before);
+    // Under the limit, the same route reads the body: it answers for the
+    // content the body names (none such here).
+    let r = http
+        .post(format!("{}/v1/purchases", net.base))
+        .bearer_auth(&alice)
+        .header("content-type", "application/json")
+        .body(r#"{"content": 1, "tier": "high", "pad": "x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    drop(net);
+    t.finish().await;
+}

@@ -993,6 +993,9 @@ pub fn deferred_router(slot: EdgeSlot) -> Router {
         .route("/edge/v1/deliveries", post(deliver))
         .route("/edge/v1/copies/{delivery}", get(download))
         .route("/edge/v1/copies/{delivery}/hls/{name}", get(hls::segment))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::budget::JSON_BODY,
+        ))
         .with_state(slot)
         // The contract is served while the edge starts too.
         .merge(crate::openapi::router(crate::openapi::RoleApi::Edge))

@@ -416,6 +416,9 @@ pub fn deferred_router(slot: HomeSlot) -> Router {
             "/home/v1/copies/{delivery}/{expires}/{sig}/{file}",
             get(read).post(done),
         )
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::budget::JSON_BODY,
+        ))
         .with_state(slot)
         // The contract is served while the home starts too.
         .merge(crate::openapi::router(crate::openapi::RoleApi::Home))

@@ -196,6 +196,9 @@ pub fn deferred_router(slot: KioskSlot) -> Router {
         .route("/kiosk/v1/discs", get(discs))
         .route("/kiosk/v1/discs/{delivery}/image", get(image))
         .route("/kiosk/v1/discs/{delivery}/burned", post(burned))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::budget::JSON_BODY,
+        ))
         .with_state(slot)
         // The contract is served while the kiosk starts too.
         .merge(crate::openapi::router(crate::openapi::RoleApi::Kiosk))

@@ -363,6 +363,8 @@ struct Made {
         (status = 201, description = "Ingested.", body = tracecast_delivery::api::ContentInfo),
         (status = 200, description = "This source was ingested before (`existing`); nothing new was made.", body = tracecast_delivery::api::ContentInfo),
         (status = 413, description = "Larger than the upload limit, or audio or a picture beyond the ingest budget; nothing was stored.", body = ErrorBody),
+        (status = 429, description = "An ingest of this provider is running: one at a time; nothing was stored.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
         (status = 422, description = "The upload does not match its Tracecast-Sha256, or it cannot be ingested (undecodable, too short, protected video, A/B variants of a picture); nothing was stored.", body = ErrorBody),
         (status = 500, description = "Encoding or storing a rendition failed; nothing was stored.", body = ErrorBody),
         Refusals))]
@@ -375,6 +377,7 @@ pub(super) async fn add_content(
     let caller = o.caller(&headers).await?;
     let (provider_id, provider) = caller.provider()?;
     let provider = provider.clone();
+    let _ingesting = o.ingests.admit(provider_id)?;
     let Query(q) = query.map_err(|e| {
         ApiError::bad_request(format!(
             "{}: give ?title=...&price_cents=...",

@@ -33,7 +33,9 @@ use tracecast_delivery::api::{
 use tracecast_delivery::{CallerKind, ContentKind, PrePosition, Tier};
 use tracecast_mailbox::BoxName;
 use tracecast_mark::MarkKey;
-use tracecast_store::{Account, AccountId, AccountKind, Blobs, ContentRecord, EdgeId, Store};
+use tracecast_store::{
+    Account, AccountId, AccountKind, Blobs, ContentRecord, EdgeId, ProviderId, Store,
+};
 
 use crate::auth::{new_token, token_hash, Authenticator};
 use crate::mailbox::Mailbox;
@@ -218,6 +220,9 @@ pub struct Origin {
     licence_issuer: tracecast_protect::Issuer,
     /// Traces by account: a rate, and one at a time.
     traces: trace::TraceLimits,
+    /// One ingest at a time per provider (decoding and encoding take a
+    /// worker each).
+    ingests: crate::budget::OneAtATime<ProviderId>,
     /// This origin's side of its agreement with the roaming server.
     roaming_agreement: Option<tracecast_protect::RoamingAgreement>,
     /// Calls to a roaming server in another process.
@@ -296,6 +301,7 @@ impl Origin {
             licence_issuer: tracecast_protect::Issuer::new(licences::ISSUER, signing.clone()),
             roaming_agreement,
             traces: trace::TraceLimits::new(config_traces_per_minute),
+            ingests: crate::budget::OneAtATime::new("ingest_running", "an ingest"),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
@@ -439,13 +445,17 @@ pub fn router(origin: Arc<Origin>) -> Router {
         .route("/v1/payments", post(billing::pay))
         .route("/v1/ledger", get(billing::ledger))
         .route("/v1/ledger/balances", get(billing::balances))
-        .route("/v1/edges/state", post(edge_state))
+        .route(
+            "/v1/edges/state",
+            post(edge_state).layer(DefaultBodyLimit::max(crate::budget::JSON_LIST_BODY)),
+        )
         .route("/v1/deliveries", get(deliveries))
         .route("/v1/deliveries/{id}", get(delivery))
         .route(
             "/v1/trace",
             post(trace::trace).layer(DefaultBodyLimit::max(trace_upload)),
         )
+        .layer(DefaultBodyLimit::max(crate::budget::JSON_BODY))
         .with_state(origin)
         .merge(crate::openapi::router(crate::openapi::RoleApi::Origin))
 }

@@ -38,18 +38,7 @@ pub(super) struct TraceQuery {
 /// `governor`), and one trace at a time. Administrators are not limited.
 pub(super) struct TraceLimits {
     rate: governor::DefaultKeyedRateLimiter<AccountId>,
-    busy: std::sync::Mutex<std::collections::HashSet<AccountId>>,
-}
-
-/// An account's trace in progress; the slot frees when dropped.
-struct Running<'a>(&'a TraceLimits, AccountId);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut busy) = self.0.busy.lock() {
-            busy.remove(&self.1);
-        }
-    }
+    busy: crate::budget::OneAtATime<AccountId>,
 }
 
 impl TraceLimits {
@@ -57,16 +46,12 @@ impl TraceLimits {
         let per_minute = std::num::NonZeroU32::new(per_minute.max(1)).expect("at least 1");
         Self {
             rate: governor::RateLimiter::keyed(governor::Quota::per_minute(per_minute)),
-            busy: Default::default(),
+            busy: crate::budget::OneAtATime::new("too_many_traces", "a trace"),
         }
     }
 
     /// Admits one trace of `who`, or answers 429 with when to ask again.
-    fn admit(&self, who: AccountId) -> Result<Running<'_>, ApiError> {
-        let busy = |secs: u64, why: String| {
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_traces", why)
-                .with_retry_after(secs)
-        };
+    fn admit(&self, who: AccountId) -> Result<crate::budget::Slot<'_, AccountId>, ApiError> {
         if let Err(not_until) = self.rate.check_key(&who) {
             let wait = not_until
                 .wait_time_from(governor::clock::Clock::now(
@@ -74,24 +59,16 @@ impl TraceLimits {
                 ))
                 .as_secs()
                 + 1;
-            return Err(busy(
-                wait,
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_traces",
                 format!(
                     "too many traces from this account: ask again in {wait} s (trace.per_minute)"
                 ),
-            ));
+            )
+            .with_retry_after(wait));
         }
-        let mut running = self.busy.lock().map_err(|_| busy(1, "busy".into()))?;
-        if running.len() > 10_000 {
-            running.clear();
-        }
-        if !running.insert(who) {
-            return Err(busy(
-                2,
-                "a trace of this account is running: one at a time".into(),
-            ));
-        }
-        Ok(Running(self, who))
+        self.busy.admit(who)
     }
 }
 
