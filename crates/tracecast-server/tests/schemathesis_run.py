@@ -9,9 +9,13 @@ is only for messages, so a failure to find it is answered "<unknown>".
 
 import sys
 
-import hypothesis.internal.lambda_sources as lambda_sources
+try:
+    import hypothesis.internal.lambda_sources as lambda_sources
 
-_describe = lambda_sources._lambda_description
+    _describe = lambda_sources._lambda_description
+except (ImportError, AttributeError):
+    # A hypothesis that names strategies another way needs no repair.
+    lambda_sources = None
 
 
 def _describe_or_unknown(f, *args, **kwargs):
@@ -21,7 +25,8 @@ def _describe_or_unknown(f, *args, **kwargs):
         return "lambda: <unknown>"
 
 
-lambda_sources._lambda_description = _describe_or_unknown
+if lambda_sources is not None:
+    lambda_sources._lambda_description = _describe_or_unknown
 
 from schemathesis.cli import schemathesis  # noqa: E402
 
