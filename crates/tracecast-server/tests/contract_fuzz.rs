@@ -96,6 +96,8 @@ struct Outcome {
 fn run(r: &Run, mode: &str, report: &std::path::Path) -> Outcome {
     let ndjson = report.join(format!("{}-{}-{mode}.ndjson", r.role, r.who));
     let mut cmd = Command::new(python());
+    // schemathesis keeps a cache where it runs: in the run's own folder.
+    cmd.current_dir(report);
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     cmd.arg(tests.join("schemathesis_run.py"))
         .arg("--config-file")
