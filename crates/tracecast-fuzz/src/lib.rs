@@ -242,7 +242,7 @@ pub fn ticket_and_link(data: &[u8]) {
     // A voucher is checked against a ticket that verified; make one.
     let ticket: Ticket = serde_json::from_value(serde_json::json!({
         "delivery": 1, "content": 1, "tier": "lossless", "user": 1, "content_server": 1,
-        "edge": 1, "expires": 10, "edge_key": hex_of(&ed25519_dalek::SigningKey::from_bytes(&[8; 32]).verifying_key().to_bytes()),
+        "edge": 1, "expires": 10, "edge_key": hex::encode(ed25519_dalek::SigningKey::from_bytes(&[8; 32]).verifying_key().to_bytes()),
     }))
     .expect("a ticket");
     let ticket_text = ticket.sign(&ed25519_dalek::SigningKey::from_bytes(&[5; 32]));
@@ -252,10 +252,6 @@ pub fn ticket_and_link(data: &[u8]) {
             "a forged voucher verified"
         );
     }
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `Range`, `If-Range` and `If-None-Match` on a copy of some length: what
