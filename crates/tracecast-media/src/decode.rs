@@ -81,21 +81,47 @@ pub fn decode_file_within(
 }
 
 /// Decodes an audio file held in memory; `ext` is a format hint ("mp3").
-pub fn decode_bytes(bytes: Vec<u8>, ext: Option<&str>) -> Result<Pcm, MediaError> {
+pub fn decode_bytes<B>(bytes: B, ext: Option<&str>) -> Result<Pcm, MediaError>
+where
+    B: AsRef<[u8]> + Send + Sync + 'static,
+{
     decode_bytes_within(bytes, ext, None).map(|d| d.pcm)
 }
 
 /// [`decode_bytes`] within a budget: memory stays near the budget
-/// whatever the file claims or holds.
-pub fn decode_bytes_within(
-    bytes: Vec<u8>,
+/// whatever the file claims or holds. The bytes are read in place (a
+/// server passes the upload it holds without copying it).
+pub fn decode_bytes_within<B>(
+    bytes: B,
     ext: Option<&str>,
     budget: Option<Budget>,
-) -> Result<Decoded, MediaError> {
+) -> Result<Decoded, MediaError>
+where
+    B: AsRef<[u8]> + Send + Sync + 'static,
+{
     decode_source(Box::new(Cursor::new(bytes)), ext, budget, None)
 }
 
 fn decode_source(
+    source: Box<dyn MediaSource>,
+    ext: Option<&str>,
+    budget: Option<Budget>,
+    progress: Option<Progress<'_>>,
+) -> Result<Decoded, MediaError> {
+    // The decoders are third-party code reading what anyone may send: a
+    // panic in one (an arithmetic overflow on a crafted header, found by
+    // fuzzing) refuses this file and leaves the process serving.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_unguarded(source, ext, budget, progress)
+    }))
+    .unwrap_or_else(|_| {
+        Err(MediaError::Malformed(
+            "the decoder failed on this file (it is damaged or crafted)".into(),
+        ))
+    })
+}
+
+fn decode_unguarded(
     source: Box<dyn MediaSource>,
     ext: Option<&str>,
     budget: Option<Budget>,
@@ -138,6 +164,15 @@ fn decode_source(
             other => MediaError::Malformed(other.to_string()),
         })?;
 
+    // A file whose header says it is longer than a refusing budget is
+    // refused before any sample is decoded (a lying header is caught
+    // below, when the budget runs out).
+    if let (Some(b), Some(frames), Some(ch)) = (budget, total, params.channels) {
+        let claimed = frames.saturating_mul(ch.count().max(1) as u64);
+        if b.beyond == Beyond::Refuse && claimed > b.max_samples {
+            return Err(too_long(&b, ch.count(), params.sample_rate.unwrap_or(0)));
+        }
+    }
     let mut sample_rate = params.sample_rate.unwrap_or(0);
     let mut channels: Vec<Vec<f32>> = Vec::new();
     let mut scratch: Option<SampleBuffer<f32>> = None;
@@ -194,13 +229,7 @@ fn decode_source(
             let room = (b.max_samples / n_ch as u64).saturating_sub(channels[0].len() as u64);
             if frames as u64 > room {
                 match b.beyond {
-                    Beyond::Refuse => {
-                        return Err(MediaError::TooLong(format!(
-                            "it holds more than {:.0} s of {} Hz audio in {n_ch} channel(s), the most this decodes",
-                            b.max_samples as f64 / n_ch as f64 / f64::from(sample_rate.max(1)),
-                            sample_rate
-                        )))
-                    }
+                    Beyond::Refuse => return Err(too_long(&b, n_ch, sample_rate)),
                     Beyond::Truncate => {
                         truncated = true;
                         frames = room as usize;
@@ -214,7 +243,11 @@ fn decode_source(
         };
         buf.copy_planar_ref(decoded);
         let samples = buf.samples();
+        // Growth by doubling, but never past the budget: what a file may
+        // make this hold is the budget, not twice it.
+        let cap = budget.map(|b| (b.max_samples / n_ch as u64) as usize);
         for (c, ch) in channels.iter_mut().enumerate() {
+            grow_within(ch, frames, cap);
             ch.extend_from_slice(&samples[c * per_channel..c * per_channel + frames]);
         }
         if channels[0].len() > MAX_FRAMES {
@@ -273,6 +306,27 @@ fn decode_source(
         },
         truncated,
     })
+}
+
+/// Makes room for `more` samples in `ch`, doubling as `Vec` does but
+/// stopping at `cap` samples when there is one.
+fn grow_within(ch: &mut Vec<f32>, more: usize, cap: Option<usize>) {
+    let need = ch.len() + more;
+    if need <= ch.capacity() {
+        return;
+    }
+    let doubled = need.max(ch.capacity() * 2).max(4096);
+    let target = cap.map_or(doubled, |c| doubled.min(c.max(need)));
+    ch.reserve_exact(target - ch.len());
+}
+
+fn too_long(b: &Budget, channels: usize, sample_rate: u32) -> MediaError {
+    let channels = channels.max(1);
+    MediaError::TooLong(format!(
+        "it holds more than {:.0} s of {} Hz audio in {channels} channel(s), the most this decodes",
+        b.max_samples as f64 / channels as f64 / f64::from(sample_rate.max(1)),
+        sample_rate
+    ))
 }
 
 fn is_pcm(codec: symphonia::core::codecs::CodecType) -> bool {

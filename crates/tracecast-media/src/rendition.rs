@@ -12,16 +12,16 @@ pub fn cd_quality(pcm: &Pcm) -> Pcm {
     } else {
         44_100
     };
-    let channels = if pcm.channels.len() > 2 {
-        // Front left and right carry the stereo image of a surround master.
-        pcm.channels[..2].to_vec()
-    } else {
-        pcm.channels.clone()
-    };
     Pcm {
         sample_rate: rate,
-        channels: channels
+        // Front left and right carry the stereo image of a surround
+        // master. Each channel is made from the source's own (no copy of
+        // the whole first: a long work's samples are the largest thing an
+        // ingest holds).
+        channels: pcm
+            .channels
             .iter()
+            .take(2)
             .map(|c| tracecast_mark::audio::resample(c, pcm.sample_rate, rate))
             .collect(),
         bits_per_sample: Some(16),

@@ -351,7 +351,8 @@ async fn request_service(
                 StatusCode::TOO_MANY_REQUESTS,
                 "busy",
                 "too many devices are being set up; try again in a minute",
-            ));
+            )
+            .with_retry_after(60));
         }
         offers.insert(id.clone(), (r.clone(), Instant::now(), peer.ip()));
     }

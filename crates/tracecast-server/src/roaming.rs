@@ -585,7 +585,8 @@ async fn issuer_conversions(
         .verify_strict(&body, &sig)
         .map_err(|_| ApiError::forbidden("the issuer's signature does not verify"))?;
     let now = tracecast_store::now_ms() / 1000;
-    if (req.at - now).abs() > ISSUER_SKEW_SECS {
+    // abs_diff: a signed `at` near i64::MIN must not overflow the check.
+    if req.at.abs_diff(now) > ISSUER_SKEW_SECS.unsigned_abs() {
         return Err(ApiError::forbidden("the request is stale: sign it afresh"));
     }
     let target: Recipient = req

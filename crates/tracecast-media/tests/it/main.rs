@@ -269,7 +269,8 @@ fn a_decode_budget_bounds_what_a_small_file_can_cost() {
     assert!(d.truncated);
     assert_eq!(d.pcm.channels.len(), 2);
     assert_eq!(d.pcm.frames(), 5 * 60 * 48_000);
-    assert!(d.pcm.channels[0].capacity() <= 2 * 5 * 60 * 48_000);
+    // What it holds is the budget, not the budget doubled by growth.
+    assert!(d.pcm.channels[0].capacity() <= 5 * 60 * 48_000);
     // An ingest's budget refuses it with its length.
     let refuse = tracecast_media::Budget::minutes(10.0, tracecast_media::Beyond::Refuse);
     match tracecast_media::decode_bytes_within(bomb, Some("flac"), Some(refuse)) {
@@ -281,6 +282,29 @@ fn a_decode_budget_bounds_what_a_small_file_can_cost() {
     let d = tracecast_media::decode_bytes_within(music, Some("flac"), Some(five)).unwrap();
     assert!(!d.truncated);
     assert_eq!(d.pcm.frames(), short_music().frames());
+}
+
+#[test]
+fn a_header_claiming_more_than_a_refusing_budget_is_refused_before_decoding() {
+    // A second and a half of music whose STREAMINFO says three hours: refused by
+    // the claim (an ingest need not decode hours to learn it is too long).
+    let mut flac = encode_to_vec(&short_music(), OutputFormat::Flac).unwrap();
+    assert_eq!(&flac[..4], b"fLaC");
+    // STREAMINFO's rate (20 bits), channels (3), depth (5) and total
+    // samples (36) are the big-endian u64 at bytes 18..26.
+    let mut word = u64::from_be_bytes(flac[18..26].try_into().unwrap());
+    word = (word & !((1u64 << 36) - 1)) | (3 * 3600 * 44_100);
+    flac[18..26].copy_from_slice(&word.to_be_bytes());
+    let ten_minutes = tracecast_media::Budget::minutes(10.0, tracecast_media::Beyond::Refuse);
+    match tracecast_media::decode_bytes_within(flac.clone(), Some("flac"), Some(ten_minutes)) {
+        // Ten minutes of 48 kHz stereo is 653 s at 44.1 kHz.
+        Err(MediaError::TooLong(why)) => assert!(why.contains("653 s of 44100 Hz"), "{why}"),
+        other => panic!("expected TooLong, got {:?}", other.map(|d| d.truncated)),
+    }
+    // A truncating budget (a trace) reads the start of the same file.
+    let trace = tracecast_media::Budget::minutes(10.0, tracecast_media::Beyond::Truncate);
+    let d = tracecast_media::decode_bytes_within(flac, Some("flac"), Some(trace)).unwrap();
+    assert!(d.pcm.frames() > 0);
 }
 
 #[test]

@@ -379,7 +379,7 @@ pub const OPTIONS: &[Opt] = &[
     opt("trace.audio_minutes", Ty::Float, "5", "origin", "Audio a trace decodes, from the start: minutes of 48 kHz stereo (the same number of samples at other rates). The mark repeats throughout, so a long file is traced from its start. One trace at the default peaks at about 430 MB (decoded samples and the detector's work), whatever the file holds; traces run one per core."),
     opt("trace.max_megapixels", Ty::Float, "50", "origin", "The largest picture a trace or an ingest decodes; larger is answered 413 before its pixels are decoded."),
     opt("trace.per_minute", Ty::Int, "10", "origin", "Traces one account may ask for in a minute (429 with Retry-After beyond); each account runs one at a time. Administrators are not limited."),
-    opt("ingest.audio_minutes", Ty::Float, "120", "origin", "The longest audio an ingest takes (minutes of 48 kHz stereo, the same number of samples at other rates); longer is answered 413 and nothing is stored."),
+    opt("ingest.audio_minutes", Ty::Float, "60", "origin", "The longest audio an ingest takes (minutes of 48 kHz stereo, the same number of samples at other rates); longer is answered 413 and nothing is stored (at once when the file's header says its length). An ingest holds about 16 bytes per sample of it at its peak (2.8 GB at the default; see \"Peak memory\" under Request budgets): raise it only with the memory to match."),
     opt("service.public_url", Ty::Url, "the listen address", "service", "The URL links and upload locations name."),
     opt("service.max_upload", Ty::Size, "16G", "service", "The largest upload."),
     opt("service.upload_expiry_hours", Ty::Int, "24", "service", "Hours an unfinished upload waits for its next part."),

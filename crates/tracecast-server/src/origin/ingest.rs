@@ -615,7 +615,7 @@ async fn store_variants(o: &Origin, content: i64, v: MadeVariants) -> Result<(),
 /// PCM comes back too.
 #[allow(clippy::type_complexity)]
 fn make_renditions(
-    bytes: &[u8],
+    bytes: &Bytes,
     ext: Option<&str>,
     budget: &super::DecodeBudget,
 ) -> Result<(ContentKind, Vec<Made>, Option<Pcm>), MediaError> {
@@ -640,7 +640,8 @@ fn make_renditions(
         }
         return Ok((ContentKind::Picture, out, None));
     }
-    let pcm = tracecast_media::decode_bytes_within(bytes.to_vec(), ext, Some(budget.audio))?.pcm;
+    // The upload is read where it lies, not copied.
+    let pcm = tracecast_media::decode_bytes_within(bytes.clone(), ext, Some(budget.audio))?.pcm;
     // A copy must be traceable: the audio mark needs about one block
     // (4.5 s) to be read back.
     if pcm.duration_secs() < MIN_AUDIO_SECS {
@@ -649,24 +650,22 @@ fn make_renditions(
             pcm.duration_secs()
         )));
     }
-    let lossless = if pcm.sample_rate > MAX_LOSSLESS_RATE {
-        Pcm {
-            sample_rate: MAX_LOSSLESS_RATE,
-            channels: pcm
-                .channels
-                .iter()
-                .map(|c| tracecast_mark::audio::resample(c, pcm.sample_rate, MAX_LOSSLESS_RATE))
-                .collect(),
-            bits_per_sample: pcm.bits_per_sample,
-        }
-    } else {
-        pcm.clone()
-    };
+    // The source itself when its rate fits: no copy of every sample.
+    let resampled = (pcm.sample_rate > MAX_LOSSLESS_RATE).then(|| Pcm {
+        sample_rate: MAX_LOSSLESS_RATE,
+        channels: pcm
+            .channels
+            .iter()
+            .map(|c| tracecast_mark::audio::resample(c, pcm.sample_rate, MAX_LOSSLESS_RATE))
+            .collect(),
+        bits_per_sample: pcm.bits_per_sample,
+    });
+    let lossless = resampled.as_ref().unwrap_or(&pcm);
     let flac = |p: &Pcm| tracecast_media::encode_to_vec(p, OutputFormat::Flac);
     let out = vec![
         Made {
             tier: Tier::Lossless,
-            bytes: flac(&lossless)?,
+            bytes: flac(lossless)?,
             media_type: "audio/flac",
         },
         Made {

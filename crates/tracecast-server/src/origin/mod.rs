@@ -116,7 +116,8 @@ impl Default for Budgets {
             trace_minutes: 5.0,
             max_pixels: 50_000_000,
             traces_per_minute: 10,
-            ingest_minutes: 120.0,
+            // 16 bytes a sample at an ingest's peak: 2.8 GB at an hour.
+            ingest_minutes: 60.0,
         }
     }
 }

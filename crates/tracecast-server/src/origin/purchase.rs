@@ -27,7 +27,14 @@ use crate::ApiError;
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
         let status = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        ApiError::new(status, r.code(), r.to_string())
+        let e = ApiError::new(status, r.code(), r.to_string());
+        // No edge yet is a passing state (one is starting or reporting its
+        // key): say when to ask again, as every other 503 does.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            e.with_retry_after(10)
+        } else {
+            e
+        }
     }
 }
 

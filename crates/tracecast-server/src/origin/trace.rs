@@ -236,7 +236,7 @@ fn read_ab(pcm: &tracecast_media::Pcm, key: &MarkKey, ab: &mut AbTrace) -> Optio
 }
 
 fn read_mark(
-    bytes: &[u8],
+    bytes: &Bytes,
     ext: Option<&str>,
     key: &MarkKey,
     ab: Option<AbTrace>,
@@ -262,7 +262,8 @@ fn read_mark(
     }
     // At most the trace's budget, from the start: a small file of
     // compressed silence must not cost gigabytes.
-    let decoded = tracecast_media::decode_bytes_within(bytes.to_vec(), ext, Some(budget.audio))?;
+    // The upload is read where it lies, not copied.
+    let decoded = tracecast_media::decode_bytes_within(bytes.clone(), ext, Some(budget.audio))?;
     let pcm = decoded.pcm;
     let media = format!(
         "audio {:.1} s, {} Hz, {} channel(s){}",

@@ -106,6 +106,11 @@ impl Proc {
         }
     }
 
+    /// The running process's id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Stops the process and starts it again with more arguments.
     pub(crate) fn restart_with(&mut self, more: &[String]) {
         self.kill();

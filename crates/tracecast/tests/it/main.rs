@@ -17,6 +17,7 @@ mod protect;
 mod share;
 mod sites;
 mod video;
+mod worst_files;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,486 @@
+//! The worst files a caller can send (issue 27), to a running `tracecast
+//! serve`: decompression bombs in every audio and picture format it reads,
+//! headers that lie about a file's size, a 30 000 x 30 000 picture header
+//! and three hours of FLAC silence, each sent to be traced and to be
+//! ingested. Every one is answered (traced within the budget, or refused
+//! with the budget's code and nothing stored), and the process's peak
+//! resident memory while it works stays under the bound docs/config.md
+//! gives ("Request budgets"), measured per file from the kernel's own
+//! high-water mark.
+//!
+//! The budgets here are smaller than the defaults (one minute of audio a
+//! trace, two an ingest) so the run stays short; the bound is stated in
+//! terms of the budgets, so the defaults' figure follows from it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::delivery::{cli, free_port, Proc};
+use crate::p;
+
+/// Audio a trace decodes and the longest an ingest takes, in minutes of
+/// 48 kHz stereo (set below in the server's settings).
+const TRACE_MINUTES: f64 = 1.0;
+const INGEST_MINUTES: f64 = 2.0;
+const MAX_MEGAPIXELS: f64 = 50.0;
+
+/// docs/config.md's bound on one trace's or one ingest's peak resident
+/// memory ("Peak memory"): the idle process, the upload (held while it is
+/// read, twice over while it arrives), and 16 bytes per sample or 8 per
+/// pixel of the budget, with 64 MiB for the rest. Each file is held to the
+/// part that is its own kind's, and a file refused by its header to what
+/// decoding nothing costs.
+fn bound_bytes(idle: u64, upload: u64, cost: Cost, audio_minutes: f64) -> u64 {
+    let (work, rest) = match cost {
+        Cost::Audio => (audio_minutes * 60.0 * 48_000.0 * 2.0 * 16.0, 64u64 << 20),
+        Cost::Pixels => (MAX_MEGAPIXELS * 1e6 * 8.0, 64 << 20),
+        Cost::Header => (0.0, 16 << 20),
+    };
+    idle + 2 * upload + work as u64 + rest
+}
+
+/// What a file may cost an operation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cost {
+    /// Decoded audio up to the budget.
+    Audio,
+    /// Decoded pixels up to the budget.
+    Pixels,
+    /// Refused from its header: nothing decoded.
+    Header,
+}
+
+/// FLAC of digital silence written frame by frame (48 kHz stereo, 16
+/// bits, 4096-sample frames of two CONSTANT subframes): 16 bytes a frame,
+/// so three hours is 2 MB that decodes to 4 GB of samples. `claim_length`
+/// false leaves STREAMINFO's total at 0 ("unknown"), as a streamed
+/// encoder may: the decoder learns the length only by decoding.
+fn flac_silence(seconds: u64, claim_length: bool) -> Vec<u8> {
+    use crc::{Crc, CRC_16_UMTS, CRC_8_SMBUS};
+    const FRAME: u64 = 4096;
+    let frames = (seconds * 48_000).div_ceil(FRAME);
+    let total = if claim_length { frames * FRAME } else { 0 };
+    let mut out = b"fLaC".to_vec();
+    // The last (and only) metadata block: STREAMINFO, 34 bytes.
+    out.extend_from_slice(&[0x80, 0, 0, 34]);
+    out.extend_from_slice(&(FRAME as u16).to_be_bytes());
+    out.extend_from_slice(&(FRAME as u16).to_be_bytes());
+    out.extend_from_slice(&[0; 6]); // frame sizes unknown
+    let word: u64 = (48_000u64 << 44) | (1 << 41) | (15 << 36) | total;
+    out.extend_from_slice(&word.to_be_bytes());
+    out.extend_from_slice(&[0; 16]); // no MD5
+    let crc8 = Crc::<u8>::new(&CRC_8_SMBUS);
+    let crc16 = Crc::<u16>::new(&CRC_16_UMTS);
+    for n in 0..frames {
+        let start = out.len();
+        // Fixed blocking; 4096 samples; 48 kHz; two independent channels
+        // of 16 bits; the frame number in FLAC's UTF-8-like coding.
+        out.extend_from_slice(&[0xFF, 0xF8, 0xCA, 0x18]);
+        out.extend_from_slice(&flac_utf8(n));
+        let head = crc8.checksum(&out[start..]);
+        out.push(head);
+        // Two CONSTANT subframes holding 0.
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        let all = crc16.checksum(&out[start..]);
+        out.extend_from_slice(&all.to_be_bytes());
+    }
+    out
+}
+
+/// FLAC's coding of a frame number: UTF-8's shape, surrogates allowed.
+fn flac_utf8(n: u64) -> Vec<u8> {
+    let continuation = |shift: u32| 0x80 | ((n >> shift) & 0x3F) as u8;
+    match n {
+        0..0x80 => vec![n as u8],
+        0x80..0x800 => vec![0xC0 | (n >> 6) as u8, continuation(0)],
+        0x800..0x1_0000 => vec![0xE0 | (n >> 12) as u8, continuation(6), continuation(0)],
+        _ => vec![
+            0xF0 | (n >> 18) as u8,
+            continuation(12),
+            continuation(6),
+            continuation(0),
+        ],
+    }
+}
+
+/// A WAV header claiming 4 GiB of 8-channel 768 kHz audio, followed by a
+/// mebibyte of it.
+fn wav_lying_header() -> Vec<u8> {
+    let (channels, rate, bits) = (8u16, 768_000u32, 16u16);
+    let align = channels * bits / 8;
+    let data_claim = 0xFFFF_FF00u32;
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(data_claim + 36).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&channels.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * u32::from(align)).to_le_bytes());
+    out.extend_from_slice(&align.to_le_bytes());
+    out.extend_from_slice(&bits.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_claim.to_le_bytes());
+    out.resize(out.len() + (1 << 20), 0);
+    out
+}
+
+/// Runs a shell pipeline (sox, lame, oggenc, ffmpeg) that writes `out`.
+fn made(out: &Path, script: &str) -> Vec<u8> {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env("OUT", out)
+        .status()
+        .expect("sh runs");
+    assert!(
+        status.success(),
+        "{script} (.ci/run installs sox, lame, vorbis-tools, ffmpeg)"
+    );
+    std::fs::read(out).unwrap()
+}
+
+/// `bytes` repeated until it is `times` as long: MP3 and ADTS AAC are
+/// sequences of self-contained frames, so the result is one long stream.
+fn repeated(bytes: Vec<u8>, times: usize) -> Vec<u8> {
+    bytes.repeat(times)
+}
+
+/// A picture of one colour, `side` x `side`, in `format`.
+fn flat_picture(side: u32, format: image::ImageFormat) -> Vec<u8> {
+    let img = image::GrayImage::from_pixel(side, side, image::Luma([3]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageLuma8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), format)
+        .unwrap();
+    out
+}
+
+/// A small picture whose header is rewritten to say `side` x `side`.
+fn picture_header_claiming(side: u32, format: image::ImageFormat) -> Vec<u8> {
+    let mut bytes = flat_picture(16, format);
+    match format {
+        image::ImageFormat::Png => {
+            // Signature (8), length (4), "IHDR" (4), width, height, then
+            // the chunk's CRC after its 13 bytes.
+            bytes[16..20].copy_from_slice(&side.to_be_bytes());
+            bytes[20..24].copy_from_slice(&side.to_be_bytes());
+            let crc = crc32fast::hash(&bytes[12..29]);
+            bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        }
+        image::ImageFormat::Jpeg => {
+            // The baseline frame header: FF C0, length (2), precision
+            // (1), then height and width (16 bits each).
+            let at = bytes
+                .windows(2)
+                .position(|w| w == [0xFF, 0xC0])
+                .expect("a baseline JPEG");
+            let side = u16::try_from(side).expect("JPEG sides are 16-bit");
+            bytes[at + 5..at + 7].copy_from_slice(&side.to_be_bytes());
+            bytes[at + 7..at + 9].copy_from_slice(&side.to_be_bytes());
+        }
+        _ => unreachable!("PNG and JPEG are the pictures tracecast reads"),
+    }
+    bytes
+}
+
+/// What the server must answer to a file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Answer {
+    /// Traced: 200 with no mark found.
+    NoMark,
+    /// Refused by a budget: 413 `over_budget`.
+    OverBudget,
+    /// Refused as unreadable: 422 `bad_media`.
+    BadMedia,
+    /// Ingested: 201.
+    Ingested,
+}
+
+struct Worst {
+    name: &'static str,
+    bytes: Vec<u8>,
+    trace: (Answer, Cost),
+    ingest: (Answer, Cost),
+}
+
+fn worst_files(dir: &Path) -> Vec<Worst> {
+    let w = |name, bytes, trace, ingest| Worst {
+        name,
+        bytes,
+        trace,
+        ingest,
+    };
+    use Answer::*;
+    use Cost::*;
+    let silence_min = made(
+        &dir.join("minute.mp3"),
+        "sox -D -n -r 44100 -c 2 -b 16 -t wav - trim 0 60 | lame --quiet -t --cbr -b 32 - \"$OUT\"",
+    );
+    let silence_min_aac = made(
+        &dir.join("minute.aac"),
+        "ffmpeg -v error -f lavfi -i anullsrc=r=48000:cl=stereo -t 60 -c:a aac -b:a 24k -f adts -y \"$OUT\"",
+    );
+    vec![
+        w(
+            "silence-3h.flac",
+            flac_silence(3 * 3600, true),
+            (NoMark, Audio),
+            (OverBudget, Header),
+        ),
+        w(
+            "silence-3h-length-unknown.flac",
+            flac_silence(3 * 3600, false),
+            (NoMark, Audio),
+            (OverBudget, Audio),
+        ),
+        w(
+            "silence-30min.mp3",
+            repeated(silence_min, 30),
+            (NoMark, Audio),
+            (OverBudget, Header),
+        ),
+        w(
+            "silence-30min.aac",
+            repeated(silence_min_aac, 30),
+            (NoMark, Audio),
+            (OverBudget, Header),
+        ),
+        w(
+            "silence-3min.ogg",
+            made(
+                &dir.join("silence.ogg"),
+                "sox -D -n -r 44100 -c 2 -b 16 -t wav - trim 0 180 | oggenc -Q -q -1 -o \"$OUT\" -",
+            ),
+            (NoMark, Audio),
+            (OverBudget, Header),
+        ),
+        w(
+            "claims-4GiB.wav",
+            wav_lying_header(),
+            (BadMedia, Audio),
+            (OverBudget, Header),
+        ),
+        w(
+            "claims-30000x30000.png",
+            picture_header_claiming(30_000, image::ImageFormat::Png),
+            (OverBudget, Header),
+            (OverBudget, Header),
+        ),
+        w(
+            "claims-30000x30000.jpg",
+            picture_header_claiming(30_000, image::ImageFormat::Jpeg),
+            (OverBudget, Header),
+            (OverBudget, Header),
+        ),
+        // Within the pixel budget: decoded and worked on in full.
+        w(
+            "flat-7000x7000.png",
+            flat_picture(7000, image::ImageFormat::Png),
+            (NoMark, Pixels),
+            (Ingested, Pixels),
+        ),
+        w(
+            "flat-7000x7000.jpg",
+            flat_picture(7000, image::ImageFormat::Jpeg),
+            (NoMark, Pixels),
+            (Ingested, Pixels),
+        ),
+        // Within the ingest's audio budget: every rendition is made.
+        w(
+            "noise-115s.flac",
+            made(
+                &dir.join("noise.flac"),
+                "sox -D -n -r 48000 -c 2 -b 16 \"$OUT\" synth 115 pinknoise vol 0.2",
+            ),
+            (NoMark, Audio),
+            (Ingested, Audio),
+        ),
+    ]
+}
+
+/// The process's resident high-water mark, in bytes.
+fn peak_resident(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kb * 1024
+}
+
+/// Starts the high-water mark again from what the process holds now.
+fn reset_peak(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("clear_refs (Linux)");
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+#[test]
+fn the_worst_files_are_answered_within_the_documented_memory_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let data = dir.join("node");
+    let conf = dir.join("node.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "data = {:?}\n[trace]\naudio_minutes = {TRACE_MINUTES}\nmax_megapixels = {MAX_MEGAPIXELS}\n[ingest]\naudio_minutes = {INGEST_MINUTES}\n",
+            p(&data)
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let node = Proc::start(
+        dir.join("node.log"),
+        vec!["--config".into(), p(&conf).into()],
+        // jemalloc hands freed pages back at once, so each file's peak is
+        // its own, not the last file's pages waiting to be returned.
+        vec![(
+            "_RJEM_MALLOC_CONF",
+            "dirty_decay_ms:0,muzzy_decay_ms:0".to_owned(),
+        )],
+        port,
+        "/readyz",
+    );
+    let pid = node.pid();
+    let base = format!("http://127.0.0.1:{port}");
+    let admin_file = data.join("admin.token");
+    let provider_file: PathBuf = dir.join("provider.token");
+    crate::delivery::ok(cli(
+        &[
+            "account",
+            "add",
+            "provider",
+            "aurora",
+            "--token-out",
+            p(&provider_file),
+        ],
+        &admin_file,
+        &base,
+    ));
+    let token = |f: &Path| std::fs::read_to_string(f).unwrap().trim().to_owned();
+    let (admin, provider) = (token(&admin_file), token(&provider_file));
+    let files = worst_files(dir);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::new();
+    let send = |url: String, bearer: &str, body: Vec<u8>| {
+        rt.block_on(async {
+            let r = http
+                .post(url)
+                .bearer_auth(bearer)
+                .body(body)
+                .send()
+                .await
+                .expect("the server answers");
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            (status, body)
+        })
+    };
+    let contents_before = send_get(&rt, &http, &format!("{base}/v1/contents"), &admin);
+    // Settle, then take the idle process's size as the floor.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    reset_peak(pid);
+    let idle = peak_resident(pid);
+    let mut failures = Vec::new();
+    let mut table = vec![format!(
+        "{:<32} {:>9} {:>6} {:>9} {:>9} {:>6} {:>9} {:>9}",
+        "file", "bytes", "trace", "peak MiB", "bound", "ingest", "peak MiB", "bound"
+    )];
+    let mut ingested = 0;
+    for (i, f) in files.iter().enumerate() {
+        let upload = f.bytes.len() as u64;
+        let mut row = format!("{:<32} {:>9}", f.name, upload);
+        for (op, expected) in [("trace", f.trace), ("ingest", f.ingest)] {
+            // Let the allocator hand back the last file's pages (jemalloc's
+            // background thread), then measure this one from here.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            reset_peak(pid);
+            let (status, body) = if op == "trace" {
+                send(
+                    format!("{base}/v1/trace?filename={}", f.name),
+                    &admin,
+                    f.bytes.clone(),
+                )
+            } else {
+                send(
+                    format!(
+                        "{base}/v1/contents?title=worst%20{i}&price_cents=100&filename={}",
+                        f.name
+                    ),
+                    &provider,
+                    f.bytes.clone(),
+                )
+            };
+            let peak = peak_resident(pid);
+            let minutes = if op == "trace" {
+                TRACE_MINUTES
+            } else {
+                INGEST_MINUTES
+            };
+            let (expected, cost) = expected;
+            let bound = bound_bytes(idle, upload, cost, minutes);
+            let answered = match (status, body["error"].as_str()) {
+                (200, _) if op == "trace" && body["mark"].is_null() => Answer::NoMark,
+                (201, _) if op == "ingest" => Answer::Ingested,
+                (413, Some("over_budget")) => Answer::OverBudget,
+                (422, Some("bad_media")) => Answer::BadMedia,
+                _ => {
+                    failures.push(format!("{} {op}: {status} {body}", f.name));
+                    continue;
+                }
+            };
+            if answered != expected {
+                failures.push(format!(
+                    "{} {op}: {answered:?} ({status} {body}), expected {expected:?}",
+                    f.name
+                ));
+            }
+            if answered == Answer::Ingested {
+                ingested += 1;
+            }
+            if peak > bound {
+                failures.push(format!(
+                    "{} {op}: peak {:.0} MiB over the bound {:.0} MiB",
+                    f.name,
+                    mib(peak),
+                    mib(bound)
+                ));
+            }
+            row += &format!(" {status:>6} {:>9.0} {:>9.0}", mib(peak), mib(bound));
+        }
+        table.push(row);
+    }
+    eprintln!(
+        "worst files (idle {:.0} MiB; trace {TRACE_MINUTES} min, ingest {INGEST_MINUTES} min, {MAX_MEGAPIXELS} MP):\n{}",
+        mib(idle),
+        table.join("\n")
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+    // Nothing refused was stored: only the ingested files became content.
+    let contents_after = send_get(&rt, &http, &format!("{base}/v1/contents"), &admin);
+    let count = |v: &serde_json::Value| v.as_array().map_or(0, Vec::len);
+    assert_eq!(
+        count(&contents_after) - count(&contents_before),
+        ingested,
+        "{contents_after}"
+    );
+}
+
+fn send_get(
+    rt: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    url: &str,
+    bearer: &str,
+) -> serde_json::Value {
+    rt.block_on(async {
+        let r = http.get(url).bearer_auth(bearer).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.json().await.unwrap()
+    })
+}
