@@ -121,12 +121,31 @@ fn decode_source(
     })
 }
 
+/// MP4 files are checked box by box before symphonia reads them: it sizes
+/// its tables from the counts a file states, and a failed allocation
+/// aborts the process (see `isobmff`).
+fn check_isobmff(source: &mut Box<dyn MediaSource>) -> Result<(), MediaError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |e: std::io::Error| MediaError::Malformed(e.to_string());
+    let len = source.seek(SeekFrom::End(0)).map_err(io)?;
+    source.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut head = Vec::with_capacity(8);
+    source.by_ref().take(8).read_to_end(&mut head).map_err(io)?;
+    if crate::isobmff::is_isobmff(&head) {
+        crate::isobmff::check(source, len)
+            .map_err(|why| MediaError::Malformed(format!("a damaged MP4 file: {why}")))?;
+    }
+    source.seek(SeekFrom::Start(0)).map_err(io)?;
+    Ok(())
+}
+
 fn decode_unguarded(
-    source: Box<dyn MediaSource>,
+    mut source: Box<dyn MediaSource>,
     ext: Option<&str>,
     budget: Option<Budget>,
     mut progress: Option<Progress<'_>>,
 ) -> Result<Decoded, MediaError> {
+    check_isobmff(&mut source)?;
     let mss = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = ext {

@@ -11,6 +11,7 @@
 
 mod decode;
 mod encode;
+mod isobmff;
 pub mod marking;
 mod picture;
 mod rendition;

@@ -273,6 +273,21 @@ fn worst_files(dir: &Path) -> Vec<Worst> {
             (OverBudget, Header),
             (OverBudget, Header),
         ),
+        // 1.3 KB of MP4 whose sample table states 4 294 967 295 entries:
+        // the decoder asked for 34 GB and the process aborted (found by
+        // `xtask fuzz audio_decode`; the fuzz input's first byte picks
+        // the name, the rest is the file).
+        w(
+            "table-count-34GB.m4a",
+            std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../fuzz/regressions/audio_decode/isomp4-table-count-allocates-34-GB"
+            ))
+            .expect("the kept fuzz input")[1..]
+                .to_vec(),
+            (BadMedia, Header),
+            (BadMedia, Header),
+        ),
         // Within the pixel budget: decoded and worked on in full.
         w(
             "flat-7000x7000.png",
