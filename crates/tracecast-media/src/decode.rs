@@ -121,31 +121,53 @@ fn decode_source(
     })
 }
 
-/// MP4 files are checked box by box before symphonia reads them: it sizes
-/// its tables from the counts a file states, and a failed allocation
-/// aborts the process (see `isobmff`).
-fn check_isobmff(source: &mut Box<dyn MediaSource>) -> Result<(), MediaError> {
+/// MP4 boxes are checked before symphonia's MP4 reader sees them: it
+/// sizes its tables from the counts a file states, and a failed
+/// allocation aborts the process (see `isobmff`). The reader starts at
+/// the first "ftyp" its probe finds, wherever that is (a crafted file
+/// hides one past junk), so the probe is run here first, the same way,
+/// and the boxes are checked from where it would start.
+fn check_isobmff(source: Box<dyn MediaSource>) -> Result<Box<dyn MediaSource>, MediaError> {
     use std::io::{Read, Seek, SeekFrom};
+    use symphonia::core::io::ReadBytes;
+    use symphonia::core::probe::Instantiate;
     let io = |e: std::io::Error| MediaError::Malformed(e.to_string());
-    let len = source.seek(SeekFrom::End(0)).map_err(io)?;
-    source.seek(SeekFrom::Start(0)).map_err(io)?;
-    let mut head = Vec::with_capacity(8);
-    source.by_ref().take(8).read_to_end(&mut head).map_err(io)?;
-    if crate::isobmff::is_isobmff(&head) {
-        crate::isobmff::check(source, len)
-            .map_err(|why| MediaError::Malformed(format!("a damaged MP4 file: {why}")))?;
+    let mut mss = MediaSourceStream::new(source, Default::default());
+    let probe = symphonia::default::get_probe();
+    let found = loop {
+        match probe.next(&mut mss) {
+            Ok(Instantiate::Metadata(reader)) => {
+                if reader(&MetadataOptions::default())
+                    .read_all(&mut mss)
+                    .is_err()
+                {
+                    break None;
+                }
+            }
+            Ok(Instantiate::Format(_)) => break Some(mss.pos()),
+            Err(_) => break None,
+        }
+    };
+    if let Some(at) = found {
+        let len = mss.seek(SeekFrom::End(0)).map_err(io)?;
+        let mut marker = [0u8; 4];
+        mss.seek(SeekFrom::Start(at)).map_err(io)?;
+        if mss.read_exact(&mut marker).is_ok() && &marker == b"ftyp" {
+            crate::isobmff::check(&mut mss, at.saturating_sub(4), len)
+                .map_err(|why| MediaError::Malformed(format!("a damaged MP4 file: {why}")))?;
+        }
     }
-    source.seek(SeekFrom::Start(0)).map_err(io)?;
-    Ok(())
+    mss.seek(SeekFrom::Start(0)).map_err(io)?;
+    Ok(Box::new(mss))
 }
 
 fn decode_unguarded(
-    mut source: Box<dyn MediaSource>,
+    source: Box<dyn MediaSource>,
     ext: Option<&str>,
     budget: Option<Budget>,
     mut progress: Option<Progress<'_>>,
 ) -> Result<Decoded, MediaError> {
-    check_isobmff(&mut source)?;
+    let source = check_isobmff(source)?;
     let mss = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = ext {
