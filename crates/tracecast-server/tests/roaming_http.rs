@@ -16,7 +16,7 @@ use tracecast_server::origin::{licences, OriginConfig};
 use tracecast_server::roaming::{PackageSource, Roaming, RoamingConfig};
 use tracecast_store::testing::TestStore;
 
-use crate::common;
+mod common;
 
 fn status(e: ClientError) -> StatusCode {
     match e {

@@ -4,10 +4,12 @@
 //! leaves that one unbilled: refunded when it was billed already,
 //! superseded (billing nothing when its report comes late) when not.
 
+mod common;
+
 use std::future::Future;
 use std::time::Duration;
 
-use crate::common::{refused, start, track};
+use common::{refused, start, track};
 use reqwest::StatusCode;
 use tracecast_client::EdgeClient;
 use tracecast_delivery::api::PurchaseRequest;

@@ -10,7 +10,8 @@ use tracecast_delivery::ab::Geometry;
 use tracecast_delivery::Tier;
 use tracecast_store::testing::TestStore;
 
-use crate::common::{refused, start, track};
+mod common;
+use common::{refused, start, track};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {

@@ -9,7 +9,9 @@ use tracecast_ledger::{Flow, Party, Sale};
 use tracecast_store::testing::TestStore;
 use tracecast_store::{Applied, NewDelivery, Store};
 
-use crate::common::{order, world};
+mod common;
+
+use common::{order, world};
 
 fn sale(id: i64) -> tracecast_ledger::Transaction {
     Flow::Marked(Sale {

@@ -13,7 +13,9 @@ use tracecast_store::{
     UserId,
 };
 
-use crate::common::{order, world, World};
+mod common;
+
+use common::{order, world, World};
 
 fn licence(
     w: &World,

@@ -32,7 +32,7 @@ use tracecast_share::message;
 use tracecast_store::testing::TestStore;
 use tracecast_store::{AccountKind, Blobs};
 
-use crate::common;
+mod common;
 
 /// The compose prompt in a test: the device's suggestions, recorded.
 #[derive(Default)]
