@@ -327,6 +327,15 @@ impl ServiceClient {
                 Err(e) if e.is_transient() && resumed < attempts => {
                     tracing::info!(error = %e, "upload broke off; resuming");
                 }
+                // The server still holds the broken PATCH (423), or it kept
+                // more bytes than the HEAD said (409): ask again and resume
+                // from its offset.
+                Err(ClientError::Refused { status, .. })
+                    if (status == StatusCode::LOCKED || status == StatusCode::CONFLICT)
+                        && resumed < attempts =>
+                {
+                    tracing::info!(%status, "the server is still settling the upload; resuming");
+                }
                 Err(e) => return Err(e),
             }
             resumed += 1;
