@@ -18,6 +18,11 @@ mod members_bench;
 mod protect_bench;
 mod upload_bench;
 
+// The tidy checks are unit tests of xtask's binary, not an integration test:
+// an integration test makes `cargo test` build the whole release binary.
+#[cfg(test)]
+mod tidy;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};

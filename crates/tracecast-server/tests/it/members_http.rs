@@ -243,7 +243,7 @@ async fn referral_admission_over_http_on_both_backends() {
     }
 }
 
-mod common;
+use crate::common;
 
 /// Status and message of a refusal.
 fn refusal(e: ClientError) -> (StatusCode, String) {

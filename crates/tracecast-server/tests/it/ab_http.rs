@@ -10,8 +10,7 @@ use tracecast_delivery::ab::Geometry;
 use tracecast_delivery::Tier;
 use tracecast_store::testing::TestStore;
 
-mod common;
-use common::{refused, start, track};
+use crate::common::{refused, start, track};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {

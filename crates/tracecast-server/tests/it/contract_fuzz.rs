@@ -11,7 +11,7 @@
 //! a run is repeatable; it prints the operations covered, the examples run
 //! and the time taken.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,8 +1,8 @@
 //! The origin, edges and homes over HTTP, each a node started the way
 //! `tracecast serve` starts a process (`tracecast_server::node`), on one
-//! throwaway store; shared by the tests that need them: each test binary
+//! throwaway store; shared by the tests that need them: each test module
 //! uses a part.
-#![allow(dead_code)]
+#![allow(dead_code)] // each test module uses a part
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -46,20 +46,27 @@ async fn local_directory() {
 #[tokio::test]
 async fn s3_compatible_server() {
     let moto = S3Server::start("tracecast-test");
-    // moto accepts any credentials; object_store reads them from the
-    // environment like every AWS client.
-    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-    let blobs = Blobs::s3(&moto.settings()).unwrap();
+    // moto accepts any credentials; they come from files, as an operator's
+    // secrets do (the environment is the process's, shared by every test).
+    let keys = tempfile::tempdir().unwrap();
+    let (id, secret) = (keys.path().join("key-id"), keys.path().join("secret"));
+    std::fs::write(&id, "testing\n").unwrap();
+    std::fs::write(&secret, "testing\n").unwrap();
+    let with_keys = |settings: S3Settings| S3Settings {
+        access_key_id_file: Some(id.clone()),
+        secret_access_key_file: Some(secret.clone()),
+        ..settings
+    };
+    let blobs = Blobs::s3(&with_keys(moto.settings())).unwrap();
     exercise(&blobs).await;
     // A bucket that does not exist is an error, not a panic or a hang.
-    let missing = Blobs::s3(&S3Settings {
+    let missing = Blobs::s3(&with_keys(S3Settings {
         bucket: "no-such-bucket".into(),
         endpoint: Some(moto.endpoint.clone()),
         region: Some("us-east-1".into()),
         allow_http: true,
         ..S3Settings::default()
-    })
+    }))
     .unwrap();
     assert!(missing.put("x", Bytes::from_static(b"x")).await.is_err());
 }

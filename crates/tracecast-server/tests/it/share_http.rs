@@ -32,7 +32,7 @@ use tracecast_share::message;
 use tracecast_store::testing::TestStore;
 use tracecast_store::{AccountKind, Blobs};
 
-mod common;
+use crate::common;
 
 /// The compose prompt in a test: the device's suggestions, recorded.
 #[derive(Default)]

@@ -13,9 +13,7 @@ use tracecast_store::{
     UserId,
 };
 
-mod common;
-
-use common::{order, world, World};
+use crate::common::{order, world, World};
 
 fn licence(
     w: &World,

@@ -456,6 +456,9 @@ async fn long_poll_and_events_announce_mail_and_repeat(s: &Server) {
         .unwrap();
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let sse_client = MailboxClient::new(&s.base, &created.token).unwrap();
+    // Timed from before the post: the server's first notice follows it, and
+    // a loaded machine may answer the post itself late.
+    let started = std::time::Instant::now();
     sse_client
         .post(
             &created.name,
@@ -465,21 +468,23 @@ async fn long_poll_and_events_announce_mail_and_repeat(s: &Server) {
         )
         .await
         .unwrap();
+    // Read for 2.5 s: the notice for the post, then repeats after 0.3 s,
+    // 0.6 s and 1.2 s more of silence (four in all). A notice may also come
+    // when the server looks again after losing its database listener, so
+    // the check is a range: repeats come, and they back off (without
+    // backoff the 75 ms retry tick would send some thirty).
     let mut text = String::new();
-    let started = std::time::Instant::now();
-    while text.matches("event: mail").count() < 3 {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
-            .await
-            .expect("a notice within 10 s")
-            .unwrap()
-            .unwrap();
-        text.push_str(&String::from_utf8_lossy(&chunk));
+    let window = Duration::from_millis(2500);
+    while let Some(left) = window.checked_sub(started.elapsed()) {
+        match tokio::time::timeout(left, resp.chunk()).await {
+            Ok(chunk) => text.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap())),
+            Err(_) => break,
+        }
     }
-    // One for the post, then repeats after 0.3 s and 0.6 s of silence.
+    let notices = text.matches("event: mail").count();
     assert!(
-        started.elapsed() >= Duration::from_millis(800),
-        "{:?}",
-        started.elapsed()
+        (3..=8).contains(&notices),
+        "{notices} notices in 2.5 s: {text}"
     );
     assert!(text.contains("\"pending\":1"), "{text}");
 }

@@ -15,8 +15,7 @@ use tracecast_mark::MarkKey;
 use tracecast_server::edge::{Edge, EdgeConfig, EdgeIdentity};
 use tracecast_store::testing::TestStore;
 
-mod common;
-use common::{refused, serve, start, track, KEY};
+use crate::common::{refused, serve, start, track, KEY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_purchase_is_marked_served_with_ranges_reported_billed_and_traced() {

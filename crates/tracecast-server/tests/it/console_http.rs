@@ -7,8 +7,8 @@ use reqwest::StatusCode;
 use tracecast_client::ContentOptions;
 use tracecast_store::testing::TestStore;
 
-mod common;
-use common::{start, track};
+use crate::common;
+use crate::common::{start, track};
 
 struct Browser {
     http: reqwest::Client,

@@ -16,7 +16,7 @@ use tracecast_server::origin::{licences, OriginConfig};
 use tracecast_server::roaming::{PackageSource, Roaming, RoamingConfig};
 use tracecast_store::testing::TestStore;
 
-mod common;
+use crate::common;
 
 fn status(e: ClientError) -> StatusCode {
     match e {

@@ -4,12 +4,10 @@
 //! leaves that one unbilled: refunded when it was billed already,
 //! superseded (billing nothing when its report comes late) when not.
 
-mod common;
-
 use std::future::Future;
 use std::time::Duration;
 
-use common::{refused, start, track};
+use crate::common::{refused, start, track};
 use reqwest::StatusCode;
 use tracecast_client::EdgeClient;
 use tracecast_delivery::api::PurchaseRequest;

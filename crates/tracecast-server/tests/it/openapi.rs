@@ -35,7 +35,7 @@ fn the_committed_contracts_are_what_the_code_generates() {
     assert!(
         stale.is_empty(),
         "these contracts differ from the code; regenerate them with \
-         TRACECAST_WRITE_OPENAPI=1 cargo test -p tracecast-server --test openapi: {stale:?}"
+         TRACECAST_WRITE_OPENAPI=1 cargo test -p tracecast-server --test it openapi: {stale:?}"
     );
 }
 

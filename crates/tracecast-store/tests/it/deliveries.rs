@@ -9,9 +9,7 @@ use tracecast_ledger::{Flow, Party, Sale};
 use tracecast_store::testing::TestStore;
 use tracecast_store::{Applied, NewDelivery, Store};
 
-mod common;
-
-use common::{order, world};
+use crate::common::{order, world};
 
 fn sale(id: i64) -> tracecast_ledger::Transaction {
     Flow::Marked(Sale {

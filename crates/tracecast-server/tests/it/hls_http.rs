@@ -18,8 +18,7 @@ use tracecast_mark::fingerprint::Scheme;
 use tracecast_mark::{MarkKey, Payload};
 use tracecast_store::testing::TestStore;
 
-mod common;
-use common::{refused, start, start_home, KEY};
+use crate::common::{refused, start, start_home, KEY};
 
 fn ffmpeg(args: &[&str]) {
     let out = Command::new("ffmpeg")

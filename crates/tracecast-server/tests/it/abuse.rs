@@ -3,9 +3,9 @@
 //! that must still work. Each test names the abuse of docs/security.md it
 //! holds shut; removing the defence it names makes it fail.
 
-mod common;
+use crate::common;
 
-use common::{refused, start, track};
+use crate::common::{refused, start, track};
 use reqwest::StatusCode;
 use tracecast_client::{EdgeClient, OriginClient};
 use tracecast_delivery::api::NewAccount;
