@@ -49,7 +49,11 @@
 //!   lifts the group's reading to `target_db` per cell, between `min_db`
 //!   and `max_unit_db`; within a group, cells quieter than their slot get
 //!   proportionally more (`tilt`), capped at `max_db`. See
-//!   [`audio::EmbedConfig`].
+//!   [`audio::EmbedConfig`]. Every step reads only near its hop (a frame,
+//!   ±12 hops of whitening, one block's gains), so
+//!   [`audio::StreamEmbedder`] marks audio pushed in pieces of any size
+//!   with a few blocks of memory and about one block of delay, to the bit
+//!   what a pass over the whole signal writes.
 //! * Detection (blind): cell readings are folded onto one block (all
 //!   repetitions add up), the sync pattern is correlated at every hop
 //!   offset, and the best offsets are decoded (soft Viterbi, each cell's

@@ -15,7 +15,7 @@ pub const WHITEN_BINS: usize = 16;
 pub const WHITEN_HOPS: usize = 12;
 /// Whitened values are clipped to ± this many dB so a transient or a codec's
 /// spectral hole cannot outvote many quiet cells.
-const CLIP_DB: f32 = 8.0;
+pub(crate) const CLIP_DB: f32 = 8.0;
 /// Power floor relative to the loudest marked bin of the frame (-80 dB).
 const RELATIVE_FLOOR: f32 = 1e-8;
 /// Power floor: about -90 dB below full scale in one bin.
@@ -153,6 +153,7 @@ impl Stft {
     }
 }
 
+#[cfg(test)]
 /// Overlap-add synthesis of `len` samples from band-limited spectra:
 /// `fill(t, spectrum)` writes hop `t`'s full half-spectrum (zeroed before).
 pub fn synthesize(len: usize, mut fill: impl FnMut(usize, &mut [Complex32])) -> Vec<f32> {
@@ -226,8 +227,7 @@ impl Spectrogram {
             }
             // Bins far below the frame's loudest are floored: codecs discard
             // them, and their wild level swings would only add noise.
-            let peak = power[p0..p1].iter().copied().fold(0.0, f32::max);
-            let floor = (peak * RELATIVE_FLOOR).max(FLOOR);
+            let floor = peak_floor(&power[p0..p1]);
             for (v, p) in db[t * bins..(t + 1) * bins].iter_mut().zip(&power) {
                 *v = fast_db(p + floor);
             }
@@ -253,14 +253,7 @@ impl Spectrogram {
         // Across frequency, per frame.
         let mut prefix = vec![0f64; b + 1];
         for t in 0..h {
-            let row = &mut self.db[t * b..(t + 1) * b];
-            for k in 0..b {
-                prefix[k + 1] = prefix[k] + f64::from(row[k]);
-            }
-            for (k, v) in row.iter_mut().enumerate() {
-                let (lo, hi) = (k.saturating_sub(WHITEN_BINS), (k + WHITEN_BINS + 1).min(b));
-                *v -= ((prefix[hi] - prefix[lo]) / (hi - lo) as f64) as f32;
-            }
+            whiten_row(&mut self.db[t * b..(t + 1) * b], &mut prefix);
         }
         // Across time, per bin: sliding windows over rows, kept row-major so
         // the sums stay in cache.
@@ -288,6 +281,27 @@ impl Spectrogram {
         } else {
             0.0
         }
+    }
+}
+
+/// The power floor of a frame whose marked bins are `power`: 80 dB under
+/// the loudest, and never under [`FLOOR`].
+pub(crate) fn peak_floor(power: &[f32]) -> f32 {
+    let peak = power.iter().copied().fold(0.0, f32::max);
+    (peak * RELATIVE_FLOOR).max(FLOOR)
+}
+
+/// Whitening over frequency of one hop's row: each value less the mean of
+/// the ±[`WHITEN_BINS`] around it. `prefix` is scratch, one longer than the
+/// row.
+pub(crate) fn whiten_row(row: &mut [f32], prefix: &mut [f64]) {
+    let b = row.len();
+    for k in 0..b {
+        prefix[k + 1] = prefix[k] + f64::from(row[k]);
+    }
+    for (k, v) in row.iter_mut().enumerate() {
+        let (lo, hi) = (k.saturating_sub(WHITEN_BINS), (k + WHITEN_BINS + 1).min(b));
+        *v -= ((prefix[hi] - prefix[lo]) / (hi - lo) as f64) as f32;
     }
 }
 

@@ -8,12 +8,8 @@
 //! spirit of improved spread spectrum). Every channel gets the same gains,
 //! so a mono downmix carries the same mark.
 
-use realfft::num_complex::Complex32;
-
-use super::analysis::{frame_count, mid, synthesize, Spectrogram, Stft, WHITEN_BINS};
-use super::layout::{
-    bin_range, Cell, Layout, BANDS, BINS_PER_BAND, BLOCK_HOPS, CELLS, FRAME, HOPS_PER_SLOT, SLOTS,
-};
+use super::layout::{Cell, Layout};
+use super::stream::StreamEmbedder;
 use super::{check_input, MarkError};
 use crate::code;
 use crate::key::MarkKey;
@@ -80,55 +76,9 @@ pub struct EmbedReport {
     pub snr_db: f64,
 }
 
-/// Per-cell gain weights from the unwhitened spectrogram: a cell quieter
-/// than its slot's mean level gets more gain, a louder one less.
-fn cell_weights(
-    spec: &Spectrogram,
-    lo: usize,
-    hi: usize,
-    blocks: usize,
-    tilt: f32,
-    max_weight: f32,
-) -> Vec<f32> {
-    let mut w = vec![1f32; blocks * CELLS];
-    if tilt == 0.0 {
-        return w;
-    }
-    let mut level = [0f32; BANDS];
-    for block in 0..blocks {
-        for slot in 0..SLOTS {
-            let t0 = block * BLOCK_HOPS + slot * HOPS_PER_SLOT;
-            if t0 >= spec.hops {
-                continue;
-            }
-            let t1 = (t0 + HOPS_PER_SLOT).min(spec.hops);
-            for (band, l) in level.iter_mut().enumerate() {
-                let mut sum = 0.0;
-                let mut n = 0;
-                for t in t0..t1 {
-                    for j in 0..BINS_PER_BAND {
-                        let bin = lo + band * BINS_PER_BAND + j;
-                        if bin < hi {
-                            sum += spec.at(t, bin);
-                            n += 1;
-                        }
-                    }
-                }
-                *l = if n > 0 { sum / n as f32 } else { 0.0 };
-            }
-            let mean = level.iter().sum::<f32>() / BANDS as f32;
-            for (band, l) in level.iter().enumerate() {
-                let x = 10f32.powf((mean - l) * tilt / 10.0);
-                w[block * CELLS + slot * BANDS + band] = x.clamp(1.0 / max_weight, max_weight);
-            }
-        }
-    }
-    w
-}
-
 /// Share of a cell's gain the detector sees after the STFT round trip and
 /// whitening (measured; edges of a cell leak into neighbours).
-const SEEN: f32 = 0.79;
+pub(crate) const SEEN: f32 = 0.79;
 
 /// Marks `channels` in place. `progress(done, total)` is called now and then.
 pub fn embed(
@@ -141,13 +91,27 @@ pub fn embed(
 ) -> Result<EmbedReport, MarkError> {
     check_input(channels, sample_rate)?;
     let layout = Layout::new(key);
-    let signs: Vec<f32> = code::encode(&payload.to_bits(key))
+    let signs = payload_signs(key, payload);
+    let groups = payload_groups(&layout, &signs, config);
+    embed_groups(channels, sample_rate, &groups, None, config, progress)
+}
+
+/// The coded payload as ±1.
+pub(crate) fn payload_signs(key: &MarkKey, payload: &Payload) -> Vec<f32> {
+    code::encode(&payload.to_bits(key))
         .iter()
         .map(|&b| if b == 1 { 1.0 } else { -1.0 })
-        .collect();
-    // Groups of cells whose sums the detector reads: a slot's sync cells
-    // (sign +1) and each coded bit's cells (sign of the bit).
-    let groups: Vec<Group> = layout
+        .collect()
+}
+
+/// Groups of cells whose sums the detector reads: a slot's sync cells
+/// (sign +1) and each coded bit's cells (sign of the bit).
+pub(crate) fn payload_groups<'a>(
+    layout: &'a Layout,
+    signs: &[f32],
+    config: &EmbedConfig,
+) -> Vec<Group<'a>> {
+    layout
         .sync
         .iter()
         .map(|cells| (&cells[..], 1.0, config.sync_db))
@@ -155,11 +119,10 @@ pub fn embed(
             layout
                 .bits
                 .iter()
-                .zip(&signs)
+                .zip(signs)
                 .map(|(cells, &s)| (&cells[..], s, config.target_db)),
         )
-        .collect();
-    embed_groups(channels, sample_rate, &groups, None, config, progress)
+        .collect()
 }
 
 /// A group of cells read together: its cells, its sign, and the level per
@@ -177,13 +140,17 @@ pub(crate) struct Guard {
 }
 
 impl Guard {
-    fn holds(&self, t: usize) -> bool {
+    pub(crate) fn holds(&self, t: usize) -> bool {
         let r = t % self.unit_hops;
         r == 0 || r == self.unit_hops - 1
     }
 }
 
-/// Marks `channels` in place with the given groups, each block alike.
+/// Samples fed to the streaming embedder at a time by the in-memory path.
+const PIECE: usize = 1 << 16;
+
+/// Marks `channels` in place with the given groups, each block alike: the
+/// streaming embedder fed from memory, piece by piece.
 pub(crate) fn embed_groups(
     channels: &mut [Vec<f32>],
     sample_rate: u32,
@@ -194,135 +161,39 @@ pub(crate) fn embed_groups(
 ) -> Result<EmbedReport, MarkError> {
     check_input(channels, sample_rate)?;
     let len = channels[0].len();
-    let (lo, hi) = bin_range(sample_rate);
-    let hops = frame_count(len);
-    let blocks = hops.div_ceil(BLOCK_HOPS);
-    let side_passes = match channels.len() {
-        1 => 0,
-        2 => 2,
-        n => 2 * n,
-    };
-    let total_work = (hops * (2 + side_passes)) as u64;
-    let mut done = 0u64;
-
-    // What the detector would read off the host alone.
-    let bin0 = lo.saturating_sub(WHITEN_BINS);
-    let bins = (hi + WHITEN_BINS).min(FRAME / 2 + 1) - bin0;
-    let mid_signal = mid(channels);
-    let x_mid = Stft::compute(&mid_signal, bin0, bins);
-    let mut spec = Spectrogram::from_stft(&x_mid, None, lo..hi);
-    let weights = cell_weights(
-        &spec,
-        lo,
-        hi,
-        blocks,
-        config.tilt,
-        config.max_weight.max(1.0),
-    );
-    spec.whiten();
-    done += hops as u64;
-    progress(done, total_work);
-
-    // Pass 1: gains from the host reading (open loop).
-    let mut units = vec![0f32; blocks * groups.len()];
-    let host_reads = group_reads(&spec, lo, hi, blocks, groups, &weights);
-    let cell_weights_of = |block: usize, gi: usize| -> Vec<f32> {
-        groups[gi]
-            .0
-            .iter()
-            .map(|c| weights[block * CELLS + c.slot as usize * BANDS + c.band as usize])
-            .collect()
-    };
-    for (i, r) in host_reads.iter().enumerate() {
-        let w = cell_weights_of(i / groups.len(), i % groups.len());
-        let need = (r.target * r.n as f32 - r.read) / SEEN;
-        units[i] = solve_unit(need, &w, config);
+    let mut embedder =
+        StreamEmbedder::with_groups(channels.len(), sample_rate, groups, guard, config)?;
+    let mut written = 0;
+    let mut piece: Vec<Vec<f32>> = vec![Vec::with_capacity(PIECE); channels.len()];
+    let mut pos = 0;
+    while pos < len {
+        let end = (pos + PIECE).min(len);
+        for (p, ch) in piece.iter_mut().zip(channels.iter()) {
+            p.clear();
+            p.extend_from_slice(&ch[pos..end]);
+        }
+        let refs: Vec<&[f32]> = piece.iter().map(Vec::as_slice).collect();
+        embedder.push(&refs, &mut |out| {
+            put(channels, written, out);
+            written += out[0].len();
+        })?;
+        pos = end;
+        progress(pos as u64, len as u64);
     }
-    let factors = cell_factors(&units, groups, &weights, blocks, config);
-    // Around unit boundaries only the sync cells are marked.
-    let guarded = guard.map(|g| {
-        let mut f = factors.clone();
-        for block in 0..blocks {
-            for (cells, _, _) in &groups[g.sync_groups..] {
-                for c in cells.iter() {
-                    f[block * CELLS + c.slot as usize * BANDS + c.band as usize] = 0.0;
-                }
-            }
-        }
-        (g, f)
-    });
-    let row_factors = |t: usize| pick(&factors, &guarded, t);
-
-    // Pass 2: mark the mid, read it as the detector would, and top up every
-    // group that still reads short (closed loop: the STFT round trip and the
-    // whitening move readings in ways no constant captures).
-
-    // Output: the mid's difference goes to every channel; each channel's
-    // own difference from the mid is marked too, so every channel carries
-    // the same gains on its own content.
-    let diff_mid = synthesize(len, |t, spectrum| {
-        fill(t, spectrum, &x_mid, row_factors(t), lo, hi)
-    });
-    drop(x_mid);
-    done += hops as u64;
-    progress(done, total_work);
-    let residual_diffs: Vec<Vec<f32>> = match channels.len() {
-        1 => Vec::new(),
-        2 => {
-            let side: Vec<f32> = channels[0]
-                .iter()
-                .zip(&channels[1])
-                .map(|(l, r)| 0.5 * (l - r))
-                .collect();
-            let x_side = Stft::compute(&side, lo, hi - lo);
-            let ds = synthesize(len, |t, spectrum| {
-                fill(t, spectrum, &x_side, row_factors(t), lo, hi)
-            });
-            let neg: Vec<f32> = ds.iter().map(|v| -v).collect();
-            vec![ds, neg]
-        }
-        _ => channels
-            .iter()
-            .map(|c| {
-                let own: Vec<f32> = c.iter().zip(&mid_signal).map(|(a, m)| a - m).collect();
-                let x = Stft::compute(&own, lo, hi - lo);
-                synthesize(len, |t, spectrum| {
-                    fill(t, spectrum, &x, row_factors(t), lo, hi)
-                })
-            })
-            .collect(),
-    };
-    let mut signal_energy = 0f64;
-    let mut diff_energy = 0f64;
-    for (c, ch) in channels.iter_mut().enumerate() {
-        let own = residual_diffs.get(c);
-        for (i, (s, m)) in ch.iter_mut().zip(&diff_mid).enumerate() {
-            let d = m + own.map_or(0.0, |r| r[i]);
-            signal_energy += f64::from(*s * *s);
-            diff_energy += f64::from(d * d);
-            *s += d;
-        }
-    }
-    progress(total_work, total_work);
-    let snr_db = if diff_energy > 0.0 {
-        10.0 * (signal_energy / diff_energy).log10()
-    } else {
-        f64::INFINITY
-    };
-    Ok(EmbedReport { blocks, snr_db })
+    let report = embedder.finish(&mut |out| {
+        put(channels, written, out);
+        written += out[0].len();
+    })?;
+    debug_assert_eq!(written, len);
+    progress(len as u64, len as u64);
+    Ok(report)
 }
 
-/// A group's reading in one block.
-#[derive(Debug, Clone, Copy, Default)]
-struct GroupRead {
-    /// Sum of chip × sign × cell value.
-    read: f32,
-    /// Sum of the cells' gain weights.
-    weight: f32,
-    /// Cells present (the last block may be short).
-    n: usize,
-    /// The group's target per cell.
-    target: f32,
+/// Writes marked samples back over the input from sample `at`.
+fn put(channels: &mut [Vec<f32>], at: usize, marked: &[&[f32]]) {
+    for (ch, m) in channels.iter_mut().zip(marked) {
+        ch[at..at + m.len()].copy_from_slice(m);
+    }
 }
 
 /// Sum of cell gains (dB) for a unit gain: each cell gets unit × weight,
@@ -333,7 +204,7 @@ fn total_gain(unit: f32, weights: &[f32], config: &EmbedConfig) -> f32 {
 
 /// The unit gain whose total is `wanted` dB (bisection; the total is
 /// monotone in the unit), within `[min_db, max_unit_db]`.
-fn solve_unit(wanted: f32, weights: &[f32], config: &EmbedConfig) -> f32 {
+pub(crate) fn solve_unit(wanted: f32, weights: &[f32], config: &EmbedConfig) -> f32 {
     let (mut a, mut b) = (config.min_db, config.max_unit_db);
     if total_gain(a, weights, config) >= wanted {
         return a;
@@ -352,106 +223,11 @@ fn solve_unit(wanted: f32, weights: &[f32], config: &EmbedConfig) -> f32 {
     b
 }
 
-fn group_reads(
-    spec: &Spectrogram,
-    lo: usize,
-    hi: usize,
-    blocks: usize,
-    groups: &[Group],
-    weights: &[f32],
-) -> Vec<GroupRead> {
-    let mut out = vec![GroupRead::default(); blocks * groups.len()];
-    for block in 0..blocks {
-        let w = &weights[block * CELLS..(block + 1) * CELLS];
-        for (gi, (cells, sign, target)) in groups.iter().enumerate() {
-            let r = &mut out[block * groups.len() + gi];
-            r.target = *target;
-            for c in cells.iter() {
-                if let Some(v) = cell_value(spec, lo, hi, block, c.slot as usize, c.band as usize) {
-                    r.read += f32::from(c.chip) * sign * v;
-                    r.weight += w[c.slot as usize * BANDS + c.band as usize];
-                    r.n += 1;
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Mean of a cell's whitened values, `None` past the end of the audio.
-fn cell_value(
-    spec: &Spectrogram,
-    lo: usize,
-    hi: usize,
-    block: usize,
-    slot: usize,
-    band: usize,
-) -> Option<f32> {
-    let t0 = block * BLOCK_HOPS + slot * HOPS_PER_SLOT;
-    if t0 >= spec.hops {
-        return None;
-    }
-    let mut sum = 0.0;
-    let mut n = 0;
-    for t in t0..(t0 + HOPS_PER_SLOT).min(spec.hops) {
-        for j in 0..BINS_PER_BAND {
-            let bin = lo + band * BINS_PER_BAND + j;
-            if bin < hi {
-                sum += spec.at(t, bin);
-                n += 1;
-            }
-        }
-    }
-    (n > 0).then(|| sum / n as f32)
-}
-
-/// Linear factor minus one for every cell of every block: the difference
-/// signal is X·(10^(g/20) − 1) in the cell's bins.
-fn cell_factors(
-    units: &[f32],
-    groups: &[Group],
-    weights: &[f32],
-    blocks: usize,
-    config: &EmbedConfig,
-) -> Vec<f32> {
-    let mut f = vec![0f32; blocks * CELLS];
-    for block in 0..blocks {
-        for (gi, (cells, sign, _)) in groups.iter().enumerate() {
-            let unit = units[block * groups.len() + gi];
-            for c in cells.iter() {
-                let i = block * CELLS + c.slot as usize * BANDS + c.band as usize;
-                let g = f32::from(c.chip) * sign * (unit * weights[i]).min(config.max_db);
-                f[i] = 10f32.powf(g / 20.0) - 1.0;
-            }
-        }
-    }
-    f
-}
-
-/// The factors hop `t` uses: without the data cells in guard hops.
-fn pick<'a>(factors: &'a [f32], guarded: &'a Option<(Guard, Vec<f32>)>, t: usize) -> &'a [f32] {
-    match guarded {
-        Some((g, f)) if g.holds(t) => f,
-        _ => factors,
-    }
-}
-
-/// Writes hop `t`'s difference spectrum: the source's marked bins times
-/// their cell factor.
-fn fill(t: usize, spectrum: &mut [Complex32], x: &Stft, factors: &[f32], lo: usize, hi: usize) {
-    let block = t / BLOCK_HOPS;
-    let slot = (t % BLOCK_HOPS) / HOPS_PER_SLOT;
-    let row = &factors[block * CELLS + slot * BANDS..block * CELLS + (slot + 1) * BANDS];
-    let src = x.row(t);
-    for bin in lo..hi {
-        spectrum[bin] = src[bin - x.bin0] * row[(bin - lo) / BINS_PER_BAND];
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::layout::HOP;
+    use crate::audio::analysis::{Spectrogram, WHITEN_BINS};
+    use crate::audio::layout::{bin_range, BINS_PER_BAND, BLOCK_HOPS, HOP, HOPS_PER_SLOT};
     use rand::{Rng, SeedableRng};
 
     /// Measures how much of a cell's gain the detector's reading sees.

@@ -4,13 +4,17 @@ pub mod ab;
 mod analysis;
 mod detect;
 mod embed;
+#[cfg(test)]
+mod embed_reference;
 pub mod layout;
+mod stream;
 
 pub use analysis::resample;
 pub use detect::{
     detect, false_alarm_probability, Detection, UnitReading, MAX_SCALE, MAX_TAG_CHECKS, UNIT_SYNC_Z,
 };
 pub use embed::{embed, EmbedConfig, EmbedReport};
+pub use stream::StreamEmbedder;
 
 /// Errors of the audio mark.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

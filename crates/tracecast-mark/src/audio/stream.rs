@@ -1,0 +1,833 @@
+//! Marking audio as it arrives: the embedder works block by block, so its
+//! memory is a few blocks whatever the file's length, and the first marked
+//! samples leave before the last ones arrive.
+//!
+//! Every step of the mark is local in time: an STFT frame reads 1024
+//! samples, whitening reads ±12 hops around a hop, a block's gains read
+//! only that block's hops, and a synthesised frame adds into 1024 samples.
+//! So the embedder holds one block and that margin, and does the same
+//! arithmetic in the same order as a pass over the whole signal would: its
+//! output is the same to the bit whatever the sizes of the pieces pushed
+//! (the tests compare it with the whole-signal reference).
+
+use std::sync::Arc;
+
+use realfft::num_complex::Complex32;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+
+use super::analysis::{
+    fast_db, peak_floor, sqrt_hann, whiten_row, CLIP_DB, WHITEN_BINS, WHITEN_HOPS,
+};
+use super::embed::{solve_unit, EmbedConfig, EmbedReport, Group, Guard, SEEN};
+use super::layout::{
+    bin_range, Cell, BANDS, BINS_PER_BAND, BLOCK_HOPS, CELLS, FRAME, HOP, HOPS_PER_SLOT, SLOTS,
+};
+use super::{MarkError, EMBED_RATES};
+
+/// Rows of per-hop values, `width` wide, from hop `base` on.
+struct Rows<T> {
+    base: usize,
+    width: usize,
+    data: Vec<T>,
+}
+
+impl<T: Copy> Rows<T> {
+    fn new(width: usize) -> Self {
+        Rows {
+            base: 0,
+            width,
+            data: Vec::new(),
+        }
+    }
+
+    /// Hop after the last row held.
+    fn end(&self) -> usize {
+        self.base + self.data.len() / self.width.max(1)
+    }
+
+    fn row(&self, t: usize) -> &[T] {
+        let i = (t - self.base) * self.width;
+        &self.data[i..i + self.width]
+    }
+
+    fn push(&mut self, row: &[T]) {
+        self.data.extend_from_slice(row);
+    }
+
+    /// Forgets rows before hop `t`. Moves the rest only when a block's
+    /// worth has gone, so the cost stays linear.
+    fn forget_before(&mut self, t: usize) {
+        let gone = t.saturating_sub(self.base).min(self.end() - self.base);
+        if gone >= BLOCK_HOPS {
+            self.data.drain(..gone * self.width);
+            self.base += gone;
+        }
+    }
+}
+
+/// A group of cells read together, owned: its cells, its sign, and the
+/// level per cell it must read at.
+type OwnedGroup = (Vec<Cell>, f32, f32);
+
+/// Marks audio pushed to it in pieces. See the module docs.
+///
+/// After [`StreamEmbedder::push`] returns an error the embedder must be
+/// dropped: the samples it had are not marked.
+pub struct StreamEmbedder {
+    channels: usize,
+    groups: Vec<OwnedGroup>,
+    guard: Option<Guard>,
+    config: EmbedConfig,
+    /// Marked bins `[lo, hi)`; the mid's spectra hold `bins` bins from `bin0`.
+    lo: usize,
+    hi: usize,
+    bin0: usize,
+    bins: usize,
+    /// Where the loudest-bin search runs within a mid row.
+    peak: (usize, usize),
+    forward: Arc<dyn RealToComplex<f32>>,
+    inverse: Arc<dyn ComplexToReal<f32>>,
+    window: Vec<f32>,
+    synthesis_window: Vec<f32>,
+    frame_in: Vec<f32>,
+    spectrum: Vec<Complex32>,
+    forward_scratch: Vec<Complex32>,
+    inverse_in: Vec<Complex32>,
+    frame_out: Vec<f32>,
+    inverse_scratch: Vec<Complex32>,
+    power: Vec<f32>,
+    prefix: Vec<f64>,
+    /// Input samples `[input_base, received)` of every channel.
+    input: Vec<Vec<f32>>,
+    input_base: usize,
+    received: usize,
+    /// Total hops, once the input has ended.
+    total_hops: Option<usize>,
+    /// The mid's spectra (bins from `bin0`) and each side pass's (bins
+    /// from `lo`), from the next hop to synthesise on.
+    mid_rows: Rows<Complex32>,
+    side_rows: Vec<Rows<Complex32>>,
+    /// The mid's log spectrum before whitening (for the cells' weights),
+    /// after whitening over frequency, and after whitening over time.
+    raw_db: Rows<f32>,
+    freq_db: Rows<f32>,
+    white_db: Rows<f32>,
+    /// The sliding sum over time of `freq_db` rows `[window_from, window_to)`.
+    window_sum: Vec<f64>,
+    window_from: usize,
+    window_to: usize,
+    next_block: usize,
+    /// Factors of the block being synthesised, and the same with only the
+    /// sync cells (for guard hops).
+    factors: Vec<f32>,
+    guarded: Vec<f32>,
+    next_synth: usize,
+    /// Difference signals from sample `emitted` on: the mid's, then each
+    /// side pass's.
+    diffs: Vec<Vec<f32>>,
+    emitted: usize,
+    out: Vec<Vec<f32>>,
+    signal_energy: f64,
+    diff_energy: f64,
+}
+
+impl StreamEmbedder {
+    /// An embedder of `payload` under `key`, for audio of `channels`
+    /// channels at `sample_rate`.
+    pub fn new(
+        channels: usize,
+        sample_rate: u32,
+        key: &crate::key::MarkKey,
+        payload: &crate::payload::Payload,
+        config: &EmbedConfig,
+    ) -> Result<Self, MarkError> {
+        let layout = super::layout::Layout::new(key);
+        let signs = super::embed::payload_signs(key, payload);
+        let groups = super::embed::payload_groups(&layout, &signs, config);
+        Self::with_groups(channels, sample_rate, &groups, None, config)
+    }
+
+    pub(crate) fn with_groups(
+        channels: usize,
+        sample_rate: u32,
+        groups: &[Group],
+        guard: Option<Guard>,
+        config: &EmbedConfig,
+    ) -> Result<Self, MarkError> {
+        if channels == 0 {
+            return Err(MarkError::NoChannels);
+        }
+        if !EMBED_RATES.contains(&sample_rate) {
+            return Err(MarkError::SampleRate(sample_rate));
+        }
+        let (lo, hi) = bin_range(sample_rate);
+        let bin0 = lo.saturating_sub(WHITEN_BINS);
+        let bins = (hi + WHITEN_BINS).min(FRAME / 2 + 1) - bin0;
+        let p0 = lo.saturating_sub(bin0).min(bins);
+        let p1 = hi.saturating_sub(bin0).clamp(p0, bins);
+        let mut planner = RealFftPlanner::<f32>::new();
+        let forward = planner.plan_fft_forward(FRAME);
+        let inverse = planner.plan_fft_inverse(FRAME);
+        let side_passes = match channels {
+            1 => 0,
+            2 => 1,
+            n => n,
+        };
+        Ok(StreamEmbedder {
+            channels,
+            groups: groups
+                .iter()
+                .map(|(cells, sign, target)| (cells.to_vec(), *sign, *target))
+                .collect(),
+            guard,
+            config: *config,
+            lo,
+            hi,
+            bin0,
+            bins,
+            peak: (p0, p1),
+            window: sqrt_hann(),
+            synthesis_window: sqrt_hann().iter().map(|w| w / FRAME as f32).collect(),
+            frame_in: forward.make_input_vec(),
+            spectrum: forward.make_output_vec(),
+            forward_scratch: forward.make_scratch_vec(),
+            inverse_in: inverse.make_input_vec(),
+            frame_out: inverse.make_output_vec(),
+            inverse_scratch: inverse.make_scratch_vec(),
+            forward,
+            inverse,
+            power: vec![0.0; bins],
+            prefix: vec![0.0; bins + 1],
+            input: vec![Vec::new(); channels],
+            input_base: 0,
+            received: 0,
+            total_hops: None,
+            mid_rows: Rows::new(bins),
+            side_rows: (0..side_passes).map(|_| Rows::new(hi - lo)).collect(),
+            raw_db: Rows::new(bins),
+            freq_db: Rows::new(bins),
+            white_db: Rows::new(bins),
+            window_sum: vec![0.0; bins],
+            window_from: 0,
+            window_to: 0,
+            next_block: 0,
+            factors: vec![0.0; CELLS],
+            guarded: vec![0.0; CELLS],
+            next_synth: 0,
+            diffs: vec![Vec::new(); 1 + side_passes],
+            emitted: 0,
+            out: vec![Vec::new(); channels],
+            signal_energy: 0.0,
+            diff_energy: 0.0,
+        })
+    }
+
+    /// Samples pushed so far (per channel).
+    pub fn received(&self) -> usize {
+        self.received
+    }
+
+    /// Samples handed out marked so far (per channel).
+    pub fn emitted(&self) -> usize {
+        self.emitted
+    }
+
+    /// Values held now (samples, spectra and levels): what the embedder's
+    /// memory is made of.
+    pub fn held(&self) -> usize {
+        let rows = self.mid_rows.data.len() * 2
+            + self
+                .side_rows
+                .iter()
+                .map(|r| r.data.len() * 2)
+                .sum::<usize>()
+            + self.raw_db.data.len()
+            + self.freq_db.data.len()
+            + self.white_db.data.len();
+        let samples = self.input.iter().map(Vec::len).sum::<usize>()
+            + self.diffs.iter().map(Vec::len).sum::<usize>();
+        rows + samples
+    }
+
+    /// Takes the next samples of every channel (`input[c]` for channel
+    /// `c`, all the same length) and calls `sink` with every run of marked
+    /// samples that became final, in order.
+    pub fn push(
+        &mut self,
+        input: &[&[f32]],
+        sink: &mut dyn FnMut(&[&[f32]]),
+    ) -> Result<(), MarkError> {
+        if input.len() != self.channels {
+            return Err(MarkError::RaggedChannels);
+        }
+        let n = input[0].len();
+        if input.iter().any(|c| c.len() != n) {
+            return Err(MarkError::RaggedChannels);
+        }
+        if input.iter().any(|c| c.iter().any(|s| !s.is_finite())) {
+            return Err(MarkError::NonFinite);
+        }
+        for (buf, c) in self.input.iter_mut().zip(input) {
+            buf.extend_from_slice(c);
+        }
+        self.received += n;
+        self.run(sink);
+        Ok(())
+    }
+
+    /// Ends the input, hands out the rest of the marked samples and says
+    /// what was done.
+    pub fn finish(mut self, sink: &mut dyn FnMut(&[&[f32]])) -> Result<EmbedReport, MarkError> {
+        if self.received == 0 {
+            return Err(MarkError::Empty);
+        }
+        self.total_hops = Some(self.received.div_ceil(HOP));
+        self.run(sink);
+        let snr_db = if self.diff_energy > 0.0 {
+            10.0 * (self.signal_energy / self.diff_energy).log10()
+        } else {
+            f64::INFINITY
+        };
+        Ok(EmbedReport {
+            blocks: self.total_hops.unwrap_or(0).div_ceil(BLOCK_HOPS),
+            snr_db,
+        })
+    }
+
+    /// Does every step the input received so far allows.
+    fn run(&mut self, sink: &mut dyn FnMut(&[&[f32]])) {
+        loop {
+            // Analyse every frame whose samples are all here (or, at the
+            // end, every frame that starts before the end).
+            while self.frame_ready(self.raw_db.end()) {
+                self.analyse(self.raw_db.end());
+            }
+            while self.whiten_ready() {
+                self.whiten_next();
+            }
+            if !self.block_ready() {
+                break;
+            }
+            self.mark_block();
+            self.emit(sink);
+            self.forget();
+        }
+    }
+
+    fn frame_ready(&self, t: usize) -> bool {
+        match self.total_hops {
+            Some(h) => t < h,
+            None => t * HOP + FRAME <= self.received,
+        }
+    }
+
+    fn sample(&self, c: usize, i: usize) -> f32 {
+        self.input[c][i - self.input_base]
+    }
+
+    /// The mid sample at `i`, added up as [`super::analysis::mid`] does.
+    fn mid_at(&self, i: usize) -> f32 {
+        let scale = 1.0 / self.channels as f32;
+        let mut m = 0f32;
+        for c in 0..self.channels {
+            m += self.sample(c, i);
+        }
+        m * scale
+    }
+
+    /// Frame `t`'s spectra and its row of the log spectrum.
+    fn analyse(&mut self, t: usize) {
+        let start = t * HOP;
+        let n = (start + FRAME).min(self.received) - start;
+        // The mid.
+        for i in 0..n {
+            self.frame_in[i] = self.mid_at(start + i) * self.window[i];
+        }
+        self.frame_in[n..].fill(0.0);
+        self.forward
+            .process_with_scratch(
+                &mut self.frame_in,
+                &mut self.spectrum,
+                &mut self.forward_scratch,
+            )
+            .expect("buffer sizes come from the plan");
+        let row = &self.spectrum[self.bin0..self.bin0 + self.bins];
+        self.mid_rows.push(row);
+        for (p, a) in self.power.iter_mut().zip(row) {
+            *p = a.norm_sqr();
+        }
+        let floor = peak_floor(&self.power[self.peak.0..self.peak.1]);
+        let db: Vec<f32> = self.power.iter().map(|p| fast_db(p + floor)).collect();
+        self.raw_db.push(&db);
+        let mut freq = db;
+        whiten_row(&mut freq, &mut self.prefix);
+        self.freq_db.push(&freq);
+        // Each side pass: the stereo side, or each channel's own part.
+        for pass in 0..self.side_rows.len() {
+            for i in 0..n {
+                let s = start + i;
+                let v = if self.channels == 2 {
+                    0.5 * (self.sample(0, s) - self.sample(1, s))
+                } else {
+                    self.sample(pass, s) - self.mid_at(s)
+                };
+                self.frame_in[i] = v * self.window[i];
+            }
+            self.frame_in[n..].fill(0.0);
+            self.forward
+                .process_with_scratch(
+                    &mut self.frame_in,
+                    &mut self.spectrum,
+                    &mut self.forward_scratch,
+                )
+                .expect("buffer sizes come from the plan");
+            self.side_rows[pass].push(&self.spectrum[self.lo..self.hi]);
+        }
+    }
+
+    /// Whether the next hop can be whitened over time: the rows of its
+    /// whole window are analysed.
+    fn whiten_ready(&self) -> bool {
+        let t = self.white_db.end();
+        let analysed = self.freq_db.end();
+        match self.total_hops {
+            Some(h) => t < h && analysed == h,
+            None => t + WHITEN_HOPS < analysed,
+        }
+    }
+
+    fn whiten_next(&mut self) {
+        let t = self.white_db.end();
+        let h = self.total_hops.unwrap_or(usize::MAX);
+        let (lo, hi) = (t.saturating_sub(WHITEN_HOPS), (t + WHITEN_HOPS + 1).min(h));
+        // The same additions and subtractions, in the same order, as the
+        // whole-signal sliding window.
+        while self.window_to < hi {
+            let row = self.freq_db.row(self.window_to);
+            for (s, v) in self.window_sum.iter_mut().zip(row) {
+                *s += f64::from(*v);
+            }
+            self.window_to += 1;
+        }
+        while self.window_from < lo {
+            let row = self.freq_db.row(self.window_from);
+            for (s, v) in self.window_sum.iter_mut().zip(row) {
+                *s -= f64::from(*v);
+            }
+            self.window_from += 1;
+        }
+        let inv = 1.0 / (hi - lo) as f64;
+        let row: Vec<f32> = self
+            .freq_db
+            .row(t)
+            .iter()
+            .zip(&self.window_sum)
+            .map(|(v, s)| (v - (s * inv) as f32).clamp(-CLIP_DB, CLIP_DB))
+            .collect();
+        self.white_db.push(&row);
+    }
+
+    /// Whether the next block's hops are all whitened.
+    fn block_ready(&self) -> bool {
+        let start = self.next_block * BLOCK_HOPS;
+        let whitened = self.white_db.end();
+        match self.total_hops {
+            Some(h) => start < h && whitened == h,
+            None => whitened >= start + BLOCK_HOPS,
+        }
+    }
+
+    /// Hops known to exist: all of them once the input has ended.
+    fn hops_known(&self) -> usize {
+        self.total_hops.unwrap_or(usize::MAX)
+    }
+
+    /// A cell's mean value in `rows` over its hops and bins: `None` past
+    /// the end of the audio, or where the cell has no bins.
+    fn cell_mean(&self, rows: &Rows<f32>, block: usize, slot: usize, band: usize) -> Option<f32> {
+        let t0 = block * BLOCK_HOPS + slot * HOPS_PER_SLOT;
+        let hops = self.hops_known();
+        if t0 >= hops {
+            return None;
+        }
+        let mut sum = 0.0;
+        let mut n = 0;
+        for t in t0..(t0 + HOPS_PER_SLOT).min(hops) {
+            let row = rows.row(t);
+            for j in 0..BINS_PER_BAND {
+                let bin = self.lo + band * BINS_PER_BAND + j;
+                if bin < self.hi {
+                    sum += row[bin - self.bin0];
+                    n += 1;
+                }
+            }
+        }
+        (n > 0).then(|| sum / n as f32)
+    }
+
+    /// The block's cell factors, from its gains.
+    fn mark_block(&mut self) {
+        let block = self.next_block;
+        let config = self.config;
+        // Per-cell gain weights from the unwhitened levels: a cell quieter
+        // than its slot's mean gets more gain, a louder one less.
+        let mut weights = vec![1f32; CELLS];
+        if config.tilt != 0.0 {
+            let max_weight = config.max_weight.max(1.0);
+            let mut level = [0f32; BANDS];
+            for slot in 0..SLOTS {
+                if block * BLOCK_HOPS + slot * HOPS_PER_SLOT >= self.hops_known() {
+                    continue;
+                }
+                for (band, l) in level.iter_mut().enumerate() {
+                    *l = self
+                        .cell_mean(&self.raw_db, block, slot, band)
+                        .unwrap_or(0.0);
+                }
+                let mean = level.iter().sum::<f32>() / BANDS as f32;
+                for (band, l) in level.iter().enumerate() {
+                    let x = 10f32.powf((mean - l) * config.tilt / 10.0);
+                    weights[slot * BANDS + band] = x.clamp(1.0 / max_weight, max_weight);
+                }
+            }
+        }
+        // Gains from what the detector would read off the host alone.
+        let mut factors = vec![0f32; CELLS];
+        for (cells, sign, target) in &self.groups {
+            let mut read = 0f32;
+            let mut n = 0usize;
+            for c in cells {
+                if let Some(v) =
+                    self.cell_mean(&self.white_db, block, c.slot as usize, c.band as usize)
+                {
+                    read += f32::from(c.chip) * sign * v;
+                    n += 1;
+                }
+            }
+            let w: Vec<f32> = cells
+                .iter()
+                .map(|c| weights[c.slot as usize * BANDS + c.band as usize])
+                .collect();
+            let need = (target * n as f32 - read) / SEEN;
+            let unit = solve_unit(need, &w, &config);
+            for c in cells {
+                let i = c.slot as usize * BANDS + c.band as usize;
+                let g = f32::from(c.chip) * sign * (unit * weights[i]).min(config.max_db);
+                factors[i] = 10f32.powf(g / 20.0) - 1.0;
+            }
+        }
+        if let Some(g) = self.guard {
+            self.guarded.copy_from_slice(&factors);
+            for (cells, _, _) in &self.groups[g.sync_groups..] {
+                for c in cells {
+                    self.guarded[c.slot as usize * BANDS + c.band as usize] = 0.0;
+                }
+            }
+        }
+        self.factors = factors;
+        // Synthesise the block's hops.
+        let end = ((block + 1) * BLOCK_HOPS).min(self.hops_known());
+        for t in block * BLOCK_HOPS..end {
+            self.synthesise(t);
+        }
+        self.next_block += 1;
+    }
+
+    /// Adds hop `t`'s difference frames into the difference signals.
+    fn synthesise(&mut self, t: usize) {
+        let factors = match self.guard {
+            Some(g) if g.holds(t) => &self.guarded,
+            _ => &self.factors,
+        };
+        let slot = (t % BLOCK_HOPS) / HOPS_PER_SLOT;
+        let row = &factors[slot * BANDS..(slot + 1) * BANDS];
+        let start = t * HOP - self.emitted;
+        for d in &mut self.diffs {
+            if d.len() < start + FRAME {
+                d.resize(start + FRAME, 0.0);
+            }
+        }
+        let passes = 1 + self.side_rows.len();
+        let spectrum = &mut self.inverse_in;
+        for pass in 0..passes {
+            let (src, src_bin0) = if pass == 0 {
+                (self.mid_rows.row(t), self.bin0)
+            } else {
+                (self.side_rows[pass - 1].row(t), self.lo)
+            };
+            spectrum.fill(Complex32::default());
+            for bin in self.lo..self.hi {
+                spectrum[bin] = src[bin - src_bin0] * row[(bin - self.lo) / BINS_PER_BAND];
+            }
+            spectrum[0].im = 0.0;
+            let last = spectrum.len() - 1;
+            spectrum[last].im = 0.0;
+            self.inverse
+                .process_with_scratch(spectrum, &mut self.frame_out, &mut self.inverse_scratch)
+                .expect("buffer sizes come from the plan");
+            for ((s, o), w) in self.diffs[pass][start..start + FRAME]
+                .iter_mut()
+                .zip(&self.frame_out)
+                .zip(&self.synthesis_window)
+            {
+                *s += o * w;
+            }
+        }
+        self.next_synth = t + 1;
+    }
+
+    /// Hands out the samples no later frame touches.
+    fn emit(&mut self, sink: &mut dyn FnMut(&[&[f32]])) {
+        let fin = if self.total_hops == Some(self.next_synth) {
+            self.received
+        } else {
+            (self.next_synth * HOP).min(self.received)
+        };
+        if fin <= self.emitted {
+            return;
+        }
+        let n = fin - self.emitted;
+        for c in 0..self.channels {
+            let own = match self.channels {
+                1 => None,
+                2 => Some((1, c == 1)),
+                _ => Some((1 + c, false)),
+            };
+            let mut out = std::mem::take(&mut self.out[c]);
+            out.clear();
+            for i in 0..n {
+                let s = self.sample(c, self.emitted + i);
+                let m = self.diffs[0][i];
+                // The right channel's side difference is the left's negated.
+                let d = m + own.map_or(0.0, |(p, neg)| {
+                    let v = self.diffs[p][i];
+                    if neg {
+                        -v
+                    } else {
+                        v
+                    }
+                });
+                self.signal_energy += f64::from(s * s);
+                self.diff_energy += f64::from(d * d);
+                out.push(s + d);
+            }
+            self.out[c] = out;
+        }
+        let refs: Vec<&[f32]> = self.out.iter().map(Vec::as_slice).collect();
+        sink(&refs);
+        for d in &mut self.diffs {
+            d.drain(..n.min(d.len()));
+        }
+        self.emitted = fin;
+    }
+
+    /// Drops what no later step reads.
+    fn forget(&mut self) {
+        let next_frame = self.raw_db.end();
+        let keep_from = (next_frame * HOP).min(self.emitted);
+        if keep_from - self.input_base >= BLOCK_HOPS * HOP {
+            let gone = keep_from - self.input_base;
+            for c in &mut self.input {
+                c.drain(..gone);
+            }
+            self.input_base = keep_from;
+        }
+        let block_start = self.next_block * BLOCK_HOPS;
+        self.mid_rows.forget_before(self.next_synth);
+        for r in &mut self.side_rows {
+            r.forget_before(self.next_synth);
+        }
+        self.raw_db.forget_before(block_start);
+        self.white_db.forget_before(block_start);
+        self.freq_db.forget_before(self.window_from);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::embed::{payload_groups, payload_signs};
+    use crate::audio::embed_reference::embed_groups_whole;
+    use crate::audio::layout::Layout;
+    use crate::key::MarkKey;
+    use crate::payload::Payload;
+    use rand::{Rng, SeedableRng};
+
+    const BLOCK: usize = BLOCK_HOPS * HOP;
+
+    fn key() -> MarkKey {
+        MarkKey::from_bytes([3; 32])
+    }
+
+    fn payload() -> Payload {
+        Payload {
+            content_server: 5,
+            edge: 6,
+            home: 7,
+            user: 8,
+        }
+    }
+
+    /// Music-like test audio: tones and noise under a changing level, with
+    /// a stretch of silence (the floor and the weights both matter there).
+    fn audio(channels: usize, len: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..channels)
+            .map(|c| {
+                (0..len)
+                    .map(|i| {
+                        let t = i as f32 / 44_100.0;
+                        let level = 0.2 + 0.19 * (t * 0.7 + c as f32).sin();
+                        let silent = (i / 20_000) % 7 == 3;
+                        if silent {
+                            0.0
+                        } else {
+                            level
+                                * (0.5
+                                    * (t * 440.0 * (1.0 + c as f32) * std::f32::consts::TAU).sin()
+                                    + rng.gen_range(-0.5f32..0.5))
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Streams `input` through an embedder in pieces of the given sizes (in
+    /// turn), returning the marked samples and the report.
+    fn streamed(
+        input: &[Vec<f32>],
+        mut embedder: StreamEmbedder,
+        pieces: &[usize],
+    ) -> (Vec<Vec<f32>>, EmbedReport, usize) {
+        let len = input[0].len();
+        let mut out = vec![Vec::new(); input.len()];
+        let mut most_held = 0;
+        let mut sink = |marked: &[&[f32]]| {
+            for (o, m) in out.iter_mut().zip(marked) {
+                o.extend_from_slice(m);
+            }
+        };
+        let mut pos = 0;
+        let mut k = 0;
+        while pos < len {
+            let end = (pos + pieces[k % pieces.len()]).min(len);
+            k += 1;
+            let refs: Vec<&[f32]> = input.iter().map(|c| &c[pos..end]).collect();
+            embedder.push(&refs, &mut sink).unwrap();
+            most_held = most_held.max(embedder.held());
+            pos = end;
+        }
+        let report = embedder.finish(&mut sink).unwrap();
+        (out, report, most_held)
+    }
+
+    #[test]
+    fn streaming_marks_exactly_as_the_whole_signal_does() {
+        let layout = Layout::new(&key());
+        let config = EmbedConfig::default();
+        let signs = payload_signs(&key(), &payload());
+        let groups = payload_groups(&layout, &signs, &config);
+        let guard = Guard {
+            unit_hops: 96,
+            sync_groups: layout.sync.len(),
+        };
+        // (channels, rate, length, piece sizes, guard)
+        let cases: &[(usize, u32, usize, &[usize], bool)] = &[
+            (1, 44_100, 1000, &[1000], false),
+            (1, 44_100, 1000, &[1, 3, 999], false),
+            (2, 44_100, 2 * BLOCK + 12_345, &[65_536], false),
+            (2, 44_100, 2 * BLOCK + 12_345, &[1, 7, 4096, 100_000], false),
+            (2, 44_100, 2 * BLOCK, &[BLOCK], true),
+            (2, 22_050, 3 * BLOCK - HOP, &[5000, 17], false),
+            (3, 48_000, BLOCK + 1, &[777], false),
+            (1, 96_000, BLOCK + FRAME, &[FRAME], true),
+            (2, 44_100, BLOCK_HOPS * HOP * 4 + 3, &[usize::MAX], false),
+        ];
+        for (i, &(channels, rate, len, pieces, guarded)) in cases.iter().enumerate() {
+            let input = audio(channels, len, i as u64);
+            let guard = guarded.then_some(guard);
+            let mut whole = input.clone();
+            let want =
+                embed_groups_whole(&mut whole, rate, &groups, guard, &config, &mut |_, _| {})
+                    .unwrap();
+            let embedder =
+                StreamEmbedder::with_groups(channels, rate, &groups, guard, &config).unwrap();
+            let (got, report, _) = streamed(&input, embedder, pieces);
+            assert_eq!(got.len(), channels, "case {i}");
+            for (c, (g, w)) in got.iter().zip(&whole).enumerate() {
+                assert_eq!(g.len(), w.len(), "case {i} channel {c}");
+                let first_difference = g
+                    .iter()
+                    .zip(w)
+                    .position(|(a, b)| a.to_bits() != b.to_bits());
+                assert_eq!(first_difference, None, "case {i} channel {c}");
+            }
+            assert_eq!(report.blocks, want.blocks, "case {i}");
+            assert!(
+                (report.snr_db - want.snr_db).abs() < 1e-6 * want.snr_db.abs().max(1.0),
+                "case {i}: {} against {}",
+                report.snr_db,
+                want.snr_db
+            );
+            // The mark really went in.
+            assert!(want.snr_db.is_finite() && want.snr_db > 10.0, "case {i}");
+        }
+    }
+
+    #[test]
+    fn memory_stays_a_few_blocks_and_samples_leave_early() {
+        let embedder =
+            StreamEmbedder::new(2, 44_100, &key(), &payload(), &EmbedConfig::default()).unwrap();
+        let input = audio(2, 40 * BLOCK, 9);
+        let mut embedder = embedder;
+        let mut first_out_at = None;
+        let mut most_held = 0;
+        let mut pos = 0;
+        while pos < input[0].len() {
+            let end = (pos + 4096).min(input[0].len());
+            let refs: Vec<&[f32]> = input.iter().map(|c| &c[pos..end]).collect();
+            embedder.push(&refs, &mut |_| {}).unwrap();
+            if first_out_at.is_none() && embedder.emitted() > 0 {
+                first_out_at = Some(end);
+            }
+            most_held = most_held.max(embedder.held());
+            pos = end;
+        }
+        // The first marked samples leave after about one block and the
+        // whitening margin, not at the end.
+        let first = first_out_at.expect("samples left before the end");
+        assert!(
+            first <= BLOCK + WHITEN_HOPS * HOP + FRAME + 4096,
+            "first out at {first}"
+        );
+        // What it holds does not grow with the length: 80 blocks of
+        // samples in, a few blocks' worth held at most.
+        assert!(most_held < 12 * BLOCK, "held {most_held} values");
+        let rest = embedder.finish(&mut |_| {}).unwrap();
+        assert_eq!(rest.blocks, 40);
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        let config = EmbedConfig::default();
+        let new = |channels, rate| StreamEmbedder::new(channels, rate, &key(), &payload(), &config);
+        assert_eq!(new(0, 44_100).err(), Some(MarkError::NoChannels));
+        assert_eq!(new(1, 8_000).err(), Some(MarkError::SampleRate(8_000)));
+        let mut e = new(2, 44_100).unwrap();
+        let a = [0.1f32; 10];
+        let b = [0.1f32; 9];
+        assert_eq!(
+            e.push(&[&a, &b], &mut |_| {}),
+            Err(MarkError::RaggedChannels)
+        );
+        assert_eq!(e.push(&[&a], &mut |_| {}), Err(MarkError::RaggedChannels));
+        let nan = [f32::NAN; 10];
+        assert_eq!(e.push(&[&a, &nan], &mut |_| {}), Err(MarkError::NonFinite));
+        assert_eq!(e.received(), 0, "nothing refused was taken");
+        assert_eq!(
+            new(2, 44_100).unwrap().finish(&mut |_| {}).err(),
+            Some(MarkError::Empty)
+        );
+    }
+}
