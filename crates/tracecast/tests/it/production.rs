@@ -256,20 +256,31 @@ fn sigterm_finishes_downloads_in_flight_and_loses_no_message() {
     // Every acknowledged message is there after the restart.
     node.spawn();
     let alice_token = std::fs::read_to_string(&alice).unwrap().trim().to_owned();
-    let (status, body) = get(
-        port,
-        "/v1/boxes/user:alice/messages?limit=1000",
-        Some(&alice_token),
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let stored: std::collections::HashSet<i64> = listed["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_i64().unwrap())
-        .collect();
+    // The poster runs flat out, so the box may hold more than one page
+    // (1000) of messages: read every page.
+    let mut stored = std::collections::HashSet::<i64>::new();
+    let mut after = 0;
+    loop {
+        let (status, body) = get(
+            port,
+            &format!("/v1/boxes/user:alice/messages?limit=1000&after={after}"),
+            Some(&alice_token),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let page: Vec<i64> = listed["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_i64().unwrap())
+            .collect();
+        stored.extend(&page);
+        match page.iter().max() {
+            Some(&last) if page.len() == 1000 => after = last,
+            _ => break,
+        }
+    }
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 20);
     for id in &acked {
