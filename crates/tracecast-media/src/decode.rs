@@ -108,17 +108,9 @@ fn decode_source(
     budget: Option<Budget>,
     progress: Option<Progress<'_>>,
 ) -> Result<Decoded, MediaError> {
-    // The decoders are third-party code reading what anyone may send: a
-    // panic in one (an arithmetic overflow on a crafted header, found by
-    // fuzzing) refuses this file and leaves the process serving.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_unguarded(source, ext, budget, progress)
-    }))
-    .unwrap_or_else(|_| {
-        Err(MediaError::Malformed(
-            "the decoder failed on this file (it is damaged or crafted)".into(),
-        ))
-    })
+    // A panic in a decoder (an arithmetic overflow on a crafted header,
+    // found by fuzzing) refuses this file and leaves the process serving.
+    guarded(|| decode_unguarded(source, ext, budget, progress))
 }
 
 /// MP4 boxes are checked before symphonia's MP4 reader sees them: it
@@ -161,191 +153,330 @@ fn check_isobmff(source: Box<dyn MediaSource>) -> Result<Box<dyn MediaSource>, M
     Ok(Box::new(mss))
 }
 
+/// Reads an audio file packet by packet: each call to
+/// [`AudioReader::next_chunk`] gives the next decoded samples, planar, so a
+/// file of any length is read in the memory of one packet.
+///
+/// The decoders are third-party code reading what anyone may send: every
+/// call runs under `catch_unwind`, and a panic in a decoder refuses the
+/// file as malformed and leaves the process serving.
+pub struct AudioReader {
+    format: Box<dyn symphonia::core::formats::FormatReader>,
+    decoder: Box<dyn symphonia::core::codecs::Decoder>,
+    track_id: u32,
+    /// Frames the container states (authoritative: some encoders pad the
+    /// last packet, flacenc to its block size).
+    total: Option<u64>,
+    budget: Option<Budget>,
+    bits_per_sample: Option<u32>,
+    sample_rate: u32,
+    channels: usize,
+    scratch: Option<SampleBuffer<f32>>,
+    /// The first chunk, decoded by `open` to learn the layout.
+    pending: bool,
+    /// Frames of the current chunk.
+    frames: usize,
+    /// Frames handed out so far.
+    read: u64,
+    truncated: bool,
+    ended: bool,
+}
+
+impl AudioReader {
+    /// Opens an audio file within `budget` and decodes its first packet.
+    pub fn open_file(path: &Path, budget: Option<Budget>) -> Result<Self, MediaError> {
+        let file = File::open(path).map_err(|source| MediaError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_owned);
+        guarded(|| Self::open(Box::new(file), ext.as_deref(), budget))
+    }
+
+    fn open(
+        source: Box<dyn MediaSource>,
+        ext: Option<&str>,
+        budget: Option<Budget>,
+    ) -> Result<Self, MediaError> {
+        let source = check_isobmff(source)?;
+        let mss = MediaSourceStream::new(source, Default::default());
+        let mut hint = Hint::new();
+        if let Some(ext) = ext {
+            hint.with_extension(ext);
+        }
+        let format_opts = FormatOptions {
+            // Trim encoder delay and padding so decoded audio lines up with
+            // the original's timeline as well as the codec allows.
+            enable_gapless: true,
+            ..Default::default()
+        };
+        let probed = symphonia::default::get_probe()
+            .format(&hint, mss, &format_opts, &MetadataOptions::default())
+            .map_err(|e| match e {
+                SymError::Unsupported(_) => MediaError::UnsupportedFormat {
+                    hint: ext.map(str::to_owned),
+                },
+                other => MediaError::Malformed(other.to_string()),
+            })?;
+        let format = probed.format;
+        let track = format
+            .tracks()
+            .iter()
+            .find(|t| {
+                t.codec_params.codec != CODEC_TYPE_NULL && t.codec_params.sample_rate.is_some()
+            })
+            .ok_or(MediaError::NoAudioTrack)?;
+        let track_id = track.id;
+        let params = track.codec_params.clone();
+        let decoder = symphonia::default::get_codecs()
+            .make(&params, &DecoderOptions::default())
+            .map_err(|e| match e {
+                SymError::Unsupported(what) => MediaError::UnsupportedFormat {
+                    hint: Some(what.to_string()),
+                },
+                other => MediaError::Malformed(other.to_string()),
+            })?;
+        // A file whose header says it is longer than a refusing budget is
+        // refused before any sample is decoded (a lying header is caught
+        // when the budget runs out).
+        if let (Some(b), Some(frames), Some(ch)) = (budget, params.n_frames, params.channels) {
+            let claimed = frames.saturating_mul(ch.count().max(1) as u64);
+            if b.beyond == Beyond::Refuse && claimed > b.max_samples {
+                return Err(too_long(&b, ch.count(), params.sample_rate.unwrap_or(0)));
+            }
+        }
+        let bits_per_sample =
+            if params.codec == symphonia::core::codecs::CODEC_TYPE_FLAC || is_pcm(params.codec) {
+                params.bits_per_sample
+            } else {
+                None
+            };
+        let mut reader = AudioReader {
+            format,
+            decoder,
+            track_id,
+            total: params.n_frames.filter(|&t| t > 0),
+            budget,
+            bits_per_sample,
+            sample_rate: params.sample_rate.unwrap_or(0),
+            channels: 0,
+            scratch: None,
+            pending: false,
+            frames: 0,
+            read: 0,
+            truncated: false,
+            ended: false,
+        };
+        reader.decode_next()?;
+        if reader.frames == 0 {
+            return Err(MediaError::Empty);
+        }
+        reader.pending = true;
+        Ok(reader)
+    }
+
+    /// Samples per second per channel.
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Channels.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Bit depth of the source when it has one (PCM, FLAC).
+    pub fn bits_per_sample(&self) -> Option<u32> {
+        self.bits_per_sample
+    }
+
+    /// Frames the container states, when it does.
+    pub fn total_frames(&self) -> Option<u64> {
+        self.total
+    }
+
+    /// Frames handed out so far.
+    pub fn frames_read(&self) -> u64 {
+        self.read
+    }
+
+    /// Whether the file went on past a truncating budget.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// The next decoded samples, one slice per channel (all the same
+    /// length, never empty), or `None` at the end.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<&[f32]>>, MediaError> {
+        if self.pending {
+            self.pending = false;
+        } else {
+            guarded(|| self.decode_next())?;
+            if self.frames == 0 {
+                return Ok(None);
+            }
+        }
+        let samples = self.scratch.as_ref().map_or(&[][..], |b| b.samples());
+        let per_channel = samples.len() / self.channels.max(1);
+        Ok(Some(
+            (0..self.channels)
+                .map(|c| &samples[c * per_channel..c * per_channel + self.frames])
+                .collect(),
+        ))
+    }
+
+    /// Decodes packets until one gives samples (setting `frames`), or the
+    /// stream ends (`frames` 0).
+    fn decode_next(&mut self) -> Result<(), MediaError> {
+        self.frames = 0;
+        let mut last_error: Option<String> = None;
+        while !self.ended {
+            let packet = match self.format.next_packet() {
+                Ok(p) => p,
+                Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    self.ended = true;
+                    break;
+                }
+                Err(SymError::ResetRequired) => {
+                    self.ended = true;
+                    break;
+                }
+                // A truncated or damaged tail ends the stream; what came
+                // before is kept, as every media player does.
+                Err(e) => {
+                    last_error = Some(e.to_string());
+                    self.ended = true;
+                    break;
+                }
+            };
+            if packet.track_id() != self.track_id {
+                continue;
+            }
+            let decoded = match self.decoder.decode(&packet) {
+                Ok(d) => d,
+                // A damaged packet is skipped; the next may decode.
+                Err(SymError::DecodeError(e)) => {
+                    last_error = Some(e.to_string());
+                    continue;
+                }
+                Err(SymError::IoError(e)) => {
+                    last_error = Some(e.to_string());
+                    continue;
+                }
+                Err(e) => return Err(MediaError::Malformed(e.to_string())),
+            };
+            let spec = *decoded.spec();
+            let n_ch = spec.channels.count();
+            if n_ch == 0 || n_ch > MAX_CHANNELS {
+                return Err(MediaError::Parameters(format!("{n_ch} channels")));
+            }
+            if self.channels == 0 {
+                self.channels = n_ch;
+                self.sample_rate = spec.rate;
+                if !(1000..=768_000).contains(&spec.rate) {
+                    return Err(MediaError::Parameters(format!(
+                        "sample rate {} Hz",
+                        spec.rate
+                    )));
+                }
+            } else if self.channels != n_ch || spec.rate != self.sample_rate {
+                return Err(MediaError::Malformed(
+                    "channel count or sample rate changes mid-stream".into(),
+                ));
+            }
+            let mut frames = decoded.frames() as u64;
+            // The container's length is authoritative (padding is cut).
+            if let Some(total) = self.total {
+                frames = frames.min(total.saturating_sub(self.read));
+            }
+            if let Some(b) = self.budget {
+                let room = (b.max_samples / n_ch as u64).saturating_sub(self.read);
+                if frames > room {
+                    match b.beyond {
+                        Beyond::Refuse => return Err(too_long(&b, n_ch, self.sample_rate)),
+                        Beyond::Truncate => {
+                            self.truncated = true;
+                            self.ended = true;
+                            frames = room;
+                        }
+                    }
+                }
+            }
+            if self.read + frames > MAX_FRAMES as u64 {
+                return Err(MediaError::Parameters(format!(
+                    "longer than {} hours",
+                    MAX_FRAMES / (3600 * 48_000)
+                )));
+            }
+            if frames == 0 {
+                continue;
+            }
+            let buf = match &mut self.scratch {
+                Some(b) if b.capacity() >= decoded.capacity() * n_ch => b,
+                _ => self
+                    .scratch
+                    .insert(SampleBuffer::<f32>::new(decoded.capacity() as u64, spec)),
+            };
+            buf.copy_planar_ref(decoded);
+            // Lossy codecs may produce out-of-range garbage on damaged
+            // input.
+            for s in buf.samples_mut() {
+                if !s.is_finite() {
+                    *s = 0.0;
+                }
+            }
+            self.frames = frames as usize;
+            self.read += frames;
+            return Ok(());
+        }
+        if self.read == 0 {
+            return Err(match last_error {
+                Some(e) => MediaError::Malformed(e),
+                None => MediaError::Empty,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Runs a decoder step, a panic in it refusing the file.
+fn guarded<T>(f: impl FnOnce() -> Result<T, MediaError>) -> Result<T, MediaError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(MediaError::Malformed(
+            "the decoder failed on this file (it is damaged or crafted)".into(),
+        ))
+    })
+}
+
 fn decode_unguarded(
     source: Box<dyn MediaSource>,
     ext: Option<&str>,
     budget: Option<Budget>,
     mut progress: Option<Progress<'_>>,
 ) -> Result<Decoded, MediaError> {
-    let source = check_isobmff(source)?;
-    let mss = MediaSourceStream::new(source, Default::default());
-    let mut hint = Hint::new();
-    if let Some(ext) = ext {
-        hint.with_extension(ext);
-    }
-    let format_opts = FormatOptions {
-        // Trim encoder delay and padding so decoded audio lines up with the
-        // original's timeline as well as the codec allows.
-        enable_gapless: true,
-        ..Default::default()
-    };
-    let probed = symphonia::default::get_probe()
-        .format(&hint, mss, &format_opts, &MetadataOptions::default())
-        .map_err(|e| match e {
-            SymError::Unsupported(_) => MediaError::UnsupportedFormat {
-                hint: ext.map(str::to_owned),
-            },
-            other => MediaError::Malformed(other.to_string()),
-        })?;
-    let mut format = probed.format;
-    let track = format
-        .tracks()
-        .iter()
-        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL && t.codec_params.sample_rate.is_some())
-        .ok_or(MediaError::NoAudioTrack)?;
-    let track_id = track.id;
-    let params = track.codec_params.clone();
-    let total = params.n_frames;
-    let mut decoder = symphonia::default::get_codecs()
-        .make(&params, &DecoderOptions::default())
-        .map_err(|e| match e {
-            SymError::Unsupported(what) => MediaError::UnsupportedFormat {
-                hint: Some(what.to_string()),
-            },
-            other => MediaError::Malformed(other.to_string()),
-        })?;
-
-    // A file whose header says it is longer than a refusing budget is
-    // refused before any sample is decoded (a lying header is caught
-    // below, when the budget runs out).
-    if let (Some(b), Some(frames), Some(ch)) = (budget, total, params.channels) {
-        let claimed = frames.saturating_mul(ch.count().max(1) as u64);
-        if b.beyond == Beyond::Refuse && claimed > b.max_samples {
-            return Err(too_long(&b, ch.count(), params.sample_rate.unwrap_or(0)));
+    let mut reader = AudioReader::open(source, ext, budget)?;
+    let total = reader.total_frames();
+    let n_ch = reader.channels();
+    let mut channels: Vec<Vec<f32>> = vec![Vec::new(); n_ch];
+    // Growth by doubling, but never past the budget: what a file may make
+    // this hold is the budget, not twice it.
+    let cap = budget.map(|b| (b.max_samples / n_ch as u64) as usize);
+    while let Some(chunk) = reader.next_chunk()? {
+        for (ch, got) in channels.iter_mut().zip(&chunk) {
+            grow_within(ch, got.len(), cap);
+            ch.extend_from_slice(got);
         }
-    }
-    let mut sample_rate = params.sample_rate.unwrap_or(0);
-    let mut channels: Vec<Vec<f32>> = Vec::new();
-    let mut scratch: Option<SampleBuffer<f32>> = None;
-    let mut decoded_packets = 0usize;
-    let mut last_error: Option<String> = None;
-    let mut truncated = false;
-    loop {
-        let packet = match format.next_packet() {
-            Ok(p) => p,
-            Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(SymError::ResetRequired) => break,
-            // A truncated or damaged tail ends the stream; what came before is
-            // kept, as every media player does.
-            Err(e) => {
-                last_error = Some(e.to_string());
-                break;
-            }
-        };
-        if packet.track_id() != track_id {
-            continue;
-        }
-        let decoded = match decoder.decode(&packet) {
-            Ok(d) => d,
-            // A damaged packet is skipped; the next may decode.
-            Err(SymError::DecodeError(e)) => {
-                last_error = Some(e.to_string());
-                continue;
-            }
-            Err(SymError::IoError(e)) => {
-                last_error = Some(e.to_string());
-                continue;
-            }
-            Err(e) => return Err(MediaError::Malformed(e.to_string())),
-        };
-        let spec = *decoded.spec();
-        let n_ch = spec.channels.count();
-        if n_ch == 0 || n_ch > MAX_CHANNELS {
-            return Err(MediaError::Parameters(format!("{n_ch} channels")));
-        }
-        if channels.is_empty() {
-            channels = vec![Vec::new(); n_ch];
-            sample_rate = spec.rate;
-        } else if channels.len() != n_ch || spec.rate != sample_rate {
-            return Err(MediaError::Malformed(
-                "channel count or sample rate changes mid-stream".into(),
-            ));
-        }
-        let per_channel = decoded.frames();
-        let mut frames = per_channel;
-        if frames == 0 {
-            continue;
-        }
-        if let Some(b) = budget {
-            let room = (b.max_samples / n_ch as u64).saturating_sub(channels[0].len() as u64);
-            if frames as u64 > room {
-                match b.beyond {
-                    Beyond::Refuse => return Err(too_long(&b, n_ch, sample_rate)),
-                    Beyond::Truncate => {
-                        truncated = true;
-                        frames = room as usize;
-                    }
-                }
-            }
-        }
-        let buf = match &mut scratch {
-            Some(b) if b.capacity() >= decoded.capacity() * n_ch => b,
-            _ => scratch.insert(SampleBuffer::<f32>::new(decoded.capacity() as u64, spec)),
-        };
-        buf.copy_planar_ref(decoded);
-        let samples = buf.samples();
-        // Growth by doubling, but never past the budget: what a file may
-        // make this hold is the budget, not twice it.
-        let cap = budget.map(|b| (b.max_samples / n_ch as u64) as usize);
-        for (c, ch) in channels.iter_mut().enumerate() {
-            grow_within(ch, frames, cap);
-            ch.extend_from_slice(&samples[c * per_channel..c * per_channel + frames]);
-        }
-        if channels[0].len() > MAX_FRAMES {
-            return Err(MediaError::Parameters(format!(
-                "longer than {} hours",
-                MAX_FRAMES / (3600 * 48_000)
-            )));
-        }
-        decoded_packets += 1;
         if let Some(p) = progress.as_mut() {
             p(channels[0].len() as u64, total);
         }
-        if truncated {
-            break;
-        }
     }
-    if decoded_packets == 0 || channels.first().is_none_or(Vec::is_empty) {
-        return Err(match last_error {
-            Some(e) => MediaError::Malformed(e),
-            None => MediaError::Empty,
-        });
-    }
-    if !(1000..=768_000).contains(&sample_rate) {
-        return Err(MediaError::Parameters(format!(
-            "sample rate {sample_rate} Hz"
-        )));
-    }
-    // The container's sample count is authoritative: some encoders pad the
-    // last frame (flacenc pads to its block size) and report the true length.
-    if let Some(total) = total {
-        if (total as usize) < channels[0].len() && total > 0 {
-            for ch in &mut channels {
-                ch.truncate(total as usize);
-            }
-        }
-    }
-    // Lossy codecs may produce out-of-range garbage on damaged input.
-    for ch in &mut channels {
-        for s in ch.iter_mut() {
-            if !s.is_finite() {
-                *s = 0.0;
-            }
-        }
-    }
-    let bits_per_sample =
-        if params.codec == symphonia::core::codecs::CODEC_TYPE_FLAC || is_pcm(params.codec) {
-            params.bits_per_sample
-        } else {
-            None
-        };
     Ok(Decoded {
         pcm: Pcm {
-            sample_rate,
+            sample_rate: reader.sample_rate(),
             channels,
-            bits_per_sample,
+            bits_per_sample: reader.bits_per_sample(),
         },
-        truncated,
+        truncated: reader.truncated(),
     })
 }
 

@@ -69,24 +69,39 @@ pub fn encode_file(pcm: &Pcm, path: &Path) -> Result<(), MediaError> {
 /// Writes `bytes` beside `path` and renames, so a failure never leaves half
 /// a file (and never touches an existing one until the new one is whole).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MediaError> {
+    write_atomic_with(path, |f| {
+        f.write_all(bytes).map_err(|source| MediaError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    })
+}
+
+/// Runs `write` on a file beside `path`, then syncs it and renames it over
+/// `path`; on any failure the partial file is removed.
+pub(crate) fn write_atomic_with<T, E: From<MediaError>>(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<std::fs::File>) -> Result<T, E>,
+) -> Result<T, E> {
     let tmp = path.with_extension(format!(
         "{}.partial",
         path.extension().and_then(|e| e.to_str()).unwrap_or("out")
     ));
-    let write = |p: &Path| -> std::io::Result<()> {
-        let mut f = BufWriter::new(std::fs::File::create(p)?);
-        f.write_all(bytes)?;
-        f.into_inner().map_err(|e| e.into_error())?.sync_all()
+    let failed = |source: std::io::Error| MediaError::Write {
+        path: path.to_owned(),
+        source,
     };
-    write(&tmp)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|source| {
-            let _ = std::fs::remove_file(&tmp);
-            MediaError::Write {
-                path: path.to_owned(),
-                source,
-            }
-        })
+    let mut file = BufWriter::new(std::fs::File::create(&tmp).map_err(failed)?);
+    let result = write(&mut file).and_then(|t| {
+        let f = file.into_inner().map_err(|e| failed(e.into_error()))?;
+        f.sync_all().map_err(failed)?;
+        std::fs::rename(&tmp, path).map_err(failed)?;
+        Ok(t)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Encodes `pcm` into memory.
@@ -140,10 +155,18 @@ fn write_wav<W: Write + Seek>(pcm: &Pcm, out: W) -> Result<(), MediaError> {
 }
 
 fn write_flac(pcm: &Pcm, effort: FlacEffort) -> Result<Vec<u8>, MediaError> {
-    if pcm.sample_rate > 96_000 {
+    let (config, threads) = flac_config(effort, pcm.sample_rate)?;
+    flac_block_by_block(pcm, &config, threads)
+}
+
+/// The encoder's settings for an effort, and the threads to code on.
+fn flac_config(
+    effort: FlacEffort,
+    sample_rate: u32,
+) -> Result<(flacenc::error::Verified<flacenc::config::Encoder>, usize), MediaError> {
+    if sample_rate > 96_000 {
         return Err(MediaError::Parameters(format!(
-            "FLAC output supports up to 96 kHz, not {}",
-            pcm.sample_rate
+            "FLAC output supports up to 96 kHz, not {sample_rate}"
         )));
     }
     let mut config = flacenc::config::Encoder::default();
@@ -163,7 +186,7 @@ fn write_flac(pcm: &Pcm, effort: FlacEffort) -> Result<Vec<u8>, MediaError> {
     } else {
         1
     };
-    flac_block_by_block(pcm, &config, threads)
+    Ok((config, threads))
 }
 
 fn flac_error(e: &dyn std::fmt::Debug) -> MediaError {
@@ -171,6 +194,7 @@ fn flac_error(e: &dyn std::fmt::Debug) -> MediaError {
 }
 
 /// `pcm`'s samples `from..to`, interleaved and quantised.
+#[cfg(test)]
 fn interleave(pcm: &Pcm, bits: u32, from: usize, to: usize, out: &mut Vec<i32>) {
     out.clear();
     for i in from..to {
@@ -204,58 +228,148 @@ fn flac_whole_signal(
     Ok(sink.into_inner())
 }
 
-/// The same stream made a few blocks at a time, each run of blocks coded
-/// on `threads` threads and written at once: what this holds besides
-/// `pcm` is a run of blocks and the bytes written.
+/// The same stream made a few blocks at a time (see [`FlacWriter`]), from
+/// PCM in memory.
 fn flac_block_by_block(
     pcm: &Pcm,
     config: &flacenc::error::Verified<flacenc::config::Encoder>,
     threads: usize,
 ) -> Result<Vec<u8>, MediaError> {
-    use flacenc::bitsink::BitSink;
-    use flacenc::source::Fill;
-    // Room for "fLaC" and STREAMINFO, written last, when the MD5 and the
-    // frame sizes are known.
-    const HEAD: usize = 42;
-    let threads = threads.max(1);
-    let run = 16 * threads;
-    let (bits, n_ch, block) = (output_bits(pcm), pcm.channels.len(), config.block_size);
-    let mut info =
-        flacenc::component::StreamInfo::new(pcm.sample_rate as usize, n_ch, bits as usize)
-            .map_err(|e| flac_error(&e))?;
-    let mut bufs = (0..run)
-        .map(|_| flacenc::source::FrameBuf::with_size(n_ch, block))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| flac_error(&e))?;
-    let mut context = flacenc::source::Context::new(bits as usize, n_ch, block);
-    let mut sink = flacenc::bitsink::ByteSink::new();
-    sink.write_bytes_aligned(&[0; HEAD])
-        .map_err(|e| flac_error(&e))?;
-    let mut samples = Vec::with_capacity(block * n_ch);
+    let mut w = FlacWriter::new(
+        Cursor::new(Vec::new()),
+        config.clone(),
+        threads,
+        pcm.sample_rate,
+        pcm.channels.len(),
+        output_bits(pcm),
+    )?;
     let mut from = 0;
     while from < pcm.frames() {
-        // The next run of blocks, read in order (the MD5 is of the whole).
-        let first = context.current_frame_number().map_or(0, |n| n + 1);
-        let mut filled = 0;
-        while filled < run && from < pcm.frames() {
-            let to = (from + block).min(pcm.frames());
-            interleave(pcm, bits, from, to, &mut samples);
-            (&mut bufs[filled], &mut context)
-                .fill_interleaved(&samples)
+        let to = (from + PIECE).min(pcm.frames());
+        let piece: Vec<&[f32]> = pcm.channels.iter().map(|c| &c[from..to]).collect();
+        w.write(&piece)?;
+        from = to;
+    }
+    Ok(w.finish()?.into_inner())
+}
+
+/// Frames handed to a writer at a time from memory.
+const PIECE: usize = 1 << 16;
+
+/// Room for "fLaC" and STREAMINFO at the start of a FLAC stream: written
+/// last, when the MD5 and the frame sizes are known.
+const FLAC_HEAD: usize = 42;
+
+/// A FLAC stream written as samples come: blocks are gathered into runs
+/// (16 per thread), each run coded on `threads` threads and written at once,
+/// and STREAMINFO written over its place at the end. What it holds is a run
+/// of blocks, whatever the length.
+struct FlacWriter<W: Write + Seek> {
+    out: W,
+    start: u64,
+    config: flacenc::error::Verified<flacenc::config::Encoder>,
+    threads: usize,
+    info: flacenc::component::StreamInfo,
+    bufs: Vec<flacenc::source::FrameBuf>,
+    filled: usize,
+    /// Frame number of the run's first block.
+    first: usize,
+    context: flacenc::source::Context,
+    /// Interleaved, quantised samples not yet a whole block.
+    pending: Vec<i32>,
+    bits: u32,
+    channels: usize,
+    frames: usize,
+}
+
+impl<W: Write + Seek> FlacWriter<W> {
+    fn new(
+        mut out: W,
+        config: flacenc::error::Verified<flacenc::config::Encoder>,
+        threads: usize,
+        sample_rate: u32,
+        channels: usize,
+        bits: u32,
+    ) -> Result<Self, MediaError> {
+        let threads = threads.max(1);
+        let block = config.block_size;
+        let info =
+            flacenc::component::StreamInfo::new(sample_rate as usize, channels, bits as usize)
                 .map_err(|e| flac_error(&e))?;
-            filled += 1;
-            from = to;
+        let bufs = (0..16 * threads)
+            .map(|_| flacenc::source::FrameBuf::with_size(channels, block))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| flac_error(&e))?;
+        let io = |e: std::io::Error| MediaError::Encode(e.to_string());
+        let start = out.stream_position().map_err(io)?;
+        out.write_all(&[0; FLAC_HEAD]).map_err(io)?;
+        Ok(FlacWriter {
+            out,
+            start,
+            context: flacenc::source::Context::new(bits as usize, channels, block),
+            config,
+            threads,
+            info,
+            bufs,
+            filled: 0,
+            first: 0,
+            pending: Vec::with_capacity(block * channels),
+            bits,
+            channels,
+            frames: 0,
+        })
+    }
+
+    /// Takes the next samples, one slice per channel.
+    fn write(&mut self, chunk: &[&[f32]]) -> Result<(), MediaError> {
+        let block = self.config.block_size * self.channels;
+        let n = chunk.first().map_or(0, |c| c.len());
+        for i in 0..n {
+            for ch in chunk {
+                self.pending.push(quantise(ch[i], self.bits));
+            }
+            if self.pending.len() == block {
+                self.fill_block()?;
+            }
         }
+        self.frames += n;
+        Ok(())
+    }
+
+    /// Moves the pending samples into the run's next block, and codes the
+    /// run when it is full.
+    fn fill_block(&mut self) -> Result<(), MediaError> {
+        use flacenc::source::Fill;
+        if self.filled == 0 {
+            // The MD5 is of the whole, read in order: the context counts
+            // frames as they are filled.
+            self.first = self.context.current_frame_number().map_or(0, |n| n + 1);
+        }
+        (&mut self.bufs[self.filled], &mut self.context)
+            .fill_interleaved(&self.pending)
+            .map_err(|e| flac_error(&e))?;
+        self.pending.clear();
+        self.filled += 1;
+        if self.filled == self.bufs.len() {
+            self.code_run()?;
+        }
+        Ok(())
+    }
+
+    /// Codes the blocks gathered and writes their frames.
+    fn code_run(&mut self) -> Result<(), MediaError> {
+        let (config, info, first) = (&self.config, &self.info, self.first);
         let encode = |(i, buf): (usize, &flacenc::source::FrameBuf)| {
-            flacenc::encode_fixed_size_frame(config, buf, first + i, &info)
+            flacenc::encode_fixed_size_frame(config, buf, first + i, info)
                 .map_err(|e| flac_error(&e))
         };
-        let frames: Vec<_> = if threads == 1 {
-            bufs[..filled].iter().enumerate().map(encode).collect()
+        let filled = self.filled;
+        let frames: Vec<_> = if self.threads == 1 {
+            self.bufs[..filled].iter().enumerate().map(encode).collect()
         } else {
-            let per = filled.div_ceil(threads);
+            let per = filled.div_ceil(self.threads);
             std::thread::scope(|s| {
-                let workers: Vec<_> = bufs[..filled]
+                let workers: Vec<_> = self.bufs[..filled]
                     .chunks(per)
                     .enumerate()
                     .map(|(c, chunk)| {
@@ -274,33 +388,174 @@ fn flac_block_by_block(
                     .collect()
             })
         };
+        let mut sink = flacenc::bitsink::ByteSink::new();
         for frame in frames {
             let frame = frame?;
-            info.update_frame_info(&frame);
+            self.info.update_frame_info(&frame);
             frame.write(&mut sink).map_err(|e| flac_error(&e))?;
         }
+        self.out
+            .write_all(sink.as_slice())
+            .map_err(|e| MediaError::Encode(e.to_string()))?;
+        self.filled = 0;
+        Ok(())
     }
-    info.set_md5_digest(&context.md5_digest());
-    info.set_total_samples(pcm.frames());
-    let mut head = flacenc::bitsink::ByteSink::new();
-    flacenc::component::Stream::with_stream_info(info)
-        .write(&mut head)
-        .map_err(|e| flac_error(&e))?;
-    let head = head.into_inner();
-    if head.len() != HEAD {
-        return Err(MediaError::Encode(format!(
-            "a FLAC head of {} bytes, not {HEAD}",
-            head.len()
-        )));
+
+    /// Codes what is left and writes STREAMINFO over its place.
+    fn finish(mut self) -> Result<W, MediaError> {
+        use std::io::SeekFrom;
+        if !self.pending.is_empty() {
+            self.fill_block()?;
+        }
+        if self.filled > 0 {
+            self.code_run()?;
+        }
+        self.info.set_md5_digest(&self.context.md5_digest());
+        self.info.set_total_samples(self.frames);
+        let mut head = flacenc::bitsink::ByteSink::new();
+        flacenc::component::Stream::with_stream_info(self.info)
+            .write(&mut head)
+            .map_err(|e| flac_error(&e))?;
+        let head = head.into_inner();
+        if head.len() != FLAC_HEAD {
+            return Err(MediaError::Encode(format!(
+                "a FLAC head of {} bytes, not {FLAC_HEAD}",
+                head.len()
+            )));
+        }
+        let io = |e: std::io::Error| MediaError::Encode(e.to_string());
+        let end = self.out.stream_position().map_err(io)?;
+        self.out.seek(SeekFrom::Start(self.start)).map_err(io)?;
+        self.out.write_all(&head).map_err(io)?;
+        self.out.seek(SeekFrom::Start(end)).map_err(io)?;
+        Ok(self.out)
     }
-    let mut out = sink.into_inner();
-    out[..HEAD].copy_from_slice(&head);
-    Ok(out)
+}
+
+/// Audio written as it comes, WAV or FLAC, to any seekable sink (a file
+/// being written, or memory). WAV sizes and FLAC's STREAMINFO are written
+/// over their places at the end.
+pub struct PcmWriter<W: Write + Seek> {
+    inner: Writer<W>,
+    channels: usize,
+}
+
+enum Writer<W: Write + Seek> {
+    Wav(hound::WavWriter<W>, u32),
+    Flac(Box<FlacWriter<W>>),
+}
+
+impl<W: Write + Seek> PcmWriter<W> {
+    /// A writer of `channels` channels at `sample_rate`, 24-bit when the
+    /// source had more than 16 bits, else 16.
+    pub fn new(
+        out: W,
+        format: OutputFormat,
+        effort: FlacEffort,
+        sample_rate: u32,
+        channels: usize,
+        source_bits: Option<u32>,
+    ) -> Result<Self, MediaError> {
+        if channels == 0 || channels > 8 {
+            return Err(MediaError::Parameters(format!("{channels} channels")));
+        }
+        if sample_rate == 0 {
+            return Err(MediaError::Parameters("sample rate 0".into()));
+        }
+        let bits = match source_bits {
+            Some(b) if b > 16 => 24,
+            _ => 16,
+        };
+        let inner = match format {
+            OutputFormat::Wav => {
+                let spec = hound::WavSpec {
+                    channels: channels as u16,
+                    sample_rate,
+                    bits_per_sample: bits as u16,
+                    sample_format: hound::SampleFormat::Int,
+                };
+                Writer::Wav(
+                    hound::WavWriter::new(out, spec)
+                        .map_err(|e| MediaError::Encode(e.to_string()))?,
+                    bits,
+                )
+            }
+            OutputFormat::Flac => {
+                let (config, threads) = flac_config(effort, sample_rate)?;
+                Writer::Flac(Box::new(FlacWriter::new(
+                    out,
+                    config,
+                    threads,
+                    sample_rate,
+                    channels,
+                    bits,
+                )?))
+            }
+        };
+        Ok(PcmWriter { inner, channels })
+    }
+
+    /// Writes the next samples, one slice per channel (all the same length).
+    pub fn write(&mut self, chunk: &[&[f32]]) -> Result<(), MediaError> {
+        let n = chunk.first().map_or(0, |c| c.len());
+        if chunk.len() != self.channels || chunk.iter().any(|c| c.len() != n) {
+            return Err(MediaError::Parameters("channels differ in length".into()));
+        }
+        match &mut self.inner {
+            Writer::Wav(w, bits) => {
+                let enc = |e: hound::Error| MediaError::Encode(e.to_string());
+                for i in 0..n {
+                    for ch in chunk {
+                        w.write_sample(quantise(ch[i], *bits)).map_err(enc)?;
+                    }
+                }
+                Ok(())
+            }
+            Writer::Flac(f) => f.write(chunk),
+        }
+    }
+
+    /// Ends the stream and writes its sizes over their places. (Pass
+    /// `&mut sink` to keep the sink.)
+    pub fn finish(self) -> Result<(), MediaError> {
+        let enc = |e: hound::Error| MediaError::Encode(e.to_string());
+        match self.inner {
+            Writer::Wav(w, _) => w.finalize().map_err(enc),
+            Writer::Flac(f) => {
+                let mut out = f.finish()?;
+                out.flush().map_err(|e| MediaError::Encode(e.to_string()))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_that_fails_half_way_leaves_the_earlier_file_and_no_partial() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.flac");
+        std::fs::write(&path, b"earlier").unwrap();
+        let r: Result<(), MediaError> = write_atomic_with(&path, |f| {
+            f.write_all(&[1; 100_000]).unwrap();
+            Err(MediaError::Empty)
+        });
+        assert!(matches!(r, Err(MediaError::Empty)));
+        assert_eq!(std::fs::read(&path).unwrap(), b"earlier");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["out.flac"]);
+        // And one that succeeds replaces it.
+        write_atomic_with(&path, |f| {
+            f.write_all(b"new").map_err(|_| MediaError::Empty)
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+    }
 
     #[test]
     fn block_by_block_flac_is_the_whole_signal_encoders_stream() {

@@ -20,9 +20,10 @@ pub mod synth;
 pub mod video;
 
 pub use decode::{
-    decode_bytes, decode_bytes_within, decode_file, decode_file_within, Beyond, Budget, Decoded,
+    decode_bytes, decode_bytes_within, decode_file, decode_file_within, AudioReader, Beyond,
+    Budget, Decoded,
 };
-pub use encode::{encode_file, encode_flac, encode_to_vec, FlacEffort, OutputFormat};
+pub use encode::{encode_file, encode_flac, encode_to_vec, FlacEffort, OutputFormat, PcmWriter};
 /// The `image` crate's picture type, as read and written here.
 pub use image::DynamicImage;
 pub use picture::{

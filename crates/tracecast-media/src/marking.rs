@@ -186,24 +186,67 @@ pub fn mark_file(
             })
         }
         FileKind::Audio => {
-            crate::OutputFormat::from_path(output)?;
-            let mut pcm = decode_audio(input, progress)?;
-            let r = audio::embed(
-                &mut pcm.channels,
-                pcm.sample_rate,
-                key,
-                payload,
-                &audio::EmbedConfig::default().scaled(options.strength),
-                &mut |done, total| progress(Stage::Marking, done, total),
-            )?;
-            crate::encode_file(&pcm, output)?;
-            Ok(Marked::Audio {
-                seconds: pcm.duration_secs(),
-                blocks: r.blocks,
-                snr_db: r.snr_db,
-            })
+            let format = crate::OutputFormat::from_path(output)?;
+            let config = audio::EmbedConfig::default().scaled(options.strength);
+            mark_audio_file(input, output, format, key, payload, &config, progress)
         }
     }
+}
+
+/// Marks an audio file as it is read: decoding, marking and writing go
+/// packet by packet, so memory stays a few of the mark's blocks whatever
+/// the file's length (the output is written beside `output` and renamed
+/// when whole).
+fn mark_audio_file(
+    input: &Path,
+    output: &Path,
+    format: crate::OutputFormat,
+    key: &MarkKey,
+    payload: &Payload,
+    config: &audio::EmbedConfig,
+    progress: StageProgress,
+) -> Result<Marked, FileMarkError> {
+    let mut reader = crate::AudioReader::open_file(
+        input,
+        Some(crate::Budget::minutes(
+            LONGEST_MARKED_AUDIO_MINUTES,
+            crate::Beyond::Refuse,
+        )),
+    )?;
+    let (rate, channels) = (reader.sample_rate(), reader.channels());
+    let mut embedder = audio::StreamEmbedder::new(channels, rate, key, payload, config)?;
+    let total = reader.total_frames().unwrap_or(0);
+    let report = crate::encode::write_atomic_with(output, |file| {
+        let mut writer = crate::PcmWriter::new(
+            file,
+            format,
+            crate::FlacEffort::Best,
+            rate,
+            channels,
+            reader.bits_per_sample(),
+        )?;
+        let mut failed = None;
+        let mut sink = |marked: &[&[f32]]| {
+            if failed.is_none() {
+                failed = writer.write(marked).err();
+            }
+        };
+        while let Some(chunk) = reader.next_chunk()? {
+            embedder.push(&chunk, &mut sink)?;
+            progress(Stage::Marking, reader.frames_read(), total);
+        }
+        let report = embedder.finish(&mut sink)?;
+        if let Some(e) = failed {
+            return Err(FileMarkError::Media(e));
+        }
+        writer.finish()?;
+        Ok::<_, FileMarkError>(report)
+    })?;
+    Ok(Marked::Audio {
+        seconds: reader.frames_read() as f64 / f64::from(rate),
+        blocks: report.blocks,
+        snr_db: report.snr_db,
+    })
 }
 
 /// What any kind's detector found.

@@ -326,3 +326,103 @@ fn a_picture_is_refused_by_its_declared_size_before_its_pixels_are_decoded() {
         other => panic!("expected TooLarge, got {:?}", other.map(|i| i.width())),
     }
 }
+
+/// `mark embed` on audio reads, marks and writes packet by packet; what
+/// it writes is what decoding the whole file, marking it in memory and
+/// encoding it writes, byte for byte, in WAV and in FLAC (16 and 24 bits,
+/// mono and stereo).
+#[test]
+fn a_file_marked_as_it_is_read_is_the_file_marked_whole() {
+    use tracecast_mark::{audio, MarkKey, Payload};
+    let key = MarkKey::from_bytes([5; 32]);
+    let payload = Payload {
+        content_server: 1,
+        edge: 2,
+        home: 3,
+        user: 4,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (bits, channels, ext) in [
+        (16, 2, "flac"),
+        (24, 2, "wav"),
+        (16, 1, "wav"),
+        (24, 1, "flac"),
+    ] {
+        let mut pcm = synth::music(11.3, 48_000, bits as u64);
+        pcm.channels.truncate(channels);
+        pcm.bits_per_sample = Some(bits);
+        let input = dir.path().join(format!("in-{bits}-{channels}.flac"));
+        encode_file(&pcm, &input).unwrap();
+        let output = dir.path().join(format!("out-{bits}-{channels}.{ext}"));
+        let marked = tracecast_media::marking::mark_file(
+            &input,
+            &output,
+            &key,
+            &payload,
+            &Default::default(),
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+        let mut whole = decode_file(&input, None).unwrap();
+        let report = audio::embed(
+            &mut whole.channels,
+            whole.sample_rate,
+            &key,
+            &payload,
+            &audio::EmbedConfig::default(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let format = OutputFormat::from_path(&output).unwrap();
+        let want = encode_to_vec(&whole, format).unwrap();
+        let got = std::fs::read(&output).unwrap();
+        assert!(got == want, "{bits} bits, {channels} channel(s), {ext}");
+        match marked {
+            tracecast_media::marking::Marked::Audio { blocks, snr_db, .. } => {
+                assert_eq!(blocks, report.blocks);
+                assert!((snr_db - report.snr_db).abs() < 1e-6, "{snr_db}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Nothing is left beside the output.
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}
+
+/// A file that breaks off mid-way is refused by the streaming marker, and
+/// an earlier output of the same name is left as it was.
+#[test]
+fn a_damaged_file_leaves_an_earlier_output_alone() {
+    use tracecast_mark::{MarkKey, Payload};
+    let key = MarkKey::from_bytes([5; 32]);
+    let payload = Payload {
+        content_server: 1,
+        edge: 2,
+        home: 3,
+        user: 4,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.wav");
+    std::fs::write(&output, b"earlier").unwrap();
+    // A WAV whose header names a sample rate the mark does not take.
+    let mut pcm = synth::music(2.0, 8_000, 1);
+    pcm.bits_per_sample = Some(16);
+    let input = dir.path().join("low.wav");
+    encode_file(&pcm, &input).unwrap();
+    let e = tracecast_media::marking::mark_file(
+        &input,
+        &output,
+        &key,
+        &payload,
+        &Default::default(),
+        &mut |_, _, _| {},
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("8000"), "{e}");
+    assert_eq!(std::fs::read(&output).unwrap(), b"earlier");
+}

@@ -56,6 +56,12 @@ enum Cost {
 /// false leaves STREAMINFO's total at 0 ("unknown"), as a streamed
 /// encoder may: the decoder learns the length only by decoding.
 fn flac_silence(seconds: u64, claim_length: bool) -> Vec<u8> {
+    flac_steps(seconds, claim_length, |_| 0)
+}
+
+/// As [`flac_silence`], each 4096-sample frame holding the level
+/// `level(frame)` in both channels: a staircase, loud where it steps.
+pub fn flac_steps(seconds: u64, claim_length: bool, level: impl Fn(u64) -> i16) -> Vec<u8> {
     use crc::{Crc, CRC_16_UMTS, CRC_8_SMBUS};
     const FRAME: u64 = 4096;
     let frames = (seconds * 48_000).div_ceil(FRAME);
@@ -79,8 +85,9 @@ fn flac_silence(seconds: u64, claim_length: bool) -> Vec<u8> {
         out.extend_from_slice(&flac_utf8(n));
         let head = crc8.checksum(&out[start..]);
         out.push(head);
-        // Two CONSTANT subframes holding 0.
-        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        // Two CONSTANT subframes: a zero byte (the type) and the value.
+        let [hi, lo] = level(n).to_be_bytes();
+        out.extend_from_slice(&[0, hi, lo, 0, hi, lo]);
         let all = crc16.checksum(&out[start..]);
         out.extend_from_slice(&all.to_be_bytes());
     }
@@ -498,4 +505,73 @@ fn send_get(
         assert_eq!(r.status().as_u16(), 200);
         r.json().await.unwrap()
     })
+}
+
+/// `mark embed` reads, marks and writes a file as it goes: three hours of
+/// 48 kHz stereo FLAC (4 GB of samples decoded) are marked with the peak
+/// resident memory of a short file, and the copy holds the mark.
+#[test]
+fn a_three_hour_flac_is_marked_in_bounded_memory() {
+    let time = Path::new("/usr/bin/time");
+    assert!(time.exists(), "apt-get install time (.ci/run does)");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = d.join("k.key");
+    std::fs::write(&key, [9u8; 32]).unwrap();
+    let input = d.join("three-hours.flac");
+    // A staircase: a new level every 85 ms, a few thousand steps a
+    // minute, each a click across the marked band.
+    // Three hours less a second: the command's limit is three hours, and
+    // whole 4096-sample frames round up.
+    let seconds = 3 * 3600 - 1;
+    std::fs::write(
+        &input,
+        flac_steps(seconds, true, |n| {
+            let x = n as f64;
+            ((x * 0.37).sin() * 6000.0 + (x * 0.051).sin() * 3000.0) as i16
+        }),
+    )
+    .unwrap();
+    let output = d.join("marked.wav");
+    let out = Command::new(time)
+        .args(["-f", "maxrss_kb=%M", env!("CARGO_BIN_EXE_tracecast"), "-q"])
+        .args(["mark", "embed", "--key", crate::p(&key)])
+        .args(["--content-server", "7", "--edge", "3", "--user", "9"])
+        .args([crate::p(&input), crate::p(&output)])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let kb: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kb="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no memory figure in {stderr}"));
+    eprintln!("3 h of FLAC marked to WAV: peak {} MiB", kb / 1024);
+    assert!(kb < 64 * 1024, "peak memory {kb} kB");
+    // Every sample was written (16-bit stereo after a 44-byte header).
+    let frames = (seconds * 48_000).div_ceil(4096) * 4096;
+    assert_eq!(std::fs::metadata(&output).unwrap().len(), 44 + frames * 4);
+    // A minute from the middle of the copy reads back.
+    let excerpt = d.join("excerpt.wav");
+    let cut = Command::new("sox")
+        .args([crate::p(&output), crate::p(&excerpt), "trim", "5400", "60"])
+        .output()
+        .expect("sox runs");
+    assert!(
+        cut.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cut.stderr)
+    );
+    std::fs::remove_file(&output).unwrap();
+    let found = crate::tracecast(&[
+        "mark",
+        "detect",
+        "--key",
+        crate::p(&key),
+        "--json",
+        crate::p(&excerpt),
+    ]);
+    let line = String::from_utf8_lossy(&found.stdout);
+    assert!(line.contains("\"user\":9,"), "{line}");
 }
