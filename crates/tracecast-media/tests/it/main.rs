@@ -327,20 +327,27 @@ fn a_picture_is_refused_by_its_declared_size_before_its_pixels_are_decoded() {
     }
 }
 
+/// The key and ids the marking tests use.
+fn mark_key_and_payload() -> (tracecast_mark::MarkKey, tracecast_mark::Payload) {
+    (
+        tracecast_mark::MarkKey::from_bytes([5; 32]),
+        tracecast_mark::Payload {
+            content_server: 1,
+            edge: 2,
+            home: 3,
+            user: 4,
+        },
+    )
+}
+
 /// `mark embed` on audio reads, marks and writes packet by packet; what
 /// it writes is what decoding the whole file, marking it in memory and
 /// encoding it writes, byte for byte, in WAV and in FLAC (16 and 24 bits,
 /// mono and stereo).
 #[test]
 fn a_file_marked_as_it_is_read_is_the_file_marked_whole() {
-    use tracecast_mark::{audio, MarkKey, Payload};
-    let key = MarkKey::from_bytes([5; 32]);
-    let payload = Payload {
-        content_server: 1,
-        edge: 2,
-        home: 3,
-        user: 4,
-    };
+    use tracecast_mark::audio;
+    let (key, payload) = mark_key_and_payload();
     let dir = tempfile::tempdir().unwrap();
     for (bits, channels, ext) in [
         (16, 2, "flac"),
@@ -398,14 +405,7 @@ fn a_file_marked_as_it_is_read_is_the_file_marked_whole() {
 /// an earlier output of the same name is left as it was.
 #[test]
 fn a_damaged_file_leaves_an_earlier_output_alone() {
-    use tracecast_mark::{MarkKey, Payload};
-    let key = MarkKey::from_bytes([5; 32]);
-    let payload = Payload {
-        content_server: 1,
-        edge: 2,
-        home: 3,
-        user: 4,
-    };
+    let (key, payload) = mark_key_and_payload();
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("out.wav");
     std::fs::write(&output, b"earlier").unwrap();
