@@ -193,6 +193,76 @@ pub fn mark_file(
     }
 }
 
+/// A copy of in-memory audio, marked and encoded as FLAC.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkedFlac {
+    pub bytes: Vec<u8>,
+    pub report: audio::EmbedReport,
+    /// Time spent marking and encoding, ms.
+    pub mark_ms: u64,
+    pub encode_ms: u64,
+}
+
+/// Marks `pcm` and encodes the copy as FLAC in one pass: the marked
+/// samples go from the streaming embedder to the encoder a few blocks at a
+/// time, so a copy costs its FLAC bytes and a few blocks, never a second
+/// copy of the decoded audio. The bytes are those of marking `pcm` whole
+/// and encoding it with [`crate::encode_flac`].
+pub fn mark_to_flac(
+    pcm: &crate::Pcm,
+    key: &MarkKey,
+    payload: &Payload,
+    config: &audio::EmbedConfig,
+    effort: crate::FlacEffort,
+) -> Result<MarkedFlac, FileMarkError> {
+    use std::time::{Duration, Instant};
+    let channels = pcm.channels.len();
+    let mut embedder = audio::StreamEmbedder::new(channels, pcm.sample_rate, key, payload, config)?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut writer = crate::PcmWriter::new(
+        &mut out,
+        crate::OutputFormat::Flac,
+        effort,
+        pcm.sample_rate,
+        channels,
+        pcm.bits_per_sample,
+    )?;
+    let mut failed = None;
+    let mut encoding = Duration::ZERO;
+    let mut sink = |marked: &[&[f32]]| {
+        if failed.is_none() {
+            let t = Instant::now();
+            failed = writer.write(marked).err();
+            encoding += t.elapsed();
+        }
+    };
+    let started = Instant::now();
+    const PIECE: usize = 1 << 16;
+    let mut from = 0;
+    let report = loop {
+        if from >= pcm.frames() {
+            break embedder.finish(&mut sink)?;
+        }
+        let to = (from + PIECE).min(pcm.frames());
+        let piece: Vec<&[f32]> = pcm.channels.iter().map(|c| &c[from..to]).collect();
+        embedder.push(&piece, &mut sink)?;
+        from = to;
+    };
+    if let Some(e) = failed {
+        return Err(FileMarkError::Media(e));
+    }
+    let t = Instant::now();
+    writer.finish()?;
+    encoding += t.elapsed();
+    let total = started.elapsed();
+    Ok(MarkedFlac {
+        bytes: out.into_inner(),
+        report,
+        mark_ms: total.saturating_sub(encoding).as_millis() as u64,
+        encode_ms: encoding.as_millis() as u64,
+    })
+}
+
 /// Marks an audio file as it is read: decoding, marking and writing go
 /// packet by packet, so memory stays a few of the mark's blocks whatever
 /// the file's length (the output is written beside `output` and renamed

@@ -371,6 +371,7 @@ fn a_file_marked_as_it_is_read_is_the_file_marked_whole() {
         )
         .unwrap();
         let mut whole = decode_file(&input, None).unwrap();
+        let unmarked = whole.clone();
         let report = audio::embed(
             &mut whole.channels,
             whole.sample_rate,
@@ -384,6 +385,27 @@ fn a_file_marked_as_it_is_read_is_the_file_marked_whole() {
         let want = encode_to_vec(&whole, format).unwrap();
         let got = std::fs::read(&output).unwrap();
         assert!(got == want, "{bits} bits, {channels} channel(s), {ext}");
+        // The edge's one pass from decoded audio to a FLAC copy writes
+        // the same bytes as marking whole and encoding.
+        for effort in [
+            tracecast_media::FlacEffort::Fast,
+            tracecast_media::FlacEffort::Best,
+        ] {
+            let one_pass = tracecast_media::marking::mark_to_flac(
+                &unmarked,
+                &key,
+                &payload,
+                &audio::EmbedConfig::default(),
+                effort,
+            )
+            .unwrap();
+            let two_passes = tracecast_media::encode_flac(&whole, effort).unwrap();
+            assert!(
+                one_pass.bytes == two_passes,
+                "{bits} bits, {channels} channel(s), {effort:?}"
+            );
+            assert_eq!(one_pass.report.blocks, report.blocks);
+        }
         match marked {
             tracecast_media::marking::Marked::Audio { blocks, snr_db, .. } => {
                 assert_eq!(blocks, report.blocks);

@@ -1486,31 +1486,30 @@ fn mark_copy(
             }
         }
         Source::Audio(audio) => {
-            let mut pcm = audio.pcm.clone();
-            let t = std::time::Instant::now();
-            tracecast_mark::audio::embed(
-                &mut pcm.channels,
-                pcm.sample_rate,
+            // Marked and encoded in one pass from the shared decoded
+            // rendition: a copy costs its FLAC bytes, not a second copy of
+            // the samples.
+            let marked = tracecast_media::marking::mark_to_flac(
+                &audio.pcm,
                 key,
                 payload,
                 &Default::default(),
-                &mut |_, _| {},
+                if alone {
+                    tracecast_media::FlacEffort::FastParallel
+                } else {
+                    tracecast_media::FlacEffort::Fast
+                },
             )
-            .map_err(|e| MediaError::Malformed(e.to_string()))?;
-            let ms = t.elapsed().as_millis() as u64;
+            .map_err(|e| match e {
+                tracecast_media::marking::FileMarkError::Media(m) => m,
+                other => MediaError::Malformed(other.to_string()),
+            })?;
             (
-                tracecast_media::encode_flac(
-                    &pcm,
-                    if alone {
-                        tracecast_media::FlacEffort::FastParallel
-                    } else {
-                        tracecast_media::FlacEffort::Fast
-                    },
-                )?,
+                marked.bytes,
                 audio.rights.clone(),
                 "audio/flac",
                 "flac",
-                ms,
+                marked.mark_ms,
             )
         }
     };
