@@ -74,7 +74,7 @@ impl Window {
     }
 }
 
-fn add_row(sum: &mut [f64], row: &[f32], sign: f64) {
+pub(crate) fn add_row(sum: &mut [f64], row: &[f32], sign: f64) {
     for (s, v) in sum.iter_mut().zip(row) {
         *s += sign * f64::from(*v);
     }

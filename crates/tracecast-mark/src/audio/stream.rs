@@ -16,7 +16,7 @@ use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use super::analysis::{
-    fast_db, peak_floor, sqrt_hann, whiten_row, CLIP_DB, WHITEN_BINS, WHITEN_HOPS,
+    add_row, fast_db, peak_floor, sqrt_hann, whiten_row, CLIP_DB, WHITEN_BINS, WHITEN_HOPS,
 };
 use super::embed::{solve_unit, EmbedConfig, EmbedReport, Group, Guard, SEEN};
 use super::layout::{
@@ -343,25 +343,19 @@ impl StreamEmbedder {
         for i in 0..n {
             self.frame_in[i] = self.mid_at(start + i) * self.window[i];
         }
-        self.frame_in[n..].fill(0.0);
-        self.forward
-            .process_with_scratch(
-                &mut self.frame_in,
-                &mut self.spectrum,
-                &mut self.forward_scratch,
-            )
-            .expect("buffer sizes come from the plan");
+        self.transform(n);
         let row = &self.spectrum[self.bin0..self.bin0 + self.bins];
         self.mid_rows.push(row);
         for (p, a) in self.power.iter_mut().zip(row) {
             *p = a.norm_sqr();
         }
         let floor = peak_floor(&self.power[self.peak.0..self.peak.1]);
-        let db: Vec<f32> = self.power.iter().map(|p| fast_db(p + floor)).collect();
-        self.raw_db.push(&db);
-        let mut freq = db;
-        whiten_row(&mut freq, &mut self.prefix);
-        self.freq_db.push(&freq);
+        for p in &mut self.power {
+            *p = fast_db(*p + floor);
+        }
+        self.raw_db.push(&self.power);
+        whiten_row(&mut self.power, &mut self.prefix);
+        self.freq_db.push(&self.power);
         // Each side pass: the stereo side, or each channel's own part.
         for pass in 0..self.side_rows.len() {
             for i in 0..n {
@@ -373,16 +367,22 @@ impl StreamEmbedder {
                 };
                 self.frame_in[i] = v * self.window[i];
             }
-            self.frame_in[n..].fill(0.0);
-            self.forward
-                .process_with_scratch(
-                    &mut self.frame_in,
-                    &mut self.spectrum,
-                    &mut self.forward_scratch,
-                )
-                .expect("buffer sizes come from the plan");
+            self.transform(n);
             self.side_rows[pass].push(&self.spectrum[self.lo..self.hi]);
         }
+    }
+
+    /// The spectrum of the frame whose first `n` samples are in
+    /// `frame_in` (the rest of the frame is silence: the end of the audio).
+    fn transform(&mut self, n: usize) {
+        self.frame_in[n..].fill(0.0);
+        self.forward
+            .process_with_scratch(
+                &mut self.frame_in,
+                &mut self.spectrum,
+                &mut self.forward_scratch,
+            )
+            .expect("buffer sizes come from the plan");
     }
 
     /// Whether the next hop can be whitened over time: the rows of its
@@ -403,17 +403,15 @@ impl StreamEmbedder {
         // The same additions and subtractions, in the same order, as the
         // whole-signal sliding window.
         while self.window_to < hi {
-            let row = self.freq_db.row(self.window_to);
-            for (s, v) in self.window_sum.iter_mut().zip(row) {
-                *s += f64::from(*v);
-            }
+            add_row(&mut self.window_sum, self.freq_db.row(self.window_to), 1.0);
             self.window_to += 1;
         }
         while self.window_from < lo {
-            let row = self.freq_db.row(self.window_from);
-            for (s, v) in self.window_sum.iter_mut().zip(row) {
-                *s -= f64::from(*v);
-            }
+            add_row(
+                &mut self.window_sum,
+                self.freq_db.row(self.window_from),
+                -1.0,
+            );
             self.window_from += 1;
         }
         let inv = 1.0 / (hi - lo) as f64;
