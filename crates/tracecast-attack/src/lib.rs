@@ -59,6 +59,8 @@ pub enum Attack {
     Speed(i32),
     /// Tempo change with pitch kept (sox tempo, WSOLA), in percent.
     Tempo(i32),
+    /// Pitch shift with tempo kept (sox pitch), in cents.
+    Pitch(i32),
 }
 
 impl Attack {
@@ -90,6 +92,8 @@ impl Attack {
             Speed(-3),
             Tempo(5),
             Tempo(-5),
+            Pitch(50),
+            Pitch(-50),
         ]
     }
 
@@ -111,6 +115,7 @@ impl Attack {
             }
             Attack::Speed(p) => format!("speed {p:+}%"),
             Attack::Tempo(p) => format!("tempo {p:+}% (pitch kept)"),
+            Attack::Pitch(c) => format!("pitch {c:+} cents (tempo kept)"),
         }
     }
 
@@ -233,6 +238,15 @@ impl Attack {
                 let o = out("wav");
                 let f = 1.0 + f64::from(pct) / 100.0;
                 run("sox", "sox", &[&p(input), &p(&o), "tempo", &format!("{f}")])?;
+                Ok(o)
+            }
+            Attack::Pitch(cents) => {
+                let o = out("wav");
+                run(
+                    "sox",
+                    "sox",
+                    &[&p(input), &p(&o), "pitch", &cents.to_string()],
+                )?;
                 Ok(o)
             }
         }

@@ -60,8 +60,11 @@
 //!   say limited to 2 robust standard deviations) and accepted only if
 //!   version and tag verify. If the plain scale fails, speed (time and
 //!   pitch, as resampling) and tempo (time only, pitch kept) changes of ±7%
-//!   are searched in 0.5% steps. All of this runs at the file's own rate and
-//!   again at 44.1 and 48 kHz (an encoder may have resampled the copy).
+//!   and pitch (frequency only, tempo kept) changes of ±3% are searched in
+//!   0.5% steps. All of this runs at the file's own rate and again at 44.1
+//!   and 48 kHz (an encoder may have resampled the copy). The folds are sums
+//!   over hops, made as the audio arrives (`audio::StreamDetector`): a
+//!   file of any length is read in the same memory.
 //! * False alarms: at most [`audio::MAX_TAG_CHECKS`] payloads are checked
 //!   per file, each passing by chance with probability 2^-28 (version and
 //!   tag), so an unmarked file, or one marked under another key, is reported

@@ -56,7 +56,6 @@ impl FileKind {
 /// Which part of a long operation is under way, for a progress display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    Decoding,
     Marking,
     MarkingFrames,
     ReadingFrames,
@@ -66,7 +65,6 @@ pub enum Stage {
 impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
-            Stage::Decoding => "decoding",
             Stage::Marking => "marking",
             Stage::MarkingFrames => "marking frames",
             Stage::ReadingFrames => "reading frames",
@@ -381,13 +379,7 @@ pub fn detect_file(
             Ok(FileDetection::of_image(kind, d, details))
         }
         FileKind::Audio => {
-            let pcm = decode_audio(path, progress)?;
-            if pcm.frames() == 0 {
-                return Err(FileMarkError::NoAudio);
-            }
-            let d = audio::detect(&pcm.channels, pcm.sample_rate, key, &mut |done, total| {
-                progress(Stage::Searching, done, total)
-            })?;
+            let (d, truncated) = detect_audio_file(path, key, progress)?;
             Ok(FileDetection {
                 kind,
                 payload: d.payload,
@@ -395,25 +387,66 @@ pub fn detect_file(
                 confidence: d.confidence,
                 sync_z: d.sync_z,
                 details: format!(
-                    "sync {:.1} sd, speed {:.3}, tempo {:.3}",
-                    d.sync_z, d.speed, d.tempo
+                    "sync {:.1} sd, speed {:.3}, tempo {:.3}, pitch {:.3}{}",
+                    d.sync_z,
+                    d.speed,
+                    d.tempo,
+                    d.pitch,
+                    if truncated {
+                        format!(", the first {LONGEST_MARKED_AUDIO_MINUTES} minutes read")
+                    } else {
+                        String::new()
+                    }
                 ),
             })
         }
     }
 }
 
-/// Decodes a whole audio file within the engine's budget.
-fn decode_audio(path: &Path, progress: StageProgress) -> Result<crate::Pcm, MediaError> {
-    Ok(crate::decode_file_within(
-        path,
-        Some(crate::Budget::minutes(
-            LONGEST_MARKED_AUDIO_MINUTES,
-            crate::Beyond::Refuse,
-        )),
-        Some(&mut |done, total: Option<u64>| progress(Stage::Decoding, done, total.unwrap_or(0))),
-    )?
-    .pcm)
+/// Reads the mark of an audio file as it is decoded, one pass of
+/// [`audio::DetectPass::ALL`] after another until one finds a mark: memory
+/// stays the same whatever the file's length. Of a longer file the first
+/// [`LONGEST_MARKED_AUDIO_MINUTES`] are read (the mark repeats
+/// throughout); the flag says so.
+fn detect_audio_file(
+    path: &Path,
+    key: &MarkKey,
+    progress: StageProgress,
+) -> Result<(audio::Detection, bool), FileMarkError> {
+    let passes = audio::DetectPass::ALL;
+    let mut last = None;
+    for (i, pass) in passes.into_iter().enumerate() {
+        let mut reader = crate::AudioReader::open_file(
+            path,
+            Some(crate::Budget::minutes(
+                LONGEST_MARKED_AUDIO_MINUTES,
+                crate::Beyond::Truncate,
+            )),
+        )?;
+        let total = reader.total_frames().unwrap_or(0);
+        let all = total * passes.len() as u64;
+        let mut detector =
+            audio::StreamDetector::new(reader.channels(), reader.sample_rate(), key, pass)?;
+        while let Some(chunk) = reader.next_chunk()? {
+            detector.push(&chunk)?;
+            progress(
+                Stage::Searching,
+                i as u64 * total + reader.frames_read(),
+                all,
+            );
+        }
+        if reader.frames_read() == 0 {
+            return Err(FileMarkError::NoAudio);
+        }
+        let d = detector.finish()?;
+        let found = d.tag_ok;
+        last = Some((d, reader.truncated()));
+        if found {
+            progress(Stage::Searching, all, all);
+            break;
+        }
+    }
+    Ok(last.expect("at least one pass is made"))
 }
 
 #[cfg(test)]

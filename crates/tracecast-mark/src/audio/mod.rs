@@ -3,6 +3,7 @@
 pub mod ab;
 mod analysis;
 mod detect;
+mod detect_stream;
 mod embed;
 #[cfg(test)]
 mod embed_reference;
@@ -13,6 +14,7 @@ pub use analysis::resample;
 pub use detect::{
     detect, false_alarm_probability, Detection, UnitReading, MAX_SCALE, MAX_TAG_CHECKS, UNIT_SYNC_Z,
 };
+pub use detect_stream::{DetectPass, StreamDetector};
 pub use embed::{embed, EmbedConfig, EmbedReport};
 pub use stream::StreamEmbedder;
 

@@ -25,14 +25,14 @@ use super::layout::{
 use super::{MarkError, EMBED_RATES};
 
 /// Rows of per-hop values, `width` wide, from hop `base` on.
-struct Rows<T> {
+pub(super) struct Rows<T> {
     base: usize,
     width: usize,
-    data: Vec<T>,
+    pub(super) data: Vec<T>,
 }
 
 impl<T: Copy> Rows<T> {
-    fn new(width: usize) -> Self {
+    pub(super) fn new(width: usize) -> Self {
         Rows {
             base: 0,
             width,
@@ -41,22 +41,22 @@ impl<T: Copy> Rows<T> {
     }
 
     /// Hop after the last row held.
-    fn end(&self) -> usize {
+    pub(super) fn end(&self) -> usize {
         self.base + self.data.len() / self.width.max(1)
     }
 
-    fn row(&self, t: usize) -> &[T] {
+    pub(super) fn row(&self, t: usize) -> &[T] {
         let i = (t - self.base) * self.width;
         &self.data[i..i + self.width]
     }
 
-    fn push(&mut self, row: &[T]) {
+    pub(super) fn push(&mut self, row: &[T]) {
         self.data.extend_from_slice(row);
     }
 
     /// Forgets rows before hop `t`. Moves the rest only when a block's
     /// worth has gone, so the cost stays linear.
-    fn forget_before(&mut self, t: usize) {
+    pub(super) fn forget_before(&mut self, t: usize) {
         let gone = t.saturating_sub(self.base).min(self.end() - self.base);
         if gone >= BLOCK_HOPS {
             self.data.drain(..gone * self.width);

@@ -507,13 +507,31 @@ fn send_get(
     })
 }
 
-/// `mark embed` reads, marks and writes a file as it goes: three hours of
-/// 48 kHz stereo FLAC (4 GB of samples decoded) are marked with the peak
-/// resident memory of a short file, and the copy holds the mark.
-#[test]
-fn a_three_hour_flac_is_marked_in_bounded_memory() {
+/// Runs `tracecast -q ARGS` under `/usr/bin/time`: its output (it must
+/// succeed) and its peak resident memory in kB.
+fn peak_memory(args: &[&str]) -> (std::process::Output, u64) {
     let time = Path::new("/usr/bin/time");
     assert!(time.exists(), "apt-get install time (.ci/run does)");
+    let out = Command::new(time)
+        .args(["-f", "maxrss_kb=%M", env!("CARGO_BIN_EXE_tracecast"), "-q"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    let kb: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kb="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no memory figure in {stderr}"));
+    (out, kb)
+}
+
+/// `mark embed` and `mark detect` read a file as they go: three hours of
+/// 48 kHz stereo FLAC (4 GB of samples decoded) are marked, and the whole
+/// copy read back, with the peak resident memory of a short file.
+#[test]
+fn a_three_hour_flac_is_marked_and_read_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let key = d.join("k.key");
@@ -533,25 +551,39 @@ fn a_three_hour_flac_is_marked_in_bounded_memory() {
     )
     .unwrap();
     let output = d.join("marked.wav");
-    let out = Command::new(time)
-        .args(["-f", "maxrss_kb=%M", env!("CARGO_BIN_EXE_tracecast"), "-q"])
-        .args(["mark", "embed", "--key", crate::p(&key)])
-        .args(["--content-server", "7", "--edge", "3", "--user", "9"])
-        .args([crate::p(&input), crate::p(&output)])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let kb: u64 = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("maxrss_kb="))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no memory figure in {stderr}"));
+    let (out, kb) = peak_memory(&[
+        "mark",
+        "embed",
+        "--key",
+        crate::p(&key),
+        "--content-server",
+        "7",
+        "--edge",
+        "3",
+        "--user",
+        "9",
+        crate::p(&input),
+        crate::p(&output),
+    ]);
     eprintln!("3 h of FLAC marked to WAV: peak {} MiB", kb / 1024);
     assert!(kb < 64 * 1024, "peak memory {kb} kB");
     // Every sample was written (16-bit stereo after a 44-byte header).
     let frames = (seconds * 48_000).div_ceil(4096) * 4096;
     assert_eq!(std::fs::metadata(&output).unwrap().len(), 44 + frames * 4);
+    drop(out);
+    // The whole copy is read back in the same bound.
+    let (found, kb) = peak_memory(&[
+        "mark",
+        "detect",
+        "--key",
+        crate::p(&key),
+        "--json",
+        crate::p(&output),
+    ]);
+    eprintln!("3 h of WAV read for its mark: peak {} MiB", kb / 1024);
+    let line = String::from_utf8_lossy(&found.stdout);
+    assert!(line.contains("\"user\":9,"), "{line}");
+    assert!(kb < 64 * 1024, "peak memory {kb} kB");
     // A minute from the middle of the copy reads back.
     let excerpt = d.join("excerpt.wav");
     let cut = Command::new("sox")
