@@ -9,6 +9,7 @@
 //! from A/B variants beside nginx serving the same bytes.
 
 mod ab_bench;
+mod audio_peer;
 mod edge_bench;
 mod fuzz;
 mod image_bench;
@@ -78,9 +79,14 @@ fn main() -> anyhow::Result<()> {
         ["bench", "mark-audio", rest @ ..] => {
             let mut config = EmbedConfig::default();
             let mut files = Vec::new();
+            let mut peer = Peer::default();
             let mut it = rest.iter();
             while let Some(a) = it.next() {
                 match *a {
+                    "--audiowmark" => peer.bin = Some(*it.next().context("--audiowmark PATH")?),
+                    "--audiowmark-src" => {
+                        peer.source = Some(*it.next().context("--audiowmark-src GIT-URL-OR-PATH")?)
+                    }
                     "--strength" => {
                         let f: f32 = it.next().context("--strength N")?.parse()?;
                         config = config.scaled(f);
@@ -103,7 +109,7 @@ fn main() -> anyhow::Result<()> {
                     f => files.push(f),
                 }
             }
-            bench_mark_audio(&files, config)
+            bench_mark_audio(&files, config, peer)
         }
         ["bench", "mark-image", rest @ ..] => image_bench::run(&image_bench::parse(rest)?),
         ["bench", "mailbox", rest @ ..] => mailbox_bench::run(&mailbox_bench::parse(rest)?),
@@ -116,7 +122,7 @@ fn main() -> anyhow::Result<()> {
         ["fuzz", rest @ ..] => fuzz::run(&fuzz::parse(rest)?),
         _ => {
             eprintln!(
-                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [AUDIO FILES...]\n       cargo run --release -p xtask -- bench mark-image [--strength X] [--short-side N] [--set NAME=VALUE]... [PHOTOS...]\n       cargo run --release -p xtask -- bench mailbox [--messages N] [--boxes N] [--latency-secs S] [--backend sqlite|postgres|both]\n       cargo run --release -p xtask -- bench edge [--seconds 300] [--buyers 1,10,100] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench members [--members 1000000] [--depth 12] [--backend sqlite|postgres|both]\n       cargo run --release -p xtask -- bench protect [--mib 512] [--conversions 3000]\n       cargo run --release -p xtask -- bench upload [--size 1G] [--runs 5] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench ab [--seconds 300] [--buyers 1,10,100] [--rounds N] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench load [--seconds 10] [--connections 32] [--backend postgres|sqlite] [--nginx /usr/sbin/nginx] [--wrk /usr/bin/wrk]\n       cargo run --release -p xtask -- fuzz [--seconds 60] [TARGET...]"
+                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [--audiowmark BIN | --audiowmark-src GIT] [AUDIO FILES...]\n       cargo run --release -p xtask -- bench mark-image [--strength X] [--short-side N] [--set NAME=VALUE]... [PHOTOS...]\n       cargo run --release -p xtask -- bench mailbox [--messages N] [--boxes N] [--latency-secs S] [--backend sqlite|postgres|both]\n       cargo run --release -p xtask -- bench edge [--seconds 300] [--buyers 1,10,100] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench members [--members 1000000] [--depth 12] [--backend sqlite|postgres|both]\n       cargo run --release -p xtask -- bench protect [--mib 512] [--conversions 3000]\n       cargo run --release -p xtask -- bench upload [--size 1G] [--runs 5] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench ab [--seconds 300] [--buyers 1,10,100] [--rounds N] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench load [--seconds 10] [--connections 32] [--backend postgres|sqlite] [--nginx /usr/sbin/nginx] [--wrk /usr/bin/wrk]\n       cargo run --release -p xtask -- fuzz [--seconds 60] [TARGET...]"
             );
             std::process::exit(2)
         }
@@ -181,18 +187,33 @@ fn default_tracks(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn bench_mark_audio(files: &[&str], config: EmbedConfig) -> anyhow::Result<()> {
+/// Where the peer of `bench mark-audio` comes from.
+#[derive(Default)]
+struct Peer<'a> {
+    /// An audiowmark binary to use as it is.
+    bin: Option<&'a str>,
+    /// Where to clone its source from.
+    source: Option<&'a str>,
+}
+
+fn bench_mark_audio(files: &[&str], config: EmbedConfig, peer: Peer) -> anyhow::Result<()> {
     let missing = tracecast_attack::tools_missing();
     if !missing.is_empty() {
         bail!("missing tools: {missing:?} (apt-get install lame vorbis-tools ffmpeg sox)");
     }
+    let awm = audio_peer::audiowmark(peer.bin, peer.source)?;
+    let tc = audio_peer::tracecast()?;
     let work = tempfile::tempdir()?;
     let tracks: Vec<PathBuf> = if files.is_empty() {
         default_tracks(work.path())?
     } else {
         files.iter().map(PathBuf::from).collect()
     };
-    let key = MarkKey::from_bytes(*b"tracecast-bench-key-0123456789ab");
+    let key_bytes = *b"tracecast-bench-key-0123456789ab";
+    let key = MarkKey::from_bytes(key_bytes);
+    let key_file = work.path().join("bench.key");
+    std::fs::write(&key_file, key_bytes)?;
+    let awm_marked = whole_processes(&tracks, &tc, &awm, &key_file, work.path())?;
     let payload = Payload {
         content_server: 7,
         edge: 3,
@@ -201,6 +222,7 @@ fn bench_mark_audio(files: &[&str], config: EmbedConfig) -> anyhow::Result<()> {
     };
     let attacks = Attack::all();
     let mut table: Vec<Vec<String>> = vec![Vec::new(); attacks.len()];
+    let mut awm_passed = vec![0usize; attacks.len()];
     // Short excerpts depend on where they are cut: try many places.
     const PLACES: u32 = 12;
     let sweeps = [5u32, 8];
@@ -273,6 +295,19 @@ fn bench_mark_audio(files: &[&str], config: EmbedConfig) -> anyhow::Result<()> {
                 Err(e) => format!("error: {e}"),
             };
             table[ai].push(cell);
+            let awm_dir = dir.join("audiowmark");
+            std::fs::create_dir_all(&awm_dir)?;
+            if let Ok(path) = attack.apply(&awm_marked[ti], &awm_dir) {
+                // On every core: the table is about what reads back.
+                let out = std::process::Command::new(&awm)
+                    .arg("get")
+                    .arg(&path)
+                    .output()
+                    .context("running audiowmark get")?;
+                if audio_peer::audiowmark_found(&String::from_utf8_lossy(&out.stdout)) {
+                    awm_passed[ai] += 1;
+                }
+            }
         }
         for (si, &len) in sweeps.iter().enumerate() {
             let mut ok = 0;
@@ -300,10 +335,10 @@ fn bench_mark_audio(files: &[&str], config: EmbedConfig) -> anyhow::Result<()> {
     for i in 0..tracks.len() {
         print!(" {:>10}", format!("track {}", i + 1));
     }
-    println!();
+    println!(" {:>11}", "audiowmark");
     let mut passed = 0;
     let mut total = 0;
-    for (attack, row) in attacks.iter().zip(&table) {
+    for ((attack, row), awm_ok) in attacks.iter().zip(&table).zip(&awm_passed) {
         print!("{:<28}", attack.name());
         for cell in row {
             total += 1;
@@ -312,7 +347,7 @@ fn bench_mark_audio(files: &[&str], config: EmbedConfig) -> anyhow::Result<()> {
             }
             print!(" {cell:>10}");
         }
-        println!();
+        println!(" {:>11}", format!("{awm_ok} of {}", tracks.len()));
     }
     for (len, row) in sweeps.iter().zip(&sweep_table) {
         print!("{:<28}", format!("excerpt {len} s, {PLACES} places"));
@@ -328,9 +363,122 @@ fn bench_mark_audio(files: &[&str], config: EmbedConfig) -> anyhow::Result<()> {
         audio::MAX_TAG_CHECKS
     );
     println!(
-        "\npeer: audiowmark is not packaged for Debian and cannot be fetched here; the issue's\n\
-         figures for it on this machine: SNR 29-36 dB, embed 350-465x, detect 62-70x real time,\n\
-         fails tempo change with pitch kept."
+        "audiowmark {}: its message found by `audiowmark get` (default key, no speed search)",
+        audio_peer::AUDIOWMARK_TAG
     );
     Ok(())
+}
+
+/// Marks and reads every track with both programs as whole processes on
+/// one core (best of three wall times, peak memory), and prints the
+/// figures and ratios. Returns audiowmark's marked copies.
+fn whole_processes(
+    tracks: &[PathBuf],
+    tc: &Path,
+    awm: &Path,
+    key: &Path,
+    work: &Path,
+) -> anyhow::Result<Vec<PathBuf>> {
+    use audio_peer::{measure, snr_db, AUDIOWMARK_MESSAGE};
+    let key = key.to_string_lossy().into_owned();
+    let ids = ["--content-server", "7", "--edge", "3", "--user", "123456"];
+    println!(
+        "whole processes, one core (taskset -c 0), best of 3 wall times; tracecast {} beside audiowmark {}\n",
+        env!("CARGO_PKG_VERSION"),
+        audio_peer::AUDIOWMARK_TAG
+    );
+    println!(
+        "{:<20} {:>6} | {:>8} {:>8} {:>6} | {:>7} {:>7} | {:>8} | {:>8} {:>8} {:>6} | {:>6} {:>6}",
+        "track",
+        "secs",
+        "tc emb",
+        "awm emb",
+        "ratio",
+        "tc MiB",
+        "awm MiB",
+        "tc FLAC",
+        "tc det",
+        "awm det",
+        "ratio",
+        "tc SNR",
+        "awm SNR"
+    );
+    let (mut embed_ratios, mut detect_ratios) = (Vec::new(), Vec::new());
+    let mut marked = Vec::new();
+    for (ti, track) in tracks.iter().enumerate() {
+        let input = track.to_string_lossy().into_owned();
+        let tc_wav = work
+            .join(format!("tc{ti}.wav"))
+            .to_string_lossy()
+            .into_owned();
+        let tc_flac = work
+            .join(format!("tc{ti}.flac"))
+            .to_string_lossy()
+            .into_owned();
+        let awm_wav = work.join(format!("awm{ti}.wav"));
+        let awm_s = awm_wav.to_string_lossy().into_owned();
+        let embed = |out: &str| {
+            let mut a = vec!["-q", "mark", "embed", "--key", &key];
+            a.extend(ids);
+            a.extend([input.as_str(), out]);
+            measure(3, tc, &a, true)
+        };
+        let (tc_embed, _) = embed(&tc_wav)?;
+        let (tc_flac_run, _) = embed(&tc_flac)?;
+        let (awm_embed, _) = measure(
+            3,
+            awm,
+            &["add", "-q", &input, &awm_s, AUDIOWMARK_MESSAGE],
+            true,
+        )?;
+        let (tc_detect, out) = measure(
+            3,
+            tc,
+            &["-q", "mark", "detect", "--key", &key, "--json", &tc_wav],
+            false,
+        )?;
+        if !out.contains("\"user\":123456") {
+            bail!("tracecast read no mark back from its copy of {input}: {out}");
+        }
+        let (awm_detect, out) = measure(3, awm, &["get", &awm_s], false)?;
+        if !audio_peer::audiowmark_found(&out) {
+            bail!("audiowmark read no mark back from its copy of {input}: {out}");
+        }
+        let original = tracecast_media::decode_file(track, None)?;
+        let tc_snr = snr_db(
+            &original,
+            &tracecast_media::decode_file(Path::new(&tc_wav), None)?,
+        );
+        let awm_snr = snr_db(&original, &tracecast_media::decode_file(&awm_wav, None)?);
+        let embed_ratio = awm_embed.seconds / tc_embed.seconds;
+        let detect_ratio = awm_detect.seconds / tc_detect.seconds;
+        embed_ratios.push(embed_ratio);
+        detect_ratios.push(detect_ratio);
+        let name = track.file_name().unwrap_or_default().to_string_lossy();
+        println!(
+            "{:<20} {:>6.1} | {:>8.3} {:>8.3} {:>6.2} | {:>7.1} {:>7.1} | {:>8.3} | {:>8.3} {:>8.3} {:>6.1} | {:>6.1} {:>6.1}",
+            name,
+            original.duration_secs(),
+            tc_embed.seconds,
+            awm_embed.seconds,
+            embed_ratio,
+            tc_embed.peak_kib as f64 / 1024.0,
+            awm_embed.peak_kib as f64 / 1024.0,
+            tc_flac_run.seconds,
+            tc_detect.seconds,
+            awm_detect.seconds,
+            detect_ratio,
+            tc_snr,
+            awm_snr
+        );
+        marked.push(awm_wav);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!(
+        "\nembed speed, audiowmark's time / tracecast's: mean {:.2}x (target 1.5x); detect: mean {:.1}x",
+        mean(&embed_ratios),
+        mean(&detect_ratios)
+    );
+    println!("(emb, det: seconds to mark to WAV and to read; tc FLAC: tracecast marking to FLAC, which audiowmark does not write; MiB: peak resident memory of the embed)\n");
+    Ok(marked)
 }

@@ -65,6 +65,23 @@ impl<T: Copy> Rows<T> {
     }
 }
 
+/// The sum of the squares of `x` (each squared in `f32`, summed in `f64`),
+/// in four running sums so the additions need not wait on each other.
+fn sum_of_squares(x: &[f32]) -> f64 {
+    let mut acc = [0f64; 4];
+    let mut quads = x.chunks_exact(4);
+    for q in quads.by_ref() {
+        for (a, v) in acc.iter_mut().zip(q) {
+            *a += f64::from(v * v);
+        }
+    }
+    let mut total = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for v in quads.remainder() {
+        total += f64::from(v * v);
+    }
+    total
+}
+
 /// A group of cells read together, owned: its cells, its sign, and the
 /// level per cell it must read at.
 type OwnedGroup = (Vec<Cell>, f32, f32);
@@ -127,6 +144,10 @@ pub struct StreamEmbedder {
     diffs: Vec<Vec<f32>>,
     emitted: usize,
     out: Vec<Vec<f32>>,
+    /// Scratch: one channel's difference while emitting, and one frame's
+    /// mid samples while analysing.
+    diff_out: Vec<f32>,
+    mid_frame: Vec<f32>,
     signal_energy: f64,
     diff_energy: f64,
 }
@@ -217,6 +238,8 @@ impl StreamEmbedder {
             diffs: vec![Vec::new(); 1 + side_passes],
             emitted: 0,
             out: vec![Vec::new(); channels],
+            diff_out: Vec::new(),
+            mid_frame: vec![0.0; FRAME],
             signal_energy: 0.0,
             diff_energy: 0.0,
         })
@@ -321,27 +344,25 @@ impl StreamEmbedder {
         }
     }
 
-    fn sample(&self, c: usize, i: usize) -> f32 {
-        self.input[c][i - self.input_base]
-    }
-
-    /// The mid sample at `i`, added up as [`super::analysis::mid`] does.
-    fn mid_at(&self, i: usize) -> f32 {
-        let scale = 1.0 / self.channels as f32;
-        let mut m = 0f32;
-        for c in 0..self.channels {
-            m += self.sample(c, i);
-        }
-        m * scale
-    }
-
     /// Frame `t`'s spectra and its row of the log spectrum.
     fn analyse(&mut self, t: usize) {
         let start = t * HOP;
         let n = (start + FRAME).min(self.received) - start;
-        // The mid.
-        for i in 0..n {
-            self.frame_in[i] = self.mid_at(start + i) * self.window[i];
+        let off = start - self.input_base;
+        // The mid, added up as [`super::analysis::mid`] does.
+        let scale = 1.0 / self.channels as f32;
+        let mid = &mut self.mid_frame[..n];
+        mid.fill(0.0);
+        for ch in &self.input {
+            for (m, s) in mid.iter_mut().zip(&ch[off..off + n]) {
+                *m += s;
+            }
+        }
+        for m in mid.iter_mut() {
+            *m *= scale;
+        }
+        for ((f, m), w) in self.frame_in.iter_mut().zip(&*mid).zip(&self.window) {
+            *f = m * w;
         }
         self.transform(n);
         let row = &self.spectrum[self.bin0..self.bin0 + self.bins];
@@ -358,14 +379,22 @@ impl StreamEmbedder {
         self.freq_db.push(&self.power);
         // Each side pass: the stereo side, or each channel's own part.
         for pass in 0..self.side_rows.len() {
-            for i in 0..n {
-                let s = start + i;
-                let v = if self.channels == 2 {
-                    0.5 * (self.sample(0, s) - self.sample(1, s))
-                } else {
-                    self.sample(pass, s) - self.mid_at(s)
-                };
-                self.frame_in[i] = v * self.window[i];
+            if self.channels == 2 {
+                let (l, r) = (&self.input[0][off..off + n], &self.input[1][off..off + n]);
+                for (((f, l), r), w) in self.frame_in.iter_mut().zip(l).zip(r).zip(&self.window) {
+                    *f = 0.5 * (l - r) * w;
+                }
+            } else {
+                let own = &self.input[pass][off..off + n];
+                for (((f, s), m), w) in self
+                    .frame_in
+                    .iter_mut()
+                    .zip(own)
+                    .zip(&self.mid_frame[..n])
+                    .zip(&self.window)
+                {
+                    *f = (s - m) * w;
+                }
             }
             self.transform(n);
             self.side_rows[pass].push(&self.spectrum[self.lo..self.hi]);
@@ -585,31 +614,34 @@ impl StreamEmbedder {
             return;
         }
         let n = fin - self.emitted;
+        let off = self.emitted - self.input_base;
         for c in 0..self.channels {
-            let own = match self.channels {
-                1 => None,
-                2 => Some((1, c == 1)),
-                _ => Some((1 + c, false)),
-            };
-            let mut out = std::mem::take(&mut self.out[c]);
-            out.clear();
-            for i in 0..n {
-                let s = self.sample(c, self.emitted + i);
-                let m = self.diffs[0][i];
-                // The right channel's side difference is the left's negated.
-                let d = m + own.map_or(0.0, |(p, neg)| {
-                    let v = self.diffs[p][i];
-                    if neg {
-                        -v
+            let input = &self.input[c][off..off + n];
+            let mid = &self.diffs[0][..n];
+            // This channel's difference: the mid's plus its side pass's
+            // (the right channel's side difference is the left's negated).
+            let diff = &mut self.diff_out;
+            diff.clear();
+            match self.channels {
+                1 => diff.extend(mid.iter().map(|m| m + 0.0)),
+                2 => {
+                    let side = &self.diffs[1][..n];
+                    if c == 1 {
+                        diff.extend(mid.iter().zip(side).map(|(m, v)| m + -v));
                     } else {
-                        v
+                        diff.extend(mid.iter().zip(side).map(|(m, v)| m + v));
                     }
-                });
-                self.signal_energy += f64::from(s * s);
-                self.diff_energy += f64::from(d * d);
-                out.push(s + d);
+                }
+                _ => {
+                    let own = &self.diffs[1 + c][..n];
+                    diff.extend(mid.iter().zip(own).map(|(m, v)| m + v));
+                }
             }
-            self.out[c] = out;
+            self.signal_energy += sum_of_squares(input);
+            self.diff_energy += sum_of_squares(diff);
+            let out = &mut self.out[c];
+            out.clear();
+            out.extend(input.iter().zip(diff.iter()).map(|(s, d)| s + d));
         }
         let refs: Vec<&[f32]> = self.out.iter().map(Vec::as_slice).collect();
         sink(&refs);
