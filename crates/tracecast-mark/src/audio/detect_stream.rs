@@ -278,8 +278,13 @@ impl Resampling {
     }
 
     fn push(&mut self, samples: &[f32], sink: &mut dyn FnMut(&[f32])) {
-        self.pending.extend_from_slice(samples);
         self.received += samples.len() as u64;
+        if self.resampler.is_none() {
+            // Nothing will read the input: keep none of it.
+            self.pending = Vec::new();
+            return;
+        }
+        self.pending.extend_from_slice(samples);
         let mut used = 0;
         while let Some(r) = &mut self.resampler {
             let need = r.input_frames_next();
