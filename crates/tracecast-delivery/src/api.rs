@@ -140,6 +140,9 @@ pub struct ContentInfo {
     /// Ingest found this source already in the catalog.
     #[serde(default)]
     pub existing: bool,
+    /// What ingest found that the provider should know (a weak mark).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// `POST /v1/purchases` (user).

@@ -97,6 +97,9 @@ pub enum MediaError {
     TooLong(String),
     #[error("the picture is too large: {0}")]
     TooLarge(String),
+    /// Audio a copy of which could not be traced (the reason says why).
+    #[error("{0}")]
+    Unmarkable(String),
 }
 
 /// A path's extension in lower case ("" when it has none).

@@ -178,6 +178,9 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                     if info.protected {
                         println!("  protected: copies are encrypted, opened with a licence");
                     }
+                    for w in &info.warnings {
+                        eprintln!("warning: {w}");
+                    }
                     for r in &info.renditions {
                         if let Some(ab) = &r.ab {
                             println!(

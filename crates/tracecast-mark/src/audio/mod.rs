@@ -2,6 +2,7 @@
 
 pub mod ab;
 mod analysis;
+mod check;
 mod detect;
 mod detect_stream;
 mod embed;
@@ -11,6 +12,7 @@ pub mod layout;
 mod stream;
 
 pub use analysis::resample;
+pub use check::{check_markable, Markability, CHECK_SECS, NOISE_SNR_DB};
 pub use detect::{
     detect, false_alarm_probability, Detection, UnitReading, MAX_SCALE, MAX_TAG_CHECKS, UNIT_SYNC_Z,
 };

@@ -365,7 +365,7 @@ struct Made {
         (status = 413, description = "Larger than the upload limit, or audio or a picture beyond the ingest budget; nothing was stored.", body = ErrorBody),
         (status = 429, description = "An ingest of this provider is running: one at a time; nothing was stored.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
-        (status = 422, description = "The upload does not match its Tracecast-Sha256, or it cannot be ingested (undecodable, too short, protected video, A/B variants of a picture); nothing was stored.", body = ErrorBody),
+        (status = 422, description = "The upload does not match its Tracecast-Sha256, or it cannot be ingested (undecodable, too short, audio that cannot carry a readable mark (code `unmarkable`), protected video, A/B variants of a picture); nothing was stored.", body = ErrorBody),
         (status = 500, description = "Encoding or storing a rendition failed; nothing was stored.", body = ErrorBody),
         Refusals))]
 pub(super) async fn add_content(
@@ -474,7 +474,7 @@ pub(super) async fn add_content(
     let (ab, mark_key) = (q.ab, o.mark_key.clone());
     let budget = o.config.budgets.ingest();
     let made = crate::on_worker(&o.work, move || {
-        let (kind, made, pcm) = make_renditions(&bytes, ext.as_deref(), &budget)?;
+        let (kind, made, pcm, warnings) = make_renditions(&bytes, ext.as_deref(), &budget)?;
         let variants = match (ab, pcm) {
             (true, Some(pcm)) => Some(make_variants(&pcm, &mark_key)?),
             (true, None) => {
@@ -484,10 +484,10 @@ pub(super) async fn add_content(
             }
             (false, _) => None,
         };
-        Ok((kind, made, variants))
+        Ok((kind, made, variants, warnings))
     })
     .await?;
-    let (kind, made, variants) = made.map_err(|e| {
+    let (kind, made, variants, warnings) = made.map_err(|e| {
         let (status, code) = super::budget_refusal(&e);
         ApiError::new(
             status,
@@ -542,8 +542,13 @@ pub(super) async fn add_content(
         content = id, %title, provider = %provider.name, kind = kind.as_str(),
         renditions = records.len(), seconds = started.elapsed().as_secs_f64(), "ingested"
     );
+    for w in &warnings {
+        tracing::warn!(content = id, provider = %provider.name, "{w}");
+    }
     let c = o.content_or_404(id).await?;
-    Ok((StatusCode::CREATED, Json(o.content_info(&c).await?)).into_response())
+    let mut info = o.content_info(&c).await?;
+    info.warnings = warnings;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
 async fn store_renditions(
@@ -612,13 +617,13 @@ async fn store_variants(o: &Origin, content: i64, v: MadeVariants) -> Result<(),
 }
 
 /// Decodes the source and encodes every tier of its kind; audio's decoded
-/// PCM comes back too.
+/// PCM comes back too, and what the provider should be warned of.
 #[allow(clippy::type_complexity)]
 fn make_renditions(
     bytes: &Bytes,
     ext: Option<&str>,
     budget: &super::DecodeBudget,
-) -> Result<(ContentKind, Vec<Made>, Option<Pcm>), MediaError> {
+) -> Result<(ContentKind, Vec<Made>, Option<Pcm>, Vec<String>), MediaError> {
     if tracecast_media::is_picture(&bytes[..bytes.len().min(16)]) {
         let img = tracecast_media::decode_picture_within(bytes, Some(budget.max_pixels))?;
         let (format, media_type) = if bytes.starts_with(&[0xFF, 0xD8]) {
@@ -638,7 +643,7 @@ fn make_renditions(
                 media_type,
             });
         }
-        return Ok((ContentKind::Picture, out, None));
+        return Ok((ContentKind::Picture, out, None, Vec::new()));
     }
     // The upload is read where it lies, not copied.
     let pcm = tracecast_media::decode_bytes_within(bytes.clone(), ext, Some(budget.audio))?.pcm;
@@ -661,6 +666,15 @@ fn make_renditions(
         bits_per_sample: pcm.bits_per_sample,
     });
     let lossless = resampled.as_ref().unwrap_or(&pcm);
+    let cd = tracecast_media::cd_quality(&pcm);
+    // Never an untraceable copy delivered silently: a probe copy of what
+    // buyers get is marked and read back before anything is stored.
+    let check = tracecast_mark::audio::check_markable(&cd.channels, cd.sample_rate)
+        .map_err(|e| MediaError::Unmarkable(format!("the audio cannot be marked: {e}")))?;
+    if let Some(why) = check.refusal() {
+        return Err(MediaError::Unmarkable(why));
+    }
+    let warnings: Vec<String> = check.warning().into_iter().collect();
     let flac = |p: &Pcm| tracecast_media::encode_to_vec(p, OutputFormat::Flac);
     let out = vec![
         Made {
@@ -670,7 +684,7 @@ fn make_renditions(
         },
         Made {
             tier: Tier::High,
-            bytes: flac(&tracecast_media::cd_quality(&pcm))?,
+            bytes: flac(&cd)?,
             media_type: "audio/flac",
         },
         Made {
@@ -679,5 +693,5 @@ fn make_renditions(
             media_type: "audio/flac",
         },
     ];
-    Ok((ContentKind::Audio, out, Some(pcm)))
+    Ok((ContentKind::Audio, out, Some(pcm), warnings))
 }

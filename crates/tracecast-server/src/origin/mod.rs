@@ -158,6 +158,9 @@ pub(crate) fn budget_refusal(e: &tracecast_media::MediaError) -> (StatusCode, &'
         tracecast_media::MediaError::TooLong(_) | tracecast_media::MediaError::TooLarge(_) => {
             (StatusCode::PAYLOAD_TOO_LARGE, "over_budget")
         }
+        tracecast_media::MediaError::Unmarkable(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "unmarkable")
+        }
         _ => (StatusCode::UNPROCESSABLE_ENTITY, "bad_media"),
     }
 }
@@ -378,6 +381,7 @@ impl Origin {
             protected: c.protected,
             renditions,
             existing: false,
+            warnings: Vec::new(),
         })
     }
 

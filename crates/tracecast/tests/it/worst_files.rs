@@ -200,6 +200,8 @@ enum Answer {
     OverBudget,
     /// Refused as unreadable: 422 `bad_media`.
     BadMedia,
+    /// Refused as audio no copy of which could be traced: 422 `unmarkable`.
+    Unmarkable,
     /// Ingested: 201.
     Ingested,
 }
@@ -307,6 +309,17 @@ fn worst_files(dir: &Path) -> Vec<Worst> {
             flat_picture(7000, image::ImageFormat::Jpeg),
             (NoMark, Pixels),
             (Ingested, Pixels),
+        ),
+        // A few seconds of sound, then 16-bit silence: no copy of it could
+        // be traced, so ingest refuses it rather than deliver it unmarked.
+        w(
+            "one-note-40s.flac",
+            made(
+                &dir.join("note.flac"),
+                "sox -n -r 44100 -b 16 \"$OUT\" synth 40 pluck C3 pluck E3",
+            ),
+            (NoMark, Audio),
+            (Unmarkable, Audio),
         ),
         // Within the ingest's audio budget: every rendition is made.
         w(
@@ -452,6 +465,7 @@ fn the_worst_files_are_answered_within_the_documented_memory_bound() {
                 (201, _) if op == "ingest" => Answer::Ingested,
                 (413, Some("over_budget")) => Answer::OverBudget,
                 (422, Some("bad_media")) => Answer::BadMedia,
+                (422, Some("unmarkable")) => Answer::Unmarkable,
                 _ => {
                     failures.push(format!("{} {op}: {status} {body}", f.name));
                     continue;
