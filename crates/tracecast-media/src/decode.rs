@@ -193,6 +193,16 @@ impl AudioReader {
         guarded(|| Self::open(Box::new(file), ext.as_deref(), budget))
     }
 
+    /// As [`AudioReader::open_file`], from a file already open; `ext`
+    /// hints its format.
+    pub fn from_file(
+        file: File,
+        ext: Option<&str>,
+        budget: Option<Budget>,
+    ) -> Result<Self, MediaError> {
+        guarded(|| Self::open(Box::new(file), ext, budget))
+    }
+
     fn open(
         source: Box<dyn MediaSource>,
         ext: Option<&str>,

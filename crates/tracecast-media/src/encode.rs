@@ -281,6 +281,7 @@ fn flac_block_by_block(
         pcm.sample_rate,
         pcm.channels.len(),
         output_bits(pcm),
+        &[],
     )?;
     let mut from = 0;
     while from < pcm.frames() {
@@ -319,6 +320,8 @@ struct FlacWriter<W: Write + Seek> {
     bits: u32,
     channels: usize,
     frames: usize,
+    /// Metadata blocks written after STREAMINFO (the last one flagged so).
+    metadata: bool,
 }
 
 impl<W: Write + Seek> FlacWriter<W> {
@@ -329,6 +332,7 @@ impl<W: Write + Seek> FlacWriter<W> {
         sample_rate: u32,
         channels: usize,
         bits: u32,
+        metadata: &[u8],
     ) -> Result<Self, MediaError> {
         let threads = threads.max(1);
         let block = config.block_size;
@@ -342,6 +346,7 @@ impl<W: Write + Seek> FlacWriter<W> {
         let io = |e: std::io::Error| MediaError::Encode(e.to_string());
         let start = out.stream_position().map_err(io)?;
         out.write_all(&[0; FLAC_HEAD]).map_err(io)?;
+        out.write_all(metadata).map_err(io)?;
         Ok(FlacWriter {
             out,
             start,
@@ -356,6 +361,7 @@ impl<W: Write + Seek> FlacWriter<W> {
             bits,
             channels,
             frames: 0,
+            metadata: !metadata.is_empty(),
         })
     }
 
@@ -455,12 +461,16 @@ impl<W: Write + Seek> FlacWriter<W> {
         flacenc::component::Stream::with_stream_info(self.info)
             .write(&mut head)
             .map_err(|e| flac_error(&e))?;
-        let head = head.into_inner();
+        let mut head = head.into_inner();
         if head.len() != FLAC_HEAD {
             return Err(MediaError::Encode(format!(
                 "a FLAC head of {} bytes, not {FLAC_HEAD}",
                 head.len()
             )));
+        }
+        if self.metadata {
+            // STREAMINFO is no longer the last metadata block.
+            head[4] &= 0x7F;
         }
         let io = |e: std::io::Error| MediaError::Encode(e.to_string());
         let end = self.out.stream_position().map_err(io)?;
@@ -495,6 +505,29 @@ impl<W: Write + Seek> PcmWriter<W> {
         channels: usize,
         source_bits: Option<u32>,
     ) -> Result<Self, MediaError> {
+        Self::with_rights(
+            out,
+            format,
+            effort,
+            sample_rate,
+            channels,
+            source_bits,
+            None,
+        )
+    }
+
+    /// As [`PcmWriter::new`], with `rights` in the stream's own metadata
+    /// (FLAC: the VORBIS_COMMENT block [`crate::tag`] writes; a WAV carries
+    /// none, so it is refused).
+    pub fn with_rights(
+        out: W,
+        format: OutputFormat,
+        effort: FlacEffort,
+        sample_rate: u32,
+        channels: usize,
+        source_bits: Option<u32>,
+        rights: Option<&crate::Rights>,
+    ) -> Result<Self, MediaError> {
         if channels == 0 || channels > 8 {
             return Err(MediaError::Parameters(format!("{channels} channels")));
         }
@@ -506,6 +539,11 @@ impl<W: Write + Seek> PcmWriter<W> {
             _ => 16,
         };
         let inner = match format {
+            OutputFormat::Wav if rights.is_some() => {
+                return Err(MediaError::UnsupportedOutput(
+                    "rights metadata is written to FLAC, not WAV".into(),
+                ))
+            }
             OutputFormat::Wav => {
                 let spec = hound::WavSpec {
                     channels: channels as u16,
@@ -528,6 +566,10 @@ impl<W: Write + Seek> PcmWriter<W> {
                     sample_rate,
                     channels,
                     bits,
+                    &rights
+                        .map(crate::rights::flac_rights_block)
+                        .transpose()?
+                        .unwrap_or_default(),
                 )?))
             }
         };

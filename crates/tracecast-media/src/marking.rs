@@ -261,6 +261,73 @@ pub fn mark_to_flac(
     })
 }
 
+/// Marks the audio `reader` gives, packet by packet, into a FLAC stream
+/// on `out` that carries `rights` in its metadata: memory is a few of the
+/// mark's blocks and the encoder's run of blocks, whatever the length (an
+/// edge marks a rendition of hours from its cache file this way). The
+/// stream holds the samples [`mark_to_flac`] gives for the same audio
+/// decoded whole.
+pub fn mark_reader_to_flac<W: std::io::Write + std::io::Seek>(
+    mut reader: crate::AudioReader,
+    out: W,
+    key: &MarkKey,
+    payload: &Payload,
+    config: &audio::EmbedConfig,
+    effort: crate::FlacEffort,
+    rights: Option<&crate::Rights>,
+) -> Result<MarkedFlacStream, FileMarkError> {
+    use std::time::{Duration, Instant};
+    let (rate, channels) = (reader.sample_rate(), reader.channels());
+    let mut embedder = audio::StreamEmbedder::new(channels, rate, key, payload, config)?;
+    let mut writer = crate::PcmWriter::with_rights(
+        out,
+        crate::OutputFormat::Flac,
+        effort,
+        rate,
+        channels,
+        reader.bits_per_sample(),
+        rights,
+    )?;
+    let mut failed = None;
+    let mut encoding = Duration::ZERO;
+    let mut sink = |marked: &[&[f32]]| {
+        if failed.is_none() {
+            let t = Instant::now();
+            failed = writer.write(marked).err();
+            encoding += t.elapsed();
+        }
+    };
+    let started = Instant::now();
+    while let Some(chunk) = reader.next_chunk()? {
+        embedder.push(&chunk, &mut sink)?;
+    }
+    let report = embedder.finish(&mut sink)?;
+    if let Some(e) = failed {
+        return Err(FileMarkError::Media(e));
+    }
+    let t = Instant::now();
+    writer.finish()?;
+    encoding += t.elapsed();
+    let total = started.elapsed();
+    Ok(MarkedFlacStream {
+        report,
+        frames: reader.frames_read(),
+        mark_ms: total.saturating_sub(encoding).as_millis() as u64,
+        encode_ms: encoding.as_millis() as u64,
+    })
+}
+
+/// What [`mark_reader_to_flac`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkedFlacStream {
+    pub report: audio::EmbedReport,
+    /// Samples per channel written.
+    pub frames: u64,
+    /// Time spent decoding and marking, and encoding, ms.
+    pub mark_ms: u64,
+    pub encode_ms: u64,
+}
+
 /// Marks an audio file as it is read: decoding, marking and writing go
 /// packet by packet, so memory stays a few of the mark's blocks whatever
 /// the file's length (the output is written beside `output` and renamed

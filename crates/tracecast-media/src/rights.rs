@@ -66,6 +66,36 @@ fn comments(rights: &Rights) -> Vec<(String, String)> {
     ]
 }
 
+/// The body of a FLAC VORBIS_COMMENT block holding `rights`.
+fn vorbis_comment(rights: &Rights) -> Result<Vec<u8>, MediaError> {
+    let mut vc = Vec::new();
+    vc.extend_from_slice(&(VENDOR.len() as u32).to_le_bytes());
+    vc.extend_from_slice(VENDOR.as_bytes());
+    let list = comments(rights);
+    vc.extend_from_slice(&(list.len() as u32).to_le_bytes());
+    for (k, v) in list {
+        let entry = format!("{k}={v}");
+        vc.extend_from_slice(&(entry.len() as u32).to_le_bytes());
+        vc.extend_from_slice(entry.as_bytes());
+    }
+    if vc.len() >= 1 << 24 {
+        return Err(malformed("rights too long for a FLAC block"));
+    }
+    Ok(vc)
+}
+
+/// `rights` as the last FLAC metadata block (VORBIS_COMMENT, header
+/// included), for a writer that puts it after STREAMINFO: the same block
+/// [`tag`] inserts.
+pub(crate) fn flac_rights_block(rights: &Rights) -> Result<Vec<u8>, MediaError> {
+    let body = vorbis_comment(rights)?;
+    let mut block = Vec::with_capacity(4 + body.len());
+    block.push(0x80 | 4);
+    block.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    block.extend_from_slice(&body);
+    Ok(block)
+}
+
 fn tag_flac(bytes: &[u8], rights: &Rights) -> Result<Vec<u8>, MediaError> {
     let mut blocks: Vec<(u8, &[u8])> = Vec::new();
     let mut pos = 4;
@@ -93,19 +123,7 @@ fn tag_flac(bytes: &[u8], rights: &Rights) -> Result<Vec<u8>, MediaError> {
     if blocks.first().map(|b| b.0) != Some(0) {
         return Err(malformed("FLAC does not start with STREAMINFO"));
     }
-    let mut vc = Vec::new();
-    vc.extend_from_slice(&(VENDOR.len() as u32).to_le_bytes());
-    vc.extend_from_slice(VENDOR.as_bytes());
-    let list = comments(rights);
-    vc.extend_from_slice(&(list.len() as u32).to_le_bytes());
-    for (k, v) in list {
-        let entry = format!("{k}={v}");
-        vc.extend_from_slice(&(entry.len() as u32).to_le_bytes());
-        vc.extend_from_slice(entry.as_bytes());
-    }
-    if vc.len() >= 1 << 24 {
-        return Err(malformed("rights too long for a FLAC block"));
-    }
+    let vc = vorbis_comment(rights)?;
     blocks.insert(1, (4, &vc));
     let mut out = Vec::with_capacity(bytes.len() + vc.len() + 4);
     out.extend_from_slice(b"fLaC");

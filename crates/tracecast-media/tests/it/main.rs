@@ -413,6 +413,33 @@ fn a_file_marked_as_it_is_read_is_the_file_marked_whole() {
                 "{bits} bits, {channels} channel(s), {effort:?}"
             );
             assert_eq!(one_pass.report.blocks, report.blocks);
+            // The edge's stream from a rendition file, with the rights
+            // written as the encoder goes: the same bytes as marking
+            // whole, encoding and tagging.
+            let rights = tracecast_media::Rights {
+                provider: "Label".into(),
+                content_id: 42,
+                title: "Streamed".into(),
+                terms: "personal use".into(),
+            };
+            let mut streamed = std::io::Cursor::new(Vec::new());
+            let stream = tracecast_media::marking::mark_reader_to_flac(
+                tracecast_media::AudioReader::open_file(&input, None).unwrap(),
+                &mut streamed,
+                &key,
+                &payload,
+                &audio::EmbedConfig::default(),
+                effort,
+                Some(&rights),
+            )
+            .unwrap();
+            let tagged = tracecast_media::tag(&two_passes, &rights).unwrap();
+            assert!(
+                streamed.into_inner() == tagged,
+                "streamed: {bits} bits, {channels} channel(s), {effort:?}"
+            );
+            assert_eq!(stream.report.blocks, report.blocks);
+            assert_eq!(stream.frames, unmarked.frames() as u64);
         }
         match marked {
             tracecast_media::marking::Marked::Audio { blocks, snr_db, .. } => {

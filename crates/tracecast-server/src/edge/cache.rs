@@ -135,9 +135,36 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Bytes, tracecast_client::ClientError>>,
     {
+        use tokio::io::AsyncReadExt;
+        let (file, hit) = self.get_file(h, sha256, pull).await?;
+        let mut bytes = Vec::new();
+        tokio::fs::File::from_std(file)
+            .read_to_end(&mut bytes)
+            .await?;
+        Ok((Bytes::from(bytes), hit))
+    }
+
+    /// As [`Cache::get`], but the cached file opened for reading instead
+    /// of its bytes: a reader that streams it never holds the rendition in
+    /// memory (after a pull, the pulled bytes are dropped once written),
+    /// and an eviction after the open does not take the file from under
+    /// it.
+    pub async fn get_file<F, Fut>(
+        &self,
+        h: Holding,
+        sha256: &str,
+        pull: F,
+    ) -> Result<(std::fs::File, bool), CacheError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Bytes, tracecast_client::ClientError>>,
+    {
+        let open = |file: PathBuf| async move {
+            Some(tokio::fs::File::open(&file).await.ok()?.into_std().await)
+        };
         if let Some(file) = self.lookup(&h) {
-            if let Ok(bytes) = tokio::fs::read(&file).await {
-                return Ok((Bytes::from(bytes), true));
+            if let Some(f) = open(file).await {
+                return Ok((f, true));
             }
             // The file vanished under us: forget it and pull again.
             self.inner.lock().expect("cache lock").entries.remove(&h);
@@ -148,16 +175,17 @@ impl Cache {
         };
         let _pulling = gate.lock().await;
         if let Some(file) = self.lookup(&h) {
-            if let Ok(bytes) = tokio::fs::read(&file).await {
-                return Ok((Bytes::from(bytes), true));
+            if let Some(f) = open(file).await {
+                return Ok((f, true));
             }
         }
         let bytes = pull().await?;
-        self.admit(h, sha256, &bytes).await?;
-        Ok((bytes, false))
+        let file = self.admit(h, sha256, &bytes).await?;
+        drop(bytes);
+        Ok((tokio::fs::File::open(&file).await?.into_std().await, false))
     }
 
-    async fn admit(&self, h: Holding, sha256: &str, bytes: &Bytes) -> Result<(), CacheError> {
+    async fn admit(&self, h: Holding, sha256: &str, bytes: &Bytes) -> Result<PathBuf, CacheError> {
         let len = bytes.len() as u64;
         let evict: Vec<(Holding, PathBuf)> = {
             let inner = self.inner.lock().expect("cache lock");
@@ -192,12 +220,12 @@ impl Cache {
         inner.entries.insert(
             h,
             Entry {
-                file,
+                file: file.clone(),
                 bytes: len,
                 last_used: now,
             },
         );
-        Ok(())
+        Ok(file)
     }
 }
 

@@ -66,8 +66,9 @@ pub struct EdgeConfig {
     pub state_every: Duration,
     /// Copies marked at once (each takes a core).
     pub workers: usize,
-    /// Bytes of decoded audio kept in memory (a 5-minute stereo track is
-    /// about 106 MB).
+    /// Bytes of decoded audio kept in memory for protected copies (a
+    /// 5-minute stereo track is about 106 MB); other copies stream from
+    /// the cache file.
     pub decoded_bytes: u64,
     /// The mailbox that takes delivery reports, when it is not at the
     /// origin's URL.
@@ -332,29 +333,37 @@ impl Edge {
 
     /// The rendition's bytes through the cache; whether it was a hit.
     async fn rendition(&self, content: i64, tier: Tier) -> Result<(Bytes, bool), ApiError> {
+        use tokio::io::AsyncReadExt;
+        let (file, hit) = self.rendition_file(content, tier).await?;
+        let mut bytes = Vec::new();
+        tokio::fs::File::from_std(file)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| cache_error(CacheError::Io(e)))?;
+        Ok((Bytes::from(bytes), hit))
+    }
+
+    /// The rendition's cache file, open (pulled into the cache first
+    /// when missing), and whether it was a hit.
+    async fn rendition_file(
+        &self,
+        content: i64,
+        tier: Tier,
+    ) -> Result<(std::fs::File, bool), ApiError> {
         let info = self.content(content).await.map_err(origin_error)?;
         let r = info
             .renditions
             .iter()
             .find(|r| r.tier == tier)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown_rendition",
-                    format!("content {content} has no {tier} rendition"),
-                )
-            })?;
+            .ok_or_else(|| unknown_rendition(content, tier))?;
         let sha = r.sha256.clone();
         let got = self
             .cache
-            .get(Holding { content, tier }, &sha, || {
+            .get_file(Holding { content, tier }, &sha, || {
                 self.origin.rendition(content, tier, &sha)
             })
             .await
-            .map_err(|e| match e {
-                CacheError::Origin(e) => origin_error(e),
-                e => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cache", e.to_string()),
-            })?;
+            .map_err(cache_error)?;
         crate::ops::metrics().cache_lookup("rendition", got.1);
         Ok(got)
     }
@@ -1161,10 +1170,24 @@ async fn deliver(
         content: ticket.content,
         tier: ticket.tier,
     };
-    let cached = e.decoded.lock().expect("lock").get(&holding);
-    m.cache_lookup("decoded", cached.is_some());
+    // A protected copy is encrypted whole, so it is marked from the
+    // decoded rendition kept in memory; every other copy is made from the
+    // cache file, audio streaming from it (memory does not grow with the
+    // rendition's length).
+    let protected = ticket.protected.is_some();
+    let cached = if protected {
+        let cached = e.decoded.lock().expect("lock").get(&holding);
+        m.cache_lookup("decoded", cached.is_some());
+        cached
+    } else {
+        None
+    };
     let (source, hit) = match cached {
         Some(audio) => (Source::Audio(audio), true),
+        None if !protected => {
+            let (file, hit) = e.rendition_file(ticket.content, ticket.tier).await?;
+            (Source::File(file), hit)
+        }
         None => {
             let (rendition, hit) = e.rendition(ticket.content, ticket.tier).await?;
             if tracecast_media::is_picture(&rendition[..rendition.len().min(16)]) {
@@ -1200,11 +1223,6 @@ async fn deliver(
         Some(kid) => Some(e.copy_key(ticket.delivery, kid).await?),
         None => None,
     };
-    let kind = match &source {
-        Source::Audio(_) => "audio",
-        Source::Picture(_) => "picture",
-        Source::Video(_) => "video",
-    };
     let key = e.mark_key.clone();
     // Alone on the edge, the encoder may use every core.
     let alone = e.in_flight.load(Ordering::Relaxed) <= 1;
@@ -1223,7 +1241,7 @@ async fn deliver(
             format!("marking failed: {x}"),
         )
     })?;
-    m.marked(kind, marked.mark_ms, marked.encode_ms);
+    m.marked(marked.kind, marked.mark_ms, marked.encode_ms);
     let file = format!("{}.{}", ticket.delivery, marked.extension);
     let copy = e
         .keep_copy(
@@ -1353,8 +1371,25 @@ async fn assemble_copy(
     Ok(copy)
 }
 
+fn unknown_rendition(content: i64, tier: Tier) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_rendition",
+        format!("content {content} has no {tier} rendition"),
+    )
+}
+
+fn cache_error(e: CacheError) -> ApiError {
+    match e {
+        CacheError::Origin(e) => origin_error(e),
+        e => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cache", e.to_string()),
+    }
+}
+
 /// A marked copy, encoded and written.
 struct Marked {
+    /// What was marked: audio, picture or video.
+    kind: &'static str,
     len: u64,
     sha256: String,
     media_type: &'static str,
@@ -1378,6 +1413,8 @@ fn decode_audio(rendition: &[u8]) -> Result<DecodedAudio, MediaError> {
 
 /// What a copy is made from.
 enum Source {
+    /// The rendition's cache file, open: audio streams from it.
+    File(std::fs::File),
     Audio(Arc<DecodedAudio>),
     Picture(Bytes),
     /// A video's source, marked frame by frame.
@@ -1445,7 +1482,37 @@ fn mark_copy(
     out: impl Fn(&str) -> PathBuf,
 ) -> Result<Marked, MediaError> {
     let t0 = std::time::Instant::now();
+    let kind = match &source {
+        Source::File(_) | Source::Audio(_) => "audio",
+        Source::Picture(_) => "picture",
+        Source::Video(_) => "video",
+    };
     let (bytes, rights, media_type, extension, mark_ms) = match source {
+        Source::File(mut file) => {
+            use std::io::{Read, Seek};
+            let read =
+                |e: std::io::Error| MediaError::Malformed(format!("the rendition file: {e}"));
+            let mut head = Vec::new();
+            (&mut file).take(192).read_to_end(&mut head).map_err(read)?;
+            file.rewind().map_err(read)?;
+            let is_picture = tracecast_media::is_picture(&head[..head.len().min(16)]);
+            if is_picture || tracecast_media::video::is_video(&head) {
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes).map_err(read)?;
+                let bytes = Bytes::from(bytes);
+                let source = match is_picture {
+                    true => Source::Picture(bytes),
+                    false => Source::Video(bytes),
+                };
+                return mark_copy(source, payload, key, alone, protect, out);
+            }
+            if protect.is_some() {
+                return Err(MediaError::Malformed(
+                    "a protected copy is marked from the decoded rendition".into(),
+                ));
+            }
+            return mark_audio_stream(file, payload, key, alone, out);
+        }
         Source::Video(rendition) => {
             if protect.is_some() {
                 return Err(MediaError::Malformed(
@@ -1544,12 +1611,84 @@ fn mark_copy(
     std::fs::write(&tmp, &bytes).map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
     Ok(Marked {
+        kind,
         len: bytes.len() as u64,
         sha256: hex::encode(Sha256::digest(&bytes)),
         media_type,
         extension,
         mark_ms,
         encode_ms,
+    })
+}
+
+/// Marks an audio rendition's cache file into a FLAC copy as it reads it:
+/// decoding, marking, encoding and writing go packet by packet, so memory
+/// is a few of the mark's blocks whatever the rendition's length. The
+/// copy carries the rendition's rights metadata, as `mark_copy` does for
+/// the others.
+fn mark_audio_stream(
+    mut file: std::fs::File,
+    payload: &Payload,
+    key: &MarkKey,
+    alone: bool,
+    out: impl Fn(&str) -> PathBuf,
+) -> Result<Marked, MediaError> {
+    use std::io::{Read, Seek};
+    let read = |e: std::io::Error| MediaError::Malformed(format!("the rendition file: {e}"));
+    // FLAC's metadata blocks come first; the rights are among them.
+    let mut head = Vec::new();
+    (&mut file)
+        .take(1 << 16)
+        .read_to_end(&mut head)
+        .map_err(read)?;
+    file.rewind().map_err(read)?;
+    let rights = tracecast_media::read_rights(&head);
+    let reader = tracecast_media::AudioReader::from_file(file, Some("flac"), None)?;
+    let path = out("flac");
+    let tmp = path.with_extension("flac.partial");
+    let io = |e: std::io::Error| MediaError::Write {
+        path: path.clone(),
+        source: e,
+    };
+    let written = std::fs::File::create(&tmp).map_err(io)?;
+    let marked = tracecast_media::marking::mark_reader_to_flac(
+        reader,
+        std::io::BufWriter::with_capacity(1 << 20, written),
+        key,
+        payload,
+        &Default::default(),
+        if alone {
+            tracecast_media::FlacEffort::FastParallel
+        } else {
+            tracecast_media::FlacEffort::Fast
+        },
+        rights.as_ref(),
+    )
+    .map_err(|e| match e {
+        tracecast_media::marking::FileMarkError::Media(m) => m,
+        other => MediaError::Malformed(other.to_string()),
+    });
+    let marked = match marked {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    // The copy's hash, read back in pieces (not fsynced: the hot path; a
+    // copy from before a crash is hashed before it is served again).
+    let mut hash = Sha256::new();
+    let mut copy = std::fs::File::open(&tmp).map_err(io)?;
+    let len = std::io::copy(&mut copy, &mut hash).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(Marked {
+        kind: "audio",
+        len,
+        sha256: hex::encode(hash.finalize()),
+        media_type: "audio/flac",
+        extension: "flac",
+        mark_ms: marked.mark_ms,
+        encode_ms: marked.encode_ms,
     })
 }
 
@@ -1594,6 +1733,7 @@ fn mark_video_copy(
     let mut file = std::fs::File::open(&path).map_err(write(&path))?;
     let len = std::io::copy(&mut file, &mut hash).map_err(write(&path))?;
     Ok(Marked {
+        kind: "video",
         len,
         sha256: hex::encode(hash.finalize()),
         media_type: "video/mp4",

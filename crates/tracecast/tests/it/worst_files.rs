@@ -621,3 +621,104 @@ fn a_three_hour_flac_is_marked_and_read_in_bounded_memory() {
     let line = String::from_utf8_lossy(&found.stdout);
     assert!(line.contains("\"user\":9,"), "{line}");
 }
+
+/// An edge marks a long audio rendition from its cache file as it reads
+/// it: the copy costs the edge a few of the mark's blocks, not the decoded
+/// rendition (ten minutes of 44.1 kHz stereo: 212 MB of samples, which the
+/// edge held before it streamed).
+#[test]
+fn an_edge_marks_a_long_rendition_in_bounded_memory() {
+    const MINUTES: u32 = 10;
+    /// What a copy may add to the edge's resident memory.
+    const BOUND: u64 = 64 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let net = crate::delivery::Net::start(dir, None, None);
+    let provider = net.account("provider", "aurora");
+    let bob = net.account("user", "bob");
+    let src = dir.join("long.flac");
+    let status = Command::new("sox")
+        .args(["-D", "-n", "-r", "44100", "-c", "2", "-b", "16"])
+        .arg(&src)
+        .args([
+            "synth",
+            &(MINUTES * 60).to_string(),
+            "pinknoise",
+            "vol",
+            "0.2",
+        ])
+        .status()
+        .expect("sox runs (apt-get install sox)");
+    assert!(status.success());
+    let (_, id) = net.publish(&provider, &src, "Long", "1.00", &[]);
+    // The rendition is pulled into tokyo's cache first (a pull holds the
+    // rendition's bytes while it is written), so the copy alone is measured.
+    crate::delivery::ok(net.run(
+        &provider,
+        &[
+            "content",
+            "pre-position",
+            &id,
+            "--tier",
+            "high",
+            "--edge",
+            "1",
+        ],
+    ));
+    let tokyo = net.edges[0].pid();
+    // Wait until tokyo's cache holds it (a pull holds the rendition's
+    // bytes while it writes them), so the copy alone is measured.
+    let cache = dir.join("tokyo").join("edge").join("cache");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_dir(&cache).is_ok_and(|mut d| {
+        d.any(|e| e.is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.')))
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tokyo never cached the rendition"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Bob's copy alone is measured (designation may also pick paris, by
+    // load: then again).
+    let out = dir.join("bob.flac");
+    let (peak, idle) = loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        reset_peak(tokyo);
+        let idle = peak_resident(tokyo);
+        let b = crate::delivery::json(net.run(
+            &bob,
+            &["buy", &id, "--tier", "high", "--out", p(&out), "--json"],
+        ));
+        if b["edge"] == "tokyo" {
+            break (peak_resident(tokyo), idle);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tokyo was never designated for bob"
+        );
+        std::fs::remove_file(&out).unwrap();
+    };
+    let grew = peak.saturating_sub(idle);
+    eprintln!(
+        "a {MINUTES}-minute copy at the edge: idle {:.0} MiB, peak {:.0} MiB (+{:.0} MiB)",
+        mib(idle),
+        mib(peak),
+        mib(grew)
+    );
+    assert!(
+        grew < BOUND,
+        "marking a {MINUTES}-minute copy grew the edge by {:.0} MiB (bound {:.0} MiB)",
+        mib(grew),
+        mib(BOUND)
+    );
+    // The copy is whole, carries the rights and traces to bob.
+    let copy = std::fs::read(&out).unwrap();
+    let rights = tracecast_media::read_rights(&copy).expect("rights in the copy");
+    assert_eq!(rights.title, "Long");
+    let pcm = tracecast_media::decode_bytes(copy, Some("flac")).unwrap();
+    assert_eq!(pcm.frames(), (MINUTES * 60 * 44_100) as usize);
+    let t = crate::delivery::traced(&net, &out);
+    assert_eq!(t["user"], "bob", "{t}");
+    assert_eq!(t["edge"], "tokyo", "{t}");
+}
