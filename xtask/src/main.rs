@@ -103,6 +103,7 @@ fn main() -> anyhow::Result<()> {
                             "target_db" => config.target_db = v,
                             "tilt" => config.tilt = v,
                             "max_weight" => config.max_weight = v,
+                            "min_snr_db" => config.min_snr_db = v,
                             _ => bail!("unknown setting {k}"),
                         }
                     }

@@ -48,8 +48,9 @@
 //!   the detector will read off the unmarked audio and sets the gain that
 //!   lifts the group's reading to `target_db` per cell, between `min_db`
 //!   and `max_unit_db`; within a group, cells quieter than their slot get
-//!   proportionally more (`tilt`), capped at `max_db`. See
-//!   [`audio::EmbedConfig`]. Every step reads only near its hop (a frame,
+//!   proportionally more (`tilt`), capped at `max_db`; a block whose mark
+//!   would be louder than `min_snr_db` under its sound (estimated from its
+//!   spectra) has its gains scaled down. See [`audio::EmbedConfig`]. Every step reads only near its hop (a frame,
 //!   ±12 hops of whitening, one block's gains), so
 //!   [`audio::StreamEmbedder`] marks audio pushed in pieces of any size
 //!   with a few blocks of memory and about one block of delay, to the bit

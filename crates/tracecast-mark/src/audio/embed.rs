@@ -36,6 +36,11 @@ pub struct EmbedConfig {
     pub tilt: f32,
     /// Largest factor by which tilt may raise (or lower) a cell's gain.
     pub max_weight: f32,
+    /// Least signal-to-noise ratio of the mark in any block, dB: a block
+    /// whose gains would make the mark louder is marked more weakly. (Not
+    /// applied to A/B variants, whose two versions of a block must keep
+    /// the same sync gains.)
+    pub min_snr_db: f32,
 }
 
 impl EmbedConfig {
@@ -49,6 +54,8 @@ impl EmbedConfig {
             target_db: self.target_db * factor,
             tilt: self.tilt,
             max_weight: self.max_weight,
+            // A stronger mark is a louder one: the ceiling moves with it.
+            min_snr_db: self.min_snr_db - 20.0 * factor.max(f32::MIN_POSITIVE).log10(),
         }
     }
 }
@@ -63,6 +70,7 @@ impl Default for EmbedConfig {
             target_db: 1.63,
             tilt: 0.85,
             max_weight: 16.0,
+            min_snr_db: 29.7,
         }
     }
 }
@@ -196,6 +204,57 @@ fn put(channels: &mut [Vec<f32>], at: usize, marked: &[&[f32]]) {
     }
 }
 
+/// The energy a hop's difference spectrum will have: the marked bins of
+/// `row` (bins from `row_bin0`) times their cell's factor, squared, in bin
+/// order (the streaming and the reference embedder add it up alike).
+pub(crate) fn marked_energy(
+    row: &[realfft::num_complex::Complex32],
+    row_bin0: usize,
+    lo: usize,
+    hi: usize,
+    factors: &[f32],
+) -> f64 {
+    let mut sum = 0f64;
+    for bin in lo..hi {
+        let f = factors[(bin - lo) / super::layout::BINS_PER_BAND];
+        sum += f64::from(row[bin - row_bin0].norm_sqr() * f * f);
+    }
+    sum
+}
+
+/// The factor a block's cell factors are scaled by so its mark is at least
+/// `min_snr_db` below its sound (1 when it is already).
+///
+/// `signal` is the block's energy over all channels; `mid` and `sides` the
+/// [`marked_energy`] of its hops in the mid pass and, summed, in the side
+/// passes. The difference a hop synthesises has (2 / FRAME) times its
+/// one-sided spectrum's energy (Parseval; the analysis and synthesis
+/// windows' squares add up to one), and each channel gets the mid's
+/// difference plus its own pass's (stereo: plus and minus the side's).
+pub(crate) fn snr_ceiling(
+    signal: f64,
+    mid: f64,
+    sides: f64,
+    channels: usize,
+    min_snr_db: f32,
+) -> f32 {
+    let passes = match channels {
+        1 => mid,
+        2 => 2.0 * (mid + sides),
+        n => n as f64 * mid + sides,
+    };
+    let diff = passes * 2.0 / super::layout::FRAME as f64;
+    if diff <= 0.0 || signal <= 0.0 {
+        return 1.0;
+    }
+    let snr = 10.0 * (signal / diff).log10();
+    if snr >= f64::from(min_snr_db) {
+        1.0
+    } else {
+        10f64.powf((snr - f64::from(min_snr_db)) / 20.0) as f32
+    }
+}
+
 /// Sum of cell gains (dB) for a unit gain: each cell gets unit × weight,
 /// capped at `max_db`.
 fn total_gain(unit: f32, weights: &[f32], config: &EmbedConfig) -> f32 {
@@ -261,6 +320,7 @@ mod tests {
             target_db: 0.0,
             tilt: 0.0,
             max_weight: 1.0,
+            min_snr_db: 0.0,
         };
         embed(&mut y, sr, &key, &payload, &cfg, &mut |_, _| {}).unwrap();
         let after = {
@@ -288,5 +348,76 @@ mod tests {
         let seen = sum / n;
         eprintln!("seen fraction {seen}");
         assert!((seen - SEEN).abs() < 0.15, "seen {seen}");
+    }
+
+    /// Dense, loud noise is where the informed gains grow most: the
+    /// ceiling keeps the mark at least 30 dB under the sound (mono and
+    /// stereo, whose side pass the estimate counts too), it would be
+    /// louder without, and the mark still reads.
+    #[test]
+    fn the_mark_stays_under_its_snr_ceiling_on_dense_loud_noise() {
+        let sr = 44_100;
+        let key = MarkKey::from_bytes([11; 32]);
+        let payload = Payload {
+            content_server: 2,
+            edge: 3,
+            home: 0,
+            user: 77,
+        };
+        for channels in [1usize, 2] {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(channels as u64);
+            let noise: Vec<Vec<f32>> = (0..channels)
+                .map(|_| {
+                    (0..sr as usize * 20)
+                        .map(|_| rng.gen_range(-0.5f32..0.5))
+                        .collect()
+                })
+                .collect();
+            let snr = |config: &EmbedConfig| {
+                let mut y = noise.clone();
+                let r = embed(&mut y, sr, &key, &payload, config, &mut |_, _| {}).unwrap();
+                (r.snr_db, y)
+            };
+            let (capped, marked) = snr(&EmbedConfig::default());
+            let (free, _) = snr(&EmbedConfig {
+                min_snr_db: -100.0,
+                ..EmbedConfig::default()
+            });
+            assert!(capped >= 30.0, "{channels} channel(s): SNR {capped:.1} dB");
+            assert!(
+                free < capped - 1.0,
+                "{channels} channel(s): {free:.1} vs {capped:.1} dB"
+            );
+            let d = crate::audio::detect(&marked, sr, &key, &mut |_, _| {}).unwrap();
+            assert_eq!(d.payload, Some(payload), "{channels} channel(s)");
+        }
+    }
+
+    #[test]
+    fn the_ceiling_scales_only_blocks_above_it() {
+        // (signal, mid, sides, channels, min) -> factor
+        let frame = crate::audio::layout::FRAME as f64;
+        let cases = [
+            // Mono: diff = mid * 2 / FRAME; 40 dB under: untouched.
+            (1.0, 1e-4 * frame / 2.0, 0.0, 1, 30.0, 1.0),
+            // 20 dB under a 30 dB ceiling: amplitudes scaled by 10^(-10/20).
+            (1.0, 1e-2 * frame / 2.0, 0.0, 1, 30.0, 0.316_227_8),
+            // Stereo: twice mid plus side.
+            (
+                1.0,
+                0.25e-2 * frame / 2.0,
+                0.25e-2 * frame / 2.0,
+                2,
+                30.0,
+                0.316_227_8,
+            ),
+            // Silence or no mark: nothing to scale.
+            (0.0, 1.0, 0.0, 1, 30.0, 1.0),
+            (1.0, 0.0, 0.0, 2, 30.0, 1.0),
+        ];
+        for (i, (signal, mid, sides, channels, min, want)) in cases.into_iter().enumerate() {
+            let got = snr_ceiling(signal, mid, sides, channels, min);
+            assert!((got - want).abs() < 1e-4, "case {i}: {got} vs {want}");
+        }
     }
 }

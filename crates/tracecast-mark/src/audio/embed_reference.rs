@@ -4,10 +4,13 @@
 use realfft::num_complex::Complex32;
 
 use super::analysis::{frame_count, mid, synthesize, Spectrogram, Stft, WHITEN_BINS};
-use super::embed::{solve_unit, EmbedConfig, EmbedReport, Group, Guard, SEEN};
-use super::layout::{
-    bin_range, BANDS, BINS_PER_BAND, BLOCK_HOPS, CELLS, FRAME, HOPS_PER_SLOT, SLOTS,
+use super::embed::{
+    marked_energy, snr_ceiling, solve_unit, EmbedConfig, EmbedReport, Group, Guard, SEEN,
 };
+use super::layout::{
+    bin_range, BANDS, BINS_PER_BAND, BLOCK_HOPS, CELLS, FRAME, HOP, HOPS_PER_SLOT, SLOTS,
+};
+use super::stream::sum_of_squares;
 use super::{check_input, MarkError};
 
 /// Per-cell gain weights from the unwhitened spectrogram: a cell quieter
@@ -111,7 +114,51 @@ pub(crate) fn embed_groups_whole(
         let need = (r.target * r.n as f32 - r.read) / SEEN;
         units[i] = solve_unit(need, &w, config);
     }
-    let factors = cell_factors(&units, groups, &weights, blocks, config);
+    let mut factors = cell_factors(&units, groups, &weights, blocks, config);
+    // Each channel's own part: the stereo side, or each channel less the mid.
+    let x_sides: Vec<Stft> = match channels.len() {
+        1 => Vec::new(),
+        2 => {
+            let side: Vec<f32> = channels[0]
+                .iter()
+                .zip(&channels[1])
+                .map(|(l, r)| 0.5 * (l - r))
+                .collect();
+            vec![Stft::compute(&side, lo, hi - lo)]
+        }
+        _ => channels
+            .iter()
+            .map(|c| {
+                let own: Vec<f32> = c.iter().zip(&mid_signal).map(|(a, m)| a - m).collect();
+                Stft::compute(&own, lo, hi - lo)
+            })
+            .collect(),
+    };
+    // The ceiling on each block's loudness (not for A/B variants).
+    for block in (0..blocks).filter(|_| guard.is_none()) {
+        let (t0, t1) = (block * BLOCK_HOPS, ((block + 1) * BLOCK_HOPS).min(hops));
+        let (s0, s1) = (t0 * HOP, (t1 * HOP).min(len));
+        let mut signal = 0f64;
+        for c in channels.iter() {
+            signal += sum_of_squares(&c[s0..s1]);
+        }
+        let cells = &mut factors[block * CELLS..(block + 1) * CELLS];
+        let (mut mid, mut sides) = (0f64, 0f64);
+        for t in t0..t1 {
+            let slot = (t % BLOCK_HOPS) / HOPS_PER_SLOT;
+            let row = &cells[slot * BANDS..(slot + 1) * BANDS];
+            mid += marked_energy(x_mid.row(t), x_mid.bin0, lo, hi, row);
+            for x in &x_sides {
+                sides += marked_energy(x.row(t), lo, lo, hi, row);
+            }
+        }
+        let k = snr_ceiling(signal, mid, sides, channels.len(), config.min_snr_db);
+        if k < 1.0 {
+            for f in cells.iter_mut() {
+                *f *= k;
+            }
+        }
+    }
     // Around unit boundaries only the sync cells are marked.
     let guarded = guard.map(|g| {
         let mut f = factors.clone();
@@ -142,25 +189,17 @@ pub(crate) fn embed_groups_whole(
     let residual_diffs: Vec<Vec<f32>> = match channels.len() {
         1 => Vec::new(),
         2 => {
-            let side: Vec<f32> = channels[0]
-                .iter()
-                .zip(&channels[1])
-                .map(|(l, r)| 0.5 * (l - r))
-                .collect();
-            let x_side = Stft::compute(&side, lo, hi - lo);
             let ds = synthesize(len, |t, spectrum| {
-                fill(t, spectrum, &x_side, row_factors(t), lo, hi)
+                fill(t, spectrum, &x_sides[0], row_factors(t), lo, hi)
             });
             let neg: Vec<f32> = ds.iter().map(|v| -v).collect();
             vec![ds, neg]
         }
-        _ => channels
+        _ => x_sides
             .iter()
-            .map(|c| {
-                let own: Vec<f32> = c.iter().zip(&mid_signal).map(|(a, m)| a - m).collect();
-                let x = Stft::compute(&own, lo, hi - lo);
+            .map(|x| {
                 synthesize(len, |t, spectrum| {
-                    fill(t, spectrum, &x, row_factors(t), lo, hi)
+                    fill(t, spectrum, x, row_factors(t), lo, hi)
                 })
             })
             .collect(),

@@ -18,7 +18,9 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use super::analysis::{
     add_row, fast_db, peak_floor, sqrt_hann, whiten_row, CLIP_DB, WHITEN_BINS, WHITEN_HOPS,
 };
-use super::embed::{solve_unit, EmbedConfig, EmbedReport, Group, Guard, SEEN};
+use super::embed::{
+    marked_energy, snr_ceiling, solve_unit, EmbedConfig, EmbedReport, Group, Guard, SEEN,
+};
 use super::layout::{
     bin_range, Cell, BANDS, BINS_PER_BAND, BLOCK_HOPS, CELLS, FRAME, HOP, HOPS_PER_SLOT, SLOTS,
 };
@@ -67,7 +69,7 @@ impl<T: Copy> Rows<T> {
 
 /// The sum of the squares of `x` (each squared in `f32`, summed in `f64`),
 /// in four running sums so the additions need not wait on each other.
-fn sum_of_squares(x: &[f32]) -> f64 {
+pub(super) fn sum_of_squares(x: &[f32]) -> f64 {
     let mut acc = [0f64; 4];
     let mut quads = x.chunks_exact(4);
     for q in quads.by_ref() {
@@ -543,6 +545,18 @@ impl StreamEmbedder {
                 factors[i] = 10f32.powf(g / 20.0) - 1.0;
             }
         }
+        // The ceiling on the block's loudness. Not for A/B variants: the
+        // two variants of a block must keep the same sync gains, and their
+        // data cells differ, so their ceilings would too.
+        let k = match self.guard {
+            None => self.snr_ceiling(block, &factors),
+            Some(_) => 1.0,
+        };
+        if k < 1.0 {
+            for f in &mut factors {
+                *f *= k;
+            }
+        }
         if let Some(g) = self.guard {
             self.guarded.copy_from_slice(&factors);
             for (cells, _, _) in &self.groups[g.sync_groups..] {
@@ -558,6 +572,30 @@ impl StreamEmbedder {
             self.synthesise(t);
         }
         self.next_block += 1;
+    }
+
+    /// See [`snr_ceiling`]: block `block`'s energy and what its factors
+    /// would add.
+    fn snr_ceiling(&self, block: usize, factors: &[f32]) -> f32 {
+        let (t0, t1) = (
+            block * BLOCK_HOPS,
+            ((block + 1) * BLOCK_HOPS).min(self.hops_known()),
+        );
+        let (s0, s1) = (t0 * HOP, (t1 * HOP).min(self.received));
+        let mut signal = 0f64;
+        for c in &self.input {
+            signal += sum_of_squares(&c[s0 - self.input_base..s1 - self.input_base]);
+        }
+        let (mut mid, mut sides) = (0f64, 0f64);
+        for t in t0..t1 {
+            let slot = (t % BLOCK_HOPS) / HOPS_PER_SLOT;
+            let row = &factors[slot * BANDS..(slot + 1) * BANDS];
+            mid += marked_energy(self.mid_rows.row(t), self.bin0, self.lo, self.hi, row);
+            for r in &self.side_rows {
+                sides += marked_energy(r.row(t), self.lo, self.lo, self.hi, row);
+            }
+        }
+        snr_ceiling(signal, mid, sides, self.channels, self.config.min_snr_db)
     }
 
     /// Adds hop `t`'s difference frames into the difference signals.
