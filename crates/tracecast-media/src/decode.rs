@@ -5,7 +5,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL, CODEC_TYPE_PCM_S16LE};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::FormatOptions;
 use symphonia::core::io::{MediaSource, MediaSourceStream};
@@ -172,6 +172,14 @@ pub struct AudioReader {
     sample_rate: u32,
     channels: usize,
     scratch: Option<SampleBuffer<f32>>,
+    /// Channels of a 16-bit little-endian PCM stream (WAV's usual kind),
+    /// whose packets are converted here rather than by the decoder: the
+    /// same values, read a packet at a time instead of a sample at a time
+    /// (reading was a tenth of a whole `mark embed`).
+    pcm16: Option<usize>,
+    /// `pcm16`'s samples, channel after channel, `planar_stride` apart.
+    planar: Vec<f32>,
+    planar_stride: usize,
     /// The first chunk, decoded by `open` to learn the layout.
     pending: bool,
     /// Frames of the current chunk.
@@ -261,6 +269,19 @@ impl AudioReader {
             } else {
                 None
             };
+        // Only where the decoder would read every bit as it is (16 coded
+        // bits in a 16-bit sample: no shift).
+        let pcm16 = match (params.codec, params.channels) {
+            (CODEC_TYPE_PCM_S16LE, Some(ch))
+                if params
+                    .bits_per_coded_sample
+                    .or(params.bits_per_sample)
+                    .is_some_and(|b| b == 16) =>
+            {
+                Some(ch.count())
+            }
+            _ => None,
+        };
         let mut reader = AudioReader {
             format,
             decoder,
@@ -271,6 +292,9 @@ impl AudioReader {
             sample_rate: params.sample_rate.unwrap_or(0),
             channels: 0,
             scratch: None,
+            pcm16,
+            planar: Vec::new(),
+            planar_stride: 0,
             pending: false,
             frames: 0,
             read: 0,
@@ -326,8 +350,12 @@ impl AudioReader {
                 return Ok(None);
             }
         }
-        let samples = self.scratch.as_ref().map_or(&[][..], |b| b.samples());
-        let per_channel = samples.len() / self.channels.max(1);
+        let (samples, per_channel) = if self.pcm16.is_some() {
+            (&self.planar[..], self.planar_stride)
+        } else {
+            let samples = self.scratch.as_ref().map_or(&[][..], |b| b.samples());
+            (samples, samples.len() / self.channels.max(1))
+        };
         Ok(Some(
             (0..self.channels)
                 .map(|c| &samples[c * per_channel..c * per_channel + self.frames])
@@ -362,39 +390,46 @@ impl AudioReader {
             if packet.track_id() != self.track_id {
                 continue;
             }
-            let decoded = match self.decoder.decode(&packet) {
-                Ok(d) => d,
-                // A damaged packet is skipped; the next may decode.
-                Err(SymError::DecodeError(e)) => {
-                    last_error = Some(e.to_string());
-                    continue;
-                }
-                Err(SymError::IoError(e)) => {
-                    last_error = Some(e.to_string());
-                    continue;
-                }
-                Err(e) => return Err(MediaError::Malformed(e.to_string())),
+            let (decoded, n_ch, rate, packet_frames) = match self.pcm16 {
+                Some(ch) => (
+                    None,
+                    ch,
+                    self.sample_rate,
+                    packet.buf().len() / (2 * ch.max(1)),
+                ),
+                None => match self.decoder.decode(&packet) {
+                    Ok(d) => {
+                        let spec = *d.spec();
+                        let frames = d.frames();
+                        (Some(d), spec.channels.count(), spec.rate, frames)
+                    }
+                    // A damaged packet is skipped; the next may decode.
+                    Err(SymError::DecodeError(e)) => {
+                        last_error = Some(e.to_string());
+                        continue;
+                    }
+                    Err(SymError::IoError(e)) => {
+                        last_error = Some(e.to_string());
+                        continue;
+                    }
+                    Err(e) => return Err(MediaError::Malformed(e.to_string())),
+                },
             };
-            let spec = *decoded.spec();
-            let n_ch = spec.channels.count();
             if n_ch == 0 || n_ch > MAX_CHANNELS {
                 return Err(MediaError::Parameters(format!("{n_ch} channels")));
             }
             if self.channels == 0 {
                 self.channels = n_ch;
-                self.sample_rate = spec.rate;
-                if !(1000..=768_000).contains(&spec.rate) {
-                    return Err(MediaError::Parameters(format!(
-                        "sample rate {} Hz",
-                        spec.rate
-                    )));
+                self.sample_rate = rate;
+                if !(1000..=768_000).contains(&rate) {
+                    return Err(MediaError::Parameters(format!("sample rate {rate} Hz")));
                 }
-            } else if self.channels != n_ch || spec.rate != self.sample_rate {
+            } else if self.channels != n_ch || rate != self.sample_rate {
                 return Err(MediaError::Malformed(
                     "channel count or sample rate changes mid-stream".into(),
                 ));
             }
-            let mut frames = decoded.frames() as u64;
+            let mut frames = packet_frames as u64;
             // The container's length is authoritative (padding is cut).
             if let Some(total) = self.total {
                 frames = frames.min(total.saturating_sub(self.read));
@@ -421,18 +456,27 @@ impl AudioReader {
             if frames == 0 {
                 continue;
             }
-            let buf = match &mut self.scratch {
-                Some(b) if b.capacity() >= decoded.capacity() * n_ch => b,
-                _ => self
-                    .scratch
-                    .insert(SampleBuffer::<f32>::new(decoded.capacity() as u64, spec)),
-            };
-            buf.copy_planar_ref(decoded);
-            // Lossy codecs may produce out-of-range garbage on damaged
-            // input.
-            for s in buf.samples_mut() {
-                if !s.is_finite() {
-                    *s = 0.0;
+            match decoded {
+                None => {
+                    deinterleave_s16le(packet.buf(), n_ch, frames as usize, &mut self.planar);
+                    self.planar_stride = frames as usize;
+                }
+                Some(decoded) => {
+                    let spec = *decoded.spec();
+                    let buf = match &mut self.scratch {
+                        Some(b) if b.capacity() >= decoded.capacity() * n_ch => b,
+                        _ => self
+                            .scratch
+                            .insert(SampleBuffer::<f32>::new(decoded.capacity() as u64, spec)),
+                    };
+                    buf.copy_planar_ref(decoded);
+                    // Lossy codecs may produce out-of-range garbage on
+                    // damaged input.
+                    for s in buf.samples_mut() {
+                        if !s.is_finite() {
+                            *s = 0.0;
+                        }
+                    }
                 }
             }
             self.frames = frames as usize;
@@ -509,6 +553,21 @@ fn too_long(b: &Budget, channels: usize, sample_rate: u32) -> MediaError {
         b.max_samples as f64 / channels as f64 / f64::from(sample_rate.max(1)),
         sample_rate
     ))
+}
+
+/// The first `frames` frames of interleaved 16-bit little-endian samples
+/// of `channels` channels, into `planar` channel after channel, with the
+/// decoder's scaling (`s / 32768`, exact in `f32`).
+fn deinterleave_s16le(bytes: &[u8], channels: usize, frames: usize, planar: &mut Vec<f32>) {
+    planar.clear();
+    planar.resize(frames * channels, 0.0);
+    let stride = 2 * channels;
+    for (c, plane) in planar.chunks_exact_mut(frames).enumerate() {
+        for (p, frame) in plane.iter_mut().zip(bytes.chunks_exact(stride)) {
+            let s = i16::from_le_bytes([frame[2 * c], frame[2 * c + 1]]);
+            *p = f32::from(s) * (1.0 / 32_768.0);
+        }
+    }
 }
 
 fn is_pcm(codec: symphonia::core::codecs::CodecType) -> bool {

@@ -68,6 +68,29 @@ fn quantise(s: f32, bits: u32) -> i32 {
     rounded.clamp(-(full as i32), full as i32 - 1)
 }
 
+/// [`quantise`] at 16 bits, in operations that run several samples at a
+/// time: Rust's float-to-integer cast saturates, and that check runs one
+/// sample at a time (it was most of a WAV write). The rounding is done in
+/// `f32` by adding 1.5·2^23 (whose last bit is worth 1, so the sum is
+/// rounded to an integer, ties to even; ties are then moved away from
+/// zero), and that sum's bits hold the integer.
+#[inline]
+fn quantise16(s: f32) -> i16 {
+    const MAGIC: f32 = 12_582_912.0;
+    let x = (s * 32_768.0).clamp(-32_768.0, 32_767.0);
+    let x = if x.is_nan() { 0.0 } else { x };
+    let even = (x + MAGIC) - MAGIC;
+    let rest = x - even; // exact: -0.5..=0.5
+    let away = if rest == 0.5 && x > 0.0 {
+        1.0
+    } else if rest == -0.5 && x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    };
+    ((even + away + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) as i16
+}
+
 /// Writes `n` frames of `chunk` (one slice per channel) interleaved.
 fn write_wav_frames<W: Write + Seek>(
     w: &mut hound::WavWriter<W>,
@@ -79,13 +102,29 @@ fn write_wav_frames<W: Write + Seek>(
     if bits == 16 {
         // Frames in runs whose byte count fits hound's u32 buffer size.
         const RUN: usize = 1 << 16;
+        // Each channel is rounded on its own first (a straight loop the
+        // compiler runs several samples at a time), then interleaved.
+        let mut rounded: Vec<Vec<i16>> = vec![Vec::new(); chunk.len()];
         let mut from = 0;
         while from < n {
             let to = (from + RUN).min(n);
+            for (r, ch) in rounded.iter_mut().zip(chunk) {
+                r.clear();
+                r.extend(ch[from..to].iter().map(|&s| quantise16(s)));
+            }
             let mut sw = w.get_i16_writer(((to - from) * chunk.len()) as u32);
-            for i in from..to {
-                for ch in chunk {
-                    sw.write_sample(quantise(ch[i], 16) as i16);
+            match &rounded[..] {
+                [mono] => mono.iter().for_each(|&s| sw.write_sample(s)),
+                [l, r] => l.iter().zip(r).for_each(|(&l, &r)| {
+                    sw.write_sample(l);
+                    sw.write_sample(r);
+                }),
+                many => {
+                    for i in 0..to - from {
+                        for ch in many {
+                            sw.write_sample(ch[i]);
+                        }
+                    }
                 }
             }
             sw.flush().map_err(enc)?;
@@ -646,6 +685,20 @@ mod tests {
         for bits in [16, 24] {
             for &v in &values {
                 assert_eq!(quantise(v, bits), plain(v, bits), "{v} at {bits} bits");
+            }
+        }
+        for &v in &values {
+            assert_eq!(i32::from(quantise16(v)), plain(v, 16), "{v}");
+        }
+        // Every tie and its neighbours, over the whole 16-bit range.
+        for k in -32_770i32..32_770 {
+            let tie = (k as f32 + 0.5) / 32_768.0;
+            for v in [
+                tie,
+                f32::from_bits(tie.to_bits() - 1),
+                f32::from_bits(tie.to_bits() + 1),
+            ] {
+                assert_eq!(i32::from(quantise16(v)), plain(v, 16), "{v}");
             }
         }
         assert_eq!(quantise(half, 16), 1);

@@ -289,7 +289,12 @@ impl StreamEmbedder {
         if input.iter().any(|c| c.len() != n) {
             return Err(MarkError::RaggedChannels);
         }
-        if input.iter().any(|c| c.iter().any(|s| !s.is_finite())) {
+        // Folded without stopping early, so it runs several samples at a
+        // time (stopping at the first bad sample ran one at a time).
+        if input
+            .iter()
+            .any(|c| c.iter().fold(false, |bad, s| bad | !s.is_finite()))
+        {
             return Err(MarkError::NonFinite);
         }
         for (buf, c) in self.input.iter_mut().zip(input) {
