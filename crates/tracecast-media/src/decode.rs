@@ -562,10 +562,19 @@ fn deinterleave_s16le(bytes: &[u8], channels: usize, frames: usize, planar: &mut
     planar.clear();
     planar.resize(frames * channels, 0.0);
     let stride = 2 * channels;
+    let sample = |lo: u8, hi: u8| f32::from(i16::from_le_bytes([lo, hi])) * (1.0 / 32_768.0);
+    if channels == 2 {
+        // Both channels in one pass (the usual case).
+        let (left, right) = planar.split_at_mut(frames);
+        for ((l, r), frame) in left.iter_mut().zip(right).zip(bytes.chunks_exact(4)) {
+            *l = sample(frame[0], frame[1]);
+            *r = sample(frame[2], frame[3]);
+        }
+        return;
+    }
     for (c, plane) in planar.chunks_exact_mut(frames).enumerate() {
         for (p, frame) in plane.iter_mut().zip(bytes.chunks_exact(stride)) {
-            let s = i16::from_le_bytes([frame[2 * c], frame[2 * c + 1]]);
-            *p = f32::from(s) * (1.0 / 32_768.0);
+            *p = sample(frame[2 * c], frame[2 * c + 1]);
         }
     }
 }

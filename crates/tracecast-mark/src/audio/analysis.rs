@@ -108,6 +108,96 @@ pub fn frame_count(len: usize) -> usize {
     len.div_ceil(HOP)
 }
 
+/// Two real frames transformed together by one complex FFT, the first in
+/// the real part and the second in the imaginary part: a stereo copy's mid
+/// and side cost one FFT of 1024 points each way rather than two real
+/// FFTs (whose own passes over the half spectrum cost as much as the FFT).
+/// Only the bins asked for are separated out.
+pub(crate) struct PairFft {
+    forward: Arc<dyn rustfft::Fft<f32>>,
+    inverse: Arc<dyn rustfft::Fft<f32>>,
+    buf: Vec<Complex32>,
+    scratch: Vec<Complex32>,
+}
+
+impl PairFft {
+    pub(crate) fn new() -> Self {
+        let mut planner = rustfft::FftPlanner::<f32>::new();
+        let forward = planner.plan_fft_forward(FRAME);
+        let inverse = planner.plan_fft_inverse(FRAME);
+        let len = forward
+            .get_inplace_scratch_len()
+            .max(inverse.get_inplace_scratch_len());
+        PairFft {
+            forward,
+            inverse,
+            buf: vec![Complex32::default(); FRAME],
+            scratch: vec![Complex32::default(); len],
+        }
+    }
+
+    /// The spectra of `a` and `b` (each `FRAME` long, windowed), bins
+    /// `a_bins` of `a`'s into `a_out` and `b_bins` of `b`'s into `b_out`,
+    /// as a real FFT gives them (unscaled).
+    pub(crate) fn forward(
+        &mut self,
+        a: &[f32],
+        b: &[f32],
+        a_bins: Range<usize>,
+        a_out: &mut [Complex32],
+        b_bins: Range<usize>,
+        b_out: &mut [Complex32],
+    ) {
+        for ((z, &re), &im) in self.buf.iter_mut().zip(a).zip(b) {
+            *z = Complex32::new(re, im);
+        }
+        self.forward
+            .process_with_scratch(&mut self.buf, &mut self.scratch);
+        // A real signal's spectrum is conjugate-symmetric: the real part's
+        // is (Z[k] + conj Z[N-k]) / 2 and the imaginary part's is
+        // (Z[k] - conj Z[N-k]) / 2i.
+        let z = &self.buf;
+        for (k, out) in a_bins.zip(a_out.iter_mut()) {
+            let (p, q) = (z[k], z[(FRAME - k) % FRAME].conj());
+            *out = (p + q) * 0.5;
+        }
+        for (k, out) in b_bins.zip(b_out.iter_mut()) {
+            let (p, q) = (z[k], z[(FRAME - k) % FRAME].conj());
+            let d = p - q;
+            *out = Complex32::new(0.5 * d.im, -0.5 * d.re);
+        }
+    }
+
+    /// The real signals whose spectra are `a` and `b` on bins `bins` (and
+    /// nothing elsewhere; never bin 0 or `FRAME / 2`), unscaled as a real
+    /// inverse FFT gives them, times `window` and added into `a_out` and
+    /// `b_out` (overlap-add synthesis; all `FRAME` long).
+    pub(crate) fn inverse_add(
+        &mut self,
+        bins: Range<usize>,
+        a: impl Iterator<Item = Complex32>,
+        b: impl Iterator<Item = Complex32>,
+        window: &[f32],
+        a_out: &mut [f32],
+        b_out: &mut [f32],
+    ) {
+        debug_assert!(bins.start > 0 && bins.end <= FRAME / 2);
+        self.buf.fill(Complex32::default());
+        for ((k, x), y) in bins.zip(a).zip(b) {
+            // Z = X + iY on the positive bins, conj X + i conj Y on their
+            // mirrors: the inverse's real part is x, its imaginary part y.
+            self.buf[k] = Complex32::new(x.re - y.im, x.im + y.re);
+            self.buf[FRAME - k] = Complex32::new(x.re + y.im, y.re - x.im);
+        }
+        self.inverse
+            .process_with_scratch(&mut self.buf, &mut self.scratch);
+        for (((z, w), x), y) in self.buf.iter().zip(window).zip(a_out).zip(b_out) {
+            *x += z.re * w;
+            *y += z.im * w;
+        }
+    }
+}
+
 /// Complex STFT of bins `[bin0, bin0 + bins)`, row per hop.
 pub struct Stft {
     pub hops: usize,
@@ -145,6 +235,49 @@ impl Stft {
             bins,
             data,
         }
+    }
+
+    /// The STFTs of `a` (bins `a_bins`) and `b` (bins `b_bins`), both
+    /// computed by one [`PairFft`] per hop, as the streaming embedder does
+    /// for a stereo copy's mid and side.
+    #[cfg(test)]
+    pub fn compute_pair(
+        a: &[f32],
+        b: &[f32],
+        a_bins: Range<usize>,
+        b_bins: Range<usize>,
+    ) -> (Self, Self) {
+        let hops = frame_count(a.len());
+        let window = sqrt_hann();
+        let mut fft = PairFft::new();
+        let (mut fa, mut fb) = (vec![0f32; FRAME], vec![0f32; FRAME]);
+        let mut xa = vec![Complex32::default(); hops * a_bins.len()];
+        let mut xb = vec![Complex32::default(); hops * b_bins.len()];
+        for t in 0..hops {
+            let start = t * HOP;
+            let n = (start + FRAME).min(a.len()) - start;
+            for i in 0..n {
+                fa[i] = a[start + i] * window[i];
+                fb[i] = b[start + i] * window[i];
+            }
+            fa[n..].fill(0.0);
+            fb[n..].fill(0.0);
+            fft.forward(
+                &fa,
+                &fb,
+                a_bins.clone(),
+                &mut xa[t * a_bins.len()..(t + 1) * a_bins.len()],
+                b_bins.clone(),
+                &mut xb[t * b_bins.len()..(t + 1) * b_bins.len()],
+            );
+        }
+        let stft = |bins: Range<usize>, data| Stft {
+            hops,
+            bin0: bins.start,
+            bins: bins.len(),
+            data,
+        };
+        (stft(a_bins, xa), stft(b_bins, xb))
     }
 
     /// Row of hop `t`.
@@ -186,6 +319,43 @@ pub fn synthesize(len: usize, mut fill: impl FnMut(usize, &mut [Complex32])) -> 
     }
     signal.truncate(len);
     signal
+}
+
+#[cfg(test)]
+/// As [`synthesize`] for two signals at once, by one [`PairFft`] per hop:
+/// `fill(t, a, b)` writes hop `t`'s spectra on bins `bins` (`a` and `b`
+/// hold those bins only, zeroed before).
+pub fn synthesize_pair(
+    len: usize,
+    bins: Range<usize>,
+    mut fill: impl FnMut(usize, &mut [Complex32], &mut [Complex32]),
+) -> (Vec<f32>, Vec<f32>) {
+    let hops = frame_count(len);
+    let mut fft = PairFft::new();
+    let window: Vec<f32> = sqrt_hann().iter().map(|w| w / FRAME as f32).collect();
+    let (mut sa, mut sb) = (
+        vec![Complex32::default(); bins.len()],
+        vec![Complex32::default(); bins.len()],
+    );
+    let mut a = vec![0f32; hops * HOP + FRAME];
+    let mut b = vec![0f32; hops * HOP + FRAME];
+    for t in 0..hops {
+        sa.fill(Complex32::default());
+        sb.fill(Complex32::default());
+        fill(t, &mut sa, &mut sb);
+        let start = t * HOP;
+        fft.inverse_add(
+            bins.clone(),
+            sa.iter().copied(),
+            sb.iter().copied(),
+            &window,
+            &mut a[start..start + FRAME],
+            &mut b[start..start + FRAME],
+        );
+    }
+    a.truncate(len);
+    b.truncate(len);
+    (a, b)
 }
 
 /// A log-magnitude spectrogram of bins `[bin0, bin0 + bins)`, row per hop.
@@ -362,6 +532,77 @@ pub fn resample(signal: &[f32], from: u32, to: u32) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::fast_db;
+
+    /// The pair transform gives what two real FFTs give, both ways, on
+    /// every bin range the embedder asks for.
+    #[test]
+    fn a_pair_fft_is_two_real_ffts() {
+        use super::{PairFft, FRAME};
+        use rand::{Rng, SeedableRng};
+        use realfft::num_complex::Complex32;
+        use realfft::RealFftPlanner;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let mut planner = RealFftPlanner::<f32>::new();
+        let (fwd, inv) = (
+            planner.plan_fft_forward(FRAME),
+            planner.plan_fft_inverse(FRAME),
+        );
+        let mut pair = PairFft::new();
+        let close = |x: Complex32, y: Complex32, scale: f32| (x - y).norm() <= 1e-5 * scale;
+        for (a_bins, b_bins) in [(0..201, 7..187), (0..513, 1..512), (3..150, 19..40)] {
+            let a: Vec<f32> = (0..FRAME).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let b: Vec<f32> = (0..FRAME).map(|_| rng.gen_range(-0.1..0.1)).collect();
+            let real = |x: &[f32]| {
+                let (mut i, mut o) = (x.to_vec(), fwd.make_output_vec());
+                fwd.process(&mut i, &mut o).unwrap();
+                o
+            };
+            let (ra, rb) = (real(&a), real(&b));
+            let mut pa = vec![Complex32::default(); a_bins.len()];
+            let mut pb = vec![Complex32::default(); b_bins.len()];
+            pair.forward(&a, &b, a_bins.clone(), &mut pa, b_bins.clone(), &mut pb);
+            for (k, x) in a_bins.clone().zip(&pa) {
+                assert!(close(*x, ra[k], 32.0), "a bin {k}: {x} against {}", ra[k]);
+            }
+            for (k, x) in b_bins.clone().zip(&pb) {
+                assert!(close(*x, rb[k], 32.0), "b bin {k}: {x} against {}", rb[k]);
+            }
+            // Back: spectra on `b_bins` only, against the real inverse.
+            let band = |r: &[Complex32]| -> Vec<Complex32> {
+                let mut full = inv.make_input_vec();
+                for k in b_bins.clone() {
+                    full[k] = r[k];
+                }
+                full
+            };
+            let real_back = |mut full: Vec<Complex32>| {
+                let mut o = inv.make_output_vec();
+                inv.process(&mut full, &mut o).unwrap();
+                o
+            };
+            let (want_a, want_b) = (real_back(band(&ra)), real_back(band(&rb)));
+            let window = vec![0.5f32; FRAME];
+            let (mut got_a, mut got_b) = (vec![1f32; FRAME], vec![-1f32; FRAME]);
+            pair.inverse_add(
+                b_bins.clone(),
+                b_bins.clone().map(|k| ra[k]),
+                b_bins.clone().map(|k| rb[k]),
+                &window,
+                &mut got_a,
+                &mut got_b,
+            );
+            for n in 0..FRAME {
+                assert!(
+                    (got_a[n] - (1.0 + 0.5 * want_a[n])).abs() < 1e-2,
+                    "a sample {n}"
+                );
+                assert!(
+                    (got_b[n] - (-1.0 + 0.5 * want_b[n])).abs() < 1e-2,
+                    "b sample {n}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn fast_db_is_close_to_the_real_thing() {

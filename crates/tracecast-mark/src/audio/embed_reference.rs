@@ -3,7 +3,9 @@
 
 use realfft::num_complex::Complex32;
 
-use super::analysis::{frame_count, mid, synthesize, Spectrogram, Stft, WHITEN_BINS};
+use super::analysis::{
+    frame_count, mid, synthesize, synthesize_pair, Spectrogram, Stft, WHITEN_BINS,
+};
 use super::embed::{
     marked_energy, snr_ceiling, solve_unit, EmbedConfig, EmbedReport, Group, Guard, SEEN,
 };
@@ -85,7 +87,33 @@ pub(crate) fn embed_groups_whole(
     let bin0 = lo.saturating_sub(WHITEN_BINS);
     let bins = (hi + WHITEN_BINS).min(FRAME / 2 + 1) - bin0;
     let mid_signal = mid(channels);
-    let x_mid = Stft::compute(&mid_signal, bin0, bins);
+    // Stereo's mid and side are transformed together, as the streaming
+    // embedder does; each channel's own part otherwise.
+    let (x_mid, x_sides) = match channels.len() {
+        2 => {
+            let side: Vec<f32> = channels[0]
+                .iter()
+                .zip(&channels[1])
+                .map(|(l, r)| 0.5 * (l - r))
+                .collect();
+            let (m, s) = Stft::compute_pair(&mid_signal, &side, bin0..bin0 + bins, lo..hi);
+            (m, vec![s])
+        }
+        n => {
+            let sides = if n == 1 {
+                Vec::new()
+            } else {
+                channels
+                    .iter()
+                    .map(|c| {
+                        let own: Vec<f32> = c.iter().zip(&mid_signal).map(|(a, m)| a - m).collect();
+                        Stft::compute(&own, lo, hi - lo)
+                    })
+                    .collect()
+            };
+            (Stft::compute(&mid_signal, bin0, bins), sides)
+        }
+    };
     let mut spec = Spectrogram::from_stft(&x_mid, None, lo..hi);
     let weights = cell_weights(
         &spec,
@@ -115,25 +143,6 @@ pub(crate) fn embed_groups_whole(
         units[i] = solve_unit(need, &w, config);
     }
     let mut factors = cell_factors(&units, groups, &weights, blocks, config);
-    // Each channel's own part: the stereo side, or each channel less the mid.
-    let x_sides: Vec<Stft> = match channels.len() {
-        1 => Vec::new(),
-        2 => {
-            let side: Vec<f32> = channels[0]
-                .iter()
-                .zip(&channels[1])
-                .map(|(l, r)| 0.5 * (l - r))
-                .collect();
-            vec![Stft::compute(&side, lo, hi - lo)]
-        }
-        _ => channels
-            .iter()
-            .map(|c| {
-                let own: Vec<f32> = c.iter().zip(&mid_signal).map(|(a, m)| a - m).collect();
-                Stft::compute(&own, lo, hi - lo)
-            })
-            .collect(),
-    };
     // The ceiling on each block's loudness (not for A/B variants).
     for block in (0..blocks).filter(|_| guard.is_none()) {
         let (t0, t1) = (block * BLOCK_HOPS, ((block + 1) * BLOCK_HOPS).min(hops));
@@ -180,30 +189,30 @@ pub(crate) fn embed_groups_whole(
     // Output: the mid's difference goes to every channel; each channel's
     // own difference from the mid is marked too, so every channel carries
     // the same gains on its own content.
-    let diff_mid = synthesize(len, |t, spectrum| {
-        fill(t, spectrum, &x_mid, row_factors(t), lo, hi)
-    });
-    drop(x_mid);
-    done += hops as u64;
-    progress(done, total_work);
-    let residual_diffs: Vec<Vec<f32>> = match channels.len() {
-        1 => Vec::new(),
-        2 => {
-            let ds = synthesize(len, |t, spectrum| {
-                fill(t, spectrum, &x_sides[0], row_factors(t), lo, hi)
-            });
-            let neg: Vec<f32> = ds.iter().map(|v| -v).collect();
-            vec![ds, neg]
-        }
-        _ => x_sides
+    let (diff_mid, residual_diffs) = if channels.len() == 2 {
+        let (dm, ds) = synthesize_pair(len, lo..hi, |t, a, b| {
+            fill_band(t, a, &x_mid, row_factors(t), lo, hi);
+            fill_band(t, b, &x_sides[0], row_factors(t), lo, hi);
+        });
+        let neg: Vec<f32> = ds.iter().map(|v| -v).collect();
+        (dm, vec![ds, neg])
+    } else {
+        let dm = synthesize(len, |t, spectrum| {
+            fill(t, spectrum, &x_mid, row_factors(t), lo, hi)
+        });
+        let own: Vec<Vec<f32>> = x_sides
             .iter()
             .map(|x| {
                 synthesize(len, |t, spectrum| {
                     fill(t, spectrum, x, row_factors(t), lo, hi)
                 })
             })
-            .collect(),
+            .collect();
+        (dm, own)
     };
+    drop(x_mid);
+    done += hops as u64;
+    progress(done, total_work);
     let mut signal_energy = 0f64;
     let mut diff_energy = 0f64;
     for (c, ch) in channels.iter_mut().enumerate() {
@@ -321,14 +330,19 @@ fn pick<'a>(factors: &'a [f32], guarded: &'a Option<(Guard, Vec<f32>)>, t: usize
     }
 }
 
-/// Writes hop `t`'s difference spectrum: the source's marked bins times
-/// their cell factor.
-fn fill(t: usize, spectrum: &mut [Complex32], x: &Stft, factors: &[f32], lo: usize, hi: usize) {
+/// As [`fill`], into `band`, which holds bins `lo..hi` only.
+fn fill_band(t: usize, band: &mut [Complex32], x: &Stft, factors: &[f32], lo: usize, hi: usize) {
     let block = t / BLOCK_HOPS;
     let slot = (t % BLOCK_HOPS) / HOPS_PER_SLOT;
     let row = &factors[block * CELLS + slot * BANDS..block * CELLS + (slot + 1) * BANDS];
     let src = x.row(t);
     for bin in lo..hi {
-        spectrum[bin] = src[bin - x.bin0] * row[(bin - lo) / BINS_PER_BAND];
+        band[bin - lo] = src[bin - x.bin0] * row[(bin - lo) / BINS_PER_BAND];
     }
+}
+
+/// Writes hop `t`'s difference spectrum: the source's marked bins times
+/// their cell factor.
+fn fill(t: usize, spectrum: &mut [Complex32], x: &Stft, factors: &[f32], lo: usize, hi: usize) {
+    fill_band(t, &mut spectrum[lo..hi], x, factors, lo, hi);
 }

@@ -16,7 +16,7 @@ use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use super::analysis::{
-    add_row, fast_db, peak_floor, sqrt_hann, whiten_row, CLIP_DB, WHITEN_BINS, WHITEN_HOPS,
+    add_row, fast_db, peak_floor, sqrt_hann, whiten_row, PairFft, CLIP_DB, WHITEN_BINS, WHITEN_HOPS,
 };
 use super::embed::{
     marked_energy, snr_ceiling, solve_unit, EmbedConfig, EmbedReport, Group, Guard, SEEN,
@@ -67,19 +67,28 @@ impl<T: Copy> Rows<T> {
     }
 }
 
-/// The sum of the squares of `x` (each squared in `f32`, summed in `f64`),
-/// in four running sums so the additions need not wait on each other.
+/// The sum of the squares of `x`.
 pub(super) fn sum_of_squares(x: &[f32]) -> f64 {
-    let mut acc = [0f64; 4];
-    let mut quads = x.chunks_exact(4);
-    for q in quads.by_ref() {
-        for (a, v) in acc.iter_mut().zip(q) {
-            *a += f64::from(v * v);
+    // Runs of 256 samples are summed in `f32` (eight running sums, which
+    // the compiler keeps in vector registers; a run's error is a few parts
+    // in a million, far below what an energy is used for), each run's
+    // total in `f64`.
+    let mut total = 0f64;
+    for run in x.chunks(256) {
+        let mut acc = [0f32; 8];
+        let mut eights = run.chunks_exact(8);
+        for e in eights.by_ref() {
+            for (a, v) in acc.iter_mut().zip(e) {
+                *a += v * v;
+            }
         }
-    }
-    let mut total = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    for v in quads.remainder() {
-        total += f64::from(v * v);
+        let mut sum = f64::from(
+            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])),
+        );
+        for v in eights.remainder() {
+            sum += f64::from(v * v);
+        }
+        total += sum;
     }
     total
 }
@@ -114,6 +123,12 @@ pub struct StreamEmbedder {
     inverse_in: Vec<Complex32>,
     frame_out: Vec<f32>,
     inverse_scratch: Vec<Complex32>,
+    /// Stereo only: the mid and side transformed together, with the side's
+    /// frame and the two rows.
+    pair: Option<PairFft>,
+    side_frame: Vec<f32>,
+    mid_row: Vec<Complex32>,
+    side_row: Vec<Complex32>,
     power: Vec<f32>,
     prefix: Vec<f64>,
     /// Input samples `[input_base, received)` of every channel.
@@ -219,6 +234,10 @@ impl StreamEmbedder {
             inverse_scratch: inverse.make_scratch_vec(),
             forward,
             inverse,
+            pair: (channels == 2).then(PairFft::new),
+            side_frame: vec![0.0; FRAME],
+            mid_row: vec![Complex32::default(); bins],
+            side_row: vec![Complex32::default(); hi - lo],
             power: vec![0.0; bins],
             prefix: vec![0.0; bins + 1],
             input: vec![Vec::new(); channels],
@@ -371,8 +390,29 @@ impl StreamEmbedder {
         for ((f, m), w) in self.frame_in.iter_mut().zip(&*mid).zip(&self.window) {
             *f = m * w;
         }
-        self.transform(n);
-        let row = &self.spectrum[self.bin0..self.bin0 + self.bins];
+        if let Some(pair) = &mut self.pair {
+            // Stereo: the mid and the side by one FFT.
+            let (l, r) = (&self.input[0][off..off + n], &self.input[1][off..off + n]);
+            for (((f, l), r), w) in self.side_frame.iter_mut().zip(l).zip(r).zip(&self.window) {
+                *f = 0.5 * (l - r) * w;
+            }
+            self.frame_in[n..].fill(0.0);
+            self.side_frame[n..].fill(0.0);
+            pair.forward(
+                &self.frame_in,
+                &self.side_frame,
+                self.bin0..self.bin0 + self.bins,
+                &mut self.mid_row,
+                self.lo..self.hi,
+                &mut self.side_row,
+            );
+            self.side_rows[0].push(&self.side_row);
+        } else {
+            self.transform(n);
+            self.mid_row
+                .copy_from_slice(&self.spectrum[self.bin0..self.bin0 + self.bins]);
+        }
+        let row = &self.mid_row;
         self.mid_rows.push(row);
         for (p, a) in self.power.iter_mut().zip(row) {
             *p = a.norm_sqr();
@@ -384,24 +424,20 @@ impl StreamEmbedder {
         self.raw_db.push(&self.power);
         whiten_row(&mut self.power, &mut self.prefix);
         self.freq_db.push(&self.power);
-        // Each side pass: the stereo side, or each channel's own part.
+        if self.pair.is_some() {
+            return;
+        }
+        // Each side pass (more than two channels): each channel's own part.
         for pass in 0..self.side_rows.len() {
-            if self.channels == 2 {
-                let (l, r) = (&self.input[0][off..off + n], &self.input[1][off..off + n]);
-                for (((f, l), r), w) in self.frame_in.iter_mut().zip(l).zip(r).zip(&self.window) {
-                    *f = 0.5 * (l - r) * w;
-                }
-            } else {
-                let own = &self.input[pass][off..off + n];
-                for (((f, s), m), w) in self
-                    .frame_in
-                    .iter_mut()
-                    .zip(own)
-                    .zip(&self.mid_frame[..n])
-                    .zip(&self.window)
-                {
-                    *f = (s - m) * w;
-                }
+            let own = &self.input[pass][off..off + n];
+            for (((f, s), m), w) in self
+                .frame_in
+                .iter_mut()
+                .zip(own)
+                .zip(&self.mid_frame[..n])
+                .zip(&self.window)
+            {
+                *f = (s - m) * w;
             }
             self.transform(n);
             self.side_rows[pass].push(&self.spectrum[self.lo..self.hi]);
@@ -616,6 +652,21 @@ impl StreamEmbedder {
             if d.len() < start + FRAME {
                 d.resize(start + FRAME, 0.0);
             }
+        }
+        if let Some(pair) = &mut self.pair {
+            let (mid, side) = (self.mid_rows.row(t), self.side_rows[0].row(t));
+            let factor = |bin: usize| row[(bin - self.lo) / BINS_PER_BAND];
+            let (da, db) = self.diffs.split_at_mut(1);
+            pair.inverse_add(
+                self.lo..self.hi,
+                (self.lo..self.hi).map(|bin| mid[bin - self.bin0] * factor(bin)),
+                (self.lo..self.hi).map(|bin| side[bin - self.lo] * factor(bin)),
+                &self.synthesis_window,
+                &mut da[0][start..start + FRAME],
+                &mut db[0][start..start + FRAME],
+            );
+            self.next_synth = t + 1;
+            return;
         }
         let passes = 1 + self.side_rows.len();
         let spectrum = &mut self.inverse_in;
