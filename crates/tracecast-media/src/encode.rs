@@ -74,7 +74,7 @@ fn quantise(s: f32, bits: u32) -> i32 {
 /// `f32` by adding 1.5·2^23 (whose last bit is worth 1, so the sum is
 /// rounded to an integer, ties to even; ties are then moved away from
 /// zero), and that sum's bits hold the integer.
-#[inline]
+#[inline(always)]
 fn quantise16(s: f32) -> i16 {
     const MAGIC: f32 = 12_582_912.0;
     let x = (s * 32_768.0).clamp(-32_768.0, 32_767.0);
@@ -89,6 +89,31 @@ fn quantise16(s: f32) -> i16 {
         0.0
     };
     ((even + away + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) as i16
+}
+
+thread_local! {
+    /// The widest vector instructions this CPU has, found once.
+    static ARCH: pulp::Arch = pulp::Arch::new();
+}
+
+/// Frames `run` of every channel of `chunk` rounded to 16 bits, compiled
+/// for the CPU's widest vectors (pulp picks them at run time).
+struct Round16<'a> {
+    chunk: &'a [&'a [f32]],
+    run: std::ops::Range<usize>,
+    rounded: &'a mut [Vec<i16>],
+}
+
+impl pulp::WithSimd for Round16<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for (r, ch) in self.rounded.iter_mut().zip(self.chunk) {
+            r.clear();
+            r.extend(ch[self.run.clone()].iter().map(|&s| quantise16(s)));
+        }
+    }
 }
 
 /// Writes `n` frames of `chunk` (one slice per channel) interleaved.
@@ -108,10 +133,13 @@ fn write_wav_frames<W: Write + Seek>(
         let mut from = 0;
         while from < n {
             let to = (from + RUN).min(n);
-            for (r, ch) in rounded.iter_mut().zip(chunk) {
-                r.clear();
-                r.extend(ch[from..to].iter().map(|&s| quantise16(s)));
-            }
+            ARCH.with(|arch| {
+                arch.dispatch(Round16 {
+                    chunk,
+                    run: from..to,
+                    rounded: &mut rounded,
+                })
+            });
             let mut sw = w.get_i16_writer(((to - from) * chunk.len()) as u32);
             match &rounded[..] {
                 [mono] => mono.iter().for_each(|&s| sw.write_sample(s)),
@@ -158,8 +186,13 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MediaError> 
     })
 }
 
-/// Runs `write` on a file beside `path`, then syncs it and renames it over
-/// `path`; on any failure the partial file is removed.
+/// Runs `write` on a file beside `path`, then renames it over `path`; on
+/// any failure the partial file is removed, so `path` never holds half a
+/// file. Not synced to disk: every file written here is made again from
+/// its input (a marked copy is a function of the input, the key and the
+/// ids), so a power cut costs a rerun; what cannot be remade (the server's
+/// stores and records) is synced where it is kept. The peers (audiowmark,
+/// sox, ffmpeg) do not sync either.
 pub(crate) fn write_atomic_with<T, E: From<MediaError>>(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<std::fs::File>) -> Result<T, E>,
@@ -174,15 +207,32 @@ pub(crate) fn write_atomic_with<T, E: From<MediaError>>(
     };
     let mut file = BufWriter::new(std::fs::File::create(&tmp).map_err(failed)?);
     let result = write(&mut file).and_then(|t| {
-        let f = file.into_inner().map_err(|e| failed(e.into_error()))?;
-        f.sync_all().map_err(failed)?;
-        std::fs::rename(&tmp, path).map_err(failed)?;
+        drop(file.into_inner().map_err(|e| failed(e.into_error()))?);
+        put_in_place(&tmp, path).map_err(failed)?;
         Ok(t)
     });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Moves the finished file `tmp` to `path`. An existing file at `path`
+/// has its name exchanged with `tmp` (Linux), and is then removed: renaming
+/// over it makes ext4 write the new file out at once (its guard for
+/// programs that do not sync), which cost more than the rest of a marked
+/// copy's I/O. Anything else (no file there, or no exchange on this file
+/// system) is a plain rename.
+fn put_in_place(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        if renameat_with(CWD, tmp, CWD, path, RenameFlags::EXCHANGE).is_ok() {
+            // `tmp` now names the old file.
+            return std::fs::remove_file(tmp);
+        }
+    }
+    std::fs::rename(tmp, path)
 }
 
 /// Encodes `pcm` into memory.
@@ -730,6 +780,37 @@ mod tests {
         })
         .unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        // Nothing is left beside it (the replaced file is removed).
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["out.flac"]);
+        // A fresh name is written as well.
+        let fresh = dir.path().join("fresh.flac");
+        write_atomic_with(&fresh, |f| {
+            f.write_all(b"first").map_err(|_| MediaError::Empty)
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&fresh).unwrap(), b"first");
+    }
+
+    #[test]
+    fn a_directory_in_the_outputs_place_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.wav");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("inside"), b"kept").unwrap();
+        let r: Result<(), MediaError> = write_atomic_with(&path, |f| {
+            f.write_all(b"new").map_err(|_| MediaError::Empty)
+        });
+        assert!(r.is_err());
+        assert_eq!(std::fs::read(path.join("inside")).unwrap(), b"kept");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["out.wav"]);
     }
 
     #[test]

@@ -74,6 +74,7 @@ impl Window {
     }
 }
 
+#[inline(always)]
 pub(crate) fn add_row(sum: &mut [f64], row: &[f32], sign: f64) {
     for (s, v) in sum.iter_mut().zip(row) {
         *s += sign * f64::from(*v);
@@ -83,7 +84,7 @@ pub(crate) fn add_row(sum: &mut [f64], row: &[f32], sign: f64) {
 /// 10·log10(x) for positive normal x, to about 0.001 dB: the exponent from
 /// the float's bits and a short series (in (m−1)/(m+1)) for the mantissa's
 /// log. This runs for every bin of every frame.
-#[inline]
+#[inline(always)]
 pub fn fast_db(x: f32) -> f32 {
     let bits = x.to_bits();
     let exponent = ((bits >> 23) & 0xff) as i32 - 127;
@@ -139,6 +140,7 @@ impl PairFft {
     /// The spectra of `a` and `b` (each `FRAME` long, windowed), bins
     /// `a_bins` of `a`'s into `a_out` and `b_bins` of `b`'s into `b_out`,
     /// as a real FFT gives them (unscaled).
+    #[inline(always)]
     pub(crate) fn forward(
         &mut self,
         a: &[f32],
@@ -156,42 +158,71 @@ impl PairFft {
         // A real signal's spectrum is conjugate-symmetric: the real part's
         // is (Z[k] + conj Z[N-k]) / 2 and the imaginary part's is
         // (Z[k] - conj Z[N-k]) / 2i.
+        // Bin k's mirror is FRAME - k (bin 0 is its own): walked forwards
+        // over k and backwards over the mirrors, which runs several bins
+        // at a time.
         let z = &self.buf;
-        for (k, out) in a_bins.zip(a_out.iter_mut()) {
-            let (p, q) = (z[k], z[(FRAME - k) % FRAME].conj());
-            *out = (p + q) * 0.5;
+        let mirrors = |bins: &Range<usize>| {
+            let zero = (bins.start == 0 && !bins.is_empty()).then(|| &z[0]);
+            let rest = bins.start.max(1)..bins.end.max(1);
+            zero.into_iter()
+                .chain(z[FRAME + 1 - rest.end..FRAME + 1 - rest.start].iter().rev())
+        };
+        for ((p, q), out) in z[a_bins.clone()]
+            .iter()
+            .zip(mirrors(&a_bins))
+            .zip(a_out.iter_mut())
+        {
+            *out = (p + q.conj()) * 0.5;
         }
-        for (k, out) in b_bins.zip(b_out.iter_mut()) {
-            let (p, q) = (z[k], z[(FRAME - k) % FRAME].conj());
-            let d = p - q;
+        for ((p, q), out) in z[b_bins.clone()]
+            .iter()
+            .zip(mirrors(&b_bins))
+            .zip(b_out.iter_mut())
+        {
+            let d = p - q.conj();
             *out = Complex32::new(0.5 * d.im, -0.5 * d.re);
         }
     }
 
     /// The real signals whose spectra are `a` and `b` on bins `bins` (and
-    /// nothing elsewhere; never bin 0 or `FRAME / 2`), unscaled as a real
-    /// inverse FFT gives them, times `window` and added into `a_out` and
-    /// `b_out` (overlap-add synthesis; all `FRAME` long).
+    /// nothing elsewhere; never bin 0 or `FRAME / 2`; `a` and `b` hold
+    /// those bins only), unscaled as a real inverse FFT gives them, times
+    /// `window` and added into `a_out` and `b_out` (overlap-add synthesis;
+    /// all `FRAME` long).
+    #[inline(always)]
     pub(crate) fn inverse_add(
         &mut self,
         bins: Range<usize>,
-        a: impl Iterator<Item = Complex32>,
-        b: impl Iterator<Item = Complex32>,
+        a: &[Complex32],
+        b: &[Complex32],
         window: &[f32],
         a_out: &mut [f32],
         b_out: &mut [f32],
     ) {
-        debug_assert!(bins.start > 0 && bins.end <= FRAME / 2);
-        self.buf.fill(Complex32::default());
-        for ((k, x), y) in bins.zip(a).zip(b) {
-            // Z = X + iY on the positive bins, conj X + i conj Y on their
-            // mirrors: the inverse's real part is x, its imaginary part y.
-            self.buf[k] = Complex32::new(x.re - y.im, x.im + y.re);
-            self.buf[FRAME - k] = Complex32::new(x.re + y.im, y.re - x.im);
+        assert!(bins.start > 0 && bins.end <= FRAME / 2);
+        assert!(a.len() == bins.len() && b.len() == bins.len());
+        // Z = X + iY on the positive bins, conj X + i conj Y on their
+        // mirrors (FRAME - k, walked backwards): the inverse's real part is
+        // x, its imaginary part y. Only the bins left empty are zeroed.
+        let (start, end) = (bins.start, bins.end);
+        let buf = &mut self.buf;
+        buf[..start].fill(Complex32::default());
+        buf[end..FRAME + 1 - end].fill(Complex32::default());
+        buf[FRAME + 1 - start..].fill(Complex32::default());
+        for ((z, x), y) in buf[start..end].iter_mut().zip(a).zip(b) {
+            *z = Complex32::new(x.re - y.im, x.im + y.re);
         }
-        self.inverse
-            .process_with_scratch(&mut self.buf, &mut self.scratch);
-        for (((z, w), x), y) in self.buf.iter().zip(window).zip(a_out).zip(b_out) {
+        for ((z, x), y) in buf[FRAME + 1 - end..FRAME + 1 - start]
+            .iter_mut()
+            .rev()
+            .zip(a)
+            .zip(b)
+        {
+            *z = Complex32::new(x.re + y.im, y.re - x.im);
+        }
+        self.inverse.process_with_scratch(buf, &mut self.scratch);
+        for (((z, w), x), y) in buf.iter().zip(window).zip(a_out).zip(b_out) {
             *x += z.re * w;
             *y += z.im * w;
         }
@@ -346,8 +377,8 @@ pub fn synthesize_pair(
         let start = t * HOP;
         fft.inverse_add(
             bins.clone(),
-            sa.iter().copied(),
-            sb.iter().copied(),
+            &sa,
+            &sb,
             &window,
             &mut a[start..start + FRAME],
             &mut b[start..start + FRAME],
@@ -456,6 +487,7 @@ impl Spectrogram {
 
 /// The power floor of a frame whose marked bins are `power`: 80 dB under
 /// the loudest, and never under [`FLOOR`].
+#[inline(always)]
 pub(crate) fn peak_floor(power: &[f32]) -> f32 {
     let peak = power.iter().copied().fold(0.0, f32::max);
     (peak * RELATIVE_FLOOR).max(FLOOR)
@@ -464,10 +496,35 @@ pub(crate) fn peak_floor(power: &[f32]) -> f32 {
 /// Whitening over frequency of one hop's row: each value less the mean of
 /// the ±[`WHITEN_BINS`] around it. `prefix` is scratch, one longer than the
 /// row.
+#[inline(always)]
 pub(crate) fn whiten_row(row: &mut [f32], prefix: &mut [f64]) {
     let b = row.len();
-    for k in 0..b {
-        prefix[k + 1] = prefix[k] + f64::from(row[k]);
+    // The prefix sums in four quarters at once (four independent chains of
+    // additions rather than one), each quarter then offset by the total
+    // before it.
+    let q = b / 4;
+    prefix[0] = 0.0;
+    let (mut s0, mut s1, mut s2, mut s3) = (0f64, 0f64, 0f64, 0f64);
+    for k in 0..q {
+        s0 += f64::from(row[k]);
+        s1 += f64::from(row[q + k]);
+        s2 += f64::from(row[2 * q + k]);
+        s3 += f64::from(row[3 * q + k]);
+        prefix[k + 1] = s0;
+        prefix[q + k + 1] = s1;
+        prefix[2 * q + k + 1] = s2;
+        prefix[3 * q + k + 1] = s3;
+    }
+    for k in 4 * q..b {
+        s3 += f64::from(row[k]);
+        prefix[k + 1] = s3;
+    }
+    for quarter in 1..4 {
+        let base = prefix[quarter * q];
+        let end = if quarter == 3 { b } else { (quarter + 1) * q };
+        for p in &mut prefix[quarter * q + 1..=end] {
+            *p += base;
+        }
     }
     // The bins whose window is whole share one divisor: a loop apart, it
     // runs several bins at a time. The same values as the edges' formula.
@@ -585,8 +642,8 @@ mod tests {
             let (mut got_a, mut got_b) = (vec![1f32; FRAME], vec![-1f32; FRAME]);
             pair.inverse_add(
                 b_bins.clone(),
-                b_bins.clone().map(|k| ra[k]),
-                b_bins.clone().map(|k| rb[k]),
+                &ra[b_bins.clone()],
+                &rb[b_bins.clone()],
                 &window,
                 &mut got_a,
                 &mut got_b,

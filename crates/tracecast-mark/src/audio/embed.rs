@@ -205,8 +205,11 @@ fn put(channels: &mut [Vec<f32>], at: usize, marked: &[&[f32]]) {
 }
 
 /// The energy a hop's difference spectrum will have: the marked bins of
-/// `row` (bins from `row_bin0`) times their cell's factor, squared, in bin
-/// order (the streaming and the reference embedder add it up alike).
+/// `row` (bins from `row_bin0`) times their cell's factor, squared (the
+/// streaming and the reference embedder add it up alike): band by band, a
+/// band's few bins in `f32`, the bands in `f64` (one `f64` addition per bin
+/// waited on the one before).
+#[inline(always)]
 pub(crate) fn marked_energy(
     row: &[realfft::num_complex::Complex32],
     row_bin0: usize,
@@ -215,9 +218,10 @@ pub(crate) fn marked_energy(
     factors: &[f32],
 ) -> f64 {
     let mut sum = 0f64;
-    for bin in lo..hi {
-        let f = factors[(bin - lo) / super::layout::BINS_PER_BAND];
-        sum += f64::from(row[bin - row_bin0].norm_sqr() * f * f);
+    let bins = &row[lo - row_bin0..hi - row_bin0];
+    for (band, f) in bins.chunks(super::layout::BINS_PER_BAND).zip(factors) {
+        let e: f32 = band.iter().map(|x| x.norm_sqr()).sum();
+        sum += f64::from(e * f * f);
     }
     sum
 }

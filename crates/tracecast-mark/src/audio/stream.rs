@@ -68,6 +68,7 @@ impl<T: Copy> Rows<T> {
 }
 
 /// The sum of the squares of `x`.
+#[inline(always)]
 pub(super) fn sum_of_squares(x: &[f32]) -> f64 {
     // Runs of 256 samples are summed in `f32` (eight running sums, which
     // the compiler keeps in vector registers; a run's error is a few parts
@@ -93,9 +94,27 @@ pub(super) fn sum_of_squares(x: &[f32]) -> f64 {
     total
 }
 
+/// Frames handed out per call of the sink: a run of every channel's
+/// samples and differences stays in cache (a multiple of the energies'
+/// runs of 256).
+const EMIT_RUN: usize = 4096;
+
 /// A group of cells read together, owned: its cells, its sign, and the
 /// level per cell it must read at.
 type OwnedGroup = (Vec<Cell>, f32, f32);
+
+/// [`StreamEmbedder::run`] compiled for the CPU's widest vectors (pulp
+/// picks them at run time): everything it calls is inlined into it.
+struct Run<'a, 'b>(&'a mut StreamEmbedder, &'b mut dyn FnMut(&[&[f32]]));
+
+impl pulp::WithSimd for Run<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        self.0.run(self.1);
+    }
+}
 
 /// Marks audio pushed to it in pieces. See the module docs.
 ///
@@ -129,6 +148,9 @@ pub struct StreamEmbedder {
     side_frame: Vec<f32>,
     mid_row: Vec<Complex32>,
     side_row: Vec<Complex32>,
+    /// The mid's and the side's difference spectra of a hop (bins `lo..hi`).
+    mid_diff: Vec<Complex32>,
+    side_diff: Vec<Complex32>,
     power: Vec<f32>,
     prefix: Vec<f64>,
     /// Input samples `[input_base, received)` of every channel.
@@ -167,6 +189,8 @@ pub struct StreamEmbedder {
     mid_frame: Vec<f32>,
     signal_energy: f64,
     diff_energy: f64,
+    /// The widest vector instructions this CPU has, found at run time.
+    arch: pulp::Arch,
 }
 
 impl StreamEmbedder {
@@ -238,6 +262,8 @@ impl StreamEmbedder {
             side_frame: vec![0.0; FRAME],
             mid_row: vec![Complex32::default(); bins],
             side_row: vec![Complex32::default(); hi - lo],
+            mid_diff: vec![Complex32::default(); hi - lo],
+            side_diff: vec![Complex32::default(); hi - lo],
             power: vec![0.0; bins],
             prefix: vec![0.0; bins + 1],
             input: vec![Vec::new(); channels],
@@ -263,6 +289,7 @@ impl StreamEmbedder {
             mid_frame: vec![0.0; FRAME],
             signal_energy: 0.0,
             diff_energy: 0.0,
+            arch: pulp::Arch::new(),
         })
     }
 
@@ -320,7 +347,7 @@ impl StreamEmbedder {
             buf.extend_from_slice(c);
         }
         self.received += n;
-        self.run(sink);
+        self.arch.dispatch(Run(self, sink));
         Ok(())
     }
 
@@ -331,7 +358,7 @@ impl StreamEmbedder {
             return Err(MarkError::Empty);
         }
         self.total_hops = Some(self.received.div_ceil(HOP));
-        self.run(sink);
+        self.arch.dispatch(Run(&mut self, sink));
         let snr_db = if self.diff_energy > 0.0 {
             10.0 * (self.signal_energy / self.diff_energy).log10()
         } else {
@@ -344,6 +371,7 @@ impl StreamEmbedder {
     }
 
     /// Does every step the input received so far allows.
+    #[inline(always)]
     fn run(&mut self, sink: &mut dyn FnMut(&[&[f32]])) {
         loop {
             // Analyse every frame whose samples are all here (or, at the
@@ -371,6 +399,7 @@ impl StreamEmbedder {
     }
 
     /// Frame `t`'s spectra and its row of the log spectrum.
+    #[inline(always)]
     fn analyse(&mut self, t: usize) {
         let start = t * HOP;
         let n = (start + FRAME).min(self.received) - start;
@@ -446,6 +475,7 @@ impl StreamEmbedder {
 
     /// The spectrum of the frame whose first `n` samples are in
     /// `frame_in` (the rest of the frame is silence: the end of the audio).
+    #[inline(always)]
     fn transform(&mut self, n: usize) {
         self.frame_in[n..].fill(0.0);
         self.forward
@@ -468,6 +498,7 @@ impl StreamEmbedder {
         }
     }
 
+    #[inline(always)]
     fn whiten_next(&mut self) {
         let t = self.white_db.end();
         let h = self.total_hops.unwrap_or(usize::MAX);
@@ -512,30 +543,48 @@ impl StreamEmbedder {
         self.total_hops.unwrap_or(usize::MAX)
     }
 
-    /// A cell's mean value in `rows` over its hops and bins: `None` past
-    /// the end of the audio, or where the cell has no bins.
-    fn cell_mean(&self, rows: &Rows<f32>, block: usize, slot: usize, band: usize) -> Option<f32> {
-        let t0 = block * BLOCK_HOPS + slot * HOPS_PER_SLOT;
+    /// Every cell's mean value in `rows` over its hops and bins, block
+    /// `block`'s cells in slot-major order: `None` past the end of the
+    /// audio, or where the cell has no bins. A slot's bands are added up
+    /// side by side (each cell's additions in the same order as one cell
+    /// at a time, which waited on each addition in turn).
+    #[inline(always)]
+    fn cell_means(&self, rows: &Rows<f32>, block: usize) -> [Option<f32>; CELLS] {
+        let mut out = [None; CELLS];
         let hops = self.hops_known();
-        if t0 >= hops {
-            return None;
-        }
-        let mut sum = 0.0;
-        let mut n = 0;
-        for t in t0..(t0 + HOPS_PER_SLOT).min(hops) {
-            let row = rows.row(t);
-            for j in 0..BINS_PER_BAND {
-                let bin = self.lo + band * BINS_PER_BAND + j;
-                if bin < self.hi {
-                    sum += row[bin - self.bin0];
-                    n += 1;
+        let first = self.lo - self.bin0;
+        // Bins of each band below `hi` (the last bands may be cut short).
+        let width = |band: usize| {
+            (self.lo + (band + 1) * BINS_PER_BAND)
+                .min(self.hi)
+                .saturating_sub(self.lo + band * BINS_PER_BAND)
+        };
+        for slot in 0..SLOTS {
+            let t0 = block * BLOCK_HOPS + slot * HOPS_PER_SLOT;
+            if t0 >= hops {
+                break;
+            }
+            let t1 = (t0 + HOPS_PER_SLOT).min(hops);
+            let mut sum = [0f32; BANDS];
+            for t in t0..t1 {
+                let row = &rows.row(t)[first..];
+                for (band, s) in sum.iter_mut().enumerate() {
+                    let w = width(band);
+                    for v in &row[band * BINS_PER_BAND..band * BINS_PER_BAND + w] {
+                        *s += v;
+                    }
                 }
             }
+            for (band, s) in sum.iter().enumerate() {
+                let n = (t1 - t0) * width(band);
+                out[slot * BANDS + band] = (n > 0).then(|| s / n as f32);
+            }
         }
-        (n > 0).then(|| sum / n as f32)
+        out
     }
 
     /// The block's cell factors, from its gains.
+    #[inline(always)]
     fn mark_block(&mut self) {
         let block = self.next_block;
         let config = self.config;
@@ -544,15 +593,14 @@ impl StreamEmbedder {
         let mut weights = vec![1f32; CELLS];
         if config.tilt != 0.0 {
             let max_weight = config.max_weight.max(1.0);
+            let raw = self.cell_means(&self.raw_db, block);
             let mut level = [0f32; BANDS];
             for slot in 0..SLOTS {
                 if block * BLOCK_HOPS + slot * HOPS_PER_SLOT >= self.hops_known() {
                     continue;
                 }
                 for (band, l) in level.iter_mut().enumerate() {
-                    *l = self
-                        .cell_mean(&self.raw_db, block, slot, band)
-                        .unwrap_or(0.0);
+                    *l = raw[slot * BANDS + band].unwrap_or(0.0);
                 }
                 let mean = level.iter().sum::<f32>() / BANDS as f32;
                 for (band, l) in level.iter().enumerate() {
@@ -563,13 +611,12 @@ impl StreamEmbedder {
         }
         // Gains from what the detector would read off the host alone.
         let mut factors = vec![0f32; CELLS];
+        let white = self.cell_means(&self.white_db, block);
         for (cells, sign, target) in &self.groups {
             let mut read = 0f32;
             let mut n = 0usize;
             for c in cells {
-                if let Some(v) =
-                    self.cell_mean(&self.white_db, block, c.slot as usize, c.band as usize)
-                {
+                if let Some(v) = white[c.slot as usize * BANDS + c.band as usize] {
                     read += f32::from(c.chip) * sign * v;
                     n += 1;
                 }
@@ -617,6 +664,7 @@ impl StreamEmbedder {
 
     /// See [`snr_ceiling`]: block `block`'s energy and what its factors
     /// would add.
+    #[inline(always)]
     fn snr_ceiling(&self, block: usize, factors: &[f32]) -> f32 {
         let (t0, t1) = (
             block * BLOCK_HOPS,
@@ -640,6 +688,7 @@ impl StreamEmbedder {
     }
 
     /// Adds hop `t`'s difference frames into the difference signals.
+    #[inline(always)]
     fn synthesise(&mut self, t: usize) {
         let factors = match self.guard {
             Some(g) if g.holds(t) => &self.guarded,
@@ -654,13 +703,30 @@ impl StreamEmbedder {
             }
         }
         if let Some(pair) = &mut self.pair {
-            let (mid, side) = (self.mid_rows.row(t), self.side_rows[0].row(t));
-            let factor = |bin: usize| row[(bin - self.lo) / BINS_PER_BAND];
+            let mid = &self.mid_rows.row(t)[self.lo - self.bin0..self.hi - self.bin0];
+            let side = self.side_rows[0].row(t);
+            // The difference spectra: each band's bins times its factor.
+            let bands = mid
+                .chunks(BINS_PER_BAND)
+                .zip(side.chunks(BINS_PER_BAND))
+                .zip(row);
+            for (((m, v), f), (dm, dv)) in bands.zip(
+                self.mid_diff
+                    .chunks_mut(BINS_PER_BAND)
+                    .zip(self.side_diff.chunks_mut(BINS_PER_BAND)),
+            ) {
+                for (d, x) in dm.iter_mut().zip(m) {
+                    *d = x * f;
+                }
+                for (d, x) in dv.iter_mut().zip(v) {
+                    *d = x * f;
+                }
+            }
             let (da, db) = self.diffs.split_at_mut(1);
             pair.inverse_add(
                 self.lo..self.hi,
-                (self.lo..self.hi).map(|bin| mid[bin - self.bin0] * factor(bin)),
-                (self.lo..self.hi).map(|bin| side[bin - self.lo] * factor(bin)),
+                &self.mid_diff,
+                &self.side_diff,
                 &self.synthesis_window,
                 &mut da[0][start..start + FRAME],
                 &mut db[0][start..start + FRAME],
@@ -697,7 +763,11 @@ impl StreamEmbedder {
         self.next_synth = t + 1;
     }
 
-    /// Hands out the samples no later frame touches.
+    /// Hands out the samples no later frame touches, in runs of
+    /// [`EMIT_RUN`] frames: each run's passes (the differences, the
+    /// energies, the sums, then the sink's) find its samples in cache, where
+    /// a block at a time went out to memory and back on every pass.
+    #[inline(always)]
     fn emit(&mut self, sink: &mut dyn FnMut(&[&[f32]])) {
         let fin = if self.total_hops == Some(self.next_synth) {
             self.received
@@ -708,37 +778,43 @@ impl StreamEmbedder {
             return;
         }
         let n = fin - self.emitted;
-        let off = self.emitted - self.input_base;
-        for c in 0..self.channels {
-            let input = &self.input[c][off..off + n];
-            let mid = &self.diffs[0][..n];
-            // This channel's difference: the mid's plus its side pass's
-            // (the right channel's side difference is the left's negated).
-            let diff = &mut self.diff_out;
-            diff.clear();
-            match self.channels {
-                1 => diff.extend(mid.iter().map(|m| m + 0.0)),
-                2 => {
-                    let side = &self.diffs[1][..n];
-                    if c == 1 {
-                        diff.extend(mid.iter().zip(side).map(|(m, v)| m + -v));
-                    } else {
-                        diff.extend(mid.iter().zip(side).map(|(m, v)| m + v));
+        let base = self.emitted - self.input_base;
+        let mut from = 0;
+        while from < n {
+            let to = (from + EMIT_RUN).min(n);
+            for c in 0..self.channels {
+                let input = &self.input[c][base + from..base + to];
+                let mid = &self.diffs[0][from..to];
+                // This channel's difference: the mid's plus its side pass's
+                // (the right channel's side difference is the left's
+                // negated).
+                let diff = &mut self.diff_out;
+                diff.clear();
+                match self.channels {
+                    1 => diff.extend(mid.iter().map(|m| m + 0.0)),
+                    2 => {
+                        let side = &self.diffs[1][from..to];
+                        if c == 1 {
+                            diff.extend(mid.iter().zip(side).map(|(m, v)| m + -v));
+                        } else {
+                            diff.extend(mid.iter().zip(side).map(|(m, v)| m + v));
+                        }
+                    }
+                    _ => {
+                        let own = &self.diffs[1 + c][from..to];
+                        diff.extend(mid.iter().zip(own).map(|(m, v)| m + v));
                     }
                 }
-                _ => {
-                    let own = &self.diffs[1 + c][..n];
-                    diff.extend(mid.iter().zip(own).map(|(m, v)| m + v));
-                }
+                self.signal_energy += sum_of_squares(input);
+                self.diff_energy += sum_of_squares(diff);
+                let out = &mut self.out[c];
+                out.clear();
+                out.extend(input.iter().zip(diff.iter()).map(|(s, d)| s + d));
             }
-            self.signal_energy += sum_of_squares(input);
-            self.diff_energy += sum_of_squares(diff);
-            let out = &mut self.out[c];
-            out.clear();
-            out.extend(input.iter().zip(diff.iter()).map(|(s, d)| s + d));
+            let refs: Vec<&[f32]> = self.out.iter().map(Vec::as_slice).collect();
+            sink(&refs);
+            from = to;
         }
-        let refs: Vec<&[f32]> = self.out.iter().map(Vec::as_slice).collect();
-        sink(&refs);
         for d in &mut self.diffs {
             d.drain(..n.min(d.len()));
         }
@@ -746,6 +822,7 @@ impl StreamEmbedder {
     }
 
     /// Drops what no later step reads.
+    #[inline(always)]
     fn forget(&mut self) {
         let next_frame = self.raw_db.end();
         let keep_from = (next_frame * HOP).min(self.emitted);
