@@ -101,6 +101,20 @@ pub struct Run {
     pub peak_kib: u64,
 }
 
+impl Run {
+    /// No run yet: [`Run::fold`] takes the first as it is.
+    pub const NONE: Run = Run {
+        seconds: f64::INFINITY,
+        peak_kib: 0,
+    };
+
+    /// The fastest wall time and the largest peak memory of both.
+    pub fn fold(&mut self, other: Run) {
+        self.seconds = self.seconds.min(other.seconds);
+        self.peak_kib = self.peak_kib.max(other.peak_kib);
+    }
+}
+
 /// Runs `program args` pinned to one core under `/usr/bin/time`, `n`
 /// times: the fastest wall time and the largest peak resident memory.
 /// With `must_succeed`, a failing run is an error (detection exits 1 when
@@ -111,10 +125,7 @@ pub fn measure(
     args: &[&str],
     must_succeed: bool,
 ) -> anyhow::Result<(Run, String)> {
-    let mut best = Run {
-        seconds: f64::INFINITY,
-        peak_kib: 0,
-    };
+    let mut best = Run::NONE;
     let mut stdout = String::new();
     for _ in 0..n {
         // The wall time to the millisecond (`/usr/bin/time` gives 10 ms);
@@ -141,8 +152,7 @@ pub fn measure(
             .nth(1)
             .context("peak memory")?
             .parse()?;
-        best.seconds = best.seconds.min(seconds);
-        best.peak_kib = best.peak_kib.max(peak_kib);
+        best.fold(Run { seconds, peak_kib });
         stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     }
     Ok((best, stdout))
