@@ -12,7 +12,7 @@ use tracecast_delivery::api::{CopyInfo, Purchase, PurchaseRequest};
 use tracecast_delivery::messages::money;
 use tracecast_delivery::{Mode, Tier};
 
-use crate::{part_path, ClientError, Downloaded, EdgeClient, OriginClient};
+use crate::{part_path, ClientError, Downloaded, EarlyDelivery, EdgeClient, OriginClient};
 
 /// Where a purchase is told about as it happens.
 pub trait Narrator: Send + Sync {
@@ -136,7 +136,37 @@ pub async fn buy_copy(
         let deadline = Instant::now() + retry_for;
         let result = loop {
             let attempt = async {
-                let copy = edges.deliver(&p.edge_address, &p.ticket).await?;
+                let (copy, followed) = if part_path(out).exists() {
+                    // Continuing an earlier transfer: it resumes on the
+                    // whole copy, whose hash is known.
+                    (edges.deliver(&p.edge_address, &p.ticket).await?, false)
+                } else {
+                    match edges.deliver_early(&p.edge_address, &p.ticket).await? {
+                        EarlyDelivery::Ready(copy) => (*copy, false),
+                        EarlyDelivery::UnderWay(growing) => {
+                            // The first bytes come while the rest is
+                            // marked; the hash is checked once it is whole.
+                            let followed = edges
+                                .follow(&growing, out, limit_rate, &|d, t| {
+                                    tell.bytes("download", d, t)
+                                })
+                                .await;
+                            tell.transfer_ended();
+                            match followed {
+                                Err(e @ ClientError::Refused { .. }) if !e.is_transient() => {
+                                    return Err(e)
+                                }
+                                // A break: what arrived is resumed below.
+                                _ => {}
+                            }
+                            // Whole now: its length and hash. The edge
+                            // calls it kept; this purchase had it made.
+                            let mut copy = edges.deliver(&p.edge_address, &p.ticket).await?;
+                            copy.kept = false;
+                            (copy, true)
+                        }
+                    }
+                };
                 if copy.media_type == HLS_MEDIA_TYPE {
                     // Video: the copy is a stream; a player saves it.
                     tell.say("saving the stream (ffmpeg)".into());
@@ -147,7 +177,12 @@ pub async fn buy_copy(
                     .download_limited(&copy, out, limit_rate, &|d, t| tell.bytes("download", d, t))
                     .await;
                 tell.transfer_ended();
-                Ok::<_, ClientError>((copy, got?))
+                let mut got = got?;
+                if followed {
+                    // Its bytes came in this run, as it was marked.
+                    got.resumed_from = 0;
+                }
+                Ok::<_, ClientError>((copy, got))
             }
             .await;
             match attempt {

@@ -12,9 +12,9 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tracecast_delivery::api::{
-    AccountInfo, ContentInfo, CopyInfo, DeliveryRequest, EdgeState, Invoice, NewAccount,
-    OriginInfo, PaymentReceipt, PaymentRequest, PrePositionRequest, Purchase, PurchaseRequest,
-    TraceReport,
+    AccountInfo, ContentInfo, CopyInfo, CopyUnderWay, DeliveryRequest, EdgeState, Invoice,
+    NewAccount, OriginInfo, PaymentReceipt, PaymentRequest, PrePositionRequest, Purchase,
+    PurchaseRequest, TraceReport,
 };
 use tracecast_delivery::Tier;
 
@@ -623,6 +623,15 @@ pub struct EdgeClient {
     marking: reqwest::Client,
 }
 
+/// What an edge answered a buyer who would not wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EarlyDelivery {
+    /// The copy is whole (kept from before, or made before the answer).
+    Ready(Box<CopyInfo>),
+    /// The copy is being marked; its link serves it as it grows.
+    UnderWay(CopyUnderWay),
+}
+
 /// How a download ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Downloaded {
@@ -659,6 +668,74 @@ impl EdgeClient {
                 .await?,
         )
         .await
+    }
+
+    /// Shows the ticket, asking the edge not to wait for the marking
+    /// (`Prefer: respond-async`): a copy being marked is answered at once
+    /// with a link that follows it ([`Self::follow`]); one already made
+    /// (or one the edge makes before answering) comes as from
+    /// [`Self::deliver`].
+    pub async fn deliver_early(
+        &self,
+        address: &str,
+        ticket: &str,
+    ) -> Result<EarlyDelivery, ClientError> {
+        let base = check_base(address)?;
+        // An edge may still mark before answering (a picture, a video, a
+        // copy for a home): the marking client's patience.
+        let resp = self
+            .marking
+            .post(format!("{base}/v1/deliveries"))
+            .header("prefer", "respond-async")
+            .json(&DeliveryRequest {
+                ticket: ticket.to_owned(),
+            })
+            .send()
+            .await?;
+        if resp.status() == StatusCode::ACCEPTED {
+            return Ok(EarlyDelivery::UnderWay(json(resp).await?));
+        }
+        Ok(EarlyDelivery::Ready(Box::new(json(resp).await?)))
+    }
+
+    /// Saves a copy being marked to `out`'s part file as the edge writes
+    /// it (the part is started afresh). It ends when the copy is whole;
+    /// its hash is checked after, by [`Self::download`] on the copy's
+    /// [`CopyInfo`] (which then has nothing left to fetch). A break leaves
+    /// the part, which that download resumes. Answers the bytes saved.
+    pub async fn follow(
+        &self,
+        copy: &CopyUnderWay,
+        out: &Path,
+        limit: Option<u64>,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<u64, ClientError> {
+        let io = |e: std::io::Error| ClientError::Local(format!("writing {}: {e}", out.display()));
+        let part = part_path(out);
+        let resp = self.http.get(&copy.url).send().await?;
+        if resp.status() != StatusCode::OK {
+            return Err(refused(resp).await);
+        }
+        let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
+        let mut body = resp.bytes_stream();
+        let started = std::time::Instant::now();
+        let mut have = 0u64;
+        progress(0, 0);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            file.write_all(&chunk).await.map_err(io)?;
+            file.flush().await.map_err(io)?;
+            have += chunk.len() as u64;
+            progress(have, 0);
+            if let Some(rate) = limit.filter(|r| *r > 0) {
+                let due = Duration::from_secs_f64(have as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        file.sync_all().await.map_err(io)?;
+        Ok(have)
     }
 
     /// Downloads a copy to `out`, resuming from `out.part` when an earlier
@@ -719,11 +796,18 @@ impl EdgeClient {
             }
             _ => return Err(refused(resp).await),
         };
+        // Nothing was left to fetch (the part is whole: a followed copy, an
+        // earlier run's): the 416's body is the edge's message, not bytes
+        // of the copy.
+        let nothing_left = resp.status() == StatusCode::RANGE_NOT_SATISFIABLE;
         let mut body = resp.bytes_stream();
         progress(have, copy.bytes);
         let started = std::time::Instant::now();
         let mut this_run = 0u64;
         while let Some(chunk) = body.next().await {
+            if nothing_left {
+                break;
+            }
             let chunk = chunk?;
             file.write_all(&chunk).await.map_err(io)?;
             // What is written is kept: a break resumes after it.

@@ -24,7 +24,8 @@ pub use buyer::{
     HLS_MEDIA_TYPE,
 };
 pub use delivery::{
-    part_path, ContentOptions, Downloaded, EdgeClient, KioskClient, OriginClient, SHA256_HEADER,
+    part_path, ContentOptions, Downloaded, EarlyDelivery, EdgeClient, KioskClient, OriginClient,
+    SHA256_HEADER,
 };
 pub use inbox::{Inbox, InboxError, LocalEntry};
 pub use licences::{ConvertedFile, ConvertedFiles, PackageItemOutcome, PackageReceived};

@@ -369,6 +369,22 @@ pub struct CopyInfo {
     pub via: Option<SiteCopy>,
 }
 
+/// The edge's answer when the buyer asked it not to wait
+/// (`Prefer: respond-async`, RFC 7240) and the copy is being marked: the
+/// link serves the copy as it is written (HTTP/1.1 chunked, no length and
+/// no ETag yet). Its length and SHA-256 come with the same ticket shown
+/// again once the copy is whole (a [`CopyInfo`] with `kept`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CopyUnderWay {
+    pub delivery: i64,
+    /// Signed, expiring download URL (absolute), the same a finished copy
+    /// has.
+    pub url: String,
+    pub link_expires: i64,
+    pub media_type: String,
+    pub filename: String,
+}
+
 /// A copy an edge sent to a home server or kiosk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteCopy {

@@ -371,6 +371,7 @@ fn flac_block_by_block(
         pcm.channels.len(),
         output_bits(pcm),
         &[],
+        None,
     )?;
     let mut from = 0;
     while from < pcm.frames() {
@@ -389,13 +390,56 @@ const PIECE: usize = 1 << 16;
 /// last, when the MD5 and the frame sizes are known.
 const FLAC_HEAD: usize = 42;
 
+/// "fLaC" and a STREAMINFO block (RFC 9639, 8.2) for a stream of fixed
+/// blocks of `block` frames written in order: its length is announced
+/// (`total` frames, 0 = unknown) and what only the end knows is left
+/// unknown, as the format allows: frame sizes 0 and MD5 all zeros.
+fn stream_info_upfront(
+    block: usize,
+    sample_rate: u32,
+    channels: usize,
+    bits: u32,
+    total: u64,
+) -> Result<[u8; FLAC_HEAD], MediaError> {
+    let fits = (16..=65_535).contains(&block)
+        && (1..=0xF_FFFF).contains(&sample_rate)
+        && (1..=8).contains(&channels)
+        && (4..=32).contains(&bits)
+        && total < 1 << 36;
+    if !fits {
+        return Err(MediaError::Parameters(format!(
+            "a FLAC stream of {block}-frame blocks, {sample_rate} Hz, {channels} channels, {bits} bits, {total} frames"
+        )));
+    }
+    let mut head = [0u8; FLAC_HEAD];
+    head[..4].copy_from_slice(b"fLaC");
+    // Last metadata block, type 0 (STREAMINFO), 34 bytes long.
+    head[4..8].copy_from_slice(&[0x80, 0, 0, 34]);
+    let block = (block as u16).to_be_bytes();
+    head[8..10].copy_from_slice(&block);
+    head[10..12].copy_from_slice(&block);
+    // Bytes 12..18: minimum and maximum frame sizes, unknown (0).
+    // 20 bits of rate, 3 of channels - 1, 5 of bits - 1, 36 of frames.
+    let packed = (u64::from(sample_rate) << 44)
+        | ((channels as u64 - 1) << 41)
+        | (u64::from(bits - 1) << 36)
+        | total;
+    head[18..26].copy_from_slice(&packed.to_be_bytes());
+    // Bytes 26..42: the MD5 of the samples, unknown (zeros).
+    Ok(head)
+}
+
 /// A FLAC stream written as samples come: blocks are gathered into runs
 /// (16 per thread), each run coded on `threads` threads and written at once,
-/// and STREAMINFO written over its place at the end. What it holds is a run
-/// of blocks, whatever the length.
+/// and STREAMINFO written over its place at the end, or, for a stream
+/// written in order, first. What it holds is a run of blocks, whatever the
+/// length.
 struct FlacWriter<W: Write + Seek> {
     out: W,
     start: u64,
+    /// Written in order: STREAMINFO went first with this length (frames;
+    /// 0 = unknown), and the bytes written are never changed.
+    in_order: Option<u64>,
     config: flacenc::error::Verified<flacenc::config::Encoder>,
     threads: usize,
     info: flacenc::component::StreamInfo,
@@ -414,6 +458,7 @@ struct FlacWriter<W: Write + Seek> {
 }
 
 impl<W: Write + Seek> FlacWriter<W> {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         mut out: W,
         config: flacenc::error::Verified<flacenc::config::Encoder>,
@@ -422,23 +467,35 @@ impl<W: Write + Seek> FlacWriter<W> {
         channels: usize,
         bits: u32,
         metadata: &[u8],
+        in_order: Option<u64>,
     ) -> Result<Self, MediaError> {
         let threads = threads.max(1);
         let block = config.block_size;
         let info =
             flacenc::component::StreamInfo::new(sample_rate as usize, channels, bits as usize)
                 .map_err(|e| flac_error(&e))?;
+        let head = match in_order {
+            Some(total) => {
+                let mut head = stream_info_upfront(block, sample_rate, channels, bits, total)?;
+                if !metadata.is_empty() {
+                    head[4] &= 0x7F;
+                }
+                head
+            }
+            None => [0; FLAC_HEAD],
+        };
         let bufs = (0..16 * threads)
             .map(|_| flacenc::source::FrameBuf::with_size(channels, block))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| flac_error(&e))?;
         let io = |e: std::io::Error| MediaError::Encode(e.to_string());
         let start = out.stream_position().map_err(io)?;
-        out.write_all(&[0; FLAC_HEAD]).map_err(io)?;
+        out.write_all(&head).map_err(io)?;
         out.write_all(metadata).map_err(io)?;
         Ok(FlacWriter {
             out,
             start,
+            in_order,
             context: flacenc::source::Context::new(bits as usize, channels, block),
             config,
             threads,
@@ -544,6 +601,19 @@ impl<W: Write + Seek> FlacWriter<W> {
         if self.filled > 0 {
             self.code_run()?;
         }
+        if let Some(total) = self.in_order {
+            // More than announced would be a lie told to every reader.
+            // Fewer is a source whose tail did not decode (the decoder
+            // skips a damaged last frame): the stream ends where the
+            // samples do, as every decoder reads it.
+            if total != 0 && self.frames as u64 > total {
+                return Err(MediaError::Encode(format!(
+                    "{} frames written where {total} were announced",
+                    self.frames
+                )));
+            }
+            return Ok(self.out);
+        }
         self.info.set_md5_digest(&self.context.md5_digest());
         self.info.set_total_samples(self.frames);
         let mut head = flacenc::bitsink::ByteSink::new();
@@ -560,6 +630,12 @@ impl<W: Write + Seek> FlacWriter<W> {
         if self.metadata {
             // STREAMINFO is no longer the last metadata block.
             head[4] &= 0x7F;
+        }
+        // flacenc can state a largest frame smaller than its smallest (seen
+        // with 24-bit mono), which decoders refuse: unknown (0) instead.
+        let size = |b: &[u8]| u32::from_be_bytes([0, b[0], b[1], b[2]]);
+        if size(&head[15..18]) < size(&head[12..15]) {
+            head[12..18].fill(0);
         }
         let io = |e: std::io::Error| MediaError::Encode(e.to_string());
         let end = self.out.stream_position().map_err(io)?;
@@ -659,10 +735,53 @@ impl<W: Write + Seek> PcmWriter<W> {
                         .map(crate::rights::flac_rights_block)
                         .transpose()?
                         .unwrap_or_default(),
+                    None,
                 )?))
             }
         };
         Ok(PcmWriter { inner, channels })
+    }
+
+    /// A FLAC stream whose bytes, once written, never change, so it can
+    /// be read (served) while it is written: STREAMINFO goes first with
+    /// the length announced (`total_frames`, from the source; `None` =
+    /// unknown), and what only the end knows, the MD5 of the samples and
+    /// the frame sizes, is left unknown (zeros, as RFC 9639 allows).
+    /// Finishing with more frames than announced is an error.
+    pub fn flac_in_order(
+        out: W,
+        effort: FlacEffort,
+        sample_rate: u32,
+        channels: usize,
+        source_bits: Option<u32>,
+        rights: Option<&crate::Rights>,
+        total_frames: Option<u64>,
+    ) -> Result<Self, MediaError> {
+        if channels == 0 || channels > 8 {
+            return Err(MediaError::Parameters(format!("{channels} channels")));
+        }
+        let bits = match source_bits {
+            Some(b) if b > 16 => 24,
+            _ => 16,
+        };
+        let (config, threads) = flac_config(effort, sample_rate)?;
+        let flac = FlacWriter::new(
+            out,
+            config,
+            threads,
+            sample_rate,
+            channels,
+            bits,
+            &rights
+                .map(crate::rights::flac_rights_block)
+                .transpose()?
+                .unwrap_or_default(),
+            Some(total_frames.unwrap_or(0)),
+        )?;
+        Ok(PcmWriter {
+            inner: Writer::Flac(Box::new(flac)),
+            channels,
+        })
     }
 
     /// Writes the next samples, one slice per channel (all the same length).
@@ -811,6 +930,85 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["out.wav"]);
+    }
+
+    #[test]
+    fn a_flac_written_in_order_is_the_same_stream_with_its_head_first() {
+        // Whole blocks, so the encoder's own STREAMINFO has the same block
+        // sizes as the one written first; its fields are the reference.
+        for (rate, channels, bits) in [
+            (44_100u32, 2usize, None),
+            (48_000, 1, Some(24)),
+            (96_000, 6, Some(16)),
+            (8_000, 8, Some(24)),
+        ] {
+            let frames = 4096 * 3;
+            let pcm = Pcm {
+                sample_rate: rate,
+                bits_per_sample: bits,
+                channels: (0..channels)
+                    .map(|c| {
+                        (0..frames)
+                            .map(|i| ((i * (c + 1)) as f32 * 0.01).sin() * 0.5)
+                            .collect()
+                    })
+                    .collect(),
+            };
+            let seeking = encode_flac(&pcm, FlacEffort::Fast).unwrap();
+            let chunk: Vec<&[f32]> = pcm.channels.iter().map(Vec::as_slice).collect();
+            let mut ordered = Cursor::new(Vec::new());
+            let mut w = PcmWriter::flac_in_order(
+                &mut ordered,
+                FlacEffort::Fast,
+                rate,
+                channels,
+                bits,
+                None,
+                Some(frames as u64),
+            )
+            .unwrap();
+            w.write(&chunk).unwrap();
+            w.finish().unwrap();
+            let ordered = ordered.into_inner();
+            let case = format!("{rate} Hz, {channels} ch, {bits:?}");
+            assert_eq!(ordered.len(), seeking.len(), "{case}");
+            // The frames are the same bytes; so are the fields known first.
+            assert_eq!(ordered[FLAC_HEAD..], seeking[FLAC_HEAD..], "{case}");
+            assert_eq!(ordered[..12], seeking[..12], "{case}");
+            assert_eq!(ordered[18..26], seeking[18..26], "{case}");
+            // The rest is unknown, as the format allows.
+            assert!(ordered[12..18].iter().all(|b| *b == 0), "{case}");
+            assert!(ordered[26..42].iter().all(|b| *b == 0), "{case}");
+            assert!(seeking[26..42].iter().any(|b| *b != 0), "{case}");
+            // And it decodes to the same samples.
+            let back = crate::decode_bytes(ordered, Some("flac")).unwrap();
+            let want = crate::decode_bytes(seeking, Some("flac")).unwrap();
+            assert_eq!(back.channels, want.channels, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_flac_written_in_order_never_holds_more_than_it_announced() {
+        let chunk = vec![0.25f32; 5000];
+        for (announced, ok) in [
+            (Some(5000), true),
+            (None, true),
+            (Some(5001), true),
+            (Some(4999), false),
+        ] {
+            let mut w = PcmWriter::flac_in_order(
+                Cursor::new(Vec::new()),
+                FlacEffort::Fast,
+                44_100,
+                1,
+                None,
+                None,
+                announced,
+            )
+            .unwrap();
+            w.write(&[&chunk]).unwrap();
+            assert_eq!(w.finish().is_ok(), ok, "{announced:?}");
+        }
     }
 
     #[test]

@@ -279,14 +279,16 @@ pub fn mark_reader_to_flac<W: std::io::Write + std::io::Seek>(
     use std::time::{Duration, Instant};
     let (rate, channels) = (reader.sample_rate(), reader.channels());
     let mut embedder = audio::StreamEmbedder::new(channels, rate, key, payload, config)?;
-    let mut writer = crate::PcmWriter::with_rights(
+    // Written in order (STREAMINFO first, no MD5): the copy can be served
+    // as it grows, and its bytes do not depend on how it was served.
+    let mut writer = crate::PcmWriter::flac_in_order(
         out,
-        crate::OutputFormat::Flac,
         effort,
         rate,
         channels,
         reader.bits_per_sample(),
         rights,
+        reader.total_frames(),
     )?;
     let mut failed = None;
     let mut encoding = Duration::ZERO;

@@ -147,6 +147,19 @@ fn io_error(e: std::io::Error) -> ApiError {
     )
 }
 
+/// A Content-Disposition naming `filename` (only printable ASCII kept,
+/// no quotes or backslashes: the name cannot break out of its quotes).
+pub fn disposition(filename: &str, inline: bool) -> String {
+    let safe_name: String = filename
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ')
+        .collect();
+    format!(
+        "{}; filename=\"{safe_name}\"",
+        if inline { "inline" } else { "attachment" }
+    )
+}
+
 pub async fn respond(rep: &Representation<'_>, headers: &HeaderMap) -> Result<Response, ApiError> {
     let h = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let mut out = HeaderMap::new();
@@ -164,18 +177,10 @@ pub async fn respond(rep: &Representation<'_>, headers: &HeaderMap) -> Result<Re
         header::CACHE_CONTROL,
         &format!("private, max-age={}, no-transform", rep.max_age),
     );
-    let safe_name: String = rep
-        .filename
-        .chars()
-        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ')
-        .collect();
     put(
         &mut out,
         header::CONTENT_DISPOSITION,
-        &format!(
-            "{}; filename=\"{safe_name}\"",
-            if rep.inline { "inline" } else { "attachment" }
-        ),
+        &disposition(rep.filename, rep.inline),
     );
     if let Some(inm) = h(header::IF_NONE_MATCH) {
         if none_match(inm, &rep.etag) {

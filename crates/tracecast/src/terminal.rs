@@ -79,7 +79,9 @@ impl Narrator for Terminal {
     fn bytes(&self, what: &'static str, done: u64, total: u64) {
         let mut bar = self.bar.lock().expect("bar lock");
         let pb = bar.get_or_insert_with(|| byte_bar(self.quiet, what));
-        pb.set_length(total);
+        // A copy served as it is marked has no length yet: the bar shows
+        // what arrived.
+        pb.set_length(total.max(done));
         pb.set_position(done);
     }
 

@@ -41,6 +41,7 @@ use tracecast_protect::{ContentKey, KeyId};
 use tracecast_store::{EdgeCopy, EdgeId, Store, UserId};
 
 pub use cache::{Cache, CacheError};
+mod growing;
 mod hls;
 
 use crate::openapi::ErrorBody;
@@ -181,6 +182,9 @@ pub struct Edge {
     /// Their records are kept here too, so a range request of a player or
     /// download manager costs no query.
     verified: std::sync::Mutex<HashMap<i64, EdgeCopy>>,
+    /// Copies being marked that their buyers may already follow
+    /// (`Prefer: respond-async`), until they are kept.
+    growing: std::sync::Mutex<HashMap<i64, Arc<growing::GrowingCopy>>>,
     catalog: RwLock<HashMap<i64, ContentInfo>>,
     /// Pushes copies to home servers and kiosks.
     http: reqwest::Client,
@@ -258,6 +262,7 @@ impl Edge {
             served: Default::default(),
             decoded: std::sync::Mutex::new(Decoded::new(config_decoded)),
             verified: Default::default(),
+            growing: Default::default(),
             catalog: RwLock::default(),
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(5))
@@ -442,15 +447,21 @@ impl Edge {
         }
     }
 
-    fn copy_info(&self, c: &EdgeCopy, base: &str, kept: bool) -> CopyInfo {
+    /// A signed, expiring link to a delivery's copy, and when it expires.
+    fn link(&self, delivery: i64, base: &str) -> (String, i64) {
         let expires = tracecast_store::now_ms() / 1000 + self.config.link_ttl_secs;
-        let sig = self.link_key.sign(c.delivery_id, expires);
+        let sig = self.link_key.sign(delivery, expires);
+        (
+            format!("{base}/v1/copies/{delivery}?expires={expires}&sig={sig}"),
+            expires,
+        )
+    }
+
+    fn copy_info(&self, c: &EdgeCopy, base: &str, kept: bool) -> CopyInfo {
+        let (url, expires) = self.link(c.delivery_id, base);
         CopyInfo {
             delivery: c.delivery_id,
-            url: format!(
-                "{base}/v1/copies/{}?expires={expires}&sig={sig}",
-                c.delivery_id
-            ),
+            url,
             link_expires: expires,
             bytes: c.bytes as u64,
             sha256: c.sha256.clone(),
@@ -1050,22 +1061,71 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("{proto}://{host}/edge")
 }
 
-struct InFlight<'a>(&'a AtomicI64);
+/// A marking counted in `in_flight` while it is held.
+struct InFlight(Arc<Edge>);
 
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+impl InFlight {
+    fn start(e: &Arc<Edge>) -> Self {
+        e.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(e.clone())
     }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether the caller asked not to wait for the copy (RFC 7240
+/// `Prefer: respond-async`, among other preferences or not).
+fn prefers_async(headers: &HeaderMap) -> bool {
+    headers.get_all("prefer").iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|p| {
+                p.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("respond-async")
+            })
+        })
+    })
+}
+
+/// Whether an open rendition file holds audio (not a picture or video).
+fn is_audio_file(file: &std::fs::File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 192];
+    let n = file.read_at(&mut head, 0).unwrap_or(0);
+    let head = &head[..n];
+    !tracecast_media::is_picture(&head[..n.min(16)]) && !tracecast_media::video::is_video(head)
+}
+
+/// The file name a buyer's copy is saved under.
+fn copy_filename(ticket: &Ticket, extension: &str) -> String {
+    format!(
+        "content-{}-{}-delivery-{}.{extension}",
+        ticket.content, ticket.tier, ticket.delivery
+    )
 }
 
 /// Marks a copy for the buyer the origin's purchase ticket names (the
 /// ticket is the authority: no token) and answers a signed, expiring
 /// download link; for an order through a home server or kiosk, the copy is
 /// sent on there and the answer says where. A repeated or resumed request
-/// gets the copy already marked, never a second marking.
+/// gets the copy already marked, never a second marking. With
+/// `Prefer: respond-async` an audio copy for the buyer is answered before
+/// it is marked (202), and its link serves it as it is written.
 #[utoipa::path(post, path = "/edge/v1/deliveries", tag = "edge", security(()),
     request_body(content = DeliveryRequest, description = "The purchase ticket the origin signed for this edge (`POST /v1/purchases` at the origin)."),
+    params(("Prefer" = Option<String>, Header, description = "`respond-async` (RFC 7240): do not wait for the marking of an audio copy downloaded by the buyer; \
+        the answer is then 202 with the copy's link, which serves it as it is written.")),
     responses(
+        (status = 202, description = "Asked with `Prefer: respond-async`: the copy is being marked (`Preference-Applied: respond-async`). \
+            Its link serves the copy as it is written (200, chunked, no ETag, no ranges); its length and SHA-256 come with the ticket shown again \
+            once it is whole (200, `kept`), and a break in the transfer is resumed from there with a range.",
+            body = tracecast_delivery::api::CopyUnderWay),
         (status = 201, description = "The copy was marked (or assembled from A/B variants) for the buyer: `url` is its signed download link. \
             Through a home server or kiosk, the copy was sent there: `via` says what it did with it, `url` is the home's own link.",
             body = CopyInfo),
@@ -1101,7 +1161,20 @@ async fn deliver(
     let base = base_url(&headers);
     let via_site = ticket.mode.via_site();
     let m = crate::ops::metrics();
-    let _marking = e.gates.get(ticket.delivery).write_owned().await;
+    let early = prefers_async(&headers) && !via_site && ticket.protected.is_none();
+    if early {
+        // Asked again while it is marked: the same link, at once.
+        let growing = e
+            .growing
+            .lock()
+            .expect("lock")
+            .get(&ticket.delivery)
+            .cloned();
+        if let Some(g) = growing {
+            return Ok(under_way(&e, &g, ticket.delivery, &base));
+        }
+    }
+    let marking = e.gates.get(ticket.delivery).write_owned().await;
     // The facts, then the plan (tracecast_delivery::copy_plan), then the
     // work. The rendition is asked about only when a copy is to be made.
     let revoked = e.revoked(ticket.delivery).await?;
@@ -1137,8 +1210,7 @@ async fn deliver(
             Destination::Buyer => Ok(Json(e.copy_info(c, &base, true)).into_response()),
         };
     }
-    e.in_flight.fetch_add(1, Ordering::Relaxed);
-    let _in_flight = InFlight(&e.in_flight);
+    let in_flight = InFlight::start(&e);
     let started = std::time::Instant::now();
     let (hls, ab) = rendition.map_or((None, None), |r| (r.hls, r.ab));
     match (plan, hls, ab) {
@@ -1228,6 +1300,70 @@ async fn deliver(
     let alone = e.in_flight.load(Ordering::Relaxed) <= 1;
     let copies = e.copies.clone();
     let delivery = ticket.delivery;
+    let source = match source {
+        Source::File(file) if early && is_audio_file(&file) => {
+            let whole = copies.join(format!("{delivery}.flac"));
+            let partial = whole.with_extension("flac.partial");
+            // Made before the answer, so a follower that comes before the
+            // marking starts finds it.
+            std::fs::File::create(&partial).map_err(|x| {
+                tracing::error!(error = %x, "creating a copy failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "io",
+                    "the copy could not be written",
+                )
+            })?;
+            let (grown, follow) = tokio::sync::watch::channel(growing::Grown::default());
+            let g = Arc::new(growing::GrowingCopy {
+                partial,
+                whole,
+                media_type: "audio/flac",
+                filename: copy_filename(&ticket, "flac"),
+                grown: follow,
+            });
+            e.growing.lock().expect("lock").insert(delivery, g.clone());
+            let answer = under_way(&e, &g, delivery, &base);
+            let task = e.clone();
+            tokio::spawn(async move {
+                // The gate stays held until the copy is kept: a repeated
+                // plain request or a revocation waits for it.
+                let _marking = marking;
+                let _in_flight = in_flight;
+                let tell = grown.clone();
+                let marked = crate::on_worker(&task.work, move || {
+                    mark_audio_stream(
+                        file,
+                        &payload,
+                        &key,
+                        alone,
+                        |ext| copies.join(format!("{delivery}.{ext}")),
+                        grown,
+                    )
+                })
+                .await;
+                let kept = match marked {
+                    Ok(Ok(marked)) => task
+                        .keep_marked(&ticket, marked, hit, pulled, started)
+                        .await
+                        .map(|_| ())
+                        .map_err(|x| x.message),
+                    Ok(Err(x)) => Err(format!("marking failed: {x}")),
+                    Err(x) => Err(x.message),
+                };
+                match &kept {
+                    Ok(()) => m.delivery(DeliveryOutcome::marked),
+                    Err(why) => {
+                        tracing::error!(delivery, error = %why, "a copy served as it was marked failed")
+                    }
+                }
+                task.growing.lock().expect("lock").remove(&delivery);
+                tell.send_modify(|g| g.end = Some(kept));
+            });
+            return Ok(answer);
+        }
+        other => other,
+    };
     let marked = crate::on_worker(&e.work, move || {
         mark_copy(source, &payload, &key, alone, protect, |ext| {
             copies.join(format!("{delivery}.{ext}"))
@@ -1241,24 +1377,7 @@ async fn deliver(
             format!("marking failed: {x}"),
         )
     })?;
-    m.marked(marked.kind, marked.mark_ms, marked.encode_ms);
-    let file = format!("{}.{}", ticket.delivery, marked.extension);
-    let copy = e
-        .keep_copy(
-            &ticket,
-            file,
-            marked.len,
-            marked.sha256.clone(),
-            marked.media_type,
-            marked.extension,
-        )
-        .await?;
-    tracing::info!(
-        delivery = ticket.delivery, user = ticket.user, content = ticket.content, tier = %ticket.tier,
-        cache_hit = hit, pull_ms = pulled.as_millis() as u64, mark_ms = marked.mark_ms,
-        encode_ms = marked.encode_ms,
-        total_ms = started.elapsed().as_millis() as u64, "copy marked"
-    );
+    let copy = e.keep_marked(&ticket, marked, hit, pulled, started).await?;
     if via_site {
         m.delivery(DeliveryOutcome::pushed);
         return e
@@ -1269,7 +1388,56 @@ async fn deliver(
     Ok((StatusCode::CREATED, Json(e.copy_info(&copy, &base, false))).into_response())
 }
 
+/// The answer to a buyer who did not wait: the copy's link, which follows
+/// it as it is marked.
+fn under_way(e: &Edge, g: &growing::GrowingCopy, delivery: i64, base: &str) -> Response {
+    let (url, link_expires) = e.link(delivery, base);
+    (
+        StatusCode::ACCEPTED,
+        [("preference-applied", "respond-async")],
+        Json(tracecast_delivery::api::CopyUnderWay {
+            delivery,
+            url,
+            link_expires,
+            media_type: g.media_type.into(),
+            filename: g.filename.clone(),
+        }),
+    )
+        .into_response()
+}
+
 impl Edge {
+    /// Records a copy just marked for `ticket` (its metrics, its record,
+    /// its report) and logs what it took.
+    async fn keep_marked(
+        self: &Arc<Self>,
+        ticket: &Ticket,
+        marked: Marked,
+        hit: bool,
+        pulled: Duration,
+        started: std::time::Instant,
+    ) -> Result<EdgeCopy, ApiError> {
+        crate::ops::metrics().marked(marked.kind, marked.mark_ms, marked.encode_ms);
+        let file = format!("{}.{}", ticket.delivery, marked.extension);
+        let copy = self
+            .keep_copy(
+                ticket,
+                file,
+                marked.len,
+                marked.sha256,
+                marked.media_type,
+                marked.extension,
+            )
+            .await?;
+        tracing::info!(
+            delivery = ticket.delivery, user = ticket.user, content = ticket.content, tier = %ticket.tier,
+            cache_hit = hit, pull_ms = pulled.as_millis() as u64, mark_ms = marked.mark_ms,
+            encode_ms = marked.encode_ms,
+            total_ms = started.elapsed().as_millis() as u64, "copy marked"
+        );
+        Ok(copy)
+    }
+
     /// Records a new copy of `ticket`'s delivery, kept in `file`, as
     /// verified, and sends its delivery report now, off the buyer's path
     /// (if the origin cannot take it, the report loop sends it later).
@@ -1292,10 +1460,7 @@ impl Edge {
             bytes: bytes as i64,
             sha256,
             media_type: media_type.into(),
-            filename: format!(
-                "content-{}-{}-delivery-{}.{extension}",
-                ticket.content, ticket.tier, ticket.delivery
-            ),
+            filename: copy_filename(ticket, extension),
             created_at: tracecast_store::now_ms(),
         };
         self.store.put_edge_copy(&copy).await?;
@@ -1511,7 +1676,14 @@ fn mark_copy(
                     "a protected copy is marked from the decoded rendition".into(),
                 ));
             }
-            return mark_audio_stream(file, payload, key, alone, out);
+            return mark_audio_stream(
+                file,
+                payload,
+                key,
+                alone,
+                out,
+                tokio::sync::watch::channel(growing::Grown::default()).0,
+            );
         }
         Source::Video(rendition) => {
             if protect.is_some() {
@@ -1632,6 +1804,7 @@ fn mark_audio_stream(
     key: &MarkKey,
     alone: bool,
     out: impl Fn(&str) -> PathBuf,
+    grown: tokio::sync::watch::Sender<growing::Grown>,
 ) -> Result<Marked, MediaError> {
     use std::io::{Read, Seek};
     let read = |e: std::io::Error| MediaError::Malformed(format!("the rendition file: {e}"));
@@ -1651,9 +1824,11 @@ fn mark_audio_stream(
         source: e,
     };
     let written = std::fs::File::create(&tmp).map_err(io)?;
+    // Followers of a copy served as it is marked see what reached the
+    // file: a small buffer, so the first bytes leave early.
     let marked = tracecast_media::marking::mark_reader_to_flac(
         reader,
-        std::io::BufWriter::with_capacity(1 << 20, written),
+        std::io::BufWriter::with_capacity(256 << 10, growing::Announcing::new(written, grown)),
         key,
         payload,
         &Default::default(),
@@ -1777,7 +1952,8 @@ fn link_parts(
         ("If-None-Match" = Option<String>, Header, description = "The ETag the caller holds: 304 if it is still the copy's.")),
     responses(
         (status = 200, description = "The whole copy, in its own media type (audio/flac, image/jpeg, image/png, video/mp4, audio/wav, or the protected container) \
-            as an attachment; for A/B video, the buyer's HLS playlist.",
+            as an attachment; for A/B video, the buyer's HLS playlist. A copy still being marked (answered 202) is served as it is written: \
+            chunked, without ETag or ranges (`Accept-Ranges: none`), ending when it is whole; a marking that fails breaks the transfer off.",
             content((Vec<u8> = "application/octet-stream"), (String = "application/vnd.apple.mpegurl")),
             headers(
                 ("ETag" = String, description = "The copy's SHA-256, quoted."),
@@ -1815,6 +1991,17 @@ async fn download(
             tracecast_store::now_ms() / 1000,
         )
         .map_err(|x| ApiError::forbidden(x.to_string()))?;
+    let growing = e.growing.lock().expect("lock").get(&delivery).cloned();
+    if let Some(g) = growing {
+        // Being marked: it is not revoked (a revocation waits for the
+        // marking), and the bytes that leave count as served.
+        let body = method != axum::http::Method::HEAD;
+        if body {
+            e.mark_served(delivery).await?;
+        }
+        let max_age = (q.expires - tracecast_store::now_ms() / 1000).max(0) as u64;
+        return growing::follow(g, !body, max_age).await;
+    }
     // Held until the response is made (its file opened): a revocation
     // waits, and counts these bytes as served.
     let (_serving, c) = e

@@ -293,7 +293,14 @@ async fn apply_revoked(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
     }
     // Fail closed: a copy the origin knows was made (the delivery is
     // marked) but the edge no longer has a record of counts as served.
-    let served = r.served || (r.copy.is_none() && d.status != DeliveryStatus::Designated);
+    // Bytes that left of a copy never reported nor recorded (its marking
+    // broke off: an edge that died while its buyer followed the copy as
+    // it was marked) are no sale: the buyer pays for the replacement, so
+    // once, and no delivery is left both unbilled and waiving the others.
+    let served = match d.status {
+        DeliveryStatus::Designated => r.served && r.copy.is_some(),
+        _ => r.served || r.copy.is_none(),
+    };
     if !served {
         return super::purchase::refund_replaced(o, d.id, replacement)
             .await

@@ -17,6 +17,116 @@ use tracecast_store::testing::TestStore;
 
 use crate::common::{refused, serve, start, track, KEY};
 
+/// A buyer who does not wait (`Prefer: respond-async`) gets the link
+/// before the copy exists, and the link serves the copy as it is marked:
+/// the bytes that come are the kept copy's, to the last one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_copy_is_served_as_it_is_marked() {
+    use sha2::Digest;
+    for t in TestStore::both().await {
+        let net = start(&t, &["tokyo"]).await;
+        let files = tempfile::tempdir().unwrap();
+        let (provider_id, provider, _) = net.account("provider", "aurora").await;
+        let (alice_id, alice, _) = net.account("user", "alice").await;
+        net.edges_alive().await;
+        let src = track(files.path(), 40.0, 3);
+        let c = provider
+            .add_content(&src, "Long Etude", 250, None, |_, _| {})
+            .await
+            .unwrap();
+        let p = alice
+            .purchase(c.id, Some(Tier::Lossless), &[])
+            .await
+            .unwrap();
+        let http = reqwest::Client::new();
+        let ask = |prefer: bool| {
+            let mut r = http
+                .post(format!("{}/v1/deliveries", p.edge_address))
+                .json(&serde_json::json!({ "ticket": p.ticket }));
+            if prefer {
+                r = r.header("prefer", "wait=10, respond-async");
+            }
+            r.send()
+        };
+        let asked = std::time::Instant::now();
+        let r = ask(true).await.unwrap();
+        let answered = asked.elapsed();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        assert_eq!(r.headers()["preference-applied"], "respond-async");
+        let under_way: tracecast_delivery::api::CopyUnderWay = r.json().await.unwrap();
+        assert_eq!(
+            (under_way.delivery, under_way.media_type.as_str()),
+            (p.delivery, "audio/flac")
+        );
+        // The link is signed like any other: an altered one is refused
+        // while the copy grows.
+        let forged = under_way.url.replace("sig=", "sig=00");
+        assert_eq!(
+            http.get(&forged).send().await.unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
+        // Asked again, it is the same copy: never a second marking.
+        let again = ask(true).await.unwrap();
+        match again.status() {
+            StatusCode::ACCEPTED => {}
+            StatusCode::OK => {
+                let kept: tracecast_delivery::api::CopyInfo = again.json().await.unwrap();
+                assert!(kept.kept);
+            }
+            other => panic!("asked again: {other}"),
+        }
+        let r = http.get(&under_way.url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let growing = r.headers().get("etag").is_none();
+        if growing {
+            assert_eq!(r.headers()["accept-ranges"], "none");
+            assert!(r.content_length().is_none());
+        }
+        let mut body = Vec::new();
+        let mut first_byte = None;
+        let mut r = r;
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            first_byte.get_or_insert_with(|| asked.elapsed());
+            body.extend_from_slice(&chunk);
+        }
+        // What a buyer waits (printed, not asserted: timings vary).
+        eprintln!(
+            "a 40 s copy followed as it was marked: link in {answered:?}, first bytes after {:?}, whole after {:?}",
+            first_byte.unwrap_or_default(),
+            asked.elapsed()
+        );
+        // Whole now: the same ticket answers its length and hash, and
+        // they are those of the bytes that came.
+        let copy = EdgeClient::new()
+            .unwrap()
+            .deliver(&p.edge_address, &p.ticket)
+            .await
+            .unwrap();
+        assert!(copy.kept);
+        assert_eq!(copy.bytes, body.len() as u64);
+        assert_eq!(copy.sha256, hex::encode(sha2::Sha256::digest(&body)));
+        // A FLAC written in order: its length announced first, no MD5.
+        let pcm = tracecast_media::decode_bytes(body.clone(), Some("flac")).unwrap();
+        let source = tracecast_media::decode_file(&src, None).unwrap();
+        assert_eq!(pcm.frames(), source.frames());
+        let total = u64::from_be_bytes(body[18..26].try_into().unwrap()) & ((1 << 36) - 1);
+        assert_eq!(total, source.frames() as u64);
+        // And it is alice's.
+        let out = files.path().join("alice.flac");
+        std::fs::write(&out, &body).unwrap();
+        let m = net.admin.trace(&out).await.unwrap().mark.unwrap();
+        assert_eq!(
+            (i64::from(m.user), i64::from(m.content_server)),
+            (alice_id, provider_id)
+        );
+        // Without the preference the edge answers when the copy is whole.
+        let plain = ask(false).await.unwrap();
+        assert_eq!(plain.status(), StatusCode::OK);
+        drop(net);
+        t.finish().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_purchase_is_marked_served_with_ranges_reported_billed_and_traced() {
     for t in TestStore::both().await {

@@ -253,6 +253,45 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
             .await
             .unwrap());
         assert_eq!(bills(&store, bob_id).await, 1);
+        // Erin followed her copy as it was marked and its edge died before
+        // the copy was whole: bytes left (the edge noted it), yet no copy
+        // was kept or reported. A partial copy is no sale: revoked, it is
+        // superseded, and the replacement bills her the price, once (were
+        // it counted served, the replacement would be waived and she
+        // would pay nothing at all).
+        let (_, erin, _) = net.account("user", "erin").await;
+        let e1 = erin.order_once(&buy, None).await.unwrap();
+        store
+            .set_edge_copy_served(
+                tracecast_store::EdgeId(e1.edge_id),
+                e1.delivery,
+                tracecast_store::now_ms(),
+            )
+            .await
+            .unwrap();
+        let e2 = erin
+            .order_once(
+                &PurchaseRequest {
+                    avoid: vec![e1.edge_id],
+                    replaces: Some(e1.delivery),
+                    ..buy.clone()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let erin_first = || async { store.delivery(e1.delivery).await.unwrap().unwrap().status };
+        settled(|| async { erin_first().await == tracecast_delivery::DeliveryStatus::Superseded })
+            .await;
+        assert_eq!(
+            erin_first().await,
+            tracecast_delivery::DeliveryStatus::Superseded
+        );
+        edges.deliver(&e2.edge_address, &e2.ticket).await.unwrap();
+        assert_eq!(reported(&store, e2.delivery).await, "marked");
+        settled(|| async { owed(&store, "erin").await == 200 }).await;
+        assert_eq!(owed(&store, "erin").await, 200, "erin pays once");
+
         // A replacing purchase whose first try stopped half way (the
         // origin died after opening the new delivery; then, for dave,
         // after the ledger refund but before the refund bill): retried
