@@ -152,18 +152,34 @@ pub async fn buy_copy(
                                 })
                                 .await;
                             tell.transfer_ended();
-                            match followed {
+                            let whole = match followed {
                                 Err(e @ ClientError::Refused { .. }) if !e.is_transient() => {
                                     return Err(e)
                                 }
+                                Ok(_) => true,
                                 // A break: what arrived is resumed below.
-                                _ => {}
-                            }
+                                Err(_) => false,
+                            };
                             // Whole now: its length and hash. The edge
                             // calls it kept; this purchase had it made.
-                            let mut copy = edges.deliver(&p.edge_address, &p.ticket).await?;
-                            copy.kept = false;
-                            (copy, true)
+                            match edges.deliver(&p.edge_address, &p.ticket).await {
+                                Ok(mut copy) => {
+                                    copy.kept = false;
+                                    (copy, true)
+                                }
+                                // The transfer ended whole (the edge ends it
+                                // only once the copy is kept) and the edge
+                                // stopped right after (a restart): the copy
+                                // as it came, its hash taken here.
+                                Err(e) if whole && e.is_transient() => {
+                                    tell.say(format!(
+                                        "edge {} stopped before confirming the copy's hash ({e}); the transfer had ended whole, so the copy is kept as it came",
+                                        p.edge_name
+                                    ));
+                                    return edges.keep_followed(&growing, out).await;
+                                }
+                                Err(e) => return Err(e),
+                            }
                         }
                     }
                 };

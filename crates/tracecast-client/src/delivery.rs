@@ -738,6 +738,40 @@ impl EdgeClient {
         Ok(have)
     }
 
+    /// Puts a copy followed to its end ([`Self::follow`] answered `Ok`: the
+    /// edge ends the transfer only once the copy is kept) in place at
+    /// `out` when the edge can no longer be asked its hash: the copy's
+    /// record, its length and SHA-256 taken of the bytes that came.
+    pub async fn keep_followed(
+        &self,
+        copy: &CopyUnderWay,
+        out: &Path,
+    ) -> Result<(CopyInfo, Downloaded), ClientError> {
+        let io = |e: std::io::Error| ClientError::Local(format!("writing {}: {e}", out.display()));
+        let part = part_path(out);
+        let bytes = tokio::fs::read(&part).await.map_err(io)?;
+        let info = CopyInfo {
+            delivery: copy.delivery,
+            url: copy.url.clone(),
+            link_expires: copy.link_expires,
+            bytes: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            media_type: copy.media_type.clone(),
+            filename: copy.filename.clone(),
+            kept: false,
+            via: None,
+        };
+        tokio::fs::rename(&part, out).await.map_err(io)?;
+        Ok((
+            info,
+            Downloaded {
+                path: out.to_owned(),
+                bytes: bytes.len() as u64,
+                resumed_from: 0,
+            },
+        ))
+    }
+
     /// Downloads a copy to `out`, resuming from `out.part` when an earlier
     /// attempt left one (Range with If-Range on the copy's ETag), checking
     /// the SHA-256 the edge announced, then renaming into place.

@@ -515,6 +515,14 @@ impl<W: Write + Seek> FlacWriter<W> {
     fn write(&mut self, chunk: &[&[f32]]) -> Result<(), MediaError> {
         let block = self.config.block_size * self.channels;
         let n = chunk.first().map_or(0, |c| c.len());
+        if let Some(total) = self.in_order.filter(|t| *t != 0) {
+            // Refused before any of it is written (and served).
+            if (self.frames + n) as u64 > total {
+                return Err(MediaError::Encode(format!(
+                    "more than the {total} frames announced"
+                )));
+            }
+        }
         for i in 0..n {
             for ch in chunk {
                 self.pending.push(quantise(ch[i], self.bits));
@@ -1006,8 +1014,10 @@ mod tests {
                 announced,
             )
             .unwrap();
-            w.write(&[&chunk]).unwrap();
-            assert_eq!(w.finish().is_ok(), ok, "{announced:?}");
+            // More than announced is refused as it comes, before it is
+            // written.
+            let written = w.write(&[&chunk]).and_then(|()| w.finish());
+            assert_eq!(written.is_ok(), ok, "{announced:?}");
         }
     }
 

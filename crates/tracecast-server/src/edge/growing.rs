@@ -35,6 +35,28 @@ pub(super) struct GrowingCopy {
     pub media_type: &'static str,
     pub filename: String,
     pub grown: watch::Receiver<Grown>,
+    /// Downloads following it now (bounded: one link must not hold the
+    /// edge's connections while it is marked).
+    pub followers: std::sync::atomic::AtomicUsize,
+}
+
+/// Followers of one copy at a time.
+const MOST_FOLLOWERS: usize = 4;
+
+/// Bytes held back from followers until the copy is kept: a marking that
+/// breaks off at its very end (the edge stopped, its store failed) leaves
+/// the buyer without a whole copy, as it leaves the delivery unbilled.
+const HELD_BACK: u64 = 256 << 10;
+
+/// One follower counted while its transfer lasts.
+struct Following(Arc<GrowingCopy>);
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.0
+            .followers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A file being written that tells its followers how far it got: every
@@ -81,15 +103,20 @@ impl<W: Write> Write for Announcing<W> {
 }
 
 impl<W: Seek> Seek for Announcing<W> {
+    /// Only asks where the writing is: a copy being served is written in
+    /// order, never rewritten nor skipped ahead.
     fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        let to = self.inner.seek(pos)?;
-        if to < self.grown.borrow().bytes {
+        let here = match pos {
+            SeekFrom::Start(p) => p == self.at,
+            SeekFrom::Current(d) => d == 0,
+            SeekFrom::End(_) => false,
+        };
+        if !here {
             return Err(std::io::Error::other(
-                "a copy being served cannot be rewritten",
+                "a copy being served is written in order",
             ));
         }
-        self.at = to;
-        Ok(to)
+        self.inner.seek(pos)
     }
 }
 
@@ -126,6 +153,20 @@ pub(super) async fn follow(
     if head_only {
         return Ok((StatusCode::OK, headers).into_response());
     }
+    if g.followers
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        >= MOST_FOLLOWERS
+    {
+        g.followers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            format!("{MOST_FOLLOWERS} downloads already follow this copy; retry when it is whole"),
+        )
+        .with_retry_after(5));
+    }
+    let following = Following(g.clone());
     let file = match tokio::fs::File::open(&g.partial).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -147,12 +188,17 @@ pub(super) async fn follow(
         }
     };
     let rx = g.grown.clone();
-    let body = futures::stream::unfold(Some((file, 0u64, rx)), |state| async move {
-        let (mut file, sent, mut rx) = state?;
+    let body = futures::stream::unfold(Some((file, 0u64, rx, following)), |state| async move {
+        let (mut file, sent, mut rx, following) = state?;
         loop {
             let (written, end) = {
                 let now = rx.borrow_and_update();
                 (now.bytes, now.end.clone())
+            };
+            // The tail waits until the copy is kept (and so billed).
+            let written = match end {
+                Some(Ok(())) => written,
+                _ => written.saturating_sub(HELD_BACK),
             };
             if sent < written {
                 let n = (written - sent).min(CHUNK) as usize;
@@ -160,7 +206,7 @@ pub(super) async fn follow(
                 return Some(match file.read_exact(&mut buf).await {
                     Ok(_) => (
                         Ok(bytes::Bytes::from(buf)),
-                        Some((file, sent + n as u64, rx)),
+                        Some((file, sent + n as u64, rx, following)),
                     ),
                     Err(e) => (Err(e), None),
                 });
@@ -177,4 +223,135 @@ pub(super) async fn follow(
         }
     });
     Ok((StatusCode::OK, headers, Body::from_stream(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+    use std::time::Duration;
+
+    /// A copy being written to a file in `dir`, and its writer's end.
+    fn growing(dir: &std::path::Path) -> (Arc<GrowingCopy>, watch::Sender<Grown>, std::fs::File) {
+        let partial = dir.join("7.flac.partial");
+        let file = std::fs::File::create(&partial).unwrap();
+        let (tx, rx) = watch::channel(Grown::default());
+        let g = Arc::new(GrowingCopy {
+            partial,
+            whole: dir.join("7.flac"),
+            media_type: "audio/flac",
+            filename: "copy.flac".into(),
+            grown: rx,
+            followers: Default::default(),
+        });
+        (g, tx, file)
+    }
+
+    /// What arrives of `body` within `wait`.
+    async fn arrived(body: &mut axum::body::BodyDataStream, wait: Duration) -> (Vec<u8>, bool) {
+        let mut got = Vec::new();
+        loop {
+            match tokio::time::timeout(wait, body.next()).await {
+                Ok(Some(Ok(chunk))) => got.extend_from_slice(&chunk),
+                Ok(None) => return (got, true),
+                Ok(Some(Err(e))) => panic!("{e}"),
+                Err(_) => return (got, false),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_follower_gets_what_was_written_but_the_tail_only_once_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, tx, file) = growing(dir.path());
+        let mut w = Announcing::new(file, tx.clone());
+        let data: Vec<u8> = (0..(HELD_BACK as usize + 300_000))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        w.write_all(&data[..200_000]).unwrap();
+        let r = follow(g.clone(), false, 60).await.unwrap();
+        assert_eq!(r.headers()["accept-ranges"], "none");
+        assert!(r.headers().get("content-length").is_none());
+        let mut body = r.into_body().into_data_stream();
+        // Less than the held-back tail written: nothing goes yet.
+        assert_eq!(
+            arrived(&mut body, Duration::from_millis(200)).await,
+            (Vec::new(), false)
+        );
+        w.write_all(&data[200_000..]).unwrap();
+        let (first, ended) = arrived(&mut body, Duration::from_millis(300)).await;
+        assert!(!ended);
+        assert_eq!(first.len() as u64, data.len() as u64 - HELD_BACK);
+        assert_eq!(first[..], data[..first.len()]);
+        // Kept: the rest, and the end.
+        tx.send_modify(|g| g.end = Some(Ok(())));
+        let (rest, ended) = arrived(&mut body, Duration::from_secs(2)).await;
+        assert!(ended);
+        assert_eq!([first, rest].concat(), data);
+        // The follower is no longer counted.
+        assert_eq!(g.followers.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_marking_that_fails_or_stops_breaks_the_transfer_off() {
+        for stopped in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let (g, tx, file) = growing(dir.path());
+            let mut w = Announcing::new(file, tx.clone());
+            w.write_all(&vec![1; HELD_BACK as usize + 10]).unwrap();
+            let mut body = follow(g, false, 60)
+                .await
+                .unwrap()
+                .into_body()
+                .into_data_stream();
+            assert_eq!(body.next().await.unwrap().unwrap().len(), 10);
+            if stopped {
+                // The marking task went away without a word.
+                drop(w);
+                drop(tx);
+            } else {
+                tx.send_modify(|g| g.end = Some(Err("marking failed".into())));
+            }
+            let end = tokio::time::timeout(Duration::from_secs(2), body.next())
+                .await
+                .expect("never hangs");
+            assert!(matches!(end, Some(Err(_))), "stopped: {stopped}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_copy_has_a_bounded_number_of_followers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, _tx, _file) = growing(dir.path());
+        let mut held = Vec::new();
+        for _ in 0..MOST_FOLLOWERS {
+            held.push(follow(g.clone(), false, 60).await.unwrap());
+        }
+        let refused = follow(g.clone(), false, 60).await.unwrap_err();
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        // HEAD is no transfer.
+        assert!(follow(g.clone(), true, 60).await.is_ok());
+        held.pop();
+        assert!(follow(g.clone(), false, 60).await.is_ok());
+    }
+
+    #[test]
+    fn a_copy_being_served_is_never_rewritten_nor_skipped() {
+        let (tx, _rx) = watch::channel(Grown::default());
+        let mut w = Announcing::new(std::io::Cursor::new(Vec::new()), tx.clone());
+        w.write_all(b"fLaC and more").unwrap();
+        assert_eq!(tx.borrow().bytes, 13);
+        assert_eq!(w.stream_position().unwrap(), 13);
+        assert_eq!(w.seek(SeekFrom::Start(13)).unwrap(), 13);
+        for pos in [
+            SeekFrom::Start(0),
+            SeekFrom::Start(20),
+            SeekFrom::Current(-1),
+            SeekFrom::End(0),
+        ] {
+            assert!(w.seek(pos).is_err(), "{pos:?}");
+        }
+        w.write_all(b"!").unwrap();
+        assert_eq!(tx.borrow().bytes, 14);
+    }
 }

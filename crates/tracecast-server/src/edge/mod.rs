@@ -239,6 +239,13 @@ impl Edge {
         let variants = [a?, b?];
         let copies = config.dir.join("copies");
         std::fs::create_dir_all(&copies).map_err(io(&copies))?;
+        // Copies a stopped process was writing: never kept, never served
+        // whole; a ticket shown again marks them anew.
+        for entry in std::fs::read_dir(&copies).map_err(io(&copies))?.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".partial") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         let config_decoded = config.decoded_bytes;
         let edge = Arc::new(Self {
             id: who.id,
@@ -280,6 +287,23 @@ impl Edge {
         tokio::spawn(edge.clone().expiry_loop());
         tracing::info!(edge = %edge.name, id = edge.id, cache = %cache_dir.display(), "edge started");
         Ok(edge)
+    }
+
+    /// Waits, up to `grace`, for the markings in progress (those answered
+    /// early run on after their request) to end, so a stopping edge keeps
+    /// and reports the copies its buyers are following.
+    pub async fn settle(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.in_flight.load(Ordering::Relaxed) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    markings = self.in_flight.load(Ordering::Relaxed),
+                    "the grace period ended with copies still being marked"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn id(&self) -> u16 {
@@ -1061,6 +1085,32 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("{proto}://{host}/edge")
 }
 
+/// Takes a copy marked as it is served off the list of growing copies
+/// when its marking task ends, however it ends; followers of a marking
+/// that ended without saying how are told it failed.
+struct Unlist {
+    edge: Arc<Edge>,
+    delivery: i64,
+    tell: tokio::sync::watch::Sender<growing::Grown>,
+}
+
+impl Drop for Unlist {
+    fn drop(&mut self) {
+        self.edge
+            .growing
+            .lock()
+            .expect("lock")
+            .remove(&self.delivery);
+        self.tell.send_if_modified(|g| {
+            let unsaid = g.end.is_none();
+            if unsaid {
+                g.end = Some(Err("the marking stopped".into()));
+            }
+            unsaid
+        });
+    }
+}
+
 /// A marking counted in `in_flight` while it is held.
 struct InFlight(Arc<Edge>);
 
@@ -1300,8 +1350,12 @@ async fn deliver(
     let alone = e.in_flight.load(Ordering::Relaxed) <= 1;
     let copies = e.copies.clone();
     let delivery = ticket.delivery;
+    // Markings answered early run on after their request: bounded, so
+    // early answers cannot queue work without end (past the bound the
+    // answer waits for the copy, under the request limits).
+    let room = e.growing.lock().expect("lock").len() < e.config.workers.max(1) * 8;
     let source = match source {
-        Source::File(file) if early && is_audio_file(&file) => {
+        Source::File(file) if early && room && is_audio_file(&file) => {
             let whole = copies.join(format!("{delivery}.flac"));
             let partial = whole.with_extension("flac.partial");
             // Made before the answer, so a follower that comes before the
@@ -1321,6 +1375,7 @@ async fn deliver(
                 media_type: "audio/flac",
                 filename: copy_filename(&ticket, "flac"),
                 grown: follow,
+                followers: Default::default(),
             });
             e.growing.lock().expect("lock").insert(delivery, g.clone());
             let answer = under_way(&e, &g, delivery, &base);
@@ -1331,6 +1386,13 @@ async fn deliver(
                 let _marking = marking;
                 let _in_flight = in_flight;
                 let tell = grown.clone();
+                // Unlisted however the task ends (a panic included), its
+                // followers told.
+                let _unlist = Unlist {
+                    edge: task.clone(),
+                    delivery,
+                    tell: tell.clone(),
+                };
                 let marked = crate::on_worker(&task.work, move || {
                     mark_audio_stream(
                         file,
@@ -1357,7 +1419,6 @@ async fn deliver(
                         tracing::error!(delivery, error = %why, "a copy served as it was marked failed")
                     }
                 }
-                task.growing.lock().expect("lock").remove(&delivery);
                 tell.send_modify(|g| g.end = Some(kept));
             });
             return Ok(answer);
@@ -1999,8 +2060,19 @@ async fn download(
         if body {
             e.mark_served(delivery).await?;
         }
-        let max_age = (q.expires - tracecast_store::now_ms() / 1000).max(0) as u64;
-        return growing::follow(g, !body, max_age).await;
+        // Still marked now that it is noted served: a revocation that
+        // comes after sees it served. Else it is whole, and served below
+        // under its gate, revocation checked.
+        let still = e
+            .growing
+            .lock()
+            .expect("lock")
+            .get(&delivery)
+            .is_some_and(|now| Arc::ptr_eq(now, &g));
+        if still {
+            let max_age = (q.expires - tracecast_store::now_ms() / 1000).max(0) as u64;
+            return growing::follow(g, !body, max_age).await;
+        }
     }
     // Held until the response is made (its file opened): a revocation
     // waits, and counts these bytes as served.

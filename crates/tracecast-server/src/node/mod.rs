@@ -415,6 +415,7 @@ impl Node {
     pub async fn stop(self) {
         let Node {
             store,
+            edge,
             readiness,
             mdns,
             shutdown,
@@ -449,6 +450,9 @@ impl Node {
                 "the grace period ended; cutting the requests still in flight"
             );
             server.abort();
+        }
+        if let Some(edge) = edge {
+            edge.settle(shutdown.grace).await;
         }
         store.close().await;
         tracing::info!("stopped");
