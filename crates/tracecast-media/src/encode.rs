@@ -701,6 +701,31 @@ impl<W: Write + Seek> PcmWriter<W> {
         source_bits: Option<u32>,
         rights: Option<&crate::Rights>,
     ) -> Result<Self, MediaError> {
+        Self::open(
+            out,
+            format,
+            effort,
+            sample_rate,
+            channels,
+            source_bits,
+            rights,
+            None,
+        )
+    }
+
+    /// The writer, FLAC written in order when `in_order` announces its
+    /// length (see [`Self::flac_in_order`]).
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        out: W,
+        format: OutputFormat,
+        effort: FlacEffort,
+        sample_rate: u32,
+        channels: usize,
+        source_bits: Option<u32>,
+        rights: Option<&crate::Rights>,
+        in_order: Option<u64>,
+    ) -> Result<Self, MediaError> {
         if channels == 0 || channels > 8 {
             return Err(MediaError::Parameters(format!("{channels} channels")));
         }
@@ -743,7 +768,7 @@ impl<W: Write + Seek> PcmWriter<W> {
                         .map(crate::rights::flac_rights_block)
                         .transpose()?
                         .unwrap_or_default(),
-                    None,
+                    in_order,
                 )?))
             }
         };
@@ -765,31 +790,16 @@ impl<W: Write + Seek> PcmWriter<W> {
         rights: Option<&crate::Rights>,
         total_frames: Option<u64>,
     ) -> Result<Self, MediaError> {
-        if channels == 0 || channels > 8 {
-            return Err(MediaError::Parameters(format!("{channels} channels")));
-        }
-        let bits = match source_bits {
-            Some(b) if b > 16 => 24,
-            _ => 16,
-        };
-        let (config, threads) = flac_config(effort, sample_rate)?;
-        let flac = FlacWriter::new(
+        Self::open(
             out,
-            config,
-            threads,
+            OutputFormat::Flac,
+            effort,
             sample_rate,
             channels,
-            bits,
-            &rights
-                .map(crate::rights::flac_rights_block)
-                .transpose()?
-                .unwrap_or_default(),
+            source_bits,
+            rights,
             Some(total_frames.unwrap_or(0)),
-        )?;
-        Ok(PcmWriter {
-            inner: Writer::Flac(Box::new(flac)),
-            channels,
-        })
+        )
     }
 
     /// Writes the next samples, one slice per channel (all the same length).
