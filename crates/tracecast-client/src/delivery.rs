@@ -717,25 +717,8 @@ impl EdgeClient {
             return Err(refused(resp).await);
         }
         let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
-        let mut body = resp.bytes_stream();
-        let started = std::time::Instant::now();
-        let mut have = 0u64;
-        progress(0, 0);
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            file.write_all(&chunk).await.map_err(io)?;
-            file.flush().await.map_err(io)?;
-            have += chunk.len() as u64;
-            progress(have, 0);
-            if let Some(rate) = limit.filter(|r| *r > 0) {
-                let due = Duration::from_secs_f64(have as f64 / rate as f64);
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        }
-        file.sync_all().await.map_err(io)?;
-        Ok(have)
+        // No length yet: the progress shows what arrived.
+        save_body(resp, &mut file, out, 0, 0, limit, progress).await
     }
 
     /// Puts a copy followed to its end ([`Self::follow`] answered `Ok`: the
@@ -749,13 +732,13 @@ impl EdgeClient {
     ) -> Result<(CopyInfo, Downloaded), ClientError> {
         let io = |e: std::io::Error| ClientError::Local(format!("writing {}: {e}", out.display()));
         let part = part_path(out);
-        let bytes = tokio::fs::read(&part).await.map_err(io)?;
+        let (bytes, sha256) = hash_file(&part).await.map_err(io)?;
         let info = CopyInfo {
             delivery: copy.delivery,
             url: copy.url.clone(),
             link_expires: copy.link_expires,
-            bytes: bytes.len() as u64,
-            sha256: hex::encode(Sha256::digest(&bytes)),
+            bytes,
+            sha256,
             media_type: copy.media_type.clone(),
             filename: copy.filename.clone(),
             kept: false,
@@ -766,7 +749,7 @@ impl EdgeClient {
             info,
             Downloaded {
                 path: out.to_owned(),
-                bytes: bytes.len() as u64,
+                bytes,
                 resumed_from: 0,
             },
         ))
@@ -833,33 +816,13 @@ impl EdgeClient {
         // Nothing was left to fetch (the part is whole: a followed copy, an
         // earlier run's): the 416's body is the edge's message, not bytes
         // of the copy.
-        let nothing_left = resp.status() == StatusCode::RANGE_NOT_SATISFIABLE;
-        let mut body = resp.bytes_stream();
-        progress(have, copy.bytes);
-        let started = std::time::Instant::now();
-        let mut this_run = 0u64;
-        while let Some(chunk) = body.next().await {
-            if nothing_left {
-                break;
-            }
-            let chunk = chunk?;
-            file.write_all(&chunk).await.map_err(io)?;
-            // What is written is kept: a break resumes after it.
-            file.flush().await.map_err(io)?;
-            have += chunk.len() as u64;
-            this_run += chunk.len() as u64;
+        if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
             progress(have, copy.bytes);
-            if let Some(rate) = limit.filter(|r| *r > 0) {
-                let due = Duration::from_secs_f64(this_run as f64 / rate as f64);
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    tokio::time::sleep(wait).await;
-                }
-            }
+        } else {
+            have = save_body(resp, &mut file, out, have, copy.bytes, limit, progress).await?;
         }
-        file.sync_all().await.map_err(io)?;
         drop(file);
-        let bytes = tokio::fs::read(&part).await.map_err(io)?;
-        let got = hex::encode(Sha256::digest(&bytes));
+        let (_, got) = hash_file(&part).await.map_err(io)?;
         if got != copy.sha256 {
             // A broken part must not be resumed again.
             let _ = tokio::fs::remove_file(&part).await;
@@ -874,6 +837,60 @@ impl EdgeClient {
             bytes: have,
             resumed_from,
         })
+    }
+}
+
+/// Writes a response's body to `file` (the part of `out`, holding `have`
+/// bytes) as it comes, each piece flushed (what is written is kept: a
+/// break resumes after it), at no more than `limit` bytes a second, telling
+/// `progress` of `total` (0: not known yet). Answers the bytes held then.
+async fn save_body(
+    resp: reqwest::Response,
+    file: &mut tokio::fs::File,
+    out: &Path,
+    mut have: u64,
+    total: u64,
+    limit: Option<u64>,
+    progress: &(dyn Fn(u64, u64) + Send + Sync),
+) -> Result<u64, ClientError> {
+    let io = |e: std::io::Error| ClientError::Local(format!("writing {}: {e}", out.display()));
+    let mut body = resp.bytes_stream();
+    progress(have, total);
+    let started = std::time::Instant::now();
+    let mut this_run = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        file.write_all(&chunk).await.map_err(io)?;
+        file.flush().await.map_err(io)?;
+        have += chunk.len() as u64;
+        this_run += chunk.len() as u64;
+        progress(have, total);
+        if let Some(rate) = limit.filter(|r| *r > 0) {
+            let due = Duration::from_secs_f64(this_run as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    file.sync_all().await.map_err(io)?;
+    Ok(have)
+}
+
+/// A file's length and SHA-256 (hex), read in pieces: a copy may be
+/// gigabytes.
+async fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok((len, hex::encode(hash.finalize())));
+        }
+        hash.update(&buf[..n]);
+        len += n as u64;
     }
 }
 
