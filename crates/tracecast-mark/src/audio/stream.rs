@@ -30,15 +30,33 @@ use super::{MarkError, EMBED_RATES};
 pub(super) struct Rows<T> {
     base: usize,
     width: usize,
+    /// Rows that must have gone before the rest is moved down.
+    move_after: usize,
     pub(super) data: Vec<T>,
 }
 
 impl<T: Copy> Rows<T> {
+    /// Rows forgotten a block at a time, for callers that forget often.
     pub(super) fn new(width: usize) -> Self {
         Rows {
             base: 0,
             width,
+            move_after: BLOCK_HOPS,
             data: Vec::new(),
+        }
+    }
+
+    /// Room for `rows` rows from the start, forgetting whatever has gone
+    /// at each call: for a caller that forgets once a block, so each move
+    /// is of the few rows read ahead. Growing a buffer block by block
+    /// copied it and touched fresh pages each time, a cost that showed in
+    /// a whole marking's time.
+    fn reserved(width: usize, rows: usize) -> Self {
+        Rows {
+            base: 0,
+            width,
+            move_after: 1,
+            data: Vec::with_capacity(width * rows),
         }
     }
 
@@ -56,11 +74,11 @@ impl<T: Copy> Rows<T> {
         self.data.extend_from_slice(row);
     }
 
-    /// Forgets rows before hop `t`. Moves the rest only when a block's
-    /// worth has gone, so the cost stays linear.
+    /// Forgets rows before hop `t`. Moves the rest only when enough have
+    /// gone, so the cost stays linear.
     pub(super) fn forget_before(&mut self, t: usize) {
         let gone = t.saturating_sub(self.base).min(self.end() - self.base);
-        if gone >= BLOCK_HOPS {
+        if gone >= self.move_after {
             self.data.drain(..gone * self.width);
             self.base += gone;
         }
@@ -98,6 +116,22 @@ pub(super) fn sum_of_squares(x: &[f32]) -> f64 {
 /// samples and differences stays in cache (a multiple of the energies'
 /// runs of 256).
 const EMIT_RUN: usize = 4096;
+
+/// Frames handed out at once while a block is synthesised: the
+/// differences go out while they are still in cache, and only this many
+/// (and a frame) are held, not a block. A block is a whole number of
+/// these, so the energies are added up over the same runs however the
+/// block went out.
+const EMIT_BATCH: usize = 8 * EMIT_RUN;
+const _: () = assert!((BLOCK_HOPS * HOP).is_multiple_of(EMIT_BATCH));
+
+/// The most frames taken in at once: a larger push is taken in pieces, so
+/// the input held is a block and this much, whatever the caller's sizes.
+const PUSH_PIECE: usize = 8192;
+
+/// Hops analysed beyond the block being marked: the whitening's margin,
+/// a piece's worth and the frames that end past it.
+const AHEAD_HOPS: usize = WHITEN_HOPS + PUSH_PIECE / HOP + 4;
 
 /// A group of cells read together, owned: its cells, its sign, and the
 /// level per cell it must read at.
@@ -235,6 +269,8 @@ impl StreamEmbedder {
             2 => 1,
             n => n,
         };
+        // Every buffer is given the room it will need at once.
+        let held_rows = BLOCK_HOPS + AHEAD_HOPS;
         Ok(StreamEmbedder {
             channels,
             groups: groups
@@ -266,15 +302,19 @@ impl StreamEmbedder {
             side_diff: vec![Complex32::default(); hi - lo],
             power: vec![0.0; bins],
             prefix: vec![0.0; bins + 1],
-            input: vec![Vec::new(); channels],
+            input: (0..channels)
+                .map(|_| Vec::with_capacity(held_rows * HOP + FRAME))
+                .collect(),
             input_base: 0,
             received: 0,
             total_hops: None,
-            mid_rows: Rows::new(bins),
-            side_rows: (0..side_passes).map(|_| Rows::new(hi - lo)).collect(),
-            raw_db: Rows::new(bins),
-            freq_db: Rows::new(bins),
-            white_db: Rows::new(bins),
+            mid_rows: Rows::reserved(bins, held_rows),
+            side_rows: (0..side_passes)
+                .map(|_| Rows::reserved(hi - lo, held_rows))
+                .collect(),
+            raw_db: Rows::reserved(bins, held_rows),
+            freq_db: Rows::reserved(bins, held_rows + WHITEN_HOPS),
+            white_db: Rows::reserved(bins, held_rows),
             window_sum: vec![0.0; bins],
             window_from: 0,
             window_to: 0,
@@ -282,7 +322,9 @@ impl StreamEmbedder {
             factors: vec![0.0; CELLS],
             guarded: vec![0.0; CELLS],
             next_synth: 0,
-            diffs: vec![Vec::new(); 1 + side_passes],
+            diffs: (0..1 + side_passes)
+                .map(|_| Vec::with_capacity(EMIT_BATCH + 2 * FRAME))
+                .collect(),
             emitted: 0,
             out: vec![Vec::new(); channels],
             diff_out: Vec::new(),
@@ -303,20 +345,20 @@ impl StreamEmbedder {
         self.emitted
     }
 
-    /// Values held now (samples, spectra and levels): what the embedder's
-    /// memory is made of.
+    /// Room for values held now (samples, spectra and levels, in 4-byte
+    /// units): what the embedder's memory is made of.
     pub fn held(&self) -> usize {
-        let rows = self.mid_rows.data.len() * 2
+        let rows = self.mid_rows.data.capacity() * 2
             + self
                 .side_rows
                 .iter()
-                .map(|r| r.data.len() * 2)
+                .map(|r| r.data.capacity() * 2)
                 .sum::<usize>()
-            + self.raw_db.data.len()
-            + self.freq_db.data.len()
-            + self.white_db.data.len();
-        let samples = self.input.iter().map(Vec::len).sum::<usize>()
-            + self.diffs.iter().map(Vec::len).sum::<usize>();
+            + self.raw_db.data.capacity()
+            + self.freq_db.data.capacity()
+            + self.white_db.data.capacity();
+        let samples = self.input.iter().map(Vec::capacity).sum::<usize>()
+            + self.diffs.iter().map(Vec::capacity).sum::<usize>();
         rows + samples
     }
 
@@ -343,11 +385,16 @@ impl StreamEmbedder {
         {
             return Err(MarkError::NonFinite);
         }
-        for (buf, c) in self.input.iter_mut().zip(input) {
-            buf.extend_from_slice(c);
+        let mut from = 0;
+        while from < n {
+            let to = (from + PUSH_PIECE).min(n);
+            for (buf, c) in self.input.iter_mut().zip(input) {
+                buf.extend_from_slice(&c[from..to]);
+            }
+            self.received += to - from;
+            self.arch.dispatch(Run(self, sink));
+            from = to;
         }
-        self.received += n;
-        self.arch.dispatch(Run(self, sink));
         Ok(())
     }
 
@@ -385,8 +432,8 @@ impl StreamEmbedder {
             if !self.block_ready() {
                 break;
             }
-            self.mark_block();
-            self.emit(sink);
+            self.mark_block(sink);
+            self.emit(sink, false);
             self.forget();
         }
     }
@@ -518,14 +565,13 @@ impl StreamEmbedder {
             self.window_from += 1;
         }
         let inv = 1.0 / (hi - lo) as f64;
-        let row: Vec<f32> = self
+        let row = self
             .freq_db
             .row(t)
             .iter()
             .zip(&self.window_sum)
-            .map(|(v, s)| (v - (s * inv) as f32).clamp(-CLIP_DB, CLIP_DB))
-            .collect();
-        self.white_db.push(&row);
+            .map(|(v, s)| (v - (s * inv) as f32).clamp(-CLIP_DB, CLIP_DB));
+        self.white_db.data.extend(row);
     }
 
     /// Whether the next block's hops are all whitened.
@@ -585,7 +631,7 @@ impl StreamEmbedder {
 
     /// The block's cell factors, from its gains.
     #[inline(always)]
-    fn mark_block(&mut self) {
+    fn mark_block(&mut self, sink: &mut dyn FnMut(&[&[f32]])) {
         let block = self.next_block;
         let config = self.config;
         // Per-cell gain weights from the unwhitened levels: a cell quieter
@@ -654,10 +700,12 @@ impl StreamEmbedder {
             }
         }
         self.factors = factors;
-        // Synthesise the block's hops.
+        // Synthesise the block's hops, handing out what is final as it
+        // goes.
         let end = ((block + 1) * BLOCK_HOPS).min(self.hops_known());
         for t in block * BLOCK_HOPS..end {
             self.synthesise(t);
+            self.emit(sink, true);
         }
         self.next_block += 1;
     }
@@ -766,9 +814,11 @@ impl StreamEmbedder {
     /// Hands out the samples no later frame touches, in runs of
     /// [`EMIT_RUN`] frames: each run's passes (the differences, the
     /// energies, the sums, then the sink's) find its samples in cache, where
-    /// a block at a time went out to memory and back on every pass.
+    /// a block at a time went out to memory and back on every pass. With
+    /// `batches_only`, only whole [`EMIT_BATCH`]es go (while a block is
+    /// synthesised); else everything final.
     #[inline(always)]
-    fn emit(&mut self, sink: &mut dyn FnMut(&[&[f32]])) {
+    fn emit(&mut self, sink: &mut dyn FnMut(&[&[f32]]), batches_only: bool) {
         let fin = if self.total_hops == Some(self.next_synth) {
             self.received
         } else {
@@ -777,7 +827,13 @@ impl StreamEmbedder {
         if fin <= self.emitted {
             return;
         }
-        let n = fin - self.emitted;
+        let mut n = fin - self.emitted;
+        if batches_only {
+            n -= n % EMIT_BATCH;
+            if n == 0 {
+                return;
+            }
+        }
         let base = self.emitted - self.input_base;
         let mut from = 0;
         while from < n {
@@ -818,7 +874,7 @@ impl StreamEmbedder {
         for d in &mut self.diffs {
             d.drain(..n.min(d.len()));
         }
-        self.emitted = fin;
+        self.emitted += n;
     }
 
     /// Drops what no later step reads.
@@ -1003,10 +1059,28 @@ mod tests {
             "first out at {first}"
         );
         // What it holds does not grow with the length: 80 blocks of
-        // samples in, a few blocks' worth held at most.
-        assert!(most_held < 12 * BLOCK, "held {most_held} values");
+        // samples in (40 a channel), under six blocks' worth held (its
+        // buffers are sized once; grown as they filled, they held ten).
+        assert!(most_held < 6 * BLOCK, "held {most_held} values");
         let rest = embedder.finish(&mut |_| {}).unwrap();
         assert_eq!(rest.blocks, 40);
+    }
+
+    #[test]
+    fn a_large_push_is_taken_in_pieces() {
+        let mut embedder =
+            StreamEmbedder::new(2, 44_100, &key(), &payload(), &EmbedConfig::default()).unwrap();
+        let input = audio(2, 10 * BLOCK, 4);
+        let refs: Vec<&[f32]> = input.iter().map(Vec::as_slice).collect();
+        let mut most_out = 0;
+        embedder
+            .push(&refs, &mut |out| most_out = most_out.max(out[0].len()))
+            .unwrap();
+        // Ten blocks in one call: the buffers still hold a block and a
+        // piece, and the samples still leave in runs.
+        assert!(embedder.held() < 6 * BLOCK, "held {}", embedder.held());
+        assert!(embedder.emitted() >= 9 * BLOCK);
+        assert_eq!(most_out, EMIT_RUN);
     }
 
     #[test]
