@@ -40,7 +40,8 @@ pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
     Ok(crate::options("edge", args))
 }
 
-/// nginx on loopback serving one directory, stopped on drop.
+/// nginx on loopback serving one directory, stopped on drop (however the
+/// bench ends: a failed bench returns through it too).
 pub(crate) struct Nginx {
     child: Child,
     pub(crate) port: u16,
@@ -48,9 +49,51 @@ pub(crate) struct Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
+}
+
+/// Stops a server process the bench started: SIGTERM, on which nginx's
+/// master stops its workers and waits for them, and `tracecast serve`
+/// drains; after ten seconds, SIGKILL to its children and then to it. A
+/// SIGKILL to nginx's master alone left its workers running.
+pub(crate) fn stop(child: &mut Child) {
+    let pid = child.id();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for orphan in children_of(pid) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &orphan.to_string()])
+            .status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The processes whose parent is `pid` (from /proc).
+pub(crate) fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            // `pid (name) state ppid ...`: the name may hold spaces, so
+            // the fields are read after its closing parenthesis.
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(pid)
+            })
+        })
+        .collect()
 }
 
 /// Starts nginx serving `root`; `location` is what goes inside its
@@ -422,4 +465,40 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
     }
     drop(nginx);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether process `pid` is running (a zombie has ended).
+    fn running(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z")
+        })
+    }
+
+    #[test]
+    fn nginx_stops_with_its_workers() {
+        let bin = Path::new("/usr/sbin/nginx");
+        assert!(bin.exists(), "apt-get install nginx-light");
+        let dir = tempfile::tempdir().unwrap();
+        let nginx = start_nginx(bin, dir.path(), &dir.path().join("nginx"), "").unwrap();
+        let master = nginx.child.id();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let workers = loop {
+            let w = children_of(master);
+            if w.len() == 2 || Instant::now() > deadline {
+                break w;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(workers.len(), 2, "nginx's two workers");
+        drop(nginx);
+        for pid in workers.into_iter().chain([master]) {
+            assert!(!running(pid), "process {pid} outlived the bench");
+        }
+    }
 }
