@@ -429,6 +429,72 @@ fn stream_info_upfront(
     Ok(head)
 }
 
+/// A FLAC frame (RFC 9639, section 9) holding `interleaved` (whole frames
+/// of `channels` samples of `bits` bits) uncoded, numbered `number` in a
+/// stream of fixed blocks: the last block, shorter than the others.
+/// flacenc codes only blocks of 64 frames or more, and pads a shorter last
+/// block with silence; a verbatim frame holds any length exactly, for at
+/// most one block's raw size. Its sample rate and bit depth are the
+/// stream's (codes 0: "from STREAMINFO").
+fn verbatim_frame(interleaved: &[i32], channels: usize, bits: u32, number: u64) -> Vec<u8> {
+    let n = interleaved.len() / channels;
+    debug_assert!((1..=65_536).contains(&n) && (1..=8).contains(&channels));
+    let mut frame = vec![0xFF, 0xF8];
+    // Block size: 8 bits of n - 1 after the number (code 6), or 16 (code 7).
+    frame.push(if n <= 256 { 0x60 } else { 0x70 });
+    // Channels coded independently (n - 1), bit depth from STREAMINFO.
+    frame.push(((channels - 1) as u8) << 4);
+    frame.extend_from_slice(&coded_number(number));
+    if n <= 256 {
+        frame.push((n - 1) as u8);
+    } else {
+        frame.extend_from_slice(&((n - 1) as u16).to_be_bytes());
+    }
+    frame.push(crc::Crc::<u8>::new(&crc::CRC_8_SMBUS).checksum(&frame));
+    // Each channel's subframe: header 0b0_000001_0 (verbatim, no wasted
+    // bits), then its samples of `bits` bits, all packed without gaps.
+    let mut acc = 0u64;
+    let mut held = 0u32;
+    let mut put = |frame: &mut Vec<u8>, value: u64, width: u32| {
+        acc = (acc << width) | (value & ((1u64 << width) - 1));
+        held += width;
+        while held >= 8 {
+            held -= 8;
+            frame.push((acc >> held) as u8);
+        }
+    };
+    for c in 0..channels {
+        put(&mut frame, 0b0000_0010, 8);
+        for s in interleaved.iter().skip(c).step_by(channels) {
+            put(&mut frame, *s as u32 as u64, bits);
+        }
+    }
+    // Zero bits up to the next byte.
+    if held > 0 {
+        frame.push((acc << (8 - held)) as u8);
+    }
+    let crc16 = crc::Crc::<u16>::new(&crc::CRC_16_UMTS).checksum(&frame);
+    frame.extend_from_slice(&crc16.to_be_bytes());
+    frame
+}
+
+/// A frame number as FLAC codes it (RFC 9639, 9.1.5): UTF-8's scheme,
+/// extended to 36 bits.
+fn coded_number(v: u64) -> Vec<u8> {
+    if v < 0x80 {
+        return vec![v as u8];
+    }
+    // Bytes: n, of which the first holds 7 - n bits and the rest 6 each.
+    let n = (2..=7u32)
+        .find(|&n| v < 1u64 << (6 * (n - 1) + (7 - n)))
+        .unwrap_or(7);
+    let mut out = vec![(0xFF00u16 >> n) as u8 | (v >> (6 * (n - 1))) as u8];
+    for k in (0..n - 1).rev() {
+        out.push(0x80 | ((v >> (6 * k)) & 0x3F) as u8);
+    }
+    out
+}
+
 /// A FLAC stream written as samples come: blocks are gathered into runs
 /// (16 per thread), each run coded on `threads` threads and written at once,
 /// and STREAMINFO written over its place at the end, or, for a stream
@@ -447,7 +513,12 @@ struct FlacWriter<W: Write + Seek> {
     filled: usize,
     /// Frame number of the run's first block.
     first: usize,
-    context: flacenc::source::Context,
+    /// Whole blocks filled so far.
+    blocks: usize,
+    /// The MD5 of the samples so far (RFC 9639, 8.2: of each sample's
+    /// little-endian bytes, interleaved), with room for a block's bytes;
+    /// none for a stream written in order, whose head went first.
+    md5: Option<(md5::Md5, Vec<u8>)>,
     /// Interleaved, quantised samples not yet a whole block.
     pending: Vec<i32>,
     bits: u32,
@@ -496,7 +567,13 @@ impl<W: Write + Seek> FlacWriter<W> {
             out,
             start,
             in_order,
-            context: flacenc::source::Context::new(bits as usize, channels, block),
+            blocks: 0,
+            md5: in_order.is_none().then(|| {
+                (
+                    <md5::Md5 as md5::Digest>::new(),
+                    Vec::with_capacity(block * channels * 4),
+                )
+            }),
             config,
             threads,
             info,
@@ -540,15 +617,15 @@ impl<W: Write + Seek> FlacWriter<W> {
     fn fill_block(&mut self) -> Result<(), MediaError> {
         use flacenc::source::Fill;
         if self.filled == 0 {
-            // The MD5 is of the whole, read in order: the context counts
-            // frames as they are filled.
-            self.first = self.context.current_frame_number().map_or(0, |n| n + 1);
+            self.first = self.blocks;
         }
-        (&mut self.bufs[self.filled], &mut self.context)
+        self.bufs[self.filled]
             .fill_interleaved(&self.pending)
             .map_err(|e| flac_error(&e))?;
+        self.add_to_md5();
         self.pending.clear();
         self.filled += 1;
+        self.blocks += 1;
         if self.filled == self.bufs.len() {
             self.code_run()?;
         }
@@ -600,14 +677,38 @@ impl<W: Write + Seek> FlacWriter<W> {
         Ok(())
     }
 
+    /// Adds the pending samples to the MD5 (when there is one).
+    fn add_to_md5(&mut self) {
+        use md5::Digest;
+        let Some((md5, bytes)) = &mut self.md5 else {
+            return;
+        };
+        let width = self.bits.div_ceil(8) as usize;
+        bytes.clear();
+        for s in &self.pending {
+            bytes.extend_from_slice(&s.to_le_bytes()[..width]);
+        }
+        md5.update(&bytes[..]);
+    }
+
     /// Codes what is left and writes STREAMINFO over its place.
     fn finish(mut self) -> Result<W, MediaError> {
         use std::io::SeekFrom;
-        if !self.pending.is_empty() {
-            self.fill_block()?;
-        }
         if self.filled > 0 {
             self.code_run()?;
+        }
+        // A last block shorter than the others is written as it is, not
+        // padded with silence to a whole block as flacenc does (which every
+        // decoder then plays, and which `flac -t` finds against the MD5).
+        let mut last_frame = None;
+        if !self.pending.is_empty() {
+            let frame = verbatim_frame(&self.pending, self.channels, self.bits, self.blocks as u64);
+            self.add_to_md5();
+            self.out
+                .write_all(&frame)
+                .map_err(|e| MediaError::Encode(e.to_string()))?;
+            last_frame = Some(frame.len());
+            self.pending.clear();
         }
         if let Some(total) = self.in_order {
             // More than announced would be a lie told to every reader.
@@ -622,8 +723,23 @@ impl<W: Write + Seek> FlacWriter<W> {
             }
             return Ok(self.out);
         }
-        self.info.set_md5_digest(&self.context.md5_digest());
+        if let Some((md5, _)) = self.md5.take() {
+            self.info
+                .set_md5_digest(&<md5::Md5 as md5::Digest>::finalize(md5).into());
+        }
         self.info.set_total_samples(self.frames);
+        // The fixed block size (a shorter last block does not count), and
+        // the frame sizes with the last frame's.
+        let block = self.config.block_size;
+        self.info
+            .set_block_sizes(block, block)
+            .map_err(|e| flac_error(&e))?;
+        if let Some(last) = last_frame {
+            let (low, high) = (self.info.min_frame_size(), self.info.max_frame_size());
+            self.info
+                .set_frame_sizes(low.min(last), high.max(last))
+                .map_err(|e| flac_error(&e))?;
+        }
         let mut head = flacenc::bitsink::ByteSink::new();
         flacenc::component::Stream::with_stream_info(self.info)
             .write(&mut head)
@@ -1033,9 +1149,14 @@ mod tests {
 
     #[test]
     fn block_by_block_flac_is_the_whole_signal_encoders_stream() {
-        for (seconds, rate, channels) in [(0.01, 44_100, 1), (1.3, 48_000, 2), (9.0, 22_050, 2)] {
+        // Whole blocks: a shorter last block is written otherwise (below).
+        for (seconds, rate, channels) in [(0.1, 44_100, 1), (1.3, 48_000, 2), (9.0, 22_050, 2)] {
             let mut pcm = crate::synth::music(seconds, rate, 3);
             pcm.channels.truncate(channels);
+            let whole_blocks = pcm.frames() / 4096 * 4096;
+            for c in &mut pcm.channels {
+                c.truncate(whole_blocks);
+            }
             for lpc in [true, false] {
                 let mut config = flacenc::config::Encoder::default();
                 config.subframe_coding.use_lpc = lpc;
@@ -1051,6 +1172,124 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// `pcm` quantised, interleaved.
+    fn quantised(pcm: &Pcm, bits: u32) -> Vec<i32> {
+        let mut out = Vec::new();
+        interleave(pcm, bits, 0, pcm.frames(), &mut out);
+        out
+    }
+
+    /// Whether the reference decoder (`flac -t`) finds `bytes` sound: every
+    /// frame's CRCs, and the MD5 when STREAMINFO has one.
+    fn flac_tests_clean(bytes: &[u8]) -> bool {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.flac");
+        std::fs::write(&path, bytes).unwrap();
+        let out = std::process::Command::new("flac")
+            .args(["-t", "-s"])
+            .arg(&path)
+            .output()
+            .expect("apt-get install flac");
+        if !out.status.success() {
+            eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+        out.status.success()
+    }
+
+    #[test]
+    fn a_short_last_block_is_written_as_it_is() {
+        for (rest, channels, bits) in [
+            (1usize, 1usize, 16u32),
+            (15, 2, 16),
+            (63, 2, 24),
+            (64, 1, 24),
+            (1000, 2, 16),
+            (4095, 3, 16),
+        ] {
+            let frames = 4096 * 2 + rest;
+            let pcm = Pcm {
+                sample_rate: 44_100,
+                bits_per_sample: Some(bits),
+                channels: (0..channels)
+                    .map(|c| {
+                        (0..frames)
+                            .map(|i| ((i * (c + 2)) as f32 * 0.013).sin() * 0.6)
+                            .collect()
+                    })
+                    .collect(),
+            };
+            let case = format!("{rest} frames over, {channels} ch, {bits} bits");
+            let want = quantised(&pcm, bits);
+            let full = (1i64 << (bits - 1)) as f32;
+            // Written seeking back (STREAMINFO last) and in order (first).
+            let seeking = encode_flac(&pcm, FlacEffort::Fast).unwrap();
+            let chunk: Vec<&[f32]> = pcm.channels.iter().map(Vec::as_slice).collect();
+            let mut ordered = Cursor::new(Vec::new());
+            let mut w = PcmWriter::flac_in_order(
+                &mut ordered,
+                FlacEffort::Fast,
+                44_100,
+                channels,
+                Some(bits),
+                None,
+                Some(frames as u64),
+            )
+            .unwrap();
+            w.write(&chunk).unwrap();
+            w.finish().unwrap();
+            let ordered = ordered.into_inner();
+            for (name, bytes) in [("seeking", &seeking), ("in order", &ordered)] {
+                // Every sample back, and no more.
+                let back = crate::decode_bytes(bytes.clone(), Some("flac")).unwrap();
+                assert_eq!(back.frames(), frames, "{case}, {name}");
+                let got: Vec<i32> = (0..frames)
+                    .flat_map(|i| {
+                        back.channels
+                            .iter()
+                            .map(move |c| (c[i] * full).round() as i32)
+                    })
+                    .collect();
+                assert!(got == want, "{case}, {name}: other samples");
+                assert!(flac_tests_clean(bytes), "{case}, {name}: flac -t");
+            }
+            // The MD5 is of the samples.
+            let md5: [u8; 16] = <md5::Md5 as md5::Digest>::digest(
+                want.iter()
+                    .flat_map(|s| s.to_le_bytes()[..bits.div_ceil(8) as usize].to_vec())
+                    .collect::<Vec<u8>>(),
+            )
+            .into();
+            assert_eq!(seeking[26..42], md5, "{case}");
+            // The whole blocks are flacenc's frames, as before.
+            let tail = verbatim_frame(&want[4096 * 2 * channels..], channels, bits, 2).len();
+            assert_eq!(
+                seeking[FLAC_HEAD..seeking.len() - tail],
+                ordered[FLAC_HEAD..ordered.len() - tail],
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn frame_numbers_are_coded_as_flac_codes_them() {
+        for (v, want) in [
+            (0u64, vec![0x00]),
+            (0x7F, vec![0x7F]),
+            (0x80, vec![0xC2, 0x80]),
+            (0x7FF, vec![0xDF, 0xBF]),
+            (0x800, vec![0xE0, 0xA0, 0x80]),
+            (0xFFFF, vec![0xEF, 0xBF, 0xBF]),
+            (0x10000, vec![0xF0, 0x90, 0x80, 0x80]),
+            (0x7FFF_FFFF, vec![0xFD, 0xBF, 0xBF, 0xBF, 0xBF, 0xBF]),
+            (
+                0xF_FFFF_FFFF,
+                vec![0xFE, 0xBF, 0xBF, 0xBF, 0xBF, 0xBF, 0xBF],
+            ),
+        ] {
+            assert_eq!(coded_number(v), want, "{v:#x}");
         }
     }
 }
