@@ -38,6 +38,11 @@ pub(super) struct GrowingCopy {
     /// Downloads following it now (bounded: one link must not hold the
     /// edge's connections while it is marked).
     pub followers: std::sync::atomic::AtomicUsize,
+    /// Set when the delivery is revoked: the marking's next write fails,
+    /// so it ends (its followers broken off) and lets the revocation in,
+    /// rather than holding it (and every order after it) for the rest of
+    /// a long marking.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Followers of one copy at a time.
@@ -67,6 +72,8 @@ pub(super) struct Announcing<W> {
     /// The position written next; followers are told only of the
     /// contiguous bytes from the start.
     at: u64,
+    /// Once set, every write fails (see [`GrowingCopy::stop`]).
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<W> Announcing<W> {
@@ -75,12 +82,22 @@ impl<W> Announcing<W> {
             inner,
             grown,
             at: 0,
+            stop: Default::default(),
         }
+    }
+
+    /// Writes fail once `stop` is set.
+    pub fn stopped_by(mut self, stop: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.stop = stop;
+        self
     }
 }
 
 impl<W: Write> Write for Announcing<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::other("the delivery was revoked"));
+        }
         let n = self.inner.write(buf)?;
         self.at += n as u64;
         let at = self.at;
@@ -243,6 +260,7 @@ mod tests {
             filename: "copy.flac".into(),
             grown: rx,
             followers: Default::default(),
+            stop: Default::default(),
         });
         (g, tx, file)
     }
@@ -353,5 +371,17 @@ mod tests {
         }
         w.write_all(b"!").unwrap();
         assert_eq!(tx.borrow().bytes, 14);
+    }
+
+    #[test]
+    fn a_revoked_copy_stops_being_written() {
+        let (tx, _rx) = watch::channel(Grown::default());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut w =
+            Announcing::new(std::io::Cursor::new(Vec::new()), tx.clone()).stopped_by(stop.clone());
+        w.write_all(b"fLaC").unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(w.write_all(b" and more").is_err());
+        assert_eq!(tx.borrow().bytes, 4, "nothing more announced");
     }
 }

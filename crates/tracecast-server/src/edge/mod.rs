@@ -575,6 +575,13 @@ impl Edge {
     async fn revoke(&self, delivery: i64) -> Result<(), tracecast_client::ClientError> {
         let local =
             |e: tracecast_store::StoreError| tracecast_client::ClientError::Local(e.to_string());
+        // A copy still being marked (served as it is written) holds the
+        // gate until it is kept: it is stopped instead, so the revocation
+        // (and the orders queued behind it) does not wait out its marking.
+        let growing = self.growing.lock().expect("lock").get(&delivery).cloned();
+        if let Some(g) = growing {
+            g.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let _alone = self.gates.get(delivery).write_owned().await;
         let edge = EdgeId(i64::from(self.id));
         if let Some(c) = self.store.edge_copy(edge, delivery).await.map_err(local)? {
@@ -1369,6 +1376,7 @@ async fn deliver(
                 )
             })?;
             let (grown, follow) = tokio::sync::watch::channel(growing::Grown::default());
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let g = Arc::new(growing::GrowingCopy {
                 partial,
                 whole,
@@ -1376,6 +1384,7 @@ async fn deliver(
                 filename: copy_filename(&ticket, "flac"),
                 grown: follow,
                 followers: Default::default(),
+                stop: stop.clone(),
             });
             e.growing.lock().expect("lock").insert(delivery, g.clone());
             let answer = under_way(&e, &g, delivery, &base);
@@ -1386,6 +1395,7 @@ async fn deliver(
                 let _marking = marking;
                 let _in_flight = in_flight;
                 let tell = grown.clone();
+                let stopped = stop.clone();
                 // Unlisted however the task ends (a panic included), its
                 // followers told.
                 let _unlist = Unlist {
@@ -1401,6 +1411,7 @@ async fn deliver(
                         alone,
                         |ext| copies.join(format!("{delivery}.{ext}")),
                         grown,
+                        stop,
                     )
                 })
                 .await;
@@ -1415,6 +1426,12 @@ async fn deliver(
                 };
                 match &kept {
                     Ok(()) => m.delivery(DeliveryOutcome::marked),
+                    Err(_) if stopped.load(Ordering::Relaxed) => {
+                        tracing::info!(
+                            delivery,
+                            "a copy being marked was stopped: its delivery was revoked"
+                        )
+                    }
                     Err(why) => {
                         tracing::error!(delivery, error = %why, "a copy served as it was marked failed")
                     }
@@ -1744,6 +1761,7 @@ fn mark_copy(
                 alone,
                 out,
                 tokio::sync::watch::channel(growing::Grown::default()).0,
+                Default::default(),
             );
         }
         Source::Video(rendition) => {
@@ -1866,6 +1884,7 @@ fn mark_audio_stream(
     alone: bool,
     out: impl Fn(&str) -> PathBuf,
     grown: tokio::sync::watch::Sender<growing::Grown>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<Marked, MediaError> {
     use std::io::{Read, Seek};
     let read = |e: std::io::Error| MediaError::Malformed(format!("the rendition file: {e}"));
@@ -1889,7 +1908,10 @@ fn mark_audio_stream(
     // file: a small buffer, so the first bytes leave early.
     let marked = tracecast_media::marking::mark_reader_to_flac(
         reader,
-        std::io::BufWriter::with_capacity(256 << 10, growing::Announcing::new(written, grown)),
+        std::io::BufWriter::with_capacity(
+            256 << 10,
+            growing::Announcing::new(written, grown).stopped_by(stop),
+        ),
         key,
         payload,
         &Default::default(),
