@@ -391,3 +391,86 @@ async fn retried_purchases_are_one_delivery_and_replaced_ones_bill_nothing() {
         assert_eq!(refunds, 2);
     }
 }
+
+/// A revocation does not wait out a copy being marked as it is served
+/// (which would hold every order queued behind it at that edge): the
+/// marking stops, its follower's transfer breaks off, no copy is kept,
+/// and the delivery is superseded, its replacement billed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revocation_stops_a_copy_being_marked() {
+    for t in TestStore::both().await {
+        let net = start(&t, &["tokyo", "paris"]).await;
+        let files = tempfile::tempdir().unwrap();
+        let (_, provider, _) = net.account("provider", "aurora").await;
+        let (_, alice, _) = net.account("user", "alice").await;
+        net.edges_alive().await;
+        // Long enough that its marking outlasts a purchase and an order.
+        let c = provider
+            .add_content(
+                &track(files.path(), 240.0, 6),
+                "Long Nocturne",
+                300,
+                None,
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+        let store = net.origin.store().clone();
+        let buy = PurchaseRequest::download(c.id, Some(tracecast_delivery::Tier::Lossless));
+        let p = alice.order_once(&buy, None).await.unwrap();
+        let http = reqwest::Client::new();
+        let r = http
+            .post(format!("{}/v1/deliveries", p.edge_address))
+            .header("prefer", "respond-async")
+            .json(&serde_json::json!({ "ticket": p.ticket }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let under_way: tracecast_delivery::api::CopyUnderWay = r.json().await.unwrap();
+        let mut follow = http.get(&under_way.url).send().await.unwrap();
+        assert_eq!(follow.status(), StatusCode::OK);
+        // Bytes are coming: the marking is under way.
+        assert!(!follow.chunk().await.unwrap().unwrap().is_empty());
+        // She gives up on it and buys it again at the other edge.
+        let again = alice
+            .order_once(
+                &PurchaseRequest {
+                    avoid: vec![p.edge_id],
+                    replaces: Some(p.delivery),
+                    ..buy.clone()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_ne!(again.edge_id, p.edge_id);
+        // The transfer breaks off (waited out, it would have ended whole).
+        let broke = loop {
+            match follow.chunk().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => break false,
+                Err(_) => break true,
+            }
+        };
+        assert!(
+            broke,
+            "the copy was marked to its end despite the revocation"
+        );
+        let first = || async { store.delivery(p.delivery).await.unwrap().unwrap().status };
+        settled(|| async { first().await == tracecast_delivery::DeliveryStatus::Superseded }).await;
+        assert_eq!(
+            first().await,
+            tracecast_delivery::DeliveryStatus::Superseded
+        );
+        // Nothing was kept: its ticket is refused as replaced.
+        let e = EdgeClient::new()
+            .unwrap()
+            .deliver(&p.edge_address, &p.ticket)
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e), (StatusCode::GONE, "replaced".into()));
+        drop(net);
+        t.finish().await;
+    }
+}
