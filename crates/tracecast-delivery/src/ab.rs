@@ -19,13 +19,40 @@ pub struct Geometry {
     pub cut_frames: u64,
 }
 
-/// Bytes `[start, end)` of the copy, taken from the same offsets of
-/// variant B (`b`) or A.
+/// Bytes `[start, end)` of the copy, taken from variant B (`b`) or A
+/// starting at the variant's byte `from` (the same offset for WAV
+/// variants; FLAC frames sit at different offsets in each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Piece {
     pub b: bool,
     pub start: u64,
     pub end: u64,
+    pub from: u64,
+}
+
+impl Piece {
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+/// Appends bytes `[from, from + len)` of a variant to the copy's pieces,
+/// merged into the last piece when it continues it.
+fn push_piece(out: &mut Vec<Piece>, b: bool, from: u64, len: u64) {
+    let start = out.last().map_or(0, |p| p.end);
+    match out.last_mut() {
+        Some(last) if last.b == b && last.from + last.len() == from => last.end += len,
+        _ => out.push(Piece {
+            b,
+            start,
+            end: start + len,
+            from,
+        }),
+    }
 }
 
 /// Why a geometry or sequence cannot be assembled.
@@ -87,10 +114,7 @@ impl Geometry {
             } else {
                 self.byte_of(u + 1).expect("checked")
             };
-            match out.last_mut() {
-                Some(last) if last.b == b => last.end = end,
-                _ => out.push(Piece { b, start, end }),
-            }
+            push_piece(&mut out, b, start, end - start);
         }
         Ok(out)
     }
@@ -102,13 +126,138 @@ pub fn slice(pieces: &[Piece], start: u64, end: u64) -> Vec<Piece> {
     pieces[first..]
         .iter()
         .take_while(|p| p.start < end)
-        .map(|p| Piece {
-            b: p.b,
-            start: p.start.max(start),
-            end: p.end.min(end),
+        .map(|p| {
+            let cut = p.start.max(start);
+            Piece {
+                b: p.b,
+                start: cut,
+                end: p.end.min(end),
+                from: p.from + (cut - p.start),
+            }
         })
         .filter(|p| p.start < p.end)
         .collect()
+}
+
+/// FLAC variants (`AbInfo::flac`): both files hold the same metadata
+/// (`header_bytes`, with the MD5 of the samples unset: each copy's samples
+/// differ) followed by frames of one unit each (a fixed block size of a
+/// unit's samples, 4,096), so a copy is the header and then, frame by
+/// frame, the frame of the variant its unit names: a valid FLAC stream
+/// spliced with no re-encoding. Frame `f` holds samples from `4096 f`
+/// on; unit `f` starts 256 samples in, and the samples before that are
+/// the same in both variants, so frame `f` is taken from unit `f`'s
+/// variant (the last frame, if it is only those shared samples, from the
+/// last unit's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FlacVariants {
+    /// Bytes of metadata before the first frame (the same in A and B).
+    pub header_bytes: u64,
+    /// Frames in each variant.
+    pub frames: u64,
+    pub a_bytes: u64,
+    pub b_bytes: u64,
+    /// SHA-256 of the frame index ([`FlacFrames::encode`]), served at
+    /// `/v1/contents/{id}/renditions/{tier}/index` to edges.
+    pub index_sha256: String,
+}
+
+/// Where every frame of the two FLAC variants starts: what an edge
+/// splices a copy by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlacFrames {
+    header: u64,
+    /// Each variant's frame offsets, and its length at the end.
+    offsets: [Vec<u64>; 2],
+}
+
+const INDEX_MAGIC: &[u8; 8] = b"tcABflac";
+
+impl FlacFrames {
+    /// The index file: magic, the header's and frame count as u64, then
+    /// every frame's size as u32 (little-endian), A's and then B's.
+    pub fn encode(header: u64, a_sizes: &[u32], b_sizes: &[u32]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(24 + 4 * (a_sizes.len() + b_sizes.len()));
+        out.extend_from_slice(INDEX_MAGIC);
+        out.extend_from_slice(&header.to_le_bytes());
+        out.extend_from_slice(&(a_sizes.len() as u64).to_le_bytes());
+        for s in a_sizes.iter().chain(b_sizes) {
+            out.extend_from_slice(&s.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads an index and checks it against what the origin recorded: the
+    /// same header, frame count and each variant's length.
+    pub fn decode(bytes: &[u8], v: &FlacVariants) -> Result<Self, AssembleError> {
+        let bad = AssembleError::Geometry;
+        let word = |at: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+        };
+        if bytes.get(..8) != Some(&INDEX_MAGIC[..]) {
+            return Err(bad("not a FLAC frame index"));
+        }
+        let (header, frames) = (word(8), word(16));
+        if header != Some(v.header_bytes) || frames != Some(v.frames) || v.frames == 0 {
+            return Err(bad("the frame index is not the one recorded"));
+        }
+        let n = usize::try_from(v.frames).map_err(|_| bad("frames overflow"))?;
+        let sizes = &bytes[24..];
+        if Some(sizes.len()) != n.checked_mul(8) {
+            return Err(bad("the frame index is cut short or too long"));
+        }
+        let mut offsets = [Vec::with_capacity(n + 1), Vec::with_capacity(n + 1)];
+        for (w, (sizes, total)) in sizes.chunks(4 * n).zip([v.a_bytes, v.b_bytes]).enumerate() {
+            let mut at = v.header_bytes;
+            for s in sizes.chunks_exact(4) {
+                let s = u32::from_le_bytes(s.try_into().expect("four bytes"));
+                if s == 0 {
+                    return Err(bad("an empty frame"));
+                }
+                offsets[w].push(at);
+                at += u64::from(s);
+            }
+            if at != total {
+                return Err(bad("the frames do not add up to the variant"));
+            }
+            offsets[w].push(at);
+        }
+        Ok(Self {
+            header: v.header_bytes,
+            offsets,
+        })
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.offsets[0].len() as u64 - 1
+    }
+
+    /// The copy's pieces for `sequence` (one per unit; false = A): the
+    /// header, then each frame from its unit's variant.
+    pub fn pieces(&self, sequence: &[bool]) -> Result<Vec<Piece>, AssembleError> {
+        let frames = self.offsets[0].len() - 1;
+        // Units start 256 samples into their frame; the last frame may hold
+        // only the shared start of a unit that never begins.
+        if sequence.is_empty() || !(frames - 1..=frames).contains(&sequence.len()) {
+            return Err(AssembleError::Sequence {
+                got: sequence.len(),
+                want: frames as u64,
+            });
+        }
+        let mut out = Vec::new();
+        push_piece(&mut out, false, 0, self.header);
+        for f in 0..frames {
+            let b = sequence[f.min(sequence.len() - 1)];
+            let o = &self.offsets[usize::from(b)];
+            push_piece(&mut out, b, o[f], o[f + 1] - o[f]);
+        }
+        Ok(out)
+    }
+}
+
+/// The length of the copy `pieces` make.
+pub fn copy_len(pieces: &[Piece]) -> u64 {
+    pieces.last().map_or(0, |p| p.end)
 }
 
 /// A sequence as text, one `0` (A) or `1` (B) per unit: how an edge keeps
@@ -271,9 +420,11 @@ mod tests {
             Piece {
                 b: false,
                 start: 0,
-                end: 44 + (2 * 4096 + 256) * 4
+                end: 44 + (2 * 4096 + 256) * 4,
+                from: 0,
             }
         );
+        assert!(p.iter().all(|p| p.from == p.start));
         assert_eq!(p[1].start, p[0].end);
         assert_eq!(p.last().unwrap().end, g.bytes);
         assert!(g.pieces(&[true; 4]).is_err());
@@ -284,6 +435,112 @@ mod tests {
             Some(vec![true, false])
         );
         assert_eq!(sequence_from_text("01x"), None);
+    }
+
+    fn flac_variants(a: &[u32], b: &[u32]) -> (FlacVariants, Vec<u8>) {
+        let header = 8_234;
+        let v = FlacVariants {
+            header_bytes: header,
+            frames: a.len() as u64,
+            a_bytes: header + a.iter().map(|&s| u64::from(s)).sum::<u64>(),
+            b_bytes: header + b.iter().map(|&s| u64::from(s)).sum::<u64>(),
+            index_sha256: String::new(),
+        };
+        (v, FlacFrames::encode(header, a, b))
+    }
+
+    #[test]
+    fn a_flac_copy_is_the_header_and_each_units_frame() {
+        let (v, index) = flac_variants(&[10, 20, 30, 40], &[11, 21, 31, 41]);
+        let f = FlacFrames::decode(&index, &v).unwrap();
+        assert_eq!(f.frames(), 4);
+        let piece = |b, start, end, from| Piece {
+            b,
+            start,
+            end,
+            from,
+        };
+        let h = 8_234;
+        // Header and frame 0 from A are one piece; frames 1-2 from B sit
+        // at B's own offsets; frame 3 back in A.
+        assert_eq!(
+            f.pieces(&[false, true, true, false]).unwrap(),
+            vec![
+                piece(false, 0, h + 10, 0),
+                piece(true, h + 10, h + 10 + 21 + 31, h + 11),
+                piece(false, h + 62, h + 102, h + 60),
+            ]
+        );
+        // A copy starting in B: the header still comes from A.
+        let p = f.pieces(&[true, true, true, true]).unwrap();
+        assert_eq!(p[0], piece(false, 0, h, 0));
+        assert_eq!(p[1], piece(true, h, v.b_bytes, h));
+        assert_eq!(copy_len(&p), v.b_bytes);
+        // A last frame of only the shared samples follows the last unit.
+        let p = f.pieces(&[false, false, true]).unwrap();
+        assert_eq!(
+            p.last().unwrap(),
+            &piece(true, h + 30, h + 30 + 31 + 41, h + 32)
+        );
+        for bad in [&[][..], &[true; 2][..], &[true; 5][..]] {
+            assert!(matches!(f.pieces(bad), Err(AssembleError::Sequence { .. })));
+        }
+    }
+
+    #[test]
+    fn a_frame_index_not_the_recorded_one_is_refused() {
+        let (v, index) = flac_variants(&[10, 20], &[11, 21]);
+        let cases: Vec<(&str, Vec<u8>, FlacVariants)> = vec![
+            (
+                "magic",
+                [b"tcABwav!".as_slice(), &index[8..]].concat(),
+                v.clone(),
+            ),
+            ("cut short", index[..index.len() - 1].to_vec(), v.clone()),
+            ("too long", [index.as_slice(), &[0]].concat(), v.clone()),
+            (
+                "header",
+                index.clone(),
+                FlacVariants {
+                    header_bytes: 1,
+                    ..v.clone()
+                },
+            ),
+            (
+                "frames",
+                index.clone(),
+                FlacVariants {
+                    frames: 3,
+                    ..v.clone()
+                },
+            ),
+            (
+                "a's length",
+                index.clone(),
+                FlacVariants {
+                    a_bytes: v.a_bytes + 1,
+                    ..v.clone()
+                },
+            ),
+            (
+                "b's length",
+                index.clone(),
+                FlacVariants {
+                    b_bytes: v.b_bytes - 1,
+                    ..v.clone()
+                },
+            ),
+            (
+                "empty frame",
+                flac_variants(&[0, 30], &[11, 21]).1,
+                v.clone(),
+            ),
+            ("nothing", Vec::new(), v.clone()),
+        ];
+        for (what, bytes, v) in cases {
+            assert!(FlacFrames::decode(&bytes, &v).is_err(), "{what}");
+        }
+        assert!(FlacFrames::decode(&index, &v).is_ok());
     }
 
     #[test]
@@ -326,6 +583,48 @@ mod tests {
             for p in &s {
                 prop_assert_eq!(p.start, at);
                 at = p.end;
+            }
+        }
+
+        #[test]
+        fn any_flac_index_is_read_without_panicking(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+            header in 0u64..100, frames in 0u64..8, a in 0u64..400, b in 0u64..400,
+        ) {
+            let v = FlacVariants { header_bytes: header, frames, a_bytes: a, b_bytes: b, index_sha256: String::new() };
+            let _ = FlacFrames::decode(&bytes, &v);
+        }
+
+        #[test]
+        fn flac_pieces_take_each_frame_whole_from_its_variant(
+            sizes in proptest::collection::vec((1u32..5_000, 1u32..5_000), 1..30),
+            seq in proptest::collection::vec(any::<bool>(), 30),
+            short in any::<bool>(),
+        ) {
+            let (a, b): (Vec<u32>, Vec<u32>) = sizes.into_iter().unzip();
+            let (v, index) = flac_variants(&a, &b);
+            let f = FlacFrames::decode(&index, &v).unwrap();
+            let units = if short && a.len() > 1 { a.len() - 1 } else { a.len() };
+            let seq = &seq[..units];
+            let pieces = f.pieces(seq).unwrap();
+            // Expected: header, then each frame's bytes, by the unit's variant.
+            let mut want = v.header_bytes;
+            for (i, s) in a.iter().zip(&b).enumerate() {
+                want += u64::from(if seq[i.min(units - 1)] { *s.1 } else { *s.0 });
+            }
+            prop_assert_eq!(copy_len(&pieces), want);
+            let mut at = 0;
+            for p in &pieces {
+                prop_assert_eq!(p.start, at);
+                prop_assert!(p.end > p.start);
+                let variant = if p.b { v.b_bytes } else { v.a_bytes };
+                prop_assert!(p.from + p.len() <= variant);
+                at = p.end;
+            }
+            let cut = slice(&pieces, 5, want / 2);
+            for p in &cut {
+                let whole = pieces.iter().find(|w| w.start <= p.start && p.end <= w.end).unwrap();
+                prop_assert_eq!(p.from - whole.from, p.start - whole.start);
             }
         }
 

@@ -112,6 +112,22 @@ pub struct AbInfo {
     pub a_sha256: String,
     pub b_sha256: String,
     pub media_type: String,
+    /// FLAC variants, spliced frame by frame by their index; `geometry`
+    /// then says the units and variant A's length. Absent: WAV variants,
+    /// cut by `geometry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flac: Option<crate::ab::FlacVariants>,
+}
+
+impl AbInfo {
+    /// Variant `b`'s (else A's) length in bytes.
+    pub fn variant_bytes(&self, b: bool) -> u64 {
+        match (&self.flac, b) {
+            (Some(f), true) => f.b_bytes,
+            (Some(f), false) => f.a_bytes,
+            (None, _) => self.geometry.bytes,
+        }
+    }
 }
 
 /// A content of the catalog.

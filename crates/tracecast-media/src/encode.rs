@@ -383,6 +383,96 @@ fn flac_block_by_block(
     Ok(w.finish()?.into_inner())
 }
 
+/// Two FLAC streams of the same audio marked two ways (A/B variants),
+/// made to be spliced frame by frame: blocks of `block` frames, the same
+/// metadata in both (STREAMINFO's frame sizes bound both streams' frames;
+/// its MD5 unset, as a copy's samples are neither's), and every frame's
+/// size.
+#[derive(Debug, Clone)]
+pub struct FlacPair {
+    pub a: Vec<u8>,
+    pub b: Vec<u8>,
+    /// Bytes before the first frame, the same in both.
+    pub header: usize,
+    pub a_frames: Vec<u32>,
+    pub b_frames: Vec<u32>,
+}
+
+/// Encodes `a` and `b` (the same shape) as a [`FlacPair`], with the best
+/// effort (made once, kept).
+pub fn encode_flac_pair(a: &Pcm, b: &Pcm, block: usize) -> Result<FlacPair, MediaError> {
+    check(a)?;
+    check(b)?;
+    if a.sample_rate != b.sample_rate
+        || a.channels.len() != b.channels.len()
+        || a.frames() != b.frames()
+        || output_bits(a) != output_bits(b)
+    {
+        return Err(MediaError::Parameters(
+            "the two variants differ in shape".into(),
+        ));
+    }
+    let (mut config, threads) = flac_config(FlacEffort::Best, a.sample_rate)?;
+    if config.block_size != block {
+        let mut plain = (*config).clone();
+        plain.block_size = block;
+        config = plain
+            .into_verified()
+            .map_err(|(_, e)| MediaError::Encode(format!("{e:?}")))?;
+    }
+    let one = |pcm: &Pcm| -> Result<(Vec<u8>, Vec<u32>), MediaError> {
+        let mut w = FlacWriter::new(
+            Cursor::new(Vec::new()),
+            config.clone(),
+            threads,
+            pcm.sample_rate,
+            pcm.channels.len(),
+            output_bits(pcm),
+            &[],
+            None,
+        )?;
+        w.frame_sizes = Some(Vec::with_capacity(pcm.frames().div_ceil(block)));
+        // A copy's samples are neither variant's: no MD5 is stated.
+        w.md5 = None;
+        let mut from = 0;
+        while from < pcm.frames() {
+            let to = (from + PIECE).min(pcm.frames());
+            let piece: Vec<&[f32]> = pcm.channels.iter().map(|c| &c[from..to]).collect();
+            w.write(&piece)?;
+            from = to;
+        }
+        let (out, sizes) = w.finish_framed()?;
+        Ok((out.into_inner(), sizes))
+    };
+    let (mut a, a_frames) = one(a)?;
+    let (mut b, b_frames) = one(b)?;
+    // One STREAMINFO for both: frame sizes bounding both, MD5 unset.
+    let size = |h: &[u8], at: usize| u32::from_be_bytes([0, h[at], h[at + 1], h[at + 2]]);
+    let bound = |x: u32, y: u32, pick: fn(u32, u32) -> u32| match (x, y) {
+        (0, _) | (_, 0) => 0,
+        _ => pick(x, y),
+    };
+    let low = bound(size(&a, 12), size(&b, 12), u32::min);
+    let high = bound(size(&a, 15), size(&b, 15), u32::max);
+    for v in [&mut a, &mut b] {
+        v[12..15].copy_from_slice(&low.to_be_bytes()[1..]);
+        v[15..18].copy_from_slice(&high.to_be_bytes()[1..]);
+        v[26..42].fill(0);
+    }
+    if a[..FLAC_HEAD] != b[..FLAC_HEAD] {
+        return Err(MediaError::Encode(
+            "the two variants' FLAC headers differ".into(),
+        ));
+    }
+    Ok(FlacPair {
+        a,
+        b,
+        header: FLAC_HEAD,
+        a_frames,
+        b_frames,
+    })
+}
+
 /// Frames handed to a writer at a time from memory.
 const PIECE: usize = 1 << 16;
 
@@ -526,6 +616,8 @@ struct FlacWriter<W: Write + Seek> {
     frames: usize,
     /// Metadata blocks written after STREAMINFO (the last one flagged so).
     metadata: bool,
+    /// Each frame's size in bytes, when asked for (spliceable variants).
+    frame_sizes: Option<Vec<u32>>,
 }
 
 impl<W: Write + Seek> FlacWriter<W> {
@@ -585,6 +677,7 @@ impl<W: Write + Seek> FlacWriter<W> {
             channels,
             frames: 0,
             metadata: !metadata.is_empty(),
+            frame_sizes: None,
         })
     }
 
@@ -668,7 +761,11 @@ impl<W: Write + Seek> FlacWriter<W> {
         for frame in frames {
             let frame = frame?;
             self.info.update_frame_info(&frame);
+            let before = sink.as_slice().len();
             frame.write(&mut sink).map_err(|e| flac_error(&e))?;
+            if let Some(sizes) = &mut self.frame_sizes {
+                sizes.push((sink.as_slice().len() - before) as u32);
+            }
         }
         self.out
             .write_all(sink.as_slice())
@@ -692,7 +789,13 @@ impl<W: Write + Seek> FlacWriter<W> {
     }
 
     /// Codes what is left and writes STREAMINFO over its place.
-    fn finish(mut self) -> Result<W, MediaError> {
+    fn finish(self) -> Result<W, MediaError> {
+        Ok(self.finish_framed()?.0)
+    }
+
+    /// As [`FlacWriter::finish`], with every frame's size when they were
+    /// asked for.
+    fn finish_framed(mut self) -> Result<(W, Vec<u32>), MediaError> {
         use std::io::SeekFrom;
         if self.filled > 0 {
             self.code_run()?;
@@ -708,6 +811,9 @@ impl<W: Write + Seek> FlacWriter<W> {
                 .write_all(&frame)
                 .map_err(|e| MediaError::Encode(e.to_string()))?;
             last_frame = Some(frame.len());
+            if let Some(sizes) = &mut self.frame_sizes {
+                sizes.push(frame.len() as u32);
+            }
             self.pending.clear();
         }
         if let Some(total) = self.in_order {
@@ -721,7 +827,8 @@ impl<W: Write + Seek> FlacWriter<W> {
                     self.frames
                 )));
             }
-            return Ok(self.out);
+            let sizes = self.frame_sizes.take().unwrap_or_default();
+            return Ok((self.out, sizes));
         }
         if let Some((md5, _)) = self.md5.take() {
             self.info
@@ -766,7 +873,8 @@ impl<W: Write + Seek> FlacWriter<W> {
         self.out.seek(SeekFrom::Start(self.start)).map_err(io)?;
         self.out.write_all(&head).map_err(io)?;
         self.out.seek(SeekFrom::Start(end)).map_err(io)?;
-        Ok(self.out)
+        let sizes = self.frame_sizes.take().unwrap_or_default();
+        Ok((self.out, sizes))
     }
 }
 
@@ -1271,6 +1379,85 @@ mod tests {
                 "{case}"
             );
         }
+    }
+
+    #[test]
+    fn a_flac_pair_splices_frame_by_frame_into_a_clean_stream() {
+        const BLOCK: usize = 4096;
+        for rest in [0usize, 200, 1500] {
+            let frames = BLOCK * 6 + rest;
+            let tone = |i: usize, c: usize| ((i * (c + 3)) as f32 * 0.011).sin() * 0.5;
+            let a = Pcm {
+                sample_rate: 44_100,
+                bits_per_sample: Some(16),
+                channels: (0..2)
+                    .map(|c| (0..frames).map(|i| tone(i, c)).collect())
+                    .collect(),
+            };
+            // B differs inside every block, and the two agree at block starts.
+            let mut b = a.clone();
+            for ch in &mut b.channels {
+                for (i, s) in ch.iter_mut().enumerate() {
+                    if i % BLOCK >= 300 {
+                        *s = -*s * 0.9;
+                    }
+                }
+            }
+            let pair = encode_flac_pair(&a, &b, BLOCK).unwrap();
+            assert_eq!(pair.a_frames.len(), frames.div_ceil(BLOCK));
+            assert_eq!(pair.a[..pair.header], pair.b[..pair.header]);
+            assert_eq!(pair.a[26..42], [0; 16], "no MD5 is claimed");
+            let total = |v: &[u8], sizes: &[u32]| {
+                pair.header + sizes.iter().map(|&s| s as usize).sum::<usize>() == v.len()
+            };
+            assert!(total(&pair.a, &pair.a_frames) && total(&pair.b, &pair.b_frames));
+            // Frames alternately from A and B.
+            let mut copy = pair.a[..pair.header].to_vec();
+            let (mut at_a, mut at_b) = (pair.header, pair.header);
+            let mut want = Pcm {
+                channels: vec![Vec::new(); 2],
+                ..a.clone()
+            };
+            for f in 0..pair.a_frames.len() {
+                let (sa, sb) = (pair.a_frames[f] as usize, pair.b_frames[f] as usize);
+                let (from, range) = if f % 2 == 1 {
+                    (&b, &pair.b[at_b..at_b + sb])
+                } else {
+                    (&a, &pair.a[at_a..at_a + sa])
+                };
+                copy.extend_from_slice(range);
+                let end = (f * BLOCK + BLOCK).min(frames);
+                for (w, c) in want.channels.iter_mut().zip(&from.channels) {
+                    w.extend_from_slice(&c[f * BLOCK..end]);
+                }
+                at_a += sa;
+                at_b += sb;
+            }
+            assert!(flac_tests_clean(&copy), "{rest} over: flac -t");
+            let back = crate::decode_bytes(copy, Some("flac")).unwrap();
+            assert_eq!(back.frames(), frames);
+            let got: Vec<i32> = (0..frames)
+                .flat_map(|i| {
+                    back.channels
+                        .iter()
+                        .map(move |c| (c[i] * 32768.0).round() as i32)
+                })
+                .collect();
+            assert!(
+                got == quantised(&want, 16),
+                "{rest} over: the spliced samples"
+            );
+        }
+        let short = Pcm {
+            channels: vec![vec![0.0; 10]; 2],
+            sample_rate: 44_100,
+            bits_per_sample: Some(16),
+        };
+        let mono = Pcm {
+            channels: vec![vec![0.0; 10]],
+            ..short.clone()
+        };
+        assert!(encode_flac_pair(&short, &mono, BLOCK).is_err());
     }
 
     #[test]

@@ -23,7 +23,10 @@ pub use decode::{
     decode_bytes, decode_bytes_within, decode_file, decode_file_within, AudioReader, Beyond,
     Budget, Decoded,
 };
-pub use encode::{encode_file, encode_flac, encode_to_vec, FlacEffort, OutputFormat, PcmWriter};
+pub use encode::{
+    encode_file, encode_flac, encode_flac_pair, encode_to_vec, FlacEffort, FlacPair, OutputFormat,
+    PcmWriter,
+};
 /// The `image` crate's picture type, as read and written here.
 pub use image::DynamicImage;
 pub use picture::{

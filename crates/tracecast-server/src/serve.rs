@@ -107,7 +107,8 @@ async fn segment(source: Source<'_>, r: ByteRange) -> std::io::Result<Bytestream
 /// (pieces are often a few kilobytes: one trip per piece would be slow).
 fn pieces_stream(files: std::sync::Arc<[std::fs::File; 2]>, pieces: Vec<Piece>) -> Bytestream {
     use std::os::unix::fs::FileExt;
-    let state = (files, pieces, 0usize, 0u64);
+    // `at`: bytes of piece `i` already sent.
+    let state = (files, std::sync::Arc::new(pieces), 0usize, 0u64);
     futures::stream::try_unfold(state, |(files, pieces, mut i, mut at)| async move {
         if i >= pieces.len() {
             return Ok(None);
@@ -118,13 +119,12 @@ fn pieces_stream(files: std::sync::Arc<[std::fs::File; 2]>, pieces: Vec<Piece>) 
             let mut buf = bytes::BytesMut::with_capacity(CHUNK);
             while i < work_pieces.len() && buf.len() < CHUNK {
                 let p = work_pieces[i];
-                let from = p.start + at;
-                let n = ((p.end - from) as usize).min(CHUNK - buf.len());
+                let n = ((p.len() - at) as usize).min(CHUNK - buf.len());
                 let old = buf.len();
                 buf.resize(old + n, 0);
-                work_files[usize::from(p.b)].read_exact_at(&mut buf[old..], from)?;
+                work_files[usize::from(p.b)].read_exact_at(&mut buf[old..], p.from + at)?;
                 at += n as u64;
-                if p.start + at == p.end {
+                if at == p.len() {
                     i += 1;
                     at = 0;
                 }

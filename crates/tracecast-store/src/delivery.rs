@@ -146,7 +146,9 @@ pub struct RenditionRecord {
 }
 
 /// A rendition's A/B variants (issue 10): two WAV files of `bytes` bytes
-/// each, PCM from `data_offset`, `frame_bytes` per sample frame.
+/// each, PCM from `data_offset`, `frame_bytes` per sample frame; or, with
+/// `flac`, two FLAC files (A of `bytes` bytes) whose frames start after
+/// `data_offset` bytes of shared metadata (see migration 0019).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AbVariantsRecord {
     #[sqlx(try_from = "String")]
@@ -159,6 +161,18 @@ pub struct AbVariantsRecord {
     pub a_sha256: String,
     pub b_blob_key: String,
     pub b_sha256: String,
+    #[sqlx(skip)]
+    pub flac: Option<AbFlacRecord>,
+}
+
+/// What FLAC variants add: their frame count, B's length, and the blob of
+/// every frame's size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbFlacRecord {
+    pub frames: i64,
+    pub b_bytes: i64,
+    pub index_blob_key: String,
+    pub index_sha256: String,
 }
 
 /// A video's HLS A/B variants (see migration 0011).
@@ -733,9 +747,11 @@ impl Store {
         content_id: i64,
         v: &AbVariantsRecord,
     ) -> Result<(), StoreError> {
+        let flac = v.flac.as_ref();
         sqlx::query(
             "INSERT INTO ab_variants (content_id, tier, units, data_offset, frame_bytes, bytes, \
-             a_blob_key, a_sha256, b_blob_key, b_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             a_blob_key, a_sha256, b_blob_key, b_sha256, format, frames, b_bytes, index_blob_key, \
+             index_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(content_id)
         .bind(v.tier.as_str())
@@ -747,6 +763,11 @@ impl Store {
         .bind(&v.a_sha256)
         .bind(&v.b_blob_key)
         .bind(&v.b_sha256)
+        .bind(if flac.is_some() { "flac" } else { "wav" })
+        .bind(flac.map(|f| f.frames))
+        .bind(flac.map(|f| f.b_bytes))
+        .bind(flac.map(|f| f.index_blob_key.as_str()))
+        .bind(flac.map(|f| f.index_sha256.as_str()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -756,15 +777,33 @@ impl Store {
     pub async fn ab_variants(&self, content_id: i64) -> Result<Vec<AbVariantsRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT tier, units, data_offset, frame_bytes, bytes, a_blob_key, a_sha256, \
-             b_blob_key, b_sha256 FROM ab_variants WHERE content_id = $1 ORDER BY tier",
+             b_blob_key, b_sha256, format, frames, b_bytes, index_blob_key, index_sha256 \
+             FROM ab_variants WHERE content_id = $1 ORDER BY tier",
         )
         .bind(content_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(AbVariantsRecord::from_row)
-            .collect::<Result<_, _>>()?)
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut v = AbVariantsRecord::from_row(row)?;
+            let format: String = row.try_get("format")?;
+            v.flac = match format.as_str() {
+                "wav" => None,
+                "flac" => Some(AbFlacRecord {
+                    frames: row.try_get("frames")?,
+                    b_bytes: row.try_get("b_bytes")?,
+                    index_blob_key: row.try_get("index_blob_key")?,
+                    index_sha256: row.try_get("index_sha256")?,
+                }),
+                other => {
+                    return Err(StoreError::Invalid(format!(
+                        "A/B variants of content {content_id} in an unknown format {other:?}"
+                    )))
+                }
+            };
+            out.push(v);
+        }
+        Ok(out)
     }
 
     /// Records a video's HLS variants (the files already in the blob store).

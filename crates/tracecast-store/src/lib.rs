@@ -41,8 +41,8 @@ use sqlx::{AnyPool, Executor};
 pub use blob::{BlobError, Blobs};
 pub use consumer::Applied;
 pub use delivery::{
-    AbVariantsRecord, Account, AccountKind, ContentRecord, DeliveryRecord, EdgeCopy, EdgeLoad,
-    EdgeRecord, EdgeRevocation, HlsVariantsRecord, KindInStore, NewContent, NewDelivery,
+    AbFlacRecord, AbVariantsRecord, Account, AccountKind, ContentRecord, DeliveryRecord, EdgeCopy,
+    EdgeLoad, EdgeRecord, EdgeRevocation, HlsVariantsRecord, KindInStore, NewContent, NewDelivery,
     RenditionRecord,
 };
 pub use ids::{AccountId, EdgeId, GatewayId, PartnerId, ProviderId, SiteId, UserId};

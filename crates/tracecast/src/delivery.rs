@@ -183,9 +183,13 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                     }
                     for r in &info.renditions {
                         if let Some(ab) = &r.ab {
+                            let format = if ab.flac.is_some() { "FLAC" } else { "WAV" };
                             println!(
-                                "  {}: A/B variants of {} bytes each, {} segments; copies are assembled",
-                                r.tier, ab.geometry.bytes, ab.geometry.units
+                                "  {}: {format} A/B variants of {} and {} bytes, {} segments; copies are assembled",
+                                r.tier,
+                                ab.variant_bytes(false),
+                                ab.variant_bytes(true),
+                                ab.geometry.units
                             );
                         }
                     }

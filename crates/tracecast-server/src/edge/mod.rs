@@ -27,6 +27,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{RwLock, Semaphore};
 use tracecast_client::{MailboxClient, OriginClient, PostOptions};
+use tracecast_delivery::ab::{FlacFrames, Piece};
 use tracecast_delivery::api::{
     AbInfo, ContentInfo, CopyInfo, DeliveryRequest, EdgeState, Holding, PushReceipt,
 };
@@ -164,6 +165,10 @@ pub struct Edge {
     cache: Cache,
     /// A/B variants of renditions (issue 10), A and B in a cache each.
     variants: [Cache; 2],
+    /// The frame indexes of FLAC variants, as pulled, and as read (by
+    /// their SHA-256; bounded like `verified`).
+    variant_index: Cache,
+    flac_frames: std::sync::Mutex<HashMap<String, Arc<FlacFrames>>>,
     copies: PathBuf,
     config: EdgeConfig,
     work: Semaphore,
@@ -237,6 +242,8 @@ impl Edge {
         });
         let [a, b] = variants;
         let variants = [a?, b?];
+        let index_dir = config.dir.join("variants").join("index");
+        let variant_index = Cache::open(&index_dir, config.cache_bytes).map_err(io(&index_dir))?;
         let copies = config.dir.join("copies");
         std::fs::create_dir_all(&copies).map_err(io(&copies))?;
         // Copies a stopped process was writing: never kept, never served
@@ -261,6 +268,8 @@ impl Edge {
             store,
             cache,
             variants,
+            variant_index,
+            flac_frames: Default::default(),
             copies,
             work: Semaphore::new(config.workers.max(1)),
             config,
@@ -434,7 +443,7 @@ impl Edge {
                     CacheError::Origin(e) => origin_error(e),
                     e => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cache", e.to_string()),
                 })?;
-            if bytes.len() as u64 != ab.geometry.bytes {
+            if bytes.len() as u64 != ab.variant_bytes(i == 1) {
                 return Err(ApiError::new(
                     StatusCode::BAD_GATEWAY,
                     "bad_variant",
@@ -447,6 +456,52 @@ impl Edge {
         let b = out.pop().expect("two");
         let a = out.pop().expect("two");
         Ok(([a, b], hits))
+    }
+
+    /// The pieces of the copy `sequence` makes of a rendition's variants:
+    /// WAV variants cut by their geometry, FLAC ones spliced frame by
+    /// frame by their index.
+    async fn ab_pieces(
+        &self,
+        content: i64,
+        tier: Tier,
+        ab: &AbInfo,
+        sequence: &[bool],
+    ) -> Result<Vec<Piece>, ApiError> {
+        let bad = |x: tracecast_delivery::ab::AssembleError| {
+            ApiError::new(StatusCode::BAD_GATEWAY, "bad_variant", x.to_string())
+        };
+        let Some(flac) = &ab.flac else {
+            return ab.geometry.pieces(sequence).map_err(bad);
+        };
+        let known = self
+            .flac_frames
+            .lock()
+            .expect("lock")
+            .get(&flac.index_sha256)
+            .cloned();
+        let frames = match known {
+            Some(f) => f,
+            None => {
+                let h = Holding { content, tier };
+                let sha = &flac.index_sha256;
+                let (bytes, _) = self
+                    .variant_index
+                    .get(h, sha, || {
+                        self.origin.ab_variant(content, tier, "index", sha)
+                    })
+                    .await
+                    .map_err(cache_error)?;
+                let f = Arc::new(FlacFrames::decode(&bytes, flac).map_err(bad)?);
+                let mut known = self.flac_frames.lock().expect("lock");
+                if known.len() >= 256 {
+                    known.clear();
+                }
+                known.insert(sha.clone(), f.clone());
+                f
+            }
+        };
+        frames.pieces(sequence).map_err(bad)
     }
 
     /// The variant files to serve an assembled copy from.
@@ -1576,26 +1631,27 @@ async fn assemble_copy(
         user: ticket.user,
     };
     let key = e.mark_key.clone();
-    let geometry = ab.geometry;
+    let units = ab.geometry.units;
     let content = ticket.content;
     let user = ticket.user;
-    let (sequence, sha256) = crate::on_worker(&e.work, move || {
-        let scheme = tracecast_mark::fingerprint::Scheme::for_content(
-            &key,
-            content as u64,
-            geometry.units as usize,
-        );
-        let sequence = scheme.sequence(u64::from(user), &payload, &key);
-        let pieces = geometry.pieces(&sequence)?;
+    let sequence = crate::on_worker(&e.work, move || {
+        tracecast_mark::fingerprint::Scheme::for_content(&key, content as u64, units as usize)
+            .sequence(u64::from(user), &payload, &key)
+    })
+    .await?;
+    let pieces = e
+        .ab_pieces(ticket.content, ticket.tier, ab, &sequence)
+        .await?;
+    let len = tracecast_delivery::ab::copy_len(&pieces);
+    let sha256 = crate::on_worker(&e.work, move || {
         let mut hash = Sha256::new();
         for p in &pieces {
             let src = if p.b { &b } else { &a };
-            hash.update(&src[p.start as usize..p.end as usize]);
+            hash.update(&src[p.from as usize..(p.from + p.len()) as usize]);
         }
-        Ok::<_, tracecast_delivery::ab::AssembleError>((sequence, hex::encode(hash.finalize())))
+        hex::encode(hash.finalize())
     })
-    .await?
-    .map_err(|x| ApiError::new(StatusCode::BAD_GATEWAY, "bad_variant", x.to_string()))?;
+    .await?;
     let file = format!("{}{AB_SUFFIX}", ticket.delivery);
     crate::edge::cache::write_durable(
         &e.copies.join(&file),
@@ -1604,11 +1660,18 @@ async fn assemble_copy(
     .await
     .map_err(|x| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", x.to_string()))?;
     let copy = e
-        .keep_copy(ticket, file, geometry.bytes, sha256, &ab.media_type, "wav")
+        .keep_copy(
+            ticket,
+            file,
+            len,
+            sha256,
+            &ab.media_type,
+            if ab.flac.is_some() { "flac" } else { "wav" },
+        )
         .await?;
     tracing::info!(
         delivery = ticket.delivery, user = ticket.user, content = ticket.content, tier = %ticket.tier,
-        cache_hit = hit, pull_ms = pulled.as_millis() as u64, units = geometry.units,
+        cache_hit = hit, pull_ms = pulled.as_millis() as u64, units,
         total_ms = started.elapsed().as_millis() as u64, "copy assembled from A/B variants"
     );
     Ok(copy)
@@ -2119,10 +2182,7 @@ async fn download(
             .ok_or_else(|| {
                 ApiError::new(StatusCode::GONE, "gone", "this copy is no longer kept")
             })?;
-        let pieces = ab
-            .geometry
-            .pieces(&sequence)
-            .map_err(|x| ApiError::new(StatusCode::BAD_GATEWAY, "bad_variant", x.to_string()))?;
+        let pieces = e.ab_pieces(c.content_id, c.tier, &ab, &sequence).await?;
         let files = e.variant_files(c.content_id, c.tier, &ab).await?;
         Some((files, pieces))
     } else {

@@ -252,17 +252,25 @@ fn video_media_type(head: &[u8]) -> &'static str {
 /// The tier whose copies are assembled from A/B variants.
 pub const AB_TIER: Tier = Tier::High;
 
-/// A/B variants made at ingest: two WAV files of equal length.
+/// A/B variants made at ingest: two FLAC streams spliceable frame by
+/// frame, one frame per unit.
 struct MadeVariants {
-    a: Vec<u8>,
-    b: Vec<u8>,
+    pair: tracecast_media::FlacPair,
     units: usize,
-    data_offset: usize,
-    frame_bytes: usize,
 }
 
 /// What edges need to assemble copies from a content's variants.
 pub(super) fn ab_info(v: &tracecast_store::AbVariantsRecord) -> tracecast_delivery::api::AbInfo {
+    let flac = v
+        .flac
+        .as_ref()
+        .map(|f| tracecast_delivery::ab::FlacVariants {
+            header_bytes: v.data_offset as u64,
+            frames: f.frames as u64,
+            a_bytes: v.bytes as u64,
+            b_bytes: f.b_bytes as u64,
+            index_sha256: f.index_sha256.clone(),
+        });
     tracecast_delivery::api::AbInfo {
         geometry: tracecast_delivery::ab::Geometry {
             units: v.units as u64,
@@ -270,34 +278,22 @@ pub(super) fn ab_info(v: &tracecast_store::AbVariantsRecord) -> tracecast_delive
             frame_bytes: v.frame_bytes as u64,
             bytes: v.bytes as u64,
             unit_frames: tracecast_mark::audio::ab::UNIT_SAMPLES as u64,
-            cut_frames: tracecast_mark::audio::ab::CUT as u64,
+            cut_frames: if flac.is_some() {
+                0
+            } else {
+                tracecast_mark::audio::ab::CUT as u64
+            },
         },
         a_sha256: v.a_sha256.clone(),
         b_sha256: v.b_sha256.clone(),
-        media_type: "audio/wav".into(),
-    }
-}
-
-/// Where a WAV file's sample frames start: the `data` chunk's body,
-/// found by walking the RIFF chunks.
-pub fn wav_data_offset(bytes: &[u8]) -> Option<usize> {
-    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
-        return None;
-    }
-    let mut at = 12usize;
-    while at.checked_add(8)? <= bytes.len() {
-        let id = &bytes[at..at + 4];
-        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().ok()?) as usize;
-        if id == b"data" {
-            return Some(at + 8);
+        media_type: if flac.is_some() {
+            "audio/flac"
+        } else {
+            "audio/wav"
         }
-        // Chunks are padded to an even length.
-        at = at
-            .checked_add(8)?
-            .checked_add(size)?
-            .checked_add(size & 1)?;
+        .into(),
+        flac,
     }
-    None
 }
 
 fn make_variants(pcm: &Pcm, key: &tracecast_mark::MarkKey) -> Result<MadeVariants, MediaError> {
@@ -310,29 +306,18 @@ fn make_variants(pcm: &Pcm, key: &tracecast_mark::MarkKey) -> Result<MadeVariant
         &mut |_, _| {},
     )
     .map_err(|e| MediaError::Malformed(e.to_string()))?;
-    let wav = |channels: Vec<Vec<f32>>| {
-        tracecast_media::encode_to_vec(
-            &Pcm {
-                sample_rate: pcm.sample_rate,
-                channels,
-                bits_per_sample: Some(16),
-            },
-            OutputFormat::Wav,
-        )
+    let pcm_of = |channels: Vec<Vec<f32>>| Pcm {
+        sample_rate: pcm.sample_rate,
+        channels,
+        bits_per_sample: Some(16),
     };
-    let (units, nch) = (v.units, v.a.len());
-    let a = wav(v.a)?;
-    let b = wav(v.b)?;
-    let data_offset = wav_data_offset(&a)
-        .filter(|&d| a.len() == b.len() && a[..d] == b[..d])
-        .ok_or_else(|| MediaError::Malformed("the two variants' WAV headers differ".into()))?;
-    Ok(MadeVariants {
-        a,
-        b,
-        units,
-        data_offset,
-        frame_bytes: 2 * nch,
-    })
+    let units = v.units;
+    let pair = tracecast_media::encode_flac_pair(
+        &pcm_of(v.a),
+        &pcm_of(v.b),
+        tracecast_mark::audio::ab::UNIT_SAMPLES,
+    )?;
+    Ok(MadeVariants { pair, units })
 }
 
 /// One rendition, encoded but not yet tagged.
@@ -528,7 +513,7 @@ pub(super) async fn add_content(
     if let Some(v) = variants {
         // Recorded before the renditions: a content is visible only once
         // it has renditions, and then its variants are there too.
-        let stored = store_variants(&o, id, v).await;
+        let stored = store_variants(&o, id, &rights, v).await;
         if let Err(e) = stored {
             let _ = o.store.delete_unfinished_content(id).await;
             return Err(e);
@@ -583,33 +568,56 @@ async fn store_renditions(
     Ok(out)
 }
 
-async fn store_variants(o: &Origin, content: i64, v: MadeVariants) -> Result<(), ApiError> {
+/// Stores a content's variants, each tagged with its rights (the same
+/// metadata in both), and the index of their frames.
+async fn store_variants(
+    o: &Origin,
+    content: i64,
+    rights: &Rights,
+    v: MadeVariants,
+) -> Result<(), ApiError> {
+    let failed = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ingest_failed", e);
+    let pair = v.pair;
+    let a = tracecast_media::tag(&pair.a, rights).map_err(|e| failed(e.to_string()))?;
+    let b = tracecast_media::tag(&pair.b, rights).map_err(|e| failed(e.to_string()))?;
+    let frames_of = |sizes: &[u32]| sizes.iter().map(|&s| s as usize).sum::<usize>();
+    let header = a.len() - frames_of(&pair.a_frames);
+    if b.len() - frames_of(&pair.b_frames) != header || a[..header] != b[..header] {
+        return Err(failed("the two variants' FLAC metadata differ".into()));
+    }
+    let index =
+        tracecast_delivery::ab::FlacFrames::encode(header as u64, &pair.a_frames, &pair.b_frames);
+    let (a_len, b_len) = (a.len(), b.len());
     let mut put = Vec::new();
-    for bytes in [v.a, v.b] {
+    for bytes in [a, b, index] {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let key = format!("renditions/{sha256}");
-        let len = bytes.len();
         o.blobs
             .put(&key, Bytes::from(bytes))
             .await
             .map_err(super::blob_error)?;
-        put.push((key, sha256, len));
+        put.push((key, sha256));
     }
-    let (b, a) = (put.pop().expect("two"), put.pop().expect("two"));
-    let len = a.2;
+    let [a, b, index]: [(String, String); 3] = put.try_into().expect("three");
     o.store
         .add_ab_variants(
             content,
             &tracecast_store::AbVariantsRecord {
                 tier: AB_TIER,
                 units: v.units as i64,
-                data_offset: v.data_offset as i64,
-                frame_bytes: v.frame_bytes as i64,
-                bytes: len as i64,
+                data_offset: header as i64,
+                frame_bytes: 0,
+                bytes: a_len as i64,
                 a_blob_key: a.0,
                 a_sha256: a.1,
                 b_blob_key: b.0,
                 b_sha256: b.1,
+                flac: Some(tracecast_store::AbFlacRecord {
+                    frames: pair.a_frames.len() as i64,
+                    b_bytes: b_len as i64,
+                    index_blob_key: index.0,
+                    index_sha256: index.1,
+                }),
             },
         )
         .await?;

@@ -902,15 +902,15 @@ async fn hls_file(
     blob_response(&o, &format!("hls/{id}/{name}"), "video/mp4", sha256).await
 }
 
-/// One of a rendition's pre-marked A/B variants, a WAV file (edges and administrators).
+/// One of a rendition's pre-marked A/B variants (FLAC, or WAV for contents ingested before FLAC variants), or the index of the FLAC variants' frames (edges and administrators).
 ///
-/// Edges assemble each buyer's copy from the two.
+/// Edges assemble each buyer's copy from the two: FLAC variants frame by frame, by the index.
 #[utoipa::path(get, path = "/v1/contents/{id}/renditions/{tier}/{which}", tag = "edges", security(("bearer" = [])),
     params(("id" = i64, Path, minimum = 1, description = "The content."),
         ("tier" = Tier, Path, description = "The rendition's tier."),
-        ("which" = String, Path, pattern = "^(a|b)$", description = "The variant.")),
+        ("which" = String, Path, pattern = "^(a|b|index)$", description = "The variant, or the frame index.")),
     responses(
-        (status = 200, description = "The variant.", content_type = "audio/wav", body = Vec<u8>,
+        (status = 200, description = "The variant (`audio/flac` or `audio/wav`) or the frame index (`application/octet-stream`: \"tcABflac\", the header's length and the frame count as u64, then every frame's size as u32, A's then B's, all little-endian).", content_type = "application/octet-stream", body = Vec<u8>,
             headers(("Tracecast-Sha256" = String, description = "The file's SHA-256 (hex), as recorded at ingest."))),
         (status = 404, description = "The content has no A/B variants of that tier.", body = ErrorBody),
         Refusals))]
@@ -935,12 +935,25 @@ async fn ab_variant(
                 format!("content {id} has no A/B variants of its {tier} rendition"),
             )
         })?;
-    let (key, sha256) = match which.as_str() {
-        "a" => (v.a_blob_key, v.a_sha256),
-        "b" => (v.b_blob_key, v.b_sha256),
-        _ => return Err(ApiError::bad_request("the variant is a or b")),
+    let media_type = if v.flac.is_some() {
+        "audio/flac"
+    } else {
+        "audio/wav"
     };
-    blob_response(&o, &key, "audio/wav", sha256).await
+    let (key, sha256, media_type) = match (which.as_str(), v.flac) {
+        ("a", _) => (v.a_blob_key, v.a_sha256, media_type),
+        ("b", _) => (v.b_blob_key, v.b_sha256, media_type),
+        ("index", Some(f)) => (f.index_blob_key, f.index_sha256, "application/octet-stream"),
+        ("index", None) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_rendition",
+                format!("content {id}'s variants are WAV: they have no frame index"),
+            ))
+        }
+        _ => return Err(ApiError::bad_request("the variant is a, b or index")),
+    };
+    blob_response(&o, &key, media_type, sha256).await
 }
 
 /// A rendition's bytes (edges and administrators).

@@ -1,7 +1,8 @@
 //! A/B pre-marked audio over HTTP with the real clients, on SQLite and
-//! PostgreSQL: ingest makes the two variants, the edge assembles each
-//! buyer's copy from them (whole and by Range), a buyer's copy traces to
-//! them, a mix of two buyers' copies traces to one of the two and to no
+//! PostgreSQL: ingest makes the two variants (FLAC, spliceable frame by
+//! frame), the edge assembles each buyer's copy from them (whole and by
+//! Range) as a FLAC stream that `flac -t` and ffmpeg take, a buyer's copy
+//! traces to them, a mix of two buyers' copies traces to one of the two and to no
 //! other buyer, and who may see what.
 
 use reqwest::StatusCode;
@@ -41,52 +42,75 @@ async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {
         let high = c.renditions.iter().find(|r| r.tier == Tier::High).unwrap();
         let ab = high.ab.clone().expect("the high tier has A/B variants");
         let g: Geometry = ab.geometry;
-        assert_eq!(
-            g.units,
-            tracecast_mark::audio::ab::units(150 * 44_100) as u64
-        );
+        let frames = 150 * 44_100;
+        assert_eq!(g.units, tracecast_mark::audio::ab::units(frames) as u64);
+        let flac = ab.flac.clone().expect("FLAC variants");
+        assert_eq!(ab.media_type, "audio/flac");
+        assert_eq!(flac.frames, frames.div_ceil(4096) as u64);
         assert_ne!(ab.a_sha256, ab.b_sha256);
         assert!(c.renditions.iter().filter(|r| r.ab.is_some()).count() == 1);
 
-        // Variants are for edges only.
-        let r = reqwest::Client::new()
-            .get(format!(
-                "{}/v1/contents/{}/renditions/high/a",
-                net.base, c.id
-            ))
-            .bearer_auth(&alice_token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        // Variants and their index are for edges only.
+        for which in ["a", "index"] {
+            let r = reqwest::Client::new()
+                .get(format!(
+                    "{}/v1/contents/{}/renditions/high/{which}",
+                    net.base, c.id
+                ))
+                .bearer_auth(&alice_token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        }
 
-        // Three buyers; each copy is assembled, the same length, different.
+        // Three buyers; each copy is assembled, a FLAC stream of its own.
         let edge = EdgeClient::new().unwrap();
         let mut copies = Vec::new();
         for (name, user) in [("alice", &alice), ("bob", &bob), ("carol", &carol)] {
             let p = user.purchase(c.id, Some(Tier::High), &[]).await.unwrap();
             let copy = edge.deliver(&p.edge_address, &p.ticket).await.unwrap();
-            assert_eq!(copy.media_type, "audio/wav");
-            assert_eq!(copy.bytes, g.bytes);
+            assert_eq!(copy.media_type, "audio/flac");
+            assert!(copy.filename.ends_with(".flac"), "{}", copy.filename);
             let again = edge.deliver(&p.edge_address, &p.ticket).await.unwrap();
             assert!(again.kept && again.sha256 == copy.sha256);
-            let out = files.path().join(format!("{name}.wav"));
+            let out = files.path().join(format!("{name}.flac"));
             edge.download(&copy, &out, &|_, _| {}).await.unwrap();
             let bytes = std::fs::read(&out).unwrap();
-            assert_eq!(bytes.len() as u64, g.bytes);
-            copies.push((out, bytes, copy));
+            assert_eq!(bytes.len() as u64, copy.bytes);
+            // The reference decoder finds every frame sound (no MD5 is
+            // claimed), and ffmpeg plays every sample.
+            let t = std::process::Command::new("flac")
+                .args(["-t", "-s"])
+                .arg(&out)
+                .output()
+                .expect("apt-get install flac");
+            assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+            assert_eq!(bytes[26..42], [0; 16]);
+            let played = tracecast_media::decode_file(&out, None).unwrap();
+            assert_eq!(played.frames(), frames);
+            let ff = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-i"])
+                .arg(&out)
+                .args(["-f", "null", "-"])
+                .output()
+                .unwrap();
+            assert!(ff.status.success() && ff.stderr.is_empty(), "{ff:?}");
+            copies.push((out, bytes, copy, played));
         }
         assert_ne!(copies[0].1, copies[1].1);
-        // Same header; the copies differ only past it.
-        assert_eq!(
-            copies[0].1[..g.data_offset as usize],
-            copies[1].1[..g.data_offset as usize]
-        );
+        // Same metadata; the copies differ only in their frames.
+        let head = flac.header_bytes as usize;
+        assert_eq!(copies[0].1[..head], copies[1].1[..head]);
 
         // Ranges across piece boundaries, single and multiple.
         let http = reqwest::Client::new();
-        let (_, bytes, copy) = &copies[0];
-        for (a, b) in [(0u64, 99u64), (1000, 300_000), (g.bytes - 10, g.bytes - 1)] {
+        let (_, bytes, copy, _) = &copies[0];
+        for (a, b) in [
+            (0u64, 99u64),
+            (1000, 300_000),
+            (copy.bytes - 10, copy.bytes - 1),
+        ] {
             let r = http
                 .get(&copy.url)
                 .header("range", format!("bytes={a}-{b}"))
@@ -108,8 +132,8 @@ async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {
         assert!(find(&bytes[10..20]) && find(&bytes[500_000..500_010]));
 
         // One buyer's copy traces to them directly (payload), and the code
-        // agrees.
-        let r = provider.trace_as(&copies[1].0, Some(c.id)).await.unwrap();
+        // agrees; its metadata names the content.
+        let r = provider.trace_as(&copies[1].0, None).await.unwrap();
         let m = r.mark.expect("bob's payload reads");
         assert_eq!(i64::from(m.user), bob_id);
         assert_eq!(r.user.as_deref(), Some("bob"));
@@ -121,16 +145,18 @@ async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {
             vec![bob_id]
         );
 
-        // Alice and Bob mix their copies segment by segment: one of them
-        // is accused, carol never.
-        let mix: Vec<bool> = (0..g.units).map(|u| u % 2 == 1).collect();
-        let mut mixed = Vec::with_capacity(g.bytes as usize);
-        for p in g.pieces(&mix).unwrap() {
-            let from = if p.b { &copies[1].1 } else { &copies[0].1 };
-            mixed.extend_from_slice(&from[p.start as usize..p.end as usize]);
+        // Alice and Bob mix their decoded copies unit by unit, into a WAV
+        // with no metadata: one of them is accused, carol never.
+        let mut mixed = copies[0].3.clone();
+        for u in (1..g.units as usize).step_by(2) {
+            use tracecast_mark::audio::ab::unit_start;
+            let (s, e) = (unit_start(u), unit_start(u + 1).min(frames));
+            for (m, b) in mixed.channels.iter_mut().zip(&copies[1].3.channels) {
+                m[s..e].copy_from_slice(&b[s..e]);
+            }
         }
         let mixed_path = files.path().join("mixed.wav");
-        std::fs::write(&mixed_path, &mixed).unwrap();
+        tracecast_media::encode_file(&mixed, &mixed_path).unwrap();
         let r = provider.trace_as(&mixed_path, Some(c.id)).await.unwrap();
         let f = r.fingerprint.clone().unwrap();
         let accused: Vec<i64> = f.accused.iter().map(|s| s.user_id).collect();
