@@ -17,6 +17,7 @@ mod load_bench;
 mod mailbox_bench;
 mod members_bench;
 mod protect_bench;
+mod trace_bench;
 mod upload_bench;
 
 // The tidy checks are unit tests of xtask's binary, not an integration test:
@@ -120,10 +121,11 @@ fn main() -> anyhow::Result<()> {
         ["bench", "upload", rest @ ..] => upload_bench::run(&upload_bench::parse(rest)?),
         ["bench", "ab", rest @ ..] => ab_bench::run(&ab_bench::parse(rest)?),
         ["bench", "load", rest @ ..] => load_bench::run(&load_bench::parse(rest)?),
+        ["bench", "trace", rest @ ..] => trace_bench::run(&trace_bench::parse(rest)?),
         ["fuzz", rest @ ..] => fuzz::run(&fuzz::parse(rest)?),
         _ => {
             eprintln!(
-                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [--audiowmark BIN | --audiowmark-src GIT] [AUDIO FILES...]\n       cargo run --release -p xtask -- bench mark-image [--strength X] [--short-side N] [--set NAME=VALUE]... [PHOTOS...]\n       cargo run --release -p xtask -- bench mailbox [--messages N] [--boxes N] [--latency-secs S] [--backend sqlite|postgres|both]\n       cargo run --release -p xtask -- bench edge [--seconds 300] [--buyers 1,10,100] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench members [--members 1000000] [--depth 12] [--backend sqlite|postgres|both]\n       cargo run --release -p xtask -- bench protect [--mib 512] [--conversions 3000]\n       cargo run --release -p xtask -- bench upload [--size 1G] [--runs 5] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench ab [--seconds 300] [--buyers 1,10,100] [--rounds N] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench load [--seconds 10] [--connections 32] [--backend postgres|sqlite] [--nginx /usr/sbin/nginx] [--wrk /usr/bin/wrk]\n       cargo run --release -p xtask -- fuzz [--seconds 60] [TARGET...]"
+                "usage: cargo run --release -p xtask -- bench mark-audio [--strength X] [--set NAME=VALUE]... [--audiowmark BIN | --audiowmark-src GIT] [AUDIO FILES...]\n       cargo run --release -p xtask -- bench mark-image [--strength X] [--short-side N] [--set NAME=VALUE]... [PHOTOS...]\n       cargo run --release -p xtask -- bench mailbox [--messages N] [--boxes N] [--latency-secs S] [--backend sqlite|postgres|both]\n       cargo run --release -p xtask -- bench edge [--seconds 300] [--buyers 1,10,100] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench members [--members 1000000] [--depth 12] [--backend sqlite|postgres|both]\n       cargo run --release -p xtask -- bench protect [--mib 512] [--conversions 3000]\n       cargo run --release -p xtask -- bench upload [--size 1G] [--runs 5] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench ab [--seconds 300] [--buyers 1,10,100] [--rounds N] [--nginx /usr/sbin/nginx]\n       cargo run --release -p xtask -- bench load [--seconds 10] [--connections 32] [--backend postgres|sqlite] [--nginx /usr/sbin/nginx] [--wrk /usr/bin/wrk]\n       cargo run --release -p xtask -- bench trace [--seconds 180] [--catalog 10000]\n       cargo run --release -p xtask -- fuzz [--seconds 60] [TARGET...]"
             );
             std::process::exit(2)
         }

@@ -486,6 +486,48 @@ impl Scheme {
     }
 }
 
+/// Decodes the payload of an A/B copy whose content nothing names: the
+/// layout depends only on a content's length in segments, not on which
+/// content it is, so `read` (the copy's segments as read, as far as the
+/// longest candidate) is tried against the layout of each length in
+/// `lengths`, the copy's own length `near` first, then outward. The first
+/// whose tag verifies gives the payload and the length it decoded at.
+/// Layouts of nearby lengths share their start, so that length is a
+/// hint: the content is one the payload's buyer bought whose length also
+/// decodes (see [`Layout::decodes`]). Each try is a Viterbi decode of the
+/// coded payload; a false match is 2^-28 per try
+/// ([`crate::payload::chance_match_probability`]).
+pub fn payload_by_length(
+    key: &MarkKey,
+    read: &[Option<bool>],
+    near: usize,
+    lengths: &[usize],
+) -> Option<(usize, crate::code::Decoded)> {
+    let mut lengths: Vec<usize> = lengths.iter().copied().filter(|&l| l > 0).collect();
+    lengths.sort_by_key(|&l| (l.abs_diff(near), l));
+    lengths.dedup();
+    lengths.into_iter().find_map(|l| {
+        let d = Layout::for_segments(l).decode_payload(key, read);
+        d.tag_ok.then_some((l, d))
+    })
+}
+
+impl Layout {
+    /// The payload of `read` under this layout (missing or extra
+    /// segments read as nothing).
+    pub fn decode_payload(&self, key: &MarkKey, read: &[Option<bool>]) -> crate::code::Decoded {
+        let mut fitted = read[..read.len().min(self.len())].to_vec();
+        fitted.resize(self.len(), None);
+        let (soft, _) = self.split(&fitted);
+        crate::code::decode_payload(&soft, key)
+    }
+
+    /// Whether `read` carries `payload` under this layout.
+    pub fn decodes(&self, key: &MarkKey, read: &[Option<bool>], payload: &crate::Payload) -> bool {
+        self.decode_payload(key, read).payload.as_ref() == Some(payload)
+    }
+}
+
 /// How colluders mix their copies where their variants differ (where they
 /// agree they cannot change anything: the marking assumption).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -557,6 +599,48 @@ mod tests {
         let read: Vec<Option<bool>> = seq.iter().map(|b| Some(*b)).collect();
         let (direct, _) = scheme.trace(&key, &read, 0..10).unwrap();
         assert_eq!(direct.payload, Some(payload));
+    }
+
+    #[test]
+    fn a_payload_is_found_by_length_when_no_content_is_named() {
+        let key = key();
+        let payload = crate::Payload {
+            content_server: 2,
+            edge: 5,
+            home: 0,
+            user: 4_242,
+        };
+        let copy = |len: usize, keep: usize| -> Vec<Option<bool>> {
+            Scheme::for_content(&key, 17, len)
+                .sequence(4_242, &payload, &key)
+                .into_iter()
+                .take(keep)
+                .map(Some)
+                .collect()
+        };
+        // (content length, units the copy holds, catalog lengths, found at)
+        let cases: [(usize, usize, &[usize], Option<usize>); 6] = [
+            (2_000, 2_000, &[500, 1_999, 2_000, 9_000], Some(2_000)),
+            (2_000, 2_000, &[2_000], Some(2_000)),
+            // An excerpt from the start: the nearest length that decodes.
+            (6_000, 2_000, &[300, 6_000], Some(6_000)),
+            // No length near enough to lay its payload out.
+            (2_000, 2_000, &[300, 700], None),
+            (2_000, 2_000, &[], None),
+            (2_000, 100, &[2_000], None),
+        ];
+        for (len, keep, lengths, want) in cases {
+            let read = copy(len, keep);
+            let got = payload_by_length(&key, &read, keep, lengths);
+            assert_eq!(got.as_ref().map(|g| g.0), want, "{len} {keep} {lengths:?}");
+            if let Some((l, d)) = got {
+                assert_eq!(d.payload, Some(payload));
+                assert!(Layout::for_segments(l).decodes(&key, &read, &payload));
+            }
+        }
+        // Under another key nothing verifies.
+        let other = MarkKey::from_bytes([7; 32]);
+        assert!(payload_by_length(&other, &copy(2_000, 2_000), 2_000, &[2_000]).is_none());
     }
 
     #[test]

@@ -806,6 +806,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Every audio content with A/B variants (of `provider`, when given)
+    /// and its length in units: what tracing searches when nothing names
+    /// a copy's content.
+    pub async fn ab_lengths(
+        &self,
+        provider: Option<ProviderId>,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        const ALL: &str = "SELECT content_id, units FROM ab_variants ORDER BY content_id";
+        const OF: &str = "SELECT v.content_id, v.units FROM ab_variants v \
+             JOIN contents c ON c.id = v.content_id WHERE c.provider_id = $1 ORDER BY v.content_id";
+        let rows = match provider {
+            None => sqlx::query(ALL).fetch_all(&self.pool).await?,
+            Some(p) => sqlx::query(OF).bind(p.get()).fetch_all(&self.pool).await?,
+        };
+        rows.iter()
+            .map(|r| Ok((r.try_get("content_id")?, r.try_get("units")?)))
+            .collect()
+    }
+
     /// Records a video's HLS variants (the files already in the blob store).
     pub async fn add_hls_variants(
         &self,

@@ -86,6 +86,61 @@ struct Read {
     rights: Option<tracecast_media::Rights>,
     fingerprint: Option<(AbTrace, tracecast_mark::fingerprint::Tracing, usize)>,
     timeline: Vec<TimelinePoint>,
+    /// An audio copy read as A/B when nothing named its content.
+    unnamed: Option<Unnamed>,
+}
+
+/// Units a copy's length may be off its content's by and still be taken
+/// for a whole copy of it (an encoder's padding, a trimmed end).
+const LENGTH_SLACK: usize = 4;
+/// Contents of about a copy's length a mix is traced against, at most:
+/// each may accuse with probability epsilon, so the bound is this times
+/// epsilon.
+const MIX_CANDIDATES: usize = 16;
+
+/// An audio copy read as A/B with no content named (no `content`, no
+/// metadata): its units, and the payload if one verified at one of the
+/// catalog's lengths.
+struct Unnamed {
+    /// Each unit's variant as read, from the copy's start.
+    reads: Vec<Option<bool>>,
+    /// The copy's own length in units (at CD rate, as A/B content is).
+    copy_units: usize,
+    /// The payload that verified and the length it decoded at.
+    found: Option<(usize, Payload, f32)>,
+}
+
+/// Reads an audio copy as A/B against every length of A/B content in the
+/// catalog (`lengths`): one reading of its units, then a payload decode
+/// per length (see `payload_by_length`). None when no content is long
+/// enough or no grid is found.
+fn read_unnamed(pcm: &tracecast_media::Pcm, key: &MarkKey, lengths: &[usize]) -> Option<Unnamed> {
+    use tracecast_mark::audio::ab as variants;
+    let copy_units = variants::units((pcm.duration_secs() * 44_100.0) as usize);
+    let lengths: Vec<usize> = lengths
+        .iter()
+        .copied()
+        .filter(|&l| l + LENGTH_SLACK >= copy_units)
+        .collect();
+    let longest = lengths.iter().copied().max()?;
+    let n = longest.min(copy_units + LENGTH_SLACK);
+    let reading =
+        variants::read_variants(&pcm.channels, pcm.sample_rate, key, n, &mut |_, _| {}).ok()??;
+    let reads = variants::decisions(&reading);
+    let found = tracecast_mark::fingerprint::payload_by_length(key, &reads, copy_units, &lengths)
+        .and_then(|(l, d)| Some((l, d.payload?, d.confidence)));
+    Some(Unnamed {
+        reads,
+        copy_units,
+        found,
+    })
+}
+
+/// `reads` cut or padded (with nothing read) to `units`.
+fn fitted(reads: &[Option<bool>], units: usize) -> Vec<Option<bool>> {
+    let mut out = reads[..reads.len().min(units)].to_vec();
+    out.resize(units, None);
+    out
 }
 
 /// Stretches of a timeline: long enough for the mark to read alone.
@@ -205,6 +260,7 @@ fn read_video(
                     rights: None,
                     fingerprint: Some((ab, tracing, read)),
                     timeline: segment_timeline(&reads, secs),
+                    unnamed: None,
                 });
             }
         }
@@ -217,6 +273,7 @@ fn read_video(
         rights: None,
         fingerprint: None,
         timeline: Vec::new(),
+        unnamed: None,
     })
 }
 
@@ -235,11 +292,14 @@ fn read_ab(pcm: &tracecast_media::Pcm, key: &MarkKey, ab: &mut AbTrace) -> Optio
     trace_reads(&variants::decisions(&reading), key, ab)
 }
 
+/// Reads a file's mark: against the A/B content `ab` names, else (audio)
+/// against the catalog's A/B lengths `catalog`, else the direct mark.
 fn read_mark(
     bytes: &Bytes,
     ext: Option<&str>,
     key: &MarkKey,
     ab: Option<AbTrace>,
+    catalog: &[usize],
     timeline: bool,
     budget: &super::DecodeBudget,
 ) -> Result<Read, MediaError> {
@@ -258,6 +318,7 @@ fn read_mark(
             rights,
             fingerprint: None,
             timeline: Vec::new(),
+            unnamed: None,
         });
     }
     // At most the trace's budget, from the start: a small file of
@@ -278,6 +339,7 @@ fn read_mark(
     );
     // A copy of pre-marked content is read unit by unit first: it holds
     // no repeating payload for the direct detector to find.
+    let named = ab.is_some();
     if let Some(mut ab) = ab {
         if let Some((payload, confidence, tracing, read)) = read_ab(&pcm, key, &mut ab) {
             return Ok(Read {
@@ -287,8 +349,26 @@ fn read_mark(
                 rights,
                 fingerprint: Some((ab, tracing, read)),
                 timeline: Vec::new(),
+                unnamed: None,
             });
         }
+    }
+    // Nothing names the content: the catalog's A/B lengths are tried.
+    let unnamed = if named {
+        None
+    } else {
+        read_unnamed(&pcm, key, catalog)
+    };
+    if let Some((_, payload, confidence)) = unnamed.as_ref().and_then(|u| u.found) {
+        return Ok(Read {
+            payload: Some(payload),
+            confidence,
+            media,
+            rights,
+            fingerprint: None,
+            timeline: Vec::new(),
+            unnamed,
+        });
     }
     let d = tracecast_mark::audio::detect(&pcm.channels, pcm.sample_rate, key, &mut |_, _| {})
         .map_err(|e| MediaError::Malformed(e.to_string()))?;
@@ -303,7 +383,55 @@ fn read_mark(
         } else {
             Vec::new()
         },
+        // A direct mark read: no mix of A/B copies to trace.
+        unnamed: if d.payload.is_some() { None } else { unnamed },
     })
+}
+
+/// The A/B contents an unnamed copy is traced against, most likely first:
+/// with a payload, the contents its buyer got through that edge whose
+/// length holds the copy and decodes the same payload; without (a mix),
+/// the catalog's contents of about the copy's length.
+async fn unnamed_candidates(
+    o: &Origin,
+    un: &Unnamed,
+    payload: Option<&Payload>,
+    catalog: &[(i64, usize)],
+) -> Result<Vec<(i64, usize)>, ApiError> {
+    let near = |l: usize| l.abs_diff(un.copy_units);
+    let Some(p) = payload else {
+        let mut c: Vec<(i64, usize)> = catalog
+            .iter()
+            .copied()
+            .filter(|&(_, l)| near(l) <= LENGTH_SLACK)
+            .collect();
+        c.sort_by_key(|&(id, l)| (near(l), std::cmp::Reverse(id)));
+        c.truncate(MIX_CANDIDATES);
+        return Ok(c);
+    };
+    let bought: std::collections::HashSet<i64> = o
+        .store
+        .deliveries_marked(
+            UserId(i64::from(p.user)),
+            EdgeId(i64::from(p.edge)),
+            ProviderId(i64::from(p.content_server)),
+        )
+        .await?
+        .into_iter()
+        .map(|d| d.content_id)
+        .collect();
+    let mut c: Vec<(i64, usize)> = catalog
+        .iter()
+        .copied()
+        .filter(|(id, l)| bought.contains(id) && l + LENGTH_SLACK >= un.copy_units)
+        .collect();
+    c.sort_by_key(|&(id, l)| (near(l), std::cmp::Reverse(id)));
+    let key = &o.mark_key;
+    c.retain(|&(_, l)| {
+        tracecast_mark::fingerprint::Layout::for_segments(l).decodes(key, &un.reads, p)
+    });
+    c.truncate(MIX_CANDIDATES);
+    Ok(c)
 }
 
 /// Traces a file back to its delivery by the mark it carries (administrators, providers, users).
@@ -394,15 +522,81 @@ pub(super) async fn trace(
         }
         None => None,
     };
+    // Nothing names it: the A/B contents the asker may trace (a
+    // provider, its own), by length.
+    let catalog: Vec<(i64, usize)> = if ab.is_none() {
+        let provider = match &asker {
+            Asker::Provider(p) => Some(*p),
+            _ => None,
+        };
+        o.store
+            .ab_lengths(provider)
+            .await?
+            .into_iter()
+            .map(|(c, u)| (c, u.max(0) as usize))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut lengths: Vec<usize> = catalog.iter().map(|c| c.1).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
     let budget = o.config.budgets.trace();
-    let read = crate::on_worker(&o.work, move || {
-        read_mark(&bytes, ext.as_deref(), &key, ab, q.timeline, &budget)
+    let mut read = crate::on_worker(&o.work, move || {
+        read_mark(
+            &bytes,
+            ext.as_deref(),
+            &key,
+            ab,
+            &lengths,
+            q.timeline,
+            &budget,
+        )
     })
     .await?
     .map_err(|e| {
         let (status, code) = super::budget_refusal(&e);
         ApiError::new(status, code, format!("cannot read this file: {e}"))
     })?;
+    // An unnamed A/B copy: its content found, then traced through its
+    // code. With a payload (its layout is the same for every content of a
+    // length), the content whose code accuses that buyer, else the likeliest;
+    // for a mix, the first whose code accuses anyone.
+    if let Some(un) = read.unnamed.take() {
+        let payload = un.found.map(|f| f.1);
+        let mut likeliest = None;
+        for (content, units) in unnamed_candidates(&o, &un, payload.as_ref(), &catalog).await? {
+            let mut ab = AbTrace {
+                content,
+                units,
+                segment_secs: None,
+                buyers: o.store.buyers_of(content).await?,
+                scheme_resists: 0,
+            };
+            let reads = fitted(&un.reads, units);
+            let key = o.mark_key.clone();
+            let traced = crate::on_worker(&o.work, move || {
+                trace_reads(&reads, &key, &mut ab).map(|t| (ab, t))
+            })
+            .await?;
+            if let Some((ab, (_, _, tracing, n))) = traced {
+                let accused = match &payload {
+                    Some(p) => tracing.accused.contains(&u64::from(p.user)),
+                    None => !tracing.accused.is_empty(),
+                };
+                if accused {
+                    read.fingerprint = Some((ab, tracing, n));
+                    break;
+                }
+                if payload.is_some() && likeliest.is_none() {
+                    likeliest = Some((ab, tracing, n));
+                }
+            }
+        }
+        if read.fingerprint.is_none() {
+            read.fingerprint = likeliest;
+        }
+    }
     let mut report = TraceReport {
         mark: None,
         user: None,
@@ -470,12 +664,13 @@ pub(super) async fn trace(
         // Deliveries through the home or kiosk the mark names come first,
         // then the content named in the file's metadata, if it survived.
         let site = (p.home != 0).then_some(SiteId(i64::from(p.home)));
+        let named = report
+            .metadata_content
+            .or(report.fingerprint.as_ref().map(|f| f.content));
         found.sort_by_key(|d| {
             (
                 d.site_id != site,
-                report
-                    .metadata_content
-                    .is_some_and(|cid| d.content_id != cid),
+                named.is_some_and(|cid| d.content_id != cid),
             )
         });
         if let Some(id) = site {

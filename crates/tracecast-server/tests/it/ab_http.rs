@@ -39,6 +39,22 @@ async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {
             )
             .await
             .unwrap();
+        // A second A/B content of the same length (other music), which bob
+        // buys too: the layout of a length is the same for every content,
+        // so a copy named by nothing must still be told apart.
+        let decoy = provider
+            .add_content_with(
+                &track(files.path(), 150.0, 22),
+                &ContentOptions {
+                    title: "Same Length",
+                    price_cents: 300,
+                    ab: true,
+                    ..ContentOptions::default()
+                },
+                |_, _| {},
+            )
+            .await
+            .unwrap();
         let high = c.renditions.iter().find(|r| r.tier == Tier::High).unwrap();
         let ab = high.ab.clone().expect("the high tier has A/B variants");
         let g: Geometry = ab.geometry;
@@ -66,6 +82,8 @@ async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {
 
         // Three buyers; each copy is assembled, a FLAC stream of its own.
         let edge = EdgeClient::new().unwrap();
+        let p = bob.purchase(decoy.id, Some(Tier::High), &[]).await.unwrap();
+        edge.deliver(&p.edge_address, &p.ticket).await.unwrap();
         let mut copies = Vec::new();
         for (name, user) in [("alice", &alice), ("bob", &bob), ("carol", &carol)] {
             let p = user.purchase(c.id, Some(Tier::High), &[]).await.unwrap();
@@ -145,8 +163,24 @@ async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {
             vec![bob_id]
         );
 
+        // Bob's copy as a WAV (no metadata) and no content named: the
+        // origin finds the content by the copy's length and bob's code.
+        let bare = files.path().join("bob-bare.wav");
+        tracecast_media::encode_file(&copies[1].3, &bare).unwrap();
+        let r = provider.trace_as(&bare, None).await.unwrap();
+        assert!(r.metadata_content.is_none());
+        assert_eq!(r.mark.as_ref().map(|m| i64::from(m.user)), Some(bob_id));
+        let f = r.fingerprint.expect("traced through the content's code");
+        assert_eq!(f.content, c.id);
+        assert_eq!(r.deliveries[0].content, c.id);
+        assert_eq!(
+            f.accused.iter().map(|s| s.user_id).collect::<Vec<_>>(),
+            vec![bob_id]
+        );
+
         // Alice and Bob mix their decoded copies unit by unit, into a WAV
-        // with no metadata: one of them is accused, carol never.
+        // with no metadata: one of them is accused, carol never, with the
+        // content named and without.
         let mut mixed = copies[0].3.clone();
         for u in (1..g.units as usize).step_by(2) {
             use tracecast_mark::audio::ab::unit_start;
@@ -157,18 +191,25 @@ async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {
         }
         let mixed_path = files.path().join("mixed.wav");
         tracecast_media::encode_file(&mixed, &mixed_path).unwrap();
-        let r = provider.trace_as(&mixed_path, Some(c.id)).await.unwrap();
-        let f = r.fingerprint.clone().unwrap();
-        let accused: Vec<i64> = f.accused.iter().map(|s| s.user_id).collect();
-        assert!(!accused.is_empty(), "nobody accused: {f:?}");
-        assert!(
-            accused.iter().all(|u| *u == alice_id || *u == bob_id),
-            "{accused:?}"
-        );
-        assert!(!accused.contains(&carol_id));
-        if let Some(m) = &r.mark {
-            assert!([alice_id, bob_id].contains(&i64::from(m.user)));
+        for named in [Some(c.id), None] {
+            let r = provider.trace_as(&mixed_path, named).await.unwrap();
+            let f = r.fingerprint.clone().expect("the mix traces");
+            assert_eq!(f.content, c.id, "named {named:?}");
+            let accused: Vec<i64> = f.accused.iter().map(|s| s.user_id).collect();
+            assert!(!accused.is_empty(), "nobody accused: {f:?}");
+            assert!(
+                accused.iter().all(|u| *u == alice_id || *u == bob_id),
+                "{accused:?}"
+            );
+            assert!(!accused.contains(&carol_id));
+            if let Some(m) = &r.mark {
+                assert!([alice_id, bob_id].contains(&i64::from(m.user)));
+            }
         }
+        // Another provider's catalog holds nothing of this: unnamed, it
+        // learns nothing.
+        let r = other_provider.trace_as(&mixed_path, None).await.unwrap();
+        assert!(r.fingerprint.is_none() && r.mark.is_none() && r.deliveries.is_empty());
 
         // Another provider may not learn who bought this content; a user
         // learns only that the mix is not simply theirs.
