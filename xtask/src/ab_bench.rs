@@ -35,6 +35,29 @@ pub struct Options {
     /// Downloads per buyer in the serving phase (at least 2).
     #[arg(long, default_value_t = 0)]
     pub rounds: usize,
+    /// A release only: every buyer's copy made (ticket to copy ready, and
+    /// the process's CPU per copy), nothing downloaded or served (for an
+    /// album to a thousand buyers: `--seconds 3600 --buyers 1000
+    /// --release-only`).
+    #[arg(long)]
+    pub release_only: bool,
+}
+
+/// CPU seconds this process has used (user and system), from
+/// /proc/self/stat: the origin and edge run in it.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the whole line, in clock ticks (100 a second).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    match (f.get(11), f.get(12)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => 0.0,
+    }
 }
 
 pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
@@ -54,7 +77,12 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
     bench.edge_alive().await?;
     let dir = bench.dir.path();
     eprintln!("making a {:.0}-second track...", o.seconds);
-    let src = dir.join("track.wav");
+    // Long music as FLAC: an hour of WAV is over the upload limit.
+    let src = dir.join(if o.seconds > 600.0 {
+        "track.flac"
+    } else {
+        "track.wav"
+    });
     tracecast_media::encode_file(&tracecast_media::synth::music(o.seconds, 44_100, 78), &src)?;
     let blobs = dir.join("data/blobs/renditions");
 
@@ -68,11 +96,15 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
         .add_content(&src, "Bench direct", 100, None, |_, _| {})
         .await?;
     let plain_s = t.elapsed().as_secs_f64();
-    let mut wav = std::fs::read(&src)?;
-    let last = wav.len() - 1;
-    wav[last] ^= 1;
-    let src_ab = dir.join("track-ab.wav");
-    std::fs::write(&src_ab, &wav)?;
+    // The same music again, one sample changed, as a new upload.
+    let mut again = tracecast_media::decode_file(&src, None)?;
+    again.channels[0][0] += 1.0 / 32_768.0;
+    let src_ab = dir.join(format!(
+        "track-ab.{}",
+        src.extension().and_then(|e| e.to_str()).unwrap_or("wav")
+    ));
+    tracecast_media::encode_file(&again, &src_ab)?;
+    drop(again);
     let t = Instant::now();
     let content = bench
         .provider
@@ -81,7 +113,7 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
             &ContentOptions {
                 title: "Bench A/B",
                 price_cents: 100,
-                ab: true,
+                marking: tracecast_delivery::ab::Marking::Ab,
                 ..ContentOptions::default()
             },
             |_, _| {},
@@ -169,16 +201,22 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
     let mut copy_bytes = Vec::new();
     let www = dir.join("www");
     std::fs::create_dir_all(&www)?;
+    let (release, cpu) = (Instant::now(), cpu_secs());
     for (i, user) in bench.users.iter().enumerate() {
         let t = Instant::now();
         let p = user.purchase(content.id, Some(Tier::High), &[]).await?;
         let copy = edge_client.deliver(&p.edge_address, &p.ticket).await?;
         assemble_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        if o.release_only {
+            copy_bytes.push(copy.bytes);
+            continue;
+        }
         let out = www.join(format!("copy-{i}.{}", copy_extension(&copy.media_type)));
         edge_client.download(&copy, &out, &|_, _| {}).await?;
         copy_bytes.push(copy.bytes);
         urls.push(copy.url);
     }
+    let (release_s, cpu_s) = (release.elapsed().as_secs_f64(), cpu_secs() - cpu);
     assemble_ms.sort_by(f64::total_cmp);
     let median_ms = assemble_ms[assemble_ms.len() / 2];
     println!(
@@ -197,6 +235,17 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
         mean / plain_high_bytes as f64
     );
 
+    let n = bench.users.len().max(1) as f64;
+    println!(
+        "release: {} copies in {release_s:.1} s ({:.1} copies/s), {:.0} ms of CPU per copy (origin, edge and buyers in this process; 95th percentile ticket to copy ready {:.0} ms)",
+        bench.users.len(),
+        n / release_s,
+        cpu_s / n * 1e3,
+        assemble_ms[(assemble_ms.len() * 95 / 100).min(assemble_ms.len() - 1)]
+    );
+    if o.release_only {
+        return Ok(());
+    }
     let nginx = start_nginx(&o.nginx, &www, &dir.join("nginx"), "")?;
     println!(
         "{:>7} | {:>12} {:>10} | {:>12} {:>10} | {:>12}",

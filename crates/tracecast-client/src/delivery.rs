@@ -63,8 +63,9 @@ pub struct ContentOptions<'a> {
     pub reserved_up_to_order: Option<i64>,
     /// Deliver copies encrypted, opened with licences.
     pub protected: bool,
-    /// Pre-mark the high tier as A/B variants: edges assemble copies.
-    pub ab: bool,
+    /// How copies are marked (default `Direct`: each copy marked by the
+    /// edge; `Ab` and `Auto` make A/B variants; see `Marking`).
+    pub marking: tracecast_delivery::ab::Marking,
 }
 
 /// The query of `POST /v1/contents` for these options.
@@ -76,7 +77,7 @@ fn ingest_query(options: &ContentOptions<'_>, filename: &str) -> Vec<(&'static s
         rental_tariff,
         reserved_up_to_order,
         protected,
-        ab,
+        marking,
     } = *options;
     let mut query = vec![
         ("title", title.to_owned()),
@@ -91,8 +92,11 @@ fn ingest_query(options: &ContentOptions<'_>, filename: &str) -> Vec<(&'static s
     if protected {
         query.push(("protected", "true".into()));
     }
-    if ab {
-        query.push(("ab", "true".into()));
+    match marking {
+        tracecast_delivery::ab::Marking::Direct => {}
+        // `ab=true` is understood by origins from before `marking`.
+        tracecast_delivery::ab::Marking::Ab => query.push(("ab", "true".into())),
+        m => query.push(("marking", m.as_str().into())),
     }
     if let Some(t) = terms {
         query.push(("terms", t.to_owned()));

@@ -516,7 +516,11 @@ async fn upload(
                 &tracecast_client::ContentOptions {
                     title: &q.title,
                     price_cents,
-                    ab: q.ab,
+                    marking: if q.ab {
+                        tracecast_delivery::ab::Marking::Ab
+                    } else {
+                        tracecast_delivery::ab::Marking::Direct
+                    },
                     ..Default::default()
                 },
                 &filename,

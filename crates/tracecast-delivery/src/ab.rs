@@ -5,6 +5,64 @@
 
 use serde::{Deserialize, Serialize};
 
+/// How a content's copies are marked, as a provider asks at ingest
+/// (`POST /v1/contents?marking=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Marking {
+    /// A/B variants for audio long enough to carry a whole payload and not
+    /// protected; every other content marked copy by copy.
+    Auto,
+    /// Every copy marked for its buyer by the edge (the default: a direct
+    /// mark repeats every 2.2 s, so an excerpt of a few seconds still
+    /// names its buyer, where an A/B copy needs about 32 s from its start).
+    #[default]
+    Direct,
+    /// A/B variants (audio: the high tier; video: HLS segments).
+    Ab,
+}
+
+impl Marking {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Marking::Auto => "auto",
+            Marking::Direct => "direct",
+            Marking::Ab => "ab",
+        }
+    }
+
+    /// Whether audio gets A/B variants: `carries_payload` when its units
+    /// hold a whole coded payload (shorter audio gains nothing over a
+    /// direct mark); protected copies are encrypted one by one, so
+    /// variants would go unused.
+    pub fn audio_variants(self, carries_payload: bool, protected: bool) -> bool {
+        match self {
+            Marking::Ab => true,
+            Marking::Direct => false,
+            Marking::Auto => carries_payload && !protected,
+        }
+    }
+
+    /// Whether a video gets A/B variants: only when asked (two encodes of
+    /// the whole video at ingest).
+    pub fn video_variants(self) -> bool {
+        self == Marking::Ab
+    }
+}
+
+impl std::str::FromStr for Marking {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Marking::Auto),
+            "direct" => Ok(Marking::Direct),
+            "ab" => Ok(Marking::Ab),
+            other => Err(format!("marking is auto, direct or ab, not {other:?}")),
+        }
+    }
+}
+
 /// Where a rendition's variants switch: both are WAV files of `bytes`
 /// bytes with the same header; sample frames start at `data_offset`, each
 /// `frame_bytes` long. Unit `u ≥ 1` starts at frame
@@ -408,6 +466,32 @@ mod tests {
             unit_frames: 4096,
             cut_frames: 256,
         }
+    }
+
+    #[test]
+    fn marking_decides_who_gets_variants() {
+        // (marking, carries a whole payload, protected) → audio variants
+        let cases = [
+            (Marking::Auto, true, false, true),
+            (Marking::Auto, false, false, false),
+            (Marking::Auto, true, true, false),
+            (Marking::Direct, true, false, false),
+            (Marking::Ab, false, false, true),
+            (Marking::Ab, true, true, true),
+        ];
+        for (m, long, protected, want) in cases {
+            assert_eq!(
+                m.audio_variants(long, protected),
+                want,
+                "{m:?} {long} {protected}"
+            );
+        }
+        assert!(Marking::Ab.video_variants() && !Marking::Auto.video_variants());
+        for m in [Marking::Auto, Marking::Direct, Marking::Ab] {
+            assert_eq!(m.as_str().parse::<Marking>(), Ok(m));
+        }
+        assert!("AB".parse::<Marking>().is_err());
+        assert_eq!(Marking::default(), Marking::Direct);
     }
 
     #[test]

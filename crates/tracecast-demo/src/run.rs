@@ -400,7 +400,7 @@ async fn protected(
                 title: "Sealed Etude",
                 price_cents: 99,
                 protected: true,
-                ab: false,
+                marking: tracecast_delivery::ab::Marking::Direct,
                 ..Default::default()
             },
             |_, _| {},

@@ -486,6 +486,13 @@ impl Scheme {
     }
 }
 
+/// Whether A/B content of `units` units carries a whole coded payload:
+/// shorter content names a single leaker only through the Viterbi
+/// decoder's filling in, no better than a direct mark.
+pub fn carries_whole_payload(units: usize) -> bool {
+    units >= PAYLOAD_CODED
+}
+
 /// Decodes the payload of an A/B copy whose content nothing names: the
 /// layout depends only on a content's length in segments, not on which
 /// content it is, so `read` (the copy's segments as read, as far as the

@@ -505,11 +505,17 @@ pub enum ContentCommand {
         protect: bool,
         /// Pre-mark the content twice (A/B variants): edges then assemble
         /// each buyer's copy from the two by segment, at copy speed (audio:
-        /// a WAV; video: the buyer's own HLS playlist), and copies mixed by
-        /// colluding buyers still trace to one of them. Without it, edges
-        /// mark each copy (a video's every frame). See docs/ab.md.
-        #[arg(long)]
+        /// a FLAC; video: the buyer's own HLS playlist), and copies mixed
+        /// by colluding buyers still trace to one of them; an excerpt
+        /// needs about 32 s from the start to trace. The same as
+        /// `--marking ab`. See docs/ab.md.
+        #[arg(long, conflicts_with = "marking")]
         ab: bool,
+        /// How copies are marked: `direct` (the default: each copy marked
+        /// by the edge), `ab`, or `auto` (A/B for audio of about 33 s or
+        /// more that is not protected, direct otherwise).
+        #[arg(long, value_name = "auto|direct|ab")]
+        marking: Option<tracecast_delivery::ab::Marking>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]

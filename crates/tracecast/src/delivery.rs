@@ -114,9 +114,14 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                 reserved_up_to,
                 protect,
                 ab,
+                marking,
                 json,
                 conn,
             } => {
+                let marking = match (ab, marking) {
+                    (true, _) => tracecast_delivery::ab::Marking::Ab,
+                    (false, m) => m.unwrap_or_default(),
+                };
                 let price = parse_money(&price).map_err(anyhow::Error::msg)?;
                 let client = origin(&conn)?;
                 let pb = byte_bar(quiet, "uploading");
@@ -134,7 +139,7 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                             rental_tariff: rental.as_deref(),
                             reserved_up_to_order: reserved_up_to,
                             protected: protect,
-                            ab,
+                            marking,
                         },
                         move |sent, total| {
                             bar.set_length(total);

@@ -42,11 +42,29 @@ pub(super) struct IngestQuery {
     /// Deliver copies encrypted, opened with licences.
     #[serde(default)]
     protected: bool,
-    /// Pre-mark the content twice (A/B variants) so that edges assemble
-    /// copies from them instead of marking each (audio: the high tier;
-    /// video: HLS segments).
+    /// How copies are marked: `direct` (the default), `ab` (A/B variants,
+    /// so that edges assemble copies from them instead of marking each;
+    /// audio: the high tier, video: HLS segments), or `auto` (A/B variants
+    /// for audio long enough to carry a whole payload and not protected).
+    marking: Option<tracecast_delivery::ab::Marking>,
+    /// `ab=true`: the same as `marking=ab`.
     #[serde(default)]
     ab: bool,
+}
+
+impl IngestQuery {
+    /// The marking asked for, `ab=true` read as `marking=ab`.
+    fn marking(&self) -> Result<tracecast_delivery::ab::Marking, ApiError> {
+        use tracecast_delivery::ab::Marking;
+        match (self.ab, self.marking) {
+            (true, None | Some(Marking::Ab)) => Ok(Marking::Ab),
+            (true, Some(m)) => Err(ApiError::bad_request(format!(
+                "ab=true and marking={} disagree",
+                m.as_str()
+            ))),
+            (false, m) => Ok(m.unwrap_or_default()),
+        }
+    }
 }
 
 /// The tier a video is sold in (HLS assembled from A/B segments, or the
@@ -296,6 +314,15 @@ pub(super) fn ab_info(v: &tracecast_store::AbVariantsRecord) -> tracecast_delive
     }
 }
 
+/// Whether audio, brought to CD quality as its variants would be, holds a
+/// whole coded payload.
+fn carries_payload(pcm: &Pcm) -> bool {
+    let frames = pcm.frames() as u64 * 44_100 / u64::from(pcm.sample_rate.max(1));
+    tracecast_mark::fingerprint::carries_whole_payload(tracecast_mark::audio::ab::units(
+        frames as usize,
+    ))
+}
+
 fn make_variants(pcm: &Pcm, key: &tracecast_mark::MarkKey) -> Result<MadeVariants, MediaError> {
     let pcm = tracecast_media::cd_quality(pcm);
     let v = tracecast_mark::audio::ab::embed_variants(
@@ -341,7 +368,8 @@ struct Made {
         ("rental_tariff" = Option<String>, Query, description = "What renting costs: `0.50/hour`, `1.50/day`, `0.02/minute max 3`."),
         ("reserved_up_to_order" = Option<i64>, Query, minimum = 1, description = "Reserve the content for members up to this order."),
         ("protected" = Option<bool>, Query, description = "Deliver copies encrypted, opened with licences (not video)."),
-        ("ab" = Option<bool>, Query, description = "Pre-mark A/B variants that edges assemble copies from (audio: the high tier; video: HLS segments)."),
+        ("marking" = Option<tracecast_delivery::ab::Marking>, Query, description = "How copies are marked: `direct` (default: every copy marked by the edge; an excerpt of a few seconds still traces), `ab` (A/B variants that edges assemble copies from; audio: the high tier; video: HLS segments; an audio excerpt needs about 32 s from its start), or `auto` (A/B variants for audio that holds a whole payload, about 33 s or more, and is not protected; direct otherwise)."),
+        ("ab" = Option<bool>, Query, description = "`ab=true` is `marking=ab`."),
         ("Tracecast-Sha256" = Option<String>, Header, description = "The upload's SHA-256 (hex); a damaged upload is refused.")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The source file."),
     responses(
@@ -378,6 +406,7 @@ pub(super) async fn add_content(
     if q.price_cents < 0 {
         return Err(ApiError::bad_request("a price cannot be negative"));
     }
+    let marking = q.marking()?;
     let terms = q.terms.unwrap_or_else(|| o.config.default_terms.clone());
     let rental_tariff = match q.rental_tariff.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -437,7 +466,7 @@ pub(super) async fn add_content(
                 renditions: Vec::new(),
             })
             .await?;
-        let stored = if q.ab {
+        let stored = if marking.video_variants() {
             store_video(&o, id, bytes, ext).await
         } else {
             store_video_source(&o, id, bytes, ext).await.map(|()| 0)
@@ -456,18 +485,20 @@ pub(super) async fn add_content(
         let c = o.content_or_404(id).await?;
         return Ok((StatusCode::CREATED, Json(o.content_info(&c).await?)).into_response());
     }
-    let (ab, mark_key) = (q.ab, o.mark_key.clone());
+    let (protected, mark_key) = (q.protected, o.mark_key.clone());
     let budget = o.config.budgets.ingest();
     let made = crate::on_worker(&o.work, move || {
         let (kind, made, pcm, warnings) = make_renditions(&bytes, ext.as_deref(), &budget)?;
-        let variants = match (ab, pcm) {
-            (true, Some(pcm)) => Some(make_variants(&pcm, &mark_key)?),
-            (true, None) => {
+        let variants = match (marking, pcm) {
+            (m, Some(pcm)) if m.audio_variants(carries_payload(&pcm), protected) => {
+                Some(make_variants(&pcm, &mark_key)?)
+            }
+            (tracecast_delivery::ab::Marking::Ab, None) => {
                 return Err(MediaError::Malformed(
                     "A/B variants are made for audio only".into(),
                 ))
             }
-            (false, _) => None,
+            _ => None,
         };
         Ok((kind, made, variants, warnings))
     })

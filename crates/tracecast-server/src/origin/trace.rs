@@ -340,17 +340,24 @@ fn read_mark(
     // A copy of pre-marked content is read unit by unit first: it holds
     // no repeating payload for the direct detector to find.
     let named = ab.is_some();
+    // What the A/B reading found when it named nobody: the copy may be a
+    // directly marked one of the same content (its lossless tier, a copy
+    // through a home or kiosk), which the direct detector reads.
+    let mut ab_reading = None;
     if let Some(mut ab) = ab {
         if let Some((payload, confidence, tracing, read)) = read_ab(&pcm, key, &mut ab) {
-            return Ok(Read {
-                payload,
-                confidence,
-                media,
-                rights,
-                fingerprint: Some((ab, tracing, read)),
-                timeline: Vec::new(),
-                unnamed: None,
-            });
+            if payload.is_some() || !tracing.accused.is_empty() {
+                return Ok(Read {
+                    payload,
+                    confidence,
+                    media,
+                    rights,
+                    fingerprint: Some((ab, tracing, read)),
+                    timeline: Vec::new(),
+                    unnamed: None,
+                });
+            }
+            ab_reading = Some((ab, tracing, read));
         }
     }
     // Nothing names the content: the catalog's A/B lengths are tried.
@@ -377,7 +384,11 @@ fn read_mark(
         confidence: d.confidence,
         media,
         rights,
-        fingerprint: None,
+        fingerprint: if d.payload.is_some() {
+            None
+        } else {
+            ab_reading
+        },
         timeline: if timeline {
             audio_timeline(&pcm, key)
         } else {

@@ -32,7 +32,7 @@ async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {
                 &ContentOptions {
                     title: "Long Etude",
                     price_cents: 300,
-                    ab: true,
+                    marking: tracecast_delivery::ab::Marking::Ab,
                     ..ContentOptions::default()
                 },
                 |_, _| {},
@@ -48,7 +48,7 @@ async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {
                 &ContentOptions {
                     title: "Same Length",
                     price_cents: 300,
-                    ab: true,
+                    marking: tracecast_delivery::ab::Marking::Ab,
                     ..ContentOptions::default()
                 },
                 |_, _| {},
@@ -206,6 +206,52 @@ async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {
                 assert!([alice_id, bob_id].contains(&i64::from(m.user)));
             }
         }
+        // A directly marked copy of the same content (its lossless tier)
+        // reads no A/B code: the direct mark names its buyer.
+        let p = carol
+            .purchase(c.id, Some(Tier::Lossless), &[])
+            .await
+            .unwrap();
+        let copy = edge.deliver(&p.edge_address, &p.ticket).await.unwrap();
+        let lossless = files.path().join("carol-lossless.flac");
+        edge.download(&copy, &lossless, &|_, _| {}).await.unwrap();
+        let r = provider.trace_as(&lossless, None).await.unwrap();
+        assert_eq!(r.mark.map(|m| i64::from(m.user)), Some(carol_id));
+        assert_eq!(r.deliveries[0].delivery, p.delivery);
+
+        // `auto` makes variants of audio that carries a whole payload and
+        // is not protected, and of nothing else.
+        use tracecast_delivery::ab::Marking;
+        for (seed, (secs, protected, marking, want)) in [
+            (40.0, false, Marking::Auto, true),
+            (20.0, false, Marking::Auto, false),
+            (40.0, true, Marking::Auto, false),
+            (40.0, false, Marking::Direct, false),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let c = provider
+                .add_content_with(
+                    &track(files.path(), secs, 60 + seed as u64),
+                    &ContentOptions {
+                        title: "Auto",
+                        price_cents: 100,
+                        protected,
+                        marking,
+                        ..ContentOptions::default()
+                    },
+                    |_, _| {},
+                )
+                .await
+                .unwrap();
+            let variants = c.renditions.iter().any(|r| r.ab.is_some());
+            assert_eq!(
+                variants, want,
+                "{secs} s, protected {protected}, {marking:?}"
+            );
+        }
+
         // Another provider's catalog holds nothing of this: unnamed, it
         // learns nothing.
         let r = other_provider.trace_as(&mixed_path, None).await.unwrap();
@@ -236,7 +282,7 @@ async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {
                     &pic,
                     &ContentOptions {
                         title: "Pic",
-                        ab: true,
+                        marking: tracecast_delivery::ab::Marking::Ab,
                         ..ContentOptions::default()
                     },
                     |_, _| {},

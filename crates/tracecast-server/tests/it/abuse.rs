@@ -362,7 +362,7 @@ async fn a_licence_is_for_a_settled_delivery_and_opens_one_copy() {
                     rental_tariff: None,
                     reserved_up_to_order: None,
                     protected: true,
-                    ab: false,
+                    marking: tracecast_delivery::ab::Marking::Direct,
                 },
                 |_, _| {},
             )
@@ -741,7 +741,7 @@ async fn a_rental_streams_and_is_never_handed_over() {
                     rental_tariff: Some("0.05/minute max 5.00"),
                     reserved_up_to_order: None,
                     protected: false,
-                    ab: false,
+                    marking: tracecast_delivery::ab::Marking::Direct,
                 },
                 |_, _| {},
             )

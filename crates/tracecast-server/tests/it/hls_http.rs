@@ -127,7 +127,7 @@ async fn each_buyer_streams_their_own_segments_and_the_copy_reads_back() {
                 &ContentOptions {
                     title: "Clip",
                     price_cents: 200,
-                    ab: true,
+                    marking: tracecast_delivery::ab::Marking::Ab,
                     ..ContentOptions::default()
                 },
                 |_, _| {},

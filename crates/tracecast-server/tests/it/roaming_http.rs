@@ -78,7 +78,7 @@ async fn licences_roam_between_systems_on_both_backends() {
                     title: "Sealed",
                     price_cents: 100,
                     protected: true,
-                    ab: false,
+                    marking: tracecast_delivery::ab::Marking::Direct,
                     ..Default::default()
                 },
                 |_, _| {},
