@@ -422,40 +422,30 @@ impl Edge {
     }
 
     /// Both variants through the caches (pulled from the origin and
-    /// hash-checked when missing): their bytes, and whether both were hits.
-    async fn variant_bytes(
-        &self,
-        content: i64,
-        tier: Tier,
-        ab: &AbInfo,
-    ) -> Result<([Bytes; 2], bool), ApiError> {
+    /// hash-checked when missing), each checked for its recorded length;
+    /// none is read into memory here.
+    async fn pull_variants(&self, content: i64, tier: Tier, ab: &AbInfo) -> Result<(), ApiError> {
         let h = Holding { content, tier };
-        let mut out = Vec::with_capacity(2);
-        let mut hits = true;
         for (i, (which, sha)) in [("a", &ab.a_sha256), ("b", &ab.b_sha256)]
             .into_iter()
             .enumerate()
         {
-            let (bytes, hit) = self.variants[i]
-                .get(h, sha, || self.origin.ab_variant(content, tier, which, sha))
+            let (file, _) = self.variants[i]
+                .get_file(h, sha, || self.origin.ab_variant(content, tier, which, sha))
                 .await
-                .map_err(|e| match e {
-                    CacheError::Origin(e) => origin_error(e),
-                    e => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cache", e.to_string()),
-                })?;
-            if bytes.len() as u64 != ab.variant_bytes(i == 1) {
+                .map_err(cache_error)?;
+            let len = file.metadata().map(|m| m.len()).map_err(|x| {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cache", x.to_string())
+            })?;
+            if len != ab.variant_bytes(i == 1) {
                 return Err(ApiError::new(
                     StatusCode::BAD_GATEWAY,
                     "bad_variant",
                     format!("variant {which} of {content}/{tier} is not the recorded length"),
                 ));
             }
-            hits &= hit;
-            out.push(bytes);
         }
-        let b = out.pop().expect("two");
-        let a = out.pop().expect("two");
-        Ok(([a, b], hits))
+        Ok(())
     }
 
     /// The pieces of the copy `sequence` makes of a rendition's variants:
@@ -515,7 +505,7 @@ impl Edge {
         if let (Some(a), Some(b)) = (self.variants[0].lookup(&h), self.variants[1].lookup(&h)) {
             return Ok([a, b]);
         }
-        self.variant_bytes(content, tier, ab).await?;
+        self.pull_variants(content, tier, ab).await?;
         match (self.variants[0].lookup(&h), self.variants[1].lookup(&h)) {
             (Some(a), Some(b)) => Ok([a, b]),
             _ => Err(ApiError::new(
@@ -1622,7 +1612,15 @@ async fn assemble_copy(
     ab: &AbInfo,
     started: std::time::Instant,
 ) -> Result<EdgeCopy, ApiError> {
-    let ([a, b], hit) = e.variant_bytes(ticket.content, ticket.tier, ab).await?;
+    // The variants' files, pulled if missing; the copy is hashed from them
+    // a piece at a time (never both variants in memory: an hour's are
+    // 730 MB, for each buyer at once).
+    let held = Holding {
+        content: ticket.content,
+        tier: ticket.tier,
+    };
+    let hit = e.variants.iter().all(|v| v.lookup(&held).is_some());
+    let files = e.variant_files(ticket.content, ticket.tier, ab).await?;
     let pulled = started.elapsed();
     let payload = Payload {
         content_server: ticket.content_server,
@@ -1644,14 +1642,32 @@ async fn assemble_copy(
         .await?;
     let len = tracecast_delivery::ab::copy_len(&pieces);
     let sha256 = crate::on_worker(&e.work, move || {
+        use std::os::unix::fs::FileExt;
+        let opened = [
+            std::fs::File::open(&files[0])?,
+            std::fs::File::open(&files[1])?,
+        ];
         let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
         for p in &pieces {
-            let src = if p.b { &b } else { &a };
-            hash.update(&src[p.from as usize..(p.from + p.len()) as usize]);
+            let mut at = 0;
+            while at < p.len() {
+                let n = ((p.len() - at) as usize).min(buf.len());
+                opened[usize::from(p.b)].read_exact_at(&mut buf[..n], p.from + at)?;
+                hash.update(&buf[..n]);
+                at += n as u64;
+            }
         }
-        hex::encode(hash.finalize())
+        Ok::<_, std::io::Error>(hex::encode(hash.finalize()))
     })
-    .await?;
+    .await?
+    .map_err(|x| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cache",
+            format!("reading the variants: {x}; try again"),
+        )
+    })?;
     let file = format!("{}{AB_SUFFIX}", ticket.delivery);
     crate::edge::cache::write_durable(
         &e.copies.join(&file),

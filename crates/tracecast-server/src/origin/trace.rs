@@ -93,10 +93,13 @@ struct Read {
 /// Units a copy's length may be off its content's by and still be taken
 /// for a whole copy of it (an encoder's padding, a trimmed end).
 const LENGTH_SLACK: usize = 4;
-/// Contents of about a copy's length a mix is traced against, at most:
-/// each may accuse with probability epsilon, so the bound is this times
-/// epsilon.
+/// Contents of about a copy's length, with buyers, a mix is traced
+/// against, at most: each may accuse with probability epsilon, so the
+/// bound is this times epsilon.
 const MIX_CANDIDATES: usize = 16;
+/// Contents of about a copy's length looked at for buyers, at most (a
+/// query each; many works of one length may have sold nothing).
+const MIX_LOOKUPS: usize = 512;
 
 /// An audio copy read as A/B with no content named (no `content`, no
 /// metadata): its units, and the payload if one verified at one of the
@@ -417,7 +420,7 @@ async fn unnamed_candidates(
             .filter(|&(_, l)| near(l) <= LENGTH_SLACK)
             .collect();
         c.sort_by_key(|&(id, l)| (near(l), std::cmp::Reverse(id)));
-        c.truncate(MIX_CANDIDATES);
+        c.truncate(MIX_LOOKUPS);
         return Ok(c);
     };
     let bought: std::collections::HashSet<i64> = o
@@ -576,12 +579,22 @@ pub(super) async fn trace(
     if let Some(un) = read.unnamed.take() {
         let payload = un.found.map(|f| f.1);
         let mut likeliest = None;
+        let mut traced_contents = 0;
         for (content, units) in unnamed_candidates(&o, &un, payload.as_ref(), &catalog).await? {
+            // A content nobody bought accuses nobody: not counted.
+            let buyers = o.store.buyers_of(content).await?;
+            if buyers.is_empty() {
+                continue;
+            }
+            traced_contents += 1;
+            if traced_contents > MIX_CANDIDATES {
+                break;
+            }
             let mut ab = AbTrace {
                 content,
                 units,
                 segment_secs: None,
-                buyers: o.store.buyers_of(content).await?,
+                buyers,
                 scheme_resists: 0,
             };
             let reads = fitted(&un.reads, units);
