@@ -50,14 +50,14 @@ fn cpu_secs() -> f64 {
     // Fields after the command's closing parenthesis; utime and stime are
     // the 14th and 15th of the whole line, in clock ticks (100 a second).
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    match (f.get(11), f.get(12)) {
-        (Some(u), Some(s)) => (u + s) / 100.0,
-        _ => 0.0,
-    }
+    // The first field after it is the 3rd (the state).
+    let field = |n: usize| -> f64 {
+        rest.split_whitespace()
+            .nth(n - 3)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0.0)
+    };
+    (field(14) + field(15)) / 100.0
 }
 
 pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
