@@ -363,6 +363,17 @@ fn flac_block_by_block(
     config: &flacenc::error::Verified<flacenc::config::Encoder>,
     threads: usize,
 ) -> Result<Vec<u8>, MediaError> {
+    Ok(flac_framed(pcm, config, threads, false)?.0)
+}
+
+/// As [`flac_block_by_block`]; `variant` also gives every frame's size
+/// and states no MD5 (A/B variants: a copy's samples are neither's).
+fn flac_framed(
+    pcm: &Pcm,
+    config: &flacenc::error::Verified<flacenc::config::Encoder>,
+    threads: usize,
+    variant: bool,
+) -> Result<(Vec<u8>, Vec<u32>), MediaError> {
     let mut w = FlacWriter::new(
         Cursor::new(Vec::new()),
         config.clone(),
@@ -373,6 +384,10 @@ fn flac_block_by_block(
         &[],
         None,
     )?;
+    if variant {
+        w.frame_sizes = Some(Vec::with_capacity(pcm.frames().div_ceil(config.block_size)));
+        w.md5 = None;
+    }
     let mut from = 0;
     while from < pcm.frames() {
         let to = (from + PIECE).min(pcm.frames());
@@ -380,7 +395,8 @@ fn flac_block_by_block(
         w.write(&piece)?;
         from = to;
     }
-    Ok(w.finish()?.into_inner())
+    let (out, sizes) = w.finish_framed()?;
+    Ok((out.into_inner(), sizes))
 }
 
 /// Two FLAC streams of the same audio marked two ways (A/B variants),
@@ -420,32 +436,8 @@ pub fn encode_flac_pair(a: &Pcm, b: &Pcm, block: usize) -> Result<FlacPair, Medi
             .into_verified()
             .map_err(|(_, e)| MediaError::Encode(format!("{e:?}")))?;
     }
-    let one = |pcm: &Pcm| -> Result<(Vec<u8>, Vec<u32>), MediaError> {
-        let mut w = FlacWriter::new(
-            Cursor::new(Vec::new()),
-            config.clone(),
-            threads,
-            pcm.sample_rate,
-            pcm.channels.len(),
-            output_bits(pcm),
-            &[],
-            None,
-        )?;
-        w.frame_sizes = Some(Vec::with_capacity(pcm.frames().div_ceil(block)));
-        // A copy's samples are neither variant's: no MD5 is stated.
-        w.md5 = None;
-        let mut from = 0;
-        while from < pcm.frames() {
-            let to = (from + PIECE).min(pcm.frames());
-            let piece: Vec<&[f32]> = pcm.channels.iter().map(|c| &c[from..to]).collect();
-            w.write(&piece)?;
-            from = to;
-        }
-        let (out, sizes) = w.finish_framed()?;
-        Ok((out.into_inner(), sizes))
-    };
-    let (mut a, a_frames) = one(a)?;
-    let (mut b, b_frames) = one(b)?;
+    let (mut a, a_frames) = flac_framed(a, &config, threads, true)?;
+    let (mut b, b_frames) = flac_framed(b, &config, threads, true)?;
     // One STREAMINFO for both: frame sizes bounding both, MD5 unset.
     let size = |h: &[u8], at: usize| u32::from_be_bytes([0, h[at], h[at + 1], h[at + 2]]);
     let bound = |x: u32, y: u32, pick: fn(u32, u32) -> u32| match (x, y) {
