@@ -10,7 +10,9 @@
 //! a FLAC stream spliced frame by frame, and serves it from the variant
 //! files; its size is set against the plain high-tier FLAC. The serving phase has each buyer
 //! download their copy again and again; nginx serves the copies the buyers
-//! downloaded, one file per buyer, to as many clients.
+//! downloaded, one file per buyer, to as many clients; and the reference CDN
+//! edge (`deploy/cdn/`: the same nginx with njs) serves each buyer a copy
+//! bought through the CDN, assembled per request by its watermarking token.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use anyhow::Context;
 use tracecast_client::{ContentOptions, EdgeClient};
 use tracecast_delivery::Tier;
 
-use crate::edge_bench::{fetch_all, load, start_nginx, Bench};
+use crate::edge_bench::{fetch_all, load, start_cdn_nginx, start_nginx, Bench};
 
 #[derive(clap::Parser)]
 pub struct Options {
@@ -73,7 +75,13 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
 
 async fn bench(o: &Options) -> anyhow::Result<()> {
     let max_buyers = o.buyers.iter().copied().max().unwrap_or(1);
-    let bench = Bench::start(max_buyers).await?;
+    // Unless only the release is simulated, the copies are served through
+    // the reference CDN edge (nginx + njs, deploy/cdn/) too.
+    let bench = if o.release_only {
+        Bench::start(max_buyers).await?
+    } else {
+        Bench::start_with_cdn(max_buyers).await?
+    };
     bench.edge_alive().await?;
     let dir = bench.dir.path();
     eprintln!("making a {:.0}-second track...", o.seconds);
@@ -247,10 +255,45 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
         return Ok(());
     }
     let nginx = start_nginx(&o.nginx, &www, &dir.join("nginx"), "")?;
+    // The same buyers through the CDN: each buys again with `cdn` (a token,
+    // billed at once) and the njs edge assembles their copy per request.
+    let cdn_dir = dir.join("cdn");
+    tracecast_client::cdn::publish(&bench.admin, content.id, Tier::High, &cdn_dir).await?;
+    let (pem, _) = tracecast_client::cdn::token_key(&bench.admin).await?;
+    let pem_path = dir.join("wmt-key.pem");
+    std::fs::write(&pem_path, pem)?;
+    let njs = start_cdn_nginx(&o.nginx, &dir.join("nginx-cdn"), &cdn_dir, &pem_path)?;
+    let port = bench.cdn_port.context("the bench's origin has a CDN")?;
+    let mut cdn_urls = Vec::new();
+    for user in &bench.users {
+        let p = user
+            .order(&tracecast_delivery::api::PurchaseRequest {
+                cdn: true,
+                ..tracecast_delivery::api::PurchaseRequest::download(content.id, Some(Tier::High))
+            })
+            .await?;
+        let copy = p.cdn.context("a CDN copy")?;
+        // The origin names the port it was given; this nginx listens on
+        // its own.
+        let url = copy.url.replace(
+            &format!("127.0.0.1:{port}/"),
+            &format!("127.0.0.1:{}/", njs.port),
+        );
+        cdn_urls.push(format!("{url}?wmt={}", copy.token));
+    }
     println!(
-        "{:>7} | {:>12} {:>10} | {:>12} {:>10} | {:>12}",
-        "buyers", "edge dl/s", "MB/s", "nginx dl/s", "MB/s", "edge/nginx"
+        "{:>7} | {:>12} {:>10} | {:>12} {:>10} | {:>12} | {:>12} {:>10} | {:>12}",
+        "buyers",
+        "edge dl/s",
+        "MB/s",
+        "nginx dl/s",
+        "MB/s",
+        "edge/nginx",
+        "njs CDN dl/s",
+        "MB/s",
+        "njs/nginx"
     );
+    let mut cdn_ratios = Vec::new();
     let mut ratios = Vec::new();
     for &n in &o.buyers {
         let per = if o.rounds >= 2 {
@@ -269,8 +312,13 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
         for u in edge_urls.iter().chain(&nginx_urls).take(2 * n) {
             fetch_all(&http, u).await?;
         }
+        let njs_urls: Vec<String> = cdn_urls.iter().take(n).cloned().collect();
+        for u in &njs_urls {
+            fetch_all(&http, u).await?;
+        }
         let mut best_edge = (0.0f64, 0.0f64);
         let mut best_nginx = (0.0f64, 0.0f64);
+        let mut best_njs = (0.0f64, 0.0f64);
         // Alternating runs, best of three each: the machine's noise hits
         // both alike.
         for _ in 0..3 {
@@ -282,20 +330,37 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
             if bytes as f64 / secs > best_nginx.1 {
                 best_nginx = (reqs as f64 / secs, bytes as f64 / secs);
             }
+            let (reqs, bytes, secs) = load(&http, &njs_urls, per).await?;
+            if bytes as f64 / secs > best_njs.1 {
+                best_njs = (reqs as f64 / secs, bytes as f64 / secs);
+            }
         }
         let ratio = best_edge.1 / best_nginx.1;
         ratios.push(ratio);
+        cdn_ratios.push(best_njs.1 / best_nginx.1);
         println!(
-            "{:>7} | {:>12.1} {:>10.0} | {:>12.1} {:>10.0} | {:>11.2}x",
+            "{:>7} | {:>12.1} {:>10.0} | {:>12.1} {:>10.0} | {:>11.2}x | {:>12.1} {:>10.0} | {:>11.2}x",
             n,
             best_edge.0,
             best_edge.1 / 1e6,
             best_nginx.0,
             best_nginx.1 / 1e6,
-            ratio
+            ratio,
+            best_njs.0,
+            best_njs.1 / 1e6,
+            best_njs.1 / best_nginx.1
         );
     }
     drop(nginx);
+    drop(njs);
+    println!(
+        "njs CDN edge / nginx serving files: {} (the CDN assembles each copy per request from the two variants; nginx sends a finished file with sendfile)",
+        cdn_ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    );
     let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
     println!(
         "worst edge/nginx ratio {worst:.2} (target 0.5): {}",

@@ -104,6 +104,53 @@ pub(crate) fn start_nginx(
     prefix: &Path,
     location: &str,
 ) -> anyhow::Result<Nginx> {
+    spawn_nginx(bin, prefix, "", |port| {
+        format!(
+            "server {{ listen 127.0.0.1:{port}; root {root}; location / {{ {location} }} }}",
+            root = root.display()
+        )
+    })
+}
+
+/// Starts the reference CDN edge as it ships (`deploy/cdn/`: nginx with
+/// njs) over `variants` (what `tracecast cdn publish` wrote), checking
+/// tokens with the PEM key at `key_pem`, on a port of its own; its URL is
+/// answered with it.
+pub(crate) fn start_cdn_nginx(
+    bin: &Path,
+    prefix: &Path,
+    variants: &Path,
+    key_pem: &Path,
+) -> anyhow::Result<Nginx> {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/cdn");
+    let conf = std::fs::read_to_string(shipped.join("tracecast-cdn.conf"))
+        .context("deploy/cdn/tracecast-cdn.conf")?;
+    let js = shipped.canonicalize()?;
+    spawn_nginx(
+        bin,
+        prefix,
+        "load_module /usr/lib/nginx/modules/ngx_http_js_module.so;\n",
+        |port| {
+            conf.replace("listen 8080;", &format!("listen 127.0.0.1:{port};"))
+                .replace("/srv/tracecast-cdn", &variants.display().to_string())
+                .replace("/etc/tracecast/wmt-key.pem", &key_pem.display().to_string())
+                .replace(
+                    "js_path /etc/tracecast/cdn;",
+                    &format!("js_path {};", js.display()),
+                )
+        },
+    )
+}
+
+/// nginx with two workers on a free loopback port: `top` goes before the
+/// main context's settings (modules), `http` makes the http block's
+/// servers for the port.
+fn spawn_nginx(
+    bin: &Path,
+    prefix: &Path,
+    top: &str,
+    http: impl FnOnce(u16) -> String,
+) -> anyhow::Result<Nginx> {
     if !bin.exists() {
         bail!(
             "{} not found: apt-get install nginx-light (or pass --nginx PATH)",
@@ -118,14 +165,14 @@ pub(crate) fn start_nginx(
     std::fs::write(
         &conf,
         format!(
-            "daemon off;\nworker_processes 2;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log;\n\
+            "{top}daemon off;\nworker_processes 2;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n  sendfile on;\n  tcp_nopush on;\n  access_log off;\n  keepalive_requests 100000;\n\
              client_body_temp_path {p}/body; proxy_temp_path {p}/proxy; fastcgi_temp_path {p}/fcgi;\n\
              uwsgi_temp_path {p}/uwsgi; scgi_temp_path {p}/scgi;\n\
-             server {{ listen 127.0.0.1:{port}; root {root}; location / {{ {location} }} }}\n}}\n",
+             {servers}\n}}\n",
             p = prefix.display(),
-            root = root.display()
+            servers = http(port),
         ),
     )?;
     let child = Command::new(bin)
@@ -139,9 +186,11 @@ pub(crate) fn start_nginx(
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
+    // Stopped on every path from here on.
+    let mut nginx = Nginx { child, port };
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
+        if Instant::now() > deadline || matches!(nginx.child.try_wait(), Ok(Some(_))) {
             bail!(
                 "nginx did not start (see {}/logs/error.log)",
                 prefix.display()
@@ -149,7 +198,7 @@ pub(crate) fn start_nginx(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(Nginx { child, port })
+    Ok(nginx)
 }
 
 /// Downloads `url` in full, returning the bytes read.
@@ -210,6 +259,9 @@ pub(crate) struct Bench {
     pub dir: tempfile::TempDir,
     pub store: Store,
     pub key: MarkKey,
+    pub admin: OriginClient,
+    /// With [`Bench::start_with_cdn`]: where the CDN serves copies.
+    pub cdn_port: Option<u16>,
     pub provider: OriginClient,
     pub users: Vec<OriginClient>,
     /// Serving until the bench ends.
@@ -218,6 +270,16 @@ pub(crate) struct Bench {
 
 impl Bench {
     pub(crate) async fn start(buyers: usize) -> anyhow::Result<Self> {
+        Self::start_as(buyers, false).await
+    }
+
+    /// [`Bench::start`], the origin also delivering through a CDN (an
+    /// edge account `bench-cdn` on a port kept for it).
+    pub(crate) async fn start_with_cdn(buyers: usize) -> anyhow::Result<Self> {
+        Self::start_as(buyers, true).await
+    }
+
+    async fn start_as(buyers: usize, cdn: bool) -> anyhow::Result<Self> {
         // RUST_LOG=tracecast_server=info shows each copy's timings.
         if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
             let _ = tracing_subscriber::fmt()
@@ -238,6 +300,20 @@ impl Bench {
         };
         let mut settings = Settings::embedded(&data, roles, &key_file);
         settings.console = false;
+        let cdn_port = if cdn {
+            Some(
+                std::net::TcpListener::bind("127.0.0.1:0")?
+                    .local_addr()?
+                    .port(),
+            )
+        } else {
+            None
+        };
+        settings.cdn = cdn_port.map(|port| tracecast_server::node::CdnSettings {
+            edge: "bench-cdn".into(),
+            url: format!("http://127.0.0.1:{port}"),
+            token_secs: 3600,
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let node = Node::start(&settings, listener).await?;
         let base = node.base.clone();
@@ -259,6 +335,14 @@ impl Bench {
             "bench-provider".into(),
         )
         .await?;
+        if let Some(port) = cdn_port {
+            admin
+                .add_account(&NewAccount {
+                    address: Some(format!("http://127.0.0.1:{port}/edge")),
+                    ..NewAccount::named(tracecast_delivery::AccountKind::Edge, "bench-cdn")
+                })
+                .await?;
+        }
         let mut users = Vec::new();
         for i in 0..buyers {
             users.push(account(tracecast_delivery::AccountKind::User, format!("buyer-{i}")).await?);
@@ -267,6 +351,8 @@ impl Bench {
             dir,
             store: node.store.clone(),
             key,
+            admin,
+            cdn_port,
             provider,
             users,
             _node: node,
@@ -281,7 +367,7 @@ impl Bench {
                 .edges()
                 .await?
                 .iter()
-                .all(|e| e.last_seen.is_some())
+                .all(|e| e.last_seen.is_some() || e.name == "bench-cdn")
             {
                 break;
             }

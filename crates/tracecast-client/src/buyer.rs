@@ -453,3 +453,57 @@ async fn save_stream(url: &str, out: &Path) -> Result<Downloaded, ClientError> {
     .map_err(|e| ClientError::Local(e.to_string()))?;
     got
 }
+
+/// Where `buy --cdn` keeps its purchase's idempotency key until the copy
+/// is whole: a run again after a break continues the same (paid) delivery
+/// with a fresh token instead of buying a second copy.
+fn cdn_key_path(out: &Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".cdn-key");
+    out.with_file_name(name)
+}
+
+/// Buys a copy through the origin's CDN (A/B audio): the origin bills it
+/// and answers a watermarking token; the copy comes from the CDN, resumed
+/// with Range after a break. Answers the purchase and the bytes written.
+pub async fn buy_via_cdn(
+    origin: &OriginClient,
+    content: i64,
+    tier: Option<Tier>,
+    out: &Path,
+    retry_for: Duration,
+    key: Option<&str>,
+    tell: &dyn Narrator,
+) -> Result<(Purchase, u64), BuyError> {
+    let key_file = cdn_key_path(out);
+    let kept = std::fs::read_to_string(&key_file).ok();
+    let keys = PurchaseKeys::new(key.or(kept.as_deref().map(str::trim)));
+    let first = keys.nth(0);
+    std::fs::write(&key_file, &first).map_err(|source| BuyError::Local {
+        path: key_file.clone(),
+        source,
+    })?;
+    let request = PurchaseRequest {
+        cdn: true,
+        ..PurchaseRequest::download(content, tier)
+    };
+    let p = purchase(origin, &request, &first, retry_for, tell).await?;
+    let copy = p.cdn.clone().ok_or_else(|| {
+        BuyError::Origin(ClientError::Malformed(
+            "the origin answered a purchase through its CDN without a CDN copy".into(),
+        ))
+    })?;
+    tell.say(format!(
+        "delivery {} through the CDN at {} ({} bytes)",
+        p.delivery, copy.url, copy.bytes
+    ));
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(ClientError::from)?;
+    let bytes = crate::cdn::download(&http, &copy, out)
+        .await
+        .map_err(BuyError::Edge)?;
+    let _ = std::fs::remove_file(&key_file);
+    Ok((p, bytes))
+}

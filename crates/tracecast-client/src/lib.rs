@@ -8,6 +8,7 @@
 //! gateways and the service server.
 
 mod buyer;
+pub mod cdn;
 mod delivery;
 pub mod device;
 pub mod fetch;
@@ -20,8 +21,8 @@ mod saved;
 mod share;
 
 pub use buyer::{
-    buy_copy, order_via_site, purchase_path, BuyError, BuyOutcome, Narrator, Silent, SiteOutcome,
-    HLS_MEDIA_TYPE,
+    buy_copy, buy_via_cdn, order_via_site, purchase_path, BuyError, BuyOutcome, Narrator, Silent,
+    SiteOutcome, HLS_MEDIA_TYPE,
 };
 pub use delivery::{
     part_path, ContentOptions, Downloaded, EarlyDelivery, EdgeClient, KioskClient, OriginClient,

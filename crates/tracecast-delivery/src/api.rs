@@ -72,6 +72,13 @@ pub struct OriginInfo {
     /// The box edges send delivery reports to.
     pub reports_box: String,
     pub currency: String,
+    /// The ES256 public key that signs watermarking tokens for the CDN
+    /// (SubjectPublicKeyInfo, DER as base64), if the origin has a CDN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wmt_key: Option<String>,
+    /// The key's id (`kid` in every token's header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wmt_kid: Option<String>,
 }
 
 /// One rendition of a content.
@@ -190,6 +197,12 @@ pub struct PurchaseRequest {
     /// refunded if it was billed already.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<i64>,
+    /// Deliver through the origin's CDN: the answer's `cdn` holds the
+    /// copy's URL and its watermarking token (A/B audio only; the sale is
+    /// billed when the token is issued, since no edge of the origin's
+    /// sees the copy leave).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cdn: bool,
 }
 
 impl PurchaseRequest {
@@ -204,6 +217,7 @@ impl PurchaseRequest {
             disc: None,
             for_user: None,
             replaces: None,
+            cdn: false,
         }
     }
 }
@@ -236,6 +250,37 @@ pub struct Purchase {
     /// agency fee, shipping), in cents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_total_cents: Option<i64>,
+    /// Purchases through the CDN: where the copy is and the token that
+    /// opens it (`ticket` is then empty: no edge of the origin's is asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdn: Option<CdnCopy>,
+}
+
+/// A copy served by a CDN: `GET url` with `Authorization: Bearer token`
+/// (or `?wmt=token`), with Range. The CDN assembles it unit by unit from
+/// the A and B variants as the token's pattern says (`crate::wmt`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CdnCopy {
+    pub url: String,
+    /// The watermarking token (a JWT signed ES256 by the origin).
+    pub token: String,
+    /// When the token expires (Unix s); buy again (same Idempotency-Key)
+    /// for a fresh one, at no further charge.
+    pub expires: i64,
+    /// The copy's length in bytes.
+    pub bytes: u64,
+    pub media_type: String,
+}
+
+impl std::fmt::Debug for CdnCopy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token opens the copy: never logged.
+        f.debug_struct("CdnCopy")
+            .field("url", &self.url)
+            .field("expires", &self.expires)
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `GET /v1/deliveries/{id}/key` (the delivery's edge): the key its

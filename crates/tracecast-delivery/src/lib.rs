@@ -22,6 +22,7 @@ pub mod status;
 pub mod ticket;
 pub mod tier;
 pub mod voucher;
+pub mod wmt;
 
 pub use account::{AccountKind, CallerKind};
 pub use copy::{copy_plan, CopyFacts, CopyPlan, CopyRefusal, Destination};
@@ -36,3 +37,4 @@ pub use status::DeliveryStatus;
 pub use ticket::{SiteTarget, Ticket, TicketError};
 pub use tier::{ContentKind, Tier};
 pub use voucher::{CopyVoucher, VoucherError};
+pub use wmt::{WmtClaims, WmtError, WmtKey, WmtVerifier};

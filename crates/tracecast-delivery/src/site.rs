@@ -142,6 +142,9 @@ pub struct OrderInfo {
     /// The delivery this one was opened to replace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<i64>,
+    /// Delivered through the CDN (sold when its token was issued).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cdn: bool,
 }
 
 /// Read from a store column (a JSON object).

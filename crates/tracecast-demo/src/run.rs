@@ -137,10 +137,10 @@ async fn demo(args: &DemoOptions) -> Result<()> {
     // 3. Ingest.
     let media = dir.join("media");
     std::fs::create_dir_all(&media)?;
-    let (track_file, photo_file) = sample_media(args, &media)?;
+    let ((track_file, track_title), (photo_file, photo_title)) = sample_media(args, &media)?;
     let t = Instant::now();
     let track = provider_client
-        .add_content(&track_file, "Nocturne in Blue", 199, None, |_, _| {})
+        .add_content(&track_file, &track_title, 199, None, |_, _| {})
         .await
         .context("publishing the track")?;
     say(format!(
@@ -155,7 +155,7 @@ async fn demo(args: &DemoOptions) -> Result<()> {
     let photo = provider_client
         .add_content(
             &photo_file,
-            "Ladybird at Dawn",
+            &photo_title,
             350,
             Some("editorial use, one publication"),
             |_, _| {},
@@ -1021,10 +1021,33 @@ where
     fail!("timed out waiting for {what}")
 }
 
-/// The track and the photo to publish: from `--media DIR` (the first
-/// audio file and the first picture in it), else a generated 60-second
-/// piece and Debian's ladybird photo (or a generated picture).
-fn sample_media(args: &DemoOptions, out: &Path) -> Result<(PathBuf, PathBuf)> {
+/// A media file and the title it is published under.
+type Titled = (PathBuf, String);
+
+/// The title a user's file is published under: its name without the
+/// extension, separators as spaces (`harbour_at-dawn.jpg` is "harbour at
+/// dawn").
+fn title_of(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let words: Vec<&str> = stem
+        .split(|c: char| c == '_' || c == '-' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.is_empty() {
+        stem
+    } else {
+        words.join(" ")
+    }
+}
+
+/// The track and the photo to publish, with their titles: from `--media
+/// DIR` (the first audio file and the first picture in it, titled after
+/// their names), else a generated 60-second piece and Debian's ladybird
+/// photo (or a generated picture).
+fn sample_media(args: &DemoOptions, out: &Path) -> Result<(Titled, Titled)> {
     let mut track = None;
     let mut photo = None;
     if let Some(dir) = &args.media {
@@ -1048,19 +1071,27 @@ fn sample_media(args: &DemoOptions, out: &Path) -> Result<(PathBuf, PathBuf)> {
         }
     }
     let track = match track {
-        Some(t) => t,
+        Some(t) => {
+            let title = title_of(&t);
+            (t, title)
+        }
         None => {
             let path = out.join("nocturne.wav");
             tracecast_media::encode_file(
                 &tracecast_media::synth::music(60.0, 44_100, 2026),
                 &path,
             )?;
-            path
+            (path, "Nocturne in Blue".to_owned())
         }
     };
     let photo = match photo {
-        Some(p) => p,
-        None if Path::new(DEMO_PHOTO).exists() => PathBuf::from(DEMO_PHOTO),
+        Some(p) => {
+            let title = title_of(&p);
+            (p, title)
+        }
+        None if Path::new(DEMO_PHOTO).exists() => {
+            (PathBuf::from(DEMO_PHOTO), "Ladybird at Dawn".to_owned())
+        }
         None => {
             let path = out.join("ladybird.png");
             tracecast_media::write_picture(
@@ -1068,7 +1099,7 @@ fn sample_media(args: &DemoOptions, out: &Path) -> Result<(PathBuf, PathBuf)> {
                 &path,
                 tracecast_media::PictureFormat::Png,
             )?;
-            path
+            (path, "Ladybird at Dawn".to_owned())
         }
     };
     Ok((track, photo))
@@ -1130,5 +1161,40 @@ fn verdict(r: &TraceReport) -> String {
         ),
         (Some(m), None) => format!("marked for user {} but no delivery matches", m.user),
         (None, _) => "no mark".into(),
+    }
+}
+
+#[cfg(test)]
+mod media_tests {
+    use super::*;
+
+    #[test]
+    fn a_users_media_is_titled_after_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "b_notes.txt",
+            "harbour_at-dawn.JPG",
+            "my-song_01.flac",
+            "z.wav",
+        ] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let args = DemoOptions {
+            dir: dir.path().join("demo"),
+            media: Some(dir.path().to_path_buf()),
+            quiet: true,
+        };
+        let ((track, track_title), (photo, photo_title)) = sample_media(&args, dir.path()).unwrap();
+        assert_eq!(track.file_name().unwrap(), "my-song_01.flac");
+        assert_eq!(track_title, "my song 01");
+        assert_eq!(photo.file_name().unwrap(), "harbour_at-dawn.JPG");
+        assert_eq!(photo_title, "harbour at dawn");
+        for (name, want) in [
+            ("x.wav", "x"),
+            ("__.wav", "__"),
+            ("Nuit  Bleue.ogg", "Nuit Bleue"),
+        ] {
+            assert_eq!(title_of(Path::new(name)), want, "{name}");
+        }
     }
 }

@@ -312,7 +312,7 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
                 w.request.rent = true;
                 w.site = Some(home());
             }),
-            "rental lossless edge2 0c via den tariff 0.50/hour until +86400s order OrderInfo { tariff: Some(RentalTariff { cents: 50, unit: Hour, cap_cents: None }), until: Some(1800086400), medium: None, fulfilment: None, medium_cents: None, shipping_cents: None, payer: None, replaces: None }",
+            "rental lossless edge2 0c via den tariff 0.50/hour until +86400s order OrderInfo { tariff: Some(RentalTariff { cents: 50, unit: Hour, cap_cents: None }), until: Some(1800086400), medium: None, fulfilment: None, medium_cents: None, shipping_cents: None, payer: None, replaces: None, cdn: false }",
         ),
         (
             "a rental at the content's own tariff",
@@ -322,7 +322,7 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
                 w.site = Some(home());
                 w.content.rental_tariff = Some("1.50/day".into());
             }),
-            "rental lossless edge2 0c via den tariff 1.50/day until +86400s order OrderInfo { tariff: Some(RentalTariff { cents: 150, unit: Day, cap_cents: None }), until: Some(1800086400), medium: None, fulfilment: None, medium_cents: None, shipping_cents: None, payer: None, replaces: None }",
+            "rental lossless edge2 0c via den tariff 1.50/day until +86400s order OrderInfo { tariff: Some(RentalTariff { cents: 150, unit: Day, cap_cents: None }), until: Some(1800086400), medium: None, fulfilment: None, medium_cents: None, shipping_cents: None, payer: None, replaces: None, cdn: false }",
         ),
         (
             "a content tariff that does not parse",
@@ -351,7 +351,7 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
                 w.request.disc = disc("cd-r", Fulfilment::Pickup);
                 w.site = Some(kiosk());
             }),
-            "kiosk lossless edge2 500c via shop store 300c order OrderInfo { tariff: None, until: None, medium: Some(\"cd-r\"), fulfilment: Some(Pickup), medium_cents: Some(200), shipping_cents: Some(0), payer: None, replaces: None }",
+            "kiosk lossless edge2 500c via shop store 300c order OrderInfo { tariff: None, until: None, medium: Some(\"cd-r\"), fulfilment: Some(Pickup), medium_cents: Some(200), shipping_cents: Some(0), payer: None, replaces: None, cdn: false }",
         ),
         (
             "a kiosk order shipped",
@@ -365,7 +365,7 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
                 );
                 w.site = Some(kiosk());
             }),
-            "kiosk lossless edge2 500c via shop store 750c order OrderInfo { tariff: None, until: None, medium: Some(\"cd-r\"), fulfilment: Some(Ship { address: \"1 Main St\" }), medium_cents: Some(200), shipping_cents: Some(450), payer: None, replaces: None }",
+            "kiosk lossless edge2 500c via shop store 750c order OrderInfo { tariff: None, until: None, medium: Some(\"cd-r\"), fulfilment: Some(Ship { address: \"1 Main St\" }), medium_cents: Some(200), shipping_cents: Some(450), payer: None, replaces: None, cdn: false }",
         ),
         (
             "shipping to nowhere",
@@ -411,7 +411,7 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
         (
             "a partner buys a download for its user",
             Box::new(|w| w.payer = Some("operator:roaming".into())),
-            "download lossless edge2 500c order OrderInfo { tariff: None, until: None, medium: None, fulfilment: None, medium_cents: None, shipping_cents: None, payer: Some(\"operator:roaming\"), replaces: None }",
+            "download lossless edge2 500c order OrderInfo { tariff: None, until: None, medium: None, fulfilment: None, medium_cents: None, shipping_cents: None, payer: Some(\"operator:roaming\"), replaces: None, cdn: false }",
         ),
         (
             "a partner ordering through a home",
@@ -460,7 +460,7 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
                 w.request.avoid = vec![2];
                 w.replaced = replaced(Tier::Lossless, 0, false, true);
             }),
-            "download lossless edge1 0c replaces 7 order OrderInfo { tariff: None, until: None, medium: None, fulfilment: None, medium_cents: None, shipping_cents: None, payer: None, replaces: Some(7) }",
+            "download lossless edge1 0c replaces 7 order OrderInfo { tariff: None, until: None, medium: None, fulfilment: None, medium_cents: None, shipping_cents: None, payer: None, replaces: Some(7), cdn: false }",
         ),
         (
             "replacing a delivery that is not the buyer's",

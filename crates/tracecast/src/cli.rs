@@ -56,6 +56,10 @@ pub enum Command {
     /// (administrator).
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Delivery through a CDN: publish A/B variants where the CDN reads
+    /// them, print the key the CDN checks tokens with (administrator).
+    #[command(subcommand)]
+    Cdn(CdnCommand),
     /// A store's kiosk: disc images waiting for the burner (the shop's
     /// operator, with the kiosk's token).
     #[command(subcommand)]
@@ -593,6 +597,10 @@ pub struct BuyArgs {
     /// never bills twice. Default: a new key for every run.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// Through the origin's CDN (A/B audio): the copy comes from the CDN
+    /// with a watermarking token; billed when the token is issued.
+    #[arg(long, conflicts_with_all = ["home", "kiosk"])]
+    pub cdn: bool,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -729,6 +737,32 @@ pub struct PayArgs {
     pub idempotency_key: Option<String>,
     #[command(flatten)]
     pub conn: Connection,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CdnCommand {
+    /// Copy a content's FLAC A/B variants and frame index, hash-checked,
+    /// into DIR/CONTENT/TIER/ (a.flac, b.flac, index): what the reference
+    /// CDN edge (deploy/cdn/) serves from, or what to sync to the bucket
+    /// a CDN pulls from.
+    Publish {
+        content: i64,
+        #[arg(long, default_value = "high")]
+        tier: String,
+        #[arg(long)]
+        dir: PathBuf,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// The origin's ES256 key for watermarking tokens, as PEM (and its key
+    /// id on standard error): the CDN's verification key.
+    Key {
+        /// Write the PEM here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -373,6 +373,9 @@ pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if args.home.is_some() || args.kiosk.is_some() {
         return buy_via_site(args, quiet);
     }
+    if args.cdn {
+        return buy_through_cdn(args, quiet);
+    }
     let out_path = args
         .out
         .clone()
@@ -423,6 +426,84 @@ pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                     String::new()
                 }
             );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `buy --cdn`: billed at the origin, downloaded from the CDN.
+fn buy_through_cdn(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let out_path = args
+        .out
+        .clone()
+        .context("--out FILE: where to write the copy")?;
+    runtime()?.block_on(async move {
+        let tier = parse_tier(args.tier.as_deref())?;
+        let origin = origin(&args.conn)?;
+        let terminal = Terminal::new(quiet);
+        let (p, bytes) = tracecast_client::buy_via_cdn(
+            &origin,
+            args.content,
+            tier,
+            &out_path,
+            Duration::from_secs(args.retry_for),
+            args.idempotency_key.as_deref(),
+            &terminal,
+        )
+        .await?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "delivery": p.delivery,
+                    "content": p.content,
+                    "tier": p.tier,
+                    "cdn": p.edge_name,
+                    "price": money(p.price_cents),
+                    "bytes": bytes,
+                    "file": out_path.display().to_string(),
+                }))?
+            );
+        } else {
+            println!(
+                "{}: {bytes} bytes, marked for you through the CDN ({})",
+                out_path.display(),
+                p.edge_name
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `tracecast cdn publish|key`.
+pub fn cdn(cmd: crate::cli::CdnCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        match cmd {
+            crate::cli::CdnCommand::Publish {
+                content,
+                tier,
+                dir,
+                conn,
+            } => {
+                let tier: Tier = tier.parse().map_err(anyhow::Error::msg)?;
+                let folder =
+                    tracecast_client::cdn::publish(&origin(&conn)?, content, tier, &dir).await?;
+                println!("{}", folder.display());
+            }
+            crate::cli::CdnCommand::Key { out, conn } => {
+                let (pem, kid) = tracecast_client::cdn::token_key(&origin(&conn)?).await?;
+                match out {
+                    Some(path) => {
+                        std::fs::write(&path, &pem)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        eprintln!("wrote {} (key id {kid})", path.display());
+                    }
+                    None => {
+                        print!("{pem}");
+                        eprintln!("key id {kid}");
+                    }
+                }
+            }
         }
         Ok(ExitCode::SUCCESS)
     })

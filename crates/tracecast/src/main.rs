@@ -66,6 +66,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Bill(args) => billing::bill(args),
         cli::Command::Pay(args) => billing::pay(args),
         cli::Command::Ledger(cmd) => billing::ledger(cmd),
+        cli::Command::Cdn(cmd) => delivery::cdn(cmd),
         cli::Command::Kiosk(cmd) => billing::kiosk(cmd),
         cli::Command::Licence(cmd) => protect::licence(cmd),
         cli::Command::Decrypt(args) => protect::decrypt(args),

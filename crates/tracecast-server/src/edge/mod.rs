@@ -118,6 +118,9 @@ pub struct EdgeIdentity {
     pub name: String,
     /// Verifies the origin's purchase tickets.
     pub origin_key: VerifyingKey,
+    /// Verifies the origin's watermarking tokens, if it has a CDN: this
+    /// edge then serves CDN copies by the same tokens (`/cdn/…`).
+    pub wmt_key: Option<tracecast_delivery::wmt::WmtVerifier>,
     /// Where delivery reports go.
     pub reports_box: BoxName,
     /// Where pre-position orders arrive.
@@ -141,6 +144,13 @@ impl EdgeIdentity {
             id: u16::try_from(account.id).map_err(|_| EdgeError::IdOutOfRange(account.id))?,
             name: account.name,
             origin_key: VerifyingKey::from_bytes(&key_bytes).map_err(|_| EdgeError::OriginKey)?,
+            wmt_key: match &info.wmt_key {
+                Some(k) => Some(
+                    tracecast_delivery::wmt::WmtVerifier::from_spki_base64(k)
+                        .map_err(|_| EdgeError::OriginKey)?,
+                ),
+                None => None,
+            },
             reports_box: info.reports_box.parse().map_err(|_| EdgeError::OriginKey)?,
             own_box: account.box_name.parse().map_err(|_| EdgeError::OriginKey)?,
         })
@@ -156,6 +166,7 @@ pub struct Edge {
     reports_box: BoxName,
     own_box: BoxName,
     origin_key: VerifyingKey,
+    wmt_key: Option<tracecast_delivery::wmt::WmtVerifier>,
     mark_key: MarkKey,
     link_key: LinkKey,
     /// Signs this edge's pushes to homes and kiosks (its public half goes
@@ -262,6 +273,7 @@ impl Edge {
             reports_box: who.reports_box,
             own_box: who.own_box,
             origin_key: who.origin_key,
+            wmt_key: who.wmt_key,
             mark_key,
             link_key,
             push_key,
@@ -1089,6 +1101,7 @@ pub fn deferred_router(slot: EdgeSlot) -> Router {
         .route("/edge/v1/deliveries", post(deliver))
         .route("/edge/v1/copies/{delivery}", get(download))
         .route("/edge/v1/copies/{delivery}/hls/{name}", get(hls::segment))
+        .route("/cdn/{content}/{tier}/{file}", get(cdn_copy))
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::budget::JSON_BODY,
         ))
@@ -2221,6 +2234,117 @@ async fn download(
     crate::serve::respond(&rep, &headers).await
 }
 
+/// `?wmt=`: a watermarking token in the query, for players that cannot
+/// send a header.
+#[derive(Debug, serde::Deserialize)]
+struct WmtQuery {
+    wmt: Option<String>,
+}
+
+/// A copy by the CDN convention (docs/cdn.md): this edge serves the same watermarking tokens a CDN does.
+///
+/// The token (`Authorization: Bearer`, or `?wmt=`) is the authority: the origin signed it (ES256) when it sold the copy,
+/// naming the delivery, content, tier, the variants' frame index and the buyer's A/B pattern; the copy is the
+/// variants' frames in that pattern. Nothing is kept or reported here: the sale was recorded when the token was issued.
+#[utoipa::path(get, path = "/cdn/{content}/{tier}/{file}", tag = "edge", security(()),
+    params(("content" = i64, Path, description = "The content."),
+        ("tier" = String, Path, description = "The rendition's tier (`lossless`, `high`, `preview`)."),
+        ("file" = String, Path, description = "`{delivery}.flac`."),
+        ("wmt" = Option<String>, Query, description = "The watermarking token, when no Authorization header carries it."),
+        ("Range" = Option<String>, Header, description = "Byte ranges (RFC 9110)")),
+    responses(
+        (status = 200, description = "The buyer's copy.", content_type = "audio/flac", body = Vec<u8>),
+        (status = 206, description = "The ranges asked for.", content_type = "audio/flac", body = Vec<u8>),
+        (status = 401, description = "No token, or one that is malformed, not the origin's, altered or expired.", body = ErrorBody),
+        (status = 403, description = "The token is for another copy (delivery, content, tier) or other variants.", body = ErrorBody),
+        (status = 404, description = "No such copy path, or the origin delivers through no CDN, or the content has no FLAC variants of that tier.", body = ErrorBody),
+        (status = 416, description = "No range asked for lies within the copy.", body = ErrorBody),
+        (status = 502, description = "The variants are inconsistent, or the origin could not be reached for them.", body = ErrorBody),
+        (status = 503, description = "The edge is starting, or its cache is unavailable; retry.", body = ErrorBody)))]
+async fn cdn_copy(
+    State(slot): State<EdgeSlot>,
+    headers: HeaderMap,
+    Path((content, tier, file)): Path<(String, String, String)>,
+    query: Result<Query<WmtQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    use tracecast_delivery::wmt::{CopyPath, WmtError};
+    let e = slot.started()?;
+    let not_found = |why: &str| ApiError::new(StatusCode::NOT_FOUND, "not_found", why.to_owned());
+    let verifier = e
+        .wmt_key
+        .as_ref()
+        .ok_or_else(|| not_found("this edge's origin delivers through no CDN"))?;
+    let path = CopyPath::parse(&format!("{content}/{tier}/{file}"))
+        .ok_or_else(|| not_found("no such copy: /cdn/{content}/{tier}/{delivery}.flac"))?;
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let token = match (header, query) {
+        (Some(t), _) => t.to_owned(),
+        (None, Ok(Query(WmtQuery { wmt: Some(t) }))) => t,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "no_token",
+                "a watermarking token is needed (Authorization: Bearer, or ?wmt=)",
+            ))
+        }
+    };
+    let now = tracecast_store::now_ms() / 1000;
+    let claims = verifier.verify(&token, now).map_err(|x| {
+        let code = if x == WmtError::Expired {
+            "expired_token"
+        } else {
+            "bad_token"
+        };
+        ApiError::new(StatusCode::UNAUTHORIZED, code, x.to_string())
+    })?;
+    let ab = e
+        .ab_info(path.content, path.tier)
+        .await?
+        .filter(|ab| ab.flac.is_some())
+        .ok_or_else(|| not_found("the content has no FLAC A/B variants of that tier"))?;
+    let flac = ab.flac.as_ref().expect("filtered");
+    claims
+        .check_copy(&path, &flac.index_sha256)
+        .map_err(|x| ApiError::new(StatusCode::FORBIDDEN, "other_copy", x.to_string()))?;
+    let sequence = claims
+        .pattern()
+        .map_err(|x| ApiError::new(StatusCode::UNAUTHORIZED, "bad_token", x.to_string()))?;
+    let pieces = e
+        .ab_pieces(path.content, path.tier, &ab, &sequence)
+        .await
+        .map_err(|x| {
+            if x.status == StatusCode::BAD_GATEWAY {
+                // The pattern does not fit the variants: the token's fault.
+                ApiError::new(StatusCode::UNAUTHORIZED, "bad_token", x.message.clone())
+            } else {
+                x
+            }
+        })?;
+    let files = e.variant_files(path.content, path.tier, &ab).await?;
+    let filename = format!("{}.flac", path.delivery);
+    let rep = crate::serve::Representation {
+        source: crate::serve::Source::Pieces(&files, &pieces),
+        len: tracecast_delivery::ab::copy_len(&pieces),
+        etag: format!(
+            "\"{}-{}\"",
+            claims.tcd,
+            &claims.tcix.get(..16).unwrap_or("")
+        ),
+        last_modified: httpdate::fmt_http_date(
+            std::time::UNIX_EPOCH + Duration::from_secs(claims.iat.max(0) as u64),
+        ),
+        media_type: "audio/flac",
+        filename: &filename,
+        max_age: (claims.exp - now).max(0) as u64,
+        inline: false,
+    };
+    crate::serve::respond(&rep, &headers).await
+}
+
 /// The edge role's contract (`/openapi/edge.json`, docs/openapi/edge.json).
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -2230,7 +2354,7 @@ async fn download(
         Copies (and an A/B video's HLS segments) are served behind such links: the `expires` and `sig` query parameters \
         are the authority, with ETag, If-None-Match, If-Range and byte ranges; HEAD answers the headers alone. \
         Errors are JSON `{\"error\": code, \"message\": text}`; a 503 changed nothing and may be retried."),
-    paths(health, deliver, download, hls::segment),
+    paths(health, deliver, download, hls::segment, cdn_copy),
     tags((name = "edge", description = "Marking copies for buyers and serving them"))
 )]
 pub struct Api;

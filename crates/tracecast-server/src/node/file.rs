@@ -39,6 +39,16 @@ pub struct FileConfig {
     pub ingest: Option<IngestFileConfig>,
     pub service: Option<ServiceFileConfig>,
     pub gateway: Option<GatewayFileConfig>,
+    pub cdn: Option<CdnFileConfig>,
+}
+
+/// `[cdn]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdnFileConfig {
+    pub edge: String,
+    pub url: String,
+    pub token_hours: Option<u32>,
 }
 
 /// `[log]`.
@@ -375,6 +385,9 @@ pub const OPTIONS: &[Opt] = &[
     opt("licences.roaming.signing_key", Ty::Str, "", "origin", "…its signing key (base64url, from `GET /roaming/v1/keys`)…"),
     opt("licences.roaming.agreement_key", Ty::Str, "", "origin", "…its agreement key…"),
     opt("licences.roaming.url", Ty::Url, "", "origin", "…and its URL: licences for systems this origin does not issue are converted there."),
+    opt("cdn.edge", Ty::Str, "", "origin", "Delivery through a CDN (docs/cdn.md): the edge account the CDN is registered as (its id is in every mark the CDN serves; its operator is paid the edge fee)…"),
+    opt("cdn.url", Ty::Url, "", "origin", "…the base URL the CDN serves copies under (`{url}/{content}/{tier}/{delivery}.flac`)…"),
+    opt("cdn.token_hours", Ty::Int, "24", "origin", "…and how long a watermarking token opens its copy. The tokens' ES256 key is `origin-wmt.key` in the data directory (made on first start); its public half is in `GET /v1/origin`."),
     opt("trace.max_upload", Ty::Size, "512M", "origin", "The largest file `/v1/trace` takes (held in memory while it is read); larger is answered 413."),
     opt("trace.audio_minutes", Ty::Float, "5", "origin", "Audio a trace decodes, from the start: minutes of 48 kHz stereo (the same number of samples at other rates). The mark repeats throughout, so a long file is traced from its start. One trace at the default peaks at about 430 MB (decoded samples and the detector's work), whatever the file holds; traces run one per core."),
     opt("trace.max_megapixels", Ty::Float, "50", "origin", "The largest picture a trace or an ingest decodes; larger is answered 413 before its pixels are decoded."),

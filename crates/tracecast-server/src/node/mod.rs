@@ -225,6 +225,15 @@ impl Node {
             let blobs = blobs.clone().expect("made for the origin");
             let mark_key = mark_key(&s.mark_key, true)?;
             let signing = signing_key(&s.data.join("origin-ticket.key"))?;
+            let cdn = match &s.cdn {
+                Some(c) => Some(crate::origin::cdn::CdnConfig {
+                    edge: c.edge.clone(),
+                    url: c.url.clone(),
+                    key: Arc::new(wmt_key(&s.data.join("origin-wmt.key"))?),
+                    token_secs: c.token_secs,
+                }),
+                None => None,
+            };
             let o = Origin::start(
                 store.clone(),
                 blobs,
@@ -239,6 +248,7 @@ impl Node {
                     native_systems: s.licence_systems.clone(),
                     licence_secs: i64::from(s.licence_days) * 24 * 3600,
                     budgets: s.budgets,
+                    cdn: cdn.clone(),
                     ..OriginConfig::default()
                 }),
             )
@@ -508,6 +518,31 @@ fn signing_key(path: &Path) -> Result<ed25519_dalek::SigningKey, NodeError> {
     Ok(ed25519_dalek::SigningKey::from_bytes(
         &tracecast_secrets::read_or_make(path, "signing key")?,
     ))
+}
+
+/// The origin's ES256 key for watermarking tokens (PKCS#8), made on first
+/// start; a file that is there but does not read stops the process
+/// (replacing it would void every token out).
+fn wmt_key(path: &Path) -> Result<tracecast_delivery::wmt::WmtKey, NodeError> {
+    let rng = ring::rand::SystemRandom::new();
+    let bytes = match tracecast_secrets::read_bytes(path) {
+        Ok(b) => b,
+        Err(SecretFileError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            let made = tracecast_delivery::wmt::WmtKey::generate(&rng)
+                .map_err(|e| NodeError::Needs(e.to_string()))?;
+            tracecast_secrets::write_new(path, &made)?;
+            made
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracecast_delivery::wmt::WmtKey::from_pkcs8(&bytes, &rng).map_err(|e| {
+        NodeError::Needs(format!(
+            "{} is not a PKCS#8 P-256 key ({e}): move it away to make a new one (tokens already issued stop opening their copies)",
+            path.display()
+        ))
+    })
 }
 
 /// In one process with the origin: an edge account made on first start

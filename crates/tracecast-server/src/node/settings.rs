@@ -16,6 +16,14 @@ use crate::ops::OpsConfig;
 
 const DAY: u64 = 24 * 3600;
 
+/// `[cdn]`: delivery through a CDN with watermarking tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdnSettings {
+    pub edge: String,
+    pub url: String,
+    pub token_secs: i64,
+}
+
 /// The service role's settings.
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
@@ -243,6 +251,8 @@ pub struct Settings {
     pub budgets: crate::origin::Budgets,
     pub licence_systems: Vec<tracecast_protect::System>,
     pub roaming_partner: Option<crate::origin::licences::RoamingPartner>,
+    /// Delivery through a CDN: its edge account, base URL and token life.
+    pub cdn: Option<CdnSettings>,
     pub service: ServiceSettings,
     pub gateway: GatewaySettings,
     pub ops: OpsConfig,
@@ -288,6 +298,7 @@ impl Settings {
                 tracecast_protect::System::Device,
             ],
             roaming_partner: None,
+            cdn: None,
             service: Default::default(),
             gateway: Default::default(),
             ops: OpsConfig::default(),
@@ -582,6 +593,23 @@ pub fn settings_from(args: &Flags, env: &[(String, String)]) -> Result<Settings,
     if licence_systems.is_empty() {
         problems.push("`licences.systems`: name at least one of clearkey, age, device");
     }
+    let cdn = match &file.cdn {
+        Some(c) => {
+            let token_hours = c.token_hours.unwrap_or(24);
+            if token_hours == 0 {
+                problems.push("`cdn.token_hours` must be at least 1");
+            }
+            if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
+                problems.push("`cdn.url` must be an http:// or https:// URL");
+            }
+            Some(CdnSettings {
+                edge: c.edge.clone(),
+                url: c.url.trim_end_matches('/').to_owned(),
+                token_secs: i64::from(token_hours) * 3600,
+            })
+        }
+        None => None,
+    };
     let licence_days = licences_file.days.unwrap_or(30);
     if licence_days == 0 {
         problems.push("`licences.days` must be at least 1");
@@ -770,6 +798,7 @@ pub fn settings_from(args: &Flags, env: &[(String, String)]) -> Result<Settings,
         budgets,
         licence_systems,
         roaming_partner,
+        cdn,
         service,
         gateway,
         ops,

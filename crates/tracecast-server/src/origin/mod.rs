@@ -5,6 +5,7 @@
 //! bill), and tracing a leaked file back to its delivery.
 
 mod billing;
+pub mod cdn;
 mod ingest;
 pub mod licences;
 pub mod members;
@@ -86,6 +87,8 @@ pub struct OriginConfig {
     pub roaming_partner: Option<licences::RoamingPartner>,
     /// What one request of outside media may cost.
     pub budgets: Budgets,
+    /// Delivery through a CDN with watermarking tokens (none by default).
+    pub cdn: Option<cdn::CdnConfig>,
 }
 
 /// What decoding what a caller sent may cost: each request is bounded,
@@ -199,6 +202,7 @@ impl Default for OriginConfig {
             roaming: None,
             roaming_partner: None,
             budgets: Budgets::default(),
+            cdn: None,
         }
     }
 }
@@ -325,6 +329,7 @@ impl Origin {
             id: u16::try_from(id.get()).unwrap_or(u16::MAX),
             name: account.name.clone(),
             origin_key: self.signing.verifying_key(),
+            wmt_key: self.config.cdn.as_ref().map(|c| c.key.verifier()),
             reports_box: REPORTS_BOX.parse().expect("a valid box name"),
             own_box: format!("edge:{}", account.name)
                 .parse()
@@ -480,6 +485,12 @@ async fn origin_info(State(o): State<Arc<Origin>>) -> Json<OriginInfo> {
         ticket_key: hex::encode(o.signing.verifying_key().to_bytes()),
         reports_box: REPORTS_BOX.into(),
         currency: o.config.currency.clone(),
+        wmt_key: o
+            .config
+            .cdn
+            .as_ref()
+            .map(|c| c.key.verifier().spki_base64()),
+        wmt_kid: o.config.cdn.as_ref().map(|c| c.key.verifier().kid()),
     })
 }
 

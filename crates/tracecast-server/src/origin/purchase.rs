@@ -20,7 +20,7 @@ use tracecast_store::{
     UserId,
 };
 
-use super::{members, partners, reports, Origin};
+use super::{cdn, members, partners, reports, Origin};
 use crate::openapi::{ErrorBody, Refusals};
 use crate::ApiError;
 
@@ -230,26 +230,44 @@ pub(super) async fn purchase(
     body: Result<Json<PurchaseRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let Json(req) = body?;
+    let Json(mut req) = body?;
     let buyer = partners::buyer(&o, &caller, req.for_user.as_deref()).await?;
     let user_id = buyer.user_id;
     let c = o.content_or_404(req.content).await?;
     let key = purchase_key(&headers)?;
+    if req.cdn {
+        cdn::check_request(&o, &req, &c)?;
+        // Through a CDN only the tier with variants can be had: asked for
+        // no tier, the buyer asks for that one (their trust still decides
+        // whether they may have it).
+        if req.tier.is_none() {
+            req.tier = cdn::variant_tier(&o, &c).await?;
+        }
+    }
     let g = gather(&o, &req, &c, user_id, buyer.payer(), key.as_deref()).await?;
     let terms = o.purchase_terms();
     // The edges' loads are of the tier bought.
     let tier = tracecast_purchase::tier(&g.facts, &terms)?;
-    let edges: Vec<_> = o
-        .store
-        .edge_loads(
-            c.id,
-            tier.as_str(),
-            g.facts.now_ms - o.config.load_window_ms,
-        )
-        .await?
-        .into_iter()
-        .map(edge_fact)
-        .collect();
+    // Through the CDN: the content's FLAC variants of the tier, checked
+    // before any delivery is opened; the CDN is the only edge.
+    let cdn_variants = match req.cdn {
+        true => Some(cdn::variants(&o, &c, tier).await?),
+        false => None,
+    };
+    let edges: Vec<_> = match cdn_variants {
+        Some(_) => cdn::edge(&o).await?,
+        None => o
+            .store
+            .edge_loads(
+                c.id,
+                tier.as_str(),
+                g.facts.now_ms - o.config.load_window_ms,
+            )
+            .await?
+            .into_iter()
+            .map(edge_fact)
+            .collect(),
+    };
     let plan = tracecast_purchase::plan(&g.facts, &edges, &terms)?;
     let (d, again) = match g.earlier {
         Some(d) => (d, true),
@@ -269,7 +287,10 @@ pub(super) async fn purchase(
                     mode: plan.mode,
                     site_id: plan.site.as_ref().map(|s| tracecast_store::SiteId(s.id)),
                     site_fee_cents: plan.site.as_ref().map_or(0, |s| s.fee_cents),
-                    order_info: plan.order.clone(),
+                    order_info: tracecast_delivery::OrderInfo {
+                        cdn: req.cdn,
+                        ..plan.order.clone()
+                    },
                     purchase_key: key.clone(),
                 },
                 partners::spender(&buyer),
@@ -277,8 +298,21 @@ pub(super) async fn purchase(
             .await?
             .map_err(|refused| partners::refusal(&buyer, plan.price_cents, refused))?,
     };
+    if again && d.order_info.cdn != req.cdn {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            "the Idempotency-Key was used for a purchase through another way of delivery",
+        ));
+    }
     finish_replacement(&o, &plan, req.replaces, g.replaced, &d, again, user_id).await?;
-    let ticket = sign_ticket(&o, &plan, &c, &d, user_id).await?;
+    let (ticket, cdn_copy) = match &cdn_variants {
+        Some(v) => (
+            String::new(),
+            Some(cdn::issue(&o, v, &c, &d, user_id).await?),
+        ),
+        None => (sign_ticket(&o, &plan, &c, &d, user_id).await?, None),
+    };
     if !again {
         crate::ops::metrics()
             .purchases
@@ -313,6 +347,7 @@ pub(super) async fn purchase(
             rental_tariff: plan.tariff.map(|t| t.to_string()),
             rental_until: plan.rental_until,
             store_total_cents: plan.store_cents.map(|extra| extra + plan.price_cents),
+            cdn: cdn_copy,
         }),
     )
         .into_response())

@@ -531,3 +531,27 @@ pub(super) async fn send_refund(
             Fault::Rejected(why) => StoreError::Invalid(why),
         })
 }
+
+/// A copy delivered through the CDN is sold when its token is issued: no
+/// edge of the origin's sees it leave, so no report would ever come. Its
+/// hash is not known (the CDN assembles it); its length is. Applied once
+/// per delivery like a report, and billed once.
+pub(super) async fn settle_cdn(o: &Origin, delivery: i64, bytes: u64) -> Result<(), StoreError> {
+    let p = match Parties::load(o, delivery).await {
+        Ok(p) => p,
+        Err(Fault::Transient(e)) => return Err(e),
+        Err(Fault::Rejected(why)) => return Err(StoreError::Invalid(why)),
+    };
+    record_sale(
+        o,
+        &p,
+        i64::try_from(bytes).unwrap_or(i64::MAX),
+        "",
+        tracecast_store::now_ms(),
+    )
+    .await
+    .map_err(|f| match f {
+        Fault::Transient(e) => e,
+        Fault::Rejected(why) => StoreError::Invalid(why),
+    })
+}

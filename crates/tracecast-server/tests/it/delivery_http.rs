@@ -509,6 +509,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             id: 77,
             name: "island".into(),
             origin_key: net.signing.verifying_key(),
+            wmt_key: None,
             reports_box: "role:origin-reports".parse().unwrap(),
             own_box: "edge:island".parse().unwrap(),
         };

@@ -6,6 +6,7 @@ mod common;
 
 mod ab_http;
 mod abuse;
+mod cdn_http;
 mod console_http;
 mod contract_fuzz;
 mod delivery_http;
