@@ -265,13 +265,16 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
     let njs = start_cdn_nginx(&o.nginx, &dir.join("nginx-cdn"), &cdn_dir, &pem_path)?;
     let port = bench.cdn_port.context("the bench's origin has a CDN")?;
     let mut cdn_urls = Vec::new();
+    let mut token_ms = Vec::new();
     for user in &bench.users {
+        let t = Instant::now();
         let p = user
             .order(&tracecast_delivery::api::PurchaseRequest {
                 cdn: true,
                 ..tracecast_delivery::api::PurchaseRequest::download(content.id, Some(Tier::High))
             })
             .await?;
+        token_ms.push(t.elapsed().as_secs_f64() * 1e3);
         let copy = p.cdn.context("a CDN copy")?;
         // The origin names the port it was given; this nginx listens on
         // its own.
@@ -281,6 +284,12 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
         );
         cdn_urls.push(format!("{url}?wmt={}", copy.token));
     }
+    token_ms.sort_by(f64::total_cmp);
+    println!(
+        "through the CDN: purchase to token {:.0} ms (median of {}: the buyer's sequence, the sale recorded and billed, the token signed)",
+        token_ms[token_ms.len() / 2],
+        token_ms.len()
+    );
     println!(
         "{:>7} | {:>12} {:>10} | {:>12} {:>10} | {:>12} | {:>12} {:>10} | {:>12}",
         "buyers",
