@@ -551,7 +551,9 @@ async fn send_message(
         .await
         .map_err(|e| internal(format!("spooling the content: {e}")))?;
     drop(file);
-    let as_link = bytes > g.config.attachment_limit;
+    // The limit is on the message as it travels: an attachment is base64,
+    // a third larger than the content (checked again on the message made).
+    let mut as_link = message::attached_len(bytes) > g.config.attachment_limit;
     let ask = ComposeAsk {
         device: format!("{} ({})", device.account, device.model),
         filename: filename.clone(),
@@ -583,52 +585,58 @@ async fn send_message(
         Attached(Vec<u8>),
         Linked(tracecast_share::gateway::LinkAnswer),
     }
-    let carried = if as_link {
-        let uploaded = g
-            .service
-            .upload_file(&spool.0, &filename, &media_type, 20, &|_| {})
-            .await
-            .map_err(|e| relayed(e, "the upload"))?;
-        let link = g
-            .service
-            .link(&uploaded.url, g.config.link_valid_for)
-            .await
-            .map_err(|e| relayed(e, "the download link"))?;
-        tracing::info!(
-            bytes,
-            resumed = uploaded.resumed,
-            "content uploaded; sending a link"
-        );
-        Carried::Linked(link)
-    } else {
-        Carried::Attached(
-            tokio::fs::read(&spool.0)
+    let (raw, link) = loop {
+        let carried = if as_link {
+            let uploaded = g
+                .service
+                .upload_file(&spool.0, &filename, &media_type, 20, &|_| {})
                 .await
-                .map_err(|e| internal(format!("reading the content: {e}")))?,
-        )
-    };
-    let raw = message::compose(&Outgoing {
-        gateway: &g.config.name,
-        device: &ask.device,
-        recipient: &composed.recipient,
-        recipient_box: recipient_box.as_str(),
-        text: &composed.text,
-        filename: &filename,
-        media_type: &media_type,
-        content: match &carried {
-            Carried::Attached(bytes) => Content::Attachment(bytes),
-            Carried::Linked(l) => Content::Link {
-                url: &l.url,
-                expires: l.expires,
-                length: bytes,
+                .map_err(|e| relayed(e, "the upload"))?;
+            let link = g
+                .service
+                .link(&uploaded.url, g.config.link_valid_for)
+                .await
+                .map_err(|e| relayed(e, "the download link"))?;
+            tracing::info!(
+                bytes,
+                resumed = uploaded.resumed,
+                "content uploaded; sending a link"
+            );
+            Carried::Linked(link)
+        } else {
+            Carried::Attached(
+                tokio::fs::read(&spool.0)
+                    .await
+                    .map_err(|e| internal(format!("reading the content: {e}")))?,
+            )
+        };
+        let raw = message::compose(&Outgoing {
+            gateway: &g.config.name,
+            device: &ask.device,
+            recipient: &composed.recipient,
+            recipient_box: recipient_box.as_str(),
+            text: &composed.text,
+            filename: &filename,
+            media_type: &media_type,
+            content: match &carried {
+                Carried::Attached(bytes) => Content::Attachment(bytes),
+                Carried::Linked(l) => Content::Link {
+                    url: &l.url,
+                    expires: l.expires,
+                    length: bytes,
+                },
             },
-        },
-        date: tracecast_store::now_ms() / 1000,
-        message_id: &id,
-    });
-    let link = match carried {
-        Carried::Linked(l) => Some(l.url),
-        Carried::Attached(_) => None,
+            date: tracecast_store::now_ms() / 1000,
+            message_id: &id,
+        });
+        match carried {
+            // The headers and the text took it over the limit: a link.
+            Carried::Attached(_) if raw.len() as u64 > g.config.attachment_limit => {
+                as_link = true;
+            }
+            Carried::Attached(_) => break (raw, None),
+            Carried::Linked(l) => break (raw, Some(l.url)),
+        }
     };
     let posted = g
         .mailbox

@@ -116,6 +116,14 @@ fn subject(text: &str, filename: &str) -> String {
 }
 
 /// Composes the MIME message.
+/// What `n` bytes of attachment take in a message: base64 (RFC 2045
+/// §6.8), four characters for every three bytes, in lines of at most 76
+/// with CRLF; the headers and the text come on top.
+pub fn attached_len(n: u64) -> u64 {
+    let encoded = n.div_ceil(3) * 4;
+    encoded + encoded.div_ceil(76) * 2
+}
+
 pub fn compose(m: &Outgoing<'_>) -> Vec<u8> {
     let filename = safe_filename(m.filename);
     let media_type = if m.media_type.contains('/') && !m.media_type.contains(['\r', '\n']) {

@@ -401,7 +401,7 @@ pub const OPTIONS: &[Opt] = &[
     opt("gateway.service", Ty::Url, "", "gateway", "The service server's URL."),
     opt("gateway.mailbox", Ty::Url, "`gateway.service`", "gateway", "The mailbox's URL."),
     opt("gateway.token_file", Ty::Path, "", "gateway", "File holding the gateway's account token."),
-    opt("gateway.attachment_limit", Ty::Size, "300K", "gateway", "Content above this travels as a link."),
+    opt("gateway.attachment_limit", Ty::Size, "300K", "gateway", "A message above this (its attachment's base64, headers and text counted) carries a link to the content instead."),
     opt("gateway.max_content", Ty::Size, "16G", "gateway", "The largest content a device may send."),
     opt("gateway.allow_models", Ty::List, "*", "gateway", "Device models served (`*` patterns)."),
     opt("gateway.deny_models", Ty::List, "", "gateway", "Device models refused."),

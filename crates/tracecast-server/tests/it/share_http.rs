@@ -470,6 +470,32 @@ async fn a_device_shares_through_a_gateway_on_both_backends() {
         tokio::time::sleep(Duration::from_millis(2100)).await;
         let r = http.get(&short.url).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::GONE);
+
+        // The limit is on the message as it travels: 250,000 bytes are
+        // under 300 KiB, their base64 is not, so they go as a link; the
+        // attached message above stayed under it, headers and all.
+        assert!(mail[0].1.len() <= DEFAULT_ATTACHMENT_LIMIT as usize);
+        let near = files.path().join("IMG_0002.jpg");
+        std::fs::write(&near, bytes(250_000, 3)).unwrap();
+        let receipt = camera_client
+            .send(
+                &near,
+                &SendOptions {
+                    filename: "IMG_0002.jpg",
+                    ..options
+                },
+                |_| {},
+            )
+            .await
+            .unwrap();
+        assert_eq!(receipt.carried_as, "link");
+        assert!(w.recorder.asks.lock().unwrap()[2].as_link);
+        assert!(message::attached_len(250_000) > DEFAULT_ATTACHMENT_LIMIT);
+        // (what bob drained before is in his inbox: this is the new one)
+        let mail = bobs_mail(&w).await;
+        assert_eq!(mail.len(), 1);
+        let third = message::parse(&mail[0].1).unwrap();
+        assert!(third.attachments.is_empty() && third.links.len() == 1);
     }
 }
 
