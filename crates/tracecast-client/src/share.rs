@@ -161,6 +161,26 @@ impl ServiceClient {
         Ok(())
     }
 
+    /// Suspends or activates a gateway (administrator).
+    pub async fn set_gateway_status(
+        &self,
+        gateway: &str,
+        status: tracecast_share::AccountStatus,
+    ) -> Result<(), ClientError> {
+        let resp = self
+            .req(
+                reqwest::Method::PUT,
+                &format!("/service/v1/gateways/{}/status", url_segment(gateway)),
+            )
+            .json(&tracecast_share::gateway::AccountStatusChange { status })
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(refused(resp).await);
+        }
+        Ok(())
+    }
+
     /// tus creation: a new upload of `length` bytes; its URL.
     pub async fn create_upload(
         &self,

@@ -215,6 +215,15 @@ impl Service {
         let (id, account) = caller.gateway().map_err(|_| {
             ApiError::forbidden("the service server serves gateways: use a gateway's token")
         })?;
+        // A suspended gateway is served nothing (uploads, links, devices)
+        // until an administrator activates it again.
+        if self.store.gateway_status(id).await? == Some(tracecast_share::AccountStatus::Suspended) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "gateway_suspended",
+                format!("gateway {} is suspended at this service", account.name),
+            ));
+        }
         Ok(Gw {
             id,
             name: account.name.clone(),
@@ -341,6 +350,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/service/v1/registrations", post(register))
         .route("/service/v1/accounts", post(issue_account))
         .route("/service/v1/accounts/{account}/status", put(set_status))
+        .route(
+            "/service/v1/gateways/{name}/status",
+            put(set_gateway_status),
+        )
         .route("/service/v1/accounts/{account}/code", post(new_code))
         .route("/service/v1/numbers/{number}", put(set_number).get(number))
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -1209,6 +1222,35 @@ async fn set_status(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Suspends or reactivates a gateway (the administrator): a suspended gateway is refused everything here (uploads, links, device set-up) with 403 `gateway_suspended`.
+#[utoipa::path(put, path = "/service/v1/gateways/{name}/status", tag = "accounts", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The gateway's account name.")),
+    request_body(content = AccountStatusChange, description = "The new status."),
+    responses(
+        (status = 204, description = "The status is set."),
+        (status = 404, description = "No gateway has this name.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        Refusals))]
+async fn set_gateway_status(
+    State(s): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<AccountStatusChange>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    s.admin(&headers).await?;
+    let Json(r) = body?;
+    if !s.store.set_gateway_status(&name, r.status).await? {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_gateway",
+            format!("no gateway is named {name:?}"),
+        ));
+    }
+    tracing::info!(gateway = %name, status = %r.status, "gateway status set");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 fn normalised_number(number: &str) -> Result<String, ApiError> {
     match tracecast_share::gateway::Recipient::parse(number) {
         Some(tracecast_share::gateway::Recipient::Number(n)) => Ok(n),
@@ -1279,7 +1321,7 @@ async fn number(
         A download link (`/service/v1/files/…?expires&sig`) is the authority on its own: no token. \
         Errors are JSON `{\"error\": code, \"message\": text}` (a HEAD answer has no body); a 503 changed nothing and may be retried."),
     paths(options_uploads, options_upload, create_upload, head_upload, patch_upload, delete_upload, make_link, download,
-        register, issue_account, new_code, set_status, set_number, number),
+        register, issue_account, new_code, set_status, set_gateway_status, set_number, number),
     tags(
         (name = "uploads", description = "Resumable uploads (tus 1.0.0) and links to them"),
         (name = "files", description = "Shared files behind signed links"),

@@ -175,6 +175,49 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Suspends or activates a gateway by name (its account's); false when
+    /// there is no such gateway.
+    pub async fn set_gateway_status(
+        &self,
+        name: &str,
+        status: AccountStatus,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE gateways SET status = $1 WHERE name = $2")
+            .bind(status.as_str())
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// A gateway's status (`None`: no such gateway).
+    pub async fn gateway_status(&self, id: GatewayId) -> Result<Option<AccountStatus>, StoreError> {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM gateways WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(&self.pool)
+                .await?;
+        status
+            .map(|s| AccountStatus::try_from(s).map_err(StoreError::Invalid))
+            .transpose()
+    }
+
+    /// A gateway's status by its name (`None`: no such gateway).
+    pub async fn gateway_status_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<AccountStatus>, StoreError> {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM gateways WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        status
+            .map(|s| AccountStatus::try_from(s).map_err(StoreError::Invalid))
+            .transpose()
+    }
+
     /// Records (or refreshes) a device registered through a gateway.
     pub async fn register_device(
         &self,

@@ -94,6 +94,16 @@ pub enum ServiceCommand {
     /// Device accounts.
     #[command(subcommand)]
     Account(ServiceAccountCommand),
+    /// Gateways: switch the service off for one (every upload, link and
+    /// device set-up through it refused), or on again.
+    Gateway {
+        /// The gateway's account name.
+        name: String,
+        #[arg(value_parser = ["suspend", "activate"])]
+        action: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Name a mailbox by a phone number, so a gateway's user can type it.
     Number {
         /// e.g. +81 90 1234 5678

@@ -55,6 +55,20 @@ pub fn service(cmd: ServiceCommand) -> anyhow::Result<ExitCode> {
                     .await?;
                 eprintln!("{account}: the service is off");
             }
+            ServiceCommand::Gateway { name, action, conn } => {
+                let status = if action == "suspend" {
+                    tracecast_share::AccountStatus::Suspended
+                } else {
+                    tracecast_share::AccountStatus::Active
+                };
+                ServiceClient::new(&conn.server, &conn.token()?)?
+                    .set_gateway_status(&name, status)
+                    .await?;
+                eprintln!(
+                    "gateway {name}: the service is {}",
+                    if action == "suspend" { "off" } else { "on" }
+                );
+            }
             ServiceCommand::Account(ServiceAccountCommand::Activate { account, conn }) => {
                 ServiceClient::new(&conn.server, &conn.token()?)?
                     .set_account_status(&account, tracecast_share::AccountStatus::Active)

@@ -391,6 +391,20 @@ async fn post_message(
     check_media_type(media_type)?;
     may_post(&sender, &name, media_type)
         .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "not_your_box", e.to_string()))?;
+    // A gateway suspended at the service relays nothing, here either.
+    if let Sender::Box(from) = &sender {
+        if let Some(gateway) = from.as_str().strip_prefix("gateway:") {
+            if mb.store.gateway_status_by_name(gateway).await?
+                == Some(tracecast_share::AccountStatus::Suspended)
+            {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "gateway_suspended",
+                    format!("gateway {gateway} is suspended at the service"),
+                ));
+            }
+        }
+    }
     let protected = header_str(&headers, header::PROTECTED)?
         .map(parse_protect)
         .transpose()?

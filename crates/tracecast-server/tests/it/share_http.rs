@@ -471,6 +471,58 @@ async fn a_device_shares_through_a_gateway_on_both_backends() {
         let r = http.get(&short.url).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::GONE);
 
+        // An administrator suspends the gateway at the service: it is
+        // refused everything there (here a link), and served again once
+        // activated; another gateway's name is unknown.
+        let admin_service = ServiceClient::new(&w.base, &w.admin).unwrap();
+        admin_service
+            .set_gateway_status("kenji-phone", tracecast_share::AccountStatus::Suspended)
+            .await
+            .unwrap();
+        let (status, code, _) = refusal(
+            gw_service
+                .upload_file(&small, "IMG_0001.jpg", "image/jpeg", 3, &|_| {})
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::FORBIDDEN, "gateway_suspended")
+        );
+        // The device's share through it is refused too (the gateway may
+        // not post to a mailbox either), and reaches nobody: bob's next
+        // drain below holds only the later message.
+        let (_, code, _) = refusal(
+            camera_client
+                .send(&small, &options, |_| {})
+                .await
+                .unwrap_err(),
+        );
+        assert_ne!(code, "");
+        let (status, _, _) = refusal(
+            admin_service
+                .set_gateway_status("no-such-phone", tracecast_share::AccountStatus::Suspended)
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        // Only an administrator sets it: the gateway cannot lift its own.
+        let (status, _, _) = refusal(
+            gw_service
+                .set_gateway_status("kenji-phone", tracecast_share::AccountStatus::Active)
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        admin_service
+            .set_gateway_status("kenji-phone", tracecast_share::AccountStatus::Active)
+            .await
+            .unwrap();
+        gw_service
+            .upload_file(&small, "IMG_0001.jpg", "image/jpeg", 3, &|_| {})
+            .await
+            .unwrap();
+
         // The limit is on the message as it travels: 250,000 bytes are
         // under 300 KiB, their base64 is not, so they go as a link; the
         // attached message above stayed under it, headers and all.
@@ -489,7 +541,7 @@ async fn a_device_shares_through_a_gateway_on_both_backends() {
             .await
             .unwrap();
         assert_eq!(receipt.carried_as, "link");
-        assert!(w.recorder.asks.lock().unwrap()[2].as_link);
+        assert!(w.recorder.asks.lock().unwrap().last().unwrap().as_link);
         assert!(message::attached_len(250_000) > DEFAULT_ATTACHMENT_LIMIT);
         // (what bob drained before is in his inbox: this is the new one)
         let mail = bobs_mail(&w).await;
