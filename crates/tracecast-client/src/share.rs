@@ -147,18 +147,11 @@ impl ServiceClient {
         account: &str,
         status: tracecast_share::AccountStatus,
     ) -> Result<(), ClientError> {
-        let resp = self
-            .req(
-                reqwest::Method::PUT,
-                &format!("/service/v1/accounts/{}/status", url_segment(account)),
-            )
-            .json(&tracecast_share::gateway::AccountStatusChange { status })
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            return Err(refused(resp).await);
-        }
-        Ok(())
+        self.put_status(
+            &format!("/service/v1/accounts/{}/status", url_segment(account)),
+            status,
+        )
+        .await
     }
 
     /// Suspends or activates a gateway (administrator).
@@ -167,11 +160,20 @@ impl ServiceClient {
         gateway: &str,
         status: tracecast_share::AccountStatus,
     ) -> Result<(), ClientError> {
+        self.put_status(
+            &format!("/service/v1/gateways/{}/status", url_segment(gateway)),
+            status,
+        )
+        .await
+    }
+
+    async fn put_status(
+        &self,
+        path: &str,
+        status: tracecast_share::AccountStatus,
+    ) -> Result<(), ClientError> {
         let resp = self
-            .req(
-                reqwest::Method::PUT,
-                &format!("/service/v1/gateways/{}/status", url_segment(gateway)),
-            )
+            .req(reqwest::Method::PUT, path)
             .json(&tracecast_share::gateway::AccountStatusChange { status })
             .send()
             .await?;

@@ -245,6 +245,15 @@ pub(super) async fn purchase(
         }
     }
     let g = gather(&o, &req, &c, user_id, buyer.payer(), key.as_deref()).await?;
+    // A CDN copy cannot be revoked (no edge of the origin's holds it), so
+    // no purchase replaces one: its revocation would never be answered.
+    if g.replaced.as_ref().is_some_and(|d| d.order_info.cdn) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cdn_no_replacement",
+            "a copy delivered through the CDN cannot be replaced",
+        ));
+    }
     let terms = o.purchase_terms();
     // The edges' loads are of the tier bought.
     let tier = tracecast_purchase::tier(&g.facts, &terms)?;

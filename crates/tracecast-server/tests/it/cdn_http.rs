@@ -408,6 +408,14 @@ async fn a_cdn_serves_each_buyer_their_copy_by_token_and_it_traces_to_them() {
                 "cdn_download_only",
             ),
             (
+                "an ordinary purchase replacing a CDN copy",
+                PurchaseRequest {
+                    replaces: Some(p.delivery),
+                    ..PurchaseRequest::download(c.id, Some(Tier::High))
+                },
+                "cdn_no_replacement",
+            ),
+            (
                 "a replacement",
                 PurchaseRequest {
                     replaces: Some(p.delivery),
