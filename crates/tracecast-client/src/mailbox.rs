@@ -414,6 +414,35 @@ pub async fn drain(
             .max_messages
             .is_some_and(|max| report.stored + report.duplicates >= max);
         let unlimited = options.room.max_bytes.is_none() && options.room.max_count.is_none();
+        // The first message of a round has no announced length: with a
+        // size limit, learn it from the box's counters and ask for it by
+        // id, so one large message cannot overfill the store.
+        if want == Want::First && !limit_reached && options.room.max_bytes.is_some() {
+            let stats = client.status(from).await?.stats;
+            match (stats.first_pending, stats.first_pending_length) {
+                (Some(first), Some(length)) => {
+                    want = Want::Id(first);
+                    incoming = Some(u64::try_from(length).unwrap_or(u64::MAX));
+                }
+                _ => {
+                    if let Some(id) = owed.take() {
+                        let only = FetchRequest {
+                            want: Want::Nothing,
+                            done: Some((id, options.then)),
+                        };
+                        fetch_retrying(client, from, only, Duration::ZERO, options, &mut report)
+                            .await?;
+                    }
+                    match options.watch {
+                        Some(wait) => {
+                            client.wait(from, wait).await?;
+                            continue;
+                        }
+                        None => return Ok(report),
+                    }
+                }
+            }
+        }
         let plan = if limit_reached {
             RoomPlan::Full
         } else if unlimited {

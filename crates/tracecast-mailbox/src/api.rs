@@ -51,6 +51,11 @@ pub struct BoxStats {
     pub pending: i64,
     pub pending_bytes: i64,
     pub first_pending: Option<MessageId>,
+    /// The first pending message's length in bytes: a client with a size
+    /// limit checks its room before asking for it, as it does for the
+    /// next message from `Tracecast-Next-Length`.
+    #[serde(default)]
+    pub first_pending_length: Option<i64>,
     /// Unix ms.
     pub oldest_pending_at: Option<i64>,
     pub processed: i64,
@@ -70,6 +75,9 @@ pub struct Notice {
     pub pending: i64,
     pub pending_bytes: i64,
     pub first: Option<MessageId>,
+    /// The first message's length in bytes.
+    #[serde(default)]
+    pub first_length: Option<i64>,
 }
 
 /// The body a box's webhook receives (signed in `Tracecast-Signature`).
@@ -89,6 +97,7 @@ impl From<BoxStats> for Notice {
             pending: s.pending,
             pending_bytes: s.pending_bytes,
             first: s.first_pending,
+            first_length: s.first_pending_length,
         }
     }
 }

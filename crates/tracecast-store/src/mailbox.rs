@@ -800,10 +800,21 @@ impl Store {
                 .bind(box_id)
                 .fetch_one(&self.pool)
                 .await?;
+        let first_pending = row.try_get::<Option<i64>, _>(2)?.and_then(MessageId::new);
+        let first_pending_length = match first_pending {
+            Some(id) => {
+                sqlx::query_scalar("SELECT length FROM messages WHERE id = $1")
+                    .bind(id.get())
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            None => None,
+        };
         Ok(BoxStats {
             pending: row.try_get(0)?,
             pending_bytes: row.try_get(1)?,
-            first_pending: row.try_get::<Option<i64>, _>(2)?.and_then(MessageId::new),
+            first_pending,
+            first_pending_length,
             oldest_pending_at: row.try_get(3)?,
             processed,
         })

@@ -356,6 +356,82 @@ async fn room_is_checked_and_read_mail_is_overwritten_unless_protected(s: &Serve
     assert_eq!(client.status(&alice).await.unwrap().stats.pending, 0);
 }
 
+/// 003: the room check by size covers the first message of a round too:
+/// its length comes from the box's counters, so one large message never
+/// overfills a client with a byte limit.
+async fn the_first_message_of_a_round_is_checked_against_the_byte_limit(s: &Server) {
+    let (alice, client) = s.new_box("user:alice").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut inbox = Inbox::open(dir.path()).unwrap();
+    let options = DrainOptions {
+        room: Room {
+            max_bytes: Some(100),
+            max_count: None,
+        },
+        ..DrainOptions::default()
+    };
+    let held = |inbox: &Inbox| -> u64 { inbox.local_messages().iter().map(|m| m.length).sum() };
+    let body = |n: usize| "x".repeat(n).into_bytes();
+    let plain = PostOptions::default();
+    // Larger than the whole store: it stays on the server, nothing stored.
+    client
+        .post(&alice, "text/plain", body(150), &plain)
+        .await
+        .unwrap();
+    let r = drain(&client, &alice, &mut inbox, &options, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((r.stored, r.full), (0, true));
+    assert_eq!(inbox.len(), 0);
+    assert_eq!(client.status(&alice).await.unwrap().stats.pending, 1);
+    let first = client
+        .fetch(&alice, tracecast_mailbox::FetchRequest::first())
+        .await
+        .unwrap()
+        .message
+        .unwrap();
+    client
+        .fetch(
+            &alice,
+            tracecast_mailbox::FetchRequest {
+                want: tracecast_mailbox::Want::Nothing,
+                done: Some((first.id, Disposition::Delete)),
+            },
+        )
+        .await
+        .unwrap();
+    // 60 bytes fit; the next round's first message (50) does not fit
+    // beside them while they are unread.
+    client
+        .post(&alice, "text/plain", body(60), &plain)
+        .await
+        .unwrap();
+    let r = drain(&client, &alice, &mut inbox, &options, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((r.stored, r.full), (1, false));
+    client
+        .post(&alice, "text/plain", body(50), &plain)
+        .await
+        .unwrap();
+    let status = client.status(&alice).await.unwrap().stats;
+    assert_eq!(status.first_pending_length, Some(50));
+    let r = drain(&client, &alice, &mut inbox, &options, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((r.stored, r.full), (0, true));
+    assert_eq!(held(&inbox), 60, "the limit holds");
+    // Once read, the 60 are overwritten to make room for the 50.
+    let id = inbox.entries().map(|e| e.id).next().unwrap();
+    inbox.read(id).unwrap();
+    let r = drain(&client, &alice, &mut inbox, &options, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((r.stored, r.overwritten, r.full), (1, 1, false));
+    assert_eq!(held(&inbox), 50);
+    assert_eq!(client.status(&alice).await.unwrap().stats.pending, 0);
+}
+
 async fn retried_posts_land_once(s: &Server) {
     let (alice, client) = s.new_box("user:alice").await;
     let options = PostOptions {
@@ -583,6 +659,11 @@ async fn bad_requests_get_4xx_and_change_nothing_on_both() {
 async fn room_is_checked_and_read_mail_is_overwritten_unless_protected_on_both() {
     on_both!(room_is_checked_and_read_mail_is_overwritten_unless_protected);
 }
+#[tokio::test]
+async fn the_first_message_of_a_round_is_checked_against_the_byte_limit_on_both() {
+    on_both!(the_first_message_of_a_round_is_checked_against_the_byte_limit);
+}
+
 #[tokio::test]
 async fn retried_posts_land_once_on_both() {
     on_both!(retried_posts_land_once);
