@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tracecast_delivery::api::{CopyInfo, Purchase, PurchaseRequest};
 use tracecast_delivery::messages::money;
-use tracecast_delivery::{Mode, Tier};
+use tracecast_delivery::{Mode, Region, Tier};
 
 use crate::{part_path, ClientError, Downloaded, EarlyDelivery, EdgeClient, OriginClient};
 
@@ -75,6 +75,7 @@ pub async fn buy_copy(
     origin: &OriginClient,
     content: i64,
     tier: Option<Tier>,
+    region: Option<&Region>,
     out: &Path,
     retry_for: Duration,
     limit_rate: Option<u64>,
@@ -109,6 +110,7 @@ pub async fn buy_copy(
             }
             None => {
                 let mut request = PurchaseRequest::download(content, tier);
+                request.region = region.cloned();
                 request.avoid = avoid.clone();
                 request.replaces = replaces;
                 let p = purchase(origin, &request, &keys.nth(avoid.len()), retry_for, tell).await?;

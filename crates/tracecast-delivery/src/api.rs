@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AccountKind, CallerKind, DiscOrder, DiscStatus, Fulfilment, Mode, SiteEvent, Tier};
+use crate::{
+    AccountKind, CallerKind, DiscOrder, DiscStatus, Fulfilment, Mode, Region, SiteEvent, Tier,
+};
 
 /// `POST /v1/accounts` (administrator).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -31,6 +33,11 @@ pub struct NewAccount {
     /// Kiosks only: what posting a disc costs, in cents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipping_cents: Option<i64>,
+    /// Edges only: where it stands (`eu-west-1`): with no edge holding a
+    /// rendition, the nearest to the buyer serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub region: Option<Region>,
 }
 
 impl NewAccount {
@@ -45,6 +52,7 @@ impl NewAccount {
             payer: None,
             media: None,
             shipping_cents: None,
+            region: None,
         }
     }
 }
@@ -203,6 +211,12 @@ pub struct PurchaseRequest {
     /// sees the copy leave).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cdn: bool,
+    /// Where the buyer is (`eu-west-1`), for designating the nearest edge
+    /// when none holds the rendition; absent, the origin estimates it from
+    /// the buyer's address by its `[regions]` table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub region: Option<Region>,
 }
 
 impl PurchaseRequest {
@@ -218,6 +232,7 @@ impl PurchaseRequest {
             for_user: None,
             replaces: None,
             cdn: false,
+            region: None,
         }
     }
 }
@@ -331,6 +346,9 @@ pub struct EdgeInfo {
     pub last_seen: Option<i64>,
     pub in_flight: i64,
     pub push_key: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub region: Option<Region>,
     #[serde(default)]
     pub holdings: Vec<Holding>,
 }

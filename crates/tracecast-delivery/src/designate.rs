@@ -10,17 +10,19 @@ pub struct EdgeView {
     pub holds: bool,
     /// Deliveries designated to it lately.
     pub load: u64,
+    /// How far it is from the buyer (`region::distance`).
+    pub distance: u32,
 }
 
 /// Picks the edge for a request: among live edges not in `avoid`, one that
-/// already holds the rendition (the least loaded of those), else the least
-/// loaded. Ties go to the lower id so the choice is stable. `None` when no
-/// edge can serve.
+/// already holds the rendition, else any; among those the nearest, then
+/// the least loaded. Ties go to the lower id so the choice is stable.
+/// `None` when no edge can serve.
 pub fn designate(edges: &[EdgeView], avoid: &[i64]) -> Option<i64> {
     edges
         .iter()
         .filter(|e| e.alive && !avoid.contains(&e.id))
-        .min_by_key(|e| (!e.holds, e.load, e.id))
+        .min_by_key(|e| (!e.holds, e.distance, e.load, e.id))
         .map(|e| e.id)
 }
 
@@ -34,6 +36,50 @@ mod tests {
             alive,
             holds,
             load,
+            distance: 0,
+        }
+    }
+
+    fn far(distance: u32, e: EdgeView) -> EdgeView {
+        EdgeView { distance, ..e }
+    }
+
+    #[test]
+    fn the_nearest_wins_among_holders_and_among_the_rest() {
+        // (edges, want): a holder wins over a nearer edge that lacks the
+        // rendition; among equals the nearer wins over the less loaded.
+        let cases: [(&[EdgeView], Option<i64>); 4] = [
+            (
+                &[
+                    far(2, edge(1, true, false, 0)),
+                    far(0, edge(2, true, false, 9)),
+                ],
+                Some(2),
+            ),
+            (
+                &[
+                    far(3, edge(1, true, true, 0)),
+                    far(0, edge(2, true, false, 0)),
+                ],
+                Some(1),
+            ),
+            (
+                &[
+                    far(1, edge(1, true, true, 0)),
+                    far(0, edge(2, true, true, 5)),
+                ],
+                Some(2),
+            ),
+            (
+                &[
+                    far(0, edge(1, false, false, 0)),
+                    far(u32::MAX, edge(2, true, false, 0)),
+                ],
+                Some(2),
+            ),
+        ];
+        for (edges, want) in cases {
+            assert_eq!(designate(edges, &[]), want, "{edges:?}");
         }
     }
 

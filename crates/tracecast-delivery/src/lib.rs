@@ -16,6 +16,7 @@ pub mod evict;
 pub mod link;
 pub mod messages;
 pub mod range;
+pub mod region;
 pub mod rental;
 pub mod site;
 pub mod status;
@@ -30,6 +31,7 @@ pub use designate::{designate, EdgeView};
 pub use link::{LinkError, LinkKey};
 pub use messages::{Bill, DeliveryReport, PrePosition, RevocationReport, Revoke, RevokedCopy};
 pub use range::{ByteRange, RangeError, RangeRequest};
+pub use region::{Region, RegionError, RegionMap};
 pub use site::{
     DiscOrder, DiscStatus, Fulfilment, Mode, OrderInfo, Sessions, SiteEvent, SiteReport,
 };

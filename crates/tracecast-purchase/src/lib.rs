@@ -134,6 +134,8 @@ pub struct Edge {
     pub load: u64,
     /// Its push key (hex), once it said: homes and kiosks take its pushes.
     pub push_key: Option<String>,
+    /// Where it stands, as its administrator declared.
+    pub region: Option<tracecast_delivery::Region>,
 }
 
 /// Everything the origin knows about a purchase before deciding it.
@@ -152,6 +154,9 @@ pub struct Facts<'a> {
     pub earlier: Option<Earlier>,
     /// The delivery `request.replaces` names, if it is the buyer's.
     pub replaced: Option<Replaced>,
+    /// Where the buyer is: as the request named it, or as the origin
+    /// estimated it from their address.
+    pub buyer_region: Option<tracecast_delivery::Region>,
     /// Unix milliseconds.
     pub now_ms: i64,
 }
@@ -580,6 +585,10 @@ pub fn plan(facts: &Facts, edges: &[Edge], terms: &Terms) -> Result<Plan, Refusa
                         .is_some_and(|t| t > facts.now_ms - terms.edge_alive_ms),
                     holds: e.holds,
                     load: e.load,
+                    distance: tracecast_delivery::region::distance(
+                        facts.buyer_region.as_ref(),
+                        e.region.as_ref(),
+                    ),
                 })
                 .collect();
             designate(&views, &req.avoid)

@@ -26,6 +26,7 @@ struct World {
     payer: Option<String>,
     earlier: Option<Earlier>,
     replaced: Option<Replaced>,
+    buyer_region: Option<tracecast_delivery::Region>,
     edges: Vec<Edge>,
 }
 
@@ -39,7 +40,17 @@ fn edge(id: i64, holds: bool, load: u64) -> Edge {
         holds,
         load,
         push_key: Some(format!("key{id}")),
+        region: None,
     }
+}
+
+/// Edges 1 (in us-east) and 2 (in eu-west), neither holding the rendition,
+/// edge 2 the busier; which holds and where the buyer is, case by case.
+fn regional(w: &mut World, buyer: Option<&str>, holder: Option<i64>) {
+    w.buyer_region = buyer.map(|b| b.parse().unwrap());
+    w.edges = vec![edge(1, holder == Some(1), 0), edge(2, holder == Some(2), 3)];
+    w.edges[0].region = Some("us-east".parse().unwrap());
+    w.edges[1].region = Some("eu-west".parse().unwrap());
 }
 
 fn home() -> Site {
@@ -91,6 +102,7 @@ fn world() -> World {
         payer: None,
         earlier: None,
         replaced: None,
+        buyer_region: None,
         edges: vec![edge(1, false, 0), edge(2, true, 3)],
     }
 }
@@ -139,6 +151,7 @@ fn render(w: &World) -> String {
         payer: w.payer.clone(),
         earlier: w.earlier,
         replaced: w.replaced,
+        buyer_region: w.buyer_region.clone(),
         now_ms: NOW_MS,
     };
     let terms = terms();
@@ -189,6 +202,29 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
         (
             "a download goes to the edge that holds the rendition",
             Box::new(|_| {}),
+            "download lossless edge2 500c",
+        ),
+        (
+            "with no holder, the edge nearest the buyer serves, though busier",
+            Box::new(|w| regional(w, Some("eu-west-2"), None)),
+            "download lossless edge2 500c",
+        ),
+        (
+            "with no holder and no region known, the least loaded serves",
+            Box::new(|w| regional(w, None, None)),
+            "download lossless edge1 500c",
+        ),
+        (
+            "a holder serves though another edge is nearer",
+            Box::new(|w| regional(w, Some("eu-west"), Some(1))),
+            "download lossless edge1 500c",
+        ),
+        (
+            "an edge with no declared region is farther than any that has one",
+            Box::new(|w| {
+                regional(w, Some("ap-south"), None);
+                w.edges[0].region = None;
+            }),
             "download lossless edge2 500c",
         ),
         (
@@ -565,6 +601,7 @@ fn the_decision_reads_no_clock() {
         payer: None,
         earlier: None,
         replaced: None,
+        buyer_region: None,
         now_ms,
     };
     let later = NOW_MS + 3_600_000;

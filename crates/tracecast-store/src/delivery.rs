@@ -132,6 +132,8 @@ pub struct EdgeRecord {
     pub in_flight: i64,
     /// The edge's push key (Ed25519 public key, hex), once it said.
     pub push_key: Option<String>,
+    /// Where it stands (`eu-west-1`), as its administrator declared.
+    pub region: Option<String>,
 }
 
 /// A rendition to record at ingest.
@@ -342,7 +344,8 @@ const CONTENT_COLUMNS: &str = "c.id, c.provider_id, p.name, c.title, c.kind, c.p
 const DELIVERY_COLUMNS: &str = "id, content_id, tier, user_id, provider_id, edge_id, price_cents, \
      edge_fee_cents, status, created_at, marked_at, bytes, sha256, mode, site_id, site_fee_cents, \
      order_info, replaced_by, waived_by";
-const EDGE_COLUMNS: &str = "id, name, address, operator, fee_cents, last_seen, in_flight, push_key";
+const EDGE_COLUMNS: &str =
+    "id, name, address, operator, fee_cents, last_seen, in_flight, push_key, region";
 
 fn content(row: &AnyRow) -> Result<ContentRecord, sqlx::Error> {
     Ok(ContentRecord {
@@ -370,6 +373,15 @@ fn edge(row: &AnyRow) -> Result<EdgeRecord, sqlx::Error> {
     EdgeRecord::from_row(row)
 }
 
+/// What registering an edge needs beyond its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewEdge<'a> {
+    pub address: &'a str,
+    pub operator: &'a str,
+    pub fee_cents: i64,
+    pub region: Option<&'a str>,
+}
+
 /// An edge as designation sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeLoad {
@@ -388,7 +400,7 @@ impl Store {
         kind: AccountKind,
         name: &str,
         token_hash: String,
-        edge: Option<(&str, &str, i64)>,
+        edge: Option<NewEdge<'_>>,
     ) -> Result<Account, StoreError> {
         let box_name = kind.box_name(name)?;
         if matches!(kind, AccountKind::Home | AccountKind::Kiosk) {
@@ -422,16 +434,17 @@ impl Store {
         let now = crate::now_ms();
         let id: i64 =
             match (kind, edge) {
-                (AccountKind::Edge, Some((address, operator, fee))) => sqlx::query_scalar(
-                    "INSERT INTO edges (name, address, operator, fee_cents, box_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                (AccountKind::Edge, Some(e)) => sqlx::query_scalar(
+                    "INSERT INTO edges (name, address, operator, fee_cents, box_id, created_at, region) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
                 )
                 .bind(name)
-                .bind(address)
-                .bind(operator)
-                .bind(fee)
+                .bind(e.address)
+                .bind(e.operator)
+                .bind(e.fee_cents)
                 .bind(info.id)
                 .bind(now)
+                .bind(e.region)
                 .fetch_one(&self.pool)
                 .await?,
                 (AccountKind::Edge, None) => {
@@ -591,8 +604,8 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let e = edge(r)?;
-                let holds: i64 = r.try_get(8)?;
-                let recent: i64 = r.try_get(9)?;
+                let holds: i64 = r.try_get(9)?;
+                let recent: i64 = r.try_get(10)?;
                 Ok(EdgeLoad {
                     load: recent + e.in_flight,
                     edge: e,

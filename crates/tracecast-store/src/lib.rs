@@ -43,7 +43,7 @@ pub use consumer::Applied;
 pub use delivery::{
     AbFlacRecord, AbVariantsRecord, Account, AccountKind, ContentRecord, DeliveryRecord, EdgeCopy,
     EdgeLoad, EdgeRecord, EdgeRevocation, HlsVariantsRecord, KindInStore, NewContent, NewDelivery,
-    RenditionRecord,
+    NewEdge, RenditionRecord,
 };
 pub use ids::{AccountId, EdgeId, GatewayId, PartnerId, ProviderId, SiteId, UserId};
 pub use ledger::LedgerLine;

@@ -463,6 +463,10 @@ pub enum AccountCommand {
         /// Kiosks: what posting a disc costs (e.g. 4.00).
         #[arg(long)]
         shipping: Option<String>,
+        /// Edges: where it stands (eu-west-1): with no edge holding a
+        /// rendition, the one nearest the buyer serves.
+        #[arg(long)]
+        region: Option<tracecast_delivery::Region>,
         /// Write the token to this file (mode 0600) instead of printing it.
         #[arg(long)]
         token_out: Option<PathBuf>,
@@ -611,6 +615,10 @@ pub struct BuyArgs {
     /// with a watermarking token; billed when the token is issued.
     #[arg(long, conflicts_with_all = ["home", "kiosk"])]
     pub cdn: bool,
+    /// Where you are (eu-west-1), for the nearest edge; default: the
+    /// origin estimates it from your address.
+    #[arg(long)]
+    pub region: Option<tracecast_delivery::Region>,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -27,6 +27,7 @@ pub fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                 payer,
                 media,
                 shipping,
+                region,
                 token_out,
                 conn,
             } => {
@@ -61,6 +62,7 @@ pub fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                         payer,
                         media,
                         shipping_cents: money(shipping)?,
+                        region,
                     })
                     .await?;
                 hand_over(
@@ -286,6 +288,7 @@ fn buy_via_site(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         let origin = origin(&args.conn)?;
         let terminal = Terminal::new(quiet);
         let mut request = PurchaseRequest::download(args.content, tier);
+        request.region = args.region.clone();
         request.home = args.home.clone();
         request.rent = args.rent;
         request.kiosk = args.kiosk.clone();
@@ -393,6 +396,7 @@ pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             &origin,
             args.content,
             tier,
+            args.region.as_ref(),
             &out_path,
             Duration::from_secs(args.retry_for),
             limit,

@@ -40,6 +40,8 @@ pub struct FileConfig {
     pub service: Option<ServiceFileConfig>,
     pub gateway: Option<GatewayFileConfig>,
     pub cdn: Option<CdnFileConfig>,
+    /// `region = ["network", ...]`: buyers' regions by address.
+    pub regions: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 /// `[cdn]`.
@@ -385,6 +387,7 @@ pub const OPTIONS: &[Opt] = &[
     opt("licences.roaming.signing_key", Ty::Str, "", "origin", "…its signing key (base64url, from `GET /roaming/v1/keys`)…"),
     opt("licences.roaming.agreement_key", Ty::Str, "", "origin", "…its agreement key…"),
     opt("licences.roaming.url", Ty::Url, "", "origin", "…and its URL: licences for systems this origin does not issue are converted there."),
+    opt("regions", Ty::Table, "", "origin", "Buyers' regions by network, for designating the nearest edge when a purchase names no region (`eu-west = [\"10.1.0.0/16\", \"2001:db8:1::/48\"]`; the most specific network wins; the address is the one the purchase came from, so behind a proxy buyers name their region). Edges' regions are declared when they are added (`tracecast account add --kind edge --region`)."),
     opt("cdn.edge", Ty::Str, "", "origin", "Delivery through a CDN (docs/cdn.md): the edge account the CDN is registered as (its id is in every mark the CDN serves; its operator is paid the edge fee)…"),
     opt("cdn.url", Ty::Url, "", "origin", "…the base URL the CDN serves copies under (`{url}/{content}/{tier}/{delivery}.flac`)…"),
     opt("cdn.token_hours", Ty::Int, "24", "origin", "…and how long a watermarking token opens its copy. The tokens' ES256 key is `origin-wmt.key` in the data directory (made on first start); its public half is in `GET /v1/origin`."),

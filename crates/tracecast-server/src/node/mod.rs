@@ -249,6 +249,7 @@ impl Node {
                     licence_secs: i64::from(s.licence_days) * 24 * 3600,
                     budgets: s.budgets,
                     cdn: cdn.clone(),
+                    regions: s.regions.clone(),
                     ..OriginConfig::default()
                 }),
             )
@@ -557,7 +558,12 @@ async fn local_edge(
         AccountKind::Edge,
         "local",
         &s.data.join("edge-local.token"),
-        Some((&format!("{base}/edge"), "local", 0)),
+        Some(tracecast_store::NewEdge {
+            address: &format!("{base}/edge"),
+            operator: "local",
+            fee_cents: 0,
+            region: None,
+        }),
     )
     .await?;
     let who = o.local_edge(&account).ok_or_else(|| {
@@ -582,7 +588,7 @@ async fn local_account(
     kind: AccountKind,
     name: &str,
     token_path: &Path,
-    edge: Option<(&str, &str, i64)>,
+    edge: Option<tracecast_store::NewEdge<'_>>,
 ) -> Result<(tracecast_store::Account, String), NodeError> {
     let account = match std::fs::read_to_string(token_path) {
         Ok(token) => {

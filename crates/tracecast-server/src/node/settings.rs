@@ -253,6 +253,8 @@ pub struct Settings {
     pub roaming_partner: Option<crate::origin::licences::RoamingPartner>,
     /// Delivery through a CDN: its edge account, base URL and token life.
     pub cdn: Option<CdnSettings>,
+    /// Buyers' regions by network (`[regions]`).
+    pub regions: tracecast_delivery::RegionMap,
     pub service: ServiceSettings,
     pub gateway: GatewaySettings,
     pub ops: OpsConfig,
@@ -299,6 +301,7 @@ impl Settings {
             ],
             roaming_partner: None,
             cdn: None,
+            regions: Default::default(),
             service: Default::default(),
             gateway: Default::default(),
             ops: OpsConfig::default(),
@@ -521,6 +524,16 @@ pub fn settings_from(args: &Flags, env: &[(String, String)]) -> Result<Settings,
     or_note!(members.check().key("`members`"), ());
     let attributes = file.attributes.clone().unwrap_or_default();
     or_note!(attributes.check().key("`attributes`"), ());
+    let regions = match &file.regions {
+        Some(table) => or_note!(
+            tracecast_delivery::RegionMap::new(
+                table.iter().map(|(r, nets)| (r.as_str(), nets.as_slice()))
+            )
+            .map_err(|e| format!("`regions`: {e}")),
+            Default::default()
+        ),
+        None => Default::default(),
+    };
     let kiosk_file = file.kiosk.unwrap_or_default();
     let roaming_file = file.roaming.unwrap_or_default();
     let b64 = |v: &str, what: &str| -> Result<[u8; 32], String> {
@@ -799,6 +812,7 @@ pub fn settings_from(args: &Flags, env: &[(String, String)]) -> Result<Settings,
         licence_systems,
         roaming_partner,
         cdn,
+        regions,
         service,
         gateway,
         ops,

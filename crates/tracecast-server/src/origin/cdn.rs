@@ -156,6 +156,7 @@ pub(super) async fn edge(o: &Origin) -> Result<Vec<tracecast_purchase::Edge>, Ap
         holds: true,
         load: 0,
         push_key: None,
+        region: None,
     }])
 }
 

@@ -89,6 +89,8 @@ pub struct OriginConfig {
     pub budgets: Budgets,
     /// Delivery through a CDN with watermarking tokens (none by default).
     pub cdn: Option<cdn::CdnConfig>,
+    /// Buyers' regions by network, for purchases that name none.
+    pub regions: tracecast_delivery::RegionMap,
 }
 
 /// What decoding what a caller sent may cost: each request is bounded,
@@ -203,6 +205,7 @@ impl Default for OriginConfig {
             roaming_partner: None,
             budgets: Budgets::default(),
             cdn: None,
+            regions: Default::default(),
         }
     }
 }
@@ -595,6 +598,9 @@ async fn add_account(
     }
     let Json(new) = body?;
     let kind = new.kind;
+    if new.region.is_some() && kind != AccountKind::Edge {
+        return Err(ApiError::bad_request("only an edge has a region"));
+    }
     if matches!(kind, AccountKind::Home | AccountKind::Kiosk) {
         return add_site(&o, kind, new).await;
     }
@@ -610,11 +616,12 @@ async fn add_account(
         if fee < 0 {
             return Err(ApiError::bad_request("an edge's fee cannot be negative"));
         }
-        Some((
-            address.trim_end_matches('/'),
-            new.operator.as_deref().unwrap_or(&new.name),
-            fee,
-        ))
+        Some(tracecast_store::NewEdge {
+            address: address.trim_end_matches('/'),
+            operator: new.operator.as_deref().unwrap_or(&new.name),
+            fee_cents: fee,
+            region: new.region.as_ref().map(|r| r.as_str()),
+        })
     } else {
         None
     };
@@ -1151,6 +1158,7 @@ async fn edges(State(o): State<Arc<Origin>>, headers: HeaderMap) -> Result<Respo
             last_seen: e.last_seen,
             in_flight: e.in_flight,
             push_key: e.push_key,
+            region: e.region.and_then(|r| r.parse().ok()),
         })
         .collect();
     Ok(Json(edges).into_response())

@@ -5,10 +5,11 @@
 //! ticket. Also the replacement's edge order and refund.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -106,6 +107,7 @@ fn edge_fact(l: EdgeLoad) -> tracecast_purchase::Edge {
         holds: l.holds,
         load: l.load.max(0) as u64,
         push_key: l.edge.push_key,
+        region: l.edge.region.and_then(|r| r.parse().ok()),
     }
 }
 
@@ -138,6 +140,7 @@ async fn gather<'r>(
     user: UserId,
     payer: Option<String>,
     key: Option<&str>,
+    buyer_region: Option<tracecast_delivery::Region>,
 ) -> Result<Gathered<'r>, ApiError> {
     let member = o.store.member(user).await?;
     let reserved_request = match (c.reserved_up_to_order, &member) {
@@ -195,6 +198,7 @@ async fn gather<'r>(
             price_cents: d.price_cents,
         }),
         replaced: replaced.as_ref().map(replaced_fact),
+        buyer_region,
         now_ms: tracecast_store::now_ms(),
     };
     Ok(Gathered {
@@ -226,6 +230,7 @@ async fn gather<'r>(
         Refusals))]
 pub(super) async fn purchase(
     State(o): State<Arc<Origin>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<PurchaseRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -244,7 +249,23 @@ pub(super) async fn purchase(
             req.tier = cdn::variant_tier(&o, &c).await?;
         }
     }
-    let g = gather(&o, &req, &c, user_id, buyer.payer(), key.as_deref()).await?;
+    // The buyer's region as they named it; else, when they send the
+    // purchase themselves (not a partner for them), estimated from the
+    // address it came from.
+    let buyer_region = req.region.clone().or_else(|| match buyer.payer() {
+        None => o.config.regions.estimate(peer.ip()).cloned(),
+        Some(_) => None,
+    });
+    let g = gather(
+        &o,
+        &req,
+        &c,
+        user_id,
+        buyer.payer(),
+        key.as_deref(),
+        buyer_region,
+    )
+    .await?;
     // A CDN copy cannot be revoked (no edge of the origin's holds it), so
     // no purchase replaces one: its revocation would never be answered.
     if g.replaced.as_ref().is_some_and(|d| d.order_info.cdn) {

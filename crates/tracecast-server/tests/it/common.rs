@@ -116,32 +116,39 @@ pub async fn start_roles(
         store: t.store.clone(),
         dir,
     };
-    for (i, name) in edge_names.iter().enumerate() {
-        let (listen, base) = listener().await;
-        let address = format!("{base}/edge");
-        let acct = net
-            .admin
-            .add_account(&NewAccount {
-                kind: tracecast_delivery::AccountKind::Edge,
-                name: (*name).into(),
-                address: Some(address.clone()),
-                operator: Some(format!("op-{name}")),
-                fee_cents: Some(5 + i as i64),
-                ..NewAccount::named(tracecast_delivery::AccountKind::Edge, "")
-            })
-            .await
-            .unwrap();
-        let roles = Roles { edge: true, ..NONE };
-        let node = net
-            .site_node(name, roles, acct.token.as_deref().unwrap(), listen)
-            .await;
-        net.edges.push((node.edge.clone().unwrap(), address));
-        net.nodes.push(node);
+    for name in edge_names {
+        net.add_edge(name, None).await;
     }
     net
 }
 
 impl Net {
+    /// Registers an edge (its fee 5 cents more than the edges before it)
+    /// standing in `region`, and starts it as a node of its own.
+    pub async fn add_edge(&mut self, name: &str, region: Option<&str>) {
+        let (listen, base) = listener().await;
+        let address = format!("{base}/edge");
+        let acct = self
+            .admin
+            .add_account(&NewAccount {
+                kind: tracecast_delivery::AccountKind::Edge,
+                name: name.into(),
+                address: Some(address.clone()),
+                operator: Some(format!("op-{name}")),
+                fee_cents: Some(5 + self.edges.len() as i64),
+                region: region.map(|r| r.parse().unwrap()),
+                ..NewAccount::named(tracecast_delivery::AccountKind::Edge, "")
+            })
+            .await
+            .unwrap();
+        let roles = Roles { edge: true, ..NONE };
+        let node = self
+            .site_node(name, roles, acct.token.as_deref().unwrap(), listen)
+            .await;
+        self.edges.push((node.edge.clone().unwrap(), address));
+        self.nodes.push(node);
+    }
+
     /// A node of an edge or a home that reaches the origin with `token`.
     async fn site_node(
         &self,

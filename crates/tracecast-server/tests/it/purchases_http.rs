@@ -474,3 +474,94 @@ async fn a_revocation_stops_a_copy_being_marked() {
         t.finish().await;
     }
 }
+
+/// DESIGN.md "001" step 2: with no edge holding the rendition, the one
+/// nearest the buyer is designated: the buyer names their region, or the
+/// origin estimates it from their address by its `[regions]` table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_nearest_edge_serves_when_none_holds_the_rendition() {
+    for t in TestStore::both().await {
+        let regions = vec!["127.0.0.0/8".to_owned()];
+        let config = tracecast_server::origin::OriginConfig {
+            regions: tracecast_delivery::RegionMap::new([("us-east", regions.as_slice())]).unwrap(),
+            ..Default::default()
+        };
+        let mut net = crate::common::start_with(&t, &[], config).await;
+        // West is registered first: by load and id alone it would serve.
+        net.add_edge("west", Some("eu-west-1")).await;
+        net.add_edge("east", Some("us-east-1")).await;
+        net.add_edge("nowhere", None).await;
+        let files = tempfile::tempdir().unwrap();
+        let (_, provider, _) = net.account("provider", "aurora").await;
+        let (_, alice, alice_token) = net.account("user", "alice").await;
+        net.edges_alive().await;
+        let c = provider
+            .add_content(&track(files.path(), 6.0, 3), "Etude", 200, None, |_, _| {})
+            .await
+            .unwrap();
+        let edges = net.admin.edges().await.unwrap();
+        let region_of = |name: &str| {
+            edges
+                .iter()
+                .find(|e| e.name == name)
+                .and_then(|e| e.region.clone())
+                .map(|r| r.to_string())
+        };
+        assert_eq!(region_of("west").as_deref(), Some("eu-west-1"));
+        assert_eq!(region_of("nowhere"), None);
+
+        // Not named: estimated from the address (127.0.0.1 is us-east),
+        // and the nearest serves though busier.
+        let buy = PurchaseRequest::download(c.id, None);
+        for _ in 0..2 {
+            let p = alice.order_once(&buy, None).await.unwrap();
+            assert_eq!(p.edge_name, "east");
+        }
+        // Named by the buyer: eu-west-2 is nearest eu-west-1; us-east-1
+        // is east, though busier still.
+        let named = |region: &str| PurchaseRequest {
+            region: Some(region.parse().unwrap()),
+            ..PurchaseRequest::download(c.id, None)
+        };
+        let p = alice.order_once(&named("eu-west-2"), None).await.unwrap();
+        assert_eq!(p.edge_name, "west");
+        let p = alice.order_once(&named("us-east-1"), None).await.unwrap();
+        assert_eq!(p.edge_name, "east");
+        // Avoiding the nearest, the next nearest; an edge with no region
+        // only when nothing else can serve.
+        let buy = PurchaseRequest {
+            avoid: vec![p.edge_id],
+            ..PurchaseRequest::download(c.id, None)
+        };
+        assert_eq!(
+            alice.order_once(&buy, None).await.unwrap().edge_name,
+            "west"
+        );
+
+        // Regions are checked: a malformed one is refused, and only an
+        // edge has one.
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/purchases", net.base))
+            .bearer_auth(&alice_token)
+            .json(&serde_json::json!({"content": c.id, "region": "EU West"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().await.unwrap().contains("region"));
+        let e = net
+            .admin
+            .add_account(&tracecast_delivery::api::NewAccount {
+                region: Some("eu-west-1".parse().unwrap()),
+                ..tracecast_delivery::api::NewAccount::named(
+                    tracecast_delivery::AccountKind::User,
+                    "carol",
+                )
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::BAD_REQUEST);
+        drop(net);
+        t.finish().await;
+    }
+}

@@ -35,7 +35,12 @@ pub async fn world(store: &Store) -> World {
     let edge = account(
         AccountKind::Edge,
         "paris",
-        Some(("http://paris.example", "op", 20)),
+        Some(tracecast_store::NewEdge {
+            address: "http://paris.example",
+            operator: "op",
+            fee_cents: 20,
+            region: Some("eu-west-3"),
+        }),
     )
     .await
     .edge()
