@@ -306,6 +306,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
                 address: Some(format!("http://127.0.0.1:{edge_port}/edge")),
                 operator: Some("bench-cdn".into()),
                 fee_cents: Some(5),
+                open: true,
                 ..NewAccount::named(tracecast_delivery::AccountKind::Edge, "tokyo")
             })
             .await?;

@@ -402,6 +402,44 @@ impl OriginClient {
         json(self.req(reqwest::Method::GET, "/v1/edges").send().await?).await
     }
 
+    /// Registers the calling provider to use an edge at its published
+    /// terms (provider).
+    pub async fn sign_contract(
+        &self,
+        edge: &str,
+    ) -> Result<tracecast_delivery::api::ContractInfo, ClientError> {
+        let body = tracecast_delivery::api::NewContract { edge: edge.into() };
+        json(
+            self.req(reqwest::Method::POST, "/v1/contracts")
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Contracts: a provider's own, an edge's, or all (administrator).
+    pub async fn contracts(
+        &self,
+    ) -> Result<Vec<tracecast_delivery::api::ContractInfo>, ClientError> {
+        json(
+            self.req(reqwest::Method::GET, "/v1/contracts")
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Ends the calling provider's contract with an edge (provider).
+    pub async fn end_contract(
+        &self,
+        edge: &str,
+    ) -> Result<tracecast_delivery::api::ContractInfo, ClientError> {
+        // Account names are a-z 0-9 . _ -: nothing to escape.
+        let path = format!("/v1/contracts/{edge}");
+        json(self.req(reqwest::Method::DELETE, &path).send().await?).await
+    }
+
     /// Every account's balance (administrator).
     pub async fn balances(&self) -> Result<tracecast_delivery::api::Balances, ClientError> {
         json(

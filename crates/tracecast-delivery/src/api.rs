@@ -38,6 +38,16 @@ pub struct NewAccount {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub region: Option<Region>,
+    /// Edges only: open to every provider at `fee_cents` without a
+    /// contract (default: only providers under contract).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open: bool,
+    /// Edges only: a contract's fee per period, in cents (default none)...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_fee_cents: Option<i64>,
+    /// ...every this many days (1-3660).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_days: Option<u32>,
 }
 
 impl NewAccount {
@@ -53,8 +63,40 @@ impl NewAccount {
             media: None,
             shipping_cents: None,
             region: None,
+            open: false,
+            period_fee_cents: None,
+            period_days: None,
         }
     }
+}
+
+/// `POST /v1/contracts` (provider): register to use an edge operator's
+/// edge, at its published terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewContract {
+    /// The edge, by name.
+    pub edge: String,
+}
+
+/// A provider's contract with an edge operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ContractInfo {
+    pub id: i64,
+    pub provider: String,
+    pub edge: String,
+    /// Who runs the edge: paid the fees.
+    pub operator: String,
+    /// Usage fee per delivery, in cents.
+    pub fee_cents: i64,
+    /// Fee per period, in cents (0: none), owed as each period begins.
+    pub period_fee_cents: i64,
+    pub period_days: u32,
+    /// Unix ms.
+    pub signed_at: i64,
+    pub ended_at: Option<i64>,
+    /// Periodic fees charged so far.
+    pub periods_charged: i64,
 }
 
 /// An account as the origin describes it; `token` only when just created.
@@ -349,6 +391,14 @@ pub struct EdgeInfo {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub region: Option<Region>,
+    /// Open to every provider; else only to providers under contract.
+    #[serde(default)]
+    pub open: bool,
+    /// A contract's fee per period (0: none) and its length in days.
+    #[serde(default)]
+    pub period_fee_cents: i64,
+    #[serde(default)]
+    pub period_days: u32,
     #[serde(default)]
     pub holdings: Vec<Holding>,
 }

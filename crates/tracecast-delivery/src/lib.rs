@@ -10,6 +10,7 @@
 pub mod ab;
 pub mod account;
 pub mod api;
+pub mod contract;
 pub mod copy;
 pub mod designate;
 pub mod evict;
@@ -26,6 +27,7 @@ pub mod voucher;
 pub mod wmt;
 
 pub use account::{AccountKind, CallerKind};
+pub use contract::ContractTerms;
 pub use copy::{copy_plan, CopyFacts, CopyPlan, CopyRefusal, Destination};
 pub use designate::{designate, EdgeView};
 pub use link::{LinkError, LinkKey};

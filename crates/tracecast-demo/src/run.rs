@@ -77,7 +77,13 @@ async fn demo(args: &DemoOptions) -> Result<()> {
         dir.join("origin").display()
     ));
     let mut edges = Vec::new();
-    for (name, operator, fee) in [("tokyo", "kanto-cache", 5), ("paris", "seine-cdn", 4)] {
+    // Both by contract: a provider registers with the operator before
+    // its content is served there (step 2 below); kanto-cache also asks a
+    // monthly fee.
+    for (name, operator, fee, monthly) in [
+        ("tokyo", "kanto-cache", 5, Some(2_500)),
+        ("paris", "seine-cdn", 4, None),
+    ] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = format!("http://{}/edge", listener.local_addr()?);
         let acct = admin
@@ -87,6 +93,8 @@ async fn demo(args: &DemoOptions) -> Result<()> {
                 address: Some(address.clone()),
                 operator: Some(operator.into()),
                 fee_cents: Some(fee),
+                period_fee_cents: monthly,
+                period_days: monthly.map(|_| 30),
                 ..NewAccount::named(AccountKind::Edge, "")
             })
             .await?;
@@ -109,9 +117,12 @@ async fn demo(args: &DemoOptions) -> Result<()> {
         s.edge_token_file = Some(token_file);
         let node = Node::start(&s, listener).await?;
         say(format!(
-            "   edge {name} (id {}, operator {operator}, usage fee {}) at {address}",
+            "   edge {name} (id {}, operator {operator}, usage fee {}{}) at {address}",
             acct.id,
-            money(fee)
+            money(fee),
+            monthly
+                .map(|m| format!(" and {} a month under contract", money(m)))
+                .unwrap_or_default()
         ));
         edges.push(node);
     }
@@ -133,6 +144,25 @@ async fn demo(args: &DemoOptions) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    // DESIGN.md "001" step 1: the provider registers with each edge
+    // operator; only contracted edges serve its content.
+    for edge in ["tokyo", "paris"] {
+        let k = provider_client.sign_contract(edge).await?;
+        say(format!(
+            "   aurora-records signed with {} for edge {edge}: {} a delivery{}",
+            k.operator,
+            money(k.fee_cents),
+            if k.period_fee_cents > 0 {
+                format!(
+                    ", {} every {} days (the first on its statement now)",
+                    money(k.period_fee_cents),
+                    k.period_days
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
 
     // 3. Ingest.
     let media = dir.join("media");

@@ -63,6 +63,16 @@ pub enum Flow {
     /// of the same purchase had been served and keeps the sale, so the
     /// price goes back (the edge's fee for the copy stays: it made one).
     Waived(Sale),
+    /// A provider's contract with an edge operator (DESIGN.md "001" step
+    /// 1): the periodic fee of period `period` (0: the one that starts at
+    /// signing), owed in advance.
+    ContractPeriod {
+        provider: Party,
+        edge: String,
+        edge_operator: Party,
+        fee_cents: i64,
+        period: u64,
+    },
     /// A user paid through a payment provider.
     Payment {
         user: Party,
@@ -148,6 +158,20 @@ impl Flow {
                     &kiosk.store,
                     kiosk.shipping_cents,
                     format!("shipping of {}", sale.title),
+                );
+            }
+            Flow::ContractPeriod {
+                provider,
+                edge,
+                edge_operator,
+                fee_cents,
+                period,
+            } => {
+                t.transfer(
+                    provider,
+                    edge_operator,
+                    *fee_cents,
+                    format!("edge contract: {edge}, period {}", period + 1),
                 );
             }
             Flow::Payment {
@@ -255,6 +279,15 @@ mod tests {
                     reference: "r".into(),
                 }
             }),
+            (party(), party(), 0i64..100_000, 0u64..50).prop_map(
+                |(provider, edge_operator, fee_cents, period)| Flow::ContractPeriod {
+                    provider,
+                    edge: "e".into(),
+                    edge_operator,
+                    fee_cents,
+                    period,
+                }
+            ),
         ]
     }
 

@@ -136,6 +136,10 @@ pub struct Edge {
     pub push_key: Option<String>,
     /// Where it stands, as its administrator declared.
     pub region: Option<tracecast_delivery::Region>,
+    /// Open to every provider at `fee_cents`, without a contract.
+    pub open: bool,
+    /// The fee of the content's provider's contract with it, if any.
+    pub contract_fee_cents: Option<i64>,
 }
 
 /// Everything the origin knows about a purchase before deciding it.
@@ -264,6 +268,8 @@ pub enum Refusal {
     AlreadyReplaced(i64),
     #[error("no edge is available to deliver this now; try again shortly")]
     NoEdge,
+    #[error("no edge serves this content: its provider has no contract with an edge, and no edge is open to every provider")]
+    NoContract,
     #[error("edge {0} has not told the origin its push key yet; try again shortly")]
     NoPushKey(String),
 }
@@ -287,7 +293,7 @@ impl Refusal {
             | TrustTooLow { .. } => 403,
             UnknownSite { .. } | UnknownDelivery(_) => 404,
             KeyReused { .. } | AlreadyReplaced(_) => 409,
-            MediumNotSold { .. } | DoesNotFit { .. } | Protected { .. } => 422,
+            MediumNotSold { .. } | DoesNotFit { .. } | Protected { .. } | NoContract => 422,
             NoEdge | NoPushKey(_) => 503,
             WrongKind { .. }
             | HomeAndKiosk
@@ -314,6 +320,7 @@ impl Refusal {
             DoesNotFit { .. } => "does_not_fit",
             Protected { .. } => "protected",
             NoEdge | NoPushKey(_) => "no_edge",
+            NoContract => "no_contracted_edge",
             _ => match self.status() {
                 403 => "forbidden",
                 _ => "bad_request",
@@ -573,6 +580,30 @@ pub fn plan(facts: &Facts, edges: &[Edge], terms: &Terms) -> Result<Plan, Refusa
         }
         _ => None,
     };
+    // Only edges under contract with the content's provider, or open to
+    // every provider, serve it, each at the fee it charges this provider
+    // (a retry continues the delivery at the edge and fee it had).
+    let serving: Vec<Edge> = match &facts.earlier {
+        Some(_) => edges.to_vec(),
+        None => edges
+            .iter()
+            .filter_map(|e| {
+                let fee = tracecast_delivery::contract::usage_fee(
+                    e.contract_fee_cents,
+                    e.open,
+                    e.fee_cents,
+                )?;
+                Some(Edge {
+                    fee_cents: fee,
+                    ..e.clone()
+                })
+            })
+            .collect(),
+    };
+    if serving.is_empty() && !edges.is_empty() {
+        return Err(Refusal::NoContract);
+    }
+    let edges = serving.as_slice();
     let chosen = match &facts.earlier {
         Some(d) => Some(d.edge),
         None => {

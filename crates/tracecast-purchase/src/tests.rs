@@ -41,6 +41,17 @@ fn edge(id: i64, holds: bool, load: u64) -> Edge {
         load,
         push_key: Some(format!("key{id}")),
         region: None,
+        open: true,
+        contract_fee_cents: None,
+    }
+}
+
+/// Edges 1 and 2 by contract only; the provider has one with `with` at a
+/// fee of 3 cents (their published fee is 10).
+fn contracted(w: &mut World, with: Option<i64>) {
+    for e in &mut w.edges {
+        e.open = false;
+        e.contract_fee_cents = (Some(e.id) == with).then_some(3);
     }
 }
 
@@ -169,6 +180,9 @@ fn render(w: &World) -> String {
                 p.edge.id,
                 p.price_cents
             );
+            if p.edge.fee_cents != 10 {
+                out += &format!(" fee {}c", p.edge.fee_cents);
+            }
             if let Some(s) = &p.site {
                 out += &format!(" via {}", s.name);
             }
@@ -224,6 +238,24 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn(&mut World)>, &'static str)> {
             Box::new(|w| {
                 regional(w, Some("ap-south"), None);
                 w.edges[0].region = None;
+            }),
+            "download lossless edge2 500c",
+        ),
+        (
+            "an edge by contract serves only providers under contract, at the contract's fee",
+            Box::new(|w| contracted(w, Some(1))),
+            "download lossless edge1 500c fee 3c",
+        ),
+        (
+            "without a contract and no open edge, no edge serves",
+            Box::new(|w| contracted(w, None)),
+            "422 no_contracted_edge: no edge serves this content: its provider has no contract with an edge, and no edge is open to every provider",
+        ),
+        (
+            "an open edge serves every provider at its published fee",
+            Box::new(|w| {
+                contracted(w, None);
+                w.edges[1].open = true;
             }),
             "download lossless edge2 500c",
         ),

@@ -134,6 +134,18 @@ pub struct EdgeRecord {
     pub push_key: Option<String>,
     /// Where it stands (`eu-west-1`), as its administrator declared.
     pub region: Option<String>,
+    /// 1: open to every provider at its published fee; 0: by contract.
+    pub open_to_all: i64,
+    /// Its published fee per period (0: none) and period length in days.
+    pub period_fee_cents: i64,
+    pub period_days: i64,
+}
+
+impl EdgeRecord {
+    /// Open to every provider without a contract.
+    pub fn open(&self) -> bool {
+        self.open_to_all != 0
+    }
 }
 
 /// A rendition to record at ingest.
@@ -345,7 +357,8 @@ const DELIVERY_COLUMNS: &str = "id, content_id, tier, user_id, provider_id, edge
      edge_fee_cents, status, created_at, marked_at, bytes, sha256, mode, site_id, site_fee_cents, \
      order_info, replaced_by, waived_by";
 const EDGE_COLUMNS: &str =
-    "id, name, address, operator, fee_cents, last_seen, in_flight, push_key, region";
+    "id, name, address, operator, fee_cents, last_seen, in_flight, push_key, \
+     region, open_to_all, period_fee_cents, period_days";
 
 fn content(row: &AnyRow) -> Result<ContentRecord, sqlx::Error> {
     Ok(ContentRecord {
@@ -380,6 +393,11 @@ pub struct NewEdge<'a> {
     pub operator: &'a str,
     pub fee_cents: i64,
     pub region: Option<&'a str>,
+    /// Open to every provider at `fee_cents`, without a contract.
+    pub open: bool,
+    /// A fee per period of `period_days` for a contract (0: none).
+    pub period_fee_cents: i64,
+    pub period_days: u32,
 }
 
 /// An edge as designation sees it.
@@ -390,6 +408,9 @@ pub struct EdgeLoad {
     /// Deliveries designated to it since the window began, plus copies in
     /// flight it reported.
     pub load: i64,
+    /// The usage fee of the content's provider's contract in force with
+    /// it, if any.
+    pub contract_fee_cents: Option<i64>,
 }
 
 impl Store {
@@ -435,8 +456,9 @@ impl Store {
         let id: i64 =
             match (kind, edge) {
                 (AccountKind::Edge, Some(e)) => sqlx::query_scalar(
-                    "INSERT INTO edges (name, address, operator, fee_cents, box_id, created_at, region) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    "INSERT INTO edges (name, address, operator, fee_cents, box_id, created_at, region, \
+                     open_to_all, period_fee_cents, period_days) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
                 )
                 .bind(name)
                 .bind(e.address)
@@ -445,6 +467,9 @@ impl Store {
                 .bind(info.id)
                 .bind(now)
                 .bind(e.region)
+                .bind(i64::from(e.open))
+                .bind(e.period_fee_cents)
+                .bind(i64::from(e.period_days))
                 .fetch_one(&self.pool)
                 .await?,
                 (AccountKind::Edge, None) => {
@@ -593,7 +618,9 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {EDGE_COLUMNS}, \
              (SELECT COUNT(*) FROM edge_holdings h WHERE h.edge_id = e.id AND h.content_id = $1 AND h.tier = $2), \
-             (SELECT COUNT(*) FROM deliveries d WHERE d.edge_id = e.id AND d.created_at >= $3) \
+             (SELECT COUNT(*) FROM deliveries d WHERE d.edge_id = e.id AND d.created_at >= $3), \
+             (SELECT k.fee_cents FROM edge_contracts k WHERE k.edge_id = e.id AND k.ended_at IS NULL \
+              AND k.provider_id = (SELECT provider_id FROM contents WHERE id = $1)) AS contract_fee \
              FROM edges e ORDER BY id"
         ))
         .bind(content)
@@ -604,12 +631,14 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let e = edge(r)?;
-                let holds: i64 = r.try_get(9)?;
-                let recent: i64 = r.try_get(10)?;
+                let holds: i64 = r.try_get(12)?;
+                let recent: i64 = r.try_get(13)?;
+                let contract_fee_cents: Option<i64> = r.try_get(14)?;
                 Ok(EdgeLoad {
                     load: recent + e.in_flight,
                     edge: e,
                     holds: holds > 0,
+                    contract_fee_cents,
                 })
             })
             .collect()

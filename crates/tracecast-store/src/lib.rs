@@ -14,6 +14,7 @@
 
 pub mod blob;
 mod consumer;
+mod contracts;
 mod delivery;
 mod ids;
 mod ledger;
@@ -25,6 +26,7 @@ mod service;
 mod sites;
 mod writer;
 
+pub use contracts::{ContractRecord, ContractsOf};
 #[doc(hidden)]
 /// Throwaway stores for tests; compiled for tests and with the `testing`
 /// feature, never into a product build.

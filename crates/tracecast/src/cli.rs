@@ -60,6 +60,10 @@ pub enum Command {
     /// them, print the key the CDN checks tokens with (administrator).
     #[command(subcommand)]
     Cdn(CdnCommand),
+    /// A provider's contracts with edge operators: register to use an
+    /// edge at its published terms, list, end.
+    #[command(subcommand)]
+    Contract(ContractCommand),
     /// A store's kiosk: disc images waiting for the burner (the shop's
     /// operator, with the kiosk's token).
     #[command(subcommand)]
@@ -467,6 +471,16 @@ pub enum AccountCommand {
         /// rendition, the one nearest the buyer serves.
         #[arg(long)]
         region: Option<tracecast_delivery::Region>,
+        /// Edges: open to every provider at --fee, without a contract
+        /// (default: only providers who signed one, `tracecast contract add`).
+        #[arg(long)]
+        open: bool,
+        /// Edges: a contract's fee per period (e.g. 25.00)...
+        #[arg(long, requires = "period_days")]
+        period_fee: Option<String>,
+        /// ...every this many days.
+        #[arg(long, requires = "period_fee")]
+        period_days: Option<u32>,
         /// Write the token to this file (mode 0600) instead of printing it.
         #[arg(long)]
         token_out: Option<PathBuf>,
@@ -755,6 +769,34 @@ pub struct PayArgs {
     pub idempotency_key: Option<String>,
     #[command(flatten)]
     pub conn: Connection,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContractCommand {
+    /// Register to use EDGE (provider): its usage fee per delivery and any
+    /// fee per period (the first owed now), as `tracecast contract list`
+    /// and the edge registry show them.
+    Add {
+        edge: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Contracts: a provider's own, an edge's, or all (administrator).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// End the contract with EDGE (provider): it stops serving your
+    /// content; periods begun stay owed.
+    End {
+        edge: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 #[derive(Debug, Subcommand)]

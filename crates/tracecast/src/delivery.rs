@@ -28,6 +28,9 @@ pub fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                 media,
                 shipping,
                 region,
+                open,
+                period_fee,
+                period_days,
                 token_out,
                 conn,
             } => {
@@ -63,6 +66,9 @@ pub fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                         media,
                         shipping_cents: money(shipping)?,
                         region,
+                        open,
+                        period_fee_cents: money(period_fee)?,
+                        period_days,
                     })
                     .await?;
                 hand_over(
@@ -480,6 +486,61 @@ fn buy_through_cdn(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// `tracecast cdn publish|key`.
+pub fn contract(cmd: crate::cli::ContractCommand) -> anyhow::Result<ExitCode> {
+    use tracecast_delivery::api::ContractInfo;
+    let line = |k: &ContractInfo| {
+        let period = if k.period_fee_cents > 0 {
+            format!(
+                ", {} every {} days ({} charged)",
+                tracecast_delivery::messages::money(k.period_fee_cents),
+                k.period_days,
+                k.periods_charged
+            )
+        } else {
+            String::new()
+        };
+        let state = match k.ended_at {
+            Some(t) => format!("ended {}", when(t)),
+            None => format!("since {}", when(k.signed_at)),
+        };
+        format!(
+            "{:>5}  {} with edge {} ({}): {} a delivery{period}; {state}",
+            k.id,
+            k.provider,
+            k.edge,
+            k.operator,
+            tracecast_delivery::messages::money(k.fee_cents)
+        )
+    };
+    runtime()?.block_on(async move {
+        match cmd {
+            crate::cli::ContractCommand::Add { edge, json, conn } => {
+                let k = origin(&conn)?.sign_contract(&edge).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&k)?);
+                } else {
+                    println!("{}", line(&k));
+                }
+            }
+            crate::cli::ContractCommand::List { json, conn } => {
+                let all = origin(&conn)?.contracts().await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&all)?);
+                } else {
+                    for k in &all {
+                        println!("{}", line(k));
+                    }
+                }
+            }
+            crate::cli::ContractCommand::End { edge, conn } => {
+                let k = origin(&conn)?.end_contract(&edge).await?;
+                println!("{}", line(&k));
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 pub fn cdn(cmd: crate::cli::CdnCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         match cmd {

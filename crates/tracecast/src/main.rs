@@ -67,6 +67,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Pay(args) => billing::pay(args),
         cli::Command::Ledger(cmd) => billing::ledger(cmd),
         cli::Command::Cdn(cmd) => delivery::cdn(cmd),
+        cli::Command::Contract(cmd) => delivery::contract(cmd),
         cli::Command::Kiosk(cmd) => billing::kiosk(cmd),
         cli::Command::Licence(cmd) => protect::licence(cmd),
         cli::Command::Decrypt(args) => protect::decrypt(args),

@@ -563,6 +563,10 @@ async fn local_edge(
             operator: "local",
             fee_cents: 0,
             region: None,
+            // The origin's own edge, free: every provider may use it.
+            open: true,
+            period_fee_cents: 0,
+            period_days: 0,
         }),
     )
     .await?;

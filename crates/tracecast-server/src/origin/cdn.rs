@@ -157,6 +157,9 @@ pub(super) async fn edge(o: &Origin) -> Result<Vec<tracecast_purchase::Edge>, Ap
         load: 0,
         push_key: None,
         region: None,
+        // The origin's operator configured the CDN for every provider.
+        open: true,
+        contract_fee_cents: None,
     }])
 }
 

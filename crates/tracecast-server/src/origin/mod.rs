@@ -6,6 +6,7 @@
 
 mod billing;
 pub mod cdn;
+mod contracts;
 mod ingest;
 pub mod licences;
 pub mod members;
@@ -22,7 +23,7 @@ use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use ed25519_dalek::SigningKey;
 use serde::Deserialize;
@@ -319,6 +320,7 @@ impl Origin {
                 .map_err(|e| tracecast_store::StoreError::Invalid(e.to_string()))?,
         });
         tokio::spawn(reports::consume(origin.clone()));
+        tokio::spawn(contracts::charge_periods(origin.clone()));
         Ok(origin)
     }
 
@@ -440,6 +442,8 @@ pub fn router(origin: Arc<Origin>) -> Router {
         .route("/v1/licences/issuer", get(licences::issuer))
         .route("/v1/purchases", post(purchase::purchase))
         .route("/v1/edges", get(edges))
+        .route("/v1/contracts", get(contracts::list).post(contracts::sign))
+        .route("/v1/contracts/{edge}", delete(contracts::end))
         .route("/v1/sites", get(sites))
         .route("/v1/members", get(members::tree))
         .route("/v1/members/admit", post(members::admit))
@@ -598,8 +602,14 @@ async fn add_account(
     }
     let Json(new) = body?;
     let kind = new.kind;
-    if new.region.is_some() && kind != AccountKind::Edge {
-        return Err(ApiError::bad_request("only an edge has a region"));
+    let edge_terms = new.region.is_some()
+        || new.open
+        || new.period_fee_cents.is_some()
+        || new.period_days.is_some();
+    if edge_terms && kind != AccountKind::Edge {
+        return Err(ApiError::bad_request(
+            "only an edge has a region, is open, or has a period fee",
+        ));
     }
     if matches!(kind, AccountKind::Home | AccountKind::Kiosk) {
         return add_site(&o, kind, new).await;
@@ -616,11 +626,26 @@ async fn add_account(
         if fee < 0 {
             return Err(ApiError::bad_request("an edge's fee cannot be negative"));
         }
+        let period_fee_cents = new.period_fee_cents.unwrap_or(0);
+        let period_days = new.period_days.unwrap_or(0);
+        if period_fee_cents < 0 {
+            return Err(ApiError::bad_request(
+                "an edge's period fee cannot be negative",
+            ));
+        }
+        if (period_fee_cents > 0) != (1..=3660).contains(&period_days) {
+            return Err(ApiError::bad_request(
+                "a period fee needs its period, 1-3660 days (period_days), and a period needs a fee",
+            ));
+        }
         Some(tracecast_store::NewEdge {
             address: address.trim_end_matches('/'),
             operator: new.operator.as_deref().unwrap_or(&new.name),
             fee_cents: fee,
             region: new.region.as_ref().map(|r| r.as_str()),
+            open: new.open,
+            period_fee_cents,
+            period_days,
         })
     } else {
         None
@@ -1099,6 +1124,28 @@ async fn pre_position(
     if chosen.is_empty() {
         return Err(ApiError::bad_request("no such edge is registered"));
     }
+    // Only edges that serve the provider's content hold it: open ones and
+    // those under contract with the provider.
+    let contracted: Vec<EdgeId> = o
+        .store
+        .contracts(tracecast_store::ContractsOf::Provider(c.provider_id), true)
+        .await?
+        .into_iter()
+        .map(|k| k.edge_id)
+        .collect();
+    let (chosen, refused): (Vec<_>, Vec<_>) = chosen
+        .into_iter()
+        .partition(|e| e.open() || contracted.contains(&e.id));
+    if !req.edges.is_empty() && !refused.is_empty() || chosen.is_empty() {
+        let names: Vec<&str> = refused.iter().map(|e| e.name.as_str()).collect();
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_contracted_edge",
+            format!(
+                "edges {names:?} serve only providers under contract: sign one first (tracecast contract add EDGE)"
+            ),
+        ));
+    }
     let order = serde_json::to_vec(&PrePosition {
         content: c.id,
         tier,
@@ -1158,7 +1205,10 @@ async fn edges(State(o): State<Arc<Origin>>, headers: HeaderMap) -> Result<Respo
             last_seen: e.last_seen,
             in_flight: e.in_flight,
             push_key: e.push_key,
+            open: e.open_to_all != 0,
             region: e.region.and_then(|r| r.parse().ok()),
+            period_fee_cents: e.period_fee_cents,
+            period_days: u32::try_from(e.period_days).unwrap_or(0),
         })
         .collect();
     Ok(Json(edges).into_response())
@@ -1315,7 +1365,7 @@ pub(super) fn upload_bytes(
         origin_info, account, add_account, replace_token, replace_own_token,
         contents, ingest::add_content, content, rendition, ab_variant, hls_file, pre_position,
         members::set_reserved,
-        edges, sites, edge_state,
+        edges, sites, edge_state, contracts::sign, contracts::list, contracts::end,
         purchase::purchase, deliveries, delivery, licences::copy_key,
         licences::issue, licences::list, licences::issuer,
         partners::give_consent, partners::revoke_consent, partners::show_consent,

@@ -98,6 +98,7 @@ fn site_fact(s: SiteRecord) -> Option<Site> {
 }
 
 fn edge_fact(l: EdgeLoad) -> tracecast_purchase::Edge {
+    let open = l.edge.open();
     tracecast_purchase::Edge {
         id: l.edge.id.get(),
         name: l.edge.name,
@@ -108,6 +109,8 @@ fn edge_fact(l: EdgeLoad) -> tracecast_purchase::Edge {
         load: l.load.max(0) as u64,
         push_key: l.edge.push_key,
         region: l.edge.region.and_then(|r| r.parse().ok()),
+        open,
+        contract_fee_cents: l.contract_fee_cents,
     }
 }
 

@@ -123,24 +123,36 @@ pub async fn start_roles(
 }
 
 impl Net {
-    /// Registers an edge (its fee 5 cents more than the edges before it)
-    /// standing in `region`, and starts it as a node of its own.
+    /// Registers an edge open to every provider (its fee 5 cents more than
+    /// the edges before it) standing in `region`, and starts it as a node
+    /// of its own.
     pub async fn add_edge(&mut self, name: &str, region: Option<&str>) {
+        self.add_edge_as(name, |e| {
+            e.region = region.map(|r| r.parse().unwrap());
+            e.open = true;
+        })
+        .await
+    }
+
+    /// The token of an edge or home this net started.
+    pub fn site_token(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.token"))).unwrap()
+    }
+
+    /// [`Net::add_edge`] with the registration as `terms` leave it.
+    pub async fn add_edge_as(&mut self, name: &str, terms: impl FnOnce(&mut NewAccount)) {
         let (listen, base) = listener().await;
         let address = format!("{base}/edge");
-        let acct = self
-            .admin
-            .add_account(&NewAccount {
-                kind: tracecast_delivery::AccountKind::Edge,
-                name: name.into(),
-                address: Some(address.clone()),
-                operator: Some(format!("op-{name}")),
-                fee_cents: Some(5 + self.edges.len() as i64),
-                region: region.map(|r| r.parse().unwrap()),
-                ..NewAccount::named(tracecast_delivery::AccountKind::Edge, "")
-            })
-            .await
-            .unwrap();
+        let mut new = NewAccount {
+            kind: tracecast_delivery::AccountKind::Edge,
+            name: name.into(),
+            address: Some(address.clone()),
+            operator: Some(format!("op-{name}")),
+            fee_cents: Some(5 + self.edges.len() as i64),
+            ..NewAccount::named(tracecast_delivery::AccountKind::Edge, "")
+        };
+        terms(&mut new);
+        let acct = self.admin.add_account(&new).await.unwrap();
         let roles = Roles { edge: true, ..NONE };
         let node = self
             .site_node(name, roles, acct.token.as_deref().unwrap(), listen)

@@ -565,3 +565,138 @@ async fn the_nearest_edge_serves_when_none_holds_the_rendition() {
         t.finish().await;
     }
 }
+
+/// DESIGN.md "001" step 1: a provider registers with an edge operator (a
+/// contract: its usage fee per delivery and, here, a monthly fee), and
+/// only edges under contract with a content's provider serve it, at the
+/// contract's fee.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_edges_under_contract_serve_a_providers_content() {
+    for t in TestStore::both().await {
+        let mut net = start(&t, &[]).await;
+        net.add_edge_as("kanto", |e| {
+            e.fee_cents = Some(7);
+            e.period_fee_cents = Some(2_500);
+            e.period_days = Some(30);
+        })
+        .await;
+        net.add_edge_as("seine", |e| e.fee_cents = Some(4)).await;
+        let files = tempfile::tempdir().unwrap();
+        let (_, aurora, _) = net.account("provider", "aurora").await;
+        let (_, borealis, _) = net.account("provider", "borealis").await;
+        let (_, alice, _) = net.account("user", "alice").await;
+        net.edges_alive().await;
+        let c = aurora
+            .add_content(&track(files.path(), 6.0, 3), "Etude", 200, None, |_, _| {})
+            .await
+            .unwrap();
+        let d = borealis
+            .add_content(
+                &track(files.path(), 6.0, 4),
+                "Prelude",
+                100,
+                None,
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+        let buy = |id| PurchaseRequest::download(id, None);
+        let no_contract = |e| {
+            refused(e)
+                == (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no_contracted_edge".into(),
+                )
+        };
+
+        // No contract: no edge serves, none takes the content ahead.
+        assert!(no_contract(
+            alice.order_once(&buy(c.id), None).await.unwrap_err()
+        ));
+        let ahead = tracecast_delivery::api::PrePositionRequest {
+            tier: Some(tracecast_delivery::Tier::High),
+            edges: vec![],
+        };
+        assert!(no_contract(
+            aurora.pre_position(c.id, &ahead).await.unwrap_err()
+        ));
+        // Only a provider signs, for itself.
+        for who in [&alice, &net.admin] {
+            let e = who.sign_contract("kanto").await.unwrap_err();
+            assert_eq!(refused(e).0, StatusCode::FORBIDDEN);
+        }
+        let e = aurora.sign_contract("atlantis").await.unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::NOT_FOUND);
+
+        // Aurora signs with kanto: its first month is on aurora's statement.
+        let k = aurora.sign_contract("kanto").await.unwrap();
+        assert_eq!(
+            (
+                k.fee_cents,
+                k.period_fee_cents,
+                k.period_days,
+                k.periods_charged
+            ),
+            (7, 2_500, 30, 1)
+        );
+        let statement = aurora.invoice(None).await.unwrap();
+        let month: Vec<_> = statement
+            .lines
+            .iter()
+            .filter(|l| l.memo.contains("edge contract: kanto"))
+            .collect();
+        assert_eq!(month.len(), 1, "{statement:?}");
+        assert_eq!(month[0].amount_cents, 2_500);
+        let e = aurora.sign_contract("kanto").await.unwrap_err();
+        assert_eq!(
+            refused(e),
+            (StatusCode::CONFLICT, "contract_in_force".into())
+        );
+
+        // Kanto serves aurora's content, at the contract's fee; not
+        // borealis's, who has no contract.
+        let p = alice.order_once(&buy(c.id), None).await.unwrap();
+        assert_eq!(p.edge_name, "kanto");
+        let rec = net
+            .origin
+            .store()
+            .delivery(p.delivery)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.edge_fee_cents, 7);
+        assert!(no_contract(
+            alice.order_once(&buy(d.id), None).await.unwrap_err()
+        ));
+        aurora.pre_position(c.id, &ahead).await.unwrap();
+        borealis.sign_contract("seine").await.unwrap();
+        let p = alice.order_once(&buy(d.id), None).await.unwrap();
+        assert_eq!(p.edge_name, "seine");
+
+        // Who reads which contracts.
+        assert_eq!(net.admin.contracts().await.unwrap().len(), 2);
+        let own = aurora.contracts().await.unwrap();
+        assert_eq!((own.len(), own[0].edge.as_str()), (1, "kanto"));
+        let kanto =
+            tracecast_client::OriginClient::new(&net.base, &net.site_token("kanto")).unwrap();
+        let theirs = kanto.contracts().await.unwrap();
+        assert_eq!((theirs.len(), theirs[0].provider.as_str()), (1, "aurora"));
+        let e = alice.contracts().await.unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::FORBIDDEN);
+
+        // Ended, kanto no longer serves aurora; the month begun stays owed.
+        let ended = aurora.end_contract("kanto").await.unwrap();
+        assert!(ended.ended_at.is_some());
+        assert!(no_contract(
+            alice.order_once(&buy(c.id), None).await.unwrap_err()
+        ));
+        let e = aurora.end_contract("kanto").await.unwrap_err();
+        assert_eq!(refused(e).0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            aurora.invoice(None).await.unwrap().balance_cents,
+            statement.balance_cents
+        );
+        drop(net);
+        t.finish().await;
+    }
+}

@@ -40,6 +40,9 @@ pub async fn world(store: &Store) -> World {
             operator: "op",
             fee_cents: 20,
             region: Some("eu-west-3"),
+            open: true,
+            period_fee_cents: 0,
+            period_days: 0,
         }),
     )
     .await

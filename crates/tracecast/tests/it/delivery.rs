@@ -250,6 +250,7 @@ impl Net {
                     &format!("{name}-ops"),
                     "--fee",
                     "0.05",
+                    "--open",
                     "--token-out",
                     p(&token),
                 ],

@@ -489,6 +489,12 @@ fn production_run(dir: &Path, db: &str, s3: &S3Server, n: usize) {
         "--token-out",
         p(&provider),
     ]);
+    // The provider registers with both edges' operators (by contract, the
+    // default): only then do they serve its content.
+    for edge in ["tokyo", "paris"] {
+        let said = ok(cli(&["contract", "add", edge], &provider, &base));
+        assert!(said.contains(&format!("aurora with edge {edge}")), "{said}");
+    }
     let content = publish(dir, &provider, &base, 8.0, "Etude");
     let tokens = dir.join("buyers");
     std::fs::create_dir_all(&tokens).unwrap();
