@@ -1037,4 +1037,23 @@ impl KioskClient {
         )
         .await
     }
+
+    /// The burned disc of an order is posted (the shop's operator).
+    pub async fn shipped(
+        &self,
+        delivery: i64,
+        tracking: Option<String>,
+    ) -> Result<(), ClientError> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/discs/{delivery}/shipped", self.base))
+            .bearer_auth(&self.token)
+            .json(&tracecast_delivery::api::DiscShipped { tracking })
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(crate::mailbox::refused(resp).await);
+        }
+        Ok(())
+    }
 }

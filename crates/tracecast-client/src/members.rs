@@ -25,6 +25,21 @@ impl OriginClient {
     }
 
     /// Asks to join through a member (user).
+    /// Starts one's own first-order registration (user); an operator
+    /// completes it after the face-to-face check.
+    pub async fn register_membership(
+        &self,
+        request: &tracecast_members::api::RegisterRequest,
+    ) -> Result<tracecast_members::api::Registered, ClientError> {
+        json(
+            self.req(Method::POST, "/v1/members/register")
+                .json(request)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
     pub async fn apply_for_membership(
         &self,
         request: &ApplyRequest,

@@ -636,6 +636,17 @@ pub struct DiscBurned {
     pub image_deleted: bool,
 }
 
+/// `POST /kiosk/v1/discs/{delivery}/shipped` (the shop's operator): the
+/// burned disc is posted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiscShipped {
+    /// The carrier's tracking reference, told to the buyer (at most 200
+    /// characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<String>,
+}
+
 /// `GET /v1/invoice`: what a user owes, line by line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Invoice {

@@ -31,7 +31,10 @@ pub use contract::ContractTerms;
 pub use copy::{copy_plan, CopyFacts, CopyPlan, CopyRefusal, Destination};
 pub use designate::{designate, EdgeView};
 pub use link::{LinkError, LinkKey};
-pub use messages::{Bill, DeliveryReport, PrePosition, RevocationReport, Revoke, RevokedCopy};
+pub use messages::{
+    Bill, BillLine, DeliveryReport, DiscProgress, PrePosition, RevocationReport, Revoke,
+    RevokedCopy,
+};
 pub use range::{ByteRange, RangeError, RangeRequest};
 pub use region::{Region, RegionError, RegionMap};
 pub use site::{

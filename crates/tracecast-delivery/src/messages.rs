@@ -38,10 +38,44 @@ pub struct Bill {
     pub payee: String,
     pub edge: String,
     pub issued_at: i64,
+    /// What makes up the amount, one line per payee and fee (a rental:
+    /// the provider's fee and the home operator's, each named): ledger
+    /// parties (`provider:aurora`, `operator:maple-net`), negative when
+    /// paid back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<BillLine>,
+}
+
+/// One fee on a bill and whom it is owed to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillLine {
+    pub payee: String,
+    pub amount_cents: i64,
+    pub memo: String,
 }
 
 impl Bill {
     pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.bill+json";
+}
+
+/// Origin → buyer: a stage of their kiosk order (DESIGN.md "001" step 7):
+/// the disc image written, or the order refused; the disc burned; posted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscProgress {
+    pub delivery: i64,
+    pub content: i64,
+    pub title: String,
+    /// The store's kiosk.
+    pub kiosk: String,
+    pub stage: crate::SiteEvent,
+    /// Why it was refused, or the posted disc's tracking reference.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    pub at: i64,
+}
+
+impl DiscProgress {
+    pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.disc-progress+json";
 }
 
 /// Origin → edge: fetch this rendition ahead of demand (step 1).

@@ -169,6 +169,11 @@ pub enum SiteEvent {
     DiscWritten,
     /// The kiosk could not write the order (e.g. it does not fit).
     Refused,
+    /// The shop burned the disc.
+    DiscBurned,
+    /// The shop posted the disc (`detail`: the carrier's tracking, if
+    /// any).
+    DiscShipped,
 }
 
 impl SiteEvent {
@@ -179,6 +184,8 @@ impl SiteEvent {
             SiteEvent::RentalEnded => "rental-ended",
             SiteEvent::DiscWritten => "disc-written",
             SiteEvent::Refused => "refused",
+            SiteEvent::DiscBurned => "disc-burned",
+            SiteEvent::DiscShipped => "disc-shipped",
         }
     }
 
@@ -189,6 +196,8 @@ impl SiteEvent {
             SiteEvent::RentalEnded,
             SiteEvent::DiscWritten,
             SiteEvent::Refused,
+            SiteEvent::DiscBurned,
+            SiteEvent::DiscShipped,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)

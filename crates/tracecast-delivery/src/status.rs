@@ -28,6 +28,10 @@ pub enum DeliveryStatus {
     DiscWritten,
     /// A kiosk refused the order.
     Refused,
+    /// The shop burned the disc (its image is deleted).
+    DiscBurned,
+    /// The shop posted the disc.
+    DiscShipped,
     /// Replaced before its edge marked it: nothing billed.
     Superseded,
     /// Replaced after it was billed, with no byte served: paid back.
@@ -35,7 +39,7 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 9] = [
+    pub const ALL: [DeliveryStatus; 11] = [
         DeliveryStatus::Designated,
         DeliveryStatus::Marked,
         DeliveryStatus::Delivered,
@@ -43,6 +47,8 @@ impl DeliveryStatus {
         DeliveryStatus::RentalEnded,
         DeliveryStatus::DiscWritten,
         DeliveryStatus::Refused,
+        DeliveryStatus::DiscBurned,
+        DeliveryStatus::DiscShipped,
         DeliveryStatus::Superseded,
         DeliveryStatus::Refunded,
     ];
@@ -56,6 +62,8 @@ impl DeliveryStatus {
             DeliveryStatus::RentalEnded => "rental-ended",
             DeliveryStatus::DiscWritten => "disc-written",
             DeliveryStatus::Refused => "refused",
+            DeliveryStatus::DiscBurned => "disc-burned",
+            DeliveryStatus::DiscShipped => "disc-shipped",
             DeliveryStatus::Superseded => "superseded",
             DeliveryStatus::Refunded => "refunded",
         }
@@ -74,6 +82,8 @@ impl DeliveryStatus {
             SiteEvent::RentalEnded => DeliveryStatus::RentalEnded,
             SiteEvent::DiscWritten => DeliveryStatus::DiscWritten,
             SiteEvent::Refused => DeliveryStatus::Refused,
+            SiteEvent::DiscBurned => DeliveryStatus::DiscBurned,
+            SiteEvent::DiscShipped => DeliveryStatus::DiscShipped,
         }
     }
 }

@@ -368,4 +368,67 @@ mod tests {
         assert_eq!(t.effect_on(&Party::provider("acme")), -500 + 20);
         assert_eq!(t.effect_on(&Party::operator("fastnet")), -20);
     }
+
+    #[test]
+    fn a_bill_names_each_payee() {
+        let sale = Sale {
+            user: Party::user("bob"),
+            provider: Party::provider("acme"),
+            title: "Film".into(),
+            price_cents: 500,
+            edge: "e1".into(),
+            edge_operator: Party::operator("fastnet"),
+            edge_fee_cents: 20,
+        };
+        let home = |payer: Party| SiteUse {
+            site: "den".into(),
+            operator: Party::operator("maple-net"),
+            payer,
+            fee_cents: 30,
+        };
+        let rental = Flow::RentalEnded {
+            sale: sale.clone(),
+            fee_cents: 120,
+            viewing_ms: 3_600_000,
+            home: home(Party::user("bob")),
+        }
+        .transaction("delivery-1/rental-ended", Some(1));
+        let lines: Vec<(String, i64)> = rental
+            .owed_by(&Party::user("bob"))
+            .into_iter()
+            .map(|o| (o.payee.to_string(), o.amount_cents))
+            .collect();
+        let want = [
+            ("provider:acme".to_owned(), 120),
+            ("operator:maple-net".to_owned(), 30),
+        ];
+        assert_eq!(lines, want);
+        // A building manager pays the home: the renter's bill names only
+        // the provider; the manager's names the home's operator.
+        let managed = Flow::RentalEnded {
+            sale: sale.clone(),
+            fee_cents: 120,
+            viewing_ms: 3_600_000,
+            home: home("manager:maple-court".parse().unwrap()),
+        }
+        .transaction("delivery-1/rental-ended", Some(1));
+        assert_eq!(managed.owed_by(&Party::user("bob")).len(), 1);
+        let manager = managed.owed_by(&"manager:maple-court".parse().unwrap());
+        assert_eq!(
+            (manager[0].payee.to_string(), manager[0].amount_cents),
+            ("operator:maple-net".into(), 30)
+        );
+        // A refund is owed back: negative, from the provider.
+        let waived = Flow::Waived(sale).transaction("delivery-1/waived", Some(1));
+        let back = waived.owed_by(&Party::user("bob"));
+        assert_eq!(
+            (back[0].payee.to_string(), back[0].amount_cents),
+            ("provider:acme".into(), -500)
+        );
+        // The edge's fee is not the user's to pay.
+        assert!(rental
+            .owed_by(&Party::user("bob"))
+            .iter()
+            .all(|o| o.payee != Party::operator("fastnet")));
+    }
 }

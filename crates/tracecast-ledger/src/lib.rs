@@ -111,6 +111,34 @@ impl Transaction {
         Ok(())
     }
 
+    /// What `account` owes to whom in this transaction, transfer by
+    /// transfer: a positive amount is owed to the payee, a negative one
+    /// paid back by it (a refund). Reads the postings in the pairs
+    /// `transfer` writes, as the store keeps them.
+    pub fn owed_by(&self, account: &Party) -> Vec<Owed> {
+        self.postings
+            .chunks_exact(2)
+            .filter_map(|pair| {
+                let (debtor, creditor) = (&pair[0], &pair[1]);
+                if &debtor.account == account {
+                    Some(Owed {
+                        payee: creditor.account.clone(),
+                        amount_cents: debtor.amount_cents,
+                        memo: debtor.memo.clone(),
+                    })
+                } else if &creditor.account == account {
+                    Some(Owed {
+                        payee: debtor.account.clone(),
+                        amount_cents: creditor.amount_cents,
+                        memo: creditor.memo.clone(),
+                    })
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
     /// What the transaction does to one account.
     pub fn effect_on(&self, account: &Party) -> i64 {
         self.postings
@@ -119,6 +147,14 @@ impl Transaction {
             .map(|p| p.amount_cents)
             .sum()
     }
+}
+
+/// One line of what an account owes: to whom, how much, for what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owed {
+    pub payee: Party,
+    pub amount_cents: i64,
+    pub memo: String,
 }
 
 /// Balances of every account touched by `transactions`, each event counted

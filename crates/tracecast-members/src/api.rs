@@ -21,6 +21,30 @@ pub struct AdmitRequest {
     pub document: String,
 }
 
+/// `POST /v1/members/register` (user): start one's own first-order
+/// registration; an operator completes it after checking the document
+/// face to face (`POST /v1/members/admit`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    #[serde(default)]
+    pub attributes: Attributes,
+    /// The identity document the applicant will show (a kind and a short
+    /// reference); kept only as a hash until it is checked.
+    pub document: String,
+}
+
+/// A registration waiting for its face-to-face check.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Registered {
+    pub user: String,
+    pub attributes: Attributes,
+    /// What the declared attributes are worth before the check.
+    pub attribute_trust: f64,
+    /// Unix ms.
+    pub registered_at: i64,
+}
+
 /// A member as the API shows them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberInfo {

@@ -54,7 +54,8 @@ pub use mailbox::{
     NewMessage, PostReceipt, Principal, SweepReport,
 };
 pub use members::{
-    ApplicationRecord, BulkMember, LeakChanges, MemberGraph, MemberRecord, ReservedRequestRecord,
+    ApplicationRecord, BulkMember, LeakChanges, MemberGraph, MemberRecord, MemberRegistration,
+    ReservedRequestRecord,
 };
 pub use notify::{MailListener, MailNotice};
 pub use protect::{ContentKeyRecord, ConversionRecord, LicenceRecord, PartnerConsent, Spend};

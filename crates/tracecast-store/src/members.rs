@@ -112,6 +112,77 @@ impl MemberGraph {
     }
 }
 
+/// A first-order registration waiting for its face-to-face check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRegistration {
+    pub user_id: UserId,
+    /// The declared attributes (JSON).
+    pub attributes: String,
+    pub document_sha256: String,
+    pub registered_at: i64,
+}
+
+impl Store {
+    /// Records (or replaces) a user's own first-order registration.
+    pub async fn register_member(
+        &self,
+        user_id: UserId,
+        attributes: &str,
+        document_sha256: &str,
+    ) -> Result<MemberRegistration, StoreError> {
+        let now = crate::now_ms();
+        sqlx::query(
+            "INSERT INTO member_registrations (user_id, attributes, document_sha256, registered_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET \
+             attributes = excluded.attributes, document_sha256 = excluded.document_sha256, \
+             registered_at = excluded.registered_at",
+        )
+        .bind(user_id.get())
+        .bind(attributes)
+        .bind(document_sha256)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(MemberRegistration {
+            user_id,
+            attributes: attributes.to_owned(),
+            document_sha256: document_sha256.to_owned(),
+            registered_at: now,
+        })
+    }
+
+    /// The user's registration waiting for its check, if any.
+    pub async fn member_registration(
+        &self,
+        user_id: UserId,
+    ) -> Result<Option<MemberRegistration>, StoreError> {
+        let row = sqlx::query(
+            "SELECT attributes, document_sha256, registered_at FROM member_registrations WHERE user_id = $1",
+        )
+        .bind(user_id.get())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(MemberRegistration {
+                user_id,
+                attributes: r.try_get(0)?,
+                document_sha256: r.try_get(1)?,
+                registered_at: r.try_get(2)?,
+            }),
+            None => None,
+        })
+    }
+
+    /// Removes a completed registration.
+    pub async fn drop_member_registration(&self, user_id: UserId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM member_registrations WHERE user_id = $1")
+            .bind(user_id.get())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
 impl Store {
     /// Admits a member: first order with the operator's identity check, or
     /// referred (the caller has verified the approvals with

@@ -202,7 +202,8 @@ pub fn kiosk(cmd: KioskCommand) -> anyhow::Result<ExitCode> {
     let conn = match &cmd {
         KioskCommand::Discs { kiosk }
         | KioskCommand::Image { kiosk, .. }
-        | KioskCommand::Burned { kiosk, .. } => kiosk,
+        | KioskCommand::Burned { kiosk, .. }
+        | KioskCommand::Shipped { kiosk, .. } => kiosk,
     };
     let token = std::fs::read_to_string(&conn.kiosk_token_file)
         .with_context(|| format!("reading {}", conn.kiosk_token_file.display()))?;
@@ -231,7 +232,13 @@ pub fn kiosk(cmd: KioskCommand) -> anyhow::Result<ExitCode> {
             }
             KioskCommand::Burned { delivery, .. } => {
                 client.burned(delivery).await?;
-                println!("order {delivery}: burned; the image is deleted");
+                println!("order {delivery}: burned; the image is deleted; the buyer is told");
+            }
+            KioskCommand::Shipped {
+                delivery, tracking, ..
+            } => {
+                client.shipped(delivery, tracking).await?;
+                println!("order {delivery}: posted; the buyer is told");
             }
         }
         Ok(ExitCode::SUCCESS)

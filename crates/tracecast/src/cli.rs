@@ -861,9 +861,18 @@ pub enum KioskCommand {
         #[command(flatten)]
         kiosk: KioskConnection,
     },
-    /// The disc is burned: delete its image.
+    /// The disc is burned: delete its image (the buyer is told).
     Burned {
         delivery: i64,
+        #[command(flatten)]
+        kiosk: KioskConnection,
+    },
+    /// The burned disc of an order to be posted is posted (the buyer is
+    /// told, with the tracking reference).
+    Shipped {
+        delivery: i64,
+        #[arg(long)]
+        tracking: Option<String>,
         #[command(flatten)]
         kiosk: KioskConnection,
     },
@@ -898,6 +907,19 @@ pub enum MembersCommand {
         #[arg(long)]
         operator: String,
         /// What was checked: a kind and a short reference ("passport …1234").
+        #[arg(long)]
+        document: String,
+        #[command(flatten)]
+        attributes: AttributeArgs,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Start your own first-order registration (user): what you declare
+    /// and the document you will show at the registration desk, where an
+    /// operator completes it (`members admit`); you hear the outcome in
+    /// your inbox.
+    Register {
+        /// The document you will show (a kind and a short reference).
         #[arg(long)]
         document: String,
         #[command(flatten)]

@@ -62,6 +62,22 @@ pub fn run(cmd: MembersCommand) -> anyhow::Result<ExitCode> {
                     m.trust
                 );
             }
+            MembersCommand::Register {
+                document,
+                attributes,
+                conn,
+            } => {
+                let r = origin(&conn)?
+                    .register_membership(&tracecast_members::api::RegisterRequest {
+                        attributes: attrs(&attributes),
+                        document,
+                    })
+                    .await?;
+                println!(
+                    "registered {} (attribute trust {:.3}); show the document at the registration desk to be admitted",
+                    r.user, r.attribute_trust
+                );
+            }
             MembersCommand::Apply {
                 referrer,
                 attributes,

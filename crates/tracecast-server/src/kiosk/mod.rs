@@ -22,7 +22,9 @@ use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tracecast_client::MailboxClient;
-use tracecast_delivery::api::{DiscBurned, DiscReceipt, KioskDisc, PushReceipt, SiteCopy};
+use tracecast_delivery::api::{
+    DiscBurned, DiscReceipt, DiscShipped as DiscShippedBody, KioskDisc, PushReceipt, SiteCopy,
+};
 use tracecast_delivery::{DiscStatus, Mode, SiteEvent, SiteReport};
 use tracecast_disc::{DiscFile, Medium, Plan};
 use tracecast_mailbox::BoxName;
@@ -119,6 +121,37 @@ impl Kiosk {
         self.discs.join(format!("{delivery}.iso"))
     }
 
+    /// Tells the origin a later stage of an order (burned, shipped) at
+    /// once; the origin applies each stage once, and relays it to the
+    /// buyer.
+    async fn report_stage(
+        &self,
+        delivery: i64,
+        event: SiteEvent,
+        detail: String,
+    ) -> Result<(), ApiError> {
+        let report = SiteReport {
+            delivery,
+            site: self.id,
+            event,
+            viewing: Vec::new(),
+            served_ms: 0,
+            at: tracecast_store::now_ms(),
+            detail,
+        };
+        site::send_report(&self.mailbox, &self.reports_box, &report)
+            .await
+            .map_err(|e| {
+                tracing::warn!(delivery, error = %e, "stage report not sent");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the origin could not be told; nothing was changed, retry",
+                )
+                .with_retry_after(5)
+            })
+    }
+
     async fn report(&self, o: &KioskOrder) {
         let report = SiteReport {
             delivery: o.delivery_id,
@@ -196,6 +229,7 @@ pub fn deferred_router(slot: KioskSlot) -> Router {
         .route("/kiosk/v1/discs", get(discs))
         .route("/kiosk/v1/discs/{delivery}/image", get(image))
         .route("/kiosk/v1/discs/{delivery}/burned", post(burned))
+        .route("/kiosk/v1/discs/{delivery}/shipped", post(shipped))
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::budget::JSON_BODY,
         ))
@@ -596,7 +630,15 @@ async fn burned(
 ) -> Result<Response, ApiError> {
     let k = slot.started()?;
     k.operator(&headers)?;
-    let (d, _) = waiting_image(&k, &delivery).await?;
+    let (d, o) = waiting_image(&k, &delivery).await?;
+    // The written report first (if the outbox has not sent it yet), so
+    // the origin hears the stages in order; then burned. Told before the
+    // image goes: a failure changes nothing and may be retried.
+    if o.reported_at.is_none() {
+        k.report(&o).await;
+    }
+    k.report_stage(d, SiteEvent::DiscBurned, String::new())
+        .await?;
     let _ = tokio::fs::remove_file(k.image_path(d)).await;
     k.store
         .clear_kiosk_image(SiteId(i64::from(k.id)), d)
@@ -609,6 +651,58 @@ async fn burned(
     .into_response())
 }
 
+/// The burned disc is posted (the shop's operator, with the kiosk's own
+/// token): the buyer hears it, with the tracking reference.
+#[utoipa::path(post, path = "/kiosk/v1/discs/{delivery}/shipped", tag = "kiosk", security(("bearer" = [])),
+    params(("delivery" = i64, Path, description = "The order's delivery.")),
+    request_body = DiscShippedBody,
+    responses(
+        (status = 204, description = "The origin is told; the buyer hears it."),
+        (status = 404, description = "No such order.", body = ErrorBody),
+        (status = 409, description = "The order is collected at the shop, or its disc is not burned yet.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        Refusals))]
+async fn shipped(
+    State(slot): State<KioskSlot>,
+    headers: HeaderMap,
+    Path(delivery): Path<String>,
+    body: Result<Json<DiscShippedBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let k = slot.started()?;
+    k.operator(&headers)?;
+    let d = parse_delivery(&delivery)?;
+    let Json(body) = body?;
+    let tracking = body.tracking.unwrap_or_default();
+    if tracking.chars().count() > 200 || tracking.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "a tracking reference is at most 200 printable characters",
+        ));
+    }
+    let o = k
+        .store
+        .kiosk_order(SiteId(i64::from(k.id)), d)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_order", "no such order"))?;
+    if !matches!(o.fulfilment, tracecast_delivery::Fulfilment::Ship { .. }) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "pickup_order",
+            "this order is collected at the shop, not posted",
+        ));
+    }
+    if o.status != DiscStatus::Burned {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_burned",
+            "the disc is not burned yet: burn it first",
+        ));
+    }
+    k.report_stage(d, SiteEvent::DiscShipped, tracking).await?;
+    tracing::info!(delivery = d, "disc shipped");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// The kiosk role's contract (`/openapi/kiosk.json`, docs/openapi/kiosk.json).
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -618,7 +712,7 @@ async fn burned(
         edge's signed voucher for the copy: no token. The shop's operator lists the orders, downloads each image and confirms \
         it burned with the kiosk's own account token (`Authorization: Bearer <kiosk token>`); any other token is refused. \
         Errors are JSON `{\"error\": code, \"message\": text}`; a 503 changed nothing and may be retried."),
-    paths(health, receive, discs, image, burned),
+    paths(health, receive, discs, image, burned, shipped),
     tags((name = "kiosk", description = "Copies pushed by edges, written to disc images for the shop's burner"))
 )]
 pub struct Api;

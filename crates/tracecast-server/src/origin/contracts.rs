@@ -77,6 +77,8 @@ async fn edge_named(o: &Origin, name: &str) -> Result<tracecast_store::EdgeRecor
         (status = 201, description = "Signed; the first period's fee is on the provider's statement.", body = ContractInfo),
         (status = 404, description = "No such edge.", body = ErrorBody),
         (status = 409, description = "A contract with this edge is in force already.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
         Refusals))]
 pub(super) async fn sign(
     State(o): State<Arc<Origin>>,

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use tracecast_delivery::api::{Accountability, TrustChange};
 use tracecast_members::api::{
     AdmitRequest, ApplicationStatus, Applied, ApplyRequest, ApproveRequest, AskReserved, ChainLink,
-    Decided, MemberInfo, MemberView, Reservation, ReservedAnswer, ReservedDecided, SetReserved,
-    TreeEntry,
+    Decided, MemberInfo, MemberView, RegisterRequest, Registered, Reservation, ReservedAnswer,
+    ReservedDecided, SetReserved, TreeEntry,
 };
 use tracecast_members::{
     admit_first, admit_referred, Approval, Approvals, Attributes, Member, Outcome, Status,
@@ -48,6 +48,72 @@ pub struct MemberApplication {
 
 impl MemberApplication {
     pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.member-application+json";
+}
+
+/// Origin → applicant: their application for referred membership was
+/// decided (DESIGN.md "004": the applicant hears the outcome, and when
+/// admitted their final trust and the best quality it receives).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MembershipDecision {
+    /// The application through a referrer; none for a first-order
+    /// admission at the registration desk.
+    pub application: Option<i64>,
+    pub status: ApplicationStatus,
+    /// Admitted: the member's order, final trust and best tiers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_audio: Option<tracecast_delivery::Tier>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_picture: Option<tracecast_delivery::Tier>,
+    /// Refused: by whom (their user name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_by: Option<String>,
+}
+
+impl MembershipDecision {
+    pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.membership-decision+json";
+}
+
+/// Origin → member: their request for reserved content was decided.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReservedDecision {
+    pub request: i64,
+    pub content: i64,
+    pub title: String,
+    pub status: Outcome,
+    pub granted_by: u32,
+    pub denied_by: u32,
+    pub asked: u32,
+    pub rule: Approvals,
+}
+
+impl ReservedDecision {
+    pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.reserved-decision+json";
+}
+
+/// Tells a user an outcome through their box, once (`key`).
+async fn tell(
+    o: &Origin,
+    user: UserId,
+    media_type: &str,
+    body: &impl Serialize,
+    key: String,
+) -> Result<(), ApiError> {
+    let Some(acct) = o.store.account(AccountId::User(user)).await? else {
+        return Ok(());
+    };
+    o.mailbox
+        .send(
+            acct.box_id,
+            media_type,
+            serde_json::to_vec(body).expect("serialises"),
+            Some(key),
+        )
+        .await?;
+    Ok(())
 }
 
 /// A stored member as the API shows them.
@@ -130,7 +196,28 @@ pub(super) async fn admit(
         ));
     }
     let (user, _) = user_named(&o, &req.user).await?;
-    let a = admit_first(o.config.attributes.trust(&req.attributes)).map_err(rule_error)?;
+    // A registration the applicant started themselves (claims 5 and 10):
+    // the document shown must be the one they declared, and their declared
+    // attributes stand unless the operator corrects them.
+    let registration = o.store.member_registration(user).await?;
+    let attributes = match &registration {
+        Some(r) => {
+            if document_hash(&req.document) != r.document_sha256 {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "document_mismatch",
+                    "the document checked is not the one the applicant registered with; nothing was admitted",
+                ));
+            }
+            if req.attributes == Attributes::default() {
+                serde_json::from_str(&r.attributes).unwrap_or_default()
+            } else {
+                req.attributes.clone()
+            }
+        }
+        None => req.attributes.clone(),
+    };
+    let a = admit_first(o.config.attributes.trust(&attributes)).map_err(rule_error)?;
     let m = o
         .store
         .add_member(
@@ -140,12 +227,95 @@ pub(super) async fn admit(
             a.attribute_trust,
             a.rating,
             a.trust,
-            &serde_json::to_string(&req.attributes).expect("serialises"),
+            &serde_json::to_string(&attributes).expect("serialises"),
             Some((req.operator.trim(), req.document.trim())),
         )
         .await?;
     tracing::info!(user = %req.user, trust = m.trust, operator = %req.operator, "first-order member admitted");
+    if registration.is_some() {
+        o.store.drop_member_registration(user).await?;
+        // The applicant's client hears the registration is granted.
+        let best = |kind| o.config.members.quality.tier(m.trust, kind);
+        let said = MembershipDecision {
+            application: None,
+            status: ApplicationStatus::Admitted,
+            order: Some(m.order),
+            trust: Some(m.trust),
+            best_audio: best(tracecast_delivery::ContentKind::Audio),
+            best_picture: best(tracecast_delivery::ContentKind::Picture),
+            refused_by: None,
+        };
+        let key = format!("membership-decision-first-{}", user.get());
+        tell(&o, user, MembershipDecision::MEDIA_TYPE, &said, key).await?;
+    }
     Ok((StatusCode::CREATED, Json(member_info(&m))).into_response())
+}
+
+/// A document reference as kept before its check: SHA-256 of its
+/// trimmed, lower-case text (hex).
+fn document_hash(document: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(
+        document.trim().to_lowercase().as_bytes(),
+    ))
+}
+
+/// Starts one's own first-order registration (users).
+///
+/// The attributes declared and the identity document to be shown (kept
+/// as a hash); an operator completes it after the face-to-face check
+/// (`POST /v1/members/admit`), and the applicant hears the outcome in
+/// their box. Registering again replaces the registration.
+#[utoipa::path(post, path = "/v1/members/register", tag = "members", security(("bearer" = [])),
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered; waiting for the face-to-face check.", body = Registered),
+        (status = 409, description = "Already a member.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape.", body = ErrorBody),
+        Refusals))]
+pub(super) async fn register(
+    State(o): State<Arc<Origin>>,
+    headers: HeaderMap,
+    body: Result<Json<RegisterRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let caller = o.caller(&headers).await?;
+    let (me_id, me) = caller.user()?;
+    let me = me.clone();
+    let Json(req) = body?;
+    let document = req.document.trim();
+    if document.is_empty() || document.chars().count() > 200 {
+        return Err(ApiError::bad_request(
+            "name the document you will show: a kind and a short reference, at most 200 characters",
+        ));
+    }
+    if o.store.member(me_id).await?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_member",
+            "you are a member already",
+        ));
+    }
+    let trust = o.config.attributes.trust(&req.attributes);
+    let r = o
+        .store
+        .register_member(
+            me_id,
+            &serde_json::to_string(&req.attributes).expect("serialises"),
+            &document_hash(document),
+        )
+        .await?;
+    tracing::info!(user = %me.name, "first-order registration started");
+    Ok((
+        StatusCode::CREATED,
+        Json(Registered {
+            user: me.name,
+            attributes: req.attributes,
+            attribute_trust: trust,
+            registered_at: r.registered_at,
+        }),
+    )
+        .into_response())
 }
 
 /// Applies for membership through a member, the referrer (users).
@@ -305,6 +475,17 @@ pub(super) async fn decide(
                 .close_application(id, ApplicationStatus::Refused)
                 .await?;
             tracing::info!(application = id, by = %me.name, "membership application refused");
+            let said = MembershipDecision {
+                application: Some(id),
+                status: ApplicationStatus::Refused,
+                order: None,
+                trust: None,
+                best_audio: None,
+                best_picture: None,
+                refused_by: Some(me.name.clone()),
+            };
+            let key = format!("membership-decision-{id}");
+            tell(&o, app.user_id, MembershipDecision::MEDIA_TYPE, &said, key).await?;
             return Ok(Json(Decided {
                 application: id,
                 status: ApplicationStatus::Refused,
@@ -393,6 +574,18 @@ pub(super) async fn decide(
         trust = m.trust,
         "member admitted by referral"
     );
+    let best = |kind| o.config.members.quality.tier(m.trust, kind);
+    let said = MembershipDecision {
+        application: Some(id),
+        status: ApplicationStatus::Admitted,
+        order: Some(m.order),
+        trust: Some(m.trust),
+        best_audio: best(tracecast_delivery::ContentKind::Audio),
+        best_picture: best(tracecast_delivery::ContentKind::Picture),
+        refused_by: None,
+    };
+    let key = format!("membership-decision-{id}");
+    tell(&o, app.user_id, MembershipDecision::MEDIA_TYPE, &said, key).await?;
     Ok(Json(Decided {
         application: id,
         status: ApplicationStatus::Admitted,
@@ -615,16 +808,15 @@ pub(super) async fn ask_reserved(
         .into_response());
     }
     let policy = &o.config.members;
-    let chain = o
-        .store
-        .member_chain(me_id, policy.relay_levels as usize)
-        .await?;
-    let levels = policy.levels_for(chain.len()) as usize;
+    // DESIGN.md "004" claim 8: every upstream member from the content's
+    // order up to the member's own order less one is asked (the chain,
+    // referrer first, has one member per order).
+    let depth = (m.order - up_to).clamp(1, 64) as usize;
+    let chain = o.store.member_chain(me_id, depth).await?;
     // A suspended member cannot approve: asking them would wait forever.
     let asked: Vec<&MemberRecord> = chain
         .iter()
-        .take(levels)
-        .filter(|a| a.status == Status::Active)
+        .filter(|a| a.order >= up_to && a.status == Status::Active)
         .collect();
     if asked.is_empty() {
         return Err(ApiError::new(
@@ -766,6 +958,24 @@ pub(super) async fn decide_reserved(
             outcome = outcome.as_str(),
             "reserved content request decided"
         );
+        let title = o
+            .store
+            .content(r.content_id)
+            .await?
+            .map(|c| c.title)
+            .unwrap_or_default();
+        let said = ReservedDecision {
+            request: id,
+            content: r.content_id,
+            title,
+            status: outcome,
+            granted_by: yes.len() as u32,
+            denied_by: no.len() as u32,
+            asked: r.asked.len() as u32,
+            rule: policy.reserved,
+        };
+        let key = format!("reserved-decision-{id}");
+        tell(&o, r.user_id, ReservedDecision::MEDIA_TYPE, &said, key).await?;
     }
     Ok(Json(ReservedDecided {
         request: id,

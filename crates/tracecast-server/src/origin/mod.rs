@@ -447,6 +447,7 @@ pub fn router(origin: Arc<Origin>) -> Router {
         .route("/v1/sites", get(sites))
         .route("/v1/members", get(members::tree))
         .route("/v1/members/admit", post(members::admit))
+        .route("/v1/members/register", post(members::register))
         .route("/v1/members/apply", post(members::apply))
         .route(
             "/v1/members/applications/{id}/{verb}",
@@ -1369,7 +1370,7 @@ pub(super) fn upload_bytes(
         purchase::purchase, deliveries, delivery, licences::copy_key,
         licences::issue, licences::list, licences::issuer,
         partners::give_consent, partners::revoke_consent, partners::show_consent,
-        members::tree, members::admit, members::apply, members::decide, members::ask_reserved,
+        members::tree, members::admit, members::register, members::apply, members::decide, members::ask_reserved,
         members::decide_reserved, members::show,
         billing::invoice, billing::pay, billing::ledger, billing::balances,
         trace::trace

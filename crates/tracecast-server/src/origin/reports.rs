@@ -355,7 +355,10 @@ async fn apply_site(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
     let fits = match r.event {
         SiteEvent::Delivered | SiteEvent::Expired => d.mode == Mode::Home,
         SiteEvent::RentalEnded => d.mode == Mode::Rental,
-        SiteEvent::DiscWritten | SiteEvent::Refused => d.mode == Mode::Kiosk,
+        SiteEvent::DiscWritten
+        | SiteEvent::Refused
+        | SiteEvent::DiscBurned
+        | SiteEvent::DiscShipped => d.mode == Mode::Kiosk,
     };
     if m.sender != Sender::Box(site.kind.box_name(&site.name)?)
         || SiteId(i64::from(r.site)) != site.id
@@ -414,16 +417,44 @@ async fn apply_site(o: &Origin, m: &FetchedMessage) -> Result<(), Fault> {
             .transaction(&event, Some(d.id));
             Some(t)
         }
-        SiteEvent::Refused => None,
+        SiteEvent::Refused | SiteEvent::DiscBurned | SiteEvent::DiscShipped => None,
     };
     let applied = o
         .store
         .record_delivery_event(d.id, &event, DeliveryStatus::after(r.event), t.clone())
         .await?;
     if let Some(t) = &t {
-        if matches!(r.event, SiteEvent::RentalEnded | SiteEvent::DiscWritten) {
+        // A home's delivery is billed to the user only when they pay the
+        // home's fee (a building manager may).
+        let user_pays = t.effect_on(&Party::user(&p.user.name)) != 0;
+        let billed = match r.event {
+            SiteEvent::RentalEnded | SiteEvent::DiscWritten => true,
+            SiteEvent::Delivered | SiteEvent::Expired => user_pays,
+            SiteEvent::Refused | SiteEvent::DiscBurned | SiteEvent::DiscShipped => false,
+        };
+        if billed {
             send_bill(o, &p, t, BillFor::Site(r.event)).await?;
         }
+    }
+    // The buyer of a kiosk order hears each stage (once: keyed by stage).
+    if d.mode == Mode::Kiosk {
+        let progress = tracecast_delivery::DiscProgress {
+            delivery: d.id,
+            content: p.content.id,
+            title: p.content.title.clone(),
+            kiosk: site.name.clone(),
+            stage: r.event,
+            detail: r.detail.chars().take(200).collect(),
+            at: tracecast_store::now_ms(),
+        };
+        o.mailbox
+            .send(
+                p.user.box_id,
+                tracecast_delivery::DiscProgress::MEDIA_TYPE,
+                serde_json::to_vec(&progress).expect("serialises"),
+                Some(format!("disc-{}-{}", d.id, r.event.as_str())),
+            )
+            .await?;
     }
     if matches!(applied, tracecast_store::Applied::Now(())) {
         tracing::info!(
@@ -461,12 +492,26 @@ impl BillFor {
 
 /// Sends the user what this event costs them (once per delivery and kind).
 async fn send_bill(o: &Origin, p: &Parties, t: &Transaction, kind: BillFor) -> Result<(), Fault> {
-    let owed = t.effect_on(&Party::user(&p.user.name));
-    // A disc is paid to the store; everything else to the provider.
+    let user = Party::user(&p.user.name);
+    let owed = t.effect_on(&user);
+    // A disc is paid to the store, a home's delivery to its operator;
+    // everything else to the provider. The lines name every payee.
     let payee = match (kind, &p.site) {
-        (BillFor::Site(SiteEvent::DiscWritten), Some(s)) => s.operator.clone(),
+        (
+            BillFor::Site(SiteEvent::DiscWritten | SiteEvent::Delivered | SiteEvent::Expired),
+            Some(s),
+        ) => s.operator.clone(),
         _ => p.provider.name.clone(),
     };
+    let lines = t
+        .owed_by(&user)
+        .into_iter()
+        .map(|o| tracecast_delivery::BillLine {
+            payee: o.payee.to_string(),
+            amount_cents: o.amount_cents,
+            memo: o.memo,
+        })
+        .collect();
     let bill = Bill {
         delivery: p.d.id,
         content: p.content.id,
@@ -477,6 +522,7 @@ async fn send_bill(o: &Origin, p: &Parties, t: &Transaction, kind: BillFor) -> R
         payee,
         edge: p.edge.name.clone(),
         issued_at: tracecast_store::now_ms(),
+        lines,
     };
     let key = kind.key(p.d.id);
     o.mailbox

@@ -14,7 +14,7 @@ use serde_json::json;
 use tracecast_client::{ClientError, OriginClient};
 use tracecast_delivery::api::NewAccount;
 use tracecast_mailbox::{BoxName, Disposition, FetchRequest, Want};
-use tracecast_server::origin::members::MemberApplication;
+use tracecast_server::origin::members::{MemberApplication, MembershipDecision, ReservedDecision};
 use tracecast_server::origin::OriginConfig;
 use tracecast_store::testing::TestStore;
 
@@ -109,8 +109,12 @@ async fn referral_admission_over_http_on_both_backends() {
                 };
                 let f = mbc.fetch(&boxname, req).await.unwrap();
                 match f.message {
+                    // The member's own admission may wait there too.
+                    Some(m) if m.media_type != MemberApplication::MEDIA_TYPE => {
+                        assert_eq!(m.media_type, MembershipDecision::MEDIA_TYPE);
+                        done = Some(m.id);
+                    }
                     Some(m) => {
-                        assert_eq!(m.media_type, MemberApplication::MEDIA_TYPE);
                         let msg: MemberApplication = serde_json::from_slice(&m.body).unwrap();
                         if msg.application == id {
                             found = Some(msg);
@@ -161,6 +165,22 @@ async fn referral_admission_over_http_on_both_backends() {
             "{done}"
         );
         assert!(cat_trust <= ben_trust);
+        // cat hears it through their box: admitted, their final trust and
+        // the best quality it receives.
+        let said: MembershipDecision = find_in_box(
+            &base,
+            &users["cat"].1,
+            "cat",
+            MembershipDecision::MEDIA_TYPE,
+            |m: &MembershipDecision| m.application == Some(id),
+        )
+        .await;
+        assert_eq!(
+            said.status,
+            tracecast_members::api::ApplicationStatus::Admitted
+        );
+        assert_eq!((said.order, said.trust), (Some(3), Some(cat_trust)));
+        assert!(said.best_audio.is_some(), "{said:?}");
 
         // dan through cat: cat refuses.
         let app = post(
@@ -180,6 +200,22 @@ async fn referral_admission_over_http_on_both_backends() {
             .await
             .unwrap();
         assert_eq!(r["status"], "refused");
+        let said: MembershipDecision = find_in_box(
+            &base,
+            &users["dan"].1,
+            "dan",
+            MembershipDecision::MEDIA_TYPE,
+            |m: &MembershipDecision| m.application == Some(id),
+        )
+        .await;
+        assert_eq!(
+            said.status,
+            tracecast_members::api::ApplicationStatus::Refused
+        );
+        assert_eq!(
+            (said.refused_by.as_deref(), said.trust),
+            (Some("cat"), None)
+        );
         assert_eq!(
             status(
                 post(
@@ -287,8 +323,8 @@ async fn find_in_box<T: serde::de::DeserializeOwned>(
     panic!("no {media_type} message for {who}");
 }
 
-/// Content reserved for the first two orders, asked for by a third-order
-/// member through both upstream levels (all must grant); then a leak of
+/// Content reserved for the first order, asked for by a third-order
+/// member through both upstream members (all must grant); then a leak of
 /// that member's copy, traced by an administrator: the member is
 /// suspended, their chain's standing drops by the decaying penalty, the
 /// trust of the members below follows, and tracing the file again changes
@@ -365,14 +401,14 @@ async fn reserved_content_and_accountability_on_both_backends() {
             "{before}"
         );
 
-        // Reserved up to order 2: only the provider (or an administrator)
+        // Reserved up to order 1: only the provider (or an administrator)
         // reserves it.
         let src = common::track(files.path(), 12.0, 7);
         let content = provider
             .add_content(&src, "Members only", 100, None, |_, _| {})
             .await
             .unwrap();
-        let reserve = json!({"up_to_order": 2});
+        let reserve = json!({"up_to_order": 1});
         let path = format!("/v1/contents/{}/reserved", content.id);
         assert_eq!(
             status(
@@ -388,18 +424,19 @@ async fn reserved_content_and_accountability_on_both_backends() {
             .await
             .unwrap();
         net.edges_alive().await;
-        // Orders 1 and 2 buy freely; order 3 and non-members are refused.
-        c("ben").purchase(content.id, None, &[]).await.unwrap();
-        for who in ["cat", "eve"] {
+        // Order 1 buys freely; orders 2 and 3 and non-members are refused.
+        c("ann").purchase(content.id, None, &[]).await.unwrap();
+        for who in ["ben", "cat", "eve"] {
             let (code, message) =
                 refusal(c(who).purchase(content.id, None, &[]).await.unwrap_err());
             assert_eq!(code, StatusCode::FORBIDDEN, "{who}: {message}");
             assert!(
-                message.contains("reserved for members up to order 2"),
+                message.contains("reserved for members up to order 1"),
                 "{message}"
             );
         }
-        // cat asks: ben and ann are asked through their boxes.
+        // cat (order 3) asks: every upstream member from the content's
+        // order to order 2, ben and ann, through their boxes.
         let ask = post(
             c("cat"),
             "/v1/members/reserved".into(),
@@ -463,6 +500,18 @@ async fn reserved_content_and_accountability_on_both_backends() {
         );
         let done = decide("ann", "grant").await.unwrap();
         assert_eq!(done["status"], "granted", "{done}");
+        let said: ReservedDecision = find_in_box(
+            &net.base,
+            &users["cat"].1,
+            "cat",
+            ReservedDecision::MEDIA_TYPE,
+            |m: &ReservedDecision| m.request == request,
+        )
+        .await;
+        assert_eq!(
+            (said.status, said.content, said.granted_by),
+            (tracecast_members::Outcome::Granted, content.id, 2)
+        );
 
         // dan is denied by ann: with "all", one denial refuses.
         let ask = post(
@@ -482,6 +531,18 @@ async fn reserved_content_and_accountability_on_both_backends() {
         .unwrap();
         assert_eq!(r["status"], "refused");
         assert!(c("dan").purchase(content.id, None, &[]).await.is_err());
+        let said: ReservedDecision = find_in_box(
+            &net.base,
+            &users["dan"].1,
+            "dan",
+            ReservedDecision::MEDIA_TYPE,
+            |m: &ReservedDecision| m.request == dan_request,
+        )
+        .await;
+        assert_eq!(
+            (said.status, said.denied_by),
+            (tracecast_members::Outcome::Refused, 1)
+        );
 
         // cat buys the granted content and the copy leaks.
         let p = c("cat").purchase(content.id, None, &[]).await.unwrap();
@@ -573,6 +634,223 @@ async fn reserved_content_and_accountability_on_both_backends() {
         let (code, message) = refusal(c("cat").purchase(content.id, None, &[]).await.unwrap_err());
         assert_eq!(code, StatusCode::FORBIDDEN);
         assert!(message.contains("suspended"), "{message}");
+        t.finish().await;
+    }
+}
+
+/// DESIGN.md "004" claims 8 and 9 over HTTP: with `reserved = "any"` one
+/// grant is enough and only every member's denial refuses; and every
+/// upstream member from the content's order to the asker's order less one
+/// is asked, however few levels admission asks (`relay_levels = 1`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reserved_content_under_the_any_rule_on_both_backends() {
+    use tracecast_server::origin::members::ReservedContentRequest;
+    for t in TestStore::both().await {
+        let mut config = OriginConfig::default();
+        config.members.relay_levels = 1;
+        config.members.reserved = tracecast_members::Approvals::Any;
+        let net = common::start_with(&t, &["tokyo"], config).await;
+        let files = tempfile::tempdir().unwrap();
+        let (_, provider, _) = net.account("provider", "aurora").await;
+        let mut users = std::collections::HashMap::new();
+        for name in ["ann", "ben", "cat", "dan", "fay"] {
+            let (_, client, token) = net.account("user", name).await;
+            users.insert(name, (client, token));
+        }
+        let c = |n: &str| users[n].0.clone();
+        let post = |client: OriginClient, path: String, body: Option<serde_json::Value>| async move {
+            client.call(Method::POST, &path, body.as_ref()).await
+        };
+        post(
+            net.admin.clone(),
+            "/v1/members/admit".into(),
+            Some(json!({"user": "ann", "operator": "desk-1", "document": "id ...42"})),
+        )
+        .await
+        .unwrap();
+        // A chain ann (1) - ben (2) - cat (3) - dan (4), and fay (4) under
+        // cat too; each admitted by their referrer alone.
+        for (who, referrer) in [
+            ("ben", "ann"),
+            ("cat", "ben"),
+            ("dan", "cat"),
+            ("fay", "cat"),
+        ] {
+            let app = post(
+                c(who),
+                "/v1/members/apply".into(),
+                Some(json!({"referrer": referrer})),
+            )
+            .await
+            .unwrap();
+            let id = app["application"].as_i64().unwrap();
+            let done = post(
+                c(referrer),
+                format!("/v1/members/applications/{id}/approve"),
+                Some(json!({"rating": 1.0})),
+            )
+            .await
+            .unwrap();
+            assert_eq!(done["status"], "admitted", "{done}");
+        }
+        let src = common::track(files.path(), 8.0, 5);
+        let content = provider
+            .add_content(&src, "First order only", 100, None, |_, _| {})
+            .await
+            .unwrap();
+        provider
+            .call(
+                Method::PUT,
+                &format!("/v1/contents/{}/reserved", content.id),
+                Some(&json!({"up_to_order": 1})),
+            )
+            .await
+            .unwrap();
+        net.edges_alive().await;
+        let ask = |who: &'static str| {
+            let client = c(who);
+            async move {
+                post(
+                    client,
+                    "/v1/members/reserved".into(),
+                    Some(json!({"content": content.id})),
+                )
+                .await
+                .unwrap()
+            }
+        };
+        let decide = |who: &str, request: i64, verb: &str| {
+            post(
+                c(who),
+                format!("/v1/members/reserved/{request}/{verb}"),
+                None,
+            )
+        };
+        // dan (order 4) asks: cat, ben and ann, three levels though
+        // admission asks one.
+        let a = ask("dan").await;
+        assert_eq!(
+            (a["rule"].as_str(), &a["asked"]),
+            (Some("any"), &json!(["cat", "ben", "ann"]))
+        );
+        let request = a["request"].as_i64().unwrap();
+        for who in ["cat", "ben", "ann"] {
+            find_in_box(
+                &net.base,
+                &users[who].1,
+                who,
+                ReservedContentRequest::MEDIA_TYPE,
+                |m: &ReservedContentRequest| m.request == request,
+            )
+            .await;
+        }
+        // Under "any", one denial leaves it open; one grant decides it.
+        let r = decide("cat", request, "deny").await.unwrap();
+        assert_eq!(r["status"], "pending", "{r}");
+        assert!(c("dan").purchase(content.id, None, &[]).await.is_err());
+        let r = decide("ann", request, "grant").await.unwrap();
+        assert_eq!(r["status"], "granted", "{r}");
+        assert_eq!(
+            status(decide("ben", request, "grant").await.unwrap_err()),
+            StatusCode::NOT_FOUND
+        );
+        c("dan").purchase(content.id, None, &[]).await.unwrap();
+        let said: ReservedDecision = find_in_box(
+            &net.base,
+            &users["dan"].1,
+            "dan",
+            ReservedDecision::MEDIA_TYPE,
+            |m: &ReservedDecision| m.request == request,
+        )
+        .await;
+        assert_eq!(
+            (said.status, said.granted_by, said.denied_by),
+            (tracecast_members::Outcome::Granted, 1, 1)
+        );
+        // fay asks: refused only once every one asked denied.
+        let request = ask("fay").await["request"].as_i64().unwrap();
+        for (who, left) in [("cat", "pending"), ("ben", "pending"), ("ann", "refused")] {
+            let r = decide(who, request, "deny").await.unwrap();
+            assert_eq!(r["status"], left, "{who}: {r}");
+        }
+        assert!(c("fay").purchase(content.id, None, &[]).await.is_err());
+        drop(net);
+        t.finish().await;
+    }
+}
+
+/// DESIGN.md "004" claims 5 and 10: a first-order applicant starts their
+/// registration themselves (attributes, the document they will show, kept
+/// as a hash); the operator's face-to-face check completes it, and their
+/// client hears it is granted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_first_order_applicant_registers_themselves_on_both_backends() {
+    for t in TestStore::both().await {
+        let net = common::start_with(&t, &[], OriginConfig::default()).await;
+        let (_, gil, gil_token) = net.account("user", "gil").await;
+        let attrs = json!({"occupation": "teacher", "place": "home", "history": "long-standing"});
+        let r = gil
+            .call(
+                Method::POST,
+                "/v1/members/register",
+                Some(&json!({"attributes": attrs, "document": "passport ...7781"})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r["user"], "gil", "{r}");
+        let declared = r["attribute_trust"].as_f64().unwrap();
+        // Only an administrator (the registration desk) completes it, and
+        // only with the document gil registered with.
+        let admit = |who: &OriginClient, document: &str| {
+            let who = who.clone();
+            let body = json!({"user": "gil", "operator": "desk-2", "document": document});
+            async move {
+                who.call(Method::POST, "/v1/members/admit", Some(&body))
+                    .await
+            }
+        };
+        assert_eq!(
+            status(admit(&gil, "passport ...7781").await.unwrap_err()),
+            StatusCode::FORBIDDEN
+        );
+        let e = admit(&net.admin, "driving licence ...1234")
+            .await
+            .unwrap_err();
+        assert_eq!(status(e), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(t
+            .store
+            .member(t.store.user_by_name("gil").await.unwrap().unwrap().0)
+            .await
+            .unwrap()
+            .is_none());
+        // The right document (as the desk types it): admitted with the
+        // attributes gil declared.
+        let m = admit(&net.admin, "  Passport ...7781 ").await.unwrap();
+        assert_eq!(m["order"], 1, "{m}");
+        assert!(
+            (m["attribute_trust"].as_f64().unwrap() - declared).abs() < 1e-12,
+            "{m}"
+        );
+        let said: MembershipDecision = find_in_box(
+            &net.base,
+            &gil_token,
+            "gil",
+            MembershipDecision::MEDIA_TYPE,
+            |m: &MembershipDecision| m.application.is_none(),
+        )
+        .await;
+        assert_eq!((said.order, said.trust), (Some(1), Some(declared)));
+        // A member registers no more.
+        let e = gil
+            .call(
+                Method::POST,
+                "/v1/members/register",
+                Some(&json!({"document": "passport ...7781"})),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(status(e), StatusCode::CONFLICT);
+        drop(net);
         t.finish().await;
     }
 }

@@ -70,6 +70,18 @@ fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Every bill in `token`'s box, fetched into `dir` (kept there: a bill
+/// fetched once is read again from the inbox).
+fn bills_of(net: &crate::delivery::Net, token: &Path, dir: &Path) -> Vec<tracecast_delivery::Bill> {
+    ok(net.run(token, &["inbox", "fetch", "--dir", p(dir)]));
+    let inbox = tracecast_client::Inbox::open(dir).unwrap();
+    inbox
+        .entries()
+        .filter(|e| e.media_type == tracecast_delivery::Bill::MEDIA_TYPE)
+        .map(|e| serde_json::from_slice(&std::fs::read(inbox.body_path(e.id)).unwrap()).unwrap())
+        .collect()
+}
+
 fn sites_flow(dir: &Path, database: Option<&str>, s3: Option<&S3Server>) {
     let net = Net::start(dir, database, s3);
     let provider = net.account("provider", "aurora");
@@ -303,6 +315,39 @@ fn sites_flow(dir: &Path, database: Option<&str>, s3: Option<&S3Server>) {
     let fee = rental_lines[0]["amount_cents"].as_i64().unwrap();
     assert!((5..=100).contains(&fee) && fee % 5 == 0, "{invoice}");
     assert_eq!(rental_lines[1]["amount_cents"], 30, "{invoice}");
+    // Bob's bills (DESIGN.md "001" steps 5-6): the home's fee for the
+    // LAN delivery, billed when the home reported it, to the home's
+    // operator; the rental's bill names each payee, the provider's fee and
+    // the home's.
+    let home_delivery = h["purchase"]["delivery"].as_i64().unwrap();
+    let bills = eventually("the rental's bill", || {
+        let bills = bills_of(&net, &bob, &dir.join("bob-inbox"));
+        bills
+            .iter()
+            .any(|b| b.delivery == rental && b.lines.len() == 2)
+            .then_some(bills)
+    });
+    let home_fee = bills
+        .iter()
+        .find(|b| b.delivery == home_delivery && b.payee == "maple-net")
+        .unwrap_or_else(|| panic!("no home fee bill: {bills:?}"));
+    assert_eq!(home_fee.amount_cents, 30, "{home_fee:?}");
+    assert_eq!(home_fee.lines[0].payee, "operator:maple-net");
+    let rented = bills
+        .iter()
+        .find(|b| b.delivery == rental && b.lines.len() == 2)
+        .unwrap();
+    let payees: Vec<(&str, i64)> = rented
+        .lines
+        .iter()
+        .map(|l| (l.payee.as_str(), l.amount_cents))
+        .collect();
+    assert_eq!(
+        payees,
+        [("provider:aurora", fee), ("operator:maple-net", 30)],
+        "{rented:?}"
+    );
+    assert_eq!(rented.amount_cents, fee + 30);
 
     // 3. The same report delivered again (another message, claiming an
     // hour of viewing) posts nothing more.
@@ -459,6 +504,9 @@ fn sites_flow(dir: &Path, database: Option<&str>, s3: Option<&S3Server>) {
     let t = traced(&net, &extracted.join(name));
     assert_eq!(t["user"], "bob", "{t}");
     assert_eq!(t["site"], "kiosk corner", "{t}");
+    // Posted only once burned.
+    let tracking = ["shipped", &order.to_string(), "--tracking", "JP123456789"];
+    assert_eq!(kiosk_cli(&tracking).status.code(), Some(2));
     ok(kiosk_cli(&["burned", &order.to_string()]));
     assert_eq!(
         kiosk_cli(&["image", &order.to_string(), "--out", p(&iso)])
@@ -466,6 +514,39 @@ fn sites_flow(dir: &Path, database: Option<&str>, s3: Option<&S3Server>) {
             .code(),
         Some(2)
     );
+    ok(kiosk_cli(&tracking));
+    // Bob hears each stage of his order through his box (DESIGN.md "001"
+    // step 7), once each, the posting with its tracking reference.
+    let stages = eventually("the order's stages", || {
+        ok(net.run(
+            &bob,
+            &["inbox", "fetch", "--dir", p(&dir.join("bob-inbox"))],
+        ));
+        let inbox = tracecast_client::Inbox::open(&dir.join("bob-inbox")).unwrap();
+        let stages: Vec<tracecast_delivery::DiscProgress> = inbox
+            .entries()
+            .filter(|e| e.media_type == tracecast_delivery::DiscProgress::MEDIA_TYPE)
+            .map(|e| {
+                serde_json::from_slice(&std::fs::read(inbox.body_path(e.id)).unwrap()).unwrap()
+            })
+            .filter(|s: &tracecast_delivery::DiscProgress| s.delivery == order)
+            .collect();
+        (stages.len() >= 3).then_some(stages)
+    });
+    let seen: Vec<(&str, &str)> = stages
+        .iter()
+        .map(|s| (s.stage.as_str(), s.detail.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("disc-written", seen[0].1),
+            ("disc-burned", ""),
+            ("disc-shipped", "JP123456789")
+        ],
+        "{stages:?}"
+    );
+    assert!(stages.iter().all(|s| s.kiosk == "corner"));
     let store_billed = eventually("the store's bill", || {
         let b = json(net.run(admin, &["ledger", "balances", "--json"]));
         let owed = b["balances"]
