@@ -6,8 +6,8 @@
 //! names theirs, or the origin estimates it from the buyer's address by
 //! the operator's table of networks.
 
+use core::net::IpAddr;
 use std::fmt;
-use std::net::IpAddr;
 use std::str::FromStr;
 
 use ipnet::IpNet;
