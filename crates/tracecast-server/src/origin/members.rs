@@ -94,6 +94,21 @@ impl ReservedDecision {
     pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.reserved-decision+json";
 }
 
+/// What an admitted applicant is told: their order, final trust and the
+/// best tiers it receives.
+fn admitted(o: &Origin, application: Option<i64>, m: &MemberRecord) -> MembershipDecision {
+    let best = |kind| o.config.members.quality.tier(m.trust, kind);
+    MembershipDecision {
+        application,
+        status: ApplicationStatus::Admitted,
+        order: Some(m.order),
+        trust: Some(m.trust),
+        best_audio: best(tracecast_delivery::ContentKind::Audio),
+        best_picture: best(tracecast_delivery::ContentKind::Picture),
+        refused_by: None,
+    }
+}
+
 /// Tells a user an outcome through their box, once (`key`).
 async fn tell(
     o: &Origin,
@@ -235,16 +250,7 @@ pub(super) async fn admit(
     if registration.is_some() {
         o.store.drop_member_registration(user).await?;
         // The applicant's client hears the registration is granted.
-        let best = |kind| o.config.members.quality.tier(m.trust, kind);
-        let said = MembershipDecision {
-            application: None,
-            status: ApplicationStatus::Admitted,
-            order: Some(m.order),
-            trust: Some(m.trust),
-            best_audio: best(tracecast_delivery::ContentKind::Audio),
-            best_picture: best(tracecast_delivery::ContentKind::Picture),
-            refused_by: None,
-        };
+        let said = admitted(&o, None, &m);
         let key = format!("membership-decision-first-{}", user.get());
         tell(&o, user, MembershipDecision::MEDIA_TYPE, &said, key).await?;
     }
@@ -574,16 +580,7 @@ pub(super) async fn decide(
         trust = m.trust,
         "member admitted by referral"
     );
-    let best = |kind| o.config.members.quality.tier(m.trust, kind);
-    let said = MembershipDecision {
-        application: Some(id),
-        status: ApplicationStatus::Admitted,
-        order: Some(m.order),
-        trust: Some(m.trust),
-        best_audio: best(tracecast_delivery::ContentKind::Audio),
-        best_picture: best(tracecast_delivery::ContentKind::Picture),
-        refused_by: None,
-    };
+    let said = admitted(&o, Some(id), &m);
     let key = format!("membership-decision-{id}");
     tell(&o, app.user_id, MembershipDecision::MEDIA_TYPE, &said, key).await?;
     Ok(Json(Decided {
