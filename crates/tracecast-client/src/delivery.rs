@@ -347,13 +347,30 @@ impl OriginClient {
     /// The caller's invoice (user), or a user's (administrator).
     pub async fn invoice(&self, user: Option<&str>) -> Result<Invoice, ClientError> {
         let mut req = self.req(reqwest::Method::GET, "/v1/invoice");
-        if let Some(u) = user {
-            req = req.query(&[("user", u)]);
+        match user {
+            // A ledger account (`store:corner`): administrators.
+            Some(a) if a.contains(':') => req = req.query(&[("account", a)]),
+            Some(u) => req = req.query(&[("user", u)]),
+            None => {}
         }
         json(req.send().await?).await
     }
 
-    /// Pays through the origin's payment provider (user token).
+    /// Issues every settling account's statement now (administrator).
+    pub async fn issue_statements(
+        &self,
+    ) -> Result<tracecast_delivery::api::IssuedStatements, ClientError> {
+        json(
+            self.req(reqwest::Method::POST, "/v1/statements")
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Pays what the caller's ledger account owes through the origin's
+    /// payment provider (a user's, provider's, operator's, store's or
+    /// building manager's token).
     pub async fn pay(&self, request: &PaymentRequest) -> Result<PaymentReceipt, ClientError> {
         json(
             self.req(reqwest::Method::POST, "/v1/payments")

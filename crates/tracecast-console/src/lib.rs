@@ -198,6 +198,11 @@ struct Session {
 const ADMIN: CallerKind = CallerKind::Admin;
 const PROVIDER: CallerKind = CallerKind::Account(AccountKind::Provider);
 const USER: CallerKind = CallerKind::Account(AccountKind::User);
+const OPERATOR: CallerKind = CallerKind::Account(AccountKind::Operator);
+const STORE: CallerKind = CallerKind::Account(AccountKind::Store);
+const MANAGER: CallerKind = CallerKind::Account(AccountKind::Manager);
+/// Who has a ledger account of their own: an invoice (a statement) and a box.
+const SETTLING: [CallerKind; 5] = [USER, PROVIDER, OPERATOR, STORE, MANAGER];
 
 impl Session {
     fn is(&self, kind: CallerKind) -> bool {
@@ -265,7 +270,16 @@ fn nav(s: &Session) -> minijinja::Value {
             ("/console/catalog", "Catalog"),
             ("/console/trace", "Trace"),
         ],
-        PROVIDER => &[("/console/catalog", "Catalog"), ("/console/trace", "Trace")],
+        PROVIDER => &[
+            ("/console/catalog", "Catalog"),
+            ("/console/trace", "Trace"),
+            ("/console/invoices", "Statement"),
+            ("/console/messages", "Messages"),
+        ],
+        OPERATOR | STORE | MANAGER => &[
+            ("/console/invoices", "Statement"),
+            ("/console/messages", "Messages"),
+        ],
         USER => &[
             ("/console/store", "Store"),
             ("/console/library", "Library"),
@@ -289,6 +303,7 @@ async fn home(State(c): State<Shared>, headers: HeaderMap) -> Page {
         ADMIN => "/console/network",
         PROVIDER => "/console/catalog",
         USER => "/console/library",
+        OPERATOR | STORE | MANAGER => "/console/invoices",
         other => {
             return Err(Failed(
                 c.clone(),
@@ -685,12 +700,13 @@ async fn buy(State(c): State<Shared>, headers: HeaderMap, Form(f): Form<BuyForm>
     run.await.map_err(|e| Failed(c.clone(), e))
 }
 
-/// A user's box: how much mail waits, and the first message (read, not
+/// The caller's box (a user's, or a settling party's with its
+/// statements): how much mail waits, and the first message (read, not
 /// acknowledged: `tracecast inbox fetch` still takes it).
 async fn messages(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
-        s.only(&[USER], "messages")?;
+        s.only(&SETTLING, "messages")?;
         let token = token(&headers).ok_or(PageError::SignIn)?;
         let mailbox = tracecast_client::MailboxClient::new(&c.config.mailbox, &token)?;
         let name: tracecast_mailbox::BoxName = s
@@ -826,11 +842,13 @@ async fn rent(State(c): State<Shared>, headers: HeaderMap, Form(f): Form<RentFor
     run.await.map_err(|e| Failed(c.clone(), e))
 }
 
-/// A user's invoice: every posting to their account and the balance.
+/// A user's invoice, or the statement of a provider, operator, store or
+/// building manager: every posting to their ledger account and the
+/// balance.
 async fn invoices(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let run = async {
         let s = session(&c, &headers).await?;
-        s.only(&[USER], "invoices")?;
+        s.only(&SETTLING, "invoices")?;
         let invoice = s.client.invoice(None).await?;
         render(
             &c,

@@ -22,11 +22,18 @@ pub enum AccountKind {
     Partner,
     /// A phone that relays devices' content to the service server ("000").
     Gateway,
+    /// Runs edges or home servers: paid their usage fees ("001" step 1).
+    Operator,
+    /// A shop whose kiosk writes discs: pays providers on its buyers'
+    /// behalf and is paid by them (step 7).
+    Store,
+    /// A building manager who pays a home's fees for its residents.
+    Manager,
 }
 
 impl AccountKind {
     /// Every kind, as tokens resolve them.
-    pub const ALL: [AccountKind; 7] = [
+    pub const ALL: [AccountKind; 10] = [
         AccountKind::User,
         AccountKind::Provider,
         AccountKind::Edge,
@@ -34,7 +41,54 @@ impl AccountKind {
         AccountKind::Kiosk,
         AccountKind::Partner,
         AccountKind::Gateway,
+        AccountKind::Operator,
+        AccountKind::Store,
+        AccountKind::Manager,
     ];
+
+    /// The kinds that settle with the service through the ledger besides
+    /// users: they get statements and pay what they owe.
+    pub const SETTLING: [AccountKind; 4] = [
+        AccountKind::Provider,
+        AccountKind::Operator,
+        AccountKind::Store,
+        AccountKind::Manager,
+    ];
+
+    /// The ledger account an account of this kind named `name` settles
+    /// through (`user:bob`, `operator:fastnet`), if it has one: edges,
+    /// homes and kiosks are machines whose operators settle; partners
+    /// and gateways owe nothing themselves.
+    pub fn ledger_party(self, name: &str) -> Option<tracecast_ledger::Party> {
+        use tracecast_ledger::{Party, PartyKind};
+        let kind = match self {
+            AccountKind::User => PartyKind::User,
+            AccountKind::Provider => PartyKind::Provider,
+            AccountKind::Operator => PartyKind::Operator,
+            AccountKind::Store => PartyKind::Store,
+            AccountKind::Manager => PartyKind::Manager,
+            AccountKind::Edge
+            | AccountKind::Home
+            | AccountKind::Kiosk
+            | AccountKind::Partner
+            | AccountKind::Gateway => return None,
+        };
+        Some(Party::new(kind, name))
+    }
+
+    /// The kind of account that settles through ledger accounts of
+    /// `kind` (clearing accounts belong to payment providers: none).
+    pub fn settling_as(kind: tracecast_ledger::PartyKind) -> Option<Self> {
+        use tracecast_ledger::PartyKind;
+        match kind {
+            PartyKind::User => Some(AccountKind::User),
+            PartyKind::Provider => Some(AccountKind::Provider),
+            PartyKind::Operator => Some(AccountKind::Operator),
+            PartyKind::Store => Some(AccountKind::Store),
+            PartyKind::Manager => Some(AccountKind::Manager),
+            PartyKind::Clearing => None,
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,6 +99,9 @@ impl AccountKind {
             AccountKind::Kiosk => "kiosk",
             AccountKind::Partner => "partner",
             AccountKind::Gateway => "gateway",
+            AccountKind::Operator => "operator",
+            AccountKind::Store => "store",
+            AccountKind::Manager => "manager",
         }
     }
 
@@ -59,7 +116,12 @@ impl AccountKind {
                 i64::from(u16::MAX)
             }
             // Never in a mark, but kept as small as a user's.
-            AccountKind::User | AccountKind::Partner | AccountKind::Gateway => i64::from(u32::MAX),
+            AccountKind::User
+            | AccountKind::Partner
+            | AccountKind::Gateway
+            | AccountKind::Operator
+            | AccountKind::Store
+            | AccountKind::Manager => i64::from(u32::MAX),
         }
     }
 }
@@ -75,7 +137,8 @@ impl FromStr for AccountKind {
     fn from_str(s: &str) -> Result<Self, String> {
         Self::parse(s).ok_or_else(|| {
             format!(
-                "unknown account kind {s:?}: provider, user, edge, home, kiosk, partner or gateway"
+                "unknown account kind {s:?}: provider, user, edge, home, kiosk, partner, gateway, \
+                 operator, store or manager"
             )
         })
     }
@@ -166,5 +229,38 @@ mod tests {
             assert_eq!(CallerKind::from(k), k);
         }
         assert!("admin".parse::<AccountKind>().is_err());
+    }
+
+    #[test]
+    fn only_settling_kinds_and_users_have_ledger_accounts() {
+        let cases: &[(AccountKind, Option<&str>)] = &[
+            (AccountKind::User, Some("user:x")),
+            (AccountKind::Provider, Some("provider:x")),
+            (AccountKind::Operator, Some("operator:x")),
+            (AccountKind::Store, Some("store:x")),
+            (AccountKind::Manager, Some("manager:x")),
+            (AccountKind::Edge, None),
+            (AccountKind::Home, None),
+            (AccountKind::Kiosk, None),
+            (AccountKind::Partner, None),
+            (AccountKind::Gateway, None),
+        ];
+        assert_eq!(cases.len(), AccountKind::ALL.len());
+        for (kind, want) in cases {
+            let got = kind.ledger_party("x").map(|p| p.to_string());
+            assert_eq!(got.as_deref(), *want, "{kind}");
+        }
+        for k in AccountKind::SETTLING {
+            assert!(k.ledger_party("x").is_some() && k != AccountKind::User);
+        }
+        for k in AccountKind::ALL {
+            if let Some(p) = k.ledger_party("x") {
+                assert_eq!(AccountKind::settling_as(p.kind), Some(k));
+            }
+        }
+        assert_eq!(
+            AccountKind::settling_as(tracecast_ledger::PartyKind::Clearing),
+            None
+        );
     }
 }

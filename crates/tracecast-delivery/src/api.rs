@@ -666,7 +666,25 @@ pub struct InvoiceLine {
     pub amount_cents: i64,
 }
 
-/// `POST /v1/payments` (user).
+/// `POST /v1/statements` (administrator): the statements issued now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IssuedStatements {
+    pub issued: Vec<IssuedStatement>,
+}
+
+/// One statement issued, as its account's box received it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IssuedStatement {
+    /// The ledger account (`store:corner`).
+    pub account: String,
+    pub number: i64,
+    /// Postings it covers.
+    pub postings: u64,
+    /// Positive: owed by the account.
+    pub closing_cents: i64,
+}
+
+/// `POST /v1/payments` (user, provider, operator, store, manager).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentRequest {
     /// Cents to pay; the whole balance when absent.

@@ -33,7 +33,7 @@ pub use designate::{designate, EdgeView};
 pub use link::{LinkError, LinkKey};
 pub use messages::{
     Bill, BillLine, DeliveryReport, DiscProgress, PrePosition, RevocationReport, Revoke,
-    RevokedCopy,
+    RevokedCopy, RoamingBill, Statement, StatementLine,
 };
 pub use range::{ByteRange, RangeError, RangeRequest};
 pub use region::{Region, RegionError, RegionMap};

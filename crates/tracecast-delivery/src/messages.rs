@@ -58,6 +58,78 @@ impl Bill {
     pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.bill+json";
 }
 
+/// Roaming server → user: what converting a licence cost them (and, for
+/// a package order, the content it bought for them at the issuer), each
+/// payee and fee on its own line ("002").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoamingBill {
+    /// The converted licence.
+    pub licence: String,
+    /// Whose licence was converted, and the content.
+    pub issuer: String,
+    pub content: i64,
+    pub from_system: String,
+    pub to_system: String,
+    /// Owed by the user in all, in cents.
+    pub amount_cents: i64,
+    pub currency: String,
+    pub lines: Vec<BillLine>,
+    pub issued_at: i64,
+}
+
+impl RoamingBill {
+    pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.roaming-bill+json";
+}
+
+/// Origin → a settling party (a provider, an edge or home operator, a
+/// store, a building manager): its statement for a period, every posting
+/// on its ledger account since the last one. A positive closing balance
+/// is owed (the statement is the bill: pay it with `POST /v1/payments`);
+/// a negative one is owed to the party.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    /// The ledger account (`operator:fastnet`).
+    pub account: String,
+    /// 1, 2, … per account: a gap means a statement was missed.
+    pub number: i64,
+    pub currency: String,
+    /// Unix milliseconds: the first and last postings it covers.
+    pub from: i64,
+    pub through: i64,
+    /// The balance before and after its postings (positive: owed).
+    pub opening_cents: i64,
+    pub closing_cents: i64,
+    /// The postings, oldest first (at most [`Statement::MAX_LINES`]; the
+    /// rest are counted in `more_lines` and listed by `GET /v1/invoice`).
+    pub lines: Vec<StatementLine>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more_lines: u64,
+    pub issued_at: i64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One posting on a statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementLine {
+    pub at: i64,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<i64>,
+    pub memo: String,
+    /// Positive: owed by the party; negative: owed to it.
+    pub amount_cents: i64,
+}
+
+impl Statement {
+    pub const MEDIA_TYPE: &'static str = "application/vnd.tracecast.statement+json";
+    /// Lines carried in one message: keeps a busy operator's statement
+    /// well inside the mailbox's message size.
+    pub const MAX_LINES: usize = 500;
+}
+
 /// Origin → buyer: a stage of their kiosk order (DESIGN.md "001" step 7):
 /// the disc image written, or the order refused; the disc burned; posted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

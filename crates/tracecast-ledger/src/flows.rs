@@ -73,9 +73,10 @@ pub enum Flow {
         fee_cents: i64,
         period: u64,
     },
-    /// A user paid through a payment provider.
+    /// A party (a user, a store, a building manager…) paid through a
+    /// payment provider.
     Payment {
-        user: Party,
+        payer: Party,
         clearing: Party,
         amount_cents: i64,
         reference: String,
@@ -175,14 +176,14 @@ impl Flow {
                 );
             }
             Flow::Payment {
-                user,
+                payer,
                 clearing,
                 amount_cents,
                 reference,
             } => {
                 t.transfer(
                     clearing,
-                    user,
+                    payer,
                     *amount_cents,
                     format!("payment {reference}"),
                 );
@@ -271,9 +272,9 @@ mod tests {
                     }
                 }
             ),
-            (party(), party(), -100_000i64..100_000).prop_map(|(user, clearing, amount_cents)| {
+            (party(), party(), -100_000i64..100_000).prop_map(|(payer, clearing, amount_cents)| {
                 Flow::Payment {
-                    user,
+                    payer,
                     clearing,
                     amount_cents,
                     reference: "r".into(),

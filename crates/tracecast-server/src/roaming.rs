@@ -117,6 +117,9 @@ pub struct Roaming {
     config: RoamingConfig,
     /// One batch of conversions or one package order at a time per user.
     busy: crate::budget::OneAtATime<String>,
+    /// Where users' bills go, when a mailbox runs on this store, and
+    /// their currency.
+    billing: std::sync::OnceLock<(Arc<crate::mailbox::Mailbox>, String)>,
 }
 
 impl std::fmt::Debug for Roaming {
@@ -163,7 +166,69 @@ impl Roaming {
             auth: Authenticator::default(),
             config,
             busy: crate::budget::OneAtATime::new("conversion_running", "a conversion or order"),
+            billing: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Sends each user a bill for what a conversion charged them, through
+    /// the mailbox on this store (the user's own box), in `currency`. Set
+    /// once; without it the charge is in the ledger and the answer only.
+    pub fn bill_through(&self, mailbox: Arc<crate::mailbox::Mailbox>, currency: &str) {
+        let _ = self.billing.set((mailbox, currency.to_owned()));
+    }
+
+    /// Tells the user what `charge` costs them, once per charge (its
+    /// event is the idempotency key). A failure is logged: the charge is
+    /// in the ledger, and in the user's invoice, whatever happens here.
+    async fn send_bill(
+        &self,
+        user: &str,
+        charge: &Transaction,
+        source: &tracecast_protect::Licence,
+        licence: &str,
+        to: tracecast_protect::System,
+    ) {
+        let Some((mailbox, currency)) = self.billing.get() else {
+            return;
+        };
+        let payer = Party::user(user);
+        let bill = tracecast_delivery::RoamingBill {
+            licence: licence.to_owned(),
+            issuer: source.issuer.clone(),
+            content: source.content,
+            from_system: source.system.to_string(),
+            to_system: to.to_string(),
+            amount_cents: charge.effect_on(&payer),
+            currency: currency.clone(),
+            lines: charge
+                .owed_by(&payer)
+                .into_iter()
+                .map(|o| tracecast_delivery::BillLine {
+                    payee: o.payee.to_string(),
+                    amount_cents: o.amount_cents,
+                    memo: o.memo,
+                })
+                .collect(),
+            issued_at: tracecast_store::now_ms(),
+        };
+        let sent = async {
+            let account = self
+                .store
+                .account_by_name(tracecast_store::AccountKind::User, user)
+                .await?
+                .ok_or_else(|| tracecast_store::StoreError::Invalid(format!("no user {user}")))?;
+            mailbox
+                .send(
+                    account.box_id,
+                    tracecast_delivery::RoamingBill::MEDIA_TYPE,
+                    serde_json::to_vec(&bill).expect("serialises"),
+                    Some(format!("bill-{}", charge.event)),
+                )
+                .await
+        };
+        if let Err(e) = sent.await {
+            tracing::warn!(error = %e, user, event = %charge.event, "the roaming bill was not sent; the charge stands in the ledger");
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -257,7 +322,10 @@ impl Roaming {
             )
             .await?;
         if !fresh && once_per.is_some() {
-            // The same order again: the licence, and no second charge.
+            // The same order again: the licence, and no second charge
+            // (the bill again, in case it was lost: its key lands it once).
+            self.send_bill(user, &charge, &c.source, &new_id, target.system())
+                .await;
             return Ok(c.converted);
         }
         if !fresh {
@@ -267,6 +335,8 @@ impl Roaming {
                 format!("licence {} was converted before", c.source.id),
             ));
         }
+        self.send_bill(user, &charge, &c.source, &new_id, target.system())
+            .await;
         tracing::info!(
             source = %c.source.id, licence = %new_id, user, issuer = %c.source.issuer,
             from = %c.source.system, to = %target.system(), way = way.as_str(),

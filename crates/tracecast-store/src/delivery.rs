@@ -40,6 +40,7 @@ impl KindInStore for AccountKind {
             AccountKind::Home | AccountKind::Kiosk => "sites",
             AccountKind::Partner => "partners",
             AccountKind::Gateway => "gateways",
+            AccountKind::Operator | AccountKind::Store | AccountKind::Manager => "businesses",
         }
     }
 
@@ -47,6 +48,9 @@ impl KindInStore for AccountKind {
         match self {
             AccountKind::Home => " AND kind = 'home'",
             AccountKind::Kiosk => " AND kind = 'kiosk'",
+            AccountKind::Operator => " AND kind = 'operator'",
+            AccountKind::Store => " AND kind = 'store'",
+            AccountKind::Manager => " AND kind = 'manager'",
             _ => "",
         }
     }
@@ -430,10 +434,14 @@ impl Store {
                 kind.as_str()
             )));
         }
-        let exists = sqlx::query(&format!("SELECT 1 FROM {} WHERE name = $1", kind.table()))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let exists = sqlx::query(&format!(
+            "SELECT 1 FROM {} WHERE name = $1{}",
+            kind.table(),
+            kind.only()
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         if exists.is_some() {
             return Err(StoreError::Invalid(format!(
                 "a {} named {name:?} already exists",
@@ -472,6 +480,18 @@ impl Store {
                 .bind(i64::from(e.period_days))
                 .fetch_one(&self.pool)
                 .await?,
+                (AccountKind::Operator | AccountKind::Store | AccountKind::Manager, _) => {
+                    sqlx::query_scalar(
+                        "INSERT INTO businesses (kind, name, box_id, created_at) \
+                         VALUES ($1, $2, $3, $4) RETURNING id",
+                    )
+                    .bind(kind.as_str())
+                    .bind(name)
+                    .bind(info.id)
+                    .bind(now)
+                    .fetch_one(&self.pool)
+                    .await?
+                }
                 (AccountKind::Edge, None) => {
                     return Err(StoreError::Invalid(
                         "an edge needs an address, operator and fee".into(),

@@ -60,6 +60,12 @@ account_id!(
     GatewayId
 );
 
+account_id!(
+    /// An edge or home operator, a store or a building manager: they
+    /// share one table, each kind with its own names.
+    BusinessId
+);
+
 /// Who an account is: its kind and its id together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AccountId {
@@ -70,6 +76,9 @@ pub enum AccountId {
     Kiosk(SiteId),
     Partner(PartnerId),
     Gateway(GatewayId),
+    Operator(BusinessId),
+    Store(BusinessId),
+    Manager(BusinessId),
 }
 
 impl AccountId {
@@ -83,6 +92,9 @@ impl AccountId {
             AccountKind::Kiosk => Self::Kiosk(SiteId(raw)),
             AccountKind::Partner => Self::Partner(PartnerId(raw)),
             AccountKind::Gateway => Self::Gateway(GatewayId(raw)),
+            AccountKind::Operator => Self::Operator(BusinessId(raw)),
+            AccountKind::Store => Self::Store(BusinessId(raw)),
+            AccountKind::Manager => Self::Manager(BusinessId(raw)),
         }
     }
 
@@ -95,6 +107,9 @@ impl AccountId {
             Self::Kiosk(_) => AccountKind::Kiosk,
             Self::Partner(_) => AccountKind::Partner,
             Self::Gateway(_) => AccountKind::Gateway,
+            Self::Operator(_) => AccountKind::Operator,
+            Self::Store(_) => AccountKind::Store,
+            Self::Manager(_) => AccountKind::Manager,
         }
     }
 
@@ -108,6 +123,7 @@ impl AccountId {
             Self::Home(i) | Self::Kiosk(i) => i.0,
             Self::Partner(i) => i.0,
             Self::Gateway(i) => i.0,
+            Self::Operator(i) | Self::Store(i) | Self::Manager(i) => i.0,
         }
     }
 }

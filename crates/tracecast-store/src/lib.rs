@@ -47,8 +47,8 @@ pub use delivery::{
     EdgeLoad, EdgeRecord, EdgeRevocation, HlsVariantsRecord, KindInStore, NewContent, NewDelivery,
     NewEdge, RenditionRecord,
 };
-pub use ids::{AccountId, EdgeId, GatewayId, PartnerId, ProviderId, SiteId, UserId};
-pub use ledger::LedgerLine;
+pub use ids::{AccountId, BusinessId, EdgeId, GatewayId, PartnerId, ProviderId, SiteId, UserId};
+pub use ledger::{LedgerLine, StatementRecord, StatementView};
 pub use mailbox::{
     BoxInfo, BoxKindDepth, BoxStats, DisposeOutcome, Fetch, FetchedMessage, MessageMeta,
     NewMessage, PostReceipt, Principal, SweepReport,

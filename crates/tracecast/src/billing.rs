@@ -165,6 +165,32 @@ pub fn ledger(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                     None => std::io::stdout().write_all(text.as_bytes())?,
                 }
             }
+            LedgerCommand::Statements { json, conn } => {
+                let r = origin(&conn)?.issue_statements().await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else if r.issued.is_empty() {
+                    println!("no statements: nothing was posted since the last ones");
+                } else {
+                    for s in &r.issued {
+                        let c = s.closing_cents;
+                        let how = if c > 0 {
+                            "owes"
+                        } else if c < 0 {
+                            "is owed"
+                        } else {
+                            "settled"
+                        };
+                        println!(
+                            "{:<36} statement {:>4}  {:>5} postings  {:>10}  {how}",
+                            s.account,
+                            s.number,
+                            s.postings,
+                            money(c.abs())
+                        );
+                    }
+                }
+            }
             LedgerCommand::Balances { json, conn } => {
                 let b = origin(&conn)?.balances().await?;
                 if json {

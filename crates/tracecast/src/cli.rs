@@ -437,11 +437,16 @@ impl LinkArgs {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
-    /// Add a provider, user, edge, home server or kiosk; prints its id and
+    /// Add a provider, user, edge, home server, kiosk, or a party that
+    /// settles (an operator, store or building manager); prints its id and
     /// token (shown once).
     Add {
-        /// provider, user, edge, home, kiosk, partner (a roaming server) or
-        /// gateway (a phone that shares from devices)
+        /// provider, user, edge, home, kiosk, partner (a roaming server),
+        /// gateway (a phone that shares from devices), or operator (runs
+        /// edges or homes), store (runs a kiosk), manager (pays a home's
+        /// fees): these three read their statements and pay with their
+        /// token, named as edges, homes and kiosks name them (--operator,
+        /// --payer manager:NAME)
         kind: tracecast_delivery::AccountKind,
         /// Lower-case name: letters, digits, '.', '_', '-'.
         name: String,
@@ -746,7 +751,8 @@ pub enum RentalCommand {
 
 #[derive(Debug, Args)]
 pub struct BillArgs {
-    /// Administrators: whose invoice.
+    /// Administrators: whose invoice, a user's name or a ledger account
+    /// (`operator:fastnet`, `store:corner`, `manager:maple-court`).
     pub user: Option<String>,
     #[arg(long)]
     pub json: bool,
@@ -839,6 +845,15 @@ pub enum LedgerCommand {
     },
     /// Every party's balance (they sum to zero).
     Balances {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Issue statements now: every provider, operator, store and building
+    /// manager with postings since its last statement gets the next one in
+    /// its box (they are also issued every `billing.statement_days`).
+    Statements {
         #[arg(long)]
         json: bool,
         #[command(flatten)]

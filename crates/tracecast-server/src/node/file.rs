@@ -35,6 +35,7 @@ pub struct FileConfig {
     pub attributes: Option<tracecast_members::AttributeTable>,
     pub roaming: Option<RoamingFileConfig>,
     pub licences: Option<LicencesFileConfig>,
+    pub billing: Option<BillingFileConfig>,
     pub trace: Option<TraceFileConfig>,
     pub ingest: Option<IngestFileConfig>,
     pub service: Option<ServiceFileConfig>,
@@ -159,8 +160,16 @@ pub struct IngestFileConfig {
 #[serde(deny_unknown_fields)]
 pub struct LicencesFileConfig {
     pub days: Option<u32>,
+    pub issuer: Option<String>,
     pub systems: Option<Vec<tracecast_protect::System>>,
     pub roaming: Option<RoamingPartnerFileConfig>,
+}
+
+/// `[billing]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingFileConfig {
+    pub statement_days: Option<u32>,
 }
 
 /// `[licences.roaming]`.
@@ -382,11 +391,13 @@ pub const OPTIONS: &[Opt] = &[
     opt("roaming.agreements[].origin", Ty::Url, "", "roaming", "For package orders: the issuer's origin URL (with `token_file`)."),
     opt("roaming.agreements[].token_file", Ty::Path, "", "roaming", "For package orders: this server's partner token there."),
     opt("licences.days", Ty::Int, "30", "origin", "How long a licence lasts."),
+    opt("licences.issuer", Ty::Str, "origin", "origin, roaming", "The name this origin's licences are issued under: what roaming servers' agreements name it by (`roaming.agreements[].issuer`), and the issuer users name in package orders (`ISSUER:CONTENT`). Two origins a roaming server deals with need two names."),
     opt("licences.systems", Ty::List, "clearkey, age, device", "origin", "Protection systems the origin issues licences for itself."),
     opt("licences.roaming.name", Ty::Str, "", "origin", "A roaming server in another process: its name…"),
     opt("licences.roaming.signing_key", Ty::Str, "", "origin", "…its signing key (base64url, from `GET /roaming/v1/keys`)…"),
     opt("licences.roaming.agreement_key", Ty::Str, "", "origin", "…its agreement key…"),
     opt("licences.roaming.url", Ty::Url, "", "origin", "…and its URL: licences for systems this origin does not issue are converted there."),
+    opt("billing.statement_days", Ty::Int, "30", "origin", "Statements to providers, operators, stores and building managers: one per account every this many days (periods counted from 1970-01-01 UTC), covering its postings since the last; `0`: only when an administrator asks (`tracecast ledger statements`)."),
     opt("regions", Ty::Table, "", "origin", "Buyers' regions by network, for designating the nearest edge when a purchase names no region (`eu-west = [\"10.1.0.0/16\", \"2001:db8:1::/48\"]`; the most specific network wins; the address is the one the purchase came from, so behind a proxy buyers name their region). Edges' regions are declared when they are added (`tracecast account add --kind edge --region`)."),
     opt("cdn.edge", Ty::Str, "", "origin", "Delivery through a CDN (docs/cdn.md): the edge account the CDN is registered as (its id is in every mark the CDN serves; its operator is paid the edge fee)…"),
     opt("cdn.url", Ty::Url, "", "origin", "…the base URL the CDN serves copies under (`{url}/{content}/{tier}/{delivery}.flac`)…"),

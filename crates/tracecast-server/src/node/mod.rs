@@ -157,7 +157,10 @@ impl Node {
             let mut sources = s.roaming_sources.clone();
             if s.roles.origin {
                 let origin_signing = signing_key(&s.data.join("origin-ticket.key"))?;
-                agreements.push(origin::licences::agreement(&origin_signing));
+                agreements.push(origin::licences::agreement(
+                    &s.licence_issuer,
+                    &origin_signing,
+                ));
                 // Package orders at the origin here, with a partner
                 // account of its own.
                 let (_, token) = local_account(
@@ -169,7 +172,7 @@ impl Node {
                 )
                 .await?;
                 sources.push(crate::roaming::PackageSource {
-                    issuer: origin::licences::ISSUER.into(),
+                    issuer: s.licence_issuer.clone(),
                     origin: base.clone(),
                     token,
                 });
@@ -186,6 +189,10 @@ impl Node {
                 },
             )
             .map_err(starting("the roaming server"))?;
+            if let Some(m) = &mb {
+                // Users' boxes are on this store: each charge is billed.
+                r.bill_through(m.clone(), crate::origin::DEFAULT_CURRENCY);
+            }
             router = router.merge(crate::roaming::router(r.clone()));
             roaming = Some(r);
         }
@@ -247,6 +254,8 @@ impl Node {
                     roaming_partner: s.roaming_partner.clone(),
                     native_systems: s.licence_systems.clone(),
                     licence_secs: i64::from(s.licence_days) * 24 * 3600,
+                    issuer: s.licence_issuer.clone(),
+                    statement_days: s.statement_days,
                     budgets: s.budgets,
                     cdn: cdn.clone(),
                     regions: s.regions.clone(),

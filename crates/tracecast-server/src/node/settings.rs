@@ -247,6 +247,10 @@ pub struct Settings {
     pub roaming_agreements: Vec<tracecast_protect::Agreement>,
     pub roaming_sources: Vec<crate::roaming::PackageSource>,
     pub licence_days: u32,
+    /// Days between statements (0: on request only).
+    pub statement_days: u32,
+    /// The name this origin's licences are issued under.
+    pub licence_issuer: String,
     /// What one trace or ingest may cost.
     pub budgets: crate::origin::Budgets,
     pub licence_systems: Vec<tracecast_protect::System>,
@@ -293,6 +297,8 @@ impl Settings {
             roaming_agreements: Vec::new(),
             roaming_sources: Vec::new(),
             licence_days: 30,
+            statement_days: 30,
+            licence_issuer: crate::origin::licences::ISSUER.into(),
             budgets: Default::default(),
             licence_systems: vec![
                 tracecast_protect::System::Clearkey,
@@ -623,6 +629,22 @@ pub fn settings_from(args: &Flags, env: &[(String, String)]) -> Result<Settings,
         }
         None => None,
     };
+    let statement_days = file.billing.and_then(|b| b.statement_days).unwrap_or(30);
+    if statement_days > 3660 {
+        problems.push("`billing.statement_days` must be at most 3660 (0: on request only)");
+    }
+    let licence_issuer = licences_file
+        .issuer
+        .clone()
+        .unwrap_or_else(|| crate::origin::licences::ISSUER.into());
+    if licence_issuer.is_empty()
+        || licence_issuer.len() > 64
+        || !licence_issuer
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        problems.push("`licences.issuer` must be 1-64 lower-case letters, digits, '-' or '.'");
+    }
     let licence_days = licences_file.days.unwrap_or(30);
     if licence_days == 0 {
         problems.push("`licences.days` must be at least 1");
@@ -808,6 +830,8 @@ pub fn settings_from(args: &Flags, env: &[(String, String)]) -> Result<Settings,
         roaming_agreements,
         roaming_sources,
         licence_days,
+        statement_days,
+        licence_issuer,
         budgets,
         licence_systems,
         roaming_partner,

@@ -77,42 +77,63 @@ impl PaymentProvider for ManualPayments {
 pub(super) struct WhoQuery {
     /// Administrators: whose invoice.
     user: Option<String>,
+    /// Administrators: any ledger account's (`operator:fastnet`).
+    account: Option<String>,
+}
+
+/// The ledger account a caller settles through: a user's, a provider's,
+/// an operator's, a store's or a building manager's own, never another's
+/// (machines and partners have none).
+pub(super) fn own_party(a: &tracecast_store::Account) -> Result<Party, ApiError> {
+    a.kind().ledger_party(&a.name).ok_or_else(|| {
+        ApiError::forbidden(format!(
+            "a {} account has no ledger account: invoices and payments are for users, \
+             providers, operators, stores and building managers",
+            a.kind()
+        ))
+    })
 }
 
 fn lines_balance(lines: &[LedgerLine]) -> i64 {
     lines.iter().map(|l| l.amount_cents).sum()
 }
 
-/// An invoice: a user's own, a provider's statement, or any user's for an administrator.
+/// An invoice: the caller's own (a user's, or the statement of a provider, operator, store or building manager), or any account's for an administrator.
 ///
-/// The postings on the account's ledger account, with its balance; an
-/// administrator names the user (`?user=NAME`).
+/// The postings on the caller's ledger account, with its balance; an
+/// administrator names the user (`?user=NAME`) or the ledger account
+/// (`?account=operator:fastnet`).
 #[utoipa::path(get, path = "/v1/invoice", tag = "billing", security(("bearer" = [])),
-    params(("user" = Option<String>, Query, description = "Whose invoice: needed by an administrator; a user may name only themself; a provider names nobody.")),
+    params(("user" = Option<String>, Query, description = "Whose invoice: an administrator names a user (or `account`); a user may name only themself; other accounts name nobody."),
+        ("account" = Option<String>, Query, description = "Administrators: any ledger account (`operator:fastnet`, `store:corner`, `manager:maple-court`).")),
     responses((status = 200, description = "The account's postings and balance.", body = Invoice), Refusals))]
 pub(super) async fn invoice(
     State(o): State<Arc<Origin>>,
     headers: HeaderMap,
     Query(q): Query<WhoQuery>,
 ) -> Result<Response, ApiError> {
-    let account = match (o.caller(&headers).await?, q.user) {
-        (Caller::Admin, Some(u)) => Party::user(&u),
-        (Caller::Admin, None) => {
-            return Err(ApiError::bad_request("name the user: ?user=NAME"));
+    let account = match (o.caller(&headers).await?, q.user, q.account) {
+        (Caller::Admin, Some(u), None) => Party::user(&u),
+        (Caller::Admin, None, Some(a)) => a
+            .parse::<Party>()
+            .map_err(|e| ApiError::bad_request(format!("account: {e}")))?,
+        (Caller::Admin, _, _) => {
+            return Err(ApiError::bad_request(
+                "name one: ?user=NAME or ?account=KIND:NAME",
+            ));
         }
-        (Caller::Account(a), q) if a.user().is_some() => {
-            if q.is_some_and(|u| u != a.name) {
+        (Caller::Account(_), _, Some(_)) => {
+            return Err(ApiError::forbidden(
+                "only an administrator names a ledger account",
+            ))
+        }
+        (Caller::Account(a), q, None) => {
+            if q.is_some_and(|u| a.user().is_none() || u != a.name) {
                 return Err(ApiError::forbidden("a user sees only their own invoice"));
             }
-            Party::user(&a.name)
-        }
-        // A provider's statement: what the ledger owes them (negative
-        // amounts) and what they pay (edge and site fees).
-        (Caller::Account(a), None) if a.provider().is_some() => Party::provider(&a.name),
-        _ => {
-            return Err(ApiError::forbidden(
-                "invoices are for users, providers (their statement) and administrators",
-            ))
+            // A provider's, operator's or store's is their statement:
+            // what the ledger owes them is negative.
+            own_party(&a)?
         }
     }
     .to_string();
@@ -135,7 +156,10 @@ pub(super) async fn invoice(
     .into_response())
 }
 
-/// Pays the balance, or part of it, through the payment provider (users).
+/// Pays the balance, or part of it, through the payment provider (users, providers, operators, stores, building managers).
+///
+/// The caller pays what their own ledger account owes (a provider whose
+/// edge fees exceed its sales, a store, a building manager).
 ///
 /// The same idempotency key pays once: a repeat answers `repeated` and
 /// charges nothing.
@@ -155,8 +179,12 @@ pub(super) async fn pay(
     body: Result<Json<PaymentRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = o.caller(&headers).await?;
-    let (user_id, user) = caller.user()?;
-    let user = user.clone();
+    let Caller::Account(payer) = caller else {
+        return Err(ApiError::forbidden(
+            "an administrator owes nothing: payments are made by the account that owes",
+        ));
+    };
+    let account = own_party(&payer)?;
     let Json(req) = body?;
     let key = req.idempotency_key.trim();
     if key.is_empty()
@@ -173,8 +201,12 @@ pub(super) async fn pay(
         return Err(ApiError::bad_request("note: at most 500 bytes"));
     }
     let provider = o.config.payments.clone();
-    let account = Party::user(&user.name);
-    let event = format!("payment-{user_id}-{key}");
+    // A user's keys keep the form they always had; other kinds name
+    // their kind, so a user 3 and a store 3 never share a key.
+    let event = match payer.user() {
+        Some(user_id) => format!("payment-{user_id}-{key}"),
+        None => format!("payment-{}-{}-{key}", payer.kind(), payer.id.raw()),
+    };
     let balance = lines_balance(&o.store.account_lines(&account.to_string()).await?);
     let reference = format!("{}-{key}", provider.name());
     if o.store.ledger_event_exists(&event).await? {
@@ -227,7 +259,7 @@ pub(super) async fn pay(
         ),
     })?;
     let t = Flow::Payment {
-        user: account.clone(),
+        payer: account.clone(),
         clearing: Party::clearing(provider.name()),
         amount_cents: amount,
         reference: reference.clone(),
@@ -235,7 +267,7 @@ pub(super) async fn pay(
     .transaction(&event, None);
     let applied = o.store.post_transaction(&t).await?;
     let repeated = matches!(applied, tracecast_store::Applied::Before);
-    tracing::info!(user = %user.name, amount = %tracecast_ledger::money(amount), %reference, repeated, "payment recorded");
+    tracing::info!(%account, amount = %tracecast_ledger::money(amount), %reference, repeated, "payment recorded");
     Ok((
         StatusCode::CREATED,
         Json(PaymentReceipt {

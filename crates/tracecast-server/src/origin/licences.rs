@@ -22,7 +22,8 @@ use super::Origin;
 use crate::openapi::{ErrorBody, Refusals};
 use crate::ApiError;
 
-/// The name licences are issued under.
+/// The name licences are issued under unless `licences.issuer` names
+/// another (each issuer a roaming server has agreements with needs its own).
 pub const ISSUER: &str = "origin";
 
 /// A roaming server in another process this origin has an agreement with:
@@ -53,9 +54,12 @@ pub fn agreement_secret(signing: &ed25519_dalek::SigningKey) -> [u8; 32] {
 }
 
 /// What a roaming server needs to make an agreement with this origin.
-pub fn agreement(signing: &ed25519_dalek::SigningKey) -> tracecast_protect::Agreement {
+pub fn agreement(
+    issuer: &str,
+    signing: &ed25519_dalek::SigningKey,
+) -> tracecast_protect::Agreement {
     tracecast_protect::Agreement {
-        issuer: ISSUER.into(),
+        issuer: issuer.into(),
         signing: signing.verifying_key(),
         agreement_public: tracecast_protect::x25519_public(&agreement_secret(signing))
             .expect("a derived key is a valid secret"),
@@ -409,7 +413,7 @@ async fn convert_remote(
 ) -> Result<tracecast_protect::SignedLicence, ApiError> {
     let url = partner.url.as_deref().unwrap_or_default();
     let request = crate::roaming::IssuerRequest {
-        issuer: ISSUER.into(),
+        issuer: o.config.issuer.clone(),
         licence,
         recipient: recipient.to_owned(),
         at: now,
@@ -483,8 +487,8 @@ pub(super) async fn issuer(
         fingerprint: tracecast_protect::fingerprint(key),
     };
     Ok(Json(LicenceIssuer {
-        signer: published(ISSUER.to_owned(), &key),
-        agreement_key: b64.encode(agreement(&o.signing).agreement_public),
+        signer: published(o.config.issuer.clone(), &key),
+        agreement_key: b64.encode(agreement(&o.config.issuer, &o.signing).agreement_public),
         systems: o.config.native_systems.clone(),
         roaming: partner.map(|(name, key)| published(name, &key)),
     })

@@ -13,6 +13,7 @@ pub mod members;
 mod partners;
 mod purchase;
 mod reports;
+mod statements;
 mod trace;
 
 use std::collections::HashMap;
@@ -47,6 +48,9 @@ use crate::ApiError;
 /// The box edges send delivery reports to.
 pub const REPORTS_BOX: &str = "role:origin-reports";
 
+/// The currency amounts are in unless configured otherwise.
+pub const DEFAULT_CURRENCY: &str = "EUR";
+
 /// Settings of the origin role.
 #[derive(Clone)]
 pub struct OriginConfig {
@@ -75,6 +79,9 @@ pub struct OriginConfig {
     /// How long a licence for protected content lasts (a rental's ends
     /// with the rental).
     pub licence_secs: i64,
+    /// The name its licences are issued under (`origin`): what roaming
+    /// servers know this origin by.
+    pub issuer: String,
     /// The protection systems this origin issues licences in itself; a
     /// user of another system gets theirs through the roaming server.
     pub native_systems: Vec<tracecast_protect::System>,
@@ -92,6 +99,8 @@ pub struct OriginConfig {
     pub cdn: Option<cdn::CdnConfig>,
     /// Buyers' regions by network, for purchases that name none.
     pub regions: tracecast_delivery::RegionMap,
+    /// Days between the statements of settling accounts (0: on request).
+    pub statement_days: u32,
 }
 
 /// What decoding what a caller sent may cost: each request is bounded,
@@ -188,7 +197,7 @@ impl Default for OriginConfig {
             edge_alive_ms: 15_000,
             load_window_ms: 600_000,
             max_upload_bytes: 1 << 30,
-            currency: "EUR".into(),
+            currency: DEFAULT_CURRENCY.into(),
             default_terms: "personal use only; no redistribution".into(),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             rental_tariff: "0.50/hour max 3.00".parse().expect("a valid tariff"),
@@ -197,6 +206,7 @@ impl Default for OriginConfig {
             members: tracecast_members::Policy::default(),
             attributes: tracecast_members::AttributeTable::default(),
             licence_secs: 30 * 24 * 3600,
+            issuer: licences::ISSUER.into(),
             native_systems: vec![
                 tracecast_protect::System::Clearkey,
                 tracecast_protect::System::Age,
@@ -207,6 +217,7 @@ impl Default for OriginConfig {
             budgets: Budgets::default(),
             cdn: None,
             regions: Default::default(),
+            statement_days: 30,
         }
     }
 }
@@ -277,6 +288,7 @@ impl Origin {
         };
         let workers = config.workers.max(1);
         let config_traces_per_minute = config.budgets.traces_per_minute;
+        let issuer_name = config.issuer.clone();
         let partner = match (&config.roaming, &config.roaming_partner) {
             (Some(r), _) => Some((r.name().to_owned(), r.agreement_key())),
             (None, Some(p)) => Some((p.name.clone(), p.agreement_key)),
@@ -285,7 +297,7 @@ impl Origin {
         let roaming_agreement = match partner {
             Some((name, key)) => Some(
                 tracecast_protect::RoamingAgreement::for_issuer(
-                    licences::ISSUER,
+                    &config.issuer,
                     &licences::agreement_secret(&signing),
                     &name,
                     &key,
@@ -310,7 +322,7 @@ impl Origin {
                 signing.as_bytes(),
                 "tracecast origin content keys",
             ),
-            licence_issuer: tracecast_protect::Issuer::new(licences::ISSUER, signing.clone()),
+            licence_issuer: tracecast_protect::Issuer::new(&issuer_name, signing.clone()),
             roaming_agreement,
             traces: trace::TraceLimits::new(config_traces_per_minute),
             ingests: crate::budget::OneAtATime::new("ingest_running", "an ingest"),
@@ -321,11 +333,18 @@ impl Origin {
         });
         tokio::spawn(reports::consume(origin.clone()));
         tokio::spawn(contracts::charge_periods(origin.clone()));
+        tokio::spawn(statements::sweep(origin.clone()));
         Ok(origin)
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The mailbox the origin sends through (a roaming server beside it
+    /// bills users through the same).
+    pub fn mailbox(&self) -> &Arc<Mailbox> {
+        &self.mailbox
     }
 
     /// The identity of an edge account, for an edge run in this process.
@@ -463,6 +482,7 @@ pub fn router(origin: Arc<Origin>) -> Router {
         .route("/v1/payments", post(billing::pay))
         .route("/v1/ledger", get(billing::ledger))
         .route("/v1/ledger/balances", get(billing::balances))
+        .route("/v1/statements", post(statements::issue_now))
         .route(
             "/v1/edges/state",
             post(edge_state).layer(DefaultBodyLimit::max(crate::budget::JSON_LIST_BODY)),
@@ -1301,7 +1321,12 @@ async fn delivery(
             AccountId::Partner(_) => {
                 d.order_info.payer.as_deref() == Some(&format!("operator:{}", a.name))
             }
-            AccountId::Gateway(_) => false,
+            // Parties that settle read their postings in their
+            // statement, not deliveries.
+            AccountId::Gateway(_)
+            | AccountId::Operator(_)
+            | AccountId::Store(_)
+            | AccountId::Manager(_) => false,
         },
     };
     if !allowed {
@@ -1372,7 +1397,7 @@ pub(super) fn upload_bytes(
         partners::give_consent, partners::revoke_consent, partners::show_consent,
         members::tree, members::admit, members::register, members::apply, members::decide, members::ask_reserved,
         members::decide_reserved, members::show,
-        billing::invoice, billing::pay, billing::ledger, billing::balances,
+        billing::invoice, billing::pay, billing::ledger, billing::balances, statements::issue_now,
         trace::trace
     ),
     components(schemas(Tier, AccountKind)),

@@ -76,10 +76,22 @@ pub async fn start_roles(
     config: OriginConfig,
     more: Roles,
 ) -> Net {
+    start_signing(t, edge_names, config, more, [3; 32]).await
+}
+
+/// [`start_roles`] with the origin's signing key (`[3; 32]` there): a
+/// second origin in a test is another issuer, with a key of its own.
+pub async fn start_signing(
+    t: &TestStore,
+    edge_names: &[&str],
+    config: OriginConfig,
+    more: Roles,
+    signing_key: [u8; 32],
+) -> Net {
     let dir = tempfile::tempdir().unwrap();
     tracecast_secrets::write_new(&dir.path().join("mark.key"), &KEY).unwrap();
     // The origin's ticket key is known to the tests (they sign and verify).
-    let signing = SigningKey::from_bytes(&[3; 32]);
+    let signing = SigningKey::from_bytes(&signing_key);
     tracecast_secrets::write_new(
         &dir.path().join("origin/origin-ticket.key"),
         &signing.to_bytes(),
@@ -215,18 +227,26 @@ impl Net {
 /// A home server as a node of its own, registered at the origin as
 /// `name`: its id and its address (`http://…/home`).
 pub async fn start_home(net: &mut Net, _t: &TestStore, name: &str) -> (u16, String) {
+    start_home_as(net, name, |_| {}).await
+}
+
+/// [`start_home`] with the registration as `terms` leave it (its
+/// operator `op-NAME` and fee 30 cents before).
+pub async fn start_home_as(
+    net: &mut Net,
+    name: &str,
+    terms: impl FnOnce(&mut NewAccount),
+) -> (u16, String) {
     let (listen, base) = listener().await;
     let address = format!("{base}/home");
-    let acct = net
-        .admin
-        .add_account(&NewAccount {
-            address: Some(address.clone()),
-            operator: Some(format!("op-{name}")),
-            fee_cents: Some(30),
-            ..NewAccount::named(tracecast_delivery::AccountKind::Home, name)
-        })
-        .await
-        .unwrap();
+    let mut new = NewAccount {
+        address: Some(address.clone()),
+        operator: Some(format!("op-{name}")),
+        fee_cents: Some(30),
+        ..NewAccount::named(tracecast_delivery::AccountKind::Home, name)
+    };
+    terms(&mut new);
+    let acct = net.admin.add_account(&new).await.unwrap();
     let roles = Roles { home: true, ..NONE };
     let node = net
         .site_node(name, roles, acct.token.as_deref().unwrap(), listen)
@@ -248,4 +268,40 @@ pub fn refused(e: ClientError) -> (StatusCode, String) {
         ClientError::Refused { status, code, .. } => (status, code),
         other => panic!("expected a refusal, got {other}"),
     }
+}
+
+/// The first message of `media_type` in box `box_name` that `pick`
+/// accepts, read with the box owner's `token`; the messages before it
+/// are deleted. Waits up to 5 s for it.
+pub async fn find_in_box<T: serde::de::DeserializeOwned>(
+    base: &str,
+    token: &str,
+    box_name: &str,
+    media_type: &str,
+    pick: impl Fn(&T) -> bool,
+) -> T {
+    let boxname: tracecast_mailbox::BoxName = box_name.parse().unwrap();
+    let mbc = tracecast_client::MailboxClient::new(base, token).unwrap();
+    let mut done = None;
+    for _ in 0..100 {
+        let req = tracecast_mailbox::FetchRequest {
+            want: tracecast_mailbox::Want::First,
+            done: done
+                .take()
+                .map(|id| (id, tracecast_mailbox::Disposition::Delete)),
+        };
+        match mbc.fetch(&boxname, req).await.unwrap().message {
+            Some(m) => {
+                if m.media_type == media_type {
+                    let msg: T = serde_json::from_slice(&m.body).unwrap();
+                    if pick(&msg) {
+                        return msg;
+                    }
+                }
+                done = Some(m.id);
+            }
+            None => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    panic!("no {media_type} message in {box_name}");
 }

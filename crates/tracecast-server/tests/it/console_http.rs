@@ -192,14 +192,20 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
         for page in [
             "/console/library",
             "/console/store",
-            "/console/messages",
             "/console/licences",
-            "/console/invoices",
             "/console/members",
             "/console/network",
         ] {
             assert_eq!(p.get(page).await.0, StatusCode::FORBIDDEN, "{page}");
         }
+        // Its statement: its own ledger account, nobody else's.
+        let (status, page, _) = p.get("/console/invoices").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("Statement") && page.contains("provider:lumen"),
+            "{page}"
+        );
+        assert!(!page.contains("umbra"), "{page}");
 
         // Uploads come from the console's script only, and from providers.
         let wav = std::fs::read(track(files.path(), 6.0, 3)).unwrap();
@@ -269,6 +275,23 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
             format!("/console/contents/{}", mine.id),
         ] {
             assert_eq!(u.get(&page).await.0, StatusCode::FORBIDDEN, "{page}");
+        }
+        // The edge's operator: its statement and its box, nothing else.
+        let (_, _, operator_token) = net.account("operator", "op-tokyo").await;
+        let mut op = Browser::new(&base);
+        assert_eq!(op.sign_in(&operator_token).await, StatusCode::SEE_OTHER);
+        assert_eq!(op.lands_on("/console").await, "/console/invoices");
+        let (status, page, _) = op.get("/console/invoices").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("operator:op-tokyo") && page.contains("Statement"),
+            "{page}"
+        );
+        let (status, page, _) = op.get("/console/messages").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("operator:op-tokyo"), "{page}");
+        for page in ["/console/library", "/console/catalog", "/console/network"] {
+            assert_eq!(op.get(page).await.0, StatusCode::FORBIDDEN, "{page}");
         }
         let mut other = Browser::new(&base);
         assert_eq!(other.sign_in(&bob_token).await, StatusCode::SEE_OTHER);

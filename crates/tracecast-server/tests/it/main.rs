@@ -16,5 +16,6 @@ mod members_http;
 mod openapi;
 mod purchases_http;
 mod roaming_http;
+mod settle_http;
 mod share_http;
 mod site_push;

@@ -299,28 +299,7 @@ async fn find_in_box<T: serde::de::DeserializeOwned>(
     media_type: &str,
     pick: impl Fn(&T) -> bool,
 ) -> T {
-    let boxname: BoxName = format!("user:{who}").parse().unwrap();
-    let mbc = tracecast_client::MailboxClient::new(base, token).unwrap();
-    let mut done = None;
-    for _ in 0..100 {
-        let req = FetchRequest {
-            want: Want::First,
-            done: done.take().map(|id| (id, Disposition::Delete)),
-        };
-        match mbc.fetch(&boxname, req).await.unwrap().message {
-            Some(m) => {
-                if m.media_type == media_type {
-                    let msg: T = serde_json::from_slice(&m.body).unwrap();
-                    if pick(&msg) {
-                        return msg;
-                    }
-                }
-                done = Some(m.id);
-            }
-            None => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    panic!("no {media_type} message for {who}");
+    crate::common::find_in_box(base, token, &format!("user:{who}"), media_type, pick).await
 }
 
 /// Content reserved for the first order, asked for by a third-order

@@ -39,7 +39,7 @@ fn roaming_server(
         RoamingConfig {
             name: "roaming".into(),
             fee_cents: 10,
-            agreements: vec![licences::agreement(origin_signing)],
+            agreements: vec![licences::agreement(licences::ISSUER, origin_signing)],
             sources,
         },
     )
@@ -60,6 +60,8 @@ async fn licences_roam_between_systems_on_both_backends() {
             ..OriginConfig::default()
         };
         let net = common::start_with(&t, &["tokyo"], config).await;
+        // Users' boxes are on this store: the roaming server bills there.
+        roaming.bill_through(net.origin.mailbox().clone(), "EUR");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let roaming_base = format!("http://{}", listener.local_addr().unwrap());
         let _roaming_task =
@@ -165,6 +167,21 @@ async fn licences_roam_between_systems_on_both_backends() {
             .verify(&trusted, "alice", now)
             .unwrap();
         assert_eq!(al.system, System::Age);
+        // Alice's bill names the roaming server as the payee of its fee.
+        let bill: tracecast_delivery::RoamingBill = common::find_in_box(
+            &net.base,
+            &alice_token,
+            "user:alice",
+            tracecast_delivery::RoamingBill::MEDIA_TYPE,
+            |b: &tracecast_delivery::RoamingBill| b.licence == al.id,
+        )
+        .await;
+        assert_eq!((bill.amount_cents, bill.to_system.as_str()), (10, "age"));
+        assert_eq!(bill.lines.len(), 1, "{bill:?}");
+        assert_eq!(
+            (bill.lines[0].payee.as_str(), bill.lines[0].amount_cents),
+            ("operator:roaming", 10)
+        );
         assert_eq!(
             tracecast_protect::decrypt_bytes(
                 &sealed,
@@ -278,6 +295,7 @@ async fn licences_roam_between_systems_on_both_backends() {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shop_base = format!("http://{}", listener.local_addr().unwrap());
+        shop.bill_through(net.origin.mailbox().clone(), "EUR");
         let _shop_task = common::serve(listener, tracecast_server::roaming::router(shop));
         let (age_secret, age_public) = tracecast_protect::new_age_identity();
         let alice_at_shop = tracecast_client::OriginClient::new(&shop_base, &alice_token).unwrap();
@@ -338,6 +356,25 @@ async fn licences_roam_between_systems_on_both_backends() {
             .filter(|c| c.way == tracecast_protect::ConversionWay::Package)
             .count();
         assert_eq!(packages, 1, "the retried order is charged once");
+        // One bill for the order, the content and the fee on their lines.
+        let bill: tracecast_delivery::RoamingBill = common::find_in_box(
+            &net.base,
+            &alice_token,
+            "user:alice",
+            tracecast_delivery::RoamingBill::MEDIA_TYPE,
+            |b: &tracecast_delivery::RoamingBill| b.content == c.id && b.lines.len() == 2,
+        )
+        .await;
+        assert_eq!(bill.amount_cents, 110, "{bill:?}");
+        assert!(
+            bill.lines.iter().all(|l| l.payee == "operator:roaming")
+                && bill.lines.iter().map(|l| l.amount_cents).sum::<i64>() == 110,
+            "{bill:?}"
+        );
+        assert!(
+            bill.lines.iter().any(|l| l.memo.contains("bought for you")),
+            "{bill:?}"
+        );
         let bought = r.results[0].purchase.clone().unwrap();
         let copy = edge
             .deliver(&bought.edge_address, &bought.ticket)
@@ -443,5 +480,196 @@ async fn licences_roam_between_systems_on_both_backends() {
             assert_eq!(r.status(), want);
         }
         t.finish().await;
+    }
+}
+
+/// A second issuer, over HTTP both ways (DESIGN.md "002"): origin
+/// "south", on a store and key of its own, issues only ClearKey and has
+/// the roaming server, in another process on the first origin's store,
+/// convert a device licence before answering (way 3, a signed request);
+/// a user of both services brings a south licence to the roaming server
+/// herself (way 1). The roaming server tells the two issuers apart by
+/// name and key: a south licence passed off as the first origin's is
+/// refused. Both conversions are charged and billed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_issuer_roams_over_http_on_both_backends() {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let north_stores = TestStore::both().await;
+    let south_stores = TestStore::both().await;
+    for (t, south_t) in north_stores.into_iter().zip(south_stores) {
+        eprintln!("second issuer: {}", t.backend().name());
+        let north_signing = SigningKey::from_bytes(&[3; 32]);
+        let south_signing = SigningKey::from_bytes(&[6; 32]);
+        let roaming = Roaming::new(
+            t.store.clone(),
+            SigningKey::from_bytes(&[4; 32]),
+            [5; 32],
+            RoamingConfig {
+                name: "roaming".into(),
+                fee_cents: 10,
+                agreements: vec![
+                    licences::agreement(licences::ISSUER, &north_signing),
+                    licences::agreement("south", &south_signing),
+                ],
+                sources: Vec::new(),
+            },
+        )
+        .unwrap();
+        let north = common::start(&t, &[]).await;
+        roaming.bill_through(north.origin.mailbox().clone(), "EUR");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let roaming_base = format!("http://{}", listener.local_addr().unwrap());
+        let _roaming_task =
+            common::serve(listener, tracecast_server::roaming::router(roaming.clone()));
+        let south = common::start_signing(
+            &south_t,
+            &["osaka"],
+            OriginConfig {
+                issuer: "south".into(),
+                native_systems: vec![System::Clearkey],
+                roaming_partner: Some(licences::RoamingPartner {
+                    name: "roaming".into(),
+                    signing: roaming.verifying_key(),
+                    agreement_key: roaming.agreement_key(),
+                    url: Some(roaming_base.clone()),
+                }),
+                ..OriginConfig::default()
+            },
+            tracecast_server::node::Roles::NONE,
+            [6; 32],
+        )
+        .await;
+        // Alice has an account at each service.
+        let (_, _, alice_north_token) = north.account("user", "alice").await;
+        let (_, alice, _) = south.account("user", "alice").await;
+        let (_, provider, _) = south.account("provider", "meridian").await;
+        south.edges_alive().await;
+
+        let files = tempfile::tempdir().unwrap();
+        let c = provider
+            .add_content_with(
+                &common::track(files.path(), 12.0, 5),
+                &tracecast_client::ContentOptions {
+                    title: "Southern",
+                    price_cents: 100,
+                    protected: true,
+                    marking: tracecast_delivery::ab::Marking::Direct,
+                    ..Default::default()
+                },
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+        let p = alice.purchase(c.id, None, &[]).await.unwrap();
+        let edge = EdgeClient::new().unwrap();
+        let copy = edge.deliver(&p.edge_address, &p.ticket).await.unwrap();
+        let sealed = files.path().join("southern.tcprot");
+        edge.download(&copy, &sealed, &|_, _| {}).await.unwrap();
+        let sealed = std::fs::read(&sealed).unwrap();
+        let trusted = Trusted::new()
+            .with("south", south_signing.verifying_key())
+            .with("roaming", roaming.verifying_key());
+        let now = tracecast_store::now_ms() / 1000;
+        let wait = std::time::Duration::from_secs(30);
+
+        // Way 3: south asks the roaming server over HTTP.
+        let (dev_secret, dev_public) = tracecast_protect::new_x25519_keypair();
+        let l = alice
+            .licence(
+                p.delivery,
+                &format!("device:{}", b64.encode(dev_public)),
+                None,
+                wait,
+            )
+            .await
+            .unwrap();
+        let dl = l.verify(&trusted, "alice", now).unwrap();
+        assert_eq!((dl.issuer.as_str(), dl.system), ("roaming", System::Device));
+        let k = dl.content_key(&Secret::Device(dev_secret)).unwrap();
+        let flac = tracecast_protect::decrypt_bytes(&sealed, dl.key_id, &k).unwrap();
+        assert_eq!(&flac[..4], b"fLaC");
+
+        // Way 1: alice brings south's ClearKey licence herself.
+        let ck = alice
+            .licence(p.delivery, "clearkey", None, wait)
+            .await
+            .unwrap();
+        assert_eq!(
+            ck.verify(&trusted, "alice", now).unwrap().issuer,
+            "south",
+            "south issues under its own name"
+        );
+        let (age_secret, age_public) = tracecast_protect::new_age_identity();
+        let as_alice =
+            tracecast_client::OriginClient::new(&roaming_base, &alice_north_token).unwrap();
+        let convert = |lic: serde_json::Value| {
+            let client = as_alice.clone();
+            let recipient = format!("age:{age_public}");
+            async move {
+                client
+                    .call(
+                        Method::POST,
+                        "/roaming/v1/conversions",
+                        Some(&json!({"licences": [lic], "recipient": recipient})),
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        // Passed off as the first origin's: its key does not sign it.
+        let mut relabelled = serde_json::to_value(&ck).unwrap();
+        let payload = b64.decode(relabelled["payload"].as_str().unwrap()).unwrap();
+        let text = String::from_utf8(payload)
+            .unwrap()
+            .replace("\"issuer\":\"south\"", "\"issuer\":\"origin\"");
+        assert!(text.contains("\"issuer\":\"origin\""), "{text}");
+        relabelled["payload"] = json!(b64.encode(text));
+        let r = convert(relabelled).await;
+        assert_eq!(r["converted"], 0, "{r}");
+        let r = convert(serde_json::to_value(&ck).unwrap()).await;
+        assert_eq!(
+            (r["converted"].as_i64(), r["charged_cents"].as_i64()),
+            (Some(1), Some(10)),
+            "{r}"
+        );
+        let al: SignedLicence = serde_json::from_value(r["results"][0]["licence"].clone()).unwrap();
+        let al = al.verify(&trusted, "alice", now).unwrap();
+        assert_eq!(
+            tracecast_protect::decrypt_bytes(
+                &sealed,
+                al.key_id,
+                &al.content_key(&Secret::Age(age_secret)).unwrap()
+            )
+            .unwrap(),
+            flac
+        );
+
+        // Both conversions charged once, on the roaming server's books,
+        // and billed to alice in her box there, naming south.
+        let lines = t.store.account_lines("operator:roaming").await.unwrap();
+        assert_eq!(
+            lines.iter().map(|l| l.amount_cents).sum::<i64>(),
+            -20,
+            "{lines:?}"
+        );
+        let audit = t.store.conversions_of("alice").await.unwrap();
+        assert_eq!(
+            audit
+                .iter()
+                .map(|a| (a.issuer.as_str(), a.way.as_str(), a.to_system.as_str()))
+                .collect::<Vec<_>>(),
+            [("south", "issuer", "device"), ("south", "user", "age")]
+        );
+        for licence in [&dl.id, &al.id] {
+            let bill: tracecast_delivery::RoamingBill = common::find_in_box(
+                &north.base,
+                &alice_north_token,
+                "user:alice",
+                tracecast_delivery::RoamingBill::MEDIA_TYPE,
+                |b: &tracecast_delivery::RoamingBill| &b.licence == licence,
+            )
+            .await;
+            assert_eq!((bill.issuer.as_str(), bill.amount_cents), ("south", 10));
+        }
     }
 }

@@ -39,7 +39,7 @@ fn flow(rng: &mut impl Rng) -> Flow {
             home,
         },
         _ => Flow::Payment {
-            user: party(rng),
+            payer: party(rng),
             clearing: Party::clearing("manual"),
             amount_cents: rng.gen_range(1..5_000),
             reference: "r".into(),

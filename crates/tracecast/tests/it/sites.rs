@@ -560,6 +560,53 @@ fn sites_flow(dir: &Path, database: Option<&str>, s3: Option<&S3Server>) {
     // The store paid the provider 1.50 for bob and is owed 7.50 by him
     // (content, disc, agency fee, postage).
     assert_eq!(store_billed, 150 - 750);
+    // The store and the home's operator settle with accounts of their
+    // own (DESIGN.md "001"): the administrator issues statements, each
+    // arrives in its party's box, and the store reads its invoice: the
+    // content it paid for bob, and what bob owes it, postage included.
+    let store = net.account("store", "corner-shop");
+    let home_operator = net.account("operator", "maple-net");
+    let issued = json(net.run(admin, &["ledger", "statements", "--json"]));
+    let closing = |account: &str| {
+        issued["issued"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["account"] == account)
+            .map(|s| s["closing_cents"].as_i64().unwrap())
+    };
+    assert_eq!(closing("store:corner-shop"), Some(150 - 750), "{issued}");
+    assert!(
+        closing("operator:maple-net").is_some_and(|c| c < 0),
+        "{issued}"
+    );
+    let statements_of = |token: &Path, inbox: &str| {
+        let dir = dir.join(inbox);
+        ok(net.run(token, &["inbox", "fetch", "--dir", p(&dir)]));
+        let inbox = tracecast_client::Inbox::open(&dir).unwrap();
+        inbox
+            .entries()
+            .filter(|e| e.media_type == tracecast_delivery::Statement::MEDIA_TYPE)
+            .map(|e| {
+                serde_json::from_slice(&std::fs::read(inbox.body_path(e.id)).unwrap()).unwrap()
+            })
+            .collect::<Vec<tracecast_delivery::Statement>>()
+    };
+    let s = statements_of(&store, "store-inbox");
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!((s[0].number, s[0].closing_cents), (1, 150 - 750));
+    assert!(
+        s[0].lines
+            .iter()
+            .any(|l| l.memo.starts_with("shipping") && l.amount_cents == -400),
+        "{s:?}"
+    );
+    assert_eq!(statements_of(&home_operator, "operator-inbox").len(), 1);
+    let inv = json(net.run(&store, &["bill", "--json"]));
+    assert_eq!(inv["account"], "store:corner-shop", "{inv}");
+    assert_eq!(inv["balance_cents"], 150 - 750, "{inv}");
+    // Owed money, the store has nothing to pay.
+    assert_eq!(net.run(&store, &["pay"]).status.code(), Some(2));
 
     // 5. A medium too small: a clear error, nothing billed.
     let before = json(net.run(&bob, &["bill", "--json"]))["balance_cents"].clone();
