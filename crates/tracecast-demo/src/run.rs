@@ -818,6 +818,35 @@ async fn homes_and_kiosks(
             money(row.balance_cents)
         ));
     }
+    // The other parties settle by statement: the operators of an edge and
+    // of the home, and the store, get accounts of their own; each finds
+    // its statement in its box (and the provider too).
+    for (kind, name) in [
+        (AccountKind::Operator, "kanto-cache"),
+        (AccountKind::Operator, "maple-court-net"),
+        (AccountKind::Store, "corner-store"),
+    ] {
+        account(admin, kind, name).await?;
+    }
+    let issued = admin.issue_statements().await?.issued;
+    let store_stated = issued.iter().any(|s| s.account == "store:corner-store");
+    if !store_stated {
+        failures += 1;
+    }
+    say(format!(
+        "    {} statements issued to {} parties' boxes (tracecast ledger statements):",
+        if store_stated { "ok " } else { "BAD" },
+        issued.len()
+    ));
+    for s in &issued {
+        say(format!(
+            "      {:<28} no. {}  {:>3} postings  closing {:>7}",
+            s.account,
+            s.number,
+            s.postings,
+            money(s.closing_cents)
+        ));
+    }
     site.stop().await;
     Ok(failures)
 }
