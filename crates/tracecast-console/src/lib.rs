@@ -399,12 +399,20 @@ async fn catalog(State(c): State<Shared>, headers: HeaderMap) -> Page {
         } else {
             None
         };
+        // A provider's contracts with edge operators: which edges may
+        // serve its content, at what fees.
+        let contracts = if s.is(PROVIDER) {
+            Some(s.client.contracts().await?)
+        } else {
+            None
+        };
         render(
             &c,
             "catalog.html",
             context! {
                 nav => nav(&s),
                 earned_cents => earned,
+                contracts => contracts,
                 contents => contents.iter().map(|ci| context! {
                     content => ci,
                     sold => sold.get(&ci.id).copied().unwrap_or_default(),

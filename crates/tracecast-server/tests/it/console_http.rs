@@ -169,8 +169,17 @@ async fn each_role_sees_its_own_pages_and_nobody_elses_data() {
         let mut p = Browser::new(&base);
         assert_eq!(p.sign_in(&lumen_token).await, StatusCode::SEE_OTHER);
         assert_eq!(p.lands_on("/console").await, "/console/catalog");
+        lumen.sign_contract("tokyo").await.unwrap();
         let (status, page, _) = p.get("/console/catalog").await;
         assert_eq!(status, StatusCode::OK);
+        // Its contracts with edge operators, with their fees.
+        assert!(
+            page.contains("id=\"contracts\"")
+                && page.contains("<td>tokyo</td>")
+                && page.contains("<td>op-tokyo</td>")
+                && page.contains("in force"),
+            "{page}"
+        );
         assert!(
             page.contains("Nocturne &lt;b&gt;in&lt;&#x2f;b&gt; blue"),
             "{page}"
