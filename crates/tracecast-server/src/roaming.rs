@@ -254,7 +254,20 @@ impl Roaming {
         target: &Recipient,
         way: ConversionWay,
     ) -> Result<SignedLicence, ApiError> {
-        self.convert_bought(user, source, target, way, 0, None)
+        self.convert_bought(user, source, target, way, 0, None, true)
+            .await
+    }
+
+    /// [`Self::convert`] for an issuer in another process (way 3): the
+    /// user is named by that issuer's licence, not by an account here, so
+    /// the charge is kept but no bill goes to a box here (a namesake's).
+    async fn convert_for_remote_issuer(
+        &self,
+        user: &str,
+        source: &SignedLicence,
+        target: &Recipient,
+    ) -> Result<SignedLicence, ApiError> {
+        self.convert_bought(user, source, target, ConversionWay::Issuer, 0, None, false)
             .await
     }
 
@@ -263,6 +276,7 @@ impl Roaming {
     /// `once_per`: what the charge is for, once (a package order's
     /// delivery: an order retried with its key converts again but charges
     /// nothing more); by default the source licence.
+    #[allow(clippy::too_many_arguments)]
     async fn convert_bought(
         &self,
         user: &str,
@@ -271,6 +285,7 @@ impl Roaming {
         way: ConversionWay,
         bought_cents: i64,
         once_per: Option<String>,
+        bill: bool,
     ) -> Result<SignedLicence, ApiError> {
         let now = tracecast_store::now_ms() / 1000;
         let c = self
@@ -324,8 +339,10 @@ impl Roaming {
         if !fresh && once_per.is_some() {
             // The same order again: the licence, and no second charge
             // (the bill again, in case it was lost: its key lands it once).
-            self.send_bill(user, &charge, &c.source, &new_id, target.system())
-                .await;
+            if bill {
+                self.send_bill(user, &charge, &c.source, &new_id, target.system())
+                    .await;
+            }
             return Ok(c.converted);
         }
         if !fresh {
@@ -335,8 +352,10 @@ impl Roaming {
                 format!("licence {} was converted before", c.source.id),
             ));
         }
-        self.send_bill(user, &charge, &c.source, &new_id, target.system())
-            .await;
+        if bill {
+            self.send_bill(user, &charge, &c.source, &new_id, target.system())
+                .await;
+        }
         tracing::info!(
             source = %c.source.id, licence = %new_id, user, issuer = %c.source.issuer,
             from = %c.source.system, to = %target.system(), way = way.as_str(),
@@ -502,6 +521,7 @@ impl Roaming {
                 ConversionWay::Package,
                 purchase.price_cents,
                 Some(format!("package-{}-{}", item.issuer, purchase.delivery)),
+                true,
             )
             .await
             .map_err(|e| e.message)?;
@@ -670,7 +690,7 @@ async fn issuer_conversions(
         )
         .map_err(refused)?;
     let converted = r
-        .convert(&lic.user, &req.licence, &target, ConversionWay::Issuer)
+        .convert_for_remote_issuer(&lic.user, &req.licence, &target)
         .await?;
     Ok(Json(converted).into_response())
 }

@@ -146,6 +146,15 @@ pub fn pay(args: PayArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// What a ledger balance says of its account (positive: it owes).
+fn standing(cents: i64) -> &'static str {
+    match cents.signum() {
+        1 => "owes",
+        -1 => "is owed",
+        _ => "settled",
+    }
+}
+
 pub fn ledger(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         match cmd {
@@ -174,13 +183,7 @@ pub fn ledger(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                 } else {
                     for s in &r.issued {
                         let c = s.closing_cents;
-                        let how = if c > 0 {
-                            "owes"
-                        } else if c < 0 {
-                            "is owed"
-                        } else {
-                            "settled"
-                        };
+                        let how = standing(c);
                         println!(
                             "{:<36} statement {:>4}  {:>5} postings  {:>10}  {how}",
                             s.account,
@@ -199,13 +202,7 @@ pub fn ledger(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                     let currency = &b.currency;
                     for row in &b.balances {
                         let c = row.balance_cents;
-                        let how = if c > 0 {
-                            "owes"
-                        } else if c < 0 {
-                            "is owed"
-                        } else {
-                            "settled"
-                        };
+                        let how = standing(c);
                         println!(
                             "{:<36} {:>10} {currency}  {how}",
                             row.account,
