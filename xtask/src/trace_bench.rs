@@ -267,6 +267,7 @@ async fn fill_catalog(
                         index_blob_key: format!("renditions/{sha}"),
                         index_sha256: sha,
                     }),
+                    mp3: None,
                 },
             )
             .await?;

@@ -82,6 +82,49 @@ pub async fn buy_copy(
     key: Option<&str>,
     tell: &dyn Narrator,
 ) -> Result<BuyOutcome, BuyError> {
+    buy_copy_as(
+        origin, content, tier, region, out, retry_for, limit_rate, key, tell, None,
+    )
+    .await
+}
+
+/// [`buy_copy`], the copy in another form than the one it is made in:
+/// `Some("mp3")` for a content with MP3 A/B variants (its tier, when none
+/// is named, is the one that has them). Refused before anything is bought
+/// when the content has no such form.
+#[allow(clippy::too_many_arguments)]
+pub async fn buy_copy_as(
+    origin: &OriginClient,
+    content: i64,
+    tier: Option<Tier>,
+    region: Option<&Region>,
+    out: &Path,
+    retry_for: Duration,
+    limit_rate: Option<u64>,
+    key: Option<&str>,
+    tell: &dyn Narrator,
+    format: Option<&str>,
+) -> Result<BuyOutcome, BuyError> {
+    let tier = match format {
+        None => tier,
+        Some(format) => {
+            let info = origin.content(content).await?;
+            let with_form = info
+                .renditions
+                .iter()
+                .filter(|r| tier.is_none_or(|t| t == r.tier))
+                .find(|r| r.ab.as_ref().is_some_and(|ab| ab.mp3.is_some()));
+            match with_form {
+                Some(r) => Some(r.tier),
+                None => {
+                    return Err(BuyError::Client(ClientError::Local(format!(
+                        "content {content} has no {format} copies{}: its copies are made as FLAC (write to a .flac file)",
+                        tier.map(|t| format!(" of its {t} tier")).unwrap_or_default()
+                    ))))
+                }
+            }
+        }
+    };
     let keys = PurchaseKeys::new(key);
     let edges = EdgeClient::new()?;
     let mut avoid = Vec::new();
@@ -138,7 +181,7 @@ pub async fn buy_copy(
         let deadline = Instant::now() + retry_for;
         let result = loop {
             let attempt = async {
-                let (copy, followed) = if part_path(out).exists() {
+                let (copy, followed) = if part_path(out).exists() || format.is_some() {
                     // Continuing an earlier transfer: it resumes on the
                     // whole copy, whose hash is known.
                     (edges.deliver(&p.edge_address, &p.ticket).await?, false)
@@ -191,9 +234,22 @@ pub async fn buy_copy(
                     let got = save_stream(&copy.url, out).await?;
                     return Ok::<_, ClientError>((copy, got));
                 }
-                let got = edges
-                    .download_limited(&copy, out, limit_rate, &|d, t| tell.bytes("download", d, t))
-                    .await;
+                let got = match format {
+                    Some(format) => {
+                        edges
+                            .download_form(&copy, format, out, limit_rate, &|d, t| {
+                                tell.bytes("download", d, t)
+                            })
+                            .await
+                    }
+                    None => {
+                        edges
+                            .download_limited(&copy, out, limit_rate, &|d, t| {
+                                tell.bytes("download", d, t)
+                            })
+                            .await
+                    }
+                };
                 tell.transfer_ended();
                 let mut got = got?;
                 if followed {

@@ -899,6 +899,47 @@ impl EdgeClient {
     }
 }
 
+impl EdgeClient {
+    /// A copy assembled from A/B variants in another form than the one it
+    /// was made in (`mp3`: spliced from the MP3 variants, the same
+    /// buyer's mark), downloaded whole into `out` (its length checked
+    /// against what the edge announced; the form has no hash of record).
+    pub async fn download_form(
+        &self,
+        copy: &CopyInfo,
+        format: &str,
+        out: &Path,
+        limit: Option<u64>,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Downloaded, ClientError> {
+        let io = |e: std::io::Error| ClientError::Local(format!("writing {}: {e}", out.display()));
+        let part = part_path(out);
+        let mut url = reqwest::Url::parse(&copy.url)
+            .map_err(|e| ClientError::Local(format!("the copy's link {}: {e}", copy.url)))?;
+        url.query_pairs_mut().append_pair("format", format);
+        let resp = self.http.get(url).send().await?;
+        if resp.status() != StatusCode::OK {
+            return Err(refused(resp).await);
+        }
+        let announced = resp.content_length().unwrap_or(0);
+        let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
+        let have = save_body(resp, &mut file, out, 0, announced, limit, progress).await?;
+        drop(file);
+        if announced == 0 || have != announced {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(ClientError::Integrity(format!(
+                "the {format} copy came as {have} bytes, not the {announced} announced; start again"
+            )));
+        }
+        tokio::fs::rename(&part, out).await.map_err(io)?;
+        Ok(Downloaded {
+            path: out.to_owned(),
+            bytes: have,
+            resumed_from: 0,
+        })
+    }
+}
+
 /// Writes a response's body to `file` (the part of `out`, holding `have`
 /// bytes) as it comes, each piece flushed (what is written is kept: a
 /// break resumes after it), at no more than `limit` bytes a second, telling
@@ -937,7 +978,7 @@ async fn save_body(
 
 /// A file's length and SHA-256 (hex), read in pieces: a copy may be
 /// gigabytes.
-async fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+pub async fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
     use tokio::io::AsyncReadExt;
     let mut file = tokio::fs::File::open(path).await?;
     let mut hash = Sha256::new();

@@ -21,12 +21,12 @@ mod saved;
 mod share;
 
 pub use buyer::{
-    buy_copy, buy_via_cdn, order_via_site, purchase_path, BuyError, BuyOutcome, Narrator, Silent,
-    SiteOutcome, HLS_MEDIA_TYPE,
+    buy_copy, buy_copy_as, buy_via_cdn, order_via_site, purchase_path, BuyError, BuyOutcome,
+    Narrator, Silent, SiteOutcome, HLS_MEDIA_TYPE,
 };
 pub use delivery::{
-    part_path, ContentOptions, Downloaded, EarlyDelivery, EdgeClient, KioskClient, OriginClient,
-    SHA256_HEADER,
+    hash_file, part_path, ContentOptions, Downloaded, EarlyDelivery, EdgeClient, KioskClient,
+    OriginClient, SHA256_HEADER,
 };
 pub use inbox::{Inbox, InboxError, LocalEntry};
 pub use licences::{ConvertedFile, ConvertedFiles, PackageItemOutcome, PackageReceived};

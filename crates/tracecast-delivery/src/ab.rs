@@ -313,6 +313,128 @@ impl FlacFrames {
     }
 }
 
+/// MP3 variants (`AbInfo::mp3`): MPEG-1 Layer III at a constant bit
+/// rate with the bit reservoir off, so both have frames of the same sizes
+/// at the same offsets and every frame decodes from its own bytes. A copy
+/// is, frame by frame, the frame of the variant its unit names: the unit
+/// holding the audio sample at the middle of the frame's output, the
+/// decoder's `delay_samples` counted. Frames straddling a join mix the
+/// two variants' marks over a few hundred samples, which the reading
+/// tolerates; the samples near a join are the same in both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Mp3Variants {
+    pub a_sha256: String,
+    pub b_sha256: String,
+    /// Each variant's length (the same for both).
+    pub bytes: u64,
+    pub frames: u64,
+    pub kbps: u32,
+    /// Samples per frame (1,152).
+    pub frame_samples: u64,
+    /// Samples a decoder plays before the audio's first (1,105).
+    pub delay_samples: u64,
+    /// Samples per unit of the mark (4,096); unit `u ≥ 1` starts at
+    /// `u × unit_samples + cut_samples` of the audio.
+    pub unit_samples: u64,
+    pub cut_samples: u64,
+    /// SHA-256 of the frame index ([`Mp3Frames::encode`]), served at
+    /// `/v1/contents/{id}/renditions/{tier}/mp3-index` to edges.
+    pub index_sha256: String,
+}
+
+/// Where every frame of two MP3 variants starts (the same in both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mp3Frames {
+    /// Frame offsets, and the variants' length at the end.
+    offsets: Vec<u64>,
+}
+
+const MP3_INDEX_MAGIC: &[u8; 8] = b"tcABmp3\0";
+
+impl Mp3Frames {
+    /// The index file: magic, the frame count as u64, then every frame's
+    /// size as u32 (little-endian).
+    pub fn encode(sizes: &[u32]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + 4 * sizes.len());
+        out.extend_from_slice(MP3_INDEX_MAGIC);
+        out.extend_from_slice(&(sizes.len() as u64).to_le_bytes());
+        for s in sizes {
+            out.extend_from_slice(&s.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads an index and checks it against what the origin recorded.
+    pub fn decode(bytes: &[u8], v: &Mp3Variants) -> Result<Self, AssembleError> {
+        let bad = AssembleError::Geometry;
+        if bytes.get(..8) != Some(&MP3_INDEX_MAGIC[..]) {
+            return Err(bad("not an MP3 frame index"));
+        }
+        let frames = bytes
+            .get(8..16)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("eight bytes")));
+        if frames != Some(v.frames) || v.frames == 0 || v.frame_samples == 0 || v.unit_samples == 0
+        {
+            return Err(bad("the frame index is not the one recorded"));
+        }
+        let n = usize::try_from(v.frames).map_err(|_| bad("frames overflow"))?;
+        let sizes = &bytes[16..];
+        if Some(sizes.len()) != n.checked_mul(4) {
+            return Err(bad("the frame index is cut short or too long"));
+        }
+        let mut offsets = Vec::with_capacity(n + 1);
+        let mut at = 0u64;
+        for s in sizes.chunks_exact(4) {
+            let s = u32::from_le_bytes(s.try_into().expect("four bytes"));
+            if s == 0 {
+                return Err(bad("an empty frame"));
+            }
+            offsets.push(at);
+            at += u64::from(s);
+        }
+        if at != v.bytes {
+            return Err(bad("the frames do not add up to the variants"));
+        }
+        offsets.push(at);
+        Ok(Self { offsets })
+    }
+
+    /// The copy's pieces for `sequence` (one per unit: `units`; false =
+    /// A).
+    pub fn pieces(
+        &self,
+        units: u64,
+        v: &Mp3Variants,
+        sequence: &[bool],
+    ) -> Result<Vec<Piece>, AssembleError> {
+        if sequence.is_empty() || sequence.len() as u64 != units || v.unit_samples == 0 {
+            return Err(AssembleError::Sequence {
+                got: sequence.len(),
+                want: units,
+            });
+        }
+        let mut out = Vec::new();
+        for (f, w) in self.offsets.windows(2).enumerate() {
+            let middle =
+                (f as u64 * v.frame_samples + v.frame_samples / 2).saturating_sub(v.delay_samples);
+            let b = sequence[v.unit_of_sample(middle).min(sequence.len() - 1)];
+            push_piece(&mut out, b, w[0], w[1] - w[0]);
+        }
+        Ok(out)
+    }
+}
+
+impl Mp3Variants {
+    /// The unit holding sample `s` of the audio.
+    fn unit_of_sample(&self, s: u64) -> usize {
+        if s < self.unit_samples + self.cut_samples {
+            0
+        } else {
+            usize::try_from((s - self.cut_samples) / self.unit_samples).unwrap_or(usize::MAX)
+        }
+    }
+}
+
 /// The length of the copy `pieces` make.
 pub fn copy_len(pieces: &[Piece]) -> u64 {
     pieces.last().map_or(0, |p| p.end)
@@ -625,6 +747,118 @@ mod tests {
             assert!(FlacFrames::decode(&bytes, &v).is_err(), "{what}");
         }
         assert!(FlacFrames::decode(&index, &v).is_ok());
+    }
+
+    fn mp3_variants(sizes: &[u32]) -> (Mp3Variants, Vec<u8>) {
+        let index = Mp3Frames::encode(sizes);
+        let v = Mp3Variants {
+            a_sha256: String::new(),
+            b_sha256: String::new(),
+            bytes: sizes.iter().map(|&s| u64::from(s)).sum(),
+            frames: sizes.len() as u64,
+            kbps: 320,
+            frame_samples: 1152,
+            delay_samples: 1105,
+            unit_samples: 4096,
+            cut_samples: 256,
+            index_sha256: String::new(),
+        };
+        (v, index)
+    }
+
+    #[test]
+    fn mp3_frames_come_from_the_unit_at_their_middle() {
+        // 40 frames of 1,044 bytes: 46,080 samples, 11 units of 4,096.
+        let sizes = vec![1044u32; 40];
+        let (v, index) = mp3_variants(&sizes);
+        let f = Mp3Frames::decode(&index, &v).unwrap();
+        // Unit 3 (samples 12,544..16,640) is B, the rest A. Frame k's
+        // middle is sample 1152k + 576 - 1105: frames 12..=14 hold it.
+        let mut seq = vec![false; 11];
+        seq[3] = true;
+        let pieces = f.pieces(11, &v, &seq).unwrap();
+        assert_eq!(
+            pieces,
+            vec![
+                Piece {
+                    b: false,
+                    start: 0,
+                    end: 12 * 1044,
+                    from: 0
+                },
+                Piece {
+                    b: true,
+                    start: 12 * 1044,
+                    end: 15 * 1044,
+                    from: 12 * 1044
+                },
+                Piece {
+                    b: false,
+                    start: 15 * 1044,
+                    end: 40 * 1044,
+                    from: 15 * 1044
+                },
+            ]
+        );
+        // Frames past the last unit's start take the last unit.
+        let mut last = vec![false; 11];
+        last[10] = true;
+        let p = f.pieces(11, &v, &last).unwrap();
+        assert_eq!(p.last().unwrap().end, 40 * 1044);
+        assert!(p.last().unwrap().b);
+        assert!(f.pieces(10, &v, &seq[..10]).is_ok());
+        assert!(f.pieces(11, &v, &seq[..10]).is_err());
+        assert!(f.pieces(0, &v, &[]).is_err());
+        // Indexes that are not the recorded one.
+        let cases: Vec<(&str, Vec<u8>, Mp3Variants)> = vec![
+            (
+                "magic",
+                b"tcABflac"
+                    .iter()
+                    .copied()
+                    .chain(index[8..].iter().copied())
+                    .collect(),
+                v.clone(),
+            ),
+            ("short", index[..index.len() - 1].to_vec(), v.clone()),
+            (
+                "frames",
+                index.clone(),
+                Mp3Variants {
+                    frames: 39,
+                    ..v.clone()
+                },
+            ),
+            (
+                "bytes",
+                index.clone(),
+                Mp3Variants {
+                    bytes: v.bytes + 1,
+                    ..v.clone()
+                },
+            ),
+            (
+                "empty frame",
+                mp3_variants(&[0, 10]).1,
+                Mp3Variants {
+                    frames: 2,
+                    bytes: 10,
+                    ..v.clone()
+                },
+            ),
+            (
+                "no unit",
+                index.clone(),
+                Mp3Variants {
+                    unit_samples: 0,
+                    ..v.clone()
+                },
+            ),
+            ("nothing", Vec::new(), v.clone()),
+        ];
+        for (what, bytes, v) in cases {
+            assert!(Mp3Frames::decode(&bytes, &v).is_err(), "{what}");
+        }
     }
 
     #[test]

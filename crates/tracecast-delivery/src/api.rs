@@ -174,6 +174,10 @@ pub struct AbInfo {
     /// cut by `geometry`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flac: Option<crate::ab::FlacVariants>,
+    /// MP3 variants beside them (320 kbit/s), spliced frame by frame: a
+    /// buyer's copy as MP3 (`?format=mp3` on the copy's link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mp3: Option<crate::ab::Mp3Variants>,
 }
 
 impl AbInfo {

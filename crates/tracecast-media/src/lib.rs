@@ -13,6 +13,7 @@ mod decode;
 mod encode;
 mod isobmff;
 pub mod marking;
+pub mod mp3;
 mod picture;
 mod rendition;
 mod rights;

@@ -181,6 +181,23 @@ pub struct AbVariantsRecord {
     pub b_sha256: String,
     #[sqlx(skip)]
     pub flac: Option<AbFlacRecord>,
+    #[sqlx(skip)]
+    pub mp3: Option<AbMp3Record>,
+}
+
+/// MP3 variants beside a rendition's FLAC ones: both blobs, their length
+/// (the same), frame count, bit rate and the blob of every frame's size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbMp3Record {
+    pub a_blob_key: String,
+    pub a_sha256: String,
+    pub b_blob_key: String,
+    pub b_sha256: String,
+    pub bytes: i64,
+    pub frames: i64,
+    pub kbps: i64,
+    pub index_blob_key: String,
+    pub index_sha256: String,
 }
 
 /// What FLAC variants add: their frame count, B's length, and the blob of
@@ -810,10 +827,14 @@ impl Store {
         v: &AbVariantsRecord,
     ) -> Result<(), StoreError> {
         let flac = v.flac.as_ref();
+        let mp3 = v.mp3.as_ref();
         sqlx::query(
             "INSERT INTO ab_variants (content_id, tier, units, data_offset, frame_bytes, bytes, \
              a_blob_key, a_sha256, b_blob_key, b_sha256, format, frames, b_bytes, index_blob_key, \
-             index_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             index_sha256, mp3_a_blob_key, mp3_a_sha256, mp3_b_blob_key, mp3_b_sha256, mp3_bytes, \
+             mp3_frames, mp3_kbps, mp3_index_blob_key, mp3_index_sha256) VALUES ($1, $2, $3, $4, \
+             $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+             $23, $24)",
         )
         .bind(content_id)
         .bind(v.tier.as_str())
@@ -830,6 +851,15 @@ impl Store {
         .bind(flac.map(|f| f.b_bytes))
         .bind(flac.map(|f| f.index_blob_key.as_str()))
         .bind(flac.map(|f| f.index_sha256.as_str()))
+        .bind(mp3.map(|m| m.a_blob_key.as_str()))
+        .bind(mp3.map(|m| m.a_sha256.as_str()))
+        .bind(mp3.map(|m| m.b_blob_key.as_str()))
+        .bind(mp3.map(|m| m.b_sha256.as_str()))
+        .bind(mp3.map(|m| m.bytes))
+        .bind(mp3.map(|m| m.frames))
+        .bind(mp3.map(|m| m.kbps))
+        .bind(mp3.map(|m| m.index_blob_key.as_str()))
+        .bind(mp3.map(|m| m.index_sha256.as_str()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -839,7 +869,9 @@ impl Store {
     pub async fn ab_variants(&self, content_id: i64) -> Result<Vec<AbVariantsRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT tier, units, data_offset, frame_bytes, bytes, a_blob_key, a_sha256, \
-             b_blob_key, b_sha256, format, frames, b_bytes, index_blob_key, index_sha256 \
+             b_blob_key, b_sha256, format, frames, b_bytes, index_blob_key, index_sha256, \
+             mp3_a_blob_key, mp3_a_sha256, mp3_b_blob_key, mp3_b_sha256, mp3_bytes, mp3_frames, \
+             mp3_kbps, mp3_index_blob_key, mp3_index_sha256 \
              FROM ab_variants WHERE content_id = $1 ORDER BY tier",
         )
         .bind(content_id)
@@ -861,6 +893,39 @@ impl Store {
                     return Err(StoreError::Invalid(format!(
                         "A/B variants of content {content_id} in an unknown format {other:?}"
                     )))
+                }
+            };
+            let mp3_key: Option<String> = row.try_get("mp3_a_blob_key")?;
+            v.mp3 = match mp3_key {
+                None => None,
+                Some(a_blob_key) => {
+                    let text = |c: &str| -> Result<String, StoreError> {
+                        let t: Option<String> = row.try_get(c)?;
+                        t.ok_or_else(|| {
+                            StoreError::Invalid(format!(
+                                "MP3 variants of content {content_id} without {c}"
+                            ))
+                        })
+                    };
+                    let number = |c: &str| -> Result<i64, StoreError> {
+                        let n: Option<i64> = row.try_get(c)?;
+                        n.ok_or_else(|| {
+                            StoreError::Invalid(format!(
+                                "MP3 variants of content {content_id} without {c}"
+                            ))
+                        })
+                    };
+                    Some(AbMp3Record {
+                        a_blob_key,
+                        a_sha256: text("mp3_a_sha256")?,
+                        b_blob_key: text("mp3_b_blob_key")?,
+                        b_sha256: text("mp3_b_sha256")?,
+                        bytes: number("mp3_bytes")?,
+                        frames: number("mp3_frames")?,
+                        kbps: number("mp3_kbps")?,
+                        index_blob_key: text("mp3_index_blob_key")?,
+                        index_sha256: text("mp3_index_sha256")?,
+                    })
                 }
             };
             out.push(v);

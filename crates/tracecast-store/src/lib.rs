@@ -43,9 +43,9 @@ use sqlx::{AnyPool, Executor};
 pub use blob::{BlobError, Blobs};
 pub use consumer::Applied;
 pub use delivery::{
-    AbFlacRecord, AbVariantsRecord, Account, AccountKind, ContentRecord, DeliveryRecord, EdgeCopy,
-    EdgeLoad, EdgeRecord, EdgeRevocation, HlsVariantsRecord, KindInStore, NewContent, NewDelivery,
-    NewEdge, RenditionRecord,
+    AbFlacRecord, AbMp3Record, AbVariantsRecord, Account, AccountKind, ContentRecord,
+    DeliveryRecord, EdgeCopy, EdgeLoad, EdgeRecord, EdgeRevocation, HlsVariantsRecord, KindInStore,
+    NewContent, NewDelivery, NewEdge, RenditionRecord,
 };
 pub use ids::{AccountId, BusinessId, EdgeId, GatewayId, PartnerId, ProviderId, SiteId, UserId};
 pub use ledger::{LedgerLine, StatementRecord, StatementView};

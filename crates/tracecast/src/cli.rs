@@ -595,7 +595,9 @@ pub enum ContentCommand {
 pub struct BuyArgs {
     pub content: i64,
     /// Where to write the copy (an unfinished download waits in FILE.part);
-    /// not for rentals and kiosk orders.
+    /// not for rentals and kiosk orders. A FILE ending in `.mp3` gets the
+    /// copy as MP3, for contents with MP3 A/B variants (their tier, when
+    /// none is named); refused before buying for others.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Deliver through this home server: it keeps the copy until you have

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::ProgressBar;
-use tracecast_client::{buy_copy, order_via_site};
+use tracecast_client::order_via_site;
 use tracecast_delivery::api::{NewAccount, PrePositionRequest, PurchaseRequest, TraceReport};
 use tracecast_delivery::messages::{money, parse_money};
 use tracecast_delivery::{DiscOrder, Fulfilment, Mode, Tier};
@@ -204,6 +204,12 @@ pub fn content(cmd: ContentCommand, quiet: bool) -> anyhow::Result<ExitCode> {
                                 ab.variant_bytes(true),
                                 ab.geometry.units
                             );
+                            if let Some(m) = &ab.mp3 {
+                                println!(
+                                    "  {}: MP3 A/B variants of {} bytes each ({} kbit/s): `buy --out FILE.mp3`",
+                                    r.tier, m.bytes, m.kbps
+                                );
+                            }
                         }
                     }
                     if let Some(n) = info.reserved_up_to_order {
@@ -398,7 +404,10 @@ pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map(tracecast_server::node::parse_size)
             .transpose()?;
-        let b = buy_copy(
+        let mp3 = out_path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("mp3"));
+        let b = tracecast_client::buy_copy_as(
             &origin,
             args.content,
             tier,
@@ -408,8 +417,15 @@ pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             limit,
             args.idempotency_key.as_deref(),
             &terminal,
+            mp3.then_some("mp3"),
         )
         .await?;
+        // An MP3 form has no hash of record: its own, taken here.
+        let sha256 = if mp3 {
+            tracecast_client::hash_file(&b.downloaded.path).await?.1
+        } else {
+            b.copy.sha256.clone()
+        };
         let out = Bought {
             delivery: b.purchase.delivery,
             content: b.purchase.content,
@@ -417,7 +433,7 @@ pub fn buy(args: BuyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             edge: b.purchase.edge_name.clone(),
             price: money(b.purchase.price_cents),
             bytes: b.downloaded.bytes,
-            sha256: b.copy.sha256.clone(),
+            sha256,
             resumed_from: b.downloaded.resumed_from,
             kept: b.copy.kept,
             file: b.downloaded.path.display().to_string(),

@@ -60,6 +60,16 @@ pub fn unit_start(u: usize) -> usize {
     }
 }
 
+/// The unit holding sample `s` of a copy (the inverse of
+/// [`unit_start`]; past the last unit, a number past it).
+pub fn unit_at(s: usize) -> usize {
+    if s < UNIT_SAMPLES + CUT {
+        0
+    } else {
+        (s - CUT) / UNIT_SAMPLES
+    }
+}
+
 /// The two variants of an audio.
 #[derive(Debug, Clone)]
 pub struct Variants {
@@ -219,6 +229,10 @@ mod tests {
             assert!(unit_start(n) >= frames);
         }
         assert_eq!(unit_start(3), 3 * UNIT_SAMPLES + CUT);
+        for u in 0..50 {
+            assert_eq!(unit_at(unit_start(u)), u);
+            assert_eq!(unit_at(unit_start(u + 1) - 1), u);
+        }
     }
 
     #[test]

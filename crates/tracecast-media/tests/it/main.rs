@@ -489,3 +489,97 @@ fn a_refused_file_leaves_an_earlier_output_alone() {
     assert!(e.to_string().contains("8000"), "{e}");
     assert_eq!(std::fs::read(&output).unwrap(), b"earlier");
 }
+
+/// MP3 A/B variants spliced frame by frame (no re-encoding) decode as
+/// one stream, and the mark reads each unit's variant off the copy.
+#[test]
+fn mp3_variants_splice_into_a_copy_whose_units_read_back() {
+    use tracecast_mark::audio::ab;
+    use tracecast_media::mp3;
+    if !tracecast_media::video::ffmpeg_available() {
+        panic!("apt-get install ffmpeg");
+    }
+    let pcm = tracecast_media::cd_quality(&synth::music(40.0, 44_100, 11));
+    let key = tracecast_mark::MarkKey::from_bytes([5; 32]);
+    let v = ab::embed_variants(
+        &pcm.channels,
+        pcm.sample_rate,
+        &key,
+        &Default::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let of = |c: Vec<Vec<f32>>| Pcm {
+        sample_rate: 44_100,
+        channels: c,
+        bits_per_sample: Some(16),
+    };
+    let pair = mp3::encode_mp3_pair(&of(v.a.clone()), &of(v.b.clone()), mp3::DEFAULT_KBPS).unwrap();
+    assert_eq!(pair.a.len(), pair.b.len());
+    assert_ne!(pair.a, pair.b);
+    // A random sequence; each frame from the variant of the unit at its
+    // middle.
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let sequence: Vec<bool> = (0..v.units)
+        .map(|_| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng & 1 == 1
+        })
+        .collect();
+    let splice = |sequence: &[bool]| {
+        let mut copy = Vec::with_capacity(pair.a.len());
+        let mut at = 0usize;
+        for (f, &size) in pair.frames.iter().enumerate() {
+            let u = ab::unit_at(mp3::audio_sample_of_frame(f)).min(v.units - 1);
+            let from = if sequence[u] { &pair.b } else { &pair.a };
+            copy.extend_from_slice(&from[at..at + size as usize]);
+            at += size as usize;
+        }
+        copy
+    };
+    let copy = splice(&sequence);
+    let decoded = tracecast_media::decode_bytes(copy.clone(), Some("mp3")).unwrap();
+    assert!(decoded.frames() >= pcm.frames());
+    let wrong_in = |channels: &[Vec<f32>]| {
+        let reading = ab::read_variants(channels, 44_100, &key, v.units, &mut |_, _| {})
+            .unwrap()
+            .expect("the grid is found");
+        ab::decisions(&reading)
+            .iter()
+            .zip(&sequence)
+            .filter(|(r, s)| **r != Some(**s))
+            .count()
+    };
+    let wrong = wrong_in(&decoded.channels);
+    // The same copy assembled as PCM and encoded to MP3 whole: what MP3
+    // itself costs the mark, against which the splice is measured.
+    let whole = of(ab::assemble(&v, &sequence));
+    let converted = mp3::encode_mp3_pair(&whole, &whole, mp3::DEFAULT_KBPS).unwrap();
+    let converted = tracecast_media::decode_bytes(converted.a, Some("mp3")).unwrap();
+    let floor = wrong_in(&converted.channels);
+    eprintln!(
+        "{wrong} of {} units read wrong spliced, {floor} encoded whole",
+        v.units
+    );
+    assert!(
+        wrong * 20 < v.units,
+        "{wrong} of {} units read wrong",
+        v.units
+    );
+    assert!(
+        wrong <= floor + v.units / 50,
+        "the splice costs {wrong} wrong units against {floor}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("copy.mp3");
+    std::fs::write(&path, &copy).unwrap();
+    let ff = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(ff.status.success() && ff.stderr.is_empty(), "{ff:?}");
+}

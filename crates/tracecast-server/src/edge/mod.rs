@@ -27,7 +27,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{RwLock, Semaphore};
 use tracecast_client::{MailboxClient, OriginClient, PostOptions};
-use tracecast_delivery::ab::{FlacFrames, Piece};
+use tracecast_delivery::ab::{FlacFrames, Mp3Frames, Mp3Variants, Piece};
 use tracecast_delivery::api::{
     AbInfo, ContentInfo, CopyInfo, DeliveryRequest, EdgeState, Holding, PushReceipt,
 };
@@ -180,6 +180,10 @@ pub struct Edge {
     /// their SHA-256; bounded like `verified`).
     variant_index: Cache,
     flac_frames: std::sync::Mutex<HashMap<String, Arc<FlacFrames>>>,
+    /// MP3 variants (A and B) and their frame indexes, likewise.
+    mp3_variants: [Cache; 2],
+    mp3_index: Cache,
+    mp3_frames: std::sync::Mutex<HashMap<String, Arc<Mp3Frames>>>,
     copies: PathBuf,
     config: EdgeConfig,
     work: Semaphore,
@@ -255,6 +259,15 @@ impl Edge {
         let variants = [a?, b?];
         let index_dir = config.dir.join("variants").join("index");
         let variant_index = Cache::open(&index_dir, config.cache_bytes).map_err(io(&index_dir))?;
+        let mp3_variants = ["mp3-a", "mp3-b"].map(|v| {
+            let dir = config.dir.join("variants").join(v);
+            Cache::open(&dir, config.cache_bytes).map_err(io(&dir))
+        });
+        let [a, b] = mp3_variants;
+        let mp3_variants = [a?, b?];
+        let mp3_index_dir = config.dir.join("variants").join("mp3-index");
+        let mp3_index =
+            Cache::open(&mp3_index_dir, config.cache_bytes).map_err(io(&mp3_index_dir))?;
         let copies = config.dir.join("copies");
         std::fs::create_dir_all(&copies).map_err(io(&copies))?;
         // Copies a stopped process was writing: never kept, never served
@@ -282,6 +295,9 @@ impl Edge {
             variants,
             variant_index,
             flac_frames: Default::default(),
+            mp3_variants,
+            mp3_index,
+            mp3_frames: Default::default(),
             copies,
             work: Semaphore::new(config.workers.max(1)),
             config,
@@ -504,6 +520,92 @@ impl Edge {
             }
         };
         frames.pieces(sequence).map_err(bad)
+    }
+
+    /// The pieces of a copy as MP3: `sequence` over the MP3 variants'
+    /// frames, by their index.
+    async fn mp3_pieces(
+        &self,
+        content: i64,
+        tier: Tier,
+        ab: &AbInfo,
+        mp3: &Mp3Variants,
+        sequence: &[bool],
+    ) -> Result<Vec<Piece>, ApiError> {
+        let bad = |x: tracecast_delivery::ab::AssembleError| {
+            ApiError::new(StatusCode::BAD_GATEWAY, "bad_variant", x.to_string())
+        };
+        let known = self
+            .mp3_frames
+            .lock()
+            .expect("lock")
+            .get(&mp3.index_sha256)
+            .cloned();
+        let frames = match known {
+            Some(f) => f,
+            None => {
+                let h = Holding { content, tier };
+                let sha = &mp3.index_sha256;
+                let (bytes, _) = self
+                    .mp3_index
+                    .get(h, sha, || {
+                        self.origin.ab_variant(content, tier, "mp3-index", sha)
+                    })
+                    .await
+                    .map_err(cache_error)?;
+                let f = Arc::new(Mp3Frames::decode(&bytes, mp3).map_err(bad)?);
+                let mut known = self.mp3_frames.lock().expect("lock");
+                if known.len() >= 256 {
+                    known.clear();
+                }
+                known.insert(sha.clone(), f.clone());
+                f
+            }
+        };
+        frames.pieces(ab.geometry.units, mp3, sequence).map_err(bad)
+    }
+
+    /// The MP3 variant files, pulled (and checked) when missing.
+    async fn mp3_files(
+        &self,
+        content: i64,
+        tier: Tier,
+        mp3: &Mp3Variants,
+    ) -> Result<[PathBuf; 2], ApiError> {
+        let h = Holding { content, tier };
+        let held = |c: &[Cache; 2]| match (c[0].lookup(&h), c[1].lookup(&h)) {
+            (Some(a), Some(b)) => Some([a, b]),
+            _ => None,
+        };
+        if let Some(files) = held(&self.mp3_variants) {
+            return Ok(files);
+        }
+        for (i, (which, sha)) in [("mp3-a", &mp3.a_sha256), ("mp3-b", &mp3.b_sha256)]
+            .into_iter()
+            .enumerate()
+        {
+            let (file, _) = self.mp3_variants[i]
+                .get_file(h, sha, || self.origin.ab_variant(content, tier, which, sha))
+                .await
+                .map_err(cache_error)?;
+            let len = file.metadata().map(|m| m.len()).map_err(|x| {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cache", x.to_string())
+            })?;
+            if len != mp3.bytes {
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_variant",
+                    format!("variant {which} of {content}/{tier} is not the recorded length"),
+                ));
+            }
+        }
+        held(&self.mp3_variants).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cache",
+                "the variants were evicted as they arrived; try again",
+            )
+        })
     }
 
     /// The variant files to serve an assembled copy from.
@@ -2097,6 +2199,9 @@ fn mark_video_copy(
 struct LinkQuery {
     expires: i64,
     sig: String,
+    /// `mp3`: a copy assembled from A/B variants, as MP3.
+    #[serde(default)]
+    format: Option<String>,
 }
 
 /// A link's delivery id and its expiry and signature, or why not.
@@ -2122,6 +2227,7 @@ fn link_parts(
         ("delivery" = i64, Path, description = "The delivery the copy was marked for."),
         ("expires" = i64, Query, description = "When the link stops working (Unix seconds), as the link gives it."),
         ("sig" = String, Query, description = "The link's signature, as the link gives it."),
+        ("format" = Option<String>, Query, description = "`mp3`: a copy assembled from A/B variants, as MP3 (320 kbit/s, spliced from the MP3 variants: the same buyer's mark; its own length and ETag). Absent: the copy as made."),
         ("Range" = Option<String>, Header, description = "Byte ranges (`bytes=0-1023`, several comma-separated)."),
         ("If-Range" = Option<String>, Header, description = "Serve the ranges only if the copy is still this ETag or Last-Modified date; else the whole copy."),
         ("If-None-Match" = Option<String>, Header, description = "The ETag the caller holds: 304 if it is still the copy's.")),
@@ -2140,9 +2246,9 @@ fn link_parts(
             content_type = "application/octet-stream", body = Vec<u8>,
             headers(("Content-Range" = String, description = "The range served and the copy's length (`bytes 0-1023/52428800`)."))),
         (status = 304, description = "If-None-Match names the copy's ETag: the caller's bytes are current."),
-        (status = 400, description = "The delivery is not a number.", body = ErrorBody),
+        (status = 400, description = "The delivery is not a number, or the format is not `mp3`.", body = ErrorBody),
         (status = 403, description = "The link lacks `expires` or `sig`, was altered, or has expired (buy again for a fresh one: the copy is kept).", body = ErrorBody),
-        (status = 404, description = "The origin no longer knows the content this copy is assembled from.", body = ErrorBody),
+        (status = 404, description = "The origin no longer knows the content this copy is assembled from, or `format=mp3` was asked of a copy that has no MP3 form (only copies assembled from A/B variants with MP3 variants do).", body = ErrorBody),
         (status = 410, description = "The copy is no longer kept (its time ran out; buy again), or its delivery was replaced (use the replacement's ticket).", body = ErrorBody),
         (status = 416, description = "No range asked for lies within the copy.", body = ErrorBody,
             headers(("Content-Range" = String, description = "`bytes */LENGTH`: the copy's length."))),
@@ -2200,17 +2306,63 @@ async fn download(
     let last_modified = httpdate::fmt_http_date(
         std::time::UNIX_EPOCH + Duration::from_millis(c.created_at.max(0) as u64),
     );
+    let mp3 = match q.format.as_deref() {
+        None => false,
+        Some("mp3") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "the format is mp3 (or none: the copy as made), not {other:?}"
+            )))
+        }
+    };
+    let no_mp3 = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_format",
+            "this copy has no MP3 form: only copies assembled from A/B variants with MP3 variants have",
+        )
+    };
+    if mp3 && !c.file.ends_with(AB_SUFFIX) {
+        return Err(no_mp3());
+    }
+    if mp3 {
+        let ab = e.ab_info(c.content_id, c.tier).await?.ok_or_else(|| {
+            ApiError::new(StatusCode::GONE, "gone", "the content's variants are gone")
+        })?;
+        let m = ab.mp3.clone().ok_or_else(no_mp3)?;
+        let sequence = read_sequence(&path).await?;
+        let pieces = e
+            .mp3_pieces(c.content_id, c.tier, &ab, &m, &sequence)
+            .await?;
+        let files = e.mp3_files(c.content_id, c.tier, &m).await?;
+        // The bytes follow from the sequence (which the copy's own hash
+        // stands for) and the MP3 variants: a strong validator of them.
+        let etag = hex::encode(Sha256::digest(
+            format!(
+                "mp3:{}:{}:{}:{}",
+                c.sha256, m.a_sha256, m.b_sha256, m.index_sha256
+            )
+            .as_bytes(),
+        ));
+        let stem = c.filename.rsplit_once('.').map_or(&*c.filename, |(s, _)| s);
+        let filename = format!("{stem}.mp3");
+        let rep = crate::serve::Representation {
+            source: crate::serve::Source::Pieces(&files, &pieces),
+            len: tracecast_delivery::ab::copy_len(&pieces),
+            etag: format!("\"{etag}\""),
+            last_modified,
+            media_type: "audio/mpeg",
+            filename: &filename,
+            max_age: (q.expires - tracecast_store::now_ms() / 1000).max(0) as u64,
+            inline: false,
+        };
+        return crate::serve::respond(&rep, &headers).await;
+    }
     let assembled = if c.file.ends_with(AB_SUFFIX) {
         let ab = e.ab_info(c.content_id, c.tier).await?.ok_or_else(|| {
             ApiError::new(StatusCode::GONE, "gone", "the content's variants are gone")
         })?;
-        let sequence = tokio::fs::read_to_string(&path)
-            .await
-            .ok()
-            .and_then(|t| tracecast_delivery::ab::sequence_from_text(&t))
-            .ok_or_else(|| {
-                ApiError::new(StatusCode::GONE, "gone", "this copy is no longer kept")
-            })?;
+        let sequence = read_sequence(&path).await?;
         let pieces = e.ab_pieces(c.content_id, c.tier, &ab, &sequence).await?;
         let files = e.variant_files(c.content_id, c.tier, &ab).await?;
         Some((files, pieces))
@@ -2232,6 +2384,15 @@ async fn download(
         inline: false,
     };
     crate::serve::respond(&rep, &headers).await
+}
+
+/// A kept copy's A/B sequence, or 410 when it is no longer kept.
+async fn read_sequence(path: &std::path::Path) -> Result<Vec<bool>, ApiError> {
+    tokio::fs::read_to_string(path)
+        .await
+        .ok()
+        .and_then(|t| tracecast_delivery::ab::sequence_from_text(&t))
+        .ok_or_else(|| ApiError::new(StatusCode::GONE, "gone", "this copy is no longer kept"))
 }
 
 /// `?wmt=`: a watermarking token in the query, for players that cannot

@@ -274,6 +274,8 @@ pub const AB_TIER: Tier = Tier::High;
 /// frame, one frame per unit.
 struct MadeVariants {
     pair: tracecast_media::FlacPair,
+    /// The same variants as MP3, when ffmpeg is here to make them.
+    mp3: Option<tracecast_media::mp3::Mp3Pair>,
     units: usize,
 }
 
@@ -311,6 +313,18 @@ pub(super) fn ab_info(v: &tracecast_store::AbVariantsRecord) -> tracecast_delive
         }
         .into(),
         flac,
+        mp3: v.mp3.as_ref().map(|m| tracecast_delivery::ab::Mp3Variants {
+            a_sha256: m.a_sha256.clone(),
+            b_sha256: m.b_sha256.clone(),
+            bytes: m.bytes as u64,
+            frames: m.frames as u64,
+            kbps: m.kbps as u32,
+            frame_samples: tracecast_media::mp3::FRAME_SAMPLES as u64,
+            delay_samples: tracecast_media::mp3::DELAY as u64,
+            unit_samples: tracecast_mark::audio::ab::UNIT_SAMPLES as u64,
+            cut_samples: tracecast_mark::audio::ab::CUT as u64,
+            index_sha256: m.index_sha256.clone(),
+        }),
     }
 }
 
@@ -323,7 +337,11 @@ fn carries_payload(pcm: &Pcm) -> bool {
     ))
 }
 
-fn make_variants(pcm: &Pcm, key: &tracecast_mark::MarkKey) -> Result<MadeVariants, MediaError> {
+fn make_variants(
+    pcm: &Pcm,
+    key: &tracecast_mark::MarkKey,
+    warnings: &mut Vec<String>,
+) -> Result<MadeVariants, MediaError> {
     let pcm = tracecast_media::cd_quality(pcm);
     let v = tracecast_mark::audio::ab::embed_variants(
         &pcm.channels,
@@ -339,12 +357,21 @@ fn make_variants(pcm: &Pcm, key: &tracecast_mark::MarkKey) -> Result<MadeVariant
         bits_per_sample: Some(16),
     };
     let units = v.units;
-    let pair = tracecast_media::encode_flac_pair(
-        &pcm_of(v.a),
-        &pcm_of(v.b),
-        tracecast_mark::audio::ab::UNIT_SAMPLES,
-    )?;
-    Ok(MadeVariants { pair, units })
+    let (a, b) = (pcm_of(v.a), pcm_of(v.b));
+    let pair = tracecast_media::encode_flac_pair(&a, &b, tracecast_mark::audio::ab::UNIT_SAMPLES)?;
+    let mp3 = if tracecast_media::video::ffmpeg_available() {
+        Some(tracecast_media::mp3::encode_mp3_pair(
+            &a,
+            &b,
+            tracecast_media::mp3::DEFAULT_KBPS,
+        )?)
+    } else {
+        warnings.push(
+            "no MP3 variants were made (ffmpeg is not installed here): copies are FLAC only".into(),
+        );
+        None
+    };
+    Ok(MadeVariants { pair, mp3, units })
 }
 
 /// One rendition, encoded but not yet tagged.
@@ -488,10 +515,10 @@ pub(super) async fn add_content(
     let (protected, mark_key) = (q.protected, o.mark_key.clone());
     let budget = o.config.budgets.ingest();
     let made = crate::on_worker(&o.work, move || {
-        let (kind, made, pcm, warnings) = make_renditions(&bytes, ext.as_deref(), &budget)?;
+        let (kind, made, pcm, mut warnings) = make_renditions(&bytes, ext.as_deref(), &budget)?;
         let variants = match (marking, pcm) {
             (m, Some(pcm)) if m.audio_variants(carries_payload(&pcm), protected) => {
-                Some(make_variants(&pcm, &mark_key)?)
+                Some(make_variants(&pcm, &mark_key, &mut warnings)?)
             }
             (tracecast_delivery::ab::Marking::Ab, None) => {
                 return Err(MediaError::Malformed(
@@ -619,17 +646,35 @@ async fn store_variants(
     let index =
         tracecast_delivery::ab::FlacFrames::encode(header as u64, &pair.a_frames, &pair.b_frames);
     let (a_len, b_len) = (a.len(), b.len());
-    let mut put = Vec::new();
-    for bytes in [a, b, index] {
+    let put = |bytes: Vec<u8>| async move {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let key = format!("renditions/{sha256}");
         o.blobs
             .put(&key, Bytes::from(bytes))
             .await
             .map_err(super::blob_error)?;
-        put.push((key, sha256));
-    }
-    let [a, b, index]: [(String, String); 3] = put.try_into().expect("three");
+        Ok::<_, ApiError>((key, sha256))
+    };
+    let (a, b, index) = (put(a).await?, put(b).await?, put(index).await?);
+    let mp3 = match v.mp3 {
+        Some(m) => {
+            let index = tracecast_delivery::ab::Mp3Frames::encode(&m.frames);
+            let bytes = m.a.len() as i64;
+            let (ma, mb, mi) = (put(m.a).await?, put(m.b).await?, put(index).await?);
+            Some(tracecast_store::AbMp3Record {
+                a_blob_key: ma.0,
+                a_sha256: ma.1,
+                b_blob_key: mb.0,
+                b_sha256: mb.1,
+                bytes,
+                frames: m.frames.len() as i64,
+                kbps: i64::from(tracecast_media::mp3::DEFAULT_KBPS),
+                index_blob_key: mi.0,
+                index_sha256: mi.1,
+            })
+        }
+        None => None,
+    };
     o.store
         .add_ab_variants(
             content,
@@ -649,6 +694,7 @@ async fn store_variants(
                     index_blob_key: index.0,
                     index_sha256: index.1,
                 }),
+                mp3,
             },
         )
         .await?;

@@ -972,9 +972,9 @@ async fn hls_file(
 #[utoipa::path(get, path = "/v1/contents/{id}/renditions/{tier}/{which}", tag = "edges", security(("bearer" = [])),
     params(("id" = i64, Path, minimum = 1, description = "The content."),
         ("tier" = Tier, Path, description = "The rendition's tier."),
-        ("which" = String, Path, pattern = "^(a|b|index)$", description = "The variant, or the frame index.")),
+        ("which" = String, Path, pattern = "^(a|b|index|mp3-a|mp3-b|mp3-index)$", description = "The variant, or the frame index; `mp3-`: the MP3 variants and theirs.")),
     responses(
-        (status = 200, description = "The variant (`audio/flac` or `audio/wav`) or the frame index (`application/octet-stream`: \"tcABflac\", the header's length and the frame count as u64, then every frame's size as u32, A's then B's, all little-endian).", content_type = "application/octet-stream", body = Vec<u8>,
+        (status = 200, description = "The variant (`audio/flac`, `audio/wav` or `audio/mpeg`) or the frame index (`application/octet-stream`: \"tcABflac\", the header's length and the frame count as u64, then every frame's size as u32, A's then B's, all little-endian; for MP3, \"tcABmp3\\0\", the frame count as u64, then every frame's size as u32, the same in both).", content_type = "application/octet-stream", body = Vec<u8>,
             headers(("Tracecast-Sha256" = String, description = "The file's SHA-256 (hex), as recorded at ingest."))),
         (status = 404, description = "The content has no A/B variants of that tier.", body = ErrorBody),
         Refusals))]
@@ -1004,7 +1004,26 @@ async fn ab_variant(
     } else {
         "audio/wav"
     };
+    let no_mp3 = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_rendition",
+            format!("content {id} has no MP3 variants"),
+        )
+    };
     let (key, sha256, media_type) = match (which.as_str(), v.flac) {
+        ("mp3-a", _) => {
+            let m = v.mp3.ok_or_else(no_mp3)?;
+            (m.a_blob_key, m.a_sha256, "audio/mpeg")
+        }
+        ("mp3-b", _) => {
+            let m = v.mp3.ok_or_else(no_mp3)?;
+            (m.b_blob_key, m.b_sha256, "audio/mpeg")
+        }
+        ("mp3-index", _) => {
+            let m = v.mp3.ok_or_else(no_mp3)?;
+            (m.index_blob_key, m.index_sha256, "application/octet-stream")
+        }
         ("a", _) => (v.a_blob_key, v.a_sha256, media_type),
         ("b", _) => (v.b_blob_key, v.b_sha256, media_type),
         ("index", Some(f)) => (f.index_blob_key, f.index_sha256, "application/octet-stream"),
@@ -1015,7 +1034,11 @@ async fn ab_variant(
                 format!("content {id}'s variants are WAV: they have no frame index"),
             ))
         }
-        _ => return Err(ApiError::bad_request("the variant is a, b or index")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "the variant is a, b, index, mp3-a, mp3-b or mp3-index",
+            ))
+        }
     };
     blob_response(&o, &key, media_type, sha256).await
 }

@@ -121,6 +121,85 @@ async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {
         let head = flac.header_bytes as usize;
         assert_eq!(copies[0].1[..head], copies[1].1[..head]);
 
+        // The same copies as MP3, spliced from the MP3 variants: every
+        // frame decodes, the priming counted (no LAME tag), and a copy is
+        // the same length for every buyer.
+        let mp3 = ab.mp3.clone().expect("MP3 variants");
+        assert_eq!(mp3.kbps, 320);
+        let mut mp3s = Vec::new();
+        for (name, (_, _, copy, _)) in ["alice", "bob"].iter().zip(&copies) {
+            let out = files.path().join(format!("{name}.mp3"));
+            let got = edge
+                .download_form(copy, "mp3", &out, None, &|_, _| {})
+                .await
+                .unwrap();
+            assert_eq!(got.bytes, mp3.bytes);
+            let bytes = std::fs::read(&out).unwrap();
+            assert_eq!(
+                tracecast_media::mp3::frame_sizes(&bytes).unwrap().len() as u64,
+                mp3.frames
+            );
+            let ff = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-i"])
+                .arg(&out)
+                .args(["-f", "null", "-"])
+                .output()
+                .unwrap();
+            assert!(ff.status.success() && ff.stderr.is_empty(), "{ff:?}");
+            let played = tracecast_media::decode_file(&out, None).unwrap();
+            assert!(played.frames() >= frames + tracecast_media::mp3::DELAY);
+            mp3s.push((out, bytes));
+        }
+        assert_ne!(mp3s[0].1, mp3s[1].1);
+        // Bob's MP3, named by nothing (an MP3 copy carries no tags): the
+        // origin finds the content and names bob.
+        let r = provider.trace_as(&mp3s[1].0, None).await.unwrap();
+        assert_eq!(r.mark.as_ref().map(|m| i64::from(m.user)), Some(bob_id));
+        let f = r.fingerprint.expect("traced through the content's code");
+        assert_eq!(f.content, c.id);
+        assert_eq!(
+            f.accused.iter().map(|s| s.user_id).collect::<Vec<_>>(),
+            vec![bob_id]
+        );
+        // Alice and bob splice their MP3s, a second from each in turn
+        // (frames sit at the same offsets in both): one of them is
+        // accused, nobody else.
+        let sizes = tracecast_media::mp3::frame_sizes(&mp3s[0].1).unwrap();
+        let mut spliced = Vec::with_capacity(mp3s[0].1.len());
+        let mut at = 0;
+        for (i, s) in sizes.iter().enumerate() {
+            let from = &mp3s[(i / 38) % 2].1;
+            spliced.extend_from_slice(&from[at..at + *s as usize]);
+            at += *s as usize;
+        }
+        let spliced_path = files.path().join("spliced.mp3");
+        std::fs::write(&spliced_path, &spliced).unwrap();
+        let r = provider.trace_as(&spliced_path, None).await.unwrap();
+        let f = r.fingerprint.expect("the splice traces");
+        let accused: Vec<i64> = f.accused.iter().map(|s| s.user_id).collect();
+        assert!(!accused.is_empty(), "nobody accused: {f:?}");
+        assert!(
+            accused.iter().all(|u| *u == alice_id || *u == bob_id),
+            "{accused:?}"
+        );
+        // Ranges of an MP3 form; a format the edge does not make.
+        let mp3_url = format!("{}&format=mp3", copies[0].2.url);
+        let r = reqwest::Client::new()
+            .get(&mp3_url)
+            .header("range", "bytes=5000-9999")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(r.headers()["content-type"], "audio/mpeg");
+        assert_eq!(r.bytes().await.unwrap(), mp3s[0].1[5000..10_000]);
+        let r = reqwest::Client::new()
+            .get(format!("{}&format=ogg", copies[0].2.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
         // Ranges across piece boundaries, single and multiple.
         let http = reqwest::Client::new();
         let (_, bytes, copy, _) = &copies[0];
@@ -218,6 +297,13 @@ async fn copies_are_assembled_from_variants_and_mixes_trace_to_a_colluder() {
         let r = provider.trace_as(&lossless, None).await.unwrap();
         assert_eq!(r.mark.map(|m| i64::from(m.user)), Some(carol_id));
         assert_eq!(r.deliveries[0].delivery, p.delivery);
+        // A directly marked copy has no MP3 form.
+        let (status, _) = refused(
+            edge.download_form(&copy, "mp3", &files.path().join("no.mp3"), None, &|_, _| {})
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(status, StatusCode::NOT_FOUND);
 
         // `auto` makes variants of audio that carries a whole payload and
         // is not protected, and of nothing else.

@@ -551,3 +551,54 @@ pub(crate) fn on_postgres_and_s3(
 fn origin_and_two_edges_as_processes_on_postgres() {
     on_postgres_and_s3("tracecast-it", whole_flow);
 }
+
+/// `tracecast buy --out FILE.mp3`: a content with MP3 A/B variants comes
+/// as MP3 spliced by the edge (its tier chosen for the buyer), which
+/// decodes cleanly and traces to its buyer; a content without is refused
+/// before anything is bought.
+#[test]
+fn a_buyer_asks_for_mp3_by_the_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let net = Net::start(dir, None, None);
+    let provider = net.account("provider", "aurora");
+    let alice = net.account("user", "alice");
+    let long = music_wav(dir, 40.0);
+    let (c, ab_id) = net.publish(&provider, &long, "Long", "1.00", &["--ab"]);
+    let high = c["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["tier"] == "high")
+        .unwrap();
+    assert_eq!(high["ab"]["mp3"]["kbps"], 320, "{c}");
+    let out = dir.join("alice.mp3");
+    let b = json(net.run(&alice, &["buy", &ab_id, "--out", p(&out), "--json"]));
+    assert_eq!(b["tier"], "high", "{b}");
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(b["bytes"].as_u64().unwrap(), bytes.len() as u64);
+    use sha2::Digest;
+    assert_eq!(
+        b["sha256"].as_str().unwrap(),
+        hex::encode(sha2::Sha256::digest(&bytes))
+    );
+    assert!(tracecast_media::mp3::frame_sizes(&bytes).is_ok());
+    let ff = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", p(&out), "-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(ff.status.success() && ff.stderr.is_empty(), "{ff:?}");
+    let t = traced(&net, &out);
+    assert_eq!(t["user"], "alice", "{t}");
+
+    // Short music is marked copy by copy: no MP3 form, nothing bought.
+    let short = music_wav(dir, 12.0);
+    let (_, direct_id) = net.publish(&provider, &short, "Short", "1.00", &[]);
+    let no = dir.join("short.mp3");
+    let out = net.run(&alice, &["buy", &direct_id, "--out", p(&no)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has no mp3 copies"), "{err}");
+    assert!(!no.exists());
+    assert!(!tracecast_client::purchase_path(&no).exists());
+}
