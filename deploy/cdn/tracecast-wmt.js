@@ -7,11 +7,15 @@
 // GET /{content}/{tier}/{delivery}.flac, with `Authorization: Bearer WMT`
 // or `?wmt=WMT`, answers the buyer's copy: the variants' shared header,
 // then every frame (one mark unit each) from variant A or B as the token's
-// pattern says. Range (one range), If-Range and HEAD are honoured.
+// pattern says. GET /{content}/{tier}/{delivery}.mp3 answers the same copy
+// as MP3, frame by frame from the MP3 variants (each frame from the unit
+// at the middle of its output), when the token names their index (tcmx).
+// Range (one range), If-Range and HEAD are honoured.
 //
 // Variables (set in the server block):
 //   $tracecast_variants  the folder `tracecast cdn publish` writes:
 //                        {content}/{tier}/a.flac, b.flac, index
+//                        (and a.mp3, b.mp3, mp3-index)
 //   $tracecast_wmt_key   the origin's key as PEM (`tracecast cdn key`)
 
 import fs from 'fs';
@@ -23,6 +27,7 @@ const CHUNK = 1 << 20;
 // Per worker: the key (by file) and frame indexes (by folder and hash).
 let key = null;
 const indexes = {};
+const mp3Indexes = {};
 
 function refuse(r, status, code, message) {
     r.headersOut['Content-Type'] = 'application/json';
@@ -133,6 +138,69 @@ function frameIndex(folder, sha) {
     return index;
 }
 
+// A folder's MP3 frame index ("tcABmp3\0", frames as u64, then the
+// samples per frame, the decoder's delay, the samples per unit and the
+// unit's cut as u32, then every frame's size as u32), checked against the
+// token's hash of it and both variants' lengths (the same).
+function mp3Index(folder, sha) {
+    const known = mp3Indexes[folder];
+    if (known && known.sha === sha) {
+        return known;
+    }
+    const bytes = fs.readFileSync(folder + '/mp3-index');
+    const got = hashes.createHash('sha256').update(bytes).digest('hex');
+    if (got !== sha || bytes.length < 32 || bytes.slice(0, 8).toString('hex') !== '746341426d703300') {
+        return null;
+    }
+    const frames = u64(bytes, 8);
+    const shape = {
+        frameSamples: bytes.readUInt32LE(16),
+        delay: bytes.readUInt32LE(20),
+        unit: bytes.readUInt32LE(24),
+        cut: bytes.readUInt32LE(28),
+    };
+    if (frames < 1 || shape.frameSamples < 1 || shape.unit < 1 || bytes.length !== 32 + 4 * frames) {
+        return null;
+    }
+    const offsets = new Array(frames + 1);
+    let at = 0;
+    for (let f = 0; f < frames; f++) {
+        offsets[f] = at;
+        at += bytes.readUInt32LE(32 + 4 * f);
+    }
+    offsets[frames] = at;
+    const names = ['/a.mp3', '/b.mp3'];
+    for (let i = 0; i < names.length; i++) {
+        if (fs.statSync(folder + names[i]).size !== at) {
+            return null;
+        }
+    }
+    const index = { sha: sha, frames: frames, offsets: offsets, shape: shape };
+    mp3Indexes[folder] = index;
+    return index;
+}
+
+// The MP3 copy's pieces: frame f from the variant of the unit holding the
+// audio sample at the middle of its output (the decoder's delay counted).
+function mp3Pieces(index, bits, units) {
+    const s = index.shape;
+    const out = [];
+    for (let f = 0; f < index.frames; f++) {
+        const middle = Math.max(0, f * s.frameSamples + Math.floor(s.frameSamples / 2) - s.delay);
+        const u = Math.min(middle < s.unit + s.cut ? 0 : Math.floor((middle - s.cut) / s.unit), units - 1);
+        const b = (bits[u >> 3] >> (7 - (u & 7))) & 1;
+        const start = index.offsets[f];
+        const len = index.offsets[f + 1] - start;
+        const last = out[out.length - 1];
+        if (last && last[0] === b && last[2] === start) {
+            last[2] += len;
+        } else {
+            out.push([b, start, start + len, start]);
+        }
+    }
+    return out;
+}
+
 // The copy's pieces: [variant, copy start, copy end, variant offset].
 // Frame f is taken from unit f's variant (the last frame, which may hold
 // only the shared start of a unit that never begins, from the last unit's).
@@ -199,7 +267,7 @@ function pause() {
 }
 
 async function serve(r) {
-    const m = /^\/(\d+)\/([a-z]+)\/(\d+)\.flac$/.exec(r.uri);
+    const m = /^\/(\d+)\/([a-z]+)\/(\d+)\.(flac|mp3)$/.exec(r.uri);
     if (!m) {
         return refuse(r, 404, 'not_found', 'no such copy');
     }
@@ -227,9 +295,14 @@ async function serve(r) {
         return refuse(r, 403, 'other_copy', 'the watermarking token is for another copy');
     }
     const folder = r.variables.tracecast_variants + '/' + m[1] + '/' + m[2];
+    const mp3 = m[4] === 'mp3';
+    if (mp3 && !claims.tcmx) {
+        return refuse(r, 403, 'other_copy', 'the watermarking token opens no MP3 form of this copy');
+    }
+    const named = String(mp3 ? claims.tcmx : claims.tcix).toLowerCase();
     let index;
     try {
-        index = frameIndex(folder, String(claims.tcix).toLowerCase());
+        index = mp3 ? mp3Index(folder, named) : frameIndex(folder, named);
     } catch (e) {
         r.warn('tracecast-cdn: ' + folder + ': ' + e);
         return refuse(r, 404, 'not_published', 'this content\'s variants are not published here');
@@ -240,12 +313,13 @@ async function serve(r) {
     }
     const bits = Buffer.from(String(claims.wmid), 'base64url');
     const units = claims.wmpatlen;
-    if (!(units >= index.frames - 1 && units <= index.frames) || bits.length !== Math.ceil(units / 8)) {
+    const fits = mp3 ? units >= 1 : units >= index.frames - 1 && units <= index.frames;
+    if (!fits || bits.length !== Math.ceil(units / 8)) {
         return refuse(r, 401, 'bad_token', 'the token\'s pattern does not fit these variants');
     }
-    const all = pieces(index, bits, units);
+    const all = mp3 ? mp3Pieces(index, bits, units) : pieces(index, bits, units);
     const size = all[all.length - 1][2];
-    const etag = '"' + claims.tcd + '-' + claims.tcix.slice(0, 16) + '"';
+    const etag = '"' + claims.tcd + '-' + named.slice(0, 16) + '"';
     const want = range(r, size, etag);
     if (want === 'bad') {
         r.headersOut['Content-Range'] = 'bytes */' + size;
@@ -254,7 +328,7 @@ async function serve(r) {
     const start = want ? want[0] : 0;
     const end = want ? want[1] : size;
     r.status = want ? 206 : 200;
-    r.headersOut['Content-Type'] = 'audio/flac';
+    r.headersOut['Content-Type'] = mp3 ? 'audio/mpeg' : 'audio/flac';
     r.headersOut['Accept-Ranges'] = 'bytes';
     r.headersOut['ETag'] = etag;
     // A buyer's own copy: never kept by a shared cache.
@@ -267,7 +341,8 @@ async function serve(r) {
     if (r.method === 'HEAD') {
         return r.finish();
     }
-    const fds = [fs.openSync(folder + '/a.flac'), fs.openSync(folder + '/b.flac')];
+    const ext = mp3 ? '.mp3' : '.flac';
+    const fds = [fs.openSync(folder + '/a' + ext), fs.openSync(folder + '/b' + ext)];
     try {
         let pi = 0;
         while (all[pi][2] <= start) {

@@ -133,9 +133,11 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
             .iter()
             .map(|r| {
                 r.bytes
-                    + r.ab
-                        .as_ref()
-                        .map_or(0, |a| a.variant_bytes(false) + a.variant_bytes(true))
+                    + r.ab.as_ref().map_or(0, |a| {
+                        a.variant_bytes(false)
+                            + a.variant_bytes(true)
+                            + a.mp3.as_ref().map_or(0, |m| 2 * m.bytes)
+                    })
             })
             .sum()
     };
@@ -189,12 +191,16 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
         cores
     );
     println!(
-        "ingest: direct {plain_s:.1} s, {:.1} MB stored | A/B {ab_s:.1} s, {:.1} MB stored (two {} variants of {:.1} and {:.1} MB) | A/B costs {:.1}x the time, {:.1}x the storage",
+        "ingest: direct {plain_s:.1} s, {:.1} MB stored | A/B {ab_s:.1} s, {:.1} MB stored (two {} variants of {:.1} and {:.1} MB{}) | A/B costs {:.1}x the time, {:.1}x the storage",
         stored(&plain) as f64 / 1e6,
         stored(&content) as f64 / 1e6,
         if ab.flac.is_some() { "FLAC" } else { "WAV" },
         ab.variant_bytes(false) as f64 / 1e6,
         ab.variant_bytes(true) as f64 / 1e6,
+        ab.mp3.as_ref().map_or(String::new(), |m| format!(
+            ", two MP3 variants of {:.1} MB",
+            m.bytes as f64 / 1e6
+        )),
         ab_s / plain_s,
         stored(&content) as f64 / stored(&plain) as f64,
     );
@@ -243,6 +249,14 @@ async fn bench(o: &Options) -> anyhow::Result<()> {
         mean / plain_high_bytes as f64
     );
 
+    if let Some(m) = &ab.mp3 {
+        println!(
+            "MP3 form of every copy: {:.2} MB ({} kbit/s, {} frames; the same length for every buyer), made at ingest beside the FLAC variants",
+            m.bytes as f64 / 1e6,
+            m.kbps,
+            m.frames
+        );
+    }
     let n = bench.users.len().max(1) as f64;
     println!(
         "release: {} copies in {release_s:.1} s ({:.1} copies/s), {:.0} ms of CPU per copy (origin, edge and buyers in this process; 95th percentile ticket to copy ready {:.0} ms)",

@@ -545,12 +545,41 @@ pub async fn buy_via_cdn(
         cdn: true,
         ..PurchaseRequest::download(content, tier)
     };
+    // `FILE.mp3`: the copy as MP3, which only contents with MP3 variants
+    // have; asked before anything is bought.
+    let mp3 = out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("mp3"));
+    if mp3 {
+        let info = origin.content(content).await?;
+        let has = info
+            .renditions
+            .iter()
+            .filter(|r| tier.is_none_or(|t| t == r.tier))
+            .any(|r| r.ab.as_ref().is_some_and(|ab| ab.mp3.is_some()));
+        if !has {
+            let _ = std::fs::remove_file(&key_file);
+            return Err(BuyError::Client(ClientError::Local(format!(
+                "content {content} has no mp3 copies through the CDN: write to a .flac file"
+            ))));
+        }
+    }
     let p = purchase(origin, &request, &first, retry_for, tell).await?;
-    let copy = p.cdn.clone().ok_or_else(|| {
+    let mut copy = p.cdn.clone().ok_or_else(|| {
         BuyError::Origin(ClientError::Malformed(
             "the origin answered a purchase through its CDN without a CDN copy".into(),
         ))
     })?;
+    if mp3 {
+        let form = copy.mp3.take().ok_or_else(|| {
+            BuyError::Origin(ClientError::Malformed(
+                "the origin's CDN copy has no MP3 form".into(),
+            ))
+        })?;
+        copy.url = form.url;
+        copy.bytes = form.bytes;
+        copy.media_type = form.media_type;
+    }
     tell.say(format!(
         "delivery {} through the CDN at {} ({} bytes)",
         p.delivery, copy.url, copy.bytes

@@ -30,7 +30,8 @@ fn put_whole(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
 
 /// Copies a rendition's FLAC A/B variants and their frame index from the
 /// origin (an administrator's or edge's token) into
-/// `{dir}/{content}/{tier}/` as `a.flac`, `b.flac` and `index`, each
+/// `{dir}/{content}/{tier}/` as `a.flac`, `b.flac` and `index` (and, when
+/// the content has MP3 variants, `a.mp3`, `b.mp3` and `mp3-index`), each
 /// checked against the hash recorded at ingest: the layout the reference
 /// CDN edge (`deploy/cdn/`) serves from, to copy as it is into a bucket
 /// or any origin directory a CDN pulls from. Answers the folder written.
@@ -65,6 +66,16 @@ pub async fn publish(
     ] {
         let bytes = origin.ab_variant(content, tier, which, sha).await?;
         put_whole(&folder.join(name), &bytes)?;
+    }
+    if let Some(m) = &ab.mp3 {
+        for (which, sha, name) in [
+            ("mp3-a", &m.a_sha256, "a.mp3"),
+            ("mp3-b", &m.b_sha256, "b.mp3"),
+            ("mp3-index", &m.index_sha256, "mp3-index"),
+        ] {
+            let bytes = origin.ab_variant(content, tier, which, sha).await?;
+            put_whole(&folder.join(name), &bytes)?;
+        }
     }
     Ok(folder)
 }

@@ -350,14 +350,25 @@ pub struct Mp3Frames {
 }
 
 const MP3_INDEX_MAGIC: &[u8; 8] = b"tcABmp3\0";
+const MP3_INDEX_HEAD: usize = 32;
 
 impl Mp3Frames {
-    /// The index file: magic, the frame count as u64, then every frame's
-    /// size as u32 (little-endian).
-    pub fn encode(sizes: &[u32]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + 4 * sizes.len());
+    /// The index file: magic, the frame count as u64, the samples per
+    /// frame, the decoder's delay, the samples per unit and the cut as u32
+    /// (what a CDN edge needs to map frames to units), then every frame's
+    /// size as u32; all little-endian.
+    pub fn encode(v: &Mp3Variants, sizes: &[u32]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(MP3_INDEX_HEAD + 4 * sizes.len());
         out.extend_from_slice(MP3_INDEX_MAGIC);
         out.extend_from_slice(&(sizes.len() as u64).to_le_bytes());
+        for n in [
+            v.frame_samples,
+            v.delay_samples,
+            v.unit_samples,
+            v.cut_samples,
+        ] {
+            out.extend_from_slice(&(n as u32).to_le_bytes());
+        }
         for s in sizes {
             out.extend_from_slice(&s.to_le_bytes());
         }
@@ -373,12 +384,29 @@ impl Mp3Frames {
         let frames = bytes
             .get(8..16)
             .map(|w| u64::from_le_bytes(w.try_into().expect("eight bytes")));
-        if frames != Some(v.frames) || v.frames == 0 || v.frame_samples == 0 || v.unit_samples == 0
+        let shape: Option<Vec<u64>> = (0..4)
+            .map(|i| {
+                bytes
+                    .get(16 + 4 * i..20 + 4 * i)
+                    .map(|w| u64::from(u32::from_le_bytes(w.try_into().expect("four bytes"))))
+            })
+            .collect();
+        let recorded = [
+            v.frame_samples,
+            v.delay_samples,
+            v.unit_samples,
+            v.cut_samples,
+        ];
+        if frames != Some(v.frames)
+            || shape.as_deref() != Some(&recorded[..])
+            || v.frames == 0
+            || v.frame_samples == 0
+            || v.unit_samples == 0
         {
             return Err(bad("the frame index is not the one recorded"));
         }
         let n = usize::try_from(v.frames).map_err(|_| bad("frames overflow"))?;
-        let sizes = &bytes[16..];
+        let sizes = &bytes[MP3_INDEX_HEAD..];
         if Some(sizes.len()) != n.checked_mul(4) {
             return Err(bad("the frame index is cut short or too long"));
         }
@@ -750,7 +778,6 @@ mod tests {
     }
 
     fn mp3_variants(sizes: &[u32]) -> (Mp3Variants, Vec<u8>) {
-        let index = Mp3Frames::encode(sizes);
         let v = Mp3Variants {
             a_sha256: String::new(),
             b_sha256: String::new(),
@@ -763,7 +790,7 @@ mod tests {
             cut_samples: 256,
             index_sha256: String::new(),
         };
-        (v, index)
+        (v.clone(), Mp3Frames::encode(&v, sizes))
     }
 
     #[test]
@@ -851,6 +878,22 @@ mod tests {
                 index.clone(),
                 Mp3Variants {
                     unit_samples: 0,
+                    ..v.clone()
+                },
+            ),
+            (
+                "other delay",
+                index.clone(),
+                Mp3Variants {
+                    delay_samples: 576,
+                    ..v.clone()
+                },
+            ),
+            (
+                "other cut",
+                index.clone(),
+                Mp3Variants {
+                    cut_samples: 0,
                     ..v.clone()
                 },
             ),

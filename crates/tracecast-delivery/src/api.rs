@@ -331,6 +331,18 @@ pub struct CdnCopy {
     /// The copy's length in bytes.
     pub bytes: u64,
     pub media_type: String,
+    /// The same copy as MP3, opened by the same token, when the content
+    /// has MP3 variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mp3: Option<CdnForm>,
+}
+
+/// Another form of a CDN copy (the same pattern over other variants).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CdnForm {
+    pub url: String,
+    pub bytes: u64,
+    pub media_type: String,
 }
 
 impl std::fmt::Debug for CdnCopy {

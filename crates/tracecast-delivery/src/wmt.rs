@@ -80,6 +80,10 @@ pub struct WmtClaims {
     pub tct: Tier,
     /// SHA-256 (hex) of the frame index of the variants the pattern is for.
     pub tcix: String,
+    /// SHA-256 (hex) of the MP3 variants' frame index, when the content
+    /// has them: the same pattern then opens the copy as MP3 too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcmx: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -100,6 +104,7 @@ impl WmtClaims {
         content: i64,
         tier: Tier,
         index_sha256: &str,
+        mp3_index_sha256: Option<&str>,
         pattern: &[bool],
         now: i64,
         expires: i64,
@@ -117,6 +122,7 @@ impl WmtClaims {
             tcc: content,
             tct: tier,
             tcix: index_sha256.into(),
+            tcmx: mp3_index_sha256.map(str::to_owned),
         }
     }
 
@@ -139,12 +145,17 @@ impl WmtClaims {
     }
 
     /// Checks the token is for the copy at `path` (content, tier,
-    /// delivery), of the variants whose index is `index_sha256`.
+    /// delivery), of the variants whose index is `index_sha256` (the MP3
+    /// variants' for an `.mp3` path).
     pub fn check_copy(&self, path: &CopyPath, index_sha256: &str) -> Result<(), WmtError> {
         if self.tcc != path.content || self.tct != path.tier || self.tcd != path.delivery {
             return Err(WmtError::OtherCopy);
         }
-        if !self.tcix.eq_ignore_ascii_case(index_sha256) {
+        let named = match path.form {
+            CopyForm::Flac => Some(self.tcix.as_str()),
+            CopyForm::Mp3 => self.tcmx.as_deref(),
+        };
+        if !named.is_some_and(|n| n.eq_ignore_ascii_case(index_sha256)) {
             return Err(WmtError::Claims(
                 "the token is for other variants of this content".into(),
             ));
@@ -175,33 +186,70 @@ pub fn pattern_to_wmid(pattern: &[bool]) -> String {
     B64URL.encode(bytes)
 }
 
-/// Where a CDN serves a copy: `/{content}/{tier}/{delivery}.flac` below
-/// the CDN's base URL.
+/// Which form of a copy a CDN serves: spliced from the FLAC variants or
+/// from the MP3 ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyForm {
+    Flac,
+    Mp3,
+}
+
+impl CopyForm {
+    pub fn extension(self) -> &'static str {
+        match self {
+            CopyForm::Flac => "flac",
+            CopyForm::Mp3 => "mp3",
+        }
+    }
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            CopyForm::Flac => "audio/flac",
+            CopyForm::Mp3 => "audio/mpeg",
+        }
+    }
+}
+
+/// Where a CDN serves a copy: `/{content}/{tier}/{delivery}.flac` (or
+/// `.mp3`) below the CDN's base URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CopyPath {
     pub content: i64,
     pub tier: Tier,
     pub delivery: i64,
+    pub form: CopyForm,
 }
 
 impl CopyPath {
     pub fn render(&self) -> String {
-        format!("{}/{}/{}.flac", self.content, self.tier, self.delivery)
+        format!(
+            "{}/{}/{}.{}",
+            self.content,
+            self.tier,
+            self.delivery,
+            self.form.extension()
+        )
     }
 
-    /// Reads `content/tier/delivery.flac` (no leading slash).
+    /// Reads `content/tier/delivery.flac` or `.mp3` (no leading slash).
     pub fn parse(path: &str) -> Option<Self> {
         let mut parts = path.split('/');
         let content = parts.next()?.parse().ok()?;
         let tier = parts.next()?.parse().ok()?;
-        let delivery = parts.next()?.strip_suffix(".flac")?.parse().ok()?;
+        let file = parts.next()?;
+        let (delivery, form) = match (file.strip_suffix(".flac"), file.strip_suffix(".mp3")) {
+            (Some(d), _) => (d, CopyForm::Flac),
+            (_, Some(d)) => (d, CopyForm::Mp3),
+            _ => return None,
+        };
         if parts.next().is_some() {
             return None;
         }
         Some(Self {
             content,
             tier,
-            delivery,
+            delivery: delivery.parse().ok()?,
+            form,
         })
     }
 }
@@ -401,7 +449,16 @@ mod tests {
     }
 
     fn claims(pattern: &[bool]) -> WmtClaims {
-        WmtClaims::for_copy(17, 4, Tier::High, "ab12", pattern, 1_000, 2_000)
+        WmtClaims::for_copy(
+            17,
+            4,
+            Tier::High,
+            "ab12",
+            Some("ef56"),
+            pattern,
+            1_000,
+            2_000,
+        )
     }
 
     fn path() -> CopyPath {
@@ -409,6 +466,7 @@ mod tests {
             content: 4,
             tier: Tier::High,
             delivery: 17,
+            form: CopyForm::Flac,
         }
     }
 
@@ -564,6 +622,25 @@ mod tests {
             assert_eq!(c.check_copy(&p, ix), Err(WmtError::OtherCopy), "{what}");
         }
         assert!(c.check_copy(&path(), "cd34").is_err(), "other variants");
+        // The MP3 form: opened by the MP3 index the token names, not by
+        // the FLAC one, and not at all by a token that names none.
+        let mp3 = CopyPath {
+            form: CopyForm::Mp3,
+            ..path()
+        };
+        c.check_copy(&mp3, "EF56").unwrap();
+        assert!(c.check_copy(&mp3, "ab12").is_err(), "the FLAC index");
+        let rng = SystemRandom::new();
+        let flac_only = WmtClaims {
+            tcmx: None,
+            ..claims(&[true, false])
+        };
+        let t = k
+            .verifier()
+            .verify(&k.sign(&flac_only, &rng).unwrap(), 1_500)
+            .unwrap();
+        assert!(t.check_copy(&mp3, "ef56").is_err(), "no MP3 index named");
+        t.check_copy(&path(), "ab12").unwrap();
     }
 
     #[test]
@@ -577,11 +654,19 @@ mod tests {
         assert!(WmtVerifier::from_spki_base64("AAAA").is_err());
         assert_eq!(v.jwk()["kid"], v.kid());
         assert_eq!(CopyPath::parse(&path().render()), Some(path()));
+        let mp3 = CopyPath {
+            form: CopyForm::Mp3,
+            ..path()
+        };
+        assert_eq!(mp3.render(), "4/high/17.mp3");
+        assert_eq!(CopyPath::parse("4/high/17.mp3"), Some(mp3));
         for bad in [
             "4/high/17",
             "4/high/17.flac/x",
             "x/high/17.flac",
             "4/ultra/17.flac",
+            "4/high/17.ogg",
+            "4/high/17.mp3.flac",
             "",
         ] {
             assert_eq!(CopyPath::parse(bad), None, "{bad}");

@@ -2410,15 +2410,15 @@ struct WmtQuery {
 #[utoipa::path(get, path = "/cdn/{content}/{tier}/{file}", tag = "edge", security(()),
     params(("content" = i64, Path, description = "The content."),
         ("tier" = String, Path, description = "The rendition's tier (`lossless`, `high`, `preview`)."),
-        ("file" = String, Path, description = "`{delivery}.flac`."),
+        ("file" = String, Path, description = "`{delivery}.flac`, or `{delivery}.mp3` for the copy as MP3 (when the token names the MP3 variants' index)."),
         ("wmt" = Option<String>, Query, description = "The watermarking token, when no Authorization header carries it."),
         ("Range" = Option<String>, Header, description = "Byte ranges (RFC 9110)")),
     responses(
-        (status = 200, description = "The buyer's copy.", content_type = "audio/flac", body = Vec<u8>),
-        (status = 206, description = "The ranges asked for.", content_type = "audio/flac", body = Vec<u8>),
+        (status = 200, description = "The buyer's copy (`audio/flac`, or `audio/mpeg` for `.mp3`).", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The ranges asked for.", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 401, description = "No token, or one that is malformed, not the origin's, altered or expired.", body = ErrorBody),
         (status = 403, description = "The token is for another copy (delivery, content, tier) or other variants.", body = ErrorBody),
-        (status = 404, description = "No such copy path, or the origin delivers through no CDN, or the content has no FLAC variants of that tier.", body = ErrorBody),
+        (status = 404, description = "No such copy path, or the origin delivers through no CDN, or the content has no FLAC (or, for `.mp3`, MP3) variants of that tier.", body = ErrorBody),
         (status = 416, description = "No range asked for lies within the copy.", body = ErrorBody),
         (status = 502, description = "The variants are inconsistent, or the origin could not be reached for them.", body = ErrorBody),
         (status = 503, description = "The edge is starting, or its cache is unavailable; retry.", body = ErrorBody)))]
@@ -2428,7 +2428,7 @@ async fn cdn_copy(
     Path((content, tier, file)): Path<(String, String, String)>,
     query: Result<Query<WmtQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    use tracecast_delivery::wmt::{CopyPath, WmtError};
+    use tracecast_delivery::wmt::{CopyForm, CopyPath, WmtError};
     let e = slot.started()?;
     let not_found = |why: &str| ApiError::new(StatusCode::NOT_FOUND, "not_found", why.to_owned());
     let verifier = e
@@ -2436,7 +2436,7 @@ async fn cdn_copy(
         .as_ref()
         .ok_or_else(|| not_found("this edge's origin delivers through no CDN"))?;
     let path = CopyPath::parse(&format!("{content}/{tier}/{file}"))
-        .ok_or_else(|| not_found("no such copy: /cdn/{content}/{tier}/{delivery}.flac"))?;
+        .ok_or_else(|| not_found("no such copy: /cdn/{content}/{tier}/{delivery}.flac or .mp3"))?;
     let header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -2467,38 +2467,53 @@ async fn cdn_copy(
         .await?
         .filter(|ab| ab.flac.is_some())
         .ok_or_else(|| not_found("the content has no FLAC A/B variants of that tier"))?;
-    let flac = ab.flac.as_ref().expect("filtered");
+    let index_sha256 = match path.form {
+        CopyForm::Flac => ab.flac.as_ref().expect("filtered").index_sha256.clone(),
+        CopyForm::Mp3 => ab
+            .mp3
+            .as_ref()
+            .ok_or_else(|| not_found("the content has no MP3 A/B variants of that tier"))?
+            .index_sha256
+            .clone(),
+    };
     claims
-        .check_copy(&path, &flac.index_sha256)
+        .check_copy(&path, &index_sha256)
         .map_err(|x| ApiError::new(StatusCode::FORBIDDEN, "other_copy", x.to_string()))?;
     let sequence = claims
         .pattern()
         .map_err(|x| ApiError::new(StatusCode::UNAUTHORIZED, "bad_token", x.to_string()))?;
-    let pieces = e
-        .ab_pieces(path.content, path.tier, &ab, &sequence)
-        .await
-        .map_err(|x| {
-            if x.status == StatusCode::BAD_GATEWAY {
-                // The pattern does not fit the variants: the token's fault.
-                ApiError::new(StatusCode::UNAUTHORIZED, "bad_token", x.message.clone())
-            } else {
-                x
-            }
-        })?;
-    let files = e.variant_files(path.content, path.tier, &ab).await?;
-    let filename = format!("{}.flac", path.delivery);
+    let (pieces, files) = match (path.form, &ab.mp3) {
+        (CopyForm::Mp3, Some(m)) => (
+            e.mp3_pieces(path.content, path.tier, &ab, m, &sequence)
+                .await,
+            e.mp3_files(path.content, path.tier, m).await?,
+        ),
+        _ => (
+            e.ab_pieces(path.content, path.tier, &ab, &sequence).await,
+            e.variant_files(path.content, path.tier, &ab).await?,
+        ),
+    };
+    let pieces = pieces.map_err(|x| {
+        if x.status == StatusCode::BAD_GATEWAY {
+            // The pattern does not fit the variants: the token's fault.
+            ApiError::new(StatusCode::UNAUTHORIZED, "bad_token", x.message.clone())
+        } else {
+            x
+        }
+    })?;
+    let filename = format!("{}.{}", path.delivery, path.form.extension());
     let rep = crate::serve::Representation {
         source: crate::serve::Source::Pieces(&files, &pieces),
         len: tracecast_delivery::ab::copy_len(&pieces),
         etag: format!(
             "\"{}-{}\"",
             claims.tcd,
-            &claims.tcix.get(..16).unwrap_or("")
+            index_sha256.get(..16).unwrap_or("")
         ),
         last_modified: httpdate::fmt_http_date(
             std::time::UNIX_EPOCH + Duration::from_secs(claims.iat.max(0) as u64),
         ),
-        media_type: "audio/flac",
+        media_type: path.form.media_type(),
         filename: &filename,
         max_age: (claims.exp - now).max(0) as u64,
         inline: false,

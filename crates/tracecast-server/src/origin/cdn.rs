@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use sha2::{Digest, Sha256};
 use tracecast_delivery::api::{CdnCopy, PurchaseRequest};
-use tracecast_delivery::wmt::{CopyPath, WmtClaims, WmtKey};
+use tracecast_delivery::wmt::{CopyForm, CopyPath, WmtClaims, WmtKey};
 use tracecast_delivery::Tier;
 use tracecast_mark::Payload;
 use tracecast_store::{AbVariantsRecord, ContentRecord, DeliveryRecord, UserId};
@@ -208,6 +208,9 @@ pub(super) async fn issue(
         .pieces(&sequence)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let bytes = tracecast_delivery::ab::copy_len(&pieces);
+    // Every buyer's MP3 form is the variants' length: frames of the same
+    // sizes at the same offsets in both.
+    let mp3 = info.mp3.as_ref();
     reports::settle_cdn(o, d.id, bytes).await?;
     let now = super::now_secs();
     let expires = now + cdn.token_secs;
@@ -216,6 +219,7 @@ pub(super) async fn issue(
         c.id,
         v.tier,
         &flac.index_sha256,
+        mp3.map(|m| m.index_sha256.as_str()),
         &sequence,
         now,
         expires,
@@ -228,12 +232,22 @@ pub(super) async fn issue(
         content: c.id,
         tier: v.tier,
         delivery: d.id,
+        form: CopyForm::Flac,
     };
+    let url = |p: CopyPath| format!("{}/{}", cdn.url.trim_end_matches('/'), p.render());
     Ok(CdnCopy {
-        url: format!("{}/{}", cdn.url.trim_end_matches('/'), path.render()),
+        url: url(path),
         token,
         expires,
         bytes,
-        media_type: "audio/flac".into(),
+        media_type: CopyForm::Flac.media_type().into(),
+        mp3: mp3.map(|m| tracecast_delivery::api::CdnForm {
+            url: url(CopyPath {
+                form: CopyForm::Mp3,
+                ..path
+            }),
+            bytes: m.bytes,
+            media_type: CopyForm::Mp3.media_type().into(),
+        }),
     })
 }

@@ -316,15 +316,25 @@ pub(super) fn ab_info(v: &tracecast_store::AbVariantsRecord) -> tracecast_delive
         mp3: v.mp3.as_ref().map(|m| tracecast_delivery::ab::Mp3Variants {
             a_sha256: m.a_sha256.clone(),
             b_sha256: m.b_sha256.clone(),
-            bytes: m.bytes as u64,
-            frames: m.frames as u64,
-            kbps: m.kbps as u32,
-            frame_samples: tracecast_media::mp3::FRAME_SAMPLES as u64,
-            delay_samples: tracecast_media::mp3::DELAY as u64,
-            unit_samples: tracecast_mark::audio::ab::UNIT_SAMPLES as u64,
-            cut_samples: tracecast_mark::audio::ab::CUT as u64,
             index_sha256: m.index_sha256.clone(),
+            ..mp3_variants(m.bytes as u64, m.frames as u64, m.kbps as u32)
         }),
+    }
+}
+
+/// MP3 variants' shape: frames of the encoder's, units of the mark's.
+fn mp3_variants(bytes: u64, frames: u64, kbps: u32) -> tracecast_delivery::ab::Mp3Variants {
+    tracecast_delivery::ab::Mp3Variants {
+        a_sha256: String::new(),
+        b_sha256: String::new(),
+        bytes,
+        frames,
+        kbps,
+        frame_samples: tracecast_media::mp3::FRAME_SAMPLES as u64,
+        delay_samples: tracecast_media::mp3::DELAY as u64,
+        unit_samples: tracecast_mark::audio::ab::UNIT_SAMPLES as u64,
+        cut_samples: tracecast_mark::audio::ab::CUT as u64,
+        index_sha256: String::new(),
     }
 }
 
@@ -658,7 +668,10 @@ async fn store_variants(
     let (a, b, index) = (put(a).await?, put(b).await?, put(index).await?);
     let mp3 = match v.mp3 {
         Some(m) => {
-            let index = tracecast_delivery::ab::Mp3Frames::encode(&m.frames);
+            let index = tracecast_delivery::ab::Mp3Frames::encode(
+                &mp3_variants(m.a.len() as u64, m.frames.len() as u64, 0),
+                &m.frames,
+            );
             let bytes = m.a.len() as i64;
             let (ma, mb, mi) = (put(m.a).await?, put(m.b).await?, put(index).await?);
             Some(tracecast_store::AbMp3Record {

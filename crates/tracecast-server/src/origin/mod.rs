@@ -974,7 +974,7 @@ async fn hls_file(
         ("tier" = Tier, Path, description = "The rendition's tier."),
         ("which" = String, Path, pattern = "^(a|b|index|mp3-a|mp3-b|mp3-index)$", description = "The variant, or the frame index; `mp3-`: the MP3 variants and theirs.")),
     responses(
-        (status = 200, description = "The variant (`audio/flac`, `audio/wav` or `audio/mpeg`) or the frame index (`application/octet-stream`: \"tcABflac\", the header's length and the frame count as u64, then every frame's size as u32, A's then B's, all little-endian; for MP3, \"tcABmp3\\0\", the frame count as u64, then every frame's size as u32, the same in both).", content_type = "application/octet-stream", body = Vec<u8>,
+        (status = 200, description = "The variant (`audio/flac`, `audio/wav` or `audio/mpeg`) or the frame index (`application/octet-stream`: \"tcABflac\", the header's length and the frame count as u64, then every frame's size as u32, A's then B's, all little-endian; for MP3, \"tcABmp3\\0\", the frame count as u64, the samples per frame, the decoder's delay, the samples per unit and the unit's cut as u32, then every frame's size as u32, the same in both).", content_type = "application/octet-stream", body = Vec<u8>,
             headers(("Tracecast-Sha256" = String, description = "The file's SHA-256 (hex), as recorded at ingest."))),
         (status = 404, description = "The content has no A/B variants of that tier.", body = ErrorBody),
         Refusals))]

@@ -271,6 +271,81 @@ async fn a_cdn_serves_each_buyer_their_copy_by_token_and_it_traces_to_them() {
         assert_eq!(r.mark.as_ref().map(|m| i64::from(m.edge)), Some(cdn_id));
         assert_eq!(r.deliveries[0].delivery, p.delivery);
 
+        // The same token opens the copy as MP3 at nginx and at the edge:
+        // the same bytes, every frame decodes, and it traces to alice.
+        assert!(folder.join("a.mp3").is_file() && folder.join("mp3-index").is_file());
+        let form = copy.mp3.clone().expect("an MP3 form");
+        assert_eq!(
+            form.url,
+            format!("{cdn_url}/{}/high/{}.mp3", c.id, p.delivery)
+        );
+        let mp3_copy = tracecast_delivery::api::CdnCopy {
+            url: form.url.clone(),
+            bytes: form.bytes,
+            media_type: form.media_type.clone(),
+            mp3: None,
+            ..copy.clone()
+        };
+        let alice_mp3 = files.path().join("alice.mp3");
+        let n = tracecast_client::cdn::download(&http, &mp3_copy, &alice_mp3)
+            .await
+            .unwrap();
+        assert_eq!(n, form.bytes);
+        let mp3_bytes = std::fs::read(&alice_mp3).unwrap();
+        assert!(tracecast_media::mp3::frame_sizes(&mp3_bytes).is_ok());
+        let ff = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&alice_mp3)
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        assert!(ff.status.success() && ff.stderr.is_empty(), "{ff:?}");
+        let r = http
+            .get(format!(
+                "{}/cdn/{}/high/{}.mp3",
+                tokyo.trim_end_matches("/edge"),
+                c.id,
+                p.delivery
+            ))
+            .bearer_auth(&copy.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-type"], "audio/mpeg");
+        assert_eq!(r.bytes().await.unwrap(), mp3_bytes);
+        let r = provider.trace_as(&alice_mp3, None).await.unwrap();
+        assert_eq!(r.mark.as_ref().map(|m| i64::from(m.user)), Some(alice_id));
+        // A token that names no MP3 index opens the FLAC, not the MP3.
+        let flac_only = key
+            .sign(
+                &WmtClaims {
+                    tcmx: None,
+                    ..key.verifier().verify(&copy.token, 0).unwrap()
+                },
+                &rng,
+            )
+            .unwrap();
+        for url in [
+            form.url.clone(),
+            format!(
+                "{}/cdn/{}/high/{}.mp3",
+                tokyo.trim_end_matches("/edge"),
+                c.id,
+                p.delivery
+            ),
+        ] {
+            let r = http.get(&url).bearer_auth(&flac_only).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{url}");
+        }
+        let r = http
+            .get(&copy.url)
+            .bearer_auth(&flac_only)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+
         // Bob buys too; the two mix their decoded copies unit by unit:
         // one of them is accused, carol (a buyer too) never.
         let pb = bob.order_once(&through_cdn, Some("bob-1")).await.unwrap();
@@ -360,7 +435,7 @@ async fn a_cdn_serves_each_buyer_their_copy_by_token_and_it_traces_to_them() {
             }
         }
         // The variants themselves are never served.
-        for path in ["a.flac", "index"] {
+        for path in ["a.flac", "index", "a.mp3", "mp3-index"] {
             let r = http
                 .get(format!("{cdn_url}/{}/high/{path}", c.id))
                 .bearer_auth(&copy.token)
