@@ -449,23 +449,33 @@ impl Edge {
         Ok(info.renditions.into_iter().find(|r| r.tier == tier))
     }
 
-    /// Both variants through the caches (pulled from the origin and
-    /// hash-checked when missing), each checked for its recorded length;
-    /// none is read into memory here.
-    async fn pull_variants(&self, content: i64, tier: Tier, ab: &AbInfo) -> Result<(), ApiError> {
+    /// Two variant files through their caches: `(which, sha256, length)`
+    /// each, pulled from the origin (hash-checked) when missing and checked
+    /// for length; none is read into memory here.
+    async fn pair_files(
+        &self,
+        caches: &[Cache; 2],
+        content: i64,
+        tier: Tier,
+        pair: [(&str, &str, u64); 2],
+    ) -> Result<[PathBuf; 2], ApiError> {
         let h = Holding { content, tier };
-        for (i, (which, sha)) in [("a", &ab.a_sha256), ("b", &ab.b_sha256)]
-            .into_iter()
-            .enumerate()
-        {
-            let (file, _) = self.variants[i]
+        let held = || match (caches[0].lookup(&h), caches[1].lookup(&h)) {
+            (Some(a), Some(b)) => Some([a, b]),
+            _ => None,
+        };
+        if let Some(files) = held() {
+            return Ok(files);
+        }
+        for (cache, (which, sha, want)) in caches.iter().zip(pair) {
+            let (file, _) = cache
                 .get_file(h, sha, || self.origin.ab_variant(content, tier, which, sha))
                 .await
                 .map_err(cache_error)?;
             let len = file.metadata().map(|m| m.len()).map_err(|x| {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cache", x.to_string())
             })?;
-            if len != ab.variant_bytes(i == 1) {
+            if len != want {
                 return Err(ApiError::new(
                     StatusCode::BAD_GATEWAY,
                     "bad_variant",
@@ -473,7 +483,41 @@ impl Edge {
                 ));
             }
         }
-        Ok(())
+        held().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cache",
+                "the variants were evicted as they arrived; try again",
+            )
+        })
+    }
+
+    /// A frame index through its cache (`which` at the origin), read by
+    /// `decode` once and kept read in `memo` (by its SHA-256; bounded).
+    async fn frame_index<T>(
+        &self,
+        (cache, memo): (&Cache, &std::sync::Mutex<HashMap<String, Arc<T>>>),
+        content: i64,
+        tier: Tier,
+        which: &str,
+        sha: &str,
+        decode: impl FnOnce(&[u8]) -> Result<T, tracecast_delivery::ab::AssembleError>,
+    ) -> Result<Arc<T>, ApiError> {
+        if let Some(known) = memo.lock().expect("lock").get(sha).cloned() {
+            return Ok(known);
+        }
+        let h = Holding { content, tier };
+        let (bytes, _) = cache
+            .get(h, sha, || self.origin.ab_variant(content, tier, which, sha))
+            .await
+            .map_err(cache_error)?;
+        let read = Arc::new(decode(&bytes).map_err(bad_variant)?);
+        let mut known = memo.lock().expect("lock");
+        if known.len() >= 256 {
+            known.clear();
+        }
+        known.insert(sha.to_owned(), read.clone());
+        Ok(read)
     }
 
     /// The pieces of the copy `sequence` makes of a rendition's variants:
@@ -486,40 +530,20 @@ impl Edge {
         ab: &AbInfo,
         sequence: &[bool],
     ) -> Result<Vec<Piece>, ApiError> {
-        let bad = |x: tracecast_delivery::ab::AssembleError| {
-            ApiError::new(StatusCode::BAD_GATEWAY, "bad_variant", x.to_string())
-        };
         let Some(flac) = &ab.flac else {
-            return ab.geometry.pieces(sequence).map_err(bad);
+            return ab.geometry.pieces(sequence).map_err(bad_variant);
         };
-        let known = self
-            .flac_frames
-            .lock()
-            .expect("lock")
-            .get(&flac.index_sha256)
-            .cloned();
-        let frames = match known {
-            Some(f) => f,
-            None => {
-                let h = Holding { content, tier };
-                let sha = &flac.index_sha256;
-                let (bytes, _) = self
-                    .variant_index
-                    .get(h, sha, || {
-                        self.origin.ab_variant(content, tier, "index", sha)
-                    })
-                    .await
-                    .map_err(cache_error)?;
-                let f = Arc::new(FlacFrames::decode(&bytes, flac).map_err(bad)?);
-                let mut known = self.flac_frames.lock().expect("lock");
-                if known.len() >= 256 {
-                    known.clear();
-                }
-                known.insert(sha.clone(), f.clone());
-                f
-            }
-        };
-        frames.pieces(sequence).map_err(bad)
+        let frames = self
+            .frame_index(
+                (&self.variant_index, &self.flac_frames),
+                content,
+                tier,
+                "index",
+                &flac.index_sha256,
+                |b| FlacFrames::decode(b, flac),
+            )
+            .await?;
+        frames.pieces(sequence).map_err(bad_variant)
     }
 
     /// The pieces of a copy as MP3: `sequence` over the MP3 variants'
@@ -532,37 +556,19 @@ impl Edge {
         mp3: &Mp3Variants,
         sequence: &[bool],
     ) -> Result<Vec<Piece>, ApiError> {
-        let bad = |x: tracecast_delivery::ab::AssembleError| {
-            ApiError::new(StatusCode::BAD_GATEWAY, "bad_variant", x.to_string())
-        };
-        let known = self
-            .mp3_frames
-            .lock()
-            .expect("lock")
-            .get(&mp3.index_sha256)
-            .cloned();
-        let frames = match known {
-            Some(f) => f,
-            None => {
-                let h = Holding { content, tier };
-                let sha = &mp3.index_sha256;
-                let (bytes, _) = self
-                    .mp3_index
-                    .get(h, sha, || {
-                        self.origin.ab_variant(content, tier, "mp3-index", sha)
-                    })
-                    .await
-                    .map_err(cache_error)?;
-                let f = Arc::new(Mp3Frames::decode(&bytes, mp3).map_err(bad)?);
-                let mut known = self.mp3_frames.lock().expect("lock");
-                if known.len() >= 256 {
-                    known.clear();
-                }
-                known.insert(sha.clone(), f.clone());
-                f
-            }
-        };
-        frames.pieces(ab.geometry.units, mp3, sequence).map_err(bad)
+        let frames = self
+            .frame_index(
+                (&self.mp3_index, &self.mp3_frames),
+                content,
+                tier,
+                "mp3-index",
+                &mp3.index_sha256,
+                |b| Mp3Frames::decode(b, mp3),
+            )
+            .await?;
+        frames
+            .pieces(ab.geometry.units, mp3, sequence)
+            .map_err(bad_variant)
     }
 
     /// The MP3 variant files, pulled (and checked) when missing.
@@ -572,40 +578,16 @@ impl Edge {
         tier: Tier,
         mp3: &Mp3Variants,
     ) -> Result<[PathBuf; 2], ApiError> {
-        let h = Holding { content, tier };
-        let held = |c: &[Cache; 2]| match (c[0].lookup(&h), c[1].lookup(&h)) {
-            (Some(a), Some(b)) => Some([a, b]),
-            _ => None,
-        };
-        if let Some(files) = held(&self.mp3_variants) {
-            return Ok(files);
-        }
-        for (i, (which, sha)) in [("mp3-a", &mp3.a_sha256), ("mp3-b", &mp3.b_sha256)]
-            .into_iter()
-            .enumerate()
-        {
-            let (file, _) = self.mp3_variants[i]
-                .get_file(h, sha, || self.origin.ab_variant(content, tier, which, sha))
-                .await
-                .map_err(cache_error)?;
-            let len = file.metadata().map(|m| m.len()).map_err(|x| {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cache", x.to_string())
-            })?;
-            if len != mp3.bytes {
-                return Err(ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "bad_variant",
-                    format!("variant {which} of {content}/{tier} is not the recorded length"),
-                ));
-            }
-        }
-        held(&self.mp3_variants).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "cache",
-                "the variants were evicted as they arrived; try again",
-            )
-        })
+        self.pair_files(
+            &self.mp3_variants,
+            content,
+            tier,
+            [
+                ("mp3-a", &mp3.a_sha256, mp3.bytes),
+                ("mp3-b", &mp3.b_sha256, mp3.bytes),
+            ],
+        )
+        .await
     }
 
     /// The variant files to serve an assembled copy from.
@@ -615,19 +597,16 @@ impl Edge {
         tier: Tier,
         ab: &AbInfo,
     ) -> Result<[PathBuf; 2], ApiError> {
-        let h = Holding { content, tier };
-        if let (Some(a), Some(b)) = (self.variants[0].lookup(&h), self.variants[1].lookup(&h)) {
-            return Ok([a, b]);
-        }
-        self.pull_variants(content, tier, ab).await?;
-        match (self.variants[0].lookup(&h), self.variants[1].lookup(&h)) {
-            (Some(a), Some(b)) => Ok([a, b]),
-            _ => Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "cache",
-                "the variants were evicted as they arrived; try again",
-            )),
-        }
+        self.pair_files(
+            &self.variants,
+            content,
+            tier,
+            [
+                ("a", &ab.a_sha256, ab.variant_bytes(false)),
+                ("b", &ab.b_sha256, ab.variant_bytes(true)),
+            ],
+        )
+        .await
     }
 
     /// A signed, expiring link to a delivery's copy, and when it expires.
@@ -1814,6 +1793,11 @@ fn unknown_rendition(content: i64, tier: Tier) -> ApiError {
         "unknown_rendition",
         format!("content {content} has no {tier} rendition"),
     )
+}
+
+/// Variants or an index that do not fit what the origin recorded.
+fn bad_variant(x: tracecast_delivery::ab::AssembleError) -> ApiError {
+    ApiError::new(StatusCode::BAD_GATEWAY, "bad_variant", x.to_string())
 }
 
 fn cache_error(e: CacheError) -> ApiError {
