@@ -75,7 +75,7 @@ fn quantise(s: f32, bits: u32) -> i32 {
 /// rounded to an integer, ties to even; ties are then moved away from
 /// zero), and that sum's bits hold the integer.
 #[inline(always)]
-fn quantise16(s: f32) -> i16 {
+pub(crate) fn quantise16(s: f32) -> i16 {
     const MAGIC: f32 = 12_582_912.0;
     let x = (s * 32_768.0).clamp(-32_768.0, 32_767.0);
     let x = if x.is_nan() { 0.0 } else { x };

@@ -91,12 +91,15 @@ pub fn encode_mp3_pair(a: &Pcm, b: &Pcm, kbps: u32) -> Result<Mp3Pair, MediaErro
 }
 
 /// One MP3 stream at a constant `kbps`, without the bit reservoir, tags
-/// or a Xing frame.
+/// or a Xing frame. The samples go to ffmpeg as 16-bit PCM a piece at a
+/// time (never the whole audio again in memory: an hour is 635 MB).
 fn encode_cbr(pcm: &Pcm, kbps: u32) -> Result<Vec<u8>, MediaError> {
-    let mut wav = crate::encode_to_vec(pcm, crate::OutputFormat::Wav)?;
     let mut child = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-f", "wav", "-i", "pipe:0"])
-        .args(["-map_metadata", "-1", "-c:a", "libmp3lame"])
+        .args(["-nostdin", "-v", "error", "-f", "s16le", "-ar"])
+        .arg(pcm.sample_rate.to_string())
+        .arg("-ac")
+        .arg(pcm.channels.len().to_string())
+        .args(["-i", "pipe:0", "-map_metadata", "-1", "-c:a", "libmp3lame"])
         .arg("-b:a")
         .arg(format!("{kbps}k"))
         .args(["-reservoir", "0", "-write_xing", "0", "-id3v2_version", "0"])
@@ -109,33 +112,39 @@ fn encode_cbr(pcm: &Pcm, kbps: u32) -> Result<Vec<u8>, MediaError> {
             MediaError::Encode(format!("cannot run ffmpeg: {e} (apt-get install ffmpeg)"))
         })?;
     let mut stdin = child.stdin.take().expect("piped");
-    let feeder = std::thread::spawn(move || {
-        let r = stdin.write_all(&wav);
-        wav.clear();
-        r
-    });
-    let mut out = Vec::new();
-    child
-        .stdout
-        .take()
-        .expect("piped")
-        .read_to_end(&mut out)
-        .map_err(|e| MediaError::Encode(format!("reading ffmpeg: {e}")))?;
-    let mut err = String::new();
-    let _ = child.stderr.take().expect("piped").read_to_string(&mut err);
-    let status = child
-        .wait()
-        .map_err(|e| MediaError::Encode(format!("ffmpeg: {e}")))?;
-    let fed = feeder
-        .join()
-        .map_err(|_| MediaError::Encode("feeding ffmpeg".into()))?;
-    if !status.success() || fed.is_err() {
-        return Err(MediaError::Encode(format!(
-            "ffmpeg could not encode MP3 ({status}): {}",
-            err.trim()
-        )));
-    }
-    Ok(out)
+    std::thread::scope(|scope| {
+        let feeder = scope.spawn(move || {
+            const PIECE: usize = 1 << 14;
+            let mut buf = Vec::with_capacity(PIECE * pcm.channels.len() * 2);
+            for start in (0..pcm.frames()).step_by(PIECE) {
+                buf.clear();
+                for i in start..(start + PIECE).min(pcm.frames()) {
+                    for c in &pcm.channels {
+                        buf.extend_from_slice(&crate::encode::quantise16(c[i]).to_le_bytes());
+                    }
+                }
+                stdin.write_all(&buf)?;
+            }
+            Ok::<_, std::io::Error>(())
+        });
+        let mut out = Vec::new();
+        let read = child.stdout.take().expect("piped").read_to_end(&mut out);
+        let mut err = String::new();
+        let _ = child.stderr.take().expect("piped").read_to_string(&mut err);
+        let status = child
+            .wait()
+            .map_err(|e| MediaError::Encode(format!("ffmpeg: {e}")))?;
+        let fed = feeder
+            .join()
+            .map_err(|_| MediaError::Encode("feeding ffmpeg".into()))?;
+        if !status.success() || fed.is_err() || read.is_err() {
+            return Err(MediaError::Encode(format!(
+                "ffmpeg could not encode MP3 ({status}): {}",
+                err.trim()
+            )));
+        }
+        Ok(out)
+    })
 }
 
 /// MPEG-1 Layer III bit rates (kbit/s) by header index (0: free, 15: bad).
